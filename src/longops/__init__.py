@@ -1,0 +1,56 @@
+"""longops: durable, observable long-running operations for Python.
+
+Example::
+
+    from longops import Longops
+
+    app = Longops("sqlite:///longops.db")
+
+    @app.task()
+    def render_report(year: int) -> str: ...
+
+    app.migrate()
+    handle = app.enqueue(render_report, 2026)
+"""
+
+from longops.app import Longops, OperationHandle
+from longops.core.service import EnqueueRequest
+from longops.domain.clock import Clock, FrozenClock, SystemClock
+from longops.domain.errors import (
+    ConfigurationError,
+    InvalidTransition,
+    LongopsError,
+    NotFound,
+    OperationCancelled,
+    ValidationError,
+)
+from longops.domain.operation import Attempt, Category, Operation, Outcome, Priority
+from longops.domain.recurrence import Recurrence
+from longops.domain.retry import BusinessCentralBackoff, ExponentialBackoff
+from longops.domain.status import Status
+from longops.worker.context import RunContext
+
+__all__ = [
+    "Attempt",
+    "BusinessCentralBackoff",
+    "Category",
+    "Clock",
+    "ConfigurationError",
+    "EnqueueRequest",
+    "ExponentialBackoff",
+    "FrozenClock",
+    "InvalidTransition",
+    "Longops",
+    "LongopsError",
+    "NotFound",
+    "Operation",
+    "OperationCancelled",
+    "OperationHandle",
+    "Outcome",
+    "Priority",
+    "RunContext",
+    "Status",
+    "SystemClock",
+    "ValidationError",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,457 @@
+"""The ``longops`` command: run workers, enqueue, inspect and act on operations, manage the
+schema, and try it all with ``longops demo``.
+
+Every read command takes ``--json``; an operation's JSON always has a top-level ``status``.
+Errors go to standard error with exit code 2 for bad input and 1 for everything else.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from longops.app import Longops
+from longops.cli.loading import load_app
+from longops.cli.render import attempts_table, operations_table, print_json
+from longops.core.service import EnqueueRequest
+from longops.domain.errors import LongopsError, ValidationError
+from longops.domain.status import Status
+from longops.store.base import OperationQuery
+
+cli = typer.Typer(
+    name="longops",
+    help="Track long-running operations: run workers, enqueue work, watch and act on it.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+ops_cli = typer.Typer(
+    help="Inspect and act on operations (job queue entries).", no_args_is_help=True
+)
+db_cli = typer.Typer(help="Create, upgrade and inspect the database schema.", no_args_is_help=True)
+cat_cli = typer.Typer(help="Categories: serialisation groups per company.", no_args_is_help=True)
+queue_cli = typer.Typer(help="Pause and resume queues.", no_args_is_help=True)
+sessions_cli = typer.Typer(help="Worker sessions and their events.", no_args_is_help=True)
+cli.add_typer(ops_cli, name="ops")
+cli.add_typer(db_cli, name="db")
+cli.add_typer(cat_cli, name="categories")
+cli.add_typer(queue_cli, name="queues")
+cli.add_typer(sessions_cli, name="sessions")
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+@dataclass
+class State:
+    app_spec: str | None = None
+    database_url: str | None = None
+    _app: Longops | None = None
+
+    @property
+    def app(self) -> Longops:
+        if self._app is None:
+            self._app = load_app(self.app_spec, self.database_url)
+        return self._app
+
+
+state = State()
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for programs.")]
+CompanyOpt = Annotated[str, typer.Option("--company", "-c", help="Company name.")]
+
+
+@cli.callback()
+def _root(
+    app: Annotated[
+        str | None,
+        typer.Option("--app", envvar="LONGOPS_APP", help="Your application as module:attribute."),
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            envvar="LONGOPS_DATABASE_URL",
+            help="sqlite:///file.db or postgresql://... (default sqlite:///longops.db).",
+        ),
+    ] = None,
+) -> None:
+    state.app_spec = app
+    state.database_url = database_url
+    state._app = None
+
+
+# -- worker -------------------------------------------------------------------------------------
+@cli.command()
+def worker(
+    concurrency: Annotated[int, typer.Option("--concurrency", "-n", help="Runs at once.")] = 4,
+    queue: Annotated[
+        list[str] | None, typer.Option("--queue", "-q", help="Queue to serve (repeatable).")
+    ] = None,
+    heartbeat_interval: Annotated[float, typer.Option(help="Seconds between heartbeats.")] = 5.0,
+    session_timeout: Annotated[
+        float, typer.Option(help="Seconds of silence before a session is declared lost.")
+    ] = 30.0,
+    grace_period: Annotated[
+        float, typer.Option(help="Seconds a drain waits for running work (SIGTERM).")
+    ] = 30.0,
+    rescuer_interval: Annotated[float, typer.Option(help="Seconds between rescuer runs.")] = 5.0,
+    poll_interval: Annotated[float, typer.Option(help="Longest idle wait, in seconds.")] = 1.0,
+) -> None:
+    """Run a worker session until SIGTERM/SIGINT (a second signal stops at once)."""
+    app = state.app
+    if len(app.registry) == 0:
+        raise LongopsError("no tasks registered: pass --app module:attribute (or LONGOPS_APP)")
+    w = app.worker(
+        queues=tuple(queue or ("default",)),
+        concurrency=concurrency,
+        heartbeat_interval=heartbeat_interval,
+        session_timeout=session_timeout,
+        grace_period=grace_period,
+        rescuer_interval=rescuer_interval,
+        poll_interval=poll_interval,
+    )
+    err.print(
+        f"longops worker {w.session_id} serving {', '.join(w.options.queues)} "
+        f"with {concurrency} slots on {app.store.dialect}"
+    )
+    code = w.run()
+    raise typer.Exit(code)
+
+
+# -- enqueue ------------------------------------------------------------------------------------
+@cli.command()
+def enqueue(
+    task: Annotated[str, typer.Argument(help="Registered task name.")],
+    args: Annotated[str, typer.Option("--args", help="JSON array of positional arguments.")] = "[]",
+    kwargs: Annotated[
+        str, typer.Option("--kwargs", help="JSON object of keyword arguments.")
+    ] = "{}",
+    company: CompanyOpt = "default",
+    description: Annotated[str | None, typer.Option()] = None,
+    queue: Annotated[str | None, typer.Option()] = None,
+    category: Annotated[str | None, typer.Option()] = None,
+    priority: Annotated[str | None, typer.Option(help="high, normal or low.")] = None,
+    delay: Annotated[float | None, typer.Option(help="Seconds before it may start.")] = None,
+    max_attempts: Annotated[int | None, typer.Option()] = None,
+    rerun_delay: Annotated[int | None, typer.Option(help="Seconds (0-3600).")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Seconds.")] = None,
+    recurrence: Annotated[
+        str | None,
+        typer.Option(help="'every 15m', 'cron:0 9 * * 1-5', 'formula:<1M+CM>' or JSON."),
+    ] = None,
+    dedup_key: Annotated[str | None, typer.Option()] = None,
+    user: Annotated[str | None, typer.Option(help="Who the operation runs on behalf of.")] = None,
+    on_hold: Annotated[bool, typer.Option("--on-hold", help="Create it On Hold.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an operation. Prints its id as the last line (or the operation with --json)."""
+    parsed_args = _json_arg("args", args, list)
+    parsed_kwargs = _json_arg("kwargs", kwargs, dict)
+    app = state.app
+    op = app.service.enqueue(
+        EnqueueRequest(
+            task=task,
+            args=parsed_args,
+            kwargs=parsed_kwargs,
+            company=company,
+            description=description,
+            queue=queue,
+            category=category,
+            priority=priority,
+            delay=delay,
+            max_attempts=max_attempts,
+            rerun_delay=rerun_delay,
+            timeout=timeout,
+            recurrence=recurrence,
+            dedup_key=dedup_key,
+            user=user,
+            on_hold=on_hold,
+        )
+    )
+    if as_json:
+        print_json(out, op.to_json())
+    else:
+        out.print(f"{op.status.caption}: {op.task} (entry {op.entry_no})", style="dim")
+        out.file.write(f"{op.id}\n")
+
+
+def _json_arg(name: str, text: str, kind: type) -> Any:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(name, f"must be valid JSON: {exc.msg}") from exc
+    if not isinstance(value, kind):
+        raise ValidationError(name, f"must be a JSON {'array' if kind is list else 'object'}")
+    return value
+
+
+# -- ops ----------------------------------------------------------------------------------------
+@ops_cli.command("list")
+def ops_list(
+    status: Annotated[
+        list[str] | None, typer.Option("--status", "-s", help="Filter (repeatable).")
+    ] = None,
+    company: Annotated[str | None, typer.Option("--company", "-c")] = None,
+    task: Annotated[str | None, typer.Option()] = None,
+    category: Annotated[str | None, typer.Option()] = None,
+    limit: Annotated[int, typer.Option(help="At most this many (1-1000).")] = 100,
+    after: Annotated[int | None, typer.Option(help="Entries after this entry number.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List operations in entry order."""
+    statuses = tuple(_status(s) for s in status or ())
+    ops = state.app.service.list_operations(
+        OperationQuery(
+            company=company,
+            statuses=statuses,
+            task=task,
+            category=category,
+            limit=limit,
+            after_entry_no=after,
+        )
+    )
+    if as_json:
+        print_json(out, [op.to_json() for op in ops])
+    else:
+        out.print(operations_table(ops))
+
+
+def _status(text: str) -> Status:
+    try:
+        return Status(text.strip().lower().replace(" ", "_").replace("-", "_"))
+    except ValueError:
+        raise ValidationError(
+            "status", f"must be one of {', '.join(s.value for s in Status)}", text
+        ) from None
+
+
+@ops_cli.command("show")
+def ops_show(operation_id: str, as_json: JsonOpt = False) -> None:
+    """Show one operation with its attempts (log entries)."""
+    service = state.app.service
+    op = service.get(operation_id)
+    attempts = service.attempts(op.id)
+    if as_json:
+        data = op.to_json()
+        data["attempts"] = [a.to_json() for a in attempts]
+        print_json(out, data)
+        return
+    out.print(operations_table([op], title=f"Operation {op.id}"))
+    if op.cancel_request:
+        cr = op.cancel_request
+        out.print(f"Cancel requested at {cr.requested_at} by {cr.requested_by}: {cr.reason}")
+    out.print(attempts_table(attempts))
+    last = attempts[-1] if attempts else None
+    if last and last.traceback:
+        out.print("[bold]Last traceback[/]")
+        out.print(last.traceback, markup=False)
+
+
+def _action(name: str, operation_id: str, **kwargs: Any) -> None:
+    op = getattr(state.app.service, name)(operation_id, **kwargs)
+    out.print(f"{op.id} {op.status.caption}")
+
+
+@ops_cli.command("hold")
+def ops_hold(operation_id: str) -> None:
+    """Set On Hold (not while running: cancel instead)."""
+    _action("hold", operation_id)
+
+
+@ops_cli.command("ready")
+def ops_ready(operation_id: str, user: Annotated[str | None, typer.Option()] = None) -> None:
+    """Set Status to Ready: attempts reset, start recomputed."""
+    _action("set_ready", operation_id, user=user)
+
+
+@ops_cli.command("restart")
+def ops_restart(operation_id: str, user: Annotated[str | None, typer.Option()] = None) -> None:
+    """Restart a finished, failed or cancelled operation."""
+    _action("restart", operation_id, user=user)
+
+
+@ops_cli.command("run-now")
+def ops_run_now(operation_id: str, user: Annotated[str | None, typer.Option()] = None) -> None:
+    """Run as soon as a worker is free, ignoring the schedule."""
+    _action("run_now", operation_id, user=user)
+
+
+@ops_cli.command("cancel")
+def ops_cancel(
+    operation_id: str,
+    reason: Annotated[str | None, typer.Option(help="Why; recorded with the request.")] = None,
+    by: Annotated[str | None, typer.Option(help="Who asks.")] = None,
+) -> None:
+    """Cancel: at once if not running; a running operation is asked to stop."""
+    op = state.app.service.cancel(operation_id, reason=reason, by=by)
+    label = "Cancelling" if op.status is Status.IN_PROCESS else op.status.caption
+    out.print(f"{op.id} {label}")
+
+
+@ops_cli.command("delete")
+def ops_delete(operation_id: str) -> None:
+    """Delete an operation (refused while it is in process)."""
+    state.app.service.delete(operation_id)
+    out.print(f"{operation_id} deleted")
+
+
+@ops_cli.command("remove-failed")
+def ops_remove_failed(company: CompanyOpt = "default") -> None:
+    """Delete non-recurring operations in error whose last run ended over 30 s ago."""
+    n = state.app.service.remove_failed(company)
+    out.print(f"{n} failed operation(s) removed")
+
+
+# -- db -----------------------------------------------------------------------------------------
+@db_cli.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending migrations."""
+    applied = state.app.migrate()
+    out.print(f"applied {', '.join(applied)}" if applied else "schema is up to date")
+
+
+@db_cli.command("status")
+def db_status(as_json: JsonOpt = False) -> None:
+    """Show each migration and whether it is applied (exit 1 unless all are)."""
+    states = state.app.store.migration_status()
+    if as_json:
+        print_json(out, [{"version": s.version, "name": s.name, "state": s.state} for s in states])
+    else:
+        for s in states:
+            out.print(f"{s.version:04d}_{s.name}: {s.state}")
+    if any(s.state != "applied" for s in states):
+        raise typer.Exit(1)
+
+
+@db_cli.command("sql")
+def db_sql() -> None:
+    """Print the whole schema as SQL, for teams that apply schema with their own tool."""
+    out.file.write(state.app.store.migration_sql())
+
+
+# -- categories, queues, sessions ---------------------------------------------------------------
+@cat_cli.command("set")
+def categories_set(
+    code: str,
+    company: CompanyOpt = "default",
+    max_concurrent: Annotated[int, typer.Option(help="Runs at once (default 1).")] = 1,
+    description: Annotated[str, typer.Option()] = "",
+    paused: Annotated[bool, typer.Option("--paused/--running")] = False,
+) -> None:
+    """Create or update a category."""
+    c = state.app.service.set_category(
+        company, code, max_concurrent=max_concurrent, description=description, paused=paused
+    )
+    out.print(f"{c.company}/{c.code}: max {c.max_concurrent}{' (paused)' if c.paused else ''}")
+
+
+@cat_cli.command("list")
+def categories_list(company: CompanyOpt = "default", as_json: JsonOpt = False) -> None:
+    """List a company's categories."""
+    cats = state.app.store.list_categories(company)
+    if as_json:
+        print_json(out, [_cat(c) for c in cats])
+        return
+    for c in cats:
+        out.print(
+            f"{c.code}\tmax {c.max_concurrent}\t{'paused' if c.paused else ''}\t{c.description}"
+        )
+
+
+def _cat(c: Any) -> dict[str, Any]:
+    return {
+        "company": c.company,
+        "code": c.code,
+        "description": c.description,
+        "max_concurrent": c.max_concurrent,
+        "paused": c.paused,
+    }
+
+
+@queue_cli.command("pause")
+def queues_pause(name: str) -> None:
+    """Stop workers from claiming a queue's operations."""
+    state.app.service.pause_queue(name)
+    out.print(f"queue {name} paused")
+
+
+@queue_cli.command("resume")
+def queues_resume(name: str) -> None:
+    """Let workers claim a queue's operations again."""
+    state.app.service.resume_queue(name)
+    out.print(f"queue {name} resumed")
+
+
+@sessions_cli.command("list")
+def sessions_list(
+    active: Annotated[bool, typer.Option("--active", help="Only live sessions.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List worker sessions, newest first."""
+    sessions = state.app.store.list_sessions(active_only=active)
+    if as_json:
+        print_json(out, [s.to_json() for s in sessions])
+        return
+    for s in sessions:
+        out.print(
+            f"{s.id}  {s.state.value:8}  {s.host} pid {s.pid}  queues {','.join(s.queues)}  "
+            f"heartbeat {s.last_heartbeat_at:%H:%M:%S}"
+        )
+
+
+@sessions_cli.command("events")
+def sessions_events(
+    session_id: Annotated[str | None, typer.Argument()] = None, as_json: JsonOpt = False
+) -> None:
+    """Session events (logon, logoff, lost, drain started), newest first."""
+    import uuid
+
+    sid = uuid.UUID(session_id) if session_id else None
+    events = state.app.store.list_session_events(sid)
+    if as_json:
+        print_json(out, [e.to_json() for e in events])
+        return
+    for e in events:
+        out.print(f"{e.at:%Y-%m-%d %H:%M:%S}  {e.type.value:17}  {e.session_id}  {e.comment or ''}")
+
+
+# -- demo ---------------------------------------------------------------------------------------
+@cli.command()
+def demo(
+    seconds: Annotated[
+        float, typer.Option("--for", help="Stop after this many seconds at most.")
+    ] = 60.0,
+    database_url: Annotated[
+        str | None,
+        typer.Option("--database-url", help="Where to run it (default: a fresh SQLite file)."),
+    ] = None,
+) -> None:
+    """Run a worker on a fresh SQLite file and watch demo operations until they settle."""
+    from longops.demo.run import run_demo
+
+    raise typer.Exit(
+        run_demo(out, seconds=seconds, database_url=database_url or state.database_url)
+    )
+
+
+def main() -> None:
+    """Console entry point: turns longops errors into a message and an exit code.
+
+    Usage errors are typer's own (exit 2); bad input we detect is a ValidationError (exit 2);
+    anything else longops refuses exits 1.
+    """
+    try:
+        cli()
+    except LongopsError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(2 if isinstance(exc, ValidationError) else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,353 @@
+"""OperationService: the one place front ends go through to create and act on operations.
+
+Every action names the statuses it may start from (``domain.status.ACTIONS``) and the store
+applies it only to a row still in one of them, so two people acting at once cannot push an
+operation through a transition the table does not allow.
+
+Example::
+
+    service = OperationService(store, registry, SystemClock())
+    op = service.enqueue(EnqueueRequest(task="post_invoices", args=("2026-01",)))
+    service.hold(op.id)
+    service.set_ready(op.id, user="alice")
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from longops.domain.clock import Clock
+from longops.domain.errors import InvalidTransition, NotFound, ValidationError
+from longops.domain.operation import (
+    DEFAULT_COMPANY,
+    Attempt,
+    Category,
+    NewOperation,
+    Operation,
+    Priority,
+    _check_name,
+)
+from longops.domain.recurrence import Recurrence, initial_run_time
+from longops.domain.retry import RetryPolicy
+from longops.domain.status import ACTIONS, Status, allowed_from, target_of
+from longops.store.base import ActionParams, OperationQuery, Store
+from longops.worker.registry import TaskDef, TaskRegistry
+
+REMOVE_FAILED_AFTER = timedelta(seconds=30)  # Business Central's filter is 30,000 ms
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueRequest:
+    """What a caller asks for; unset options take the task's defaults."""
+
+    task: str | Callable[..., Any] | TaskDef
+    args: Sequence[Any] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    company: str = DEFAULT_COMPANY
+    description: str | None = None
+    queue: str | None = None
+    category: str | None = None
+    priority: Priority | str | None = None
+    earliest_start_at: datetime | None = None
+    delay: timedelta | float | None = None
+    expires_at: datetime | None = None
+    max_attempts: int | None = None
+    rerun_delay: int | None = None
+    retry_policy: RetryPolicy | Mapping[str, Any] | None = None
+    timeout: timedelta | float | None = None
+    recurrence: Recurrence | str | Mapping[str, Any] | None = None
+    user: str | None = None
+    dedup_key: str | None = None
+    labels: Mapping[str, str] | None = None
+    on_hold: bool = False
+
+
+class OperationService:
+    def __init__(self, store: Store, registry: TaskRegistry, clock: Clock) -> None:
+        self.store = store
+        self.registry = registry
+        self.clock = clock
+        # Companies and categories are read once and remembered: enqueue is a hot path.
+        self._known: dict[tuple[str, str | None], ZoneInfo] = {}
+        self._known_lock = threading.Lock()
+
+    # -- enqueue ---------------------------------------------------------------------------
+    def build(self, request: EnqueueRequest) -> NewOperation:
+        """Validate a request fully (nothing is written)."""
+        task = self.registry.resolve(request.task)
+        task.check_arguments(request.args, request.kwargs)
+        tz = self._check_scope(request.company, request.category or task.category)
+        now = self.clock.now()
+        if request.delay is not None and request.earliest_start_at is not None:
+            raise ValidationError("delay", "give either delay or earliest_start_at, not both")
+        start = request.earliest_start_at
+        if request.delay is not None:
+            delay = (
+                request.delay
+                if isinstance(request.delay, timedelta)
+                else timedelta(seconds=float(request.delay))
+            )
+            if delay < timedelta(0):
+                raise ValidationError("delay", "must not be negative", str(delay))
+            start = now + delay
+        recurrence = _recurrence(request.recurrence)
+        if recurrence is not None:
+            start = initial_run_time(recurrence, now, start, tz)
+        return NewOperation.build(
+            task=task.name,
+            now=now,
+            args=request.args,
+            kwargs=request.kwargs,
+            company=request.company,
+            description=request.description or task.description,
+            queue=request.queue or task.queue,
+            category=request.category or task.category,
+            priority=request.priority if request.priority is not None else task.priority,
+            earliest_start_at=start,
+            expires_at=request.expires_at,
+            max_attempts=request.max_attempts or task.max_attempts,
+            rerun_delay=request.rerun_delay
+            if request.rerun_delay is not None
+            else task.rerun_delay,
+            retry_policy=request.retry_policy or task.retry_policy,
+            timeout=request.timeout if request.timeout is not None else task.timeout,
+            recurrence=recurrence,
+            user=request.user,
+            dedup_key=request.dedup_key,
+            labels=request.labels,
+            on_hold=request.on_hold,
+        )
+
+    def enqueue(self, request: EnqueueRequest, *, connection: Any = None) -> Operation:
+        """Create one operation; committed before this returns (or with ``connection``'s
+        transaction). With a dedup key held by an active operation, returns that one."""
+        [op] = self.store.insert_operations([self.build(request)], connection=connection)
+        return op
+
+    def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[uuid.UUID]:
+        """Create many operations in one transaction; all are validated first."""
+        built = [self.build(r) for r in requests]
+        self.store.insert_operations_bulk(built)
+        return [b.id for b in built]
+
+    def _check_scope(self, company: str, category: str | None) -> ZoneInfo:
+        key = (company, category)
+        with self._known_lock:
+            zone = self._known.get(key)
+        if zone is not None:
+            return zone
+        _check_name("company", company)
+        found = self.store.get_company(company)
+        if found is None:
+            raise ValidationError("company", "must be an existing company", company)
+        if not found.active:
+            raise ValidationError("company", "is disabled", company)
+        if category is not None:
+            _check_name("category", category)
+            if self.store.get_category(company, category) is None:
+                raise ValidationError(
+                    "category", f"must be an existing category of company {company}", category
+                )
+        zone = ZoneInfo(found.time_zone)
+        with self._known_lock:
+            self._known[key] = zone
+        return zone
+
+    # -- reads -----------------------------------------------------------------------------
+    def get(self, operation_id: uuid.UUID | str, company: str | None = None) -> Operation:
+        oid = _uuid(operation_id)
+        op = self.store.get_operation(oid, company)
+        if op is None:
+            raise NotFound("operation", oid)
+        return op
+
+    def list_operations(self, query: OperationQuery) -> list[Operation]:
+        if not 1 <= query.limit <= 1000:
+            raise ValidationError("limit", "must be between 1 and 1000", query.limit)
+        return self.store.list_operations(query)
+
+    def attempts(self, operation_id: uuid.UUID | str, company: str | None = None) -> list[Attempt]:
+        op = self.get(operation_id, company)
+        return self.store.list_attempts(op.id)
+
+    # -- actions (Business Central's page actions) ------------------------------------------
+    def set_ready(
+        self, operation_id: uuid.UUID | str, *, user: str | None = None, company: str | None = None
+    ) -> Operation:
+        """Set Status to Ready: recompute the start, reset attempts; runs as ``user``."""
+        return self._ready("set_ready", operation_id, user=user, company=company)
+
+    def restart(
+        self, operation_id: uuid.UUID | str, *, user: str | None = None, company: str | None = None
+    ) -> Operation:
+        """Restart a finished, failed or cancelled operation from scratch."""
+        return self._ready("restart", operation_id, user=user, company=company)
+
+    def run_now(
+        self, operation_id: uuid.UUID | str, *, user: str | None = None, company: str | None = None
+    ) -> Operation:
+        """Make it due now, ignoring its schedule and run window."""
+        return self._ready("run_now", operation_id, user=user, company=company, now=True)
+
+    def hold(self, operation_id: uuid.UUID | str, *, company: str | None = None) -> Operation:
+        """Set On Hold. Refused while running: cancel a running operation instead."""
+        return self._act("hold", operation_id, company=company)
+
+    def cancel(
+        self,
+        operation_id: uuid.UUID | str,
+        *,
+        reason: str | None = None,
+        by: str | None = None,
+        company: str | None = None,
+    ) -> Operation:
+        """Cancel: at once when not running; a running one gets a cancel request."""
+        op = self.get(operation_id, company)
+        if reason is not None and len(reason) > 500:
+            raise ValidationError("reason", "must be at most 500 characters")
+        if op.status is Status.IN_PROCESS:
+            requested = self.store.request_cancel(op.id, company, self.clock.now(), by, reason)
+            if requested is not None:
+                return requested
+            op = self.get(op.id, company)
+            if op.status is Status.IN_PROCESS:
+                return op  # a cancel request was already pending
+        return self._act("cancel", op.id, company=company, reason="cancelled", user=None)
+
+    def delete(self, operation_id: uuid.UUID | str, *, company: str | None = None) -> None:
+        """Delete an operation and forget it. Refused while it is in process."""
+        op = self.get(operation_id, company)
+        if op.status is Status.IN_PROCESS:
+            raise InvalidTransition("delete", op.status.value, op.id)
+        if not self.store.delete_operation(op.id, company):
+            current = self.get(op.id, company)
+            raise InvalidTransition("delete", current.status.value, op.id)
+
+    def remove_failed(self, company: str = DEFAULT_COMPANY) -> int:
+        """Delete non-recurring operations in error whose last run ended over 30 s ago."""
+        return self.store.delete_failed(company, self.clock.now() - REMOVE_FAILED_AFTER)
+
+    def _ready(
+        self,
+        action: str,
+        operation_id: uuid.UUID | str,
+        *,
+        user: str | None,
+        company: str | None,
+        now: bool = False,
+    ) -> Operation:
+        op = self.get(operation_id, company)
+        at = self.clock.now()
+        if now:
+            start = at
+        elif op.recurrence is not None:
+            start = initial_run_time(op.recurrence, at, op.earliest_start_at, self._zone(op))
+        else:
+            start = max(op.earliest_start_at, at)
+        if op.expires_at is not None and op.expires_at <= start:
+            raise ValidationError(
+                "expires_at", "has passed; the operation would expire before it starts"
+            )
+        return self._act(
+            action,
+            op.id,
+            company=company,
+            start=start,
+            reset=True,
+            user=user,
+            reason="run_now" if now else None,
+            current=op,
+        )
+
+    def _act(
+        self,
+        action: str,
+        operation_id: uuid.UUID | str,
+        *,
+        company: str | None,
+        start: datetime | None = None,
+        reset: bool = False,
+        user: str | None = None,
+        reason: str | None = None,
+        current: Operation | None = None,
+    ) -> Operation:
+        assert action in ACTIONS
+        oid = _uuid(operation_id)
+        op = current or self.get(oid, company)
+        sources = allowed_from(action)
+        if op.status not in sources:
+            raise InvalidTransition(action.replace("_", " "), op.status.value, oid)
+        updated = self.store.apply_action(
+            ActionParams(
+                operation_id=oid,
+                company=company,
+                allowed_from=sources,
+                status=target_of(action),
+                at=self.clock.now(),
+                status_reason=reason,
+                earliest_start_at=start,
+                reset_attempts=reset,
+                user=user,
+            )
+        )
+        if updated is None:
+            # Someone else moved it first; report where it is now.
+            now_op = self.get(oid, company)
+            raise InvalidTransition(action.replace("_", " "), now_op.status.value, oid)
+        return updated
+
+    def _zone(self, op: Operation) -> ZoneInfo:
+        return self._check_scope(op.company, None)
+
+    # -- categories and queues --------------------------------------------------------------
+    def set_category(
+        self,
+        company: str,
+        code: str,
+        *,
+        max_concurrent: int = 1,
+        description: str = "",
+        paused: bool = False,
+    ) -> Category:
+        """Create or update a category (Business Central: job queue category)."""
+        _check_name("category", code)
+        if isinstance(max_concurrent, bool) or not 1 <= max_concurrent <= 1000:
+            raise ValidationError("max_concurrent", "must be between 1 and 1000", max_concurrent)
+        if len(description) > 250:
+            raise ValidationError("description", "must be at most 250 characters")
+        self._check_scope(company, None)
+        category = self.store.upsert_category(
+            Category(company, code, description, max_concurrent, paused)
+        )
+        return category
+
+    def pause_queue(self, name: str) -> None:
+        _check_name("queue", name)
+        self.store.set_queue_paused(name, True, self.clock.now())
+
+    def resume_queue(self, name: str) -> None:
+        _check_name("queue", name)
+        self.store.set_queue_paused(name, False, self.clock.now())
+
+
+def _uuid(value: uuid.UUID | str) -> uuid.UUID:
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise ValidationError("id", "must be an operation id (a UUID)", value) from None
+
+
+def _recurrence(value: Recurrence | str | Mapping[str, Any] | None) -> Recurrence | None:
+    if value is None or isinstance(value, Recurrence):
+        return value
+    if isinstance(value, str):
+        return Recurrence.parse(value)
+    return Recurrence.from_json(value)

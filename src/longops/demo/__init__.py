@@ -1,0 +1,1 @@
+"""Demo tasks and the ``longops demo`` runner."""

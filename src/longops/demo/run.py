@@ -1,0 +1,105 @@
+"""``longops demo``: a worker on a fresh SQLite file, demo operations, a live table."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.text import Text
+
+from longops.cli.render import operations_table
+from longops.core.service import EnqueueRequest
+from longops.demo.app import app
+from longops.domain.operation import Operation, Priority
+from longops.domain.recurrence import Recurrence
+from longops.domain.status import Status
+from longops.store.base import OperationQuery
+
+
+def _settled(ops: list[Operation]) -> bool:
+    # Recurring operations never finish; the demo is settled when the rest are done.
+    return all(op.done for op in ops if not op.recurring) and not any(
+        op.status is Status.IN_PROCESS for op in ops
+    )
+
+
+def run_demo(console: Console, *, seconds: float, database_url: str | None) -> int:
+    logging.getLogger("longops").setLevel(logging.ERROR)
+    folder = None
+    if database_url is None:
+        folder = tempfile.mkdtemp(prefix="longops-demo-")
+        database_url = f"sqlite:///{Path(folder) / 'demo.db'}"
+    app.close()
+    app.database_url = database_url
+    app.migrate()
+    service = app.service
+    service.set_category("default", "POSTING", max_concurrent=1, description="Invoice posting")
+
+    console.print(f"[bold]longops demo[/] on {database_url}")
+    requests = [
+        EnqueueRequest(task="demo.render_report", kwargs={"pages": 8}),
+        EnqueueRequest(task="demo.sync_catalogue"),
+        EnqueueRequest(task="demo.clean_up", recurrence=Recurrence.every(1)),
+    ]
+    for batch, priority in (("B-1", "low"), ("B-2", "normal"), ("B-3", "high"), ("B-4", "normal")):
+        requests.append(
+            EnqueueRequest(
+                task="demo.post_invoices",
+                args=(batch,),
+                priority=Priority.parse(priority),
+                description=f"Post invoice batch {batch} ({priority})",
+            )
+        )
+    for request in requests:
+        service.enqueue(request)
+    # Started after the enqueues, so the POSTING batches show High -> Normal -> Low order.
+    worker = app.worker(concurrency=4, heartbeat_interval=1, session_timeout=10, grace_period=5)
+    worker.start()
+
+    deadline = time.monotonic() + seconds
+    query = OperationQuery(limit=100)
+    ops = service.list_operations(query)
+    try:
+        if console.is_terminal:
+            with Live(console=console, refresh_per_second=8, transient=False) as live:
+                while time.monotonic() < deadline:
+                    ops = service.list_operations(query)
+                    left = max(deadline - time.monotonic(), 0)
+                    live.update(
+                        Group(operations_table(ops), Text(f"{left:4.0f} s left  (Ctrl-C stops)"))
+                    )
+                    if _settled(ops):
+                        break
+                    time.sleep(0.25)
+        else:
+            seen: dict[int, str] = {}
+            while time.monotonic() < deadline:
+                ops = service.list_operations(query)
+                for op in ops:
+                    label = f"{op.status.caption} (attempt {op.attempt_count}/{op.max_attempts})"
+                    if seen.get(op.entry_no) != label:
+                        seen[op.entry_no] = label
+                        console.print(f"entry {op.entry_no} {op.task}: {label}")
+                if _settled(ops):
+                    break
+                time.sleep(0.1)
+            for op in ops:
+                console.print(
+                    f"entry {op.entry_no} {op.task} [{op.category or '-'}/{op.priority.label}]: "
+                    f"{op.status.caption}, {op.attempt_count} attempt(s)"
+                    + (f", last error: {op.last_error}" if op.last_error else "")
+                )
+    except KeyboardInterrupt:
+        console.print("interrupted")
+    finally:
+        worker.stop(grace=5)
+    settled = _settled(service.list_operations(query))
+    console.print(
+        "All demo operations settled." if settled else "Stopped before every operation settled."
+    )
+    app.close()
+    return 0

@@ -1,0 +1,1 @@
+"""Pure rules of longops: no I/O, no SQL, no threads. Imports nothing else from longops."""

@@ -1,0 +1,78 @@
+"""Exceptions raised by longops.
+
+The tree::
+
+    LongopsError
+    ├── ValidationError        bad input; names the field and the rule; nothing was written
+    ├── NotFound               no such operation, company, category, task or session
+    ├── InvalidTransition      the action is not allowed from the operation's current status
+    ├── ConfigurationError     the application or database is not set up as required
+    └── OperationCancelled     raised inside task code when its operation is being cancelled
+
+Example::
+
+    try:
+        app.enqueue("post_invoices", max_attempts=0)
+    except ValidationError as exc:
+        print(exc.field, exc.rule)   # max_attempts  must be between 1 and 10
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class LongopsError(Exception):
+    """Base class of every error longops raises on purpose."""
+
+
+class ValidationError(LongopsError, ValueError):
+    """Input broke a rule. ``field`` names the input, ``rule`` says what it must be.
+
+    Example::
+
+        raise ValidationError("rerun_delay", "must be between 0 and 3600 seconds", 4000)
+    """
+
+    def __init__(self, field: str, rule: str, value: Any = None) -> None:
+        self.field = field
+        self.rule = rule
+        self.value = value
+        shown = "" if value is None else f" (got {value!r})"
+        super().__init__(f"{field}: {rule}{shown}")
+
+
+class NotFound(LongopsError, LookupError):
+    """A named thing does not exist (or is not visible to the caller)."""
+
+    def __init__(self, kind: str, key: object) -> None:
+        self.kind = kind
+        self.key = key
+        super().__init__(f"{kind} {key!s} not found")
+
+
+class InvalidTransition(LongopsError):
+    """The action cannot be applied to an operation in its current status."""
+
+    def __init__(self, action: str, status: str, operation_id: object = None) -> None:
+        self.action = action
+        self.status = status
+        self.operation_id = operation_id
+        which = f" operation {operation_id}" if operation_id is not None else " an operation"
+        super().__init__(f"cannot {action}{which} whose status is {status}")
+
+
+class ConfigurationError(LongopsError):
+    """The application, its settings or its database are not usable as they are."""
+
+
+class OperationCancelled(LongopsError):
+    """Raised inside task code once its operation is asked to stop.
+
+    Task code may let it propagate (the run ends ``cancelled``) or catch it to clean up
+    and re-raise.
+    """
+
+    def __init__(self, reason: str | None = None) -> None:
+        self.reason = reason
+        super().__init__(reason or "operation cancelled")

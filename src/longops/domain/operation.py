@@ -1,0 +1,477 @@
+"""The nouns: operation, attempt, category, company, session, session event.
+
+Values here are plain frozen dataclasses; the store turns rows into them and the front ends
+turn them into JSON. ``NewOperation`` is the validated request to create one.
+
+Example::
+
+    >>> new = NewOperation.build(task="post_invoices", args=[2026, 1], now=clock.now())
+    >>> new.priority, new.max_attempts
+    (<Priority.NORMAL: 2000>, 1)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import IntEnum, StrEnum
+from typing import Any
+
+from longops.domain.errors import ValidationError
+from longops.domain.ids import new_id
+from longops.domain.recurrence import Recurrence
+from longops.domain.retry import RetryPolicy, policy_from_json
+from longops.domain.status import TERMINAL, Status
+
+DEFAULT_COMPANY = "default"
+DEFAULT_QUEUE = "default"
+DEFAULT_TIMEOUT = timedelta(hours=12)
+MAX_TIMEOUT = timedelta(days=7)
+MAX_ATTEMPTS_LIMIT = 100
+MAX_RERUN_DELAY = 3600
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
+
+
+class Priority(IntEnum):
+    """Priority within a category (Business Central enum 470); lower runs first."""
+
+    HIGH = 1000
+    NORMAL = 2000
+    LOW = 3000
+
+    @classmethod
+    def parse(cls, value: Priority | str | int) -> Priority:
+        if isinstance(value, Priority):
+            return value
+        if isinstance(value, str):
+            try:
+                return cls[value.strip().upper()]
+            except KeyError:
+                pass
+        elif isinstance(value, int) and value in cls._value2member_map_:
+            return cls(value)
+        raise ValidationError("priority", "must be one of high, normal, low", value)
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+class Outcome(StrEnum):
+    """How one attempt ended (the log entry's status, refined)."""
+
+    IN_PROCESS = "in_process"
+    SUCCESS = "success"
+    ERROR = "error"
+    TIMEOUT = "timeout"
+    CANCELLED = "cancelled"
+    LOST = "lost"
+    """Its session stopped heartbeating; the rescuer ended the attempt."""
+    INTERRUPTED = "interrupted"
+    """Handed back by a draining worker; the attempt was not counted."""
+    SKIPPED = "skipped"
+    """Claimed outside the operation's run window and put back without running."""
+
+
+class SessionState(StrEnum):
+    ACTIVE = "active"
+    DRAINING = "draining"
+    STOPPED = "stopped"
+    LOST = "lost"
+
+
+class SessionEventType(StrEnum):
+    LOGON = "logon"
+    LOGOFF = "logoff"
+    LOST = "lost"
+    DRAIN_STARTED = "drain_started"
+    HEARTBEAT_RESUMED = "heartbeat_resumed"
+
+
+@dataclass(frozen=True, slots=True)
+class Company:
+    name: str
+    display_name: str
+    time_zone: str
+    active: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Category:
+    """A serialization group in a company: at most ``max_concurrent`` run at once."""
+
+    company: str
+    code: str
+    description: str = ""
+    max_concurrent: int = 1
+    paused: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CancelRequest:
+    requested_at: datetime
+    requested_by: str | None
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One durable request to run a task (Business Central: a job queue entry)."""
+
+    id: uuid.UUID
+    entry_no: int
+    company: str
+    task: str
+    args: tuple[Any, ...]
+    kwargs: Mapping[str, Any]
+    description: str | None
+    queue: str
+    category: str | None
+    priority: Priority
+    status: Status
+    status_reason: str | None
+    earliest_start_at: datetime
+    expires_at: datetime | None
+    max_attempts: int
+    attempt_count: int
+    rerun_delay: int
+    retry_policy: Mapping[str, Any] | None
+    timeout: timedelta
+    recurrence: Recurrence | None
+    user: str | None
+    created_at: datetime
+    updated_at: datetime
+    ready_at: datetime | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    last_error: str | None
+    result: Any
+    lease_token: uuid.UUID | None
+    session_id: uuid.UUID | None
+    dedup_key: str | None
+    labels: Mapping[str, str]
+    cancel_request: CancelRequest | None
+
+    @property
+    def done(self) -> bool:
+        return self.status in TERMINAL
+
+    @property
+    def recurring(self) -> bool:
+        return self.recurrence is not None
+
+    @property
+    def policy(self) -> RetryPolicy:
+        return policy_from_json(self.retry_policy)
+
+    def to_json(self) -> dict[str, Any]:
+        """The operation as JSON-ready data; ``status`` is always a top-level key."""
+        return {
+            "id": str(self.id),
+            "entry_no": self.entry_no,
+            "company": self.company,
+            "task": self.task,
+            "status": self.status.value,
+            "status_caption": self.status.caption,
+            "status_reason": self.status_reason,
+            "done": self.done,
+            "args": list(self.args),
+            "kwargs": dict(self.kwargs),
+            "description": self.description,
+            "queue": self.queue,
+            "category": self.category,
+            "priority": self.priority.label,
+            "earliest_start_at": _iso(self.earliest_start_at),
+            "expires_at": _iso(self.expires_at),
+            "max_attempts": self.max_attempts,
+            "attempt_count": self.attempt_count,
+            "rerun_delay": self.rerun_delay,
+            "retry_policy": dict(self.retry_policy) if self.retry_policy else None,
+            "timeout_seconds": self.timeout.total_seconds(),
+            "recurring": self.recurring,
+            "recurrence": self.recurrence.to_json() if self.recurrence else None,
+            "user": self.user,
+            "created_at": _iso(self.created_at),
+            "updated_at": _iso(self.updated_at),
+            "ready_at": _iso(self.ready_at),
+            "started_at": _iso(self.started_at),
+            "ended_at": _iso(self.ended_at),
+            "last_error": self.last_error,
+            "result": self.result,
+            "session_id": str(self.session_id) if self.session_id else None,
+            "dedup_key": self.dedup_key,
+            "labels": dict(self.labels),
+            "cancel_request": (
+                {
+                    "requested_at": _iso(self.cancel_request.requested_at),
+                    "requested_by": self.cancel_request.requested_by,
+                    "reason": self.cancel_request.reason,
+                }
+                if self.cancel_request
+                else None
+            ),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One execution of an operation (Business Central: a job queue log entry)."""
+
+    id: int
+    """The log entry number (time-ordered across all operations)."""
+    operation_id: uuid.UUID
+    company: str
+    number: int
+    """Which run of the operation this was (1, 2, ...); never reused."""
+    attempt: int
+    """The attempt count it spent (interrupted runs spend none, so this can repeat)."""
+    session_id: uuid.UUID | None
+    user: str | None
+    task: str
+    started_at: datetime
+    ended_at: datetime | None
+    outcome: Outcome
+    error_message: str | None
+    traceback: str | None
+
+    @property
+    def duration(self) -> timedelta | None:
+        return None if self.ended_at is None else self.ended_at - self.started_at
+
+    def to_json(self) -> dict[str, Any]:
+        duration = self.duration
+        return {
+            "id": self.id,
+            "operation_id": str(self.operation_id),
+            "company": self.company,
+            "task": self.task,
+            "number": self.number,
+            "attempt": self.attempt,
+            "session_id": str(self.session_id) if self.session_id else None,
+            "user": self.user,
+            "started_at": _iso(self.started_at),
+            "ended_at": _iso(self.ended_at),
+            "duration_seconds": None if duration is None else duration.total_seconds(),
+            "outcome": self.outcome.value,
+            "error_message": self.error_message,
+            "traceback": self.traceback,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """One worker process's lifetime (Business Central: a background session)."""
+
+    id: uuid.UUID
+    host: str
+    pid: int
+    queues: tuple[str, ...]
+    concurrency: int
+    state: SessionState
+    started_at: datetime
+    last_heartbeat_at: datetime
+    ended_at: datetime | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "host": self.host,
+            "pid": self.pid,
+            "queues": list(self.queues),
+            "concurrency": self.concurrency,
+            "state": self.state.value,
+            "started_at": _iso(self.started_at),
+            "last_heartbeat_at": _iso(self.last_heartbeat_at),
+            "ended_at": _iso(self.ended_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SessionEvent:
+    id: int
+    session_id: uuid.UUID
+    type: SessionEventType
+    at: datetime
+    comment: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "session_id": str(self.session_id),
+            "type": self.type.value,
+            "at": _iso(self.at),
+            "comment": self.comment,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class NewOperation:
+    """A validated request to create an operation. Build it with :meth:`build`."""
+
+    id: uuid.UUID
+    company: str
+    task: str
+    args_json: str
+    description: str | None
+    queue: str
+    category: str | None
+    priority: Priority
+    status: Status
+    earliest_start_at: datetime
+    expires_at: datetime | None
+    max_attempts: int
+    rerun_delay: int
+    retry_policy: Mapping[str, Any] | None
+    timeout: timedelta
+    recurrence: Recurrence | None
+    user: str | None
+    created_at: datetime
+    dedup_key: str | None
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        task: str,
+        now: datetime,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        company: str = DEFAULT_COMPANY,
+        description: str | None = None,
+        queue: str = DEFAULT_QUEUE,
+        category: str | None = None,
+        priority: Priority | str | int = Priority.NORMAL,
+        earliest_start_at: datetime | None = None,
+        expires_at: datetime | None = None,
+        max_attempts: int = 1,
+        rerun_delay: int = 0,
+        retry_policy: RetryPolicy | Mapping[str, Any] | None = None,
+        timeout: timedelta | float | None = None,
+        recurrence: Recurrence | None = None,
+        user: str | None = None,
+        dedup_key: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        on_hold: bool = False,
+    ) -> NewOperation:
+        """Check every rule on the request and return it ready to insert.
+
+        Raises :class:`ValidationError` naming the first field that breaks a rule.
+        """
+        _check_name("task", task)
+        _check_name("company", company)
+        _check_name("queue", queue)
+        if category is not None:
+            _check_name("category", category)
+        if description is not None and len(description) > 250:
+            raise ValidationError("description", "must be at most 250 characters")
+        if dedup_key is not None and not 0 < len(dedup_key) <= 250:
+            raise ValidationError("dedup_key", "must be 1 to 250 characters")
+        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int):
+            raise ValidationError("max_attempts", "must be a whole number", max_attempts)
+        if not 1 <= max_attempts <= MAX_ATTEMPTS_LIMIT:
+            raise ValidationError(
+                "max_attempts", f"must be between 1 and {MAX_ATTEMPTS_LIMIT}", max_attempts
+            )
+        if isinstance(rerun_delay, bool) or not isinstance(rerun_delay, int):
+            raise ValidationError("rerun_delay", "must be a whole number of seconds", rerun_delay)
+        if not 0 <= rerun_delay <= MAX_RERUN_DELAY:
+            raise ValidationError(
+                "rerun_delay", f"must be between 0 and {MAX_RERUN_DELAY} seconds", rerun_delay
+            )
+        timeout_td = _timeout(timeout)
+        for name, value in (("earliest_start_at", earliest_start_at), ("expires_at", expires_at)):
+            if value is not None and value.tzinfo is None:
+                raise ValidationError(name, "must be timezone-aware")
+        start = max(earliest_start_at or now, now)
+        if expires_at is not None and expires_at <= start:
+            raise ValidationError(
+                "expires_at", "must be later than earliest_start_at", expires_at.isoformat()
+            )
+        policy_json: Mapping[str, Any] | None
+        if retry_policy is None:
+            policy_json = None
+        elif isinstance(retry_policy, Mapping):
+            policy_json = policy_from_json(retry_policy).to_json()
+        else:
+            policy_json = retry_policy.to_json()
+        if recurrence is not None and not isinstance(recurrence, Recurrence):
+            raise ValidationError("recurrence", "must be a Recurrence")
+        clean_labels = _labels(labels or {})
+        return cls(
+            id=new_id(now),
+            company=company,
+            task=task,
+            args_json=encode_args(args, kwargs or {}),
+            description=description,
+            queue=queue,
+            category=category,
+            priority=Priority.parse(priority),
+            status=Status.ON_HOLD if on_hold else Status.READY,
+            earliest_start_at=start,
+            expires_at=expires_at,
+            max_attempts=max_attempts,
+            rerun_delay=rerun_delay,
+            retry_policy=policy_json,
+            timeout=timeout_td,
+            recurrence=recurrence,
+            user=user,
+            created_at=now,
+            dedup_key=dedup_key,
+            labels=clean_labels,
+        )
+
+
+def encode_args(args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
+    """Serialise a task's arguments; refuses anything JSON cannot carry exactly."""
+    try:
+        return json.dumps(
+            {"args": list(args), "kwargs": dict(kwargs)},
+            allow_nan=False,
+            separators=(",", ":"),
+        )
+    except (TypeError, ValueError) as exc:
+        raise ValidationError("args", f"must be JSON-serialisable: {exc}") from exc
+
+
+def decode_args(text: str | Mapping[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    data = json.loads(text) if isinstance(text, str) else text
+    return tuple(data.get("args", ())), dict(data.get("kwargs", {}))
+
+
+def _check_name(field_name: str, value: object) -> None:
+    if not isinstance(value, str) or not NAME_RE.match(value):
+        raise ValidationError(
+            field_name,
+            "must be 1-100 characters of letters, digits, '_', '.', ':' or '-', "
+            "starting with a letter or digit",
+            value,
+        )
+
+
+def _timeout(value: timedelta | float | None) -> timedelta:
+    if value is None:
+        return DEFAULT_TIMEOUT
+    td = value if isinstance(value, timedelta) else timedelta(seconds=float(value))
+    if not timedelta(seconds=1) <= td <= MAX_TIMEOUT:
+        raise ValidationError("timeout", "must be between 1 second and 7 days", str(td))
+    return td
+
+
+def _labels(labels: Mapping[str, str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in labels.items():
+        if not isinstance(key, str) or not 0 < len(key) <= 63:
+            raise ValidationError("labels", "keys must be 1 to 63 characters", key)
+        if not isinstance(value, str) or len(value) > 250:
+            raise ValidationError(f"labels.{key}", "must be a string of at most 250 characters")
+        out[key] = value
+    return out
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()

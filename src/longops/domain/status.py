@@ -1,0 +1,133 @@
+"""The operation status machine: the one transition table every layer obeys.
+
+The store applies a transition only when the row's current status is one the table allows
+(``WHERE status IN (...)``); the database's CHECK constraints hold the status values and the
+per-status invariants; ``docs/status.md`` draws the same table, and a test keeps all three
+in step.
+
+Example::
+
+    >>> Status.READY.can_move_to(Status.IN_PROCESS)
+    True
+    >>> allowed_from("hold")
+    frozenset({<Status.READY: 'ready'>, <Status.ERROR: 'error'>})
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    """Where an operation stands. Stored as the value; shown with ``caption``."""
+
+    ON_HOLD = "on_hold"
+    """Exists but is not scheduled; editable. A user moves it out with *Set Ready*."""
+    READY = "ready"
+    """Waiting for its start time, a category slot or a worker. The dispatcher claims it;
+    a user holds or cancels it; expiry cancels it."""
+    IN_PROCESS = "in_process"
+    """Claimed by a session under a lease token. The executor finishes it; the rescuer
+    reclaims it when its session is lost; a drain hands it back."""
+    FINISHED = "finished"
+    """The last run succeeded and nothing more is scheduled. A user restarts it; the
+    pruner deletes it after the retention period."""
+    ERROR = "error"
+    """Failed with no attempts left. A user restarts it or sets it ready."""
+    CANCELLED = "cancelled"
+    """Cancelled before or during a run, or expired before it started. A user restarts it."""
+
+    @property
+    def caption(self) -> str:
+        """The Business Central caption shown to people."""
+        return _CAPTIONS[self]
+
+    @property
+    def terminal(self) -> bool:
+        """True when nothing moves the operation on without a person acting."""
+        return self in TERMINAL
+
+    def can_move_to(self, other: Status) -> bool:
+        return other in TRANSITIONS[self]
+
+
+_CAPTIONS: Mapping[Status, str] = {
+    Status.ON_HOLD: "On Hold",
+    Status.READY: "Ready",
+    Status.IN_PROCESS: "In Process",
+    Status.FINISHED: "Finished",
+    Status.ERROR: "Error",
+    Status.CANCELLED: "Cancelled",
+}
+
+TERMINAL: frozenset[Status] = frozenset({Status.FINISHED, Status.ERROR, Status.CANCELLED})
+"""Statuses in which an operation is *done* (AIP-151 ``done = true``)."""
+
+ACTIVE: frozenset[Status] = frozenset({Status.ON_HOLD, Status.READY, Status.IN_PROCESS})
+"""Statuses in which an operation still holds its dedup key."""
+
+TRANSITIONS: Mapping[Status, frozenset[Status]] = {
+    Status.ON_HOLD: frozenset({Status.READY, Status.CANCELLED}),
+    # ready -> ready is "run now": same status, earlier start.
+    Status.READY: frozenset({Status.READY, Status.ON_HOLD, Status.IN_PROCESS, Status.CANCELLED}),
+    # in_process -> ready covers retry, recurrence, drain interruption and rescue.
+    Status.IN_PROCESS: frozenset({Status.READY, Status.FINISHED, Status.ERROR, Status.CANCELLED}),
+    Status.FINISHED: frozenset({Status.READY, Status.ON_HOLD}),
+    Status.ERROR: frozenset({Status.READY, Status.ON_HOLD}),
+    Status.CANCELLED: frozenset({Status.READY, Status.ON_HOLD}),
+}
+"""Every allowed (from, to) pair. Nothing else may happen to an operation."""
+
+
+# Each action names the statuses it may start from and the one it ends in. Actions that
+# end in several statuses (finishing a run) are listed once per outcome.
+ACTIONS: Mapping[str, tuple[frozenset[Status], Status]] = {
+    "set_ready": (
+        frozenset({Status.ON_HOLD, Status.ERROR, Status.FINISHED, Status.CANCELLED}),
+        Status.READY,
+    ),
+    "restart": (
+        frozenset({Status.ON_HOLD, Status.ERROR, Status.FINISHED, Status.CANCELLED}),
+        Status.READY,
+    ),
+    "hold": (frozenset({Status.READY, Status.ERROR}), Status.ON_HOLD),
+    "run_now": (frozenset({Status.READY, Status.ON_HOLD, Status.ERROR}), Status.READY),
+    "cancel": (frozenset({Status.ON_HOLD, Status.READY}), Status.CANCELLED),
+    "expire": (frozenset({Status.READY}), Status.CANCELLED),
+    "claim": (frozenset({Status.READY}), Status.IN_PROCESS),
+    "finish": (frozenset({Status.IN_PROCESS}), Status.FINISHED),
+    "fail": (frozenset({Status.IN_PROCESS}), Status.ERROR),
+    "retry": (frozenset({Status.IN_PROCESS}), Status.READY),
+    "reschedule": (frozenset({Status.IN_PROCESS}), Status.READY),
+    "interrupt": (frozenset({Status.IN_PROCESS}), Status.READY),
+    "rescue": (frozenset({Status.IN_PROCESS}), Status.READY),
+    "rescue_exhausted": (frozenset({Status.IN_PROCESS}), Status.ERROR),
+    "cancel_running": (frozenset({Status.IN_PROCESS}), Status.CANCELLED),
+}
+"""Named transitions used by core, worker and services."""
+
+DELETABLE: frozenset[Status] = frozenset(Status) - {Status.IN_PROCESS}
+"""An operation may be deleted in any status but ``in_process`` (Business Central rule)."""
+
+
+def allowed_from(action: str) -> frozenset[Status]:
+    """Statuses from which ``action`` may be applied."""
+    return ACTIONS[action][0]
+
+
+def target_of(action: str) -> Status:
+    """The status ``action`` ends in."""
+    return ACTIONS[action][1]
+
+
+def _check_actions_within_table() -> None:
+    # An action that the table does not allow would be a silent hole in the machine:
+    # fail at import rather than at the first such transition.
+    for name, (sources, target) in ACTIONS.items():
+        for source in sources:
+            if target not in TRANSITIONS[source]:
+                raise AssertionError(f"action {name}: {source} -> {target} not in TRANSITIONS")
+
+
+_check_actions_within_table()

@@ -1,0 +1,33 @@
+"""The pruner: deletes finished and cancelled operations, attempts, and ended sessions
+older than the retention period (default 30 days). Operations in error stay until a person
+restarts or removes them."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from longops.domain.clock import Clock
+from longops.store.base import Store
+
+RETENTION = timedelta(days=30)
+INTERVAL = timedelta(minutes=10)
+
+
+class Pruner:
+    name = "pruner"
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        *,
+        retention: timedelta = RETENTION,
+        interval: timedelta = INTERVAL,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.retention = retention
+        self.interval = interval
+
+    def run_once(self) -> int:
+        return self.store.prune(self.clock.now() - self.retention)

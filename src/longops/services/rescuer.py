@@ -1,0 +1,59 @@
+"""The rescuer: declares silent sessions lost and recovers their running operations.
+
+A session that has not heartbeated for ``session_timeout`` is marked lost (a session event
+records it). Each operation it was running goes back to ``ready`` when attempts remain, or
+to ``error`` when they are spent, by the same rules as a failed run. The write is fenced by
+the run's lease token; once it lands, the lost session can no longer write to the row.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from longops.domain.clock import Clock
+from longops.domain.operation import Outcome
+from longops.services.zones import CompanyZones
+from longops.store.base import Store
+from longops.worker.executor import RunOutcome, result_for
+from longops.worker.registry import TaskRegistry
+
+SESSION_TIMEOUT = timedelta(seconds=30)
+INTERVAL = timedelta(seconds=5)
+
+
+class Rescuer:
+    name = "rescuer"
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        registry: TaskRegistry,
+        *,
+        session_timeout: timedelta = SESSION_TIMEOUT,
+        interval: timedelta = INTERVAL,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.registry = registry
+        self.session_timeout = session_timeout
+        self.interval = interval
+        self._zones = CompanyZones(store)
+
+    def run_once(self) -> int:
+        lost = self.store.mark_lost_sessions(self.clock.now(), self.session_timeout)
+        orphans = self.store.orphaned_runs()
+        results = []
+        for claimed in orphans:
+            op = claimed.operation
+            task = self.registry.get(op.task) if op.task in self.registry else None
+            message = (
+                f"session {op.session_id} was lost (no heartbeat for "
+                f"{self.session_timeout.total_seconds():g} s); the run did not finish"
+            )
+            run = RunOutcome(Outcome.LOST, error_message=message)
+            results.append(
+                result_for(claimed, run, task=task, clock=self.clock, tz=self._zones(op.company))
+            )
+        applied = self.store.finish_runs(results) if results else []
+        return len(lost) + sum(applied)

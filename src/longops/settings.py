@@ -1,0 +1,19 @@
+"""Settings from ``LONGOPS_*`` environment variables (and a ``.env`` file if present).
+
+Example::
+
+    LONGOPS_DATABASE_URL=postgresql://root@127.0.0.1/longops longops worker
+"""
+
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///longops.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LONGOPS_", env_file=".env", extra="ignore")
+
+    database_url: str = DEFAULT_DATABASE_URL
+    app: str | None = None

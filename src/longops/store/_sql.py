@@ -1,0 +1,628 @@
+"""What the SQLite and PostgreSQL stores share: row mapping and the dialect-neutral methods.
+
+A dialect supplies the connection handling (``_tx``), value encoders and decoders, and the
+few methods whose mechanics differ (the claim, bulk insert, finishing runs, wake-ups).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime, timedelta
+from typing import Any
+
+from longops.domain.errors import ConfigurationError
+from longops.domain.operation import (
+    Attempt,
+    CancelRequest,
+    Category,
+    Company,
+    NewOperation,
+    Operation,
+    Outcome,
+    Priority,
+    Session,
+    SessionEvent,
+    SessionEventType,
+    SessionState,
+)
+from longops.domain.recurrence import Recurrence
+from longops.domain.status import Status
+from longops.store.base import ActionParams, ClaimedRun, OperationQuery
+from longops.store.migrate import MigrationState, compare, load_migrations
+from longops.store.queries import load_queries
+
+Row = Mapping[str, Any]
+
+
+class Cursor(ABC):
+    """The part of a DB-API cursor the stores use, with mapping rows."""
+
+    @abstractmethod
+    def execute(self, query: str, params: Mapping[str, Any] | None = None) -> Any: ...
+
+    @abstractmethod
+    def fetchone(self) -> Any: ...
+
+    @abstractmethod
+    def fetchall(self) -> list[Any]: ...
+
+
+class SqlStore(ABC):
+    dialect: str
+    url: str
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.q = load_queries(self.dialect)
+
+    # -- dialect hooks ---------------------------------------------------------------------
+    @abstractmethod
+    def _tx(self) -> AbstractContextManager[Any]:
+        """A short write transaction; yields a cursor with mapping rows."""
+
+    @abstractmethod
+    def _read(self) -> AbstractContextManager[Any]:
+        """A read; yields a cursor with mapping rows."""
+
+    @abstractmethod
+    def enc_uuid(self, value: uuid.UUID | None) -> Any: ...
+    @abstractmethod
+    def enc_ts(self, value: datetime | None) -> Any: ...
+    @abstractmethod
+    def enc_json(self, value: Any) -> Any: ...
+    @abstractmethod
+    def enc_list(self, value: Sequence[str]) -> Any: ...
+    @abstractmethod
+    def dec_uuid(self, value: Any) -> uuid.UUID: ...
+    @abstractmethod
+    def dec_ts(self, value: Any) -> datetime: ...
+    @abstractmethod
+    def dec_json(self, value: Any) -> Any: ...
+    @abstractmethod
+    def dec_list(self, value: Any) -> list[str]: ...
+    @abstractmethod
+    def _apply_migration_script(self, cur: Any, sql: str) -> None: ...
+
+    def _migration_lock(self, cur: Any) -> None:
+        """Serialise concurrent upgrades (PostgreSQL); SQLite's write lock already does."""
+
+    # -- helpers -----------------------------------------------------------------------------
+    def dec_ts_opt(self, value: Any) -> datetime | None:
+        return None if value is None else self.dec_ts(value)
+
+    def dec_uuid_opt(self, value: Any) -> uuid.UUID | None:
+        return None if value is None else self.dec_uuid(value)
+
+    def _all(self, name: str, params: Mapping[str, Any] | None = None) -> list[Row]:
+        with self._read() as cur:
+            cur.execute(self.q[name], params or {})
+            return list(cur.fetchall())
+
+    def _one(self, name: str, params: Mapping[str, Any] | None = None) -> Row | None:
+        with self._read() as cur:
+            cur.execute(self.q[name], params or {})
+            row: Row | None = cur.fetchone()
+            return row
+
+    def _write_one(self, name: str, params: Mapping[str, Any]) -> Row | None:
+        with self._tx() as cur:
+            cur.execute(self.q[name], params)
+            row: Row | None = cur.fetchone()
+            return row
+
+    def _write_all(self, name: str, params: Mapping[str, Any]) -> list[Row]:
+        with self._tx() as cur:
+            cur.execute(self.q[name], params)
+            return list(cur.fetchall())
+
+    # -- row mapping -------------------------------------------------------------------------
+    def operation(self, r: Row) -> Operation:
+        data = self.dec_json(r["args"])
+        rec = r["recurrence"]
+        policy = r["retry_policy"]
+        result = r["result"]
+        labels = r["labels"]
+        cancel_at = r["cancel_requested_at"]
+        return Operation(
+            id=self.dec_uuid(r["id"]),
+            entry_no=int(r["entry_no"]),
+            company=r["company"],
+            task=r["task"],
+            args=tuple(data.get("args", ())),
+            kwargs=dict(data.get("kwargs", {})),
+            description=r["description"],
+            queue=r["queue"],
+            category=r["category"],
+            priority=Priority(int(r["priority"])),
+            status=Status(r["status"]),
+            status_reason=r["status_reason"],
+            earliest_start_at=self.dec_ts(r["earliest_start_at"]),
+            expires_at=self.dec_ts_opt(r["expires_at"]),
+            max_attempts=int(r["max_attempts"]),
+            attempt_count=int(r["attempt_count"]),
+            rerun_delay=int(r["rerun_delay"]),
+            retry_policy=None if policy is None else self.dec_json(policy),
+            timeout=timedelta(seconds=float(r["timeout_seconds"])),
+            recurrence=None if rec is None else Recurrence.from_json(self.dec_json(rec)),
+            user=r["user_name"],
+            created_at=self.dec_ts(r["created_at"]),
+            updated_at=self.dec_ts(r["updated_at"]),
+            ready_at=self.dec_ts_opt(r["ready_at"]),
+            started_at=self.dec_ts_opt(r["started_at"]),
+            ended_at=self.dec_ts_opt(r["ended_at"]),
+            last_error=r["last_error"],
+            result=None if result is None else self.dec_json(result),
+            lease_token=self.dec_uuid_opt(r["lease_token"]),
+            session_id=self.dec_uuid_opt(r["session_id"]),
+            dedup_key=r["dedup_key"],
+            labels=self.dec_json(labels) if labels is not None else {},
+            cancel_request=(
+                None
+                if cancel_at is None
+                else CancelRequest(
+                    self.dec_ts(cancel_at), r["cancel_requested_by"], r["cancel_reason"]
+                )
+            ),
+        )
+
+    def attempt(self, r: Row) -> Attempt:
+        return Attempt(
+            id=int(r["entry_no"]),
+            operation_id=self.dec_uuid(r["operation_id"]),
+            company=r["company"],
+            number=int(r["run_no"]),
+            attempt=int(r["attempt"]),
+            session_id=self.dec_uuid_opt(r["session_id"]),
+            user=r["user_name"],
+            task=r["task"],
+            started_at=self.dec_ts(r["started_at"]),
+            ended_at=self.dec_ts_opt(r["ended_at"]),
+            outcome=Outcome(r["outcome"]),
+            error_message=r["error_message"],
+            traceback=r["traceback"],
+        )
+
+    def session(self, r: Row) -> Session:
+        return Session(
+            id=self.dec_uuid(r["id"]),
+            host=r["host"],
+            pid=int(r["pid"]),
+            queues=tuple(self.dec_list(r["queues"])),
+            concurrency=int(r["concurrency"]),
+            state=SessionState(r["state"]),
+            started_at=self.dec_ts(r["started_at"]),
+            last_heartbeat_at=self.dec_ts(r["last_heartbeat_at"]),
+            ended_at=self.dec_ts_opt(r["ended_at"]),
+        )
+
+    def category(self, r: Row) -> Category:
+        return Category(
+            company=r["company"],
+            code=r["code"],
+            description=r["description"],
+            max_concurrent=int(r["max_concurrent"]),
+            paused=bool(r["paused"]),
+        )
+
+    def new_operation_params(self, op: NewOperation) -> dict[str, Any]:
+        return {
+            "id": self.enc_uuid(op.id),
+            "company": op.company,
+            "task": op.task,
+            "args": op.args_json,
+            "description": op.description,
+            "queue": op.queue,
+            "category": op.category,
+            "priority": int(op.priority),
+            "status": op.status.value,
+            "earliest_start_at": self.enc_ts(op.earliest_start_at),
+            "expires_at": self.enc_ts(op.expires_at),
+            "max_attempts": op.max_attempts,
+            "rerun_delay": op.rerun_delay,
+            "retry_policy": None if op.retry_policy is None else json.dumps(op.retry_policy),
+            "timeout_seconds": op.timeout.total_seconds(),
+            "recurrence": None if op.recurrence is None else json.dumps(op.recurrence.to_json()),
+            "user_name": op.user,
+            "created_at": self.enc_ts(op.created_at),
+            "ready_at": self.enc_ts(op.created_at) if op.status is Status.READY else None,
+            "dedup_key": op.dedup_key,
+            "labels": json.dumps(dict(op.labels)),
+        }
+
+    # -- schema -----------------------------------------------------------------------------
+    def _applied(self, cur: Any) -> dict[int, tuple[str, str]]:
+        cur.execute(self.q["create_migrations_table"])
+        cur.execute(self.q["list_migrations"])
+        return {int(r["version"]): (r["name"], r["checksum"]) for r in cur.fetchall()}
+
+    def migrate(self) -> list[str]:
+        """Apply pending migrations; returns the names applied."""
+        done: list[str] = []
+        with self._tx() as cur:
+            self._migration_lock(cur)
+            states = compare(load_migrations(self.dialect), self._applied(cur))
+            bad = [s for s in states if s.state in ("checksum mismatch", "unknown")]
+            if bad:
+                raise ConfigurationError(
+                    "database schema does not match this longops version: "
+                    + ", ".join(f"{s.version:04d}_{s.name} ({s.state})" for s in bad)
+                )
+            pending = {s.version for s in states if s.state == "pending"}
+            for m in load_migrations(self.dialect):
+                if m.version in pending:
+                    self._apply_migration_script(cur, m.sql)
+                    cur.execute(
+                        self.q["record_migration"],
+                        {"version": m.version, "name": m.name, "checksum": m.checksum},
+                    )
+                    done.append(f"{m.version:04d}_{m.name}")
+        return done
+
+    def migration_status(self) -> list[MigrationState]:
+        with self._tx() as cur:
+            return compare(load_migrations(self.dialect), self._applied(cur))
+
+    def migration_sql(self) -> str:
+        parts = [
+            f"-- longops schema for {self.dialect}\n",
+            self.q["create_migrations_table"] + ";\n",
+        ]
+        for m in load_migrations(self.dialect):
+            parts.append(f"\n-- {m.version:04d}_{m.name}\n{m.sql.strip()}\n")
+            parts.append(
+                "INSERT INTO longops_migrations (version, name, checksum) VALUES "
+                f"({m.version}, '{m.name}', '{m.checksum}');\n"
+            )
+        return "".join(parts)
+
+    def schema_is_current(self) -> bool:
+        return all(s.state == "applied" for s in self.migration_status())
+
+    # -- companies, categories, queues --------------------------------------------------------
+    def get_company(self, name: str) -> Company | None:
+        r = self._one("get_company", {"name": name})
+        return None if r is None else _company(r)
+
+    def list_companies(self) -> list[Company]:
+        return [_company(r) for r in self._all("list_companies")]
+
+    def upsert_category(self, category: Category) -> Category:
+        r = self._write_one(
+            "upsert_category",
+            {
+                "company": category.company,
+                "code": category.code,
+                "description": category.description,
+                "max_concurrent": category.max_concurrent,
+                "paused": self.enc_bool(category.paused),
+            },
+        )
+        assert r is not None
+        return self.category(r)
+
+    def enc_bool(self, value: bool) -> Any:
+        return value
+
+    def get_category(self, company: str, code: str) -> Category | None:
+        r = self._one("get_category", {"company": company, "code": code})
+        return None if r is None else self.category(r)
+
+    def list_categories(self, company: str) -> list[Category]:
+        return [self.category(r) for r in self._all("list_categories", {"company": company})]
+
+    def set_queue_paused(self, name: str, paused: bool, at: datetime) -> None:
+        with self._tx() as cur:
+            if paused:
+                cur.execute(self.q["pause_queue"], {"name": name, "at": self.enc_ts(at)})
+            else:
+                cur.execute(self.q["resume_queue"], {"name": name})
+        if not paused:
+            self._wake(name)
+
+    def paused_queues(self) -> frozenset[str]:
+        return frozenset(r["name"] for r in self._all("list_paused_queues"))
+
+    def _wake(self, queue: str) -> None:
+        """Tell dispatchers that ``queue`` may have work."""
+
+    # -- operations ----------------------------------------------------------------------------
+    def _insert_with(self, cur: Any, ops: Sequence[NewOperation]) -> list[Operation]:
+        out: list[Operation] = []
+        for op in ops:
+            cur.execute(self.q["insert_operation"], self.new_operation_params(op))
+            row = cur.fetchone()
+            if row is None:
+                # The dedup key is held by an active operation: hand that one back.
+                cur.execute(
+                    self.q["get_active_by_dedup"],
+                    {"company": op.company, "dedup_key": op.dedup_key},
+                )
+                row = cur.fetchone()
+                if row is None:  # pragma: no cover - the holder finished in between
+                    raise RuntimeError("dedup conflict but no active operation found")
+            out.append(self.operation(row))
+        return out
+
+    def get_operation(
+        self, operation_id: uuid.UUID, company: str | None = None
+    ) -> Operation | None:
+        r = self._one("get_operation", {"id": self.enc_uuid(operation_id), "company": company})
+        return None if r is None else self.operation(r)
+
+    def list_operations(self, query: OperationQuery) -> list[Operation]:
+        rows = self._all(
+            "list_operations",
+            {
+                "company": query.company,
+                "statuses": self.enc_list([s.value for s in query.statuses]),
+                "task": query.task,
+                "category": query.category,
+                "queue": query.queue,
+                "after_entry_no": query.after_entry_no,
+                "limit": query.limit,
+            },
+        )
+        return [self.operation(r) for r in rows]
+
+    def count_operations(self, company: str | None = None) -> dict[Status, int]:
+        counts = dict.fromkeys(Status, 0)
+        for r in self._all("count_operations", {"company": company}):
+            counts[Status(r["status"])] = int(r["n"])
+        return counts
+
+    def apply_action(self, params: ActionParams) -> Operation | None:
+        r = self._write_one(
+            "apply_action",
+            {
+                "id": self.enc_uuid(params.operation_id),
+                "company": params.company,
+                "allowed_from": self.enc_list([s.value for s in params.allowed_from]),
+                "status": params.status.value,
+                "status_reason": params.status_reason,
+                "earliest_start_at": self.enc_ts(params.earliest_start_at),
+                "reset_attempts": self.enc_bool(params.reset_attempts),
+                "at": self.enc_ts(params.at),
+                "user_name": params.user,
+                "clear_cancel": self.enc_bool(params.clear_cancel_request),
+            },
+        )
+        if r is None:
+            return None
+        op = self.operation(r)
+        if op.status is Status.READY:
+            self._wake(op.queue)
+        return op
+
+    def request_cancel(
+        self,
+        operation_id: uuid.UUID,
+        company: str | None,
+        at: datetime,
+        by: str | None,
+        reason: str | None,
+    ) -> Operation | None:
+        r = self._write_one(
+            "request_cancel",
+            {
+                "id": self.enc_uuid(operation_id),
+                "company": company,
+                "at": self.enc_ts(at),
+                "by": by,
+                "reason": reason,
+            },
+        )
+        return None if r is None else self.operation(r)
+
+    def delete_operation(self, operation_id: uuid.UUID, company: str | None) -> bool:
+        r = self._write_one(
+            "delete_operation", {"id": self.enc_uuid(operation_id), "company": company}
+        )
+        return r is not None
+
+    def delete_failed(self, company: str, ended_before: datetime) -> int:
+        with self._tx() as cur:
+            cur.execute(
+                self.q["delete_failed"],
+                {"company": company, "ended_before": self.enc_ts(ended_before)},
+            )
+            return int(cur.rowcount)
+
+    def list_attempts(self, operation_id: uuid.UUID) -> list[Attempt]:
+        return [
+            self.attempt(r) for r in self._all("list_attempts", {"id": self.enc_uuid(operation_id)})
+        ]
+
+    def cancel_requested(self, operation_ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
+        rows = self._all(
+            "cancel_requested", {"ids": self._enc_ids([self.enc_uuid(i) for i in operation_ids])}
+        )
+        return [self.dec_uuid(r["id"]) for r in rows]
+
+    def _enc_ids(self, ids: list[Any]) -> Any:
+        return self.enc_list(ids)
+
+    def next_due_at(self, queues: Sequence[str]) -> datetime | None:
+        r = self._one("next_due_at", {"queues": self.enc_list(list(queues))})
+        return None if r is None or r["due"] is None else self.dec_ts(r["due"])
+
+    # -- sessions ------------------------------------------------------------------------------
+    def register_session(self, session: Session) -> None:
+        with self._tx() as cur:
+            cur.execute(
+                self.q["insert_session"],
+                {
+                    "id": self.enc_uuid(session.id),
+                    "host": session.host,
+                    "pid": session.pid,
+                    "queues": self.enc_list(list(session.queues)),
+                    "concurrency": session.concurrency,
+                    "state": session.state.value,
+                    "started_at": self.enc_ts(session.started_at),
+                },
+            )
+            cur.execute(
+                self.q["insert_session_event"],
+                {
+                    "session_id": self.enc_uuid(session.id),
+                    "type": SessionEventType.LOGON.value,
+                    "at": self.enc_ts(session.started_at),
+                    "comment": f"{session.host} pid {session.pid}",
+                },
+            )
+
+    def heartbeat(self, session_id: uuid.UUID, at: datetime) -> SessionState | None:
+        with self._tx() as cur:
+            cur.execute(
+                self.q["heartbeat"], {"id": self.enc_uuid(session_id), "at": self.enc_ts(at)}
+            )
+            row = cur.fetchone()
+            if row is None:
+                cur.execute(self.q["get_session_state"], {"id": self.enc_uuid(session_id)})
+                row = cur.fetchone()
+            return None if row is None else SessionState(row["state"])
+
+    def end_session(
+        self,
+        session_id: uuid.UUID,
+        state: SessionState,
+        at: datetime,
+        event: SessionEventType,
+        comment: str | None = None,
+    ) -> None:
+        with self._tx() as cur:
+            cur.execute(
+                self.q["end_session"],
+                {"id": self.enc_uuid(session_id), "state": state.value, "at": self.enc_ts(at)},
+            )
+            cur.execute(
+                self.q["insert_session_event"],
+                {
+                    "session_id": self.enc_uuid(session_id),
+                    "type": event.value,
+                    "at": self.enc_ts(at),
+                    "comment": comment,
+                },
+            )
+
+    def record_session_event(
+        self, session_id: uuid.UUID, event: SessionEventType, at: datetime, comment: str | None
+    ) -> None:
+        with self._tx() as cur:
+            cur.execute(
+                self.q["insert_session_event"],
+                {
+                    "session_id": self.enc_uuid(session_id),
+                    "type": event.value,
+                    "at": self.enc_ts(at),
+                    "comment": comment,
+                },
+            )
+
+    def list_sessions(self, *, active_only: bool = False) -> list[Session]:
+        rows = self._all("list_sessions", {"active_only": self.enc_bool(active_only)})
+        return [self.session(r) for r in rows]
+
+    def list_session_events(self, session_id: uuid.UUID | None = None) -> list[SessionEvent]:
+        rows = self._all("list_session_events", {"session_id": self.enc_uuid(session_id)})
+        return [
+            SessionEvent(
+                id=int(r["id"]),
+                session_id=self.dec_uuid(r["session_id"]),
+                type=SessionEventType(r["type"]),
+                at=self.dec_ts(r["at"]),
+                comment=r["comment"],
+            )
+            for r in rows
+        ]
+
+    # -- services ------------------------------------------------------------------------------
+    def mark_lost_sessions(self, now: datetime, timeout: timedelta) -> list[uuid.UUID]:
+        with self._tx() as cur:
+            cur.execute(
+                self.q["mark_lost_sessions"],
+                {"now": self.enc_ts(now), "cutoff": self.enc_ts(now - timeout)},
+            )
+            lost = [self.dec_uuid(r["id"]) for r in cur.fetchall()]
+            for sid in lost:
+                cur.execute(
+                    self.q["insert_session_event"],
+                    {
+                        "session_id": self.enc_uuid(sid),
+                        "type": SessionEventType.LOST.value,
+                        "at": self.enc_ts(now),
+                        "comment": f"no heartbeat for {timeout.total_seconds():g} s",
+                    },
+                )
+        return lost
+
+    def orphaned_runs(self, limit: int = 1000) -> list[ClaimedRun]:
+        return [
+            ClaimedRun(self.operation(r), int(r["run_count"]))
+            for r in self._all("orphaned_runs", {"limit": limit})
+        ]
+
+    def expire_operations(self, now: datetime) -> list[uuid.UUID]:
+        rows = self._write_all("expire_operations", {"now": self.enc_ts(now)})
+        return [self.dec_uuid(r["id"]) for r in rows]
+
+    def prune(self, older_than: datetime) -> int:
+        before = {"before": self.enc_ts(older_than)}
+        with self._tx() as cur:
+            cur.execute(self.q["prune_operations"], before)
+            removed = int(cur.rowcount)
+            cur.execute(self.q["prune_attempts"], before)
+            cur.execute(self.q["prune_session_events"], before)
+            cur.execute(self.q["prune_sessions"], before)
+        return removed
+
+    def try_lead(self, name: str, session_id: uuid.UUID, now: datetime, ttl: timedelta) -> bool:
+        r = self._write_one(
+            "try_lead",
+            {
+                "name": name,
+                "session_id": self.enc_uuid(session_id),
+                "now": self.enc_ts(now),
+                "expires_at": self.enc_ts(now + ttl),
+            },
+        )
+        return r is not None
+
+    def resign(self, name: str, session_id: uuid.UUID) -> None:
+        with self._tx() as cur:
+            cur.execute(self.q["resign"], {"name": name, "session_id": self.enc_uuid(session_id)})
+
+    def ready_recurring(self, now: datetime, limit: int) -> list[Operation]:
+        rows = self._all("ready_recurring", {"now": self.enc_ts(now), "limit": limit})
+        return [self.operation(r) for r in rows]
+
+    def move_start(
+        self, operation_id: uuid.UUID, expected_start: datetime, new_start: datetime, at: datetime
+    ) -> bool:
+        r = self._write_one(
+            "move_start",
+            {
+                "id": self.enc_uuid(operation_id),
+                "expected_start": self.enc_ts(expected_start),
+                "new_start": self.enc_ts(new_start),
+                "at": self.enc_ts(at),
+            },
+        )
+        return r is not None
+
+
+def _company(r: Row) -> Company:
+    return Company(
+        name=r["name"],
+        display_name=r["display_name"],
+        time_zone=r["time_zone"],
+        active=bool(r["active"]),
+    )
+
+
+def iter_chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

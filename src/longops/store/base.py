@@ -1,0 +1,223 @@
+"""The Store protocol: one method per named query, the same on every dialect.
+
+Each method is a short statement or a short transaction; none is held open while task
+code runs. Every write that changes an operation's status names the statuses it may start
+from (taken from ``domain.status.ACTIONS``) and, for a running operation, its lease token,
+so a stale writer changes nothing.
+
+Example::
+
+    store = open_store("sqlite:///longops.db")
+    store.migrate()
+    [op] = store.insert_operations([NewOperation.build(task="t", now=clock.now())])
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from longops.domain.operation import (
+    Attempt,
+    Category,
+    Company,
+    NewOperation,
+    Operation,
+    Outcome,
+    Session,
+    SessionEvent,
+    SessionEventType,
+    SessionState,
+)
+from longops.domain.status import Status
+from longops.store.migrate import MigrationState
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimParams:
+    """Claim up to ``limit`` ready operations of ``queues`` for ``session_id`` at ``now``."""
+
+    session_id: uuid.UUID
+    queues: tuple[str, ...]
+    limit: int
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedRun:
+    """An operation just claimed, with the run number of its new attempt row."""
+
+    operation: Operation
+    run_no: int
+
+    @property
+    def lease_token(self) -> uuid.UUID:
+        token = self.operation.lease_token
+        assert token is not None  # a claimed row always carries one (CHECK constraint)
+        return token
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """How one run ended and where its operation goes next; applied only under its lease."""
+
+    operation_id: uuid.UUID
+    lease_token: uuid.UUID
+    run_no: int
+    at: datetime
+    outcome: Outcome
+    status: Status
+    status_reason: str | None = None
+    earliest_start_at: datetime | None = None
+    attempt_count: int | None = None
+    error_message: str | None = None
+    traceback: str | None = None
+    result_json: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OperationQuery:
+    company: str | None = None
+    statuses: tuple[Status, ...] = ()
+    task: str | None = None
+    category: str | None = None
+    queue: str | None = None
+    limit: int = 100
+    after_entry_no: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ActionParams:
+    """A guarded change of status made by a person or a service (not by a run)."""
+
+    operation_id: uuid.UUID
+    company: str | None
+    allowed_from: frozenset[Status]
+    status: Status
+    at: datetime
+    status_reason: str | None = None
+    earliest_start_at: datetime | None = None
+    reset_attempts: bool = False
+    user: str | None = None
+    clear_cancel_request: bool = True
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Wakeups(Protocol):
+    """Tells a dispatcher that work may be ready: NOTIFY on PostgreSQL, a poll on SQLite."""
+
+    def wait(self, timeout: float) -> bool:
+        """Block up to ``timeout`` seconds; True when woken early."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Store(Protocol):
+    """Everything longops keeps, behind named operations."""
+
+    dialect: str
+    url: str
+
+    def close(self) -> None: ...
+
+    # schema ---------------------------------------------------------------------------
+    def migrate(self) -> list[str]: ...
+    def migration_status(self) -> list[MigrationState]: ...
+    def migration_sql(self) -> str: ...
+    def schema_is_current(self) -> bool: ...
+
+    # companies, categories, queues ----------------------------------------------------
+    def get_company(self, name: str) -> Company | None: ...
+    def list_companies(self) -> list[Company]: ...
+    def upsert_category(self, category: Category) -> Category: ...
+    def get_category(self, company: str, code: str) -> Category | None: ...
+    def list_categories(self, company: str) -> list[Category]: ...
+    def set_queue_paused(self, name: str, paused: bool, at: datetime) -> None: ...
+    def paused_queues(self) -> frozenset[str]: ...
+
+    # operations -----------------------------------------------------------------------
+    def insert_operations(
+        self, ops: Sequence[NewOperation], *, connection: Any = None
+    ) -> list[Operation]: ...
+    def insert_operations_bulk(self, ops: Sequence[NewOperation]) -> int: ...
+    def get_operation(
+        self, operation_id: uuid.UUID, company: str | None = None
+    ) -> Operation | None: ...
+    def list_operations(self, query: OperationQuery) -> list[Operation]: ...
+    def count_operations(self, company: str | None = None) -> dict[Status, int]: ...
+    def apply_action(self, params: ActionParams) -> Operation | None: ...
+    def request_cancel(
+        self,
+        operation_id: uuid.UUID,
+        company: str | None,
+        at: datetime,
+        by: str | None,
+        reason: str | None,
+    ) -> Operation | None: ...
+    def delete_operation(self, operation_id: uuid.UUID, company: str | None) -> bool: ...
+    def delete_failed(self, company: str, ended_before: datetime) -> int: ...
+    def list_attempts(self, operation_id: uuid.UUID) -> list[Attempt]: ...
+
+    # running --------------------------------------------------------------------------
+    def claim(self, params: ClaimParams) -> list[ClaimedRun]: ...
+    def finish_runs(self, results: Sequence[RunResult]) -> list[bool]: ...
+    def next_due_at(self, queues: Sequence[str]) -> datetime | None: ...
+    def cancel_requested(self, operation_ids: Sequence[uuid.UUID]) -> list[uuid.UUID]: ...
+    def wakeups(self) -> Wakeups: ...
+
+    # sessions -------------------------------------------------------------------------
+    def register_session(self, session: Session) -> None: ...
+    def heartbeat(self, session_id: uuid.UUID, at: datetime) -> SessionState | None: ...
+    def end_session(
+        self,
+        session_id: uuid.UUID,
+        state: SessionState,
+        at: datetime,
+        event: SessionEventType,
+        comment: str | None = None,
+    ) -> None: ...
+    def record_session_event(
+        self, session_id: uuid.UUID, event: SessionEventType, at: datetime, comment: str | None
+    ) -> None: ...
+    def list_sessions(self, *, active_only: bool = False) -> list[Session]: ...
+    def list_session_events(self, session_id: uuid.UUID | None = None) -> list[SessionEvent]: ...
+
+    # services -------------------------------------------------------------------------
+    def mark_lost_sessions(self, now: datetime, timeout: timedelta) -> list[uuid.UUID]: ...
+    def orphaned_runs(self, limit: int = 1000) -> list[ClaimedRun]: ...
+    def expire_operations(self, now: datetime) -> list[uuid.UUID]: ...
+    def prune(self, older_than: datetime) -> int: ...
+    def try_lead(self, name: str, session_id: uuid.UUID, now: datetime, ttl: timedelta) -> bool: ...
+    def resign(self, name: str, session_id: uuid.UUID) -> None: ...
+    def ready_recurring(self, now: datetime, limit: int) -> list[Operation]: ...
+    def move_start(
+        self, operation_id: uuid.UUID, expected_start: datetime, new_start: datetime, at: datetime
+    ) -> bool: ...
+
+
+def open_store(url: str, **options: Any) -> Store:
+    """Open the store a database URL names.
+
+    ``sqlite:///path.db`` (or ``sqlite:///:memory:``) and ``postgresql://...`` are accepted.
+
+    Example::
+
+        store = open_store("postgresql://root@127.0.0.1/longops")
+    """
+    from longops.domain.errors import ConfigurationError
+
+    if url.startswith("sqlite:"):
+        from longops.store.sqlite import SqliteStore
+
+        return SqliteStore(url, **options)
+    if url.startswith(("postgresql:", "postgres:")):
+        from longops.store.postgres import PostgresStore
+
+        return PostgresStore(url, **options)
+    raise ConfigurationError(
+        f"database URL must start with sqlite:/// or postgresql:// (got {url.split(':')[0]!r})"
+    )

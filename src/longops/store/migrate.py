@@ -1,0 +1,87 @@
+"""Numbered schema migrations per dialect, recorded with a checksum.
+
+Files live in ``migrations/<dialect>/NNNN_name.sql``. ``longops db upgrade`` applies the
+pending ones in order, each in its own transaction; ``longops db status`` compares the
+recorded checksums with the files, so an edited migration is noticed rather than ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sqlite3
+from dataclasses import dataclass
+from importlib import resources
+
+_FILE = re.compile(r"^(\d{4})_(\w+)\.sql$")
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationState:
+    version: int
+    name: str
+    state: str  # applied | pending | checksum mismatch | unknown
+
+
+def load_migrations(dialect: str) -> list[Migration]:
+    folder = resources.files("longops.store").joinpath("migrations", dialect)
+    found: list[Migration] = []
+    for entry in folder.iterdir():
+        match = _FILE.match(entry.name)
+        if match:
+            found.append(Migration(int(match.group(1)), match.group(2), entry.read_text()))
+    found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if versions != list(range(1, len(found) + 1)):
+        raise RuntimeError(f"{dialect} migrations must be numbered 0001.. without gaps: {versions}")
+    return found
+
+
+def compare(
+    migrations: list[Migration], applied: dict[int, tuple[str, str]]
+) -> list[MigrationState]:
+    """Each known or recorded migration with its state."""
+    states = []
+    for m in migrations:
+        if m.version not in applied:
+            states.append(MigrationState(m.version, m.name, "pending"))
+        elif applied[m.version][1] != m.checksum:
+            states.append(MigrationState(m.version, m.name, "checksum mismatch"))
+        else:
+            states.append(MigrationState(m.version, m.name, "applied"))
+    known = {m.version for m in migrations}
+    for version, (name, _) in sorted(applied.items()):
+        if version not in known:
+            states.append(MigrationState(version, name, "unknown"))
+    return states
+
+
+def split_sqlite_script(script: str) -> list[str]:
+    """Split a script into complete statements (sqlite3 runs one statement per execute)."""
+    statements: list[str] = []
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            stmt = buffer.strip()
+            if stmt and not all(
+                part.strip().startswith("--") or not part.strip() for part in stmt.splitlines()
+            ):
+                statements.append(stmt)
+            buffer = ""
+    if buffer.strip() and not all(
+        p.strip().startswith("--") or not p.strip() for p in buffer.splitlines()
+    ):
+        raise RuntimeError(f"incomplete SQL statement at end of migration: {buffer[:80]!r}")
+    return statements

@@ -1,0 +1,248 @@
+"""The distributed store: many workers on many machines share one PostgreSQL database.
+
+Claims take a short turn under a transaction-scoped advisory lock and then claim a batch
+with ``FOR UPDATE SKIP LOCKED`` in one statement (see ``claim_operations``). Wake-ups use
+``LISTEN/NOTIFY``: enqueueing sends ``longops_ready`` in the same transaction, so a
+dispatcher hears of an operation exactly when it becomes visible.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from longops.domain.errors import ConfigurationError
+from longops.domain.operation import NewOperation, Operation
+from longops.store._sql import SqlStore
+from longops.store.base import ClaimedRun, ClaimParams, RunResult
+
+CONNECT_TIMEOUT = 10.0
+
+
+class PostgresStore(SqlStore):
+    """Store on PostgreSQL through a psycopg 3 connection pool.
+
+    Example::
+
+        store = PostgresStore("postgresql://root@127.0.0.1:5432/longops")
+        store.migrate()
+    """
+
+    dialect = "postgres"
+
+    def __init__(self, url: str, *, pool_size: int = 8) -> None:
+        super().__init__(url)
+        self.conninfo = url.replace("postgres://", "postgresql://", 1)
+        self._pool: ConnectionPool[psycopg.Connection[dict[str, Any]]] = ConnectionPool(
+            self.conninfo,
+            min_size=1,
+            max_size=pool_size,
+            kwargs={"row_factory": dict_row},
+            open=True,
+            timeout=CONNECT_TIMEOUT,
+            name="longops",
+        )
+        try:
+            self._pool.wait(timeout=CONNECT_TIMEOUT)
+        except PoolTimeout as exc:
+            self._pool.close()
+            raise ConfigurationError(
+                f"cannot connect to PostgreSQL at {_redact(url)} within {CONNECT_TIMEOUT:g} s"
+            ) from exc
+
+    def close(self) -> None:
+        self._pool.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[Any]:
+        # The pool commits on a clean exit and rolls back on an exception.
+        with self._pool.connection() as conn, conn.cursor() as cur:
+            yield cur
+
+    _read = _tx
+
+    # -- encoders: psycopg adapts these types itself ---------------------------------------------
+    def enc_uuid(self, value: uuid.UUID | None) -> Any:
+        return value
+
+    def enc_ts(self, value: datetime | None) -> Any:
+        return value
+
+    def enc_json(self, value: Any) -> Any:
+        return None if value is None else json.dumps(value)
+
+    def enc_list(self, value: Sequence[str]) -> Any:
+        return list(value)
+
+    def dec_uuid(self, value: Any) -> uuid.UUID:
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+    def dec_ts(self, value: Any) -> datetime:
+        assert isinstance(value, datetime)
+        return value
+
+    def dec_json(self, value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str | bytes) else value
+
+    def dec_list(self, value: Any) -> list[str]:
+        return list(value)
+
+    def _apply_migration_script(self, cur: Any, sql: str) -> None:
+        cur.execute(sql)
+
+    def _migration_lock(self, cur: Any) -> None:
+        cur.execute(self.q["migration_lock"])
+
+    # -- operations ---------------------------------------------------------------------------
+    def insert_operations(
+        self, ops: Sequence[NewOperation], *, connection: Any = None
+    ) -> list[Operation]:
+        """Insert operations and notify dispatchers in the same transaction.
+
+        With ``connection`` (a psycopg connection of the caller's), the rows and the
+        notification join the caller's open transaction and exist only if it commits.
+        """
+        if connection is not None:
+            if not isinstance(connection, psycopg.Connection):
+                raise ConfigurationError("connection must be a psycopg 3 Connection")
+            with connection.cursor(row_factory=dict_row) as cur:
+                out = self._insert_with(cur, ops)
+                self._notify_queues(cur, {op.queue for op in out})
+            return out
+        with self._tx() as cur:
+            out = self._insert_with(cur, ops)
+            self._notify_queues(cur, {op.queue for op in out})
+        return out
+
+    def insert_operations_bulk(self, ops: Sequence[NewOperation]) -> int:
+        """COPY a batch in; operations with dedup keys take the checked path instead."""
+        if any(op.dedup_key for op in ops):
+            return len(self.insert_operations(ops))
+        columns = (
+            "id", "company", "task", "args", "description", "queue", "category", "priority",
+            "status", "earliest_start_at", "expires_at", "max_attempts", "rerun_delay",
+            "retry_policy", "timeout_seconds", "recurrence", "user_name", "created_at",
+            "created_at", "ready_at", "dedup_key", "labels",
+        )  # fmt: skip
+        with self._tx() as cur:
+            with cur.copy(self.q["copy_operations"]) as copy:
+                for op in ops:
+                    p = self.new_operation_params(op)
+                    copy.write_row(tuple(p[c] for c in columns))
+            self._notify_queues(cur, {op.queue for op in ops})
+        return len(ops)
+
+    def _notify_queues(self, cur: Any, queues: set[str]) -> None:
+        for queue in sorted(queues):
+            cur.execute(self.q["notify_ready"], {"queue": queue})
+
+    def _wake(self, queue: str) -> None:
+        with self._tx() as cur:
+            self._notify_queues(cur, {queue})
+
+    def request_cancel(
+        self,
+        operation_id: uuid.UUID,
+        company: str | None,
+        at: datetime,
+        by: str | None,
+        reason: str | None,
+    ) -> Operation | None:
+        with self._tx() as cur:
+            cur.execute(
+                self.q["request_cancel"],
+                {"id": operation_id, "company": company, "at": at, "by": by, "reason": reason},
+            )
+            row = cur.fetchone()
+            if row is not None:
+                cur.execute(self.q["notify_cancel"], {"id": str(operation_id)})
+        return None if row is None else self.operation(row)
+
+    # -- running ----------------------------------------------------------------------------
+    def claim(self, params: ClaimParams) -> list[ClaimedRun]:
+        with self._tx() as cur:
+            cur.execute(self.q["claim_lock"])
+            cur.execute(
+                self.q["claim_operations"],
+                {
+                    "session_id": params.session_id,
+                    "queues": list(params.queues),
+                    "limit": params.limit,
+                    "now": params.now,
+                },
+            )
+            rows = cur.fetchall()
+        return [ClaimedRun(self.operation(r), int(r["run_count"])) for r in rows]
+
+    def finish_runs(self, results: Sequence[RunResult]) -> list[bool]:
+        if not results:
+            return []
+        params = [
+            {
+                "id": res.operation_id,
+                "lease_token": res.lease_token,
+                "run_no": res.run_no,
+                "at": res.at,
+                "outcome": res.outcome.value,
+                "status": res.status.value,
+                "status_reason": res.status_reason,
+                "earliest_start_at": res.earliest_start_at,
+                "attempt_count": res.attempt_count,
+                "error_message": res.error_message,
+                "traceback": res.traceback,
+                "result": res.result_json,
+            }
+            for res in results
+        ]
+        applied: list[bool] = []
+        with self._tx() as cur:
+            # executemany pipelines the statements: one round trip for the batch.
+            cur.executemany(self.q["finish_run"], params, returning=True)
+            while True:
+                row = cur.fetchone()
+                applied.append(bool(row and row["applied"]))
+                if not cur.nextset():
+                    break
+            requeued = {res.operation_id for res, ok in zip(results, applied, strict=True) if ok}
+            if any(res.status.value == "ready" for res in results if res.operation_id in requeued):
+                cur.execute(self.q["notify_ready"], {"queue": "*"})
+        return applied
+
+    def wakeups(self) -> PostgresWakeups:
+        return PostgresWakeups(self.conninfo)
+
+
+class PostgresWakeups:
+    """A dedicated connection that LISTENs for ready operations."""
+
+    def __init__(self, conninfo: str) -> None:
+        self._conn = psycopg.connect(conninfo, autocommit=True)
+        self._conn.execute("LISTEN longops_ready")
+
+    def wait(self, timeout: float) -> bool:
+        woke = False
+        for _ in self._conn.notifies(timeout=max(timeout, 0.0), stop_after=1):
+            woke = True
+        if woke:
+            # Drain what else arrived so one burst of enqueues costs one wake-up.
+            for _ in self._conn.notifies(timeout=0.0):
+                pass
+        return woke
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url

@@ -1,0 +1,367 @@
+-- Named queries for PostgreSQL. One query per Store method; parameters in %(name)s style.
+-- Loaded once by longops.store.queries; never built up from strings elsewhere.
+
+-- name: get_company
+SELECT * FROM longops_companies WHERE name = %(name)s;
+
+-- name: list_companies
+SELECT * FROM longops_companies ORDER BY name;
+
+-- name: upsert_category
+INSERT INTO longops_categories (company, code, description, max_concurrent, paused)
+VALUES (%(company)s, %(code)s, %(description)s, %(max_concurrent)s, %(paused)s)
+ON CONFLICT (company, code) DO UPDATE
+   SET description = excluded.description,
+       max_concurrent = excluded.max_concurrent,
+       paused = excluded.paused
+RETURNING *;
+
+-- name: get_category
+SELECT * FROM longops_categories WHERE company = %(company)s AND code = %(code)s;
+
+-- name: list_categories
+SELECT * FROM longops_categories WHERE company = %(company)s ORDER BY code;
+
+-- name: pause_queue
+INSERT INTO longops_paused_queues (name, paused_at) VALUES (%(name)s, %(at)s)
+ON CONFLICT (name) DO NOTHING;
+
+-- name: resume_queue
+DELETE FROM longops_paused_queues WHERE name = %(name)s;
+
+-- name: list_paused_queues
+SELECT name FROM longops_paused_queues;
+
+-- name: insert_operation
+-- A second active operation with the same dedup key in the company is not an error: the
+-- caller gets the existing one (see get_active_by_dedup).
+INSERT INTO longops_operations (
+    id, company, task, args, description, queue, category, priority, status,
+    earliest_start_at, expires_at, max_attempts, rerun_delay, retry_policy, timeout_seconds,
+    recurrence, user_name, created_at, updated_at, ready_at, dedup_key, labels)
+VALUES (
+    %(id)s, %(company)s, %(task)s, %(args)s, %(description)s, %(queue)s, %(category)s,
+    %(priority)s, %(status)s, %(earliest_start_at)s, %(expires_at)s, %(max_attempts)s,
+    %(rerun_delay)s, %(retry_policy)s, %(timeout_seconds)s, %(recurrence)s, %(user_name)s,
+    %(created_at)s, %(created_at)s, %(ready_at)s, %(dedup_key)s, %(labels)s)
+ON CONFLICT (company, dedup_key) WHERE dedup_key IS NOT NULL AND status IN ('on_hold', 'ready', 'in_process')
+DO NOTHING
+RETURNING *;
+
+-- name: copy_operations
+COPY longops_operations (
+    id, company, task, args, description, queue, category, priority, status,
+    earliest_start_at, expires_at, max_attempts, rerun_delay, retry_policy, timeout_seconds,
+    recurrence, user_name, created_at, updated_at, ready_at, dedup_key, labels)
+FROM STDIN;
+
+-- name: notify_ready
+SELECT pg_notify('longops_ready', %(queue)s);
+
+-- name: get_active_by_dedup
+SELECT * FROM longops_operations
+ WHERE company = %(company)s AND dedup_key = %(dedup_key)s
+   AND status IN ('on_hold', 'ready', 'in_process');
+
+-- name: get_operation
+SELECT * FROM longops_operations
+ WHERE id = %(id)s AND (%(company)s::text IS NULL OR company = %(company)s);
+
+-- name: list_operations
+SELECT * FROM longops_operations
+ WHERE (%(company)s::text IS NULL OR company = %(company)s)
+   AND (cardinality(%(statuses)s::text[]) = 0 OR status = ANY(%(statuses)s::text[]))
+   AND (%(task)s::text IS NULL OR task = %(task)s)
+   AND (%(category)s::text IS NULL OR category = %(category)s)
+   AND (%(queue)s::text IS NULL OR queue = %(queue)s)
+   AND (%(after_entry_no)s::bigint IS NULL OR entry_no > %(after_entry_no)s)
+ ORDER BY entry_no
+ LIMIT %(limit)s;
+
+-- name: count_operations
+SELECT status, count(*) AS n FROM longops_operations
+ WHERE (%(company)s::text IS NULL OR company = %(company)s)
+ GROUP BY status;
+
+-- name: apply_action
+-- Guarded by the statuses the action may start from; a row in any other status is left
+-- alone and the caller learns it from the empty result.
+UPDATE longops_operations SET
+    status = %(status)s,
+    status_reason = %(status_reason)s,
+    earliest_start_at = coalesce(%(earliest_start_at)s, earliest_start_at),
+    attempt_count = CASE WHEN %(reset_attempts)s THEN 0 ELSE attempt_count END,
+    ready_at = CASE WHEN %(status)s = 'ready' THEN %(at)s ELSE ready_at END,
+    ended_at = CASE WHEN %(status)s IN ('finished', 'error', 'cancelled') THEN %(at)s ELSE ended_at END,
+    last_error = CASE WHEN %(status)s = 'ready' THEN NULL ELSE last_error END,
+    user_name = coalesce(%(user_name)s, user_name),
+    cancel_requested_at = CASE WHEN %(clear_cancel)s THEN NULL ELSE cancel_requested_at END,
+    cancel_requested_by = CASE WHEN %(clear_cancel)s THEN NULL ELSE cancel_requested_by END,
+    cancel_reason = CASE WHEN %(clear_cancel)s THEN NULL ELSE cancel_reason END,
+    updated_at = %(at)s
+ WHERE id = %(id)s
+   AND (%(company)s::text IS NULL OR company = %(company)s)
+   AND status = ANY(%(allowed_from)s::text[])
+RETURNING *;
+
+-- name: request_cancel
+UPDATE longops_operations SET
+    cancel_requested_at = %(at)s, cancel_requested_by = %(by)s, cancel_reason = %(reason)s,
+    updated_at = %(at)s
+ WHERE id = %(id)s
+   AND (%(company)s::text IS NULL OR company = %(company)s)
+   AND status = 'in_process' AND cancel_requested_at IS NULL
+RETURNING *;
+
+-- name: notify_cancel
+SELECT pg_notify('longops_cancel', %(id)s::text);
+
+-- name: delete_operation
+-- Business Central refuses to delete an entry while it is In Process.
+DELETE FROM longops_operations
+ WHERE id = %(id)s
+   AND (%(company)s::text IS NULL OR company = %(company)s)
+   AND status <> 'in_process'
+RETURNING id;
+
+-- name: delete_failed
+-- "Remove Failed Entries": non-recurring entries in error whose last run ended before the cut.
+DELETE FROM longops_operations
+ WHERE company = %(company)s AND status = 'error' AND recurrence IS NULL
+   AND ended_at <= %(ended_before)s;
+
+-- name: list_attempts
+SELECT * FROM longops_attempts WHERE operation_id = %(id)s ORDER BY run_no;
+
+-- name: claim_lock
+-- Claims take turns (transaction-scoped advisory lock) so that the category counts below
+-- are read after every earlier claim committed: READ COMMITTED gives each statement a
+-- fresh snapshot, and without the turn two claimers could both see a free slot.
+SELECT pg_advisory_xact_lock(7243015001);
+
+-- name: claim_operations
+WITH paused AS (
+    SELECT name FROM longops_paused_queues
+),
+busy AS (
+    -- Running operations per category: the slots already taken.
+    SELECT company, category, count(*) AS running
+      FROM longops_operations
+     WHERE status = 'in_process' AND category IS NOT NULL
+     GROUP BY company, category
+),
+free_slots AS (
+    SELECT c.company, c.code, c.max_concurrent - coalesce(b.running, 0) AS free
+      FROM longops_categories c
+      LEFT JOIN busy b ON b.company = c.company AND b.category = c.code
+     WHERE NOT c.paused AND c.max_concurrent > coalesce(b.running, 0)
+),
+categorized AS (
+    -- At most `free` per category, High -> Normal -> Low then FIFO inside it.
+    SELECT pick.id, pick.priority, pick.entry_no
+      FROM free_slots f
+     CROSS JOIN LATERAL (
+        SELECT o.id, o.priority, o.entry_no
+          FROM longops_operations o
+         WHERE o.status = 'ready' AND o.company = f.company AND o.category = f.code
+           AND o.earliest_start_at <= %(now)s
+           AND (o.expires_at IS NULL OR o.expires_at > %(now)s)
+           AND o.queue = ANY(%(queues)s::text[])
+           AND o.queue NOT IN (SELECT name FROM paused)
+         ORDER BY o.priority, o.entry_no
+         LIMIT f.free
+     ) pick
+),
+uncategorized AS (
+    SELECT o.id, o.priority, o.entry_no
+      FROM longops_operations o
+     WHERE o.status = 'ready' AND o.category IS NULL
+       AND o.queue = ANY(%(queues)s::text[])
+       AND o.earliest_start_at <= %(now)s
+       AND (o.expires_at IS NULL OR o.expires_at > %(now)s)
+       AND o.queue NOT IN (SELECT name FROM paused)
+     ORDER BY o.priority, o.entry_no
+     LIMIT %(limit)s
+),
+chosen AS (
+    -- SKIP LOCKED: a row an operator is changing right now is left for the next claim
+    -- instead of making this one wait.
+    SELECT o.id
+      FROM longops_operations o
+     WHERE o.id IN (SELECT id FROM categorized UNION ALL SELECT id FROM uncategorized)
+       AND o.status = 'ready'
+       -- A session declared lost (or draining) claims nothing, even before it notices.
+       AND EXISTS (SELECT 1 FROM longops_sessions s WHERE s.id = %(session_id)s AND s.state = 'active')
+     ORDER BY o.priority, o.entry_no
+     LIMIT %(limit)s
+       FOR UPDATE SKIP LOCKED
+),
+claimed AS (
+    -- A new lease token per claim: whoever held the previous one can no longer write.
+    UPDATE longops_operations o SET
+        status = 'in_process',
+        attempt_count = o.attempt_count + 1,
+        run_count = o.run_count + 1,
+        lease_token = gen_random_uuid(),
+        session_id = %(session_id)s,
+        started_at = %(now)s,
+        ended_at = NULL,
+        last_error = NULL,
+        updated_at = %(now)s
+      FROM chosen c
+     WHERE o.id = c.id
+    RETURNING o.*
+),
+logged AS (
+    -- The attempt row is committed with the claim, before task code runs, so a crash
+    -- always leaves evidence (Business Central commits its log entry first too).
+    INSERT INTO longops_attempts (operation_id, company, run_no, attempt, session_id, user_name, task, started_at, outcome)
+    SELECT id, company, run_count, attempt_count, session_id, user_name, task, %(now)s, 'in_process'
+      FROM claimed
+)
+SELECT * FROM claimed ORDER BY priority, entry_no;
+
+-- name: finish_run
+-- Fenced by the lease token: a session declared lost, or a run already handed back,
+-- matches no row and so changes nothing.
+WITH op AS (
+    UPDATE longops_operations SET
+        status = %(status)s,
+        status_reason = %(status_reason)s,
+        earliest_start_at = coalesce(%(earliest_start_at)s, earliest_start_at),
+        attempt_count = coalesce(%(attempt_count)s, attempt_count),
+        ended_at = %(at)s,
+        ready_at = CASE WHEN %(status)s = 'ready' THEN %(at)s ELSE ready_at END,
+        last_error = %(error_message)s,
+        result = coalesce(%(result)s::jsonb, result),
+        lease_token = NULL,
+        session_id = NULL,
+        cancel_requested_at = CASE WHEN %(status)s = 'ready' THEN NULL ELSE cancel_requested_at END,
+        cancel_requested_by = CASE WHEN %(status)s = 'ready' THEN NULL ELSE cancel_requested_by END,
+        cancel_reason = CASE WHEN %(status)s = 'ready' THEN NULL ELSE cancel_reason END,
+        updated_at = %(at)s
+     WHERE id = %(id)s AND status = 'in_process' AND lease_token = %(lease_token)s
+    RETURNING id
+),
+att AS (
+    UPDATE longops_attempts SET
+        ended_at = %(at)s, outcome = %(outcome)s,
+        error_message = %(error_message)s, traceback = %(traceback)s
+     WHERE operation_id IN (SELECT id FROM op) AND run_no = %(run_no)s
+)
+SELECT count(*) AS applied FROM op;
+
+-- name: next_due_at
+SELECT min(earliest_start_at) AS due FROM longops_operations
+ WHERE status = 'ready' AND queue = ANY(%(queues)s::text[])
+   AND queue NOT IN (SELECT name FROM longops_paused_queues);
+
+-- name: insert_session
+INSERT INTO longops_sessions (id, host, pid, queues, concurrency, state, started_at, last_heartbeat_at)
+VALUES (%(id)s, %(host)s, %(pid)s, %(queues)s, %(concurrency)s, %(state)s, %(started_at)s, %(started_at)s);
+
+-- name: heartbeat
+-- Only a live session can beat; a lost one learns its state from the follow-up read.
+UPDATE longops_sessions SET last_heartbeat_at = %(at)s
+ WHERE id = %(id)s AND state IN ('active', 'draining')
+RETURNING state;
+
+-- name: get_session_state
+SELECT state FROM longops_sessions WHERE id = %(id)s;
+
+-- name: end_session
+UPDATE longops_sessions SET state = %(state)s,
+       ended_at = CASE WHEN %(state)s IN ('stopped', 'lost') THEN %(at)s ELSE ended_at END
+ WHERE id = %(id)s AND state <> 'lost';
+
+-- name: insert_session_event
+INSERT INTO longops_session_events (session_id, type, at, comment)
+VALUES (%(session_id)s, %(type)s, %(at)s, %(comment)s);
+
+-- name: list_sessions
+SELECT * FROM longops_sessions
+ WHERE NOT %(active_only)s OR state IN ('active', 'draining')
+ ORDER BY started_at DESC
+ LIMIT 500;
+
+-- name: list_session_events
+SELECT * FROM longops_session_events
+ WHERE %(session_id)s::uuid IS NULL OR session_id = %(session_id)s
+ ORDER BY id DESC
+ LIMIT 1000;
+
+-- name: mark_lost_sessions
+UPDATE longops_sessions SET state = 'lost', ended_at = %(now)s
+ WHERE state IN ('active', 'draining') AND last_heartbeat_at < %(cutoff)s
+RETURNING id;
+
+-- name: orphaned_runs
+-- Running operations whose session is no longer alive (lost, stopped, or never recorded).
+SELECT o.* FROM longops_operations o
+  LEFT JOIN longops_sessions s ON s.id = o.session_id
+ WHERE o.status = 'in_process'
+   AND (s.id IS NULL OR s.state IN ('lost', 'stopped'))
+ LIMIT %(limit)s;
+
+-- name: expire_operations
+UPDATE longops_operations SET status = 'cancelled', status_reason = 'expired',
+       ended_at = %(now)s, updated_at = %(now)s
+ WHERE status = 'ready' AND expires_at IS NOT NULL AND expires_at <= %(now)s
+RETURNING id;
+
+-- name: prune_operations
+DELETE FROM longops_operations
+ WHERE status IN ('finished', 'cancelled') AND ended_at < %(before)s;
+
+-- name: prune_attempts
+DELETE FROM longops_attempts WHERE ended_at < %(before)s;
+
+-- name: prune_session_events
+DELETE FROM longops_session_events WHERE at < %(before)s;
+
+-- name: prune_sessions
+DELETE FROM longops_sessions WHERE state IN ('stopped', 'lost') AND ended_at < %(before)s;
+
+-- name: try_lead
+INSERT INTO longops_leaders (name, session_id, expires_at)
+VALUES (%(name)s, %(session_id)s, %(expires_at)s)
+ON CONFLICT (name) DO UPDATE
+   SET session_id = excluded.session_id, expires_at = excluded.expires_at
+ WHERE longops_leaders.expires_at < %(now)s OR longops_leaders.session_id = excluded.session_id
+RETURNING session_id;
+
+-- name: resign
+DELETE FROM longops_leaders WHERE name = %(name)s AND session_id = %(session_id)s;
+
+-- name: ready_recurring
+SELECT * FROM longops_operations
+ WHERE status = 'ready' AND recurrence IS NOT NULL AND earliest_start_at <= %(now)s
+ ORDER BY entry_no
+ LIMIT %(limit)s;
+
+-- name: move_start
+UPDATE longops_operations SET earliest_start_at = %(new_start)s, updated_at = %(at)s
+ WHERE id = %(id)s AND status = 'ready' AND earliest_start_at = %(expected_start)s
+RETURNING id;
+
+-- name: create_migrations_table
+CREATE TABLE IF NOT EXISTS longops_migrations (
+    version     integer PRIMARY KEY,
+    name        text NOT NULL,
+    checksum    text NOT NULL,
+    applied_at  timestamptz NOT NULL DEFAULT now()
+);
+
+-- name: migration_lock
+-- Two processes upgrading at once take turns; the second finds nothing left to apply.
+SELECT pg_advisory_xact_lock(7243015000);
+
+-- name: list_migrations
+SELECT version, name, checksum FROM longops_migrations ORDER BY version;
+
+-- name: record_migration
+INSERT INTO longops_migrations (version, name, checksum) VALUES (%(version)s, %(name)s, %(checksum)s);
+
+-- name: cancel_requested
+SELECT id FROM longops_operations
+ WHERE id = ANY(%(ids)s::uuid[]) AND status = 'in_process' AND cancel_requested_at IS NOT NULL;

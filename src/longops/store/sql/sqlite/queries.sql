@@ -1,0 +1,316 @@
+-- Named queries for SQLite. One query per Store method; parameters in :name style.
+-- Lists arrive as JSON arrays and are read with json_each. Ids are 32-hex-digit UUIDs and
+-- times fixed-width UTC text, so equality and order work on the stored text.
+
+-- name: get_company
+SELECT * FROM longops_companies WHERE name = :name;
+
+-- name: list_companies
+SELECT * FROM longops_companies ORDER BY name;
+
+-- name: upsert_category
+INSERT INTO longops_categories (company, code, description, max_concurrent, paused)
+VALUES (:company, :code, :description, :max_concurrent, :paused)
+ON CONFLICT (company, code) DO UPDATE
+   SET description = excluded.description,
+       max_concurrent = excluded.max_concurrent,
+       paused = excluded.paused
+RETURNING *;
+
+-- name: get_category
+SELECT * FROM longops_categories WHERE company = :company AND code = :code;
+
+-- name: list_categories
+SELECT * FROM longops_categories WHERE company = :company ORDER BY code;
+
+-- name: pause_queue
+INSERT INTO longops_paused_queues (name, paused_at) VALUES (:name, :at)
+ON CONFLICT (name) DO NOTHING;
+
+-- name: resume_queue
+DELETE FROM longops_paused_queues WHERE name = :name;
+
+-- name: list_paused_queues
+SELECT name FROM longops_paused_queues;
+
+-- name: insert_operation
+INSERT INTO longops_operations (
+    id, company, task, args, description, queue, category, priority, status,
+    earliest_start_at, expires_at, max_attempts, rerun_delay, retry_policy, timeout_seconds,
+    recurrence, user_name, created_at, updated_at, ready_at, dedup_key, labels)
+VALUES (
+    :id, :company, :task, :args, :description, :queue, :category, :priority, :status,
+    :earliest_start_at, :expires_at, :max_attempts, :rerun_delay, :retry_policy,
+    :timeout_seconds, :recurrence, :user_name, :created_at, :created_at, :ready_at,
+    :dedup_key, :labels)
+ON CONFLICT (company, dedup_key) WHERE dedup_key IS NOT NULL AND status IN ('on_hold', 'ready', 'in_process')
+DO NOTHING
+RETURNING *;
+
+-- name: get_active_by_dedup
+SELECT * FROM longops_operations
+ WHERE company = :company AND dedup_key = :dedup_key
+   AND status IN ('on_hold', 'ready', 'in_process');
+
+-- name: get_operation
+SELECT * FROM longops_operations
+ WHERE id = :id AND (:company IS NULL OR company = :company);
+
+-- name: list_operations
+SELECT * FROM longops_operations
+ WHERE (:company IS NULL OR company = :company)
+   AND (:statuses = '[]' OR status IN (SELECT value FROM json_each(:statuses)))
+   AND (:task IS NULL OR task = :task)
+   AND (:category IS NULL OR category = :category)
+   AND (:queue IS NULL OR queue = :queue)
+   AND (:after_entry_no IS NULL OR entry_no > :after_entry_no)
+ ORDER BY entry_no
+ LIMIT :limit;
+
+-- name: count_operations
+SELECT status, count(*) AS n FROM longops_operations
+ WHERE (:company IS NULL OR company = :company)
+ GROUP BY status;
+
+-- name: apply_action
+UPDATE longops_operations SET
+    status = :status,
+    status_reason = :status_reason,
+    earliest_start_at = coalesce(:earliest_start_at, earliest_start_at),
+    attempt_count = CASE WHEN :reset_attempts THEN 0 ELSE attempt_count END,
+    ready_at = CASE WHEN :status = 'ready' THEN :at ELSE ready_at END,
+    ended_at = CASE WHEN :status IN ('finished', 'error', 'cancelled') THEN :at ELSE ended_at END,
+    last_error = CASE WHEN :status = 'ready' THEN NULL ELSE last_error END,
+    user_name = coalesce(:user_name, user_name),
+    cancel_requested_at = CASE WHEN :clear_cancel THEN NULL ELSE cancel_requested_at END,
+    cancel_requested_by = CASE WHEN :clear_cancel THEN NULL ELSE cancel_requested_by END,
+    cancel_reason = CASE WHEN :clear_cancel THEN NULL ELSE cancel_reason END,
+    updated_at = :at
+ WHERE id = :id
+   AND (:company IS NULL OR company = :company)
+   AND status IN (SELECT value FROM json_each(:allowed_from))
+RETURNING *;
+
+-- name: request_cancel
+UPDATE longops_operations SET
+    cancel_requested_at = :at, cancel_requested_by = :by, cancel_reason = :reason,
+    updated_at = :at
+ WHERE id = :id
+   AND (:company IS NULL OR company = :company)
+   AND status = 'in_process' AND cancel_requested_at IS NULL
+RETURNING *;
+
+-- name: delete_operation
+DELETE FROM longops_operations
+ WHERE id = :id
+   AND (:company IS NULL OR company = :company)
+   AND status <> 'in_process'
+RETURNING id;
+
+-- name: delete_failed
+DELETE FROM longops_operations
+ WHERE company = :company AND status = 'error' AND recurrence IS NULL
+   AND ended_at <= :ended_before;
+
+-- name: list_attempts
+SELECT * FROM longops_attempts WHERE operation_id = :id ORDER BY run_no;
+
+-- name: claim_operations
+-- Differs from PostgreSQL: no FOR UPDATE SKIP LOCKED and no LATERAL. The caller holds
+-- the database's single write lock (BEGIN IMMEDIATE), so no other claim can interleave,
+-- and a window function ranks each category's ready operations instead of LATERAL.
+WITH paused AS (
+    SELECT name FROM longops_paused_queues
+),
+served AS (
+    SELECT value AS name FROM json_each(:queues)
+),
+busy AS (
+    SELECT company, category, count(*) AS running
+      FROM longops_operations
+     WHERE status = 'in_process' AND category IS NOT NULL
+     GROUP BY company, category
+),
+free_slots AS (
+    SELECT c.company, c.code, c.max_concurrent - coalesce(b.running, 0) AS free
+      FROM longops_categories c
+      LEFT JOIN busy b ON b.company = c.company AND b.category = c.code
+     WHERE NOT c.paused AND c.max_concurrent > coalesce(b.running, 0)
+),
+ranked AS (
+    SELECT o.entry_no, o.priority, f.free,
+           row_number() OVER (PARTITION BY o.company, o.category ORDER BY o.priority, o.entry_no) AS rn
+      FROM longops_operations o
+      JOIN free_slots f ON f.company = o.company AND f.code = o.category
+     WHERE o.status = 'ready'
+       AND o.earliest_start_at <= :now
+       AND (o.expires_at IS NULL OR o.expires_at > :now)
+       AND o.queue IN (SELECT name FROM served)
+       AND o.queue NOT IN (SELECT name FROM paused)
+),
+candidates AS (
+    SELECT entry_no, priority FROM ranked WHERE rn <= free
+    UNION ALL
+    SELECT entry_no, priority FROM (
+        SELECT o.entry_no, o.priority
+          FROM longops_operations o
+         WHERE o.status = 'ready' AND o.category IS NULL
+           AND o.queue IN (SELECT name FROM served)
+           AND o.earliest_start_at <= :now
+           AND (o.expires_at IS NULL OR o.expires_at > :now)
+           AND o.queue NOT IN (SELECT name FROM paused)
+         ORDER BY o.priority, o.entry_no
+         LIMIT :limit)
+)
+UPDATE longops_operations SET
+    status = 'in_process',
+    attempt_count = attempt_count + 1,
+    run_count = run_count + 1,
+    lease_token = lower(hex(randomblob(16))),
+    session_id = :session_id,
+    started_at = :now,
+    ended_at = NULL,
+    last_error = NULL,
+    updated_at = :now
+ WHERE entry_no IN (SELECT entry_no FROM candidates ORDER BY priority, entry_no LIMIT :limit)
+   -- A session declared lost (or draining) claims nothing, even before it notices.
+   AND EXISTS (SELECT 1 FROM longops_sessions s WHERE s.id = :session_id AND s.state = 'active')
+RETURNING *;
+
+-- name: insert_attempt
+INSERT INTO longops_attempts (operation_id, company, run_no, attempt, session_id, user_name, task, started_at, outcome)
+VALUES (:operation_id, :company, :run_no, :attempt, :session_id, :user_name, :task, :started_at, 'in_process');
+
+-- name: finish_operation
+-- Fenced by the lease token, as on PostgreSQL.
+UPDATE longops_operations SET
+    status = :status,
+    status_reason = :status_reason,
+    earliest_start_at = coalesce(:earliest_start_at, earliest_start_at),
+    attempt_count = coalesce(:attempt_count, attempt_count),
+    ended_at = :at,
+    ready_at = CASE WHEN :status = 'ready' THEN :at ELSE ready_at END,
+    last_error = :error_message,
+    result = coalesce(:result, result),
+    lease_token = NULL,
+    session_id = NULL,
+    cancel_requested_at = CASE WHEN :status = 'ready' THEN NULL ELSE cancel_requested_at END,
+    cancel_requested_by = CASE WHEN :status = 'ready' THEN NULL ELSE cancel_requested_by END,
+    cancel_reason = CASE WHEN :status = 'ready' THEN NULL ELSE cancel_reason END,
+    updated_at = :at
+ WHERE id = :id AND status = 'in_process' AND lease_token = :lease_token
+RETURNING id;
+
+-- name: finish_attempt
+UPDATE longops_attempts SET
+    ended_at = :at, outcome = :outcome, error_message = :error_message, traceback = :traceback
+ WHERE operation_id = :id AND run_no = :run_no;
+
+-- name: next_due_at
+SELECT min(earliest_start_at) AS due FROM longops_operations
+ WHERE status = 'ready' AND queue IN (SELECT value FROM json_each(:queues))
+   AND queue NOT IN (SELECT name FROM longops_paused_queues);
+
+-- name: insert_session
+INSERT INTO longops_sessions (id, host, pid, queues, concurrency, state, started_at, last_heartbeat_at)
+VALUES (:id, :host, :pid, :queues, :concurrency, :state, :started_at, :started_at);
+
+-- name: heartbeat
+UPDATE longops_sessions SET last_heartbeat_at = :at
+ WHERE id = :id AND state IN ('active', 'draining')
+RETURNING state;
+
+-- name: get_session_state
+SELECT state FROM longops_sessions WHERE id = :id;
+
+-- name: end_session
+UPDATE longops_sessions SET state = :state,
+       ended_at = CASE WHEN :state IN ('stopped', 'lost') THEN :at ELSE ended_at END
+ WHERE id = :id AND state <> 'lost';
+
+-- name: insert_session_event
+INSERT INTO longops_session_events (session_id, type, at, comment)
+VALUES (:session_id, :type, :at, :comment);
+
+-- name: list_sessions
+SELECT * FROM longops_sessions
+ WHERE NOT :active_only OR state IN ('active', 'draining')
+ ORDER BY started_at DESC
+ LIMIT 500;
+
+-- name: list_session_events
+SELECT * FROM longops_session_events
+ WHERE :session_id IS NULL OR session_id = :session_id
+ ORDER BY id DESC
+ LIMIT 1000;
+
+-- name: mark_lost_sessions
+UPDATE longops_sessions SET state = 'lost', ended_at = :now
+ WHERE state IN ('active', 'draining') AND last_heartbeat_at < :cutoff
+RETURNING id;
+
+-- name: orphaned_runs
+SELECT o.* FROM longops_operations o
+  LEFT JOIN longops_sessions s ON s.id = o.session_id
+ WHERE o.status = 'in_process'
+   AND (s.id IS NULL OR s.state IN ('lost', 'stopped'))
+ LIMIT :limit;
+
+-- name: expire_operations
+UPDATE longops_operations SET status = 'cancelled', status_reason = 'expired',
+       ended_at = :now, updated_at = :now
+ WHERE status = 'ready' AND expires_at IS NOT NULL AND expires_at <= :now
+RETURNING id;
+
+-- name: prune_operations
+DELETE FROM longops_operations
+ WHERE status IN ('finished', 'cancelled') AND ended_at < :before;
+
+-- name: prune_attempts
+DELETE FROM longops_attempts WHERE ended_at < :before;
+
+-- name: prune_session_events
+DELETE FROM longops_session_events WHERE at < :before;
+
+-- name: prune_sessions
+DELETE FROM longops_sessions WHERE state IN ('stopped', 'lost') AND ended_at < :before;
+
+-- name: try_lead
+INSERT INTO longops_leaders (name, session_id, expires_at)
+VALUES (:name, :session_id, :expires_at)
+ON CONFLICT (name) DO UPDATE
+   SET session_id = excluded.session_id, expires_at = excluded.expires_at
+ WHERE longops_leaders.expires_at < :now OR longops_leaders.session_id = excluded.session_id
+RETURNING session_id;
+
+-- name: resign
+DELETE FROM longops_leaders WHERE name = :name AND session_id = :session_id;
+
+-- name: ready_recurring
+SELECT * FROM longops_operations
+ WHERE status = 'ready' AND recurrence IS NOT NULL AND earliest_start_at <= :now
+ ORDER BY entry_no
+ LIMIT :limit;
+
+-- name: move_start
+UPDATE longops_operations SET earliest_start_at = :new_start, updated_at = :at
+ WHERE id = :id AND status = 'ready' AND earliest_start_at = :expected_start
+RETURNING id;
+
+-- name: create_migrations_table
+CREATE TABLE IF NOT EXISTS longops_migrations (
+    version     INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL,
+    checksum    TEXT NOT NULL,
+    applied_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f000', 'now'))
+);
+
+-- name: list_migrations
+SELECT version, name, checksum FROM longops_migrations ORDER BY version;
+
+-- name: record_migration
+INSERT INTO longops_migrations (version, name, checksum) VALUES (:version, :name, :checksum);
+
+-- name: cancel_requested
+SELECT id FROM longops_operations
+ WHERE id IN (SELECT value FROM json_each(:ids)) AND status = 'in_process' AND cancel_requested_at IS NOT NULL;

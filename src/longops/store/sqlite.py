@@ -1,0 +1,299 @@
+"""The embedded store: one SQLite file in WAL mode, right for one machine.
+
+Writers take SQLite's single write lock with ``BEGIN IMMEDIATE`` and a busy timeout, so
+claims from several worker processes on the same file are serialised by the database.
+Each thread gets its own connection. Wake-ups come from an in-process signal when the
+writer is in this process, and otherwise from ``PRAGMA data_version``, which changes when
+another connection commits and costs no disk read to check.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from longops.domain.errors import ConfigurationError
+from longops.domain.operation import NewOperation, Operation
+from longops.store._sql import SqlStore
+from longops.store.base import ClaimedRun, ClaimParams, RunResult
+from longops.store.migrate import split_sqlite_script
+
+_TS_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+BUSY_TIMEOUT_MS = 60_000
+POLL_SECONDS = 0.01
+
+# Dispatchers in this process waiting on a given database file.
+_waiters: dict[str, weakref.WeakSet[SqliteWakeups]] = {}
+_waiters_lock = threading.Lock()
+
+
+def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
+    return {col[0]: value for col, value in zip(cursor.description, row, strict=True)}
+
+
+class SqliteStore(SqlStore):
+    """Store on a SQLite file. ``sqlite:///longops.db`` or ``sqlite:///:memory:``.
+
+    Example::
+
+        store = SqliteStore("sqlite:///longops.db")
+        store.migrate()
+    """
+
+    dialect = "sqlite"
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        path = url.removeprefix("sqlite:///").removeprefix("sqlite://")
+        if not path:
+            raise ConfigurationError("sqlite URL needs a path: sqlite:///longops.db")
+        if path == ":memory:":
+            # Threads must share one in-memory database, so name it and share its cache.
+            self._target = f"file:longops-{uuid.uuid4().hex}?mode=memory&cache=shared"
+            self._uri = True
+        else:
+            self._target = path
+            self._uri = False
+        self.path = path
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        # Keep one connection open for the store's life: an in-memory database lives only
+        # while a connection to it exists.
+        self._keeper = self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self._target,
+            uri=self._uri,
+            isolation_level=None,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            check_same_thread=False,
+        )
+        conn.row_factory = _dict_row
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if not self._uri:
+            conn.execute("PRAGMA journal_mode = WAL")
+            # WAL with NORMAL sync is durable across process crashes (the guarantee we
+            # give); only an OS crash or power loss can drop the last transactions.
+            conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        with self._lock:
+            self._connections.append(conn)
+        return conn
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            if self._closed:
+                raise ConfigurationError("store is closed")
+            conn = self._connect()
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        self._closed = True
+        with self._lock:
+            conns, self._connections = self._connections, []
+        for conn in conns:
+            try:
+                conn.close()
+            except sqlite3.Error:  # pragma: no cover - closing from another thread
+                pass
+
+    @contextmanager
+    def _tx(self) -> Iterator[Any]:
+        conn = self._conn()
+        cur = conn.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            yield cur
+        except BaseException:
+            conn.rollback()
+            raise
+        else:
+            cur.execute("COMMIT")
+        finally:
+            cur.close()
+
+    @contextmanager
+    def _read(self) -> Iterator[Any]:
+        cur = self._conn().cursor()
+        try:
+            yield cur
+        finally:
+            cur.close()
+
+    # -- encoders -----------------------------------------------------------------------------
+    def enc_uuid(self, value: uuid.UUID | None) -> Any:
+        return None if value is None else value.hex
+
+    def enc_ts(self, value: datetime | None) -> Any:
+        if value is None:
+            return None
+        return value.astimezone(UTC).strftime(_TS_FORMAT)
+
+    def enc_json(self, value: Any) -> Any:
+        return None if value is None else json.dumps(value)
+
+    def enc_list(self, value: Sequence[str]) -> Any:
+        return json.dumps(list(value))
+
+    def enc_bool(self, value: bool) -> Any:
+        return 1 if value else 0
+
+    def dec_uuid(self, value: Any) -> uuid.UUID:
+        return uuid.UUID(hex=value)
+
+    def dec_ts(self, value: Any) -> datetime:
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+    def dec_json(self, value: Any) -> Any:
+        return json.loads(value)
+
+    def dec_list(self, value: Any) -> list[str]:
+        return list(json.loads(value))
+
+    def _apply_migration_script(self, cur: Any, sql: str) -> None:
+        for statement in split_sqlite_script(sql):
+            cur.execute(statement)
+
+    # -- operations ---------------------------------------------------------------------------
+    def insert_operations(
+        self, ops: Sequence[NewOperation], *, connection: Any = None
+    ) -> list[Operation]:
+        if connection is not None:
+            raise ConfigurationError(
+                "transactional enqueue (connection=...) needs PostgreSQL; "
+                "SQLite has one writer and no shared connection to join"
+            )
+        with self._tx() as cur:
+            out = self._insert_with(cur, ops)
+        for queue in {op.queue for op in out}:
+            self._wake(queue)
+        return out
+
+    def insert_operations_bulk(self, ops: Sequence[NewOperation]) -> int:
+        with self._tx() as cur:
+            for op in ops:
+                cur.execute(self.q["insert_operation"], self.new_operation_params(op))
+        for queue in {op.queue for op in ops}:
+            self._wake(queue)
+        return len(ops)
+
+    # -- running ----------------------------------------------------------------------------
+    def claim(self, params: ClaimParams) -> list[ClaimedRun]:
+        with self._tx() as cur:
+            cur.execute(
+                self.q["claim_operations"],
+                {
+                    "session_id": self.enc_uuid(params.session_id),
+                    "queues": self.enc_list(params.queues),
+                    "limit": params.limit,
+                    "now": self.enc_ts(params.now),
+                },
+            )
+            rows = cur.fetchall()
+            now = self.enc_ts(params.now)
+            for r in rows:
+                cur.execute(
+                    self.q["insert_attempt"],
+                    {
+                        "operation_id": r["id"],
+                        "company": r["company"],
+                        "run_no": r["run_count"],
+                        "attempt": r["attempt_count"],
+                        "session_id": r["session_id"],
+                        "user_name": r["user_name"],
+                        "task": r["task"],
+                        "started_at": now,
+                    },
+                )
+        rows.sort(key=lambda r: (r["priority"], r["entry_no"]))
+        return [ClaimedRun(self.operation(r), int(r["run_count"])) for r in rows]
+
+    def finish_runs(self, results: Sequence[RunResult]) -> list[bool]:
+        applied: list[bool] = []
+        with self._tx() as cur:
+            for res in results:
+                params = {
+                    "id": self.enc_uuid(res.operation_id),
+                    "lease_token": self.enc_uuid(res.lease_token),
+                    "run_no": res.run_no,
+                    "at": self.enc_ts(res.at),
+                    "outcome": res.outcome.value,
+                    "status": res.status.value,
+                    "status_reason": res.status_reason,
+                    "earliest_start_at": self.enc_ts(res.earliest_start_at),
+                    "attempt_count": res.attempt_count,
+                    "error_message": res.error_message,
+                    "traceback": res.traceback,
+                    "result": res.result_json,
+                }
+                cur.execute(self.q["finish_operation"], params)
+                ok = cur.fetchone() is not None
+                if ok:
+                    cur.execute(self.q["finish_attempt"], params)
+                applied.append(ok)
+        return applied
+
+    def wakeups(self) -> SqliteWakeups:
+        return SqliteWakeups(self)
+
+    def _wake(self, queue: str) -> None:
+        with _waiters_lock:
+            waiters = list(_waiters.get(self.path, ()))
+        for w in waiters:
+            w.signal()
+
+
+class SqliteWakeups:
+    """Wakes a dispatcher when this process writes, or when any other process commits."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+        self._event = threading.Event()
+        self._conn = store._connect()
+        self._version = self._data_version()
+        with _waiters_lock:
+            _waiters.setdefault(store.path, weakref.WeakSet()).add(self)
+
+    def _data_version(self) -> int:
+        row = self._conn.execute("PRAGMA data_version").fetchone()
+        return int(row["data_version"])
+
+    def signal(self) -> None:
+        self._event.set()
+
+    def wait(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._event.is_set():
+                self._event.clear()
+                return True
+            version = self._data_version()
+            if version != self._version:
+                self._version = version
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            if self._event.wait(min(POLL_SECONDS, remaining)):
+                self._event.clear()
+                return True
+
+    def close(self) -> None:
+        with _waiters_lock:
+            waiters = _waiters.get(self._store.path)
+            if waiters is not None:
+                waiters.discard(self)
+        self._conn.close()

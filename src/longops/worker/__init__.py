@@ -1,0 +1,1 @@
+"""Running task code: registry, dispatcher, executor, run context, sessions."""
