@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from longops.domain.clock import Clock
 from longops.domain.operation import (
     Attempt,
     Category,
@@ -44,6 +45,12 @@ class ClaimParams:
     queues: tuple[str, ...]
     limit: int
     now: datetime
+    clock: Clock | None = None
+    """When given, the claim time is read from it after the claim lock is taken, so a
+    claim never records a start earlier than the finish that freed its slot."""
+
+    def at(self) -> datetime:
+        return self.clock.now() if self.clock is not None else self.now
 
 
 @dataclass(frozen=True, slots=True)

@@ -90,7 +90,9 @@ class PostgresStore(SqlStore):
         return value
 
     def dec_json(self, value: Any) -> Any:
-        return json.loads(value) if isinstance(value, str | bytes) else value
+        # Every JSON column is jsonb, which psycopg has already decoded (a JSON string
+        # arrives as a Python str and must not be parsed again).
+        return value
 
     def dec_list(self, value: Any) -> list[str]:
         return list(value)
@@ -176,7 +178,7 @@ class PostgresStore(SqlStore):
                     "session_id": params.session_id,
                     "queues": list(params.queues),
                     "limit": params.limit,
-                    "now": params.now,
+                    "now": params.at(),  # read after our turn began
                 },
             )
             rows = cur.fetchall()
@@ -211,8 +213,9 @@ class PostgresStore(SqlStore):
                 applied.append(bool(row and row["applied"]))
                 if not cur.nextset():
                     break
-            requeued = {res.operation_id for res, ok in zip(results, applied, strict=True) if ok}
-            if any(res.status.value == "ready" for res in results if res.operation_id in requeued):
+            if any(applied):
+                # A finished run frees a worker slot and perhaps a category slot, and a
+                # retried one is ready again: either way other dispatchers should look.
                 cur.execute(self.q["notify_ready"], {"queue": "*"})
         return applied
 

@@ -193,17 +193,17 @@ class SqliteStore(SqlStore):
     # -- running ----------------------------------------------------------------------------
     def claim(self, params: ClaimParams) -> list[ClaimedRun]:
         with self._tx() as cur:
+            now = self.enc_ts(params.at())  # read under the write lock
             cur.execute(
                 self.q["claim_operations"],
                 {
                     "session_id": self.enc_uuid(params.session_id),
                     "queues": self.enc_list(params.queues),
                     "limit": params.limit,
-                    "now": self.enc_ts(params.now),
+                    "now": now,
                 },
             )
             rows = cur.fetchall()
-            now = self.enc_ts(params.now)
             for r in rows:
                 cur.execute(
                     self.q["insert_attempt"],

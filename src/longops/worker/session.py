@@ -128,6 +128,9 @@ class Worker:
                 Pruner(store, clock, retention=self.options.retention),
             ],
             tick=min(1.0, self.options.rescuer_interval),
+            # A dead leader must not delay rescue past session_timeout + one interval: its
+            # lease lapses no later than its session is declared lost.
+            ttl=timedelta(seconds=self.options.session_timeout),
         )
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -283,7 +286,9 @@ class Worker:
             return False
         want = min(free, self.options.claim_batch)
         claimed = self.store.claim(
-            ClaimParams(self.session_id, self.options.queues, want, self.clock.now())
+            ClaimParams(
+                self.session_id, self.options.queues, want, self.clock.now(), clock=self.clock
+            )
         )
         with self._lock:
             for c in claimed:
