@@ -435,6 +435,13 @@ def test_fall_back_reenters_window_in_repeated_hour() -> None:
     assert adjust_to_run_window(rec, utc(2026, 10, 25, 0, 20), AMS) == utc(2026, 10, 25, 1, 0)
 
 
+def test_window_opening_again_in_repeated_hour() -> None:
+    rec = Recurrence.every(60, starting_time=time(2, 30), ending_time=time(2, 40))
+    # 02:45 CEST has missed the window, but 02:30 CET (01:30 UTC) opens it again.
+    assert adjust_to_run_window(rec, utc(2026, 10, 25, 0, 45), AMS) == utc(2026, 10, 25, 1, 30)
+    assert adjust_to_run_window(rec, utc(2026, 10, 25, 1, 41), AMS) == utc(2026, 10, 26, 1, 30)
+
+
 def test_cron_0230_across_spring_forward() -> None:
     rec = Recurrence(cron="30 2 * * *")
     first = next_run_time(rec, utc(2026, 3, 28, 1, 30, 10), AMS)

@@ -82,7 +82,8 @@ class OperationService:
         """Validate a request fully (nothing is written)."""
         task = self.registry.resolve(request.task)
         task.check_arguments(request.args, request.kwargs)
-        tz = self._check_scope(request.company, request.category or task.category)
+        category = request.category if request.category is not None else task.category
+        tz = self._check_scope(request.company, category)
         now = self.clock.now()
         if request.delay is not None and request.earliest_start_at is not None:
             raise ValidationError("delay", "give either delay or earliest_start_at, not both")
@@ -106,12 +107,14 @@ class OperationService:
             kwargs=request.kwargs,
             company=request.company,
             description=request.description or task.description,
-            queue=request.queue or task.queue,
-            category=request.category or task.category,
+            queue=request.queue if request.queue is not None else task.queue,
+            category=category,
             priority=request.priority if request.priority is not None else task.priority,
             earliest_start_at=start,
             expires_at=request.expires_at,
-            max_attempts=request.max_attempts or task.max_attempts,
+            max_attempts=(
+                request.max_attempts if request.max_attempts is not None else task.max_attempts
+            ),
             rerun_delay=request.rerun_delay
             if request.rerun_delay is not None
             else task.rerun_delay,

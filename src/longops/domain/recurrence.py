@@ -608,6 +608,9 @@ def adjust_to_run_window(rec: Recurrence, candidate: datetime, tz: ZoneInfo) -> 
     """The first instant at or after ``candidate`` inside the run window (BC
     ``CalcRunTimeForRecurringJob``), looking up to 8 days ahead.
 
+    The window is read on the wall clock, as :func:`within_run_window` does, so in the
+    hour repeated when clocks go back a window can be entered a second time.
+
     Example::
 
         rec = Recurrence.every(60, starting_time=time(8), ending_time=time(17))
@@ -620,7 +623,8 @@ def adjust_to_run_window(rec: Recurrence, candidate: datetime, tz: ZoneInfo) -> 
     opening = rec.starting_time if rec.starting_time is not None else _MIDNIGHT
     first_day = candidate.astimezone(tz).date()
     # Outside the window, the next inside instant is where a window opens, or where the
-    # clocks go back and the wall time drops into the window again.
+    # clocks go back and the wall time drops into the window again, or where the opening
+    # wall time comes round a second time in the repeated hour.
     entries: list[datetime] = []
     for offset in range(_LOOKAHEAD_DAYS + 1):
         day = first_day + timedelta(days=offset)
@@ -628,6 +632,8 @@ def adjust_to_run_window(rec: Recurrence, candidate: datetime, tz: ZoneInfo) -> 
         fall_back = _fall_back_instant(day, tz)
         if fall_back is not None:
             entries.append(fall_back)
+            second = datetime.combine(day, opening).replace(tzinfo=tz, fold=1)
+            entries.append(second.astimezone(UTC))
     for entry in sorted(entries):
         if entry >= candidate and within_run_window(rec, entry, tz):
             return entry
