@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import re
 import sqlite3
 import subprocess
@@ -142,6 +143,16 @@ def attach_pyspy(pid: int, output: Path, *, idle: bool) -> subprocess.Popen[str]
     raise RuntimeError(f"py-spy could not attach to pid {pid} (exit {proc.wait()})")
 
 
+def wait_spies(spies: Sequence[subprocess.Popen[str]]) -> None:
+    """py-spy writes its file when the process it watches exits."""
+    for spy in spies:
+        try:
+            spy.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            spy.kill()
+            spy.wait()
+
+
 class PgActivitySampler(threading.Thread):
     """Samples ``pg_stat_activity`` for one database: what each backend is doing."""
 
@@ -151,11 +162,11 @@ class PgActivitySampler(threading.Thread):
         self.interval = interval
         self.samples: collections.Counter[tuple[str, str, str]] = collections.Counter()
         self.rounds = 0
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
         with psycopg.connect(self.url, autocommit=True) as conn:
-            while not self._stop.is_set():
+            while not self._halt.is_set():
                 rows = conn.execute(
                     "SELECT coalesce(state, ''), coalesce(wait_event_type || ':' || wait_event,"
                     " 'on CPU'), query FROM pg_stat_activity"
@@ -165,10 +176,10 @@ class PgActivitySampler(threading.Thread):
                 self.rounds += 1
                 for state, wait, query in rows:
                     self.samples[(state, wait, query_kind(query))] += 1
-                self._stop.wait(self.interval)
+                self._halt.wait(self.interval)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join()
 
 
@@ -196,33 +207,31 @@ def query_kind(query: str) -> str:
 def profile_drain(dialect: str, cfg: BenchConfig, out: Path) -> None:
     sizes = cfg.sizes
     with fresh_database(dialect, "prof_drain", cfg) as url:
-        app = make_app(url)
-        group = start_workers(url, sizes.workers, sizes.concurrency, cfg.workdir, "prof")
-        spies: list[subprocess.Popen[str]] = []
-        sampler: PgActivitySampler | None = None
         outputs = [
             out / f"profile-drain-{dialect}-worker{i}.collapsed" for i in range(sizes.workers)
         ]
-        try:
+        # Clean-ups run last-registered first, each even if an earlier one failed.
+        with contextlib.ExitStack() as cleanup:
+            app = make_app(url)
+            cleanup.callback(app.close)
+            spies: list[subprocess.Popen[str]] = []
+            cleanup.callback(wait_spies, spies)
+            group = start_workers(url, sizes.workers, sizes.concurrency, cfg.workdir, "prof")
+            cleanup.callback(stop_workers, group)
             wait_sessions(app, sizes.workers, group)
             for i, proc in enumerate(group.procs):
                 spies.append(attach_pyspy(proc.pid, outputs[i], idle=i == 0))
+            sampler: PgActivitySampler | None = None
             if dialect == "postgres":
                 sampler = PgActivitySampler(url)
                 sampler.start()
+                cleanup.callback(sampler.stop)
             started = time.perf_counter()
             batch = [EnqueueRequest(task=TASK)] * sizes.bulk_batch
             for _ in range(sizes.bulk_total // sizes.bulk_batch):
                 app.enqueue_many(batch)
             done = wait_finished(app, sizes.bulk_total, group)
             elapsed = done - started
-        finally:
-            if sampler is not None:
-                sampler.stop()
-            stop_workers(group)
-            for spy in spies:
-                spy.wait(timeout=60)
-            app.close()
     lines = [
         f"drain of {sizes.bulk_total} operations on {dialect}, {sizes.workers} workers x "
         f"{sizes.concurrency}: {elapsed:.2f} s ({sizes.bulk_total / elapsed:,.0f} ops/s under "
@@ -271,6 +280,9 @@ def summarise_collapsed(path: Path, title: str, top: int = 25) -> list[str]:
     leaf_by_thread: dict[str, collections.Counter[str]] = collections.defaultdict(
         collections.Counter
     )
+    own_by_thread: dict[str, collections.Counter[str]] = collections.defaultdict(
+        collections.Counter
+    )
     inclusive: collections.Counter[str] = collections.Counter()
     leaves: collections.Counter[str] = collections.Counter()
     for group, frames, count in stacks:
@@ -279,14 +291,25 @@ def summarise_collapsed(path: Path, title: str, top: int = 25) -> list[str]:
             leaf = func_name(frames[-1], with_line=True)
             leaves[leaf] += count
             leaf_by_thread[group][leaf] += count
-        for name in {func_name(f) for f in frames}:
+        names = {func_name(f) for f in frames}
+        for name in names:
             inclusive[name] += count
+        # Where in longops each thread is: every longops function on the stack, and the
+        # innermost longops line (the call it is making into a library, or its own code).
+        for name in names:
+            if "(longops/" in name:
+                own_by_thread[group][name] += count
+        innermost = next((f for f in reversed(frames) if "(longops/" in f), None)
+        if innermost is not None:
+            own_by_thread[group]["at " + func_name(innermost, with_line=True)] += count
     lines = [f"== {title}: {total} samples ({total / PYSPY_RATE:.1f} thread-seconds) ==", ""]
-    lines.append("samples per thread group:")
+    lines.append("per thread group: share of samples; leaf lines; longops functions on the stack")
     for group, count in per_thread.most_common():
         lines.append(f"  {count / total:6.1%}  {group}")
         for leaf, n in leaf_by_thread[group].most_common(3):
-            lines.append(f"           {n / count:6.1%} of it at {leaf}")
+            lines.append(f"           {n / count:6.1%} of it in {leaf}")
+        for name, n in own_by_thread[group].most_common(8):
+            lines.append(f"           {n / count:6.1%} of it under {name}")
     lines += ["", "top functions, inclusive (share of all samples):"]
     for name, count in inclusive.most_common(top):
         lines.append(f"  {count / total:6.1%}  {name}")

@@ -332,7 +332,9 @@ def test_apply_action_moves_status(store: Store, clock: FrozenClock) -> None:
 
     at2 = clock.advance(seconds=10)
     cancelled = store.apply_action(
-        ActionParams(op.id, None, allowed_from("cancel"), target_of("cancel"), at2, "no", user="bob")
+        ActionParams(
+            op.id, None, allowed_from("cancel"), target_of("cancel"), at2, "no", user="bob"
+        )
     )
     assert cancelled is not None
     assert (cancelled.status, cancelled.status_reason) == (Status.CANCELLED, "no")

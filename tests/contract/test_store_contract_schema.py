@@ -118,7 +118,9 @@ def test_operation_checks_hold_in_the_database(
     op = insert(store, clock)
     with pytest.raises(_violation(store), match=constraint):  # noqa: SIM117
         with store._tx() as cur:  # type: ignore[attr-defined]
-            cur.execute(f"UPDATE longops_operations SET {assignment} WHERE entry_no = {op.entry_no}")
+            cur.execute(
+                f"UPDATE longops_operations SET {assignment} WHERE entry_no = {op.entry_no}"
+            )
     after = store.get_operation(op.id)
     assert after == op
     assert after is not None

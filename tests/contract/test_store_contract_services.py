@@ -159,6 +159,11 @@ def test_orphaned_runs_of_lost_and_stopped_sessions(store: Store, clock: FrozenC
     assert [r.operation.session_id for r in orphans] == [lost, stopped]
     assert [r.lease_token for r in orphans] == [run_lost.lease_token, run_stopped.lease_token]
     assert len(store.orphaned_runs(limit=1)) == 1
+    # once the dead sessions are pruned away their runs are still orphans
+    store.prune(clock.advance(seconds=1))
+    assert {s.id for s in store.list_sessions()} == {alive, draining}
+    remaining = sorted(store.orphaned_runs(), key=lambda r: r.operation.entry_no)
+    assert [(r.operation.id, r.run_no) for r in remaining] == [(op_lost.id, 1), (op_stopped.id, 2)]
 
 
 # -- expiry ----------------------------------------------------------------------------------

@@ -5,7 +5,6 @@ Every test takes the ``store`` fixture and so runs on SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime, timedelta, timezone
 
 import psycopg
@@ -36,7 +35,7 @@ def test_times_in_other_zones_are_stored_as_the_same_instant(
 
 
 def test_args_text_round_trips_exactly(store: Store, clock: FrozenClock) -> None:
-    args = ["é☃ 𝄞", "quote\" back\\slash", "", "line\nbreak", 2**70, -(2**63), True, None]
+    args = ["é☃ 𝄞", 'quote" back\\slash', "", "line\nbreak", 2**70, -(2**63), True, None]
     kwargs = {"ünïcode": "ok", "nested": {"list": [[], {}], "n": 0}}
     op = insert(store, clock, args=args, kwargs=kwargs)
     assert get(store, op).args == tuple(args)
@@ -48,10 +47,9 @@ def test_args_floats_round_trip_exactly(store: Store, clock: FrozenClock) -> Non
     floats = [0.1, 2.5e-8, 1e16, 1e20, 1.7976931348623157e308, -0.0]
     op = insert(store, clock, args=floats, kwargs={"amount": 1e20})
     stored = get(store, op)
-    assert [type(a).__name__ for a in stored.args] == ["float"] * len(floats)
-    assert stored.args == tuple(floats)
-    assert math.copysign(1.0, stored.args[-1]) == -1.0
-    assert type(stored.kwargs["amount"]) is float
+    # repr tells 1e+16 from 10000000000000000 and -0.0 from 0.0, which == does not
+    assert [repr(a) for a in stored.args] == [repr(f) for f in floats]
+    assert repr(stored.kwargs["amount"]) == "1e+20"
 
 
 def test_args_with_nul_character_round_trip(store: Store, clock: FrozenClock) -> None:

@@ -102,8 +102,9 @@ class Recurrence:
 
     def __post_init__(self) -> None:
         # Callers often pass a set or list; freezing it keeps the object hashable.
-        if isinstance(self.weekdays, (set, list, tuple)):
-            object.__setattr__(self, "weekdays", frozenset(self.weekdays))
+        days: object = self.weekdays
+        if isinstance(days, (set, list, tuple)):
+            object.__setattr__(self, "weekdays", frozenset(days))
         self.validate()
 
     def validate(self) -> None:
@@ -383,7 +384,7 @@ def _parse_formula_text(formula: str, field: str) -> tuple[_Term, ...]:
         if match is None or not match.group(3):
             raise ValidationError(
                 field,
-                f"term at position {pos + 1} must be <n><unit> or C<unit> with unit D, W, M, Q or Y",
+                f"term at position {pos + 1} must be <n><unit> or C<unit>, unit D, W, M, Q or Y",
                 formula,
             )
         sign, count, unit = match.groups()
