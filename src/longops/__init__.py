@@ -48,6 +48,7 @@ __all__ = [
     "OperationHandle",
     "Outcome",
     "Priority",
+    "Recurrence",
     "RunContext",
     "Status",
     "SystemClock",

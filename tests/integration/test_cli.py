@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+
 from procs import wait_for
 
 APP = "longops.demo.app:app"
@@ -37,7 +38,8 @@ def fresh_url(db_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> st
 
 def test_db_commands(fresh_url: str) -> None:
     status = longops("db", "status", db=fresh_url)
-    assert status.returncode == 1 and "0001_initial: pending" in status.stdout
+    assert status.returncode == 1
+    assert "0001_initial: pending" in status.stdout
     upgrade = longops("db", "upgrade", db=fresh_url)
     assert upgrade.returncode == 0, upgrade.stderr
     assert "applied 0001_initial" in upgrade.stdout
@@ -50,7 +52,9 @@ def test_db_commands(fresh_url: str) -> None:
 
 
 def test_enqueue_show_act_and_list(db_url: str) -> None:
-    made = longops("enqueue", "demo.render_report", "--kwargs", '{"pages": 2}', "--on-hold", db=db_url)
+    made = longops(
+        "enqueue", "demo.render_report", "--kwargs", '{"pages": 2}', "--on-hold", db=db_url
+    )
     assert made.returncode == 0, made.stderr
     op_id = made.stdout.strip().splitlines()[-1]
     assert uuid.UUID(op_id)
@@ -68,11 +72,13 @@ def test_enqueue_show_act_and_list(db_url: str) -> None:
     assert [o["id"] for o in listed] == [op_id]
     assert listed[0]["user"] is None or listed[0]["user"] == "alice"
     as_json = json.loads(longops("enqueue", "demo.clean_up", "--json", db=db_url).stdout)
-    assert as_json["status"] == "ready" and as_json["task"] == "demo.clean_up"
+    assert as_json["status"] == "ready"
+    assert as_json["task"] == "demo.clean_up"
     assert longops("ops", "hold", op_id, db=db_url).returncode == 0
     assert "deleted" in longops("ops", "delete", op_id, db=db_url).stdout
     gone = longops("ops", "show", op_id, db=db_url)
-    assert gone.returncode == 1 and "not found" in gone.stderr
+    assert gone.returncode == 1
+    assert "not found" in gone.stderr
 
 
 @pytest.mark.parametrize(
@@ -101,7 +107,8 @@ def test_refused_action_exits_1(db_url: str) -> None:
     op_id = longops("enqueue", "demo.clean_up", db=db_url).stdout.strip().splitlines()[-1]
     result = longops("ops", "ready", op_id, db=db_url)
     assert result.returncode == 1
-    assert "cannot set ready" in result.stderr and "ready" in result.stderr
+    assert "cannot set ready" in result.stderr
+    assert "ready" in result.stderr
 
 
 def test_worker_runs_operations_and_drains_on_sigterm(db_url: str) -> None:
@@ -113,7 +120,8 @@ def test_worker_runs_operations_and_drains_on_sigterm(db_url: str) -> None:
     )  # fmt: skip
     try:
         op_id = longops("enqueue", "demo.post_invoices", "--args", '["B-1", 1]', db=db_url)
-        assert op_id.returncode == 2 and "category:" in op_id.stderr  # POSTING does not exist yet
+        assert op_id.returncode == 2
+        assert "category:" in op_id.stderr
         assert longops("categories", "set", "POSTING", db=db_url).returncode == 0
         made = longops("enqueue", "demo.post_invoices", "--args", '["B-1", 1]', db=db_url)
         oid = made.stdout.strip().splitlines()[-1]
@@ -127,10 +135,11 @@ def test_worker_runs_operations_and_drains_on_sigterm(db_url: str) -> None:
         assert shown["result"] == 1
         assert [a["outcome"] for a in shown["attempts"]] == ["success"]
         sessions = json.loads(longops("sessions", "list", "--active", "--json", db=db_url).stdout)
-        assert len(sessions) == 1 and sessions[0]["concurrency"] == 2
+        assert len(sessions) == 1
+        assert sessions[0]["concurrency"] == 2
     finally:
         worker.send_signal(signal.SIGTERM)
-        out, err = worker.communicate(timeout=60)
+        _, err = worker.communicate(timeout=60)
     assert worker.returncode == 0, err
     events = json.loads(longops("sessions", "events", "--json", db=db_url).stdout)
     assert [e["type"] for e in events][:3] == ["logoff", "drain_started", "logon"]
@@ -138,7 +147,8 @@ def test_worker_runs_operations_and_drains_on_sigterm(db_url: str) -> None:
 
 def test_worker_without_app_explains(db_url: str) -> None:
     result = longops("worker", db=db_url, app=None)
-    assert result.returncode == 1 and "--app" in result.stderr
+    assert result.returncode == 1
+    assert "--app" in result.stderr
 
 
 def test_demo_runs_to_the_end(tmp_path: Path) -> None:
@@ -152,4 +162,5 @@ def test_demo_runs_to_the_end(tmp_path: Path) -> None:
     # The flaky task needed its retries; the category batches ran in priority order.
     assert "synced" not in result.stderr
     lines = [line for line in result.stdout.splitlines() if "demo.post_invoices" in line]
-    assert lines and all("Finished" in line for line in lines[-4:])
+    assert lines
+    assert all("Finished" in line for line in lines[-4:])

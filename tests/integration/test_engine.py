@@ -9,7 +9,6 @@ from datetime import UTC, datetime, time, timedelta
 
 import psycopg
 import pytest
-from procs import wait_for
 
 from longops import (
     EnqueueRequest,
@@ -30,6 +29,7 @@ from longops.services.leader import ServiceRunner
 from longops.services.pruner import Pruner
 from longops.store.base import OperationQuery
 from longops.testing import Runner
+from procs import wait_for
 
 
 @pytest.fixture
@@ -92,7 +92,8 @@ def test_failing_task_runs_max_attempts_times_with_business_central_delays(
     assert [a.number for a in attempts] == [1, 2, 3]
     for a in attempts:
         assert a.error_message == "ValueError: supplier said no"
-        assert a.traceback is not None and 'raise ValueError("supplier said no")' in a.traceback
+        assert a.traceback is not None
+        assert 'raise ValueError("supplier said no")' in a.traceback
         assert a.ended_at is not None
 
 
@@ -150,9 +151,7 @@ def test_recurring_operation_runs_repeatedly_as_one_row(db_url: str) -> None:
 
 
 def test_run_now_ignores_the_run_window(app: Longops, clock: FrozenClock) -> None:
-    window = Recurrence(
-        minutes_between_runs=60, starting_time=time(22, 0), ending_time=time(23, 0)
-    )
+    window = Recurrence(minutes_between_runs=60, starting_time=time(22, 0), ending_time=time(23, 0))
     handle = app.enqueue("ok", recurrence=window)
     assert handle.operation.earliest_start_at == datetime(2026, 3, 2, 22, 0, tzinfo=UTC)
     runner = Runner(app)
@@ -175,10 +174,13 @@ def test_async_tasks_and_async_enqueue(app: Longops) -> None:
 def test_dedup_key_returns_the_active_operation(app: Longops) -> None:
     first = app.enqueue("ok", dedup_key="nightly")
     second = app.enqueue("ok", dedup_key="nightly")
-    assert second.id == first.id and second.duplicate and not first.duplicate
+    assert second.id == first.id
+    assert second.duplicate
+    assert not first.duplicate
     Runner(app).run_until_idle()
     third = app.enqueue("ok", dedup_key="nightly")
-    assert third.id != first.id and not third.duplicate
+    assert third.id != first.id
+    assert not third.duplicate
 
 
 @pytest.mark.parametrize(
@@ -245,7 +247,8 @@ def test_business_central_actions(app: Longops, clock: FrozenClock) -> None:
     assert Runner(app).run_until_idle() == 0  # on hold is never claimed
 
     ready = service.set_ready(handle.id, user="alice")
-    assert ready.status is Status.READY and ready.user == "alice"
+    assert ready.status is Status.READY
+    assert ready.user == "alice"
     held = service.hold(handle.id)
     assert held.status is Status.ON_HOLD
     with pytest.raises(InvalidTransition):
@@ -259,15 +262,18 @@ def test_business_central_actions(app: Longops, clock: FrozenClock) -> None:
     clock.advance(seconds=10)
     runner.run_until_idle()
     failed = handle.refresh()
-    assert failed.status is Status.ERROR and failed.attempt_count == 3
+    assert failed.status is Status.ERROR
+    assert failed.attempt_count == 3
 
     restarted = service.restart(handle.id, user="bob")
     assert restarted.status is Status.READY
-    assert restarted.attempt_count == 0 and restarted.last_error is None
+    assert restarted.attempt_count == 0
+    assert restarted.last_error is None
     assert restarted.user == "bob"  # runs on behalf of whoever readied it last
 
     cancelled = service.cancel(handle.id, reason="not needed", by="bob")
-    assert cancelled.status is Status.CANCELLED and cancelled.ended_at is not None
+    assert cancelled.status is Status.CANCELLED
+    assert cancelled.ended_at is not None
     with pytest.raises(InvalidTransition):
         service.cancel(handle.id)
     service.delete(handle.id)
@@ -321,15 +327,14 @@ def test_remove_failed_entries(app: Longops, clock: FrozenClock) -> None:
 
 # -- services -----------------------------------------------------------------------------------
 def test_expiry_and_pruning(app: Longops, clock: FrozenClock) -> None:
-    expiring = app.enqueue(
-        "ok", delay=3600, expires_at=clock.now() + timedelta(hours=2)
-    )
+    expiring = app.enqueue("ok", delay=3600, expires_at=clock.now() + timedelta(hours=2))
     done = app.enqueue("ok")
     Runner(app).run_until_idle()
     clock.advance(timedelta(hours=2, seconds=1))
     assert Expiry(app.store, clock).run_once() == 1
     op = expiring.refresh()
-    assert op.status is Status.CANCELLED and op.status_reason == "expired"
+    assert op.status is Status.CANCELLED
+    assert op.status_reason == "expired"
     assert Pruner(app.store, clock, retention=timedelta(days=30)).run_once() == 0
     clock.advance(timedelta(days=31))
     assert Pruner(app.store, clock, retention=timedelta(days=30)).run_once() == 2
@@ -358,7 +363,8 @@ def test_only_one_service_runner_leads(app: Longops, clock: FrozenClock) -> None
     assert (a.runs, b.runs) == (3, 0)
     clock.advance(seconds=11)  # the leader went quiet: its lease lapses
     rb.run_once()
-    assert b.runs == 1 and rb.is_leader
+    assert b.runs == 1
+    assert rb.is_leader
 
 
 def test_worker_declared_lost_rejoins_as_a_new_session(db_url: str) -> None:
@@ -391,17 +397,22 @@ def test_transactional_enqueue_follows_the_callers_transaction(pg_url: str) -> N
     with psycopg.connect(pg_url) as conn:
         conn.execute("CREATE TABLE invoices (no text)")
         conn.commit()
-        with pytest.raises(RuntimeError), conn.transaction():
-            conn.execute("INSERT INTO invoices VALUES ('INV-1')")
-            app.enqueue("ok", connection=conn)
-            raise RuntimeError("caller changes its mind")
+
+        def change_of_mind() -> None:
+            with conn.transaction():
+                conn.execute("INSERT INTO invoices VALUES ('INV-1')")
+                app.enqueue("ok", connection=conn)
+                raise RuntimeError("caller changes its mind")
+
+        with pytest.raises(RuntimeError):
+            change_of_mind()
         assert everything(app) == []
         with conn.transaction():
             conn.execute("INSERT INTO invoices VALUES ('INV-2')")
             handle = app.enqueue("ok", connection=conn)
             # Not visible to anyone else until the caller commits.
             assert app.store.get_operation(handle.id) is None
-        assert [op.id for op in everything(app)] == [handle.id]  # type: ignore[attr-defined]
+        assert [op.id for op in app.service.list_operations(OperationQuery())] == [handle.id]
     app.close()
 
 
@@ -416,3 +427,22 @@ def test_transactional_enqueue_on_sqlite_is_refused_clearly(tmp_path: object) ->
     with pytest.raises(ConfigurationError, match="needs PostgreSQL"):
         app.enqueue("ok", connection=sqlite3.connect(":memory:"))
     app.close()
+
+
+def test_task_calling_sys_exit_fails_its_run_not_the_worker(app: Longops) -> None:
+    import sys
+
+    @app.task(name="exits")
+    def exits() -> None:
+        sys.exit(3)
+
+    worker = app.worker(concurrency=1, poll_interval=0.05)
+    worker.start()
+    try:
+        bad = app.enqueue("exits")
+        assert bad.wait(timeout=20).status is Status.ERROR
+        assert bad.operation.last_error == "SystemExit: 3"
+        good = app.enqueue("ok", 5)
+        assert good.wait(timeout=20).result == 5
+    finally:
+        worker.stop(grace=5)

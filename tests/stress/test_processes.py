@@ -7,6 +7,7 @@ write to a side table.
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import sqlite3
@@ -20,12 +21,12 @@ from typing import Any
 
 import psycopg
 import pytest
-from apps.stress_app import create_marks_table
-from procs import start_worker, stop_workers, wait_for
 
+from apps.stress_app import create_marks_table
 from longops import EnqueueRequest, Longops, Priority, Status
 from longops.domain.operation import Outcome, SessionState
 from longops.store.base import RunResult
+from procs import start_worker, stop_workers, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -104,7 +105,8 @@ def test_killed_worker_operation_runs_again_elsewhere_and_late_writes_are_fenced
         running = handle.refresh()
         assert running.status is Status.IN_PROCESS
         stale_lease, stale_session = running.lease_token, running.session_id
-        assert stale_lease is not None and stale_session is not None
+        assert stale_lease is not None
+        assert stale_session is not None
 
         second = start_worker(db_url, marks_url, session_timeout=timeout, rescuer_interval=interval)
         wait_for(
@@ -188,8 +190,9 @@ def test_category_limit_holds_across_workers_and_order_is_priority_then_fifo(
     assert len(attempts) == len(ids)
     if limit == 1:
         ordered = sorted(attempts, key=lambda a: a.started_at)
-        for earlier, later in zip(ordered, ordered[1:], strict=False):
-            assert earlier.ended_at is not None and earlier.ended_at <= later.started_at
+        for earlier, later in itertools.pairwise(ordered):
+            assert earlier.ended_at is not None
+            assert earlier.ended_at <= later.started_at
         ops = {op.id: op for op in app.service.list_operations(_all_query())}
         sequence = [(ops[a.operation_id].priority, ops[a.operation_id].entry_no) for a in ordered]
         assert sequence == sorted(sequence), "not High -> Normal -> Low, then FIFO"
@@ -222,7 +225,8 @@ def test_sigterm_drains_short_runs_and_hands_back_long_ones(
     [attempt] = app.service.attempts(long.id)
     assert attempt.outcome is Outcome.INTERRUPTED
     events = [e.type.value for e in app.store.list_session_events()]
-    assert "drain_started" in events and "logoff" in events
+    assert "drain_started" in events
+    assert "logoff" in events
 
 
 def test_second_sigterm_stops_at_once(app: Longops, db_url: str, marks_url: str) -> None:

@@ -9,6 +9,7 @@ another connection commits and costs no disk read to check.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -105,10 +106,8 @@ class SqliteStore(SqlStore):
         with self._lock:
             conns, self._connections = self._connections, []
         for conn in conns:
-            try:
+            with contextlib.suppress(sqlite3.Error):  # closing from another thread
                 conn.close()
-            except sqlite3.Error:  # pragma: no cover - closing from another thread
-                pass
 
     @contextmanager
     def _tx(self) -> Iterator[Any]:

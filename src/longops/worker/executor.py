@@ -66,7 +66,7 @@ def call_task(task: TaskDef, op: Operation, ctx: RunContext) -> RunOutcome:
             value = task.fn(*args, **op.kwargs)
     except OperationCancelled as exc:
         return RunOutcome(Outcome.CANCELLED, error=exc, error_message=str(exc))
-    except Exception as exc:
+    except BaseException as exc:  # SystemExit in task code must not end the worker
         message = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_LENGTH]
         return RunOutcome(
             Outcome.ERROR, error=exc, error_message=message, traceback=traceback.format_exc()

@@ -32,6 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import FrameType
+from zoneinfo import ZoneInfo
 
 from longops.domain.clock import Clock
 from longops.domain.ids import new_id
@@ -316,9 +317,21 @@ class Worker:
                 run = self._runs.get(op.id)
             if run is None:
                 continue  # handed back by a drain before it started
-            result = execute(
-                claimed, self.registry, self.clock, self._zones(op.company), run.cancel
-            )
+            try:
+                result = execute(
+                    claimed, self.registry, self.clock, self._zones(op.company), run.cancel
+                )
+            except Exception as exc:
+                # Not the task's failure (that is classified inside execute) but ours, e.g.
+                # the database was unreachable: record it rather than leave the run hanging.
+                log.exception("run could not be executed", extra={"action": "run_crashed"})
+                result = result_for(
+                    claimed,
+                    RunOutcome(Outcome.ERROR, error_message=f"worker error: {exc!r}"[:2048]),
+                    task=None,
+                    clock=self.clock,
+                    tz=ZoneInfo("UTC"),
+                )
             if result.outcome is Outcome.ERROR and run.cancel.is_set():
                 # It failed while being cancelled: honour the cancel rather than retry.
                 result = result_for(
