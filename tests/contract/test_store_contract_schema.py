@@ -116,11 +116,11 @@ def test_operation_checks_hold_in_the_database(
     store: Store, clock: FrozenClock, assignment: str, constraint: str
 ) -> None:
     op = insert(store, clock)
-    with pytest.raises(_violation(store), match=constraint):  # noqa: SIM117
-        with store._tx() as cur:  # type: ignore[attr-defined]
-            cur.execute(
-                f"UPDATE longops_operations SET {assignment} WHERE entry_no = {op.entry_no}"
-            )
+    with (
+        pytest.raises(_violation(store), match=constraint),
+        store._tx() as cur,  # type: ignore[attr-defined]
+    ):
+        cur.execute(f"UPDATE longops_operations SET {assignment} WHERE entry_no = {op.entry_no}")
     after = store.get_operation(op.id)
     assert after == op
     assert after is not None
@@ -128,18 +128,22 @@ def test_operation_checks_hold_in_the_database(
 
 
 def test_session_and_category_checks_hold_in_the_database(store: Store) -> None:
-    with pytest.raises(_violation(store), match="category_max_concurrent"):  # noqa: SIM117
-        with store._tx() as cur:  # type: ignore[attr-defined]
-            cur.execute(
-                "INSERT INTO longops_categories (company, code, max_concurrent) "
-                "VALUES ('default', 'X', 0)"
-            )
+    with (
+        pytest.raises(_violation(store), match="category_max_concurrent"),
+        store._tx() as cur,  # type: ignore[attr-defined]
+    ):
+        cur.execute(
+            "INSERT INTO longops_categories (company, code, max_concurrent) "
+            "VALUES ('default', 'X', 0)"
+        )
     assert store.get_category("default", "X") is None
-    with pytest.raises(_violation(store), match="session_state"):  # noqa: SIM117
-        with store._tx() as cur:  # type: ignore[attr-defined]
-            cur.execute(
-                "INSERT INTO longops_sessions (id, host, pid, queues, concurrency, state, "
-                "started_at, last_heartbeat_at) VALUES ('00000000-0000-0000-0000-000000000003', "
-                "'h', 1, '{}', 1, 'zombie', '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
-            )
+    with (
+        pytest.raises(_violation(store), match="session_state"),
+        store._tx() as cur,  # type: ignore[attr-defined]
+    ):
+        cur.execute(
+            "INSERT INTO longops_sessions (id, host, pid, queues, concurrency, state, "
+            "started_at, last_heartbeat_at) VALUES ('00000000-0000-0000-0000-000000000003', "
+            "'h', 1, '{}', 1, 'zombie', '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+        )
     assert store.list_sessions() == []

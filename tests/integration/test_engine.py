@@ -329,6 +329,7 @@ def test_remove_failed_entries(app: Longops, clock: FrozenClock) -> None:
 def test_expiry_and_pruning(app: Longops, clock: FrozenClock) -> None:
     expiring = app.enqueue("ok", delay=3600, expires_at=clock.now() + timedelta(hours=2))
     done = app.enqueue("ok")
+    failed = app.enqueue("fails", max_attempts=1)
     Runner(app).run_until_idle()
     clock.advance(timedelta(hours=2, seconds=1))
     assert Expiry(app.store, clock).run_once() == 1
@@ -338,8 +339,10 @@ def test_expiry_and_pruning(app: Longops, clock: FrozenClock) -> None:
     assert Pruner(app.store, clock, retention=timedelta(days=30)).run_once() == 0
     clock.advance(timedelta(days=31))
     assert Pruner(app.store, clock, retention=timedelta(days=30)).run_once() == 2
-    assert everything(app) == []
+    assert [op.id for op in everything(app)] == [failed.id]  # type: ignore[attr-defined]
     assert app.service.store.list_attempts(done.id) == []
+    # An operation in error keeps its history until a person acts on it.
+    assert [a.outcome for a in app.service.attempts(failed.id)] == [Outcome.ERROR]
 
 
 def test_only_one_service_runner_leads(app: Longops, clock: FrozenClock) -> None:

@@ -303,7 +303,7 @@ def ops_delete(operation_id: str) -> None:
 
 @ops_cli.command("remove-failed")
 def ops_remove_failed(company: CompanyOpt = "default") -> None:
-    """Delete non-recurring operations in error whose last run ended over 30 s ago."""
+    """Delete non-recurring operations in error whose last run ended at least 30 s ago."""
     n = state.app.service.remove_failed(company)
     out.print(f"{n} failed operation(s) removed")
 

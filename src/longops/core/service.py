@@ -233,7 +233,7 @@ class OperationService:
             raise InvalidTransition("delete", current.status.value, op.id)
 
     def remove_failed(self, company: str = DEFAULT_COMPANY) -> int:
-        """Delete non-recurring operations in error whose last run ended over 30 s ago."""
+        """Delete non-recurring operations in error whose last run ended at least 30 s ago."""
         return self.store.delete_failed(company, self.clock.now() - REMOVE_FAILED_AFTER)
 
     def _ready(

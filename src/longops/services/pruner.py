@@ -1,6 +1,6 @@
 """The pruner: deletes finished and cancelled operations, attempts, and ended sessions
-older than the retention period (default 30 days). Operations in error stay until a person
-restarts or removes them."""
+older than the retention period (default 30 days). Operations in error, and their attempts,
+stay until a person restarts or removes them."""
 
 from __future__ import annotations
 

@@ -90,8 +90,8 @@ class PostgresStore(SqlStore):
         return value
 
     def dec_json(self, value: Any) -> Any:
-        # Every JSON column is jsonb, which psycopg has already decoded (a JSON string
-        # arrives as a Python str and must not be parsed again).
+        # psycopg has already decoded json columns (a JSON string arrives as a Python str
+        # and must not be parsed again).
         return value
 
     def dec_list(self, value: Any) -> list[str]:

@@ -233,7 +233,7 @@ WITH op AS (
         ended_at = %(at)s,
         ready_at = CASE WHEN %(status)s = 'ready' THEN %(at)s ELSE ready_at END,
         last_error = %(error_message)s,
-        result = coalesce(%(result)s::jsonb, result),
+        result = coalesce(%(result)s::json, result),
         lease_token = NULL,
         session_id = NULL,
         cancel_requested_at = CASE WHEN %(status)s = 'ready' THEN NULL ELSE cancel_requested_at END,
@@ -314,7 +314,11 @@ DELETE FROM longops_operations
  WHERE status IN ('finished', 'cancelled') AND ended_at < %(before)s;
 
 -- name: prune_attempts
-DELETE FROM longops_attempts WHERE ended_at < %(before)s;
+-- An operation in error keeps its history until someone restarts or removes it.
+DELETE FROM longops_attempts AS a
+ WHERE a.ended_at < %(before)s
+   AND NOT EXISTS (SELECT 1 FROM longops_operations o
+                    WHERE o.id = a.operation_id AND o.status = 'error');
 
 -- name: prune_session_events
 DELETE FROM longops_session_events WHERE at < %(before)s;

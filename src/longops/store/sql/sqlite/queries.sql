@@ -267,7 +267,11 @@ DELETE FROM longops_operations
  WHERE status IN ('finished', 'cancelled') AND ended_at < :before;
 
 -- name: prune_attempts
-DELETE FROM longops_attempts WHERE ended_at < :before;
+-- An operation in error keeps its history until someone restarts or removes it.
+DELETE FROM longops_attempts AS a
+ WHERE a.ended_at < :before
+   AND NOT EXISTS (SELECT 1 FROM longops_operations o
+                    WHERE o.id = a.operation_id AND o.status = 'error');
 
 -- name: prune_session_events
 DELETE FROM longops_session_events WHERE at < :before;
