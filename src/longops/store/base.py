@@ -83,6 +83,9 @@ class RunResult:
     error_message: str | None = None
     traceback: str | None = None
     result_json: str | None = None
+    started_at: datetime | None = None
+    """When task code began (None when it never ran, e.g. rescued or handed back): the
+    attempt's start becomes this, so an attempt's interval is the time its code ran."""
 
 
 @dataclass(frozen=True, slots=True)

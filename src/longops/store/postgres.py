@@ -182,42 +182,35 @@ class PostgresStore(SqlStore):
                 },
             )
             rows = cur.fetchall()
+        rows.sort(key=lambda r: (r["priority"], r["entry_no"]))
         return [ClaimedRun(self.operation(r), int(r["run_count"])) for r in rows]
 
     def finish_runs(self, results: Sequence[RunResult]) -> list[bool]:
         if not results:
             return []
-        params = [
-            {
-                "id": res.operation_id,
-                "lease_token": res.lease_token,
-                "run_no": res.run_no,
-                "at": res.at,
-                "outcome": res.outcome.value,
-                "status": res.status.value,
-                "status_reason": res.status_reason,
-                "earliest_start_at": res.earliest_start_at,
-                "attempt_count": res.attempt_count,
-                "error_message": res.error_message,
-                "traceback": res.traceback,
-                "result": res.result_json,
-            }
-            for res in results
-        ]
-        applied: list[bool] = []
+        columns = {
+            "ids": [r.operation_id for r in results],
+            "leases": [r.lease_token for r in results],
+            "run_nos": [r.run_no for r in results],
+            "ats": [r.at for r in results],
+            "outcomes": [r.outcome.value for r in results],
+            "statuses": [r.status.value for r in results],
+            "reasons": [r.status_reason for r in results],
+            "starts": [r.earliest_start_at for r in results],
+            "attempt_counts": [r.attempt_count for r in results],
+            "errors": [r.error_message for r in results],
+            "tracebacks": [r.traceback for r in results],
+            "results": [r.result_json for r in results],
+            "run_starts": [r.started_at for r in results],
+        }
         with self._tx() as cur:
-            # executemany pipelines the statements: one round trip for the batch.
-            cur.executemany(self.q["finish_run"], params, returning=True)
-            while True:
-                row = cur.fetchone()
-                applied.append(bool(row and row["applied"]))
-                if not cur.nextset():
-                    break
-            if any(applied):
+            cur.execute(self.q["finish_runs"], columns)
+            applied = {row["id"] for row in cur.fetchall()}
+            if applied:
                 # A finished run frees a worker slot and perhaps a category slot, and a
                 # retried one is ready again: either way other dispatchers should look.
                 cur.execute(self.q["notify_ready"], {"queue": "*"})
-        return applied
+        return [r.operation_id in applied for r in results]
 
     def wakeups(self) -> PostgresWakeups:
         return PostgresWakeups(self.conninfo)

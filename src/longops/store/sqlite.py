@@ -237,6 +237,7 @@ class SqliteStore(SqlStore):
                     "error_message": res.error_message,
                     "traceback": res.traceback,
                     "result": res.result_json,
+                    "run_started_at": self.enc_ts(res.started_at),
                 }
                 cur.execute(self.q["finish_operation"], params)
                 ok = cur.fetchone() is not None

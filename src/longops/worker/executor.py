@@ -10,7 +10,7 @@ import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -102,6 +102,7 @@ def result_for(
     task: TaskDef | None,
     clock: Clock,
     tz: ZoneInfo,
+    started_at: datetime | None = None,
 ) -> RunResult:
     """Turn a run's outcome into the guarded write that records it."""
     op = claimed.operation
@@ -120,6 +121,7 @@ def result_for(
         error_message=run.error_message,
         traceback=run.traceback,
         result_json=run.result_json,
+        started_at=started_at,
     )
 
 
@@ -156,9 +158,10 @@ def execute(
         task=op.task,
         cancel_event=cancel_event,
     )
+    started_at = clock.now()
     run = call_task(task, op, ctx)
     log.debug(
         "run ended",
         extra={"action": "run_ended", "operation_id": str(op.id), "outcome": run.outcome.value},
     )
-    return result_for(claimed, run, task=task, clock=clock, tz=tz)
+    return result_for(claimed, run, task=task, clock=clock, tz=tz, started_at=started_at)

@@ -340,6 +340,7 @@ class Worker:
                     task=None,
                     clock=self.clock,
                     tz=self._zones(op.company),
+                    started_at=result.started_at,
                 )
             with self._lock:
                 mine = self._runs.pop(op.id, None) is run

@@ -94,7 +94,13 @@ CREATE TABLE longops_operations (
     CONSTRAINT operation_ended CHECK (status NOT IN ('finished', 'error', 'cancelled') OR ended_at IS NOT NULL)
 );
 
-CREATE INDEX longops_operations_ready ON longops_operations (queue, priority, entry_no) WHERE status = 'ready';
+-- The claim walks this index in order (High -> Normal -> Low, then FIFO) and stops after
+-- the batch; queue, start and expiry are checked on the rows it passes.
+CREATE INDEX longops_operations_ready_fifo ON longops_operations (priority, entry_no) WHERE status = 'ready' AND category IS NULL;
+-- When is the next operation of these queues due (how long a dispatcher may sleep).
+CREATE INDEX longops_operations_ready_due ON longops_operations (queue, earliest_start_at) WHERE status = 'ready';
+-- Slots taken per category.
+CREATE INDEX longops_operations_busy ON longops_operations (company, category) WHERE status = 'in_process' AND category IS NOT NULL;
 CREATE INDEX longops_operations_ready_category ON longops_operations (company, category, priority, entry_no) WHERE status = 'ready' AND category IS NOT NULL;
 CREATE INDEX longops_operations_running ON longops_operations (session_id) WHERE status = 'in_process';
 CREATE INDEX longops_operations_company_status ON longops_operations (company, status, entry_no);

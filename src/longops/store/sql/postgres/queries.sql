@@ -170,31 +170,34 @@ categorized AS (
            AND o.queue NOT IN (SELECT name FROM paused)
          ORDER BY o.priority, o.entry_no
          LIMIT f.free
+           FOR UPDATE OF o SKIP LOCKED
      ) pick
 ),
 uncategorized AS (
+    -- Walks longops_operations_ready_fifo in order and stops after `limit` rows.
+    -- SKIP LOCKED: a row an operator is changing right now is left for the next claim
+    -- instead of making this one wait.
     SELECT o.id, o.priority, o.entry_no
       FROM longops_operations o
      WHERE o.status = 'ready' AND o.category IS NULL
-       AND o.queue = ANY(%(queues)s::text[])
        AND o.earliest_start_at <= %(now)s
        AND (o.expires_at IS NULL OR o.expires_at > %(now)s)
+       AND o.queue = ANY(%(queues)s::text[])
        AND o.queue NOT IN (SELECT name FROM paused)
      ORDER BY o.priority, o.entry_no
      LIMIT %(limit)s
+       FOR UPDATE SKIP LOCKED
 ),
 chosen AS (
-    -- SKIP LOCKED: a row an operator is changing right now is left for the next claim
-    -- instead of making this one wait.
-    SELECT o.id
-      FROM longops_operations o
-     WHERE o.id IN (SELECT id FROM categorized UNION ALL SELECT id FROM uncategorized)
-       AND o.status = 'ready'
-       -- A session declared lost (or draining) claims nothing, even before it notices.
-       AND EXISTS (SELECT 1 FROM longops_sessions s WHERE s.id = %(session_id)s AND s.state = 'active')
-     ORDER BY o.priority, o.entry_no
-     LIMIT %(limit)s
-       FOR UPDATE SKIP LOCKED
+    SELECT id FROM (
+        SELECT * FROM categorized
+        UNION ALL
+        SELECT * FROM uncategorized
+    ) candidates
+    -- A session declared lost (or draining) claims nothing, even before it notices.
+    WHERE EXISTS (SELECT 1 FROM longops_sessions s WHERE s.id = %(session_id)s AND s.state = 'active')
+    ORDER BY priority, entry_no
+    LIMIT %(limit)s
 ),
 claimed AS (
     -- A new lease token per claim: whoever held the previous one can no longer write.
@@ -219,37 +222,51 @@ logged AS (
     SELECT id, company, run_count, attempt_count, session_id, user_name, task, %(now)s, 'in_process'
       FROM claimed
 )
-SELECT * FROM claimed ORDER BY priority, entry_no;
+SELECT * FROM claimed;
 
--- name: finish_run
--- Fenced by the lease token: a session declared lost, or a run already handed back,
--- matches no row and so changes nothing.
-WITH op AS (
-    UPDATE longops_operations SET
-        status = %(status)s,
-        status_reason = %(status_reason)s,
-        earliest_start_at = coalesce(%(earliest_start_at)s, earliest_start_at),
-        attempt_count = coalesce(%(attempt_count)s, attempt_count),
-        ended_at = %(at)s,
-        ready_at = CASE WHEN %(status)s = 'ready' THEN %(at)s ELSE ready_at END,
-        last_error = %(error_message)s,
-        result = coalesce(%(result)s::json, result),
+-- name: finish_runs
+-- One statement for a whole batch of results. Fenced by the lease token: a session
+-- declared lost, or a run already handed back, matches no row and so changes nothing.
+WITH input AS (
+    SELECT * FROM unnest(
+        %(ids)s::uuid[], %(leases)s::uuid[], %(run_nos)s::integer[], %(ats)s::timestamptz[],
+        %(outcomes)s::text[], %(statuses)s::text[], %(reasons)s::text[],
+        %(starts)s::timestamptz[], %(attempt_counts)s::integer[], %(errors)s::text[],
+        %(tracebacks)s::text[], %(results)s::text[], %(run_starts)s::timestamptz[]
+    ) AS t(id, lease_token, run_no, at, outcome, status, status_reason, earliest_start_at,
+           attempt_count, error_message, traceback, result, run_started_at)
+),
+op AS (
+    UPDATE longops_operations o SET
+        status = i.status,
+        status_reason = i.status_reason,
+        earliest_start_at = coalesce(i.earliest_start_at, o.earliest_start_at),
+        attempt_count = coalesce(i.attempt_count, o.attempt_count),
+        ended_at = i.at,
+        ready_at = CASE WHEN i.status = 'ready' THEN i.at ELSE o.ready_at END,
+        last_error = i.error_message,
+        result = coalesce(i.result::json, o.result),
+        started_at = coalesce(i.run_started_at, o.started_at),
         lease_token = NULL,
         session_id = NULL,
-        cancel_requested_at = CASE WHEN %(status)s = 'ready' THEN NULL ELSE cancel_requested_at END,
-        cancel_requested_by = CASE WHEN %(status)s = 'ready' THEN NULL ELSE cancel_requested_by END,
-        cancel_reason = CASE WHEN %(status)s = 'ready' THEN NULL ELSE cancel_reason END,
-        updated_at = %(at)s
-     WHERE id = %(id)s AND status = 'in_process' AND lease_token = %(lease_token)s
-    RETURNING id
+        cancel_requested_at = CASE WHEN i.status = 'ready' THEN NULL ELSE o.cancel_requested_at END,
+        cancel_requested_by = CASE WHEN i.status = 'ready' THEN NULL ELSE o.cancel_requested_by END,
+        cancel_reason = CASE WHEN i.status = 'ready' THEN NULL ELSE o.cancel_reason END,
+        updated_at = i.at
+      FROM input i
+     WHERE o.id = i.id AND o.status = 'in_process' AND o.lease_token = i.lease_token
+    RETURNING o.id
 ),
 att AS (
-    UPDATE longops_attempts SET
-        ended_at = %(at)s, outcome = %(outcome)s,
-        error_message = %(error_message)s, traceback = %(traceback)s
-     WHERE operation_id IN (SELECT id FROM op) AND run_no = %(run_no)s
+    UPDATE longops_attempts a SET
+        started_at = coalesce(i.run_started_at, a.started_at),
+        ended_at = i.at, outcome = i.outcome,
+        error_message = i.error_message, traceback = i.traceback
+      FROM input i
+     WHERE i.id IN (SELECT id FROM op)
+       AND a.operation_id = i.id AND a.run_no = i.run_no
 )
-SELECT count(*) AS applied FROM op;
+SELECT id FROM op;
 
 -- name: next_due_at
 SELECT min(earliest_start_at) AS due FROM longops_operations

@@ -192,6 +192,7 @@ UPDATE longops_operations SET
     ready_at = CASE WHEN :status = 'ready' THEN :at ELSE ready_at END,
     last_error = :error_message,
     result = coalesce(:result, result),
+    started_at = coalesce(:run_started_at, started_at),
     lease_token = NULL,
     session_id = NULL,
     cancel_requested_at = CASE WHEN :status = 'ready' THEN NULL ELSE cancel_requested_at END,
@@ -203,6 +204,7 @@ RETURNING id;
 
 -- name: finish_attempt
 UPDATE longops_attempts SET
+    started_at = coalesce(:run_started_at, started_at),
     ended_at = :at, outcome = :outcome, error_message = :error_message, traceback = :traceback
  WHERE operation_id = :id AND run_no = :run_no;
 
