@@ -57,3 +57,27 @@ def test_every_named_action_stays_inside_the_table() -> None:
     for name, (sources, target) in ACTIONS.items():
         for source in sources:
             assert target in TRANSITIONS[source], name
+
+
+def test_ids_are_version_7_time_ordered_and_unique() -> None:
+    import threading
+    from datetime import UTC, datetime, timedelta
+
+    from longops.domain.ids import new_id
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    ids = [new_id(t0 + timedelta(milliseconds=i)) for i in range(2000)]
+    assert all(i.version == 7 and i.variant == "specified in RFC 4122" for i in ids)
+    assert ids == sorted(ids)
+    assert int(ids[0].hex[:12], 16) == int(t0.timestamp() * 1000)
+    seen: list[object] = []
+
+    def make() -> None:
+        seen.extend(new_id(t0) for _ in range(5000))
+
+    threads = [threading.Thread(target=make) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(seen)) == 20_000, "two threads produced the same id"

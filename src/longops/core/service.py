@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -134,10 +134,25 @@ class OperationService:
         return op
 
     def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[uuid.UUID]:
-        """Create many operations in one transaction; all are validated first."""
-        built = [self.build(r) for r in requests]
-        self.store.insert_operations_bulk(built)
-        return [b.id for b in built]
+        """Create many operations in one transaction: all of them, or none when any request
+        is refused (the error names the first bad field)."""
+        if any(r.dedup_key is not None for r in requests):
+            # Dedup keys need the checked, row-by-row insert.
+            built = [self.build(r) for r in requests]
+            return [op.id for op in self.store.insert_operations(built)]
+        ids: list[uuid.UUID] = []
+
+        def validated() -> Iterator[NewOperation]:
+            # Rows are built while the bulk insert streams them, so validation and the
+            # database's work overlap; a bad request raises inside the open transaction,
+            # which then rolls back and nothing is written.
+            for request in requests:
+                op = self.build(request)
+                ids.append(op.id)
+                yield op
+
+        self.store.insert_operations_bulk(validated())
+        return ids
 
     def _check_scope(self, company: str, category: str | None) -> ZoneInfo:
         key = (company, category)

@@ -230,7 +230,7 @@ class SqlStore(ABC):
             "created_at": self.enc_ts(op.created_at),
             "ready_at": self.enc_ts(op.created_at) if op.status is Status.READY else None,
             "dedup_key": op.dedup_key,
-            "labels": json.dumps(dict(op.labels)),
+            "labels": json.dumps(dict(op.labels)) if op.labels else "{}",
         }
 
     # -- schema -----------------------------------------------------------------------------

@@ -15,7 +15,7 @@ Example::
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -153,7 +153,7 @@ class Store(Protocol):
     def insert_operations(
         self, ops: Sequence[NewOperation], *, connection: Any = None
     ) -> list[Operation]: ...
-    def insert_operations_bulk(self, ops: Sequence[NewOperation]) -> int: ...
+    def insert_operations_bulk(self, ops: Iterable[NewOperation]) -> int: ...
     def get_operation(
         self, operation_id: uuid.UUID, company: str | None = None
     ) -> Operation | None: ...

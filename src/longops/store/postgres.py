@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -124,9 +124,9 @@ class PostgresStore(SqlStore):
             self._notify_queues(cur, {op.queue for op in out})
         return out
 
-    def insert_operations_bulk(self, ops: Sequence[NewOperation]) -> int:
-        """COPY a batch in; operations with dedup keys take the checked path instead."""
-        if any(op.dedup_key for op in ops):
+    def insert_operations_bulk(self, ops: Iterable[NewOperation]) -> int:
+        """COPY operations in as they come (no dedup keys: see ``insert_operations``)."""
+        if isinstance(ops, Sequence) and any(op.dedup_key is not None for op in ops):
             return len(self.insert_operations(ops))
         columns = (
             "id", "company", "task", "args", "description", "queue", "category", "priority",
@@ -134,13 +134,19 @@ class PostgresStore(SqlStore):
             "retry_policy", "timeout_seconds", "recurrence", "user_name", "created_at",
             "created_at", "ready_at", "dedup_key", "labels",
         )  # fmt: skip
+        queues: set[str] = set()
+        count = 0
         with self._tx() as cur:
             with cur.copy(self.q["copy_operations"]) as copy:
                 for op in ops:
+                    if op.dedup_key is not None:
+                        raise ConfigurationError("a streamed bulk insert takes no dedup keys")
                     p = self.new_operation_params(op)
                     copy.write_row(tuple(p[c] for c in columns))
-            self._notify_queues(cur, {op.queue for op in ops})
-        return len(ops)
+                    queues.add(op.queue)
+                    count += 1
+            self._notify_queues(cur, queues)
+        return count
 
     def _notify_queues(self, cur: Any, queues: set[str]) -> None:
         for queue in sorted(queues):

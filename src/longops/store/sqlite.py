@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -181,13 +181,21 @@ class SqliteStore(SqlStore):
             self._wake(queue)
         return out
 
-    def insert_operations_bulk(self, ops: Sequence[NewOperation]) -> int:
+    def insert_operations_bulk(self, ops: Iterable[NewOperation]) -> int:
+        if isinstance(ops, Sequence) and any(op.dedup_key is not None for op in ops):
+            return len(self.insert_operations(ops))
+        queues: set[str] = set()
+        count = 0
         with self._tx() as cur:
             for op in ops:
+                if op.dedup_key is not None:
+                    raise ConfigurationError("a streamed bulk insert takes no dedup keys")
                 cur.execute(self.q["insert_operation"], self.new_operation_params(op))
-        for queue in {op.queue for op in ops}:
+                queues.add(op.queue)
+                count += 1
+        for queue in queues:
             self._wake(queue)
-        return len(ops)
+        return count
 
     # -- running ----------------------------------------------------------------------------
     def claim(self, params: ClaimParams) -> list[ClaimedRun]:
