@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Annotated, Any
 
 import typer
@@ -102,6 +103,9 @@ def worker(
     ] = 30.0,
     rescuer_interval: Annotated[float, typer.Option(help="Seconds between rescuer runs.")] = 5.0,
     poll_interval: Annotated[float, typer.Option(help="Longest idle wait, in seconds.")] = 1.0,
+    retention_days: Annotated[
+        float, typer.Option(help="Days finished and cancelled operations are kept.")
+    ] = 30.0,
 ) -> None:
     """Run a worker session until SIGTERM/SIGINT (a second signal stops at once)."""
     app = state.app
@@ -115,6 +119,7 @@ def worker(
         grace_period=grace_period,
         rescuer_interval=rescuer_interval,
         poll_interval=poll_interval,
+        retention=timedelta(days=retention_days),
     )
     err.print(
         f"longops worker {w.session_id} serving {', '.join(w.options.queues)} "

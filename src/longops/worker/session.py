@@ -72,6 +72,8 @@ class WorkerOptions:
             raise ValidationError("concurrency", "must be between 1 and 1000", self.concurrency)
         if not self.queues:
             raise ValidationError("queues", "must name at least one queue")
+        if self.retention < timedelta(hours=1):
+            raise ValidationError("retention", "must be at least one hour")
         if self.heartbeat_interval <= 0 or self.session_timeout <= self.heartbeat_interval:
             raise ValidationError(
                 "session_timeout", "must be longer than heartbeat_interval (both > 0)"
