@@ -464,14 +464,12 @@ class SqlStore(ABC):
                     "started_at": self.enc_ts(session.started_at),
                 },
             )
-            cur.execute(
-                self.q["insert_session_event"],
-                {
-                    "session_id": self.enc_uuid(session.id),
-                    "type": SessionEventType.LOGON.value,
-                    "at": self.enc_ts(session.started_at),
-                    "comment": f"{session.host} pid {session.pid}",
-                },
+            self._event(
+                cur,
+                session.id,
+                SessionEventType.LOGON,
+                session.started_at,
+                f"{session.host} pid {session.pid}",
             )
 
     def heartbeat(self, session_id: uuid.UUID, at: datetime) -> SessionState | None:
@@ -484,6 +482,24 @@ class SqlStore(ABC):
                 cur.execute(self.q["get_session_state"], {"id": self.enc_uuid(session_id)})
                 row = cur.fetchone()
             return None if row is None else SessionState(row["state"])
+
+    def _event(
+        self,
+        cur: Any,
+        session_id: uuid.UUID,
+        event: SessionEventType,
+        at: datetime,
+        comment: str | None,
+    ) -> None:
+        cur.execute(
+            self.q["insert_session_event"],
+            {
+                "session_id": self.enc_uuid(session_id),
+                "type": event.value,
+                "at": self.enc_ts(at),
+                "comment": comment,
+            },
+        )
 
     def end_session(
         self,
@@ -498,29 +514,13 @@ class SqlStore(ABC):
                 self.q["end_session"],
                 {"id": self.enc_uuid(session_id), "state": state.value, "at": self.enc_ts(at)},
             )
-            cur.execute(
-                self.q["insert_session_event"],
-                {
-                    "session_id": self.enc_uuid(session_id),
-                    "type": event.value,
-                    "at": self.enc_ts(at),
-                    "comment": comment,
-                },
-            )
+            self._event(cur, session_id, event, at, comment)
 
     def record_session_event(
         self, session_id: uuid.UUID, event: SessionEventType, at: datetime, comment: str | None
     ) -> None:
         with self._tx() as cur:
-            cur.execute(
-                self.q["insert_session_event"],
-                {
-                    "session_id": self.enc_uuid(session_id),
-                    "type": event.value,
-                    "at": self.enc_ts(at),
-                    "comment": comment,
-                },
-            )
+            self._event(cur, session_id, event, at, comment)
 
     def list_sessions(self, *, active_only: bool = False) -> list[Session]:
         rows = self._all("list_sessions", {"active_only": self.enc_bool(active_only)})
@@ -548,14 +548,12 @@ class SqlStore(ABC):
             )
             lost = [self.dec_uuid(r["id"]) for r in cur.fetchall()]
             for sid in lost:
-                cur.execute(
-                    self.q["insert_session_event"],
-                    {
-                        "session_id": self.enc_uuid(sid),
-                        "type": SessionEventType.LOST.value,
-                        "at": self.enc_ts(now),
-                        "comment": f"no heartbeat for {timeout.total_seconds():g} s",
-                    },
+                self._event(
+                    cur,
+                    sid,
+                    SessionEventType.LOST,
+                    now,
+                    f"no heartbeat for {timeout.total_seconds():g} s",
                 )
         return lost
 
