@@ -28,7 +28,7 @@ from typing import Any
 from longops.core.service import EnqueueRequest, OperationService
 from longops.domain.clock import Clock, SystemClock
 from longops.domain.errors import LongopsError
-from longops.domain.operation import DEFAULT_COMPANY, Operation, Priority
+from longops.domain.operation import DEFAULT_COMPANY, Category, Company, Operation, Priority
 from longops.domain.recurrence import Recurrence
 from longops.domain.retry import RetryPolicy
 from longops.domain.status import Status
@@ -62,6 +62,8 @@ class OperationHandle:
 
     def wait(self, timeout: float | None = None, *, poll: float = 0.05) -> Operation:
         """Block until the operation is done (finished, error, cancelled).
+
+        A recurring operation is never done while its schedule runs: give a ``timeout``.
 
         Raises :class:`TimeoutError` when ``timeout`` seconds pass first.
         """
@@ -210,6 +212,38 @@ class Longops:
 
     async def get_async(self, operation_id: uuid.UUID | str) -> OperationHandle:
         return await asyncio.to_thread(self.get, operation_id)
+
+    # -- set-up -----------------------------------------------------------------------------------
+    def set_category(
+        self,
+        code: str,
+        *,
+        max_concurrent: int = 1,
+        description: str = "",
+        paused: bool = False,
+        company: str = DEFAULT_COMPANY,
+    ) -> Category:
+        """Create or update a category: at most ``max_concurrent`` of its operations run at once.
+
+        Example::
+
+            app.set_category("POSTING")               # one at a time, like Business Central
+            app.set_category("EXPORTS", max_concurrent=3)
+        """
+        return self.service.set_category(
+            company, code, max_concurrent=max_concurrent, description=description, paused=paused
+        )
+
+    def add_company(
+        self, name: str, *, display_name: str | None = None, time_zone: str = "UTC"
+    ) -> Company:
+        """Create a company (or change its display name and time zone).
+
+        Example::
+
+            app.add_company("CRONUS-UK", time_zone="Europe/London")
+        """
+        return self.service.add_company(name, display_name=display_name, time_zone=time_zone)
 
     # -- workers -------------------------------------------------------------------------------
     def worker(self, **options: Any) -> Worker:

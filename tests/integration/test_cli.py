@@ -137,10 +137,24 @@ def test_worker_runs_operations_and_drains_on_sigterm(db_url: str) -> None:
         sessions = json.loads(longops("sessions", "list", "--active", "--json", db=db_url).stdout)
         assert len(sessions) == 1
         assert sessions[0]["concurrency"] == 2
+        flaky = longops(
+            "enqueue", "demo.sync_catalogue", "--kwargs", '{"fail_times": 1}', db=db_url
+        )
+        fid = flaky.stdout.strip().splitlines()[-1]
+
+        def flaky_finished() -> bool:
+            shown = json.loads(longops("ops", "show", fid, "--json", db=db_url).stdout)
+            return bool(shown["status"] == "finished")
+
+        wait_for(flaky_finished, timeout=60, interval=0.2, what="retried operation finished")
     finally:
         worker.send_signal(signal.SIGTERM)
         _, err = worker.communicate(timeout=60)
     assert worker.returncode == 0, err
+    assert "attempt 1 failed with ConnectionError; retry at" in err
+    assert "supplier timed out" not in err, "error text stays out of logs at info level"
+    assert "draining" in err
+    assert "stopped; 0 run(s) handed back" in err
     events = json.loads(longops("sessions", "events", "--json", db=db_url).stdout)
     assert [e["type"] for e in events][:3] == ["logoff", "drain_started", "logon"]
 
@@ -164,3 +178,56 @@ def test_demo_runs_to_the_end(tmp_path: Path) -> None:
     lines = [line for line in result.stdout.splitlines() if "demo.post_invoices" in line]
     assert lines
     assert all("Finished" in line for line in lines[-4:])
+
+
+def test_operations_can_be_named_by_entry_number(db_url: str) -> None:
+    longops("enqueue", "demo.clean_up", "--on-hold", db=db_url)
+    shown = json.loads(longops("ops", "show", "1", "--json", db=db_url).stdout)
+    assert shown["entry_no"] == 1
+    assert shown["status"] == "on_hold"
+    assert "Ready" in longops("ops", "ready", "1", db=db_url).stdout
+    missing = longops("ops", "show", "99", db=db_url)
+    assert missing.returncode == 1
+    assert "entry number 99 not found" in missing.stderr
+
+
+def test_companies_and_tasks_commands(db_url: str) -> None:
+    added = longops("companies", "add", "CRONUS-UK", "--time-zone", "Europe/London", db=db_url)
+    assert added.returncode == 0, added.stderr
+    listed = json.loads(longops("companies", "list", "--json", db=db_url).stdout)
+    assert {c["name"]: c["time_zone"] for c in listed} == {
+        "CRONUS-UK": "Europe/London",
+        "default": "UTC",
+    }
+    made = longops("enqueue", "demo.clean_up", "--company", "CRONUS-UK", "--json", db=db_url)
+    assert json.loads(made.stdout)["company"] == "CRONUS-UK"
+    bad = longops("companies", "add", "X", "--time-zone", "Mars/Olympus", db=db_url)
+    assert bad.returncode == 2
+    assert "time_zone:" in bad.stderr
+    tasks = json.loads(longops("tasks", "--json", db=db_url).stdout)
+    names = {t["name"] for t in tasks}
+    assert {"demo.render_report", "demo.post_invoices", "demo.clean_up"} <= names
+
+
+def test_missing_schema_and_bad_urls_are_explained(fresh_url: str, tmp_path: Path) -> None:
+    no_schema = longops("ops", "list", db=fresh_url)
+    assert no_schema.returncode == 1
+    assert "longops db upgrade" in no_schema.stderr
+    assert "Traceback" not in no_schema.stderr
+    cases = [
+        ("sqlite:/relative.db", 2, "database_url:"),
+        ("mysql://host/db", 2, "database_url:"),
+        (f"sqlite:///{tmp_path}/no/such/dir/x.db", 1, "cannot open SQLite database"),
+        ("postgresql://root@127.0.0.1:1/x", 1, "cannot connect to PostgreSQL"),
+    ]
+    for url, code, text in cases:
+        result = longops("ops", "list", db=url)
+        assert result.returncode == code, (url, result.stderr)
+        assert text in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_enqueue_without_an_app_says_so(db_url: str) -> None:
+    result = longops("enqueue", "demo.clean_up", db=db_url, app=None)
+    assert result.returncode == 1
+    assert "--app" in result.stderr

@@ -8,6 +8,7 @@ Errors go to standard error with exit code 2 for bad input and 1 for everything 
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from dataclasses import dataclass
 from datetime import timedelta
@@ -38,14 +39,19 @@ db_cli = typer.Typer(help="Create, upgrade and inspect the database schema.", no
 cat_cli = typer.Typer(help="Categories: serialisation groups per company.", no_args_is_help=True)
 queue_cli = typer.Typer(help="Pause and resume queues.", no_args_is_help=True)
 sessions_cli = typer.Typer(help="Worker sessions and their events.", no_args_is_help=True)
+companies_cli = typer.Typer(
+    help="Companies: the business context operations run in.", no_args_is_help=True
+)
 cli.add_typer(ops_cli, name="ops")
 cli.add_typer(db_cli, name="db")
 cli.add_typer(cat_cli, name="categories")
 cli.add_typer(queue_cli, name="queues")
 cli.add_typer(sessions_cli, name="sessions")
+cli.add_typer(companies_cli, name="companies")
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# Off a terminal (pipes, files, CI logs) nothing is wrapped at 80 columns: lines stay whole.
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 @dataclass
@@ -106,8 +112,17 @@ def worker(
     retention_days: Annotated[
         float, typer.Option(help="Days finished and cancelled operations are kept.")
     ] = 30.0,
+    log_level: Annotated[
+        str, typer.Option(help="debug, info, warning or error (to standard error).")
+    ] = "info",
 ) -> None:
     """Run a worker session until SIGTERM/SIGINT (a second signal stops at once)."""
+    level = logging.getLevelName(log_level.upper())
+    if not isinstance(level, int):
+        raise ValidationError("log_level", "must be debug, info, warning or error", log_level)
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr
+    )
     app = state.app
     if len(app.registry) == 0:
         raise LongopsError("no tasks registered: pass --app module:attribute (or LONGOPS_APP)")
@@ -159,6 +174,8 @@ def enqueue(
     parsed_args = _json_arg("args", args, list)
     parsed_kwargs = _json_arg("kwargs", kwargs, dict)
     app = state.app
+    if len(app.registry) == 0:
+        raise LongopsError("no tasks registered: pass --app module:attribute (or LONGOPS_APP)")
     op = app.service.enqueue(
         EnqueueRequest(
             task=task,
@@ -238,7 +255,7 @@ def _status(text: str) -> Status:
 
 @ops_cli.command("show")
 def ops_show(operation_id: str, as_json: JsonOpt = False) -> None:
-    """Show one operation with its attempts (log entries)."""
+    """Show one operation (by id or entry number) with its attempts (log entries)."""
     service = state.app.service
     op = service.get(operation_id)
     attempts = service.attempts(op.id)
@@ -331,6 +348,8 @@ def db_status(as_json: JsonOpt = False) -> None:
         for s in states:
             out.print(f"{s.version:04d}_{s.name}: {s.state}")
     if any(s.state != "applied" for s in states):
+        if not as_json and any(s.state == "pending" for s in states):
+            err.print("run `longops db upgrade` to apply the pending migrations")
         raise typer.Exit(1)
 
 
@@ -424,6 +443,67 @@ def sessions_events(
         return
     for e in events:
         out.print(f"{e.at:%Y-%m-%d %H:%M:%S}  {e.type.value:17}  {e.session_id}  {e.comment or ''}")
+
+
+@companies_cli.command("add")
+def companies_add(
+    name: str,
+    display_name: Annotated[str | None, typer.Option(help="Shown to people.")] = None,
+    time_zone: Annotated[str, typer.Option(help="IANA zone recurrence is evaluated in.")] = "UTC",
+) -> None:
+    """Create a company (or change its display name and time zone)."""
+    c = state.app.service.add_company(name, display_name=display_name, time_zone=time_zone)
+    out.print(f"company {c.name} ({c.display_name}, {c.time_zone})")
+
+
+@companies_cli.command("list")
+def companies_list(as_json: JsonOpt = False) -> None:
+    """List companies."""
+    companies = state.app.service.list_companies()
+    if as_json:
+        print_json(
+            out,
+            [
+                {
+                    "name": c.name,
+                    "display_name": c.display_name,
+                    "time_zone": c.time_zone,
+                    "active": c.active,
+                }
+                for c in companies
+            ],
+        )
+        return
+    for c in companies:
+        state_note = "" if c.active else "  (disabled)"
+        out.print(f"{c.name}\t{c.display_name}\t{c.time_zone}{state_note}")
+
+
+@cli.command("tasks")
+def tasks_list(as_json: JsonOpt = False) -> None:
+    """List the tasks the application (--app) registers."""
+    tasks = list(state.app.registry)
+    if as_json:
+        print_json(
+            out,
+            [
+                {
+                    "name": t.name,
+                    "signature": str(t.signature),
+                    "queue": t.queue,
+                    "category": t.category,
+                    "max_attempts": t.max_attempts,
+                    "description": t.description,
+                }
+                for t in tasks
+            ],
+        )
+        return
+    if not tasks:
+        err.print("no tasks registered: pass --app module:attribute (or LONGOPS_APP)")
+    for t in tasks:
+        extra = f" [category {t.category}]" if t.category else ""
+        out.print(f"{t.name}{t.signature}  queue {t.queue}{extra}  {t.description or ''}")
 
 
 # -- demo ---------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from longops.domain.operation import (
     DEFAULT_COMPANY,
     Attempt,
     Category,
+    Company,
     NewOperation,
     Operation,
     Priority,
@@ -40,6 +41,9 @@ from longops.store.base import ActionParams, OperationQuery, Store
 from longops.worker.registry import TaskDef, TaskRegistry
 
 REMOVE_FAILED_AFTER = timedelta(seconds=30)  # Business Central's filter is 30,000 ms
+
+OperationRef = uuid.UUID | str | int
+"""An operation's id, or its entry number."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +99,9 @@ class OperationService:
                 else timedelta(seconds=float(request.delay))
             )
             if delay < timedelta(0):
-                raise ValidationError("delay", "must not be negative", str(delay))
+                raise ValidationError(
+                    "delay", "must not be negative (seconds)", delay.total_seconds()
+                )
             start = now + delay
         recurrence = _recurrence(request.recurrence)
         if recurrence is not None:
@@ -178,7 +184,16 @@ class OperationService:
         return zone
 
     # -- reads -----------------------------------------------------------------------------
-    def get(self, operation_id: uuid.UUID | str, company: str | None = None) -> Operation:
+    def get(self, operation_id: OperationRef, company: str | None = None) -> Operation:
+        """Read an operation by its id, or by its entry number (as ``ops list`` shows it)."""
+        if isinstance(operation_id, int) or (
+            isinstance(operation_id, str) and operation_id.isdigit()
+        ):
+            entry_no = int(operation_id)
+            found = self.store.get_operation_by_entry_no(entry_no, company)
+            if found is None:
+                raise NotFound("operation with entry number", entry_no)
+            return found
         oid = _uuid(operation_id)
         op = self.store.get_operation(oid, company)
         if op is None:
@@ -190,36 +205,36 @@ class OperationService:
             raise ValidationError("limit", "must be between 1 and 1000", query.limit)
         return self.store.list_operations(query)
 
-    def attempts(self, operation_id: uuid.UUID | str, company: str | None = None) -> list[Attempt]:
+    def attempts(self, operation_id: OperationRef, company: str | None = None) -> list[Attempt]:
         op = self.get(operation_id, company)
         return self.store.list_attempts(op.id)
 
     # -- actions (Business Central's page actions) ------------------------------------------
     def set_ready(
-        self, operation_id: uuid.UUID | str, *, user: str | None = None, company: str | None = None
+        self, operation_id: OperationRef, *, user: str | None = None, company: str | None = None
     ) -> Operation:
         """Set Status to Ready: recompute the start, reset attempts; runs as ``user``."""
         return self._ready("set_ready", operation_id, user=user, company=company)
 
     def restart(
-        self, operation_id: uuid.UUID | str, *, user: str | None = None, company: str | None = None
+        self, operation_id: OperationRef, *, user: str | None = None, company: str | None = None
     ) -> Operation:
         """Restart a finished, failed or cancelled operation from scratch."""
         return self._ready("restart", operation_id, user=user, company=company)
 
     def run_now(
-        self, operation_id: uuid.UUID | str, *, user: str | None = None, company: str | None = None
+        self, operation_id: OperationRef, *, user: str | None = None, company: str | None = None
     ) -> Operation:
         """Make it due now, ignoring its schedule and run window."""
         return self._ready("run_now", operation_id, user=user, company=company, now=True)
 
-    def hold(self, operation_id: uuid.UUID | str, *, company: str | None = None) -> Operation:
+    def hold(self, operation_id: OperationRef, *, company: str | None = None) -> Operation:
         """Set On Hold. Refused while running: cancel a running operation instead."""
         return self._act("hold", operation_id, company=company)
 
     def cancel(
         self,
-        operation_id: uuid.UUID | str,
+        operation_id: OperationRef,
         *,
         reason: str | None = None,
         by: str | None = None,
@@ -238,7 +253,7 @@ class OperationService:
                 return op  # a cancel request was already pending
         return self._act("cancel", op.id, company=company, reason="cancelled", user=None)
 
-    def delete(self, operation_id: uuid.UUID | str, *, company: str | None = None) -> None:
+    def delete(self, operation_id: OperationRef, *, company: str | None = None) -> None:
         """Delete an operation and forget it. Refused while it is in process."""
         op = self.get(operation_id, company)
         if op.status is Status.IN_PROCESS:
@@ -254,7 +269,7 @@ class OperationService:
     def _ready(
         self,
         action: str,
-        operation_id: uuid.UUID | str,
+        operation_id: OperationRef,
         *,
         user: str | None,
         company: str | None,
@@ -286,7 +301,7 @@ class OperationService:
     def _act(
         self,
         action: str,
-        operation_id: uuid.UUID | str,
+        operation_id: OperationRef,
         *,
         company: str | None,
         start: datetime | None = None,
@@ -296,8 +311,8 @@ class OperationService:
         current: Operation | None = None,
     ) -> Operation:
         assert action in ACTIONS
-        oid = _uuid(operation_id)
-        op = current or self.get(oid, company)
+        op = current or self.get(operation_id, company)
+        oid = op.id
         sources = allowed_from(action)
         if op.status not in sources:
             raise InvalidTransition(action.replace("_", " "), op.status.value, oid)
@@ -322,6 +337,33 @@ class OperationService:
 
     def _zone(self, op: Operation) -> ZoneInfo:
         return self._check_scope(op.company, None)
+
+    # -- companies, categories and queues ----------------------------------------------------
+    def add_company(
+        self, name: str, *, display_name: str | None = None, time_zone: str = "UTC"
+    ) -> Company:
+        """Create a company (or update its display name and time zone).
+
+        Example::
+
+            service.add_company("CRONUS-UK", time_zone="Europe/London")
+        """
+        _check_name("company", name)
+        try:
+            ZoneInfo(time_zone)
+        except (ValueError, KeyError, OSError):
+            raise ValidationError(
+                "time_zone", "must be an IANA time zone such as Europe/Amsterdam", time_zone
+            ) from None
+        if display_name is not None and len(display_name) > 250:
+            raise ValidationError("display_name", "must be at most 250 characters")
+        company = self.store.upsert_company(Company(name, display_name or name, time_zone))
+        with self._known_lock:
+            self._known = {k: v for k, v in self._known.items() if k[0] != name}
+        return company
+
+    def list_companies(self) -> list[Company]:
+        return self.store.list_companies()
 
     # -- categories and queues --------------------------------------------------------------
     def set_category(

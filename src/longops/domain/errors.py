@@ -66,6 +66,9 @@ class ConfigurationError(LongopsError):
     """The application, its settings or its database are not usable as they are."""
 
 
+NO_SCHEMA = "the database has no longops schema yet: run `longops db upgrade` (or app.migrate())"
+
+
 class OperationCancelled(LongopsError):
     """Raised inside task code once its operation is asked to stop.
 

@@ -471,7 +471,9 @@ def _timeout(value: timedelta | float | None) -> timedelta:
         return DEFAULT_TIMEOUT
     td = value if isinstance(value, timedelta) else timedelta(seconds=float(value))
     if not timedelta(seconds=1) <= td <= MAX_TIMEOUT:
-        raise ValidationError("timeout", "must be between 1 second and 7 days", str(td))
+        raise ValidationError(
+            "timeout", "must be between 1 second and 7 days (in seconds)", td.total_seconds()
+        )
     return td
 
 

@@ -294,6 +294,8 @@ class Recurrence:
         every = _EVERY_RE.fullmatch(stripped)
         if every is not None:
             count = int(every.group(1))
+            if count == 0:
+                raise ValidationError("recurrence", "'every N' needs N of at least 1", stripped)
             factor = 60 if every.group(2).lower() == "h" else 1
             return cls(minutes_between_runs=count * factor)
         raise ValidationError(

@@ -287,6 +287,25 @@ class SqlStore(ABC):
         r = self._one("get_company", {"name": name})
         return None if r is None else _company(r)
 
+    def upsert_company(self, company: Company) -> Company:
+        r = self._write_one(
+            "upsert_company",
+            {
+                "name": company.name,
+                "display_name": company.display_name,
+                "time_zone": company.time_zone,
+                "active": self.enc_bool(company.active),
+            },
+        )
+        assert r is not None
+        return _company(r)
+
+    def get_operation_by_entry_no(
+        self, entry_no: int, company: str | None = None
+    ) -> Operation | None:
+        r = self._one("get_operation_by_entry_no", {"entry_no": entry_no, "company": company})
+        return None if r is None else self.operation(r)
+
     def list_companies(self) -> list[Company]:
         return [_company(r) for r in self._all("list_companies")]
 

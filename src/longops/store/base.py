@@ -143,6 +143,10 @@ class Store(Protocol):
     # companies, categories, queues ----------------------------------------------------
     def get_company(self, name: str) -> Company | None: ...
     def list_companies(self) -> list[Company]: ...
+    def upsert_company(self, company: Company) -> Company: ...
+    def get_operation_by_entry_no(
+        self, entry_no: int, company: str | None = None
+    ) -> Operation | None: ...
     def upsert_category(self, category: Category) -> Category: ...
     def get_category(self, company: str, code: str) -> Category | None: ...
     def list_categories(self, company: str) -> list[Category]: ...
@@ -218,7 +222,7 @@ def open_store(url: str, **options: Any) -> Store:
 
         store = open_store("postgresql://root@127.0.0.1/longops")
     """
-    from longops.domain.errors import ConfigurationError
+    from longops.domain.errors import ValidationError
 
     if url.startswith("sqlite:"):
         from longops.store.sqlite import SqliteStore
@@ -228,6 +232,6 @@ def open_store(url: str, **options: Any) -> Store:
         from longops.store.postgres import PostgresStore
 
         return PostgresStore(url, **options)
-    raise ConfigurationError(
-        f"database URL must start with sqlite:/// or postgresql:// (got {url.split(':')[0]!r})"
+    raise ValidationError(
+        "database_url", "must start with sqlite:/// or postgresql://", url.split(":")[0]
     )

@@ -19,7 +19,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from longops.domain.errors import ConfigurationError
+from longops.domain.errors import NO_SCHEMA, ConfigurationError
 from longops.domain.operation import NewOperation, Operation
 from longops.store._sql import SqlStore
 from longops.store.base import ClaimedRun, ClaimParams, RunResult
@@ -41,6 +41,16 @@ class PostgresStore(SqlStore):
     def __init__(self, url: str, *, pool_size: int = 8) -> None:
         super().__init__(url)
         self.conninfo = url.replace("postgres://", "postgresql://", 1)
+        try:
+            # One direct attempt first: a wrong host, database or role fails now, with the
+            # server's own words, instead of after the pool's retries.
+            psycopg.connect(self.conninfo, connect_timeout=int(CONNECT_TIMEOUT)).close()
+        except psycopg.Error as exc:
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            reason = " ".join(lines) or type(exc).__name__
+            raise ConfigurationError(
+                f"cannot connect to PostgreSQL at {_redact(url)}: {reason}"
+            ) from exc
         self._pool: ConnectionPool[psycopg.Connection[dict[str, Any]]] = ConnectionPool(
             self.conninfo,
             min_size=1,
@@ -64,8 +74,13 @@ class PostgresStore(SqlStore):
     @contextmanager
     def _tx(self) -> Iterator[Any]:
         # The pool commits on a clean exit and rolls back on an exception.
-        with self._pool.connection() as conn, conn.cursor() as cur:
-            yield cur
+        try:
+            with self._pool.connection() as conn, conn.cursor() as cur:
+                yield cur
+        except psycopg.errors.UndefinedTable as exc:
+            if "longops_" in str(exc):
+                raise ConfigurationError(NO_SCHEMA) from exc
+            raise
 
     _read = _tx
 

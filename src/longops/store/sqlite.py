@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from longops.domain.errors import ConfigurationError
+from longops.domain.errors import NO_SCHEMA, ConfigurationError, ValidationError
 from longops.domain.operation import NewOperation, Operation
 from longops.store._sql import SqlStore
 from longops.store.base import ClaimedRun, ClaimParams, RunResult
@@ -34,6 +34,12 @@ POLL_SECONDS = 0.01
 # Dispatchers in this process waiting on a given database file.
 _waiters: dict[str, weakref.WeakSet[SqliteWakeups]] = {}
 _waiters_lock = threading.Lock()
+
+
+def _translate(exc: sqlite3.OperationalError) -> Exception:
+    if "no such table: longops_" in str(exc):
+        return ConfigurationError(NO_SCHEMA)
+    return exc
 
 
 def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
@@ -53,9 +59,14 @@ class SqliteStore(SqlStore):
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
-        path = url.removeprefix("sqlite:///").removeprefix("sqlite://")
-        if not path:
-            raise ConfigurationError("sqlite URL needs a path: sqlite:///longops.db")
+        if not url.startswith("sqlite:///") or url == "sqlite:///":
+            raise ValidationError(
+                "database_url",
+                "a SQLite URL is sqlite:///relative/path.db, sqlite:////absolute/path.db "
+                "or sqlite:///:memory:",
+                url,
+            )
+        path = url.removeprefix("sqlite:///")
         if path == ":memory:":
             # Threads must share one in-memory database, so name it and share its cache.
             self._target = f"file:longops-{uuid.uuid4().hex}?mode=memory&cache=shared"
@@ -73,13 +84,16 @@ class SqliteStore(SqlStore):
         self._keeper = self._connect()
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            self._target,
-            uri=self._uri,
-            isolation_level=None,
-            timeout=BUSY_TIMEOUT_MS / 1000,
-            check_same_thread=False,
-        )
+        try:
+            conn = sqlite3.connect(
+                self._target,
+                uri=self._uri,
+                isolation_level=None,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                check_same_thread=False,
+            )
+        except sqlite3.OperationalError as exc:
+            raise ConfigurationError(f"cannot open SQLite database {self.path!r}: {exc}") from exc
         conn.row_factory = _dict_row
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         if not self._uri:
@@ -116,6 +130,9 @@ class SqliteStore(SqlStore):
         cur.execute("BEGIN IMMEDIATE")
         try:
             yield cur
+        except sqlite3.OperationalError as exc:
+            conn.rollback()
+            raise _translate(exc) from exc
         except BaseException:
             conn.rollback()
             raise
@@ -129,6 +146,8 @@ class SqliteStore(SqlStore):
         cur = self._conn().cursor()
         try:
             yield cur
+        except sqlite3.OperationalError as exc:
+            raise _translate(exc) from exc
         finally:
             cur.close()
 

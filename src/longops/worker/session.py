@@ -149,7 +149,10 @@ class Worker:
         if self.options.run_services:
             self.services.start()
         log.info(
-            "worker started",
+            "worker session %s started: queues %s, %d slots",
+            self.session_id,
+            ",".join(self.options.queues),
+            self.options.concurrency,
             extra={"action": "worker_started", "session_id": str(self.session_id)},
         )
 
@@ -198,6 +201,14 @@ class Worker:
             self.session_id, SessionState.DRAINING, now, SessionEventType.DRAIN_STARTED
         )
         grace = getattr(self, "_grace_override", self.options.grace_period)
+        with self._lock:
+            running = len(self._runs)
+        log.info(
+            "draining: no new claims; waiting up to %g s for %d running operation(s)",
+            grace,
+            running,
+            extra={"action": "drain_started"},
+        )
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline and not self._stop_now.is_set():
             with self._lock:
@@ -236,7 +247,12 @@ class Worker:
         # drain and return before that connection closes under it.
         self._dispatcher.join(timeout=self.options.poll_interval + 10)
         self._wakeups.close()
-        log.info("worker stopped", extra={"action": "worker_stopped", "handed_back": len(leftover)})
+        log.info(
+            "worker session %s stopped; %d run(s) handed back as interrupted",
+            self.session_id,
+            len(leftover),
+            extra={"action": "worker_stopped", "handed_back": len(leftover)},
+        )
 
     # -- threads --------------------------------------------------------------------------------
     def _spawn(self, target: Callable[[], None], name: str) -> threading.Thread:
@@ -348,6 +364,7 @@ class Worker:
                 mine = self._runs.pop(op.id, None) is run
             if mine:
                 self._submit(result)
+                _log_result(op.task, claimed, result)
             self._slot_freed.set()
 
     def _submit(self, result: RunResult) -> None:
@@ -441,3 +458,26 @@ class Worker:
             run = runs.get(op_id)
             if run is not None:
                 run.cancel.set()
+
+
+def _log_result(task: str, claimed: ClaimedRun, result: RunResult) -> None:
+    if result.outcome not in (Outcome.ERROR, Outcome.TIMEOUT):
+        return
+    # The exception type only: its message may carry customer content, which stays out of
+    # logs at the default level (it is on the attempt row, and at debug level here).
+    kind = (result.error_message or "error").split(":", 1)[0]
+    then = (
+        f"retry at {result.earliest_start_at:%Y-%m-%d %H:%M:%S}"
+        if result.status.value == "ready" and result.earliest_start_at
+        else f"now {result.status.value}"
+    )
+    log.warning(
+        "operation %s (%s) attempt %d failed with %s; %s",
+        claimed.operation.id,
+        task,
+        claimed.operation.attempt_count,
+        kind,
+        then,
+        extra={"action": "run_failed", "operation_id": str(claimed.operation.id)},
+    )
+    log.debug("operation %s error: %s", claimed.operation.id, result.error_message)

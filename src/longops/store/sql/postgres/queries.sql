@@ -4,6 +4,18 @@
 -- name: get_company
 SELECT * FROM longops_companies WHERE name = %(name)s;
 
+-- name: get_operation_by_entry_no
+SELECT * FROM longops_operations
+ WHERE entry_no = %(entry_no)s AND (%(company)s::text IS NULL OR company = %(company)s);
+
+-- name: upsert_company
+INSERT INTO longops_companies (name, display_name, time_zone, active)
+VALUES (%(name)s, %(display_name)s, %(time_zone)s, %(active)s)
+ON CONFLICT (name) DO UPDATE
+   SET display_name = excluded.display_name, time_zone = excluded.time_zone,
+       active = excluded.active
+RETURNING *;
+
 -- name: list_companies
 SELECT * FROM longops_companies ORDER BY name;
 

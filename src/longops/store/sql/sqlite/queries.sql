@@ -5,6 +5,18 @@
 -- name: get_company
 SELECT * FROM longops_companies WHERE name = :name;
 
+-- name: get_operation_by_entry_no
+SELECT * FROM longops_operations
+ WHERE entry_no = :entry_no AND (:company IS NULL OR company = :company);
+
+-- name: upsert_company
+INSERT INTO longops_companies (name, display_name, time_zone, active)
+VALUES (:name, :display_name, :time_zone, :active)
+ON CONFLICT (name) DO UPDATE
+   SET display_name = excluded.display_name, time_zone = excluded.time_zone,
+       active = excluded.active
+RETURNING *;
+
 -- name: list_companies
 SELECT * FROM longops_companies ORDER BY name;
 
