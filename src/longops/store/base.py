@@ -46,8 +46,9 @@ class ClaimParams:
     limit: int
     now: datetime
     clock: Clock | None = None
-    """When given, the claim time is read from it after the claim lock is taken, so a
-    claim never records a start earlier than the finish that freed its slot."""
+    """When given, the claim reads the time as late as it can (on SQLite, under the write
+    lock). The attempt's recorded start is corrected to when its code began when the run
+    ends (``RunResult.started_at``)."""
 
     def at(self) -> datetime:
         return self.clock.now() if self.clock is not None else self.now

@@ -191,17 +191,21 @@ class PostgresStore(SqlStore):
 
     # -- running ----------------------------------------------------------------------------
     def claim(self, params: ClaimParams) -> list[ClaimedRun]:
-        with self._tx() as cur:
-            cur.execute(self.q["claim_lock"])
-            cur.execute(
-                self.q["claim_operations"],
-                {
-                    "session_id": params.session_id,
-                    "queues": list(params.queues),
-                    "limit": params.limit,
-                    "now": params.at(),  # read after our turn began
-                },
-            )
+        with self._pool.connection() as conn, conn.cursor() as cur:
+            # One round trip for lock, claim and commit (pipeline mode): the claim turn is
+            # held for the server's work only, not for client round trips.
+            with conn.pipeline():
+                cur.execute(self.q["claim_lock"])
+                cur.execute(
+                    self.q["claim_operations"],
+                    {
+                        "session_id": params.session_id,
+                        "queues": list(params.queues),
+                        "limit": params.limit,
+                        "now": params.at(),
+                    },
+                )
+                conn.commit()
             rows = cur.fetchall()
         rows.sort(key=lambda r: (r["priority"], r["entry_no"]))
         return [ClaimedRun(self.operation(r), int(r["run_count"])) for r in rows]

@@ -152,9 +152,9 @@ free_slots AS (
 ranked AS (
     SELECT o.entry_no, o.priority, f.free,
            row_number() OVER (PARTITION BY o.company, o.category ORDER BY o.priority, o.entry_no) AS rn
-      FROM longops_operations o
+      FROM longops_operations o INDEXED BY longops_operations_ready_category
       JOIN free_slots f ON f.company = o.company AND f.code = o.category
-     WHERE o.status = 'ready'
+     WHERE o.status = 'ready' AND o.category IS NOT NULL
        AND o.earliest_start_at <= :now
        AND (o.expires_at IS NULL OR o.expires_at > :now)
        AND o.queue IN (SELECT name FROM served)
@@ -164,8 +164,11 @@ candidates AS (
     SELECT entry_no, priority FROM ranked WHERE rn <= free
     UNION ALL
     SELECT entry_no, priority FROM (
+        -- INDEXED BY: walk the index that is already in claim order and stop after the
+        -- batch. Left to itself the planner may pick the due-time index and sort every
+        -- due row, which costs milliseconds per claim once thousands are ready.
         SELECT o.entry_no, o.priority
-          FROM longops_operations o
+          FROM longops_operations o INDEXED BY longops_operations_ready_fifo
          WHERE o.status = 'ready' AND o.category IS NULL
            AND o.queue IN (SELECT name FROM served)
            AND o.earliest_start_at <= :now
