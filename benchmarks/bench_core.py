@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
+import itertools
 import json
 import os
 import platform
@@ -36,7 +38,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -197,7 +199,7 @@ def longops_command() -> str:
 class WorkerGroup:
     procs: list[subprocess.Popen[bytes]]
     logs: list[Path]
-    log_files: list[TextIO]
+    log_files: Sequence[TextIO]
     started_wall: float
     started: float
 
@@ -218,12 +220,21 @@ def tail(path: Path, lines: int = 30) -> str:
 
 
 def start_workers(
-    url: str, count: int, concurrency: int, logdir: Path, tag: str, extra: Sequence[str] = ()
+    url: str,
+    count: int,
+    concurrency: int,
+    logdir: Path,
+    tag: str,
+    extra: Sequence[str] = (),
+    env_extra: dict[str, str] | None = None,
+    launcher: Sequence[str] | None = None,
 ) -> WorkerGroup:
-    env = dict(os.environ)
+    """``count`` worker processes; ``launcher`` replaces the ``longops`` command (for
+    experiments, see ``whatif_worker.py``), ``env_extra`` adds environment variables."""
+    env = dict(os.environ) | (env_extra or {})
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(HERE), env.get("PYTHONPATH", "")) if p)
     command = [
-        longops_command(),
+        *(launcher or [longops_command()]),
         "--app",
         "bench_app:app",
         "--database-url",
@@ -312,10 +323,10 @@ def wait_sessions(app: Longops, count: int, group: WorkerGroup) -> float:
 
 
 # -- CPU accounting (Linux) -------------------------------------------------------------------
-def postgres_cpu() -> dict[int, float]:
-    """CPU seconds (user + system) of every ``postgres`` process on this machine, by pid."""
+def postgres_cpu() -> dict[int, tuple[float, float]]:
+    """CPU seconds (user, system) of every ``postgres`` process on this machine, by pid."""
     ticks = os.sysconf("SC_CLK_TCK")
-    out: dict[int, float] = {}
+    out: dict[int, tuple[float, float]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -325,17 +336,30 @@ def postgres_cpu() -> dict[int, float]:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        out[int(entry.name)] = (int(fields[11]) + int(fields[12])) / ticks
+        out[int(entry.name)] = (int(fields[11]) / ticks, int(fields[12]) / ticks)
     return out
 
 
-def cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
-    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+def cpu_delta(
+    before: dict[int, tuple[float, float]], after: dict[int, tuple[float, float]]
+) -> tuple[float, float]:
+    """(user, system) seconds used between two ``postgres_cpu()`` readings."""
+    user = sum(u - before.get(pid, (0.0, 0.0))[0] for pid, (u, _) in after.items())
+    system = sum(s - before.get(pid, (0.0, 0.0))[1] for pid, (_, s) in after.items())
+    return user, system
 
 
-def children_cpu() -> float:
+def machine_busy() -> float:
+    """CPU seconds all processes on the machine have used (``/proc/stat``, non-idle)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu() -> tuple[float, float]:
+    """(user, system) CPU seconds of the child processes waited for so far."""
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
+    return r.ru_utime, r.ru_stime
 
 
 def self_cpu() -> float:
@@ -396,7 +420,14 @@ def bench_bulk(app: Longops, sizes: Sizes) -> dict[str, Any]:
     }
 
 
-def bench_drain(app: Longops, url: str, cfg: BenchConfig, tag: str) -> dict[str, Any]:
+def bench_drain(
+    app: Longops,
+    url: str,
+    cfg: BenchConfig,
+    tag: str,
+    env_extra: dict[str, str] | None = None,
+    launcher: Sequence[str] | None = None,
+) -> dict[str, Any]:
     """The bulk-enqueued operations, run by worker processes until every one is finished."""
     sizes = cfg.sizes
     expected = sizes.bulk_total
@@ -404,14 +435,21 @@ def bench_drain(app: Longops, url: str, cfg: BenchConfig, tag: str) -> dict[str,
     pg_before = postgres_cpu() if is_pg else {}
     children_before = children_cpu()
     self_before = self_cpu()
-    group = start_workers(url, sizes.workers, sizes.concurrency, cfg.workdir, tag)
+    machine_before = machine_busy()
+    group = start_workers(
+        url, sizes.workers, sizes.concurrency, cfg.workdir, tag, env_extra=env_extra,
+        launcher=launcher,
+    )  # fmt: skip
     try:
         finished_at = wait_finished(app, expected, group)
         pg_after = postgres_cpu() if is_pg else {}
+        machine_after = machine_busy()
     finally:
         codes = stop_workers(group)
     elapsed = finished_at - group.started
-    worker_cpu = children_cpu() - children_before
+    children_after = children_cpu()
+    worker_user = children_after[0] - children_before[0]
+    worker_sys = children_after[1] - children_before[1]
     driver_cpu = self_cpu() - self_before
     if any(codes):
         raise InvalidRunError(f"worker exit codes {codes}; log:\n{tail(group.logs[0])}")
@@ -423,22 +461,31 @@ def bench_drain(app: Longops, url: str, cfg: BenchConfig, tag: str) -> dict[str,
     attempts = sum(outcomes.values())
     assert attempts == expected, f"{attempts} attempt rows for {expected} operations: {outcomes}"
     assert outcomes.get("success") == expected, f"not every attempt succeeded: {outcomes}"
-    [(first_start, last_end, claims, sessions)] = sql_rows(
+    [(first_start, last_end, sessions)] = sql_rows(
         url,
-        "SELECT min(started_at), max(ended_at),"
-        " (SELECT count(*) FROM (SELECT DISTINCT session_id, started_at FROM longops_attempts) c),"
-        " count(DISTINCT session_id) FROM longops_attempts",
+        "SELECT min(started_at), max(ended_at), count(DISTINCT session_id) FROM longops_attempts",
     )
     span = (as_utc(last_end) - as_utc(first_start)).total_seconds()
+    starts = [as_utc(r[0]) for r in sql_rows(url, "SELECT started_at FROM longops_attempts")]
+    quarters = quarter_durations(sorted(starts))
     startup = as_utc(first_start).timestamp() - group.started_wall
     cpu: dict[str, float] = {
-        "workers_s": round(worker_cpu, 2),
+        "workers_s": round(worker_user + worker_sys, 2),
+        "workers_system_s": round(worker_sys, 2),
         "driver_s": round(driver_cpu, 2),
     }
+    ours = worker_user + worker_sys + driver_cpu
     if is_pg:
-        cpu["postgres_s"] = round(cpu_delta(pg_before, pg_after), 2)
+        pg_user, pg_sys = cpu_delta(pg_before, pg_after)
+        cpu["postgres_s"] = round(pg_user + pg_sys, 2)
+        cpu["postgres_system_s"] = round(pg_sys, 2)
+        ours += pg_user + pg_sys
     ncpu = len(os.sched_getaffinity(0))
-    cpu["machine_utilisation"] = round(sum(cpu.values()) / (elapsed * ncpu), 3)
+    busy = machine_after - machine_before
+    # Workers' CPU is counted until they exit (a little after the end), the machine's until
+    # the end: "other" is what processes outside the benchmark took, roughly.
+    cpu["other_processes_s"] = round(max(busy - ours, 0.0), 2)
+    cpu["machine_utilisation"] = round(busy / (elapsed * ncpu), 3)
     return {
         "operations": expected,
         "workers": sizes.workers,
@@ -451,11 +498,18 @@ def bench_drain(app: Longops, url: str, cfg: BenchConfig, tag: str) -> dict[str,
         "attempts": attempts,
         "attempt_outcomes": outcomes,
         "sessions": int(sessions),
-        "claims_returning_rows": int(claims),
-        "mean_claim_size": round(expected / int(claims), 2),
+        "quarter_durations_s": quarters,
         "cpu": cpu,
         "worker_exit_codes": codes,
     }
+
+
+def quarter_durations(starts: Sequence[datetime]) -> list[float]:
+    """Seconds each quarter of the runs took to start (in start order): a per-run cost that
+    grows or shrinks as the drain goes on shows up as uneven quarters."""
+    n = len(starts)
+    marks = [starts[min(n * q // 4, n - 1)] for q in range(5)]
+    return [round((b - a).total_seconds(), 3) for a, b in itertools.pairwise(marks)]
 
 
 def bench_latency(url: str, cfg: BenchConfig, tag: str) -> dict[str, Any]:
@@ -521,6 +575,27 @@ def run_dialect(dialect: str, cfg: BenchConfig) -> dict[str, Any]:
     return results
 
 
+HEADLINES = {
+    "enqueue_one": "ops_per_s",
+    "bulk_enqueue": "ops_per_s",
+    "drain": "ops_per_s",
+    "latency": "p50_ms",
+}
+
+
+def median_of(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Per figure, the repetition with the median headline value (all its details kept),
+    plus every repetition's headline value under ``runs``."""
+    out: dict[str, Any] = {}
+    for figure, key in HEADLINES.items():
+        ordered = sorted(runs, key=lambda r: float(r[figure][key]))
+        chosen = ordered[(len(ordered) - 1) // 2]
+        out[figure] = {**chosen[figure], "runs": [r[figure][key] for r in runs]}
+    out["repeat"] = len(runs)
+    out["wall_s"] = round(sum(r["wall_s"] for r in runs), 1)
+    return out
+
+
 def log(dialect: str, figure: str, text: str) -> None:
     print(f"[{dialect:8}] {figure:20} {text}", flush=True)
 
@@ -572,7 +647,24 @@ def machine_info(pg_admin_url: str | None) -> dict[str, Any]:
         "postgresql": pg_version,
         "psycopg": psycopg.__version__,
         "longops": getattr(longops, "__version__", None) or _dist_version(),
+        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+        "source": source_fingerprint(),
     }
+
+
+def source_fingerprint() -> str:
+    """Which longops code ran: a hash of ``src/longops`` (.py and .sql) and its newest file's
+    time. Other work changes the code under the benchmark; results name the version."""
+    root = PROJECT / "src" / "longops"
+    digest = hashlib.sha256()
+    newest = 0.0
+    for path in sorted(root.rglob("*")):
+        if path.suffix in (".py", ".sql") and path.is_file():
+            digest.update(str(path.relative_to(root)).encode())
+            digest.update(path.read_bytes())
+            newest = max(newest, path.stat().st_mtime)
+    changed = datetime.fromtimestamp(newest, UTC).isoformat(timespec="seconds")
+    return f"sha256:{digest.hexdigest()[:16]} (newest file {changed})"
 
 
 def _dist_version() -> str | None:
@@ -595,9 +687,12 @@ def write_markdown(path: Path, docs: dict[str, dict[str, Any]]) -> None:
         "# longops core benchmark",
         "",
         f"- date: {m['date']}" + (" (quick run: 1/10 sizes)" if any_doc["quick"] else ""),
+        f"- each figure is the median of {any_doc['results'].get('repeat', 1)} repetitions"
+        " (all listed); the drain's details are those of the median run",
         f"- machine: {m['nproc']} CPUs, {m['cpu_model']}, {m['platform']}",
         f"- Python {m['python']}, SQLite {m['sqlite']}, psycopg {m['psycopg']}",
         f"- PostgreSQL: {m['postgresql'] or 'n/a'}",
+        f"- longops source: {m.get('source', 'n/a')}",
         "- workers and database on the same machine; every attempt is logged",
         "- produced by `benchmarks/bench_core.py`; see `benchmarks/README.md`",
         "",
@@ -608,25 +703,39 @@ def write_markdown(path: Path, docs: dict[str, dict[str, Any]]) -> None:
     def row(label: str, key: str, unit: str = "") -> None:
         cells = []
         for doc in docs.values():
+            value: Any = doc["results"]
             try:
-                cells.append(fmt(lookup(doc["results"], key)) + unit)
+                for part in key.split("."):
+                    value = value[part]
             except (KeyError, TypeError):
                 cells.append("n/a")
+                continue
+            if isinstance(value, list):
+                cells.append(" / ".join(fmt(v) for v in value) + unit)
+            else:
+                cells.append(fmt(float(value)) + unit)
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
 
     row("enqueue one-by-one (ops/s)", "enqueue_one.ops_per_s")
+    row("  every repetition", "enqueue_one.runs")
     row("  per call p50 (ms)", "enqueue_one.per_call.p50_ms")
     row("bulk enqueue (ops/s)", "bulk_enqueue.ops_per_s")
+    row("  every repetition", "bulk_enqueue.runs")
     row("drain, 2 workers x 8 (ops/s)", "drain.ops_per_s")
+    row("  every repetition", "drain.runs")
     row("  drain wall time (s)", "drain.elapsed_s")
     row("  worker start-up (s)", "drain.worker_startup_s")
     row("  first start -> last end (ops/s)", "drain.steady_ops_per_s")
-    row("  mean operations per claim", "drain.mean_claim_size")
+    row("  each quarter of the runs (s)", "drain.quarter_durations_s")
     row("  CPU s: workers", "drain.cpu.workers_s")
+    row("    of which system (kernel)", "drain.cpu.workers_system_s")
     row("  CPU s: postgres", "drain.cpu.postgres_s")
+    row("    of which system (kernel)", "drain.cpu.postgres_system_s")
     row("  CPU s: driver (polling)", "drain.cpu.driver_s")
+    row("  CPU s: other processes", "drain.cpu.other_processes_s")
     row("  machine CPU utilisation", "drain.cpu.machine_utilisation")
     row("enqueue->start p50 (ms)", "latency.p50_ms")
+    row("  every repetition", "latency.runs")
     row("enqueue->start p95 (ms)", "latency.p95_ms")
     row("enqueue->start p99 (ms)", "latency.p99_ms")
     lines += ["", "## Targets (2-core machine, workers and database on the same box)", ""]
@@ -651,15 +760,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default="both")
     parser.add_argument("--quick", action="store_true", help="about 1/10 of the sizes")
     parser.add_argument(
+        "--repeat",
+        type=int,
+        default=None,
+        help="repetitions of every phase; each figure is the median (default 3, --quick 1)",
+    )
+    parser.add_argument(
         "--pg-admin-url",
         default=os.environ.get("LONGOPS_BENCH_PG_URL", DEFAULT_PG_ADMIN_URL),
         help="a PostgreSQL URL allowed to CREATE/DROP DATABASE (default %(default)s)",
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=FULL.concurrency,
+        help="slots per worker process (default %(default)s); results of another value are "
+        "written with a -c<N> suffix",
+    )
     args = parser.parse_args(argv)
     dialects = DIALECTS if args.db == "both" else (args.db,)
-    sizes = QUICK if args.quick else FULL
+    sizes = replace(QUICK if args.quick else FULL, concurrency=args.concurrency)
+    if args.repeat is None:
+        args.repeat = 1 if args.quick else 3
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     suffix = ".quick" if args.quick else ""
+    if args.concurrency != FULL.concurrency:
+        suffix = f"-c{args.concurrency}{suffix}"
     args.out.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="longops-bench-"))
     machine = machine_info(args.pg_admin_url if "postgres" in dialects else None)
@@ -668,13 +796,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = BenchConfig(args.pg_admin_url, workdir, sizes)
     try:
         for dialect in dialects:
-            results = run_dialect(dialect, cfg)
+            runs = []
+            for i in range(args.repeat):
+                if args.repeat > 1:
+                    print(f"[{dialect:8}] repetition {i + 1} of {args.repeat}", flush=True)
+                runs.append(run_dialect(dialect, cfg))
+            results = median_of(runs)
             doc = {
                 "dialect": dialect,
                 "quick": args.quick,
                 "sizes": asdict(sizes),
                 "machine": machine,
                 "results": results,
+                "loadavg_at_end": [round(x, 2) for x in os.getloadavg()],
                 "targets": evaluate(dialect, results),
             }
             (args.out / f"core-{dialect}{suffix}.json").write_text(json.dumps(doc, indent=2))

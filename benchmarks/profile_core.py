@@ -10,11 +10,14 @@ Writes to ``benchmarks/results/``:
 - ``profile-bulk-<dialect>.txt``: pyinstrument, ``app.enqueue_many`` batches;
 - ``profile-drain-<dialect>-worker{0,1}.collapsed``: py-spy raw stacks of the two worker
   processes during a drain (worker 0 with ``--idle``: wall time of every thread; worker 1
-  without: only threads that were running);
+  with ``--gil``: the thread holding the GIL, i.e. where the process spends Python CPU);
 - ``profile-drain-<dialect>.txt``: those stacks summarised per thread and per function, and
   on PostgreSQL what the server backends were doing (``pg_stat_activity`` samples);
 - ``explain-claim-<dialect>.txt``: the claim query's plan with 20,000 ready rows, with and
-  without planner statistics, and (PostgreSQL) a rewrite of its ``uncategorized`` part.
+  without planner statistics (SQLite: beside candidate rewrites), and half-way through a
+  drain, with the plans of the statements that record finished runs;
+- ``whatif-drain-<dialect>.txt``: the benchmark's drain as shipped and under changes made
+  from outside longops (``ANALYZE``; tweaks applied by ``whatif_worker.py``).
 
 The profile run is not the benchmark: samplers cost CPU, and the drain here starts while the
 operations are still being enqueued. The findings are in ``results/profile-notes.md``.
@@ -25,6 +28,7 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
+import itertools
 import re
 import sqlite3
 import subprocess
@@ -32,12 +36,12 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg
-from psycopg.rows import dict_row
 from pyinstrument import Profiler
 
 from bench_app import TASK, make_app
@@ -49,23 +53,31 @@ from bench_core import (
     RESULTS,
     BenchConfig,
     Sizes,
+    bench_bulk,
+    bench_drain,
     fresh_database,
+    source_fingerprint,
     start_workers,
     stop_workers,
     wait_finished,
     wait_sessions,
 )
-from longops import EnqueueRequest, Longops
+from longops import EnqueueRequest, Longops, Status
 from longops.domain.ids import new_id
-from longops.domain.operation import Session, SessionState
+from longops.domain.operation import Outcome, Session, SessionState
+from longops.store.base import ClaimedRun, ClaimParams
 from longops.store.queries import load_queries
+from longops.worker.executor import RunOutcome, result_for
+from whatif_worker import SQLITE_CLAIM_REWRITES, rewrites
 
 PYSPY_RATE = 200
+PARTS = ("enqueue", "explain", "drain", "whatif")
 
 
 # -- enqueue (pyinstrument, in this process) --------------------------------------------------
 def profile_enqueue(dialect: str, cfg: BenchConfig, out: Path) -> None:
     sizes = cfg.sizes
+    source = source_fingerprint()
     with fresh_database(dialect, "prof_enqueue", cfg) as url:
         app = make_app(url)
         try:
@@ -82,6 +94,7 @@ def profile_enqueue(dialect: str, cfg: BenchConfig, out: Path) -> None:
                 f"app.enqueue x {sizes.enqueue_one} on {dialect}: {elapsed:.3f} s "
                 f"({sizes.enqueue_one / elapsed:,.0f} ops/s under the profiler)",
                 profiler,
+                source,
             )
             batch = [EnqueueRequest(task=TASK)] * sizes.bulk_batch
             profiler = Profiler(interval=0.0005)
@@ -96,16 +109,51 @@ def profile_enqueue(dialect: str, cfg: BenchConfig, out: Path) -> None:
                 f"{dialect}: {elapsed:.3f} s ({sizes.bulk_total / elapsed:,.0f} ops/s "
                 "under the profiler)",
                 profiler,
+                source,
             )
+            split = bulk_split(app, sizes)
+            with (out / f"profile-bulk-{dialect}.txt").open("a") as f:
+                f.write(f"\n== without the profiler ==\n{split}\n")
         finally:
             app.close()
     print(f"[{dialect}] enqueue and bulk profiles written", flush=True)
 
 
-def write_pyinstrument(path: Path, title: str, profiler: Profiler) -> None:
+def bulk_split(app: Longops, sizes: Sizes) -> str:
+    """``enqueue_many`` is validation (``service.build``) then the store's bulk write: time
+    each half on its own, without a profiler's overhead."""
+    batch = [EnqueueRequest(task=TASK)] * sizes.bulk_batch
+    rounds = sizes.bulk_total // sizes.bulk_batch
+    build = write = 0.0
+    for _ in range(rounds):
+        t = time.perf_counter()
+        built = [app.service.build(r) for r in batch]
+        build += time.perf_counter() - t
+        t = time.perf_counter()
+        app.store.insert_operations_bulk(built)
+        write += time.perf_counter() - t
+    n = rounds * sizes.bulk_batch
+    return (
+        f"{n} operations: build (validation, ids, JSON) {build:.3f} s = "
+        f"{build / n * 1e6:.1f} us/op; store.insert_operations_bulk {write:.3f} s = "
+        f"{write / n * 1e6:.1f} us/op; together {n / (build + write):,.0f} ops/s"
+    )
+
+
+def source_line(at_start: str) -> str:
+    """Which longops code a section measured; says so when it changed during the section."""
+    now = source_fingerprint()
+    if now == at_start:
+        return f"source: {at_start}"
+    return f"source: {at_start}, changed to {now} while this section ran"
+
+
+def write_pyinstrument(path: Path, title: str, profiler: Profiler, source: str) -> None:
     tree = profiler.output_text(unicode=False, color=False, show_all=False)
     flat = profiler.output_text(unicode=False, color=False, flat=True)
-    path.write_text(f"{title}\n\n== call tree ==\n{tree}\n== flat (self time) ==\n{flat}")
+    path.write_text(
+        f"{source_line(source)}\n{title}\n\n== call tree ==\n{tree}\n== flat (self time) ==\n{flat}"
+    )
 
 
 # -- drain (py-spy on the worker processes) ---------------------------------------------------
@@ -116,7 +164,7 @@ def pyspy_command() -> str:
     return str(beside)
 
 
-def attach_pyspy(pid: int, output: Path, *, idle: bool) -> subprocess.Popen[str]:
+def attach_pyspy(pid: int, output: Path, *, idle: bool, gil: bool) -> subprocess.Popen[str]:
     command = [
         pyspy_command(),
         "record",
@@ -133,6 +181,8 @@ def attach_pyspy(pid: int, output: Path, *, idle: bool) -> subprocess.Popen[str]
     ]
     if idle:
         command.append("--idle")
+    if gil:
+        command.append("--gil")
     proc = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
     )
@@ -189,6 +239,7 @@ def query_kind(query: str) -> str:
         ("pg_advisory_xact_lock(7243015001)", "claim_lock"),
         ("WITH paused AS", "claim_operations"),
         ("WITH op AS", "finish_run"),
+        ("WITH input AS", "finish_runs"),
         ("SELECT status, count(*)", "count_operations (driver)"),
         ("SELECT min(earliest_start_at)", "next_due_at"),
         ("COPY longops_operations", "copy_operations"),
@@ -206,6 +257,7 @@ def query_kind(query: str) -> str:
 
 def profile_drain(dialect: str, cfg: BenchConfig, out: Path) -> None:
     sizes = cfg.sizes
+    source = source_fingerprint()
     with fresh_database(dialect, "prof_drain", cfg) as url:
         outputs = [
             out / f"profile-drain-{dialect}-worker{i}.collapsed" for i in range(sizes.workers)
@@ -214,13 +266,23 @@ def profile_drain(dialect: str, cfg: BenchConfig, out: Path) -> None:
         with contextlib.ExitStack() as cleanup:
             app = make_app(url)
             cleanup.callback(app.close)
+            probe: GenericPlanProbe | None = None
+            probe_failed: list[str] = []
+            extra_finished = 0
+            if dialect == "postgres":
+                try:
+                    probe = GenericPlanProbe(app, url)
+                    extra_finished = 1
+                    cleanup.callback(probe.close)
+                except (psycopg.Error, ValueError, KeyError) as exc:
+                    probe_failed.append(f"(generic-plan probe skipped: {exc!r})")
             spies: list[subprocess.Popen[str]] = []
             cleanup.callback(wait_spies, spies)
             group = start_workers(url, sizes.workers, sizes.concurrency, cfg.workdir, "prof")
             cleanup.callback(stop_workers, group)
             wait_sessions(app, sizes.workers, group)
             for i, proc in enumerate(group.procs):
-                spies.append(attach_pyspy(proc.pid, outputs[i], idle=i == 0))
+                spies.append(attach_pyspy(proc.pid, outputs[i], idle=i == 0, gil=i > 0))
             sampler: PgActivitySampler | None = None
             if dialect == "postgres":
                 sampler = PgActivitySampler(url)
@@ -230,19 +292,35 @@ def profile_drain(dialect: str, cfg: BenchConfig, out: Path) -> None:
             batch = [EnqueueRequest(task=TASK)] * sizes.bulk_batch
             for _ in range(sizes.bulk_total // sizes.bulk_batch):
                 app.enqueue_many(batch)
-            done = wait_finished(app, sizes.bulk_total, group)
+            done = wait_finished(app, sizes.bulk_total + extra_finished, group)
             elapsed = done - started
+            after: list[str] = []
+            if dialect == "postgres":
+                stop_workers(group)
+                after = after_drain_postgres(app, url)
+                if probe is not None:
+                    try:
+                        after += probe.after_drain(app)
+                    except (psycopg.Error, ValueError, KeyError) as exc:
+                        after.append(f"(generic-plan probe failed: {exc!r})")
+                after += probe_failed
     lines = [
+        source_line(source),
         f"drain of {sizes.bulk_total} operations on {dialect}, {sizes.workers} workers x "
         f"{sizes.concurrency}: {elapsed:.2f} s ({sizes.bulk_total / elapsed:,.0f} ops/s under "
         f"py-spy at {PYSPY_RATE} Hz; enqueue overlapped the start)",
         "",
     ]
     for i, path in enumerate(outputs):
-        kind = "wall time of every thread (--idle)" if i == 0 else "running threads only"
+        kind = (
+            "wall time of every thread (--idle)"
+            if i == 0
+            else "only the thread holding the GIL (--gil): where Python spends CPU"
+        )
         lines += summarise_collapsed(path, f"worker {i}: {kind}")
     if sampler is not None:
         lines += summarise_activity(sampler)
+    lines += after
     (out / f"profile-drain-{dialect}.txt").write_text("\n".join(lines) + "\n")
     print(f"[{dialect}] drain profile written ({elapsed:.1f} s)", flush=True)
 
@@ -346,37 +424,6 @@ def summarise_activity(sampler: PgActivitySampler) -> list[str]:
 
 
 # -- the claim query's plan ----------------------------------------------------------------------
-UNCATEGORIZED_REWRITE = """uncategorized AS (
-    -- Rewrite under test: one index-ordered scan per served queue (LATERAL), so the
-    -- (queue, priority, entry_no) WHERE status = 'ready' index yields rows in claim order
-    -- and the LIMIT stops the scan, instead of reading and sorting every ready row.
-    SELECT pick.id, pick.priority, pick.entry_no
-      FROM unnest(%(queues)s::text[]) AS q(name)
-     CROSS JOIN LATERAL (
-        SELECT o.id, o.priority, o.entry_no
-          FROM longops_operations o
-         WHERE o.status = 'ready' AND o.category IS NULL
-           AND o.queue = q.name
-           AND o.earliest_start_at <= %(now)s
-           AND (o.expires_at IS NULL OR o.expires_at > %(now)s)
-         ORDER BY o.priority, o.entry_no
-         LIMIT %(limit)s
-     ) pick
-     WHERE q.name NOT IN (SELECT name FROM paused)
-     ORDER BY pick.priority, pick.entry_no
-     LIMIT %(limit)s
-),
-chosen AS ("""
-
-
-def rewrite_claim(query: str) -> str | None:
-    start = query.find("uncategorized AS (")
-    end = query.find("chosen AS (")
-    if start < 0 or end < 0:
-        return None
-    return query[:start] + UNCATEGORIZED_REWRITE + query[end + len("chosen AS (") :]
-
-
 def register_session(app: Longops) -> Any:
     now = app.clock.now()
     sid = new_id(now)
@@ -397,6 +444,7 @@ def register_session(app: Longops) -> Any:
 
 
 def explain_postgres(cfg: BenchConfig, out: Path, ready: int) -> None:
+    source = source_fingerprint()
     lines: list[str] = []
     with fresh_database("postgres", "prof_explain", cfg) as url:
         app = make_app(url)
@@ -407,9 +455,6 @@ def explain_postgres(cfg: BenchConfig, out: Path, ready: int) -> None:
             sid = register_session(app)
             original = load_queries("postgres")["claim_operations"]
             variants = {"claim_operations as shipped": original}
-            rewritten = rewrite_claim(original)
-            if rewritten is not None:
-                variants["claim_operations, uncategorized rewritten with LATERAL"] = rewritten
             with psycopg.connect(url) as conn:
                 for stats in ("no planner statistics (as in the drain)", "after ANALYZE"):
                     if stats == "after ANALYZE":
@@ -447,44 +492,254 @@ def explain_postgres(cfg: BenchConfig, out: Path, ready: int) -> None:
                 lines += explain_finish_run(conn, app, sid)
         finally:
             app.close()
+    lines += explain_mid_drain("postgres", cfg, ready)
+    lines.insert(0, source_line(source) + "\n")
     (out / "explain-claim-postgres.txt").write_text("\n".join(lines) + "\n")
     print("[postgres] claim plans written", flush=True)
 
 
+class RecordingCursor:
+    """Stands in for a store's cursor and records the statements sent to it."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+
+    def execute(self, query: str, params: Any = None, *args: Any, **kwargs: Any) -> Any:
+        self.calls.append((query, params))
+        return self
+
+    def executemany(self, query: str, params: Any, *args: Any, **kwargs: Any) -> Any:
+        self.calls.append((query, next(iter(params), None)))
+        return self
+
+    def fetchone(self) -> Any:
+        return {"id": None, "applied": 1}  # "the row was there": the next statement follows
+
+    def fetchall(self) -> list[Any]:
+        return []
+
+    def nextset(self) -> bool:
+        return False
+
+
+def captured_statements(store: Any, action: Callable[[], object]) -> list[tuple[str, Any]]:
+    """The statements (and parameters) ``action`` sends through ``store._tx()``, captured
+    instead of run: so the plans below are those of the store's own SQL and parameters,
+    whatever shape they have today."""
+    recorder = RecordingCursor()
+
+    @contextlib.contextmanager
+    def recording_tx() -> Iterator[RecordingCursor]:
+        yield recorder
+
+    store._tx = recording_tx  # an instance attribute shadows the method
+    try:
+        action()
+    finally:
+        del store._tx
+    return [(q, p) for q, p in recorder.calls if "pg_notify" not in q]
+
+
+def claim_one(app: Longops, sid: Any) -> ClaimedRun:
+    [claimed] = app.store.claim(ClaimParams(sid, ("default",), 1, app.clock.now()))
+    return claimed
+
+
+def finish_statements(app: Longops, claimed: ClaimedRun) -> list[tuple[str, Any]]:
+    """What the store sends to record ``claimed`` as a success (captured, not run)."""
+    result = result_for(
+        claimed, RunOutcome(Outcome.SUCCESS), task=None, clock=app.clock, tz=ZoneInfo("UTC")
+    )
+    return captured_statements(app.store, lambda: app.store.finish_runs([result]))
+
+
+def statement_name(query: str) -> str:
+    for dialect in ("postgres", "sqlite"):
+        for name, text in load_queries(dialect).items():
+            if text == query.strip().rstrip(";").strip():
+                return name
+    return query.split()[0]
+
+
 def explain_finish_run(conn: psycopg.Connection[Any], app: Longops, sid: Any) -> list[str]:
-    """EXPLAIN ANALYZE one ``finish_run`` (a claimed operation finishing), rolled back."""
-    queries = load_queries("postgres")
-    claim = queries["claim_operations"]
-    params = {"session_id": sid, "queues": ["default"], "limit": 1, "now": app.clock.now()}
-    with conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(claim, params)
-        row = cur.fetchone()
-        assert row is not None
-        plan = cur.execute(
-            "EXPLAIN (ANALYZE, BUFFERS) " + queries["finish_run"],
-            {
-                "id": row["id"],
-                "lease_token": row["lease_token"],
-                "run_no": row["run_count"],
-                "at": app.clock.now(),
-                "outcome": "success",
-                "status": "finished",
-                "status_reason": None,
-                "earliest_start_at": None,
-                "attempt_count": None,
-                "error_message": None,
-                "traceback": None,
-                "result": None,
-            },
+    """EXPLAIN ANALYZE what the store sends to record one run's end, rolled back."""
+    try:
+        statements = finish_statements(app, claim_one(app, sid))
+        lines = []
+        for query, params in statements:
+            plan = conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + query, params).fetchall()
+            lines += [
+                f"===== {statement_name(query)}, recording one claimed run (rolled back)",
+                *(r[0] for r in plan),
+            ]
+        conn.rollback()
+    except (psycopg.Error, ValueError, KeyError) as exc:
+        conn.rollback()
+        return [f"===== finish: skipped ({type(exc).__name__}: {exc})"]
+    return lines
+
+
+def run_until_finished(app: Longops, url: str, cfg: BenchConfig, count: int) -> float:
+    """Let worker processes run until ``count`` operations are finished, then stop them."""
+    sizes = cfg.sizes
+    group = start_workers(url, sizes.workers, sizes.concurrency, cfg.workdir, "mid")
+    try:
+        started = time.perf_counter()
+        while app.store.count_operations()[Status.FINISHED] < count:
+            group.check_alive()
+            time.sleep(0.05)
+        return time.perf_counter() - started
+    finally:
+        stop_workers(group)
+
+
+def explain_mid_drain(dialect: str, cfg: BenchConfig, ready: int) -> list[str]:
+    """The claim and finish plans half-way through a real drain (no ANALYZE, as in the
+    benchmark): dead index entries and table statistics are what the workers met."""
+    half = ready // 2
+    lines = [f"########## half-way through a drain: {ready} enqueued, {half}+ finished", ""]
+    with fresh_database(dialect, "prof_mid", cfg) as url:
+        app = make_app(url)
+        try:
+            batch = [EnqueueRequest(task=TASK)] * min(5_000, ready)
+            for _ in range(max(ready // len(batch), 1)):
+                app.enqueue_many(batch)
+            took = run_until_finished(app, url, cfg, half)
+            counts = {k.value: v for k, v in app.store.count_operations().items() if v}
+            lines.append(f"workers ran {took:.1f} s; operations now {counts}")
+            sid = register_session(app)
+            if dialect == "postgres":
+                lines += postgres_table_state(url)
+                with psycopg.connect(url) as conn:
+                    query = load_queries("postgres")["claim_operations"]
+                    params = {
+                        "session_id": sid,
+                        "queues": ["default"],
+                        "limit": 8,
+                        "now": app.clock.now(),
+                    }
+                    plan = conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + query, params).fetchall()
+                    conn.rollback()
+                    lines += ["", "===== claim_operations, limit 8", *(r[0] for r in plan), ""]
+                    lines += explain_finish_run(conn, app, sid)
+            else:
+                with contextlib.closing(
+                    sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+                ) as conn:
+                    for query, params in finish_statements(app, claim_one(app, sid)):
+                        plan = conn.execute("EXPLAIN QUERY PLAN " + query, params).fetchall()
+                        lines += [f"===== {statement_name(query)}", *(f"  {r[3]}" for r in plan)]
+        finally:
+            app.close()
+    return lines
+
+
+def postgres_table_state(url: str) -> list[str]:
+    with psycopg.connect(url) as conn:
+        tables = conn.execute(
+            "SELECT relname, n_live_tup, n_dead_tup, seq_scan, seq_tup_read, last_autovacuum,"
+            " last_autoanalyze FROM pg_stat_user_tables"
+            " WHERE relname IN ('longops_operations', 'longops_attempts') ORDER BY relname"
         ).fetchall()
-    conn.rollback()
-    return [
-        "===== finish_run, one claimed operation (rolled back)",
-        *(r["QUERY PLAN"] for r in plan),
+        indexes = conn.execute(
+            "SELECT indexrelname, pg_relation_size(indexrelid), idx_scan, idx_tup_read"
+            " FROM pg_stat_user_indexes"
+            " WHERE relname IN ('longops_operations', 'longops_attempts') ORDER BY 1"
+        ).fetchall()
+    lines = [
+        "",
+        "table: live rows, dead rows, sequential scans, rows read by them, last autovacuum,"
+        " last autoanalyze",
     ]
+    lines += [f"  {r[0]}: {r[1]:,}, {r[2]:,}, {r[3]:,}, {r[4]:,}, {r[5]}, {r[6]}" for r in tables]
+    lines += ["index: bytes, scans, index entries read (since the database was made)"]
+    lines += [f"  {r[0]}: {r[1]:,}, {r[2]:,}, {r[3]:,}" for r in indexes]
+    return lines
+
+
+def numbered(query: str) -> tuple[list[str], str]:
+    """``%(name)s`` placeholders to ``$1, $2, ...`` (for PREPARE); returns the names too."""
+    names = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", query)))
+    sql = re.sub(r"%\((\w+)\)s", lambda m: f"${names.index(m[1]) + 1}", query)
+    return names, sql
+
+
+class GenericPlanProbe:
+    """What plan a *prepared* finish statement keeps through a drain.
+
+    psycopg prepares a statement after its 5th execution on a connection, and PostgreSQL
+    then may switch to a generic plan made once and kept: nothing invalidates it while the
+    tables grow (no DDL, and autovacuum has not analysed them yet). This probe prepares the
+    store's finish statement with ``plan_cache_mode = force_generic_plan`` on an almost empty
+    database, as a worker's connection meets it, and runs it again once the drain has filled
+    the tables, beside the same statement planned for its parameters
+    (``force_custom_plan``).
+
+    Setting up enqueues, claims and finishes one operation of its own.
+    """
+
+    def __init__(self, app: Longops, url: str) -> None:
+        self.conn = psycopg.connect(url, autocommit=True)
+        self.sid = register_session(app)
+        app.enqueue(TASK)
+        claimed = claim_one(app, self.sid)
+        [(query, params)] = finish_statements(app, claimed)[:1]
+        self.label = statement_name(query)
+        self.names, sql = numbered(query)
+        self.conn.execute(f"PREPARE probe AS {sql}")
+        self.at_start = self._explain(params, "force_generic_plan", analyze=False)
+        result = result_for(
+            claimed, RunOutcome(Outcome.SUCCESS), task=None, clock=app.clock, tz=ZoneInfo("UTC")
+        )
+        app.store.finish_runs([result])
+
+    def _explain(self, params: dict[str, Any], mode: str, *, analyze: bool) -> list[str]:
+        cur = psycopg.ClientCursor(self.conn)
+        cur.execute(f"SET plan_cache_mode = {mode}")
+        values = [params[n] for n in self.names]
+        option = "(ANALYZE, BUFFERS) " if analyze else ""
+        if analyze:
+            cur.execute("BEGIN")
+        plan = cur.execute(
+            f"EXPLAIN {option}EXECUTE probe({', '.join(['%s'] * len(values))})", values
+        ).fetchall()
+        if analyze:
+            cur.execute("ROLLBACK")
+        return [f"----- {self.label}, plan_cache_mode = {mode}", *(r[0] for r in plan)]
+
+    def after_drain(self, app: Longops) -> list[str]:
+        app.enqueue(TASK)
+        [(_, params)] = finish_statements(app, claim_one(app, self.sid))[:1]
+        return [
+            "== the finish statement prepared with a generic plan before the drain (as a",
+            "   worker's connection prepares it after 5 runs); its plan on the empty tables: ==",
+            *self.at_start,
+            "",
+            "== the same prepared statement run (rolled back) after the drain, with that",
+            "   generic plan and then planned for its parameters: ==",
+            *self._explain(params, "force_generic_plan", analyze=True),
+            *self._explain(params, "force_custom_plan", analyze=True),
+            "",
+        ]
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def after_drain_postgres(app: Longops, url: str) -> list[str]:
+    """Table and index statistics once the drain is over, and the plan ``finish_run`` gets
+    with whatever statistics autovacuum left (one more operation is enqueued and claimed)."""
+    lines = ["== PostgreSQL after the drain (statistics as the workers left them) =="]
+    lines += postgres_table_state(url)
+    app.enqueue(TASK)
+    sid = register_session(app)
+    with psycopg.connect(url) as conn:
+        lines += ["", *explain_finish_run(conn, app, sid), ""]
+    return lines
 
 
 def explain_sqlite(cfg: BenchConfig, out: Path, ready: int) -> None:
+    source = source_fingerprint()
     lines: list[str] = []
     with fresh_database("sqlite", "prof_explain", cfg) as url:
         app = make_app(url)
@@ -493,43 +748,125 @@ def explain_sqlite(cfg: BenchConfig, out: Path, ready: int) -> None:
             for _ in range(max(ready // len(batch), 1)):
                 app.enqueue_many(batch)
             sid = register_session(app)
-            query = load_queries("sqlite")["claim_operations"]
+            analysed = False
+            variants = rewrites(load_queries("sqlite")["claim_operations"], SQLITE_CLAIM_REWRITES)
             store: Any = app.store
             conn = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
             try:
-                for stats in ("no ANALYZE", "after ANALYZE"):
-                    if stats == "after ANALYZE":
+                for stats, (label, query), limit in itertools.product(
+                    ("no ANALYZE", "after ANALYZE"), variants.items(), (8, 100)
+                ):
+                    if stats == "after ANALYZE" and not analysed:
                         conn.execute("ANALYZE")
-                    for limit in (8, 100):
-                        params = {
-                            "session_id": store.enc_uuid(sid),
-                            "queues": store.enc_list(["default"]),
-                            "limit": limit,
-                            "now": store.enc_ts(app.clock.now()),
-                        }
-                        plan = conn.execute("EXPLAIN QUERY PLAN " + query, params).fetchall()
-                        times = []
-                        for _ in range(10):
-                            conn.execute("BEGIN IMMEDIATE")
-                            t = time.perf_counter()
-                            rows = conn.execute(query, params).fetchall()
-                            times.append(time.perf_counter() - t)
-                            conn.execute("ROLLBACK")
-                        assert len(rows) == limit
-                        lines += [
-                            f"===== claim_operations; limit {limit}; {ready} ready rows; {stats}",
-                            f"time per claim statement (10 runs, rolled back): "
-                            f"median {sorted(times)[5] * 1000:.2f} ms, "
-                            f"min {min(times) * 1000:.2f} ms",
-                            *(f"{r[0]:>3} {r[1]:>3}  {r[3]}" for r in plan),
-                            "",
-                        ]
+                        analysed = True
+                    params = {
+                        "session_id": store.enc_uuid(sid),
+                        "queues": store.enc_list(["default"]),
+                        "limit": limit,
+                        "now": store.enc_ts(app.clock.now()),
+                    }
+                    plan = conn.execute("EXPLAIN QUERY PLAN " + query, params).fetchall()
+                    times = []
+                    for _ in range(10):
+                        conn.execute("BEGIN IMMEDIATE")
+                        t = time.perf_counter()
+                        rows = conn.execute(query, params).fetchall()
+                        times.append(time.perf_counter() - t)
+                        conn.execute("ROLLBACK")
+                    assert len(rows) == limit
+                    lines += [
+                        f"===== claim_operations {label}; limit {limit}; {ready} ready rows;"
+                        f" {stats}",
+                        f"time per claim statement (10 runs, rolled back): "
+                        f"median {sorted(times)[5] * 1000:.2f} ms, "
+                        f"min {min(times) * 1000:.2f} ms",
+                        *(f"{r[0]:>3} {r[1]:>3}  {r[3]}" for r in plan),
+                        "",
+                    ]
             finally:
                 conn.close()
         finally:
             app.close()
+    lines += explain_mid_drain("sqlite", cfg, ready)
+    lines.insert(0, source_line(source) + "\n")
     (out / "explain-claim-sqlite.txt").write_text("\n".join(lines) + "\n")
     print("[sqlite] claim plans written", flush=True)
+
+
+def what_if_drains(dialect: str, cfg: BenchConfig, out: Path) -> None:
+    """The benchmark's drain (no profiler) as shipped and under changes made from outside
+    longops: planner statistics taken after the bulk enqueue, and workers started through
+    ``whatif_worker.py`` with one tweak each (see its docstring)."""
+    source = source_fingerprint()
+    launcher = [sys.executable, str(Path(__file__).with_name("whatif_worker.py"))]
+    cases: list[tuple[str, bool, dict[str, str] | None]] = [
+        ("as shipped", False, None),
+        ("ANALYZE after the bulk enqueue, before the workers start", True, None),
+    ]
+    sqlite_claim = load_queries("sqlite")["claim_operations"]
+    if dialect == "sqlite" and len(rewrites(sqlite_claim, SQLITE_CLAIM_REWRITES)) > 1:
+        cases.append(
+            (
+                "claim_operations rewritten (SQLITE_CLAIM_REWRITES), no ANALYZE",
+                False,
+                {"LONGOPS_BENCH_SQLITE_CLAIM_REWRITE": "1"},
+            )
+        )
+    if dialect == "postgres":
+        cases += [
+            (
+                "finish statement sent unprepared (planned for its parameters each time)",
+                False,
+                {"LONGOPS_BENCH_UNPREPARED": finish_query_names()},
+            ),
+            (
+                "synchronous_commit = off for the workers (a bound, not a proposal)",
+                False,
+                {"PGOPTIONS": "-c synchronous_commit=off"},
+            ),
+        ]
+    lines = [
+        "",
+        f"drain of {cfg.sizes.bulk_total} on {dialect}; each case twice, interleaved, because"
+        " other processes on a shared machine move single runs a lot (see other_processes_s)",
+        "",
+    ]
+    for label, analyze, env in cases * 2:
+        with fresh_database(dialect, "whatif", cfg) as url:
+            app = make_app(url)
+            try:
+                bench_bulk(app, cfg.sizes)
+                if analyze:
+                    analyze_database(url)
+                r = bench_drain(
+                    app, url, cfg, f"whatif-{dialect}", env_extra=env, launcher=launcher
+                )
+            finally:
+                app.close()
+        lines.append(
+            f"{label}: {r['ops_per_s']:,.0f} ops/s (first start to last end "
+            f"{r['steady_ops_per_s']:,.0f}/s; quarters {r['quarter_durations_s']} s; "
+            f"CPU s {r['cpu']})"
+        )
+        print(f"[{dialect}] what-if: {lines[-1]}", flush=True)
+    lines[0] = source_line(source)
+    (out / f"whatif-drain-{dialect}.txt").write_text("\n".join(lines) + "\n")
+
+
+def finish_query_names() -> str:
+    queries = load_queries("postgres")
+    return ",".join(n for n in ("finish_run", "finish_runs") if n in queries)
+
+
+def analyze_database(url: str) -> None:
+    """Planner statistics for every table (``ANALYZE``), on either database."""
+    if url.startswith("sqlite:"):
+        path = url.removeprefix("sqlite:///")
+        with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
+            conn.execute("ANALYZE")
+        return
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("ANALYZE")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -538,19 +875,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="about 1/10 of the sizes")
     parser.add_argument("--pg-admin-url", default=DEFAULT_PG_ADMIN_URL)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--parts",
+        default=",".join(PARTS),
+        help=f"comma-separated subset of {', '.join(PARTS)} (default: all)",
+    )
     args = parser.parse_args(argv)
+    parts = set(args.parts.split(","))
+    if not parts <= set(PARTS):
+        parser.error(f"--parts takes {', '.join(PARTS)}")
     sizes: Sizes = QUICK if args.quick else FULL
     dialects = DIALECTS if args.db == "both" else (args.db,)
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="longops-profile-") as tmp:
         cfg = BenchConfig(args.pg_admin_url, Path(tmp), sizes)
         for dialect in dialects:
-            profile_enqueue(dialect, cfg, args.out)
-            if dialect == "postgres":
-                explain_postgres(cfg, args.out, sizes.bulk_total)
-            else:
-                explain_sqlite(cfg, args.out, sizes.bulk_total)
-            profile_drain(dialect, cfg, args.out)
+            if "enqueue" in parts:
+                profile_enqueue(dialect, cfg, args.out)
+            if "explain" in parts:
+                explain = explain_postgres if dialect == "postgres" else explain_sqlite
+                explain(cfg, args.out, sizes.bulk_total)
+            if "drain" in parts:
+                profile_drain(dialect, cfg, args.out)
+            if "whatif" in parts:
+                what_if_drains(dialect, cfg, args.out)
     return 0
 
 

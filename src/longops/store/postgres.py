@@ -228,13 +228,17 @@ class PostgresStore(SqlStore):
             "results": [r.result_json for r in results],
             "run_starts": [r.started_at for r in results],
         }
-        with self._tx() as cur:
-            cur.execute(self.q["finish_runs"], columns)
+        with self._pool.connection() as conn, conn.cursor() as cur:
+            # One round trip (pipeline mode). The notification goes out whatever applied: a
+            # finished run frees a worker slot and perhaps a category slot, and a retried
+            # one is ready again, so other dispatchers should look; when nothing applied
+            # (all fenced) the extra wake-up costs one empty claim.
+            with conn.pipeline():
+                cur.execute(self.q["finish_runs"], columns)
+                rows_cursor = conn.cursor()
+                rows_cursor.execute(self.q["notify_ready"], {"queue": "*"})
+                conn.commit()
             applied = {row["id"] for row in cur.fetchall()}
-            if applied:
-                # A finished run frees a worker slot and perhaps a category slot, and a
-                # retried one is ready again: either way other dispatchers should look.
-                cur.execute(self.q["notify_ready"], {"queue": "*"})
         return [r.operation_id in applied for r in results]
 
     def wakeups(self) -> PostgresWakeups:
