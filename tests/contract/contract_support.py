@@ -11,6 +11,7 @@ from longops.domain.ids import new_id
 from longops.domain.operation import (
     Attempt,
     Category,
+    Company,
     NewOperation,
     Operation,
     Outcome,
@@ -43,11 +44,8 @@ def register(store: Store, now: datetime, queues: tuple[str, ...] = ("default",)
 
 
 def add_company(store: Store, name: str) -> None:
-    """There is no store method that creates companies; the schema seeds only 'default'."""
-    with store._tx() as cur:  # type: ignore[attr-defined]
-        cur.execute(
-            f"INSERT INTO longops_companies (name, display_name) VALUES ('{name}', '{name}')"
-        )
+    """Create a company besides the 'default' one the schema seeds."""
+    store.upsert_company(Company(name, name, "UTC"))
 
 
 def category(

@@ -13,7 +13,7 @@ from contract_support import add_company, build, claim, finish, get, insert, reg
 
 from longops.domain.clock import FrozenClock
 from longops.domain.errors import ConfigurationError
-from longops.domain.operation import Category, Outcome
+from longops.domain.operation import Category, Company, NewOperation, Outcome
 from longops.domain.status import Status, allowed_from
 from longops.store.base import ActionParams, OperationQuery, Store, Wakeups
 
@@ -142,3 +142,21 @@ def test_wakeups_fire_on_new_and_newly_ready_work(store: Store, clock: FrozenClo
         assert w.wait(10) is True
     finally:
         w.close()
+
+
+def test_upsert_company_creates_and_updates(store: Store) -> None:
+    made = store.upsert_company(Company("CRONUS-UK", "Cronus UK", "Europe/London"))
+    assert made == Company("CRONUS-UK", "Cronus UK", "Europe/London", True)
+    changed = store.upsert_company(Company("CRONUS-UK", "CRONUS UK Ltd.", "UTC"))
+    assert changed.display_name == "CRONUS UK Ltd."
+    assert store.get_company("CRONUS-UK") == changed
+    assert [c.name for c in store.list_companies()] == ["CRONUS-UK", "default"]
+
+
+def test_get_operation_by_entry_no_respects_company(store: Store, clock: FrozenClock) -> None:
+    [op] = store.insert_operations([NewOperation.build(task="t", now=clock.now())])
+    found = store.get_operation_by_entry_no(op.entry_no)
+    assert found is not None
+    assert found.id == op.id
+    assert store.get_operation_by_entry_no(op.entry_no, "other") is None
+    assert store.get_operation_by_entry_no(op.entry_no + 1000) is None

@@ -22,7 +22,7 @@ from longops import (
     ValidationError,
 )
 from longops.domain.clock import OffsetClock
-from longops.domain.operation import Outcome, SessionEventType, SessionState
+from longops.domain.operation import Operation, Outcome, SessionEventType, SessionState
 from longops.domain.recurrence import Recurrence
 from longops.services.expiry import Expiry
 from longops.services.leader import ServiceRunner
@@ -58,7 +58,7 @@ def app(db_url: str, clock: FrozenClock) -> Iterator[Longops]:
     application.close()
 
 
-def everything(app: Longops) -> list[object]:
+def everything(app: Longops) -> list[Operation]:
     return list(app.service.list_operations(OperationQuery(limit=1000)))
 
 
@@ -339,7 +339,7 @@ def test_expiry_and_pruning(app: Longops, clock: FrozenClock) -> None:
     assert Pruner(app.store, clock, retention=timedelta(days=30)).run_once() == 0
     clock.advance(timedelta(days=31))
     assert Pruner(app.store, clock, retention=timedelta(days=30)).run_once() == 2
-    assert [op.id for op in everything(app)] == [failed.id]  # type: ignore[attr-defined]
+    assert [op.id for op in everything(app)] == [failed.id]
     assert app.service.store.list_attempts(done.id) == []
     # An operation in error keeps its history until a person acts on it.
     assert [a.outcome for a in app.service.attempts(failed.id)] == [Outcome.ERROR]
