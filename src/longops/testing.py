@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import socket
+from datetime import datetime
 
 from longops.app import Longops
 from longops.domain.ids import new_id
@@ -28,27 +29,37 @@ from longops.store.base import ClaimParams, RunResult
 from longops.worker.executor import execute
 
 
+def active_session(
+    now: datetime, queues: tuple[str, ...] = ("default",), *, concurrency: int = 1
+) -> Session:
+    """A new session of this process, active as of ``now``, ready to register.
+
+    Example::
+
+        store.register_session(active_session(clock.now()))
+    """
+    return Session(
+        id=new_id(now),
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        queues=queues,
+        concurrency=concurrency,
+        state=SessionState.ACTIVE,
+        started_at=now,
+        last_heartbeat_at=now,
+        ended_at=None,
+    )
+
+
 class Runner:
     """A session that runs operations in the caller's thread, one claim at a time."""
 
     def __init__(self, app: Longops, *, queues: tuple[str, ...] = ("default",)) -> None:
         self.app = app
         self.queues = queues
-        now = app.clock.now()
-        self.session_id = new_id(now)
-        app.store.register_session(
-            Session(
-                id=self.session_id,
-                host=socket.gethostname(),
-                pid=os.getpid(),
-                queues=queues,
-                concurrency=1,
-                state=SessionState.ACTIVE,
-                started_at=now,
-                last_heartbeat_at=now,
-                ended_at=None,
-            )
-        )
+        session = active_session(app.clock.now(), queues)
+        self.session_id = session.id
+        app.store.register_session(session)
         self._zones = CompanyZones(app.store)
         self.results: list[RunResult] = []
 

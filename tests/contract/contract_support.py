@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import datetime
 from typing import Any
 
 from longops.domain.clock import FrozenClock
-from longops.domain.ids import new_id
 from longops.domain.operation import (
     Attempt,
     Category,
@@ -16,24 +16,15 @@ from longops.domain.operation import (
     Operation,
     Outcome,
     Session,
-    SessionState,
 )
 from longops.domain.status import Status
 from longops.store.base import ClaimedRun, ClaimParams, RunResult, Store
+from longops.testing import active_session
 
 
 def session(now: datetime, queues: tuple[str, ...] = ("default",)) -> Session:
-    return Session(
-        id=new_id(now),
-        host="h",
-        pid=1,
-        queues=queues,
-        concurrency=1,
-        state=SessionState.ACTIVE,
-        started_at=now,
-        last_heartbeat_at=now,
-        ended_at=None,
-    )
+    # A fixed host and pid, which the session-event assertions name.
+    return dataclasses.replace(active_session(now, queues), host="h", pid=1)
 
 
 def register(store: Store, now: datetime, queues: tuple[str, ...] = ("default",)) -> uuid.UUID:
