@@ -721,7 +721,9 @@ def write_markdown(path: Path, docs: dict[str, dict[str, Any]]) -> None:
     row("  per call p50 (ms)", "enqueue_one.per_call.p50_ms")
     row("bulk enqueue (ops/s)", "bulk_enqueue.ops_per_s")
     row("  every repetition", "bulk_enqueue.runs")
-    row("drain, 2 workers x 8 (ops/s)", "drain.ops_per_s")
+    shape = {(d["sizes"]["workers"], d["sizes"]["concurrency"]) for d in docs.values()}
+    slots = " / ".join(f"{w} workers x {c}" for w, c in sorted(shape))
+    row(f"drain, {slots} (ops/s)", "drain.ops_per_s")
     row("  every repetition", "drain.runs")
     row("  drain wall time (s)", "drain.elapsed_s")
     row("  worker start-up (s)", "drain.worker_startup_s")
