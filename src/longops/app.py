@@ -32,6 +32,7 @@ from longops.domain.operation import DEFAULT_COMPANY, Category, Company, Operati
 from longops.domain.recurrence import Recurrence
 from longops.domain.retry import RetryPolicy
 from longops.domain.status import Status
+from longops.services.leader import maintenance_for
 from longops.settings import Settings
 from longops.store.base import Store, open_store
 from longops.worker.registry import TaskDef, TaskRegistry
@@ -250,7 +251,16 @@ class Longops:
         """A worker session for this app; ``run()`` it, or ``start()``/``stop()`` it."""
         if "queues" in options:
             options["queues"] = tuple(options["queues"])
-        return Worker(self.store, self.registry, self.clock, WorkerOptions(**options))
+        opts = WorkerOptions(**options)
+        maintenance = maintenance_for(
+            self.store,
+            self.clock,
+            self.registry,
+            session_timeout=timedelta(seconds=opts.session_timeout),
+            rescuer_interval=timedelta(seconds=opts.rescuer_interval),
+            retention=opts.retention,
+        )
+        return Worker(self.store, self.registry, self.clock, opts, maintenance=maintenance)
 
 
 __all__ = ["Longops", "LongopsError", "OperationHandle"]

@@ -24,9 +24,9 @@ from datetime import datetime
 from longops.app import Longops
 from longops.domain.ids import new_id
 from longops.domain.operation import Session, SessionState
-from longops.services.zones import CompanyZones
 from longops.store.base import ClaimParams, RunResult
 from longops.worker.executor import execute
+from longops.worker.zones import CompanyZones
 
 
 def active_session(

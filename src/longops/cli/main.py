@@ -518,7 +518,7 @@ def demo(
     ] = None,
 ) -> None:
     """Run a worker on a fresh SQLite file and watch demo operations until they settle."""
-    from longops.demo.run import run_demo
+    from longops.cli.demo import run_demo
 
     raise typer.Exit(
         run_demo(out, seconds=seconds, database_url=database_url or state.database_url)

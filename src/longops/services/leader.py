@@ -11,12 +11,17 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 from longops.domain.clock import Clock
 from longops.services.base import Service
+from longops.services.expiry import Expiry
+from longops.services.pruner import Pruner
+from longops.services.rescuer import Rescuer
+from longops.services.scheduler import Scheduler
 from longops.store.base import Store
+from longops.worker.registry import TaskRegistry
 
 log = logging.getLogger("longops.services")
 
@@ -88,3 +93,45 @@ class ServiceRunner:
                 self.store.resign(LEADER_NAME, self.session_id)
             except Exception:
                 log.warning("could not resign leadership", exc_info=True)
+
+
+def maintenance_for(
+    store: Store,
+    clock: Clock,
+    registry: TaskRegistry,
+    *,
+    session_timeout: timedelta,
+    rescuer_interval: timedelta,
+    retention: timedelta,
+) -> Callable[[uuid.UUID], ServiceRunner]:
+    """The standard duties of a worker session: rescuer, expiry, scheduler and pruner.
+
+    Example::
+
+        Worker(store, registry, clock, options, maintenance=maintenance_for(store, clock, ...))
+    """
+
+    def build(session_id: uuid.UUID) -> ServiceRunner:
+        return ServiceRunner(
+            store,
+            clock,
+            session_id,
+            [
+                Rescuer(
+                    store,
+                    clock,
+                    registry,
+                    session_timeout=session_timeout,
+                    interval=rescuer_interval,
+                ),
+                Expiry(store, clock, interval=rescuer_interval),
+                Scheduler(store, clock),
+                Pruner(store, clock, retention=retention),
+            ],
+            tick=min(1.0, rescuer_interval.total_seconds()),
+            # A dead leader must not delay rescue past session_timeout + one interval: its
+            # lease lapses no later than its session is declared lost.
+            ttl=session_timeout,
+        )
+
+    return build

@@ -12,10 +12,10 @@ from datetime import timedelta
 
 from longops.domain.clock import Clock
 from longops.domain.operation import Outcome
-from longops.services.zones import CompanyZones
 from longops.store.base import Store
 from longops.worker.executor import RunOutcome, result_for
 from longops.worker.registry import TaskRegistry
+from longops.worker.zones import CompanyZones
 
 SESSION_TIMEOUT = timedelta(seconds=30)
 INTERVAL = timedelta(seconds=5)

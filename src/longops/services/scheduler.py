@@ -12,8 +12,8 @@ from datetime import timedelta
 
 from longops.domain.clock import Clock
 from longops.domain.recurrence import adjust_to_run_window
-from longops.services.zones import CompanyZones
 from longops.store.base import Store
+from longops.worker.zones import CompanyZones
 
 INTERVAL = timedelta(seconds=10)
 BATCH = 500

@@ -32,20 +32,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import FrameType
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from longops.domain.clock import Clock
 from longops.domain.ids import new_id
 from longops.domain.operation import Outcome, Session, SessionEventType, SessionState
-from longops.services.expiry import Expiry
-from longops.services.leader import ServiceRunner
-from longops.services.pruner import Pruner
-from longops.services.rescuer import Rescuer
-from longops.services.scheduler import Scheduler
-from longops.services.zones import CompanyZones
 from longops.store.base import ClaimedRun, ClaimParams, RunResult, Store
 from longops.worker.executor import RunOutcome, execute, result_for
 from longops.worker.registry import TaskRegistry
+from longops.worker.zones import CompanyZones
 
 log = logging.getLogger("longops.worker")
 
@@ -80,6 +76,16 @@ class WorkerOptions:
             )
 
 
+class Maintenance(Protocol):
+    """Duties a worker runs beside its runs (see ``services.leader.ServiceRunner``)."""
+
+    session_id: uuid.UUID
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
 @dataclass(slots=True)
 class _Run:
     claimed: ClaimedRun
@@ -95,6 +101,7 @@ class Worker:
         registry: TaskRegistry,
         clock: Clock,
         options: WorkerOptions | None = None,
+        maintenance: Callable[[uuid.UUID], Maintenance] | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -114,26 +121,12 @@ class Worker:
         self._pending_writes = 0
         self._writes_idle = threading.Condition(self._lock)
         self._signals = 0
-        self.services = ServiceRunner(
-            store,
-            clock,
-            self.session_id,
-            [
-                Rescuer(
-                    store,
-                    clock,
-                    registry,
-                    session_timeout=timedelta(seconds=self.options.session_timeout),
-                    interval=timedelta(seconds=self.options.rescuer_interval),
-                ),
-                Expiry(store, clock, interval=timedelta(seconds=self.options.rescuer_interval)),
-                Scheduler(store, clock),
-                Pruner(store, clock, retention=self.options.retention),
-            ],
-            tick=min(1.0, self.options.rescuer_interval),
-            # A dead leader must not delay rescue past session_timeout + one interval: its
-            # lease lapses no later than its session is declared lost.
-            ttl=timedelta(seconds=self.options.session_timeout),
+        # The leader-elected maintenance duties (rescuer, expiry, ...) are given by whoever
+        # composes the worker: the worker runs them but does not depend on their code.
+        self.services: Maintenance | None = (
+            maintenance(self.session_id)
+            if maintenance is not None and self.options.run_services
+            else None
         )
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -146,7 +139,7 @@ class Worker:
         self._spawn(self._completer_loop, "longops-completer")
         self._spawn(self._heartbeat_loop, "longops-heartbeat")
         self._dispatcher = self._spawn(self._dispatch_loop, "longops-dispatcher")
-        if self.options.run_services:
+        if self.services is not None:
             self.services.start()
         log.info(
             "worker session %s started: queues %s, %d slots",
@@ -234,7 +227,8 @@ class Worker:
             self._work.put(None)
         self._wait_writes()
         self._done.put(None)
-        self.services.stop()
+        if self.services is not None:
+            self.services.stop()
         self.store.end_session(
             self.session_id,
             SessionState.STOPPED,
@@ -443,7 +437,8 @@ class Worker:
             f"replaces session {old}, declared lost",
         )
         self.session_id = new
-        self.services.session_id = new
+        if self.services is not None:
+            self.services.session_id = new
         log.warning(
             "session declared lost; rejoined as a new session",
             extra={"action": "session_rejoined", "old": str(old), "new": str(new)},
