@@ -121,6 +121,7 @@ class Worker:
         self._pending_writes = 0
         self._writes_idle = threading.Condition(self._lock)
         self._signals = 0
+        self._grace = self.options.grace_period
         # The leader-elected maintenance duties (rescuer, expiry, ...) are given by whoever
         # composes the worker: the worker runs them but does not depend on their code.
         self.services: Maintenance | None = (
@@ -178,7 +179,7 @@ class Worker:
     def stop(self, grace: float | None = None) -> None:
         """Drain and wait for the session to end (for workers started with :meth:`start`)."""
         if grace is not None:
-            object.__setattr__(self, "_grace_override", grace)
+            self._grace = grace
         self.drain()
         self._finish_drain()
 
@@ -187,13 +188,17 @@ class Worker:
         return self._stopped.is_set()
 
     def _finish_drain(self) -> None:
-        if self._stopped.is_set():
-            return
+        if self._stopped.is_set() or not self._threads:
+            return  # already stopped, or never started
         now = self.clock.now()
         self.store.end_session(
             self.session_id, SessionState.DRAINING, now, SessionEventType.DRAIN_STARTED
         )
-        grace = getattr(self, "_grace_override", self.options.grace_period)
+        # No claim may land after the hand-back below takes its snapshot: wait for the
+        # dispatcher to leave its loop (it sees the drain after its current wait, at most
+        # poll_interval). The session is already `draining`, so a claim now takes nothing.
+        self._dispatcher.join(timeout=self.options.poll_interval + 10)
+        grace = self._grace
         with self._lock:
             running = len(self._runs)
         log.info(
@@ -237,9 +242,6 @@ class Worker:
             f"drained; {len(leftover)} run(s) handed back",
         )
         self._stopped.set()
-        # The dispatcher may be blocked in a wait on the wake-up connection: let it see the
-        # drain and return before that connection closes under it.
-        self._dispatcher.join(timeout=self.options.poll_interval + 10)
         self._wakeups.close()
         log.info(
             "worker session %s stopped; %d run(s) handed back as interrupted",
