@@ -231,3 +231,14 @@ def test_enqueue_without_an_app_says_so(db_url: str) -> None:
     result = longops("enqueue", "demo.clean_up", db=db_url, app=None)
     assert result.returncode == 1
     assert "--app" in result.stderr
+
+
+def test_queues_pause_list_resume(db_url: str) -> None:
+    assert longops("queues", "pause", "exports", db=db_url).returncode == 0
+    listed = json.loads(longops("queues", "list", "--json", db=db_url).stdout)
+    assert listed == {"paused": ["exports"]}
+    assert longops("queues", "resume", "exports", db=db_url).returncode == 0
+    assert "paused: none" in longops("queues", "list", db=db_url).stdout
+    bad = longops("queues", "pause", "no spaces", db=db_url)
+    assert bad.returncode == 2
+    assert "queue:" in bad.stderr

@@ -412,6 +412,16 @@ def queues_resume(name: str) -> None:
     out.print(f"queue {name} resumed")
 
 
+@queue_cli.command("list")
+def queues_list(as_json: JsonOpt = False) -> None:
+    """List paused queues (every other queue is being served)."""
+    paused = sorted(state.app.store.paused_queues())
+    if as_json:
+        print_json(out, {"paused": paused})
+        return
+    out.print("paused: " + (", ".join(paused) if paused else "none"))
+
+
 @sessions_cli.command("list")
 def sessions_list(
     active: Annotated[bool, typer.Option("--active", help="Only live sessions.")] = False,
