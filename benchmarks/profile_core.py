@@ -63,10 +63,10 @@ from bench_core import (
     wait_sessions,
 )
 from longops import EnqueueRequest, Longops, Status
-from longops.domain.ids import new_id
-from longops.domain.operation import Outcome, Session, SessionState
+from longops.domain.operation import Outcome
 from longops.store.base import ClaimedRun, ClaimParams
 from longops.store.queries import load_queries
+from longops.testing import active_session
 from longops.worker.executor import RunOutcome, result_for
 from whatif_worker import SQLITE_CLAIM_REWRITES, rewrites
 
@@ -425,22 +425,17 @@ def summarise_activity(sampler: PgActivitySampler) -> list[str]:
 
 # -- the claim query's plan ----------------------------------------------------------------------
 def register_session(app: Longops) -> Any:
-    now = app.clock.now()
-    sid = new_id(now)
-    app.store.register_session(
-        Session(
-            id=sid,
-            host="profile",
-            pid=0,
-            queues=("default",),
-            concurrency=8,
-            state=SessionState.ACTIVE,
-            started_at=now,
-            last_heartbeat_at=now,
-            ended_at=None,
-        )
-    )
-    return sid
+    session = active_session(app.clock.now(), ("default",), concurrency=8)
+    app.store.register_session(session)
+    return session.id
+
+
+def seed_ready(app: Longops, ready: int) -> Any:
+    """Leave ``ready`` no-op operations ready, then register a session to claim them."""
+    batch = [EnqueueRequest(task=TASK)] * min(5_000, ready)
+    for _ in range(max(ready // len(batch), 1)):
+        app.enqueue_many(batch)
+    return register_session(app)
 
 
 def explain_postgres(cfg: BenchConfig, out: Path, ready: int) -> None:
@@ -449,10 +444,7 @@ def explain_postgres(cfg: BenchConfig, out: Path, ready: int) -> None:
     with fresh_database("postgres", "prof_explain", cfg) as url:
         app = make_app(url)
         try:
-            batch = [EnqueueRequest(task=TASK)] * min(5_000, ready)
-            for _ in range(max(ready // len(batch), 1)):
-                app.enqueue_many(batch)
-            sid = register_session(app)
+            sid = seed_ready(app, ready)
             original = load_queries("postgres")["claim_operations"]
             variants = {"claim_operations as shipped": original}
             with psycopg.connect(url) as conn:
@@ -744,10 +736,7 @@ def explain_sqlite(cfg: BenchConfig, out: Path, ready: int) -> None:
     with fresh_database("sqlite", "prof_explain", cfg) as url:
         app = make_app(url)
         try:
-            batch = [EnqueueRequest(task=TASK)] * min(5_000, ready)
-            for _ in range(max(ready // len(batch), 1)):
-                app.enqueue_many(batch)
-            sid = register_session(app)
+            sid = seed_ready(app, ready)
             analysed = False
             variants = rewrites(load_queries("sqlite")["claim_operations"], SQLITE_CLAIM_REWRITES)
             store: Any = app.store

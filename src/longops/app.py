@@ -194,9 +194,8 @@ class Longops:
             labels=labels,
             on_hold=on_hold,
         )
-        built = self.service.build(request)
-        [op] = self.store.insert_operations([built], connection=connection)
-        return OperationHandle(self, op, duplicate=op.id != built.id)
+        op, created = self.service.enqueue_checked(request, connection=connection)
+        return OperationHandle(self, op, duplicate=not created)
 
     def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[uuid.UUID]:
         """Create many operations in one transaction (COPY on PostgreSQL); returns ids."""

@@ -17,38 +17,13 @@ Example::
 
 from __future__ import annotations
 
-import os
-import socket
-from datetime import datetime
-
 from longops.app import Longops
-from longops.domain.ids import new_id
-from longops.domain.operation import Session, SessionState
 from longops.store.base import ClaimParams, RunResult
 from longops.worker.executor import execute
+from longops.worker.session import active_session
+
+__all__ = ["Runner", "active_session"]
 from longops.worker.zones import CompanyZones
-
-
-def active_session(
-    now: datetime, queues: tuple[str, ...] = ("default",), *, concurrency: int = 1
-) -> Session:
-    """A new session of this process, active as of ``now``, ready to register.
-
-    Example::
-
-        store.register_session(active_session(clock.now()))
-    """
-    return Session(
-        id=new_id(now),
-        host=socket.gethostname(),
-        pid=os.getpid(),
-        queues=queues,
-        concurrency=concurrency,
-        state=SessionState.ACTIVE,
-        started_at=now,
-        last_heartbeat_at=now,
-        ended_at=None,
-    )
 
 
 class Runner:

@@ -136,8 +136,16 @@ class OperationService:
     def enqueue(self, request: EnqueueRequest, *, connection: Any = None) -> Operation:
         """Create one operation; committed before this returns (or with ``connection``'s
         transaction). With a dedup key held by an active operation, returns that one."""
-        [op] = self.store.insert_operations([self.build(request)], connection=connection)
-        return op
+        return self.enqueue_checked(request, connection=connection)[0]
+
+    def enqueue_checked(
+        self, request: EnqueueRequest, *, connection: Any = None
+    ) -> tuple[Operation, bool]:
+        """:meth:`enqueue`, also saying whether the operation is new (False when its dedup
+        key matched an active operation, which is returned instead)."""
+        built = self.build(request)
+        [op] = self.store.insert_operations([built], connection=connection)
+        return op, op.id == built.id
 
     def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[uuid.UUID]:
         """Create many operations in one transaction: all of them, or none when any request

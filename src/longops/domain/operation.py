@@ -443,11 +443,6 @@ def encode_args(args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
         raise ValidationError("args", f"must be JSON-serialisable: {exc}") from exc
 
 
-def decode_args(text: str | Mapping[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    data = json.loads(text) if isinstance(text, str) else text
-    return tuple(data.get("args", ())), dict(data.get("kwargs", {}))
-
-
 _VALID_NAMES: set[str] = set()
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Any
@@ -456,13 +456,9 @@ class SqlStore(ABC):
         ]
 
     def cancel_requested(self, operation_ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
-        rows = self._all(
-            "cancel_requested", {"ids": self._enc_ids([self.enc_uuid(i) for i in operation_ids])}
-        )
+        ids = self.enc_list([self.enc_uuid(i) for i in operation_ids])
+        rows = self._all("cancel_requested", {"ids": ids})
         return [self.dec_uuid(r["id"]) for r in rows]
-
-    def _enc_ids(self, ids: list[Any]) -> Any:
-        return self.enc_list(ids)
 
     def next_due_at(self, queues: Sequence[str]) -> datetime | None:
         r = self._one("next_due_at", {"queues": self.enc_list(list(queues))})
@@ -638,8 +634,3 @@ def _company(r: Row) -> Company:
         time_zone=r["time_zone"],
         active=bool(r["active"]),
     )
-
-
-def iter_chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

@@ -15,8 +15,8 @@ Example::
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -114,7 +114,6 @@ class ActionParams:
     reset_attempts: bool = False
     user: str | None = None
     clear_cancel_request: bool = True
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Wakeups(Protocol):

@@ -30,7 +30,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import FrameType
 from typing import Protocol
 from zoneinfo import ZoneInfo
@@ -74,6 +74,32 @@ class WorkerOptions:
             raise ValidationError(
                 "session_timeout", "must be longer than heartbeat_interval (both > 0)"
             )
+
+
+def active_session(
+    now: datetime,
+    queues: tuple[str, ...] = ("default",),
+    *,
+    concurrency: int = 1,
+    session_id: uuid.UUID | None = None,
+) -> Session:
+    """A new session of this process, active as of ``now``, ready to register.
+
+    Example::
+
+        store.register_session(active_session(clock.now(), ("default",), concurrency=4))
+    """
+    return Session(
+        id=session_id or new_id(now),
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        queues=tuple(queues),
+        concurrency=concurrency,
+        state=SessionState.ACTIVE,
+        started_at=now,
+        last_heartbeat_at=now,
+        ended_at=None,
+    )
 
 
 class Maintenance(Protocol):
@@ -133,7 +159,7 @@ class Worker:
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
         """Register the session and start its threads; returns at once."""
-        self._register(self.session_id, "logon")
+        self._register(self.session_id)
         self._wakeups = self.store.wakeups()
         for i in range(self.options.concurrency):
             self._spawn(self._runner_loop, f"longops-runner-{i}")
@@ -258,19 +284,13 @@ class Worker:
         self._threads.append(thread)
         return thread
 
-    def _register(self, session_id: uuid.UUID, why: str) -> None:
-        now = self.clock.now()
+    def _register(self, session_id: uuid.UUID) -> None:
         self.store.register_session(
-            Session(
-                id=session_id,
-                host=socket.gethostname(),
-                pid=os.getpid(),
-                queues=tuple(self.options.queues),
+            active_session(
+                self.clock.now(),
+                self.options.queues,
                 concurrency=self.options.concurrency,
-                state=SessionState.ACTIVE,
-                started_at=now,
-                last_heartbeat_at=now,
-                ended_at=None,
+                session_id=session_id,
             )
         )
 
@@ -431,7 +451,7 @@ class Worker:
         """
         old = self.session_id
         new = new_id(self.clock.now())
-        self._register(new, "rejoin")
+        self._register(new)
         self.store.record_session_event(
             new,
             SessionEventType.HEARTBEAT_RESUMED,
