@@ -19,11 +19,12 @@ from __future__ import annotations
 
 from longops.app import Longops
 from longops.store.base import ClaimParams, RunResult
-from longops.worker.executor import execute
+from longops.worker.executor import RunControl, execute
+from longops.worker.isolation import ChildPool
 from longops.worker.session import active_session
+from longops.worker.zones import CompanyZones
 
 __all__ = ["Runner", "active_session"]
-from longops.worker.zones import CompanyZones
 
 
 class Runner:
@@ -37,6 +38,20 @@ class Runner:
         app.store.register_session(session)
         self._zones = CompanyZones(app.store)
         self.results: list[RunResult] = []
+        self._pool: ChildPool | None = None
+
+    @property
+    def pool(self) -> ChildPool:
+        """Child processes for ``isolation="process"`` tasks, started on first use."""
+        if self._pool is None:
+            self._pool = ChildPool()
+        return self._pool
+
+    def close(self) -> None:
+        """Stop the child processes, if any were started."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
     def run_once(self, limit: int = 1) -> int:
         """Claim up to ``limit`` due operations and run them; returns how many ran."""
@@ -46,7 +61,20 @@ class Runner:
             ClaimParams(self.session_id, self.queues, limit, self.app.clock.now())
         )
         for c in claimed:
-            result = execute(c, self.app.registry, self.app.clock, self._zones(c.operation.company))
+            control = RunControl(c, store=store, clock=self.app.clock)
+            task = (
+                self.app.registry.get(c.operation.task)
+                if c.operation.task in self.app.registry
+                else None
+            )
+            result = execute(
+                c,
+                self.app.registry,
+                self.app.clock,
+                self._zones(c.operation.company),
+                control,
+                self.pool if task is not None and task.isolation == "process" else None,
+            )
             store.finish_runs([result])
             self.results.append(result)
         return len(claimed)

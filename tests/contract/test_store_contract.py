@@ -480,7 +480,9 @@ def test_cancel_requested_returns_exactly_the_requested(store: Store, clock: Fro
     c = insert(store, clock)
     assert store.cancel_requested([a.id, b.id, c.id]) == []
     assert store.request_cancel(b.id, None, clock.now(), None, None) is not None
-    assert store.cancel_requested([a.id, b.id, c.id, uuid.uuid4()]) == [b.id]
+    assert [s.operation_id for s in store.cancel_requested([a.id, b.id, c.id, uuid.uuid4()])] == [
+        b.id
+    ]
     assert store.cancel_requested([a.id, c.id]) == []
     assert store.cancel_requested([]) == []
     # a run that is handed back is no longer "cancel requested"

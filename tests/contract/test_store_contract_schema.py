@@ -18,8 +18,8 @@ from longops.domain.clock import FrozenClock
 from longops.domain.errors import ConfigurationError
 from longops.domain.operation import Company
 from longops.domain.status import Status
-from longops.store.base import Store, open_store
-from longops.store.migrate import MigrationState
+from longops.store.base import OperationQuery, Store, open_store
+from longops.store.migrate import MigrationState, load_migrations
 
 # -- migrations ------------------------------------------------------------------------------
 
@@ -36,13 +36,22 @@ def fresh(store: Store, request: pytest.FixtureRequest, tmp_path: Path) -> Itera
     s.close()
 
 
+def _states(store: Store, state: str) -> list[MigrationState]:
+    return [MigrationState(m.version, m.name, state) for m in load_migrations(store.dialect)]
+
+
+def _names(store: Store) -> list[str]:
+    return [f"{m.version:04d}_{m.name}" for m in load_migrations(store.dialect)]
+
+
 def test_migrate_fresh_database(store: Store, fresh: Store) -> None:
     assert fresh.dialect == store.dialect
-    assert fresh.migration_status() == [MigrationState(1, "initial", "pending")]
+    assert len(_names(fresh)) >= 2
+    assert fresh.migration_status() == _states(fresh, "pending")
     assert fresh.schema_is_current() is False
-    assert fresh.migrate() == ["0001_initial"]
+    assert fresh.migrate() == _names(fresh)
     assert fresh.migrate() == []
-    assert fresh.migration_status() == [MigrationState(1, "initial", "applied")]
+    assert fresh.migration_status() == _states(fresh, "applied")
     assert fresh.schema_is_current() is True
     assert fresh.list_companies() == [Company("default", "Default", "UTC", True)]
     assert fresh.get_company("default") == Company("default", "Default", "UTC", True)
@@ -52,33 +61,76 @@ def test_migrate_fresh_database(store: Store, fresh: Store) -> None:
 def test_the_store_fixture_is_current(store: Store) -> None:
     assert store.migrate() == []
     assert store.schema_is_current() is True
-    assert [s.state for s in store.migration_status()] == ["applied"]
+    assert {s.state for s in store.migration_status()} == {"applied"}
 
 
 def test_tampered_checksum_is_refused(store: Store, fresh: Store) -> None:
-    assert fresh.migrate() == ["0001_initial"]
+    assert fresh.migrate() == _names(fresh)
     with fresh._tx() as cur:  # type: ignore[attr-defined]
-        cur.execute("UPDATE longops_migrations SET checksum = 'x'")
-    assert fresh.migration_status() == [MigrationState(1, "initial", "checksum mismatch")]
+        cur.execute("UPDATE longops_migrations SET checksum = 'x' WHERE version = 1")
+    tampered = _states(fresh, "applied")
+    tampered[0] = MigrationState(1, "initial", "checksum mismatch")
+    assert fresh.migration_status() == tampered
     assert fresh.schema_is_current() is False
     with pytest.raises(ConfigurationError, match="0001_initial \\(checksum mismatch\\)"):
         fresh.migrate()
-    assert fresh.migration_status() == [MigrationState(1, "initial", "checksum mismatch")]
+    assert fresh.migration_status() == tampered
 
 
 def test_unknown_recorded_migration_is_refused(store: Store, fresh: Store) -> None:
-    assert fresh.migrate() == ["0001_initial"]
+    assert fresh.migrate() == _names(fresh)
     with fresh._tx() as cur:  # type: ignore[attr-defined]
         cur.execute(
             "INSERT INTO longops_migrations (version, name, checksum) VALUES (99, 'future', 'c')"
         )
     assert fresh.migration_status() == [
-        MigrationState(1, "initial", "applied"),
+        *_states(fresh, "applied"),
         MigrationState(99, "future", "unknown"),
     ]
     assert fresh.schema_is_current() is False
     with pytest.raises(ConfigurationError, match="0099_future \\(unknown\\)"):
         fresh.migrate()
+
+
+def test_upgrade_keeps_operations_made_under_the_first_schema(store: Store, fresh: Store) -> None:
+    """A database created by 0001 alone, with work in it, upgrades to the latest schema."""
+    [first, *later] = load_migrations(fresh.dialect)
+    with fresh._tx() as cur:  # type: ignore[attr-defined]
+        cur.execute(fresh.q["create_migrations_table"])  # type: ignore[attr-defined]
+        fresh._apply_migration_script(cur, first.sql)  # type: ignore[attr-defined]
+        cur.execute(
+            fresh.q["record_migration"],  # type: ignore[attr-defined]
+            {"version": first.version, "name": first.name, "checksum": first.checksum},
+        )
+    old = fresh.migration_status()
+    assert [s.state for s in old] == ["applied"] + ["pending"] * len(later)
+    clock = FrozenClock()
+    with fresh._tx() as cur:  # type: ignore[attr-defined]
+        # An operation as 0001 knew it: only the columns that schema had.
+        cur.execute(
+            "INSERT INTO longops_operations (id, company, task, args, queue, status, "
+            "earliest_start_at, created_at, updated_at) VALUES "
+            + (
+                "('00000000000070008000000000000001', 'default', 'old', "
+                "'{\"args\":[1],\"kwargs\":{}}', 'default', 'ready', "
+                "'2026-01-05 09:00:00.000000', '2026-01-05 09:00:00.000000', "
+                "'2026-01-05 09:00:00.000000')"
+                if fresh.dialect == "sqlite"
+                else "('00000000-0000-7000-8000-000000000001', 'default', 'old', "
+                "'{\"args\":[1],\"kwargs\":{}}', 'default', 'ready', %(t)s, %(t)s, %(t)s)"
+            ),
+            {"t": clock.now()} if fresh.dialect == "postgres" else {},
+        )
+    assert fresh.migrate() == [f"{m.version:04d}_{m.name}" for m in later]
+    [op] = fresh.list_operations(OperationQuery())
+    assert (op.task, op.args, op.progress, op.stalled_at, op.checkpoint) == (
+        "old",
+        (1,),
+        None,
+        None,
+        None,
+    )
+    assert op.stall_after.total_seconds() == 600
 
 
 def test_migration_sql(store: Store) -> None:

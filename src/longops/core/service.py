@@ -15,9 +15,10 @@ Example::
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -27,20 +28,27 @@ from longops.domain.errors import InvalidTransition, NotFound, ValidationError
 from longops.domain.operation import (
     DEFAULT_COMPANY,
     Attempt,
+    CancelMode,
     Category,
     Company,
+    EventType,
     NewOperation,
     Operation,
+    OperationEvent,
     Priority,
     _check_name,
 )
+from longops.domain.progress import Progress, history_estimate
 from longops.domain.recurrence import Recurrence, initial_run_time
 from longops.domain.retry import RetryPolicy
 from longops.domain.status import ACTIONS, Status, allowed_from, target_of
+from longops.domain.waiting import WaitReason, wait_reason
 from longops.store.base import ActionParams, OperationQuery, Store
 from longops.worker.registry import TaskDef, TaskRegistry
 
 REMOVE_FAILED_AFTER = timedelta(seconds=30)  # Business Central's filter is 30,000 ms
+DURATIONS_FRESH_FOR = 60.0
+"""Seconds a task's recent run durations (the ETA before any progress) are reused."""
 
 OperationRef = uuid.UUID | str | int
 """An operation's id, or its entry number."""
@@ -80,6 +88,7 @@ class OperationService:
         # Companies and categories are read once and remembered: enqueue is a hot path.
         self._known: dict[tuple[str, str | None], ZoneInfo] = {}
         self._known_lock = threading.Lock()
+        self._durations: dict[str, tuple[float, timedelta | None]] = {}
 
     # -- enqueue ---------------------------------------------------------------------------
     def build(self, request: EnqueueRequest) -> NewOperation:
@@ -131,6 +140,7 @@ class OperationService:
             dedup_key=request.dedup_key,
             labels=request.labels,
             on_hold=request.on_hold,
+            stall_after=task.stall_after,
         )
 
     def enqueue(self, request: EnqueueRequest, *, connection: Any = None) -> Operation:
@@ -217,6 +227,94 @@ class OperationService:
         op = self.get(operation_id, company)
         return self.store.list_attempts(op.id)
 
+    def events(
+        self,
+        operation_id: OperationRef,
+        *,
+        after_id: int | None = None,
+        types: Sequence[EventType] = (),
+        limit: int = 1000,
+        company: str | None = None,
+    ) -> list[OperationEvent]:
+        """The operation's timeline, oldest first (after ``after_id`` when given)."""
+        if not 1 <= limit <= 10_000:
+            raise ValidationError("limit", "must be between 1 and 10000", limit)
+        op = self.get(operation_id, company)
+        return self.store.list_events(op.id, after_id=after_id, types=types, limit=limit)
+
+    def progress_history(
+        self, operation_id: OperationRef, *, points: int = 120, company: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The latest run's progress over time, thinned to at most ``points`` readings
+        (enough for a sparkline): ``[{"at", "percent", "completed"}, ...]``."""
+        if not 2 <= points <= 10_000:
+            raise ValidationError("points", "must be between 2 and 10000", points)
+        op = self.get(operation_id, company)
+        events = self.store.list_events(op.id, types=(EventType.PROGRESS,), limit=100_000)
+        latest = max((e.run_no or 0 for e in events), default=0)
+        readings = [e for e in events if (e.run_no or 0) == latest]
+        if len(readings) > points:
+            step = (len(readings) - 1) / (points - 1)
+            readings = [readings[round(i * step)] for i in range(points)]
+        return [
+            {
+                "at": e.at.isoformat(),
+                "percent": e.data.get("percent"),
+                "completed": e.data.get("completed"),
+            }
+            for e in readings
+        ]
+
+    # -- tracking: wait reasons and estimates -------------------------------------------------
+    def wait_reasons(self, ops: Sequence[Operation]) -> dict[uuid.UUID, WaitReason]:
+        """Why each ready operation waits, derived now from one consistent read."""
+        ready = [op for op in ops if op.status is Status.READY]
+        if not ready:
+            return {}
+        ctx = self.store.wait_context(self.clock.now())
+        out: dict[uuid.UUID, WaitReason] = {}
+        for op in ready:
+            reason = wait_reason(op, ctx, self._zone(op))
+            if reason is not None:
+                out[op.id] = reason
+        return out
+
+    def estimated_progress(self, op: Operation) -> Progress | None:
+        """The operation's progress; before its rate gives an ETA, an ETA from the
+        median of the task's recent successful run durations."""
+        progress = op.progress
+        if op.status is not Status.IN_PROCESS or op.started_at is None:
+            return progress
+        if progress is not None and progress.eta_at is not None:
+            return progress
+        typical = self._typical_duration(op.task)
+        if typical is None:
+            return progress
+        return replace(progress or Progress(), eta_at=op.started_at + typical, eta_source="history")
+
+    def _typical_duration(self, task: str) -> timedelta | None:
+        now = time.monotonic()
+        cached = self._durations.get(task)
+        if cached is not None and now - cached[0] < DURATIONS_FRESH_FOR:
+            return cached[1]
+        typical = history_estimate(self.store.recent_durations(task))
+        self._durations[task] = (now, typical)
+        return typical
+
+    def describe(self, ops: Sequence[Operation]) -> list[dict[str, Any]]:
+        """Operations as JSON with what is derived at read time: the wait reason of each
+        ready one and the ETA estimate of each running one."""
+        reasons = self.wait_reasons(ops)
+        out = []
+        for op in ops:
+            data = op.to_json()
+            progress = self.estimated_progress(op)
+            data["progress"] = None if progress is None else progress.to_json()
+            reason = reasons.get(op.id)
+            data["wait_reason"] = None if reason is None else reason.to_json()
+            out.append(data)
+        return out
+
     # -- actions (Business Central's page actions) ------------------------------------------
     def set_ready(
         self, operation_id: OperationRef, *, user: str | None = None, company: str | None = None
@@ -246,20 +344,38 @@ class OperationService:
         *,
         reason: str | None = None,
         by: str | None = None,
+        force: bool = False,
         company: str | None = None,
     ) -> Operation:
-        """Cancel: at once when not running; a running one gets a cancel request."""
+        """Cancel: at once when not running (mode ``before_start``); a running operation
+        gets a request (shown as *Cancelling*) that its code sees within a second on
+        PostgreSQL, within the poll interval on SQLite. Code that does not stop within its
+        task's ``cancel_grace`` is stopped by force; ``force=True`` skips the grace.
+
+        Example::
+
+            service.cancel(op.id, reason="wrong month", by="alice")
+        """
         op = self.get(operation_id, company)
         if reason is not None and len(reason) > 500:
             raise ValidationError("reason", "must be at most 500 characters")
         if op.status is Status.IN_PROCESS:
-            requested = self.store.request_cancel(op.id, company, self.clock.now(), by, reason)
+            requested = self.store.request_cancel(
+                op.id, company, self.clock.now(), by, reason, force=force
+            )
             if requested is not None:
                 return requested
             op = self.get(op.id, company)
             if op.status is Status.IN_PROCESS:
-                return op  # a cancel request was already pending
-        return self._act("cancel", op.id, company=company, reason="cancelled", user=None)
+                return op  # a cancel request (forced, if that was asked) was already pending
+        return self._act(
+            "cancel",
+            op.id,
+            company=company,
+            reason="cancelled",
+            user=None,
+            cancel=(by, reason),
+        )
 
     def delete(self, operation_id: OperationRef, *, company: str | None = None) -> None:
         """Delete an operation and forget it. Refused while it is in process."""
@@ -304,6 +420,7 @@ class OperationService:
             user=user,
             reason="run_now" if now else None,
             current=op,
+            clear_checkpoint=action == "restart",
         )
 
     def _act(
@@ -317,6 +434,8 @@ class OperationService:
         user: str | None = None,
         reason: str | None = None,
         current: Operation | None = None,
+        cancel: tuple[str | None, str | None] | None = None,
+        clear_checkpoint: bool = False,
     ) -> Operation:
         assert action in ACTIONS
         op = current or self.get(operation_id, company)
@@ -335,6 +454,11 @@ class OperationService:
                 earliest_start_at=start,
                 reset_attempts=reset,
                 user=user,
+                action=action,
+                cancel_mode=None if cancel is None else CancelMode.BEFORE_START,
+                cancel_by=None if cancel is None else cancel[0],
+                cancel_reason=None if cancel is None else cancel[1],
+                clear_checkpoint=clear_checkpoint,
             )
         )
         if updated is None:

@@ -23,6 +23,7 @@ from typing import Any
 
 from longops.domain.errors import ValidationError
 from longops.domain.ids import new_id
+from longops.domain.progress import DEFAULT_STALL_AFTER, Progress
 from longops.domain.recurrence import Recurrence
 from longops.domain.retry import RetryPolicy, policy_from_json
 from longops.domain.status import TERMINAL, Status
@@ -77,6 +78,45 @@ class Outcome(StrEnum):
     """Claimed outside the operation's run window and put back without running."""
 
 
+class CancelMode(StrEnum):
+    """How a cancelled operation came to stop."""
+
+    BEFORE_START = "before_start"
+    """Cancelled while on hold or ready: no code was running."""
+    COOPERATIVE = "cooperative"
+    """The running code saw the request and stopped (``OperationCancelled``)."""
+    FORCED = "forced"
+    """Stopped by force after the grace period: asyncio cancellation or a killed child."""
+    OVERDUE = "overdue"
+    """Thread-isolated code ignored the request past its grace period; it could not be
+    killed, and its eventual result was discarded."""
+    EXPIRED = "expired"
+    """Its expiration time passed before it started."""
+
+
+class StopMode(StrEnum):
+    """How a run that was asked to stop (cancel or timeout) ended."""
+
+    COOPERATIVE = "cooperative"
+    FORCED = "forced"
+    OVERDUE = "overdue"
+
+
+class EventType(StrEnum):
+    """The entries of an operation's timeline (``longops_operation_events``)."""
+
+    ATTEMPT_STARTED = "attempt_started"
+    ATTEMPT_ENDED = "attempt_ended"
+    STATUS_CHANGED = "status_changed"
+    PROGRESS = "progress"
+    CHECKPOINT = "checkpoint"
+    CANCEL_REQUESTED = "cancel_requested"
+    CANCEL_OVERDUE = "cancel_overdue"
+    TIMEOUT = "timeout"
+    STALLED = "stalled"
+    UNSTALLED = "unstalled"
+
+
 class SessionState(StrEnum):
     ACTIVE = "active"
     DRAINING = "draining"
@@ -113,9 +153,20 @@ class Category:
 
 @dataclass(frozen=True, slots=True)
 class CancelRequest:
+    """Who asked an operation to stop, when and why; ``force`` skips the grace period."""
+
     requested_at: datetime
     requested_by: str | None
     reason: str | None
+    force: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "requested_at": _iso(self.requested_at),
+            "requested_by": self.requested_by,
+            "reason": self.reason,
+            "force": self.force,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +206,15 @@ class Operation:
     dedup_key: str | None
     labels: Mapping[str, str]
     cancel_request: CancelRequest | None
+    progress: Progress | None = None
+    stall_after: timedelta = DEFAULT_STALL_AFTER
+    stalled_at: datetime | None = None
+    """Set while an in-process operation's progress has not moved for ``stall_after``."""
+    checkpoint: Any = None
+    checkpoint_at: datetime | None = None
+    cancel_mode: CancelMode | None = None
+    cancel_overdue_at: datetime | None = None
+    """Set when thread-isolated code ignored a cancel or timeout past its grace period."""
 
     @property
     def done(self) -> bool:
@@ -167,6 +227,28 @@ class Operation:
     @property
     def policy(self) -> RetryPolicy:
         return policy_from_json(self.retry_policy)
+
+    @property
+    def cancelling(self) -> bool:
+        """Running with a cancel request pending (shown as *Cancelling*)."""
+        return self.status is Status.IN_PROCESS and self.cancel_request is not None
+
+    def cancellation_json(self) -> dict[str, Any] | None:
+        """The cancel request and how it ended, with the time it took; None if never asked."""
+        if self.cancel_request is None and self.cancel_mode is None:
+            return None
+        data: dict[str, Any] = (
+            self.cancel_request.to_json()
+            if self.cancel_request
+            else {"requested_at": None, "requested_by": None, "reason": None, "force": False}
+        )
+        data["mode"] = None if self.cancel_mode is None else self.cancel_mode.value
+        data["overdue_at"] = _iso(self.cancel_overdue_at)
+        took = None
+        if self.cancel_request and self.status is Status.CANCELLED and self.ended_at:
+            took = max((self.ended_at - self.cancel_request.requested_at).total_seconds(), 0.0)
+        data["took_seconds"] = took
+        return data
 
     def to_json(self) -> dict[str, Any]:
         """The operation as JSON-ready data; ``status`` is always a top-level key."""
@@ -205,14 +287,16 @@ class Operation:
             "session_id": str(self.session_id) if self.session_id else None,
             "dedup_key": self.dedup_key,
             "labels": dict(self.labels),
-            "cancel_request": (
-                {
-                    "requested_at": _iso(self.cancel_request.requested_at),
-                    "requested_by": self.cancel_request.requested_by,
-                    "reason": self.cancel_request.reason,
-                }
-                if self.cancel_request
-                else None
+            "cancelling": self.cancelling,
+            "cancel_request": self.cancellation_json(),
+            "progress": None if self.progress is None else self.progress.to_json(),
+            "stalled": self.stalled_at is not None,
+            "stalled_at": _iso(self.stalled_at),
+            "stall_after_seconds": self.stall_after.total_seconds(),
+            "checkpoint": (
+                None
+                if self.checkpoint_at is None
+                else {"at": _iso(self.checkpoint_at), "state": self.checkpoint}
             ),
         }
 
@@ -237,6 +321,10 @@ class Attempt:
     outcome: Outcome
     error_message: str | None
     traceback: str | None
+    stop_mode: StopMode | None = None
+    """How the run ended when it was asked to stop (cancel or timeout)."""
+    progress: Progress | None = None
+    """The run's last progress reading."""
 
     @property
     def duration(self) -> timedelta | None:
@@ -259,6 +347,32 @@ class Attempt:
             "outcome": self.outcome.value,
             "error_message": self.error_message,
             "traceback": self.traceback,
+            "stop_mode": None if self.stop_mode is None else self.stop_mode.value,
+            "progress": None if self.progress is None else self.progress.to_json(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class OperationEvent:
+    """One entry of an operation's timeline. ``id`` orders an operation's events."""
+
+    id: int
+    operation_id: uuid.UUID
+    company: str
+    at: datetime
+    type: EventType
+    run_no: int | None
+    data: Mapping[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "operation_id": str(self.operation_id),
+            "company": self.company,
+            "at": _iso(self.at),
+            "type": self.type.value,
+            "run_no": self.run_no,
+            "data": dict(self.data),
         }
 
 
@@ -332,6 +446,7 @@ class NewOperation:
     created_at: datetime
     dedup_key: str | None
     labels: Mapping[str, str] = field(default_factory=dict)
+    stall_after: timedelta = DEFAULT_STALL_AFTER
 
     @classmethod
     def build(
@@ -357,6 +472,7 @@ class NewOperation:
         dedup_key: str | None = None,
         labels: Mapping[str, str] | None = None,
         on_hold: bool = False,
+        stall_after: timedelta = DEFAULT_STALL_AFTER,
     ) -> NewOperation:
         """Check every rule on the request and return it ready to insert.
 
@@ -423,6 +539,7 @@ class NewOperation:
             created_at=now,
             dedup_key=dedup_key,
             labels=clean_labels,
+            stall_after=stall_after,
         )
 
 

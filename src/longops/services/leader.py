@@ -20,6 +20,7 @@ from longops.services.expiry import Expiry
 from longops.services.pruner import Pruner
 from longops.services.rescuer import Rescuer
 from longops.services.scheduler import Scheduler
+from longops.services.stall import StallDetector
 from longops.store.base import Store
 from longops.worker.registry import TaskRegistry
 
@@ -104,7 +105,8 @@ def maintenance_for(
     rescuer_interval: timedelta,
     retention: timedelta,
 ) -> Callable[[uuid.UUID], ServiceRunner]:
-    """The standard duties of a worker session: rescuer, expiry, scheduler and pruner.
+    """The standard duties of a worker session: rescuer, expiry, scheduler, stall detector
+    and pruner.
 
     Example::
 
@@ -126,6 +128,7 @@ def maintenance_for(
                 ),
                 Expiry(store, clock, interval=rescuer_interval),
                 Scheduler(store, clock),
+                StallDetector(store, clock, interval=rescuer_interval),
                 Pruner(store, clock, retention=retention),
             ],
             tick=min(1.0, rescuer_interval.total_seconds()),

@@ -17,21 +17,27 @@ from typing import Any
 from longops.domain.errors import ConfigurationError
 from longops.domain.operation import (
     Attempt,
+    CancelMode,
     CancelRequest,
     Category,
     Company,
+    EventType,
     NewOperation,
     Operation,
+    OperationEvent,
     Outcome,
     Priority,
     Session,
     SessionEvent,
     SessionEventType,
     SessionState,
+    StopMode,
 )
+from longops.domain.progress import Progress
 from longops.domain.recurrence import Recurrence
 from longops.domain.status import Status
-from longops.store.base import ActionParams, ClaimedRun, OperationQuery
+from longops.domain.waiting import CategorySlots, WaitContext
+from longops.store.base import ActionParams, CancelSignal, ClaimedRun, OperationQuery
 from longops.store.migrate import MigrationState, compare, load_migrations
 from longops.store.queries import load_queries
 
@@ -127,6 +133,9 @@ class SqlStore(ABC):
         result = r["result"]
         labels = r["labels"]
         cancel_at = r["cancel_requested_at"]
+        progress = r["progress"]
+        checkpoint = r["checkpoint"]
+        cancel_mode = r["cancel_mode"]
         return Operation(
             id=self.dec_uuid(r["id"]),
             entry_no=int(r["entry_no"]),
@@ -164,9 +173,19 @@ class SqlStore(ABC):
                 None
                 if cancel_at is None
                 else CancelRequest(
-                    self.dec_ts(cancel_at), r["cancel_requested_by"], r["cancel_reason"]
+                    self.dec_ts(cancel_at),
+                    r["cancel_requested_by"],
+                    r["cancel_reason"],
+                    bool(r["cancel_force"]),
                 )
             ),
+            progress=None if progress is None else Progress.from_json(self.dec_json(progress)),
+            stall_after=timedelta(seconds=float(r["stall_after_seconds"])),
+            stalled_at=self.dec_ts_opt(r["stalled_at"]),
+            checkpoint=None if checkpoint is None else self.dec_json(checkpoint),
+            checkpoint_at=self.dec_ts_opt(r["checkpoint_at"]),
+            cancel_mode=None if cancel_mode is None else CancelMode(cancel_mode),
+            cancel_overdue_at=self.dec_ts_opt(r["cancel_overdue_at"]),
         )
 
     def attempt(self, r: Row) -> Attempt:
@@ -184,6 +203,22 @@ class SqlStore(ABC):
             outcome=Outcome(r["outcome"]),
             error_message=r["error_message"],
             traceback=r["traceback"],
+            stop_mode=None if r["stop_mode"] is None else StopMode(r["stop_mode"]),
+            progress=(
+                None if r["progress"] is None else Progress.from_json(self.dec_json(r["progress"]))
+            ),
+        )
+
+    def event(self, r: Row) -> OperationEvent:
+        data = r["data"]
+        return OperationEvent(
+            id=int(r["id"]),
+            operation_id=self.dec_uuid(r["operation_id"]),
+            company=r["company"],
+            at=self.dec_ts(r["at"]),
+            type=EventType(r["type"]),
+            run_no=None if r["run_no"] is None else int(r["run_no"]),
+            data=self.dec_json(data) if data is not None else {},
         )
 
     def session(self, r: Row) -> Session:
@@ -231,6 +266,7 @@ class SqlStore(ABC):
             "ready_at": self.enc_ts(op.created_at) if op.status is Status.READY else None,
             "dedup_key": op.dedup_key,
             "labels": json.dumps(dict(op.labels)) if op.labels else "{}",
+            "stall_after_seconds": op.stall_after.total_seconds(),
         }
 
     # -- schema -----------------------------------------------------------------------------
@@ -393,24 +429,65 @@ class SqlStore(ABC):
             counts[Status(r["status"])] = int(r["n"])
         return counts
 
-    def apply_action(self, params: ActionParams) -> Operation | None:
-        r = self._write_one(
-            "apply_action",
+    def _insert_event(
+        self,
+        cur: Any,
+        operation_id: Any,
+        company: str,
+        at: datetime,
+        type: EventType,
+        run_no: int | None,
+        data: Mapping[str, Any],
+    ) -> None:
+        cur.execute(
+            self.q["insert_event"],
             {
-                "id": self.enc_uuid(params.operation_id),
-                "company": params.company,
-                "allowed_from": self.enc_list([s.value for s in params.allowed_from]),
-                "status": params.status.value,
-                "status_reason": params.status_reason,
-                "earliest_start_at": self.enc_ts(params.earliest_start_at),
-                "reset_attempts": self.enc_bool(params.reset_attempts),
-                "at": self.enc_ts(params.at),
-                "user_name": params.user,
-                "clear_cancel": self.enc_bool(params.clear_cancel_request),
+                "id": operation_id,
+                "company": company,
+                "at": self.enc_ts(at),
+                "type": type.value,
+                "run_no": run_no,
+                "data": json.dumps(data, default=str),
             },
         )
-        if r is None:
-            return None
+
+    def apply_action(self, params: ActionParams) -> Operation | None:
+        with self._tx() as cur:
+            cur.execute(
+                self.q["apply_action"],
+                {
+                    "id": self.enc_uuid(params.operation_id),
+                    "company": params.company,
+                    "allowed_from": self.enc_list([s.value for s in params.allowed_from]),
+                    "status": params.status.value,
+                    "status_reason": params.status_reason,
+                    "earliest_start_at": self.enc_ts(params.earliest_start_at),
+                    "reset_attempts": self.enc_bool(params.reset_attempts),
+                    "at": self.enc_ts(params.at),
+                    "user_name": params.user,
+                    "clear_cancel": self.enc_bool(params.clear_cancel_request),
+                    "cancel_mode": None if params.cancel_mode is None else params.cancel_mode.value,
+                    "cancel_by": params.cancel_by,
+                    "cancel_reason": params.cancel_reason,
+                    "clear_checkpoint": self.enc_bool(params.clear_checkpoint),
+                },
+            )
+            r = cur.fetchone()
+            if r is None:
+                return None
+            self._insert_event(
+                cur,
+                r["id"],
+                r["company"],
+                params.at,
+                EventType.STATUS_CHANGED,
+                None,
+                {
+                    "action": params.action,
+                    "status": params.status.value,
+                    "by": params.user if params.cancel_mode is None else params.cancel_by,
+                },
+            )
         op = self.operation(r)
         if op.status is Status.READY:
             self._wake(op.queue)
@@ -423,24 +500,47 @@ class SqlStore(ABC):
         at: datetime,
         by: str | None,
         reason: str | None,
+        *,
+        force: bool = False,
     ) -> Operation | None:
-        r = self._write_one(
-            "request_cancel",
-            {
-                "id": self.enc_uuid(operation_id),
-                "company": company,
-                "at": self.enc_ts(at),
-                "by": by,
-                "reason": reason,
-            },
-        )
-        return None if r is None else self.operation(r)
+        with self._tx() as cur:
+            cur.execute(
+                self.q["request_cancel"],
+                {
+                    "id": self.enc_uuid(operation_id),
+                    "company": company,
+                    "at": self.enc_ts(at),
+                    "by": by,
+                    "reason": reason,
+                    "force": self.enc_bool(force),
+                },
+            )
+            r = cur.fetchone()
+            if r is None:
+                return None
+            self._insert_event(
+                cur,
+                r["id"],
+                r["company"],
+                at,
+                EventType.CANCEL_REQUESTED,
+                int(r["run_count"]),
+                {"by": by, "reason": reason, "force": force},
+            )
+            self._notify_cancel(cur, operation_id)
+        return self.operation(r)
+
+    def _notify_cancel(self, cur: Any, operation_id: uuid.UUID) -> None:
+        """Push a cancel request to workers at once (PostgreSQL); SQLite workers poll."""
 
     def delete_operation(self, operation_id: uuid.UUID, company: str | None) -> bool:
-        r = self._write_one(
-            "delete_operation", {"id": self.enc_uuid(operation_id), "company": company}
-        )
-        return r is not None
+        with self._tx() as cur:
+            key = self.enc_uuid(operation_id)
+            cur.execute(self.q["delete_operation"], {"id": key, "company": company})
+            if cur.fetchone() is None:
+                return False
+            cur.execute(self.q["delete_events"], {"id": key})
+            return True
 
     def delete_failed(self, company: str, ended_before: datetime) -> int:
         with self._tx() as cur:
@@ -455,9 +555,148 @@ class SqlStore(ABC):
             self.attempt(r) for r in self._all("list_attempts", {"id": self.enc_uuid(operation_id)})
         ]
 
-    def cancel_requested(self, operation_ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
+    def list_events(
+        self,
+        operation_id: uuid.UUID,
+        *,
+        after_id: int | None = None,
+        types: Sequence[EventType] = (),
+        limit: int = 1000,
+    ) -> list[OperationEvent]:
+        rows = self._all(
+            "list_events",
+            {
+                "id": self.enc_uuid(operation_id),
+                "after_id": after_id,
+                "types": self.enc_list([t.value for t in types]),
+                "limit": limit,
+            },
+        )
+        return [self.event(r) for r in rows]
+
+    def wait_context(self, now: datetime) -> WaitContext:
+        holders: dict[tuple[str, str], list[uuid.UUID]] = {}
+        for r in self._all("running_in_categories"):
+            holders.setdefault((r["company"], r["category"]), []).append(self.dec_uuid(r["id"]))
+        categories = {
+            (c.company, c.code): CategorySlots(
+                c.max_concurrent, c.paused, tuple(holders.get((c.company, c.code), ()))
+            )
+            for c in (self.category(r) for r in self._all("list_all_categories"))
+        }
+        return WaitContext(
+            now=now,
+            paused_queues=self.paused_queues(),
+            categories=categories,
+            served_queues=frozenset(r["name"] for r in self._all("served_queues")),
+        )
+
+    def recent_durations(self, task: str, limit: int = 20) -> list[float]:
+        rows = self._all("recent_durations", {"task": task, "limit": limit})
+        return [float(r["seconds"]) for r in rows if r["seconds"] is not None]
+
+    def cancel_requested(self, operation_ids: Sequence[uuid.UUID]) -> list[CancelSignal]:
         ids = self.enc_list([self.enc_uuid(i) for i in operation_ids])
         rows = self._all("cancel_requested", {"ids": ids})
+        return [
+            CancelSignal(
+                self.dec_uuid(r["id"]),
+                bool(r["cancel_force"]),
+                r["cancel_reason"],
+                r["cancel_requested_by"],
+            )
+            for r in rows
+        ]
+
+    def cancel_listener(self) -> Any:
+        return None
+
+    def save_checkpoint(
+        self,
+        operation_id: uuid.UUID,
+        lease_token: uuid.UUID,
+        at: datetime,
+        state_json: str,
+        progress_json: str | None = None,
+    ) -> bool:
+        with self._tx() as cur:
+            cur.execute(
+                self.q["save_checkpoint"],
+                {
+                    "id": self.enc_uuid(operation_id),
+                    "lease_token": self.enc_uuid(lease_token),
+                    "at": self.enc_ts(at),
+                    "state": state_json,
+                    "progress": progress_json,
+                },
+            )
+            r = cur.fetchone()
+            if r is None:
+                return False
+            self._insert_event(
+                cur,
+                r["id"],
+                r["company"],
+                at,
+                EventType.CHECKPOINT,
+                int(r["run_count"]),
+                {"bytes": len(state_json)},
+            )
+            return True
+
+    def mark_cancel_overdue(
+        self, operation_id: uuid.UUID, lease_token: uuid.UUID, at: datetime, data: dict[str, Any]
+    ) -> bool:
+        with self._tx() as cur:
+            cur.execute(
+                self.q["mark_cancel_overdue"],
+                {
+                    "id": self.enc_uuid(operation_id),
+                    "lease_token": self.enc_uuid(lease_token),
+                    "at": self.enc_ts(at),
+                },
+            )
+            r = cur.fetchone()
+            if r is None:
+                return False
+            self._insert_event(
+                cur, r["id"], r["company"], at, EventType.CANCEL_OVERDUE, int(r["run_count"]), data
+            )
+            return True
+
+    def record_run_event(
+        self,
+        operation_id: uuid.UUID,
+        lease_token: uuid.UUID,
+        at: datetime,
+        type: EventType,
+        data: dict[str, Any],
+    ) -> bool:
+        with self._tx() as cur:
+            key = self.enc_uuid(operation_id)
+            cur.execute(
+                self.q["run_event_target"], {"id": key, "lease_token": self.enc_uuid(lease_token)}
+            )
+            r = cur.fetchone()
+            if r is None:
+                return False
+            self._insert_event(cur, key, r["company"], at, type, int(r["run_count"]), data)
+        return True
+
+    def flag_stalled(self, now: datetime) -> list[uuid.UUID]:
+        with self._tx() as cur:
+            cur.execute(self.q["flag_stalled"], {"now": self.enc_ts(now)})
+            rows = list(cur.fetchall())
+            for r in rows:
+                self._insert_event(
+                    cur,
+                    r["id"],
+                    r["company"],
+                    now,
+                    EventType.STALLED,
+                    int(r["run_count"]),
+                    {"progress_moved_at": self.dec_ts(r["progress_moved_at"]).isoformat()},
+                )
         return [self.dec_uuid(r["id"]) for r in rows]
 
     def next_due_at(self, queues: Sequence[str]) -> datetime | None:
@@ -579,7 +818,19 @@ class SqlStore(ABC):
         ]
 
     def expire_operations(self, now: datetime) -> list[uuid.UUID]:
-        rows = self._write_all("expire_operations", {"now": self.enc_ts(now)})
+        with self._tx() as cur:
+            cur.execute(self.q["expire_operations"], {"now": self.enc_ts(now)})
+            rows = list(cur.fetchall())
+            for r in rows:
+                self._insert_event(
+                    cur,
+                    r["id"],
+                    r["company"],
+                    now,
+                    EventType.STATUS_CHANGED,
+                    None,
+                    {"action": "expire", "status": Status.CANCELLED.value, "by": None},
+                )
         return [self.dec_uuid(r["id"]) for r in rows]
 
     def prune(self, older_than: datetime) -> int:
@@ -588,6 +839,7 @@ class SqlStore(ABC):
             cur.execute(self.q["prune_operations"], before)
             removed = int(cur.rowcount)
             cur.execute(self.q["prune_attempts"], before)
+            cur.execute(self.q["prune_operation_events"], before)
             cur.execute(self.q["prune_session_events"], before)
             cur.execute(self.q["prune_sessions"], before)
         return removed

@@ -23,17 +23,22 @@ from typing import Any, Protocol
 from longops.domain.clock import Clock
 from longops.domain.operation import (
     Attempt,
+    CancelMode,
     Category,
     Company,
+    EventType,
     NewOperation,
     Operation,
+    OperationEvent,
     Outcome,
     Session,
     SessionEvent,
     SessionEventType,
     SessionState,
+    StopMode,
 )
 from longops.domain.status import Status
+from longops.domain.waiting import WaitContext
 from longops.store.migrate import MigrationState
 
 
@@ -87,6 +92,36 @@ class RunResult:
     started_at: datetime | None = None
     """When task code began (None when it never ran, e.g. rescued or handed back): the
     attempt's start becomes this, so an attempt's interval is the time its code ran."""
+    progress_json: str | None = None
+    """The run's last progress reading (the flush "at the end"); None keeps the last one
+    flushed."""
+    stop_mode: StopMode | None = None
+    cancel_mode: CancelMode | None = None
+    clear_checkpoint: bool = False
+    """A run that finished its work leaves no checkpoint for the next one."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressUpdate:
+    """A progress reading to write for a running operation, fenced by its lease."""
+
+    operation_id: uuid.UUID
+    lease_token: uuid.UUID
+    at: datetime
+    progress_json: str
+    moved: bool
+    """Whether the work moved since the last reading (completed, total, step or message
+    changed): it resets the stall clock and ends a stall."""
+
+
+@dataclass(frozen=True, slots=True)
+class CancelSignal:
+    """A pending request to stop a running operation, as a worker learns of it."""
+
+    operation_id: uuid.UUID
+    force: bool = False
+    reason: str | None = None
+    requested_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +149,22 @@ class ActionParams:
     reset_attempts: bool = False
     user: str | None = None
     clear_cancel_request: bool = True
+    action: str = ""
+    """The action's name, as the timeline records it."""
+    cancel_mode: CancelMode | None = None
+    cancel_by: str | None = None
+    cancel_reason: str | None = None
+    clear_checkpoint: bool = False
+
+
+class CancelListener(Protocol):
+    """Cancel requests pushed as they are made (PostgreSQL NOTIFY)."""
+
+    def wait(self, timeout: float) -> list[uuid.UUID]:
+        """Block up to ``timeout`` seconds; the operations asked to stop meanwhile."""
+        ...
+
+    def close(self) -> None: ...
 
 
 class Wakeups(Protocol):
@@ -171,17 +222,53 @@ class Store(Protocol):
         at: datetime,
         by: str | None,
         reason: str | None,
+        *,
+        force: bool = False,
     ) -> Operation | None: ...
     def delete_operation(self, operation_id: uuid.UUID, company: str | None) -> bool: ...
     def delete_failed(self, company: str, ended_before: datetime) -> int: ...
     def list_attempts(self, operation_id: uuid.UUID) -> list[Attempt]: ...
+    def list_events(
+        self,
+        operation_id: uuid.UUID,
+        *,
+        after_id: int | None = None,
+        types: Sequence[EventType] = (),
+        limit: int = 1000,
+    ) -> list[OperationEvent]: ...
+    def wait_context(self, now: datetime) -> WaitContext: ...
+    def recent_durations(self, task: str, limit: int = 20) -> list[float]: ...
 
     # running --------------------------------------------------------------------------
     def claim(self, params: ClaimParams) -> list[ClaimedRun]: ...
     def finish_runs(self, results: Sequence[RunResult]) -> list[bool]: ...
     def next_due_at(self, queues: Sequence[str]) -> datetime | None: ...
-    def cancel_requested(self, operation_ids: Sequence[uuid.UUID]) -> list[uuid.UUID]: ...
+    def cancel_requested(self, operation_ids: Sequence[uuid.UUID]) -> list[CancelSignal]: ...
+    def cancel_listener(self) -> CancelListener | None:
+        """Pushed cancel requests, or None where the worker must poll (SQLite)."""
+        ...
+
     def wakeups(self) -> Wakeups: ...
+    def flush_progress(self, updates: Sequence[ProgressUpdate]) -> list[bool]: ...
+    def save_checkpoint(
+        self,
+        operation_id: uuid.UUID,
+        lease_token: uuid.UUID,
+        at: datetime,
+        state_json: str,
+        progress_json: str | None = None,
+    ) -> bool: ...
+    def mark_cancel_overdue(
+        self, operation_id: uuid.UUID, lease_token: uuid.UUID, at: datetime, data: dict[str, Any]
+    ) -> bool: ...
+    def record_run_event(
+        self,
+        operation_id: uuid.UUID,
+        lease_token: uuid.UUID,
+        at: datetime,
+        type: EventType,
+        data: dict[str, Any],
+    ) -> bool: ...
 
     # sessions -------------------------------------------------------------------------
     def register_session(self, session: Session) -> None: ...
@@ -204,6 +291,7 @@ class Store(Protocol):
     def mark_lost_sessions(self, now: datetime, timeout: timedelta) -> list[uuid.UUID]: ...
     def orphaned_runs(self, limit: int = 1000) -> list[ClaimedRun]: ...
     def expire_operations(self, now: datetime) -> list[uuid.UUID]: ...
+    def flag_stalled(self, now: datetime) -> list[uuid.UUID]: ...
     def prune(self, older_than: datetime) -> int: ...
     def try_lead(self, name: str, session_id: uuid.UUID, now: datetime, ttl: timedelta) -> bool: ...
     def resign(self, name: str, session_id: uuid.UUID) -> None: ...

@@ -22,7 +22,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from longops.domain.errors import NO_SCHEMA, ConfigurationError
 from longops.domain.operation import NewOperation, Operation
 from longops.store._sql import SqlStore
-from longops.store.base import ClaimedRun, ClaimParams, RunResult
+from longops.store.base import ClaimedRun, ClaimParams, ProgressUpdate, RunResult
 
 CONNECT_TIMEOUT = 10.0
 
@@ -147,7 +147,7 @@ class PostgresStore(SqlStore):
             "id", "company", "task", "args", "description", "queue", "category", "priority",
             "status", "earliest_start_at", "expires_at", "max_attempts", "rerun_delay",
             "retry_policy", "timeout_seconds", "recurrence", "user_name", "created_at",
-            "created_at", "ready_at", "dedup_key", "labels",
+            "created_at", "ready_at", "dedup_key", "labels", "stall_after_seconds",
         )  # fmt: skip
         queues: set[str] = set()
         count = 0
@@ -171,23 +171,12 @@ class PostgresStore(SqlStore):
         with self._tx() as cur:
             self._notify_queues(cur, {queue})
 
-    def request_cancel(
-        self,
-        operation_id: uuid.UUID,
-        company: str | None,
-        at: datetime,
-        by: str | None,
-        reason: str | None,
-    ) -> Operation | None:
-        with self._tx() as cur:
-            cur.execute(
-                self.q["request_cancel"],
-                {"id": operation_id, "company": company, "at": at, "by": by, "reason": reason},
-            )
-            row = cur.fetchone()
-            if row is not None:
-                cur.execute(self.q["notify_cancel"], {"id": str(operation_id)})
-        return None if row is None else self.operation(row)
+    def _notify_cancel(self, cur: Any, operation_id: uuid.UUID) -> None:
+        # Sent with the request's transaction: a worker hears of it when it is visible.
+        cur.execute(self.q["notify_cancel"], {"id": str(operation_id)})
+
+    def cancel_listener(self) -> PostgresCancelListener:
+        return PostgresCancelListener(self.conninfo)
 
     # -- running ----------------------------------------------------------------------------
     def claim(self, params: ClaimParams) -> list[ClaimedRun]:
@@ -227,6 +216,12 @@ class PostgresStore(SqlStore):
             "tracebacks": [r.traceback for r in results],
             "results": [r.result_json for r in results],
             "run_starts": [r.started_at for r in results],
+            "progresses": [r.progress_json for r in results],
+            "stop_modes": [None if r.stop_mode is None else r.stop_mode.value for r in results],
+            "cancel_modes": [
+                None if r.cancel_mode is None else r.cancel_mode.value for r in results
+            ],
+            "clear_checkpoints": [r.clear_checkpoint for r in results],
         }
         with self._pool.connection() as conn, conn.cursor() as cur:
             # One round trip (pipeline mode). The notification goes out whatever applied: a
@@ -240,6 +235,23 @@ class PostgresStore(SqlStore):
                 conn.commit()
             applied = {row["id"] for row in cur.fetchall()}
         return [r.operation_id in applied for r in results]
+
+    def flush_progress(self, updates: Sequence[ProgressUpdate]) -> list[bool]:
+        if not updates:
+            return []
+        with self._tx() as cur:
+            cur.execute(
+                self.q["flush_progress"],
+                {
+                    "ids": [u.operation_id for u in updates],
+                    "leases": [u.lease_token for u in updates],
+                    "ats": [u.at for u in updates],
+                    "progresses": [u.progress_json for u in updates],
+                    "moved": [u.moved for u in updates],
+                },
+            )
+            applied = {row["id"] for row in cur.fetchall()}
+        return [u.operation_id in applied for u in updates]
 
     def wakeups(self) -> PostgresWakeups:
         return PostgresWakeups(self.conninfo)
@@ -261,6 +273,26 @@ class PostgresWakeups:
             for _ in self._conn.notifies(timeout=0.0):
                 pass
         return woke
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class PostgresCancelListener:
+    """A dedicated connection that LISTENs for cancel requests (payload: operation id)."""
+
+    def __init__(self, conninfo: str) -> None:
+        self._conn = psycopg.connect(conninfo, autocommit=True)
+        self._conn.execute("LISTEN longops_cancel")
+
+    def wait(self, timeout: float) -> list[uuid.UUID]:
+        found: list[uuid.UUID] = []
+        for note in self._conn.notifies(timeout=max(timeout, 0.0), stop_after=1):
+            found.append(uuid.UUID(note.payload))
+        if found:
+            for note in self._conn.notifies(timeout=0.0):
+                found.append(uuid.UUID(note.payload))
+        return found
 
     def close(self) -> None:
         self._conn.close()

@@ -22,9 +22,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from longops.domain.errors import NO_SCHEMA, ConfigurationError, ValidationError
-from longops.domain.operation import NewOperation, Operation
+from longops.domain.operation import EventType, NewOperation, Operation
 from longops.store._sql import SqlStore
-from longops.store.base import ClaimedRun, ClaimParams, RunResult
+from longops.store.base import ClaimedRun, ClaimParams, ProgressUpdate, RunResult
 from longops.store.migrate import split_sqlite_script
 
 _TS_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
@@ -219,7 +219,8 @@ class SqliteStore(SqlStore):
     # -- running ----------------------------------------------------------------------------
     def claim(self, params: ClaimParams) -> list[ClaimedRun]:
         with self._tx() as cur:
-            now = self.enc_ts(params.at())  # read under the write lock
+            at = params.at()  # read under the write lock
+            now = self.enc_ts(at)
             cur.execute(
                 self.q["claim_operations"],
                 {
@@ -244,6 +245,15 @@ class SqliteStore(SqlStore):
                         "started_at": now,
                     },
                 )
+                self._insert_event(
+                    cur,
+                    r["id"],
+                    r["company"],
+                    at,
+                    EventType.ATTEMPT_STARTED,
+                    int(r["run_count"]),
+                    {"session_id": params.session_id.hex, "attempt": int(r["attempt_count"])},
+                )
         rows.sort(key=lambda r: (r["priority"], r["entry_no"]))
         return [ClaimedRun(self.operation(r), int(r["run_count"])) for r in rows]
 
@@ -265,12 +275,73 @@ class SqliteStore(SqlStore):
                     "traceback": res.traceback,
                     "result": res.result_json,
                     "run_started_at": self.enc_ts(res.started_at),
+                    "progress": res.progress_json,
+                    "stop_mode": None if res.stop_mode is None else res.stop_mode.value,
+                    "cancel_mode": None if res.cancel_mode is None else res.cancel_mode.value,
+                    "clear_checkpoint": self.enc_bool(res.clear_checkpoint),
                 }
                 cur.execute(self.q["finish_operation"], params)
-                ok = cur.fetchone() is not None
-                if ok:
+                row = cur.fetchone()
+                if row is not None:
+                    params["final_progress"] = row["progress"]
                     cur.execute(self.q["finish_attempt"], params)
-                applied.append(ok)
+                    self._insert_event(
+                        cur,
+                        params["id"],
+                        row["company"],
+                        res.at,
+                        EventType.ATTEMPT_ENDED,
+                        res.run_no,
+                        {
+                            "outcome": res.outcome.value,
+                            "status": res.status.value,
+                            "reason": res.status_reason,
+                            "stop_mode": params["stop_mode"],
+                            "cancel_mode": params["cancel_mode"],
+                            "error": (res.error_message or "")[:200] or None,
+                        },
+                    )
+                applied.append(row is not None)
+        return applied
+
+    def flush_progress(self, updates: Sequence[ProgressUpdate]) -> list[bool]:
+        applied: list[bool] = []
+        with self._tx() as cur:
+            for u in updates:
+                params = {
+                    "id": self.enc_uuid(u.operation_id),
+                    "lease_token": self.enc_uuid(u.lease_token),
+                    "at": self.enc_ts(u.at),
+                    "progress": u.progress_json,
+                    "moved": self.enc_bool(u.moved),
+                }
+                cur.execute(self.q["lock_progress_row"], params)
+                row = cur.fetchone()
+                if row is None:
+                    applied.append(False)
+                    continue
+                cur.execute(self.q["flush_progress_one"], params)
+                run_no = int(row["run_count"])
+                self._insert_event(
+                    cur,
+                    params["id"],
+                    row["company"],
+                    u.at,
+                    EventType.PROGRESS,
+                    run_no,
+                    json.loads(u.progress_json),
+                )
+                if u.moved and row["stalled_at"] is not None:
+                    self._insert_event(
+                        cur,
+                        params["id"],
+                        row["company"],
+                        u.at,
+                        EventType.UNSTALLED,
+                        run_no,
+                        {"stalled_at": self.dec_ts(row["stalled_at"]).isoformat()},
+                    )
+                applied.append(True)
         return applied
 
     def wakeups(self) -> SqliteWakeups:

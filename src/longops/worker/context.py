@@ -1,24 +1,43 @@
-"""The run context handed to task code that asks for it (a first parameter named ``ctx``).
+"""The run context handed to task code that asks for it (a first parameter named ``ctx``,
+or annotated ``RunContext``).
+
+Progress calls change memory only; the worker writes them at most once per
+``progress_interval`` (and at once on a step change). The cancellation signal, the
+checkpoint and the resume state work the same whether the task runs in a thread of the
+worker or in a child process.
 
 Example::
 
-    @app.task()
-    def sync_catalogue(ctx: RunContext, source: str) -> int:
-        ctx.logger.info("syncing %s for %s", source, ctx.company)
-        for page in pages(source):
-            ctx.check_cancelled()
-            ...
+    @app.task(name="post_invoices")
+    def post_invoices(ctx: RunContext, month: str) -> int:
+        invoices = load(month)
+        start = (ctx.resume_state or {}).get("next", 0)
+        ctx.step("Posting lines", 2, 3)
+        ctx.progress(start, total=len(invoices), unit="invoices")
+        for n, invoice in enumerate(invoices[start:], start):
+            post(invoice)
+            ctx.advance()                      # raises OperationCancelled once asked to stop
+            if n % 100 == 99:
+                ctx.checkpoint({"next": n + 1})  # durable; the next attempt resumes here
+        return len(invoices)
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import uuid
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
-from longops.domain.errors import OperationCancelled
+from longops.domain.errors import OperationCancelled, ValidationError
+from longops.domain.progress import ProgressCounter
+
+MAX_CHECKPOINT_BYTES = 1_000_000
+
+CheckpointSink = Callable[[str], bool]
+"""Stores a checkpoint (its JSON text) durably; False when the run no longer holds its lease."""
 
 
 class _OperationAdapter(logging.LoggerAdapter[logging.Logger]):
@@ -30,7 +49,8 @@ class _OperationAdapter(logging.LoggerAdapter[logging.Logger]):
 
 
 class RunContext:
-    """What a running task may know and ask: who, where, which attempt, and whether to stop."""
+    """What a running task may know and ask: who, where, which attempt, how far it got,
+    whether to stop, and where a previous attempt left off."""
 
     def __init__(
         self,
@@ -41,24 +61,105 @@ class RunContext:
         attempt: int,
         task: str,
         cancel_event: threading.Event | None = None,
+        counter: ProgressCounter | None = None,
+        resume_state: Any = None,
+        checkpoint_sink: CheckpointSink | None = None,
+        on_step: Callable[[], None] | None = None,
     ) -> None:
         self.operation_id = operation_id
         self.company = company
         self.user = user
+        """The user the operation runs on behalf of: who last set it ready."""
         self.attempt = attempt
         self.task = task
+        self.resume_state: Any = resume_state
+        """The state the last :meth:`checkpoint` of an earlier attempt stored, or None."""
         self._cancel = cancel_event or threading.Event()
+        self._reason: str | None = None
+        self._counter = counter or ProgressCounter()
+        self._sink = checkpoint_sink
+        self._on_step = on_step
         self.logger: logging.LoggerAdapter[logging.Logger] = _OperationAdapter(
             logging.getLogger(f"longops.task.{task}"),
             {"operation_id": str(operation_id), "attempt": attempt, "action": "task_log"},
         )
 
+    # -- cancellation ---------------------------------------------------------------------
     @property
     def cancelled(self) -> bool:
-        """True once the operation has been asked to stop."""
+        """True once the operation has been asked to stop (cancel request or timeout)."""
         return self._cancel.is_set()
 
     def check_cancelled(self) -> None:
         """Raise :class:`OperationCancelled` if the operation has been asked to stop."""
         if self._cancel.is_set():
-            raise OperationCancelled("cancel requested")
+            raise OperationCancelled(self._reason or "cancel requested")
+
+    def request_stop(self, reason: str) -> None:
+        """Set the cancellation signal (the worker calls this; task code need not)."""
+        self._reason = reason
+        self._cancel.set()
+
+    # -- progress -------------------------------------------------------------------------
+    def progress(
+        self,
+        completed: float | None = None,
+        total: float | None = None,
+        unit: str | None = None,
+        message: str | None = None,
+    ) -> None:
+        """Report how far the work is: ``completed`` of ``total`` ``unit`` (any may be left
+        out; None keeps the value reported before).
+
+        Raises :class:`OperationCancelled` once the operation is asked to stop, and
+        :class:`ValidationError` for a negative or non-finite number.
+        """
+        self.check_cancelled()
+        self._counter.set(completed, total, unit, message)
+
+    def advance(self, n: float = 1) -> None:
+        """Add ``n`` to the completed count; as cheap as a counter increment.
+
+        Raises :class:`OperationCancelled` once the operation is asked to stop.
+        """
+        if self._cancel.is_set():
+            raise OperationCancelled(self._reason or "cancel requested")
+        self._counter.advance(n)
+
+    def step(self, name: str, index: int, of: int) -> None:
+        """Start a phase of multi-phase work: ``ctx.step("Posting lines", 2, 5)`` shows as
+        "Step 2 of 5: Posting lines". The step's completed/total start afresh; the step
+        change is written at once."""
+        self.check_cancelled()
+        self._counter.step(name, index, of)
+        if self._on_step is not None:
+            self._on_step()
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def checkpoint(self, state: Any) -> None:
+        """Store ``state`` (JSON) durably before returning; the next attempt of this
+        operation (a retry, a rescue after a crash, a drain's hand-back) gets it as
+        :attr:`resume_state`. A successful run clears it.
+
+        Raises :class:`ValidationError` when the state is not JSON or is too large, and
+        :class:`OperationCancelled` when this run no longer holds its operation (it was
+        declared lost and rescued): the work should stop.
+        """
+        try:
+            text = json.dumps(state, allow_nan=False, separators=(",", ":"))
+        except (TypeError, ValueError) as exc:
+            raise ValidationError("state", f"must be JSON-serialisable: {exc}") from exc
+        if len(text) > MAX_CHECKPOINT_BYTES:
+            raise ValidationError(
+                "state", f"must be at most {MAX_CHECKPOINT_BYTES} bytes as JSON", len(text)
+            )
+        if self._sink is None:
+            raise ValidationError("checkpoint", "needs a worker: this context is not running")
+        if not self._sink(text):
+            self.request_stop("this run no longer holds its operation (its session was lost)")
+            raise OperationCancelled(self._reason)
+
+    @property
+    def counter(self) -> ProgressCounter:
+        """The in-memory progress (read by the worker when it writes progress)."""
+        return self._counter

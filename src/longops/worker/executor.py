@@ -1,5 +1,18 @@
-"""One run's pipeline: check the window, call the task, classify the outcome, decide what
-comes next. Persisting the result is the caller's job (the worker batches it)."""
+"""One run's pipeline: check the window, call the task (in this thread or a child process),
+classify how it ended, decide what comes next. Persisting the result is the caller's job
+(the worker batches it).
+
+A :class:`RunControl` is what the runner thread (which runs the code) and the worker's
+monitor (which writes progress, enforces timeouts and climbs the cancellation ladder) share
+about one run::
+
+    request / timeout ──> cooperative signal (ctx.cancelled, OperationCancelled)
+                     ──> after cancel_grace: forced stop
+                           async def: asyncio cancellation
+                           process:   SIGTERM, then SIGKILL after kill_after
+                           thread:    cannot be killed: marked cancel overdue, its
+                                      eventual result discarded
+"""
 
 from __future__ import annotations
 
@@ -7,77 +20,225 @@ import asyncio
 import json
 import logging
 import threading
-import traceback
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from longops.domain.clock import Clock
-from longops.domain.errors import OperationCancelled
-from longops.domain.operation import Operation, Outcome
+from longops.domain.operation import CancelMode, Operation, Outcome, StopMode
+from longops.domain.progress import Estimator, Progress, ProgressCounter
 from longops.domain.recurrence import within_run_window
 from longops.domain.retry import CustomBackoff
 from longops.domain.runs import decide
-from longops.store.base import ClaimedRun, RunResult
+from longops.store.base import ClaimedRun, RunResult, Store
 from longops.worker.context import RunContext
+from longops.worker.invoke import MAX_ERROR_LENGTH, RunOutcome, invoke
+from longops.worker.isolation import ChildPool, RunSpec, death_message
 from longops.worker.registry import TaskDef, TaskRegistry
 
 log = logging.getLogger("longops.worker")
 
-MAX_ERROR_LENGTH = 2048  # Business Central's Error Message field length
+__all__ = ["MAX_ERROR_LENGTH", "RunControl", "RunOutcome", "execute", "result_for"]
+
+KILL_AFTER = 5.0
+"""Seconds between SIGTERM and SIGKILL when a child process is stopped by force."""
+
+CANCEL = "cancel"
+TIMEOUT = "timeout"
+FENCED = "fenced"
 
 
-@dataclass(frozen=True, slots=True)
-class RunOutcome:
-    outcome: Outcome
-    result_json: str | None = None
-    error: BaseException | None = None
-    error_message: str | None = None
-    traceback: str | None = None
+class RunControl:
+    """What the runner and the monitor share about one run (see the module docstring)."""
+
+    def __init__(
+        self,
+        claimed: ClaimedRun,
+        *,
+        store: Store | None,
+        clock: Clock,
+        task: TaskDef | None = None,
+        wake_monitor: Callable[[], None] | None = None,
+        kill_after: float = KILL_AFTER,
+    ) -> None:
+        self.claimed = claimed
+        self.store = store
+        self.clock = clock
+        self.task = task
+        self.counter = ProgressCounter()
+        self.cancel = threading.Event()
+        self.wake_monitor = wake_monitor
+        self.kill_after = kill_after
+        self.ctx: RunContext | None = None
+        self._lock = threading.Lock()
+        self.cause: str | None = None
+        self.reason: str | None = None
+        self.force_at: datetime | None = None
+        self.force_applied = False
+        self.overdue = False
+        self.started_at: datetime | None = None
+        self.deadline: datetime | None = None
+        self.estimator: Estimator | None = None
+        self.flushed: tuple[int, int] = (0, 0)
+        self.last_flush = 0.0
+        self._async: tuple[asyncio.AbstractEventLoop, asyncio.Task[Any]] | None = None
+        self.in_child = False
+
+    @property
+    def operation(self) -> Operation:
+        return self.claimed.operation
+
+    # -- the runner's side ------------------------------------------------------------------
+    def begin(self) -> None:
+        """The task code starts now: the timeout and the rate count from here."""
+        self.started_at = self.clock.now()
+        self.deadline = self.started_at + self.operation.timeout
+        self.estimator = Estimator(self.started_at)
+
+    def attach_async(self, loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any]) -> None:
+        with self._lock:
+            self._async = (loop, task)
+            forced = self.force_applied
+        if forced:  # forced before the coroutine even started
+            loop.call_soon_threadsafe(task.cancel)
+
+    def reading(self, at: datetime | None = None) -> Progress | None:
+        """The counter as a reading with rate and ETA, or None if nothing was reported."""
+        if self.counter.version == 0:
+            return None
+        at = at or self.clock.now()
+        snapshot = self.counter.snapshot()
+        if self.estimator is None:
+            return snapshot
+        return self.estimator.observe(snapshot, at)
+
+    def save_checkpoint(self, text: str, reading: dict[str, Any] | None = None) -> bool:
+        """Store a checkpoint (and the progress so far, so the two agree) under the lease."""
+        if self.store is None:
+            return False
+        now = self.clock.now()
+        if reading is not None:
+            self.counter.load(
+                Progress.from_json(reading), self.counter.version, self.counter.step_version
+            )
+        versions = self.counter.versions()
+        progress = self.reading(now)
+        ok = self.store.save_checkpoint(
+            self.operation.id,
+            self.claimed.lease_token,
+            now,
+            text,
+            None if progress is None else json.dumps(progress.to_json()),
+        )
+        if ok and progress is not None:
+            self.flushed = versions
+        return ok
+
+    # -- the monitor's side -----------------------------------------------------------------
+    def ask_to_stop(self, cause: str, reason: str, *, grace: float, force: bool = False) -> bool:
+        """Give the cooperative signal and set when force follows; True when this is new.
+
+        A cancel request overrides a timeout in progress (a person asked), and a forced
+        request brings the forced stop forward.
+        """
+        now = self.clock.now()
+        with self._lock:
+            new = self.cause is None or (cause == CANCEL and self.cause != CANCEL)
+            if new:
+                self.cause, self.reason = cause, reason
+            force_at = now if force else now + timedelta(seconds=grace)
+            if self.force_at is None or force_at < self.force_at:
+                self.force_at = force_at
+        if self.ctx is not None:
+            self.ctx.request_stop(reason)
+        else:
+            self.cancel.set()
+        return new
+
+    def force_due(self, now: datetime) -> bool:
+        return (
+            self.force_at is not None
+            and now >= self.force_at
+            and not self.force_applied
+            and not self.overdue
+        )
+
+    def apply_force(self) -> StopMode:
+        """Stop the code by force where that is possible; returns how it will end."""
+        with self._lock:
+            if self.in_child or self._async is not None or (self.task and self.task.is_async):
+                self.force_applied = True
+                target = self._async
+            else:
+                self.overdue = True
+                target = None
+        if target is not None:
+            loop, task = target
+            loop.call_soon_threadsafe(task.cancel)
+        return StopMode.FORCED if self.force_applied else StopMode.OVERDUE
+
+    def timed_out(self, now: datetime) -> bool:
+        return self.deadline is not None and now >= self.deadline and self.cause is None
+
+    def classify(self, run: RunOutcome) -> RunOutcome:
+        """How the run ended, in the light of a cancel request or timeout it was given."""
+        cause = self.cause
+        if cause is None or cause == FENCED:
+            if run.outcome is Outcome.CANCELLED:
+                # The code raised OperationCancelled of its own accord.
+                return _with(
+                    run, stop_mode=StopMode.COOPERATIVE, cancel_mode=CancelMode.COOPERATIVE
+                )
+            return run
+        if run.outcome is Outcome.SUCCESS and not self.overdue:
+            return run  # it finished before it noticed: the work is done, keep it
+        if run.forced or (self.force_applied and self.in_child):
+            stop = StopMode.FORCED
+        elif self.overdue:
+            stop = StopMode.OVERDUE
+        else:
+            stop = StopMode.COOPERATIVE
+        how = {
+            StopMode.FORCED: "stopped by force",
+            StopMode.OVERDUE: "ignored the request past its grace period; its result was discarded",
+            StopMode.COOPERATIVE: "stopped when asked",
+        }[stop]
+        detail = f"{self.reason}: {how}"
+        if (
+            stop is StopMode.FORCED
+            and run.error_message
+            and run.error_message != "stopped by force"
+        ):
+            detail = f"{detail} ({run.error_message})"
+        if cause == TIMEOUT:
+            return RunOutcome(
+                Outcome.TIMEOUT,
+                error=run.error,
+                error_message=detail[:MAX_ERROR_LENGTH],
+                traceback=run.traceback,
+                stop_mode=stop,
+            )
+        return RunOutcome(
+            Outcome.CANCELLED,
+            error=run.error,
+            error_message=detail[:MAX_ERROR_LENGTH],
+            stop_mode=stop,
+            cancel_mode=CancelMode(stop.value),
+        )
 
 
-_loops = threading.local()
+def _with(run: RunOutcome, **changes: Any) -> RunOutcome:
+    from dataclasses import replace
 
-
-def _thread_loop() -> asyncio.AbstractEventLoop:
-    # One event loop per runner thread, reused across runs: cheaper than asyncio.run().
-    loop: asyncio.AbstractEventLoop | None = getattr(_loops, "loop", None)
-    if loop is None or loop.is_closed():
-        loop = asyncio.new_event_loop()
-        _loops.loop = loop
-    return loop
+    return replace(run, **changes)
 
 
 @cache
 def zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
-
-
-def call_task(task: TaskDef, op: Operation, ctx: RunContext) -> RunOutcome:
-    """Run the task's code and classify how it ended."""
-    args: list[Any] = [ctx, *op.args] if task.wants_context else list(op.args)
-    try:
-        if task.is_async:
-            value = _thread_loop().run_until_complete(task.fn(*args, **op.kwargs))
-        else:
-            value = task.fn(*args, **op.kwargs)
-    except OperationCancelled as exc:
-        return RunOutcome(Outcome.CANCELLED, error=exc, error_message=str(exc))
-    except BaseException as exc:  # SystemExit in task code must not end the worker
-        message = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_LENGTH]
-        return RunOutcome(
-            Outcome.ERROR, error=exc, error_message=message, traceback=traceback.format_exc()
-        )
-    if value is None:
-        return RunOutcome(Outcome.SUCCESS)
-    try:
-        return RunOutcome(Outcome.SUCCESS, result_json=json.dumps(value, allow_nan=False))
-    except (TypeError, ValueError):
-        # A result JSON cannot carry is kept as its text rather than failing work that was done.
-        return RunOutcome(Outcome.SUCCESS, result_json=json.dumps(repr(value)))
 
 
 def delay_function(
@@ -103,6 +264,7 @@ def result_for(
     clock: Clock,
     tz: ZoneInfo,
     started_at: datetime | None = None,
+    progress: Progress | None = None,
 ) -> RunResult:
     """Turn a run's outcome into the guarded write that records it."""
     op = claimed.operation
@@ -122,6 +284,10 @@ def result_for(
         traceback=run.traceback,
         result_json=run.result_json,
         started_at=started_at,
+        progress_json=None if progress is None else json.dumps(progress.to_json()),
+        stop_mode=run.stop_mode,
+        cancel_mode=run.cancel_mode if decision.status.value == "cancelled" else None,
+        clear_checkpoint=run.outcome is Outcome.SUCCESS,
     )
 
 
@@ -130,7 +296,8 @@ def execute(
     registry: TaskRegistry,
     clock: Clock,
     tz: ZoneInfo,
-    cancel_event: threading.Event | None = None,
+    control: RunControl | None = None,
+    pool: ChildPool | None = None,
 ) -> RunResult:
     """Run one claimed operation to its result (never raises for task errors)."""
     op = claimed.operation
@@ -150,18 +317,131 @@ def execute(
             error_message=f"task {op.task!r} is not registered in this worker's application",
         )
         return result_for(claimed, run, task=None, clock=clock, tz=tz)
-    ctx = RunContext(
+    control = control or RunControl(claimed, store=None, clock=clock)
+    control.task = task
+    if task.isolation == "process":
+        if pool is None:
+            pool = ChildPool()
+        control.in_child = True
+        control.begin()
+        run = _run_in_child(control, task, pool)
+    else:
+        ctx = RunContext(
+            operation_id=op.id,
+            company=op.company,
+            user=op.user,
+            attempt=op.attempt_count,
+            task=op.task,
+            cancel_event=control.cancel,
+            counter=control.counter,
+            resume_state=op.checkpoint,
+            checkpoint_sink=control.save_checkpoint if control.store is not None else None,
+            on_step=control.wake_monitor,
+        )
+        control.ctx = ctx
+        if control.reason is not None:  # asked to stop before the code began
+            ctx.request_stop(control.reason)
+        control.begin()
+        run = invoke(
+            task.fn,
+            op.args,
+            op.kwargs,
+            ctx=ctx if task.wants_context else None,
+            is_async=task.is_async,
+            on_async_task=control.attach_async,
+        )
+    run = control.classify(run)
+    log.debug(
+        "run ended",
+        extra={"action": "run_ended", "operation_id": str(op.id), "outcome": run.outcome.value},
+    )
+    return result_for(
+        claimed,
+        run,
+        task=task,
+        clock=clock,
+        tz=tz,
+        started_at=control.started_at,
+        progress=control.reading(),
+    )
+
+
+def _run_in_child(control: RunControl, task: TaskDef, pool: ChildPool) -> RunOutcome:
+    """Drive one attempt in a child process: relay progress, checkpoints and cancellation;
+    escalate SIGTERM to SIGKILL when forced; report a death as the attempt's error."""
+    op = control.operation
+    spec = RunSpec(
+        fn=task.fn,
+        args=tuple(op.args),
+        kwargs=dict(op.kwargs),
+        is_async=task.is_async,
+        wants_context=task.wants_context,
         operation_id=op.id,
         company=op.company,
         user=op.user,
         attempt=op.attempt_count,
         task=op.task,
-        cancel_event=cancel_event,
+        resume_state=op.checkpoint,
     )
-    started_at = clock.now()
-    run = call_task(task, op, ctx)
-    log.debug(
-        "run ended",
-        extra={"action": "run_ended", "operation_id": str(op.id), "outcome": run.outcome.value},
+    child = pool.acquire()
+    if not child.send(("run", spec)):
+        pool.discard(child)
+        return RunOutcome(Outcome.ERROR, error_message="could not hand the run to a child process")
+    cancel_sent = False
+    terminated_at: float | None = None
+    killed = False
+    result: tuple[Any, ...] | None = None
+    while result is None:
+        if control.cancel.is_set() and not cancel_sent:
+            cancel_sent = child.send(("cancel", control.reason or "cancel requested"))
+        if control.force_applied and terminated_at is None:
+            child.terminate()
+            terminated_at = time.monotonic()
+        if (
+            terminated_at is not None
+            and not killed
+            and time.monotonic() - terminated_at >= control.kill_after
+        ):
+            child.kill()
+            killed = True
+        try:
+            ready = child.conn.poll(0.05)
+            message = child.conn.recv() if ready else None
+        except (EOFError, OSError):
+            break  # the child is gone
+        if message is None:
+            if not child.alive:
+                break
+            continue
+        kind = message[0]
+        if kind == "progress":
+            _, reading, version, step_version = message
+            before = control.counter.step_version
+            control.counter.load(Progress.from_json(reading), version, step_version)
+            if step_version != before and control.wake_monitor is not None:
+                control.wake_monitor()
+        elif kind == "checkpoint":
+            _, text, reading = message
+            child.send(("ack", control.save_checkpoint(text, reading)))
+        elif kind == "result":
+            result = message
+    if result is None:
+        child.join(2.0)
+        died = death_message(child.exitcode)
+        pool.discard(child)
+        if control.force_applied:
+            return RunOutcome(Outcome.CANCELLED, error_message=died, forced=True)
+        log.warning(
+            "operation %s: %s",
+            op.id,
+            died,
+            extra={"action": "child_died", "operation_id": str(op.id)},
+        )
+        return RunOutcome(Outcome.ERROR, error_message=died)
+    _, outcome, result_json, error_message, tb, rss, reading, versions = result
+    if reading is not None:
+        control.counter.load(Progress.from_json(reading), *versions)
+    pool.release(child, rss, max_runs=task.max_runs_per_child, max_memory=task.max_memory_per_child)
+    return RunOutcome(
+        Outcome(outcome), result_json=result_json, error_message=error_message, traceback=tb
     )
-    return result_for(claimed, run, task=task, clock=clock, tz=tz, started_at=started_at)

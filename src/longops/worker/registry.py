@@ -14,7 +14,7 @@ import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, TypeVar, overload
+from typing import Any, Literal, TypeVar, overload
 
 from longops.domain.errors import NotFound, ValidationError
 from longops.domain.operation import (
@@ -25,10 +25,14 @@ from longops.domain.operation import (
     _check_name,
     _timeout,
 )
+from longops.domain.progress import DEFAULT_STALL_AFTER, check_interval
 from longops.domain.retry import CustomBackoff, CustomRetry, RetryPolicy
 from longops.worker.context import RunContext
 
 F = TypeVar("F", bound=Callable[..., Any])
+Isolation = Literal["thread", "process"]
+
+DEFAULT_CANCEL_GRACE = timedelta(seconds=30)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +53,19 @@ class TaskDef:
     is_async: bool = False
     wants_context: bool = False
     signature: inspect.Signature = field(default_factory=inspect.Signature)
+    isolation: Isolation = "thread"
+    """``thread`` (cheapest; cannot be killed) or ``process`` (a child process that can be
+    killed: forced cancellation, enforced timeouts, memory limits, crash containment)."""
+    cancel_grace: timedelta = DEFAULT_CANCEL_GRACE
+    """How long running code has to stop by itself after a cancel request or its timeout,
+    before it is stopped by force."""
+    stall_after: timedelta = DEFAULT_STALL_AFTER
+    progress_interval: timedelta | None = None
+    """At most one progress write per this interval (None: the worker's setting)."""
+    max_runs_per_child: int | None = None
+    max_memory_per_child: int | None = None
+    """Bytes of resident memory after which a child process is replaced (None: the
+    worker's setting)."""
 
     def check_arguments(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
         """Refuse arguments that do not fit the task's signature (nothing is enqueued)."""
@@ -97,6 +114,12 @@ class TaskRegistry:
         timeout: timedelta | float | None = None,
         retry: RetryPolicy | CustomRetry | None = None,
         description: str | None = None,
+        isolation: Isolation = "thread",
+        cancel_grace: timedelta | float = DEFAULT_CANCEL_GRACE,
+        stall_after: timedelta | float = DEFAULT_STALL_AFTER,
+        progress_interval: timedelta | float | None = None,
+        max_runs_per_child: int | None = None,
+        max_memory_per_child: int | None = None,
     ) -> Callable[[F], F]: ...
 
     def task(
@@ -113,15 +136,27 @@ class TaskRegistry:
         timeout: timedelta | float | None = None,
         retry: RetryPolicy | CustomRetry | None = None,
         description: str | None = None,
+        isolation: Isolation = "thread",
+        cancel_grace: timedelta | float = DEFAULT_CANCEL_GRACE,
+        stall_after: timedelta | float = DEFAULT_STALL_AFTER,
+        progress_interval: timedelta | float | None = None,
+        max_runs_per_child: int | None = None,
+        max_memory_per_child: int | None = None,
     ) -> F | Callable[[F], F]:
         """Register ``fn`` as a task; usable bare (``@task``) or with options.
 
         Options become the defaults of the task's operations; ``enqueue`` may override them.
+        ``isolation="process"`` runs each attempt in a child process (which can be killed
+        when it ignores a cancel request or its timeout for ``cancel_grace`` seconds);
+        ``stall_after`` flags a run whose progress has not moved for that long.
 
         Example::
 
             @registry.task(name="recalc_costs", max_attempts=3, rerun_delay=60)
             def recalc_costs(item_no: str) -> None: ...
+
+            @registry.task(name="render", isolation="process", cancel_grace=10, timeout=3600)
+            def render(ctx: RunContext, report: str) -> None: ...
         """
 
         def register(func: F) -> F:
@@ -136,6 +171,12 @@ class TaskRegistry:
                 timeout=timeout,
                 retry=retry,
                 description=description,
+                isolation=isolation,
+                cancel_grace=cancel_grace,
+                stall_after=stall_after,
+                progress_interval=progress_interval,
+                max_runs_per_child=max_runs_per_child,
+                max_memory_per_child=max_memory_per_child,
             )
             return func
 
@@ -154,6 +195,12 @@ class TaskRegistry:
         timeout: timedelta | float | None = None,
         retry: RetryPolicy | CustomRetry | None = None,
         description: str | None = None,
+        isolation: Isolation = "thread",
+        cancel_grace: timedelta | float = DEFAULT_CANCEL_GRACE,
+        stall_after: timedelta | float = DEFAULT_STALL_AFTER,
+        progress_interval: timedelta | float | None = None,
+        max_runs_per_child: int | None = None,
+        max_memory_per_child: int | None = None,
     ) -> TaskDef:
         task_name = name or f"{fn.__module__}.{fn.__qualname__}".removeprefix("__main__.")
         _check_name("task", task_name)
@@ -166,6 +213,30 @@ class TaskRegistry:
             raise ValidationError("rerun_delay", f"must be between 0 and {MAX_RERUN_DELAY} seconds")
         if task_name in self._tasks and self._tasks[task_name].fn is not fn:
             raise ValidationError("name", f"task {task_name} is already registered")
+        if isolation not in ("thread", "process"):
+            raise ValidationError("isolation", "must be 'thread' or 'process'", isolation)
+        if isolation == "process" and "<locals>" in getattr(fn, "__qualname__", "<locals>"):
+            # A child process finds the function by its module and name.
+            raise ValidationError(
+                "isolation",
+                "process isolation needs a function defined at module level, "
+                f"not {fn.__qualname__}",
+            )
+        grace = check_interval("cancel_grace", cancel_grace, low=0, high=86_400)
+        stall = check_interval("stall_after", stall_after, low=1, high=7 * 86_400)
+        interval = (
+            None
+            if progress_interval is None
+            else check_interval("progress_interval", progress_interval, low=0.01, high=3600)
+        )
+        for option, value in (
+            ("max_runs_per_child", max_runs_per_child),
+            ("max_memory_per_child", max_memory_per_child),
+        ):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ValidationError(option, "must be a whole number", value)
+            if value is not None and value < 1:
+                raise ValidationError(option, "must be at least 1", value)
         sig = inspect.signature(fn)
         wants_ctx = _wants_context(sig)
         if wants_ctx:
@@ -194,6 +265,12 @@ class TaskRegistry:
             is_async=inspect.iscoroutinefunction(fn),
             wants_context=wants_ctx,
             signature=sig,
+            isolation=isolation,
+            cancel_grace=grace,
+            stall_after=stall,
+            progress_interval=interval,
+            max_runs_per_child=max_runs_per_child,
+            max_memory_per_child=max_memory_per_child,
         )
         self._tasks[task_name] = task
         return task

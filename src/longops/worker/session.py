@@ -5,7 +5,10 @@ Threads, each with one job:
 - the dispatcher claims batches of ready operations for free slots and waits for wake-ups;
 - ``concurrency`` runner threads run one operation at a time each;
 - the completer writes finished runs back in batches (one round trip for many);
-- the heartbeat keeps the session alive and picks up cancel requests for running work;
+- the heartbeat keeps the session alive;
+- the monitor writes progress (at most once per ``progress_interval`` per run, at once on a
+  step change), enforces timeouts and climbs the cancellation ladder (signal, grace,
+  forced stop); on PostgreSQL a listener hears cancel requests the moment they commit;
 - the service runner does the leader-elected maintenance duties.
 
 ``SIGTERM`` (or :meth:`Worker.drain`) stops claiming, lets running work finish within the
@@ -20,6 +23,7 @@ Example::
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import queue
@@ -29,7 +33,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import FrameType
 from typing import Protocol
@@ -37,10 +41,35 @@ from zoneinfo import ZoneInfo
 
 from longops.domain.clock import Clock
 from longops.domain.ids import new_id
-from longops.domain.operation import Outcome, Session, SessionEventType, SessionState
-from longops.store.base import ClaimedRun, ClaimParams, RunResult, Store
-from longops.worker.executor import RunOutcome, execute, result_for
-from longops.worker.registry import TaskRegistry
+from longops.domain.operation import (
+    EventType,
+    Outcome,
+    Session,
+    SessionEventType,
+    SessionState,
+    StopMode,
+)
+from longops.store.base import (
+    CancelListener,
+    CancelSignal,
+    ClaimedRun,
+    ClaimParams,
+    ProgressUpdate,
+    RunResult,
+    Store,
+)
+from longops.worker.executor import (
+    CANCEL,
+    FENCED,
+    KILL_AFTER,
+    TIMEOUT,
+    RunControl,
+    RunOutcome,
+    execute,
+    result_for,
+)
+from longops.worker.isolation import ChildPool
+from longops.worker.registry import DEFAULT_CANCEL_GRACE, TaskRegistry
 from longops.worker.zones import CompanyZones
 
 log = logging.getLogger("longops.worker")
@@ -60,9 +89,24 @@ class WorkerOptions:
     rescuer_interval: float = 5.0
     retention: timedelta = timedelta(days=30)
     run_services: bool = True
+    progress_interval: float = 1.0
+    """At most one progress write per run per this many seconds (plus one per step)."""
+    max_runs_per_child: int = 100
+    max_memory_per_child: int | None = None
+    """Bytes of resident memory after which a child process is replaced."""
+    kill_after: float = KILL_AFTER
+    """Seconds between SIGTERM and SIGKILL when a child process is stopped by force."""
+    monitor_tick: float = 0.1
 
     def __post_init__(self) -> None:
         from longops.domain.errors import ValidationError
+
+        if not 0.01 <= self.progress_interval <= 3600:
+            raise ValidationError(
+                "progress_interval", "must be between 0.01 and 3600 seconds", self.progress_interval
+            )
+        if self.max_runs_per_child < 1:
+            raise ValidationError("max_runs_per_child", "must be at least 1")
 
         if not 1 <= self.concurrency <= 1000:
             raise ValidationError("concurrency", "must be between 1 and 1000", self.concurrency)
@@ -112,12 +156,6 @@ class Maintenance(Protocol):
     def stop(self) -> None: ...
 
 
-@dataclass(slots=True)
-class _Run:
-    claimed: ClaimedRun
-    cancel: threading.Event = field(default_factory=threading.Event)
-
-
 class Worker:
     """One session of work: see the module docstring."""
 
@@ -135,7 +173,7 @@ class Worker:
         self.options = options or WorkerOptions()
         self.session_id = new_id(clock.now())
         self._zones = CompanyZones(store)
-        self._runs: dict[uuid.UUID, _Run] = {}
+        self._runs: dict[uuid.UUID, RunControl] = {}
         self._lock = threading.Lock()
         self._work: queue.Queue[ClaimedRun | None] = queue.Queue()
         self._done: queue.Queue[RunResult | None] = queue.Queue()
@@ -148,6 +186,13 @@ class Worker:
         self._writes_idle = threading.Condition(self._lock)
         self._signals = 0
         self._grace = self.options.grace_period
+        self._monitor_wake = threading.Event()
+        self._cancel_inbox: set[uuid.UUID] = set()
+        self._cancel_listener: CancelListener | None = None
+        self._last_cancel_poll = 0.0
+        self.pool = ChildPool(
+            max_runs=self.options.max_runs_per_child, max_memory=self.options.max_memory_per_child
+        )
         # The leader-elected maintenance duties (rescuer, expiry, ...) are given by whoever
         # composes the worker: the worker runs them but does not depend on their code.
         self.services: Maintenance | None = (
@@ -165,6 +210,10 @@ class Worker:
             self._spawn(self._runner_loop, f"longops-runner-{i}")
         self._spawn(self._completer_loop, "longops-completer")
         self._spawn(self._heartbeat_loop, "longops-heartbeat")
+        self._spawn(self._monitor_loop, "longops-monitor")
+        self._cancel_listener = self.store.cancel_listener()
+        if self._cancel_listener is not None:
+            self._spawn(self._listen_loop, "longops-cancel-listener")
         self._dispatcher = self._spawn(self._dispatch_loop, "longops-dispatcher")
         if self.services is not None:
             self.services.start()
@@ -244,6 +293,9 @@ class Worker:
             leftover = list(self._runs.values())
             self._runs.clear()
         for run in leftover:
+            # A child still running this operation must not go on once it is handed back.
+            run.kill_after = 0.0
+            run.force_applied = run.force_applied or run.in_child
             op = run.claimed.operation
             outcome = RunOutcome(
                 Outcome.INTERRUPTED,
@@ -258,6 +310,7 @@ class Worker:
             self._work.put(None)
         self._wait_writes()
         self._done.put(None)
+        self.pool.close()
         if self.services is not None:
             self.services.stop()
         self.store.end_session(
@@ -268,7 +321,10 @@ class Worker:
             f"drained; {len(leftover)} run(s) handed back",
         )
         self._stopped.set()
+        self._monitor_wake.set()
         self._wakeups.close()
+        if self._cancel_listener is not None:
+            self._cancel_listener.close()
         log.info(
             "worker session %s stopped; %d run(s) handed back as interrupted",
             self.session_id,
@@ -327,7 +383,16 @@ class Worker:
         )
         with self._lock:
             for c in claimed:
-                self._runs[c.operation.id] = _Run(c)
+                self._runs[c.operation.id] = RunControl(
+                    c,
+                    store=self.store,
+                    clock=self.clock,
+                    task=self.registry.get(c.operation.task)
+                    if c.operation.task in self.registry
+                    else None,
+                    wake_monitor=self._monitor_wake.set,
+                    kill_after=self.options.kill_after,
+                )
         for c in claimed:
             self._work.put(c)
         return len(claimed) == want
@@ -353,7 +418,7 @@ class Worker:
                 continue  # handed back by a drain before it started
             try:
                 result = execute(
-                    claimed, self.registry, self.clock, self._zones(op.company), run.cancel
+                    claimed, self.registry, self.clock, self._zones(op.company), run, self.pool
                 )
             except Exception as exc:
                 # Not the task's failure (that is classified inside execute) but ours, e.g.
@@ -365,16 +430,6 @@ class Worker:
                     task=None,
                     clock=self.clock,
                     tz=ZoneInfo("UTC"),
-                )
-            if result.outcome is Outcome.ERROR and run.cancel.is_set():
-                # It failed while being cancelled: honour the cancel rather than retry.
-                result = result_for(
-                    claimed,
-                    RunOutcome(Outcome.CANCELLED, error_message=result.error_message),
-                    task=None,
-                    clock=self.clock,
-                    tz=self._zones(op.company),
-                    started_at=result.started_at,
                 )
             with self._lock:
                 mine = self._runs.pop(op.id, None) is run
@@ -441,7 +496,6 @@ class Worker:
                 continue
             if state is SessionState.LOST:
                 self._rejoin()
-            self._poll_cancel_requests()
 
     def _rejoin(self) -> None:
         """The session was declared lost (we were silent too long): start a new one.
@@ -466,15 +520,154 @@ class Worker:
             extra={"action": "session_rejoined", "old": str(old), "new": str(new)},
         )
 
-    def _poll_cancel_requests(self) -> None:
-        with self._lock:
-            if not self._runs:
+    # -- the monitor: progress, timeouts, the cancellation ladder ---------------------------
+    def _listen_loop(self) -> None:
+        listener = self._cancel_listener
+        assert listener is not None
+        while not self._stopped.is_set():
+            try:
+                ids = listener.wait(0.5)
+            except Exception:
+                if self._stopped.is_set():
+                    return
+                log.warning("cancel listener failed; polling instead", exc_info=True)
+                self._cancel_listener = None
                 return
-            runs = dict(self._runs)
-        for op_id in self.store.cancel_requested(list(runs)):
-            run = runs.get(op_id)
-            if run is not None:
-                run.cancel.set()
+            if ids:
+                with self._lock:
+                    self._cancel_inbox.update(ids)
+                self._monitor_wake.set()
+
+    def _monitor_loop(self) -> None:
+        tick = self.options.monitor_tick
+        while not self._stopped.is_set():
+            self._monitor_wake.wait(tick)
+            self._monitor_wake.clear()
+            try:
+                self.monitor_once()
+            except Exception:
+                log.warning("monitor round failed", exc_info=True)
+
+    def monitor_once(self) -> None:
+        """One round of the monitor (public so tests can drive it with a frozen clock)."""
+        with self._lock:
+            runs = dict(self._runs.items())
+            inbox, self._cancel_inbox = self._cancel_inbox, set()
+        if not runs:
+            return
+        self._apply_cancel_requests(runs, inbox)
+        now = self.clock.now()
+        for run in runs.values():
+            if run.timed_out(now):
+                timeout = run.operation.timeout.total_seconds()
+                reason = f"timed out after {timeout:g} s"
+                run.ask_to_stop(TIMEOUT, reason, grace=self._grace_of(run))
+                self.store.record_run_event(
+                    run.operation.id,
+                    run.claimed.lease_token,
+                    now,
+                    EventType.TIMEOUT,
+                    {"timeout_seconds": timeout},
+                )
+            if run.force_due(now) and run.apply_force() is StopMode.OVERDUE:
+                self._mark_overdue(run, now)
+        self._flush_progress(list(runs.values()))
+
+    def _grace_of(self, run: RunControl) -> float:
+        task = run.task
+        return (task.cancel_grace if task else DEFAULT_CANCEL_GRACE).total_seconds()
+
+    def _apply_cancel_requests(
+        self, runs: dict[uuid.UUID, RunControl], inbox: set[uuid.UUID]
+    ) -> None:
+        mono = time.monotonic()
+        # Pushed requests (PostgreSQL) are acted on at once; polling is the fallback
+        # (SQLite, or a listener that lost its connection).
+        every = (
+            self.options.heartbeat_interval
+            if self._cancel_listener is not None
+            else self.options.poll_interval
+        )
+        wanted = [i for i in inbox if i in runs]
+        if mono - self._last_cancel_poll >= every:
+            self._last_cancel_poll = mono
+            wanted = list(runs)
+        if not wanted:
+            return
+        signals: list[CancelSignal] = self.store.cancel_requested(wanted)
+        for sig in signals:
+            run = runs.get(sig.operation_id)
+            if run is None:
+                continue
+            reason = "cancelled" + (f" by {sig.requested_by}" if sig.requested_by else "")
+            if sig.reason:
+                reason += f": {sig.reason}"
+            if run.ask_to_stop(CANCEL, reason, grace=self._grace_of(run), force=sig.force):
+                log.info(
+                    "operation %s asked to stop (%s)",
+                    sig.operation_id,
+                    "forced" if sig.force else "cooperative",
+                    extra={"action": "cancel_seen", "operation_id": str(sig.operation_id)},
+                )
+            elif sig.force and run.force_at is not None and not run.force_applied:
+                run.ask_to_stop(CANCEL, reason, grace=0, force=True)
+
+    def _mark_overdue(self, run: RunControl, now: datetime) -> None:
+        op = run.operation
+        log.warning(
+            "operation %s (%s) ignored its %s past the grace period and cannot be killed "
+            "(thread isolation); its result will be discarded",
+            op.id,
+            op.task,
+            "timeout" if run.cause == TIMEOUT else "cancel request",
+            extra={"action": "cancel_overdue", "operation_id": str(op.id)},
+        )
+        self.store.mark_cancel_overdue(
+            op.id, run.claimed.lease_token, now, {"cause": run.cause, "reason": run.reason}
+        )
+
+    def _flush_progress(self, runs: list[RunControl]) -> None:
+        mono = time.monotonic()
+        due: list[tuple[RunControl, tuple[int, int], ProgressUpdate]] = []
+        now = self.clock.now()
+        for run in runs:
+            versions = run.counter.versions()
+            if versions[0] == run.flushed[0] or run.estimator is None:
+                continue
+            task = run.task
+            interval = (
+                task.progress_interval.total_seconds()
+                if task is not None and task.progress_interval is not None
+                else self.options.progress_interval
+            )
+            if versions[1] == run.flushed[1] and mono - run.last_flush < interval:
+                continue
+            reading = run.reading(now)
+            assert reading is not None
+            due.append(
+                (
+                    run,
+                    versions,
+                    ProgressUpdate(
+                        run.operation.id,
+                        run.claimed.lease_token,
+                        now,
+                        json.dumps(reading.to_json()),
+                        moved=True,
+                    ),
+                )
+            )
+        if not due:
+            return
+        applied = self.store.flush_progress([u for _, _, u in due])
+        for (run, versions, _), ok in zip(due, applied, strict=True):
+            run.flushed = versions
+            run.last_flush = mono
+            if not ok:
+                # Rescued elsewhere: its writes are fenced out; ask the code to stop.
+                run.ask_to_stop(
+                    FENCED, "this run no longer holds its operation", grace=self._grace_of(run)
+                )
 
 
 def _log_result(task: str, claimed: ClaimedRun, result: RunResult) -> None:

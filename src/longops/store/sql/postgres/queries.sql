@@ -50,12 +50,14 @@ SELECT name FROM longops_paused_queues;
 INSERT INTO longops_operations (
     id, company, task, args, description, queue, category, priority, status,
     earliest_start_at, expires_at, max_attempts, rerun_delay, retry_policy, timeout_seconds,
-    recurrence, user_name, created_at, updated_at, ready_at, dedup_key, labels)
+    recurrence, user_name, created_at, updated_at, ready_at, dedup_key, labels,
+    stall_after_seconds)
 VALUES (
     %(id)s, %(company)s, %(task)s, %(args)s, %(description)s, %(queue)s, %(category)s,
     %(priority)s, %(status)s, %(earliest_start_at)s, %(expires_at)s, %(max_attempts)s,
     %(rerun_delay)s, %(retry_policy)s, %(timeout_seconds)s, %(recurrence)s, %(user_name)s,
-    %(created_at)s, %(created_at)s, %(ready_at)s, %(dedup_key)s, %(labels)s)
+    %(created_at)s, %(created_at)s, %(ready_at)s, %(dedup_key)s, %(labels)s,
+    %(stall_after_seconds)s)
 ON CONFLICT (company, dedup_key) WHERE dedup_key IS NOT NULL AND status IN ('on_hold', 'ready', 'in_process')
 DO NOTHING
 RETURNING *;
@@ -64,7 +66,8 @@ RETURNING *;
 COPY longops_operations (
     id, company, task, args, description, queue, category, priority, status,
     earliest_start_at, expires_at, max_attempts, rerun_delay, retry_policy, timeout_seconds,
-    recurrence, user_name, created_at, updated_at, ready_at, dedup_key, labels)
+    recurrence, user_name, created_at, updated_at, ready_at, dedup_key, labels,
+    stall_after_seconds)
 FROM STDIN;
 
 -- name: notify_ready
@@ -107,34 +110,60 @@ UPDATE longops_operations SET
     ended_at = CASE WHEN %(status)s IN ('finished', 'error', 'cancelled') THEN %(at)s ELSE ended_at END,
     last_error = CASE WHEN %(status)s = 'ready' THEN NULL ELSE last_error END,
     user_name = coalesce(%(user_name)s, user_name),
-    cancel_requested_at = CASE WHEN %(clear_cancel)s THEN NULL ELSE cancel_requested_at END,
-    cancel_requested_by = CASE WHEN %(clear_cancel)s THEN NULL ELSE cancel_requested_by END,
-    cancel_reason = CASE WHEN %(clear_cancel)s THEN NULL ELSE cancel_reason END,
+    -- A cancel before the start records who, why and how; other actions clear the record.
+    cancel_requested_at = CASE WHEN %(cancel_mode)s::text IS NOT NULL THEN %(at)s
+                               WHEN %(clear_cancel)s THEN NULL ELSE cancel_requested_at END,
+    cancel_requested_by = CASE WHEN %(cancel_mode)s::text IS NOT NULL THEN %(cancel_by)s
+                               WHEN %(clear_cancel)s THEN NULL ELSE cancel_requested_by END,
+    cancel_reason = CASE WHEN %(cancel_mode)s::text IS NOT NULL THEN %(cancel_reason)s
+                         WHEN %(clear_cancel)s THEN NULL ELSE cancel_reason END,
+    cancel_mode = CASE WHEN %(cancel_mode)s::text IS NOT NULL THEN %(cancel_mode)s
+                       WHEN %(clear_cancel)s THEN NULL ELSE cancel_mode END,
+    cancel_force = CASE WHEN %(clear_cancel)s THEN false ELSE cancel_force END,
+    cancel_overdue_at = CASE WHEN %(clear_cancel)s THEN NULL ELSE cancel_overdue_at END,
+    -- Back to the queue: the last run's reading stays on its attempt, not on the entry.
+    progress = CASE WHEN %(status)s IN ('ready', 'on_hold') THEN NULL ELSE progress END,
+    checkpoint = CASE WHEN %(clear_checkpoint)s THEN NULL ELSE checkpoint END,
+    checkpoint_at = CASE WHEN %(clear_checkpoint)s THEN NULL ELSE checkpoint_at END,
     updated_at = %(at)s
  WHERE id = %(id)s
    AND (%(company)s::text IS NULL OR company = %(company)s)
    AND status = ANY(%(allowed_from)s::text[])
 RETURNING *;
 
+-- name: insert_event
+INSERT INTO longops_operation_events (operation_id, company, at, type, run_no, data)
+VALUES (%(id)s, %(company)s, %(at)s, %(type)s, %(run_no)s, %(data)s::json);
+
 -- name: request_cancel
+-- A first request, or a forced one on top of a cooperative request (which keeps the first
+-- request's time, so the time a cancel took counts from when it was first asked).
 UPDATE longops_operations SET
-    cancel_requested_at = %(at)s, cancel_requested_by = %(by)s, cancel_reason = %(reason)s,
+    cancel_requested_at = coalesce(cancel_requested_at, %(at)s),
+    cancel_requested_by = coalesce(%(by)s, cancel_requested_by),
+    cancel_reason = coalesce(%(reason)s, cancel_reason),
+    cancel_force = cancel_force OR %(force)s,
     updated_at = %(at)s
  WHERE id = %(id)s
    AND (%(company)s::text IS NULL OR company = %(company)s)
-   AND status = 'in_process' AND cancel_requested_at IS NULL
+   AND status = 'in_process'
+   AND (cancel_requested_at IS NULL OR (%(force)s AND NOT cancel_force))
 RETURNING *;
 
 -- name: notify_cancel
 SELECT pg_notify('longops_cancel', %(id)s::text);
 
 -- name: delete_operation
--- Business Central refuses to delete an entry while it is In Process.
+-- Business Central refuses to delete an entry while it is In Process. Its timeline goes
+-- with it (delete_events); its attempts (log entries) stay until retention, as in BC.
 DELETE FROM longops_operations
  WHERE id = %(id)s
    AND (%(company)s::text IS NULL OR company = %(company)s)
    AND status <> 'in_process'
 RETURNING id;
+
+-- name: delete_events
+DELETE FROM longops_operation_events WHERE operation_id = %(id)s;
 
 -- name: delete_failed
 -- "Remove Failed Entries": non-recurring entries in error whose last run ended before the cut.
@@ -222,6 +251,11 @@ claimed AS (
         started_at = %(now)s,
         ended_at = NULL,
         last_error = NULL,
+        progress = NULL,
+        progress_moved_at = %(now)s,
+        stalled_at = NULL,
+        cancel_mode = NULL,
+        cancel_overdue_at = NULL,
         updated_at = %(now)s
       FROM chosen c
      WHERE o.id = c.id
@@ -232,6 +266,12 @@ logged AS (
     -- always leaves evidence (Business Central commits its log entry first too).
     INSERT INTO longops_attempts (operation_id, company, run_no, attempt, session_id, user_name, task, started_at, outcome)
     SELECT id, company, run_count, attempt_count, session_id, user_name, task, %(now)s, 'in_process'
+      FROM claimed
+),
+timeline AS (
+    INSERT INTO longops_operation_events (operation_id, company, at, type, run_no, data)
+    SELECT id, company, %(now)s, 'attempt_started', run_count,
+           json_build_object('session_id', session_id, 'attempt', attempt_count)
       FROM claimed
 )
 SELECT * FROM claimed;
@@ -244,9 +284,12 @@ WITH input AS (
         %(ids)s::uuid[], %(leases)s::uuid[], %(run_nos)s::integer[], %(ats)s::timestamptz[],
         %(outcomes)s::text[], %(statuses)s::text[], %(reasons)s::text[],
         %(starts)s::timestamptz[], %(attempt_counts)s::integer[], %(errors)s::text[],
-        %(tracebacks)s::text[], %(results)s::text[], %(run_starts)s::timestamptz[]
+        %(tracebacks)s::text[], %(results)s::text[], %(run_starts)s::timestamptz[],
+        %(progresses)s::text[], %(stop_modes)s::text[], %(cancel_modes)s::text[],
+        %(clear_checkpoints)s::boolean[]
     ) AS t(id, lease_token, run_no, at, outcome, status, status_reason, earliest_start_at,
-           attempt_count, error_message, traceback, result, run_started_at)
+           attempt_count, error_message, traceback, result, run_started_at, progress,
+           stop_mode, cancel_mode, clear_checkpoint)
 ),
 op AS (
     UPDATE longops_operations o SET
@@ -264,19 +307,36 @@ op AS (
         cancel_requested_at = CASE WHEN i.status = 'ready' THEN NULL ELSE o.cancel_requested_at END,
         cancel_requested_by = CASE WHEN i.status = 'ready' THEN NULL ELSE o.cancel_requested_by END,
         cancel_reason = CASE WHEN i.status = 'ready' THEN NULL ELSE o.cancel_reason END,
+        cancel_force = CASE WHEN i.status = 'ready' THEN false ELSE o.cancel_force END,
+        cancel_mode = i.cancel_mode,
+        progress = coalesce(i.progress::json, o.progress),
+        stalled_at = NULL,
+        checkpoint = CASE WHEN i.clear_checkpoint THEN NULL ELSE o.checkpoint END,
+        checkpoint_at = CASE WHEN i.clear_checkpoint THEN NULL ELSE o.checkpoint_at END,
         updated_at = i.at
       FROM input i
      WHERE o.id = i.id AND o.status = 'in_process' AND o.lease_token = i.lease_token
-    RETURNING o.id
+    RETURNING o.id, o.company
 ),
 att AS (
     UPDATE longops_attempts a SET
         started_at = coalesce(i.run_started_at, a.started_at),
         ended_at = i.at, outcome = i.outcome,
-        error_message = i.error_message, traceback = i.traceback
+        error_message = i.error_message, traceback = i.traceback,
+        stop_mode = i.stop_mode,
+        progress = coalesce(i.progress::json,
+                            (SELECT o.progress FROM longops_operations o WHERE o.id = i.id))
       FROM input i
      WHERE i.id IN (SELECT id FROM op)
        AND a.operation_id = i.id AND a.run_no = i.run_no
+),
+timeline AS (
+    INSERT INTO longops_operation_events (operation_id, company, at, type, run_no, data)
+    SELECT i.id, op.company, i.at, 'attempt_ended', i.run_no,
+           json_build_object('outcome', i.outcome, 'status', i.status,
+                             'reason', i.status_reason, 'stop_mode', i.stop_mode,
+                             'cancel_mode', i.cancel_mode, 'error', left(i.error_message, 200))
+      FROM input i JOIN op ON op.id = i.id
 )
 SELECT id FROM op;
 
@@ -334,9 +394,9 @@ SELECT o.* FROM longops_operations o
 
 -- name: expire_operations
 UPDATE longops_operations SET status = 'cancelled', status_reason = 'expired',
-       ended_at = %(now)s, updated_at = %(now)s
+       cancel_mode = 'expired', ended_at = %(now)s, updated_at = %(now)s
  WHERE status = 'ready' AND expires_at IS NOT NULL AND expires_at <= %(now)s
-RETURNING id;
+RETURNING id, company, run_count;
 
 -- name: prune_operations
 DELETE FROM longops_operations
@@ -348,6 +408,13 @@ DELETE FROM longops_attempts AS a
  WHERE a.ended_at < %(before)s
    AND NOT EXISTS (SELECT 1 FROM longops_operations o
                     WHERE o.id = a.operation_id AND o.status = 'error');
+
+-- name: prune_operation_events
+-- As with attempts, an operation in error keeps its timeline until a person acts on it.
+DELETE FROM longops_operation_events AS e
+ WHERE e.at < %(before)s
+   AND NOT EXISTS (SELECT 1 FROM longops_operations o
+                    WHERE o.id = e.operation_id AND o.status IN ('error', 'in_process'));
 
 -- name: prune_session_events
 DELETE FROM longops_session_events WHERE at < %(before)s;
@@ -396,5 +463,101 @@ SELECT version, name, checksum FROM longops_migrations ORDER BY version;
 INSERT INTO longops_migrations (version, name, checksum) VALUES (%(version)s, %(name)s, %(checksum)s);
 
 -- name: cancel_requested
-SELECT id FROM longops_operations
+SELECT id, cancel_force, cancel_reason, cancel_requested_by FROM longops_operations
  WHERE id = ANY(%(ids)s::uuid[]) AND status = 'in_process' AND cancel_requested_at IS NOT NULL;
+
+-- name: flush_progress
+-- One statement for a batch of progress readings, fenced by lease token like a result.
+-- `prev` locks the rows first, so the stalled flag read there is the one this update
+-- clears; both the reading and (when progress moved) the end of a stall reach the
+-- timeline in the same statement.
+WITH input AS (
+    SELECT * FROM unnest(
+        %(ids)s::uuid[], %(leases)s::uuid[], %(ats)s::timestamptz[], %(progresses)s::text[],
+        %(moved)s::boolean[]
+    ) AS t(id, lease_token, at, progress, moved)
+),
+prev AS (
+    SELECT o.id, o.stalled_at, o.run_count, o.company
+      FROM longops_operations o JOIN input i ON i.id = o.id
+     WHERE o.status = 'in_process' AND o.lease_token = i.lease_token
+       FOR UPDATE OF o
+),
+updated AS (
+    UPDATE longops_operations o SET
+        progress = i.progress::json,
+        progress_moved_at = CASE WHEN i.moved THEN i.at ELSE o.progress_moved_at END,
+        stalled_at = CASE WHEN i.moved THEN NULL ELSE o.stalled_at END,
+        updated_at = i.at
+      FROM input i JOIN prev p ON p.id = i.id
+     WHERE o.id = i.id
+    RETURNING o.id
+),
+readings AS (
+    INSERT INTO longops_operation_events (operation_id, company, at, type, run_no, data)
+    SELECT p.id, p.company, i.at, 'progress', p.run_count, i.progress::json
+      FROM prev p JOIN input i ON i.id = p.id
+),
+unstalled AS (
+    INSERT INTO longops_operation_events (operation_id, company, at, type, run_no, data)
+    SELECT p.id, p.company, i.at, 'unstalled', p.run_count,
+           json_build_object('stalled_at', p.stalled_at)
+      FROM prev p JOIN input i ON i.id = p.id
+     WHERE p.stalled_at IS NOT NULL AND i.moved
+)
+SELECT id FROM updated;
+
+-- name: save_checkpoint
+UPDATE longops_operations SET
+    checkpoint = %(state)s::json, checkpoint_at = %(at)s,
+    progress = coalesce(%(progress)s::json, progress),
+    progress_moved_at = CASE WHEN %(progress)s::text IS NULL THEN progress_moved_at ELSE %(at)s END,
+    stalled_at = CASE WHEN %(progress)s::text IS NULL THEN stalled_at ELSE NULL END,
+    updated_at = %(at)s
+ WHERE id = %(id)s AND status = 'in_process' AND lease_token = %(lease_token)s
+RETURNING id, company, run_count;
+
+-- name: mark_cancel_overdue
+UPDATE longops_operations SET cancel_overdue_at = %(at)s, updated_at = %(at)s
+ WHERE id = %(id)s AND status = 'in_process' AND lease_token = %(lease_token)s
+   AND cancel_overdue_at IS NULL
+RETURNING id, company, run_count;
+
+-- name: flag_stalled
+-- Running operations whose progress has not moved for their stall_after.
+UPDATE longops_operations SET stalled_at = %(now)s
+ WHERE status = 'in_process' AND stalled_at IS NULL
+   AND progress_moved_at <= %(now)s - make_interval(secs => stall_after_seconds)
+RETURNING id, company, run_count, progress_moved_at;
+
+-- name: list_events
+SELECT * FROM longops_operation_events
+ WHERE operation_id = %(id)s
+   AND (%(after_id)s::bigint IS NULL OR id > %(after_id)s)
+   AND (cardinality(%(types)s::text[]) = 0 OR type = ANY(%(types)s::text[]))
+ ORDER BY id
+ LIMIT %(limit)s;
+
+-- name: running_in_categories
+-- Who holds each category's slots right now (for wait reasons).
+SELECT company, category, id FROM longops_operations
+ WHERE status = 'in_process' AND category IS NOT NULL
+ ORDER BY entry_no;
+
+-- name: list_all_categories
+SELECT * FROM longops_categories ORDER BY company, code;
+
+-- name: served_queues
+SELECT DISTINCT unnest(queues) AS name FROM longops_sessions WHERE state = 'active';
+
+-- name: recent_durations
+-- How long the task's last successful runs took (the ETA before any progress).
+SELECT extract(epoch FROM ended_at - started_at) AS seconds
+  FROM longops_attempts
+ WHERE task = %(task)s AND outcome = 'success' AND ended_at IS NOT NULL
+ ORDER BY entry_no DESC
+ LIMIT %(limit)s;
+
+-- name: run_event_target
+SELECT company, run_count FROM longops_operations
+ WHERE id = %(id)s AND status = 'in_process' AND lease_token = %(lease_token)s;

@@ -49,12 +49,13 @@ SELECT name FROM longops_paused_queues;
 INSERT INTO longops_operations (
     id, company, task, args, description, queue, category, priority, status,
     earliest_start_at, expires_at, max_attempts, rerun_delay, retry_policy, timeout_seconds,
-    recurrence, user_name, created_at, updated_at, ready_at, dedup_key, labels)
+    recurrence, user_name, created_at, updated_at, ready_at, dedup_key, labels,
+    stall_after_seconds)
 VALUES (
     :id, :company, :task, :args, :description, :queue, :category, :priority, :status,
     :earliest_start_at, :expires_at, :max_attempts, :rerun_delay, :retry_policy,
     :timeout_seconds, :recurrence, :user_name, :created_at, :created_at, :ready_at,
-    :dedup_key, :labels)
+    :dedup_key, :labels, :stall_after_seconds)
 ON CONFLICT (company, dedup_key) WHERE dedup_key IS NOT NULL AND status IN ('on_hold', 'ready', 'in_process')
 DO NOTHING
 RETURNING *;
@@ -94,22 +95,40 @@ UPDATE longops_operations SET
     ended_at = CASE WHEN :status IN ('finished', 'error', 'cancelled') THEN :at ELSE ended_at END,
     last_error = CASE WHEN :status = 'ready' THEN NULL ELSE last_error END,
     user_name = coalesce(:user_name, user_name),
-    cancel_requested_at = CASE WHEN :clear_cancel THEN NULL ELSE cancel_requested_at END,
-    cancel_requested_by = CASE WHEN :clear_cancel THEN NULL ELSE cancel_requested_by END,
-    cancel_reason = CASE WHEN :clear_cancel THEN NULL ELSE cancel_reason END,
+    cancel_requested_at = CASE WHEN :cancel_mode IS NOT NULL THEN :at
+                               WHEN :clear_cancel THEN NULL ELSE cancel_requested_at END,
+    cancel_requested_by = CASE WHEN :cancel_mode IS NOT NULL THEN :cancel_by
+                               WHEN :clear_cancel THEN NULL ELSE cancel_requested_by END,
+    cancel_reason = CASE WHEN :cancel_mode IS NOT NULL THEN :cancel_reason
+                         WHEN :clear_cancel THEN NULL ELSE cancel_reason END,
+    cancel_mode = CASE WHEN :cancel_mode IS NOT NULL THEN :cancel_mode
+                       WHEN :clear_cancel THEN NULL ELSE cancel_mode END,
+    cancel_force = CASE WHEN :clear_cancel THEN 0 ELSE cancel_force END,
+    cancel_overdue_at = CASE WHEN :clear_cancel THEN NULL ELSE cancel_overdue_at END,
+    progress = CASE WHEN :status IN ('ready', 'on_hold') THEN NULL ELSE progress END,
+    checkpoint = CASE WHEN :clear_checkpoint THEN NULL ELSE checkpoint END,
+    checkpoint_at = CASE WHEN :clear_checkpoint THEN NULL ELSE checkpoint_at END,
     updated_at = :at
  WHERE id = :id
    AND (:company IS NULL OR company = :company)
    AND status IN (SELECT value FROM json_each(:allowed_from))
 RETURNING *;
 
+-- name: insert_event
+INSERT INTO longops_operation_events (operation_id, company, at, type, run_no, data)
+VALUES (:id, :company, :at, :type, :run_no, :data);
+
 -- name: request_cancel
 UPDATE longops_operations SET
-    cancel_requested_at = :at, cancel_requested_by = :by, cancel_reason = :reason,
+    cancel_requested_at = coalesce(cancel_requested_at, :at),
+    cancel_requested_by = coalesce(:by, cancel_requested_by),
+    cancel_reason = coalesce(:reason, cancel_reason),
+    cancel_force = cancel_force OR :force,
     updated_at = :at
  WHERE id = :id
    AND (:company IS NULL OR company = :company)
-   AND status = 'in_process' AND cancel_requested_at IS NULL
+   AND status = 'in_process'
+   AND (cancel_requested_at IS NULL OR (:force AND NOT cancel_force))
 RETURNING *;
 
 -- name: delete_operation
@@ -118,6 +137,9 @@ DELETE FROM longops_operations
    AND (:company IS NULL OR company = :company)
    AND status <> 'in_process'
 RETURNING id;
+
+-- name: delete_events
+DELETE FROM longops_operation_events WHERE operation_id = :id;
 
 -- name: delete_failed
 DELETE FROM longops_operations
@@ -186,6 +208,11 @@ UPDATE longops_operations SET
     started_at = :now,
     ended_at = NULL,
     last_error = NULL,
+    progress = NULL,
+    progress_moved_at = :now,
+    stalled_at = NULL,
+    cancel_mode = NULL,
+    cancel_overdue_at = NULL,
     updated_at = :now
  WHERE entry_no IN (SELECT entry_no FROM candidates ORDER BY priority, entry_no LIMIT :limit)
    -- A session declared lost (or draining) claims nothing, even before it notices.
@@ -213,14 +240,21 @@ UPDATE longops_operations SET
     cancel_requested_at = CASE WHEN :status = 'ready' THEN NULL ELSE cancel_requested_at END,
     cancel_requested_by = CASE WHEN :status = 'ready' THEN NULL ELSE cancel_requested_by END,
     cancel_reason = CASE WHEN :status = 'ready' THEN NULL ELSE cancel_reason END,
+    cancel_force = CASE WHEN :status = 'ready' THEN 0 ELSE cancel_force END,
+    cancel_mode = :cancel_mode,
+    progress = coalesce(:progress, progress),
+    stalled_at = NULL,
+    checkpoint = CASE WHEN :clear_checkpoint THEN NULL ELSE checkpoint END,
+    checkpoint_at = CASE WHEN :clear_checkpoint THEN NULL ELSE checkpoint_at END,
     updated_at = :at
  WHERE id = :id AND status = 'in_process' AND lease_token = :lease_token
-RETURNING id;
+RETURNING id, company, progress;
 
 -- name: finish_attempt
 UPDATE longops_attempts SET
     started_at = coalesce(:run_started_at, started_at),
-    ended_at = :at, outcome = :outcome, error_message = :error_message, traceback = :traceback
+    ended_at = :at, outcome = :outcome, error_message = :error_message, traceback = :traceback,
+    stop_mode = :stop_mode, progress = :final_progress
  WHERE operation_id = :id AND run_no = :run_no;
 
 -- name: next_due_at
@@ -275,9 +309,9 @@ SELECT o.* FROM longops_operations o
 
 -- name: expire_operations
 UPDATE longops_operations SET status = 'cancelled', status_reason = 'expired',
-       ended_at = :now, updated_at = :now
+       cancel_mode = 'expired', ended_at = :now, updated_at = :now
  WHERE status = 'ready' AND expires_at IS NOT NULL AND expires_at <= :now
-RETURNING id;
+RETURNING id, company, run_count;
 
 -- name: prune_operations
 DELETE FROM longops_operations
@@ -289,6 +323,12 @@ DELETE FROM longops_attempts AS a
  WHERE a.ended_at < :before
    AND NOT EXISTS (SELECT 1 FROM longops_operations o
                     WHERE o.id = a.operation_id AND o.status = 'error');
+
+-- name: prune_operation_events
+DELETE FROM longops_operation_events AS e
+ WHERE e.at < :before
+   AND NOT EXISTS (SELECT 1 FROM longops_operations o
+                    WHERE o.id = e.operation_id AND o.status IN ('error', 'in_process'));
 
 -- name: prune_session_events
 DELETE FROM longops_session_events WHERE at < :before;
@@ -333,5 +373,75 @@ SELECT version, name, checksum FROM longops_migrations ORDER BY version;
 INSERT INTO longops_migrations (version, name, checksum) VALUES (:version, :name, :checksum);
 
 -- name: cancel_requested
-SELECT id FROM longops_operations
+SELECT id, cancel_force, cancel_reason, cancel_requested_by FROM longops_operations
  WHERE id IN (SELECT value FROM json_each(:ids)) AND status = 'in_process' AND cancel_requested_at IS NOT NULL;
+
+-- name: lock_progress_row
+-- Differs from PostgreSQL, which flushes a whole batch in one statement: under SQLite's
+-- single writer the batch is a loop of these two, and no other writer can interleave.
+SELECT stalled_at, run_count, company FROM longops_operations
+ WHERE id = :id AND status = 'in_process' AND lease_token = :lease_token;
+
+-- name: flush_progress_one
+UPDATE longops_operations SET
+    progress = :progress,
+    progress_moved_at = CASE WHEN :moved THEN :at ELSE progress_moved_at END,
+    stalled_at = CASE WHEN :moved THEN NULL ELSE stalled_at END,
+    updated_at = :at
+ WHERE id = :id AND status = 'in_process' AND lease_token = :lease_token;
+
+-- name: save_checkpoint
+UPDATE longops_operations SET
+    checkpoint = :state, checkpoint_at = :at,
+    progress = coalesce(:progress, progress),
+    progress_moved_at = CASE WHEN :progress IS NULL THEN progress_moved_at ELSE :at END,
+    stalled_at = CASE WHEN :progress IS NULL THEN stalled_at ELSE NULL END,
+    updated_at = :at
+ WHERE id = :id AND status = 'in_process' AND lease_token = :lease_token
+RETURNING id, company, run_count;
+
+-- name: mark_cancel_overdue
+UPDATE longops_operations SET cancel_overdue_at = :at, updated_at = :at
+ WHERE id = :id AND status = 'in_process' AND lease_token = :lease_token
+   AND cancel_overdue_at IS NULL
+RETURNING id, company, run_count;
+
+-- name: flag_stalled
+-- stall_after_seconds is added to the text time through julianday arithmetic, then
+-- printed back in the stored fixed-width form so the comparison stays textual.
+UPDATE longops_operations SET stalled_at = :now
+ WHERE status = 'in_process' AND stalled_at IS NULL
+   AND progress_moved_at <= strftime('%Y-%m-%d %H:%M:%f000',
+                                     julianday(:now) - stall_after_seconds / 86400.0)
+RETURNING id, company, run_count, progress_moved_at;
+
+-- name: list_events
+SELECT * FROM longops_operation_events
+ WHERE operation_id = :id
+   AND (:after_id IS NULL OR id > :after_id)
+   AND (:types = '[]' OR type IN (SELECT value FROM json_each(:types)))
+ ORDER BY id
+ LIMIT :limit;
+
+-- name: running_in_categories
+SELECT company, category, id FROM longops_operations
+ WHERE status = 'in_process' AND category IS NOT NULL
+ ORDER BY entry_no;
+
+-- name: list_all_categories
+SELECT * FROM longops_categories ORDER BY company, code;
+
+-- name: served_queues
+SELECT DISTINCT q.value AS name FROM longops_sessions s, json_each(s.queues) q
+ WHERE s.state = 'active';
+
+-- name: recent_durations
+SELECT (julianday(ended_at) - julianday(started_at)) * 86400.0 AS seconds
+  FROM longops_attempts
+ WHERE task = :task AND outcome = 'success' AND ended_at IS NOT NULL
+ ORDER BY entry_no DESC
+ LIMIT :limit;
+
+-- name: run_event_target
+SELECT company, run_count FROM longops_operations
+ WHERE id = :id AND status = 'in_process' AND lease_token = :lease_token;

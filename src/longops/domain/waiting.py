@@ -1,0 +1,129 @@
+"""Why a ready operation is not running yet: one reason code, derived when asked.
+
+A wait reason is never stored: it is computed from the operation and a
+:class:`WaitContext` read at the same moment (paused queues, categories and who holds their
+slots, which queues live sessions serve), so it cannot go stale.
+
+The first cause that applies wins, from the most deliberate to the most passing::
+
+    queue_paused > category_paused > outside_run_window > retry_backoff > scheduled
+      > no_worker > category_busy > due
+
+Example::
+
+    reason = wait_reason(op, context, tz)
+    reason.code, reason.message     # ('category_busy', 'category POSTING is full: ...')
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from longops.domain.operation import Operation
+from longops.domain.recurrence import within_run_window
+from longops.domain.status import Status
+
+
+class WaitCode(StrEnum):
+    QUEUE_PAUSED = "queue_paused"
+    CATEGORY_PAUSED = "category_paused"
+    OUTSIDE_RUN_WINDOW = "outside_run_window"
+    RETRY_BACKOFF = "retry_backoff"
+    SCHEDULED = "scheduled"
+    NO_WORKER = "no_worker"
+    CATEGORY_BUSY = "category_busy"
+    DUE = "due"
+    """Nothing holds it back: the next free worker slot takes it."""
+
+
+@dataclass(frozen=True, slots=True)
+class CategorySlots:
+    max_concurrent: int
+    paused: bool
+    holders: tuple[uuid.UUID, ...] = ()
+    """The operations running in the category now (they hold its slots)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WaitContext:
+    now: datetime
+    paused_queues: frozenset[str] = frozenset()
+    categories: Mapping[tuple[str, str], CategorySlots] = field(default_factory=dict)
+    served_queues: frozenset[str] = frozenset()
+    """Queues that at least one live (active) worker session serves."""
+
+
+@dataclass(frozen=True, slots=True)
+class WaitReason:
+    code: WaitCode
+    message: str
+    until: datetime | None = None
+    holders: tuple[uuid.UUID, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "code": self.code.value,
+            "message": self.message,
+            "until": None if self.until is None else self.until.isoformat(),
+            "holders": [str(h) for h in self.holders],
+        }
+
+
+def _has_window(op: Operation) -> bool:
+    rec = op.recurrence
+    return (
+        rec is not None
+        and not (rec.cron or rec.date_formula)
+        and bool(rec.weekdays or rec.starting_time is not None or rec.ending_time is not None)
+    )
+
+
+def wait_reason(op: Operation, ctx: WaitContext, tz: ZoneInfo) -> WaitReason | None:
+    """Why ``op`` waits, or None when it is not ``ready``."""
+    if op.status is not Status.READY:
+        return None
+    now = ctx.now
+    if op.queue in ctx.paused_queues:
+        return WaitReason(WaitCode.QUEUE_PAUSED, f"queue {op.queue} is paused")
+    slots = ctx.categories.get((op.company, op.category)) if op.category else None
+    if slots is not None and slots.paused:
+        return WaitReason(WaitCode.CATEGORY_PAUSED, f"category {op.category} is paused")
+    later = op.earliest_start_at > now
+    if op.recurrence is not None and _has_window(op) and op.status_reason != "run_now":
+        outside = not within_run_window(op.recurrence, now, tz)
+        if outside or (later and op.status_reason == "outside_run_window"):
+            return WaitReason(
+                WaitCode.OUTSIDE_RUN_WINDOW,
+                f"outside its run window; next start {op.earliest_start_at.isoformat()}",
+                until=op.earliest_start_at,
+            )
+    if later:
+        if op.status_reason == "retry":
+            return WaitReason(
+                WaitCode.RETRY_BACKOFF,
+                f"attempt {op.attempt_count} of {op.max_attempts} failed; "
+                f"retry at {op.earliest_start_at.isoformat()}",
+                until=op.earliest_start_at,
+            )
+        return WaitReason(
+            WaitCode.SCHEDULED,
+            f"scheduled for {op.earliest_start_at.isoformat()}",
+            until=op.earliest_start_at,
+        )
+    if op.queue not in ctx.served_queues:
+        return WaitReason(WaitCode.NO_WORKER, f"no live worker session serves queue {op.queue}")
+    if slots is not None and len(slots.holders) >= slots.max_concurrent:
+        held = ", ".join(str(h) for h in slots.holders)
+        return WaitReason(
+            WaitCode.CATEGORY_BUSY,
+            f"category {op.category} is full ({len(slots.holders)} of "
+            f"{slots.max_concurrent} running: {held})",
+            holders=slots.holders,
+        )
+    return WaitReason(WaitCode.DUE, "due; the next free worker slot takes it")

@@ -1,0 +1,38 @@
+-- longops schema, version 2 (PostgreSQL): operation tracking.
+-- Progress and its stall flag, checkpoints, the cancellation ladder's record, and the
+-- timeline of every operation (longops_operation_events).
+
+ALTER TABLE longops_operations ADD COLUMN progress json;
+-- When the progress last changed (set at claim): the stall detector compares it with
+-- stall_after_seconds.
+ALTER TABLE longops_operations ADD COLUMN progress_moved_at timestamptz;
+ALTER TABLE longops_operations ADD COLUMN stall_after_seconds double precision NOT NULL DEFAULT 600;
+ALTER TABLE longops_operations ADD COLUMN stalled_at timestamptz;
+ALTER TABLE longops_operations ADD COLUMN checkpoint json;
+ALTER TABLE longops_operations ADD COLUMN checkpoint_at timestamptz;
+ALTER TABLE longops_operations ADD COLUMN cancel_force boolean NOT NULL DEFAULT false;
+ALTER TABLE longops_operations ADD COLUMN cancel_mode text CONSTRAINT operation_cancel_mode CHECK (cancel_mode IN ('before_start', 'cooperative', 'forced', 'overdue', 'expired'));
+ALTER TABLE longops_operations ADD COLUMN cancel_overdue_at timestamptz;
+
+ALTER TABLE longops_attempts ADD COLUMN stop_mode text CONSTRAINT attempt_stop_mode CHECK (stop_mode IN ('cooperative', 'forced', 'overdue'));
+ALTER TABLE longops_attempts ADD COLUMN progress json;
+
+-- The stall detector's scan: running operations not yet flagged.
+CREATE INDEX longops_operations_unstalled ON longops_operations (progress_moved_at) WHERE status = 'in_process' AND stalled_at IS NULL;
+
+CREATE TABLE longops_operation_events (
+    id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    operation_id  uuid NOT NULL,
+    company       text NOT NULL,
+    at            timestamptz NOT NULL,
+    type          text NOT NULL CONSTRAINT operation_event_type CHECK (type IN ('attempt_started', 'attempt_ended', 'status_changed', 'progress', 'checkpoint', 'cancel_requested', 'cancel_overdue', 'timeout', 'stalled', 'unstalled')),
+    run_no        integer,
+    data          json NOT NULL DEFAULT '{}'
+);
+
+CREATE INDEX longops_operation_events_operation ON longops_operation_events (operation_id, id);
+CREATE INDEX longops_operation_events_company ON longops_operation_events (company, id);
+CREATE INDEX longops_operation_events_at ON longops_operation_events (at);
+
+-- What the ETA falls back on before any progress: the task's recent successful runs.
+CREATE INDEX longops_attempts_task_success ON longops_attempts (task, entry_no) WHERE outcome = 'success';

@@ -1,0 +1,89 @@
+"""Calling task code and classifying how it ended: the part of a run shared by threads and
+child processes (which import nothing heavier than this, the context and the domain)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import traceback
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from longops.domain.errors import OperationCancelled
+from longops.domain.operation import CancelMode, Outcome, StopMode
+from longops.worker.context import RunContext
+
+MAX_ERROR_LENGTH = 2048  # Business Central's Error Message field length
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    outcome: Outcome
+    result_json: str | None = None
+    error: BaseException | None = None
+    error_message: str | None = None
+    traceback: str | None = None
+    forced: bool = False
+    """The code was stopped by force (asyncio cancellation, a killed child process)."""
+    stop_mode: StopMode | None = None
+    cancel_mode: CancelMode | None = None
+
+
+_loops = threading.local()
+
+
+def _thread_loop() -> asyncio.AbstractEventLoop:
+    # One event loop per runner thread, reused across runs: cheaper than asyncio.run().
+    loop: asyncio.AbstractEventLoop | None = getattr(_loops, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = asyncio.new_event_loop()
+        _loops.loop = loop
+    return loop
+
+
+AsyncHook = Callable[[asyncio.AbstractEventLoop, "asyncio.Task[Any]"], None]
+"""Told of the asyncio task an ``async def`` run became, so it can be cancelled by force."""
+
+
+def invoke(
+    fn: Callable[..., Any],
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any],
+    *,
+    ctx: RunContext | None,
+    is_async: bool,
+    on_async_task: AsyncHook | None = None,
+) -> RunOutcome:
+    """Run task code (with ``ctx`` first when given) and classify how it ended."""
+    call_args: list[Any] = [ctx, *args] if ctx is not None else list(args)
+    try:
+        if is_async:
+            loop = _thread_loop()
+            coro: Coroutine[Any, Any, Any] = fn(*call_args, **kwargs)
+            task = loop.create_task(coro)
+            if on_async_task is not None:
+                on_async_task(loop, task)
+            value = loop.run_until_complete(task)
+        else:
+            value = fn(*call_args, **kwargs)
+    except OperationCancelled as exc:
+        return RunOutcome(Outcome.CANCELLED, error=exc, error_message=str(exc))
+    except asyncio.CancelledError as exc:
+        # Only a forced stop cancels the run's own asyncio task.
+        return RunOutcome(
+            Outcome.CANCELLED, error=exc, error_message="stopped by force", forced=True
+        )
+    except BaseException as exc:  # SystemExit in task code must not end the worker
+        message = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_LENGTH]
+        return RunOutcome(
+            Outcome.ERROR, error=exc, error_message=message, traceback=traceback.format_exc()
+        )
+    if value is None:
+        return RunOutcome(Outcome.SUCCESS)
+    try:
+        return RunOutcome(Outcome.SUCCESS, result_json=json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError):
+        # A result JSON cannot carry is kept as its text rather than failing work that was done.
+        return RunOutcome(Outcome.SUCCESS, result_json=json.dumps(repr(value)))

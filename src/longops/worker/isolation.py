@@ -1,0 +1,423 @@
+"""Process isolation: attempts of ``isolation="process"`` tasks run in child processes.
+
+A child can be killed, so a run that ignores its cancel request or its timeout is stopped
+(SIGTERM, then SIGKILL), a memory-hungry child is replaced, and a crash (a segfault,
+``os._exit``, the OOM killer) ends only the attempt, not the worker.
+
+The worker's runner thread drives one child per run over a pipe::
+
+    parent -> child   ("run", RunSpec) · ("cancel", reason) · ("ack", ok) · ("exit",)
+    child -> parent   ("progress", reading, version, step_version)
+                      ("checkpoint", state_json, reading) -> answered by ("ack", ok)
+                      ("result", outcome, result_json, error, traceback, rss, reading, versions)
+
+Children are fresh interpreters (the worker has threads and open database connections
+that must not be forked), started with the worker's ``sys.path``; they find the task
+function by its module and name and import nothing else, so a script that starts a worker
+is not run again in each child (only a task defined in ``__main__`` makes the child load
+the main script, as ``multiprocessing`` would). A child dies with its worker: it asks the
+kernel to kill it when the worker goes (``PR_SET_PDEATHSIG`` on Linux) and exits when its
+end of the pipe closes, so no orphan keeps running an operation that the rescuer hands to
+another worker. Process isolation needs a POSIX system.
+
+Example::
+
+    pool = ChildPool(max_runs=100, max_memory=512 * 2**20)
+    child = pool.acquire()
+    child.send(("run", spec))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import pickle
+import queue
+import runpy
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import uuid
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+from longops.domain.operation import Outcome
+from longops.domain.progress import Progress, ProgressCounter
+from longops.worker.context import RunContext
+from longops.worker.invoke import invoke
+
+log = logging.getLogger("longops.worker")
+
+PUMP_INTERVAL = 0.1
+"""How often a child sends its progress counter to the worker when it changed (the worker
+still writes it at most once per progress interval)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunSpec:
+    """Everything a child needs to run one attempt (pickled to it)."""
+
+    fn: Any
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    is_async: bool
+    wants_context: bool
+    operation_id: uuid.UUID
+    company: str
+    user: str | None
+    attempt: int
+    task: str
+    resume_state: Any = None
+
+
+@dataclass(slots=True)
+class ChildResult:
+    outcome: Outcome
+    result_json: str | None
+    error_message: str | None
+    traceback: str | None
+    rss: int
+    reading: dict[str, Any] | None
+    versions: tuple[int, int]
+
+
+def signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def death_message(exitcode: int | None) -> str:
+    """'child process died: signal 9 (SIGKILL)' or '... exit code 1'."""
+    if exitcode is None:
+        return "child process died"
+    if exitcode < 0:
+        return f"child process died: signal {-exitcode} ({signal_name(-exitcode)})"
+    return f"child process died: exit code {exitcode}"
+
+
+class Child:
+    """One child process and the worker's end of its pipe."""
+
+    def __init__(self, process: subprocess.Popen[bytes], conn: Connection) -> None:
+        self.process = process
+        self.conn = conn
+        self.runs = 0
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    @property
+    def exitcode(self) -> int | None:
+        return self.process.poll()
+
+    def join(self, timeout: float) -> None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout)
+
+    def send(self, message: tuple[Any, ...]) -> bool:
+        try:
+            self.conn.send(message)
+        except (OSError, ValueError, BrokenPipeError):
+            return False
+        return True
+
+    def terminate(self) -> None:
+        with contextlib.suppress(OSError, AttributeError):
+            self.process.terminate()
+
+    def kill(self) -> None:
+        with contextlib.suppress(OSError, AttributeError):
+            self.process.kill()
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Ask the child to exit, and make sure it does."""
+        if self.alive:
+            self.send(("exit",))
+            self.join(timeout)
+        if self.alive:
+            self.kill()
+            self.join(timeout)
+        with contextlib.suppress(OSError):
+            self.conn.close()
+
+
+@dataclass
+class ChildPool:
+    """Idle children, reused across runs until a limit says to replace one.
+
+    ``max_runs``: a child is replaced after this many runs. ``max_memory``: ... after a run
+    that left it with more resident memory than this many bytes (None: no limit).
+    """
+
+    max_runs: int = 100
+    max_memory: int | None = None
+    _idle: list[Child] = field(default_factory=list)
+    _all: set[Child] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _closed: bool = False
+
+    def acquire(self) -> Child:
+        with self._lock:
+            while self._idle:
+                child = self._idle.pop()
+                if child.alive:
+                    return child
+                self._all.discard(child)
+        return self._start()
+
+    def _start(self) -> Child:
+        parent_sock, child_sock = socket.socketpair()
+        level = logging.getLogger("longops").getEffectiveLevel()
+        main = sys.modules.get("__main__")
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from longops.worker.isolation import child_entry; child_entry()",
+                str(child_sock.fileno()),
+                str(os.getpid()),
+                str(level),
+            ],
+            pass_fds=[child_sock.fileno()],
+            close_fds=True,
+        )
+        child_sock.close()
+        conn = Connection(parent_sock.detach())
+        # Where to find the task code: the worker's import path, and its main script for
+        # tasks defined there.
+        conn.send(("path", list(sys.path), getattr(main, "__file__", None)))
+        child = Child(process, conn)
+        with self._lock:
+            self._all.add(child)
+        log.debug("child process %s started", process.pid, extra={"action": "child_started"})
+        return child
+
+    def release(
+        self, child: Child, rss: int, *, max_runs: int | None, max_memory: int | None
+    ) -> None:
+        """Give a child back after a run that ended normally; replaced past its limits."""
+        child.runs += 1
+        runs_limit = max_runs or self.max_runs
+        memory_limit = max_memory or self.max_memory
+        recycle = child.runs >= runs_limit or (memory_limit is not None and rss > memory_limit)
+        if recycle or not child.alive or self._closed:
+            reason = (
+                f"{child.runs} runs"
+                if child.runs >= runs_limit
+                else f"{rss} bytes resident (limit {memory_limit})"
+            )
+            log.info(
+                "replacing child process %s after %s",
+                child.pid,
+                reason,
+                extra={"action": "child_recycled"},
+            )
+            self.discard(child)
+            return
+        with self._lock:
+            self._idle.append(child)
+
+    def discard(self, child: Child) -> None:
+        with self._lock:
+            self._all.discard(child)
+            if child in self._idle:
+                self._idle.remove(child)
+        child.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            children = list(self._all)
+            self._all.clear()
+            self._idle.clear()
+        for child in children:
+            child.close(timeout=1.0)
+
+
+# -- the child's side -------------------------------------------------------------------------
+def _die_with_parent() -> None:
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _resident_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        # ru_maxrss is the peak, in KiB on Linux (bytes on macOS): an upper bound is fine.
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024
+
+
+class _ChildSide:
+    """The child's reader thread and the run it serves."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.send_lock = threading.Lock()
+        self.runs: queue.Queue[RunSpec | None] = queue.Queue()
+        self.acks: queue.Queue[bool] = queue.Queue()
+        self.ctx: RunContext | None = None
+        self.pending_cancel: str | None = None
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        with self.send_lock:
+            self.conn.send(message)
+
+    def read_forever(self) -> None:
+        while True:
+            try:
+                message = _MainLoader(io.BytesIO(self.conn.recv_bytes())).load()
+            except (EOFError, OSError):
+                # The worker is gone: nothing of this run may go on without it.
+                os._exit(1)
+            kind = message[0]
+            if kind == "run":
+                self.runs.put(message[1])
+            elif kind == "cancel":
+                ctx = self.ctx
+                if ctx is not None:
+                    ctx.request_stop(message[1])
+                else:
+                    self.pending_cancel = message[1]
+            elif kind == "ack":
+                self.acks.put(bool(message[1]))
+            elif kind == "exit":
+                self.runs.put(None)
+
+
+def _reading(counter: ProgressCounter) -> dict[str, Any]:
+    return counter.snapshot().to_json()
+
+
+class _MainLoader(pickle.Unpickler):
+    """Unpickles run specs; loads the worker's main script only if a task lives there."""
+
+    main_path: str | None = None
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module == "__main__" and "__mp_main__" not in sys.modules and self.main_path:
+            namespace = runpy.run_path(self.main_path, run_name="__mp_main__")
+            main = type(sys)("__mp_main__")
+            main.__dict__.update(namespace)
+            sys.modules["__mp_main__"] = sys.modules["__main__"] = main
+        return super().find_class(module, name)
+
+
+def child_entry() -> None:
+    """The child process's ``main``: ``python -c ... child_entry() FD PARENT_PID LEVEL``."""
+    fd, parent_pid, level = (int(a) for a in sys.argv[1:4])
+    child_main(Connection(fd), parent_pid, level)
+
+
+def child_main(conn: Connection, parent_pid: int, log_level: int) -> None:
+    """Run attempts until told to exit."""
+    _die_with_parent()
+    if os.getppid() != parent_pid:
+        os._exit(1)  # the worker died before we asked to die with it
+    kind, path, main_path = conn.recv()
+    assert kind == "path"
+    sys.path[:] = path
+    _MainLoader.main_path = main_path
+    logging.basicConfig(
+        level=log_level,
+        format="%(asctime)s %(levelname)-7s %(name)s[child %(process)d]: %(message)s",
+        stream=sys.stderr,
+    )
+    side = _ChildSide(conn)
+    threading.Thread(target=side.read_forever, name="longops-child-reader", daemon=True).start()
+    while True:
+        spec = side.runs.get()
+        if spec is None:
+            return
+        _run_one(side, spec)
+
+
+def _run_one(side: _ChildSide, spec: RunSpec) -> None:
+    counter = ProgressCounter()
+    stop_pump = threading.Event()
+    kick = threading.Event()
+    sent = [(0, 0)]
+
+    def pump_once() -> None:
+        versions = counter.versions()
+        if versions != sent[0]:
+            side.send(("progress", _reading(counter), *versions))
+            sent[0] = versions
+
+    def pump() -> None:
+        while not stop_pump.is_set():
+            kick.wait(PUMP_INTERVAL)
+            kick.clear()
+            pump_once()
+
+    def sink(text: str) -> bool:
+        side.send(("checkpoint", text, _reading(counter) if counter.version else None))
+        return side.acks.get()
+
+    ctx = RunContext(
+        operation_id=spec.operation_id,
+        company=spec.company,
+        user=spec.user,
+        attempt=spec.attempt,
+        task=spec.task,
+        counter=counter,
+        resume_state=spec.resume_state,
+        checkpoint_sink=sink,
+        on_step=kick.set,
+    )
+    side.ctx = ctx
+    if side.pending_cancel is not None:
+        ctx.request_stop(side.pending_cancel)
+        side.pending_cancel = None
+    pumper = threading.Thread(target=pump, name="longops-child-pump", daemon=True)
+    pumper.start()
+    run = invoke(
+        spec.fn,
+        spec.args,
+        spec.kwargs,
+        ctx=ctx if spec.wants_context else None,
+        is_async=spec.is_async,
+    )
+    stop_pump.set()
+    kick.set()
+    pumper.join()
+    side.ctx = None
+    side.send(
+        (
+            "result",
+            run.outcome.value,
+            run.result_json,
+            run.error_message,
+            run.traceback,
+            _resident_bytes(),
+            _reading(counter) if counter.version else None,
+            counter.versions(),
+        )
+    )
+
+
+def reading_from(data: dict[str, Any]) -> Progress:
+    return Progress.from_json(data)
