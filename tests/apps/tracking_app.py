@@ -162,3 +162,19 @@ def spin_timeout(ctx: RunContext, folder: str) -> str:
 @app.task(name="track.quick")
 def quick(x: int = 0) -> int:
     return x
+
+
+@app.task(name="track.in_child_pid", isolation="process")
+def in_child_pid() -> int:
+    return os.getpid()
+
+
+@app.task(name="track.patient_spin", isolation="process", cancel_grace=300)
+def patient_spin(ctx: RunContext, folder: str) -> None:
+    """Like ``track.spin`` with a five-minute grace: only a forced cancel ends it soon."""
+    spin(ctx, folder)
+
+
+@app.task(name="track.bad_progress")
+def bad_progress(ctx: RunContext) -> None:
+    ctx.progress(-5)

@@ -42,6 +42,8 @@ def run_demo(console: Console, *, seconds: float, database_url: str | None) -> i
     console.print(f"[bold]longops demo[/] on {database_url}")
     requests = [
         EnqueueRequest(task="demo.render_report", kwargs={"pages": 8}),
+        EnqueueRequest(task="demo.import_items"),
+        EnqueueRequest(task="demo.crunch_numbers"),
         EnqueueRequest(task="demo.sync_catalogue"),
         EnqueueRequest(task="demo.clean_up", recurrence=Recurrence.every(1)),
     ]
@@ -69,9 +71,13 @@ def run_demo(console: Console, *, seconds: float, database_url: str | None) -> i
                 while time.monotonic() < deadline:
                     ops = service.list_operations(query)
                     left = max(deadline - time.monotonic(), 0)
-                    live.update(
-                        Group(operations_table(ops), Text(f"{left:4.0f} s left  (Ctrl-C stops)"))
+                    table = operations_table(
+                        ops,
+                        waits=service.wait_reasons(ops),
+                        progress={op.id: service.estimated_progress(op) for op in ops},
+                        now=app.clock.now(),
                     )
+                    live.update(Group(table, Text(f"{left:4.0f} s left  (Ctrl-C stops)")))
                     if _settled(ops):
                         break
                     time.sleep(0.25)
@@ -81,6 +87,9 @@ def run_demo(console: Console, *, seconds: float, database_url: str | None) -> i
                 ops = service.list_operations(query)
                 for op in ops:
                     label = f"{op.status.caption} (attempt {op.attempt_count}/{op.max_attempts})"
+                    step = op.progress.step_label if op.progress else None
+                    if op.status is Status.IN_PROCESS and step:
+                        label += f" {step}"
                     if seen.get(op.entry_no) != label:
                         seen[op.entry_no] = label
                         console.print(f"entry {op.entry_no} {op.task}: {label}")
@@ -91,7 +100,9 @@ def run_demo(console: Console, *, seconds: float, database_url: str | None) -> i
                 console.print(
                     f"entry {op.entry_no} {op.task} [{op.category or '-'}/{op.priority.label}]: "
                     f"{op.status.caption}, {op.attempt_count} attempt(s)"
-                    + (f", last error: {op.last_error}" if op.last_error else "")
+                    + (f", result: {op.result}" if op.result is not None else "")
+                    + (f", last error: {op.last_error}" if op.last_error else ""),
+                    markup=False,
                 )
     except KeyboardInterrupt:
         console.print("interrupted")

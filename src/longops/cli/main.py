@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
@@ -19,7 +20,15 @@ from rich.console import Console
 
 from longops.app import Longops
 from longops.cli.loading import load_app
-from longops.cli.render import attempts_table, operations_table, print_json
+from longops.cli.render import (
+    attempts_table,
+    eta_text,
+    operations_table,
+    print_json,
+    progress_lines,
+    rate_text,
+    status_label,
+)
 from longops.core.service import EnqueueRequest
 from longops.domain.errors import LongopsError, ValidationError
 from longops.domain.status import Status
@@ -238,10 +247,18 @@ def ops_list(
             after_entry_no=after,
         )
     )
+    service = state.app.service
     if as_json:
-        print_json(out, [op.to_json() for op in ops])
+        print_json(out, service.describe(ops))
     else:
-        out.print(operations_table(ops))
+        out.print(
+            operations_table(
+                ops,
+                waits=service.wait_reasons(ops),
+                progress={op.id: service.estimated_progress(op) for op in ops},
+                now=state.app.clock.now(),
+            )
+        )
 
 
 def _status(text: str) -> Status:
@@ -260,14 +277,34 @@ def ops_show(operation_id: str, as_json: JsonOpt = False) -> None:
     op = service.get(operation_id)
     attempts = service.attempts(op.id)
     if as_json:
-        data = op.to_json()
+        [data] = service.describe([op])
         data["attempts"] = [a.to_json() for a in attempts]
         print_json(out, data)
         return
-    out.print(operations_table([op], title=f"Operation {op.id}"))
-    if op.cancel_request:
-        cr = op.cancel_request
-        out.print(f"Cancel requested at {cr.requested_at} by {cr.requested_by}: {cr.reason}")
+    now = state.app.clock.now()
+    waits = service.wait_reasons([op])
+    reading = service.estimated_progress(op)
+    out.print(operations_table([op], title=f"Operation {op.id}", waits=waits, now=now))
+    for line in progress_lines(op, reading, now):
+        out.print(line, markup=False)
+    if op.id in waits:
+        out.print(f"Waiting: {waits[op.id].code.value} ({waits[op.id].message})", markup=False)
+    cancellation = op.cancellation_json()
+    if cancellation:
+        who = cancellation["requested_by"] or "someone"
+        forced = " (force)" if cancellation["force"] else ""
+        line = f"Cancel requested{forced} by {who}"
+        if cancellation["reason"]:
+            line += f": {cancellation['reason']}"
+        if cancellation["mode"]:
+            line += f"; ended {cancellation['mode']}"
+        if cancellation["took_seconds"] is not None:
+            line += f" after {cancellation['took_seconds']:.1f} s"
+        if cancellation["overdue_at"]:
+            line += "; OVERDUE: the code ignores it and cannot be killed"
+        out.print(line, markup=False)
+    if op.checkpoint_at is not None:
+        out.print(f"Checkpoint saved {op.checkpoint_at:%Y-%m-%d %H:%M:%S}", markup=False)
     out.print(attempts_table(attempts))
     last = attempts[-1] if attempts else None
     if last and last.traceback:
@@ -309,11 +346,123 @@ def ops_cancel(
     operation_id: str,
     reason: Annotated[str | None, typer.Option(help="Why; recorded with the request.")] = None,
     by: Annotated[str | None, typer.Option(help="Who asks.")] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Skip the grace period: stop running code by force at once."),
+    ] = False,
 ) -> None:
-    """Cancel: at once if not running; a running operation is asked to stop."""
-    op = state.app.service.cancel(operation_id, reason=reason, by=by)
+    """Cancel: at once if not running; a running operation is asked to stop, and stopped
+    by force if it does not within its task's grace period."""
+    op = state.app.service.cancel(operation_id, reason=reason, by=by, force=force)
     label = "Cancelling" if op.status is Status.IN_PROCESS else op.status.caption
     out.print(f"{op.id} {label}")
+
+
+WATCH_EXIT = {Status.FINISHED: 0, Status.ERROR: 3, Status.CANCELLED: 4}
+WATCH_TIMED_OUT = 5
+
+
+@ops_cli.command("watch")
+def ops_watch(
+    operation_id: str,
+    interval: Annotated[float, typer.Option(help="Seconds between reads.")] = 0.25,
+    timeout: Annotated[
+        float | None, typer.Option(help="Give up after this many seconds (exit 5).")
+    ] = None,
+) -> None:
+    """Follow an operation live until it ends: a progress bar with percent, step, message,
+    rate and ETA on a terminal, a line per change otherwise.
+
+    Exit code: 0 finished, 3 error, 4 cancelled, 5 still running after --timeout
+    (1 and 2 as for every command: refused, bad input).
+    """
+    if not 0.05 <= interval <= 60:
+        raise ValidationError("interval", "must be between 0.05 and 60 seconds", interval)
+    service = state.app.service
+    op = service.get(operation_id)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    if out.is_terminal:
+        op = _watch_live(op.id, interval, deadline)
+    else:
+        op = _watch_lines(op.id, interval, deadline)
+    if not op.done:
+        err.print(f"still {op.status.caption} after {timeout:g} s" if timeout else "stopped")
+        raise typer.Exit(WATCH_TIMED_OUT)
+    summary = f"{op.id} {op.status.caption}"
+    if op.status is Status.ERROR and op.last_error:
+        summary += f": {op.last_error}"
+    if op.status is Status.CANCELLED and op.cancel_mode:
+        summary += f" ({op.cancel_mode.value})"
+    out.print(summary, markup=False)
+    raise typer.Exit(WATCH_EXIT[op.status])
+
+
+def _watch_state(op_id: Any) -> tuple[Any, str, float | None, dict[str, str]]:
+    service = state.app.service
+    op = service.get(op_id)
+    reading = service.estimated_progress(op)
+    now = state.app.clock.now()
+    description = status_label(op)
+    if reading is not None and reading.step_label:
+        description += f" · {reading.step_label}"
+    elif op.status.value == "ready":
+        waits = service.wait_reasons([op])
+        if op.id in waits:
+            description += f" · {waits[op.id].code.value}"
+    fields = {
+        "message": (reading.message or "") if reading else "",
+        "rate": rate_text(reading),
+        "eta": eta_text(reading, now),
+    }
+    return op, description, None if reading is None else reading.percent, fields
+
+
+def _watch_live(op_id: Any, interval: float, deadline: float | None) -> Any:
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>5.1f}%"),
+        TextColumn("{task.fields[rate]}"),
+        TextColumn("{task.fields[eta]}"),
+        TextColumn("{task.fields[message]}"),
+    )
+    with Progress(*columns, console=out, transient=False) as bar:
+        op, description, _, fields = _watch_state(op_id)
+        task = bar.add_task(
+            description, total=100, message=fields["message"], rate=fields["rate"], eta=""
+        )
+        while True:
+            op, description, percent, fields = _watch_state(op_id)
+            bar.update(
+                task,
+                description=description,
+                completed=100.0 if op.status is Status.FINISHED else (percent or 0.0),
+                message=fields["message"],
+                rate=fields["rate"],
+                eta=fields["eta"],
+            )
+            if op.done or (deadline is not None and time.monotonic() >= deadline):
+                bar.refresh()
+                return op
+            time.sleep(interval)
+
+
+def _watch_lines(op_id: Any, interval: float, deadline: float | None) -> Any:
+    last = None
+    while True:
+        op, description, percent, fields = _watch_state(op_id)
+        shown = f"{percent:.0f}%" if percent is not None else "-"
+        line = "  ".join(
+            part for part in (description, shown, fields["message"], fields["rate"]) if part
+        )
+        if line != last:
+            out.print(line, markup=False)
+            last = line
+        if op.done or (deadline is not None and time.monotonic() >= deadline):
+            return op
+        time.sleep(interval)
 
 
 @ops_cli.command("delete")

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import uuid
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from longops.domain.operation import Attempt, Operation
+from longops.domain.progress import Progress
 from longops.domain.status import Status
+from longops.domain.waiting import WaitReason
 
 STATUS_STYLE = {
     Status.ON_HOLD: "yellow",
@@ -32,27 +36,108 @@ def when(value: datetime | None) -> str:
     return "" if value is None else value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
-def operations_table(ops: Sequence[Operation], title: str = "Job Queue Entries") -> Table:
+def bar(percent: float | None, width: int = 10) -> str:
+    """A text progress bar: '[#####.....]  50%'."""
+    if percent is None:
+        return ""
+    filled = int(width * min(max(percent, 0.0), 100.0) // 100)
+    return f"[{'#' * filled}{'.' * (width - filled)}] {percent:3.0f}%"
+
+
+def duration(seconds: float) -> str:
+    seconds = max(round(seconds), 0)
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def eta_text(progress: Progress | None, now: datetime) -> str:
+    if progress is None or progress.eta_at is None:
+        return ""
+    left = (progress.eta_at - now).total_seconds()
+    source = " (typical)" if progress.eta_source == "history" else ""
+    return f"{duration(left)} left{source}" if left > 0 else f"past its ETA{source}"
+
+
+def rate_text(progress: Progress | None) -> str:
+    if progress is None or progress.rate is None:
+        return ""
+    return f"{progress.rate:,.1f} {progress.unit or 'units'}/s"
+
+
+def status_label(op: Operation) -> str:
+    if op.cancelling:
+        return "Cancelling"
+    if op.status is Status.IN_PROCESS and op.stalled_at is not None:
+        return "In Process (stalled)"
+    return op.status.caption
+
+
+def operations_table(
+    ops: Sequence[Operation],
+    title: str = "Job Queue Entries",
+    *,
+    waits: Mapping[uuid.UUID, WaitReason] | None = None,
+    progress: Mapping[uuid.UUID, Progress | None] | None = None,
+    now: datetime | None = None,
+) -> Table:
     table = Table(title=title, show_lines=False, expand=False)
     for column in ("Entry", "Status", "Task", "Description", "Category", "Priority",
-                   "Attempts", "Earliest start", "Last error"):  # fmt: skip
+                   "Attempts", "Earliest start", "Progress", "Waiting / last error"):  # fmt: skip
         table.add_column(column, overflow="fold")
+    waits = waits or {}
     for op in ops:
-        status = op.status.caption
-        if op.cancel_request and op.status is Status.IN_PROCESS:
-            status = "Cancelling"
+        reading = (progress or {}).get(op.id, op.progress)
+        shown = ""
+        if op.status is Status.IN_PROCESS and reading is not None:
+            parts = (
+                bar(reading.percent),
+                reading.step_label or "",
+                eta_text(reading, now) if now is not None else "",
+            )
+            shown = " ".join(part for part in parts if part)
+        wait = waits.get(op.id)
+        note = wait.code.value if wait is not None else (op.last_error or "")[:60]
         table.add_row(
             str(op.entry_no),
-            f"[{STATUS_STYLE[op.status]}]{status}[/]",
-            op.task,
-            op.description or "",
-            op.category or "",
+            f"[{STATUS_STYLE[op.status]}]{status_label(op)}[/]",
+            # What people and task code wrote is shown as written, never read as markup.
+            escape(op.task),
+            escape(op.description or ""),
+            escape(op.category or ""),
             op.priority.label if op.category else "",
             f"{op.attempt_count}/{op.max_attempts}",
             when(op.earliest_start_at) if op.status in (Status.READY, Status.ON_HOLD) else "",
-            (op.last_error or "")[:60],
+            escape(shown),
+            escape(note),
         )
     return table
+
+
+def progress_lines(op: Operation, reading: Progress | None, now: datetime) -> list[str]:
+    """The progress of one operation as lines for people (``ops show``)."""
+    if reading is None:
+        return []
+    lines = [f"Progress: {bar(reading.percent, 30) or 'no total reported'}"]
+    if reading.completed is not None:
+        of = f" of {reading.total:g}" if reading.total else ""
+        lines.append(f"  {reading.completed:g}{of} {reading.unit or ''}".rstrip())
+    for label, value in (
+        ("Step", reading.step_label),
+        ("Message", reading.message),
+        ("Rate", rate_text(reading)),
+        ("ETA", eta_text(reading, now)),
+        ("Updated", when(reading.updated_at)),
+    ):
+        if value:
+            lines.append(f"  {label}: {value}")
+    if op.stalled_at is not None:
+        lines.append(f"  Stalled since {when(op.stalled_at)} (no progress for {op.stall_after})")
+    return lines
 
 
 def attempts_table(attempts: Sequence[Attempt]) -> Table:
@@ -60,14 +145,14 @@ def attempts_table(attempts: Sequence[Attempt]) -> Table:
     for column in ("Run", "Attempt", "Outcome", "Started", "Ended", "Duration", "Error"):
         table.add_column(column, overflow="fold")
     for a in attempts:
-        duration = a.duration
+        took = a.duration
         table.add_row(
             str(a.number),
             str(a.attempt),
             a.outcome.value,
             when(a.started_at),
             when(a.ended_at),
-            "" if duration is None else f"{duration.total_seconds():.1f} s",
-            (a.error_message or "")[:80],
+            "" if took is None else f"{took.total_seconds():.1f} s",
+            escape((a.error_message or "")[:80]),
         )
     return table

@@ -240,8 +240,11 @@ class ProgressCounter:
             self.step_version += 1
 
     def load(self, progress: Progress, version: int, step_version: int) -> None:
-        """Take over a reading made elsewhere (a child process reports its counter)."""
+        """Take over a reading made elsewhere (a child process reports its counter); a
+        reading older than the one already taken is ignored."""
         with self._lock:
+            if version < self.version:
+                return
             self.completed, self.total, self.unit = (
                 progress.completed,
                 progress.total,
@@ -257,61 +260,68 @@ class ProgressCounter:
 
     def snapshot(self) -> Progress:
         with self._lock:
-            return Progress(
-                completed=self.completed,
-                total=self.total,
-                unit=self.unit,
-                message=self.message,
-                step_name=self.step_name,
-                step_index=self.step_index,
-                step_count=self.step_count,
-            )
+            return self.snapshot_unlocked()
 
     def versions(self) -> tuple[int, int]:
         return self.version, self.step_version
+
+    def read(self) -> tuple[Progress, int, int]:
+        """A snapshot and the versions it belongs to, taken together."""
+        with self._lock:
+            return self.snapshot_unlocked(), self.version, self.step_version
+
+    def snapshot_unlocked(self) -> Progress:
+        return Progress(
+            completed=self.completed,
+            total=self.total,
+            unit=self.unit,
+            message=self.message,
+            step_name=self.step_name,
+            step_index=self.step_index,
+            step_count=self.step_count,
+        )
 
 
 class Estimator:
     """Smoothed rate and ETA for one run, fed each reading as it is flushed.
 
+    The first reading is the baseline: a run that resumes from a checkpoint reports a big
+    jump first, and a rate measured from the run's start would promise it ends at once.
+
     Example::
 
-        est = Estimator(started_at)
-        reading = est.observe(counter.snapshot(), now)   # has rate and eta_at filled in
+        est = Estimator()
+        reading = est.observe(counter.snapshot(), now)   # rate and eta_at from the 2nd on
     """
 
-    def __init__(self, started_at: datetime, *, time_constant: float = RATE_TIME_CONSTANT) -> None:
-        self.started_at = started_at
+    def __init__(self, *, time_constant: float = RATE_TIME_CONSTANT) -> None:
         self.tau = time_constant
-        self._last_at = started_at
-        self._last_fraction: float | None = 0.0
-        self._last_completed: float | None = 0.0
+        self._last_at: datetime | None = None
+        self._last_fraction: float | None = None
+        self._last_completed: float | None = None
         self._last_step: int | None = None
         self.unit_rate: float | None = None
         self.fraction_rate: float | None = None
 
     def observe(self, reading: Progress, at: datetime) -> Progress:
-        dt = (at - self._last_at).total_seconds()
         fraction = reading.fraction
-        if dt > 0:
+        dt = 0.0 if self._last_at is None else (at - self._last_at).total_seconds()
+        if self._last_at is None:
+            self._remember(reading, fraction, at)
+        elif dt > 0:
             weight = 1 - math.exp(-dt / self.tau)
-            if (
-                reading.completed is not None
-                and self._last_completed is not None
-                and reading.step_index == self._last_step
-            ):
-                inst = max(reading.completed - self._last_completed, 0.0) / dt
+            same_step = reading.step_index == self._last_step
+            if not same_step:
+                # A new step counts from zero: its rate is measured afresh.
+                self.unit_rate = None
+            if reading.completed is not None:
+                base = (self._last_completed or 0.0) if same_step else 0.0
+                inst = max(reading.completed - base, 0.0) / dt
                 self.unit_rate = _ema(self.unit_rate, inst, weight)
             if fraction is not None and self._last_fraction is not None:
                 inst = max(fraction - self._last_fraction, 0.0) / dt
                 self.fraction_rate = _ema(self.fraction_rate, inst, weight)
-            self._last_at = at
-            self._last_fraction = fraction
-            self._last_completed = reading.completed
-            if reading.step_index != self._last_step:
-                # A new step counts from zero: its rate is measured afresh.
-                self.unit_rate = None
-            self._last_step = reading.step_index
+            self._remember(reading, fraction, at)
         eta_at = None
         if fraction is not None and self.fraction_rate:
             remaining = (1.0 - fraction) / self.fraction_rate
@@ -324,6 +334,12 @@ class Estimator:
             eta_source="rate" if eta_at is not None else None,
             updated_at=at,
         )
+
+    def _remember(self, reading: Progress, fraction: float | None, at: datetime) -> None:
+        self._last_at = at
+        self._last_fraction = fraction
+        self._last_completed = reading.completed
+        self._last_step = reading.step_index
 
 
 def _ema(previous: float | None, value: float, weight: float) -> float:

@@ -233,8 +233,8 @@ class PostgresStore(SqlStore):
                 rows_cursor = conn.cursor()
                 rows_cursor.execute(self.q["notify_ready"], {"queue": "*"})
                 conn.commit()
-            applied = {row["id"] for row in cur.fetchall()}
-        return [r.operation_id in applied for r in results]
+            applied = {(row["id"], row["lease_token"]) for row in cur.fetchall()}
+        return [(r.operation_id, r.lease_token) in applied for r in results]
 
     def flush_progress(self, updates: Sequence[ProgressUpdate]) -> list[bool]:
         if not updates:
@@ -250,8 +250,8 @@ class PostgresStore(SqlStore):
                     "moved": [u.moved for u in updates],
                 },
             )
-            applied = {row["id"] for row in cur.fetchall()}
-        return [u.operation_id in applied for u in updates]
+            applied = {(row["id"], row["lease_token"]) for row in cur.fetchall()}
+        return [(u.operation_id, u.lease_token) in applied for u in updates]
 
     def wakeups(self) -> PostgresWakeups:
         return PostgresWakeups(self.conninfo)

@@ -231,34 +231,17 @@ class SqliteStore(SqlStore):
                 },
             )
             rows = cur.fetchall()
-            for r in rows:
-                cur.execute(
-                    self.q["insert_attempt"],
-                    {
-                        "operation_id": r["id"],
-                        "company": r["company"],
-                        "run_no": r["run_count"],
-                        "attempt": r["attempt_count"],
-                        "session_id": r["session_id"],
-                        "user_name": r["user_name"],
-                        "task": r["task"],
-                        "started_at": now,
-                    },
-                )
-                self._insert_event(
-                    cur,
-                    r["id"],
-                    r["company"],
-                    at,
-                    EventType.ATTEMPT_STARTED,
-                    int(r["run_count"]),
-                    {"session_id": params.session_id.hex, "attempt": int(r["attempt_count"])},
-                )
+            if rows:
+                # The attempt rows and the timeline, one statement each for the batch.
+                claimed = {"ids": json.dumps([r["id"] for r in rows]), "now": now}
+                cur.execute(self.q["insert_claimed_attempts"], claimed)
+                cur.execute(self.q["log_claimed"], claimed)
         rows.sort(key=lambda r: (r["priority"], r["entry_no"]))
         return [ClaimedRun(self.operation(r), int(r["run_count"])) for r in rows]
 
     def finish_runs(self, results: Sequence[RunResult]) -> list[bool]:
         applied: list[bool] = []
+        done: list[dict[str, Any]] = []
         with self._tx() as cur:
             for res in results:
                 params = {
@@ -284,24 +267,12 @@ class SqliteStore(SqlStore):
                 row = cur.fetchone()
                 if row is not None:
                     params["final_progress"] = row["progress"]
-                    cur.execute(self.q["finish_attempt"], params)
-                    self._insert_event(
-                        cur,
-                        params["id"],
-                        row["company"],
-                        res.at,
-                        EventType.ATTEMPT_ENDED,
-                        res.run_no,
-                        {
-                            "outcome": res.outcome.value,
-                            "status": res.status.value,
-                            "reason": res.status_reason,
-                            "stop_mode": params["stop_mode"],
-                            "cancel_mode": params["cancel_mode"],
-                            "error": (res.error_message or "")[:200] or None,
-                        },
-                    )
+                    params["company"] = row["company"]
+                    done.append(params)
                 applied.append(row is not None)
+            if done:
+                cur.executemany(self.q["finish_attempt"], done)
+                cur.executemany(self.q["log_finished"], done)
         return applied
 
     def flush_progress(self, updates: Sequence[ProgressUpdate]) -> list[bool]:

@@ -96,7 +96,7 @@ class RunControl:
         """The task code starts now: the timeout and the rate count from here."""
         self.started_at = self.clock.now()
         self.deadline = self.started_at + self.operation.timeout
-        self.estimator = Estimator(self.started_at)
+        self.estimator = Estimator()
 
     def attach_async(self, loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any]) -> None:
         with self._lock:
@@ -115,15 +115,17 @@ class RunControl:
             return snapshot
         return self.estimator.observe(snapshot, at)
 
-    def save_checkpoint(self, text: str, reading: dict[str, Any] | None = None) -> bool:
-        """Store a checkpoint (and the progress so far, so the two agree) under the lease."""
+    def save_checkpoint(
+        self, text: str, reading: tuple[dict[str, Any], int, int] | None = None
+    ) -> bool:
+        """Store a checkpoint (and the progress so far, so the two agree) under the lease.
+
+        ``reading`` is a child process's counter (reading, version, step version)."""
         if self.store is None:
             return False
         now = self.clock.now()
         if reading is not None:
-            self.counter.load(
-                Progress.from_json(reading), self.counter.version, self.counter.step_version
-            )
+            self.counter.load(Progress.from_json(reading[0]), reading[1], reading[2])
         versions = self.counter.versions()
         progress = self.reading(now)
         ok = self.store.save_checkpoint(
@@ -421,8 +423,11 @@ def _run_in_child(control: RunControl, task: TaskDef, pool: ChildPool) -> RunOut
             if step_version != before and control.wake_monitor is not None:
                 control.wake_monitor()
         elif kind == "checkpoint":
-            _, text, reading = message
-            child.send(("ack", control.save_checkpoint(text, reading)))
+            _, text, reading, version, step_version = message
+            saved = control.save_checkpoint(
+                text, None if reading is None else (reading, version, step_version)
+            )
+            child.send(("ack", saved))
         elif kind == "result":
             result = message
     if result is None:

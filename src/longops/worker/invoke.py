@@ -43,6 +43,22 @@ def _thread_loop() -> asyncio.AbstractEventLoop:
     return loop
 
 
+def close_thread_loop() -> None:
+    """Close this thread's event loop, if it made one (a runner thread calls this as it
+    ends, so no loop is left for the garbage collector)."""
+    loop: asyncio.AbstractEventLoop | None = getattr(_loops, "loop", None)
+    if loop is None or loop.is_closed():
+        return
+    pending = asyncio.all_tasks(loop)
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    loop.run_until_complete(loop.shutdown_asyncgens())
+    loop.close()
+    _loops.loop = None
+
+
 AsyncHook = Callable[[asyncio.AbstractEventLoop, "asyncio.Task[Any]"], None]
 """Told of the asyncio task an ``async def`` run became, so it can be cancelled by force."""
 

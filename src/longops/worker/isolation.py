@@ -308,10 +308,6 @@ class _ChildSide:
                 self.runs.put(None)
 
 
-def _reading(counter: ProgressCounter) -> dict[str, Any]:
-    return counter.snapshot().to_json()
-
-
 class _MainLoader(pickle.Unpickler):
     """Unpickles run specs; loads the worker's main script only if a task lives there."""
 
@@ -362,10 +358,10 @@ def _run_one(side: _ChildSide, spec: RunSpec) -> None:
     sent = [(0, 0)]
 
     def pump_once() -> None:
-        versions = counter.versions()
-        if versions != sent[0]:
-            side.send(("progress", _reading(counter), *versions))
-            sent[0] = versions
+        reading, *versions = counter.read()
+        if tuple(versions) != sent[0]:
+            side.send(("progress", reading.to_json(), *versions))
+            sent[0] = (versions[0], versions[1])
 
     def pump() -> None:
         while not stop_pump.is_set():
@@ -374,7 +370,10 @@ def _run_one(side: _ChildSide, spec: RunSpec) -> None:
             pump_once()
 
     def sink(text: str) -> bool:
-        side.send(("checkpoint", text, _reading(counter) if counter.version else None))
+        reading, version, step_version = counter.read()
+        side.send(
+            ("checkpoint", text, reading.to_json() if version else None, version, step_version)
+        )
         return side.acks.get()
 
     ctx = RunContext(
@@ -413,10 +412,14 @@ def _run_one(side: _ChildSide, spec: RunSpec) -> None:
             run.error_message,
             run.traceback,
             _resident_bytes(),
-            _reading(counter) if counter.version else None,
-            counter.versions(),
+            *_final(counter),
         )
     )
+
+
+def _final(counter: ProgressCounter) -> tuple[dict[str, Any] | None, tuple[int, int]]:
+    reading, version, step_version = counter.read()
+    return (reading.to_json() if version else None), (version, step_version)
 
 
 def reading_from(data: dict[str, Any]) -> Progress:

@@ -68,6 +68,7 @@ from longops.worker.executor import (
     execute,
     result_for,
 )
+from longops.worker.invoke import close_thread_loop
 from longops.worker.isolation import ChildPool
 from longops.worker.registry import DEFAULT_CANCEL_GRACE, TaskRegistry
 from longops.worker.zones import CompanyZones
@@ -187,7 +188,8 @@ class Worker:
         self._signals = 0
         self._grace = self.options.grace_period
         self._monitor_wake = threading.Event()
-        self._cancel_inbox: set[uuid.UUID] = set()
+        # Pushed cancel requests by operation id, with when they arrived (monotonic).
+        self._cancel_inbox: dict[uuid.UUID, float] = {}
         self._cancel_listener: CancelListener | None = None
         self._last_cancel_poll = 0.0
         self.pool = ChildPool(
@@ -407,6 +409,12 @@ class Worker:
         return poll if wait <= 0 else min(poll, wait)
 
     def _runner_loop(self) -> None:
+        try:
+            self._run_claimed()
+        finally:
+            close_thread_loop()
+
+    def _run_claimed(self) -> None:
         while True:
             claimed = self._work.get()
             if claimed is None:
@@ -534,8 +542,10 @@ class Worker:
                 self._cancel_listener = None
                 return
             if ids:
+                arrived = time.monotonic()
                 with self._lock:
-                    self._cancel_inbox.update(ids)
+                    for op_id in ids:
+                        self._cancel_inbox.setdefault(op_id, arrived)
                 self._monitor_wake.set()
 
     def _monitor_loop(self) -> None:
@@ -552,7 +562,7 @@ class Worker:
         """One round of the monitor (public so tests can drive it with a frozen clock)."""
         with self._lock:
             runs = dict(self._runs.items())
-            inbox, self._cancel_inbox = self._cancel_inbox, set()
+            inbox = self._take_inbox(runs)
         if not runs:
             return
         self._apply_cancel_requests(runs, inbox)
@@ -572,6 +582,20 @@ class Worker:
             if run.force_due(now) and run.apply_force() is StopMode.OVERDUE:
                 self._mark_overdue(run, now)
         self._flush_progress(list(runs.values()))
+
+    def _take_inbox(self, runs: dict[uuid.UUID, RunControl]) -> set[uuid.UUID]:
+        """Pushed requests for runs of ours. A request may arrive between a claim's commit
+        and the run's registration here: such an id is kept a while rather than dropped,
+        so the request is not left to the slower poll. (Called holding the lock.)"""
+        now = time.monotonic()
+        mine = {op_id for op_id in self._cancel_inbox if op_id in runs}
+        keep_for = self.options.heartbeat_interval * 2
+        self._cancel_inbox = {
+            op_id: at
+            for op_id, at in self._cancel_inbox.items()
+            if op_id not in mine and now - at < keep_for
+        }
+        return mine
 
     def _grace_of(self, run: RunControl) -> float:
         task = run.task

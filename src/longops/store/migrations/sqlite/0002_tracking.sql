@@ -17,9 +17,6 @@ ALTER TABLE longops_operations ADD COLUMN cancel_overdue_at TEXT;
 ALTER TABLE longops_attempts ADD COLUMN stop_mode TEXT CONSTRAINT attempt_stop_mode CHECK (stop_mode IN ('cooperative', 'forced', 'overdue'));
 ALTER TABLE longops_attempts ADD COLUMN progress TEXT;
 
--- The stall detector's scan: running operations not yet flagged.
-CREATE INDEX longops_operations_unstalled ON longops_operations (progress_moved_at) WHERE status = 'in_process' AND stalled_at IS NULL;
-
 CREATE TABLE longops_operation_events (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
     operation_id  TEXT NOT NULL,
@@ -30,9 +27,7 @@ CREATE TABLE longops_operation_events (
     data          TEXT NOT NULL DEFAULT '{}'
 );
 
+-- One index besides the key: every claim and every result adds a row here, so each index
+-- is paid for in the hot path. Company streams and pruning walk the key (ids follow time).
 CREATE INDEX longops_operation_events_operation ON longops_operation_events (operation_id, id);
-CREATE INDEX longops_operation_events_company ON longops_operation_events (company, id);
-CREATE INDEX longops_operation_events_at ON longops_operation_events (at);
 
--- What the ETA falls back on before any progress: the task's recent successful runs.
-CREATE INDEX longops_attempts_task_success ON longops_attempts (task, entry_no) WHERE outcome = 'success';

@@ -316,7 +316,7 @@ op AS (
         updated_at = i.at
       FROM input i
      WHERE o.id = i.id AND o.status = 'in_process' AND o.lease_token = i.lease_token
-    RETURNING o.id, o.company
+    RETURNING o.id, o.company, i.lease_token
 ),
 att AS (
     UPDATE longops_attempts a SET
@@ -327,7 +327,7 @@ att AS (
         progress = coalesce(i.progress::json,
                             (SELECT o.progress FROM longops_operations o WHERE o.id = i.id))
       FROM input i
-     WHERE i.id IN (SELECT id FROM op)
+     WHERE (i.id, i.lease_token) IN (SELECT id, lease_token FROM op)
        AND a.operation_id = i.id AND a.run_no = i.run_no
 ),
 timeline AS (
@@ -336,9 +336,9 @@ timeline AS (
            json_build_object('outcome', i.outcome, 'status', i.status,
                              'reason', i.status_reason, 'stop_mode', i.stop_mode,
                              'cancel_mode', i.cancel_mode, 'error', left(i.error_message, 200))
-      FROM input i JOIN op ON op.id = i.id
+      FROM input i JOIN op ON op.id = i.id AND op.lease_token = i.lease_token
 )
-SELECT id FROM op;
+SELECT id, lease_token FROM op;
 
 -- name: next_due_at
 SELECT min(earliest_start_at) AS due FROM longops_operations
@@ -410,11 +410,15 @@ DELETE FROM longops_attempts AS a
                     WHERE o.id = a.operation_id AND o.status = 'error');
 
 -- name: prune_operation_events
--- As with attempts, an operation in error keeps its timeline until a person acts on it.
-DELETE FROM longops_operation_events AS e
- WHERE e.at < %(before)s
+-- As with attempts, an operation in error (or still running) keeps its timeline. Ids
+-- follow time, so the cut is found by walking the key from the oldest event: no index on
+-- the time is paid for in the hot path.
+DELETE FROM longops_operation_events
+ WHERE id < coalesce((SELECT id FROM longops_operation_events WHERE at >= %(before)s
+                       ORDER BY id LIMIT 1), 9223372036854775807)
    AND NOT EXISTS (SELECT 1 FROM longops_operations o
-                    WHERE o.id = e.operation_id AND o.status IN ('error', 'in_process'));
+                    WHERE o.id = longops_operation_events.operation_id
+                      AND o.status IN ('error', 'in_process'));
 
 -- name: prune_session_events
 DELETE FROM longops_session_events WHERE at < %(before)s;
@@ -468,44 +472,47 @@ SELECT id, cancel_force, cancel_reason, cancel_requested_by FROM longops_operati
 
 -- name: flush_progress
 -- One statement for a batch of progress readings, fenced by lease token like a result.
--- `prev` locks the rows first, so the stalled flag read there is the one this update
--- clears; both the reading and (when progress moved) the end of a stall reach the
--- timeline in the same statement.
+-- `live` locks the rows whose lease still matches, so the stalled flag read there is the
+-- one this update clears; the reading and (when progress moved) the end of a stall reach
+-- the timeline in the same statement, in that order.
 WITH input AS (
     SELECT * FROM unnest(
         %(ids)s::uuid[], %(leases)s::uuid[], %(ats)s::timestamptz[], %(progresses)s::text[],
         %(moved)s::boolean[]
     ) AS t(id, lease_token, at, progress, moved)
 ),
-prev AS (
-    SELECT o.id, o.stalled_at, o.run_count, o.company
-      FROM longops_operations o JOIN input i ON i.id = o.id
-     WHERE o.status = 'in_process' AND o.lease_token = i.lease_token
+live AS (
+    SELECT o.id, o.lease_token, o.stalled_at, o.run_count, o.company,
+           i.at, i.progress, i.moved
+      FROM longops_operations o JOIN input i ON i.id = o.id AND i.lease_token = o.lease_token
+     WHERE o.status = 'in_process'
        FOR UPDATE OF o
 ),
 updated AS (
     UPDATE longops_operations o SET
-        progress = i.progress::json,
-        progress_moved_at = CASE WHEN i.moved THEN i.at ELSE o.progress_moved_at END,
-        stalled_at = CASE WHEN i.moved THEN NULL ELSE o.stalled_at END,
-        updated_at = i.at
-      FROM input i JOIN prev p ON p.id = i.id
-     WHERE o.id = i.id
+        progress = l.progress::json,
+        progress_moved_at = CASE WHEN l.moved THEN l.at ELSE o.progress_moved_at END,
+        stalled_at = CASE WHEN l.moved THEN NULL ELSE o.stalled_at END,
+        updated_at = l.at
+      FROM live l
+     WHERE o.id = l.id
     RETURNING o.id
 ),
-readings AS (
+logged AS (
     INSERT INTO longops_operation_events (operation_id, company, at, type, run_no, data)
-    SELECT p.id, p.company, i.at, 'progress', p.run_count, i.progress::json
-      FROM prev p JOIN input i ON i.id = p.id
-),
-unstalled AS (
-    INSERT INTO longops_operation_events (operation_id, company, at, type, run_no, data)
-    SELECT p.id, p.company, i.at, 'unstalled', p.run_count,
-           json_build_object('stalled_at', p.stalled_at)
-      FROM prev p JOIN input i ON i.id = p.id
-     WHERE p.stalled_at IS NOT NULL AND i.moved
+    SELECT id, company, at, type, run_count, data FROM (
+        SELECT l.id, l.company, l.at, 'progress' AS type, l.run_count, l.progress::json AS data,
+               0 AS ord
+          FROM live l
+        UNION ALL
+        SELECT l.id, l.company, l.at, 'unstalled', l.run_count,
+               json_build_object('stalled_at', l.stalled_at), 1
+          FROM live l
+         WHERE l.stalled_at IS NOT NULL AND l.moved
+    ) e
+    ORDER BY e.id, e.ord
 )
-SELECT id FROM updated;
+SELECT id, lease_token FROM live;
 
 -- name: save_checkpoint
 UPDATE longops_operations SET
@@ -551,11 +558,14 @@ SELECT * FROM longops_categories ORDER BY company, code;
 SELECT DISTINCT unnest(queues) AS name FROM longops_sessions WHERE state = 'active';
 
 -- name: recent_durations
--- How long the task's last successful runs took (the ETA before any progress).
+-- How long the task's last successful runs took (the ETA before any progress). Reads at
+-- most the last 5,000 attempts to end, through the index on their end: a task that rarely
+-- runs gets no estimate rather than a scan of the whole log.
 SELECT extract(epoch FROM ended_at - started_at) AS seconds
-  FROM longops_attempts
- WHERE task = %(task)s AND outcome = 'success' AND ended_at IS NOT NULL
- ORDER BY entry_no DESC
+  FROM (SELECT task, outcome, started_at, ended_at FROM longops_attempts
+         WHERE ended_at IS NOT NULL ORDER BY ended_at DESC LIMIT 5000) recent
+ WHERE task = %(task)s AND outcome = 'success'
+ ORDER BY ended_at DESC
  LIMIT %(limit)s;
 
 -- name: run_event_target

@@ -219,9 +219,28 @@ UPDATE longops_operations SET
    AND EXISTS (SELECT 1 FROM longops_sessions s WHERE s.id = :session_id AND s.state = 'active')
 RETURNING *;
 
--- name: insert_attempt
+-- name: insert_claimed_attempts
+-- The attempt row of each operation just claimed (ids: a JSON array), committed with the
+-- claim, before task code runs, so a crash always leaves evidence.
 INSERT INTO longops_attempts (operation_id, company, run_no, attempt, session_id, user_name, task, started_at, outcome)
-VALUES (:operation_id, :company, :run_no, :attempt, :session_id, :user_name, :task, :started_at, 'in_process');
+SELECT id, company, run_count, attempt_count, session_id, user_name, task, :now, 'in_process'
+  FROM longops_operations
+ WHERE id IN (SELECT value FROM json_each(:ids));
+
+-- name: log_claimed
+INSERT INTO longops_operation_events (operation_id, company, at, type, run_no, data)
+SELECT id, company, :now, 'attempt_started', run_count,
+       json_object('session_id', session_id, 'attempt', attempt_count)
+  FROM longops_operations
+ WHERE id IN (SELECT value FROM json_each(:ids))
+ ORDER BY entry_no;
+
+-- name: log_finished
+INSERT INTO longops_operation_events (operation_id, company, at, type, run_no, data)
+VALUES (:id, :company, :at, 'attempt_ended', :run_no,
+        json_object('outcome', :outcome, 'status', :status, 'reason', :status_reason,
+                    'stop_mode', :stop_mode, 'cancel_mode', :cancel_mode,
+                    'error', substr(:error_message, 1, 200)));
 
 -- name: finish_operation
 -- Fenced by the lease token, as on PostgreSQL.
@@ -325,10 +344,15 @@ DELETE FROM longops_attempts AS a
                     WHERE o.id = a.operation_id AND o.status = 'error');
 
 -- name: prune_operation_events
-DELETE FROM longops_operation_events AS e
- WHERE e.at < :before
+-- As with attempts, an operation in error (or still running) keeps its timeline. Ids
+-- follow time, so the cut is found by walking the key from the oldest event: no index on
+-- the time is paid for in the hot path.
+DELETE FROM longops_operation_events
+ WHERE id < coalesce((SELECT id FROM longops_operation_events WHERE at >= :before
+                       ORDER BY id LIMIT 1), 9223372036854775807)
    AND NOT EXISTS (SELECT 1 FROM longops_operations o
-                    WHERE o.id = e.operation_id AND o.status IN ('error', 'in_process'));
+                    WHERE o.id = longops_operation_events.operation_id
+                      AND o.status IN ('error', 'in_process'));
 
 -- name: prune_session_events
 DELETE FROM longops_session_events WHERE at < :before;
@@ -407,12 +431,11 @@ UPDATE longops_operations SET cancel_overdue_at = :at, updated_at = :at
 RETURNING id, company, run_count;
 
 -- name: flag_stalled
--- stall_after_seconds is added to the text time through julianday arithmetic, then
--- printed back in the stored fixed-width form so the comparison stays textual.
+-- Differs from PostgreSQL: times are text, so the elapsed seconds come from julianday
+-- arithmetic, whose rounding (tens of microseconds) a millisecond of slack absorbs.
 UPDATE longops_operations SET stalled_at = :now
  WHERE status = 'in_process' AND stalled_at IS NULL
-   AND progress_moved_at <= strftime('%Y-%m-%d %H:%M:%f000',
-                                     julianday(:now) - stall_after_seconds / 86400.0)
+   AND (julianday(:now) - julianday(progress_moved_at)) * 86400.0 >= stall_after_seconds - 0.001
 RETURNING id, company, run_count, progress_moved_at;
 
 -- name: list_events
@@ -437,9 +460,10 @@ SELECT DISTINCT q.value AS name FROM longops_sessions s, json_each(s.queues) q
 
 -- name: recent_durations
 SELECT (julianday(ended_at) - julianday(started_at)) * 86400.0 AS seconds
-  FROM longops_attempts
- WHERE task = :task AND outcome = 'success' AND ended_at IS NOT NULL
- ORDER BY entry_no DESC
+  FROM (SELECT task, outcome, started_at, ended_at FROM longops_attempts
+         WHERE ended_at IS NOT NULL ORDER BY ended_at DESC LIMIT 5000) recent
+ WHERE task = :task AND outcome = 'success'
+ ORDER BY ended_at DESC
  LIMIT :limit;
 
 -- name: run_event_target

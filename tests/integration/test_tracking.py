@@ -1,0 +1,506 @@
+"""Operation tracking end to end, on both databases: live progress and its write budget,
+the cancellation ladder (cooperative, forced, overdue, before start), timeouts, process
+isolation and child crashes, checkpoints across a drain, stall flags, and wait reasons.
+
+The tasks live in ``tests/apps/tracking_app.py`` (module level, so child processes find
+them). A task that must tell the test something writes a note file; the test waits on that
+condition with a deadline (``wait_for``), never on a sleep.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from datetime import time as dtime
+from pathlib import Path
+
+import pytest
+
+from apps import tracking_app
+from longops import FrozenClock, Longops, Status
+from longops.domain.operation import CancelMode, EventType, Outcome, StopMode
+from longops.domain.recurrence import Recurrence
+from longops.domain.waiting import WaitCode
+from longops.services.stall import StallDetector
+from longops.store.base import ClaimParams
+from longops.testing import Runner, active_session
+from longops.worker.session import Worker
+from procs import wait_for
+
+
+@pytest.fixture
+def app(db_url: str) -> Iterator[Longops]:
+    application = tracking_app.app
+    application.close()
+    application.database_url = db_url
+    yield application
+    application.close()
+
+
+def start_worker(app: Longops, **options: object) -> Worker:
+    settings: dict[str, object] = {
+        "concurrency": 4,
+        "heartbeat_interval": 0.5,
+        "session_timeout": 10,
+        "poll_interval": 0.2,
+        "progress_interval": 0.2,
+        "grace_period": 5,
+    }
+    settings.update(options)
+    worker = app.worker(**settings)
+    worker.start()
+    return worker
+
+
+@pytest.fixture
+def worker(app: Longops) -> Iterator[Worker]:
+    w = start_worker(app)
+    yield w
+    w.stop(grace=2)
+
+
+def go(folder: Path, name: str) -> None:
+    (folder / name).write_text("")
+
+
+def event_types(app: Longops, op_id: object) -> list[EventType]:
+    return [e.type for e in app.service.events(op_id)]  # type: ignore[arg-type]
+
+
+def progress_writes(app: Longops, op_id: object, run_no: int) -> int:
+    events = app.service.events(op_id, types=(EventType.PROGRESS,))  # type: ignore[arg-type]
+    return sum(1 for e in events if e.run_no == run_no)
+
+
+# -- progress ---------------------------------------------------------------------------------
+def test_progress_is_visible_while_running_and_steps_are_written_at_once(
+    app: Longops, worker: Worker, tmp_path: Path
+) -> None:
+    handle = app.enqueue("track.paced", str(tmp_path), steps=3, items=4)
+
+    def reading_is(step: int, completed: int) -> bool:
+        progress = handle.refresh().progress
+        return bool(
+            progress is not None
+            and progress.step_index == step
+            and (progress.completed or 0) == completed
+        )
+
+    go(tmp_path, "go-1-1")
+    wait_for(lambda: reading_is(1, 1), timeout=20, what="1 of 4 rows of step 1 visible")
+    go(tmp_path, "go-1-2")
+    go(tmp_path, "go-1-3")
+    # Mid-run, the stored reading shows the step, the count, the unit, percent and message,
+    # and (from its second reading on) the rate.
+    wait_for(lambda: reading_is(1, 3), timeout=20, what="3 of 4 rows of step 1 visible")
+    running = handle.refresh()
+    assert running.status is Status.IN_PROCESS
+    assert running.progress is not None
+    assert running.progress.step_label == "Step 1 of 3: phase 1"
+    assert (running.progress.total, running.progress.unit) == (4, "rows")
+    assert running.progress.percent == pytest.approx(25.0)  # 3/4 of the first of 3 steps
+    assert running.progress.message == "phase 1 started"
+    assert running.progress.rate is not None
+    for step in (1, 2, 3):
+        for n in range(1, 5):
+            go(tmp_path, f"go-{step}-{n}")
+    op = handle.wait(30)
+    assert op.status is Status.FINISHED
+    assert op.progress is not None
+    assert (op.progress.step_index, op.progress.completed, op.progress.percent) == (3, 4, 100.0)
+    [attempt] = app.service.attempts(op.id)
+    assert attempt.progress == op.progress
+    # The budget: at most one write per interval, one per step, and one at the end.
+    assert attempt.duration is not None
+    budget = attempt.duration.total_seconds() / 0.2 + 3 + 2
+    assert progress_writes(app, op.id, 1) + 1 <= budget
+
+
+def test_a_million_advances_cost_memory_not_io(app: Longops, worker: Worker) -> None:
+    handle = app.enqueue("track.count", 1_000_000)
+    op = handle.wait(120)
+    assert op.status is Status.FINISHED
+    assert op.result == 1_000_000
+    assert op.progress is not None
+    assert (op.progress.completed, op.progress.percent) == (1_000_000, 100.0)
+    [attempt] = app.service.attempts(op.id)
+    assert attempt.duration is not None
+    writes = progress_writes(app, op.id, 1) + 1  # + the final reading, written with the result
+    assert writes <= attempt.duration.total_seconds() / 0.2 + 0 + 2
+    assert writes < 1000  # a write per advance() would be a million
+
+
+def test_bad_progress_input_fails_the_run_naming_the_field(app: Longops) -> None:
+    handle = app.enqueue("track.bad_progress")
+    Runner(app).run_until_idle()
+    op = handle.refresh()
+    assert op.status is Status.ERROR
+    assert op.last_error == "ValidationError: completed: must be a finite number >= 0 (got -5)"
+
+
+# -- cancellation -----------------------------------------------------------------------------
+def test_cooperative_cancel_is_seen_quickly_and_recorded(
+    app: Longops, worker: Worker, tmp_path: Path
+) -> None:
+    handle = app.enqueue("track.until_cancelled", str(tmp_path))
+    wait_for(lambda: (tmp_path / "started").exists(), timeout=20, what="task started")
+    asked_at = time.time()
+    cancelling = app.service.cancel(handle.id, reason="wrong month", by="alice")
+    assert cancelling.status is Status.IN_PROCESS
+    assert cancelling.cancelling
+    # PostgreSQL pushes the request (NOTIFY): seen within a second. SQLite workers poll
+    # every poll_interval (0.2 s here).
+    limit = 1.0 if app.store.dialect == "postgres" else 0.2 + 1.0
+    wait_for(lambda: (tmp_path / "saw_cancel").exists(), timeout=limit, what="cancel seen")
+    seen = float((tmp_path / "saw_cancel").read_text())
+    assert seen - asked_at < limit
+    op = handle.wait(20)
+    assert op.status is Status.CANCELLED
+    assert op.cancel_mode is CancelMode.COOPERATIVE
+    cancellation = op.cancellation_json()
+    assert cancellation is not None
+    assert (cancellation["requested_by"], cancellation["reason"]) == ("alice", "wrong month")
+    assert cancellation["took_seconds"] is not None
+    assert cancellation["took_seconds"] >= 0
+    [attempt] = app.service.attempts(op.id)
+    assert (attempt.outcome, attempt.stop_mode) == (Outcome.CANCELLED, StopMode.COOPERATIVE)
+    assert EventType.CANCEL_REQUESTED in event_types(app, op.id)
+
+
+@pytest.mark.postgres
+def test_a_cancel_pushed_before_the_claimed_run_is_registered_is_not_lost(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """The NOTIFY can arrive between the claim's commit and the worker noting the run; it
+    must still be acted on at once, not at the next poll (every heartbeat, 5 s here)."""
+    application = tracking_app.app
+    application.close()
+    application.database_url = pg_url
+    committed, release = threading.Event(), threading.Event()
+    real_claim = application.store.claim
+
+    def held_claim(params: ClaimParams) -> list[object]:
+        claimed = real_claim(params)
+        if claimed:
+            committed.set()
+            release.wait(20)  # the dispatcher is held up before it registers the run
+        return claimed  # type: ignore[return-value]
+
+    application.store.claim = held_claim  # type: ignore[method-assign]
+    worker = start_worker(application, heartbeat_interval=5, session_timeout=30, poll_interval=5)
+    try:
+        handle = application.enqueue("track.until_cancelled", str(tmp_path))
+        assert committed.wait(20)
+        application.service.cancel(handle.id, reason="early")
+        # The worker has heard of it before it knows the run.
+        wait_for(lambda: handle.id in worker._cancel_inbox, timeout=5, what="request pushed")
+        released_at = time.time()
+        release.set()
+        wait_for(lambda: (tmp_path / "saw_cancel").exists(), timeout=3, what="cancel seen")
+        assert float((tmp_path / "saw_cancel").read_text()) - released_at < 3
+        assert handle.wait(20).status is Status.CANCELLED
+    finally:
+        release.set()
+        worker.stop(grace=2)
+        application.close()
+
+
+def test_forced_cancel_kills_a_process_that_ignores_it_while_others_run(
+    app: Longops, worker: Worker, tmp_path: Path
+) -> None:
+    handle = app.enqueue("track.spin", str(tmp_path))  # cancel_grace=1, ignores the signal
+    wait_for(lambda: (tmp_path / "spin-1").exists(), timeout=30, what="child started")
+    child_pid = int((tmp_path / "spin-1").read_text())
+    app.service.cancel(handle.id, reason="stop it")
+    # The worker keeps running other operations meanwhile.
+    others = [app.enqueue("track.quick", i) for i in range(5)]
+    finished = [h.wait(20) for h in others]
+    assert all(o.status is Status.FINISHED for o in finished)
+    op = handle.wait(30)
+    assert op.status is Status.CANCELLED
+    assert op.cancel_mode is CancelMode.FORCED
+    assert max(o.ended_at for o in finished if o.ended_at) < op.ended_at  # type: ignore[operator]
+    [attempt] = app.service.attempts(op.id)
+    assert attempt.stop_mode is StopMode.FORCED
+    assert attempt.error_message is not None
+    assert "stopped by force" in attempt.error_message
+    assert "child process died: signal 15 (SIGTERM)" in attempt.error_message
+    with pytest.raises(ProcessLookupError):
+        os.kill(child_pid, 0)
+    # It took the grace period (1 s), not more than a few seconds.
+    cancellation = op.cancellation_json()
+    assert cancellation is not None
+    assert cancellation["took_seconds"] >= 1.0
+
+
+def test_force_skips_the_grace_period(app: Longops, worker: Worker, tmp_path: Path) -> None:
+    handle = app.enqueue("track.patient_spin", str(tmp_path))  # a five-minute grace
+    wait_for(lambda: (tmp_path / "spin-1").exists(), timeout=30, what="child started")
+    app.service.cancel(handle.id, reason="cooperative first")
+    time_asked = time.monotonic()
+    forced = app.service.cancel(handle.id, reason="now", force=True)
+    assert forced.cancel_request is not None
+    assert forced.cancel_request.force
+    op = handle.wait(60)
+    assert time.monotonic() - time_asked < 60  # far inside the 300 s grace
+    assert (op.status, op.cancel_mode) == (Status.CANCELLED, CancelMode.FORCED)
+
+
+def test_async_task_ignoring_cancel_gets_asyncio_cancellation(
+    app: Longops, worker: Worker, tmp_path: Path
+) -> None:
+    handle = app.enqueue("track.async_ignores", str(tmp_path))
+    wait_for(lambda: (tmp_path / "async_started").exists(), timeout=20, what="task started")
+    app.service.cancel(handle.id)
+    op = handle.wait(20)
+    assert (op.status, op.cancel_mode) == (Status.CANCELLED, CancelMode.FORCED)
+    assert app.service.attempts(op.id)[0].stop_mode is StopMode.FORCED
+
+
+def test_thread_task_ignoring_cancel_is_marked_overdue_and_its_result_discarded(
+    app: Longops, worker: Worker, tmp_path: Path
+) -> None:
+    handle = app.enqueue("track.spin_thread", str(tmp_path))  # cancel_grace=0.5
+    wait_for(lambda: (tmp_path / "spin_thread").exists(), timeout=20, what="task started")
+    app.service.cancel(handle.id)
+    overdue = wait_for(
+        lambda: handle.refresh().cancel_overdue_at, timeout=20, what="marked cancel overdue"
+    )
+    assert handle.operation.status is Status.IN_PROCESS  # it cannot be killed
+    assert EventType.CANCEL_OVERDUE in event_types(app, handle.id)
+    go(tmp_path, "release")
+    op = handle.wait(20)
+    assert op.status is Status.CANCELLED
+    assert op.cancel_mode is CancelMode.OVERDUE
+    assert op.result is None  # "finished anyway" was discarded
+    assert op.cancel_overdue_at == overdue
+
+
+def test_cancel_before_start_records_mode_who_and_why(app: Longops) -> None:
+    handle = app.enqueue("track.quick", on_hold=True)
+    op = app.service.cancel(handle.id, reason="duplicate", by="bob")
+    assert op.status is Status.CANCELLED
+    assert op.cancel_mode is CancelMode.BEFORE_START
+    cancellation = op.cancellation_json()
+    assert cancellation is not None
+    assert (cancellation["requested_by"], cancellation["reason"]) == ("bob", "duplicate")
+    assert cancellation["took_seconds"] == 0
+
+
+# -- timeouts ---------------------------------------------------------------------------------
+def test_timeout_of_a_cooperative_task_is_retried(app: Longops, worker: Worker) -> None:
+    handle = app.enqueue("track.sleepy")  # timeout 1 s, max_attempts 2
+    op = handle.wait(30)
+    assert op.status is Status.FINISHED
+    assert op.result == "second attempt"
+    first, second = app.service.attempts(op.id)
+    assert (first.outcome, first.stop_mode) == (Outcome.TIMEOUT, StopMode.COOPERATIVE)
+    assert first.error_message is not None
+    assert first.error_message.startswith("timed out after 1 s")
+    assert second.outcome is Outcome.SUCCESS
+    assert EventType.TIMEOUT in event_types(app, op.id)
+
+
+def test_timeout_kills_a_spinning_child_and_retries(
+    app: Longops, worker: Worker, tmp_path: Path
+) -> None:
+    handle = app.enqueue("track.spin_timeout", str(tmp_path))
+    op = handle.wait(60)
+    assert op.status is Status.FINISHED
+    first, second = app.service.attempts(op.id)
+    assert (first.outcome, first.stop_mode) == (Outcome.TIMEOUT, StopMode.FORCED)
+    assert second.outcome is Outcome.SUCCESS
+    # With no attempt left, a timeout is the operation's error (Business Central's rule).
+    last = app.enqueue("track.spin_timeout", str(tmp_path), max_attempts=1).wait(60)
+    assert (last.status, last.status_reason) == (Status.ERROR, "timeout")
+
+
+# -- process isolation ------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("how", "message"),
+    [
+        ("exit", "child process died: exit code 1"),
+        ("kill", "child process died: signal 9 (SIGKILL)"),
+    ],
+)
+def test_a_dying_child_fails_the_attempt_and_the_worker_carries_on(
+    app: Longops, worker: Worker, how: str, message: str
+) -> None:
+    op = app.enqueue("track.crash", how).wait(30)
+    assert op.status is Status.ERROR
+    assert op.last_error == message
+    [attempt] = app.service.attempts(op.id)
+    assert attempt.error_message == message
+    assert attempt.progress is not None  # what it reported before it died is kept
+    assert attempt.progress.completed == 1
+    after = app.enqueue("track.quick", 7).wait(20)
+    assert (after.status, after.result) == (Status.FINISHED, 7)
+    assert app.service.attempts(after.id)[0].session_id == worker.session_id
+    assert not worker.stopped
+
+
+def test_progress_checkpoints_and_steps_cross_the_process_boundary(
+    app: Longops, tmp_path: Path
+) -> None:
+    first = start_worker(app)
+    try:
+        handle = app.enqueue("track.in_child", str(tmp_path), items=4)
+        go(tmp_path, "child-go-1")
+        go(tmp_path, "child-go-2")
+        wait_for(
+            lambda: handle.refresh().checkpoint == {"done": 2}, timeout=30, what="checkpoint 2"
+        )
+        op = handle.refresh()
+        assert op.progress is not None
+        assert (op.progress.completed, op.progress.step_label) == (2, "Step 1 of 1: only step")
+    finally:
+        first.stop(grace=0)  # hand the run back mid-way (a drain)
+    handed_back = handle.refresh()
+    assert (handed_back.status, handed_back.status_reason) == (Status.READY, "interrupted")
+    assert handed_back.checkpoint == {"done": 2}
+    for i in (1, 2, 3, 4):
+        go(tmp_path, f"child-go-{i}")
+    second = start_worker(app)
+    try:
+        op = handle.wait(30)
+    finally:
+        second.stop(grace=2)
+    assert op.status is Status.FINISHED
+    assert op.result["resume"] == {"done": 2}  # the next attempt got the checkpoint
+    assert (op.checkpoint, op.checkpoint_at) == (None, None)  # success clears it
+    outcomes = [a.outcome for a in app.service.attempts(op.id)]
+    assert outcomes == [Outcome.INTERRUPTED, Outcome.SUCCESS]
+
+
+def test_process_isolation_needs_a_module_level_function(app: Longops) -> None:
+    from longops import ValidationError
+
+    def local() -> None: ...
+
+    with pytest.raises(ValidationError, match="isolation: process isolation needs"):
+        app.registry.add(local, name="track.local", isolation="process")
+
+
+def test_child_is_replaced_after_max_runs(app: Longops) -> None:
+    worker = start_worker(app, max_runs_per_child=2, concurrency=1)
+    try:
+        pids = [app.enqueue("track.in_child_pid").wait(30).result for _ in range(5)]
+    finally:
+        worker.stop(grace=2)
+    assert pids[0] == pids[1] != pids[2] == pids[3] != pids[4]
+
+
+def test_child_is_replaced_past_its_memory_limit(app: Longops) -> None:
+    worker = start_worker(app, max_memory_per_child=1, concurrency=1)  # 1 byte: always past it
+    try:
+        pids = [app.enqueue("track.in_child_pid").wait(30).result for _ in range(3)]
+    finally:
+        worker.stop(grace=2)
+    assert len(set(pids)) == 3
+
+
+# -- stall detection --------------------------------------------------------------------------
+def test_stall_is_flagged_after_stall_after_and_cleared_when_progress_moves(
+    db_url: str, tmp_path: Path
+) -> None:
+    clock = FrozenClock(datetime.now(UTC))
+    app = Longops(db_url, clock=clock)
+    app.registry.add(tracking_app.paced, name="track.paced", stall_after=600)
+    worker = start_worker(app, run_services=False)  # the test drives the detector itself
+    try:
+        handle = app.enqueue("track.paced", str(tmp_path), steps=1, items=3)
+        go(tmp_path, "go-1-1")
+
+        def first_item() -> bool:
+            progress = handle.refresh().progress
+            return progress is not None and progress.completed == 1
+
+        wait_for(first_item, timeout=20, what="first item reported")
+        detector = StallDetector(app.store, clock)
+        clock.advance(seconds=599)
+        assert detector.run_once() == 0
+        clock.advance(seconds=1)
+        assert detector.run_once() == 1
+        assert handle.refresh().stalled_at == clock.now()
+        assert handle.operation.to_json()["stalled"] is True
+        go(tmp_path, "go-1-2")
+        wait_for(lambda: handle.refresh().stalled_at is None, timeout=20, what="unflagged")
+        types = event_types(app, handle.id)
+        assert types.index(EventType.STALLED) < types.index(EventType.UNSTALLED)
+        go(tmp_path, "go-1-3")
+        assert handle.wait(20).status is Status.FINISHED
+    finally:
+        worker.stop(grace=2)
+        app.close()
+
+
+# -- wait reasons -----------------------------------------------------------------------------
+def test_every_wait_reason(db_url: str) -> None:
+    clock = FrozenClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))  # a Monday, 09:00
+    app = Longops(db_url, clock=clock)
+
+    @app.task(name="w.ok")
+    def ok() -> None: ...
+
+    @app.task(name="w.fails", max_attempts=2, rerun_delay=60)
+    def fails() -> None:
+        raise RuntimeError("no")
+
+    try:
+        service = app.service
+        app.set_category("POSTING", max_concurrent=1)
+        app.set_category("PAUSED", paused=True)
+
+        def reason(op_id: object) -> tuple[WaitCode, str]:
+            op = service.get(op_id)  # type: ignore[arg-type]
+            found = service.wait_reasons([op])[op.id]
+            return found.code, found.message
+
+        # Nobody serves the queue yet.
+        due = app.enqueue("w.ok")
+        assert reason(due.id)[0] is WaitCode.NO_WORKER
+        session = active_session(clock.now(), ("default",))
+        app.store.register_session(session)
+        assert reason(due.id)[0] is WaitCode.DUE
+        scheduled = app.enqueue("w.ok", delay=3600)
+        assert reason(scheduled.id) == (
+            WaitCode.SCHEDULED,
+            f"scheduled for {(clock.now() + timedelta(hours=1)).isoformat()}",
+        )
+        # A failed attempt waiting for its retry.
+        failing = app.enqueue("w.fails", queue="retries")
+        runner = Runner(app, queues=("retries",))
+        assert runner.run_once() == 1
+        assert reason(failing.id)[0] is WaitCode.RETRY_BACKOFF
+        # A category whose one slot is taken names the operation holding it.
+        holder = app.enqueue("w.ok", category="POSTING", queue="posting")
+        waiting = app.enqueue("w.ok", category="POSTING", queue="posting")
+        posting = active_session(clock.now(), ("posting",))
+        app.store.register_session(posting)
+        [claimed] = app.store.claim(ClaimParams(posting.id, ("posting",), 1, clock.now()))
+        assert claimed.operation.id == holder.id
+        code, message = reason(waiting.id)
+        assert code is WaitCode.CATEGORY_BUSY
+        assert str(holder.id) in message
+        assert service.wait_reasons([service.get(waiting.id)])[waiting.id].holders == (holder.id,)
+        paused_category = app.enqueue("w.ok", category="PAUSED")
+        assert reason(paused_category.id)[0] is WaitCode.CATEGORY_PAUSED
+        service.pause_queue("default")
+        assert reason(due.id)[0] is WaitCode.QUEUE_PAUSED
+        service.resume_queue("default")
+        # A recurring operation outside its run window (22:00-23:00; it is 09:00).
+        nightly = app.enqueue(
+            "w.ok",
+            recurrence=Recurrence(
+                minutes_between_runs=60, starting_time=dtime(22), ending_time=dtime(23)
+            ),
+        )
+        assert reason(nightly.id)[0] is WaitCode.OUTSIDE_RUN_WINDOW
+        # Only ready operations wait.
+        assert service.wait_reasons([service.get(holder.id)]) == {}
+        runner.close()
+    finally:
+        app.close()
