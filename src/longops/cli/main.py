@@ -121,6 +121,16 @@ def worker(
     retention_days: Annotated[
         float, typer.Option(help="Days finished and cancelled operations are kept.")
     ] = 30.0,
+    progress_interval: Annotated[
+        float, typer.Option(help="Seconds between progress writes per operation (at most).")
+    ] = 1.0,
+    max_runs_per_child: Annotated[
+        int, typer.Option(help="Runs after which a process-isolation child is replaced.")
+    ] = 100,
+    max_memory_per_child: Annotated[
+        int | None,
+        typer.Option(help="MiB of resident memory after which a child is replaced."),
+    ] = None,
     log_level: Annotated[
         str, typer.Option(help="debug, info, warning or error (to standard error).")
     ] = "info",
@@ -144,6 +154,9 @@ def worker(
         rescuer_interval=rescuer_interval,
         poll_interval=poll_interval,
         retention=timedelta(days=retention_days),
+        progress_interval=progress_interval,
+        max_runs_per_child=max_runs_per_child,
+        max_memory_per_child=None if max_memory_per_child is None else max_memory_per_child * 2**20,
     )
     err.print(
         f"longops worker {w.session_id} serving {', '.join(w.options.queues)} "

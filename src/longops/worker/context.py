@@ -118,7 +118,8 @@ class RunContext:
         self._counter.set(completed, total, unit, message)
 
     def advance(self, n: float = 1) -> None:
-        """Add ``n`` to the completed count; as cheap as a counter increment.
+        """Add ``n`` to the completed count. Memory only, well under a microsecond: call it
+        per item, however many items there are.
 
         Raises :class:`OperationCancelled` once the operation is asked to stop.
         """
