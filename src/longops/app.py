@@ -28,10 +28,19 @@ from typing import Any
 from longops.core.service import EnqueueRequest, OperationService
 from longops.domain.clock import Clock, SystemClock
 from longops.domain.errors import LongopsError
-from longops.domain.operation import DEFAULT_COMPANY, Category, Company, Operation, Priority
+from longops.domain.operation import (
+    DEFAULT_COMPANY,
+    Category,
+    Company,
+    Operation,
+    OperationEvent,
+    Priority,
+)
+from longops.domain.progress import Progress
 from longops.domain.recurrence import Recurrence
 from longops.domain.retry import RetryPolicy
 from longops.domain.status import Status
+from longops.domain.waiting import WaitReason
 from longops.services.leader import maintenance_for
 from longops.settings import Settings
 from longops.store.base import Store, open_store
@@ -59,6 +68,53 @@ class OperationHandle:
     def refresh(self) -> Operation:
         """Re-read the operation."""
         self.operation = self._app.service.get(self.operation.id)
+        return self.operation
+
+    @property
+    def progress(self) -> Progress | None:
+        """The last reading (as of the last refresh), with an ETA from history if needed."""
+        return self._app.service.estimated_progress(self.operation)
+
+    def wait_reason(self) -> WaitReason | None:
+        """Why it waits, if it is ready (derived now)."""
+        return self._app.service.wait_reasons([self.refresh()]).get(self.id)
+
+    def events(self, *, after_id: int | None = None) -> list[OperationEvent]:
+        """Its timeline, oldest first."""
+        return self._app.service.events(self.id, after_id=after_id)
+
+    def cancel(
+        self, *, reason: str | None = None, by: str | None = None, force: bool = False
+    ) -> Operation:
+        """Cancel it: at once if it is not running; a running one is asked to stop and,
+        after its task's ``cancel_grace`` (at once with ``force``), stopped by force.
+
+        Example::
+
+            handle.cancel(reason="wrong month", by="alice")
+            handle.wait(timeout=60).cancel_mode      # CancelMode.COOPERATIVE
+        """
+        self.operation = self._app.service.cancel(self.id, reason=reason, by=by, force=force)
+        return self.operation
+
+    def hold(self) -> Operation:
+        """Set On Hold (not while it runs)."""
+        self.operation = self._app.service.hold(self.id)
+        return self.operation
+
+    def set_ready(self, *, user: str | None = None) -> Operation:
+        """Set Status to Ready (attempts reset; a checkpoint is kept)."""
+        self.operation = self._app.service.set_ready(self.id, user=user)
+        return self.operation
+
+    def restart(self, *, user: str | None = None) -> Operation:
+        """Restart from scratch (a checkpoint is cleared)."""
+        self.operation = self._app.service.restart(self.id, user=user)
+        return self.operation
+
+    def run_now(self, *, user: str | None = None) -> Operation:
+        """Make it due now, ignoring its schedule."""
+        self.operation = self._app.service.run_now(self.id, user=user)
         return self.operation
 
     def wait(self, timeout: float | None = None, *, poll: float = 0.05) -> Operation:

@@ -12,6 +12,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from longops import Longops, RunContext
 
@@ -178,3 +179,26 @@ def patient_spin(ctx: RunContext, folder: str) -> None:
 @app.task(name="track.bad_progress")
 def bad_progress(ctx: RunContext) -> None:
     ctx.progress(-5)
+
+
+@app.task(name="track.same_progress")
+def same_progress(ctx: RunContext, folder: str) -> None:
+    """Reports the same reading over and over (every 100 reports noted in ``reports``)."""
+    reports = 0
+    while not (Path(folder) / "release").exists():
+        ctx.progress(1, total=10, message="same as before")
+        reports += 1
+        if reports % 100 == 0:
+            _note(folder, "reports", str(reports))
+        time.sleep(0.001)
+
+
+@app.task(name="track.side_effect")
+def side_effect(folder: str) -> str:
+    """No context: it cannot see a cancel request, so it must not start once one is known."""
+    _note(folder, "side_effect_ran", "")
+    return "ran"
+
+
+def zone_utc() -> ZoneInfo:
+    return ZoneInfo("UTC")

@@ -409,12 +409,51 @@ def test_finish_batch_returns_per_result_booleans(store: Store, clock: FrozenClo
     assert store.finish_runs(batch) == [False, False, False, False]
 
 
-def test_finish_ready_clears_cancel_request(store: Store, clock: FrozenClock) -> None:
+def test_a_pending_cancel_request_wins_over_going_back_to_ready_or_failing(
+    store: Store, clock: FrozenClock
+) -> None:
+    """A hand-back, a rescue, a retry, the next run of a recurrence and a failure all end
+    in cancelled when a cancel request is pending; a success still finishes."""
+    from longops.domain.operation import CancelMode
+    from longops.domain.recurrence import Recurrence
+
     sid = register(store, clock.now())
-    op = insert(store, clock)
-    [run] = claim(store, sid, clock.now())
+    cases = [
+        (Outcome.INTERRUPTED, Status.READY, CancelMode.FORCED, {}),
+        (Outcome.LOST, Status.READY, CancelMode.FORCED, {}),
+        (Outcome.ERROR, Status.READY, CancelMode.COOPERATIVE, {}),
+        (Outcome.ERROR, Status.ERROR, CancelMode.COOPERATIVE, {}),
+        (
+            Outcome.SUCCESS,
+            Status.READY,
+            CancelMode.COOPERATIVE,
+            {"recurrence": Recurrence.every(5)},
+        ),
+    ]
+    for outcome, status, mode, extra in cases:
+        op = insert(store, clock, queue="c", max_attempts=3, **extra)
+        [run] = claim(store, sid, clock.now(), queues=("c",))
+        assert store.request_cancel(op.id, None, clock.now(), "u", "r") is not None
+        assert finish(store, run, clock.now(), status=status, outcome=outcome)
+        back = get(store, op)
+        assert (back.status, back.status_reason, back.cancel_mode) == (
+            Status.CANCELLED,
+            "cancelled",
+            mode,
+        ), outcome
+        assert back.cancel_request is not None
+        assert back.cancel_request.requested_by == "u"
+        [ended] = [e for e in store.list_events(op.id) if e.type.value == "attempt_ended"]
+        assert ended.data["status"] == "cancelled"
+    # Work that finished is finished, request or not.
+    op = insert(store, clock, queue="c")
+    [run] = claim(store, sid, clock.now(), queues=("c",))
     assert store.request_cancel(op.id, None, clock.now(), "u", "r") is not None
+    assert finish(store, run, clock.now(), status=Status.FINISHED, outcome=Outcome.SUCCESS)
+    assert get(store, op).status is Status.FINISHED
+    # Without a request, a hand-back goes back to ready, with no reading on the entry.
+    op = insert(store, clock, queue="c")
+    [run] = claim(store, sid, clock.now(), queues=("c",))
     assert finish(store, run, clock.now(), status=Status.READY, outcome=Outcome.INTERRUPTED)
     back = get(store, op)
-    assert back.cancel_request is None
-    assert back.status is Status.READY
+    assert (back.status, back.cancel_request, back.progress) == (Status.READY, None, None)

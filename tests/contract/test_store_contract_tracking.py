@@ -229,15 +229,16 @@ def test_cancel_request_then_forced_upgrade(store: Store, clock: FrozenClock) ->
     assert forced.cancel_request is not None
     assert forced.cancel_request.force is True
     assert forced.cancel_request.requested_at == first_at  # the time it took counts from here
+    # Who first asked, and why, stay; the timeline has the forced request by bob too.
     assert (forced.cancel_request.requested_by, forced.cancel_request.reason) == (
-        "bob",
+        "alice",
         "wrong month",
     )
     assert store.request_cancel(op.id, None, clock.now(), "bob", None, force=True) is None
     [signal] = store.cancel_requested([op.id])
-    assert (signal.force, signal.reason, signal.requested_by) == (True, "wrong month", "bob")
+    assert (signal.force, signal.reason, signal.requested_by) == (True, "wrong month", "alice")
     requested = store.list_events(op.id, types=(EventType.CANCEL_REQUESTED,))
-    assert [e.data["force"] for e in requested] == [False, True]
+    assert [(e.data["force"], e.data["by"]) for e in requested] == [(False, "alice"), (True, "bob")]
 
 
 def test_cancel_before_start_records_who_why_and_mode(store: Store, clock: FrozenClock) -> None:

@@ -232,3 +232,21 @@ def test_list_shows_progress_and_wait_reasons(
     for name in ("go-1-2", "go-2-1", "go-2-2"):
         go(tmp_path, name)
     assert running.wait(30).status is Status.FINISHED
+
+
+def test_events_command_and_watch_input_checks(app: Longops, db_url: str) -> None:
+    handle = app.enqueue("track.quick", on_hold=True)
+    app.service.set_ready(handle.id, user="eve")
+    shown = longops("ops", "events", str(handle.id), db=db_url)
+    assert shown.returncode == 0, shown.stderr
+    assert "status_changed" in shown.stdout
+    assert "action=set_ready" in shown.stdout
+    data = json.loads(longops("ops", "events", str(handle.id), "--json", db=db_url).stdout)
+    assert [(e["type"], e["data"]["action"]) for e in data] == [("status_changed", "set_ready")]
+    for bad in ("-5", "0", "nan"):
+        refused = longops("ops", "watch", str(handle.id), "--timeout", bad, db=db_url)
+        assert refused.returncode == 2
+        assert "timeout: must be above 0" in refused.stderr
+    unknown = longops("ops", "show", "nonsense", db=db_url)
+    assert unknown.returncode == 2
+    assert "id: must be an operation id (a UUID) or an entry number" in unknown.stderr

@@ -279,6 +279,30 @@ def test_thread_task_ignoring_cancel_is_marked_overdue_and_its_result_discarded(
     assert op.cancel_overdue_at == overdue
 
 
+def test_the_handle_cancels_and_shows_progress_wait_reason_and_timeline(
+    app: Longops, worker: Worker, tmp_path: Path
+) -> None:
+    later = app.enqueue("track.quick", delay=3600)
+    reason = later.wait_reason()
+    assert reason is not None
+    assert reason.code is WaitCode.SCHEDULED
+    handle = app.enqueue("track.until_cancelled", str(tmp_path))
+    wait_for(lambda: handle.refresh().progress is not None, timeout=20, what="progress")
+    assert handle.progress is not None
+    assert handle.progress.message == "waiting to be cancelled"
+    assert handle.wait_reason() is None  # running, not waiting
+    cancelling = handle.cancel(reason="from the handle", by="dora")
+    assert cancelling.cancelling
+    op = handle.wait(20)
+    assert (op.status, op.cancel_mode) == (Status.CANCELLED, CancelMode.COOPERATIVE)
+    types = [e.type for e in handle.events()]
+    assert types[0] is EventType.ATTEMPT_STARTED
+    assert EventType.CANCEL_REQUESTED in types
+    assert types[-1] is EventType.ATTEMPT_ENDED
+    held = app.enqueue("track.quick", 3, delay=3600).hold()
+    assert held.status is Status.ON_HOLD
+
+
 def test_cancel_before_start_records_mode_who_and_why(app: Longops) -> None:
     handle = app.enqueue("track.quick", on_hold=True)
     op = app.service.cancel(handle.id, reason="duplicate", by="bob")
@@ -288,6 +312,135 @@ def test_cancel_before_start_records_mode_who_and_why(app: Longops) -> None:
     assert cancellation is not None
     assert (cancellation["requested_by"], cancellation["reason"]) == ("bob", "duplicate")
     assert cancellation["took_seconds"] == 0
+
+
+def test_a_run_asked_to_stop_before_its_code_begins_never_starts(
+    app: Longops, tmp_path: Path
+) -> None:
+    from longops.worker.executor import CANCEL, RunControl, execute
+
+    session = active_session(app.clock.now())
+    app.store.register_session(session)
+    for task, args in (("track.side_effect", (str(tmp_path),)), ("track.spin", (str(tmp_path),))):
+        handle = app.enqueue(task, *args)
+        [claimed] = app.store.claim(ClaimParams(session.id, ("default",), 1, app.clock.now()))
+        assert claimed.operation.id == handle.id
+        control = RunControl(claimed, store=app.store, clock=app.clock, task=app.registry.get(task))
+        control.ask_to_stop(CANCEL, "cancelled by ann", grace=30, force=True)
+        result = execute(claimed, app.registry, app.clock, tracking_app.zone_utc(), control)
+        assert app.store.finish_runs([result]) == [True]
+        op = handle.refresh()
+        assert (op.status, op.cancel_mode) == (Status.CANCELLED, CancelMode.BEFORE_START)
+    assert not (tmp_path / "side_effect_ran").exists()
+    assert not (tmp_path / "spin-1").exists()
+
+
+def test_drain_kills_a_child_before_it_hands_the_run_back(app: Longops, tmp_path: Path) -> None:
+    worker = start_worker(app)
+    handle = app.enqueue("track.patient_spin", str(tmp_path))
+    wait_for(lambda: (tmp_path / "spin-1").exists(), timeout=30, what="child started")
+    child_pid = int((tmp_path / "spin-1").read_text())
+    worker.stop(grace=0)
+    with pytest.raises(ProcessLookupError):
+        os.kill(child_pid, 0)  # dead (and reaped) before the hand-back was written
+    op = handle.refresh()
+    assert (op.status, op.status_reason) == (Status.READY, "interrupted")
+
+
+def test_a_drain_of_an_operation_being_cancelled_ends_it_cancelled(
+    app: Longops, tmp_path: Path
+) -> None:
+    worker = start_worker(app)
+    handle = app.enqueue("track.spin_thread", str(tmp_path))  # ignores cancel requests
+    wait_for(lambda: (tmp_path / "spin_thread").exists(), timeout=20, what="task started")
+    app.service.cancel(handle.id, reason="stop")
+    wait_for(lambda: handle.refresh().cancel_overdue_at, timeout=20, what="cancel overdue")
+    worker.stop(grace=0)  # a deploy while it is Cancelling: it must not run again
+    op = handle.refresh()
+    assert (op.status, op.cancel_mode) == (Status.CANCELLED, CancelMode.OVERDUE)
+    go(tmp_path, "release")
+
+
+def test_a_lost_session_stops_its_children_at_once(app: Longops, tmp_path: Path) -> None:
+    worker = start_worker(app, heartbeat_interval=0.3, session_timeout=60)
+    try:
+        handle = app.enqueue("track.patient_spin", str(tmp_path))  # a five-minute grace
+        wait_for(lambda: (tmp_path / "spin-1").exists(), timeout=30, what="child started")
+        child_pid = int((tmp_path / "spin-1").read_text())
+        lost_session = worker.session_id
+        # The fleet declares this worker's session lost (as if it had been silent).
+        assert app.store.mark_lost_sessions(
+            app.clock.now() + timedelta(hours=1), timedelta(seconds=60)
+        ) == [lost_session]
+
+        def dead() -> bool:
+            try:
+                os.kill(child_pid, 0)
+            except ProcessLookupError:
+                return True
+            return False
+
+        # Its next heartbeat learns it and stops the child, without waiting for the grace.
+        wait_for(dead, timeout=15, what="the lost session's child killed")
+        assert worker.session_id != lost_session
+        app.service.cancel(handle.id, force=True)
+    finally:
+        worker.stop(grace=2)
+
+
+def test_a_reading_reported_again_unchanged_is_not_rewritten_and_stalls(
+    db_url: str, tmp_path: Path
+) -> None:
+    clock = FrozenClock(datetime.now(UTC))
+    app = Longops(db_url, clock=clock)
+    app.registry.add(tracking_app.same_progress, name="track.same_progress", stall_after=60)
+    worker = start_worker(app, run_services=False, progress_interval=0.05)
+    try:
+        handle = app.enqueue("track.same_progress", str(tmp_path))
+
+        def reported(n: int) -> bool:
+            path = tmp_path / "reports"
+            return path.exists() and int(path.read_text()) >= n
+
+        wait_for(lambda: reported(100), timeout=20, what="first reports")
+        first_writes = progress_writes(app, handle.id, 1)
+        wait_for(lambda: reported(600), timeout=30, what="many more reports")
+        assert progress_writes(app, handle.id, 1) == first_writes == 1
+        clock.advance(seconds=60)
+        assert StallDetector(app.store, clock).run_once() == 1
+        go(tmp_path, "release")
+        assert handle.wait(20).status is Status.FINISHED
+    finally:
+        worker.stop(grace=2)
+        app.close()
+
+
+def test_progress_history_is_of_the_latest_run(app: Longops) -> None:
+    import json
+
+    from longops.domain.progress import Progress
+    from longops.store.base import ProgressUpdate, RunResult
+
+    session = active_session(app.clock.now())
+    app.store.register_session(session)
+    handle = app.enqueue("track.quick", max_attempts=2)
+    for run_no, values in ((1, (1, 2, 3)), (2, (7, 8))):
+        [claimed] = app.store.claim(ClaimParams(session.id, ("default",), 1, app.clock.now()))
+        for value in values:
+            reading = json.dumps(Progress(completed=value, total=10).to_json())
+            update = ProgressUpdate(handle.id, claimed.lease_token, app.clock.now(), reading, True)
+            assert app.store.flush_progress([update]) == [True]
+        status = Status.READY if run_no == 1 else Status.FINISHED
+        outcome = Outcome.ERROR if run_no == 1 else Outcome.SUCCESS
+        done = RunResult(
+            handle.id, claimed.lease_token, claimed.run_no, app.clock.now(), outcome, status
+        )
+        assert app.store.finish_runs([done]) == [True]
+    history = app.service.progress_history(handle.id)
+    assert [h["completed"] for h in history] == [7, 8]
+    assert [h["percent"] for h in history] == [70.0, 80.0]
+    many = app.service.progress_history(handle.id, points=2)
+    assert len(many) == 2
 
 
 # -- timeouts ---------------------------------------------------------------------------------

@@ -165,6 +165,28 @@ def test_estimator_first_reading_is_a_baseline_not_a_rate() -> None:
     assert (later.eta_at - later.updated_at).total_seconds() == pytest.approx(49.0)  # type: ignore[operator]
 
 
+def test_a_new_step_rate_starts_from_its_own_pace_not_from_zero() -> None:
+    est = Estimator()
+    est.observe(Progress(completed=0, step_index=1, step_count=2), T0)
+    for second in range(1, 6):
+        est.observe(
+            Progress(completed=10 * second, step_index=1, step_count=2),
+            T0 + timedelta(seconds=second),
+        )
+    # Step 2 begins (its count at 0), then runs at 5 a second.
+    est.observe(Progress(completed=0, step_index=2, step_count=2), T0 + timedelta(seconds=6))
+    reading = est.observe(
+        Progress(completed=5, step_index=2, step_count=2), T0 + timedelta(seconds=7)
+    )
+    assert reading.rate == pytest.approx(5.0)
+
+
+def test_a_finished_reading_is_a_full_bar() -> None:
+    reading = Progress(step_index=2, step_count=2, step_name="Reindexing", complete=True)
+    assert reading.percent == 100.0
+    assert Progress.from_json(reading.to_json()) == reading
+
+
 def test_estimator_rate_restarts_with_each_step() -> None:
     est = Estimator()
     est.observe(Progress(completed=0, step_index=1, step_count=2), T0)

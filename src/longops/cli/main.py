@@ -28,6 +28,7 @@ from longops.cli.render import (
     progress_lines,
     rate_text,
     status_label,
+    when,
 )
 from longops.core.service import EnqueueRequest
 from longops.domain.errors import LongopsError, ValidationError
@@ -330,6 +331,24 @@ def _action(name: str, operation_id: str, **kwargs: Any) -> None:
     out.print(f"{op.id} {op.status.caption}")
 
 
+@ops_cli.command("events")
+def ops_events(
+    operation_id: str,
+    after: Annotated[int | None, typer.Option(help="Only events after this event id.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """An operation's timeline: attempts started and ended, progress, checkpoints, cancel
+    requests, timeouts, stalls and people's actions, oldest first."""
+    events = state.app.service.events(operation_id, after_id=after)
+    if as_json:
+        print_json(out, [e.to_json() for e in events])
+        return
+    for e in events:
+        detail = ", ".join(f"{k}={v}" for k, v in e.data.items() if v not in (None, "", {}))
+        run = f" run {e.run_no}" if e.run_no else ""
+        out.print(f"{e.id:>8}  {when(e.at)}  {e.type.value:16}{run}  {detail}", markup=False)
+
+
 @ops_cli.command("hold")
 def ops_hold(operation_id: str) -> None:
     """Set On Hold (not while running: cancel instead)."""
@@ -391,6 +410,8 @@ def ops_watch(
     """
     if not 0.05 <= interval <= 60:
         raise ValidationError("interval", "must be between 0.05 and 60 seconds", interval)
+    if timeout is not None and not 0 < timeout <= 7 * 86400:  # (also refuses nan)
+        raise ValidationError("timeout", "must be above 0 and at most 7 days (seconds)", timeout)
     service = state.app.service
     op = service.get(operation_id)
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -399,7 +420,7 @@ def ops_watch(
     else:
         op = _watch_lines(op.id, interval, deadline)
     if not op.done:
-        err.print(f"still {op.status.caption} after {timeout:g} s" if timeout else "stopped")
+        err.print(f"still {status_label(op)} after {timeout:g} s")
         raise typer.Exit(WATCH_TIMED_OUT)
     summary = f"{op.id} {op.status.caption}"
     if op.status is Status.ERROR and op.last_error:
@@ -422,10 +443,11 @@ def _watch_state(op_id: Any) -> tuple[Any, str, float | None, dict[str, str]]:
         waits = service.wait_reasons([op])
         if op.id in waits:
             description += f" · {waits[op.id].code.value}"
+    running = op.status is Status.IN_PROCESS
     fields = {
         "message": (reading.message or "") if reading else "",
-        "rate": rate_text(reading),
-        "eta": eta_text(reading, now),
+        "rate": rate_text(reading) if running else "",
+        "eta": eta_text(reading, now) if running else "",
     }
     return op, description, None if reading is None else reading.percent, fields
 
@@ -466,10 +488,9 @@ def _watch_lines(op_id: Any, interval: float, deadline: float | None) -> Any:
     last = None
     while True:
         op, description, percent, fields = _watch_state(op_id)
-        shown = f"{percent:.0f}%" if percent is not None else "-"
-        line = "  ".join(
-            part for part in (description, shown, fields["message"], fields["rate"]) if part
-        )
+        shown = f"{percent:.0f}%" if percent is not None else ""
+        parts = (description, shown, fields["message"], fields["rate"], fields["eta"])
+        line = "  ".join(part for part in parts if part)
         if line != last:
             out.print(line, markup=False)
             last = line
@@ -661,10 +682,13 @@ def tasks_list(as_json: JsonOpt = False) -> None:
             [
                 {
                     "name": t.name,
-                    "signature": str(t.signature),
+                    "signature": _signature(t),
                     "queue": t.queue,
                     "category": t.category,
                     "max_attempts": t.max_attempts,
+                    "isolation": t.isolation,
+                    "timeout_seconds": t.timeout.total_seconds(),
+                    "cancel_grace_seconds": t.cancel_grace.total_seconds(),
                     "description": t.description,
                 }
                 for t in tasks
@@ -675,7 +699,36 @@ def tasks_list(as_json: JsonOpt = False) -> None:
         err.print("no tasks registered: pass --app module:attribute (or LONGOPS_APP)")
     for t in tasks:
         extra = f" [category {t.category}]" if t.category else ""
-        out.print(f"{t.name}{t.signature}  queue {t.queue}{extra}  {t.description or ''}")
+        if t.isolation == "process":
+            extra += " [process]"
+        out.print(
+            f"{t.name}{_signature(t)}  queue {t.queue}{extra}  {t.description or ''}",
+            markup=False,
+        )
+
+
+def _signature(task: Any) -> str:
+    """The task's parameters as written: string annotations (``from __future__ import
+    annotations``) are shown as the source has them, not quoted."""
+    import inspect
+
+    parts: list[str] = []
+    star_done = False
+    for p in task.signature.parameters.values():
+        if p.kind is p.KEYWORD_ONLY and not star_done:
+            parts.append("*")
+            star_done = True
+        prefix = {p.VAR_POSITIONAL: "*", p.VAR_KEYWORD: "**"}.get(p.kind, "")
+        if p.kind is p.VAR_POSITIONAL:
+            star_done = True
+        text = prefix + p.name
+        if p.annotation is not p.empty:
+            ann = p.annotation
+            text += f": {ann if isinstance(ann, str) else inspect.formatannotation(ann)}"
+        if p.default is not p.empty:
+            text += f" = {p.default!r}"
+        parts.append(text)
+    return f"({', '.join(parts)})"
 
 
 # -- demo ---------------------------------------------------------------------------------------

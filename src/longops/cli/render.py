@@ -66,7 +66,8 @@ def eta_text(progress: Progress | None, now: datetime) -> str:
 def rate_text(progress: Progress | None) -> str:
     if progress is None or progress.rate is None:
         return ""
-    return f"{progress.rate:,.1f} {progress.unit or 'units'}/s"
+    per = f" {progress.unit}/s" if progress.unit else "/s"
+    return f"{progress.rate:,.1f}{per}"
 
 
 def status_label(op: Operation) -> str:
@@ -126,17 +127,21 @@ def progress_lines(op: Operation, reading: Progress | None, now: datetime) -> li
     if reading.completed is not None:
         of = f" of {reading.total:g}" if reading.total else ""
         lines.append(f"  {reading.completed:g}{of} {reading.unit or ''}".rstrip())
+    running = op.status is Status.IN_PROCESS
     for label, value in (
         ("Step", reading.step_label),
         ("Message", reading.message),
-        ("Rate", rate_text(reading)),
-        ("ETA", eta_text(reading, now)),
+        ("Rate", rate_text(reading) if running else ""),
+        ("ETA", eta_text(reading, now) if running else ""),
         ("Updated", when(reading.updated_at)),
     ):
         if value:
             lines.append(f"  {label}: {value}")
     if op.stalled_at is not None:
-        lines.append(f"  Stalled since {when(op.stalled_at)} (no progress for {op.stall_after})")
+        quiet = (now - op.stalled_at + op.stall_after).total_seconds()
+        lines.append(
+            f"  Stalled: no progress for {duration(quiet)} (flagged at {when(op.stalled_at)})"
+        )
     return lines
 
 

@@ -250,9 +250,20 @@ class OperationService:
         if not 2 <= points <= 10_000:
             raise ValidationError("points", "must be between 2 and 10000", points)
         op = self.get(operation_id, company)
-        events = self.store.list_events(op.id, types=(EventType.PROGRESS,), limit=100_000)
-        latest = max((e.run_no or 0 for e in events), default=0)
-        readings = [e for e in events if (e.run_no or 0) == latest]
+        last = self.store.list_events(
+            op.id, types=(EventType.PROGRESS,), newest_first=True, limit=1
+        )
+        if not last:
+            return []
+        # The latest run that reported, newest readings first (a long run is thinned from
+        # its most recent 20,000), then in time order.
+        readings = self.store.list_events(
+            op.id,
+            types=(EventType.PROGRESS,),
+            run_no=last[0].run_no,
+            newest_first=True,
+            limit=20_000,
+        )[::-1]
         if len(readings) > points:
             step = (len(readings) - 1) / (points - 1)
             readings = [readings[round(i * step)] for i in range(points)]
@@ -368,14 +379,24 @@ class OperationService:
             op = self.get(op.id, company)
             if op.status is Status.IN_PROCESS:
                 return op  # a cancel request (forced, if that was asked) was already pending
-        return self._act(
-            "cancel",
-            op.id,
-            company=company,
-            reason="cancelled",
-            user=None,
-            cancel=(by, reason),
-        )
+        try:
+            return self._act(
+                "cancel",
+                op.id,
+                company=company,
+                reason="cancelled",
+                user=None,
+                cancel=(by, reason),
+            )
+        except InvalidTransition:
+            # Claimed between our read and our write: it is running now, so ask it.
+            current = self.get(op.id, company)
+            if current.status is not Status.IN_PROCESS:
+                raise
+            requested = self.store.request_cancel(
+                op.id, company, self.clock.now(), by, reason, force=force
+            )
+            return requested or self.get(op.id, company)
 
     def delete(self, operation_id: OperationRef, *, company: str | None = None) -> None:
         """Delete an operation and forget it. Refused while it is in process."""
@@ -534,7 +555,9 @@ def _uuid(value: uuid.UUID | str) -> uuid.UUID:
     try:
         return uuid.UUID(str(value))
     except ValueError:
-        raise ValidationError("id", "must be an operation id (a UUID)", value) from None
+        raise ValidationError(
+            "id", "must be an operation id (a UUID) or an entry number", value
+        ) from None
 
 
 def _recurrence(value: Recurrence | str | Mapping[str, Any] | None) -> Recurrence | None:

@@ -58,10 +58,14 @@ class Progress:
     eta_at: datetime | None = None
     eta_source: str | None = None
     updated_at: datetime | None = None
+    complete: bool = False
+    """The run finished its work: the bar is full whatever the last count said."""
 
     @property
     def fraction(self) -> float | None:
         """How much of the whole is done, 0..1, or None when nothing says."""
+        if self.complete:
+            return 1.0
         in_step = None
         if self.completed is not None and self.total:
             in_step = min(max(self.completed / self.total, 0.0), 1.0)
@@ -104,6 +108,7 @@ class Progress:
             "eta_at": None if self.eta_at is None else self.eta_at.isoformat(),
             "eta_source": self.eta_source,
             "updated_at": None if self.updated_at is None else self.updated_at.isoformat(),
+            "complete": self.complete,
         }
 
     @classmethod
@@ -121,6 +126,7 @@ class Progress:
             eta_at=_dt(data.get("eta_at")),
             eta_source=data.get("eta_source"),
             updated_at=_dt(data.get("updated_at")),
+            complete=bool(data.get("complete", False)),
         )
 
 
@@ -310,13 +316,12 @@ class Estimator:
             self._remember(reading, fraction, at)
         elif dt > 0:
             weight = 1 - math.exp(-dt / self.tau)
-            same_step = reading.step_index == self._last_step
-            if not same_step:
-                # A new step counts from zero: its rate is measured afresh.
+            if reading.step_index != self._last_step:
+                # A new step counts from zero: its first reading is the baseline of a rate
+                # measured afresh (not a speed of zero that the average would creep up from).
                 self.unit_rate = None
-            if reading.completed is not None:
-                base = (self._last_completed or 0.0) if same_step else 0.0
-                inst = max(reading.completed - base, 0.0) / dt
+            elif reading.completed is not None:
+                inst = max(reading.completed - (self._last_completed or 0.0), 0.0) / dt
                 self.unit_rate = _ema(self.unit_rate, inst, weight)
             if fraction is not None and self._last_fraction is not None:
                 inst = max(fraction - self._last_fraction, 0.0) / dt

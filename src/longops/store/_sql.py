@@ -548,7 +548,10 @@ class SqlStore(ABC):
                 self.q["delete_failed"],
                 {"company": company, "ended_before": self.enc_ts(ended_before)},
             )
-            return int(cur.rowcount)
+            gone = [r["id"] for r in cur.fetchall()]
+            for op_id in gone:
+                cur.execute(self.q["delete_events"], {"id": op_id})
+            return len(gone)
 
     def list_attempts(self, operation_id: uuid.UUID) -> list[Attempt]:
         return [
@@ -562,6 +565,8 @@ class SqlStore(ABC):
         after_id: int | None = None,
         types: Sequence[EventType] = (),
         limit: int = 1000,
+        run_no: int | None = None,
+        newest_first: bool = False,
     ) -> list[OperationEvent]:
         rows = self._all(
             "list_events",
@@ -570,6 +575,8 @@ class SqlStore(ABC):
                 "after_id": after_id,
                 "types": self.enc_list([t.value for t in types]),
                 "limit": limit,
+                "run_no": run_no,
+                "newest_first": self.enc_bool(newest_first),
             },
         )
         return [self.event(r) for r in rows]
@@ -611,6 +618,15 @@ class SqlStore(ABC):
     def cancel_listener(self) -> Any:
         return None
 
+    def _lock_run(self, cur: Any, operation_id: uuid.UUID, lease_token: uuid.UUID) -> Row | None:
+        """The running row, if the lease still holds (locked on PostgreSQL)."""
+        cur.execute(
+            self.q["lock_run_row"],
+            {"id": self.enc_uuid(operation_id), "lease_token": self.enc_uuid(lease_token)},
+        )
+        row: Row | None = cur.fetchone()
+        return row
+
     def save_checkpoint(
         self,
         operation_id: uuid.UUID,
@@ -618,30 +634,45 @@ class SqlStore(ABC):
         at: datetime,
         state_json: str,
         progress_json: str | None = None,
+        *,
+        moved: bool = False,
     ) -> bool:
         with self._tx() as cur:
+            row = self._lock_run(cur, operation_id, lease_token)
+            if row is None:
+                return False
+            key = self.enc_uuid(operation_id)
             cur.execute(
                 self.q["save_checkpoint"],
                 {
-                    "id": self.enc_uuid(operation_id),
+                    "id": key,
                     "lease_token": self.enc_uuid(lease_token),
                     "at": self.enc_ts(at),
                     "state": state_json,
                     "progress": progress_json,
+                    "moved": self.enc_bool(moved),
                 },
             )
-            r = cur.fetchone()
-            if r is None:
-                return False
+            run_no = int(row["run_count"])
             self._insert_event(
                 cur,
-                r["id"],
-                r["company"],
+                key,
+                row["company"],
                 at,
                 EventType.CHECKPOINT,
-                int(r["run_count"]),
+                run_no,
                 {"bytes": len(state_json)},
             )
+            if moved and row["stalled_at"] is not None:
+                self._insert_event(
+                    cur,
+                    key,
+                    row["company"],
+                    at,
+                    EventType.UNSTALLED,
+                    run_no,
+                    {"stalled_at": self.dec_ts(row["stalled_at"]).isoformat()},
+                )
             return True
 
     def mark_cancel_overdue(
@@ -673,14 +704,12 @@ class SqlStore(ABC):
         data: dict[str, Any],
     ) -> bool:
         with self._tx() as cur:
-            key = self.enc_uuid(operation_id)
-            cur.execute(
-                self.q["run_event_target"], {"id": key, "lease_token": self.enc_uuid(lease_token)}
-            )
-            r = cur.fetchone()
+            r = self._lock_run(cur, operation_id, lease_token)
             if r is None:
                 return False
-            self._insert_event(cur, key, r["company"], at, type, int(r["run_count"]), data)
+            self._insert_event(
+                cur, self.enc_uuid(operation_id), r["company"], at, type, int(r["run_count"]), data
+            )
         return True
 
     def flag_stalled(self, now: datetime) -> list[uuid.UUID]:
@@ -839,9 +868,14 @@ class SqlStore(ABC):
             cur.execute(self.q["prune_operations"], before)
             removed = int(cur.rowcount)
             cur.execute(self.q["prune_attempts"], before)
-            cur.execute(self.q["prune_operation_events"], before)
             cur.execute(self.q["prune_session_events"], before)
             cur.execute(self.q["prune_sessions"], before)
+        # Timelines in batches, each its own short transaction.
+        for _ in range(1000):
+            with self._tx() as cur:
+                cur.execute(self.q["prune_operation_events"], before)
+                if cur.rowcount < 10_000:
+                    break
         return removed
 
     def try_lead(self, name: str, session_id: uuid.UUID, now: datetime, ttl: timedelta) -> bool:

@@ -235,6 +235,8 @@ class Store(Protocol):
         after_id: int | None = None,
         types: Sequence[EventType] = (),
         limit: int = 1000,
+        run_no: int | None = None,
+        newest_first: bool = False,
     ) -> list[OperationEvent]: ...
     def wait_context(self, now: datetime) -> WaitContext: ...
     def recent_durations(self, task: str, limit: int = 20) -> list[float]: ...
@@ -257,6 +259,8 @@ class Store(Protocol):
         at: datetime,
         state_json: str,
         progress_json: str | None = None,
+        *,
+        moved: bool = False,
     ) -> bool: ...
     def mark_cancel_overdue(
         self, operation_id: uuid.UUID, lease_token: uuid.UUID, at: datetime, data: dict[str, Any]

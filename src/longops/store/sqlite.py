@@ -263,11 +263,20 @@ class SqliteStore(SqlStore):
                     "cancel_mode": None if res.cancel_mode is None else res.cancel_mode.value,
                     "clear_checkpoint": self.enc_bool(res.clear_checkpoint),
                 }
+                if res.progress_json is None:
+                    # The attempt keeps the last reading written, which the entry may drop.
+                    cur.execute(self.q["last_reading"], params)
+                    last = cur.fetchone()
+                    params["last_reading"] = None if last is None else last["progress"]
+                else:
+                    params["last_reading"] = None
                 cur.execute(self.q["finish_operation"], params)
                 row = cur.fetchone()
                 if row is not None:
-                    params["final_progress"] = row["progress"]
                     params["company"] = row["company"]
+                    params["final_status"] = row["status"]
+                    params["final_reason"] = row["status_reason"]
+                    params["final_cancel_mode"] = row["cancel_mode"]
                     done.append(params)
                 applied.append(row is not None)
             if done:
@@ -286,8 +295,7 @@ class SqliteStore(SqlStore):
                     "progress": u.progress_json,
                     "moved": self.enc_bool(u.moved),
                 }
-                cur.execute(self.q["lock_progress_row"], params)
-                row = cur.fetchone()
+                row = self._lock_run(cur, u.operation_id, u.lease_token)
                 if row is None:
                     applied.append(False)
                     continue

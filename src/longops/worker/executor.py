@@ -22,6 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
@@ -36,7 +37,7 @@ from longops.domain.runs import decide
 from longops.store.base import ClaimedRun, RunResult, Store
 from longops.worker.context import RunContext
 from longops.worker.invoke import MAX_ERROR_LENGTH, RunOutcome, invoke
-from longops.worker.isolation import ChildPool, RunSpec, death_message
+from longops.worker.isolation import Child, ChildPool, RunSpec, death_message
 from longops.worker.registry import TaskDef, TaskRegistry
 
 log = logging.getLogger("longops.worker")
@@ -79,24 +80,40 @@ class RunControl:
         self.force_at: datetime | None = None
         self.force_applied = False
         self.overdue = False
+        self.overdue_at: datetime | None = None
+        """When forced async code that still runs is declared overdue."""
         self.started_at: datetime | None = None
         self.deadline: datetime | None = None
-        self.estimator: Estimator | None = None
+        self._estimator = Estimator()
+        self.began = False
         self.flushed: tuple[int, int] = (0, 0)
+        self.flushed_reading: Progress | None = None
         self.last_flush = 0.0
         self._async: tuple[asyncio.AbstractEventLoop, asyncio.Task[Any]] | None = None
-        self.in_child = False
+        self.child: Child | None = None
+        self.abandoned = False
 
     @property
     def operation(self) -> Operation:
         return self.claimed.operation
 
+    @property
+    def killable(self) -> bool:
+        """Whether a forced stop can end the code: a child process, or an asyncio task."""
+        task = self.task
+        return task is not None and (task.isolation == "process" or task.is_async)
+
     # -- the runner's side ------------------------------------------------------------------
-    def begin(self) -> None:
-        """The task code starts now: the timeout and the rate count from here."""
-        self.started_at = self.clock.now()
-        self.deadline = self.started_at + self.operation.timeout
-        self.estimator = Estimator()
+    def begin(self) -> bool:
+        """The task code starts now (the timeout and the rate count from here); False when
+        the run was handed back or asked to stop before it began, and must not start."""
+        with self._lock:
+            if self.abandoned or self.cause is not None:
+                return False
+            self.began = True
+            self.started_at = self.clock.now()
+            self.deadline = self.started_at + self.operation.timeout
+        return True
 
     def attach_async(self, loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any]) -> None:
         with self._lock:
@@ -105,15 +122,37 @@ class RunControl:
         if forced:  # forced before the coroutine even started
             loop.call_soon_threadsafe(task.cancel)
 
+    def attach_child(self, child: Child) -> bool:
+        """Note the child running this attempt; False when the run was handed back first."""
+        with self._lock:
+            if self.abandoned:
+                return False
+            self.child = child
+        return True
+
+    def abandon(self) -> Child | None:
+        """The run is being handed back (a drain): nothing more may start, and the child
+        running it (returned, to be killed by the caller) must not go on."""
+        with self._lock:
+            self.abandoned = True
+            self.force_applied = True
+            child, self.child = self.child, None
+        self.cancel.set()
+        return child
+
     def reading(self, at: datetime | None = None) -> Progress | None:
         """The counter as a reading with rate and ETA, or None if nothing was reported."""
         if self.counter.version == 0:
             return None
         at = at or self.clock.now()
         snapshot = self.counter.snapshot()
-        if self.estimator is None:
-            return snapshot
-        return self.estimator.observe(snapshot, at)
+        with self._lock:  # the monitor, a checkpoint and the final reading may all ask
+            return self._estimator.observe(snapshot, at)
+
+    def moved(self, reading: Progress) -> bool:
+        """Whether the work moved since the last reading written (rate and times aside)."""
+        last = self.flushed_reading
+        return last is None or _bare(reading) != _bare(last)
 
     def save_checkpoint(
         self, text: str, reading: tuple[dict[str, Any], int, int] | None = None
@@ -128,15 +167,17 @@ class RunControl:
             self.counter.load(Progress.from_json(reading[0]), reading[1], reading[2])
         versions = self.counter.versions()
         progress = self.reading(now)
+        moved = progress is not None and self.moved(progress)
         ok = self.store.save_checkpoint(
             self.operation.id,
             self.claimed.lease_token,
             now,
             text,
             None if progress is None else json.dumps(progress.to_json()),
+            moved=moved,
         )
         if ok and progress is not None:
-            self.flushed = versions
+            self.flushed, self.flushed_reading = versions, progress
         return ok
 
     # -- the monitor's side -----------------------------------------------------------------
@@ -154,26 +195,39 @@ class RunControl:
             force_at = now if force else now + timedelta(seconds=grace)
             if self.force_at is None or force_at < self.force_at:
                 self.force_at = force_at
-        if self.ctx is not None:
-            self.ctx.request_stop(reason)
+            ctx = self.ctx
+        if ctx is not None:
+            ctx.request_stop(reason)
         else:
             self.cancel.set()
         return new
 
     def force_due(self, now: datetime) -> bool:
         return (
-            self.force_at is not None
+            self.began
+            and self.force_at is not None
             and now >= self.force_at
             and not self.force_applied
             and not self.overdue
         )
 
-    def apply_force(self) -> StopMode:
+    def overdue_due(self, now: datetime) -> bool:
+        """Forced async code that swallowed its cancellation and still runs past a second
+        grace period is overdue too."""
+        return self.overdue_at is not None and now >= self.overdue_at and not self.overdue
+
+    def apply_force(self, grace: float) -> StopMode:
         """Stop the code by force where that is possible; returns how it will end."""
         with self._lock:
-            if self.in_child or self._async is not None or (self.task and self.task.is_async):
+            if self.killable:
                 self.force_applied = True
                 target = self._async
+                if (
+                    self.task is not None
+                    and self.task.is_async
+                    and self.task.isolation != "process"
+                ):
+                    self.overdue_at = self.clock.now() + timedelta(seconds=grace)
             else:
                 self.overdue = True
                 target = None
@@ -182,11 +236,31 @@ class RunControl:
             loop.call_soon_threadsafe(task.cancel)
         return StopMode.FORCED if self.force_applied else StopMode.OVERDUE
 
+    def mark_overdue(self) -> None:
+        with self._lock:
+            self.overdue = True
+
     def timed_out(self, now: datetime) -> bool:
         return self.deadline is not None and now >= self.deadline and self.cause is None
 
+    def not_started(self) -> RunOutcome:
+        """The outcome of a run asked to stop before its code began (it never ran)."""
+        reason = self.reason or "cancel requested"
+        if self.cause == TIMEOUT:
+            return RunOutcome(Outcome.TIMEOUT, error_message=f"{reason}: before its code began")
+        if self.cause == CANCEL:
+            return RunOutcome(
+                Outcome.CANCELLED,
+                error_message=f"{reason}: before its code began",
+                cancel_mode=CancelMode.BEFORE_START,
+            )
+        # Handed back, or its lease lost: the result is never recorded by this worker.
+        return RunOutcome(Outcome.INTERRUPTED, error_message=reason)
+
     def classify(self, run: RunOutcome) -> RunOutcome:
         """How the run ended, in the light of a cancel request or timeout it was given."""
+        if not self.began:
+            return run  # it never started: not_started() said how it ended
         cause = self.cause
         if cause is None or cause == FENCED:
             if run.outcome is Outcome.CANCELLED:
@@ -197,10 +271,10 @@ class RunControl:
             return run
         if run.outcome is Outcome.SUCCESS and not self.overdue:
             return run  # it finished before it noticed: the work is done, keep it
-        if run.forced or (self.force_applied and self.in_child):
-            stop = StopMode.FORCED
-        elif self.overdue:
+        if self.overdue:
             stop = StopMode.OVERDUE
+        elif run.forced or self.force_applied:
+            stop = StopMode.FORCED
         else:
             stop = StopMode.COOPERATIVE
         how = {
@@ -232,9 +306,11 @@ class RunControl:
         )
 
 
-def _with(run: RunOutcome, **changes: Any) -> RunOutcome:
-    from dataclasses import replace
+def _bare(reading: Progress) -> Progress:
+    return replace(reading, rate=None, eta_at=None, eta_source=None, updated_at=None)
 
+
+def _with(run: RunOutcome, **changes: Any) -> RunOutcome:
     return replace(run, **changes)
 
 
@@ -288,7 +364,9 @@ def result_for(
         started_at=started_at,
         progress_json=None if progress is None else json.dumps(progress.to_json()),
         stop_mode=run.stop_mode,
-        cancel_mode=run.cancel_mode if decision.status.value == "cancelled" else None,
+        # Used only if the operation ends cancelled (the store decides: a cancel request
+        # that arrived at the last moment also ends it cancelled).
+        cancel_mode=run.cancel_mode,
         clear_checkpoint=run.outcome is Outcome.SUCCESS,
     )
 
@@ -322,11 +400,7 @@ def execute(
     control = control or RunControl(claimed, store=None, clock=clock)
     control.task = task
     if task.isolation == "process":
-        if pool is None:
-            pool = ChildPool()
-        control.in_child = True
-        control.begin()
-        run = _run_in_child(control, task, pool)
+        run = _run_in_child(control, task, pool or ChildPool())
     else:
         ctx = RunContext(
             operation_id=op.id,
@@ -341,9 +415,9 @@ def execute(
             on_step=control.wake_monitor,
         )
         control.ctx = ctx
-        if control.reason is not None:  # asked to stop before the code began
-            ctx.request_stop(control.reason)
-        control.begin()
+        if not control.begin():
+            # Asked to stop (or handed back) before the code began: it does not start.
+            return result_for(claimed, control.not_started(), task=task, clock=clock, tz=tz)
         run = invoke(
             task.fn,
             op.args,
@@ -357,6 +431,12 @@ def execute(
         "run ended",
         extra={"action": "run_ended", "operation_id": str(op.id), "outcome": run.outcome.value},
     )
+    final = control.reading()
+    if final is not None:
+        # An ended run expects nothing more; a finished one is a full bar.
+        final = replace(
+            final, eta_at=None, eta_source=None, complete=run.outcome is Outcome.SUCCESS
+        )
     return result_for(
         claimed,
         run,
@@ -364,7 +444,7 @@ def execute(
         clock=clock,
         tz=tz,
         started_at=control.started_at,
-        progress=control.reading(),
+        progress=final,
     )
 
 
@@ -372,6 +452,7 @@ def _run_in_child(control: RunControl, task: TaskDef, pool: ChildPool) -> RunOut
     """Drive one attempt in a child process: relay progress, checkpoints and cancellation;
     escalate SIGTERM to SIGKILL when forced; report a death as the attempt's error."""
     op = control.operation
+    token = f"{op.id}/{control.claimed.run_no}"
     spec = RunSpec(
         fn=task.fn,
         args=tuple(op.args),
@@ -384,8 +465,26 @@ def _run_in_child(control: RunControl, task: TaskDef, pool: ChildPool) -> RunOut
         attempt=op.attempt_count,
         task=op.task,
         resume_state=op.checkpoint,
+        token=token,
     )
+    if not control.begin():
+        return control.not_started()
     child = pool.acquire()
+    if not control.attach_child(child):
+        pool.release(child, 0, max_runs=None, max_memory=None, ran=False)
+        return control.not_started()
+    try:
+        return _drive_child(control, task, pool, child, spec)
+    except BaseException:
+        # Whatever went wrong on our side, the child must not live on with the run.
+        pool.discard(child)
+        raise
+
+
+def _drive_child(
+    control: RunControl, task: TaskDef, pool: ChildPool, child: Child, spec: RunSpec
+) -> RunOutcome:
+    op = control.operation
     if not child.send(("run", spec)):
         pool.discard(child)
         return RunOutcome(Outcome.ERROR, error_message="could not hand the run to a child process")
@@ -395,7 +494,7 @@ def _run_in_child(control: RunControl, task: TaskDef, pool: ChildPool) -> RunOut
     result: tuple[Any, ...] | None = None
     while result is None:
         if control.cancel.is_set() and not cancel_sent:
-            cancel_sent = child.send(("cancel", control.reason or "cancel requested"))
+            cancel_sent = child.send(("cancel", spec.token, control.reason or "cancel requested"))
         if control.force_applied and terminated_at is None:
             child.terminate()
             terminated_at = time.monotonic()
@@ -427,7 +526,7 @@ def _run_in_child(control: RunControl, task: TaskDef, pool: ChildPool) -> RunOut
             saved = control.save_checkpoint(
                 text, None if reading is None else (reading, version, step_version)
             )
-            child.send(("ack", saved))
+            child.send(("ack", spec.token, saved))
         elif kind == "result":
             result = message
     if result is None:
@@ -446,7 +545,13 @@ def _run_in_child(control: RunControl, task: TaskDef, pool: ChildPool) -> RunOut
     _, outcome, result_json, error_message, tb, rss, reading, versions = result
     if reading is not None:
         control.counter.load(Progress.from_json(reading), *versions)
-    pool.release(child, rss, max_runs=task.max_runs_per_child, max_memory=task.max_memory_per_child)
+    if terminated_at is not None:
+        # It was told to die: whatever the task did to the process stays out of the pool.
+        pool.discard(child)
+    else:
+        pool.release(
+            child, rss, max_runs=task.max_runs_per_child, max_memory=task.max_memory_per_child
+        )
     return RunOutcome(
         Outcome(outcome), result_json=result_json, error_message=error_message, traceback=tb
     )

@@ -6,7 +6,7 @@ A child can be killed, so a run that ignores its cancel request or its timeout i
 
 The worker's runner thread drives one child per run over a pipe::
 
-    parent -> child   ("run", RunSpec) · ("cancel", reason) · ("ack", ok) · ("exit",)
+    parent -> child   ("run", RunSpec) · ("cancel", token, reason) · ("ack", token, ok) · ("exit",)
     child -> parent   ("progress", reading, version, step_version)
                       ("checkpoint", state_json, reading) -> answered by ("ack", ok)
                       ("result", outcome, result_json, error, traceback, rss, reading, versions)
@@ -46,7 +46,6 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-from longops.domain.operation import Outcome
 from longops.domain.progress import Progress, ProgressCounter
 from longops.worker.context import RunContext
 from longops.worker.invoke import invoke
@@ -73,17 +72,9 @@ class RunSpec:
     attempt: int
     task: str
     resume_state: Any = None
-
-
-@dataclass(slots=True)
-class ChildResult:
-    outcome: Outcome
-    result_json: str | None
-    error_message: str | None
-    traceback: str | None
-    rss: int
-    reading: dict[str, Any] | None
-    versions: tuple[int, int]
+    token: str = ""
+    """Names this run in the messages about it, so nothing meant for one run reaches
+    another run the same child serves later."""
 
 
 def signal_name(number: int) -> str:
@@ -192,6 +183,8 @@ class ChildPool:
             ],
             pass_fds=[child_sock.fileno()],
             close_fds=True,
+            # The child must import longops itself before it hears the worker's sys.path.
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
         )
         child_sock.close()
         conn = Connection(parent_sock.detach())
@@ -205,10 +198,17 @@ class ChildPool:
         return child
 
     def release(
-        self, child: Child, rss: int, *, max_runs: int | None, max_memory: int | None
+        self,
+        child: Child,
+        rss: int,
+        *,
+        max_runs: int | None,
+        max_memory: int | None,
+        ran: bool = True,
     ) -> None:
         """Give a child back after a run that ended normally; replaced past its limits."""
-        child.runs += 1
+        if ran:
+            child.runs += 1
         runs_limit = max_runs or self.max_runs
         memory_limit = max_memory or self.max_memory
         recycle = child.runs >= runs_limit or (memory_limit is not None and rss > memory_limit)
@@ -271,6 +271,10 @@ def _resident_bytes() -> int:
         return peak if sys.platform == "darwin" else peak * 1024
 
 
+ACK_TIMEOUT = 600.0
+"""Seconds a child waits for the worker to confirm a checkpoint before giving up on it."""
+
+
 class _ChildSide:
     """The child's reader thread and the run it serves."""
 
@@ -279,8 +283,12 @@ class _ChildSide:
         self.send_lock = threading.Lock()
         self.runs: queue.Queue[RunSpec | None] = queue.Queue()
         self.acks: queue.Queue[bool] = queue.Queue()
+        self.lock = threading.Lock()
+        self.token: str | None = None
+        """The run being served (set, with its context, under ``lock``)."""
         self.ctx: RunContext | None = None
-        self.pending_cancel: str | None = None
+        self.early_cancel: tuple[str, str] | None = None
+        """A cancel for a run that has been handed over but not yet begun (token, reason)."""
 
     def send(self, message: tuple[Any, ...]) -> None:
         with self.send_lock:
@@ -297,15 +305,39 @@ class _ChildSide:
             if kind == "run":
                 self.runs.put(message[1])
             elif kind == "cancel":
-                ctx = self.ctx
-                if ctx is not None:
-                    ctx.request_stop(message[1])
-                else:
-                    self.pending_cancel = message[1]
+                self.cancel(message[1], message[2])
             elif kind == "ack":
-                self.acks.put(bool(message[1]))
+                with self.lock:
+                    current = self.token
+                if message[1] == current:
+                    self.acks.put(bool(message[2]))
             elif kind == "exit":
                 self.runs.put(None)
+
+    def cancel(self, token: str, reason: str) -> None:
+        with self.lock:
+            if token == self.token and self.ctx is not None:
+                ctx: RunContext | None = self.ctx
+            else:
+                # Not begun yet (or already over, when the token will never come again).
+                self.early_cancel = (token, reason)
+                ctx = None
+        if ctx is not None:
+            ctx.request_stop(reason)
+
+    def begin(self, token: str, ctx: RunContext) -> None:
+        with self.lock:
+            self.token, self.ctx = token, ctx
+            early, self.early_cancel = self.early_cancel, None
+        if early is not None and early[0] == token:
+            ctx.request_stop(early[1])
+
+    def end(self) -> None:
+        with self.lock:
+            self.token = self.ctx = None
+            self.early_cancel = None
+        while not self.acks.empty():
+            self.acks.get_nowait()
 
 
 class _MainLoader(pickle.Unpickler):
@@ -374,7 +406,12 @@ def _run_one(side: _ChildSide, spec: RunSpec) -> None:
         side.send(
             ("checkpoint", text, reading.to_json() if version else None, version, step_version)
         )
-        return side.acks.get()
+        try:
+            return side.acks.get(timeout=ACK_TIMEOUT)
+        except queue.Empty:
+            raise RuntimeError(
+                f"the worker did not confirm the checkpoint within {ACK_TIMEOUT:g} s"
+            ) from None
 
     ctx = RunContext(
         operation_id=spec.operation_id,
@@ -387,10 +424,7 @@ def _run_one(side: _ChildSide, spec: RunSpec) -> None:
         checkpoint_sink=sink,
         on_step=kick.set,
     )
-    side.ctx = ctx
-    if side.pending_cancel is not None:
-        ctx.request_stop(side.pending_cancel)
-        side.pending_cancel = None
+    side.begin(spec.token, ctx)
     pumper = threading.Thread(target=pump, name="longops-child-pump", daemon=True)
     pumper.start()
     run = invoke(
@@ -403,7 +437,7 @@ def _run_one(side: _ChildSide, spec: RunSpec) -> None:
     stop_pump.set()
     kick.set()
     pumper.join()
-    side.ctx = None
+    side.end()
     side.send(
         (
             "result",

@@ -72,8 +72,9 @@ class TaskDef:
         try:
             self.signature.bind(*args, **kwargs)
         except TypeError as exc:
+            field = "kwargs" if "keyword argument" in str(exc) else "args"
             raise ValidationError(
-                "args", f"do not match task {self.name}{self.signature}: {exc}"
+                field, f"do not match task {self.name}{self.signature}: {exc}"
             ) from exc
 
     @property

@@ -23,6 +23,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -42,6 +43,7 @@ from zoneinfo import ZoneInfo
 from longops.domain.clock import Clock
 from longops.domain.ids import new_id
 from longops.domain.operation import (
+    CancelMode,
     EventType,
     Outcome,
     Session,
@@ -49,6 +51,7 @@ from longops.domain.operation import (
     SessionState,
     StopMode,
 )
+from longops.domain.progress import Progress
 from longops.store.base import (
     CancelListener,
     CancelSignal,
@@ -295,13 +298,18 @@ class Worker:
             leftover = list(self._runs.values())
             self._runs.clear()
         for run in leftover:
-            # A child still running this operation must not go on once it is handed back.
-            run.kill_after = 0.0
-            run.force_applied = run.force_applied or run.in_child
+            # Nothing of a handed-back run may go on: code not yet begun never starts, and
+            # a child running it is dead before another worker can claim the operation.
+            child = run.abandon()
+            if child is not None:
+                child.kill()
+                child.join(5.0)
             op = run.claimed.operation
             outcome = RunOutcome(
                 Outcome.INTERRUPTED,
                 error_message=f"worker session {self.session_id} shut down before the run ended",
+                # With a cancel request pending, the store ends it cancelled: say how.
+                cancel_mode=CancelMode.OVERDUE if run.overdue else CancelMode.FORCED,
             )
             self._submit(
                 result_for(
@@ -440,8 +448,13 @@ class Worker:
                     tz=ZoneInfo("UTC"),
                 )
             with self._lock:
-                mine = self._runs.pop(op.id, None) is run
-            if mine:
+                # A rejoined session may hold a newer run of the same operation: only this
+                # run's own entry is removed.
+                mine = self._runs.get(op.id) is run
+                if mine:
+                    del self._runs[op.id]
+            if mine and run.cause != FENCED:
+                # (A run whose lease was lost leaves its operation to the rescuer.)
                 self._submit(result)
                 _log_result(op.task, claimed, result)
             self._slot_freed.set()
@@ -523,6 +536,13 @@ class Worker:
         self.session_id = new
         if self.services is not None:
             self.services.session_id = new
+        # The old session's runs were (or will be) handed to other workers: their code must
+        # stop now, by force where it can be (child processes, asyncio tasks).
+        with self._lock:
+            old_runs = list(self._runs.values())
+        for run in old_runs:
+            run.ask_to_stop(FENCED, f"session {old} was declared lost", grace=0, force=True)
+        self._monitor_wake.set()
         log.warning(
             "session declared lost; rejoined as a new session",
             extra={"action": "session_rejoined", "old": str(old), "new": str(new)},
@@ -540,6 +560,8 @@ class Worker:
                     return
                 log.warning("cancel listener failed; polling instead", exc_info=True)
                 self._cancel_listener = None
+                with contextlib.suppress(Exception):
+                    listener.close()
                 return
             if ids:
                 arrived = time.monotonic()
@@ -579,7 +601,10 @@ class Worker:
                     EventType.TIMEOUT,
                     {"timeout_seconds": timeout},
                 )
-            if run.force_due(now) and run.apply_force() is StopMode.OVERDUE:
+            if run.force_due(now) and run.apply_force(self._grace_of(run)) is StopMode.OVERDUE:
+                self._mark_overdue(run, now)
+            elif run.overdue_due(now):
+                run.mark_overdue()  # async code that swallowed its cancellation
                 self._mark_overdue(run, now)
         self._flush_progress(list(runs.values()))
 
@@ -638,12 +663,13 @@ class Worker:
 
     def _mark_overdue(self, run: RunControl, now: datetime) -> None:
         op = run.operation
+        what = {TIMEOUT: "timeout", FENCED: "lost lease"}.get(run.cause or "", "cancel request")
         log.warning(
-            "operation %s (%s) ignored its %s past the grace period and cannot be killed "
-            "(thread isolation); its result will be discarded",
+            "operation %s (%s) ignored its %s past the grace period and cannot be killed; "
+            "its result will be discarded",
             op.id,
             op.task,
-            "timeout" if run.cause == TIMEOUT else "cancel request",
+            what,
             extra={"action": "cancel_overdue", "operation_id": str(op.id)},
         )
         self.store.mark_cancel_overdue(
@@ -652,11 +678,11 @@ class Worker:
 
     def _flush_progress(self, runs: list[RunControl]) -> None:
         mono = time.monotonic()
-        due: list[tuple[RunControl, tuple[int, int], ProgressUpdate]] = []
+        due: list[tuple[RunControl, tuple[int, int], Progress, ProgressUpdate]] = []
         now = self.clock.now()
         for run in runs:
             versions = run.counter.versions()
-            if versions[0] == run.flushed[0] or run.estimator is None:
+            if versions[0] == run.flushed[0] or not run.began:
                 continue
             task = run.task
             interval = (
@@ -668,10 +694,15 @@ class Worker:
                 continue
             reading = run.reading(now)
             assert reading is not None
+            if not run.moved(reading):
+                # Reported again, unchanged: nothing to write, and the stall clock runs on.
+                run.flushed = versions
+                continue
             due.append(
                 (
                     run,
                     versions,
+                    reading,
                     ProgressUpdate(
                         run.operation.id,
                         run.claimed.lease_token,
@@ -683,14 +714,15 @@ class Worker:
             )
         if not due:
             return
-        applied = self.store.flush_progress([u for _, _, u in due])
-        for (run, versions, _), ok in zip(due, applied, strict=True):
-            run.flushed = versions
+        applied = self.store.flush_progress([u for *_, u in due])
+        for (run, versions, reading, _), ok in zip(due, applied, strict=True):
+            run.flushed, run.flushed_reading = versions, reading
             run.last_flush = mono
             if not ok:
-                # Rescued elsewhere: its writes are fenced out; ask the code to stop.
+                # Rescued elsewhere: its writes are fenced out, and the operation may run
+                # again elsewhere: stop the code now.
                 run.ask_to_stop(
-                    FENCED, "this run no longer holds its operation", grace=self._grace_of(run)
+                    FENCED, "this run no longer holds its operation", grace=0, force=True
                 )
 
 

@@ -140,8 +140,10 @@ VALUES (%(id)s, %(company)s, %(at)s, %(type)s, %(run_no)s, %(data)s::json);
 -- request's time, so the time a cancel took counts from when it was first asked).
 UPDATE longops_operations SET
     cancel_requested_at = coalesce(cancel_requested_at, %(at)s),
-    cancel_requested_by = coalesce(%(by)s, cancel_requested_by),
-    cancel_reason = coalesce(%(reason)s, cancel_reason),
+    -- A forced request on top of another keeps who first asked and why (the timeline has
+    -- both requests).
+    cancel_requested_by = CASE WHEN cancel_requested_at IS NULL THEN %(by)s ELSE cancel_requested_by END,
+    cancel_reason = CASE WHEN cancel_requested_at IS NULL THEN %(reason)s ELSE cancel_reason END,
     cancel_force = cancel_force OR %(force)s,
     updated_at = %(at)s
  WHERE id = %(id)s
@@ -169,7 +171,8 @@ DELETE FROM longops_operation_events WHERE operation_id = %(id)s;
 -- "Remove Failed Entries": non-recurring entries in error whose last run ended before the cut.
 DELETE FROM longops_operations
  WHERE company = %(company)s AND status = 'error' AND recurrence IS NULL
-   AND ended_at <= %(ended_before)s;
+   AND ended_at <= %(ended_before)s
+RETURNING id;
 
 -- name: list_attempts
 SELECT * FROM longops_attempts WHERE operation_id = %(id)s ORDER BY run_no;
@@ -279,6 +282,9 @@ SELECT * FROM claimed;
 -- name: finish_runs
 -- One statement for a whole batch of results. Fenced by the lease token: a session
 -- declared lost, or a run already handed back, matches no row and so changes nothing.
+-- A cancel request pending on the row wins over a retry, the next run of a recurrence, a
+-- drain's hand-back, a rescue and a failure: the operation ends cancelled. It is read in
+-- SET, from the row as locked, so a request that commits while this statement runs counts.
 WITH input AS (
     SELECT * FROM unnest(
         %(ids)s::uuid[], %(leases)s::uuid[], %(run_nos)s::integer[], %(ats)s::timestamptz[],
@@ -293,30 +299,37 @@ WITH input AS (
 ),
 op AS (
     UPDATE longops_operations o SET
-        status = i.status,
-        status_reason = i.status_reason,
+        status = CASE WHEN o.cancel_requested_at IS NOT NULL AND i.status IN ('ready', 'error')
+                      THEN 'cancelled' ELSE i.status END,
+        status_reason = CASE WHEN o.cancel_requested_at IS NOT NULL AND i.status IN ('ready', 'error')
+                             THEN 'cancelled' ELSE i.status_reason END,
         earliest_start_at = coalesce(i.earliest_start_at, o.earliest_start_at),
         attempt_count = coalesce(i.attempt_count, o.attempt_count),
         ended_at = i.at,
-        ready_at = CASE WHEN i.status = 'ready' THEN i.at ELSE o.ready_at END,
+        ready_at = CASE WHEN i.status = 'ready' AND o.cancel_requested_at IS NULL
+                        THEN i.at ELSE o.ready_at END,
         last_error = i.error_message,
         result = coalesce(i.result::json, o.result),
         started_at = coalesce(i.run_started_at, o.started_at),
         lease_token = NULL,
         session_id = NULL,
-        cancel_requested_at = CASE WHEN i.status = 'ready' THEN NULL ELSE o.cancel_requested_at END,
-        cancel_requested_by = CASE WHEN i.status = 'ready' THEN NULL ELSE o.cancel_requested_by END,
-        cancel_reason = CASE WHEN i.status = 'ready' THEN NULL ELSE o.cancel_reason END,
-        cancel_force = CASE WHEN i.status = 'ready' THEN false ELSE o.cancel_force END,
-        cancel_mode = i.cancel_mode,
-        progress = coalesce(i.progress::json, o.progress),
+        cancel_mode = CASE
+            WHEN o.cancel_requested_at IS NOT NULL AND i.status IN ('ready', 'error')
+            THEN coalesce(i.cancel_mode,
+                          CASE WHEN i.outcome IN ('interrupted', 'lost') THEN 'forced'
+                               ELSE 'cooperative' END)
+            WHEN i.status = 'cancelled' THEN i.cancel_mode
+            ELSE NULL END,
+        -- Back in the queue, the entry shows no reading: the run's last one is on its attempt.
+        progress = CASE WHEN i.status = 'ready' AND o.cancel_requested_at IS NULL THEN NULL
+                        ELSE coalesce(i.progress::json, o.progress) END,
         stalled_at = NULL,
         checkpoint = CASE WHEN i.clear_checkpoint THEN NULL ELSE o.checkpoint END,
         checkpoint_at = CASE WHEN i.clear_checkpoint THEN NULL ELSE o.checkpoint_at END,
         updated_at = i.at
       FROM input i
      WHERE o.id = i.id AND o.status = 'in_process' AND o.lease_token = i.lease_token
-    RETURNING o.id, o.company, i.lease_token
+    RETURNING o.id, o.company, i.lease_token, o.status, o.status_reason, o.cancel_mode
 ),
 att AS (
     UPDATE longops_attempts a SET
@@ -333,9 +346,9 @@ att AS (
 timeline AS (
     INSERT INTO longops_operation_events (operation_id, company, at, type, run_no, data)
     SELECT i.id, op.company, i.at, 'attempt_ended', i.run_no,
-           json_build_object('outcome', i.outcome, 'status', i.status,
-                             'reason', i.status_reason, 'stop_mode', i.stop_mode,
-                             'cancel_mode', i.cancel_mode, 'error', left(i.error_message, 200))
+           json_build_object('outcome', i.outcome, 'status', op.status,
+                             'reason', op.status_reason, 'stop_mode', i.stop_mode,
+                             'cancel_mode', op.cancel_mode, 'error', left(i.error_message, 200))
       FROM input i JOIN op ON op.id = i.id AND op.lease_token = i.lease_token
 )
 SELECT id, lease_token FROM op;
@@ -412,13 +425,17 @@ DELETE FROM longops_attempts AS a
 -- name: prune_operation_events
 -- As with attempts, an operation in error (or still running) keeps its timeline. Ids
 -- follow time, so the cut is found by walking the key from the oldest event: no index on
--- the time is paid for in the hot path.
+-- the time is paid for in the hot path. At most 10,000 rows a statement (the caller
+-- repeats), so a large backlog never holds one long transaction.
 DELETE FROM longops_operation_events
- WHERE id < coalesce((SELECT id FROM longops_operation_events WHERE at >= %(before)s
-                       ORDER BY id LIMIT 1), 9223372036854775807)
-   AND NOT EXISTS (SELECT 1 FROM longops_operations o
-                    WHERE o.id = longops_operation_events.operation_id
-                      AND o.status IN ('error', 'in_process'));
+ WHERE id IN (
+    SELECT e.id FROM longops_operation_events e
+     WHERE e.id < coalesce((SELECT id FROM longops_operation_events WHERE at >= %(before)s
+                            ORDER BY id LIMIT 1), 9223372036854775807)
+       AND NOT EXISTS (SELECT 1 FROM longops_operations o
+                        WHERE o.id = e.operation_id AND o.status IN ('error', 'in_process'))
+     ORDER BY e.id
+     LIMIT 10000);
 
 -- name: prune_session_events
 DELETE FROM longops_session_events WHERE at < %(before)s;
@@ -515,14 +532,15 @@ logged AS (
 SELECT id, lease_token FROM live;
 
 -- name: save_checkpoint
+-- The state and the progress so far in one write; the stall clock moves only when the
+-- progress did (a checkpoint alone is not movement).
 UPDATE longops_operations SET
     checkpoint = %(state)s::json, checkpoint_at = %(at)s,
     progress = coalesce(%(progress)s::json, progress),
-    progress_moved_at = CASE WHEN %(progress)s::text IS NULL THEN progress_moved_at ELSE %(at)s END,
-    stalled_at = CASE WHEN %(progress)s::text IS NULL THEN stalled_at ELSE NULL END,
+    progress_moved_at = CASE WHEN %(moved)s THEN %(at)s ELSE progress_moved_at END,
+    stalled_at = CASE WHEN %(moved)s THEN NULL ELSE stalled_at END,
     updated_at = %(at)s
- WHERE id = %(id)s AND status = 'in_process' AND lease_token = %(lease_token)s
-RETURNING id, company, run_count;
+ WHERE id = %(id)s AND status = 'in_process' AND lease_token = %(lease_token)s;
 
 -- name: mark_cancel_overdue
 UPDATE longops_operations SET cancel_overdue_at = %(at)s, updated_at = %(at)s
@@ -542,7 +560,8 @@ SELECT * FROM longops_operation_events
  WHERE operation_id = %(id)s
    AND (%(after_id)s::bigint IS NULL OR id > %(after_id)s)
    AND (cardinality(%(types)s::text[]) = 0 OR type = ANY(%(types)s::text[]))
- ORDER BY id
+   AND (%(run_no)s::integer IS NULL OR run_no = %(run_no)s)
+ ORDER BY CASE WHEN %(newest_first)s THEN -id ELSE id END
  LIMIT %(limit)s;
 
 -- name: running_in_categories
@@ -568,6 +587,8 @@ SELECT extract(epoch FROM ended_at - started_at) AS seconds
  ORDER BY ended_at DESC
  LIMIT %(limit)s;
 
--- name: run_event_target
-SELECT company, run_count FROM longops_operations
- WHERE id = %(id)s AND status = 'in_process' AND lease_token = %(lease_token)s;
+-- name: lock_run_row
+-- A running operation's row while its run holds the lease, locked: the writes that follow in the transaction see no change in between.
+SELECT company, run_count, stalled_at FROM longops_operations
+ WHERE id = %(id)s AND status = 'in_process' AND lease_token = %(lease_token)s
+   FOR UPDATE;

@@ -121,8 +121,10 @@ VALUES (:id, :company, :at, :type, :run_no, :data);
 -- name: request_cancel
 UPDATE longops_operations SET
     cancel_requested_at = coalesce(cancel_requested_at, :at),
-    cancel_requested_by = coalesce(:by, cancel_requested_by),
-    cancel_reason = coalesce(:reason, cancel_reason),
+    -- A forced request on top of another keeps who first asked and why (the timeline has
+    -- both requests).
+    cancel_requested_by = CASE WHEN cancel_requested_at IS NULL THEN :by ELSE cancel_requested_by END,
+    cancel_reason = CASE WHEN cancel_requested_at IS NULL THEN :reason ELSE cancel_reason END,
     cancel_force = cancel_force OR :force,
     updated_at = :at
  WHERE id = :id
@@ -144,7 +146,8 @@ DELETE FROM longops_operation_events WHERE operation_id = :id;
 -- name: delete_failed
 DELETE FROM longops_operations
  WHERE company = :company AND status = 'error' AND recurrence IS NULL
-   AND ended_at <= :ended_before;
+   AND ended_at <= :ended_before
+RETURNING id;
 
 -- name: list_attempts
 SELECT * FROM longops_attempts WHERE operation_id = :id ORDER BY run_no;
@@ -238,42 +241,52 @@ SELECT id, company, :now, 'attempt_started', run_count,
 -- name: log_finished
 INSERT INTO longops_operation_events (operation_id, company, at, type, run_no, data)
 VALUES (:id, :company, :at, 'attempt_ended', :run_no,
-        json_object('outcome', :outcome, 'status', :status, 'reason', :status_reason,
-                    'stop_mode', :stop_mode, 'cancel_mode', :cancel_mode,
+        json_object('outcome', :outcome, 'status', :final_status, 'reason', :final_reason,
+                    'stop_mode', :stop_mode, 'cancel_mode', :final_cancel_mode,
                     'error', substr(:error_message, 1, 200)));
 
+-- name: last_reading
+SELECT progress FROM longops_operations
+ WHERE id = :id AND status = 'in_process' AND lease_token = :lease_token;
+
 -- name: finish_operation
--- Fenced by the lease token, as on PostgreSQL.
+-- Fenced by the lease token, as on PostgreSQL; and as there, a pending cancel request wins
+-- over a retry, the next recurrence, a hand-back, a rescue and a failure.
 UPDATE longops_operations SET
-    status = :status,
-    status_reason = :status_reason,
+    status = CASE WHEN cancel_requested_at IS NOT NULL AND :status IN ('ready', 'error')
+                  THEN 'cancelled' ELSE :status END,
+    status_reason = CASE WHEN cancel_requested_at IS NOT NULL AND :status IN ('ready', 'error')
+                         THEN 'cancelled' ELSE :status_reason END,
     earliest_start_at = coalesce(:earliest_start_at, earliest_start_at),
     attempt_count = coalesce(:attempt_count, attempt_count),
     ended_at = :at,
-    ready_at = CASE WHEN :status = 'ready' THEN :at ELSE ready_at END,
+    ready_at = CASE WHEN :status = 'ready' AND cancel_requested_at IS NULL THEN :at ELSE ready_at END,
     last_error = :error_message,
     result = coalesce(:result, result),
     started_at = coalesce(:run_started_at, started_at),
     lease_token = NULL,
     session_id = NULL,
-    cancel_requested_at = CASE WHEN :status = 'ready' THEN NULL ELSE cancel_requested_at END,
-    cancel_requested_by = CASE WHEN :status = 'ready' THEN NULL ELSE cancel_requested_by END,
-    cancel_reason = CASE WHEN :status = 'ready' THEN NULL ELSE cancel_reason END,
-    cancel_force = CASE WHEN :status = 'ready' THEN 0 ELSE cancel_force END,
-    cancel_mode = :cancel_mode,
-    progress = coalesce(:progress, progress),
+    cancel_mode = CASE
+        WHEN cancel_requested_at IS NOT NULL AND :status IN ('ready', 'error')
+        THEN coalesce(:cancel_mode,
+                      CASE WHEN :outcome IN ('interrupted', 'lost') THEN 'forced'
+                           ELSE 'cooperative' END)
+        WHEN :status = 'cancelled' THEN :cancel_mode
+        ELSE NULL END,
+    progress = CASE WHEN :status = 'ready' AND cancel_requested_at IS NULL THEN NULL
+                    ELSE coalesce(:progress, progress) END,
     stalled_at = NULL,
     checkpoint = CASE WHEN :clear_checkpoint THEN NULL ELSE checkpoint END,
     checkpoint_at = CASE WHEN :clear_checkpoint THEN NULL ELSE checkpoint_at END,
     updated_at = :at
  WHERE id = :id AND status = 'in_process' AND lease_token = :lease_token
-RETURNING id, company, progress;
+RETURNING id, company, status, status_reason, cancel_mode;
 
 -- name: finish_attempt
 UPDATE longops_attempts SET
     started_at = coalesce(:run_started_at, started_at),
     ended_at = :at, outcome = :outcome, error_message = :error_message, traceback = :traceback,
-    stop_mode = :stop_mode, progress = :final_progress
+    stop_mode = :stop_mode, progress = coalesce(:progress, :last_reading)
  WHERE operation_id = :id AND run_no = :run_no;
 
 -- name: next_due_at
@@ -346,13 +359,17 @@ DELETE FROM longops_attempts AS a
 -- name: prune_operation_events
 -- As with attempts, an operation in error (or still running) keeps its timeline. Ids
 -- follow time, so the cut is found by walking the key from the oldest event: no index on
--- the time is paid for in the hot path.
+-- the time is paid for in the hot path. At most 10,000 rows a statement (the caller
+-- repeats), so a large backlog never holds one long transaction.
 DELETE FROM longops_operation_events
- WHERE id < coalesce((SELECT id FROM longops_operation_events WHERE at >= :before
-                       ORDER BY id LIMIT 1), 9223372036854775807)
-   AND NOT EXISTS (SELECT 1 FROM longops_operations o
-                    WHERE o.id = longops_operation_events.operation_id
-                      AND o.status IN ('error', 'in_process'));
+ WHERE id IN (
+    SELECT e.id FROM longops_operation_events e
+     WHERE e.id < coalesce((SELECT id FROM longops_operation_events WHERE at >= :before
+                            ORDER BY id LIMIT 1), 9223372036854775807)
+       AND NOT EXISTS (SELECT 1 FROM longops_operations o
+                        WHERE o.id = e.operation_id AND o.status IN ('error', 'in_process'))
+     ORDER BY e.id
+     LIMIT 10000);
 
 -- name: prune_session_events
 DELETE FROM longops_session_events WHERE at < :before;
@@ -400,12 +417,6 @@ INSERT INTO longops_migrations (version, name, checksum) VALUES (:version, :name
 SELECT id, cancel_force, cancel_reason, cancel_requested_by FROM longops_operations
  WHERE id IN (SELECT value FROM json_each(:ids)) AND status = 'in_process' AND cancel_requested_at IS NOT NULL;
 
--- name: lock_progress_row
--- Differs from PostgreSQL, which flushes a whole batch in one statement: under SQLite's
--- single writer the batch is a loop of these two, and no other writer can interleave.
-SELECT stalled_at, run_count, company FROM longops_operations
- WHERE id = :id AND status = 'in_process' AND lease_token = :lease_token;
-
 -- name: flush_progress_one
 UPDATE longops_operations SET
     progress = :progress,
@@ -415,14 +426,15 @@ UPDATE longops_operations SET
  WHERE id = :id AND status = 'in_process' AND lease_token = :lease_token;
 
 -- name: save_checkpoint
+-- The state and the progress so far in one write; the stall clock moves only when the
+-- progress did (a checkpoint alone is not movement).
 UPDATE longops_operations SET
     checkpoint = :state, checkpoint_at = :at,
     progress = coalesce(:progress, progress),
-    progress_moved_at = CASE WHEN :progress IS NULL THEN progress_moved_at ELSE :at END,
-    stalled_at = CASE WHEN :progress IS NULL THEN stalled_at ELSE NULL END,
+    progress_moved_at = CASE WHEN :moved THEN :at ELSE progress_moved_at END,
+    stalled_at = CASE WHEN :moved THEN NULL ELSE stalled_at END,
     updated_at = :at
- WHERE id = :id AND status = 'in_process' AND lease_token = :lease_token
-RETURNING id, company, run_count;
+ WHERE id = :id AND status = 'in_process' AND lease_token = :lease_token;
 
 -- name: mark_cancel_overdue
 UPDATE longops_operations SET cancel_overdue_at = :at, updated_at = :at
@@ -443,7 +455,8 @@ SELECT * FROM longops_operation_events
  WHERE operation_id = :id
    AND (:after_id IS NULL OR id > :after_id)
    AND (:types = '[]' OR type IN (SELECT value FROM json_each(:types)))
- ORDER BY id
+   AND (:run_no IS NULL OR run_no = :run_no)
+ ORDER BY CASE WHEN :newest_first THEN -id ELSE id END
  LIMIT :limit;
 
 -- name: running_in_categories
@@ -466,6 +479,7 @@ SELECT (julianday(ended_at) - julianday(started_at)) * 86400.0 AS seconds
  ORDER BY ended_at DESC
  LIMIT :limit;
 
--- name: run_event_target
-SELECT company, run_count FROM longops_operations
+-- name: lock_run_row
+-- A running operation's row while its run holds the lease (SQLite's single writer already excludes others).
+SELECT company, run_count, stalled_at FROM longops_operations
  WHERE id = :id AND status = 'in_process' AND lease_token = :lease_token;
