@@ -189,7 +189,7 @@ def test_dedup_key_returns_the_active_operation(app: Longops) -> None:
         ({"task": "nope"}, "task"),
         ({"args": (object(),)}, "args"),
         ({"args": (1, 2, 3)}, "args"),
-        ({"kwargs": {"y": 1}}, "args"),
+        ({"kwargs": {"y": 1}}, "kwargs"),
         ({"max_attempts": 0}, "max_attempts"),
         ({"max_attempts": 101}, "max_attempts"),
         ({"rerun_delay": 3601}, "rerun_delay"),
