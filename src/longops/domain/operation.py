@@ -25,6 +25,7 @@ from longops.domain.errors import ValidationError
 from longops.domain.ids import new_id
 from longops.domain.recurrence import Recurrence
 from longops.domain.retry import RetryPolicy, policy_from_json
+from longops.domain.security import PermissionSet
 from longops.domain.status import TERMINAL, Status
 
 DEFAULT_COMPANY = "default"
@@ -98,6 +99,17 @@ class Company:
     display_name: str
     time_zone: str
     active: bool = True
+    max_in_process: int | None = None
+    """At most this many of the company's operations run at once (None: no limit)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "display_name": self.display_name,
+            "time_zone": self.time_zone,
+            "active": self.active,
+            "max_in_process": self.max_in_process,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +167,11 @@ class Operation:
     dedup_key: str | None
     labels: Mapping[str, str]
     cancel_request: CancelRequest | None
+    required_permission: PermissionSet | None = None
+    """Whoever enqueues it or sets it ready must hold this set (or more) in its company."""
+    user_inactive: bool = False
+    """Its user no longer exists or is disabled (Business Central shows such entries in red);
+    derived when read, not stored."""
 
     @property
     def done(self) -> bool:
@@ -195,6 +212,10 @@ class Operation:
             "recurring": self.recurring,
             "recurrence": self.recurrence.to_json() if self.recurrence else None,
             "user": self.user,
+            "user_inactive": self.user_inactive,
+            "required_permission": (
+                self.required_permission.value if self.required_permission else None
+            ),
             "created_at": _iso(self.created_at),
             "updated_at": _iso(self.updated_at),
             "ready_at": _iso(self.ready_at),
@@ -275,6 +296,8 @@ class Session:
     started_at: datetime
     last_heartbeat_at: datetime
     ended_at: datetime | None
+    companies: tuple[str, ...] | None = None
+    """The companies it serves; None means every company."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -282,6 +305,7 @@ class Session:
             "host": self.host,
             "pid": self.pid,
             "queues": list(self.queues),
+            "companies": None if self.companies is None else list(self.companies),
             "concurrency": self.concurrency,
             "state": self.state.value,
             "started_at": _iso(self.started_at),
@@ -332,6 +356,7 @@ class NewOperation:
     created_at: datetime
     dedup_key: str | None
     labels: Mapping[str, str] = field(default_factory=dict)
+    required_permission: PermissionSet | None = None
 
     @classmethod
     def build(
@@ -357,6 +382,7 @@ class NewOperation:
         dedup_key: str | None = None,
         labels: Mapping[str, str] | None = None,
         on_hold: bool = False,
+        required_permission: PermissionSet | None = None,
     ) -> NewOperation:
         """Check every rule on the request and return it ready to insert.
 
@@ -423,6 +449,7 @@ class NewOperation:
             created_at=now,
             dedup_key=dedup_key,
             labels=clean_labels,
+            required_permission=required_permission,
         )
 
 
