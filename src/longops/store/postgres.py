@@ -21,7 +21,8 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from longops.domain.errors import NO_SCHEMA, ConfigurationError
 from longops.domain.operation import NewOperation, Operation
-from longops.store._sql import SqlStore
+from longops.domain.users import AuditEntry
+from longops.store._sql import SqlStore, current_scope_text
 from longops.store.base import ClaimedRun, ClaimParams, RunResult
 
 CONNECT_TIMEOUT = 10.0
@@ -38,8 +39,9 @@ class PostgresStore(SqlStore):
 
     dialect = "postgres"
 
-    def __init__(self, url: str, *, pool_size: int = 8) -> None:
+    def __init__(self, url: str, *, pool_size: int = 8, row_level_security: bool = False) -> None:
         super().__init__(url)
+        self._rls_option = row_level_security
         self.conninfo = url.replace("postgres://", "postgresql://", 1)
         try:
             # One direct attempt first: a wrong host, database or role fails now, with the
@@ -67,15 +69,43 @@ class PostgresStore(SqlStore):
             raise ConfigurationError(
                 f"cannot connect to PostgreSQL at {_redact(url)} within {CONNECT_TIMEOUT:g} s"
             ) from exc
+        # Scope every transaction when asked to, and also when the database already enforces
+        # the policies: unscoped, a transaction would see no rows at all.
+        self._rls = row_level_security or self._rls_enabled()
+
+    def _rls_enabled(self) -> bool:
+        with self._pool.connection() as conn, conn.cursor() as cur:
+            cur.execute(self.q["rls_enabled"])
+            row = cur.fetchone()
+        return bool(row and row["enabled"])
+
+    @property
+    def row_level_security(self) -> bool:
+        """True when every transaction is scoped to its actor's companies."""
+        return self._rls
 
     def close(self) -> None:
         self._pool.close()
+
+    def migrate(self) -> list[str]:
+        """Apply pending migrations; with ``row_level_security``, also enable and force the
+        policies (the tables' owner must run this)."""
+        applied = super().migrate()
+        if self._rls_option:
+            with self._tx() as cur:
+                cur.execute(self.q["enable_row_level_security"])
+        return applied
+
+    def _scope_cursor(self, cur: Any) -> None:
+        if self._rls:
+            cur.execute(self.q["set_scope"], {"companies": current_scope_text()})
 
     @contextmanager
     def _tx(self) -> Iterator[Any]:
         # The pool commits on a clean exit and rolls back on an exception.
         try:
             with self._pool.connection() as conn, conn.cursor() as cur:
+                self._scope_cursor(cur)
                 yield cur
         except psycopg.errors.UndefinedTable as exc:
             if "longops_" in str(exc):
@@ -131,6 +161,7 @@ class PostgresStore(SqlStore):
             if not isinstance(connection, psycopg.Connection):
                 raise ConfigurationError("connection must be a psycopg 3 Connection")
             with connection.cursor(row_factory=dict_row) as cur:
+                self._scope_cursor(cur)
                 out = self._insert_with(cur, ops)
                 self._notify_queues(cur, {op.queue for op in out})
             return out
@@ -147,7 +178,7 @@ class PostgresStore(SqlStore):
             "id", "company", "task", "args", "description", "queue", "category", "priority",
             "status", "earliest_start_at", "expires_at", "max_attempts", "rerun_delay",
             "retry_policy", "timeout_seconds", "recurrence", "user_name", "created_at",
-            "created_at", "ready_at", "dedup_key", "labels",
+            "created_at", "ready_at", "dedup_key", "labels", "required_permission",
         )  # fmt: skip
         queues: set[str] = set()
         count = 0
@@ -178,6 +209,8 @@ class PostgresStore(SqlStore):
         at: datetime,
         by: str | None,
         reason: str | None,
+        *,
+        audit: AuditEntry | None = None,
     ) -> Operation | None:
         with self._tx() as cur:
             cur.execute(
@@ -187,6 +220,7 @@ class PostgresStore(SqlStore):
             row = cur.fetchone()
             if row is not None:
                 cur.execute(self.q["notify_cancel"], {"id": str(operation_id)})
+                self._audit(cur, audit)
         return None if row is None else self.operation(row)
 
     # -- running ----------------------------------------------------------------------------
@@ -195,6 +229,7 @@ class PostgresStore(SqlStore):
             # One round trip for lock, claim and commit (pipeline mode): the claim turn is
             # held for the server's work only, not for client round trips.
             with conn.pipeline():
+                self._scope_cursor(cur)
                 cur.execute(self.q["claim_lock"])
                 cur.execute(
                     self.q["claim_operations"],
@@ -203,6 +238,7 @@ class PostgresStore(SqlStore):
                         "queues": list(params.queues),
                         "limit": params.limit,
                         "now": params.at(),
+                        "companies": self.enc_companies(params.companies),
                     },
                 )
                 conn.commit()
@@ -234,6 +270,7 @@ class PostgresStore(SqlStore):
             # one is ready again, so other dispatchers should look; when nothing applied
             # (all fenced) the extra wake-up costs one empty claim.
             with conn.pipeline():
+                self._scope_cursor(cur)
                 cur.execute(self.q["finish_runs"], columns)
                 rows_cursor = conn.cursor()
                 rows_cursor.execute(self.q["notify_ready"], {"queue": "*"})
