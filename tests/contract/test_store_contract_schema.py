@@ -38,42 +38,53 @@ def fresh(store: Store, request: pytest.FixtureRequest, tmp_path: Path) -> Itera
 
 def test_migrate_fresh_database(store: Store, fresh: Store) -> None:
     assert fresh.dialect == store.dialect
-    assert fresh.migration_status() == [MigrationState(1, "initial", "pending")]
+    assert fresh.migration_status() == [
+        MigrationState(1, "initial", "pending"),
+        MigrationState(2, "security", "pending"),
+    ]
     assert fresh.schema_is_current() is False
-    assert fresh.migrate() == ["0001_initial"]
+    assert fresh.migrate() == ["0001_initial", "0002_security"]
     assert fresh.migrate() == []
-    assert fresh.migration_status() == [MigrationState(1, "initial", "applied")]
+    assert fresh.migration_status() == [
+        MigrationState(1, "initial", "applied"),
+        MigrationState(2, "security", "applied"),
+    ]
     assert fresh.schema_is_current() is True
-    assert fresh.list_companies() == [Company("default", "Default", "UTC", True)]
-    assert fresh.get_company("default") == Company("default", "Default", "UTC", True)
+    assert fresh.list_companies() == [Company("default", "Default", "UTC", True, None)]
+    assert fresh.get_company("default") == Company("default", "Default", "UTC", True, None)
     assert fresh.get_company("nope") is None
 
 
 def test_the_store_fixture_is_current(store: Store) -> None:
     assert store.migrate() == []
     assert store.schema_is_current() is True
-    assert [s.state for s in store.migration_status()] == ["applied"]
+    assert [s.state for s in store.migration_status()] == ["applied", "applied"]
 
 
 def test_tampered_checksum_is_refused(store: Store, fresh: Store) -> None:
-    assert fresh.migrate() == ["0001_initial"]
+    assert fresh.migrate() == ["0001_initial", "0002_security"]
     with fresh._tx() as cur:  # type: ignore[attr-defined]
-        cur.execute("UPDATE longops_migrations SET checksum = 'x'")
-    assert fresh.migration_status() == [MigrationState(1, "initial", "checksum mismatch")]
+        cur.execute("UPDATE longops_migrations SET checksum = 'x' WHERE version = 1")
+    tampered = [
+        MigrationState(1, "initial", "checksum mismatch"),
+        MigrationState(2, "security", "applied"),
+    ]
+    assert fresh.migration_status() == tampered
     assert fresh.schema_is_current() is False
     with pytest.raises(ConfigurationError, match="0001_initial \\(checksum mismatch\\)"):
         fresh.migrate()
-    assert fresh.migration_status() == [MigrationState(1, "initial", "checksum mismatch")]
+    assert fresh.migration_status() == tampered
 
 
 def test_unknown_recorded_migration_is_refused(store: Store, fresh: Store) -> None:
-    assert fresh.migrate() == ["0001_initial"]
+    assert fresh.migrate() == ["0001_initial", "0002_security"]
     with fresh._tx() as cur:  # type: ignore[attr-defined]
         cur.execute(
             "INSERT INTO longops_migrations (version, name, checksum) VALUES (99, 'future', 'c')"
         )
     assert fresh.migration_status() == [
         MigrationState(1, "initial", "applied"),
+        MigrationState(2, "security", "applied"),
         MigrationState(99, "future", "unknown"),
     ]
     assert fresh.schema_is_current() is False

@@ -42,11 +42,14 @@ def test_db_commands(fresh_url: str) -> None:
     assert "0001_initial: pending" in status.stdout
     upgrade = longops("db", "upgrade", db=fresh_url)
     assert upgrade.returncode == 0, upgrade.stderr
-    assert "applied 0001_initial" in upgrade.stdout
+    assert "applied 0001_initial, 0002_security" in upgrade.stdout
     assert "up to date" in longops("db", "upgrade", db=fresh_url).stdout
     done = longops("db", "status", "--json", db=fresh_url)
     assert done.returncode == 0
-    assert json.loads(done.stdout) == [{"version": 1, "name": "initial", "state": "applied"}]
+    assert json.loads(done.stdout) == [
+        {"version": 1, "name": "initial", "state": "applied"},
+        {"version": 2, "name": "security", "state": "applied"},
+    ]
     sql = longops("db", "sql", db=fresh_url)
     assert "CREATE TABLE longops_operations" in sql.stdout
 

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from longops.domain.operation import Attempt, Operation
 from longops.domain.status import Status
+from longops.domain.users import AuditEntry
 
 STATUS_STYLE = {
     Status.ON_HOLD: "yellow",
@@ -35,7 +36,7 @@ def when(value: datetime | None) -> str:
 def operations_table(ops: Sequence[Operation], title: str = "Job Queue Entries") -> Table:
     table = Table(title=title, show_lines=False, expand=False)
     for column in ("Entry", "Status", "Task", "Description", "Category", "Priority",
-                   "Attempts", "Earliest start", "Last error"):  # fmt: skip
+                   "User", "Attempts", "Earliest start", "Last error"):  # fmt: skip
         table.add_column(column, overflow="fold")
     for op in ops:
         status = op.status.caption
@@ -48,9 +49,38 @@ def operations_table(ops: Sequence[Operation], title: str = "Job Queue Entries")
             op.description or "",
             op.category or "",
             op.priority.label if op.category else "",
+            _user(op),
             f"{op.attempt_count}/{op.max_attempts}",
             when(op.earliest_start_at) if op.status in (Status.READY, Status.ON_HOLD) else "",
             (op.last_error or "")[:60],
+        )
+    return table
+
+
+def _user(op: Operation) -> str:
+    # Business Central shows an entry whose user no longer exists in red.
+    if op.user is None:
+        return ""
+    if op.user_inactive:
+        return f"[bold red]{op.user} (inactive)[/]"
+    return op.user
+
+
+def audit_table(entries: Sequence[AuditEntry]) -> Table:
+    table = Table(title="Audit log")
+    for column in ("Id", "At", "Company", "Actor", "From", "Action", "Target", "Details"):
+        table.add_column(column, overflow="fold")
+    for e in entries:
+        details = ", ".join(f"{k}={v}" for k, v in e.details.items())
+        table.add_row(
+            str(e.id),
+            when(e.at),
+            e.company or "",
+            e.actor or "(local)",
+            e.front_end.value,
+            e.action,
+            e.target,
+            details[:80],
         )
     return table
 

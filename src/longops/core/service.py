@@ -1,19 +1,27 @@
 """OperationService: the one place front ends go through to create and act on operations.
 
+Every method runs for an actor (``actor=``, or the one the service is bound to) and asks the
+permission table first (``core.access``); reads pass the actor's companies down to the
+store, so another company's rows are filtered out in SQL, and an operation of a company the
+actor holds no permission set in is reported exactly as a missing one.
+
 Every action names the statuses it may start from (``domain.status.ACTIONS``) and the store
 applies it only to a row still in one of them, so two people acting at once cannot push an
-operation through a transition the table does not allow.
+operation through a transition the table does not allow. Operator actions are written to
+the audit log in the same transaction.
 
 Example::
 
-    service = OperationService(store, registry, SystemClock())
+    service = OperationService(store, registry, SystemClock()).as_actor(Actor.local())
     op = service.enqueue(EnqueueRequest(task="post_invoices", args=("2026-01",)))
     service.hold(op.id)
-    service.set_ready(op.id, user="alice")
+    alice = Actor.for_user("alice", [("default", PermissionSet.USER)])
+    service.set_ready(op.id, actor=alice)        # refused: not alice's operation
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -22,8 +30,9 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from longops.core.access import ActorBound, acting, require
 from longops.domain.clock import Clock
-from longops.domain.errors import InvalidTransition, NotFound, ValidationError
+from longops.domain.errors import InvalidTransition, NotFound, PermissionDenied, ValidationError
 from longops.domain.operation import (
     DEFAULT_COMPANY,
     Attempt,
@@ -32,12 +41,16 @@ from longops.domain.operation import (
     NewOperation,
     Operation,
     Priority,
+    Session,
+    SessionEvent,
     _check_name,
 )
 from longops.domain.recurrence import Recurrence, initial_run_time
 from longops.domain.retry import RetryPolicy
+from longops.domain.security import Actor, Verdict, companies_for, decide, satisfies
 from longops.domain.status import ACTIONS, Status, allowed_from, target_of
 from longops.store.base import ActionParams, OperationQuery, Store
+from longops.store.migrate import MigrationState
 from longops.worker.registry import TaskDef, TaskRegistry
 
 REMOVE_FAILED_AFTER = timedelta(seconds=30)  # Business Central's filter is 30,000 ms
@@ -67,27 +80,50 @@ class EnqueueRequest:
     timeout: timedelta | float | None = None
     recurrence: Recurrence | str | Mapping[str, Any] | None = None
     user: str | None = None
+    """Who it runs on behalf of; by default the actor. Naming another user needs SUPER."""
     dedup_key: str | None = None
     labels: Mapping[str, str] | None = None
     on_hold: bool = False
 
 
-class OperationService:
-    def __init__(self, store: Store, registry: TaskRegistry, clock: Clock) -> None:
+class OperationService(ActorBound):
+    """Enqueue, read and act on operations; see the module docstring."""
+
+    def __init__(
+        self, store: Store, registry: TaskRegistry, clock: Clock, *, actor: Actor | None = None
+    ) -> None:
         self.store = store
         self.registry = registry
         self.clock = clock
+        self.actor = actor
         # Companies and categories are read once and remembered: enqueue is a hot path.
         self._known: dict[tuple[str, str | None], ZoneInfo] = {}
         self._known_lock = threading.Lock()
 
     # -- enqueue ---------------------------------------------------------------------------
-    def build(self, request: EnqueueRequest) -> NewOperation:
-        """Validate a request fully (nothing is written)."""
+    @acting
+    def build(self, request: EnqueueRequest, *, actor: Actor | None = None) -> NewOperation:
+        """Validate a request fully, permissions included (nothing is written)."""
+        who = self._who(actor)
         task = self.registry.resolve(request.task)
         task.check_arguments(request.args, request.kwargs)
         category = request.category if request.category is not None else task.category
+        _check_name("company", request.company)
+        require(
+            who,
+            "enqueue",
+            target=f"company {request.company}",
+            company=request.company,
+            hidden=lambda: _no_company(request.company),
+        )
         tz = self._check_scope(request.company, category)
+        user = self._runs_as(who, request.user)
+        required = task.requires
+        if not satisfies(who, request.company, required):
+            assert required is not None
+            raise PermissionDenied(
+                who.name, "enqueue", f"task {task.name}", f"the task requires {required.value}"
+            )
         now = self.clock.now()
         if request.delay is not None and request.earliest_start_at is not None:
             raise ValidationError("delay", "give either delay or earliest_start_at, not both")
@@ -127,32 +163,42 @@ class OperationService:
             retry_policy=request.retry_policy or task.retry_policy,
             timeout=request.timeout if request.timeout is not None else task.timeout,
             recurrence=recurrence,
-            user=request.user,
+            user=user,
             dedup_key=request.dedup_key,
             labels=request.labels,
             on_hold=request.on_hold,
+            required_permission=required,
         )
 
-    def enqueue(self, request: EnqueueRequest, *, connection: Any = None) -> Operation:
+    def enqueue(
+        self, request: EnqueueRequest, *, connection: Any = None, actor: Actor | None = None
+    ) -> Operation:
         """Create one operation; committed before this returns (or with ``connection``'s
         transaction). With a dedup key held by an active operation, returns that one."""
-        return self.enqueue_checked(request, connection=connection)[0]
+        return self.enqueue_checked(request, connection=connection, actor=actor)[0]
 
+    @acting
     def enqueue_checked(
-        self, request: EnqueueRequest, *, connection: Any = None
+        self, request: EnqueueRequest, *, connection: Any = None, actor: Actor | None = None
     ) -> tuple[Operation, bool]:
         """:meth:`enqueue`, also saying whether the operation is new (False when its dedup
         key matched an active operation, which is returned instead)."""
-        built = self.build(request)
+        built = self.build(request, actor=actor)
         [op] = self.store.insert_operations([built], connection=connection)
+        if op.user is not None and op.user != self._who(actor).user:
+            # Enqueued on behalf of someone else: say whether that user can still act.
+            [op] = self._flag([op])
         return op, op.id == built.id
 
-    def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[uuid.UUID]:
+    @acting
+    def enqueue_many(
+        self, requests: Sequence[EnqueueRequest], *, actor: Actor | None = None
+    ) -> list[uuid.UUID]:
         """Create many operations in one transaction: all of them, or none when any request
         is refused (the error names the first bad field)."""
         if any(r.dedup_key is not None for r in requests):
             # Dedup keys need the checked, row-by-row insert.
-            built = [self.build(r) for r in requests]
+            built = [self.build(r, actor=actor) for r in requests]
             return [op.id for op in self.store.insert_operations(built)]
         ids: list[uuid.UUID] = []
 
@@ -161,7 +207,7 @@ class OperationService:
             # database's work overlap; a bad request raises inside the open transaction,
             # which then rolls back and nothing is written.
             for request in requests:
-                op = self.build(request)
+                op = self.build(request, actor=actor)
                 ids.append(op.id)
                 yield op
 
@@ -177,7 +223,7 @@ class OperationService:
         _check_name("company", company)
         found = self.store.get_company(company)
         if found is None:
-            raise ValidationError("company", "must be an existing company", company)
+            raise _no_company(company)
         if not found.active:
             raise ValidationError("company", "is disabled", company)
         if category is not None:
@@ -191,55 +237,139 @@ class OperationService:
             self._known[key] = zone
         return zone
 
+    def _runs_as(self, actor: Actor, requested: str | None) -> str | None:
+        """Who an operation will run on behalf of: the actor, unless SUPER names another."""
+        if requested is None or requested == actor.user:
+            return actor.user if requested is None else requested
+        _check_name("user", requested)
+        require(actor, "act_on_behalf", target=f"operation (on behalf of {requested})")
+        return requested
+
     # -- reads -----------------------------------------------------------------------------
-    def get(self, operation_id: OperationRef, company: str | None = None) -> Operation:
+    @acting
+    def get(
+        self, operation_id: OperationRef, company: str | None = None, *, actor: Actor | None = None
+    ) -> Operation:
         """Read an operation by its id, or by its entry number (as ``ops list`` shows it)."""
+        [op] = self._flag([self._find(operation_id, company, self._who(actor), "get_operation")])
+        return op
+
+    def _find(
+        self, operation_id: OperationRef, company: str | None, actor: Actor, action: str
+    ) -> Operation:
+        """The operation if ``actor`` may see it; else NotFound, exactly as if it did not exist."""
+        visible = companies_for(actor, action)
+        found: Operation | None
         if isinstance(operation_id, int) or (
             isinstance(operation_id, str) and operation_id.isdigit()
         ):
             entry_no = int(operation_id)
-            found = self.store.get_operation_by_entry_no(entry_no, company)
-            if found is None:
-                raise NotFound("operation with entry number", entry_no)
-            return found
-        oid = _uuid(operation_id)
-        op = self.store.get_operation(oid, company)
-        if op is None:
-            raise NotFound("operation", oid)
-        return op
+            found = self.store.get_operation_by_entry_no(entry_no, company, companies=visible)
+            missing: NotFound = NotFound("operation with entry number", entry_no)
+        else:
+            oid = _uuid(operation_id)
+            found = self.store.get_operation(oid, company, companies=visible)
+            missing = NotFound("operation", oid)
+        if found is None:
+            raise missing
+        # The store already filtered by company; the table decides the rest (and would hide
+        # the row even if a filter were forgotten).
+        require(
+            actor,
+            action,
+            target=_target(found),
+            company=found.company,
+            owner=found.user,
+            hidden=lambda: missing,
+        )
+        return found
 
-    def list_operations(self, query: OperationQuery) -> list[Operation]:
+    def _flag(self, ops: Sequence[Operation]) -> list[Operation]:
+        """Mark operations whose user no longer exists or is disabled (one query)."""
+        names = {op.user for op in ops if op.user is not None}
+        if not names:
+            return list(ops)
+        active = self.store.active_users(names)
+        return [
+            dataclasses.replace(op, user_inactive=True)
+            if op.user is not None and op.user not in active
+            else op
+            for op in ops
+        ]
+
+    @acting
+    def list_operations(
+        self, query: OperationQuery, *, actor: Actor | None = None
+    ) -> list[Operation]:
+        """Operations in entry order, of the companies the actor may read only."""
         if not 1 <= query.limit <= 1000:
             raise ValidationError("limit", "must be between 1 and 1000", query.limit)
-        return self.store.list_operations(query)
+        visible = companies_for(self._who(actor), "list_operations")
+        return self._flag(self.store.list_operations(_narrow(query, visible)))
 
-    def attempts(self, operation_id: OperationRef, company: str | None = None) -> list[Attempt]:
-        op = self.get(operation_id, company)
-        return self.store.list_attempts(op.id)
+    @acting
+    def count_operations(
+        self, company: str | None = None, *, actor: Actor | None = None
+    ) -> dict[Status, int]:
+        """Operations per status, of the companies the actor may read only."""
+        visible = companies_for(self._who(actor), "count_operations")
+        return self.store.count_operations(company, companies=visible)
+
+    @acting
+    def attempts(
+        self, operation_id: OperationRef, company: str | None = None, *, actor: Actor | None = None
+    ) -> list[Attempt]:
+        """An operation's attempts (log entries), first run first."""
+        who = self._who(actor)
+        op = self._find(operation_id, company, who, "list_attempts")
+        return self.store.list_attempts(op.id, companies=companies_for(who, "list_attempts"))
 
     # -- actions (Business Central's page actions) ------------------------------------------
     def set_ready(
-        self, operation_id: OperationRef, *, user: str | None = None, company: str | None = None
+        self,
+        operation_id: OperationRef,
+        *,
+        user: str | None = None,
+        company: str | None = None,
+        actor: Actor | None = None,
     ) -> Operation:
-        """Set Status to Ready: recompute the start, reset attempts; runs as ``user``."""
-        return self._ready("set_ready", operation_id, user=user, company=company)
+        """Set Status to Ready: recompute the start, reset attempts. It then runs on behalf
+        of the actor (Business Central: the user who last set it ready); SUPER may name
+        another ``user``."""
+        return self._ready("set_ready", operation_id, user=user, company=company, actor=actor)
 
     def restart(
-        self, operation_id: OperationRef, *, user: str | None = None, company: str | None = None
+        self,
+        operation_id: OperationRef,
+        *,
+        user: str | None = None,
+        company: str | None = None,
+        actor: Actor | None = None,
     ) -> Operation:
         """Restart a finished, failed or cancelled operation from scratch."""
-        return self._ready("restart", operation_id, user=user, company=company)
+        return self._ready("restart", operation_id, user=user, company=company, actor=actor)
 
     def run_now(
-        self, operation_id: OperationRef, *, user: str | None = None, company: str | None = None
+        self,
+        operation_id: OperationRef,
+        *,
+        user: str | None = None,
+        company: str | None = None,
+        actor: Actor | None = None,
     ) -> Operation:
         """Make it due now, ignoring its schedule and run window."""
-        return self._ready("run_now", operation_id, user=user, company=company, now=True)
+        return self._ready(
+            "run_now", operation_id, user=user, company=company, now=True, actor=actor
+        )
 
-    def hold(self, operation_id: OperationRef, *, company: str | None = None) -> Operation:
+    @acting
+    def hold(
+        self, operation_id: OperationRef, *, company: str | None = None, actor: Actor | None = None
+    ) -> Operation:
         """Set On Hold. Refused while running: cancel a running operation instead."""
-        return self._act("hold", operation_id, company=company)
+        return self._act("hold", operation_id, company=company, actor=self._who(actor))
 
+    @acting
     def cancel(
         self,
         operation_id: OperationRef,
@@ -247,33 +377,66 @@ class OperationService:
         reason: str | None = None,
         by: str | None = None,
         company: str | None = None,
+        actor: Actor | None = None,
     ) -> Operation:
-        """Cancel: at once when not running; a running one gets a cancel request."""
-        op = self.get(operation_id, company)
+        """Cancel: at once when not running; a running one gets a cancel request.
+
+        ``by`` (who asks) is the actor; SUPER may name someone else.
+        """
+        who = self._who(actor)
+        op = self._find(operation_id, company, who, "get_operation")
+        require(who, "cancel", target=_target(op), company=op.company, owner=op.user)
         if reason is not None and len(reason) > 500:
             raise ValidationError("reason", "must be at most 500 characters")
+        by = self._runs_as(who, by)
         if op.status is Status.IN_PROCESS:
-            requested = self.store.request_cancel(op.id, company, self.clock.now(), by, reason)
+            audit = self._entry(
+                who, "cancel", str(op.id), op.company, {"entry_no": op.entry_no, "running": True}
+            )
+            at = self.clock.now()
+            requested = self.store.request_cancel(op.id, op.company, at, by, reason, audit=audit)
             if requested is not None:
                 return requested
-            op = self.get(op.id, company)
+            op = self._find(op.id, company, who, "get_operation")
             if op.status is Status.IN_PROCESS:
                 return op  # a cancel request was already pending
-        return self._act("cancel", op.id, company=company, reason="cancelled", user=None)
+        return self._act("cancel", op.id, company=company, reason="cancelled", actor=who)
 
-    def delete(self, operation_id: OperationRef, *, company: str | None = None) -> None:
+    @acting
+    def delete(
+        self, operation_id: OperationRef, *, company: str | None = None, actor: Actor | None = None
+    ) -> None:
         """Delete an operation and forget it. Refused while it is in process."""
-        op = self.get(operation_id, company)
+        who = self._who(actor)
+        op = self._find(operation_id, company, who, "get_operation")
+        require(who, "delete", target=_target(op), company=op.company, owner=op.user)
         if op.status is Status.IN_PROCESS:
             raise InvalidTransition("delete", op.status.value, op.id)
-        if not self.store.delete_operation(op.id, company):
-            current = self.get(op.id, company)
+        audit = self._entry(
+            who, "delete", str(op.id), op.company, {"entry_no": op.entry_no, "task": op.task}
+        )
+        if not self.store.delete_operation(op.id, op.company, audit=audit):
+            current = self._find(op.id, company, who, "get_operation")
             raise InvalidTransition("delete", current.status.value, op.id)
 
-    def remove_failed(self, company: str = DEFAULT_COMPANY) -> int:
+    @acting
+    def remove_failed(self, company: str = DEFAULT_COMPANY, *, actor: Actor | None = None) -> int:
         """Delete non-recurring operations in error whose last run ended at least 30 s ago."""
-        return self.store.delete_failed(company, self.clock.now() - REMOVE_FAILED_AFTER)
+        who = self._who(actor)
+        _check_name("company", company)
+        require(
+            who,
+            "remove_failed",
+            target=f"company {company}",
+            company=company,
+            hidden=lambda: _no_company(company),
+        )
+        audit = self._entry(who, "remove_failed", f"company {company}", company)
+        return self.store.delete_failed(
+            company, self.clock.now() - REMOVE_FAILED_AFTER, audit=audit
+        )
 
+    @acting
     def _ready(
         self,
         action: str,
@@ -282,8 +445,20 @@ class OperationService:
         user: str | None,
         company: str | None,
         now: bool = False,
+        actor: Actor | None = None,
     ) -> Operation:
-        op = self.get(operation_id, company)
+        who = self._who(actor)
+        op = self._find(operation_id, company, who, "get_operation")
+        require(who, action, target=_target(op), company=op.company, owner=op.user)
+        runs_as = self._runs_as(who, user)
+        if not satisfies(who, op.company, op.required_permission):
+            assert op.required_permission is not None
+            raise PermissionDenied(
+                who.name,
+                action,
+                _target(op),
+                f"its task requires {op.required_permission.value}",
+            )
         at = self.clock.now()
         if now:
             start = at
@@ -301,9 +476,10 @@ class OperationService:
             company=company,
             start=start,
             reset=True,
-            user=user,
+            user=runs_as,
             reason="run_now" if now else None,
             current=op,
+            actor=who,
         )
 
     def _act(
@@ -312,6 +488,7 @@ class OperationService:
         operation_id: OperationRef,
         *,
         company: str | None,
+        actor: Actor,
         start: datetime | None = None,
         reset: bool = False,
         user: str | None = None,
@@ -319,43 +496,61 @@ class OperationService:
         current: Operation | None = None,
     ) -> Operation:
         assert action in ACTIONS
-        op = current or self.get(operation_id, company)
+        op = current or self._find(operation_id, company, actor, "get_operation")
+        require(actor, action, target=_target(op), company=op.company, owner=op.user)
         oid = op.id
         sources = allowed_from(action)
         if op.status not in sources:
             raise InvalidTransition(action.replace("_", " "), op.status.value, oid)
+        target = target_of(action)
+        details: dict[str, Any] = {"entry_no": op.entry_no, "from": op.status.value}
+        if user is not None and user != op.user:
+            details["runs_as"] = user
         updated = self.store.apply_action(
             ActionParams(
                 operation_id=oid,
-                company=company,
+                company=op.company,
                 allowed_from=sources,
-                status=target_of(action),
+                status=target,
                 at=self.clock.now(),
                 status_reason=reason,
                 earliest_start_at=start,
                 reset_attempts=reset,
                 user=user,
-            )
+            ),
+            audit=self._entry(actor, action, str(oid), op.company, details),
         )
         if updated is None:
             # Someone else moved it first; report where it is now.
-            now_op = self.get(oid, company)
+            now_op = self._find(oid, company, actor, "get_operation")
             raise InvalidTransition(action.replace("_", " "), now_op.status.value, oid)
-        return updated
+        [flagged] = self._flag([updated])
+        return flagged
 
     def _zone(self, op: Operation) -> ZoneInfo:
         return self._check_scope(op.company, None)
 
     # -- companies, categories and queues ----------------------------------------------------
+    @acting
     def add_company(
-        self, name: str, *, display_name: str | None = None, time_zone: str = "UTC"
+        self,
+        name: str,
+        *,
+        display_name: str | None = None,
+        time_zone: str = "UTC",
+        max_in_process: int | None = None,
+        actor: Actor | None = None,
     ) -> Company:
-        """Create a company (or update its display name and time zone).
+        """Create a company (or change it; a disabled company becomes active again).
+
+        ``max_in_process`` caps how many of its operations run at once (None: no cap).
 
         Example::
 
-            service.add_company("CRONUS-UK", time_zone="Europe/London")
+            service.add_company("CRONUS-UK", time_zone="Europe/London", max_in_process=20)
         """
+        who = self._who(actor)
+        require(who, "add_company", target=f"company {name}")
         _check_name("company", name)
         try:
             ZoneInfo(time_zone)
@@ -365,15 +560,44 @@ class OperationService:
             ) from None
         if display_name is not None and len(display_name) > 250:
             raise ValidationError("display_name", "must be at most 250 characters")
-        company = self.store.upsert_company(Company(name, display_name or name, time_zone))
+        if max_in_process is not None and (
+            isinstance(max_in_process, bool) or not 1 <= max_in_process <= 100_000
+        ):
+            raise ValidationError(
+                "max_in_process", "must be between 1 and 100000 (or none)", max_in_process
+            )
+        company = Company(name, display_name or name, time_zone, True, max_in_process)
+        audit = self._entry(who, "add_company", f"company {name}", name, company.to_json())
+        saved = self.store.upsert_company(company, audit=audit)
+        self._forget_company(name)
+        return saved
+
+    @acting
+    def disable_company(self, name: str, *, actor: Actor | None = None) -> Company:
+        """Disable a company: it takes no new operations and its ready ones are not claimed
+        until it is added again."""
+        who = self._who(actor)
+        require(who, "disable_company", target=f"company {name}")
+        _check_name("company", name)
+        found = self.store.get_company(name)
+        if found is None:
+            raise NotFound("company", name)
+        audit = self._entry(who, "disable_company", f"company {name}", name)
+        saved = self.store.upsert_company(dataclasses.replace(found, active=False), audit=audit)
+        self._forget_company(name)
+        return saved
+
+    def _forget_company(self, name: str) -> None:
         with self._known_lock:
             self._known = {k: v for k, v in self._known.items() if k[0] != name}
-        return company
 
-    def list_companies(self) -> list[Company]:
-        return self.store.list_companies()
+    @acting
+    def list_companies(self, *, actor: Actor | None = None) -> list[Company]:
+        """The companies the actor holds a permission set in (SUPER: all)."""
+        return self.store.list_companies(companies_for(self._who(actor), "list_companies"))
 
     # -- categories and queues --------------------------------------------------------------
+    @acting
     def set_category(
         self,
         company: str,
@@ -382,26 +606,126 @@ class OperationService:
         max_concurrent: int = 1,
         description: str = "",
         paused: bool = False,
+        actor: Actor | None = None,
     ) -> Category:
-        """Create or update a category (Business Central: job queue category)."""
+        """Create or update a category (Business Central: job queue category); pausing and
+        resuming a category is this too (``paused``)."""
+        who = self._who(actor)
+        _check_name("company", company)
+        require(
+            who,
+            "set_category",
+            target=f"category {code} of company {company}",
+            company=company,
+            hidden=lambda: _no_company(company),
+        )
         _check_name("category", code)
         if isinstance(max_concurrent, bool) or not 1 <= max_concurrent <= 1000:
             raise ValidationError("max_concurrent", "must be between 1 and 1000", max_concurrent)
         if len(description) > 250:
             raise ValidationError("description", "must be at most 250 characters")
         self._check_scope(company, None)
-        category = self.store.upsert_category(
-            Category(company, code, description, max_concurrent, paused)
-        )
-        return category
+        category = Category(company, code, description, max_concurrent, paused)
+        details = {"max_concurrent": max_concurrent, "paused": paused}
+        audit = self._entry(who, "set_category", f"category {code}", company, details)
+        return self.store.upsert_category(category, audit=audit)
 
-    def pause_queue(self, name: str) -> None:
-        _check_name("queue", name)
-        self.store.set_queue_paused(name, True, self.clock.now())
+    @acting
+    def list_categories(
+        self, company: str = DEFAULT_COMPANY, *, actor: Actor | None = None
+    ) -> list[Category]:
+        """A company's categories (none, for a company the actor cannot see)."""
+        _check_name("company", company)
+        if decide(self._who(actor), "list_categories", company=company) is Verdict.HIDDEN:
+            return []  # as for a company that does not exist
+        return self.store.list_categories(company)
 
-    def resume_queue(self, name: str) -> None:
+    @acting
+    def pause_queue(self, name: str, *, actor: Actor | None = None) -> None:
+        """Stop claims from a queue, in every company (so SUPER only)."""
+        self._queue(name, True, self._who(actor))
+
+    @acting
+    def resume_queue(self, name: str, *, actor: Actor | None = None) -> None:
+        self._queue(name, False, self._who(actor))
+
+    def _queue(self, name: str, paused: bool, actor: Actor) -> None:
+        require(actor, "pause_queue", target=f"queue {name}")
         _check_name("queue", name)
-        self.store.set_queue_paused(name, False, self.clock.now())
+        action = "pause_queue" if paused else "resume_queue"
+        audit = self._entry(actor, action, f"queue {name}", None)
+        self.store.set_queue_paused(name, paused, self.clock.now(), audit=audit)
+
+    @acting
+    def paused_queues(self, *, actor: Actor | None = None) -> frozenset[str]:
+        require(self._who(actor), "list_paused_queues", target="the paused queues")
+        return self.store.paused_queues()
+
+    # -- sessions and maintenance ------------------------------------------------------------
+    @acting
+    def list_sessions(
+        self, *, active_only: bool = False, actor: Actor | None = None
+    ) -> list[Session]:
+        """Worker sessions, newest first (they serve many companies: SUPER only)."""
+        require(self._who(actor), "list_sessions", target="worker sessions")
+        return self.store.list_sessions(active_only=active_only)
+
+    @acting
+    def session_events(
+        self, session_id: uuid.UUID | None = None, *, actor: Actor | None = None
+    ) -> list[SessionEvent]:
+        require(self._who(actor), "list_sessions", target="session events")
+        return self.store.list_session_events(session_id)
+
+    @acting
+    def check_worker(
+        self, companies: Sequence[str] | None = None, *, actor: Actor | None = None
+    ) -> tuple[str, ...] | None:
+        """May the actor run a worker session, serving ``companies`` (None: all)? Returns
+        the companies, checked to exist, sorted."""
+        require(self._who(actor), "run_worker", target="a worker session")
+        if companies is None:
+            return None
+        names = sorted(set(companies))
+        if not names:
+            raise ValidationError("companies", "must name at least one company (or none: all)")
+        for name in names:
+            _check_name("company", name)
+            if self.store.get_company(name) is None:
+                raise _no_company(name)
+        return tuple(names)
+
+    @acting
+    def migrate(self, *, actor: Actor | None = None) -> list[str]:
+        """Apply pending schema migrations."""
+        require(self._who(actor), "maintain_schema", target="the schema")
+        return self.store.migrate()
+
+    @acting
+    def migration_status(self, *, actor: Actor | None = None) -> list[MigrationState]:
+        require(self._who(actor), "maintain_schema", target="the schema")
+        return self.store.migration_status()
+
+    @acting
+    def migration_sql(self, *, actor: Actor | None = None) -> str:
+        require(self._who(actor), "maintain_schema", target="the schema")
+        return self.store.migration_sql()
+
+
+def _no_company(company: str) -> ValidationError:
+    # The same words whether the company does not exist or the actor cannot see it.
+    return ValidationError("company", "must be an existing company", company)
+
+
+def _target(op: Operation) -> str:
+    return f"operation {op.entry_no}"
+
+
+def _narrow(query: OperationQuery, visible: frozenset[str] | None) -> OperationQuery:
+    if visible is None:
+        return query
+    wanted = visible if query.companies is None else visible & query.companies
+    return dataclasses.replace(query, companies=wanted)
 
 
 def _uuid(value: uuid.UUID | str) -> uuid.UUID:

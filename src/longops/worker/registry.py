@@ -26,6 +26,7 @@ from longops.domain.operation import (
     _timeout,
 )
 from longops.domain.retry import CustomBackoff, CustomRetry, RetryPolicy
+from longops.domain.security import PermissionSet
 from longops.worker.context import RunContext
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -49,6 +50,8 @@ class TaskDef:
     is_async: bool = False
     wants_context: bool = False
     signature: inspect.Signature = field(default_factory=inspect.Signature)
+    requires: PermissionSet | None = None
+    """Enqueueing it or setting it ready needs this permission set (or more)."""
 
     def check_arguments(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
         """Refuse arguments that do not fit the task's signature (nothing is enqueued)."""
@@ -97,6 +100,7 @@ class TaskRegistry:
         timeout: timedelta | float | None = None,
         retry: RetryPolicy | CustomRetry | None = None,
         description: str | None = None,
+        requires: PermissionSet | str | None = None,
     ) -> Callable[[F], F]: ...
 
     def task(
@@ -113,6 +117,7 @@ class TaskRegistry:
         timeout: timedelta | float | None = None,
         retry: RetryPolicy | CustomRetry | None = None,
         description: str | None = None,
+        requires: PermissionSet | str | None = None,
     ) -> F | Callable[[F], F]:
         """Register ``fn`` as a task; usable bare (``@task``) or with options.
 
@@ -122,6 +127,9 @@ class TaskRegistry:
 
             @registry.task(name="recalc_costs", max_attempts=3, rerun_delay=60)
             def recalc_costs(item_no: str) -> None: ...
+
+            @registry.task(name="close_year", requires="JOBQUEUE-ADMIN")
+            def close_year(year: int) -> None: ...   # only admins may enqueue it
         """
 
         def register(func: F) -> F:
@@ -136,6 +144,7 @@ class TaskRegistry:
                 timeout=timeout,
                 retry=retry,
                 description=description,
+                requires=requires,
             )
             return func
 
@@ -154,6 +163,7 @@ class TaskRegistry:
         timeout: timedelta | float | None = None,
         retry: RetryPolicy | CustomRetry | None = None,
         description: str | None = None,
+        requires: PermissionSet | str | None = None,
     ) -> TaskDef:
         task_name = name or f"{fn.__module__}.{fn.__qualname__}".removeprefix("__main__.")
         _check_name("task", task_name)
@@ -194,6 +204,7 @@ class TaskRegistry:
             is_async=inspect.iscoroutinefunction(fn),
             wants_context=wants_ctx,
             signature=sig,
+            requires=None if requires is None else PermissionSet.parse(requires),
         )
         self._tasks[task_name] = task
         return task

@@ -60,6 +60,8 @@ class WorkerOptions:
     rescuer_interval: float = 5.0
     retention: timedelta = timedelta(days=30)
     run_services: bool = True
+    companies: tuple[str, ...] | None = None
+    """Serve only these companies' operations (None: every active company)."""
 
     def __post_init__(self) -> None:
         from longops.domain.errors import ValidationError
@@ -68,6 +70,8 @@ class WorkerOptions:
             raise ValidationError("concurrency", "must be between 1 and 1000", self.concurrency)
         if not self.queues:
             raise ValidationError("queues", "must name at least one queue")
+        if self.companies is not None and not self.companies:
+            raise ValidationError("companies", "must name at least one company (or none: all)")
         if self.retention < timedelta(hours=1):
             raise ValidationError("retention", "must be at least one hour")
         if self.heartbeat_interval <= 0 or self.session_timeout <= self.heartbeat_interval:
@@ -82,6 +86,7 @@ def active_session(
     *,
     concurrency: int = 1,
     session_id: uuid.UUID | None = None,
+    companies: tuple[str, ...] | None = None,
 ) -> Session:
     """A new session of this process, active as of ``now``, ready to register.
 
@@ -99,6 +104,7 @@ def active_session(
         started_at=now,
         last_heartbeat_at=now,
         ended_at=None,
+        companies=None if companies is None else tuple(sorted(companies)),
     )
 
 
@@ -168,10 +174,12 @@ class Worker:
         self._dispatcher = self._spawn(self._dispatch_loop, "longops-dispatcher")
         if self.services is not None:
             self.services.start()
+        companies = self.options.companies
         log.info(
-            "worker session %s started: queues %s, %d slots",
+            "worker session %s started: queues %s, companies %s, %d slots",
             self.session_id,
             ",".join(self.options.queues),
+            "all" if companies is None else ",".join(companies),
             self.options.concurrency,
             extra={"action": "worker_started", "session_id": str(self.session_id)},
         )
@@ -291,6 +299,7 @@ class Worker:
                 self.options.queues,
                 concurrency=self.options.concurrency,
                 session_id=session_id,
+                companies=self.options.companies,
             )
         )
 
@@ -322,7 +331,12 @@ class Worker:
         want = min(free, self.options.claim_batch)
         claimed = self.store.claim(
             ClaimParams(
-                self.session_id, self.options.queues, want, self.clock.now(), clock=self.clock
+                self.session_id,
+                self.options.queues,
+                want,
+                self.clock.now(),
+                clock=self.clock,
+                companies=self.options.companies,
             )
         )
         with self._lock:
@@ -334,7 +348,7 @@ class Worker:
 
     def _idle_wait(self) -> float:
         poll = self.options.poll_interval
-        due = self.store.next_due_at(self.options.queues)
+        due = self.store.next_due_at(self.options.queues, self.options.companies)
         if due is None:
             return poll
         wait = (due - self.clock.now()).total_seconds()
