@@ -93,3 +93,16 @@ def sleep(ctx: RunContext, seconds: float) -> float:
     _mark(ctx, "sleep_start", started, None)
     time.sleep(seconds)
     return seconds
+
+
+@app.task(name="stress.noop")
+def noop() -> None:
+    """Does nothing: for claim-order tests, where only the order of starts matters."""
+
+
+@app.task(name="stress.leak")
+def leak(secret: str, fail: bool = False) -> dict[str, str]:
+    """Carries customer content in its arguments, its error and its result (log tests)."""
+    if fail:
+        raise ValueError(f"could not post {secret}")
+    return {"posted": secret}

@@ -29,10 +29,12 @@ from longops.cli.loading import load_app
 from longops.cli.render import attempts_table, audit_table, operations_table, print_json
 from longops.core.security import DEFAULT_TOKEN_LIFETIME
 from longops.core.service import EnqueueRequest
+from longops.domain.classification import LOGGED_BY_DEFAULT, DataClass
 from longops.domain.errors import LongopsError, ValidationError
 from longops.domain.security import Actor, FrontEnd, PermissionSet
 from longops.domain.status import Status
 from longops.store.base import OperationQuery
+from longops.worker.logs import RedactingFilter
 
 ROOT_HELP = (
     "Track long-running operations: run workers, enqueue work, watch and act on it.\n\n"
@@ -185,14 +187,25 @@ def worker(
     log_level: Annotated[
         str, typer.Option(help="debug, info, warning or error (to standard error).")
     ] = "info",
+    log_class: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A data class the logs may also carry, e.g. CustomerContent to see error "
+            "text while debugging (repeatable; default: SystemMetadata, "
+            "OrganizationIdentifiableInformation, EndUserPseudonymousIdentifiers)."
+        ),
+    ] = None,
 ) -> None:
     """Run a worker session until SIGTERM/SIGINT (a second signal stops at once)."""
     level = logging.getLevelName(log_level.upper())
     if not isinstance(level, int):
         raise ValidationError("log_level", "must be debug, info, warning or error", log_level)
+    classes = LOGGED_BY_DEFAULT | {_data_class(c) for c in log_class or ()}
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter(classes))
     app = state.app
     if len(app.registry) == 0:
         raise LongopsError("no tasks registered: pass --app module:attribute (or LONGOPS_APP)")
@@ -207,6 +220,7 @@ def worker(
         rescuer_interval=rescuer_interval,
         poll_interval=poll_interval,
         retention=timedelta(days=retention_days),
+        log_classes=classes,
     )
     served = "all companies" if w.options.companies is None else ", ".join(w.options.companies)
     err.print(
@@ -215,6 +229,15 @@ def worker(
     )
     code = w.run()
     raise typer.Exit(code)
+
+
+def _data_class(text: str) -> DataClass:
+    for member in DataClass:
+        if text.strip().lower() == member.value.lower():
+            return member
+    raise ValidationError(
+        "log_class", f"must be one of {', '.join(c.value for c in DataClass)}", text
+    )
 
 
 # -- enqueue ------------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from types import FrameType
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from longops.domain.classification import LOGGED_BY_DEFAULT, DataClass, loggable
 from longops.domain.clock import Clock
 from longops.domain.ids import new_id
 from longops.domain.operation import Outcome, Session, SessionEventType, SessionState
@@ -62,6 +63,8 @@ class WorkerOptions:
     run_services: bool = True
     companies: tuple[str, ...] | None = None
     """Serve only these companies' operations (None: every active company)."""
+    log_classes: frozenset[DataClass] = LOGGED_BY_DEFAULT
+    """Data classes the worker's own log lines may carry (error text is CustomerContent)."""
 
     def __post_init__(self) -> None:
         from longops.domain.errors import ValidationError
@@ -394,7 +397,7 @@ class Worker:
                 mine = self._runs.pop(op.id, None) is run
             if mine:
                 self._submit(result)
-                _log_result(op.task, claimed, result)
+                _log_result(op.task, claimed, result, self.options.log_classes)
             self._slot_freed.set()
 
     def _submit(self, result: RunResult) -> None:
@@ -491,11 +494,13 @@ class Worker:
                 run.cancel.set()
 
 
-def _log_result(task: str, claimed: ClaimedRun, result: RunResult) -> None:
+def _log_result(
+    task: str, claimed: ClaimedRun, result: RunResult, allowed: frozenset[DataClass]
+) -> None:
     if result.outcome not in (Outcome.ERROR, Outcome.TIMEOUT):
         return
     # The exception type only: its message may carry customer content, which stays out of
-    # logs at the default level (it is on the attempt row, and at debug level here).
+    # logs unless CustomerContent is among the logged classes (it is on the attempt row).
     kind = (result.error_message or "error").split(":", 1)[0]
     then = (
         f"retry at {result.earliest_start_at:%Y-%m-%d %H:%M:%S}"
@@ -511,4 +516,8 @@ def _log_result(task: str, claimed: ClaimedRun, result: RunResult) -> None:
         then,
         extra={"action": "run_failed", "operation_id": str(claimed.operation.id)},
     )
-    log.debug("operation %s error: %s", claimed.operation.id, result.error_message)
+    log.debug(
+        "operation %s error: %s",
+        claimed.operation.id,
+        loggable("longops_attempts.error_message", result.error_message, allowed),
+    )
