@@ -171,7 +171,11 @@ class PostgresStore(SqlStore):
         return out
 
     def insert_operations_bulk(self, ops: Iterable[NewOperation]) -> int:
-        """COPY operations in as they come (no dedup keys: see ``insert_operations``)."""
+        """COPY operations in as they come (no dedup keys: see ``insert_operations``).
+
+        With row-level security on, PostgreSQL refuses COPY FROM into the tables, so the
+        rows go in as pipelined INSERTs instead (slower, same result).
+        """
         if isinstance(ops, Sequence) and any(op.dedup_key is not None for op in ops):
             return len(self.insert_operations(ops))
         columns = (
@@ -182,15 +186,23 @@ class PostgresStore(SqlStore):
         )  # fmt: skip
         queues: set[str] = set()
         count = 0
+
+        def rows() -> Iterator[dict[str, Any]]:
+            nonlocal count
+            for op in ops:
+                if op.dedup_key is not None:
+                    raise ConfigurationError("a streamed bulk insert takes no dedup keys")
+                queues.add(op.queue)
+                count += 1
+                yield self.new_operation_params(op)
+
         with self._tx() as cur:
-            with cur.copy(self.q["copy_operations"]) as copy:
-                for op in ops:
-                    if op.dedup_key is not None:
-                        raise ConfigurationError("a streamed bulk insert takes no dedup keys")
-                    p = self.new_operation_params(op)
-                    copy.write_row(tuple(p[c] for c in columns))
-                    queues.add(op.queue)
-                    count += 1
+            if self._rls:
+                cur.executemany(self.q["insert_operation"], rows())
+            else:
+                with cur.copy(self.q["copy_operations"]) as copy:
+                    for p in rows():
+                        copy.write_row(tuple(p[c] for c in columns))
             self._notify_queues(cur, queues)
         return count
 
