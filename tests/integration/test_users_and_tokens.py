@@ -184,12 +184,12 @@ def test_an_operation_runs_as_the_user_who_last_set_it_ready(app: Longops) -> No
 def test_only_super_names_another_user(app: Longops) -> None:
     app.security.add_user("alice", grants=[("CRONUS", ADMIN)])
     alice = app.as_user("alice")
-    with pytest.raises(PermissionDenied, match="act on behalf"):
+    with pytest.raises(PermissionDenied, match="as another user"):
         alice.service.enqueue(EnqueueRequest(task="whoami", company="CRONUS", user="carol"))
     made = app.service.enqueue(EnqueueRequest(task="whoami", company="CRONUS", user="carol"))
     assert made.user == "carol"
     assert made.user_inactive is True  # carol is no user at all
-    with pytest.raises(PermissionDenied, match="act on behalf"):
+    with pytest.raises(PermissionDenied, match="as another user"):
         alice.service.cancel(made.id, by="dave")
 
 

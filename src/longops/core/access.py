@@ -105,7 +105,8 @@ def require(
         return
     if verdict is Verdict.HIDDEN and hidden is not None:
         raise hidden()
-    raise PermissionDenied(actor.name, action, target, _why(actor, action, company))
+    what = PERMISSIONS[action].what
+    raise PermissionDenied(actor.name, what, target, _why(actor, action, company))
 
 
 def _why(actor: Actor, action: str, company: str | None) -> str:

@@ -92,7 +92,7 @@ class SecurityService(ActorBound):
         if user is None:
             raise NotFound("user", name)
         if not user.active:
-            raise PermissionDenied(name, "act", "as a user", "the user is disabled")
+            raise PermissionDenied(name, "act", "", "the user is disabled")
         return _actor(user, front_end)
 
     def authenticate_token(self, text: str, front_end: FrontEnd = FrontEnd.API) -> Actor:
@@ -100,7 +100,7 @@ class SecurityService(ActorBound):
         of disabled users, are refused with the same words as an unknown token."""
         token_id = parse_token(text)
         found = self.store.get_token(token_id) if token_id is not None else None
-        refused = PermissionDenied("this token", "authenticate", "", "unknown, revoked or expired")
+        refused = PermissionDenied("this token", "be used", "", "it is unknown, revoked or expired")
         if found is None:
             raise refused
         token, stored_hash, state = found
@@ -194,7 +194,7 @@ class SecurityService(ActorBound):
 
     @acting
     def list_users(self, *, actor: Actor | None = None) -> list[User]:
-        require(self._who(actor), "list_users", target="users")
+        require(self._who(actor), "list_users", target="")
         return self.store.list_users()
 
     @acting
@@ -311,7 +311,7 @@ class SecurityService(ActorBound):
             token, text = security.create_token("alice", name="nightly", expires=timedelta(30))
         """
         who = self._who(actor)
-        require(who, "create_token", target=f"a token of user {user}", owner=user)
+        require(who, "create_token", target=f"user {user}", owner=user)
         _check_name("name", name)
         target = self._user(user)
         now = self.clock.now()
@@ -326,7 +326,7 @@ class SecurityService(ActorBound):
 
     @acting
     def list_tokens(self, user: str, *, actor: Actor | None = None) -> list[ApiToken]:
-        require(self._who(actor), "list_tokens", target=f"the tokens of user {user}", owner=user)
+        require(self._who(actor), "list_tokens", target=f"user {user}", owner=user)
         self._user(user)
         return self.store.list_tokens(user)
 
@@ -334,7 +334,7 @@ class SecurityService(ActorBound):
     def revoke_token(self, user: str, token: str, *, actor: Actor | None = None) -> ApiToken:
         """Revoke one of ``user``'s tokens, named by its name or its id."""
         who = self._who(actor)
-        require(who, "revoke_token", target=f"a token of user {user}", owner=user)
+        require(who, "revoke_token", target=f"user {user}", owner=user)
         self._user(user)
         live = [t for t in self.store.list_tokens(user) if t.revoked_at is None]
         match = [t for t in live if t.name == token or str(t.id) == token]
@@ -368,11 +368,11 @@ class SecurityService(ActorBound):
                 # As for a company that does not exist when the actor cannot see it at all.
                 if decide(who, "list_audit", company=company) is Verdict.HIDDEN:
                     return []
-                require(who, "list_audit", target="the audit log", company=company)
+                require(who, "list_audit", target=f"company {company}", company=company)
             visible = frozenset({company})
         elif visible is not None and not visible:
             raise PermissionDenied(
-                who.name, "list_audit", "the audit log", "needs JOBQUEUE-ADMIN or SUPER"
+                who.name, "read the audit log", "", "needs JOBQUEUE-ADMIN or SUPER"
             )
         include_global = who.is_super and company is None
         return self.store.list_audit(

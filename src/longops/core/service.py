@@ -47,7 +47,7 @@ from longops.domain.operation import (
 )
 from longops.domain.recurrence import Recurrence, initial_run_time
 from longops.domain.retry import RetryPolicy
-from longops.domain.security import Actor, Verdict, companies_for, decide, satisfies
+from longops.domain.security import PERMISSIONS, Actor, Verdict, companies_for, decide, satisfies
 from longops.domain.status import ACTIONS, Status, allowed_from, target_of
 from longops.store.base import ActionParams, OperationQuery, Store
 from longops.store.migrate import MigrationState
@@ -242,7 +242,7 @@ class OperationService(ActorBound):
         if requested is None or requested == actor.user:
             return actor.user if requested is None else requested
         _check_name("user", requested)
-        require(actor, "act_on_behalf", target=f"operation (on behalf of {requested})")
+        require(actor, "act_on_behalf", target=f"user {requested}")
         return requested
 
     # -- reads -----------------------------------------------------------------------------
@@ -455,7 +455,7 @@ class OperationService(ActorBound):
             assert op.required_permission is not None
             raise PermissionDenied(
                 who.name,
-                action,
+                PERMISSIONS[action].what,
                 _target(op),
                 f"its task requires {op.required_permission.value}",
             )
@@ -658,7 +658,7 @@ class OperationService(ActorBound):
 
     @acting
     def paused_queues(self, *, actor: Actor | None = None) -> frozenset[str]:
-        require(self._who(actor), "list_paused_queues", target="the paused queues")
+        require(self._who(actor), "list_paused_queues", target="")
         return self.store.paused_queues()
 
     # -- sessions and maintenance ------------------------------------------------------------
@@ -667,14 +667,14 @@ class OperationService(ActorBound):
         self, *, active_only: bool = False, actor: Actor | None = None
     ) -> list[Session]:
         """Worker sessions, newest first (they serve many companies: SUPER only)."""
-        require(self._who(actor), "list_sessions", target="worker sessions")
+        require(self._who(actor), "list_sessions", target="")
         return self.store.list_sessions(active_only=active_only)
 
     @acting
     def session_events(
         self, session_id: uuid.UUID | None = None, *, actor: Actor | None = None
     ) -> list[SessionEvent]:
-        require(self._who(actor), "list_sessions", target="session events")
+        require(self._who(actor), "list_sessions", target="")
         return self.store.list_session_events(session_id)
 
     @acting
@@ -683,7 +683,7 @@ class OperationService(ActorBound):
     ) -> tuple[str, ...] | None:
         """May the actor run a worker session, serving ``companies`` (None: all)? Returns
         the companies, checked to exist, sorted."""
-        require(self._who(actor), "run_worker", target="a worker session")
+        require(self._who(actor), "run_worker", target="")
         if companies is None:
             return None
         names = sorted(set(companies))
@@ -698,17 +698,17 @@ class OperationService(ActorBound):
     @acting
     def migrate(self, *, actor: Actor | None = None) -> list[str]:
         """Apply pending schema migrations."""
-        require(self._who(actor), "maintain_schema", target="the schema")
+        require(self._who(actor), "maintain_schema", target="")
         return self.store.migrate()
 
     @acting
     def migration_status(self, *, actor: Actor | None = None) -> list[MigrationState]:
-        require(self._who(actor), "maintain_schema", target="the schema")
+        require(self._who(actor), "maintain_schema", target="")
         return self.store.migration_status()
 
     @acting
     def migration_sql(self, *, actor: Actor | None = None) -> str:
-        require(self._who(actor), "maintain_schema", target="the schema")
+        require(self._who(actor), "maintain_schema", target="")
         return self.store.migration_sql()
 
 

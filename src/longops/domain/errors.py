@@ -60,17 +60,18 @@ class PermissionDenied(LongopsError):
 
     Example::
 
-        raise PermissionDenied("alice", "hold", "operation 12", "own operations only")
-        # alice may not hold operation 12 (own operations only)
+        raise PermissionDenied("alice", "set on hold", "operation 12", "own operations only")
+        # alice may not set on hold (operation 12): own operations only
     """
 
-    def __init__(self, who: str, action: str, target: str, why: str = "") -> None:
+    def __init__(self, who: str, action: str, target: str = "", why: str = "") -> None:
         self.who = who
         self.action = action
         self.target = target
         self.why = why
-        reason = f" ({why})" if why else ""
-        super().__init__(f"{who} may not {action.replace('_', ' ')} {target}{reason}")
+        where = f" ({target})" if target else ""
+        reason = f": {why}" if why else ""
+        super().__init__(f"{who} may not {action}{where}{reason}")
 
 
 class InvalidTransition(LongopsError):
