@@ -37,12 +37,21 @@ def claim_order(app: Longops, first: int) -> list[str]:
 
 
 def test_a_backlog_in_one_company_does_not_starve_another(app: Longops, db_url: str) -> None:
+    # The queue is paused until both workers are up, so both claim from the first claim on
+    # (and neither is stopped while still starting).
+    app.service.pause_queue("default")
     for _ in range(2):
         app.enqueue_many([EnqueueRequest(task="stress.noop", company="A")] * 5_000)
     app.enqueue_many([EnqueueRequest(task="stress.noop", company="B")] * 10)
     assert app.service.count_operations("A")[Status.READY] == 10_000
     workers = [start_worker(db_url, "unused", concurrency=4) for _ in range(2)]
     try:
+        wait_for(
+            lambda: len(app.service.list_sessions(active_only=True)) == 2,
+            timeout=60,
+            what="both worker sessions",
+        )
+        app.service.resume_queue("default")
         wait_for(
             lambda: app.service.count_operations("B")[Status.FINISHED] == 10,
             timeout=120,
@@ -63,6 +72,9 @@ def test_a_worker_serves_only_its_companies(app: Longops, db_url: str) -> None:
     b = app.enqueue_many([EnqueueRequest(task="stress.noop", company="B")] * 5)
     worker = start_worker(db_url, "unused", concurrency=2, extra=("--company", "B"))
     try:
+        wait_for(
+            lambda: app.service.list_sessions(active_only=True), timeout=60, what="the session"
+        )
         wait_for(
             lambda: app.service.count_operations("B")[Status.FINISHED] == len(b),
             timeout=60,
