@@ -26,6 +26,13 @@ MARKS_DDL_PG = (
 MARKS_DDL_SQLITE = MARKS_DDL_PG.replace("double precision", "REAL").replace("integer", "INTEGER")
 
 
+def tasks_into(application: Longops) -> Longops:
+    """Register this module's tasks in another application (one on the test's database)."""
+    for task in app.registry:
+        application.registry.add(task.fn, name=task.name, max_attempts=task.max_attempts)
+    return application
+
+
 def marks_url() -> str:
     return os.environ["LONGOPS_TEST_MARKS"]
 

@@ -98,11 +98,9 @@ def test_log_fields_never_shadow_log_record_attributes() -> None:
 
 @pytest.fixture
 def leaky(db_url: str) -> Iterator[Longops]:
-    from apps.stress_app import app as stress
+    from apps.stress_app import tasks_into
 
-    application = Longops(db_url)
-    for task in stress.registry:
-        application.registry.add(task.fn, name=task.name, max_attempts=task.max_attempts)
+    application = tasks_into(Longops(db_url))
     yield application
     application.close()
 

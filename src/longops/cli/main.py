@@ -661,25 +661,25 @@ def users_list(as_json: JsonOpt = False) -> None:
 @users_cli.command("grant")
 def users_grant(name: str, company: CompaniesOpt = None, permission_set: SetsOpt = None) -> None:
     """Give a user permission sets (same pairing as users add)."""
-    grants, is_super = _pairs(company, permission_set)
-    security = state.front.security
-    for c, s in grants:
-        security.grant(name, s, c)
-    if is_super:
-        security.grant(name, PermissionSet.SUPER)
-    user = security.get_user(name)
-    out.print(f"user {user.name}: {_sets(user.grants, user.is_super)}")
+    _change_grants(name, company, permission_set, give=True)
 
 
 @users_cli.command("revoke")
 def users_revoke(name: str, company: CompaniesOpt = None, permission_set: SetsOpt = None) -> None:
     """Take permission sets away (same pairing as users add)."""
-    grants, is_super = _pairs(company, permission_set)
+    _change_grants(name, company, permission_set, give=False)
+
+
+def _change_grants(
+    name: str, companies: list[str] | None, sets: list[str] | None, *, give: bool
+) -> None:
+    grants, is_super = _pairs(companies, sets)
     security = state.front.security
+    change = security.grant if give else security.revoke
     for c, s in grants:
-        security.revoke(name, s, c)
+        change(name, s, c)
     if is_super:
-        security.revoke(name, PermissionSet.SUPER)
+        change(name, PermissionSet.SUPER)
     user = security.get_user(name)
     out.print(f"user {user.name}: {_sets(user.grants, user.is_super)}")
 

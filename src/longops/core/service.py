@@ -108,14 +108,7 @@ class OperationService(ActorBound):
         task = self.registry.resolve(request.task)
         task.check_arguments(request.args, request.kwargs)
         category = request.category if request.category is not None else task.category
-        _check_name("company", request.company)
-        require(
-            who,
-            "enqueue",
-            target=f"company {request.company}",
-            company=request.company,
-            hidden=lambda: _no_company(request.company),
-        )
+        _require_in(who, "enqueue", request.company)
         tz = self._check_scope(request.company, category)
         user = self._runs_as(who, request.user)
         required = task.requires
@@ -423,14 +416,7 @@ class OperationService(ActorBound):
     def remove_failed(self, company: str = DEFAULT_COMPANY, *, actor: Actor | None = None) -> int:
         """Delete non-recurring operations in error whose last run ended at least 30 s ago."""
         who = self._who(actor)
-        _check_name("company", company)
-        require(
-            who,
-            "remove_failed",
-            target=f"company {company}",
-            company=company,
-            hidden=lambda: _no_company(company),
-        )
+        _require_in(who, "remove_failed", company)
         audit = self._entry(who, "remove_failed", f"company {company}", company)
         return self.store.delete_failed(
             company, self.clock.now() - REMOVE_FAILED_AFTER, audit=audit
@@ -611,14 +597,7 @@ class OperationService(ActorBound):
         """Create or update a category (Business Central: job queue category); pausing and
         resuming a category is this too (``paused``)."""
         who = self._who(actor)
-        _check_name("company", company)
-        require(
-            who,
-            "set_category",
-            target=f"category {code} of company {company}",
-            company=company,
-            hidden=lambda: _no_company(company),
-        )
+        _require_in(who, "set_category", company)
         _check_name("category", code)
         if isinstance(max_concurrent, bool) or not 1 <= max_concurrent <= 1000:
             raise ValidationError("max_concurrent", "must be between 1 and 1000", max_concurrent)
@@ -710,6 +689,18 @@ class OperationService(ActorBound):
     def migration_sql(self, *, actor: Actor | None = None) -> str:
         require(self._who(actor), "maintain_schema", target="")
         return self.store.migration_sql()
+
+
+def _require_in(actor: Actor, action: str, company: str) -> None:
+    """A company-wide action: refused, or (company unseen) the error of a missing company."""
+    _check_name("company", company)
+    require(
+        actor,
+        action,
+        target=f"company {company}",
+        company=company,
+        hidden=lambda: _no_company(company),
+    )
 
 
 def _no_company(company: str) -> ValidationError:

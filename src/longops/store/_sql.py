@@ -512,18 +512,23 @@ class SqlStore(ABC):
         *,
         audit: AuditEntry | None = None,
     ) -> Operation | None:
-        r = self._write_audited(
-            "request_cancel",
-            {
-                "id": self.enc_uuid(operation_id),
-                "company": company,
-                "at": self.enc_ts(at),
-                "by": by,
-                "reason": reason,
-            },
-            audit,
-        )
-        return None if r is None else self.operation(r)
+        params = {
+            "id": self.enc_uuid(operation_id),
+            "company": company,
+            "at": self.enc_ts(at),
+            "by": by,
+            "reason": reason,
+        }
+        with self._tx() as cur:
+            cur.execute(self.q["request_cancel"], params)
+            row = cur.fetchone()
+            if row is not None:
+                self._cancel_requested(cur, operation_id)
+                self._audit(cur, audit)
+        return None if row is None else self.operation(row)
+
+    def _cancel_requested(self, cur: Any, operation_id: uuid.UUID) -> None:
+        """Tell the running worker at once (PostgreSQL); SQLite's workers poll for it."""
 
     def delete_operation(
         self, operation_id: uuid.UUID, company: str | None, *, audit: AuditEntry | None = None

@@ -21,7 +21,6 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from longops.domain.errors import NO_SCHEMA, ConfigurationError
 from longops.domain.operation import NewOperation, Operation
-from longops.domain.users import AuditEntry
 from longops.store._sql import SqlStore, current_scope_text
 from longops.store.base import ClaimedRun, ClaimParams, RunResult
 
@@ -214,26 +213,8 @@ class PostgresStore(SqlStore):
         with self._tx() as cur:
             self._notify_queues(cur, {queue})
 
-    def request_cancel(
-        self,
-        operation_id: uuid.UUID,
-        company: str | None,
-        at: datetime,
-        by: str | None,
-        reason: str | None,
-        *,
-        audit: AuditEntry | None = None,
-    ) -> Operation | None:
-        with self._tx() as cur:
-            cur.execute(
-                self.q["request_cancel"],
-                {"id": operation_id, "company": company, "at": at, "by": by, "reason": reason},
-            )
-            row = cur.fetchone()
-            if row is not None:
-                cur.execute(self.q["notify_cancel"], {"id": str(operation_id)})
-                self._audit(cur, audit)
-        return None if row is None else self.operation(row)
+    def _cancel_requested(self, cur: Any, operation_id: uuid.UUID) -> None:
+        cur.execute(self.q["notify_cancel"], {"id": str(operation_id)})
 
     # -- running ----------------------------------------------------------------------------
     def claim(self, params: ClaimParams) -> list[ClaimedRun]:
