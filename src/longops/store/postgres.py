@@ -223,6 +223,7 @@ class PostgresStore(SqlStore):
             # held for the server's work only, not for client round trips.
             with conn.pipeline():
                 self._scope_cursor(cur)
+                cur.execute(self.q["claim_plan"])
                 cur.execute(self.q["claim_lock"])
                 cur.execute(
                     self.q["claim_operations"],

@@ -157,6 +157,13 @@ SELECT * FROM longops_attempts
    AND (%(companies)s::text[] IS NULL OR company = ANY(%(companies)s::text[]))
  ORDER BY run_no;
 
+-- name: claim_plan
+-- The claim is one large statement: planning it costs more than running it. Its plan does
+-- not depend on the parameters' values (every scan is an index walk bounded by LIMIT), so
+-- the claim always uses the generic plan of its prepared statement instead of re-planning
+-- (as PostgreSQL's default, plan_cache_mode = auto, would for this query on every claim).
+SELECT set_config('plan_cache_mode', 'force_generic_plan', true);
+
 -- name: claim_lock
 -- Claims take turns (transaction-scoped advisory lock) so that the category counts below
 -- are read after every earlier claim committed: READ COMMITTED gives each statement a
@@ -173,20 +180,17 @@ SELECT pg_advisory_xact_lock(7243015001);
 WITH paused AS (
     SELECT name FROM longops_paused_queues
 ),
-running AS (
-    -- Operations in process per company, counted only where a company limit applies.
-    SELECT o.company, count(*) AS n
-      FROM longops_operations o
-     WHERE o.status = 'in_process'
-       AND o.company IN (SELECT name FROM longops_companies WHERE max_in_process IS NOT NULL)
-     GROUP BY o.company
-),
 served AS (
-    -- The active companies this session serves, and how many each may still start.
+    -- The active companies this session serves, how many each may still start, and when
+    -- a claim last took from them. Every candidate below carries its company's cap and
+    -- turn, so no later step joins back to this.
     SELECT c.name AS company, c.served_seq,
-           greatest(least(%(limit)s, coalesce(c.max_in_process - coalesce(r.n, 0), %(limit)s)), 0) AS cap
+           CASE WHEN c.max_in_process IS NULL THEN %(limit)s
+                ELSE greatest(least(%(limit)s, c.max_in_process - (
+                        SELECT count(*) FROM longops_operations r
+                         WHERE r.company = c.name AND r.status = 'in_process')), 0)
+           END AS cap
       FROM longops_companies c
-      LEFT JOIN running r ON r.company = c.name
      WHERE c.active
        AND (%(companies)s::text[] IS NULL OR c.name = ANY(%(companies)s::text[]))
 ),
@@ -198,7 +202,8 @@ busy AS (
      GROUP BY company, category
 ),
 free_slots AS (
-    SELECT c.company, c.code, least(c.max_concurrent - coalesce(b.running, 0), s.cap) AS free
+    SELECT c.company, c.code, s.cap, s.served_seq,
+           least(c.max_concurrent - coalesce(b.running, 0), s.cap) AS free
       FROM longops_categories c
       JOIN served s ON s.company = c.company AND s.cap > 0
       LEFT JOIN busy b ON b.company = c.company AND b.category = c.code
@@ -206,10 +211,10 @@ free_slots AS (
 ),
 categorized AS (
     -- At most `free` per category, High -> Normal -> Low then FIFO inside it.
-    SELECT pick.id, pick.company, pick.priority, pick.entry_no
+    SELECT pick.id, f.company, pick.priority, pick.entry_no, f.cap, f.served_seq
       FROM free_slots f
      CROSS JOIN LATERAL (
-        SELECT o.id, o.company, o.priority, o.entry_no
+        SELECT o.id, o.priority, o.entry_no
           FROM longops_operations o
          WHERE o.status = 'ready' AND o.company = f.company AND o.category = f.code
            AND o.earliest_start_at <= %(now)s
@@ -222,10 +227,10 @@ categorized AS (
 ),
 uncategorized AS (
     -- Per company, walks longops_operations_ready_company in order and stops after `cap`.
-    SELECT pick.id, pick.company, pick.priority, pick.entry_no
+    SELECT pick.id, s.company, pick.priority, pick.entry_no, s.cap, s.served_seq
       FROM served s
      CROSS JOIN LATERAL (
-        SELECT o.id, o.company, o.priority, o.entry_no
+        SELECT o.id, o.priority, o.entry_no
           FROM longops_operations o
          WHERE o.status = 'ready' AND o.category IS NULL AND o.company = s.company
            AND o.earliest_start_at <= %(now)s
@@ -237,31 +242,35 @@ uncategorized AS (
      ) pick
 ),
 ranked AS (
-    SELECT c.id, c.company, c.priority, c.entry_no,
+    SELECT c.id, c.company, c.priority, c.entry_no, c.cap, c.served_seq,
            row_number() OVER (PARTITION BY c.company ORDER BY c.priority, c.entry_no) AS turn
       FROM (SELECT * FROM categorized UNION ALL SELECT * FROM uncategorized) c
 ),
 chosen AS (
-    SELECT r.id
-      FROM ranked r
-      JOIN served s ON s.company = r.company
-     WHERE r.turn <= s.cap
+    SELECT id
+      FROM ranked
+     WHERE turn <= cap
        -- A session declared lost (or draining) claims nothing, even before it notices.
        AND EXISTS (SELECT 1 FROM longops_sessions x WHERE x.id = %(session_id)s AND x.state = 'active')
-     ORDER BY r.turn, s.served_seq, r.priority, r.entry_no
+     ORDER BY turn, served_seq, priority, entry_no
      LIMIT %(limit)s
 ),
 locked AS (
-    -- Only the chosen rows are locked. SKIP LOCKED: a row an operator is changing right
-    -- now is left for the next claim instead of making this one wait; a row changed since
-    -- this statement's snapshot is checked again against the conditions below.
-    SELECT o.id
-      FROM longops_operations o
-     WHERE o.id IN (SELECT id FROM chosen)
-       AND o.status = 'ready'
-       AND o.earliest_start_at <= %(now)s
-       AND (o.expires_at IS NULL OR o.expires_at > %(now)s)
-       FOR UPDATE SKIP LOCKED
+    -- Only the chosen rows are locked, each found by its id (LATERAL keeps the planner
+    -- from scanning the ready rows to match them). SKIP LOCKED: a row an operator is
+    -- changing right now is left for the next claim instead of making this one wait; a
+    -- row changed since this statement's snapshot is checked again against the conditions.
+    SELECT l.id
+      FROM chosen c
+     CROSS JOIN LATERAL (
+        SELECT o.id
+          FROM longops_operations o
+         WHERE o.id = c.id
+           AND o.status = 'ready'
+           AND o.earliest_start_at <= %(now)s
+           AND (o.expires_at IS NULL OR o.expires_at > %(now)s)
+           FOR UPDATE SKIP LOCKED
+     ) l
 ),
 claimed AS (
     -- A new lease token per claim: whoever held the previous one can no longer write.
@@ -287,9 +296,11 @@ logged AS (
       FROM claimed
 ),
 turned AS (
-    -- The companies served now go to the back of the line for the next claim.
+    -- The companies served now go to the back of the line for the next claim; when only
+    -- one company had work there is no line, and the write is saved.
     UPDATE longops_companies SET served_seq = (SELECT max(served_seq) + 1 FROM longops_companies)
      WHERE name IN (SELECT company FROM claimed)
+       AND (SELECT count(DISTINCT company) FROM ranked) > 1
 )
 SELECT * FROM claimed;
 

@@ -150,38 +150,37 @@ WITH paused AS (
 queues AS (
     SELECT value AS name FROM json_each(:queues)
 ),
-running AS (
-    SELECT o.company, count(*) AS n
-      FROM longops_operations o
-     WHERE o.status = 'in_process'
-       AND o.company IN (SELECT name FROM longops_companies WHERE max_in_process IS NOT NULL)
-     GROUP BY o.company
-),
 served AS (
+    -- The active companies this session serves, how many each may still start, and when
+    -- a claim last took from them. Every row below carries its company's cap and turn, so
+    -- no later step joins back to this.
     SELECT c.name AS company, c.served_seq,
-           max(min(:limit, coalesce(c.max_in_process - coalesce(r.n, 0), :limit)), 0) AS cap
+           CASE WHEN c.max_in_process IS NULL THEN :limit
+                ELSE max(min(:limit, c.max_in_process - (
+                        SELECT count(*) FROM longops_operations r
+                         WHERE r.company = c.name AND r.status = 'in_process')), 0)
+           END AS cap
       FROM longops_companies c
-      LEFT JOIN running r ON r.company = c.name
      WHERE c.active
        AND (:companies IS NULL OR c.name IN (SELECT value FROM json_each(:companies)))
 ),
-busy AS (
-    SELECT company, category, count(*) AS running
-      FROM longops_operations
-     WHERE status = 'in_process' AND category IS NOT NULL
-     GROUP BY company, category
-),
 free_slots AS (
-    SELECT c.company, c.code, min(c.max_concurrent - coalesce(b.running, 0), s.cap) AS free
-      FROM longops_categories c
-      JOIN served s ON s.company = c.company AND s.cap > 0
-      LEFT JOIN busy b ON b.company = c.company AND b.category = c.code
-     WHERE NOT c.paused AND c.max_concurrent > coalesce(b.running, 0)
+    -- Slots left per category; counted per category row (through the busy index) rather
+    -- than grouped up front, so a company without categories pays nothing for them.
+    SELECT company, code, cap, served_seq, min(max_concurrent - running, cap) AS free FROM (
+        SELECT c.company, c.code, c.max_concurrent, s.cap, s.served_seq,
+               (SELECT count(*) FROM longops_operations b INDEXED BY longops_operations_busy
+                 WHERE b.status = 'in_process' AND b.category IS NOT NULL
+                   AND b.company = c.company AND b.category = c.code) AS running
+          FROM longops_categories c
+          JOIN served s ON s.company = c.company AND s.cap > 0
+         WHERE NOT c.paused
+    ) WHERE max_concurrent > running
 ),
 categorized AS (
     -- At most `free` per category, High -> Normal -> Low then FIFO inside it.
-    SELECT entry_no, company, priority FROM (
-        SELECT o.entry_no, o.company, o.priority, f.free,
+    SELECT entry_no, company, priority, cap, served_seq FROM (
+        SELECT o.entry_no, o.company, o.priority, f.cap, f.served_seq, f.free,
                row_number() OVER (PARTITION BY o.company, o.category ORDER BY o.priority, o.entry_no) AS rn
           FROM free_slots f, longops_operations o
          WHERE o.entry_no IN (
@@ -200,7 +199,7 @@ uncategorized AS (
     -- INDEXED BY: walk the index that is already in claim order and stop after the
     -- batch. Left to itself the planner may pick the due-time index and sort every
     -- due row, which costs milliseconds per claim once thousands are ready.
-    SELECT o.entry_no, o.company, o.priority
+    SELECT o.entry_no, o.company, o.priority, s.cap, s.served_seq
       FROM served s, longops_operations o
      WHERE s.cap > 0
        AND o.entry_no IN (
@@ -214,16 +213,15 @@ uncategorized AS (
              LIMIT :limit)
 ),
 ranked AS (
-    SELECT c.entry_no, c.company, c.priority,
+    SELECT c.entry_no, c.priority, c.cap, c.served_seq,
            row_number() OVER (PARTITION BY c.company ORDER BY c.priority, c.entry_no) AS turn
       FROM (SELECT * FROM categorized UNION ALL SELECT * FROM uncategorized) c
 ),
 chosen AS (
-    SELECT r.entry_no
-      FROM ranked r
-      JOIN served s ON s.company = r.company
-     WHERE r.turn <= s.cap
-     ORDER BY r.turn, s.served_seq, r.priority, r.entry_no
+    SELECT entry_no
+      FROM ranked
+     WHERE turn <= cap
+     ORDER BY turn, served_seq, priority, entry_no
      LIMIT :limit
 )
 UPDATE longops_operations SET
