@@ -308,3 +308,15 @@ def test_export_and_forget_a_user(app: Longops) -> None:
     with pytest.raises(NotFound):
         app.security.forget_user("alice")
     assert app.security.list_audit(limit=1)[0].action == "forget_user"
+
+
+def test_views_of_different_actors_share_what_core_remembers(app: Longops) -> None:
+    # A company changed through one actor's view is seen changed through every other view.
+    app.security.add_user("alice", grants=[("CRONUS", USER)])
+    alice = app.as_user("alice")
+    assert alice.enqueue("ok", company="CRONUS").operation.company == "CRONUS"
+    app.as_actor(app.actor).service.disable_company("CRONUS")
+    with pytest.raises(ValidationError, match="company: is disabled"):
+        alice.enqueue("ok", company="CRONUS")
+    app.add_company("CRONUS", time_zone="Europe/London")
+    assert alice.enqueue("ok", company="CRONUS").operation.company == "CRONUS"

@@ -574,8 +574,10 @@ class OperationService(ActorBound):
         return saved
 
     def _forget_company(self, name: str) -> None:
+        # In place: services bound to other actors (as_actor) share this cache.
         with self._known_lock:
-            self._known = {k: v for k, v in self._known.items() if k[0] != name}
+            for key in [k for k in self._known if k[0] == name]:
+                del self._known[key]
 
     @acting
     def list_companies(self, *, actor: Actor | None = None) -> list[Company]:
