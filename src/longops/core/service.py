@@ -104,7 +104,10 @@ class OperationService(ActorBound):
     @acting
     def build(self, request: EnqueueRequest, *, actor: Actor | None = None) -> NewOperation:
         """Validate a request fully, permissions included (nothing is written)."""
-        who = self._who(actor)
+        return self._build(request, self._who(actor))
+
+    def _build(self, request: EnqueueRequest, who: Actor) -> NewOperation:
+        # Called once per row by enqueue_many: no per-row actor resolution or scoping.
         task = self.registry.resolve(request.task)
         task.check_arguments(request.args, request.kwargs)
         category = request.category if request.category is not None else task.category
@@ -176,7 +179,7 @@ class OperationService(ActorBound):
     ) -> tuple[Operation, bool]:
         """:meth:`enqueue`, also saying whether the operation is new (False when its dedup
         key matched an active operation, which is returned instead)."""
-        built = self.build(request, actor=actor)
+        built = self._build(request, self._who(actor))
         [op] = self.store.insert_operations([built], connection=connection)
         if op.user is not None and op.user != self._who(actor).user:
             # Enqueued on behalf of someone else: say whether that user can still act.
@@ -189,9 +192,10 @@ class OperationService(ActorBound):
     ) -> list[uuid.UUID]:
         """Create many operations in one transaction: all of them, or none when any request
         is refused (the error names the first bad field)."""
+        who = self._who(actor)
         if any(r.dedup_key is not None for r in requests):
             # Dedup keys need the checked, row-by-row insert.
-            built = [self.build(r, actor=actor) for r in requests]
+            built = [self._build(r, who) for r in requests]
             return [op.id for op in self.store.insert_operations(built)]
         ids: list[uuid.UUID] = []
 
@@ -200,7 +204,7 @@ class OperationService(ActorBound):
             # database's work overlap; a bad request raises inside the open transaction,
             # which then rolls back and nothing is written.
             for request in requests:
-                op = self.build(request, actor=actor)
+                op = self._build(request, who)
                 ids.append(op.id)
                 yield op
 
