@@ -329,12 +329,23 @@ class Longops(Front):
         return ActorView(self, self._security().actor_for(name, front_end))
 
     def as_actor(self, actor: Actor) -> ActorView:
-        """Act as ``actor`` (the command line passes its own, front end ``cli``)."""
+        """Act as ``actor`` (the command line passes its own, front end ``cli``).
+
+        Example::
+
+            cli_view = app.as_actor(Actor.local(FrontEnd.CLI))
+        """
         return ActorView(self, actor)
 
     def authenticate(self, token: str, front_end: FrontEnd = FrontEnd.API) -> ActorView:
         """Act as the user an API token belongs to; revoked, expired and disabled users'
-        tokens raise PermissionDenied."""
+        tokens raise PermissionDenied.
+
+        Example::
+
+            view = app.authenticate(request.headers["Authorization"].removeprefix("Bearer "))
+            view.service.list_operations(OperationQuery())
+        """
         return ActorView(self, self._security().authenticate_token(token, front_end))
 
     def migrate(self) -> list[str]:
