@@ -240,9 +240,11 @@ UPDATE longops_operations SET
 RETURNING *;
 
 -- name: mark_companies_served
--- The companies served now go to the back of the line for the next claim.
+-- The companies served now go to the back of the line for the next claim; with one active
+-- company there is no line, and the write is saved.
 UPDATE longops_companies SET served_seq = (SELECT max(served_seq) + 1 FROM longops_companies)
- WHERE name IN (SELECT value FROM json_each(:companies));
+ WHERE name IN (SELECT value FROM json_each(:companies))
+   AND (SELECT count(*) FROM longops_companies WHERE active) > 1;
 
 -- name: insert_attempt
 INSERT INTO longops_attempts (operation_id, company, run_no, attempt, session_id, user_name, task, started_at, outcome)
