@@ -309,12 +309,18 @@ class Longops(Front):
     @property
     def service(self) -> OperationService:
         """The operation service, acting as the local super actor."""
-        return self._operations().as_actor(self.actor)
+        operations = self._operations()
+        if operations.actor is None:
+            operations.actor = self.actor  # the library's own: bound once, not copied per call
+        return operations
 
     @property
     def security(self) -> SecurityService:
         """Users, tokens, audit, acting as the local super actor."""
-        return self._security().as_actor(self.actor)
+        security = self._security()
+        if security.actor is None:
+            security.actor = self.actor
+        return security
 
     def as_user(self, name: str, front_end: FrontEnd = FrontEnd.LIBRARY) -> ActorView:
         """Act as an existing, active user, under that user's permission sets.

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Collection, Mapping, Sequence
+from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Any
@@ -44,6 +44,20 @@ _scope: ContextVar[frozenset[str] | None] = ContextVar("longops_scope", default=
 """The companies this thread's (or task's) transactions may see; None: every company."""
 
 
+class _Scope:
+    # A plain class, not @contextmanager: every core call enters one.
+    __slots__ = ("companies", "token")
+
+    def __init__(self, companies: frozenset[str] | None) -> None:
+        self.companies = companies
+
+    def __enter__(self) -> None:
+        self.token = _scope.set(self.companies)
+
+    def __exit__(self, *exc: object) -> None:
+        _scope.reset(self.token)
+
+
 def current_scope_text() -> str:
     """The scope as the row-level security policies read it: '*' or 'A,B'."""
     scope = _scope.get()
@@ -72,14 +86,9 @@ class SqlStore(ABC):
         self.url = url
         self.q = load_queries(self.dialect)
 
-    @contextmanager
-    def scope(self, companies: Companies) -> Iterator[None]:
+    def scope(self, companies: Companies) -> _Scope:
         """Transactions started inside see only ``companies`` (row-level security)."""
-        token = _scope.set(None if companies is None else frozenset(companies))
-        try:
-            yield
-        finally:
-            _scope.reset(token)
+        return _Scope(None if companies is None else frozenset(companies))
 
     # -- dialect hooks ---------------------------------------------------------------------
     @abstractmethod
