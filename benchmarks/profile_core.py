@@ -461,6 +461,7 @@ def explain_postgres(cfg: BenchConfig, out: Path, ready: int) -> None:
                                 "queues": ["default"],
                                 "limit": limit,
                                 "now": app.clock.now(),
+                                "companies": None,
                             }
                             plan = conn.execute(
                                 "EXPLAIN (ANALYZE, BUFFERS) " + query, params
@@ -609,6 +610,7 @@ def explain_mid_drain(dialect: str, cfg: BenchConfig, ready: int) -> list[str]:
                         "queues": ["default"],
                         "limit": 8,
                         "now": app.clock.now(),
+                        "companies": None,
                     }
                     plan = conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + query, params).fetchall()
                     conn.rollback()
@@ -753,6 +755,7 @@ def explain_sqlite(cfg: BenchConfig, out: Path, ready: int) -> None:
                         "queues": store.enc_list(["default"]),
                         "limit": limit,
                         "now": store.enc_ts(app.clock.now()),
+                        "companies": None,
                     }
                     plan = conn.execute("EXPLAIN QUERY PLAN " + query, params).fetchall()
                     times = []

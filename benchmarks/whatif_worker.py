@@ -38,7 +38,9 @@ SQLITE_CLAIM_REWRITES = [
     ),
 ]
 """Candidate edits of SQLite's claim_operations, applied cumulatively where their text is
-found; each label says what it changes."""
+found; each label says what it changes. They were written against the claim before
+companies took turns (issue 4); that claim pins its indexes with INDEXED BY in both parts,
+so none of them applies to it any more."""
 
 
 def rewrites(query: str, edits: Sequence[tuple[str, str, str]]) -> dict[str, str]:

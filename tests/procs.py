@@ -40,6 +40,7 @@ def start_worker(
     grace: float = 10.0,
     poll: float = 0.5,
     app: str = "stress_app:app",
+    extra: tuple[str, ...] = (),
 ) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(APPS), env.get("PYTHONPATH", "")])
@@ -48,7 +49,7 @@ def start_worker(
         sys.executable, "-m", "longops.cli.main", "--app", app, "--database-url", db_url,
         "worker", "--concurrency", str(concurrency), "--heartbeat-interval", str(heartbeat),
         "--session-timeout", str(session_timeout), "--rescuer-interval", str(rescuer_interval),
-        "--grace-period", str(grace), "--poll-interval", str(poll),
+        "--grace-period", str(grace), "--poll-interval", str(poll), *extra,
     ]  # fmt: skip
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 

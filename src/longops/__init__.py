@@ -22,15 +22,18 @@ from longops.domain.errors import (
     LongopsError,
     NotFound,
     OperationCancelled,
+    PermissionDenied,
     ValidationError,
 )
 from longops.domain.operation import Attempt, Category, Operation, Outcome, Priority
 from longops.domain.recurrence import Recurrence
 from longops.domain.retry import BusinessCentralBackoff, ExponentialBackoff
+from longops.domain.security import Actor, FrontEnd, PermissionSet
 from longops.domain.status import Status
 from longops.worker.context import RunContext
 
 __all__ = [
+    "Actor",
     "Attempt",
     "BusinessCentralBackoff",
     "Category",
@@ -38,6 +41,7 @@ __all__ = [
     "ConfigurationError",
     "EnqueueRequest",
     "ExponentialBackoff",
+    "FrontEnd",
     "FrozenClock",
     "InvalidTransition",
     "Longops",
@@ -47,6 +51,8 @@ __all__ = [
     "OperationCancelled",
     "OperationHandle",
     "Outcome",
+    "PermissionDenied",
+    "PermissionSet",
     "Priority",
     "Recurrence",
     "RunContext",

@@ -13,6 +13,9 @@ Example::
     handle = app.enqueue(post_invoices, "2026-01")
     handle.wait(timeout=60)
     print(handle.status)
+
+    alice = app.as_user("alice")              # acts under alice's permission sets
+    alice.enqueue(post_invoices, "2026-02", company="CRONUS")
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from longops.core.security import SecurityService
 from longops.core.service import EnqueueRequest, OperationService
 from longops.domain.clock import Clock, SystemClock
 from longops.domain.errors import LongopsError
@@ -39,6 +43,7 @@ from longops.domain.operation import (
 from longops.domain.progress import Progress
 from longops.domain.recurrence import Recurrence
 from longops.domain.retry import RetryPolicy
+from longops.domain.security import Actor, FrontEnd
 from longops.domain.status import Status
 from longops.domain.waiting import WaitReason
 from longops.services.leader import maintenance_for
@@ -49,9 +54,12 @@ from longops.worker.session import Worker, WorkerOptions
 
 
 class OperationHandle:
-    """A reference to one operation: its id, last-seen state, and ways to follow it."""
+    """A reference to one operation: its id, last-seen state, and ways to follow it.
 
-    def __init__(self, app: Longops, operation: Operation, *, duplicate: bool = False) -> None:
+    It reads through the front that made it, so as the same actor.
+    """
+
+    def __init__(self, app: Front, operation: Operation, *, duplicate: bool = False) -> None:
         self._app = app
         self.operation = operation
         self.duplicate = duplicate
@@ -73,7 +81,7 @@ class OperationHandle:
     @property
     def progress(self) -> Progress | None:
         """The last reading (as of the last refresh), with an ETA from history if needed."""
-        return self._app.service.estimated_progress(self.operation)
+        return self._app.service.estimated([self.operation]).get(self.id)
 
     def wait_reason(self) -> WaitReason | None:
         """Why it waits, if it is ready (derived now)."""
@@ -141,60 +149,18 @@ class OperationHandle:
         return f"<OperationHandle {self.id} {self.status.value}>"
 
 
-class Longops:
-    """A longops application. The database is opened on first use.
-
-    Args:
-        database_url: ``sqlite:///path.db`` or ``postgresql://...``; defaults to
-            ``LONGOPS_DATABASE_URL`` or ``sqlite:///longops.db``.
-        clock: where the current time comes from (tests pass a controllable clock).
-    """
-
-    def __init__(self, database_url: str | None = None, *, clock: Clock | None = None) -> None:
-        self.database_url = database_url or Settings().database_url
-        self.clock: Clock = clock or SystemClock()
-        self.registry = TaskRegistry()
-        self.task = self.registry.task
-        """Register a task (a decorator): ``@app.task`` or ``@app.task(name=..., ...)``;
-        its options become defaults of the task's operations. See :meth:`TaskRegistry.task`."""
-        self._store: Store | None = None
-        self._service: OperationService | None = None
-        self._lock = threading.Lock()
-
-    # -- wiring -------------------------------------------------------------------------------
-    @property
-    def store(self) -> Store:
-        with self._lock:
-            if self._store is None:
-                self._store = open_store(self.database_url)
-            return self._store
+class Front:
+    """What the library offers for one actor: enqueue, read, set up. ``Longops`` is the
+    front of the local super actor; ``app.as_user(name)`` gives a user's."""
 
     @property
     def service(self) -> OperationService:
-        store = self.store
-        with self._lock:
-            if self._service is None:
-                self._service = OperationService(store, self.registry, self.clock)
-            return self._service
+        raise NotImplementedError
 
-    def migrate(self) -> list[str]:
-        """Create or upgrade the schema; returns the migrations applied."""
-        return self.store.migrate()
+    @property
+    def security(self) -> SecurityService:
+        raise NotImplementedError
 
-    def close(self) -> None:
-        with self._lock:
-            if self._store is not None:
-                self._store.close()
-            self._store = None
-            self._service = None
-
-    def __enter__(self) -> Longops:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    # -- tasks ---------------------------------------------------------------------------------
     # -- enqueue -------------------------------------------------------------------------------
     def enqueue(
         self,
@@ -291,21 +257,189 @@ class Longops:
         )
 
     def add_company(
-        self, name: str, *, display_name: str | None = None, time_zone: str = "UTC"
+        self,
+        name: str,
+        *,
+        display_name: str | None = None,
+        time_zone: str = "UTC",
+        max_in_process: int | None = None,
     ) -> Company:
-        """Create a company (or change its display name and time zone).
+        """Create a company (or change its display name, time zone and limit).
 
         Example::
 
             app.add_company("CRONUS-UK", time_zone="Europe/London")
         """
-        return self.service.add_company(name, display_name=display_name, time_zone=time_zone)
+        return self.service.add_company(
+            name, display_name=display_name, time_zone=time_zone, max_in_process=max_in_process
+        )
+
+
+class ActorView(Front):
+    """The application as one actor sees it: every call is checked against that actor's
+    permission sets and reads only that actor's companies.
+
+    Example::
+
+        alice = app.as_user("alice")
+        alice.enqueue("post_invoices", "2026-01", company="CRONUS")
+        alice.service.list_operations(OperationQuery())   # CRONUS only
+    """
+
+    def __init__(self, app: Longops, actor: Actor) -> None:
+        self.app = app
+        self.actor = actor
+
+    @property
+    def service(self) -> OperationService:
+        return self.app._operations().as_actor(self.actor)
+
+    @property
+    def security(self) -> SecurityService:
+        return self.app._security().as_actor(self.actor)
+
+
+class Longops(Front):
+    """A longops application. The database is opened on first use.
+
+    The library acts as the local super actor (it holds the database URL, so it could do
+    anything anyway); :meth:`as_user` acts under a user's permission sets instead.
+
+    Args:
+        database_url: ``sqlite:///path.db`` or ``postgresql://...``; defaults to
+            ``LONGOPS_DATABASE_URL`` or ``sqlite:///longops.db``.
+        clock: where the current time comes from (tests pass a controllable clock).
+        row_level_security: on PostgreSQL, scope every transaction to its actor's companies
+            and let the database's policies refuse other companies' rows; defaults to
+            ``LONGOPS_ROW_LEVEL_SECURITY``.
+    """
+
+    def __init__(
+        self,
+        database_url: str | None = None,
+        *,
+        clock: Clock | None = None,
+        row_level_security: bool | None = None,
+    ) -> None:
+        settings = Settings() if database_url is None or row_level_security is None else None
+        self.database_url = database_url or (settings.database_url if settings else "")
+        self.row_level_security = (
+            row_level_security
+            if row_level_security is not None
+            else bool(settings and settings.row_level_security)
+        )
+        self.actor = Actor.local(FrontEnd.LIBRARY)
+        self.clock: Clock = clock or SystemClock()
+        self.registry = TaskRegistry()
+        self.task = self.registry.task
+        """Register a task (a decorator): ``@app.task`` or ``@app.task(name=..., ...)``;
+        its options become defaults of the task's operations. See :meth:`TaskRegistry.task`."""
+        self._store: Store | None = None
+        self._service: OperationService | None = None
+        self._security_service: SecurityService | None = None
+        self._lock = threading.Lock()
+
+    # -- wiring -------------------------------------------------------------------------------
+    @property
+    def store(self) -> Store:
+        with self._lock:
+            if self._store is None:
+                options = {"row_level_security": True} if self.row_level_security else {}
+                self._store = open_store(self.database_url, **options)
+            return self._store
+
+    def _operations(self) -> OperationService:
+        store = self.store
+        with self._lock:
+            if self._service is None:
+                self._service = OperationService(store, self.registry, self.clock)
+            return self._service
+
+    def _security(self) -> SecurityService:
+        store = self.store
+        with self._lock:
+            if self._security_service is None:
+                self._security_service = SecurityService(store, self.clock)
+            return self._security_service
+
+    @property
+    def service(self) -> OperationService:
+        """The operation service, acting as the local super actor."""
+        operations = self._operations()
+        if operations.actor is None:
+            operations.actor = self.actor  # the library's own: bound once, not copied per call
+        return operations
+
+    @property
+    def security(self) -> SecurityService:
+        """Users, tokens, audit, acting as the local super actor."""
+        security = self._security()
+        if security.actor is None:
+            security.actor = self.actor
+        return security
+
+    def as_user(self, name: str, front_end: FrontEnd = FrontEnd.LIBRARY) -> ActorView:
+        """Act as an existing, active user, under that user's permission sets.
+
+        The user's permission sets are read now; make a new view to see later changes.
+
+        Example::
+
+            bob = app.as_user("bob")
+            bob.service.hold(op_id)        # PermissionDenied unless bob may
+        """
+        return ActorView(self, self._security().actor_for(name, front_end))
+
+    def as_actor(self, actor: Actor) -> ActorView:
+        """Act as ``actor`` (the command line passes its own, front end ``cli``).
+
+        Example::
+
+            cli_view = app.as_actor(Actor.local(FrontEnd.CLI))
+        """
+        return ActorView(self, actor)
+
+    def authenticate(self, token: str, front_end: FrontEnd = FrontEnd.API) -> ActorView:
+        """Act as the user an API token belongs to; revoked, expired and disabled users'
+        tokens raise PermissionDenied.
+
+        Example::
+
+            view = app.authenticate(request.headers["Authorization"].removeprefix("Bearer "))
+            view.service.list_operations(OperationQuery())
+        """
+        return ActorView(self, self._security().authenticate_token(token, front_end))
+
+    def migrate(self) -> list[str]:
+        """Create or upgrade the schema; returns the migrations applied."""
+        return self.store.migrate()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
+            self._store = None
+            self._service = None
+            self._security_service = None
+
+    def __enter__(self) -> Longops:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- workers -------------------------------------------------------------------------------
-    def worker(self, **options: Any) -> Worker:
-        """A worker session for this app; ``run()`` it, or ``start()``/``stop()`` it."""
+    def worker(self, *, actor: Actor | None = None, **options: Any) -> Worker:
+        """A worker session for this app; ``run()`` it, or ``start()``/``stop()`` it.
+
+        ``companies=[...]`` serves only those companies (default: all). Running a worker
+        needs SUPER (``actor``, default the local super actor).
+        """
         if "queues" in options:
             options["queues"] = tuple(options["queues"])
+        if options.get("companies") is not None:
+            options["companies"] = tuple(options["companies"])
+        options["companies"] = self.service.check_worker(options.get("companies"), actor=actor)
         opts = WorkerOptions(**options)
         maintenance = maintenance_for(
             self.store,
@@ -318,4 +452,4 @@ class Longops:
         return Worker(self.store, self.registry, self.clock, opts, maintenance=maintenance)
 
 
-__all__ = ["Longops", "LongopsError", "OperationHandle"]
+__all__ = ["ActorView", "Front", "Longops", "LongopsError", "OperationHandle"]

@@ -17,3 +17,6 @@ class Settings(BaseSettings):
 
     database_url: str = DEFAULT_DATABASE_URL
     app: str | None = None
+    row_level_security: bool = False
+    """PostgreSQL only: scope every transaction to its actor's companies
+    (``LONGOPS_ROW_LEVEL_SECURITY=true``)."""

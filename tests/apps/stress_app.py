@@ -26,6 +26,13 @@ MARKS_DDL_PG = (
 MARKS_DDL_SQLITE = MARKS_DDL_PG.replace("double precision", "REAL").replace("integer", "INTEGER")
 
 
+def tasks_into(application: Longops) -> Longops:
+    """Register this module's tasks in another application (one on the test's database)."""
+    for task in app.registry:
+        application.registry.add(task.fn, name=task.name, max_attempts=task.max_attempts)
+    return application
+
+
 def marks_url() -> str:
     return os.environ["LONGOPS_TEST_MARKS"]
 
@@ -93,3 +100,16 @@ def sleep(ctx: RunContext, seconds: float) -> float:
     _mark(ctx, "sleep_start", started, None)
     time.sleep(seconds)
     return seconds
+
+
+@app.task(name="stress.noop")
+def noop() -> None:
+    """Does nothing: for claim-order tests, where only the order of starts matters."""
+
+
+@app.task(name="stress.leak")
+def leak(secret: str, fail: bool = False) -> dict[str, str]:
+    """Carries customer content in its arguments, its error and its result (log tests)."""
+    if fail:
+        raise ValueError(f"could not post {secret}")
+    return {"posted": secret}

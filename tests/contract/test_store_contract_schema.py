@@ -53,8 +53,8 @@ def test_migrate_fresh_database(store: Store, fresh: Store) -> None:
     assert fresh.migrate() == []
     assert fresh.migration_status() == _states(fresh, "applied")
     assert fresh.schema_is_current() is True
-    assert fresh.list_companies() == [Company("default", "Default", "UTC", True)]
-    assert fresh.get_company("default") == Company("default", "Default", "UTC", True)
+    assert fresh.list_companies() == [Company("default", "Default", "UTC", True, None)]
+    assert fresh.get_company("default") == Company("default", "Default", "UTC", True, None)
     assert fresh.get_company("nope") is None
 
 

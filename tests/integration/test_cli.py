@@ -42,7 +42,7 @@ def test_db_commands(fresh_url: str) -> None:
     assert "0001_initial: pending" in status.stdout
     upgrade = longops("db", "upgrade", db=fresh_url)
     assert upgrade.returncode == 0, upgrade.stderr
-    assert "applied 0001_initial" in upgrade.stdout
+    assert "applied 0001_initial, 0002_tracking, 0003_security" in upgrade.stdout
     assert "up to date" in longops("db", "upgrade", db=fresh_url).stdout
     done = longops("db", "status", "--json", db=fresh_url)
     assert done.returncode == 0
@@ -245,3 +245,147 @@ def test_queues_pause_list_resume(db_url: str) -> None:
     bad = longops("queues", "pause", "no spaces", db=db_url)
     assert bad.returncode == 2
     assert "queue:" in bad.stderr
+
+
+# -- users, permission sets, tokens, audit ---------------------------------------------------------
+def test_users_permission_sets_and_acting_as_a_user(db_url: str) -> None:
+    assert longops("companies", "add", "CRONUS", db=db_url).returncode == 0
+    added = longops(
+        "users", "add", "alice", "--company", "CRONUS", "--permission-set", "JOBQUEUE-USER",
+        "--company", "default", "--permission-set", "JOBQUEUE-VIEW", db=db_url,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    assert "JOBQUEUE-USER in CRONUS" in added.stdout
+    assert longops("users", "add", "root", "--permission-set", "SUPER", db=db_url).returncode == 0
+    users = json.loads(longops("users", "list", "--json", db=db_url).stdout)
+    assert {u["name"]: u["super"] for u in users} == {"alice": False, "root": True}
+
+    mine = longops("--as", "alice", "enqueue", "demo.clean_up", "--company", "CRONUS", db=db_url)
+    assert mine.returncode == 0, mine.stderr
+    op_id = mine.stdout.strip().splitlines()[-1]
+    theirs = longops("enqueue", "demo.clean_up", "--company", "CRONUS", "--on-hold", db=db_url)
+    their_id = theirs.stdout.strip().splitlines()[-1]
+
+    shown = json.loads(longops("--as", "alice", "ops", "show", op_id, "--json", db=db_url).stdout)
+    assert shown["user"] == "alice"
+    assert "On Hold" in longops("--as", "alice", "ops", "hold", op_id, db=db_url).stdout
+    refused = longops("--as", "alice", "ops", "ready", their_id, db=db_url)
+    assert refused.returncode == 1
+    assert "alice may not set ready (operation" in refused.stderr
+    assert "needs JOBQUEUE-ADMIN or SUPER in CRONUS" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    viewer = longops("--as", "alice", "enqueue", "demo.clean_up", db=db_url)  # VIEW in default
+    assert viewer.returncode == 1
+    assert "alice may not enqueue an operation (company default)" in viewer.stderr
+    hidden = longops("--as", "alice", "companies", "list", "--json", db=db_url)
+    assert {c["name"] for c in json.loads(hidden.stdout)} == {"CRONUS", "default"}
+    denied = longops("--as", "alice", "users", "list", db=db_url)
+    assert denied.returncode == 1
+    assert "needs SUPER" in denied.stderr
+    assert longops("--as", "nobody", "ops", "list", db=db_url).returncode == 1
+
+    listed = longops("--as", "alice", "ops", "list", db=db_url).stdout
+    assert "alice" in listed
+    assert longops("users", "disable", "alice", db=db_url).returncode == 0
+    flagged = json.loads(longops("ops", "list", "--json", db=db_url).stdout)
+    assert {o["id"]: o["user_inactive"] for o in flagged}[op_id] is True
+    assert "(inactive)" in longops("ops", "list", db=db_url).stdout
+    gone = longops("--as", "alice", "ops", "list", db=db_url)
+    assert gone.returncode == 1
+    assert "disabled" in gone.stderr
+
+
+def test_root_help_says_who_acts(db_url: str) -> None:
+    shown = longops("--help", db=db_url)
+    assert "--as" in shown.stdout
+    assert "local SUPER actor" in " ".join(shown.stdout.split())
+
+
+def test_tokens_are_shown_once_and_revocable(db_url: str) -> None:
+    made = subprocess.run(
+        [sys.executable, "-m", "longops.cli.main", "--database-url", db_url, "users", "add",
+         "alice", "--company", "default", "--permission-set", "JOBQUEUE-ADMIN",
+         "--password-stdin"],
+        input="a long enough password\n", capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    created = longops(
+        "users", "token", "create", "alice", "--name", "ci", "--expires", "7d", db=db_url
+    )
+    assert created.returncode == 0, created.stderr
+    token = created.stdout.strip().splitlines()[-1]
+    assert token.startswith("lo_")
+    listed = longops("--token", token, "ops", "list", "--json", db=db_url)
+    assert listed.returncode == 0, listed.stderr
+    tokens = json.loads(longops("users", "token", "list", "alice", "--json", db=db_url).stdout)
+    assert [(t["name"], t["revoked_at"]) for t in tokens] == [("ci", None)]
+    assert token not in json.dumps(tokens)
+    assert longops("users", "token", "revoke", "alice", "ci", db=db_url).returncode == 0
+    refused = longops("--token", token, "ops", "list", db=db_url)
+    assert refused.returncode == 1
+    assert "unknown, revoked or expired" in refused.stderr
+    audit = json.loads(longops("audit", "list", "--json", db=db_url).stdout)
+    assert [e["action"] for e in audit][:3] == ["revoke_token", "create_token", "add_user"]
+    assert {e["front_end"] for e in audit} == {"cli"}
+    assert "Audit log" in longops("audit", "list", db=db_url).stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        (["users", "add", "bob", "--company", "default"], "company"),
+        (["users", "add", "bob", "--permission-set", "JOBQUEUE-USER"], "company"),
+        (["users", "add", "bob", "--company", "default", "--permission-set", "BOSS"],
+         "permission_set"),
+        (["users", "add", "bob", "--company", "nowhere", "--permission-set", "JOBQUEUE-USER"],
+         "company"),
+        (["users", "token", "create", "known", "--expires", "soon"], "expires"),
+        (["companies", "add", "X", "--max-in-process", "0"], "max_in_process"),
+        (["worker", "--company", "nowhere"], "company"),
+        (["worker", "--log-class", "Secret"], "log_class"),
+        (["audit", "list", "--limit", "0"], "limit"),
+    ],
+)  # fmt: skip
+def test_bad_security_input_exits_2_naming_the_field(
+    db_url: str, args: list[str], field: str
+) -> None:
+    assert longops("users", "add", "known", db=db_url).returncode == 0
+    result = longops(*args, db=db_url)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"{field}:" in result.stderr
+    users = json.loads(longops("users", "list", "--json", db=db_url).stdout)
+    assert [u["name"] for u in users] == ["known"]
+
+
+def test_export_forget_and_companies_disable(db_url: str) -> None:
+    added = longops("companies", "add", "CRONUS", "--max-in-process", "3", db=db_url)
+    assert "at most 3 in process" in added.stdout
+    assert "max 3 in process" in longops("companies", "list", db=db_url).stdout
+    longops("users", "add", "alice", "-c", "CRONUS", "-p", "JOBQUEUE-USER", db=db_url)
+    op_id = (
+        longops("--as", "alice", "enqueue", "demo.clean_up", "-c", "CRONUS", db=db_url)
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    exported = json.loads(longops("users", "export", "alice", db=db_url).stdout)
+    assert exported["user"]["name"] == "alice"
+    assert [o["id"] for o in exported["operations"]] == [op_id]
+    forgotten = longops("users", "forget", "alice", db=db_url)
+    assert forgotten.returncode == 0, forgotten.stderr
+    pseudonym = forgotten.stdout.strip().split()[-1]
+    assert pseudonym.startswith("forgotten-")
+    shown = json.loads(longops("ops", "show", op_id, "--json", db=db_url).stdout)
+    assert (shown["user"], shown["user_inactive"]) == (pseudonym, True)
+    assert longops("users", "export", "alice", db=db_url).returncode == 1
+    assert longops("companies", "disable", "CRONUS", db=db_url).returncode == 0
+    refused = longops("enqueue", "demo.clean_up", "-c", "CRONUS", db=db_url)
+    assert refused.returncode == 2
+    assert "company: is disabled" in refused.stderr
+    assert "(disabled)" in longops("companies", "list", db=db_url).stdout
+
+
+def test_worker_needs_super(db_url: str) -> None:
+    longops("users", "add", "alice", "-c", "default", "-p", "JOBQUEUE-ADMIN", db=db_url)
+    result = longops("--as", "alice", "worker", db=db_url)
+    assert result.returncode == 1
+    assert "alice may not run a worker session: needs SUPER" in result.stderr

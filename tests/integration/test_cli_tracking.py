@@ -224,8 +224,9 @@ def test_list_shows_progress_and_wait_reasons(
     assert listed.returncode == 0, listed.stderr
     assert "scheduled" in listed.stdout
     assert "[##........]  25%" in listed.stdout
-    assert "Step 1 of 2: phase 1" in listed.stdout
     as_json = json.loads(longops("ops", "list", "--json", db=db_url).stdout)
+    steps = {o["task"]: (o["progress"] or {}).get("step") for o in as_json}
+    assert steps["track.paced"]["label"] == "Step 1 of 2: phase 1"
     reasons = {o["task"]: o["wait_reason"] for o in as_json}
     assert reasons["track.quick"]["code"] == "scheduled"
     assert reasons["track.paced"] is None

@@ -9,6 +9,7 @@ condition with a deadline (``wait_for``), never on a sleep.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
@@ -654,6 +655,30 @@ def test_every_wait_reason(db_url: str) -> None:
         assert reason(nightly.id)[0] is WaitCode.OUTSIDE_RUN_WINDOW
         # Only ready operations wait.
         assert service.wait_reasons([service.get(holder.id)]) == {}
+        # A company at its limit of operations in process, and a disabled one.
+        app.add_company("LIMITED", max_in_process=1)
+        app.set_category("ONE", company="LIMITED")
+        busy = active_session(clock.now(), ("lim",))
+        app.store.register_session(busy)
+        running = app.enqueue("w.ok", company="LIMITED", queue="lim")
+        queued = app.enqueue("w.ok", company="LIMITED", queue="lim")
+        [took] = app.store.claim(ClaimParams(busy.id, ("lim",), 5, clock.now()))
+        assert took.operation.id == running.id  # the limit let only one start
+        code, message = reason(queued.id)
+        assert code is WaitCode.COMPANY_QUOTA
+        assert "runs 1 of at most 1" in message
+        service.disable_company("LIMITED")
+        assert reason(queued.id)[0] is WaitCode.COMPANY_DISABLED
+        # A queue served, but only for other companies.
+        app.add_company("ELSEWHERE")
+        only_a = dataclasses.replace(
+            active_session(clock.now(), ("narrow",)), companies=("default",)
+        )
+        app.store.register_session(only_a)
+        elsewhere = app.enqueue("w.ok", company="ELSEWHERE", queue="narrow")
+        code, message = reason(elsewhere.id)
+        assert code is WaitCode.NO_WORKER
+        assert "company ELSEWHERE" in message
         runner.close()
     finally:
         app.close()

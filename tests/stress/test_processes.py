@@ -40,11 +40,9 @@ def marks_url(db_url: str, tmp_path: Path) -> str:
 
 @pytest.fixture
 def app(db_url: str) -> Iterator[Longops]:
-    from apps.stress_app import app as stress
+    from apps.stress_app import tasks_into
 
-    application = Longops(db_url)
-    for task in stress.registry:
-        application.registry.add(task.fn, name=task.name, max_attempts=task.max_attempts)
+    application = tasks_into(Longops(db_url))
     yield application
     application.close()
 

@@ -74,7 +74,7 @@ def run_demo(console: Console, *, seconds: float, database_url: str | None) -> i
                     table = operations_table(
                         ops,
                         waits=service.wait_reasons(ops),
-                        progress={op.id: service.estimated_progress(op) for op in ops},
+                        progress=service.estimated(ops),
                         now=app.clock.now(),
                     )
                     live.update(Group(table, Text(f"{left:4.0f} s left  (Ctrl-C stops)")))

@@ -1,27 +1,35 @@
 """The ``longops`` command: run workers, enqueue, inspect and act on operations, manage the
-schema, and try it all with ``longops demo``.
+schema, users and permission sets, and try it all with ``longops demo``.
+
+Every command acts for an actor through ``core``: ``--as USER`` (that user's permission
+sets), ``--token`` (the token's user), or else the local SUPER actor, because whoever holds
+the database URL can do anything anyway.
 
 Every read command takes ``--json``; an operation's JSON always has a top-level ``status``.
-Errors go to standard error with exit code 2 for bad input and 1 for everything else.
+Errors go to standard error with exit code 2 for bad input and 1 for everything else
+(including a refused action).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
+import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
-from longops.app import Longops
+from longops.app import ActorView, Longops
 from longops.cli.loading import load_app
 from longops.cli.render import (
     attempts_table,
+    audit_table,
     eta_text,
     operations_table,
     print_json,
@@ -30,14 +38,25 @@ from longops.cli.render import (
     status_label,
     when,
 )
+from longops.core.security import DEFAULT_TOKEN_LIFETIME
 from longops.core.service import EnqueueRequest
+from longops.domain.classification import LOGGED_BY_DEFAULT, DataClass
 from longops.domain.errors import LongopsError, ValidationError
+from longops.domain.security import Actor, FrontEnd, PermissionSet
 from longops.domain.status import Status
 from longops.store.base import OperationQuery
+from longops.worker.logs import RedactingFilter
+
+ROOT_HELP = (
+    "Track long-running operations: run workers, enqueue work, watch and act on it.\n\n"
+    "Every command acts for someone. With --as USER (or --token) it acts under that user's "
+    "permission sets; without, it acts as the local SUPER actor, because it holds the "
+    "database URL and could do anything anyway."
+)
 
 cli = typer.Typer(
     name="longops",
-    help="Track long-running operations: run workers, enqueue work, watch and act on it.",
+    help=ROOT_HELP,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -52,12 +71,22 @@ sessions_cli = typer.Typer(help="Worker sessions and their events.", no_args_is_
 companies_cli = typer.Typer(
     help="Companies: the business context operations run in.", no_args_is_help=True
 )
+users_cli = typer.Typer(
+    help="Users, their permission sets per company, and API tokens.", no_args_is_help=True
+)
+tokens_cli = typer.Typer(
+    help="API tokens: create (shown once), list, revoke.", no_args_is_help=True
+)
+audit_cli = typer.Typer(help="The audit log of operator actions.", no_args_is_help=True)
+users_cli.add_typer(tokens_cli, name="token")
 cli.add_typer(ops_cli, name="ops")
 cli.add_typer(db_cli, name="db")
 cli.add_typer(cat_cli, name="categories")
 cli.add_typer(queue_cli, name="queues")
 cli.add_typer(sessions_cli, name="sessions")
 cli.add_typer(companies_cli, name="companies")
+cli.add_typer(users_cli, name="users")
+cli.add_typer(audit_cli, name="audit")
 
 # Off a terminal (pipes, files, CI logs) nothing is wrapped at 80 columns: lines stay whole.
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
@@ -68,7 +97,10 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 class State:
     app_spec: str | None = None
     database_url: str | None = None
+    as_user: str | None = None
+    token: str | None = None
     _app: Longops | None = None
+    _front: ActorView | None = None
 
     @property
     def app(self) -> Longops:
@@ -76,10 +108,29 @@ class State:
             self._app = load_app(self.app_spec, self.database_url)
         return self._app
 
+    @property
+    def front(self) -> ActorView:
+        """The application as the command's actor sees it (see ROOT_HELP)."""
+        if self._front is None:
+            app = self.app
+            if self.as_user is not None and self.token is not None:
+                raise ValidationError("as", "give --as or --token, not both")
+            if self.token is not None:
+                self._front = app.authenticate(self.token, FrontEnd.CLI)
+            elif self.as_user is not None:
+                self._front = app.as_user(self.as_user, FrontEnd.CLI)
+            else:
+                self._front = app.as_actor(Actor.local(FrontEnd.CLI))
+        return self._front
+
 
 state = State()
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for programs.")]
+UserOpt = Annotated[
+    str | None,
+    typer.Option(help="Run it on behalf of this user (default: the actor; SUPER only)."),
+]
 CompanyOpt = Annotated[str, typer.Option("--company", "-c", help="Company name.")]
 
 
@@ -97,10 +148,28 @@ def _root(
             help="sqlite:///file.db or postgresql://... (default sqlite:///longops.db).",
         ),
     ] = None,
+    as_user: Annotated[
+        str | None,
+        typer.Option(
+            "--as",
+            envvar="LONGOPS_AS",
+            help="Act as this user, under their permission sets. Without --as (or --token) "
+            "the command acts as the local SUPER actor: it holds the database URL.",
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token", envvar="LONGOPS_TOKEN", help="Act as the user this API token belongs to."
+        ),
+    ] = None,
 ) -> None:
     state.app_spec = app
     state.database_url = database_url
+    state.as_user = as_user
+    state.token = token
     state._app = None
+    state._front = None
 
 
 # -- worker -------------------------------------------------------------------------------------
@@ -109,6 +178,10 @@ def worker(
     concurrency: Annotated[int, typer.Option("--concurrency", "-n", help="Runs at once.")] = 4,
     queue: Annotated[
         list[str] | None, typer.Option("--queue", "-q", help="Queue to serve (repeatable).")
+    ] = None,
+    company: Annotated[
+        list[str] | None,
+        typer.Option("--company", "-c", help="Serve only this company (repeatable; default all)."),
     ] = None,
     heartbeat_interval: Annotated[float, typer.Option(help="Seconds between heartbeats.")] = 5.0,
     session_timeout: Annotated[
@@ -135,18 +208,31 @@ def worker(
     log_level: Annotated[
         str, typer.Option(help="debug, info, warning or error (to standard error).")
     ] = "info",
+    log_class: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A data class the logs may also carry, e.g. CustomerContent to see error "
+            "text while debugging (repeatable; default: SystemMetadata, "
+            "OrganizationIdentifiableInformation, EndUserPseudonymousIdentifiers)."
+        ),
+    ] = None,
 ) -> None:
     """Run a worker session until SIGTERM/SIGINT (a second signal stops at once)."""
     level = logging.getLevelName(log_level.upper())
     if not isinstance(level, int):
         raise ValidationError("log_level", "must be debug, info, warning or error", log_level)
+    classes = LOGGED_BY_DEFAULT | {_data_class(c) for c in log_class or ()}
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter(classes))
     app = state.app
     if len(app.registry) == 0:
         raise LongopsError("no tasks registered: pass --app module:attribute (or LONGOPS_APP)")
     w = app.worker(
+        actor=state.front.actor,
+        companies=tuple(company) if company else None,
         queues=tuple(queue or ("default",)),
         concurrency=concurrency,
         heartbeat_interval=heartbeat_interval,
@@ -158,13 +244,24 @@ def worker(
         progress_interval=progress_interval,
         max_runs_per_child=max_runs_per_child,
         max_memory_per_child=None if max_memory_per_child is None else max_memory_per_child * 2**20,
+        log_classes=classes,
     )
+    served = "all companies" if w.options.companies is None else ", ".join(w.options.companies)
     err.print(
         f"longops worker {w.session_id} serving {', '.join(w.options.queues)} "
-        f"with {concurrency} slots on {app.store.dialect}"
+        f"({served}) with {concurrency} slots on {app.store.dialect}"
     )
     code = w.run()
     raise typer.Exit(code)
+
+
+def _data_class(text: str) -> DataClass:
+    for member in DataClass:
+        if text.strip().lower() == member.value.lower():
+            return member
+    raise ValidationError(
+        "log_class", f"must be one of {', '.join(c.value for c in DataClass)}", text
+    )
 
 
 # -- enqueue ------------------------------------------------------------------------------------
@@ -189,7 +286,9 @@ def enqueue(
         typer.Option(help="'every 15m', 'cron:0 9 * * 1-5', 'formula:<1M+CM>' or JSON."),
     ] = None,
     dedup_key: Annotated[str | None, typer.Option()] = None,
-    user: Annotated[str | None, typer.Option(help="Who the operation runs on behalf of.")] = None,
+    user: Annotated[
+        str | None, typer.Option(help="Who it runs on behalf of (default: the actor; SUPER only).")
+    ] = None,
     on_hold: Annotated[bool, typer.Option("--on-hold", help="Create it On Hold.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -199,7 +298,7 @@ def enqueue(
     app = state.app
     if len(app.registry) == 0:
         raise LongopsError("no tasks registered: pass --app module:attribute (or LONGOPS_APP)")
-    op = app.service.enqueue(
+    op = state.front.service.enqueue(
         EnqueueRequest(
             task=task,
             args=parsed_args,
@@ -251,7 +350,7 @@ def ops_list(
 ) -> None:
     """List operations in entry order."""
     statuses = tuple(_status(s) for s in status or ())
-    ops = state.app.service.list_operations(
+    ops = state.front.service.list_operations(
         OperationQuery(
             company=company,
             statuses=statuses,
@@ -261,7 +360,7 @@ def ops_list(
             after_entry_no=after,
         )
     )
-    service = state.app.service
+    service = state.front.service
     if as_json:
         print_json(out, service.describe(ops))
     else:
@@ -269,7 +368,7 @@ def ops_list(
             operations_table(
                 ops,
                 waits=service.wait_reasons(ops),
-                progress={op.id: service.estimated_progress(op) for op in ops},
+                progress=service.estimated(ops),
                 now=state.app.clock.now(),
             )
         )
@@ -287,7 +386,7 @@ def _status(text: str) -> Status:
 @ops_cli.command("show")
 def ops_show(operation_id: str, as_json: JsonOpt = False) -> None:
     """Show one operation (by id or entry number) with its attempts (log entries)."""
-    service = state.app.service
+    service = state.front.service
     op = service.get(operation_id)
     attempts = service.attempts(op.id)
     if as_json:
@@ -297,7 +396,7 @@ def ops_show(operation_id: str, as_json: JsonOpt = False) -> None:
         return
     now = state.app.clock.now()
     waits = service.wait_reasons([op])
-    reading = service.estimated_progress(op)
+    reading = service.estimated([op]).get(op.id)
     out.print(operations_table([op], title=f"Operation {op.id}", waits=waits, now=now))
     for line in progress_lines(op, reading, now):
         out.print(line, markup=False)
@@ -327,7 +426,7 @@ def ops_show(operation_id: str, as_json: JsonOpt = False) -> None:
 
 
 def _action(name: str, operation_id: str, **kwargs: Any) -> None:
-    op = getattr(state.app.service, name)(operation_id, **kwargs)
+    op = getattr(state.front.service, name)(operation_id, **kwargs)
     out.print(f"{op.id} {op.status.caption}")
 
 
@@ -339,7 +438,7 @@ def ops_events(
 ) -> None:
     """An operation's timeline: attempts started and ended, progress, checkpoints, cancel
     requests, timeouts, stalls and people's actions, oldest first."""
-    events = state.app.service.events(operation_id, after_id=after)
+    events = state.front.service.events(operation_id, after_id=after)
     if as_json:
         print_json(out, [e.to_json() for e in events])
         return
@@ -356,19 +455,19 @@ def ops_hold(operation_id: str) -> None:
 
 
 @ops_cli.command("ready")
-def ops_ready(operation_id: str, user: Annotated[str | None, typer.Option()] = None) -> None:
+def ops_ready(operation_id: str, user: UserOpt = None) -> None:
     """Set Status to Ready: attempts reset, start recomputed."""
     _action("set_ready", operation_id, user=user)
 
 
 @ops_cli.command("restart")
-def ops_restart(operation_id: str, user: Annotated[str | None, typer.Option()] = None) -> None:
+def ops_restart(operation_id: str, user: UserOpt = None) -> None:
     """Restart a finished, failed or cancelled operation."""
     _action("restart", operation_id, user=user)
 
 
 @ops_cli.command("run-now")
-def ops_run_now(operation_id: str, user: Annotated[str | None, typer.Option()] = None) -> None:
+def ops_run_now(operation_id: str, user: UserOpt = None) -> None:
     """Run as soon as a worker is free, ignoring the schedule."""
     _action("run_now", operation_id, user=user)
 
@@ -377,15 +476,17 @@ def ops_run_now(operation_id: str, user: Annotated[str | None, typer.Option()] =
 def ops_cancel(
     operation_id: str,
     reason: Annotated[str | None, typer.Option(help="Why; recorded with the request.")] = None,
-    by: Annotated[str | None, typer.Option(help="Who asks.")] = None,
+    by: Annotated[str | None, typer.Option(help="Who asks (default: the actor).")] = None,
     force: Annotated[
         bool,
-        typer.Option("--force", help="Skip the grace period: stop running code by force at once."),
+        typer.Option(
+            "--force", help="Skip the grace period: stop running code by force at once (admins)."
+        ),
     ] = False,
 ) -> None:
     """Cancel: at once if not running; a running operation is asked to stop, and stopped
     by force if it does not within its task's grace period."""
-    op = state.app.service.cancel(operation_id, reason=reason, by=by, force=force)
+    op = state.front.service.cancel(operation_id, reason=reason, by=by, force=force)
     label = "Cancelling" if op.status is Status.IN_PROCESS else op.status.caption
     out.print(f"{op.id} {label}")
 
@@ -412,7 +513,7 @@ def ops_watch(
         raise ValidationError("interval", "must be between 0.05 and 60 seconds", interval)
     if timeout is not None and not 0 < timeout <= 7 * 86400:  # (also refuses nan)
         raise ValidationError("timeout", "must be above 0 and at most 7 days (seconds)", timeout)
-    service = state.app.service
+    service = state.front.service
     op = service.get(operation_id)
     deadline = None if timeout is None else time.monotonic() + timeout
     if out.is_terminal:
@@ -432,9 +533,9 @@ def ops_watch(
 
 
 def _watch_state(op_id: Any) -> tuple[Any, str, float | None, dict[str, str]]:
-    service = state.app.service
+    service = state.front.service
     op = service.get(op_id)
-    reading = service.estimated_progress(op)
+    reading = service.estimated([op]).get(op.id)
     now = state.app.clock.now()
     description = status_label(op)
     if reading is not None and reading.step_label:
@@ -502,14 +603,14 @@ def _watch_lines(op_id: Any, interval: float, deadline: float | None) -> Any:
 @ops_cli.command("delete")
 def ops_delete(operation_id: str) -> None:
     """Delete an operation (refused while it is in process)."""
-    state.app.service.delete(operation_id)
+    state.front.service.delete(operation_id)
     out.print(f"{operation_id} deleted")
 
 
 @ops_cli.command("remove-failed")
 def ops_remove_failed(company: CompanyOpt = "default") -> None:
     """Delete non-recurring operations in error whose last run ended at least 30 s ago."""
-    n = state.app.service.remove_failed(company)
+    n = state.front.service.remove_failed(company)
     out.print(f"{n} failed operation(s) removed")
 
 
@@ -517,14 +618,14 @@ def ops_remove_failed(company: CompanyOpt = "default") -> None:
 @db_cli.command("upgrade")
 def db_upgrade() -> None:
     """Apply pending migrations."""
-    applied = state.app.migrate()
+    applied = state.front.service.migrate()
     out.print(f"applied {', '.join(applied)}" if applied else "schema is up to date")
 
 
 @db_cli.command("status")
 def db_status(as_json: JsonOpt = False) -> None:
     """Show each migration and whether it is applied (exit 1 unless all are)."""
-    states = state.app.store.migration_status()
+    states = state.front.service.migration_status()
     if as_json:
         print_json(out, [{"version": s.version, "name": s.name, "state": s.state} for s in states])
     else:
@@ -539,7 +640,7 @@ def db_status(as_json: JsonOpt = False) -> None:
 @db_cli.command("sql")
 def db_sql() -> None:
     """Print the whole schema as SQL, for teams that apply schema with their own tool."""
-    out.file.write(state.app.store.migration_sql())
+    out.file.write(state.front.service.migration_sql())
 
 
 # -- categories, queues, sessions ---------------------------------------------------------------
@@ -552,7 +653,7 @@ def categories_set(
     paused: Annotated[bool, typer.Option("--paused/--running")] = False,
 ) -> None:
     """Create or update a category."""
-    c = state.app.service.set_category(
+    c = state.front.service.set_category(
         company, code, max_concurrent=max_concurrent, description=description, paused=paused
     )
     out.print(f"{c.company}/{c.code}: max {c.max_concurrent}{' (paused)' if c.paused else ''}")
@@ -561,7 +662,7 @@ def categories_set(
 @cat_cli.command("list")
 def categories_list(company: CompanyOpt = "default", as_json: JsonOpt = False) -> None:
     """List a company's categories."""
-    cats = state.app.store.list_categories(company)
+    cats = state.front.service.list_categories(company)
     if as_json:
         print_json(out, [_cat(c) for c in cats])
         return
@@ -584,21 +685,21 @@ def _cat(c: Any) -> dict[str, Any]:
 @queue_cli.command("pause")
 def queues_pause(name: str) -> None:
     """Stop workers from claiming a queue's operations."""
-    state.app.service.pause_queue(name)
+    state.front.service.pause_queue(name)
     out.print(f"queue {name} paused")
 
 
 @queue_cli.command("resume")
 def queues_resume(name: str) -> None:
     """Let workers claim a queue's operations again."""
-    state.app.service.resume_queue(name)
+    state.front.service.resume_queue(name)
     out.print(f"queue {name} resumed")
 
 
 @queue_cli.command("list")
 def queues_list(as_json: JsonOpt = False) -> None:
     """List paused queues (every other queue is being served)."""
-    paused = sorted(state.app.store.paused_queues())
+    paused = sorted(state.front.service.paused_queues())
     if as_json:
         print_json(out, {"paused": paused})
         return
@@ -611,7 +712,7 @@ def sessions_list(
     as_json: JsonOpt = False,
 ) -> None:
     """List worker sessions, newest first."""
-    sessions = state.app.store.list_sessions(active_only=active)
+    sessions = state.front.service.list_sessions(active_only=active)
     if as_json:
         print_json(out, [s.to_json() for s in sessions])
         return
@@ -627,10 +728,8 @@ def sessions_events(
     session_id: Annotated[str | None, typer.Argument()] = None, as_json: JsonOpt = False
 ) -> None:
     """Session events (logon, logoff, lost, drain started), newest first."""
-    import uuid
-
-    sid = uuid.UUID(session_id) if session_id else None
-    events = state.app.store.list_session_events(sid)
+    sid = _session_id(session_id) if session_id else None
+    events = state.front.service.session_events(sid)
     if as_json:
         print_json(out, [e.to_json() for e in events])
         return
@@ -643,33 +742,251 @@ def companies_add(
     name: str,
     display_name: Annotated[str | None, typer.Option(help="Shown to people.")] = None,
     time_zone: Annotated[str, typer.Option(help="IANA zone recurrence is evaluated in.")] = "UTC",
+    max_in_process: Annotated[
+        int | None, typer.Option(help="At most this many of its operations run at once.")
+    ] = None,
 ) -> None:
-    """Create a company (or change its display name and time zone)."""
-    c = state.app.service.add_company(name, display_name=display_name, time_zone=time_zone)
-    out.print(f"company {c.name} ({c.display_name}, {c.time_zone})")
+    """Create a company (or change it; a disabled company becomes active again)."""
+    c = state.front.service.add_company(
+        name, display_name=display_name, time_zone=time_zone, max_in_process=max_in_process
+    )
+    limit = "" if c.max_in_process is None else f", at most {c.max_in_process} in process"
+    out.print(f"company {c.name} ({c.display_name}, {c.time_zone}{limit})")
+
+
+@companies_cli.command("disable")
+def companies_disable(name: str) -> None:
+    """Disable a company: no new operations, and its ready ones wait until it is added again."""
+    c = state.front.service.disable_company(name)
+    out.print(f"company {c.name} disabled")
 
 
 @companies_cli.command("list")
 def companies_list(as_json: JsonOpt = False) -> None:
-    """List companies."""
-    companies = state.app.service.list_companies()
+    """List the companies the actor holds a permission set in (SUPER: all)."""
+    companies = state.front.service.list_companies()
     if as_json:
-        print_json(
-            out,
-            [
-                {
-                    "name": c.name,
-                    "display_name": c.display_name,
-                    "time_zone": c.time_zone,
-                    "active": c.active,
-                }
-                for c in companies
-            ],
-        )
+        print_json(out, [c.to_json() for c in companies])
         return
     for c in companies:
         state_note = "" if c.active else "  (disabled)"
-        out.print(f"{c.name}\t{c.display_name}\t{c.time_zone}{state_note}")
+        limit = "" if c.max_in_process is None else f"\tmax {c.max_in_process} in process"
+        out.print(f"{c.name}\t{c.display_name}\t{c.time_zone}{limit}{state_note}")
+
+
+# -- users, tokens, audit -----------------------------------------------------------------------
+CompaniesOpt = Annotated[
+    list[str] | None,
+    typer.Option("--company", "-c", help="Company of the permission set at the same position."),
+]
+SetsOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--permission-set",
+        "-p",
+        help="JOBQUEUE-VIEW, JOBQUEUE-USER or JOBQUEUE-ADMIN (each with a --company), "
+        "or SUPER (global, no company). Repeatable.",
+    ),
+]
+
+
+def _pairs(
+    companies: list[str] | None, sets: list[str] | None
+) -> tuple[list[tuple[str, PermissionSet]], bool]:
+    """Pair each --permission-set with the --company at the same position; SUPER alone."""
+    chosen = [PermissionSet.parse(s) for s in sets or ()]
+    per_company = [s for s in chosen if s is not PermissionSet.SUPER]
+    names = list(companies or ())
+    if len(names) != len(per_company):
+        raise ValidationError(
+            "company",
+            f"give one --company for each --permission-set other than SUPER "
+            f"({len(per_company)} set(s), {len(names)} company(ies))",
+        )
+    return list(zip(names, per_company, strict=True)), PermissionSet.SUPER in chosen
+
+
+@users_cli.command("add")
+def users_add(
+    name: str,
+    company: CompaniesOpt = None,
+    permission_set: SetsOpt = None,
+    display_name: Annotated[str | None, typer.Option(help="Shown to people.")] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+) -> None:
+    """Add a user with permission sets, e.g. --company CRONUS --permission-set JOBQUEUE-USER."""
+    grants, is_super = _pairs(company, permission_set)
+    password = None
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    user = state.front.security.add_user(
+        name, display_name=display_name, password=password, grants=grants, is_super=is_super
+    )
+    out.print(f"user {user.name} added ({_sets(user.grants, user.is_super)})")
+
+
+def _sets(grants: Any, is_super: bool) -> str:
+    parts = [f"{s.value} in {c}" for c, s in grants] + (["SUPER"] if is_super else [])
+    return ", ".join(parts) or "no permission sets"
+
+
+@users_cli.command("list")
+def users_list(as_json: JsonOpt = False) -> None:
+    """List users with their permission sets."""
+    users = state.front.security.list_users()
+    if as_json:
+        print_json(out, [u.to_json() for u in users])
+        return
+    for u in users:
+        note = "" if u.active else "  (disabled)"
+        out.print(f"{u.name}\t{u.display_name}\t{_sets(u.grants, u.is_super)}{note}")
+
+
+@users_cli.command("grant")
+def users_grant(name: str, company: CompaniesOpt = None, permission_set: SetsOpt = None) -> None:
+    """Give a user permission sets (same pairing as users add)."""
+    _change_grants(name, company, permission_set, give=True)
+
+
+@users_cli.command("revoke")
+def users_revoke(name: str, company: CompaniesOpt = None, permission_set: SetsOpt = None) -> None:
+    """Take permission sets away (same pairing as users add)."""
+    _change_grants(name, company, permission_set, give=False)
+
+
+def _change_grants(
+    name: str, companies: list[str] | None, sets: list[str] | None, *, give: bool
+) -> None:
+    grants, is_super = _pairs(companies, sets)
+    security = state.front.security
+    change = security.grant if give else security.revoke
+    for c, s in grants:
+        change(name, s, c)
+    if is_super:
+        change(name, PermissionSet.SUPER)
+    user = security.get_user(name)
+    out.print(f"user {user.name}: {_sets(user.grants, user.is_super)}")
+
+
+@users_cli.command("disable")
+def users_disable(name: str) -> None:
+    """Disable a user: their tokens stop working at once; their operations are flagged."""
+    state.front.security.disable_user(name)
+    out.print(f"user {name} disabled")
+
+
+@users_cli.command("enable")
+def users_enable(name: str) -> None:
+    """Enable a disabled user again."""
+    state.front.security.enable_user(name)
+    out.print(f"user {name} enabled")
+
+
+@users_cli.command("delete")
+def users_delete(name: str) -> None:
+    """Delete a user with their permission sets and tokens (their operations stay, flagged)."""
+    state.front.security.delete_user(name)
+    out.print(f"user {name} deleted")
+
+
+@users_cli.command("export")
+def users_export(name: str) -> None:
+    """Print, as JSON, every row that identifies the user (personal data export)."""
+    print_json(out, state.front.security.export_user(name))
+
+
+@users_cli.command("forget")
+def users_forget(name: str) -> None:
+    """Delete the user and pseudonymise their name in history; the operations stay."""
+    pseudonym = state.front.security.forget_user(name)
+    out.print(f"user {name} forgotten; history now names {pseudonym}")
+
+
+@tokens_cli.command("create")
+def tokens_create(
+    user: str,
+    name: Annotated[str, typer.Option("--name", help="What the token is for.")] = "default",
+    expires: Annotated[
+        str,
+        typer.Option(
+            help="A lifetime (30d, 12h, 90m), a date or time (2027-01-31), or 'never'.",
+        ),
+    ] = f"{DEFAULT_TOKEN_LIFETIME.days}d",
+) -> None:
+    """Create an API token. It is printed once, as the last line, and never shown again."""
+    token, text = state.front.security.create_token(user, name=name, expires=_expires(expires))
+    until = (
+        "never expires"
+        if token.expires_at is None
+        else f"expires {token.expires_at:%Y-%m-%d %H:%M} UTC"
+    )
+    err.print(f"token {token.name} of {token.user} ({token.id}), {until}; store it now:")
+    out.file.write(f"{text}\n")
+
+
+_LIFETIME = re.compile(r"^([0-9]+)\s*([dhm])$")
+
+
+def _expires(text: str) -> datetime | timedelta | None:
+    value = text.strip().lower()
+    if value == "never":
+        return None
+    match = _LIFETIME.match(value)
+    if match:
+        unit = {"d": "days", "h": "hours", "m": "minutes"}[match.group(2)]
+        return timedelta(**{unit: int(match.group(1))})
+    try:
+        at = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValidationError(
+            "expires", "must be a lifetime such as 30d, 12h or 90m, a date, or 'never'", text
+        ) from None
+    return at if at.tzinfo is not None else at.replace(tzinfo=datetime.now().astimezone().tzinfo)
+
+
+@tokens_cli.command("list")
+def tokens_list(user: str, as_json: JsonOpt = False) -> None:
+    """List a user's tokens (never their text)."""
+    tokens = state.front.security.list_tokens(user)
+    if as_json:
+        print_json(out, [t.to_json() for t in tokens])
+        return
+    for t in tokens:
+        status = "revoked" if t.revoked_at else "active"
+        expires = "never" if t.expires_at is None else f"{t.expires_at:%Y-%m-%d %H:%M}"
+        used = "never" if t.last_used_at is None else f"{t.last_used_at:%Y-%m-%d %H:%M}"
+        out.print(f"{t.name}\t{t.id}\t{status}\texpires {expires}\tlast used {used}")
+
+
+@tokens_cli.command("revoke")
+def tokens_revoke(user: str, token: str) -> None:
+    """Revoke a token, named by its name or id: it stops working at once."""
+    revoked = state.front.security.revoke_token(user, token)
+    out.print(f"token {revoked.name} of {revoked.user} revoked")
+
+
+@audit_cli.command("list")
+def audit_list(
+    company: Annotated[str | None, typer.Option("--company", "-c")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first (1-1000).")] = 100,
+    before: Annotated[int | None, typer.Option(help="Entries before this id.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Operator actions (who, when, what, from which front end), newest first."""
+    entries = state.front.security.list_audit(company=company, limit=limit, before_id=before)
+    if as_json:
+        print_json(out, [e.to_json() for e in entries])
+        return
+    out.print(audit_table(entries))
+
+
+def _session_id(text: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise ValidationError("session_id", "must be a session id (a UUID)", text) from None
 
 
 @cli.command("tasks")
@@ -759,6 +1076,7 @@ def main() -> None:
     try:
         cli()
     except LongopsError as exc:
+        # A refused action is a sentence that names who, what and why (exit 1).
         err.print(f"[red]error:[/] {exc}", highlight=False)
         sys.exit(2 if isinstance(exc, ValidationError) else 1)
 

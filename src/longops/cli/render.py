@@ -15,6 +15,7 @@ from rich.table import Table
 from longops.domain.operation import Attempt, Operation
 from longops.domain.progress import Progress
 from longops.domain.status import Status
+from longops.domain.users import AuditEntry
 from longops.domain.waiting import WaitReason
 
 STATUS_STYLE = {
@@ -88,7 +89,8 @@ def operations_table(
 ) -> Table:
     table = Table(title=title, show_lines=False, expand=False)
     for column in ("Entry", "Status", "Task", "Description", "Category", "Priority",
-                   "Attempts", "Earliest start", "Progress", "Waiting / last error"):  # fmt: skip
+                   "User", "Attempts", "Earliest start", "Progress",
+                   "Waiting / last error"):  # fmt: skip
         table.add_column(column, overflow="fold")
     waits = waits or {}
     for op in ops:
@@ -111,6 +113,7 @@ def operations_table(
             escape(op.description or ""),
             escape(op.category or ""),
             op.priority.label if op.category else "",
+            _user(op),
             f"{op.attempt_count}/{op.max_attempts}",
             when(op.earliest_start_at) if op.status in (Status.READY, Status.ON_HOLD) else "",
             escape(shown),
@@ -143,6 +146,34 @@ def progress_lines(op: Operation, reading: Progress | None, now: datetime) -> li
             f"  Stalled: no progress for {duration(quiet)} (flagged at {when(op.stalled_at)})"
         )
     return lines
+
+
+def _user(op: Operation) -> str:
+    # Business Central shows an entry whose user no longer exists in red.
+    if op.user is None:
+        return ""
+    if op.user_inactive:
+        return f"[bold red]{escape(op.user)} (inactive)[/]"
+    return escape(op.user)
+
+
+def audit_table(entries: Sequence[AuditEntry]) -> Table:
+    table = Table(title="Audit log")
+    for column in ("Id", "At", "Company", "Actor", "From", "Action", "Target", "Details"):
+        table.add_column(column, overflow="fold")
+    for e in entries:
+        details = ", ".join(f"{k}={v}" for k, v in e.details.items())
+        table.add_row(
+            str(e.id),
+            when(e.at),
+            e.company or "",
+            e.actor or "(local)",
+            e.front_end.value,
+            e.action,
+            e.target,
+            details[:80],
+        )
+    return table
 
 
 def attempts_table(attempts: Sequence[Attempt]) -> Table:

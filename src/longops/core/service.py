@@ -1,19 +1,27 @@
 """OperationService: the one place front ends go through to create and act on operations.
 
+Every method runs for an actor (``actor=``, or the one the service is bound to) and asks the
+permission table first (``core.access``); reads pass the actor's companies down to the
+store, so another company's rows are filtered out in SQL, and an operation of a company the
+actor holds no permission set in is reported exactly as a missing one.
+
 Every action names the statuses it may start from (``domain.status.ACTIONS``) and the store
 applies it only to a row still in one of them, so two people acting at once cannot push an
-operation through a transition the table does not allow.
+operation through a transition the table does not allow. Operator actions are written to
+the audit log in the same transaction.
 
 Example::
 
-    service = OperationService(store, registry, SystemClock())
+    service = OperationService(store, registry, SystemClock()).as_actor(Actor.local())
     op = service.enqueue(EnqueueRequest(task="post_invoices", args=("2026-01",)))
     service.hold(op.id)
-    service.set_ready(op.id, user="alice")
+    alice = Actor.for_user("alice", [("default", PermissionSet.USER)])
+    service.set_ready(op.id, actor=alice)        # refused: not alice's operation
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 import uuid
@@ -23,8 +31,9 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from longops.core.access import ActorBound, acting, require
 from longops.domain.clock import Clock
-from longops.domain.errors import InvalidTransition, NotFound, ValidationError
+from longops.domain.errors import InvalidTransition, NotFound, PermissionDenied, ValidationError
 from longops.domain.operation import (
     DEFAULT_COMPANY,
     Attempt,
@@ -36,14 +45,18 @@ from longops.domain.operation import (
     Operation,
     OperationEvent,
     Priority,
+    Session,
+    SessionEvent,
     _check_name,
 )
 from longops.domain.progress import Progress, history_estimate
 from longops.domain.recurrence import Recurrence, initial_run_time
 from longops.domain.retry import RetryPolicy
+from longops.domain.security import PERMISSIONS, Actor, Verdict, companies_for, decide, satisfies
 from longops.domain.status import ACTIONS, Status, allowed_from, target_of
 from longops.domain.waiting import WaitReason, wait_reason
 from longops.store.base import ActionParams, OperationQuery, Store
+from longops.store.migrate import MigrationState
 from longops.worker.registry import TaskDef, TaskRegistry
 
 REMOVE_FAILED_AFTER = timedelta(seconds=30)  # Business Central's filter is 30,000 ms
@@ -75,28 +88,47 @@ class EnqueueRequest:
     timeout: timedelta | float | None = None
     recurrence: Recurrence | str | Mapping[str, Any] | None = None
     user: str | None = None
+    """Who it runs on behalf of; by default the actor. Naming another user needs SUPER."""
     dedup_key: str | None = None
     labels: Mapping[str, str] | None = None
     on_hold: bool = False
 
 
-class OperationService:
-    def __init__(self, store: Store, registry: TaskRegistry, clock: Clock) -> None:
+class OperationService(ActorBound):
+    """Enqueue, read and act on operations; see the module docstring."""
+
+    def __init__(
+        self, store: Store, registry: TaskRegistry, clock: Clock, *, actor: Actor | None = None
+    ) -> None:
         self.store = store
         self.registry = registry
         self.clock = clock
+        self.actor = actor
         # Companies and categories are read once and remembered: enqueue is a hot path.
         self._known: dict[tuple[str, str | None], ZoneInfo] = {}
         self._known_lock = threading.Lock()
         self._durations: dict[str, tuple[float, timedelta | None]] = {}
 
     # -- enqueue ---------------------------------------------------------------------------
-    def build(self, request: EnqueueRequest) -> NewOperation:
-        """Validate a request fully (nothing is written)."""
+    @acting
+    def build(self, request: EnqueueRequest, *, actor: Actor | None = None) -> NewOperation:
+        """Validate a request fully, permissions included (nothing is written)."""
+        return self._build(request, self._who(actor))
+
+    def _build(self, request: EnqueueRequest, who: Actor) -> NewOperation:
+        # Called once per row by enqueue_many: no per-row actor resolution or scoping.
         task = self.registry.resolve(request.task)
         task.check_arguments(request.args, request.kwargs)
         category = request.category if request.category is not None else task.category
+        _require_in(who, "enqueue", request.company)
         tz = self._check_scope(request.company, category)
+        user = self._runs_as(who, request.user)
+        required = task.requires
+        if not satisfies(who, request.company, required):
+            assert required is not None
+            raise PermissionDenied(
+                who.name, "enqueue", f"task {task.name}", f"the task requires {required.value}"
+            )
         now = self.clock.now()
         if request.delay is not None and request.earliest_start_at is not None:
             raise ValidationError("delay", "give either delay or earliest_start_at, not both")
@@ -136,33 +168,44 @@ class OperationService:
             retry_policy=request.retry_policy or task.retry_policy,
             timeout=request.timeout if request.timeout is not None else task.timeout,
             recurrence=recurrence,
-            user=request.user,
+            user=user,
             dedup_key=request.dedup_key,
             labels=request.labels,
             on_hold=request.on_hold,
             stall_after=task.stall_after,
+            required_permission=required,
         )
 
-    def enqueue(self, request: EnqueueRequest, *, connection: Any = None) -> Operation:
+    def enqueue(
+        self, request: EnqueueRequest, *, connection: Any = None, actor: Actor | None = None
+    ) -> Operation:
         """Create one operation; committed before this returns (or with ``connection``'s
         transaction). With a dedup key held by an active operation, returns that one."""
-        return self.enqueue_checked(request, connection=connection)[0]
+        return self.enqueue_checked(request, connection=connection, actor=actor)[0]
 
+    @acting
     def enqueue_checked(
-        self, request: EnqueueRequest, *, connection: Any = None
+        self, request: EnqueueRequest, *, connection: Any = None, actor: Actor | None = None
     ) -> tuple[Operation, bool]:
         """:meth:`enqueue`, also saying whether the operation is new (False when its dedup
         key matched an active operation, which is returned instead)."""
-        built = self.build(request)
+        built = self._build(request, self._who(actor))
         [op] = self.store.insert_operations([built], connection=connection)
+        if op.user is not None and op.user != self._who(actor).user:
+            # Enqueued on behalf of someone else: say whether that user can still act.
+            [op] = self._flag([op])
         return op, op.id == built.id
 
-    def enqueue_many(self, requests: Sequence[EnqueueRequest]) -> list[uuid.UUID]:
+    @acting
+    def enqueue_many(
+        self, requests: Sequence[EnqueueRequest], *, actor: Actor | None = None
+    ) -> list[uuid.UUID]:
         """Create many operations in one transaction: all of them, or none when any request
         is refused (the error names the first bad field)."""
+        who = self._who(actor)
         if any(r.dedup_key is not None for r in requests):
             # Dedup keys need the checked, row-by-row insert.
-            built = [self.build(r) for r in requests]
+            built = [self._build(r, who) for r in requests]
             return [op.id for op in self.store.insert_operations(built)]
         ids: list[uuid.UUID] = []
 
@@ -171,7 +214,7 @@ class OperationService:
             # database's work overlap; a bad request raises inside the open transaction,
             # which then rolls back and nothing is written.
             for request in requests:
-                op = self.build(request)
+                op = self._build(request, who)
                 ids.append(op.id)
                 yield op
 
@@ -187,7 +230,7 @@ class OperationService:
         _check_name("company", company)
         found = self.store.get_company(company)
         if found is None:
-            raise ValidationError("company", "must be an existing company", company)
+            raise _no_company(company)
         if not found.active:
             raise ValidationError("company", "is disabled", company)
         if category is not None:
@@ -201,32 +244,94 @@ class OperationService:
             self._known[key] = zone
         return zone
 
+    def _runs_as(self, actor: Actor, requested: str | None) -> str | None:
+        """Who an operation will run on behalf of: the actor, unless SUPER names another."""
+        if requested is None or requested == actor.user:
+            return actor.user if requested is None else requested
+        _check_name("user", requested)
+        require(actor, "act_on_behalf", target=f"user {requested}")
+        return requested
+
     # -- reads -----------------------------------------------------------------------------
-    def get(self, operation_id: OperationRef, company: str | None = None) -> Operation:
+    @acting
+    def get(
+        self, operation_id: OperationRef, company: str | None = None, *, actor: Actor | None = None
+    ) -> Operation:
         """Read an operation by its id, or by its entry number (as ``ops list`` shows it)."""
+        [op] = self._flag([self._find(operation_id, company, self._who(actor), "get_operation")])
+        return op
+
+    def _find(
+        self, operation_id: OperationRef, company: str | None, actor: Actor, action: str
+    ) -> Operation:
+        """The operation if ``actor`` may see it; else NotFound, exactly as if it did not exist."""
+        visible = companies_for(actor, action)
+        found: Operation | None
         if isinstance(operation_id, int) or (
             isinstance(operation_id, str) and operation_id.isdigit()
         ):
             entry_no = int(operation_id)
-            found = self.store.get_operation_by_entry_no(entry_no, company)
-            if found is None:
-                raise NotFound("operation with entry number", entry_no)
-            return found
-        oid = _uuid(operation_id)
-        op = self.store.get_operation(oid, company)
-        if op is None:
-            raise NotFound("operation", oid)
-        return op
+            found = self.store.get_operation_by_entry_no(entry_no, company, companies=visible)
+            missing: NotFound = NotFound("operation with entry number", entry_no)
+        else:
+            oid = _uuid(operation_id)
+            found = self.store.get_operation(oid, company, companies=visible)
+            missing = NotFound("operation", oid)
+        if found is None:
+            raise missing
+        # The store already filtered by company; the table decides the rest (and would hide
+        # the row even if a filter were forgotten).
+        require(
+            actor,
+            action,
+            target=_target(found),
+            company=found.company,
+            owner=found.user,
+            hidden=lambda: missing,
+        )
+        return found
 
-    def list_operations(self, query: OperationQuery) -> list[Operation]:
+    def _flag(self, ops: Sequence[Operation]) -> list[Operation]:
+        """Mark operations whose user no longer exists or is disabled (one query)."""
+        names = {op.user for op in ops if op.user is not None}
+        if not names:
+            return list(ops)
+        active = self.store.active_users(names)
+        return [
+            dataclasses.replace(op, user_inactive=True)
+            if op.user is not None and op.user not in active
+            else op
+            for op in ops
+        ]
+
+    @acting
+    def list_operations(
+        self, query: OperationQuery, *, actor: Actor | None = None
+    ) -> list[Operation]:
+        """Operations in entry order, of the companies the actor may read only."""
         if not 1 <= query.limit <= 1000:
             raise ValidationError("limit", "must be between 1 and 1000", query.limit)
-        return self.store.list_operations(query)
+        visible = companies_for(self._who(actor), "list_operations")
+        return self._flag(self.store.list_operations(_narrow(query, visible)))
 
-    def attempts(self, operation_id: OperationRef, company: str | None = None) -> list[Attempt]:
-        op = self.get(operation_id, company)
-        return self.store.list_attempts(op.id)
+    @acting
+    def count_operations(
+        self, company: str | None = None, *, actor: Actor | None = None
+    ) -> dict[Status, int]:
+        """Operations per status, of the companies the actor may read only."""
+        visible = companies_for(self._who(actor), "count_operations")
+        return self.store.count_operations(company, companies=visible)
 
+    @acting
+    def attempts(
+        self, operation_id: OperationRef, company: str | None = None, *, actor: Actor | None = None
+    ) -> list[Attempt]:
+        """An operation's attempts (log entries), first run first."""
+        who = self._who(actor)
+        op = self._find(operation_id, company, who, "list_attempts")
+        return self.store.list_attempts(op.id, companies=companies_for(who, "list_attempts"))
+
+    @acting
     def events(
         self,
         operation_id: OperationRef,
@@ -235,21 +340,28 @@ class OperationService:
         types: Sequence[EventType] = (),
         limit: int = 1000,
         company: str | None = None,
+        actor: Actor | None = None,
     ) -> list[OperationEvent]:
         """The operation's timeline, oldest first (after ``after_id`` when given)."""
         if not 1 <= limit <= 10_000:
             raise ValidationError("limit", "must be between 1 and 10000", limit)
-        op = self.get(operation_id, company)
+        op = self._find(operation_id, company, self._who(actor), "list_events")
         return self.store.list_events(op.id, after_id=after_id, types=types, limit=limit)
 
+    @acting
     def progress_history(
-        self, operation_id: OperationRef, *, points: int = 120, company: str | None = None
+        self,
+        operation_id: OperationRef,
+        *,
+        points: int = 120,
+        company: str | None = None,
+        actor: Actor | None = None,
     ) -> list[dict[str, Any]]:
         """The latest run's progress over time, thinned to at most ``points`` readings
         (enough for a sparkline): ``[{"at", "percent", "completed"}, ...]``."""
         if not 2 <= points <= 10_000:
             raise ValidationError("points", "must be between 2 and 10000", points)
-        op = self.get(operation_id, company)
+        op = self._find(operation_id, company, self._who(actor), "list_events")
         last = self.store.list_events(
             op.id, types=(EventType.PROGRESS,), newest_first=True, limit=1
         )
@@ -277,9 +389,18 @@ class OperationService:
         ]
 
     # -- tracking: wait reasons and estimates -------------------------------------------------
-    def wait_reasons(self, ops: Sequence[Operation]) -> dict[uuid.UUID, WaitReason]:
+    def _visible(self, ops: Sequence[Operation], actor: Actor | None) -> list[Operation]:
+        """The operations of ``ops`` in companies the actor may list (derived reads say
+        nothing about the others)."""
+        visible = companies_for(self._who(actor), "list_operations")
+        return [op for op in ops if visible is None or op.company in visible]
+
+    @acting
+    def wait_reasons(
+        self, ops: Sequence[Operation], *, actor: Actor | None = None
+    ) -> dict[uuid.UUID, WaitReason]:
         """Why each ready operation waits, derived now from one consistent read."""
-        ready = [op for op in ops if op.status is Status.READY]
+        ready = [op for op in self._visible(ops, actor) if op.status is Status.READY]
         if not ready:
             return {}
         ctx = self.store.wait_context(self.clock.now())
@@ -290,9 +411,15 @@ class OperationService:
                 out[op.id] = reason
         return out
 
-    def estimated_progress(self, op: Operation) -> Progress | None:
-        """The operation's progress; before its rate gives an ETA, an ETA from the
-        median of the task's recent successful run durations."""
+    @acting
+    def estimated(
+        self, ops: Sequence[Operation], *, actor: Actor | None = None
+    ) -> dict[uuid.UUID, Progress | None]:
+        """Each operation's progress; a running one whose rate gives no ETA yet gets one
+        from the median of its task's recent successful run durations."""
+        return {op.id: self._estimate(op) for op in self._visible(ops, actor)}
+
+    def _estimate(self, op: Operation) -> Progress | None:
         progress = op.progress
         if op.status is not Status.IN_PROCESS or op.started_at is None:
             return progress
@@ -312,14 +439,18 @@ class OperationService:
         self._durations[task] = (now, typical)
         return typical
 
-    def describe(self, ops: Sequence[Operation]) -> list[dict[str, Any]]:
+    @acting
+    def describe(
+        self, ops: Sequence[Operation], *, actor: Actor | None = None
+    ) -> list[dict[str, Any]]:
         """Operations as JSON with what is derived at read time: the wait reason of each
         ready one and the ETA estimate of each running one."""
-        reasons = self.wait_reasons(ops)
+        shown = self._visible(ops, actor)
+        reasons = self.wait_reasons(shown, actor=actor)
         out = []
-        for op in ops:
+        for op in shown:
             data = op.to_json()
-            progress = self.estimated_progress(op)
+            progress = self._estimate(op)
             data["progress"] = None if progress is None else progress.to_json()
             reason = reasons.get(op.id)
             data["wait_reason"] = None if reason is None else reason.to_json()
@@ -328,27 +459,50 @@ class OperationService:
 
     # -- actions (Business Central's page actions) ------------------------------------------
     def set_ready(
-        self, operation_id: OperationRef, *, user: str | None = None, company: str | None = None
+        self,
+        operation_id: OperationRef,
+        *,
+        user: str | None = None,
+        company: str | None = None,
+        actor: Actor | None = None,
     ) -> Operation:
-        """Set Status to Ready: recompute the start, reset attempts; runs as ``user``."""
-        return self._ready("set_ready", operation_id, user=user, company=company)
+        """Set Status to Ready: recompute the start, reset attempts. It then runs on behalf
+        of the actor (Business Central: the user who last set it ready); SUPER may name
+        another ``user``."""
+        return self._ready("set_ready", operation_id, user=user, company=company, actor=actor)
 
     def restart(
-        self, operation_id: OperationRef, *, user: str | None = None, company: str | None = None
+        self,
+        operation_id: OperationRef,
+        *,
+        user: str | None = None,
+        company: str | None = None,
+        actor: Actor | None = None,
     ) -> Operation:
         """Restart a finished, failed or cancelled operation from scratch."""
-        return self._ready("restart", operation_id, user=user, company=company)
+        return self._ready("restart", operation_id, user=user, company=company, actor=actor)
 
     def run_now(
-        self, operation_id: OperationRef, *, user: str | None = None, company: str | None = None
+        self,
+        operation_id: OperationRef,
+        *,
+        user: str | None = None,
+        company: str | None = None,
+        actor: Actor | None = None,
     ) -> Operation:
         """Make it due now, ignoring its schedule and run window."""
-        return self._ready("run_now", operation_id, user=user, company=company, now=True)
+        return self._ready(
+            "run_now", operation_id, user=user, company=company, now=True, actor=actor
+        )
 
-    def hold(self, operation_id: OperationRef, *, company: str | None = None) -> Operation:
+    @acting
+    def hold(
+        self, operation_id: OperationRef, *, company: str | None = None, actor: Actor | None = None
+    ) -> Operation:
         """Set On Hold. Refused while running: cancel a running operation instead."""
-        return self._act("hold", operation_id, company=company)
+        return self._act("hold", operation_id, company=company, actor=self._who(actor))
 
+    @acting
     def cancel(
         self,
         operation_id: OperationRef,
@@ -357,26 +511,41 @@ class OperationService:
         by: str | None = None,
         force: bool = False,
         company: str | None = None,
+        actor: Actor | None = None,
     ) -> Operation:
         """Cancel: at once when not running (mode ``before_start``); a running operation
         gets a request (shown as *Cancelling*) that its code sees within a second on
         PostgreSQL, within the poll interval on SQLite. Code that does not stop within its
-        task's ``cancel_grace`` is stopped by force; ``force=True`` skips the grace.
+        task's ``cancel_grace`` is stopped by force; ``force=True`` (admins) skips the
+        grace. ``by`` (who asks) is the actor; SUPER may name someone else.
 
         Example::
 
-            service.cancel(op.id, reason="wrong month", by="alice")
+            service.cancel(op.id, reason="wrong month")
         """
-        op = self.get(operation_id, company)
+        who = self._who(actor)
+        op = self._find(operation_id, company, who, "get_operation")
+        require(who, "cancel", target=_target(op), company=op.company, owner=op.user)
+        if force:
+            require(who, "force_cancel", target=_target(op), company=op.company, owner=op.user)
         if reason is not None and len(reason) > 500:
             raise ValidationError("reason", "must be at most 500 characters")
+        by = self._runs_as(who, by)
         if op.status is Status.IN_PROCESS:
+            audit = self._entry(
+                who,
+                "cancel",
+                str(op.id),
+                op.company,
+                {"entry_no": op.entry_no, "running": True, "force": force},
+            )
+            at = self.clock.now()
             requested = self.store.request_cancel(
-                op.id, company, self.clock.now(), by, reason, force=force
+                op.id, op.company, at, by, reason, force=force, audit=audit
             )
             if requested is not None:
                 return requested
-            op = self.get(op.id, company)
+            op = self._find(op.id, company, who, "get_operation")
             if op.status is Status.IN_PROCESS:
                 return op  # a cancel request (forced, if that was asked) was already pending
         try:
@@ -385,32 +554,47 @@ class OperationService:
                 op.id,
                 company=company,
                 reason="cancelled",
-                user=None,
+                actor=who,
                 cancel=(by, reason),
             )
         except InvalidTransition:
             # Claimed between our read and our write: it is running now, so ask it.
-            current = self.get(op.id, company)
+            current = self._find(op.id, company, who, "get_operation")
             if current.status is not Status.IN_PROCESS:
                 raise
             requested = self.store.request_cancel(
-                op.id, company, self.clock.now(), by, reason, force=force
+                op.id, op.company, self.clock.now(), by, reason, force=force
             )
-            return requested or self.get(op.id, company)
+            return requested or self._find(op.id, company, who, "get_operation")
 
-    def delete(self, operation_id: OperationRef, *, company: str | None = None) -> None:
+    @acting
+    def delete(
+        self, operation_id: OperationRef, *, company: str | None = None, actor: Actor | None = None
+    ) -> None:
         """Delete an operation and forget it. Refused while it is in process."""
-        op = self.get(operation_id, company)
+        who = self._who(actor)
+        op = self._find(operation_id, company, who, "get_operation")
+        require(who, "delete", target=_target(op), company=op.company, owner=op.user)
         if op.status is Status.IN_PROCESS:
             raise InvalidTransition("delete", op.status.value, op.id)
-        if not self.store.delete_operation(op.id, company):
-            current = self.get(op.id, company)
+        audit = self._entry(
+            who, "delete", str(op.id), op.company, {"entry_no": op.entry_no, "task": op.task}
+        )
+        if not self.store.delete_operation(op.id, op.company, audit=audit):
+            current = self._find(op.id, company, who, "get_operation")
             raise InvalidTransition("delete", current.status.value, op.id)
 
-    def remove_failed(self, company: str = DEFAULT_COMPANY) -> int:
+    @acting
+    def remove_failed(self, company: str = DEFAULT_COMPANY, *, actor: Actor | None = None) -> int:
         """Delete non-recurring operations in error whose last run ended at least 30 s ago."""
-        return self.store.delete_failed(company, self.clock.now() - REMOVE_FAILED_AFTER)
+        who = self._who(actor)
+        _require_in(who, "remove_failed", company)
+        audit = self._entry(who, "remove_failed", f"company {company}", company)
+        return self.store.delete_failed(
+            company, self.clock.now() - REMOVE_FAILED_AFTER, audit=audit
+        )
 
+    @acting
     def _ready(
         self,
         action: str,
@@ -419,8 +603,20 @@ class OperationService:
         user: str | None,
         company: str | None,
         now: bool = False,
+        actor: Actor | None = None,
     ) -> Operation:
-        op = self.get(operation_id, company)
+        who = self._who(actor)
+        op = self._find(operation_id, company, who, "get_operation")
+        require(who, action, target=_target(op), company=op.company, owner=op.user)
+        runs_as = self._runs_as(who, user)
+        if not satisfies(who, op.company, op.required_permission):
+            assert op.required_permission is not None
+            raise PermissionDenied(
+                who.name,
+                PERMISSIONS[action].what,
+                _target(op),
+                f"its task requires {op.required_permission.value}",
+            )
         at = self.clock.now()
         if now:
             start = at
@@ -438,10 +634,11 @@ class OperationService:
             company=company,
             start=start,
             reset=True,
-            user=user,
+            user=runs_as,
             reason="run_now" if now else None,
             current=op,
             clear_checkpoint=action == "restart",
+            actor=who,
         )
 
     def _act(
@@ -450,6 +647,7 @@ class OperationService:
         operation_id: OperationRef,
         *,
         company: str | None,
+        actor: Actor,
         start: datetime | None = None,
         reset: bool = False,
         user: str | None = None,
@@ -459,17 +657,22 @@ class OperationService:
         clear_checkpoint: bool = False,
     ) -> Operation:
         assert action in ACTIONS
-        op = current or self.get(operation_id, company)
+        op = current or self._find(operation_id, company, actor, "get_operation")
+        require(actor, action, target=_target(op), company=op.company, owner=op.user)
         oid = op.id
         sources = allowed_from(action)
         if op.status not in sources:
             raise InvalidTransition(action.replace("_", " "), op.status.value, oid)
+        target = target_of(action)
+        details: dict[str, Any] = {"entry_no": op.entry_no, "from": op.status.value}
+        if user is not None and user != op.user:
+            details["runs_as"] = user
         updated = self.store.apply_action(
             ActionParams(
                 operation_id=oid,
-                company=company,
+                company=op.company,
                 allowed_from=sources,
-                status=target_of(action),
+                status=target,
                 at=self.clock.now(),
                 status_reason=reason,
                 earliest_start_at=start,
@@ -480,27 +683,45 @@ class OperationService:
                 cancel_by=None if cancel is None else cancel[0],
                 cancel_reason=None if cancel is None else cancel[1],
                 clear_checkpoint=clear_checkpoint,
-            )
+            ),
+            audit=self._entry(actor, action, str(oid), op.company, details),
         )
         if updated is None:
             # Someone else moved it first; report where it is now.
-            now_op = self.get(oid, company)
+            now_op = self._find(oid, company, actor, "get_operation")
             raise InvalidTransition(action.replace("_", " "), now_op.status.value, oid)
-        return updated
+        [flagged] = self._flag([updated])
+        return flagged
 
     def _zone(self, op: Operation) -> ZoneInfo:
-        return self._check_scope(op.company, None)
+        """The time zone of the operation's company, disabled or not (reads need it too)."""
+        try:
+            return self._check_scope(op.company, None)
+        except ValidationError:
+            found = self.store.get_company(op.company)
+            return ZoneInfo(found.time_zone if found else "UTC")
 
     # -- companies, categories and queues ----------------------------------------------------
+    @acting
     def add_company(
-        self, name: str, *, display_name: str | None = None, time_zone: str = "UTC"
+        self,
+        name: str,
+        *,
+        display_name: str | None = None,
+        time_zone: str = "UTC",
+        max_in_process: int | None = None,
+        actor: Actor | None = None,
     ) -> Company:
-        """Create a company (or update its display name and time zone).
+        """Create a company (or change it; a disabled company becomes active again).
+
+        ``max_in_process`` caps how many of its operations run at once (None: no cap).
 
         Example::
 
-            service.add_company("CRONUS-UK", time_zone="Europe/London")
+            service.add_company("CRONUS-UK", time_zone="Europe/London", max_in_process=20)
         """
+        who = self._who(actor)
+        require(who, "add_company", target=f"company {name}")
         _check_name("company", name)
         try:
             ZoneInfo(time_zone)
@@ -510,15 +731,46 @@ class OperationService:
             ) from None
         if display_name is not None and len(display_name) > 250:
             raise ValidationError("display_name", "must be at most 250 characters")
-        company = self.store.upsert_company(Company(name, display_name or name, time_zone))
-        with self._known_lock:
-            self._known = {k: v for k, v in self._known.items() if k[0] != name}
-        return company
+        if max_in_process is not None and (
+            isinstance(max_in_process, bool) or not 1 <= max_in_process <= 100_000
+        ):
+            raise ValidationError(
+                "max_in_process", "must be between 1 and 100000 (or none)", max_in_process
+            )
+        company = Company(name, display_name or name, time_zone, True, max_in_process)
+        audit = self._entry(who, "add_company", f"company {name}", name, company.to_json())
+        saved = self.store.upsert_company(company, audit=audit)
+        self._forget_company(name)
+        return saved
 
-    def list_companies(self) -> list[Company]:
-        return self.store.list_companies()
+    @acting
+    def disable_company(self, name: str, *, actor: Actor | None = None) -> Company:
+        """Disable a company: it takes no new operations and its ready ones are not claimed
+        until it is added again."""
+        who = self._who(actor)
+        require(who, "disable_company", target=f"company {name}")
+        _check_name("company", name)
+        found = self.store.get_company(name)
+        if found is None:
+            raise NotFound("company", name)
+        audit = self._entry(who, "disable_company", f"company {name}", name)
+        saved = self.store.upsert_company(dataclasses.replace(found, active=False), audit=audit)
+        self._forget_company(name)
+        return saved
+
+    def _forget_company(self, name: str) -> None:
+        # In place: services bound to other actors (as_actor) share this cache.
+        with self._known_lock:
+            for key in [k for k in self._known if k[0] == name]:
+                del self._known[key]
+
+    @acting
+    def list_companies(self, *, actor: Actor | None = None) -> list[Company]:
+        """The companies the actor holds a permission set in (SUPER: all)."""
+        return self.store.list_companies(companies_for(self._who(actor), "list_companies"))
 
     # -- categories and queues --------------------------------------------------------------
+    @acting
     def set_category(
         self,
         company: str,
@@ -527,26 +779,131 @@ class OperationService:
         max_concurrent: int = 1,
         description: str = "",
         paused: bool = False,
+        actor: Actor | None = None,
     ) -> Category:
-        """Create or update a category (Business Central: job queue category)."""
+        """Create or update a category (Business Central: job queue category); pausing and
+        resuming a category is this too (``paused``)."""
+        who = self._who(actor)
+        _require_in(who, "set_category", company)
         _check_name("category", code)
         if isinstance(max_concurrent, bool) or not 1 <= max_concurrent <= 1000:
             raise ValidationError("max_concurrent", "must be between 1 and 1000", max_concurrent)
         if len(description) > 250:
             raise ValidationError("description", "must be at most 250 characters")
         self._check_scope(company, None)
-        category = self.store.upsert_category(
-            Category(company, code, description, max_concurrent, paused)
-        )
-        return category
+        category = Category(company, code, description, max_concurrent, paused)
+        details = {"max_concurrent": max_concurrent, "paused": paused}
+        audit = self._entry(who, "set_category", f"category {code}", company, details)
+        return self.store.upsert_category(category, audit=audit)
 
-    def pause_queue(self, name: str) -> None:
-        _check_name("queue", name)
-        self.store.set_queue_paused(name, True, self.clock.now())
+    @acting
+    def list_categories(
+        self, company: str = DEFAULT_COMPANY, *, actor: Actor | None = None
+    ) -> list[Category]:
+        """A company's categories (none, for a company the actor cannot see)."""
+        _check_name("company", company)
+        if decide(self._who(actor), "list_categories", company=company) is Verdict.HIDDEN:
+            return []  # as for a company that does not exist
+        return self.store.list_categories(company)
 
-    def resume_queue(self, name: str) -> None:
+    @acting
+    def pause_queue(self, name: str, *, actor: Actor | None = None) -> None:
+        """Stop claims from a queue, in every company (so SUPER only)."""
+        self._queue(name, True, self._who(actor))
+
+    @acting
+    def resume_queue(self, name: str, *, actor: Actor | None = None) -> None:
+        self._queue(name, False, self._who(actor))
+
+    def _queue(self, name: str, paused: bool, actor: Actor) -> None:
+        require(actor, "pause_queue", target=f"queue {name}")
         _check_name("queue", name)
-        self.store.set_queue_paused(name, False, self.clock.now())
+        action = "pause_queue" if paused else "resume_queue"
+        audit = self._entry(actor, action, f"queue {name}", None)
+        self.store.set_queue_paused(name, paused, self.clock.now(), audit=audit)
+
+    @acting
+    def paused_queues(self, *, actor: Actor | None = None) -> frozenset[str]:
+        require(self._who(actor), "list_paused_queues", target="")
+        return self.store.paused_queues()
+
+    # -- sessions and maintenance ------------------------------------------------------------
+    @acting
+    def list_sessions(
+        self, *, active_only: bool = False, actor: Actor | None = None
+    ) -> list[Session]:
+        """Worker sessions, newest first (they serve many companies: SUPER only)."""
+        require(self._who(actor), "list_sessions", target="")
+        return self.store.list_sessions(active_only=active_only)
+
+    @acting
+    def session_events(
+        self, session_id: uuid.UUID | None = None, *, actor: Actor | None = None
+    ) -> list[SessionEvent]:
+        require(self._who(actor), "list_sessions", target="")
+        return self.store.list_session_events(session_id)
+
+    @acting
+    def check_worker(
+        self, companies: Sequence[str] | None = None, *, actor: Actor | None = None
+    ) -> tuple[str, ...] | None:
+        """May the actor run a worker session, serving ``companies`` (None: all)? Returns
+        the companies, checked to exist, sorted."""
+        require(self._who(actor), "run_worker", target="")
+        if companies is None:
+            return None
+        names = sorted(set(companies))
+        if not names:
+            raise ValidationError("companies", "must name at least one company (or none: all)")
+        for name in names:
+            _check_name("company", name)
+            if self.store.get_company(name) is None:
+                raise _no_company(name)
+        return tuple(names)
+
+    @acting
+    def migrate(self, *, actor: Actor | None = None) -> list[str]:
+        """Apply pending schema migrations."""
+        require(self._who(actor), "maintain_schema", target="")
+        return self.store.migrate()
+
+    @acting
+    def migration_status(self, *, actor: Actor | None = None) -> list[MigrationState]:
+        require(self._who(actor), "maintain_schema", target="")
+        return self.store.migration_status()
+
+    @acting
+    def migration_sql(self, *, actor: Actor | None = None) -> str:
+        require(self._who(actor), "maintain_schema", target="")
+        return self.store.migration_sql()
+
+
+def _require_in(actor: Actor, action: str, company: str) -> None:
+    """A company-wide action: refused, or (company unseen) the error of a missing company."""
+    _check_name("company", company)
+    require(
+        actor,
+        action,
+        target=f"company {company}",
+        company=company,
+        hidden=lambda: _no_company(company),
+    )
+
+
+def _no_company(company: str) -> ValidationError:
+    # The same words whether the company does not exist or the actor cannot see it.
+    return ValidationError("company", "must be an existing company", company)
+
+
+def _target(op: Operation) -> str:
+    return f"operation {op.entry_no}"
+
+
+def _narrow(query: OperationQuery, visible: frozenset[str] | None) -> OperationQuery:
+    if visible is None:
+        return query
+    wanted = visible if query.companies is None else visible & query.companies
+    return dataclasses.replace(query, companies=wanted)
 
 
 def _uuid(value: uuid.UUID | str) -> uuid.UUID:

@@ -5,6 +5,7 @@ The tree::
     LongopsError
     ├── ValidationError        bad input; names the field and the rule; nothing was written
     ├── NotFound               no such operation, company, category, task or session
+    ├── PermissionDenied       the actor may see the target but not do this to it
     ├── InvalidTransition      the action is not allowed from the operation's current status
     ├── ConfigurationError     the application or database is not set up as required
     └── OperationCancelled     raised inside task code when its operation is being cancelled
@@ -49,6 +50,28 @@ class NotFound(LongopsError, LookupError):
         self.kind = kind
         self.key = key
         super().__init__(f"{kind} {key!s} not found")
+
+
+class PermissionDenied(LongopsError):
+    """The actor may see the target but may not do this to it.
+
+    A target in a company the actor holds no permission set in is reported as
+    :class:`NotFound` instead, so that its existence does not leak.
+
+    Example::
+
+        raise PermissionDenied("alice", "set on hold", "operation 12", "own operations only")
+        # alice may not set on hold (operation 12): own operations only
+    """
+
+    def __init__(self, who: str, action: str, target: str = "", why: str = "") -> None:
+        self.who = who
+        self.action = action
+        self.target = target
+        self.why = why
+        where = f" ({target})" if target else ""
+        reason = f": {why}" if why else ""
+        super().__init__(f"{who} may not {action}{where}{reason}")
 
 
 class InvalidTransition(LongopsError):

@@ -26,6 +26,7 @@ from longops.domain.ids import new_id
 from longops.domain.progress import DEFAULT_STALL_AFTER, Progress
 from longops.domain.recurrence import Recurrence
 from longops.domain.retry import RetryPolicy, policy_from_json
+from longops.domain.security import PermissionSet
 from longops.domain.status import TERMINAL, Status
 
 DEFAULT_COMPANY = "default"
@@ -138,6 +139,17 @@ class Company:
     display_name: str
     time_zone: str
     active: bool = True
+    max_in_process: int | None = None
+    """At most this many of the company's operations run at once (None: no limit)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "display_name": self.display_name,
+            "time_zone": self.time_zone,
+            "active": self.active,
+            "max_in_process": self.max_in_process,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +227,11 @@ class Operation:
     cancel_mode: CancelMode | None = None
     cancel_overdue_at: datetime | None = None
     """Set when thread-isolated code ignored a cancel or timeout past its grace period."""
+    required_permission: PermissionSet | None = None
+    """Whoever enqueues it or sets it ready must hold this set (or more) in its company."""
+    user_inactive: bool = False
+    """Its user no longer exists or is disabled (Business Central shows such entries in red);
+    derived when read, not stored."""
 
     @property
     def done(self) -> bool:
@@ -277,6 +294,10 @@ class Operation:
             "recurring": self.recurring,
             "recurrence": self.recurrence.to_json() if self.recurrence else None,
             "user": self.user,
+            "user_inactive": self.user_inactive,
+            "required_permission": (
+                self.required_permission.value if self.required_permission else None
+            ),
             "created_at": _iso(self.created_at),
             "updated_at": _iso(self.updated_at),
             "ready_at": _iso(self.ready_at),
@@ -389,6 +410,8 @@ class Session:
     started_at: datetime
     last_heartbeat_at: datetime
     ended_at: datetime | None
+    companies: tuple[str, ...] | None = None
+    """The companies it serves; None means every company."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -396,6 +419,7 @@ class Session:
             "host": self.host,
             "pid": self.pid,
             "queues": list(self.queues),
+            "companies": None if self.companies is None else list(self.companies),
             "concurrency": self.concurrency,
             "state": self.state.value,
             "started_at": _iso(self.started_at),
@@ -447,6 +471,7 @@ class NewOperation:
     dedup_key: str | None
     labels: Mapping[str, str] = field(default_factory=dict)
     stall_after: timedelta = DEFAULT_STALL_AFTER
+    required_permission: PermissionSet | None = None
 
     @classmethod
     def build(
@@ -473,6 +498,7 @@ class NewOperation:
         labels: Mapping[str, str] | None = None,
         on_hold: bool = False,
         stall_after: timedelta = DEFAULT_STALL_AFTER,
+        required_permission: PermissionSet | None = None,
     ) -> NewOperation:
         """Check every rule on the request and return it ready to insert.
 
@@ -540,6 +566,7 @@ class NewOperation:
             dedup_key=dedup_key,
             labels=clean_labels,
             stall_after=stall_after,
+            required_permission=required_permission,
         )
 
 

@@ -6,8 +6,8 @@ slots, which queues live sessions serve), so it cannot go stale.
 
 The first cause that applies wins, from the most deliberate to the most passing::
 
-    queue_paused > category_paused > outside_run_window > retry_backoff > scheduled
-      > no_worker > category_busy > due
+    company_disabled > queue_paused > category_paused > outside_run_window > retry_backoff
+      > scheduled > no_worker > company_quota > category_busy > due
 
 Example::
 
@@ -31,12 +31,15 @@ from longops.domain.status import Status
 
 
 class WaitCode(StrEnum):
+    COMPANY_DISABLED = "company_disabled"
     QUEUE_PAUSED = "queue_paused"
     CATEGORY_PAUSED = "category_paused"
     OUTSIDE_RUN_WINDOW = "outside_run_window"
     RETRY_BACKOFF = "retry_backoff"
     SCHEDULED = "scheduled"
     NO_WORKER = "no_worker"
+    COMPANY_QUOTA = "company_quota"
+    """Its company already runs as many operations as it may (``max_in_process``)."""
     CATEGORY_BUSY = "category_busy"
     DUE = "due"
     """Nothing holds it back: the next free worker slot takes it."""
@@ -51,12 +54,23 @@ class CategorySlots:
 
 
 @dataclass(frozen=True, slots=True)
+class CompanyState:
+    active: bool
+    max_in_process: int | None
+    running: int
+
+
+@dataclass(frozen=True, slots=True)
 class WaitContext:
     now: datetime
     paused_queues: frozenset[str] = frozenset()
     categories: Mapping[tuple[str, str], CategorySlots] = field(default_factory=dict)
     served_queues: frozenset[str] = frozenset()
     """Queues that at least one live (active) worker session serves."""
+    served_companies: Mapping[str, frozenset[str] | None] = field(default_factory=dict)
+    """Per served queue, the companies its sessions serve (None: all); a queue missing
+    here is taken as served for every company."""
+    companies: Mapping[str, CompanyState] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +103,9 @@ def wait_reason(op: Operation, ctx: WaitContext, tz: ZoneInfo) -> WaitReason | N
     if op.status is not Status.READY:
         return None
     now = ctx.now
+    company = ctx.companies.get(op.company)
+    if company is not None and not company.active:
+        return WaitReason(WaitCode.COMPANY_DISABLED, f"company {op.company} is disabled")
     if op.queue in ctx.paused_queues:
         return WaitReason(WaitCode.QUEUE_PAUSED, f"queue {op.queue} is paused")
     slots = ctx.categories.get((op.company, op.category)) if op.category else None
@@ -118,6 +135,22 @@ def wait_reason(op: Operation, ctx: WaitContext, tz: ZoneInfo) -> WaitReason | N
         )
     if op.queue not in ctx.served_queues:
         return WaitReason(WaitCode.NO_WORKER, f"no live worker session serves queue {op.queue}")
+    serving = ctx.served_companies.get(op.queue)
+    if serving is not None and op.company not in serving:
+        return WaitReason(
+            WaitCode.NO_WORKER,
+            f"no live worker session serves company {op.company} on queue {op.queue}",
+        )
+    if (
+        company is not None
+        and company.max_in_process is not None
+        and company.running >= company.max_in_process
+    ):
+        return WaitReason(
+            WaitCode.COMPANY_QUOTA,
+            f"company {op.company} runs {company.running} of at most "
+            f"{company.max_in_process} operations at once",
+        )
     if slots is not None and len(slots.holders) >= slots.max_concurrent:
         held = ", ".join(str(h) for h in slots.holders)
         return WaitReason(

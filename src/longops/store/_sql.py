@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,13 +36,46 @@ from longops.domain.operation import (
 )
 from longops.domain.progress import Progress
 from longops.domain.recurrence import Recurrence
+from longops.domain.security import FrontEnd, PermissionSet
 from longops.domain.status import Status
-from longops.domain.waiting import CategorySlots, WaitContext
-from longops.store.base import ActionParams, CancelSignal, ClaimedRun, OperationQuery
+from longops.domain.users import ApiToken, AuditEntry, User, UserState, user_target
+from longops.domain.waiting import CategorySlots, CompanyState, WaitContext
+from longops.store.base import (
+    ActionParams,
+    CancelSignal,
+    ClaimedRun,
+    Companies,
+    OperationQuery,
+    PersonalData,
+)
 from longops.store.migrate import MigrationState, compare, load_migrations
 from longops.store.queries import load_queries
 
 Row = Mapping[str, Any]
+
+_scope: ContextVar[frozenset[str] | None] = ContextVar("longops_scope", default=None)
+"""The companies this thread's (or task's) transactions may see; None: every company."""
+
+
+class _Scope:
+    # A plain class, not @contextmanager: every core call enters one.
+    __slots__ = ("companies", "token")
+
+    def __init__(self, companies: frozenset[str] | None) -> None:
+        self.companies = companies
+
+    def __enter__(self) -> None:
+        self.token = _scope.set(self.companies)
+
+    def __exit__(self, *exc: object) -> None:
+        _scope.reset(self.token)
+
+
+def current_scope_text() -> str:
+    """The scope as the row-level security policies read it: '*' or 'A,B'."""
+    scope = _scope.get()
+    # Company names cannot hold a comma (domain.operation.NAME_RE).
+    return "*" if scope is None else ",".join(sorted(scope))
 
 
 class Cursor(ABC):
@@ -64,6 +98,10 @@ class SqlStore(ABC):
     def __init__(self, url: str) -> None:
         self.url = url
         self.q = load_queries(self.dialect)
+
+    def scope(self, companies: Companies) -> _Scope:
+        """Transactions started inside see only ``companies`` (row-level security)."""
+        return _Scope(None if companies is None else frozenset(companies))
 
     # -- dialect hooks ---------------------------------------------------------------------
     @abstractmethod
@@ -102,6 +140,37 @@ class SqlStore(ABC):
 
     def dec_uuid_opt(self, value: Any) -> uuid.UUID | None:
         return None if value is None else self.dec_uuid(value)
+
+    def enc_companies(self, companies: Companies) -> Any:
+        return None if companies is None else self.enc_list(sorted(companies))
+
+    def _audit(self, cur: Any, entry: AuditEntry | None) -> None:
+        """Record ``entry`` in the caller's transaction, so it commits with the action."""
+        if entry is None:
+            return
+        cur.execute(
+            self.q["insert_audit"],
+            {
+                "company": entry.company,
+                "at": self.enc_ts(entry.at),
+                "actor": entry.actor,
+                "front_end": entry.front_end.value,
+                "action": entry.action,
+                "target": entry.target,
+                "details": json.dumps(dict(entry.details), default=str),
+            },
+        )
+
+    def _write_audited(
+        self, name: str, params: Mapping[str, Any], audit: AuditEntry | None
+    ) -> Row | None:
+        """One guarded write and, when it matched a row, its audit entry: one transaction."""
+        with self._tx() as cur:
+            cur.execute(self.q[name], params)
+            row: Row | None = cur.fetchone()
+            if row is not None:
+                self._audit(cur, audit)
+            return row
 
     def _all(self, name: str, params: Mapping[str, Any] | None = None) -> list[Row]:
         with self._read() as cur:
@@ -186,6 +255,11 @@ class SqlStore(ABC):
             checkpoint_at=self.dec_ts_opt(r["checkpoint_at"]),
             cancel_mode=None if cancel_mode is None else CancelMode(cancel_mode),
             cancel_overdue_at=self.dec_ts_opt(r["cancel_overdue_at"]),
+            required_permission=(
+                None
+                if r["required_permission"] is None
+                else PermissionSet(r["required_permission"])
+            ),
         )
 
     def attempt(self, r: Row) -> Attempt:
@@ -232,6 +306,7 @@ class SqlStore(ABC):
             started_at=self.dec_ts(r["started_at"]),
             last_heartbeat_at=self.dec_ts(r["last_heartbeat_at"]),
             ended_at=self.dec_ts_opt(r["ended_at"]),
+            companies=None if r["companies"] is None else tuple(self.dec_list(r["companies"])),
         )
 
     def category(self, r: Row) -> Category:
@@ -267,6 +342,9 @@ class SqlStore(ABC):
             "dedup_key": op.dedup_key,
             "labels": json.dumps(dict(op.labels)) if op.labels else "{}",
             "stall_after_seconds": op.stall_after.total_seconds(),
+            "required_permission": (
+                None if op.required_permission is None else op.required_permission.value
+            ),
         }
 
     # -- schema -----------------------------------------------------------------------------
@@ -323,30 +401,36 @@ class SqlStore(ABC):
         r = self._one("get_company", {"name": name})
         return None if r is None else _company(r)
 
-    def upsert_company(self, company: Company) -> Company:
-        r = self._write_one(
+    def upsert_company(self, company: Company, *, audit: AuditEntry | None = None) -> Company:
+        r = self._write_audited(
             "upsert_company",
             {
                 "name": company.name,
                 "display_name": company.display_name,
                 "time_zone": company.time_zone,
                 "active": self.enc_bool(company.active),
+                "max_in_process": company.max_in_process,
             },
+            audit,
         )
         assert r is not None
         return _company(r)
 
     def get_operation_by_entry_no(
-        self, entry_no: int, company: str | None = None
+        self, entry_no: int, company: str | None = None, *, companies: Companies = None
     ) -> Operation | None:
-        r = self._one("get_operation_by_entry_no", {"entry_no": entry_no, "company": company})
+        r = self._one(
+            "get_operation_by_entry_no",
+            {"entry_no": entry_no, "company": company, "companies": self.enc_companies(companies)},
+        )
         return None if r is None else self.operation(r)
 
-    def list_companies(self) -> list[Company]:
-        return [_company(r) for r in self._all("list_companies")]
+    def list_companies(self, companies: Companies = None) -> list[Company]:
+        rows = self._all("list_companies", {"companies": self.enc_companies(companies)})
+        return [_company(r) for r in rows]
 
-    def upsert_category(self, category: Category) -> Category:
-        r = self._write_one(
+    def upsert_category(self, category: Category, *, audit: AuditEntry | None = None) -> Category:
+        r = self._write_audited(
             "upsert_category",
             {
                 "company": category.company,
@@ -355,6 +439,7 @@ class SqlStore(ABC):
                 "max_concurrent": category.max_concurrent,
                 "paused": self.enc_bool(category.paused),
             },
+            audit,
         )
         assert r is not None
         return self.category(r)
@@ -369,12 +454,15 @@ class SqlStore(ABC):
     def list_categories(self, company: str) -> list[Category]:
         return [self.category(r) for r in self._all("list_categories", {"company": company})]
 
-    def set_queue_paused(self, name: str, paused: bool, at: datetime) -> None:
+    def set_queue_paused(
+        self, name: str, paused: bool, at: datetime, *, audit: AuditEntry | None = None
+    ) -> None:
         with self._tx() as cur:
             if paused:
                 cur.execute(self.q["pause_queue"], {"name": name, "at": self.enc_ts(at)})
             else:
                 cur.execute(self.q["resume_queue"], {"name": name})
+            self._audit(cur, audit)
         if not paused:
             self._wake(name)
 
@@ -403,9 +491,16 @@ class SqlStore(ABC):
         return out
 
     def get_operation(
-        self, operation_id: uuid.UUID, company: str | None = None
+        self, operation_id: uuid.UUID, company: str | None = None, *, companies: Companies = None
     ) -> Operation | None:
-        r = self._one("get_operation", {"id": self.enc_uuid(operation_id), "company": company})
+        r = self._one(
+            "get_operation",
+            {
+                "id": self.enc_uuid(operation_id),
+                "company": company,
+                "companies": self.enc_companies(companies),
+            },
+        )
         return None if r is None else self.operation(r)
 
     def list_operations(self, query: OperationQuery) -> list[Operation]:
@@ -413,6 +508,7 @@ class SqlStore(ABC):
             "list_operations",
             {
                 "company": query.company,
+                "companies": self.enc_companies(query.companies),
                 "statuses": self.enc_list([s.value for s in query.statuses]),
                 "task": query.task,
                 "category": query.category,
@@ -423,9 +519,12 @@ class SqlStore(ABC):
         )
         return [self.operation(r) for r in rows]
 
-    def count_operations(self, company: str | None = None) -> dict[Status, int]:
+    def count_operations(
+        self, company: str | None = None, *, companies: Companies = None
+    ) -> dict[Status, int]:
         counts = dict.fromkeys(Status, 0)
-        for r in self._all("count_operations", {"company": company}):
+        params = {"company": company, "companies": self.enc_companies(companies)}
+        for r in self._all("count_operations", params):
             counts[Status(r["status"])] = int(r["n"])
         return counts
 
@@ -451,7 +550,9 @@ class SqlStore(ABC):
             },
         )
 
-    def apply_action(self, params: ActionParams) -> Operation | None:
+    def apply_action(
+        self, params: ActionParams, *, audit: AuditEntry | None = None
+    ) -> Operation | None:
         with self._tx() as cur:
             cur.execute(
                 self.q["apply_action"],
@@ -488,6 +589,7 @@ class SqlStore(ABC):
                     "by": params.user if params.cancel_mode is None else params.cancel_by,
                 },
             )
+            self._audit(cur, audit)
         op = self.operation(r)
         if op.status is Status.READY:
             self._wake(op.queue)
@@ -502,6 +604,7 @@ class SqlStore(ABC):
         reason: str | None,
         *,
         force: bool = False,
+        audit: AuditEntry | None = None,
     ) -> Operation | None:
         with self._tx() as cur:
             cur.execute(
@@ -527,22 +630,28 @@ class SqlStore(ABC):
                 int(r["run_count"]),
                 {"by": by, "reason": reason, "force": force},
             )
-            self._notify_cancel(cur, operation_id)
+            self._cancel_requested(cur, operation_id)
+            self._audit(cur, audit)
         return self.operation(r)
 
-    def _notify_cancel(self, cur: Any, operation_id: uuid.UUID) -> None:
-        """Push a cancel request to workers at once (PostgreSQL); SQLite workers poll."""
+    def _cancel_requested(self, cur: Any, operation_id: uuid.UUID) -> None:
+        """Tell the running worker at once (PostgreSQL); SQLite's workers poll for it."""
 
-    def delete_operation(self, operation_id: uuid.UUID, company: str | None) -> bool:
+    def delete_operation(
+        self, operation_id: uuid.UUID, company: str | None, *, audit: AuditEntry | None = None
+    ) -> bool:
         with self._tx() as cur:
             key = self.enc_uuid(operation_id)
             cur.execute(self.q["delete_operation"], {"id": key, "company": company})
             if cur.fetchone() is None:
                 return False
             cur.execute(self.q["delete_events"], {"id": key})
+            self._audit(cur, audit)
             return True
 
-    def delete_failed(self, company: str, ended_before: datetime) -> int:
+    def delete_failed(
+        self, company: str, ended_before: datetime, *, audit: AuditEntry | None = None
+    ) -> int:
         with self._tx() as cur:
             cur.execute(
                 self.q["delete_failed"],
@@ -551,12 +660,17 @@ class SqlStore(ABC):
             gone = [r["id"] for r in cur.fetchall()]
             for op_id in gone:
                 cur.execute(self.q["delete_events"], {"id": op_id})
-            return len(gone)
+            removed = len(gone)
+            if audit is not None:
+                details = {**audit.details, "removed": removed}
+                self._audit(cur, AuditEntry(**{**_fields(audit), "details": details}))
+            return removed
 
-    def list_attempts(self, operation_id: uuid.UUID) -> list[Attempt]:
-        return [
-            self.attempt(r) for r in self._all("list_attempts", {"id": self.enc_uuid(operation_id)})
-        ]
+    def list_attempts(
+        self, operation_id: uuid.UUID, *, companies: Companies = None
+    ) -> list[Attempt]:
+        params = {"id": self.enc_uuid(operation_id), "companies": self.enc_companies(companies)}
+        return [self.attempt(r) for r in self._all("list_attempts", params)]
 
     def list_events(
         self,
@@ -591,11 +705,23 @@ class SqlStore(ABC):
             )
             for c in (self.category(r) for r in self._all("list_all_categories"))
         }
+        served: dict[str, frozenset[str] | None] = {}
+        for r in self._all("served_queues"):
+            companies = None if r["companies"] is None else frozenset(self.dec_list(r["companies"]))
+            known = served.get(r["name"], frozenset())
+            # A session serving every company makes the queue served for all of them.
+            served[r["name"]] = None if companies is None or known is None else known | companies
+        running = {r["company"]: int(r["running"]) for r in self._all("running_per_company")}
         return WaitContext(
             now=now,
             paused_queues=self.paused_queues(),
             categories=categories,
-            served_queues=frozenset(r["name"] for r in self._all("served_queues")),
+            served_queues=frozenset(served),
+            served_companies=served,
+            companies={
+                c.name: CompanyState(c.active, c.max_in_process, running.get(c.name, 0))
+                for c in self.list_companies()
+            },
         )
 
     def recent_durations(self, task: str, limit: int = 20) -> list[float]:
@@ -728,8 +854,13 @@ class SqlStore(ABC):
                 )
         return [self.dec_uuid(r["id"]) for r in rows]
 
-    def next_due_at(self, queues: Sequence[str]) -> datetime | None:
-        r = self._one("next_due_at", {"queues": self.enc_list(list(queues))})
+    def next_due_at(
+        self, queues: Sequence[str], companies: Sequence[str] | None = None
+    ) -> datetime | None:
+        r = self._one(
+            "next_due_at",
+            {"queues": self.enc_list(list(queues)), "companies": self.enc_companies(companies)},
+        )
         return None if r is None or r["due"] is None else self.dec_ts(r["due"])
 
     # -- sessions ------------------------------------------------------------------------------
@@ -745,6 +876,7 @@ class SqlStore(ABC):
                     "concurrency": session.concurrency,
                     "state": session.state.value,
                     "started_at": self.enc_ts(session.started_at),
+                    "companies": self.enc_companies(session.companies),
                 },
             )
             self._event(
@@ -912,11 +1044,261 @@ class SqlStore(ABC):
         )
         return r is not None
 
+    # -- users, permission sets, tokens, audit ------------------------------------------------
+    def insert_user(
+        self, user: User, password_hash: str | None, *, audit: AuditEntry | None = None
+    ) -> bool:
+        with self._tx() as cur:
+            cur.execute(
+                self.q["insert_user"],
+                {
+                    "name": user.name,
+                    "display_name": user.display_name,
+                    "password_hash": password_hash,
+                    "state": user.state.value,
+                    "is_super": self.enc_bool(user.is_super),
+                    "created_at": self.enc_ts(user.created_at),
+                },
+            )
+            if cur.fetchone() is None:
+                return False
+            for company, permission_set in user.grants:
+                self._grant(cur, user.name, company, permission_set, user.created_at)
+            self._audit(cur, audit)
+        return True
+
+    def _grant(
+        self, cur: Any, name: str, company: str, permission_set: PermissionSet, at: datetime
+    ) -> bool:
+        cur.execute(
+            self.q["insert_membership"],
+            {
+                "name": name,
+                "company": company,
+                "permission_set": permission_set.value,
+                "at": self.enc_ts(at),
+            },
+        )
+        return cur.fetchone() is not None
+
+    def _users(self, rows: list[Row], memberships: list[Row]) -> list[User]:
+        grants: dict[str, list[tuple[str, PermissionSet]]] = {}
+        for m in memberships:
+            grants.setdefault(m["user_name"], []).append(
+                (m["company"], PermissionSet(m["permission_set"]))
+            )
+        return [
+            User(
+                name=r["name"],
+                display_name=r["display_name"],
+                state=UserState(r["state"]),
+                is_super=bool(r["is_super"]),
+                created_at=self.dec_ts(r["created_at"]),
+                disabled_at=self.dec_ts_opt(r["disabled_at"]),
+                has_password=bool(r["has_password"]),
+                grants=tuple(sorted(grants.get(r["name"], ()))),
+            )
+            for r in rows
+        ]
+
+    def get_user(self, name: str) -> User | None:
+        with self._read() as cur:
+            cur.execute(self.q["get_user"], {"name": name})
+            row = cur.fetchone()
+            if row is None:
+                return None
+            cur.execute(self.q["list_memberships"], {"name": name})
+            [user] = self._users([row], list(cur.fetchall()))
+        return user
+
+    def list_users(self) -> list[User]:
+        with self._read() as cur:
+            cur.execute(self.q["list_users"], {})
+            rows = list(cur.fetchall())
+            cur.execute(self.q["list_memberships"], {"name": None})
+            return self._users(rows, list(cur.fetchall()))
+
+    def get_password_hash(self, name: str) -> str | None:
+        r = self._one("get_password_hash", {"name": name})
+        return None if r is None else r["password_hash"]
+
+    def set_password_hash(self, name: str, password_hash: str, at: datetime) -> bool:
+        params = {"name": name, "password_hash": password_hash, "at": self.enc_ts(at)}
+        return self._write_one("set_password_hash", params) is not None
+
+    def set_user_state(
+        self, name: str, state: UserState, at: datetime, *, audit: AuditEntry | None = None
+    ) -> bool:
+        params = {"name": name, "state": state.value, "at": self.enc_ts(at)}
+        return self._write_audited("set_user_state", params, audit) is not None
+
+    def set_user_super(
+        self, name: str, is_super: bool, at: datetime, *, audit: AuditEntry | None = None
+    ) -> bool:
+        params = {"name": name, "is_super": self.enc_bool(is_super), "at": self.enc_ts(at)}
+        return self._write_audited("set_user_super", params, audit) is not None
+
+    def delete_user(self, name: str, *, audit: AuditEntry | None = None) -> bool:
+        return self._write_audited("delete_user", {"name": name}, audit) is not None
+
+    def grant(
+        self,
+        name: str,
+        company: str,
+        permission_set: PermissionSet,
+        at: datetime,
+        *,
+        audit: AuditEntry | None = None,
+    ) -> bool:
+        with self._tx() as cur:
+            if not self._grant(cur, name, company, permission_set, at):
+                return False
+            self._audit(cur, audit)
+        return True
+
+    def revoke(
+        self,
+        name: str,
+        company: str,
+        permission_set: PermissionSet,
+        *,
+        audit: AuditEntry | None = None,
+    ) -> bool:
+        params = {"name": name, "company": company, "permission_set": permission_set.value}
+        return self._write_audited("delete_membership", params, audit) is not None
+
+    def active_users(self, names: Collection[str]) -> set[str]:
+        if not names:
+            return set()
+        rows = self._all("active_users", {"names": self.enc_list(sorted(names))})
+        return {r["name"] for r in rows}
+
+    def _token(self, r: Row) -> ApiToken:
+        return ApiToken(
+            id=self.dec_uuid(r["id"]),
+            user=r["user_name"],
+            name=r["name"],
+            created_at=self.dec_ts(r["created_at"]),
+            expires_at=self.dec_ts_opt(r["expires_at"]),
+            last_used_at=self.dec_ts_opt(r["last_used_at"]),
+            revoked_at=self.dec_ts_opt(r["revoked_at"]),
+        )
+
+    def insert_token(
+        self, token: ApiToken, token_hash: str, *, audit: AuditEntry | None = None
+    ) -> bool:
+        params = {
+            "id": self.enc_uuid(token.id),
+            "user_name": token.user,
+            "name": token.name,
+            "token_hash": token_hash,
+            "created_at": self.enc_ts(token.created_at),
+            "expires_at": self.enc_ts(token.expires_at),
+        }
+        return self._write_audited("insert_token", params, audit) is not None
+
+    def get_token(self, token_id: uuid.UUID) -> tuple[ApiToken, str, UserState] | None:
+        r = self._one("get_token", {"id": self.enc_uuid(token_id)})
+        if r is None:
+            return None
+        return self._token(r), r["token_hash"], UserState(r["user_state"])
+
+    def touch_token(self, token_id: uuid.UUID, at: datetime, not_since: datetime) -> None:
+        with self._tx() as cur:
+            cur.execute(
+                self.q["touch_token"],
+                {
+                    "id": self.enc_uuid(token_id),
+                    "at": self.enc_ts(at),
+                    "not_since": self.enc_ts(not_since),
+                },
+            )
+
+    def list_tokens(self, user: str) -> list[ApiToken]:
+        return [self._token(r) for r in self._all("list_tokens", {"user_name": user})]
+
+    def revoke_token(
+        self, token_id: uuid.UUID, at: datetime, *, audit: AuditEntry | None = None
+    ) -> bool:
+        params = {"id": self.enc_uuid(token_id), "at": self.enc_ts(at)}
+        return self._write_audited("revoke_token", params, audit) is not None
+
+    def record_audit(self, entry: AuditEntry) -> None:
+        with self._tx() as cur:
+            self._audit(cur, entry)
+
+    def _audit_entry(self, r: Row) -> AuditEntry:
+        return AuditEntry(
+            id=int(r["id"]),
+            company=r["company"],
+            at=self.dec_ts(r["at"]),
+            actor=r["actor"],
+            front_end=FrontEnd(r["front_end"]),
+            action=r["action"],
+            target=r["target"],
+            details=self.dec_json(r["details"]),
+        )
+
+    def list_audit(
+        self,
+        companies: Companies,
+        *,
+        include_global: bool,
+        limit: int = 100,
+        before_id: int | None = None,
+    ) -> list[AuditEntry]:
+        rows = self._all(
+            "list_audit",
+            {
+                "companies": self.enc_companies(companies),
+                "include_global": self.enc_bool(include_global),
+                "limit": limit,
+                "before_id": before_id,
+            },
+        )
+        return [self._audit_entry(r) for r in rows]
+
+    def personal_data(self, name: str) -> PersonalData:
+        user = self.get_user(name)
+        with self._read() as cur:
+            cur.execute(self.q["personal_operations"], {"name": name})
+            ops = [self.operation(r) for r in cur.fetchall()]
+            cur.execute(self.q["personal_attempts"], {"name": name})
+            attempts = [self.attempt(r) for r in cur.fetchall()]
+            cur.execute(self.q["personal_audit"], {"name": name, "target": user_target(name)})
+            audit = [self._audit_entry(r) for r in cur.fetchall()]
+            cur.execute(self.q["personal_events"], {"name": name})
+            events = [self.event(r) for r in cur.fetchall()]
+        return PersonalData(user, self.list_tokens(name), ops, attempts, audit, events)
+
+    def forget_user(self, name: str, pseudonym: str, *, audit: AuditEntry | None = None) -> int:
+        params = {
+            "name": name,
+            "pseudonym": pseudonym,
+            "target": user_target(name),
+            "pseudonym_target": user_target(pseudonym),
+        }
+        changed = 0
+        with self._tx() as cur:
+            for query in ("forget_operations", "forget_attempts", "forget_audit", "forget_events"):
+                cur.execute(self.q[query], params)
+                changed += int(cur.rowcount)
+            cur.execute(self.q["delete_user"], {"name": name})
+            changed += len(cur.fetchall())
+            self._audit(cur, audit)
+        return changed
+
 
 def _company(r: Row) -> Company:
+    limit = r["max_in_process"]
     return Company(
         name=r["name"],
         display_name=r["display_name"],
         time_zone=r["time_zone"],
         active=bool(r["active"]),
+        max_in_process=None if limit is None else int(limit),
     )
+
+
+def _fields(entry: AuditEntry) -> dict[str, Any]:
+    return {f: getattr(entry, f) for f in AuditEntry.__dataclass_fields__}

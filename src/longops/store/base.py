@@ -15,8 +15,9 @@ Example::
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -37,9 +38,14 @@ from longops.domain.operation import (
     SessionState,
     StopMode,
 )
+from longops.domain.security import PermissionSet
 from longops.domain.status import Status
+from longops.domain.users import ApiToken, AuditEntry, User, UserState
 from longops.domain.waiting import WaitContext
 from longops.store.migrate import MigrationState
+
+Companies = Collection[str] | None
+"""A company filter: the companies a read may return rows of; None means every company."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +60,8 @@ class ClaimParams:
     """When given, the claim reads the time as late as it can (on SQLite, under the write
     lock). The attempt's recorded start is corrected to when its code began when the run
     ends (``RunResult.started_at``)."""
+    companies: tuple[str, ...] | None = None
+    """Claim only these companies' operations (None: every active company)."""
 
     def at(self) -> datetime:
         return self.clock.now() if self.clock is not None else self.now
@@ -133,6 +141,8 @@ class OperationQuery:
     queue: str | None = None
     limit: int = 100
     after_entry_no: int | None = None
+    companies: frozenset[str] | None = None
+    """Only these companies (core sets it to the actor's); None means every company."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +177,19 @@ class CancelListener(Protocol):
     def close(self) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class PersonalData:
+    """Every row that names a user: what ``longops users export`` prints."""
+
+    user: User | None
+    tokens: list[ApiToken]
+    operations: list[Operation]
+    attempts: list[Attempt]
+    audit: list[AuditEntry]
+    events: list[OperationEvent] = field(default_factory=list)
+    """Timeline entries that name the user (who asked to cancel, who acted)."""
+
+
 class Wakeups(Protocol):
     """Tells a dispatcher that work may be ready: NOTIFY on PostgreSQL, a poll on SQLite."""
 
@@ -191,17 +214,26 @@ class Store(Protocol):
     def migration_sql(self) -> str: ...
     def schema_is_current(self) -> bool: ...
 
+    def scope(self, companies: Companies) -> AbstractContextManager[None]:
+        """Within the block, row-level security (PostgreSQL, when on) shows only these
+        companies' rows to this thread's transactions. None means every company."""
+        ...
+
     # companies, categories, queues ----------------------------------------------------
     def get_company(self, name: str) -> Company | None: ...
-    def list_companies(self) -> list[Company]: ...
-    def upsert_company(self, company: Company) -> Company: ...
+    def list_companies(self, companies: Companies = None) -> list[Company]: ...
+    def upsert_company(self, company: Company, *, audit: AuditEntry | None = None) -> Company: ...
     def get_operation_by_entry_no(
-        self, entry_no: int, company: str | None = None
+        self, entry_no: int, company: str | None = None, *, companies: Companies = None
     ) -> Operation | None: ...
-    def upsert_category(self, category: Category) -> Category: ...
+    def upsert_category(
+        self, category: Category, *, audit: AuditEntry | None = None
+    ) -> Category: ...
     def get_category(self, company: str, code: str) -> Category | None: ...
     def list_categories(self, company: str) -> list[Category]: ...
-    def set_queue_paused(self, name: str, paused: bool, at: datetime) -> None: ...
+    def set_queue_paused(
+        self, name: str, paused: bool, at: datetime, *, audit: AuditEntry | None = None
+    ) -> None: ...
     def paused_queues(self) -> frozenset[str]: ...
 
     # operations -----------------------------------------------------------------------
@@ -210,11 +242,15 @@ class Store(Protocol):
     ) -> list[Operation]: ...
     def insert_operations_bulk(self, ops: Iterable[NewOperation]) -> int: ...
     def get_operation(
-        self, operation_id: uuid.UUID, company: str | None = None
+        self, operation_id: uuid.UUID, company: str | None = None, *, companies: Companies = None
     ) -> Operation | None: ...
     def list_operations(self, query: OperationQuery) -> list[Operation]: ...
-    def count_operations(self, company: str | None = None) -> dict[Status, int]: ...
-    def apply_action(self, params: ActionParams) -> Operation | None: ...
+    def count_operations(
+        self, company: str | None = None, *, companies: Companies = None
+    ) -> dict[Status, int]: ...
+    def apply_action(
+        self, params: ActionParams, *, audit: AuditEntry | None = None
+    ) -> Operation | None: ...
     def request_cancel(
         self,
         operation_id: uuid.UUID,
@@ -224,10 +260,17 @@ class Store(Protocol):
         reason: str | None,
         *,
         force: bool = False,
+        audit: AuditEntry | None = None,
     ) -> Operation | None: ...
-    def delete_operation(self, operation_id: uuid.UUID, company: str | None) -> bool: ...
-    def delete_failed(self, company: str, ended_before: datetime) -> int: ...
-    def list_attempts(self, operation_id: uuid.UUID) -> list[Attempt]: ...
+    def delete_operation(
+        self, operation_id: uuid.UUID, company: str | None, *, audit: AuditEntry | None = None
+    ) -> bool: ...
+    def delete_failed(
+        self, company: str, ended_before: datetime, *, audit: AuditEntry | None = None
+    ) -> int: ...
+    def list_attempts(
+        self, operation_id: uuid.UUID, *, companies: Companies = None
+    ) -> list[Attempt]: ...
     def list_events(
         self,
         operation_id: uuid.UUID,
@@ -244,7 +287,9 @@ class Store(Protocol):
     # running --------------------------------------------------------------------------
     def claim(self, params: ClaimParams) -> list[ClaimedRun]: ...
     def finish_runs(self, results: Sequence[RunResult]) -> list[bool]: ...
-    def next_due_at(self, queues: Sequence[str]) -> datetime | None: ...
+    def next_due_at(
+        self, queues: Sequence[str], companies: Sequence[str] | None = None
+    ) -> datetime | None: ...
     def cancel_requested(self, operation_ids: Sequence[uuid.UUID]) -> list[CancelSignal]: ...
     def cancel_listener(self) -> CancelListener | None:
         """Pushed cancel requests, or None where the worker must poll (SQLite)."""
@@ -303,6 +348,85 @@ class Store(Protocol):
     def move_start(
         self, operation_id: uuid.UUID, expected_start: datetime, new_start: datetime, at: datetime
     ) -> bool: ...
+
+    # users, permission sets, tokens, audit ------------------------------------------------
+    def insert_user(
+        self, user: User, password_hash: str | None, *, audit: AuditEntry | None = None
+    ) -> bool:
+        """Create a user with its grants; False (and nothing written) when the name is taken."""
+        ...
+
+    def get_user(self, name: str) -> User | None: ...
+    def list_users(self) -> list[User]: ...
+    def get_password_hash(self, name: str) -> str | None: ...
+    def set_password_hash(self, name: str, password_hash: str, at: datetime) -> bool: ...
+    def set_user_state(
+        self, name: str, state: UserState, at: datetime, *, audit: AuditEntry | None = None
+    ) -> bool: ...
+    def set_user_super(
+        self, name: str, is_super: bool, at: datetime, *, audit: AuditEntry | None = None
+    ) -> bool: ...
+    def delete_user(self, name: str, *, audit: AuditEntry | None = None) -> bool: ...
+    def grant(
+        self,
+        name: str,
+        company: str,
+        permission_set: PermissionSet,
+        at: datetime,
+        *,
+        audit: AuditEntry | None = None,
+    ) -> bool:
+        """Add a membership; False when the user already holds it."""
+        ...
+
+    def revoke(
+        self,
+        name: str,
+        company: str,
+        permission_set: PermissionSet,
+        *,
+        audit: AuditEntry | None = None,
+    ) -> bool: ...
+    def active_users(self, names: Collection[str]) -> set[str]:
+        """Those of ``names`` that are users in the active state."""
+        ...
+
+    def insert_token(
+        self, token: ApiToken, token_hash: str, *, audit: AuditEntry | None = None
+    ) -> bool:
+        """Store a token's hash; False when the user has an unrevoked token of that name."""
+        ...
+
+    def get_token(self, token_id: uuid.UUID) -> tuple[ApiToken, str, UserState] | None:
+        """A token, its stored hash and its user's state."""
+        ...
+
+    def touch_token(self, token_id: uuid.UUID, at: datetime, not_since: datetime) -> None:
+        """Set last_used_at, unless it was already set after ``not_since`` (a cheap no-op)."""
+        ...
+
+    def list_tokens(self, user: str) -> list[ApiToken]: ...
+    def revoke_token(
+        self, token_id: uuid.UUID, at: datetime, *, audit: AuditEntry | None = None
+    ) -> bool: ...
+    def record_audit(self, entry: AuditEntry) -> None: ...
+    def list_audit(
+        self,
+        companies: Companies,
+        *,
+        include_global: bool,
+        limit: int = 100,
+        before_id: int | None = None,
+    ) -> list[AuditEntry]:
+        """Newest first. Rows of companies outside ``companies`` are never returned; rows
+        of no company (global actions) only with ``include_global``."""
+        ...
+
+    def personal_data(self, name: str) -> PersonalData: ...
+    def forget_user(self, name: str, pseudonym: str, *, audit: AuditEntry | None = None) -> int:
+        """Replace ``name`` by ``pseudonym`` in operations, attempts and the audit log and
+        delete the user (memberships and tokens go with it); returns the rows changed."""
+        ...
 
 
 def open_store(url: str, **options: Any) -> Store:

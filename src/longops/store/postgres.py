@@ -21,7 +21,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from longops.domain.errors import NO_SCHEMA, ConfigurationError
 from longops.domain.operation import NewOperation, Operation
-from longops.store._sql import SqlStore
+from longops.store._sql import SqlStore, current_scope_text
 from longops.store.base import ClaimedRun, ClaimParams, ProgressUpdate, RunResult
 
 CONNECT_TIMEOUT = 10.0
@@ -38,8 +38,9 @@ class PostgresStore(SqlStore):
 
     dialect = "postgres"
 
-    def __init__(self, url: str, *, pool_size: int = 8) -> None:
+    def __init__(self, url: str, *, pool_size: int = 8, row_level_security: bool = False) -> None:
         super().__init__(url)
+        self._rls_option = row_level_security
         self.conninfo = url.replace("postgres://", "postgresql://", 1)
         try:
             # One direct attempt first: a wrong host, database or role fails now, with the
@@ -67,15 +68,43 @@ class PostgresStore(SqlStore):
             raise ConfigurationError(
                 f"cannot connect to PostgreSQL at {_redact(url)} within {CONNECT_TIMEOUT:g} s"
             ) from exc
+        # Scope every transaction when asked to, and also when the database already enforces
+        # the policies: unscoped, a transaction would see no rows at all.
+        self._rls = row_level_security or self._rls_enabled()
+
+    def _rls_enabled(self) -> bool:
+        with self._pool.connection() as conn, conn.cursor() as cur:
+            cur.execute(self.q["rls_enabled"])
+            row = cur.fetchone()
+        return bool(row and row["enabled"])
+
+    @property
+    def row_level_security(self) -> bool:
+        """True when every transaction is scoped to its actor's companies."""
+        return self._rls
 
     def close(self) -> None:
         self._pool.close()
+
+    def migrate(self) -> list[str]:
+        """Apply pending migrations; with ``row_level_security``, also enable and force the
+        policies (the tables' owner must run this)."""
+        applied = super().migrate()
+        if self._rls_option:
+            with self._tx() as cur:
+                cur.execute(self.q["enable_row_level_security"])
+        return applied
+
+    def _scope_cursor(self, cur: Any) -> None:
+        if self._rls:
+            cur.execute(self.q["set_scope"], {"companies": current_scope_text()})
 
     @contextmanager
     def _tx(self) -> Iterator[Any]:
         # The pool commits on a clean exit and rolls back on an exception.
         try:
             with self._pool.connection() as conn, conn.cursor() as cur:
+                self._scope_cursor(cur)
                 yield cur
         except psycopg.errors.UndefinedTable as exc:
             if "longops_" in str(exc):
@@ -131,6 +160,7 @@ class PostgresStore(SqlStore):
             if not isinstance(connection, psycopg.Connection):
                 raise ConfigurationError("connection must be a psycopg 3 Connection")
             with connection.cursor(row_factory=dict_row) as cur:
+                self._scope_cursor(cur)
                 out = self._insert_with(cur, ops)
                 self._notify_queues(cur, {op.queue for op in out})
             return out
@@ -140,7 +170,11 @@ class PostgresStore(SqlStore):
         return out
 
     def insert_operations_bulk(self, ops: Iterable[NewOperation]) -> int:
-        """COPY operations in as they come (no dedup keys: see ``insert_operations``)."""
+        """COPY operations in as they come (no dedup keys: see ``insert_operations``).
+
+        With row-level security on, PostgreSQL refuses COPY FROM into the tables, so the
+        rows go in as pipelined INSERTs instead (slower, same result).
+        """
         if isinstance(ops, Sequence) and any(op.dedup_key is not None for op in ops):
             return len(self.insert_operations(ops))
         columns = (
@@ -148,18 +182,27 @@ class PostgresStore(SqlStore):
             "status", "earliest_start_at", "expires_at", "max_attempts", "rerun_delay",
             "retry_policy", "timeout_seconds", "recurrence", "user_name", "created_at",
             "created_at", "ready_at", "dedup_key", "labels", "stall_after_seconds",
+            "required_permission",
         )  # fmt: skip
         queues: set[str] = set()
         count = 0
+
+        def rows() -> Iterator[dict[str, Any]]:
+            nonlocal count
+            for op in ops:
+                if op.dedup_key is not None:
+                    raise ConfigurationError("a streamed bulk insert takes no dedup keys")
+                queues.add(op.queue)
+                count += 1
+                yield self.new_operation_params(op)
+
         with self._tx() as cur:
-            with cur.copy(self.q["copy_operations"]) as copy:
-                for op in ops:
-                    if op.dedup_key is not None:
-                        raise ConfigurationError("a streamed bulk insert takes no dedup keys")
-                    p = self.new_operation_params(op)
-                    copy.write_row(tuple(p[c] for c in columns))
-                    queues.add(op.queue)
-                    count += 1
+            if self._rls:
+                cur.executemany(self.q["insert_operation"], rows())
+            else:
+                with cur.copy(self.q["copy_operations"]) as copy:
+                    for p in rows():
+                        copy.write_row(tuple(p[c] for c in columns))
             self._notify_queues(cur, queues)
         return count
 
@@ -171,7 +214,7 @@ class PostgresStore(SqlStore):
         with self._tx() as cur:
             self._notify_queues(cur, {queue})
 
-    def _notify_cancel(self, cur: Any, operation_id: uuid.UUID) -> None:
+    def _cancel_requested(self, cur: Any, operation_id: uuid.UUID) -> None:
         # Sent with the request's transaction: a worker hears of it when it is visible.
         cur.execute(self.q["notify_cancel"], {"id": str(operation_id)})
 
@@ -184,6 +227,8 @@ class PostgresStore(SqlStore):
             # One round trip for lock, claim and commit (pipeline mode): the claim turn is
             # held for the server's work only, not for client round trips.
             with conn.pipeline():
+                self._scope_cursor(cur)
+                cur.execute(self.q["claim_plan"])
                 cur.execute(self.q["claim_lock"])
                 cur.execute(
                     self.q["claim_operations"],
@@ -192,6 +237,7 @@ class PostgresStore(SqlStore):
                         "queues": list(params.queues),
                         "limit": params.limit,
                         "now": params.at(),
+                        "companies": self.enc_companies(params.companies),
                     },
                 )
                 conn.commit()
@@ -229,6 +275,7 @@ class PostgresStore(SqlStore):
             # one is ready again, so other dispatchers should look; when nothing applied
             # (all fenced) the extra wake-up costs one empty claim.
             with conn.pipeline():
+                self._scope_cursor(cur)
                 cur.execute(self.q["finish_runs"], columns)
                 rows_cursor = conn.cursor()
                 rows_cursor.execute(self.q["notify_ready"], {"queue": "*"})

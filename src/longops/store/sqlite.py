@@ -57,8 +57,12 @@ class SqliteStore(SqlStore):
 
     dialect = "sqlite"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, row_level_security: bool = False) -> None:
         super().__init__(url)
+        if row_level_security:
+            raise ConfigurationError(
+                "row_level_security needs PostgreSQL: a SQLite file has no database roles"
+            )
         if not url.startswith("sqlite:///") or url == "sqlite:///":
             raise ValidationError(
                 "database_url",
@@ -228,10 +232,13 @@ class SqliteStore(SqlStore):
                     "queues": self.enc_list(params.queues),
                     "limit": params.limit,
                     "now": now,
+                    "companies": self.enc_companies(params.companies),
                 },
             )
             rows = cur.fetchall()
             if rows:
+                served = sorted({r["company"] for r in rows})
+                cur.execute(self.q["mark_companies_served"], {"companies": json.dumps(served)})
                 # The attempt rows and the timeline, one statement each for the batch.
                 claimed = {"ids": json.dumps([r["id"] for r in rows]), "now": now}
                 cur.execute(self.q["insert_claimed_attempts"], claimed)

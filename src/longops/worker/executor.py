@@ -92,6 +92,8 @@ class RunControl:
         self._async: tuple[asyncio.AbstractEventLoop, asyncio.Task[Any]] | None = None
         self.child: Child | None = None
         self.abandoned = False
+        self.write_lock = threading.Lock()
+        """Progress writes of this run take turns (the monitor's and a checkpoint's)."""
 
     @property
     def operation(self) -> Operation:
@@ -162,22 +164,23 @@ class RunControl:
         ``reading`` is a child process's counter (reading, version, step version)."""
         if self.store is None:
             return False
-        now = self.clock.now()
         if reading is not None:
             self.counter.load(Progress.from_json(reading[0]), reading[1], reading[2])
-        versions = self.counter.versions()
-        progress = self.reading(now)
-        moved = progress is not None and self.moved(progress)
-        ok = self.store.save_checkpoint(
-            self.operation.id,
-            self.claimed.lease_token,
-            now,
-            text,
-            None if progress is None else json.dumps(progress.to_json()),
-            moved=moved,
-        )
-        if ok and progress is not None:
-            self.flushed, self.flushed_reading = versions, progress
+        with self.write_lock:
+            now = self.clock.now()
+            versions = self.counter.versions()
+            progress = self.reading(now)
+            moved = progress is not None and self.moved(progress)
+            ok = self.store.save_checkpoint(
+                self.operation.id,
+                self.claimed.lease_token,
+                now,
+                text,
+                None if progress is None else json.dumps(progress.to_json()),
+                moved=moved,
+            )
+            if ok and progress is not None:
+                self.flushed, self.flushed_reading = versions, progress
         return ok
 
     # -- the monitor's side -----------------------------------------------------------------

@@ -27,6 +27,7 @@ from longops.domain.operation import (
 )
 from longops.domain.progress import DEFAULT_STALL_AFTER, check_interval
 from longops.domain.retry import CustomBackoff, CustomRetry, RetryPolicy
+from longops.domain.security import PermissionSet
 from longops.worker.context import RunContext
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -66,6 +67,8 @@ class TaskDef:
     max_memory_per_child: int | None = None
     """Bytes of resident memory after which a child process is replaced (None: the
     worker's setting)."""
+    requires: PermissionSet | None = None
+    """Enqueueing it or setting it ready needs this permission set (or more)."""
 
     def check_arguments(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
         """Refuse arguments that do not fit the task's signature (nothing is enqueued)."""
@@ -121,6 +124,7 @@ class TaskRegistry:
         progress_interval: timedelta | float | None = None,
         max_runs_per_child: int | None = None,
         max_memory_per_child: int | None = None,
+        requires: PermissionSet | str | None = None,
     ) -> Callable[[F], F]: ...
 
     def task(
@@ -143,6 +147,7 @@ class TaskRegistry:
         progress_interval: timedelta | float | None = None,
         max_runs_per_child: int | None = None,
         max_memory_per_child: int | None = None,
+        requires: PermissionSet | str | None = None,
     ) -> F | Callable[[F], F]:
         """Register ``fn`` as a task; usable bare (``@task``) or with options.
 
@@ -158,6 +163,8 @@ class TaskRegistry:
 
             @registry.task(name="render", isolation="process", cancel_grace=10, timeout=3600)
             def render(ctx: RunContext, report: str) -> None: ...
+            @registry.task(name="close_year", requires="JOBQUEUE-ADMIN")
+            def close_year(year: int) -> None: ...   # only admins may enqueue it
         """
 
         def register(func: F) -> F:
@@ -178,6 +185,7 @@ class TaskRegistry:
                 progress_interval=progress_interval,
                 max_runs_per_child=max_runs_per_child,
                 max_memory_per_child=max_memory_per_child,
+                requires=requires,
             )
             return func
 
@@ -202,6 +210,7 @@ class TaskRegistry:
         progress_interval: timedelta | float | None = None,
         max_runs_per_child: int | None = None,
         max_memory_per_child: int | None = None,
+        requires: PermissionSet | str | None = None,
     ) -> TaskDef:
         task_name = name or f"{fn.__module__}.{fn.__qualname__}".removeprefix("__main__.")
         _check_name("task", task_name)
@@ -272,6 +281,7 @@ class TaskRegistry:
             progress_interval=interval,
             max_runs_per_child=max_runs_per_child,
             max_memory_per_child=max_memory_per_child,
+            requires=None if requires is None else PermissionSet.parse(requires),
         )
         self._tasks[task_name] = task
         return task

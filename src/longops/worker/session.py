@@ -40,6 +40,7 @@ from types import FrameType
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from longops.domain.classification import LOGGED_BY_DEFAULT, DataClass, loggable
 from longops.domain.clock import Clock
 from longops.domain.ids import new_id
 from longops.domain.operation import (
@@ -101,6 +102,10 @@ class WorkerOptions:
     kill_after: float = KILL_AFTER
     """Seconds between SIGTERM and SIGKILL when a child process is stopped by force."""
     monitor_tick: float = 0.1
+    companies: tuple[str, ...] | None = None
+    """Serve only these companies' operations (None: every active company)."""
+    log_classes: frozenset[DataClass] = LOGGED_BY_DEFAULT
+    """Data classes the worker's own log lines may carry (error text is CustomerContent)."""
 
     def __post_init__(self) -> None:
         from longops.domain.errors import ValidationError
@@ -116,6 +121,8 @@ class WorkerOptions:
             raise ValidationError("concurrency", "must be between 1 and 1000", self.concurrency)
         if not self.queues:
             raise ValidationError("queues", "must name at least one queue")
+        if self.companies is not None and not self.companies:
+            raise ValidationError("companies", "must name at least one company (or none: all)")
         if self.retention < timedelta(hours=1):
             raise ValidationError("retention", "must be at least one hour")
         if self.heartbeat_interval <= 0 or self.session_timeout <= self.heartbeat_interval:
@@ -130,6 +137,7 @@ def active_session(
     *,
     concurrency: int = 1,
     session_id: uuid.UUID | None = None,
+    companies: tuple[str, ...] | None = None,
 ) -> Session:
     """A new session of this process, active as of ``now``, ready to register.
 
@@ -147,6 +155,7 @@ def active_session(
         started_at=now,
         last_heartbeat_at=now,
         ended_at=None,
+        companies=None if companies is None else tuple(sorted(companies)),
     )
 
 
@@ -222,10 +231,12 @@ class Worker:
         self._dispatcher = self._spawn(self._dispatch_loop, "longops-dispatcher")
         if self.services is not None:
             self.services.start()
+        companies = self.options.companies
         log.info(
-            "worker session %s started: queues %s, %d slots",
+            "worker session %s started: queues %s, companies %s, %d slots",
             self.session_id,
             ",".join(self.options.queues),
+            "all" if companies is None else ",".join(companies),
             self.options.concurrency,
             extra={"action": "worker_started", "session_id": str(self.session_id)},
         )
@@ -357,6 +368,7 @@ class Worker:
                 self.options.queues,
                 concurrency=self.options.concurrency,
                 session_id=session_id,
+                companies=self.options.companies,
             )
         )
 
@@ -388,7 +400,12 @@ class Worker:
         want = min(free, self.options.claim_batch)
         claimed = self.store.claim(
             ClaimParams(
-                self.session_id, self.options.queues, want, self.clock.now(), clock=self.clock
+                self.session_id,
+                self.options.queues,
+                want,
+                self.clock.now(),
+                clock=self.clock,
+                companies=self.options.companies,
             )
         )
         with self._lock:
@@ -409,7 +426,7 @@ class Worker:
 
     def _idle_wait(self) -> float:
         poll = self.options.poll_interval
-        due = self.store.next_due_at(self.options.queues)
+        due = self.store.next_due_at(self.options.queues, self.options.companies)
         if due is None:
             return poll
         wait = (due - self.clock.now()).total_seconds()
@@ -456,7 +473,7 @@ class Worker:
             if mine and run.cause != FENCED:
                 # (A run whose lease was lost leaves its operation to the rescuer.)
                 self._submit(result)
-                _log_result(op.task, claimed, result)
+                _log_result(op.task, claimed, result, self.options.log_classes)
             self._slot_freed.set()
 
     def _submit(self, result: RunResult) -> None:
@@ -678,8 +695,7 @@ class Worker:
 
     def _flush_progress(self, runs: list[RunControl]) -> None:
         mono = time.monotonic()
-        due: list[tuple[RunControl, tuple[int, int], Progress, ProgressUpdate]] = []
-        now = self.clock.now()
+        candidates: list[RunControl] = []
         for run in runs:
             versions = run.counter.versions()
             if versions[0] == run.flushed[0] or not run.began:
@@ -692,45 +708,55 @@ class Worker:
             )
             if versions[1] == run.flushed[1] and mono - run.last_flush < interval:
                 continue
-            reading = run.reading(now)
-            assert reading is not None
-            if not run.moved(reading):
-                # Reported again, unchanged: nothing to write, and the stall clock runs on.
-                run.flushed = versions
-                continue
-            due.append(
-                (
-                    run,
-                    versions,
-                    reading,
-                    ProgressUpdate(
-                        run.operation.id,
-                        run.claimed.lease_token,
-                        now,
-                        json.dumps(reading.to_json()),
-                        moved=True,
-                    ),
-                )
-            )
-        if not due:
+            candidates.append(run)
+        if not candidates:
             return
-        applied = self.store.flush_progress([u for *_, u in due])
-        for (run, versions, reading, _), ok in zip(due, applied, strict=True):
-            run.flushed, run.flushed_reading = versions, reading
-            run.last_flush = mono
-            if not ok:
-                # Rescued elsewhere: its writes are fenced out, and the operation may run
-                # again elsewhere: stop the code now.
-                run.ask_to_stop(
-                    FENCED, "this run no longer holds its operation", grace=0, force=True
+        # Each run's writes take turns (a checkpoint also writes its progress): readings
+        # are taken and written under the runs' locks, in one order, so no older reading can
+        # land after a newer one.
+        candidates.sort(key=lambda r: r.operation.id)
+        with contextlib.ExitStack() as held:
+            for run in candidates:
+                held.enter_context(run.write_lock)
+            now = self.clock.now()
+            due: list[tuple[RunControl, tuple[int, int], Progress, ProgressUpdate]] = []
+            for run in candidates:
+                versions = run.counter.versions()
+                reading = run.reading(now)
+                assert reading is not None
+                if not run.moved(reading):
+                    # Reported again, unchanged: nothing to write; the stall clock runs on.
+                    run.flushed = versions
+                    continue
+                update = ProgressUpdate(
+                    run.operation.id,
+                    run.claimed.lease_token,
+                    now,
+                    json.dumps(reading.to_json()),
+                    moved=True,
                 )
+                due.append((run, versions, reading, update))
+            if not due:
+                return
+            applied = self.store.flush_progress([u for *_, u in due])
+            for (run, versions, reading, _), ok in zip(due, applied, strict=True):
+                run.flushed, run.flushed_reading = versions, reading
+                run.last_flush = mono
+                if not ok:
+                    # Rescued elsewhere: its writes are fenced out, and the operation may
+                    # run again elsewhere: stop the code now.
+                    run.ask_to_stop(
+                        FENCED, "this run no longer holds its operation", grace=0, force=True
+                    )
 
 
-def _log_result(task: str, claimed: ClaimedRun, result: RunResult) -> None:
+def _log_result(
+    task: str, claimed: ClaimedRun, result: RunResult, allowed: frozenset[DataClass]
+) -> None:
     if result.outcome not in (Outcome.ERROR, Outcome.TIMEOUT):
         return
     # The exception type only: its message may carry customer content, which stays out of
-    # logs at the default level (it is on the attempt row, and at debug level here).
+    # logs unless CustomerContent is among the logged classes (it is on the attempt row).
     kind = (result.error_message or "error").split(":", 1)[0]
     then = (
         f"retry at {result.earliest_start_at:%Y-%m-%d %H:%M:%S}"
@@ -746,4 +772,8 @@ def _log_result(task: str, claimed: ClaimedRun, result: RunResult) -> None:
         then,
         extra={"action": "run_failed", "operation_id": str(claimed.operation.id)},
     )
-    log.debug("operation %s error: %s", claimed.operation.id, result.error_message)
+    log.debug(
+        "operation %s error: %s",
+        claimed.operation.id,
+        loggable("longops_attempts.error_message", result.error_message, allowed),
+    )

@@ -6,18 +6,21 @@ SELECT * FROM longops_companies WHERE name = %(name)s;
 
 -- name: get_operation_by_entry_no
 SELECT * FROM longops_operations
- WHERE entry_no = %(entry_no)s AND (%(company)s::text IS NULL OR company = %(company)s);
+ WHERE entry_no = %(entry_no)s AND (%(company)s::text IS NULL OR company = %(company)s)
+   AND (%(companies)s::text[] IS NULL OR company = ANY(%(companies)s::text[]));
 
 -- name: upsert_company
-INSERT INTO longops_companies (name, display_name, time_zone, active)
-VALUES (%(name)s, %(display_name)s, %(time_zone)s, %(active)s)
+INSERT INTO longops_companies (name, display_name, time_zone, active, max_in_process)
+VALUES (%(name)s, %(display_name)s, %(time_zone)s, %(active)s, %(max_in_process)s)
 ON CONFLICT (name) DO UPDATE
    SET display_name = excluded.display_name, time_zone = excluded.time_zone,
-       active = excluded.active
+       active = excluded.active, max_in_process = excluded.max_in_process
 RETURNING *;
 
 -- name: list_companies
-SELECT * FROM longops_companies ORDER BY name;
+SELECT * FROM longops_companies
+ WHERE %(companies)s::text[] IS NULL OR name = ANY(%(companies)s::text[])
+ ORDER BY name;
 
 -- name: upsert_category
 INSERT INTO longops_categories (company, code, description, max_concurrent, paused)
@@ -51,13 +54,13 @@ INSERT INTO longops_operations (
     id, company, task, args, description, queue, category, priority, status,
     earliest_start_at, expires_at, max_attempts, rerun_delay, retry_policy, timeout_seconds,
     recurrence, user_name, created_at, updated_at, ready_at, dedup_key, labels,
-    stall_after_seconds)
+    stall_after_seconds, required_permission)
 VALUES (
     %(id)s, %(company)s, %(task)s, %(args)s, %(description)s, %(queue)s, %(category)s,
     %(priority)s, %(status)s, %(earliest_start_at)s, %(expires_at)s, %(max_attempts)s,
     %(rerun_delay)s, %(retry_policy)s, %(timeout_seconds)s, %(recurrence)s, %(user_name)s,
     %(created_at)s, %(created_at)s, %(ready_at)s, %(dedup_key)s, %(labels)s,
-    %(stall_after_seconds)s)
+    %(stall_after_seconds)s, %(required_permission)s)
 ON CONFLICT (company, dedup_key) WHERE dedup_key IS NOT NULL AND status IN ('on_hold', 'ready', 'in_process')
 DO NOTHING
 RETURNING *;
@@ -67,7 +70,7 @@ COPY longops_operations (
     id, company, task, args, description, queue, category, priority, status,
     earliest_start_at, expires_at, max_attempts, rerun_delay, retry_policy, timeout_seconds,
     recurrence, user_name, created_at, updated_at, ready_at, dedup_key, labels,
-    stall_after_seconds)
+    stall_after_seconds, required_permission)
 FROM STDIN;
 
 -- name: notify_ready
@@ -80,11 +83,13 @@ SELECT * FROM longops_operations
 
 -- name: get_operation
 SELECT * FROM longops_operations
- WHERE id = %(id)s AND (%(company)s::text IS NULL OR company = %(company)s);
+ WHERE id = %(id)s AND (%(company)s::text IS NULL OR company = %(company)s)
+   AND (%(companies)s::text[] IS NULL OR company = ANY(%(companies)s::text[]));
 
 -- name: list_operations
 SELECT * FROM longops_operations
  WHERE (%(company)s::text IS NULL OR company = %(company)s)
+   AND (%(companies)s::text[] IS NULL OR company = ANY(%(companies)s::text[]))
    AND (cardinality(%(statuses)s::text[]) = 0 OR status = ANY(%(statuses)s::text[]))
    AND (%(task)s::text IS NULL OR task = %(task)s)
    AND (%(category)s::text IS NULL OR category = %(category)s)
@@ -96,6 +101,7 @@ SELECT * FROM longops_operations
 -- name: count_operations
 SELECT status, count(*) AS n FROM longops_operations
  WHERE (%(company)s::text IS NULL OR company = %(company)s)
+   AND (%(companies)s::text[] IS NULL OR company = ANY(%(companies)s::text[]))
  GROUP BY status;
 
 -- name: apply_action
@@ -175,7 +181,17 @@ DELETE FROM longops_operations
 RETURNING id;
 
 -- name: list_attempts
-SELECT * FROM longops_attempts WHERE operation_id = %(id)s ORDER BY run_no;
+SELECT * FROM longops_attempts
+ WHERE operation_id = %(id)s
+   AND (%(companies)s::text[] IS NULL OR company = ANY(%(companies)s::text[]))
+ ORDER BY run_no;
+
+-- name: claim_plan
+-- The claim is one large statement: planning it costs more than running it. Its plan does
+-- not depend on the parameters' values (every scan is an index walk bounded by LIMIT), so
+-- the claim always uses the generic plan of its prepared statement instead of re-planning
+-- (as PostgreSQL's default, plan_cache_mode = auto, would for this query on every claim).
+SELECT set_config('plan_cache_mode', 'force_generic_plan', true);
 
 -- name: claim_lock
 -- Claims take turns (transaction-scoped advisory lock) so that the category counts below
@@ -184,8 +200,28 @@ SELECT * FROM longops_attempts WHERE operation_id = %(id)s ORDER BY run_no;
 SELECT pg_advisory_xact_lock(7243015001);
 
 -- name: claim_operations
+-- Companies take turns: each company's ready operations are ranked (its turn 1, 2, ...),
+-- and the batch is filled turn by turn, starting with the company served least recently.
+-- So a backlog in one company cannot starve another's single operation, even when a
+-- claim takes one operation at a time. Every company is read only up to the batch size
+-- (LATERAL ... LIMIT on an index that starts with the company), so a claim costs the same
+-- behind a backlog of any size.
 WITH paused AS (
     SELECT name FROM longops_paused_queues
+),
+served AS (
+    -- The active companies this session serves, how many each may still start, and when
+    -- a claim last took from them. Every candidate below carries its company's cap and
+    -- turn, so no later step joins back to this.
+    SELECT c.name AS company, c.served_seq,
+           CASE WHEN c.max_in_process IS NULL THEN %(limit)s
+                ELSE greatest(least(%(limit)s, c.max_in_process - (
+                        SELECT count(*) FROM longops_operations r
+                         WHERE r.company = c.name AND r.status = 'in_process')), 0)
+           END AS cap
+      FROM longops_companies c
+     WHERE c.active
+       AND (%(companies)s::text[] IS NULL OR c.name = ANY(%(companies)s::text[]))
 ),
 busy AS (
     -- Running operations per category: the slots already taken.
@@ -195,14 +231,16 @@ busy AS (
      GROUP BY company, category
 ),
 free_slots AS (
-    SELECT c.company, c.code, c.max_concurrent - coalesce(b.running, 0) AS free
+    SELECT c.company, c.code, s.cap, s.served_seq,
+           least(c.max_concurrent - coalesce(b.running, 0), s.cap) AS free
       FROM longops_categories c
+      JOIN served s ON s.company = c.company AND s.cap > 0
       LEFT JOIN busy b ON b.company = c.company AND b.category = c.code
      WHERE NOT c.paused AND c.max_concurrent > coalesce(b.running, 0)
 ),
 categorized AS (
     -- At most `free` per category, High -> Normal -> Low then FIFO inside it.
-    SELECT pick.id, pick.priority, pick.entry_no
+    SELECT pick.id, f.company, pick.priority, pick.entry_no, f.cap, f.served_seq
       FROM free_slots f
      CROSS JOIN LATERAL (
         SELECT o.id, o.priority, o.entry_no
@@ -214,34 +252,54 @@ categorized AS (
            AND o.queue NOT IN (SELECT name FROM paused)
          ORDER BY o.priority, o.entry_no
          LIMIT f.free
-           FOR UPDATE OF o SKIP LOCKED
      ) pick
 ),
 uncategorized AS (
-    -- Walks longops_operations_ready_fifo in order and stops after `limit` rows.
-    -- SKIP LOCKED: a row an operator is changing right now is left for the next claim
-    -- instead of making this one wait.
-    SELECT o.id, o.priority, o.entry_no
-      FROM longops_operations o
-     WHERE o.status = 'ready' AND o.category IS NULL
-       AND o.earliest_start_at <= %(now)s
-       AND (o.expires_at IS NULL OR o.expires_at > %(now)s)
-       AND o.queue = ANY(%(queues)s::text[])
-       AND o.queue NOT IN (SELECT name FROM paused)
-     ORDER BY o.priority, o.entry_no
-     LIMIT %(limit)s
-       FOR UPDATE SKIP LOCKED
+    -- Per company, walks longops_operations_ready_company in order and stops after `cap`.
+    SELECT pick.id, s.company, pick.priority, pick.entry_no, s.cap, s.served_seq
+      FROM served s
+     CROSS JOIN LATERAL (
+        SELECT o.id, o.priority, o.entry_no
+          FROM longops_operations o
+         WHERE o.status = 'ready' AND o.category IS NULL AND o.company = s.company
+           AND o.earliest_start_at <= %(now)s
+           AND (o.expires_at IS NULL OR o.expires_at > %(now)s)
+           AND o.queue = ANY(%(queues)s::text[])
+           AND o.queue NOT IN (SELECT name FROM paused)
+         ORDER BY o.priority, o.entry_no
+         LIMIT s.cap
+     ) pick
+),
+ranked AS (
+    SELECT c.id, c.company, c.priority, c.entry_no, c.cap, c.served_seq,
+           row_number() OVER (PARTITION BY c.company ORDER BY c.priority, c.entry_no) AS turn
+      FROM (SELECT * FROM categorized UNION ALL SELECT * FROM uncategorized) c
 ),
 chosen AS (
-    SELECT id FROM (
-        SELECT * FROM categorized
-        UNION ALL
-        SELECT * FROM uncategorized
-    ) candidates
-    -- A session declared lost (or draining) claims nothing, even before it notices.
-    WHERE EXISTS (SELECT 1 FROM longops_sessions s WHERE s.id = %(session_id)s AND s.state = 'active')
-    ORDER BY priority, entry_no
-    LIMIT %(limit)s
+    SELECT id
+      FROM ranked
+     WHERE turn <= cap
+       -- A session declared lost (or draining) claims nothing, even before it notices.
+       AND EXISTS (SELECT 1 FROM longops_sessions x WHERE x.id = %(session_id)s AND x.state = 'active')
+     ORDER BY turn, served_seq, priority, entry_no
+     LIMIT %(limit)s
+),
+locked AS (
+    -- Only the chosen rows are locked, each found by its id (LATERAL keeps the planner
+    -- from scanning the ready rows to match them). SKIP LOCKED: a row an operator is
+    -- changing right now is left for the next claim instead of making this one wait; a
+    -- row changed since this statement's snapshot is checked again against the conditions.
+    SELECT l.id
+      FROM chosen c
+     CROSS JOIN LATERAL (
+        SELECT o.id
+          FROM longops_operations o
+         WHERE o.id = c.id
+           AND o.status = 'ready'
+           AND o.earliest_start_at <= %(now)s
+           AND (o.expires_at IS NULL OR o.expires_at > %(now)s)
+           FOR UPDATE SKIP LOCKED
+     ) l
 ),
 claimed AS (
     -- A new lease token per claim: whoever held the previous one can no longer write.
@@ -260,7 +318,7 @@ claimed AS (
         cancel_mode = NULL,
         cancel_overdue_at = NULL,
         updated_at = %(now)s
-      FROM chosen c
+      FROM locked c
      WHERE o.id = c.id
     RETURNING o.*
 ),
@@ -276,6 +334,13 @@ timeline AS (
     SELECT id, company, %(now)s, 'attempt_started', run_count,
            json_build_object('session_id', session_id, 'attempt', attempt_count)
       FROM claimed
+),
+turned AS (
+    -- The companies served now go to the back of the line for the next claim; when only
+    -- one company had work there is no line, and the write is saved.
+    UPDATE longops_companies SET served_seq = (SELECT max(served_seq) + 1 FROM longops_companies)
+     WHERE name IN (SELECT company FROM claimed)
+       AND (SELECT count(DISTINCT company) FROM ranked) > 1
 )
 SELECT * FROM claimed;
 
@@ -356,11 +421,12 @@ SELECT id, lease_token FROM op;
 -- name: next_due_at
 SELECT min(earliest_start_at) AS due FROM longops_operations
  WHERE status = 'ready' AND queue = ANY(%(queues)s::text[])
-   AND queue NOT IN (SELECT name FROM longops_paused_queues);
+   AND queue NOT IN (SELECT name FROM longops_paused_queues)
+   AND (%(companies)s::text[] IS NULL OR company = ANY(%(companies)s::text[]));
 
 -- name: insert_session
-INSERT INTO longops_sessions (id, host, pid, queues, concurrency, state, started_at, last_heartbeat_at)
-VALUES (%(id)s, %(host)s, %(pid)s, %(queues)s, %(concurrency)s, %(state)s, %(started_at)s, %(started_at)s);
+INSERT INTO longops_sessions (id, host, pid, queues, concurrency, state, started_at, last_heartbeat_at, companies)
+VALUES (%(id)s, %(host)s, %(pid)s, %(queues)s, %(concurrency)s, %(state)s, %(started_at)s, %(started_at)s, %(companies)s);
 
 -- name: heartbeat
 -- Only a live session can beat; a lost one learns its state from the follow-up read.
@@ -574,7 +640,15 @@ SELECT company, category, id FROM longops_operations
 SELECT * FROM longops_categories ORDER BY company, code;
 
 -- name: served_queues
-SELECT DISTINCT unnest(queues) AS name FROM longops_sessions WHERE state = 'active';
+-- Which queues live sessions serve, and for which companies (NULL: every company).
+SELECT DISTINCT q.name, s.companies
+  FROM longops_sessions s CROSS JOIN LATERAL unnest(s.queues) AS q(name)
+ WHERE s.state = 'active';
+
+-- name: running_per_company
+SELECT company, count(*) AS running FROM longops_operations
+ WHERE status = 'in_process'
+ GROUP BY company;
 
 -- name: recent_durations
 -- How long the task's last successful runs took (the ETA before any progress). Reads at
@@ -592,3 +666,154 @@ SELECT extract(epoch FROM ended_at - started_at) AS seconds
 SELECT company, run_count, stalled_at FROM longops_operations
  WHERE id = %(id)s AND status = 'in_process' AND lease_token = %(lease_token)s
    FOR UPDATE;
+-- name: set_scope
+-- Row-level security: which companies this transaction may see ('*' for all).
+SELECT set_config('longops.companies', %(companies)s, true);
+
+-- name: rls_enabled
+SELECT coalesce((SELECT relrowsecurity FROM pg_class WHERE oid = to_regclass('longops_operations')), false) AS enabled;
+
+-- name: enable_row_level_security
+-- FORCE: the policies hold for the tables' owner too (the application's role usually is).
+ALTER TABLE longops_companies ENABLE ROW LEVEL SECURITY;
+ALTER TABLE longops_companies FORCE ROW LEVEL SECURITY;
+ALTER TABLE longops_categories ENABLE ROW LEVEL SECURITY;
+ALTER TABLE longops_categories FORCE ROW LEVEL SECURITY;
+ALTER TABLE longops_operations ENABLE ROW LEVEL SECURITY;
+ALTER TABLE longops_operations FORCE ROW LEVEL SECURITY;
+ALTER TABLE longops_attempts ENABLE ROW LEVEL SECURITY;
+ALTER TABLE longops_attempts FORCE ROW LEVEL SECURITY;
+ALTER TABLE longops_operation_events ENABLE ROW LEVEL SECURITY;
+ALTER TABLE longops_operation_events FORCE ROW LEVEL SECURITY;
+ALTER TABLE longops_memberships ENABLE ROW LEVEL SECURITY;
+ALTER TABLE longops_memberships FORCE ROW LEVEL SECURITY;
+ALTER TABLE longops_audit_log ENABLE ROW LEVEL SECURITY;
+ALTER TABLE longops_audit_log FORCE ROW LEVEL SECURITY;
+
+-- name: insert_audit
+INSERT INTO longops_audit_log (company, at, actor, front_end, action, target, details)
+VALUES (%(company)s, %(at)s, %(actor)s, %(front_end)s, %(action)s, %(target)s, %(details)s);
+
+-- name: list_audit
+SELECT * FROM longops_audit_log
+ WHERE ((%(companies)s::text[] IS NULL AND company IS NOT NULL) OR company = ANY(%(companies)s::text[])
+        OR (%(include_global)s AND company IS NULL))
+   AND (%(before_id)s::bigint IS NULL OR id < %(before_id)s)
+ ORDER BY id DESC
+ LIMIT %(limit)s;
+
+-- name: insert_user
+INSERT INTO longops_users (name, display_name, password_hash, state, is_super, created_at, updated_at)
+VALUES (%(name)s, %(display_name)s, %(password_hash)s, %(state)s, %(is_super)s, %(created_at)s, %(created_at)s)
+ON CONFLICT (name) DO NOTHING
+RETURNING name;
+
+-- name: get_user
+SELECT name, display_name, state, is_super, created_at, disabled_at,
+       password_hash IS NOT NULL AS has_password
+  FROM longops_users WHERE name = %(name)s;
+
+-- name: list_users
+SELECT name, display_name, state, is_super, created_at, disabled_at,
+       password_hash IS NOT NULL AS has_password
+  FROM longops_users ORDER BY name;
+
+-- name: list_memberships
+SELECT user_name, company, permission_set FROM longops_memberships
+ WHERE %(name)s::text IS NULL OR user_name = %(name)s
+ ORDER BY user_name, company, permission_set;
+
+-- name: get_password_hash
+SELECT password_hash FROM longops_users WHERE name = %(name)s;
+
+-- name: set_password_hash
+UPDATE longops_users SET password_hash = %(password_hash)s, updated_at = %(at)s
+ WHERE name = %(name)s
+RETURNING name;
+
+-- name: set_user_state
+UPDATE longops_users SET state = %(state)s, updated_at = %(at)s,
+       disabled_at = CASE WHEN %(state)s = 'disabled' THEN %(at)s ELSE NULL END
+ WHERE name = %(name)s
+RETURNING name;
+
+-- name: set_user_super
+UPDATE longops_users SET is_super = %(is_super)s, updated_at = %(at)s
+ WHERE name = %(name)s
+RETURNING name;
+
+-- name: delete_user
+DELETE FROM longops_users WHERE name = %(name)s RETURNING name;
+
+-- name: insert_membership
+INSERT INTO longops_memberships (user_name, company, permission_set, granted_at)
+VALUES (%(name)s, %(company)s, %(permission_set)s, %(at)s)
+ON CONFLICT DO NOTHING
+RETURNING user_name;
+
+-- name: delete_membership
+DELETE FROM longops_memberships
+ WHERE user_name = %(name)s AND company = %(company)s AND permission_set = %(permission_set)s
+RETURNING user_name;
+
+-- name: active_users
+SELECT name FROM longops_users WHERE state = 'active' AND name = ANY(%(names)s::text[]);
+
+-- name: insert_token
+INSERT INTO longops_api_tokens (id, user_name, name, token_hash, created_at, expires_at)
+VALUES (%(id)s, %(user_name)s, %(name)s, %(token_hash)s, %(created_at)s, %(expires_at)s)
+ON CONFLICT (user_name, name) WHERE revoked_at IS NULL DO NOTHING
+RETURNING id;
+
+-- name: get_token
+SELECT t.*, u.state AS user_state
+  FROM longops_api_tokens t JOIN longops_users u ON u.name = t.user_name
+ WHERE t.id = %(id)s;
+
+-- name: touch_token
+-- At most one write per token per interval, however often it is used.
+UPDATE longops_api_tokens SET last_used_at = %(at)s
+ WHERE id = %(id)s AND (last_used_at IS NULL OR last_used_at < %(not_since)s);
+
+-- name: list_tokens
+SELECT * FROM longops_api_tokens WHERE user_name = %(user_name)s ORDER BY created_at, name;
+
+-- name: revoke_token
+UPDATE longops_api_tokens SET revoked_at = %(at)s
+ WHERE id = %(id)s AND revoked_at IS NULL
+RETURNING id;
+
+-- name: personal_operations
+SELECT * FROM longops_operations
+ WHERE user_name = %(name)s OR cancel_requested_by = %(name)s
+ ORDER BY entry_no;
+
+-- name: personal_attempts
+SELECT * FROM longops_attempts WHERE user_name = %(name)s ORDER BY entry_no;
+
+-- name: personal_audit
+SELECT * FROM longops_audit_log WHERE actor = %(name)s OR target = %(target)s ORDER BY id;
+
+-- name: forget_operations
+UPDATE longops_operations SET
+    user_name = CASE WHEN user_name = %(name)s THEN %(pseudonym)s ELSE user_name END,
+    cancel_requested_by = CASE WHEN cancel_requested_by = %(name)s THEN %(pseudonym)s ELSE cancel_requested_by END
+ WHERE user_name = %(name)s OR cancel_requested_by = %(name)s;
+
+-- name: forget_attempts
+UPDATE longops_attempts SET user_name = %(pseudonym)s WHERE user_name = %(name)s;
+
+-- name: forget_audit
+UPDATE longops_audit_log SET
+    actor = CASE WHEN actor = %(name)s THEN %(pseudonym)s ELSE actor END,
+    target = CASE WHEN target = %(target)s THEN %(pseudonym_target)s ELSE target END
+ WHERE actor = %(name)s OR target = %(target)s;
+
+-- name: personal_events
+SELECT * FROM longops_operation_events WHERE data->>'by' = %(name)s ORDER BY id;
+
+-- name: forget_events
+-- Only the timeline's "by" names a user; jsonb merges the pseudonym in.
+UPDATE longops_operation_events
+   SET data = (data::jsonb || jsonb_build_object('by', %(pseudonym)s::text))::json
+ WHERE data->>'by' = %(name)s;

@@ -7,18 +7,21 @@ SELECT * FROM longops_companies WHERE name = :name;
 
 -- name: get_operation_by_entry_no
 SELECT * FROM longops_operations
- WHERE entry_no = :entry_no AND (:company IS NULL OR company = :company);
+ WHERE entry_no = :entry_no AND (:company IS NULL OR company = :company)
+   AND (:companies IS NULL OR company IN (SELECT value FROM json_each(:companies)));
 
 -- name: upsert_company
-INSERT INTO longops_companies (name, display_name, time_zone, active)
-VALUES (:name, :display_name, :time_zone, :active)
+INSERT INTO longops_companies (name, display_name, time_zone, active, max_in_process)
+VALUES (:name, :display_name, :time_zone, :active, :max_in_process)
 ON CONFLICT (name) DO UPDATE
    SET display_name = excluded.display_name, time_zone = excluded.time_zone,
-       active = excluded.active
+       active = excluded.active, max_in_process = excluded.max_in_process
 RETURNING *;
 
 -- name: list_companies
-SELECT * FROM longops_companies ORDER BY name;
+SELECT * FROM longops_companies
+ WHERE :companies IS NULL OR name IN (SELECT value FROM json_each(:companies))
+ ORDER BY name;
 
 -- name: upsert_category
 INSERT INTO longops_categories (company, code, description, max_concurrent, paused)
@@ -50,12 +53,12 @@ INSERT INTO longops_operations (
     id, company, task, args, description, queue, category, priority, status,
     earliest_start_at, expires_at, max_attempts, rerun_delay, retry_policy, timeout_seconds,
     recurrence, user_name, created_at, updated_at, ready_at, dedup_key, labels,
-    stall_after_seconds)
+    stall_after_seconds, required_permission)
 VALUES (
     :id, :company, :task, :args, :description, :queue, :category, :priority, :status,
     :earliest_start_at, :expires_at, :max_attempts, :rerun_delay, :retry_policy,
     :timeout_seconds, :recurrence, :user_name, :created_at, :created_at, :ready_at,
-    :dedup_key, :labels, :stall_after_seconds)
+    :dedup_key, :labels, :stall_after_seconds, :required_permission)
 ON CONFLICT (company, dedup_key) WHERE dedup_key IS NOT NULL AND status IN ('on_hold', 'ready', 'in_process')
 DO NOTHING
 RETURNING *;
@@ -67,11 +70,13 @@ SELECT * FROM longops_operations
 
 -- name: get_operation
 SELECT * FROM longops_operations
- WHERE id = :id AND (:company IS NULL OR company = :company);
+ WHERE id = :id AND (:company IS NULL OR company = :company)
+   AND (:companies IS NULL OR company IN (SELECT value FROM json_each(:companies)));
 
 -- name: list_operations
 SELECT * FROM longops_operations
  WHERE (:company IS NULL OR company = :company)
+   AND (:companies IS NULL OR company IN (SELECT value FROM json_each(:companies)))
    AND (:statuses = '[]' OR status IN (SELECT value FROM json_each(:statuses)))
    AND (:task IS NULL OR task = :task)
    AND (:category IS NULL OR category = :category)
@@ -83,6 +88,7 @@ SELECT * FROM longops_operations
 -- name: count_operations
 SELECT status, count(*) AS n FROM longops_operations
  WHERE (:company IS NULL OR company = :company)
+   AND (:companies IS NULL OR company IN (SELECT value FROM json_each(:companies)))
  GROUP BY status;
 
 -- name: apply_action
@@ -150,57 +156,97 @@ DELETE FROM longops_operations
 RETURNING id;
 
 -- name: list_attempts
-SELECT * FROM longops_attempts WHERE operation_id = :id ORDER BY run_no;
+SELECT * FROM longops_attempts
+ WHERE operation_id = :id AND (:companies IS NULL OR company IN (SELECT value FROM json_each(:companies)))
+ ORDER BY run_no;
 
 -- name: claim_operations
--- Differs from PostgreSQL: no FOR UPDATE SKIP LOCKED and no LATERAL. The caller holds
--- the database's single write lock (BEGIN IMMEDIATE), so no other claim can interleave,
--- and a window function ranks each category's ready operations instead of LATERAL.
+-- Companies take turns as on PostgreSQL (see there). Differs from PostgreSQL: no FOR
+-- UPDATE SKIP LOCKED and no LATERAL. The caller holds the database's single write lock
+-- (BEGIN IMMEDIATE), so no other claim can interleave. In place of LATERAL, each company's
+-- (and each category's) candidates come from a correlated `entry_no IN (... LIMIT)`
+-- subquery, which SQLite runs once per company as a bounded walk of an index in claim
+-- order (LIMIT cannot name an outer column, so it is the batch size; `turn <= cap` then
+-- applies the company's own cap).
 WITH paused AS (
     SELECT name FROM longops_paused_queues
 ),
-served AS (
+queues AS (
     SELECT value AS name FROM json_each(:queues)
 ),
-busy AS (
-    SELECT company, category, count(*) AS running
-      FROM longops_operations
-     WHERE status = 'in_process' AND category IS NOT NULL
-     GROUP BY company, category
+served AS (
+    -- The active companies this session serves, how many each may still start, and when
+    -- a claim last took from them. Every row below carries its company's cap and turn, so
+    -- no later step joins back to this.
+    SELECT c.name AS company, c.served_seq,
+           CASE WHEN c.max_in_process IS NULL THEN :limit
+                ELSE max(min(:limit, c.max_in_process - (
+                        SELECT count(*) FROM longops_operations r
+                         WHERE r.company = c.name AND r.status = 'in_process')), 0)
+           END AS cap
+      FROM longops_companies c
+     WHERE c.active
+       AND (:companies IS NULL OR c.name IN (SELECT value FROM json_each(:companies)))
 ),
 free_slots AS (
-    SELECT c.company, c.code, c.max_concurrent - coalesce(b.running, 0) AS free
-      FROM longops_categories c
-      LEFT JOIN busy b ON b.company = c.company AND b.category = c.code
-     WHERE NOT c.paused AND c.max_concurrent > coalesce(b.running, 0)
+    -- Slots left per category; counted per category row (through the busy index) rather
+    -- than grouped up front, so a company without categories pays nothing for them.
+    SELECT company, code, cap, served_seq, min(max_concurrent - running, cap) AS free FROM (
+        SELECT c.company, c.code, c.max_concurrent, s.cap, s.served_seq,
+               (SELECT count(*) FROM longops_operations b INDEXED BY longops_operations_busy
+                 WHERE b.status = 'in_process' AND b.category IS NOT NULL
+                   AND b.company = c.company AND b.category = c.code) AS running
+          FROM longops_categories c
+          JOIN served s ON s.company = c.company AND s.cap > 0
+         WHERE NOT c.paused
+    ) WHERE max_concurrent > running
+),
+categorized AS (
+    -- At most `free` per category, High -> Normal -> Low then FIFO inside it.
+    SELECT entry_no, company, priority, cap, served_seq FROM (
+        SELECT o.entry_no, o.company, o.priority, f.cap, f.served_seq, f.free,
+               row_number() OVER (PARTITION BY o.company, o.category ORDER BY o.priority, o.entry_no) AS rn
+          FROM free_slots f, longops_operations o
+         WHERE o.entry_no IN (
+                SELECT x.entry_no FROM longops_operations x INDEXED BY longops_operations_ready_category
+                 WHERE x.status = 'ready' AND x.category IS NOT NULL
+                   AND x.company = f.company AND x.category = f.code
+                   AND x.earliest_start_at <= :now
+                   AND (x.expires_at IS NULL OR x.expires_at > :now)
+                   AND x.queue IN (SELECT name FROM queues)
+                   AND x.queue NOT IN (SELECT name FROM paused)
+                 ORDER BY x.priority, x.entry_no
+                 LIMIT :limit)
+    ) WHERE rn <= free
+),
+uncategorized AS (
+    -- INDEXED BY: walk the index that is already in claim order and stop after the
+    -- batch. Left to itself the planner may pick the due-time index and sort every
+    -- due row, which costs milliseconds per claim once thousands are ready.
+    SELECT o.entry_no, o.company, o.priority, s.cap, s.served_seq
+      FROM served s, longops_operations o
+     WHERE s.cap > 0
+       AND o.entry_no IN (
+            SELECT x.entry_no FROM longops_operations x INDEXED BY longops_operations_ready_company
+             WHERE x.status = 'ready' AND x.category IS NULL AND x.company = s.company
+               AND x.queue IN (SELECT name FROM queues)
+               AND x.earliest_start_at <= :now
+               AND (x.expires_at IS NULL OR x.expires_at > :now)
+               AND x.queue NOT IN (SELECT name FROM paused)
+             ORDER BY x.priority, x.entry_no
+             LIMIT :limit)
 ),
 ranked AS (
-    SELECT o.entry_no, o.priority, f.free,
-           row_number() OVER (PARTITION BY o.company, o.category ORDER BY o.priority, o.entry_no) AS rn
-      FROM longops_operations o INDEXED BY longops_operations_ready_category
-      JOIN free_slots f ON f.company = o.company AND f.code = o.category
-     WHERE o.status = 'ready' AND o.category IS NOT NULL
-       AND o.earliest_start_at <= :now
-       AND (o.expires_at IS NULL OR o.expires_at > :now)
-       AND o.queue IN (SELECT name FROM served)
-       AND o.queue NOT IN (SELECT name FROM paused)
+    SELECT c.entry_no, c.priority, c.cap, c.served_seq,
+           row_number() OVER (PARTITION BY c.company ORDER BY c.priority, c.entry_no) AS turn
+      FROM (SELECT * FROM categorized UNION ALL SELECT * FROM uncategorized) c
 ),
-candidates AS (
-    SELECT entry_no, priority FROM ranked WHERE rn <= free
-    UNION ALL
-    SELECT entry_no, priority FROM (
-        -- INDEXED BY: walk the index that is already in claim order and stop after the
-        -- batch. Left to itself the planner may pick the due-time index and sort every
-        -- due row, which costs milliseconds per claim once thousands are ready.
-        SELECT o.entry_no, o.priority
-          FROM longops_operations o INDEXED BY longops_operations_ready_fifo
-         WHERE o.status = 'ready' AND o.category IS NULL
-           AND o.queue IN (SELECT name FROM served)
-           AND o.earliest_start_at <= :now
-           AND (o.expires_at IS NULL OR o.expires_at > :now)
-           AND o.queue NOT IN (SELECT name FROM paused)
-         ORDER BY o.priority, o.entry_no
-         LIMIT :limit)
+chosen AS (
+    SELECT entry_no
+      FROM ranked
+     WHERE turn <= cap
+     ORDER BY turn, served_seq, priority, entry_no
+     LIMIT :limit
 )
 UPDATE longops_operations SET
     status = 'in_process',
@@ -217,10 +263,17 @@ UPDATE longops_operations SET
     cancel_mode = NULL,
     cancel_overdue_at = NULL,
     updated_at = :now
- WHERE entry_no IN (SELECT entry_no FROM candidates ORDER BY priority, entry_no LIMIT :limit)
+ WHERE entry_no IN (SELECT entry_no FROM chosen)
    -- A session declared lost (or draining) claims nothing, even before it notices.
    AND EXISTS (SELECT 1 FROM longops_sessions s WHERE s.id = :session_id AND s.state = 'active')
 RETURNING *;
+
+-- name: mark_companies_served
+-- The companies served now go to the back of the line for the next claim; with one active
+-- company there is no line, and the write is saved.
+UPDATE longops_companies SET served_seq = (SELECT max(served_seq) + 1 FROM longops_companies)
+ WHERE name IN (SELECT value FROM json_each(:companies))
+   AND (SELECT count(*) FROM longops_companies WHERE active) > 1;
 
 -- name: insert_claimed_attempts
 -- The attempt row of each operation just claimed (ids: a JSON array), committed with the
@@ -292,11 +345,12 @@ UPDATE longops_attempts SET
 -- name: next_due_at
 SELECT min(earliest_start_at) AS due FROM longops_operations
  WHERE status = 'ready' AND queue IN (SELECT value FROM json_each(:queues))
-   AND queue NOT IN (SELECT name FROM longops_paused_queues);
+   AND queue NOT IN (SELECT name FROM longops_paused_queues)
+   AND (:companies IS NULL OR company IN (SELECT value FROM json_each(:companies)));
 
 -- name: insert_session
-INSERT INTO longops_sessions (id, host, pid, queues, concurrency, state, started_at, last_heartbeat_at)
-VALUES (:id, :host, :pid, :queues, :concurrency, :state, :started_at, :started_at);
+INSERT INTO longops_sessions (id, host, pid, queues, concurrency, state, started_at, last_heartbeat_at, companies)
+VALUES (:id, :host, :pid, :queues, :concurrency, :state, :started_at, :started_at, :companies);
 
 -- name: heartbeat
 UPDATE longops_sessions SET last_heartbeat_at = :at
@@ -468,8 +522,13 @@ SELECT company, category, id FROM longops_operations
 SELECT * FROM longops_categories ORDER BY company, code;
 
 -- name: served_queues
-SELECT DISTINCT q.value AS name FROM longops_sessions s, json_each(s.queues) q
+SELECT DISTINCT q.value AS name, s.companies FROM longops_sessions s, json_each(s.queues) q
  WHERE s.state = 'active';
+
+-- name: running_per_company
+SELECT company, count(*) AS running FROM longops_operations
+ WHERE status = 'in_process'
+ GROUP BY company;
 
 -- name: recent_durations
 SELECT (julianday(ended_at) - julianday(started_at)) * 86400.0 AS seconds
@@ -483,3 +542,129 @@ SELECT (julianday(ended_at) - julianday(started_at)) * 86400.0 AS seconds
 -- A running operation's row while its run holds the lease (SQLite's single writer already excludes others).
 SELECT company, run_count, stalled_at FROM longops_operations
  WHERE id = :id AND status = 'in_process' AND lease_token = :lease_token;
+-- name: insert_audit
+INSERT INTO longops_audit_log (company, at, actor, front_end, action, target, details)
+VALUES (:company, :at, :actor, :front_end, :action, :target, :details);
+
+-- name: list_audit
+SELECT * FROM longops_audit_log
+ WHERE ((:companies IS NULL AND company IS NOT NULL)
+        OR company IN (SELECT value FROM json_each(coalesce(:companies, '[]')))
+        OR (:include_global AND company IS NULL))
+   AND (:before_id IS NULL OR id < :before_id)
+ ORDER BY id DESC
+ LIMIT :limit;
+
+-- name: insert_user
+INSERT INTO longops_users (name, display_name, password_hash, state, is_super, created_at, updated_at)
+VALUES (:name, :display_name, :password_hash, :state, :is_super, :created_at, :created_at)
+ON CONFLICT (name) DO NOTHING
+RETURNING name;
+
+-- name: get_user
+SELECT name, display_name, state, is_super, created_at, disabled_at,
+       password_hash IS NOT NULL AS has_password
+  FROM longops_users WHERE name = :name;
+
+-- name: list_users
+SELECT name, display_name, state, is_super, created_at, disabled_at,
+       password_hash IS NOT NULL AS has_password
+  FROM longops_users ORDER BY name;
+
+-- name: list_memberships
+SELECT user_name, company, permission_set FROM longops_memberships
+ WHERE :name IS NULL OR user_name = :name
+ ORDER BY user_name, company, permission_set;
+
+-- name: get_password_hash
+SELECT password_hash FROM longops_users WHERE name = :name;
+
+-- name: set_password_hash
+UPDATE longops_users SET password_hash = :password_hash, updated_at = :at
+ WHERE name = :name
+RETURNING name;
+
+-- name: set_user_state
+UPDATE longops_users SET state = :state, updated_at = :at,
+       disabled_at = CASE WHEN :state = 'disabled' THEN :at ELSE NULL END
+ WHERE name = :name
+RETURNING name;
+
+-- name: set_user_super
+UPDATE longops_users SET is_super = :is_super, updated_at = :at
+ WHERE name = :name
+RETURNING name;
+
+-- name: delete_user
+DELETE FROM longops_users WHERE name = :name RETURNING name;
+
+-- name: insert_membership
+INSERT INTO longops_memberships (user_name, company, permission_set, granted_at)
+VALUES (:name, :company, :permission_set, :at)
+ON CONFLICT DO NOTHING
+RETURNING user_name;
+
+-- name: delete_membership
+DELETE FROM longops_memberships
+ WHERE user_name = :name AND company = :company AND permission_set = :permission_set
+RETURNING user_name;
+
+-- name: active_users
+SELECT name FROM longops_users
+ WHERE state = 'active' AND name IN (SELECT value FROM json_each(:names));
+
+-- name: insert_token
+INSERT INTO longops_api_tokens (id, user_name, name, token_hash, created_at, expires_at)
+VALUES (:id, :user_name, :name, :token_hash, :created_at, :expires_at)
+ON CONFLICT (user_name, name) WHERE revoked_at IS NULL DO NOTHING
+RETURNING id;
+
+-- name: get_token
+SELECT t.*, u.state AS user_state
+  FROM longops_api_tokens t JOIN longops_users u ON u.name = t.user_name
+ WHERE t.id = :id;
+
+-- name: touch_token
+UPDATE longops_api_tokens SET last_used_at = :at
+ WHERE id = :id AND (last_used_at IS NULL OR last_used_at < :not_since);
+
+-- name: list_tokens
+SELECT * FROM longops_api_tokens WHERE user_name = :user_name ORDER BY created_at, name;
+
+-- name: revoke_token
+UPDATE longops_api_tokens SET revoked_at = :at
+ WHERE id = :id AND revoked_at IS NULL
+RETURNING id;
+
+-- name: personal_operations
+SELECT * FROM longops_operations
+ WHERE user_name = :name OR cancel_requested_by = :name
+ ORDER BY entry_no;
+
+-- name: personal_attempts
+SELECT * FROM longops_attempts WHERE user_name = :name ORDER BY entry_no;
+
+-- name: personal_audit
+SELECT * FROM longops_audit_log WHERE actor = :name OR target = :target ORDER BY id;
+
+-- name: forget_operations
+UPDATE longops_operations SET
+    user_name = CASE WHEN user_name = :name THEN :pseudonym ELSE user_name END,
+    cancel_requested_by = CASE WHEN cancel_requested_by = :name THEN :pseudonym ELSE cancel_requested_by END
+ WHERE user_name = :name OR cancel_requested_by = :name;
+
+-- name: forget_attempts
+UPDATE longops_attempts SET user_name = :pseudonym WHERE user_name = :name;
+
+-- name: forget_audit
+UPDATE longops_audit_log SET
+    actor = CASE WHEN actor = :name THEN :pseudonym ELSE actor END,
+    target = CASE WHEN target = :target THEN :pseudonym_target ELSE target END
+ WHERE actor = :name OR target = :target;
+
+-- name: personal_events
+SELECT * FROM longops_operation_events WHERE json_extract(data, '$.by') = :name ORDER BY id;
+
+-- name: forget_events
+UPDATE longops_operation_events SET data = json_set(data, '$.by', :pseudonym)
+ WHERE json_extract(data, '$.by') = :name;

@@ -1,0 +1,448 @@
+"""SecurityService: users, permission sets, API tokens, the audit log, personal data.
+
+Like ``OperationService`` every method runs for an actor under the permission table. It
+also turns a user name, a password or an API token into the :class:`Actor` that the other
+methods act for.
+
+Passwords are hashed with Argon2id (argon2-cffi); tokens are random, shown once, and kept
+as a SHA-256 hash (``domain.users``). A disabled user's tokens stop working at once because
+every use reads the user's state with the token.
+
+Example::
+
+    security = SecurityService(store, SystemClock()).as_actor(Actor.local())
+    security.add_user("alice", grants=[("CRONUS", PermissionSet.USER)], password="s3cret-pw")
+    token, text = security.create_token("alice", name="ci")
+    alice = security.authenticate_token(text)         # Actor for alice, front end "api"
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from longops.core.access import ActorBound, acting, require
+from longops.domain.clock import Clock
+from longops.domain.errors import NotFound, PermissionDenied, ValidationError
+from longops.domain.operation import _check_name
+from longops.domain.security import (
+    Actor,
+    FrontEnd,
+    PermissionSet,
+    Verdict,
+    companies_for,
+    decide,
+)
+from longops.domain.users import (
+    ApiToken,
+    AuditEntry,
+    User,
+    UserState,
+    check_user_name,
+    new_pseudonym,
+    new_token_text,
+    parse_token,
+    token_hash,
+    token_matches,
+    user_target,
+)
+from longops.store.base import Store
+
+DEFAULT_TOKEN_LIFETIME = timedelta(days=90)
+MAX_TOKEN_LIFETIME = timedelta(days=3660)
+TOUCH_INTERVAL = timedelta(minutes=1)
+"""A token's last_used_at is written at most this often: using a token stays a read."""
+MIN_PASSWORD = 8
+MAX_PASSWORD = 1024
+
+Grant = tuple[str, PermissionSet]
+
+
+class SecurityService(ActorBound):
+    """Users, grants, tokens, audit and personal data; see the module docstring."""
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        *,
+        actor: Actor | None = None,
+        hasher: PasswordHasher | None = None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.actor = actor
+        self.hasher = hasher or PasswordHasher()
+
+    # -- who acts ----------------------------------------------------------------------------
+    def actor_for(self, name: str, front_end: FrontEnd = FrontEnd.LIBRARY) -> Actor:
+        """The actor of an existing, active user (what ``--as NAME`` acts as).
+
+        Example::
+
+            alice = security.actor_for("alice", FrontEnd.CLI)
+        """
+        user = self.store.get_user(check_user_name(name))
+        if user is None:
+            raise NotFound("user", name)
+        if not user.active:
+            raise PermissionDenied(name, "act", "", "the user is disabled")
+        return _actor(user, front_end)
+
+    def authenticate_token(self, text: str, front_end: FrontEnd = FrontEnd.API) -> Actor:
+        """The actor a bearer token stands for. Revoked and expired tokens, and the tokens
+        of disabled users, are refused with the same words as an unknown token."""
+        token_id = parse_token(text)
+        found = self.store.get_token(token_id) if token_id is not None else None
+        refused = PermissionDenied("this token", "be used", "", "it is unknown, revoked or expired")
+        if found is None:
+            raise refused
+        token, stored_hash, state = found
+        now = self.clock.now()
+        if not token_matches(text, stored_hash) or not token.usable_at(now):
+            raise refused
+        if state is not UserState.ACTIVE:
+            raise refused
+        self.store.touch_token(token.id, now, now - TOUCH_INTERVAL)
+        user = self.store.get_user(token.user)
+        if user is None or not user.active:  # deleted or disabled in between
+            raise refused
+        return _actor(user, front_end)
+
+    def authenticate_password(
+        self, name: str, password: str, front_end: FrontEnd = FrontEnd.WEB
+    ) -> Actor:
+        """The actor of a user who proves the password (for the pages' sign-in)."""
+        refused = PermissionDenied(name, "sign in", "", "wrong user name or password")
+        stored = self.store.get_password_hash(name) if isinstance(name, str) else None
+        if stored is None:
+            raise refused
+        try:
+            self.hasher.verify(stored, password)
+        except (VerificationError, InvalidHashError):
+            raise refused from None
+        if self.hasher.check_needs_rehash(stored):
+            self.store.set_password_hash(name, self.hasher.hash(password), self.clock.now())
+        user = self.store.get_user(name)
+        if user is None or not user.active:
+            raise refused
+        return _actor(user, front_end)
+
+    # -- users -------------------------------------------------------------------------------
+    @acting
+    def add_user(
+        self,
+        name: str,
+        *,
+        display_name: str | None = None,
+        password: str | None = None,
+        grants: Iterable[Grant] = (),
+        is_super: bool = False,
+        actor: Actor | None = None,
+    ) -> User:
+        """Create a user with permission sets per company (and SUPER, which is global).
+
+        Example::
+
+            security.add_user("bob", grants=[("CRONUS", PermissionSet.ADMIN)])
+        """
+        who = self._who(actor)
+        require(who, "add_user", target=f"user {name}")
+        check_user_name(name)
+        if display_name is not None and len(display_name) > 250:
+            raise ValidationError("display_name", "must be at most 250 characters")
+        pairs = self._check_grants(grants)
+        password_hash = None if password is None else self.hasher.hash(_password(password))
+        user = User(
+            name=name,
+            display_name=display_name or name,
+            state=UserState.ACTIVE,
+            is_super=is_super,
+            created_at=self.clock.now(),
+            disabled_at=None,
+            has_password=password is not None,
+            grants=pairs,
+        )
+        details = {
+            "super": is_super,
+            "permission_sets": [{"company": c, "permission_set": s.value} for c, s in pairs],
+        }
+        audit = self._entry(who, "add_user", user_target(name), None, details)
+        if not self.store.insert_user(user, password_hash, audit=audit):
+            raise ValidationError("name", "is taken by another user", name)
+        return user
+
+    def _check_grants(self, grants: Iterable[Grant]) -> tuple[Grant, ...]:
+        pairs = set()
+        for company, permission_set in grants:
+            _check_name("company", company)
+            chosen = PermissionSet.parse(permission_set)
+            if chosen is PermissionSet.SUPER:
+                raise ValidationError(
+                    "permission_set", "SUPER is global: give it without a company", company
+                )
+            if self.store.get_company(company) is None:
+                raise ValidationError("company", "must be an existing company", company)
+            pairs.add((company, chosen))
+        return tuple(sorted(pairs))
+
+    @acting
+    def list_users(self, *, actor: Actor | None = None) -> list[User]:
+        require(self._who(actor), "list_users", target="")
+        return self.store.list_users()
+
+    @acting
+    def get_user(self, name: str, *, actor: Actor | None = None) -> User:
+        """A user's record; a user may read their own, SUPER anyone's."""
+        who = self._who(actor)
+        if who.user != name:
+            require(who, "list_users", target=f"user {name}")
+        return self._user(name)
+
+    def _user(self, name: str) -> User:
+        user = self.store.get_user(name)
+        if user is None:
+            raise NotFound("user", name)
+        return user
+
+    @acting
+    def disable_user(self, name: str, *, actor: Actor | None = None) -> User:
+        """Disable a user: their tokens stop working at once, their operations are flagged."""
+        return self._set_state(name, UserState.DISABLED, self._who(actor))
+
+    @acting
+    def enable_user(self, name: str, *, actor: Actor | None = None) -> User:
+        return self._set_state(name, UserState.ACTIVE, self._who(actor))
+
+    def _set_state(self, name: str, state: UserState, actor: Actor) -> User:
+        require(actor, "disable_user", target=f"user {name}")
+        action = "disable_user" if state is UserState.DISABLED else "enable_user"
+        audit = self._entry(actor, action, user_target(name), None)
+        if not self.store.set_user_state(name, state, self.clock.now(), audit=audit):
+            raise NotFound("user", name)
+        return self._user(name)
+
+    @acting
+    def delete_user(self, name: str, *, actor: Actor | None = None) -> None:
+        """Delete a user with their permission sets and tokens. Their operations stay (and
+        are flagged); ``forget_user`` also removes the name from history."""
+        who = self._who(actor)
+        require(who, "delete_user", target=f"user {name}")
+        audit = self._entry(who, "delete_user", user_target(name), None)
+        if not self.store.delete_user(name, audit=audit):
+            raise NotFound("user", name)
+
+    @acting
+    def grant(
+        self,
+        name: str,
+        permission_set: PermissionSet | str,
+        company: str | None = None,
+        *,
+        actor: Actor | None = None,
+    ) -> User:
+        """Give a user a permission set in a company, or SUPER (no company)."""
+        return self._change_grant(name, permission_set, company, True, self._who(actor))
+
+    @acting
+    def revoke(
+        self,
+        name: str,
+        permission_set: PermissionSet | str,
+        company: str | None = None,
+        *,
+        actor: Actor | None = None,
+    ) -> User:
+        """Take a permission set (or SUPER) away again."""
+        return self._change_grant(name, permission_set, company, False, self._who(actor))
+
+    def _change_grant(
+        self,
+        name: str,
+        permission_set: PermissionSet | str,
+        company: str | None,
+        give: bool,
+        actor: Actor,
+    ) -> User:
+        require(actor, "grant_permission", target=f"user {name}")
+        chosen = PermissionSet.parse(permission_set)
+        self._user(name)
+        action = "grant_permission" if give else "revoke_permission"
+        details = {"permission_set": chosen.value}
+        at = self.clock.now()
+        if chosen is PermissionSet.SUPER:
+            if company is not None:
+                raise ValidationError("company", "SUPER is global: give it without a company")
+            audit = self._entry(actor, action, user_target(name), None, details)
+            self.store.set_user_super(name, give, at, audit=audit)
+            return self._user(name)
+        if company is None:
+            raise ValidationError("company", f"{chosen.value} is given per company: name one")
+        [(company, chosen)] = self._check_grants([(company, chosen)])
+        audit = self._entry(actor, action, user_target(name), company, details)
+        if give:
+            self.store.grant(name, company, chosen, at, audit=audit)
+        else:
+            self.store.revoke(name, company, chosen, audit=audit)
+        return self._user(name)
+
+    # -- tokens ------------------------------------------------------------------------------
+    @acting
+    def create_token(
+        self,
+        user: str,
+        *,
+        name: str = "default",
+        expires: datetime | timedelta | None = DEFAULT_TOKEN_LIFETIME,
+        actor: Actor | None = None,
+    ) -> tuple[ApiToken, str]:
+        """A new API token for ``user``: the record, and the token's text, which is shown
+        this once and stored only as a hash. ``expires``: a time, a lifetime, or None
+        (never).
+
+        Example::
+
+            token, text = security.create_token("alice", name="nightly", expires=timedelta(30))
+        """
+        who = self._who(actor)
+        require(who, "create_token", target=f"user {user}", owner=user)
+        _check_name("name", name)
+        target = self._user(user)
+        now = self.clock.now()
+        expires_at = _expiry(expires, now)
+        token = ApiToken(uuid.uuid4(), target.name, name, now, expires_at, None, None)
+        text = new_token_text(token.id)
+        details = {"token_id": str(token.id), "name": name, "expires_at": _iso(expires_at)}
+        audit = self._entry(who, "create_token", user_target(user), None, details)
+        if not self.store.insert_token(token, token_hash(text), audit=audit):
+            raise ValidationError("name", f"user {user} already has a token of that name", name)
+        return token, text
+
+    @acting
+    def list_tokens(self, user: str, *, actor: Actor | None = None) -> list[ApiToken]:
+        require(self._who(actor), "list_tokens", target=f"user {user}", owner=user)
+        self._user(user)
+        return self.store.list_tokens(user)
+
+    @acting
+    def revoke_token(self, user: str, token: str, *, actor: Actor | None = None) -> ApiToken:
+        """Revoke one of ``user``'s tokens, named by its name or its id."""
+        who = self._who(actor)
+        require(who, "revoke_token", target=f"user {user}", owner=user)
+        self._user(user)
+        live = [t for t in self.store.list_tokens(user) if t.revoked_at is None]
+        match = [t for t in live if t.name == token or str(t.id) == token]
+        if not match:
+            raise NotFound("token", f"{token} of user {user}")
+        [found] = match
+        details = {"token_id": str(found.id), "name": found.name}
+        audit = self._entry(who, "revoke_token", user_target(user), None, details)
+        self.store.revoke_token(found.id, self.clock.now(), audit=audit)
+        return dataclasses.replace(found, revoked_at=self.clock.now())
+
+    # -- audit -------------------------------------------------------------------------------
+    @acting
+    def list_audit(
+        self,
+        *,
+        company: str | None = None,
+        limit: int = 100,
+        before_id: int | None = None,
+        actor: Actor | None = None,
+    ) -> list[AuditEntry]:
+        """Operator actions, newest first, of the companies whose audit log the actor may
+        read (JOBQUEUE-ADMIN there, or SUPER; actions on no company: SUPER only)."""
+        who = self._who(actor)
+        if not 1 <= limit <= 1000:
+            raise ValidationError("limit", "must be between 1 and 1000", limit)
+        visible = companies_for(who, "list_audit")
+        if company is not None:
+            _check_name("company", company)
+            if visible is not None and company not in visible:
+                # As for a company that does not exist when the actor cannot see it at all.
+                if decide(who, "list_audit", company=company) is Verdict.HIDDEN:
+                    return []
+                require(who, "list_audit", target=f"company {company}", company=company)
+            visible = frozenset({company})
+        elif visible is not None and not visible:
+            raise PermissionDenied(
+                who.name, "read the audit log", "", "needs JOBQUEUE-ADMIN or SUPER"
+            )
+        include_global = who.is_super and company is None
+        return self.store.list_audit(
+            visible, include_global=include_global, limit=limit, before_id=before_id
+        )
+
+    # -- personal data -----------------------------------------------------------------------
+    @acting
+    def export_user(self, name: str, *, actor: Actor | None = None) -> dict[str, Any]:
+        """Every row that identifies the user, as JSON-ready data (and the export itself is
+        recorded in the audit log)."""
+        who = self._who(actor)
+        require(who, "export_user", target=f"user {name}")
+        check_user_name(name)
+        data = self.store.personal_data(name)
+        if data.user is None and not (
+            data.operations or data.attempts or data.audit or data.events
+        ):
+            raise NotFound("user", name)
+        self.store.record_audit(self._entry(who, "export_user", user_target(name), None))
+        return {
+            "user": None if data.user is None else data.user.to_json(),
+            "tokens": [t.to_json() for t in data.tokens],
+            "operations": [op.to_json() for op in data.operations],
+            "attempts": [a.to_json() for a in data.attempts],
+            "audit": [e.to_json() for e in data.audit],
+            "events": [e.to_json() for e in data.events],
+        }
+
+    @acting
+    def forget_user(self, name: str, *, actor: Actor | None = None) -> str:
+        """Delete the user and replace their name in operations, attempts and the audit log
+        by a random pseudonym, which is returned. The operations stay."""
+        who = self._who(actor)
+        require(who, "forget_user", target=f"user {name}")
+        check_user_name(name)
+        pseudonym = new_pseudonym()
+        audit = self._entry(who, "forget_user", user_target(pseudonym), None)
+        if self.store.forget_user(name, pseudonym, audit=audit) == 0:
+            raise NotFound("user", name)
+        return pseudonym
+
+
+def _actor(user: User, front_end: FrontEnd) -> Actor:
+    return Actor.for_user(user.name, user.grants, is_super=user.is_super, front_end=front_end)
+
+
+def _password(password: str) -> str:
+    if not isinstance(password, str) or not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise ValidationError(
+            "password", f"must be {MIN_PASSWORD} to {MAX_PASSWORD} characters long"
+        )
+    return password
+
+
+def _expiry(expires: datetime | timedelta | None, now: datetime) -> datetime | None:
+    if expires is None:
+        return None
+    at = now + expires if isinstance(expires, timedelta) else expires
+    if at.tzinfo is None:
+        raise ValidationError("expires", "must be timezone-aware")
+    if at <= now:
+        raise ValidationError("expires", "must be in the future", at.isoformat())
+    if at - now > MAX_TOKEN_LIFETIME:
+        raise ValidationError("expires", "must be at most ten years ahead", at.isoformat())
+    return at
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+__all__ = ["DEFAULT_TOKEN_LIFETIME", "SecurityService"]
