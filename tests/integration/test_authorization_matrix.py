@@ -200,6 +200,15 @@ def _events(w: World, a: Actor, company: str, owner: str) -> Any:
     return w.app.service.events(w.op(company, owner).id, actor=a)
 
 
+@driver("drain_session")
+def _drain(w: World, a: Actor, company: str, owner: str) -> Any:
+    from longops.testing import active_session
+
+    session = active_session(w.app.clock.now())
+    w.app.store.register_session(session)
+    return w.app.service.drain_session(session.id, actor=a)
+
+
 @driver("force_cancel")
 def _force_cancel(w: World, a: Actor, company: str, owner: str) -> Any:
     return w.app.service.cancel(w.op(company, owner, on_hold=False).id, force=True, actor=a)

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from longops import EnqueueRequest, FrozenClock, Longops, NotFound
+from longops import ValidationError, EnqueueRequest, FrozenClock, Longops, NotFound
 from longops.app import ActorView
 from longops.core.security import SecurityService
 from longops.core.service import OperationService
@@ -146,6 +146,13 @@ def _timeline(s: Seeded) -> None:
     assert {e.company for e in s.alice.service.events(s.mine[0].id)} <= {"A"}
 
 
+@probe("OperationService.company_events")
+def _company_timeline(s: Seeded) -> None:
+    with pytest.raises(ValidationError, match="company: must be an existing company"):
+        s.alice.service.company_events("B")
+    assert {e.company for e in s.alice.service.company_events("A")} <= {"A"}
+
+
 @probe("OperationService.wait_reasons", "OperationService.estimated", "OperationService.describe")
 def _derived(s: Seeded) -> None:
     # Handed another company's operations (read by someone else), these say nothing of them.
@@ -235,6 +242,7 @@ READ_PREFIXES = (
     "export",
     "migration",
     "events",
+    "company_events",
     "progress_history",
     "wait_reasons",
     "estimated",

@@ -92,6 +92,8 @@ METHOD_ACTIONS: Mapping[str, str] = {
     "OperationService.count_operations": "count_operations",
     "OperationService.attempts": "list_attempts",
     "OperationService.events": "list_events",
+    "OperationService.company_events": "list_operations",
+    "OperationService.drain_session": "drain_session",
     "OperationService.progress_history": "list_events",
     "OperationService.wait_reasons": "list_operations",
     "OperationService.estimated": "list_operations",

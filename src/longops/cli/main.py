@@ -1048,6 +1048,41 @@ def _signature(task: Any) -> str:
     return f"({', '.join(parts)})"
 
 
+# -- serve --------------------------------------------------------------------------------------
+@cli.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            "-w",
+            help="Also run a worker session with this many slots in this process (0: none).",
+        ),
+    ] = 0,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Serve the REST API (OpenAPI at /v1/openapi.json, docs at /docs) until SIGTERM."""
+    if not 1 <= port <= 65535:
+        raise ValidationError("port", "must be between 1 and 65535", port)
+    if not 0 <= workers <= 1000:
+        raise ValidationError("workers", "must be between 0 and 1000", workers)
+    level = logging.getLevelName(log_level.upper())
+    if not isinstance(level, int):
+        raise ValidationError("log_level", "must be debug, info, warning or error", log_level)
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr
+    )
+    app = state.app
+    if workers and len(app.registry) == 0:
+        raise LongopsError("no tasks registered: pass --app module:attribute (or LONGOPS_APP)")
+    from longops.cli.serve import serve as run_server
+
+    err.print(f"longops API on http://{host}:{port} ({app.store.dialect}); docs at /docs")
+    raise typer.Exit(run_server(app, host=host, port=port, workers=workers, log_level=log_level))
+
+
 # -- demo ---------------------------------------------------------------------------------------
 @cli.command()
 def demo(

@@ -33,7 +33,13 @@ from zoneinfo import ZoneInfo
 
 from longops.core.access import ActorBound, acting, require
 from longops.domain.clock import Clock
-from longops.domain.errors import InvalidTransition, NotFound, PermissionDenied, ValidationError
+from longops.domain.errors import (
+    Conflict,
+    InvalidTransition,
+    NotFound,
+    PermissionDenied,
+    ValidationError,
+)
 from longops.domain.operation import (
     DEFAULT_COMPANY,
     Attempt,
@@ -92,6 +98,12 @@ class EnqueueRequest:
     dedup_key: str | None = None
     labels: Mapping[str, str] | None = None
     on_hold: bool = False
+    operation_id: uuid.UUID | None = None
+    """A client-chosen id (the REST API's ``Operation-Id``): sent again with the same
+    request it returns the same operation; with another request it is refused."""
+    request_hash: str | None = None
+    """What the client asked for, hashed, to tell a retry from a conflict (with
+    ``operation_id``)."""
 
 
 class OperationService(ActorBound):
@@ -174,6 +186,8 @@ class OperationService(ActorBound):
             on_hold=request.on_hold,
             stall_after=task.stall_after,
             required_permission=required,
+            operation_id=request.operation_id,
+            request_hash=request.request_hash,
         )
 
     def enqueue(
@@ -191,6 +205,14 @@ class OperationService(ActorBound):
         key matched an active operation, which is returned instead)."""
         built = self._build(request, self._who(actor))
         [op] = self.store.insert_operations([built], connection=connection)
+        if request.operation_id is not None and op.id == built.id:
+            if op.request_hash != built.request_hash or op.company != built.company:
+                raise Conflict(
+                    "OperationIdConflict",
+                    f"Operation-Id {built.id} was already used for a different request",
+                )
+            if op.created_at != built.created_at:
+                return op, False  # the same request again: the same operation
         if op.user is not None and op.user != self._who(actor).user:
             # Enqueued on behalf of someone else: say whether that user can still act.
             [op] = self._flag([op])
@@ -347,6 +369,24 @@ class OperationService(ActorBound):
             raise ValidationError("limit", "must be between 1 and 10000", limit)
         op = self._find(operation_id, company, self._who(actor), "list_events")
         return self.store.list_events(op.id, after_id=after_id, types=types, limit=limit)
+
+    @acting
+    def company_events(
+        self,
+        company: str,
+        *,
+        after_id: int = 0,
+        limit: int = 1000,
+        actor: Actor | None = None,
+    ) -> list[OperationEvent]:
+        """A company's timeline after an event id, oldest first (a list stream resuming)."""
+        if not 1 <= limit <= 10_000:
+            raise ValidationError("limit", "must be between 1 and 10000", limit)
+        who = self._who(actor)
+        visible = companies_for(who, "list_operations")
+        if visible is not None and company not in visible:
+            raise _no_company(company)
+        return self.store.company_events_since(company, after_id, limit)
 
     @acting
     def progress_history(
@@ -835,6 +875,21 @@ class OperationService(ActorBound):
         """Worker sessions, newest first (they serve many companies: SUPER only)."""
         require(self._who(actor), "list_sessions", target="")
         return self.store.list_sessions(active_only=active_only)
+
+    @acting
+    def drain_session(self, session_id: uuid.UUID | str, *, actor: Actor | None = None) -> Session:
+        """Ask a live worker session to drain: it stops claiming at its next heartbeat, lets
+        running work finish within its grace period and ends (SUPER only)."""
+        who = self._who(actor)
+        sid = _uuid(session_id) if isinstance(session_id, str) else session_id
+        require(who, "drain_session", target=f"session {sid}")
+        audit = self._entry(who, "drain_session", f"session {sid}", None, {})
+        drained = self.store.request_drain(
+            sid, self.clock.now(), f"drain requested by {who.name}", audit=audit
+        )
+        if drained is None:
+            raise NotFound("session", f"{sid} (live)")
+        return drained
 
     @acting
     def session_events(

@@ -146,6 +146,7 @@ COLUMNS: Mapping[str, DataClass] = {
             "cancel_force": SYSTEM,
             "cancel_mode": SYSTEM,
             "cancel_overdue_at": SYSTEM,
+            "request_hash": SYSTEM,
         },
     ),
     **_table(

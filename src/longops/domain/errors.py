@@ -7,6 +7,7 @@ The tree::
     ├── NotFound               no such operation, company, category, task or session
     ├── PermissionDenied       the actor may see the target but not do this to it
     ├── InvalidTransition      the action is not allowed from the operation's current status
+    ├── Conflict               a request clashes with an existing one (an Operation-Id reused)
     ├── ConfigurationError     the application or database is not set up as required
     └── OperationCancelled     raised inside task code when its operation is being cancelled
 
@@ -83,6 +84,15 @@ class InvalidTransition(LongopsError):
         self.operation_id = operation_id
         which = f" operation {operation_id}" if operation_id is not None else " an operation"
         super().__init__(f"cannot {action}{which} whose status is {status}")
+
+
+class Conflict(LongopsError):
+    """The request clashes with what exists: an Operation-Id already used for another
+    request. ``code`` is the stable name front ends report (``OperationIdConflict``)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        super().__init__(message)
 
 
 class ConfigurationError(LongopsError):

@@ -227,6 +227,8 @@ class Operation:
     cancel_mode: CancelMode | None = None
     cancel_overdue_at: datetime | None = None
     """Set when thread-isolated code ignored a cancel or timeout past its grace period."""
+    request_hash: str | None = None
+    """The hash of the request a client sent with an Operation-Id (idempotent enqueue)."""
     required_permission: PermissionSet | None = None
     """Whoever enqueues it or sets it ready must hold this set (or more) in its company."""
     user_inactive: bool = False
@@ -472,6 +474,7 @@ class NewOperation:
     labels: Mapping[str, str] = field(default_factory=dict)
     stall_after: timedelta = DEFAULT_STALL_AFTER
     required_permission: PermissionSet | None = None
+    request_hash: str | None = None
 
     @classmethod
     def build(
@@ -499,6 +502,8 @@ class NewOperation:
         on_hold: bool = False,
         stall_after: timedelta = DEFAULT_STALL_AFTER,
         required_permission: PermissionSet | None = None,
+        operation_id: uuid.UUID | None = None,
+        request_hash: str | None = None,
     ) -> NewOperation:
         """Check every rule on the request and return it ready to insert.
 
@@ -545,7 +550,7 @@ class NewOperation:
             raise ValidationError("recurrence", "must be a Recurrence")
         clean_labels = _labels(labels or {})
         return cls(
-            id=new_id(now),
+            id=operation_id or new_id(now),
             company=company,
             task=task,
             args_json=encode_args(args, kwargs or {}),
@@ -567,6 +572,7 @@ class NewOperation:
             labels=clean_labels,
             stall_after=stall_after,
             required_permission=required_permission,
+            request_hash=request_hash,
         )
 
 

@@ -230,6 +230,7 @@ PERMISSIONS: Mapping[str, Rule] = {
     "disable_company": _rule(_G, "disable a company", "-", "-", "-", "all"),
     "pause_queue": _rule(_G, "pause or resume a queue", "-", "-", "-", "all"),
     "list_sessions": _rule(_G, "list worker sessions and their events", "-", "-", "-", "all"),
+    "drain_session": _rule(_G, "drain a worker session", "-", "-", "-", "all"),
     "run_worker": _rule(_G, "run a worker session", "-", "-", "-", "all"),
     "maintain_schema": _rule(_G, "upgrade or print the schema", "-", "-", "-", "all"),
     # users

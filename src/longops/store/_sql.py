@@ -255,6 +255,7 @@ class SqlStore(ABC):
             checkpoint_at=self.dec_ts_opt(r["checkpoint_at"]),
             cancel_mode=None if cancel_mode is None else CancelMode(cancel_mode),
             cancel_overdue_at=self.dec_ts_opt(r["cancel_overdue_at"]),
+            request_hash=r["request_hash"],
             required_permission=(
                 None
                 if r["required_permission"] is None
@@ -342,6 +343,7 @@ class SqlStore(ABC):
             "dedup_key": op.dedup_key,
             "labels": json.dumps(dict(op.labels)) if op.labels else "{}",
             "stall_after_seconds": op.stall_after.total_seconds(),
+            "request_hash": op.request_hash,
             "required_permission": (
                 None if op.required_permission is None else op.required_permission.value
             ),
@@ -478,6 +480,11 @@ class SqlStore(ABC):
         for op in ops:
             cur.execute(self.q["insert_operation"], self.new_operation_params(op))
             row = cur.fetchone()
+            if row is None and op.request_hash is not None:
+                # A client's Operation-Id used before: hand back what it made (the caller
+                # compares the requests).
+                cur.execute(self.q["get_operation_any"], {"id": self.enc_uuid(op.id)})
+                row = cur.fetchone()
             if row is None:
                 # The dedup key is held by an active operation: hand that one back.
                 cur.execute(
@@ -504,8 +511,9 @@ class SqlStore(ABC):
         return None if r is None else self.operation(r)
 
     def list_operations(self, query: OperationQuery) -> list[Operation]:
+        text = None if query.text is None else f"%{_like_escape(query.text.lower())}%"
         rows = self._all(
-            "list_operations",
+            "list_operations_desc" if query.descending else "list_operations",
             {
                 "company": query.company,
                 "companies": self.enc_companies(query.companies),
@@ -514,6 +522,13 @@ class SqlStore(ABC):
                 "category": query.category,
                 "queue": query.queue,
                 "after_entry_no": query.after_entry_no,
+                "before_entry_no": query.before_entry_no,
+                "user_name": query.user,
+                "created_after": self.enc_ts(query.created_after),
+                "created_before": self.enc_ts(query.created_before),
+                "started_after": self.enc_ts(query.started_after),
+                "started_before": self.enc_ts(query.started_before),
+                "text": text,
                 "limit": query.limit,
             },
         )
@@ -694,6 +709,26 @@ class SqlStore(ABC):
             },
         )
         return [self.event(r) for r in rows]
+
+    def events_since(self, after_id: int, limit: int = 1000) -> list[OperationEvent]:
+        rows = self._all("events_since", {"after_id": after_id, "limit": limit})
+        return [self.event(r) for r in rows]
+
+    def company_events_since(
+        self, company: str, after_id: int, limit: int = 1000
+    ) -> list[OperationEvent]:
+        rows = self._all(
+            "company_events_since", {"company": company, "after_id": after_id, "limit": limit}
+        )
+        return [self.event(r) for r in rows]
+
+    def last_event_id(self) -> int:
+        r = self._one("last_event_id")
+        return 0 if r is None else int(r["id"])
+
+    def last_entry_no(self) -> int:
+        r = self._one("last_entry_no")
+        return 0 if r is None else int(r["entry_no"])
 
     def wait_context(self, now: datetime) -> WaitContext:
         holders: dict[tuple[str, str], list[uuid.UUID]] = {}
@@ -936,6 +971,18 @@ class SqlStore(ABC):
     ) -> None:
         with self._tx() as cur:
             self._event(cur, session_id, event, at, comment)
+
+    def request_drain(
+        self, session_id: uuid.UUID, at: datetime, comment: str, *, audit: AuditEntry | None = None
+    ) -> Session | None:
+        with self._tx() as cur:
+            cur.execute(self.q["request_drain"], {"id": self.enc_uuid(session_id)})
+            row = cur.fetchone()
+            if row is None:
+                return None
+            self._event(cur, session_id, SessionEventType.DRAIN_STARTED, at, comment)
+            self._audit(cur, audit)
+        return self.session(row)
 
     def list_sessions(self, *, active_only: bool = False) -> list[Session]:
         rows = self._all("list_sessions", {"active_only": self.enc_bool(active_only)})
@@ -1287,6 +1334,11 @@ class SqlStore(ABC):
             changed += len(cur.fetchall())
             self._audit(cur, audit)
         return changed
+
+
+def _like_escape(text: str) -> str:
+    """``text`` as a LIKE pattern that matches it literally (``\\`` is the escape)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _company(r: Row) -> Company:

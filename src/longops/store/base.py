@@ -143,6 +143,16 @@ class OperationQuery:
     after_entry_no: int | None = None
     companies: frozenset[str] | None = None
     """Only these companies (core sets it to the actor's); None means every company."""
+    user: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    started_after: datetime | None = None
+    started_before: datetime | None = None
+    text: str | None = None
+    """Case-insensitive substring of the task name or the description."""
+    descending: bool = False
+    """Newest first (entry number descending); page on with ``before_entry_no``."""
+    before_entry_no: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +291,15 @@ class Store(Protocol):
         run_no: int | None = None,
         newest_first: bool = False,
     ) -> list[OperationEvent]: ...
+    def events_since(self, after_id: int, limit: int = 1000) -> list[OperationEvent]:
+        """Every operation's timeline after ``after_id``, in id order (live streams)."""
+        ...
+
+    def company_events_since(
+        self, company: str, after_id: int, limit: int = 1000
+    ) -> list[OperationEvent]: ...
+    def last_event_id(self) -> int: ...
+    def last_entry_no(self) -> int: ...
     def wait_context(self, now: datetime) -> WaitContext: ...
     def recent_durations(self, task: str, limit: int = 20) -> list[float]: ...
 
@@ -333,6 +352,13 @@ class Store(Protocol):
     def record_session_event(
         self, session_id: uuid.UUID, event: SessionEventType, at: datetime, comment: str | None
     ) -> None: ...
+    def request_drain(
+        self, session_id: uuid.UUID, at: datetime, comment: str, *, audit: AuditEntry | None = None
+    ) -> Session | None:
+        """Ask a live session to drain (it sees it at its next heartbeat); None if it is
+        not active."""
+        ...
+
     def list_sessions(self, *, active_only: bool = False) -> list[Session]: ...
     def list_session_events(self, session_id: uuid.UUID | None = None) -> list[SessionEvent]: ...
 

@@ -534,6 +534,12 @@ class Worker:
                 continue
             if state is SessionState.LOST:
                 self._rejoin()
+            elif state is SessionState.DRAINING and not self._draining.is_set():
+                log.info(
+                    "a drain of this session was requested; draining",
+                    extra={"action": "drain_requested", "session_id": str(self.session_id)},
+                )
+                self.drain()
 
     def _rejoin(self) -> None:
         """The session was declared lost (we were silent too long): start a new one.

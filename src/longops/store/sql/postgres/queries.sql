@@ -54,15 +54,16 @@ INSERT INTO longops_operations (
     id, company, task, args, description, queue, category, priority, status,
     earliest_start_at, expires_at, max_attempts, rerun_delay, retry_policy, timeout_seconds,
     recurrence, user_name, created_at, updated_at, ready_at, dedup_key, labels,
-    stall_after_seconds, required_permission)
+    stall_after_seconds, required_permission, request_hash)
 VALUES (
     %(id)s, %(company)s, %(task)s, %(args)s, %(description)s, %(queue)s, %(category)s,
     %(priority)s, %(status)s, %(earliest_start_at)s, %(expires_at)s, %(max_attempts)s,
     %(rerun_delay)s, %(retry_policy)s, %(timeout_seconds)s, %(recurrence)s, %(user_name)s,
     %(created_at)s, %(created_at)s, %(ready_at)s, %(dedup_key)s, %(labels)s,
-    %(stall_after_seconds)s, %(required_permission)s)
-ON CONFLICT (company, dedup_key) WHERE dedup_key IS NOT NULL AND status IN ('on_hold', 'ready', 'in_process')
-DO NOTHING
+    %(stall_after_seconds)s, %(required_permission)s, %(request_hash)s)
+-- No target: a dedup key held by an active operation, or an id a client already used
+-- (an Operation-Id sent again), both hand back the existing row (see _insert_with).
+ON CONFLICT DO NOTHING
 RETURNING *;
 
 -- name: copy_operations
@@ -87,6 +88,7 @@ SELECT * FROM longops_operations
    AND (%(companies)s::text[] IS NULL OR company = ANY(%(companies)s::text[]));
 
 -- name: list_operations
+-- Oldest first; a page goes on after the last entry number it showed (keyset paging).
 SELECT * FROM longops_operations
  WHERE (%(company)s::text IS NULL OR company = %(company)s)
    AND (%(companies)s::text[] IS NULL OR company = ANY(%(companies)s::text[]))
@@ -94,8 +96,35 @@ SELECT * FROM longops_operations
    AND (%(task)s::text IS NULL OR task = %(task)s)
    AND (%(category)s::text IS NULL OR category = %(category)s)
    AND (%(queue)s::text IS NULL OR queue = %(queue)s)
+   AND (%(user_name)s::text IS NULL OR user_name = %(user_name)s)
+   AND (%(created_after)s::timestamptz IS NULL OR created_at >= %(created_after)s)
+   AND (%(created_before)s::timestamptz IS NULL OR created_at < %(created_before)s)
+   AND (%(started_after)s::timestamptz IS NULL OR started_at >= %(started_after)s)
+   AND (%(started_before)s::timestamptz IS NULL OR started_at < %(started_before)s)
+   AND (%(text)s::text IS NULL OR lower(task) LIKE %(text)s OR lower(description) LIKE %(text)s)
    AND (%(after_entry_no)s::bigint IS NULL OR entry_no > %(after_entry_no)s)
+   AND (%(before_entry_no)s::bigint IS NULL OR entry_no < %(before_entry_no)s)
  ORDER BY entry_no
+ LIMIT %(limit)s;
+
+-- name: list_operations_desc
+-- Newest first (dashboards); a page goes on before the last entry number it showed.
+SELECT * FROM longops_operations
+ WHERE (%(company)s::text IS NULL OR company = %(company)s)
+   AND (%(companies)s::text[] IS NULL OR company = ANY(%(companies)s::text[]))
+   AND (cardinality(%(statuses)s::text[]) = 0 OR status = ANY(%(statuses)s::text[]))
+   AND (%(task)s::text IS NULL OR task = %(task)s)
+   AND (%(category)s::text IS NULL OR category = %(category)s)
+   AND (%(queue)s::text IS NULL OR queue = %(queue)s)
+   AND (%(user_name)s::text IS NULL OR user_name = %(user_name)s)
+   AND (%(created_after)s::timestamptz IS NULL OR created_at >= %(created_after)s)
+   AND (%(created_before)s::timestamptz IS NULL OR created_at < %(created_before)s)
+   AND (%(started_after)s::timestamptz IS NULL OR started_at >= %(started_after)s)
+   AND (%(started_before)s::timestamptz IS NULL OR started_at < %(started_before)s)
+   AND (%(text)s::text IS NULL OR lower(task) LIKE %(text)s OR lower(description) LIKE %(text)s)
+   AND (%(after_entry_no)s::bigint IS NULL OR entry_no > %(after_entry_no)s)
+   AND (%(before_entry_no)s::bigint IS NULL OR entry_no < %(before_entry_no)s)
+ ORDER BY entry_no DESC
  LIMIT %(limit)s;
 
 -- name: count_operations
@@ -817,3 +846,33 @@ SELECT * FROM longops_operation_events WHERE data->>'by' = %(name)s ORDER BY id;
 UPDATE longops_operation_events
    SET data = (data::jsonb || jsonb_build_object('by', %(pseudonym)s::text))::json
  WHERE data->>'by' = %(name)s;
+
+-- name: events_since
+-- The timeline of every operation after an event id, in id order (live streams read it).
+SELECT * FROM longops_operation_events
+ WHERE id > %(after_id)s
+ ORDER BY id
+ LIMIT %(limit)s;
+
+-- name: last_event_id
+SELECT coalesce(max(id), 0) AS id FROM longops_operation_events;
+
+-- name: last_entry_no
+SELECT coalesce(max(entry_no), 0) AS entry_no FROM longops_operations;
+
+-- name: get_operation_any
+-- By id in any company: only to tell a reused Operation-Id, never shown to a caller as is.
+SELECT * FROM longops_operations WHERE id = %(id)s;
+
+-- name: company_events_since
+-- One company's timeline after an event id (a list stream resuming); walks the key.
+SELECT * FROM longops_operation_events
+ WHERE id > %(after_id)s AND company = %(company)s
+ ORDER BY id
+ LIMIT %(limit)s;
+
+-- name: request_drain
+-- Someone asks a live session to drain; the worker sees it at its next heartbeat.
+UPDATE longops_sessions SET state = 'draining'
+ WHERE id = %(id)s AND state = 'active'
+RETURNING *;

@@ -53,14 +53,13 @@ INSERT INTO longops_operations (
     id, company, task, args, description, queue, category, priority, status,
     earliest_start_at, expires_at, max_attempts, rerun_delay, retry_policy, timeout_seconds,
     recurrence, user_name, created_at, updated_at, ready_at, dedup_key, labels,
-    stall_after_seconds, required_permission)
+    stall_after_seconds, required_permission, request_hash)
 VALUES (
     :id, :company, :task, :args, :description, :queue, :category, :priority, :status,
     :earliest_start_at, :expires_at, :max_attempts, :rerun_delay, :retry_policy,
     :timeout_seconds, :recurrence, :user_name, :created_at, :created_at, :ready_at,
-    :dedup_key, :labels, :stall_after_seconds, :required_permission)
-ON CONFLICT (company, dedup_key) WHERE dedup_key IS NOT NULL AND status IN ('on_hold', 'ready', 'in_process')
-DO NOTHING
+    :dedup_key, :labels, :stall_after_seconds, :required_permission, :request_hash)
+ON CONFLICT DO NOTHING
 RETURNING *;
 
 -- name: get_active_by_dedup
@@ -74,6 +73,7 @@ SELECT * FROM longops_operations
    AND (:companies IS NULL OR company IN (SELECT value FROM json_each(:companies)));
 
 -- name: list_operations
+-- Oldest first; a page goes on after the last entry number it showed (keyset paging).
 SELECT * FROM longops_operations
  WHERE (:company IS NULL OR company = :company)
    AND (:companies IS NULL OR company IN (SELECT value FROM json_each(:companies)))
@@ -81,8 +81,35 @@ SELECT * FROM longops_operations
    AND (:task IS NULL OR task = :task)
    AND (:category IS NULL OR category = :category)
    AND (:queue IS NULL OR queue = :queue)
+   AND (:user_name IS NULL OR user_name = :user_name)
+   AND (:created_after IS NULL OR created_at >= :created_after)
+   AND (:created_before IS NULL OR created_at < :created_before)
+   AND (:started_after IS NULL OR started_at >= :started_after)
+   AND (:started_before IS NULL OR started_at < :started_before)
+   AND (:text IS NULL OR lower(task) LIKE :text ESCAPE '\' OR lower(description) LIKE :text ESCAPE '\')
    AND (:after_entry_no IS NULL OR entry_no > :after_entry_no)
+   AND (:before_entry_no IS NULL OR entry_no < :before_entry_no)
  ORDER BY entry_no
+ LIMIT :limit;
+
+-- name: list_operations_desc
+-- Newest first (dashboards); a page goes on before the last entry number it showed.
+SELECT * FROM longops_operations
+ WHERE (:company IS NULL OR company = :company)
+   AND (:companies IS NULL OR company IN (SELECT value FROM json_each(:companies)))
+   AND (:statuses = '[]' OR status IN (SELECT value FROM json_each(:statuses)))
+   AND (:task IS NULL OR task = :task)
+   AND (:category IS NULL OR category = :category)
+   AND (:queue IS NULL OR queue = :queue)
+   AND (:user_name IS NULL OR user_name = :user_name)
+   AND (:created_after IS NULL OR created_at >= :created_after)
+   AND (:created_before IS NULL OR created_at < :created_before)
+   AND (:started_after IS NULL OR started_at >= :started_after)
+   AND (:started_before IS NULL OR started_at < :started_before)
+   AND (:text IS NULL OR lower(task) LIKE :text ESCAPE '\' OR lower(description) LIKE :text ESCAPE '\')
+   AND (:after_entry_no IS NULL OR entry_no > :after_entry_no)
+   AND (:before_entry_no IS NULL OR entry_no < :before_entry_no)
+ ORDER BY entry_no DESC
  LIMIT :limit;
 
 -- name: count_operations
@@ -668,3 +695,30 @@ SELECT * FROM longops_operation_events WHERE json_extract(data, '$.by') = :name 
 -- name: forget_events
 UPDATE longops_operation_events SET data = json_set(data, '$.by', :pseudonym)
  WHERE json_extract(data, '$.by') = :name;
+
+-- name: events_since
+SELECT * FROM longops_operation_events
+ WHERE id > :after_id
+ ORDER BY id
+ LIMIT :limit;
+
+-- name: last_event_id
+SELECT coalesce(max(id), 0) AS id FROM longops_operation_events;
+
+-- name: last_entry_no
+SELECT coalesce(max(entry_no), 0) AS entry_no FROM longops_operations;
+
+-- name: get_operation_any
+SELECT * FROM longops_operations WHERE id = :id;
+
+-- name: company_events_since
+SELECT * FROM longops_operation_events
+ WHERE id > :after_id AND company = :company
+ ORDER BY id
+ LIMIT :limit;
+
+-- name: request_drain
+-- Someone asks a live session to drain; the worker sees it at its next heartbeat.
+UPDATE longops_sessions SET state = 'draining'
+ WHERE id = :id AND state = 'active'
+RETURNING *;

@@ -1,0 +1,84 @@
+"""The REST API: long-running operations over HTTP (AIP-151 and Azure conventions), with
+live SSE streams. ``create_api(app)`` builds the FastAPI application; ``longops serve``
+runs it.
+
+Example::
+
+    from longops.api import create_api
+    api = create_api(app)            # an ASGI application: uvicorn.run(api)
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+
+from longops.api import errors
+from longops.api.deps import Services
+from longops.api.operations import router as operations_router
+from longops.api.resources import router as resources_router
+from longops.app import Longops
+from longops.core.streams import EventHub
+
+__all__ = ["create_api"]
+
+DESCRIPTION = """Durable, observable long-running operations.
+
+Every operation resource can be driven by a Google (AIP-151) or an Azure long-running
+operation client: enqueue answers **202** with `Operation-Location`, `Operation-Id` and
+`Retry-After`; `GET` the operation until `done` (or `status` is Succeeded, Failed or
+Canceled). Authenticate with `Authorization: Bearer <API token>` (`longops users token
+create`). Another company's resources are not found (404).
+"""
+
+
+def create_api(app: Longops, *, hub: EventHub | None = None) -> FastAPI:
+    """The REST API of ``app`` (an ASGI application)."""
+    events = hub or EventHub(app.store)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(api: FastAPI) -> AsyncIterator[None]:
+        await events.start()
+        try:
+            yield
+        finally:
+            await events.stop()
+
+    api = FastAPI(
+        title="longops",
+        version="1",
+        description=DESCRIPTION,
+        openapi_url="/v1/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    api.state.longops = Services(app, events)
+    errors.install(api)
+    api.include_router(operations_router)
+    api.include_router(resources_router)
+    original = api.openapi
+
+    def openapi() -> dict[str, Any]:
+        if api.openapi_schema is None:
+            schema = original()
+            _drop_422(schema)
+            api.openapi_schema = schema
+        return api.openapi_schema
+
+    api.openapi = openapi  # type: ignore[method-assign]
+    return api
+
+
+def _drop_422(schema: dict[str, Any]) -> None:
+    """Bad input is 400 with the error envelope here, never FastAPI's 422."""
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            if isinstance(operation, dict):
+                operation.get("responses", {}).pop("422", None)
+    components = schema.get("components", {}).get("schemas", {})
+    components.pop("HTTPValidationError", None)
+    components.pop("ValidationError", None)

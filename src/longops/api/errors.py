@@ -1,0 +1,180 @@
+"""Request-level errors: one envelope for every refusal, with a stable ``code``.
+
+The body is Azure's ``ErrorResponse`` with AIP-193's fields added
+(``{"error": {code, message, target, details[ErrorInfo], innererror, status, httpCode}}``)
+and the ``code`` is echoed in the ``Error-Code`` header (conventions §7.6).
+
+Example::
+
+    raise ApiError(404, "OperationNotFound", "operation 0190... not found")
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from longops.domain.errors import (
+    ConfigurationError,
+    Conflict,
+    InvalidTransition,
+    LongopsError,
+    NotFound,
+    PermissionDenied,
+    ValidationError,
+)
+
+log = logging.getLogger("longops.api")
+
+RPC_STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    405: "UNIMPLEMENTED",
+    406: "INVALID_ARGUMENT",
+    409: "ABORTED",
+    412: "FAILED_PRECONDITION",
+    415: "INVALID_ARGUMENT",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+}
+
+
+class ApiError(Exception):
+    """An HTTP refusal with a stable code (raised by routes; rendered by the handlers)."""
+
+    def __init__(
+        self,
+        http: int,
+        code: str,
+        message: str,
+        *,
+        target: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.http = http
+        self.code = code
+        self.message = message
+        self.target = target
+        self.headers = headers or {}
+        super().__init__(message)
+
+
+def envelope(http: int, code: str, message: str, target: str | None = None) -> dict[str, Any]:
+    status = (
+        "FAILED_PRECONDITION" if code == "FailedPrecondition" else RPC_STATUS.get(http, "UNKNOWN")
+    )
+    return {
+        "error": {
+            "code": code,
+            "message": message,
+            "target": target,
+            "details": [
+                {
+                    "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                    "reason": _reason(code),
+                    "domain": "longops.dev",
+                    "metadata": {} if target is None else {"field": target},
+                }
+            ],
+            "innererror": None,
+            "status": status,
+            "httpCode": http,
+        }
+    }
+
+
+def _reason(code: str) -> str:
+    out = []
+    for i, ch in enumerate(code):
+        if ch.isupper() and i:
+            out.append("_")
+        out.append(ch.upper())
+    return "".join(out)
+
+
+def error_response(
+    http: int,
+    code: str,
+    message: str,
+    target: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(
+        envelope(http, code, message, target),
+        status_code=http,
+        headers={"Error-Code": code, "Cache-Control": "no-store", **(headers or {})},
+    )
+
+
+NOT_FOUND_CODES = {
+    "operation": "OperationNotFound",
+    "operation with entry number": "OperationNotFound",
+    "task": "TaskNotFound",
+    "company": "CompanyNotFound",
+    "category": "CategoryNotFound",
+    "user": "UserNotFound",
+    "token": "TokenNotFound",
+    "session": "SessionNotFound",
+}
+
+
+def from_longops(exc: LongopsError) -> tuple[int, str, str, str | None]:
+    """The HTTP status, code, message and target of a longops error."""
+    if isinstance(exc, ValidationError):
+        if exc.field == "company" and "existing company" in exc.rule:
+            return 404, "CompanyNotFound", f"company {exc.value} not found", None
+        return 400, "InvalidArgument", str(exc), exc.field
+    if isinstance(exc, Conflict):
+        return 400, exc.code, str(exc), None
+    if isinstance(exc, InvalidTransition):
+        return 400, "FailedPrecondition", str(exc), None
+    if isinstance(exc, NotFound):
+        return 404, NOT_FOUND_CODES.get(exc.kind, "NotFound"), str(exc), None
+    if isinstance(exc, PermissionDenied):
+        return 403, "PermissionDenied", str(exc), None
+    if isinstance(exc, ConfigurationError):
+        return 503, "Unavailable", str(exc), None
+    return 400, "InvalidArgument", str(exc), None
+
+
+def install(app: FastAPI) -> None:
+    """Render every error the routes can meet as the envelope."""
+
+    @app.exception_handler(ApiError)
+    async def _api(request: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.http, exc.code, exc.message, exc.target, exc.headers)
+
+    @app.exception_handler(LongopsError)
+    async def _longops(request: Request, exc: LongopsError) -> JSONResponse:
+        http, code, message, target = from_longops(exc)
+        return error_response(http, code, message, target)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
+        target = ".".join(loc) or None
+        message = (
+            f"{target}: {first.get('msg', 'invalid')}" if target else first.get("msg", "invalid")
+        )
+        return error_response(400, "InvalidArgument", message, target)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "NotFound", 405: "MethodNotAllowed", 406: "NotAcceptable"}.get(
+            exc.status_code, "InvalidArgument"
+        )
+        return error_response(exc.status_code, code, str(exc.detail), None)
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("request failed", extra={"action": "api_error", "path": request.url.path})
+        return error_response(500, "Internal", "the server failed to handle the request")

@@ -1,0 +1,195 @@
+"""How an operation looks over HTTP: one resource that Google-style (AIP-151) and
+Azure-style long-running-operation clients can both drive.
+
+Google clients read ``name``, ``done``, ``metadata``, ``error`` and ``response``; Azure
+clients read ``id``, ``status`` (NotStarted, Running, Succeeded, Failed, Canceled),
+``error`` and ``result``. longops' own fields (progress, wait reason, attempts, cancel
+request) are in ``metadata``.
+
+Example::
+
+    >>> represent(op, progress=None, wait=None)["status"]
+    'Running'
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from longops.domain.operation import Attempt, Operation, OperationEvent
+from longops.domain.progress import Progress
+from longops.domain.status import Status
+from longops.domain.waiting import WaitReason
+
+METADATA_TYPE = "type.longops.dev/longops.v1.OperationMetadata"
+
+AZURE_STATUS = {
+    Status.ON_HOLD: "NotStarted",
+    Status.READY: "NotStarted",
+    Status.IN_PROCESS: "Running",
+    Status.FINISHED: "Succeeded",
+    Status.ERROR: "Failed",
+    Status.CANCELLED: "Canceled",
+}
+"""Azure's status of each status; a retry waiting for its turn is Running (it is not
+done), as the conventions' lifecycle table says."""
+
+AZURE_STATUSES = ("NotStarted", "Running", "Succeeded", "Failed", "Canceled")
+
+
+def iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def state(op: Operation, now: datetime) -> str:
+    """The AIP-style state inside ``metadata``."""
+    if op.status is Status.IN_PROCESS:
+        return "CANCELLING" if op.cancel_request is not None else "RUNNING"
+    if op.status is Status.READY:
+        if op.status_reason == "retry":
+            return "RETRYING"
+        return "SCHEDULED" if op.earliest_start_at > now else "QUEUED"
+    return {
+        Status.ON_HOLD: "ON_HOLD",
+        Status.FINISHED: "SUCCEEDED",
+        Status.ERROR: "FAILED",
+        Status.CANCELLED: "CANCELLED",
+    }[op.status]
+
+
+def azure_status(op: Operation) -> str:
+    if op.status is Status.READY and op.status_reason == "retry":
+        return "Running"
+    return AZURE_STATUS[op.status]
+
+
+def _error(op: Operation) -> dict[str, Any] | None:
+    if op.status is Status.CANCELLED:
+        who = op.cancel_request.requested_by if op.cancel_request else None
+        reason = op.cancel_request.reason if op.cancel_request else None
+        message = "Cancelled" + (f" by {who}" if who else "") + (f": {reason}" if reason else "")
+        if op.cancel_mode is not None and op.cancel_mode.value == "expired":
+            message = "Expired before it started"
+        return {
+            "code": "Canceled",
+            "message": message,
+            "target": None,
+            "details": [
+                {
+                    "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                    "reason": "EXPIRED"
+                    if op.cancel_mode is not None and op.cancel_mode.value == "expired"
+                    else "CANCELLED_BY_USER",
+                    "domain": "longops.dev",
+                    "metadata": {
+                        "requestedBy": who,
+                        "mode": None if op.cancel_mode is None else op.cancel_mode.value,
+                    },
+                }
+            ],
+            "innererror": None,
+            "status": "CANCELLED",
+            "rpcCode": 1,
+        }
+    if op.status is Status.ERROR:
+        timeout = op.status_reason == "timeout"
+        return {
+            "code": "DeadlineExceeded" if timeout else "Internal",
+            "message": op.last_error or "failed",
+            "target": None,
+            "details": [
+                {
+                    "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                    "reason": "TIMEOUT" if timeout else "TASK_FAILED",
+                    "domain": "longops.dev",
+                    "metadata": {"attempts": str(op.attempt_count)},
+                }
+            ],
+            "innererror": None,
+            "status": "DEADLINE_EXCEEDED" if timeout else "INTERNAL",
+            "rpcCode": 4 if timeout else 13,
+        }
+    return None
+
+
+def represent(
+    op: Operation,
+    *,
+    progress: Progress | None,
+    wait: WaitReason | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """The canonical JSON of an operation (conventions §7.2)."""
+    reading = progress if progress is not None else op.progress
+    percent = reading.percent if reading is not None else None
+    if op.status is Status.FINISHED:
+        percent = 100.0
+    partial = []
+    if op.status is Status.READY and op.status_reason == "retry" and op.last_error:
+        partial.append({"code": "Internal", "message": op.last_error, "rpcCode": 13})
+    metadata: dict[str, Any] = {
+        "@type": METADATA_TYPE,
+        "company": op.company,
+        "entryNo": op.entry_no,
+        "task": op.task,
+        "description": op.description,
+        "queue": op.queue,
+        "category": op.category,
+        "priority": op.priority.label,
+        "state": state(op, now),
+        "statusDetail": op.status.value,
+        "statusCaption": "Cancelling" if op.cancelling else op.status.caption,
+        "statusReason": op.status_reason,
+        "attempt": op.attempt_count,
+        "maxAttempts": op.max_attempts,
+        "createTime": iso(op.created_at),
+        "scheduleTime": iso(op.earliest_start_at),
+        "startTime": iso(op.started_at),
+        "updateTime": iso(op.updated_at),
+        "endTime": iso(op.ended_at) if op.done else None,
+        "expireTime": iso(op.expires_at),
+        "timeoutSeconds": op.timeout.total_seconds(),
+        "recurring": op.recurring,
+        "progress": None if reading is None else reading.to_json(),
+        "statusMessage": (reading.message if reading is not None else None)
+        or (wait.message if wait is not None else None),
+        "waitReason": None if wait is None else wait.to_json(),
+        "cancelRequested": op.cancel_request is not None and not op.done,
+        "cancelRequest": op.cancellation_json(),
+        "stalled": op.stalled_at is not None,
+        "stalledTime": iso(op.stalled_at),
+        "checkpointTime": iso(op.checkpoint_at),
+        "labels": dict(op.labels),
+        "createdBy": op.user,
+        "userInactive": op.user_inactive,
+        "partialFailures": partial,
+        "apiVersion": "v1",
+    }
+    body: dict[str, Any] = {
+        "name": f"operations/{op.id}",
+        "id": str(op.id),
+        "status": azure_status(op),
+        "done": op.done,
+        "percentComplete": percent,
+        "metadata": metadata,
+    }
+    if op.status is Status.FINISHED:
+        body["result"] = op.result
+        body["response"] = op.result
+    error = _error(op)
+    if error is not None:
+        body["error"] = error
+    return body
+
+
+def attempt_json(a: Attempt) -> dict[str, Any]:
+    data = a.to_json()
+    data["name"] = f"operations/{a.operation_id}/attempts/{a.number}"
+    return data
+
+
+def event_json(e: OperationEvent) -> dict[str, Any]:
+    data = e.to_json()
+    data["name"] = f"operations/{e.operation_id}/events/{e.id}"
+    return data

@@ -1,0 +1,435 @@
+"""The other resources: categories and tasks of a company, queues, worker sessions,
+users and their tokens, the audit log, and the health checks."""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import typing
+import uuid
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import TypeAdapter
+
+from longops.api.deps import Caller, call, company_of, services
+from longops.api.errors import ApiError
+from longops.api.models import (
+    AuditList,
+    CategoryBody,
+    CategoryList,
+    CategoryModel,
+    CategoryPatch,
+    ErrorResponse,
+    Health,
+    QueueList,
+    SessionList,
+    TaskList,
+    TokenBody,
+    TokenCreated,
+    TokenList,
+    UserBody,
+    UserList,
+)
+from longops.api.operations import ERRORS
+from longops.app import ActorView
+from longops.domain.errors import NotFound
+from longops.domain.operation import Category
+from longops.domain.security import PermissionSet
+from longops.worker.registry import TaskDef
+
+router = APIRouter(tags=["resources"])
+
+
+def category_json(c: Category) -> dict[str, Any]:
+    return {
+        "company": c.company,
+        "code": c.code,
+        "description": c.description,
+        "maxConcurrent": c.max_concurrent,
+        "paused": c.paused,
+    }
+
+
+# -- categories ---------------------------------------------------------------------------------
+@router.get(
+    "/v1/companies/{company}/categories",
+    response_model=None,
+    responses={200: {"model": CategoryList}, **ERRORS},
+    summary="List the company's categories",
+)
+async def list_categories(company: str, view: Caller) -> Response:
+    company_of(view, company)
+    found = await call(view.service.list_categories, company)
+    return JSONResponse({"categories": [category_json(c) for c in found]})
+
+
+@router.post(
+    "/v1/companies/{company}/categories",
+    status_code=201,
+    response_model=None,
+    responses={201: {"model": CategoryModel}, **ERRORS},
+    summary="Create (or replace) a category",
+)
+async def create_category(company: str, body: CategoryBody, view: Caller) -> Response:
+    company_of(view, company)
+    made = await call(
+        view.service.set_category,
+        company,
+        body.code,
+        max_concurrent=body.maxConcurrent,
+        description=body.description,
+    )
+    return JSONResponse(category_json(made), status_code=201)
+
+
+async def _category(view: ActorView, company: str, code: str) -> Category:
+    found: list[Category] = await call(view.service.list_categories, company)
+    for c in found:
+        if c.code == code:
+            return c
+    raise ApiError(404, "CategoryNotFound", f"category {code} not found")
+
+
+@router.patch(
+    "/v1/companies/{company}/categories/{code}",
+    response_model=None,
+    responses={200: {"model": CategoryModel}, **ERRORS},
+    summary="Change a category's limit or description",
+)
+async def patch_category(company: str, code: str, body: CategoryPatch, view: Caller) -> Response:
+    company_of(view, company)
+    current = await _category(view, company, code)
+    made = await call(
+        view.service.set_category,
+        company,
+        code,
+        max_concurrent=body.maxConcurrent or current.max_concurrent,
+        description=current.description if body.description is None else body.description,
+        paused=current.paused,
+    )
+    return JSONResponse(category_json(made))
+
+
+def _pause(paused: bool) -> Any:
+    async def run(company: str, code: str, view: Caller) -> Response:
+        company_of(view, company)
+        current = await _category(view, company, code)
+        made = await call(
+            view.service.set_category,
+            company,
+            code,
+            max_concurrent=current.max_concurrent,
+            description=current.description,
+            paused=paused,
+        )
+        return JSONResponse(category_json(made))
+
+    return run
+
+
+for _verb, _paused in (("pause", True), ("resume", False)):
+    router.add_api_route(
+        f"/v1/companies/{{company}}/categories/{{code}}:{_verb}",
+        _pause(_paused),
+        methods=["POST"],
+        response_model=None,
+        responses={200: {"model": CategoryModel}, **ERRORS},
+        summary=f"{_verb.capitalize()} a category",
+        name=f"category_{_verb}",
+    )
+
+
+# -- tasks --------------------------------------------------------------------------------------
+def arguments_schema(task: TaskDef) -> dict[str, Any]:
+    """A JSON schema of the task's arguments, from its signature and type hints."""
+    try:
+        hints = typing.get_type_hints(task.fn)
+    except Exception:  # an annotation that does not resolve: describe the names only
+        hints = {}
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    positional: list[str] = []
+    extra = False
+    for param in task.signature.parameters.values():
+        if param.kind is param.VAR_KEYWORD:
+            extra = True
+            continue
+        if param.kind is param.VAR_POSITIONAL:
+            continue
+        schema: dict[str, Any] = {}
+        if param.name in hints:
+            try:
+                schema = TypeAdapter(hints[param.name]).json_schema()
+            except Exception:
+                schema = {}
+        if param.default is not inspect.Parameter.empty:
+            # A default JSON cannot carry is simply not shown.
+            with contextlib.suppress(Exception):
+                schema["default"] = TypeAdapter(type(param.default)).dump_python(
+                    param.default, mode="json"
+                )
+        else:
+            required.append(param.name)
+        properties[param.name] = schema
+        if param.kind in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD):
+            positional.append(param.name)
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": extra,
+        "x-positional": positional,
+    }
+
+
+def task_json(task: TaskDef) -> dict[str, Any]:
+    return {
+        "name": task.name,
+        "description": task.description,
+        "queue": task.queue,
+        "category": task.category,
+        "isolation": task.isolation,
+        "maxAttempts": task.max_attempts,
+        "timeoutSeconds": task.timeout.total_seconds(),
+        "requires": None if task.requires is None else task.requires.value,
+        "argumentsSchema": arguments_schema(task),
+    }
+
+
+@router.get(
+    "/v1/companies/{company}/tasks",
+    response_model=None,
+    responses={200: {"model": TaskList}, **ERRORS},
+    summary="The tasks this server can enqueue, with their arguments' JSON schema",
+)
+async def list_tasks(company: str, request: Request, view: Caller) -> Response:
+    company_of(view, company)
+    registry = services(request).app.registry
+    return JSONResponse({"tasks": [task_json(t) for t in registry]})
+
+
+# -- queues and sessions (global) -----------------------------------------------------------------
+@router.get(
+    "/v1/queues",
+    response_model=None,
+    responses={200: {"model": QueueList}, **ERRORS},
+    summary="Paused queues",
+)
+async def list_queues(view: Caller) -> Response:
+    paused = await call(view.service.paused_queues)
+    return JSONResponse({"paused": sorted(paused)})
+
+
+def _queue(paused: bool) -> Any:
+    async def run(queue: str, view: Caller) -> Response:
+        await call(view.service.pause_queue if paused else view.service.resume_queue, queue)
+        now = await call(view.service.paused_queues)
+        return JSONResponse({"paused": sorted(now)})
+
+    return run
+
+
+for _verb, _paused in (("pause", True), ("resume", False)):
+    router.add_api_route(
+        f"/v1/queues/{{queue}}:{_verb}",
+        _queue(_paused),
+        methods=["POST"],
+        response_model=None,
+        responses={200: {"model": QueueList}, **ERRORS},
+        summary=f"{_verb.capitalize()} a queue (SUPER)",
+        name=f"queue_{_verb}",
+    )
+
+
+@router.get(
+    "/v1/sessions",
+    response_model=None,
+    responses={200: {"model": SessionList}, **ERRORS},
+    summary="Worker sessions (SUPER)",
+)
+async def list_sessions(
+    view: Caller, active: Annotated[bool, Query(description="Only live sessions.")] = False
+) -> Response:
+    found = await call(view.service.list_sessions, active_only=active)
+    return JSONResponse({"sessions": [s.to_json() for s in found]})
+
+
+@router.post(
+    "/v1/sessions/{session_id}:drain",
+    status_code=202,
+    response_model=None,
+    responses={202: {"description": "The session will drain"}, **ERRORS},
+    summary="Drain a worker session (SUPER)",
+)
+async def drain_session(session_id: str, view: Caller) -> Response:
+    try:
+        sid = uuid.UUID(session_id)
+    except ValueError:
+        raise ApiError(404, "SessionNotFound", f"session {session_id} not found") from None
+    drained = await call(view.service.drain_session, sid)
+    return JSONResponse(drained.to_json(), status_code=202)
+
+
+# -- users, tokens, audit -------------------------------------------------------------------------
+@router.get(
+    "/v1/users",
+    response_model=None,
+    responses={200: {"model": UserList}, **ERRORS},
+    summary="Users (SUPER)",
+)
+async def list_users(view: Caller) -> Response:
+    found = await call(view.security.list_users)
+    return JSONResponse({"users": [u.to_json() for u in found]})
+
+
+@router.post(
+    "/v1/users",
+    status_code=201,
+    response_model=None,
+    responses={201: {"description": "The user"}, **ERRORS},
+    summary="Add a user (SUPER)",
+)
+async def add_user(body: UserBody, view: Caller) -> Response:
+    grants = []
+    for company, name in body.grants:
+        grants.append((company, PermissionSet.parse(name)))
+    made = await call(
+        view.security.add_user,
+        body.name,
+        display_name=body.displayName,
+        password=body.password,
+        grants=grants,
+        is_super=body.isSuper,
+    )
+    return JSONResponse(made.to_json(), status_code=201)
+
+
+def _user_state(enable: bool) -> Any:
+    async def run(name: str, view: Caller) -> Response:
+        made = await call(view.security.enable_user if enable else view.security.disable_user, name)
+        return JSONResponse(made.to_json())
+
+    return run
+
+
+for _verb, _enable in (("enable", True), ("disable", False)):
+    router.add_api_route(
+        f"/v1/users/{{name}}:{_verb}",
+        _user_state(_enable),
+        methods=["POST"],
+        response_model=None,
+        responses={200: {"description": "The user"}, **ERRORS},
+        summary=f"{_verb.capitalize()} a user (SUPER)",
+        name=f"user_{_verb}",
+    )
+
+
+@router.delete(
+    "/v1/users/{name}",
+    status_code=204,
+    response_model=None,
+    responses={204: {"description": "Deleted"}, **ERRORS},
+    summary="Delete a user (SUPER)",
+)
+async def delete_user(name: str, view: Caller) -> Response:
+    await call(view.security.delete_user, name)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/v1/users/{name}/tokens",
+    response_model=None,
+    responses={200: {"model": TokenList}, **ERRORS},
+    summary="A user's API tokens (never their secrets)",
+)
+async def list_tokens(name: str, view: Caller) -> Response:
+    found = await call(view.security.list_tokens, name)
+    return JSONResponse({"tokens": [t.to_json() for t in found]})
+
+
+@router.post(
+    "/v1/users/{name}/tokens",
+    status_code=201,
+    response_model=None,
+    responses={201: {"model": TokenCreated}, **ERRORS},
+    summary="Create an API token (its text is shown this once)",
+)
+async def create_token(name: str, view: Caller, body: TokenBody | None = None) -> Response:
+    args = body or TokenBody()
+    expires = None if args.expiresInDays is None else timedelta(days=args.expiresInDays)
+    record, text = await call(view.security.create_token, name, name=args.name, expires=expires)
+    return JSONResponse({"token": text, "record": record.to_json()}, status_code=201)
+
+
+@router.delete(
+    "/v1/users/{name}/tokens/{token}",
+    status_code=204,
+    response_model=None,
+    responses={204: {"description": "Revoked"}, **ERRORS},
+    summary="Revoke an API token (by its name or id)",
+)
+async def revoke_token(name: str, token: str, view: Caller) -> Response:
+    await call(view.security.revoke_token, name, token)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/v1/companies/{company}/audit",
+    response_model=None,
+    responses={200: {"model": AuditList}, **ERRORS},
+    summary="The company's audit log (admins)",
+)
+async def company_audit(
+    company: str,
+    view: Caller,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    before: Annotated[int | None, Query(ge=0, description="Entries before this id.")] = None,
+) -> Response:
+    company_of(view, company)
+    found = await call(view.security.list_audit, company=company, limit=limit, before_id=before)
+    return JSONResponse({"entries": [e.to_json() for e in found]})
+
+
+@router.get(
+    "/v1/audit",
+    response_model=None,
+    responses={200: {"model": AuditList}, **ERRORS},
+    summary="The audit log of every company the caller may read",
+)
+async def audit(
+    view: Caller,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    before: Annotated[int | None, Query(ge=0)] = None,
+) -> Response:
+    found = await call(view.security.list_audit, limit=limit, before_id=before)
+    return JSONResponse({"entries": [e.to_json() for e in found]})
+
+
+# -- health ---------------------------------------------------------------------------------------
+@router.get("/healthz", response_model=Health, tags=["health"], summary="The process is up")
+async def healthz() -> Health:
+    return Health(status="ok")
+
+
+@router.get(
+    "/readyz",
+    response_model=None,
+    responses={200: {"model": Health}, 503: {"model": ErrorResponse}},
+    tags=["health"],
+    summary="The database is reachable and its schema current",
+)
+async def readyz(request: Request) -> Response:
+    store = services(request).app.store
+    try:
+        current = await call(store.schema_is_current)
+    except Exception as exc:
+        raise ApiError(503, "Unavailable", f"database unreachable: {type(exc).__name__}") from exc
+    if not current:
+        raise ApiError(503, "Unavailable", "database schema is not current: run longops db upgrade")
+    return JSONResponse({"status": "ok", "checks": {"database": "ok", "schema": "current"}})
+
+
+__all__ = ["NotFound", "router"]
