@@ -26,6 +26,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
+from types import EllipsisType
 from typing import Any
 
 from longops.core.security import SecurityService
@@ -261,10 +262,11 @@ class Front:
         name: str,
         *,
         display_name: str | None = None,
-        time_zone: str = "UTC",
-        max_in_process: int | None = None,
+        time_zone: str | None = None,
+        max_in_process: int | EllipsisType | None = ...,
     ) -> Company:
-        """Create a company (or change its display name, time zone and limit).
+        """Create a company, or change what is given of it (display name, time zone, limit
+        of operations in process; None: no limit); a disabled company becomes active again.
 
         Example::
 

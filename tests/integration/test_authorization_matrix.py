@@ -457,6 +457,6 @@ def test_refusals_say_who_what_and_why(world: World) -> None:
         world.app.service.hold(theirs.id, actor=user)
     message = str(refused.value)
     assert message.startswith(f"u-user may not set on hold (operation {theirs.entry_no}): ")
-    assert "JOBQUEUE-USER reaches only the actor's own" in message
-    assert "needs JOBQUEUE-ADMIN or SUPER in A" in message
+    assert "with JOBQUEUE-USER only one's own may be reached" in message
+    assert "needs JOBQUEUE-ADMIN in A, or SUPER" in message
     assert world.app.service.get(theirs.id).status.value == "ready"  # nothing changed

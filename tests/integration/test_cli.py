@@ -272,7 +272,7 @@ def test_users_permission_sets_and_acting_as_a_user(db_url: str) -> None:
     refused = longops("--as", "alice", "ops", "ready", their_id, db=db_url)
     assert refused.returncode == 1
     assert "alice may not set ready (operation" in refused.stderr
-    assert "needs JOBQUEUE-ADMIN or SUPER in CRONUS" in refused.stderr
+    assert "needs JOBQUEUE-ADMIN in CRONUS, or SUPER" in refused.stderr
     assert "Traceback" not in refused.stderr
     viewer = longops("--as", "alice", "enqueue", "demo.clean_up", db=db_url)  # VIEW in default
     assert viewer.returncode == 1

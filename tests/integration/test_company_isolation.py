@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from longops import ValidationError, EnqueueRequest, FrozenClock, Longops, NotFound
+from longops import EnqueueRequest, FrozenClock, Longops, NotFound, ValidationError
 from longops.app import ActorView
 from longops.core.security import SecurityService
 from longops.core.service import OperationService

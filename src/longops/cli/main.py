@@ -20,6 +20,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import EllipsisType
 from typing import Annotated, Any
 
 import typer
@@ -131,7 +132,26 @@ UserOpt = Annotated[
     str | None,
     typer.Option(help="Run it on behalf of this user (default: the actor; SUPER only)."),
 ]
-CompanyOpt = Annotated[str, typer.Option("--company", "-c", help="Company name.")]
+CompanyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--company",
+        "-c",
+        help="Company name (default: the actor's only company, or 'default').",
+    ),
+]
+
+
+def _company(given: str | None) -> str:
+    """The company a command acts in: the one given, else the actor's only company (a
+    user who holds sets in one company need not name it), else 'default'."""
+    if given is not None:
+        return given
+    actor = state.front.actor
+    if not actor.is_super and len(actor.companies) == 1:
+        [only] = actor.companies
+        return only
+    return "default"
 
 
 @cli.callback()
@@ -272,7 +292,7 @@ def enqueue(
     kwargs: Annotated[
         str, typer.Option("--kwargs", help="JSON object of keyword arguments.")
     ] = "{}",
-    company: CompanyOpt = "default",
+    company: CompanyOpt = None,
     description: Annotated[str | None, typer.Option()] = None,
     queue: Annotated[str | None, typer.Option()] = None,
     category: Annotated[str | None, typer.Option()] = None,
@@ -303,7 +323,7 @@ def enqueue(
             task=task,
             args=parsed_args,
             kwargs=parsed_kwargs,
-            company=company,
+            company=_company(company),
             description=description,
             queue=queue,
             category=category,
@@ -608,9 +628,9 @@ def ops_delete(operation_id: str) -> None:
 
 
 @ops_cli.command("remove-failed")
-def ops_remove_failed(company: CompanyOpt = "default") -> None:
+def ops_remove_failed(company: CompanyOpt = None) -> None:
     """Delete non-recurring operations in error whose last run ended at least 30 s ago."""
-    n = state.front.service.remove_failed(company)
+    n = state.front.service.remove_failed(_company(company))
     out.print(f"{n} failed operation(s) removed")
 
 
@@ -620,6 +640,8 @@ def db_upgrade() -> None:
     """Apply pending migrations."""
     applied = state.front.service.migrate()
     out.print(f"applied {', '.join(applied)}" if applied else "schema is up to date")
+    if getattr(state.app.store, "row_level_security", False):
+        out.print("row-level security: enabled and forced on the company-owned tables")
 
 
 @db_cli.command("status")
@@ -647,22 +669,28 @@ def db_sql() -> None:
 @cat_cli.command("set")
 def categories_set(
     code: str,
-    company: CompanyOpt = "default",
-    max_concurrent: Annotated[int, typer.Option(help="Runs at once (default 1).")] = 1,
-    description: Annotated[str, typer.Option()] = "",
-    paused: Annotated[bool, typer.Option("--paused/--running")] = False,
+    company: CompanyOpt = None,
+    max_concurrent: Annotated[
+        int | None, typer.Option(help="Runs at once (a new category: 1).")
+    ] = None,
+    description: Annotated[str | None, typer.Option()] = None,
+    paused: Annotated[bool | None, typer.Option("--paused/--running")] = None,
 ) -> None:
-    """Create or update a category."""
+    """Create or update a category: only what is given changes."""
     c = state.front.service.set_category(
-        company, code, max_concurrent=max_concurrent, description=description, paused=paused
+        _company(company),
+        code,
+        max_concurrent=max_concurrent,
+        description=description,
+        paused=paused,
     )
     out.print(f"{c.company}/{c.code}: max {c.max_concurrent}{' (paused)' if c.paused else ''}")
 
 
 @cat_cli.command("list")
-def categories_list(company: CompanyOpt = "default", as_json: JsonOpt = False) -> None:
+def categories_list(company: CompanyOpt = None, as_json: JsonOpt = False) -> None:
     """List a company's categories."""
-    cats = state.front.service.list_categories(company)
+    cats = state.front.service.list_categories(_company(company))
     if as_json:
         print_json(out, [_cat(c) for c in cats])
         return
@@ -741,17 +769,24 @@ def sessions_events(
 def companies_add(
     name: str,
     display_name: Annotated[str | None, typer.Option(help="Shown to people.")] = None,
-    time_zone: Annotated[str, typer.Option(help="IANA zone recurrence is evaluated in.")] = "UTC",
+    time_zone: Annotated[
+        str | None, typer.Option(help="IANA zone recurrence is evaluated in (new: UTC).")
+    ] = None,
     max_in_process: Annotated[
-        int | None, typer.Option(help="At most this many of its operations run at once.")
+        int | None,
+        typer.Option(help="At most this many of its operations run at once (0: no limit)."),
     ] = None,
 ) -> None:
-    """Create a company (or change it; a disabled company becomes active again)."""
-    c = state.front.service.add_company(
-        name, display_name=display_name, time_zone=time_zone, max_in_process=max_in_process
+    """Create a company, or change what is given of it (a disabled company becomes active
+    again)."""
+    limit: int | EllipsisType | None = (
+        ... if max_in_process is None else (None if max_in_process == 0 else max_in_process)
     )
-    limit = "" if c.max_in_process is None else f", at most {c.max_in_process} in process"
-    out.print(f"company {c.name} ({c.display_name}, {c.time_zone}{limit})")
+    c = state.front.service.add_company(
+        name, display_name=display_name, time_zone=time_zone, max_in_process=limit
+    )
+    shown = "" if c.max_in_process is None else f", at most {c.max_in_process} in process"
+    out.print(f"company {c.name} ({c.display_name}, {c.time_zone}{shown})")
 
 
 @companies_cli.command("disable")
@@ -954,7 +989,12 @@ def tokens_list(user: str, as_json: JsonOpt = False) -> None:
         print_json(out, [t.to_json() for t in tokens])
         return
     for t in tokens:
-        status = "revoked" if t.revoked_at else "active"
+        now = state.app.clock.now()
+        status = (
+            "revoked"
+            if t.revoked_at
+            else ("expired" if t.expires_at is not None and t.expires_at <= now else "active")
+        )
         expires = "never" if t.expires_at is None else f"{t.expires_at:%Y-%m-%d %H:%M}"
         used = "never" if t.last_used_at is None else f"{t.last_used_at:%Y-%m-%d %H:%M}"
         out.print(f"{t.name}\t{t.id}\t{status}\texpires {expires}\tlast used {used}")

@@ -88,7 +88,7 @@ def operations_table(
     now: datetime | None = None,
 ) -> Table:
     table = Table(title=title, show_lines=False, expand=False)
-    for column in ("Entry", "Status", "Task", "Description", "Category", "Priority",
+    for column in ("Entry", "Company", "Status", "Task", "Description", "Category", "Priority",
                    "User", "Attempts", "Earliest start", "Progress",
                    "Waiting / last error"):  # fmt: skip
         table.add_column(column, overflow="fold")
@@ -107,12 +107,13 @@ def operations_table(
         note = wait.code.value if wait is not None else (op.last_error or "")[:60]
         table.add_row(
             str(op.entry_no),
+            escape(op.company),
             f"[{STATUS_STYLE[op.status]}]{status_label(op)}[/]",
             # What people and task code wrote is shown as written, never read as markup.
             escape(op.task),
             escape(op.description or ""),
             escape(op.category or ""),
-            op.priority.label if op.category else "",
+            op.priority.label,
             _user(op),
             f"{op.attempt_count}/{op.max_attempts}",
             when(op.earliest_start_at) if op.status in (Status.READY, Status.ON_HOLD) else "",

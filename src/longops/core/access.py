@@ -111,12 +111,18 @@ def require(
 
 def _why(actor: Actor, action: str, company: str | None) -> str:
     rule = PERMISSIONS[action]
-    everything = [s.value for s, reach in rule.cells.items() if reach is Reach.ALL]
-    own = [s.value for s, reach in rule.cells.items() if reach is Reach.OWN]
+    sets = [s for s, reach in rule.cells.items() if reach is Reach.ALL]
+    # SUPER is global: it is named apart from the sets held in a company.
+    local = [s.value for s in sets if s is not PermissionSet.SUPER]
     where = f" in {company}" if company is not None and rule.scope.value != "global" else ""
-    needs = f"needs {' or '.join(everything)}{where}"
-    if own and not actor.is_super and any(s.value in own for s in _held(actor, company)):
-        return f"{', '.join(own)} reaches only the actor's own; {needs}"
+    needs = f"needs {' or '.join(local)}{where}, or SUPER" if local else "needs SUPER"
+    held_own = [
+        s.value
+        for s in _held(actor, company)
+        if rule.cells.get(s) is Reach.OWN and not actor.is_super
+    ]
+    if held_own:
+        return f"with {held_own[0]} only one's own may be reached; {needs}"
     return needs
 
 

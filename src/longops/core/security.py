@@ -176,6 +176,17 @@ class SecurityService(ActorBound):
         audit = self._entry(who, "add_user", user_target(name), None, details)
         if not self.store.insert_user(user, password_hash, audit=audit):
             raise ValidationError("name", "is taken by another user", name)
+        for company, permission_set in pairs:
+            # Each company's admins see in their own audit log who was let in.
+            self.store.record_audit(
+                self._entry(
+                    who,
+                    "grant_permission",
+                    user_target(name),
+                    company,
+                    {"permission_set": permission_set.value, "with": "add_user"},
+                )
+            )
         return user
 
     def _check_grants(self, grants: Iterable[Grant]) -> tuple[Grant, ...]:
@@ -336,9 +347,12 @@ class SecurityService(ActorBound):
         who = self._who(actor)
         require(who, "revoke_token", target=f"user {user}", owner=user)
         self._user(user)
-        live = [t for t in self.store.list_tokens(user) if t.revoked_at is None]
+        every = self.store.list_tokens(user)
+        live = [t for t in every if t.revoked_at is None]
         match = [t for t in live if t.name == token or str(t.id) == token]
         if not match:
+            if any(t.name == token or str(t.id) == token for t in every):
+                raise ValidationError("token", "is already revoked", token)
             raise NotFound("token", f"{token} of user {user}")
         [found] = match
         details = {"token_id": str(found.id), "name": found.name}

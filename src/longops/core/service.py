@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from types import EllipsisType
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -719,6 +720,7 @@ class OperationService(ActorBound):
                 reset_attempts=reset,
                 user=user,
                 action=action,
+                by=actor.user,
                 cancel_mode=None if cancel is None else CancelMode.BEFORE_START,
                 cancel_by=None if cancel is None else cancel[0],
                 cancel_reason=None if cancel is None else cancel[1],
@@ -748,11 +750,12 @@ class OperationService(ActorBound):
         name: str,
         *,
         display_name: str | None = None,
-        time_zone: str = "UTC",
-        max_in_process: int | None = None,
+        time_zone: str | None = None,
+        max_in_process: int | EllipsisType | None = ...,
         actor: Actor | None = None,
     ) -> Company:
-        """Create a company (or change it; a disabled company becomes active again).
+        """Create a company (or change it; a disabled company becomes active again). What
+        is not given keeps its value (a new company: UTC, no cap).
 
         ``max_in_process`` caps how many of its operations run at once (None: no cap).
 
@@ -763,6 +766,13 @@ class OperationService(ActorBound):
         who = self._who(actor)
         require(who, "add_company", target=f"company {name}")
         _check_name("company", name)
+        current = self.store.get_company(name)
+        if time_zone is None:
+            time_zone = current.time_zone if current else "UTC"
+        if display_name is None and current is not None:
+            display_name = current.display_name
+        if isinstance(max_in_process, EllipsisType):
+            max_in_process = current.max_in_process if current else None
         try:
             ZoneInfo(time_zone)
         except (ValueError, KeyError, OSError):
@@ -816,16 +826,24 @@ class OperationService(ActorBound):
         company: str,
         code: str,
         *,
-        max_concurrent: int = 1,
-        description: str = "",
-        paused: bool = False,
+        max_concurrent: int | None = None,
+        description: str | None = None,
+        paused: bool | None = None,
         actor: Actor | None = None,
     ) -> Category:
         """Create or update a category (Business Central: job queue category); pausing and
-        resuming a category is this too (``paused``)."""
+        resuming a category is this too (``paused``). What is not given keeps its value (a
+        new category: one at a time, no description, running)."""
         who = self._who(actor)
         _require_in(who, "set_category", company)
         _check_name("category", code)
+        current = self.store.get_category(company, code)
+        if max_concurrent is None:
+            max_concurrent = current.max_concurrent if current else 1
+        if description is None:
+            description = current.description if current else ""
+        if paused is None:
+            paused = current.paused if current else False
         if isinstance(max_concurrent, bool) or not 1 <= max_concurrent <= 1000:
             raise ValidationError("max_concurrent", "must be between 1 and 1000", max_concurrent)
         if len(description) > 250:

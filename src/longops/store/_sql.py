@@ -601,7 +601,7 @@ class SqlStore(ABC):
                 {
                     "action": params.action,
                     "status": params.status.value,
-                    "by": params.user if params.cancel_mode is None else params.cancel_by,
+                    "by": params.by or (params.cancel_by if params.cancel_mode else params.user),
                 },
             )
             self._audit(cur, audit)
@@ -1332,7 +1332,9 @@ class SqlStore(ABC):
                 changed += int(cur.rowcount)
             cur.execute(self.q["delete_user"], {"name": name})
             changed += len(cur.fetchall())
-            self._audit(cur, audit)
+            if changed:
+                # Nothing named the user: nothing was forgotten, and nothing is audited.
+                self._audit(cur, audit)
         return changed
 
 

@@ -171,6 +171,8 @@ class ActionParams:
     clear_cancel_request: bool = True
     action: str = ""
     """The action's name, as the timeline records it."""
+    by: str | None = None
+    """Who acted (the timeline's "by")."""
     cancel_mode: CancelMode | None = None
     cancel_by: str | None = None
     cancel_reason: str | None = None

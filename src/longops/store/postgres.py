@@ -110,6 +110,13 @@ class PostgresStore(SqlStore):
             if "longops_" in str(exc):
                 raise ConfigurationError(NO_SCHEMA) from exc
             raise
+        except psycopg.errors.InsufficientPrivilege as exc:
+            reason = exc.diag.message_primary or str(exc).splitlines()[0]
+            raise ConfigurationError(
+                f"the database refused this role: {reason} (changing the schema needs the "
+                "role that owns the longops tables; using them needs SELECT, INSERT, UPDATE "
+                "and DELETE on them)"
+            ) from exc
 
     _read = _tx
 
