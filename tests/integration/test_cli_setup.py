@@ -37,7 +37,12 @@ def test_companies_add_again_keeps_what_is_not_given(db_url: str) -> None:
     again = longops("companies", "add", "FABRIKAM", db=db_url)
     assert again.returncode == 0, again.stderr
     assert "America/New_York, at most 2 in process" in again.stdout
-    unlimited = longops("companies", "add", "FABRIKAM", "--max-in-process", "0", db=db_url)
+    both = longops("companies", "add", "FABRIKAM", "--max-in-process", "3", "--no-limit",
+                   db=db_url)  # fmt: skip
+    assert both.returncode == 2
+    assert "max_in_process" in both.stderr
+    unlimited = longops("companies", "add", "FABRIKAM", "--no-limit", db=db_url)
+    assert unlimited.returncode == 0, unlimited.stderr
     assert "at most" not in unlimited.stdout
     [fab] = [c for c in json.loads(longops("companies", "list", "--json", db=db_url).stdout)
              if c["name"] == "FABRIKAM"]  # fmt: skip

@@ -128,8 +128,10 @@ def test_a_user_manages_only_their_own_tokens(app: Longops) -> None:
     with pytest.raises(ValidationError, match="already has a token of that name"):
         alice.security.create_token("alice", name="laptop")
     assert alice.security.revoke_token("alice", str(token.id)).revoked_at is not None
-    with pytest.raises(NotFound):
+    with pytest.raises(ValidationError, match="already revoked"):
         alice.security.revoke_token("alice", "laptop")
+    with pytest.raises(NotFound):
+        alice.security.revoke_token("alice", "desktop")
 
 
 @pytest.mark.parametrize(
@@ -262,14 +264,15 @@ def test_operator_actions_are_audited_with_who_and_from_where(app: Longops) -> N
     actions = [e.action for e in entries]
     assert actions[:1] == ["add_company"]
     assert actions[1:] == [
-        "add_user", "hold", "set_ready", "run_now", "cancel", "restart", "hold", "delete",
+        "add_user", "grant_permission", "hold", "set_ready", "run_now", "cancel", "restart",
+        "hold", "delete",
         "set_category", "remove_failed", "create_token", "revoke_token", "grant_permission",
     ]  # fmt: skip
     mine = [e for e in entries if e.actor == "alice"]
     assert {e.front_end for e in mine} == {FrontEnd.CLI}
     assert {e.company for e in mine if e.action in ("hold", "delete")} == {"CRONUS"}
     assert all(e.target == str(op.id) for e in mine if e.action in ("hold", "cancel"))
-    assert [e.actor for e in entries if e.action == "grant_permission"] == [None]
+    assert [e.actor for e in entries if e.action == "grant_permission"] == [None, None]
     assert entries[-1].details == {"permission_set": "JOBQUEUE-VIEW"}
     # alice (ADMIN in CRONUS) reads CRONUS's entries, not the global ones (tokens, users).
     seen = {e.action for e in alice.security.list_audit(limit=1000)}

@@ -774,13 +774,18 @@ def companies_add(
     ] = None,
     max_in_process: Annotated[
         int | None,
-        typer.Option(help="At most this many of its operations run at once (0: no limit)."),
+        typer.Option(help="At most this many of its operations run at once."),
     ] = None,
+    no_limit: Annotated[
+        bool, typer.Option("--no-limit", help="Remove the limit on operations in process.")
+    ] = False,
 ) -> None:
     """Create a company, or change what is given of it (a disabled company becomes active
     again)."""
+    if no_limit and max_in_process is not None:
+        raise ValidationError("max_in_process", "cannot be given with --no-limit")
     limit: int | EllipsisType | None = (
-        ... if max_in_process is None else (None if max_in_process == 0 else max_in_process)
+        None if no_limit else (... if max_in_process is None else max_in_process)
     )
     c = state.front.service.add_company(
         name, display_name=display_name, time_zone=time_zone, max_in_process=limit
