@@ -257,6 +257,14 @@ def test_notifications_are_exported_and_forgotten_with_the_user(world: World) ->
         world.app.security.export_user("alice")
 
 
+def test_notifications_past_the_retention_period_are_pruned(world: World) -> None:
+    world.app.service.cancel(world.op(on_hold=True).id)
+    world.clock.advance(timedelta(days=8))
+    world.app.service.cancel(world.op(on_hold=True, description="recent").id)
+    world.app.store.prune(world.clock.now() - timedelta(days=7))
+    assert [n.title for n in world.alice.notifications("A")] == ["recent"]
+
+
 @pytest.mark.postgres
 def test_the_notification_commits_with_the_status_change(pg_url: str) -> None:
     # Raw SQL on PostgreSQL: a status change that is not yet committed has no visible

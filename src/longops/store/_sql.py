@@ -1056,6 +1056,7 @@ class SqlStore(ABC):
             cur.execute(self.q["prune_attempts"], before)
             cur.execute(self.q["prune_session_events"], before)
             cur.execute(self.q["prune_sessions"], before)
+            cur.execute(self.q["prune_notifications"], before)
         # Timelines in batches, each its own short transaction.
         for _ in range(1000):
             with self._tx() as cur:

@@ -996,3 +996,7 @@ SELECT * FROM longops_notifications WHERE user_name = %(name)s ORDER BY id;
 
 -- name: forget_notifications
 UPDATE longops_notifications SET user_name = %(pseudonym)s WHERE user_name = %(name)s;
+
+-- name: prune_notifications
+-- With the operations they tell of: past the retention period, read or not.
+DELETE FROM longops_notifications WHERE created_at < %(before)s;

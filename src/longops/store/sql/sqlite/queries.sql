@@ -839,3 +839,7 @@ SELECT * FROM longops_notifications WHERE user_name = :name ORDER BY id;
 
 -- name: forget_notifications
 UPDATE longops_notifications SET user_name = :pseudonym WHERE user_name = :name;
+
+-- name: prune_notifications
+-- With the operations they tell of: past the retention period, read or not.
+DELETE FROM longops_notifications WHERE created_at < :before;
