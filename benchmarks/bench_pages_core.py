@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+
 from bench_core import (
     DEFAULT_PG_ADMIN_URL,
     DIALECTS,
