@@ -56,7 +56,8 @@ CREATE POLICY longops_scope ON longops_notifications
 -- indexes of migrations 0001 and 0003, or are a user's own).
 CREATE INDEX longops_operations_task_status ON longops_operations (company, task, status, entry_no);
 -- "My operations", "My failures" and the header's running operations.
-CREATE INDEX longops_operations_user_status ON longops_operations (company, user_name, status, entry_no);
+-- Partial: the local super actor's operations (no user) do not pay for it.
+CREATE INDEX longops_operations_user_status ON longops_operations (company, user_name, status, entry_no) WHERE user_name IS NOT NULL;
 -- The Log Entries page (newest first, per company) and its clean-up by age.
 CREATE INDEX longops_attempts_company ON longops_attempts (company, entry_no);
 CREATE INDEX longops_attempts_company_ended ON longops_attempts (company, ended_at);

@@ -39,11 +39,10 @@ BEGIN
     );
 END;
 
--- The list's task filter and its facet counts (the other filters are served by the
--- indexes of migrations 0001 and 0003, or are a user's own).
-CREATE INDEX longops_operations_task_status ON longops_operations (company, task, status, entry_no);
--- "My operations", "My failures" and the header's running operations.
-CREATE INDEX longops_operations_user_status ON longops_operations (company, user_name, status, entry_no);
+-- No new index on operations for the list's task and user filters: SQLite does not fold
+-- the filter's bound parameters ("(:task IS NULL OR task = :task)"), so it could not use one,
+-- and each would cost every enqueue and status change.
+
 -- The Log Entries page (newest first, per company) and its clean-up by age.
 CREATE INDEX longops_attempts_company ON longops_attempts (company, entry_no);
 CREATE INDEX longops_attempts_company_ended ON longops_attempts (company, ended_at);
