@@ -951,7 +951,7 @@ class OperationService(ActorBound):
             replace(base, statuses=(Status.READY,)),
             replace(base, statuses=(Status.IN_PROCESS,)),
             replace(base, statuses=(Status.ERROR,)),
-            replace(base, stalled=True),
+            replace(base, statuses=(Status.IN_PROCESS,), stalled=True),
         ]
         if who.user is not None:
             cues.append(replace(base, statuses=(Status.ERROR,), user=who.user))
