@@ -47,7 +47,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_core import (  # noqa: E402
+from bench_core import (
     DEFAULT_PG_ADMIN_URL,
     RESULTS,
     fmt,
@@ -55,9 +55,8 @@ from bench_core import (  # noqa: E402
     percentile,
     pg_url_for,
 )
-
-from longops import Longops  # noqa: E402
-from longops.domain.security import PermissionSet  # noqa: E402
+from longops import Longops
+from longops.domain.security import PermissionSet
 
 COMPANY = "CRONUS"
 USER = "bench-admin"
@@ -103,7 +102,8 @@ SELECT
     'user' || lpad((1 + floor(s.r4 * s.r4 * 50))::int::text, 2, '0'),
     s.created, s.created + interval '2 seconds',
     CASE WHEN s.status <> 'on_hold' THEN s.created END,
-    CASE WHEN s.status IN ('finished', 'error', 'in_process') THEN s.created + interval '1 second' END,
+    CASE WHEN s.status IN ('finished', 'error', 'in_process')
+         THEN s.created + interval '1 second' END,
     CASE WHEN s.status IN ('finished', 'error', 'cancelled')
          THEN s.created + make_interval(secs => 1 + s.r5 * 120) END,
     CASE WHEN s.status = 'error' THEN 'RuntimeError: the ledger does not balance' END,

@@ -169,7 +169,9 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 @pytest.fixture(
     scope="session", params=[pytest.param("postgres", marks=pytest.mark.postgres), "sqlite"]
 )
-def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
     """A ``longops serve --workers 2`` on a fresh, seeded database of each dialect."""
     dialect = request.param
     log = ARTIFACTS / f"server-{dialect}.log"
@@ -269,9 +271,7 @@ class UI:
         for status, part in self.expected:
             if response.status == status and part in response.url:
                 return
-        self.problems.append(
-            f"HTTP {response.status}: {response.request.method} {response.url}"
-        )
+        self.problems.append(f"HTTP {response.status}: {response.request.method} {response.url}")
 
     def unshot(self) -> list[str]:
         """Pages the test navigated to and never captured."""

@@ -64,9 +64,7 @@ def demo(tmp_path: Path) -> Iterator[Demo]:
         d.process.wait(timeout=30)
 
 
-def test_demo_shows_every_state_to_the_printed_sign_in_and_ends_on_time(
-    demo: Demo, ui: UI
-) -> None:
+def test_demo_shows_every_state_to_the_printed_sign_in_and_ends_on_time(demo: Demo, ui: UI) -> None:
     base = f"http://127.0.0.1:{demo.port}"
 
     def up() -> bool:
@@ -87,17 +85,14 @@ def test_demo_shows_every_state_to_the_printed_sign_in_and_ends_on_time(
 
     def states() -> set[str]:
         ui.goto(base + "/c/CRONUS/entries", "entries")
-        return {
-            s for s in page.locator("tr[data-status]").evaluate_all(
-                "rows => rows.map(r => r.dataset.status)"
-            )
-        }  # fmt: skip
+        found = page.locator("tr[data-status]").evaluate_all("rs => rs.map(r => r.dataset.status)")
+        return set(found)
 
     seen: set[str] = set()
 
     def every_state() -> bool:
         seen.update(states())
-        return EVERY_STATE <= seen
+        return seen >= EVERY_STATE
 
     wait_until(every_state, timeout=60, interval=1, what=f"every state (seen {seen})")
     ui.shot("every-state")

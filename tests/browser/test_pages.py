@@ -115,9 +115,7 @@ def test_sign_in_enqueue_watch_progress_cancel_and_toast(server: Server, ui: UI)
     toast = page.locator("#toasts .toast[role=status]").filter(has_text=description)
     expect(toast).to_contain_text("Cancelled", timeout=LIVE)
     ui.shot("cancelled-with-toast")
-    wait_until(
-        lambda: status_of(server, op_id) is Status.CANCELLED, timeout=30, what="cancelled"
-    )
+    wait_until(lambda: status_of(server, op_id) is Status.CANCELLED, timeout=30, what="cancelled")
 
 
 def test_restart_a_failed_operation_from_its_card(server: Server, ui: UI) -> None:
@@ -136,8 +134,10 @@ def test_restart_a_failed_operation_from_its_card(server: Server, ui: UI) -> Non
     page.wait_for_load_state()
     ui.shot("after-restart")
     wait_until(
-        lambda: len(server.lib.service.attempts(op_id)) == 2
-        and status_of(server, op_id) is Status.ERROR,
+        lambda: (
+            len(server.lib.service.attempts(op_id)) == 2
+            and status_of(server, op_id) is Status.ERROR
+        ),
         timeout=60,
         what="the restarted operation to run (and fail) again",
     )
@@ -311,9 +311,7 @@ NAV = ("Overview", "Job Queue Entries", "Log Entries", "Categories", "Sessions",
 @pytest.mark.parametrize("user", ["admin", "viewer"])
 def test_every_page_renders_and_is_captured(server: Server, ui: UI, user: str) -> None:
     page = ui.page
-    op_id = enqueue_as(
-        server, "admin", "pages.idle", description=f"Tour {marker()}", on_hold=True
-    )
+    op_id = enqueue_as(server, "admin", "pages.idle", description=f"Tour {marker()}", on_hold=True)
     sign_in(ui, server, user)
     for name in NAV:
         page.locator("header, nav").get_by_role("link", name=re.compile(f"^{name}")).first.click()
