@@ -235,14 +235,15 @@ def seed(url: str, rows: int) -> dict[str, Any]:
 
 def asgi_app(lib: Longops) -> Any:
     """The application ``longops serve`` runs (REST API and pages)."""
-    from longops.cli.serve import build_asgi
+    from longops.cli.serve import Server
 
-    return build_asgi(lib)
+    return Server(lib)
 
 
 @contextlib.asynccontextmanager
 async def running(app: Any) -> AsyncIterator[httpx.AsyncClient]:
-    async with app.router.lifespan_context(app):
+    # The API half runs the lifespan (it starts and stops the event hub).
+    async with app.api.router.lifespan_context(app.api):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench.local") as c:
             yield c

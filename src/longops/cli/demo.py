@@ -134,7 +134,7 @@ def run_demo(
     line."""
     import uvicorn
 
-    from longops.cli.serve import build_asgi
+    from longops.cli.serve import Server
 
     logging.getLogger("longops").setLevel(logging.ERROR)
     if database_url is None:
@@ -146,7 +146,7 @@ def run_demo(
     users = seed_demo(app)
     worker = app.worker(concurrency=6, heartbeat_interval=1, session_timeout=10, grace_period=5)
     server = uvicorn.Server(
-        uvicorn.Config(build_asgi(app), host=host, port=port, log_level="warning")
+        uvicorn.Config(Server(app), host=host, port=port, log_level="warning")
     )
     timer = None
     if seconds is not None:

@@ -12,18 +12,6 @@ from longops.app import Longops
 log = logging.getLogger("longops.serve")
 
 
-def build_asgi(app: Longops, *, secret: bytes | None = None) -> Any:
-    """The application ``longops serve`` runs: the REST API (``/v1``, ``/docs``,
-    ``/healthz``) and the pages at ``/``, sharing one event hub."""
-    from longops.core.streams import EventHub
-    from longops.web import create_pages
-
-    hub = EventHub(app.store)
-    api = create_api(app, hub=hub)
-    api.mount("/", create_pages(app, hub, secret=secret))
-    return api
-
-
 def serve(
     app: Longops,
     *,
@@ -37,7 +25,7 @@ def serve(
     many slots runs in this process too (single-machine use), drained on the way out."""
     import uvicorn
 
-    api = build_asgi(app)
+    api = create_api(app)
     worker = None
     thread = None
     if workers > 0:
