@@ -134,21 +134,27 @@ def _start_server(dialect: str, database_url: str, log: Path) -> Server:
     out.close()
     base = f"http://127.0.0.1:{port}"
 
+    last: list[str] = ["no answer yet"]
+
     def ready() -> bool:
         if process.poll() is not None:
             raise AssertionError(
                 f"longops serve exited with {process.returncode}:\n{log.read_text()[-4000:]}"
             )
         try:
-            return (
-                httpx.get(base + "/readyz", timeout=2).status_code == 200
-                and httpx.get(base + "/login", timeout=2).status_code == 200
-            )
-        except httpx.HTTPError:
+            # The API's health check and the pages' sign-in form both answer.
+            for path in ("/healthz", "/login"):
+                status = httpx.get(base + path, timeout=2).status_code
+                if status != 200:
+                    last[0] = f"{path} answered {status}"
+                    return False
+        except httpx.HTTPError as exc:
+            last[0] = repr(exc)
             return False
+        return True
 
     try:
-        wait_until(ready, timeout=60, what=f"longops serve on {base} ({dialect})")
+        wait_until(ready, timeout=60, what=f"longops serve on {base} ({dialect}): {last}")
     except BaseException:
         _stop(process)
         lib.close()
