@@ -1108,7 +1108,8 @@ def serve(
     ] = 0,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
-    """Serve the REST API (OpenAPI at /v1/openapi.json, docs at /docs) until SIGTERM."""
+    """Serve the pages (at /) and the REST API (OpenAPI at /v1/openapi.json, docs at /docs)
+    until SIGTERM."""
     if not 1 <= port <= 65535:
         raise ValidationError("port", "must be between 1 and 65535", port)
     if not 0 <= workers <= 1000:
@@ -1124,7 +1125,10 @@ def serve(
         raise LongopsError("no tasks registered: pass --app module:attribute (or LONGOPS_APP)")
     from longops.cli.serve import serve as run_server
 
-    err.print(f"longops API on http://{host}:{port} ({app.store.dialect}); docs at /docs")
+    err.print(
+        f"longops on http://{host}:{port} ({app.store.dialect}): pages at /, "
+        "the API at /v1, docs at /docs"
+    )
     raise typer.Exit(run_server(app, host=host, port=port, workers=workers, log_level=log_level))
 
 

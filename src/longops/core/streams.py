@@ -29,8 +29,10 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 from longops.domain.operation import Operation, OperationEvent
+from longops.domain.pages import Notification
 from longops.store.base import OperationQuery, Store
 
 log = logging.getLogger("longops.streams")
@@ -52,19 +54,30 @@ class Created:
 
 
 Item = OperationEvent | Created
+"""What :meth:`EventHub.subscribe` yields."""
+PageItem = OperationEvent | Created | Notification
+"""What :meth:`EventHub.subscribe_with_notifications` yields: also the user's new
+notifications (the pages' toasts)."""
+T = TypeVar("T", Item, PageItem)
 
 
 @dataclass(eq=False)
-class Subscription:
+class Subscription(Generic[T]):
     """One listener: what it wants, and the items waiting for it."""
 
     operation_id: uuid.UUID | None = None
     companies: frozenset[str] | None = None
     """Only these companies' items (None: all)."""
-    queue: asyncio.Queue[Item | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_LIMIT))
+    notifications_for: str | None = None
+    """Also this user's notifications (None: no notifications at all)."""
+    queue: asyncio.Queue[T | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_LIMIT))
     dropped: bool = False
 
-    def wants(self, item: Item) -> bool:
+    def wants(self, item: PageItem) -> bool:
+        if isinstance(item, Notification):
+            if self.notifications_for is None or item.user != self.notifications_for:
+                return False
+            return self.companies is None or item.company in self.companies
         if isinstance(item, Created):
             op = item.operation
             if self.operation_id is not None:
@@ -74,7 +87,7 @@ class Subscription:
             return False
         return self.companies is None or item.company in self.companies
 
-    def offer(self, item: Item) -> None:
+    def offer(self, item: T) -> None:
         try:
             self.queue.put_nowait(item)
         except asyncio.QueueFull:
@@ -83,7 +96,7 @@ class Subscription:
                 self.queue.get_nowait()
             self.queue.put_nowait(None)  # tells the reader it fell behind
 
-    async def __aiter__(self) -> AsyncIterator[Item]:
+    async def __aiter__(self) -> AsyncIterator[T]:
         while True:
             item = await self.queue.get()
             if item is None:
@@ -104,11 +117,9 @@ class EventHub:
         self.store = store
         self.poll_interval = poll_interval
         self.gap_timeout = gap_timeout
-        self._subscribers: set[Subscription] = set()
-        self._watermark = 0
-        """Every event id at or below this has been delivered or given up on."""
-        self._delivered: set[int] = set()
-        self._gaps: dict[int, float] = {}
+        self._subscribers: set[Subscription[Any]] = set()
+        self._events = _Marks(gap_timeout)
+        self._notes = _Marks(gap_timeout)
         self._entry_no = 0
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -117,13 +128,15 @@ class EventHub:
 
     @property
     def watermark(self) -> int:
-        return self._watermark
+        """Every event id at or below this has been delivered or given up on."""
+        return self._events.mark
 
     async def start(self) -> None:
         """Start reading from now on (what happened before is read from the timeline)."""
         if self._task is not None:
             return
-        self._watermark = await asyncio.to_thread(self.store.last_event_id)
+        self._events.mark = await asyncio.to_thread(self.store.last_event_id)
+        self._notes.mark = await asyncio.to_thread(self.store.last_notification_id)
         self._entry_no = await asyncio.to_thread(self.store.last_entry_no)
         self._task = asyncio.create_task(self._run(), name="longops-event-hub")
 
@@ -142,9 +155,38 @@ class EventHub:
         *,
         operation_id: uuid.UUID | None = None,
         companies: Iterable[str] | None = None,
-    ) -> AsyncIterator[Subscription]:
+    ) -> AsyncIterator[Subscription[Item]]:
         """Items from now on that pass the filter, until the context ends."""
-        sub = Subscription(operation_id, None if companies is None else frozenset(companies))
+        sub: Subscription[Item] = Subscription(
+            operation_id, None if companies is None else frozenset(companies)
+        )
+        self._subscribers.add(sub)
+        try:
+            yield sub
+        finally:
+            self._subscribers.discard(sub)
+
+    @contextlib.asynccontextmanager
+    async def subscribe_with_notifications(
+        self,
+        user: str,
+        *,
+        operation_id: uuid.UUID | None = None,
+        companies: Iterable[str] | None = None,
+    ) -> AsyncIterator[Subscription[PageItem]]:
+        """As :meth:`subscribe`, and also ``user``'s new notifications of ``companies``
+        (:class:`~longops.domain.pages.Notification` items): the pages' toasts.
+
+        Example::
+
+            async with hub.subscribe_with_notifications("alice", companies=["CRONUS"]) as feed:
+                async for item in feed:
+                    if isinstance(item, Notification):
+                        toast(item.title, item.kind.caption)
+        """
+        sub: Subscription[PageItem] = Subscription(
+            operation_id, None if companies is None else frozenset(companies), user
+        )
         self._subscribers.add(sub)
         try:
             yield sub
@@ -172,26 +214,31 @@ class EventHub:
     async def read_once(self) -> bool:
         """One read of new events and operations; True when there may be more to read."""
         if not self._subscribers:
-            # Nobody listens: keep the watermark current without reading everything.
-            self._watermark = max(
-                self._watermark, await asyncio.to_thread(self.store.last_event_id)
-            )
+            # Nobody listens: keep the watermarks current without reading everything.
+            self._events.skip_to(await asyncio.to_thread(self.store.last_event_id))
+            self._notes.skip_to(await asyncio.to_thread(self.store.last_notification_id))
             self._entry_no = max(self._entry_no, await asyncio.to_thread(self.store.last_entry_no))
-            self._delivered.clear()
-            self._gaps.clear()
             return False
         self.reads += 1
-        events = await asyncio.to_thread(self.store.events_since, self._watermark, 1000)
+        events = await asyncio.to_thread(self.store.events_since, self._events.mark, 1000)
         created = await asyncio.to_thread(self._new_operations)
         for op in created:
             self._dispatch(Created(op))
         for event in events:
-            if event.id in self._delivered:
-                continue
-            self._delivered.add(event.id)
-            self._dispatch(event)
-        self._advance(events)
-        return len(events) == 1000
+            if self._events.take(event.id):
+                self._dispatch(event)
+        self._events.advance([e.id for e in events])
+        more = len(events) == 1000
+        if any(sub.notifications_for is not None for sub in self._subscribers):
+            notes = await asyncio.to_thread(self.store.notifications_since, self._notes.mark, 1000)
+            for note in notes:
+                if self._notes.take(note.id):
+                    self._dispatch(note)
+            self._notes.advance([n.id for n in notes])
+            more = more or len(notes) == 1000
+        else:
+            self._notes.skip_to(await asyncio.to_thread(self.store.last_notification_id))
+        return more
 
     def _new_operations(self) -> list[Operation]:
         ops = self.store.list_operations(OperationQuery(after_entry_no=self._entry_no, limit=1000))
@@ -199,11 +246,41 @@ class EventHub:
             self._entry_no = max(op.entry_no for op in ops)
         return ops
 
-    def _advance(self, events: list[OperationEvent]) -> None:
+    def _dispatch(self, item: PageItem) -> None:
+        for sub in list(self._subscribers):
+            if sub.wants(item):
+                sub.offer(item)
+
+
+class _Marks:
+    """Delivery bookkeeping of one id sequence (timeline events, notifications): the
+    watermark below which every id was delivered or given up on, the ids delivered above
+    it, and since when each missing id has been waited for."""
+
+    def __init__(self, gap_timeout: float) -> None:
+        self.gap_timeout = gap_timeout
+        self.mark = 0
+        self._delivered: set[int] = set()
+        self._gaps: dict[int, float] = {}
+
+    def take(self, item_id: int) -> bool:
+        """True the first time an id is seen (deliver it); False for a repeat."""
+        if item_id in self._delivered:
+            return False
+        self._delivered.add(item_id)
+        return True
+
+    def skip_to(self, mark: int) -> None:
+        """Nobody listens: everything up to ``mark`` counts as seen."""
+        self.mark = max(self.mark, mark)
+        self._delivered.clear()
+        self._gaps.clear()
+
+    def advance(self, ids: list[int]) -> None:
         """Move the watermark past every id that is delivered or long missing."""
         now = time.monotonic()
-        top = max((e.id for e in events), default=self._watermark)
-        mark = self._watermark
+        top = max(ids, default=self.mark)
+        mark = self.mark
         while mark < top:
             nxt = mark + 1
             if nxt in self._delivered:
@@ -215,12 +292,7 @@ class EventHub:
                 break  # wait for it: its transaction may still commit
             self._gaps.pop(nxt, None)
             mark = nxt
-        self._watermark = mark
-
-    def _dispatch(self, item: Item) -> None:
-        for sub in list(self._subscribers):
-            if sub.wants(item):
-                sub.offer(item)
+        self.mark = mark
 
 
 def snapshot_id(events: list[OperationEvent]) -> int:

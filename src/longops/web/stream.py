@@ -1,0 +1,144 @@
+"""The pages' live stream: the same EventHub as the REST API's SSE, sent as HTML.
+
+Each page connects once (htmx SSE extension, ``sse-connect`` on ``<body>``) to
+``/c/{company}/stream``. The stream sends named events whose data is an HTML fragment the
+page swaps in where an element listens for that name (``sse-swap``); a name nobody on the
+page listens for is ignored, so no event can point at a missing element:
+
+- ``row-<id>``: a changed row of the Job Queue Entries list (``view=list``);
+- ``card``: the live part of an entry card, status, progress and actions (``view=card``);
+- ``indicator``: the header's background indicator, when one of the user's operations moves;
+- ``toast``: one of the user's operations finished, failed or was cancelled;
+- ``created``: how many operations were created since the list was shown.
+
+Changes are gathered for a moment and each operation is read once per flush, so a run
+that reports progress many times a second costs one read per flush.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+from fastapi import Request
+
+from longops.core.streams import Created
+from longops.domain.errors import LongopsError
+from longops.domain.operation import EventType, Operation, OperationEvent
+from longops.domain.status import Status
+from longops.web.context import Context
+from longops.web.pages import Pages, card_live_html, row_html
+
+FLUSH_EVERY = 0.25
+"""Seconds changes are gathered before the changed operations are read and sent."""
+KEEP_ALIVE = 15.0
+RETRY_MS = 2000
+TERMINAL_VALUES = frozenset(s.value for s in (Status.FINISHED, Status.ERROR, Status.CANCELLED))
+
+
+def sse(event: str, html: str) -> str:
+    """One SSE message whose data is an HTML fragment (one ``data:`` line per line)."""
+    lines = [f"event: {event}"]
+    lines.extend(f"data: {line}" for line in html.splitlines() or [""])
+    return "\n".join(lines) + "\n\n"
+
+
+def _ends(item: OperationEvent) -> bool:
+    return (
+        item.type in (EventType.STATUS_CHANGED, EventType.ATTEMPT_ENDED)
+        and item.data.get("status") in TERMINAL_VALUES
+    )
+
+
+async def page_stream(
+    pages: Pages,
+    request: Request,
+    ctx: Context,
+    view: str,
+    card_id: uuid.UUID | None,
+    next_path: str,
+) -> AsyncIterator[str]:
+    """The events of one page, until the browser goes away or the server stops."""
+    hub = pages.hub
+    me = ctx.view.actor.user
+    yield f"retry: {RETRY_MS}\n\n"
+    async with hub.subscribe(companies=[ctx.company]) as sub:
+        dirty: set[uuid.UUID] = set()
+        ending: set[uuid.UUID] = set()
+        created = 0
+        fresh = 0
+        toasted: set[tuple[uuid.UUID, str]] = set()
+        last_flush = time.monotonic()
+        while True:
+            if await request.is_disconnected():
+                return
+            wait = KEEP_ALIVE if not dirty and not fresh else FLUSH_EVERY
+            try:
+                item = await asyncio.wait_for(sub.queue.get(), wait)
+            except TimeoutError:
+                item = None
+                if not dirty and not fresh:
+                    yield ": keep-alive\n\n"
+                    continue
+            else:
+                if item is None:
+                    return  # fell behind, or the server stops: the browser reconnects
+                if isinstance(item, Created):
+                    fresh += 1
+                else:
+                    dirty.add(item.operation_id)
+                    if _ends(item):
+                        ending.add(item.operation_id)
+            if time.monotonic() - last_flush < FLUSH_EVERY and item is not None:
+                continue
+            last_flush = time.monotonic()
+            changed, dirty = dirty, set()
+            ends, ending = ending, set()
+            for chunk in await asyncio.to_thread(
+                _render, pages, ctx, view, card_id, next_path, changed, ends, me, toasted
+            ):
+                yield chunk
+            if fresh and view == "list":
+                created += fresh
+                html = pages.fragment("_created.html", count=created, base=ctx.base)
+                yield sse("created", html)
+            fresh = 0
+
+
+def _render(
+    pages: Pages,
+    ctx: Context,
+    view: str,
+    card_id: uuid.UUID | None,
+    next_path: str,
+    changed: set[uuid.UUID],
+    ends: set[uuid.UUID],
+    me: str | None,
+    toasted: set[tuple[uuid.UUID, str]],
+) -> list[str]:
+    """The fragments for the operations that changed (runs in a worker thread)."""
+    out: list[str] = []
+    mine = False
+    for oid in changed:
+        op: Operation | None = None
+        with contextlib.suppress(LongopsError):
+            op = ctx.view.service.get(oid)
+        if op is None or op.company != ctx.company:
+            continue
+        if view == "list":
+            out.append(sse(f"row-{op.id}", row_html(pages, ctx, op, next_path)))
+        if view == "card" and op.id == card_id:
+            out.append(sse("card", card_live_html(pages, ctx, op, next_path)))
+        if me is not None and op.user == me:
+            mine = True
+            key = (op.id, op.ended_at.isoformat() if op.ended_at else "")
+            if oid in ends and op.done and key not in toasted:
+                toasted.add(key)
+                out.append(sse("toast", pages.fragment("_toast.html", op=op, base=ctx.base)))
+    if mine:
+        pages.fill_header(ctx)
+        out.append(sse("indicator", pages.fragment("_indicator.html", ctx=ctx, base=ctx.base)))
+    return out
