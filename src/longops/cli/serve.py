@@ -18,7 +18,7 @@ from longops.web import create_pages
 
 log = logging.getLogger("longops.serve")
 
-API_PATHS = ("/v1/", "/docs", "/healthz")
+API_PATHS = ("/v1/", "/docs", "/healthz", "/readyz")
 """What the REST API answers; every other path is one of the pages."""
 
 
