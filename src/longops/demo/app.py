@@ -155,8 +155,10 @@ def seed_demo(app: Longops) -> list[DemoUser]:
         app.security.add_user(user.name, password=user.password, grants=user.grants)
     admin = app.as_user("admin")
 
-    def add(task: str, description: str, company: str = "CRONUS", **options: Any) -> Any:
-        return admin.enqueue(task, company=company, description=description, **options)
+    def add(
+        task: str, description: str, *args: Any, company: str = "CRONUS", **options: Any
+    ) -> Any:
+        return admin.enqueue(task, *args, company=company, description=description, **options)
 
     add("demo.render_report", "Year-end report (long, multi-step)", pages=90, seconds_per_page=1)
     add("demo.crunch_numbers", "Crunch cost figures (long: cancel it)", rounds=3000)
