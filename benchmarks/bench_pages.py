@@ -41,6 +41,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 import psycopg
@@ -297,6 +298,11 @@ async def measure(client: httpx.AsyncClient, path: str, requests: int) -> dict[s
     }
 
 
+def _one_line(sql: str) -> str:
+    code = (line for line in sql.splitlines() if not line.lstrip().startswith("--"))
+    return " ".join(" ".join(code).split())
+
+
 async def breakdown(
     client: httpx.AsyncClient, path: str, recorder: Recorder, url: str
 ) -> dict[str, Any]:
@@ -311,7 +317,12 @@ async def breakdown(
     statements = sorted(recorder.statements, key=lambda r: r.seconds, reverse=True)
     top = statements[0] if statements else None
     plan = None
-    if top is not None and top.sql.lstrip().upper().startswith(("SELECT", "WITH")):
+    code = (
+        ""
+        if top is None
+        else "\n".join(line for line in top.sql.splitlines() if not line.lstrip().startswith("--"))
+    )
+    if top is not None and code.lstrip().upper().startswith(("SELECT", "WITH")):
         with psycopg.connect(url) as conn:
             rows = conn.execute(
                 "EXPLAIN (ANALYZE, BUFFERS) " + top.sql,  # type: ignore[arg-type]
@@ -323,7 +334,7 @@ async def breakdown(
         "statements": len(statements),
         "sql_ms": round(sum(s.seconds for s in statements) * 1000, 2),
         "slowest": [
-            {"ms": round(s.seconds * 1000, 2), "sql": " ".join(s.sql.split())[:300]}
+            {"ms": round(s.seconds * 1000, 2), "sql": _one_line(s.sql)[:300]}
             for s in statements[:5]
         ],
         "plan": plan,
@@ -362,7 +373,9 @@ async def run_pages(url: str, requests: int, out: Path, suffix: str) -> dict[str
                     flush=True,
                 )
                 if name == "filtered" and figures["next"]:
-                    scenarios["next_page"] = figures["next"]
+                    # The link is relative to the page (often just "?...&after=N").
+                    target = urlsplit(urljoin("http://bench.local" + path, figures["next"]))
+                    scenarios["next_page"] = f"{target.path}?{target.query}"
     finally:
         lib.close()
     return results
