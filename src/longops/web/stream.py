@@ -59,13 +59,15 @@ async def page_stream(
     """The events of one page, until the browser goes away or the server stops."""
     hub = pages.hub
     me = ctx.view.actor.user
-    yield f"retry: {RETRY_MS}\n\n"
     feed: contextlib.AbstractAsyncContextManager[Subscription[Any]]
     if me is None:
         feed = hub.subscribe(companies=[ctx.company])
     else:
         feed = hub.subscribe_with_notifications(me, companies=[ctx.company])
     async with feed as sub:
+        # Subscribed before the first byte: whatever happens once the page sees the
+        # stream open reaches it.
+        yield f"retry: {RETRY_MS}\n\n"
         dirty: set[uuid.UUID] = set()
         notes: list[Notification] = []
         created = 0
