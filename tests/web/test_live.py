@@ -102,8 +102,11 @@ def test_the_card_toast_and_indicator_follow_a_run(app: Longops, browser: Make) 
     b.get(f"/c/CRONUS/entries/{op}")
     with stream(b, f"/c/CRONUS/stream?view=card&op={op}") as events:
         Runner(app).run_until_idle()
-        seen = events.until("toast", "card", "indicator")
+        seen = events.until("toast", "card", "indicator", "card-details")
     toast, card, indicator = seen["toast"], seen["card"], seen["indicator"]
+    details = seen["card-details"]
+    assert 'id="card-details"' in details
+    assert "<td>success</td>" in details, "the attempt's outcome, without a reload"
     assert 'class="toast toast-succeeded" role="status"' in toast
     assert "Succeeded" in toast
     assert "Nightly report" in toast

@@ -512,9 +512,6 @@ def create_pages(app: Longops, hub: EventHub, *, secret: bytes | None = None) ->
         ctx = pages.context(request, company)
         op = find(ctx, operation_id)
         svc = ctx.view.service
-        attempts = svc.attempts(op.id)
-        events = svc.events(op.id, limit=500)
-        history = svc.progress_history(op.id, points=120)
         here = _here(request)
         live = card_live(pages, ctx, op, here)
         return pages.render(
@@ -525,14 +522,10 @@ def create_pages(app: Longops, hub: EventHub, *, secret: bytes | None = None) ->
             title=op.description or op.task,
             op=op,
             live=live,
-            attempts=attempts,
-            events=events,
-            spark=present.sparkline(history),
+            **card_details(ctx, op),
             editable=op.status is Status.ON_HOLD and present.may(ctx.actor, "update_operation", op),
             priorities=[p.label for p in Priority],
             categories=[c.code for c in svc.list_categories(company)],
-            json=_json,
-            arguments=_json({"args": list(op.args), "kwargs": dict(op.kwargs)}),
             recurrence_text=present.recurrence_text(op.recurrence),
             here=here,
         )
@@ -992,6 +985,24 @@ def card_live(pages: Pages, ctx: Context, op: Operation, next_path: str) -> dict
         "wait": waits.get(op.id),
         "actions": present.actions_for(ctx.actor, op),
     }
+
+
+def card_details(ctx: Context, op: Operation) -> dict[str, Any]:
+    """What the card shows below its live part: fields, checkpoint, timeline, attempts."""
+    svc = ctx.view.service
+    return {
+        "attempts": svc.attempts(op.id),
+        "events": svc.events(op.id, limit=500),
+        "spark": present.sparkline(svc.progress_history(op.id, points=120)),
+        "json": _json,
+        "arguments": _json({"args": list(op.args), "kwargs": dict(op.kwargs)}),
+    }
+
+
+def card_details_html(pages: Pages, ctx: Context, op: Operation) -> str:
+    return pages.fragment(
+        "_card_details.html", op=op, ctx=ctx, base=ctx.base, **card_details(ctx, op)
+    )
 
 
 def card_live_html(pages: Pages, ctx: Context, op: Operation, next_path: str) -> str:

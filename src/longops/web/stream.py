@@ -6,7 +6,8 @@ page swaps in where an element listens for that name (``sse-swap``); a name nobo
 page listens for is ignored, so no event can point at a missing element:
 
 - ``row-<id>``: a changed row of the Job Queue Entries list (``view=list``);
-- ``card``: the live part of an entry card, status, progress and actions (``view=card``);
+- ``card``: the live part of an entry card, status, progress and actions (``view=card``),
+  and ``card-details`` (its fields, timeline and attempts) when more than progress moved;
 - ``indicator``: the header's background indicator, when one of the user's operations moves;
 - ``toast``: one of the user's operations finished, failed or was cancelled (its new
   notification, which the hub fans out to that user only);
@@ -30,10 +31,10 @@ from fastapi import Request
 
 from longops.core.streams import Created, Subscription
 from longops.domain.errors import LongopsError
-from longops.domain.operation import Operation
+from longops.domain.operation import EventType, Operation
 from longops.domain.pages import Notification
 from longops.web.context import Context
-from longops.web.pages import Pages, card_live_html, row_html
+from longops.web.pages import Pages, card_details_html, card_live_html, row_html
 
 FLUSH_EVERY = 0.25
 """Seconds changes are gathered before the changed operations are read and sent."""
@@ -69,6 +70,7 @@ async def page_stream(
         # stream open reaches it.
         yield f"retry: {RETRY_MS}\n\n"
         dirty: set[uuid.UUID] = set()
+        moved: set[uuid.UUID] = set()
         notes: list[Notification] = []
         created = 0
         fresh = 0
@@ -94,13 +96,16 @@ async def page_stream(
                     notes.append(item)
                 else:
                     dirty.add(item.operation_id)
+                    if item.type is not EventType.PROGRESS:
+                        moved.add(item.operation_id)
                 if time.monotonic() - last_flush < FLUSH_EVERY:
                     continue
             last_flush = time.monotonic()
             changed, dirty = dirty, set()
+            stepped, moved = moved, set()
             toasts, notes = notes, []
             for chunk in await asyncio.to_thread(
-                _render, pages, ctx, view, card_id, next_path, changed, toasts, me
+                _render, pages, ctx, view, card_id, next_path, changed, stepped, toasts, me
             ):
                 yield chunk
             if fresh and view == "list":
@@ -117,6 +122,7 @@ def _render(
     card_id: uuid.UUID | None,
     next_path: str,
     changed: set[uuid.UUID],
+    stepped: set[uuid.UUID],
     toasts: list[Notification],
     me: str | None,
 ) -> list[str]:
@@ -133,6 +139,8 @@ def _render(
             out.append(sse(f"row-{op.id}", row_html(pages, ctx, op, next_path)))
         if view == "card" and op.id == card_id:
             out.append(sse("card", card_live_html(pages, ctx, op, next_path)))
+            if op.id in stepped:  # more than progress: the fields, timeline and attempts
+                out.append(sse("card-details", card_details_html(pages, ctx, op)))
         if me is not None and op.user == me:
             mine = True
     for note in toasts:
