@@ -12,6 +12,7 @@ SSE extension only add live updates.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import uuid
@@ -39,7 +40,8 @@ from longops.domain.errors import (
     PermissionDenied,
     ValidationError,
 )
-from longops.domain.operation import Operation, Priority
+from longops.domain.operation import Operation, Outcome, Priority
+from longops.domain.pages import format_count
 from longops.domain.security import FrontEnd, Verdict, decide
 from longops.domain.status import Status
 from longops.store.base import OperationQuery
@@ -170,16 +172,11 @@ class Pages:
 # -- header reads ----------------------------------------------------------------------------
 def running_of(ctx: Context) -> list[Operation]:
     """The signed-in user's operations in process in this company."""
-    user = ctx.view.actor.user
-    if user is None:
-        return []
-    return ctx.view.service.list_operations(
-        OperationQuery(company=ctx.company, statuses=(Status.IN_PROCESS,), user=user, limit=100)
-    )
+    return ctx.view.service.running_for_user(ctx.company)
 
 
 def unread_of(ctx: Context) -> int:
-    return 0
+    return ctx.view.service.unread_notifications(ctx.company)
 
 
 def _here(request: Request) -> str:
@@ -224,6 +221,7 @@ def entries_query(ctx: Context, flt: Mapping[str, str], **extra: Any) -> Operati
     user = flt.get("user")
     if flt.get("mine") == "1":
         user = ctx.view.actor.user
+    stalled = {"1": True, "0": False}.get(flt.get("stalled", ""))
     return OperationQuery(
         company=ctx.company,
         statuses=statuses,
@@ -231,6 +229,7 @@ def entries_query(ctx: Context, flt: Mapping[str, str], **extra: Any) -> Operati
         category=flt.get("category"),
         user=user,
         text=flt.get("q"),
+        stalled=stalled,
         descending=True,
         **extra,
     )
@@ -252,8 +251,9 @@ def matching_ids(ctx: Context, flt: Mapping[str, str]) -> list[uuid.UUID]:
 
 
 def facet_counts(ctx: Context, flt: Mapping[str, str]) -> dict[Status, str]:
-    counts = ctx.view.service.count_operations(ctx.company)
-    return {s: f"{counts.get(s, 0):,}" for s in Status}
+    """Per status, how many operations the rest of the filter matches ("10,000+" past the cap)."""
+    counts = ctx.view.service.status_counts(ctx.company, query=entries_query(ctx, flt))
+    return {s: format_count(counts.get(s, 0)) for s in Status}
 
 
 # -- forms -------------------------------------------------------------------------------------
@@ -387,43 +387,26 @@ def create_pages(app: Longops, hub: EventHub, *, secret: bytes | None = None) ->
     @web.get("/c/{company}/", response_class=HTMLResponse)
     def overview(request: Request, company: str) -> Response:
         ctx = pages.context(request, company)
-        svc = ctx.view.service
-        counts = svc.count_operations(company)
-        me = ctx.view.actor.user
-        my_failures = (
-            len(
-                svc.list_operations(
-                    OperationQuery(company=company, statuses=(Status.ERROR,), user=me, limit=1000)
-                )
-            )
-            if me
-            else 0
-        )
-        running = svc.list_operations(
-            OperationQuery(company=company, statuses=(Status.IN_PROCESS,), limit=1000)
-        )
-        stalled = sum(1 for op in running if op.stalled_at is not None)
-        longest = sorted(
-            (op for op in running if op.started_at is not None),
-            key=lambda op: op.started_at or op.created_at,
-        )[:5]
+        view = ctx.view.service.overview(company)
         cues = [
-            ("Ready", counts.get(Status.READY, 0), {"status": "ready"}),
-            ("In process", counts.get(Status.IN_PROCESS, 0), {"status": "in_process"}),
-            ("Failed", counts.get(Status.ERROR, 0), {"status": "error"}),
-            ("My failures", my_failures, {"status": "error", "mine": "1"}),
-            ("Stalled", stalled, {"status": "in_process", "stalled": "1"}),
+            ("Ready", view.ready, {"status": "ready"}),
+            ("In process", view.in_process, {"status": "in_process"}),
+            ("Failed", view.failed, {"status": "error"}),
+            ("My failures", view.my_failures, {"status": "error", "mine": "1"}),
+            ("Stalled", view.stalled, {"status": "in_process", "stalled": "1"}),
         ]
-        now = app.clock.now()
+        buckets = [(b.finished, b.failed) for b in view.per_hour]
         return pages.render(
             "overview.html",
             ctx,
             title="Overview",
-            cues=[(label, f"{n:,}", urlencode(q)) for label, n, q in cues],
-            chart=present.bars([(0, 0)] * 24),
-            chart_hours=[],
-            longest=longest,
-            now=now,
+            cues=[(label, format_count(n), urlencode(q)) for label, n, q in cues],
+            chart=present.bars(buckets),
+            chart_hours=[present.local(b.start, ctx.zone)[11:16] for b in view.per_hour],
+            chart_total_finished=sum(f for f, _ in buckets),
+            chart_total_failed=sum(e for _, e in buckets),
+            longest=view.longest_running,
+            now=app.clock.now(),
         )
 
     # -- job queue entries ---------------------------------------------------------------
@@ -529,9 +512,6 @@ def create_pages(app: Longops, hub: EventHub, *, secret: bytes | None = None) ->
         ctx = pages.context(request, company)
         op = find(ctx, operation_id)
         svc = ctx.view.service
-        attempts = svc.attempts(op.id)
-        events = svc.events(op.id, limit=500)
-        history = svc.progress_history(op.id, points=120)
         here = _here(request)
         live = card_live(pages, ctx, op, here)
         return pages.render(
@@ -542,16 +522,179 @@ def create_pages(app: Longops, hub: EventHub, *, secret: bytes | None = None) ->
             title=op.description or op.task,
             op=op,
             live=live,
-            attempts=attempts,
-            events=events,
-            spark=present.sparkline(history),
-            editable=op.status is Status.ON_HOLD and present.may(ctx.actor, "hold", op),
+            **card_details(ctx, op),
+            editable=op.status is Status.ON_HOLD and present.may(ctx.actor, "update_operation", op),
             priorities=[p.label for p in Priority],
             categories=[c.code for c in svc.list_categories(company)],
-            json=_json,
-            arguments=_json({"args": list(op.args), "kwargs": dict(op.kwargs)}),
             recurrence_text=present.recurrence_text(op.recurrence),
             here=here,
+        )
+
+    @web.post("/c/{company}/entries/{operation_id}/edit")
+    def edit(
+        request: Request,
+        company: str,
+        operation_id: str,
+        _: Csrf,
+        description: Annotated[str, Form()] = "",
+        priority: Annotated[str, Form()] = "normal",
+        category: Annotated[str, Form()] = "",
+        earliest_start: Annotated[str, Form()] = "",
+        max_attempts: Annotated[str, Form()] = "",
+        timeout: Annotated[str, Form()] = "",
+        recurrence: Annotated[str, Form()] = "",
+        recurrence_shown: Annotated[str, Form()] = "",
+        rec_minutes: Annotated[str, Form()] = "",
+        rec_days: Annotated[list[str] | None, Form()] = None,
+        rec_start: Annotated[str, Form()] = "",
+        rec_end: Annotated[str, Form()] = "",
+        rec_continue: Annotated[str, Form()] = "",
+    ) -> Response:
+        ctx = pages.context(request, company, header=False)
+        op = find(ctx, operation_id)
+        if recurrence.strip() != recurrence_shown.strip():
+            chosen: Any = recurrence.strip() or None  # typed: the text wins
+        else:
+            chosen = present.recurrence_from_fields(
+                rec_minutes, rec_days or [], rec_start, rec_end, rec_continue == "1"
+            )
+        ctx.view.service.update_operation(
+            op.id,
+            description=description.strip() or None,
+            priority=priority,
+            category=category or None,
+            earliest_start=parse_local(earliest_start, ctx, "earliest_start"),
+            max_attempts=_whole("max_attempts", max_attempts, op.max_attempts),
+            timeout=float(_whole("timeout", timeout, int(op.timeout.total_seconds()))),
+            recurrence=chosen,
+        )
+        card_path = f"{ctx.base}/entries/{op.id}"
+        return pages.back(ctx, None, card_path, f"Operation {op.entry_no} saved.")
+
+    # -- log entries -------------------------------------------------------------------------
+    @web.get("/c/{company}/log-entries", response_class=HTMLResponse)
+    def log_entries(
+        request: Request,
+        company: str,
+        task: str = "",
+        outcome: str = "",
+        started_from: str = "",
+        started_to: str = "",
+        after: Annotated[int | None, Query(ge=0)] = None,
+    ) -> Response:
+        ctx = pages.context(request, company)
+        flt = {
+            k: v
+            for k, v in (
+                ("task", task),
+                ("outcome", outcome),
+                ("started_from", started_from),
+                ("started_to", started_to),
+            )
+            if v
+        }
+        found = ctx.view.service.list_attempts(
+            company,
+            task=task or None,
+            outcome=outcome or None,
+            started_from=parse_local(started_from, ctx, "started_from"),
+            started_to=parse_local(started_to, ctx, "started_to"),
+            before_entry_no=after,
+            limit=PAGE_SIZE + 1,
+        )
+        more = len(found) > PAGE_SIZE
+        found = found[:PAGE_SIZE]
+        next_link = None
+        if more and found:
+            next_link = "?" + urlencode({**flt, "after": found[-1].attempt.id})
+        return pages.render(
+            "log_entries.html",
+            ctx,
+            title="Log Entries",
+            entries=found,
+            flt=flt,
+            outcomes=[o.value for o in Outcome],
+            tasks=sorted(t.name for t in app.registry),
+            next_link=next_link,
+            first_link=("?" + urlencode(flt)) if after is not None else None,
+            admin=decide(ctx.actor, "delete_log_entries", company=company) is Verdict.ALLOWED,
+        )
+
+    @web.post("/c/{company}/log-entries/delete")
+    def delete_log_entries(
+        request: Request,
+        company: str,
+        _: Csrf,
+        older_than_days: Annotated[str, Form()] = "7",
+    ) -> Response:
+        ctx = pages.context(request, company, header=False)
+        days = _whole("older_than_days", older_than_days, 7)
+        n = ctx.view.service.delete_log_entries(company, older_than_days=days)
+        return pages.back(
+            ctx,
+            None,
+            f"{ctx.base}/log-entries",
+            f"Deleted {n:,} log entr{'y' if n == 1 else 'ies'} older than {days} days.",
+        )
+
+    # -- notifications -----------------------------------------------------------------------
+    @web.get("/c/{company}/notifications", response_class=HTMLResponse)
+    def notifications(
+        request: Request,
+        company: str,
+        unread: str = "",
+        after: Annotated[int | None, Query(ge=0)] = None,
+    ) -> Response:
+        ctx = pages.context(request, company)
+        svc = ctx.view.service
+        items = svc.notifications(
+            company, unread_only=unread == "1", limit=PAGE_SIZE + 1, before_id=after
+        )
+        more = len(items) > PAGE_SIZE
+        items = items[:PAGE_SIZE]
+        ops: dict[uuid.UUID, Operation] = {}
+        for n in items:
+            if n.operation_id in ops:
+                continue
+            with contextlib.suppress(NotFound):  # deleted since: no actions then
+                ops[n.operation_id] = svc.get(n.operation_id)
+        restartable = {
+            oid: present.status_allows("restart", op) and present.may(ctx.actor, "restart", op)
+            for oid, op in ops.items()
+        }
+        next_link = None
+        if more and items:
+            query = {"after": str(items[-1].id)}
+            if unread == "1":
+                query["unread"] = "1"
+            next_link = "?" + urlencode(query)
+        return pages.render(
+            "notifications.html",
+            ctx,
+            title="Notifications",
+            items=items,
+            ops=ops,
+            restartable=restartable,
+            unread_only=unread == "1",
+            next_link=next_link,
+            here=_here(request),
+        )
+
+    @web.post("/c/{company}/notifications/read")
+    def mark_read(
+        request: Request,
+        company: str,
+        _: Csrf,
+        ids: Annotated[list[str] | None, Form()] = None,
+    ) -> Response:
+        ctx = pages.context(request, company, header=False)
+        chosen = None if not ids else [_whole("ids", i, 0) for i in ids]
+        n = ctx.view.service.mark_notifications_read(company, chosen)
+        return pages.back(
+            ctx,
+            None,
+            f"{ctx.base}/notifications",
+            f"{n:,} notification{'' if n == 1 else 's'} marked read.",
         )
 
     @web.post("/c/{company}/entries/{operation_id}/{action}")
@@ -657,19 +800,13 @@ def create_pages(app: Longops, hub: EventHub, *, secret: bytes | None = None) ->
         ctx = pages.context(request, company)
         svc = ctx.view.service
         cats = svc.list_categories(company)
+        activity = svc.category_activity(company)
         busy = []
         for cat in cats:
-            running = svc.list_operations(
-                OperationQuery(
-                    company=company, category=cat.code, statuses=(Status.IN_PROCESS,), limit=1000
-                )
-            )
-            waiting = svc.list_operations(
-                OperationQuery(
-                    company=company, category=cat.code, statuses=(Status.READY,), limit=1000
-                )
-            )
-            busy.append((cat, len(running), _capped(len(waiting), 1000)))
+            found = activity.get(cat.code)
+            running = 0 if found is None else found.running
+            waiting = 0 if found is None else found.waiting
+            busy.append((cat, format_count(running), format_count(waiting)))
         admin = decide(ctx.actor, "set_category", company=company) is Verdict.ALLOWED
         return pages.render("categories.html", ctx, title="Categories", rows=busy, admin=admin)
 
@@ -706,13 +843,7 @@ def create_pages(app: Longops, hub: EventHub, *, secret: bytes | None = None) ->
         if decide(ctx.actor, "list_sessions") is not Verdict.ALLOWED:
             return pages.render("sessions.html", ctx, title="Sessions", allowed=False)
         listed = svc.list_sessions()
-        running = svc.list_operations(
-            OperationQuery(company=company, statuses=(Status.IN_PROCESS,), limit=1000)
-        )
-        by_session: dict[uuid.UUID, list[Operation]] = {}
-        for op in running:
-            if op.session_id is not None:
-                by_session.setdefault(op.session_id, []).append(op)
+        by_session = svc.session_operations()
         events = svc.session_events()
         events_by: dict[uuid.UUID, list[Any]] = {}
         for e in events:
@@ -770,8 +901,13 @@ def _count(n: int) -> str:
     return f"{n:,} operation" + ("" if n == 1 else "s")
 
 
-def _capped(n: int, cap: int) -> str:
-    return f"{cap:,}+" if n >= cap else f"{n:,}"
+def _whole(field: str, text: str, default: int) -> int:
+    if not text.strip():
+        return default
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise ValidationError(field, "must be a whole number", text) from None
 
 
 def _why(reason: str) -> str:
@@ -849,6 +985,24 @@ def card_live(pages: Pages, ctx: Context, op: Operation, next_path: str) -> dict
         "wait": waits.get(op.id),
         "actions": present.actions_for(ctx.actor, op),
     }
+
+
+def card_details(ctx: Context, op: Operation) -> dict[str, Any]:
+    """What the card shows below its live part: fields, checkpoint, timeline, attempts."""
+    svc = ctx.view.service
+    return {
+        "attempts": svc.attempts(op.id),
+        "events": svc.events(op.id, limit=500),
+        "spark": present.sparkline(svc.progress_history(op.id, points=120)),
+        "json": _json,
+        "arguments": _json({"args": list(op.args), "kwargs": dict(op.kwargs)}),
+    }
+
+
+def card_details_html(pages: Pages, ctx: Context, op: Operation) -> str:
+    return pages.fragment(
+        "_card_details.html", op=op, ctx=ctx, base=ctx.base, **card_details(ctx, op)
+    )
 
 
 def card_live_html(pages: Pages, ctx: Context, op: Operation, next_path: str) -> str:

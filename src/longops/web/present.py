@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from longops.domain.errors import ValidationError
 from longops.domain.operation import Operation
 from longops.domain.progress import Progress
 from longops.domain.recurrence import Recurrence
@@ -249,3 +250,34 @@ def recurrence_text(rec: Recurrence | None) -> str:
     if set(data) == {"date_formula"}:
         return f"formula:{rec.date_formula}"
     return json.dumps(data, separators=(", ", ": "))
+
+
+def recurrence_from_fields(
+    minutes: str, days: list[str], start: str, end: str, go_on: bool
+) -> Recurrence | None:
+    """The recurrence the editor's fields describe; None when none is set."""
+    try:
+        every = int(minutes) if minutes.strip() else 0
+        weekdays = frozenset(int(d) for d in days)
+    except ValueError:
+        raise ValidationError("recurrence", "minutes and weekdays must be whole numbers") from None
+    starting = _time("recurrence.starting_time", start)
+    ending = _time("recurrence.ending_time", end)
+    if not every and not weekdays and starting is None and ending is None:
+        return None
+    return Recurrence(
+        minutes_between_runs=every,
+        weekdays=weekdays,
+        starting_time=starting,
+        ending_time=ending,
+        on_error="continue" if go_on else "stop",
+    )
+
+
+def _time(field: str, text: str) -> time | None:
+    if not text.strip():
+        return None
+    try:
+        return time.fromisoformat(text.strip())
+    except ValueError:
+        raise ValidationError(field, "must be a time HH:MM[:SS]", text) from None
