@@ -310,6 +310,10 @@ def test_an_operation_on_hold_is_edited_and_the_edit_audited(world: World) -> No
     [entry, *_] = world.admin.security.list_audit(company="A")
     assert (entry.action, entry.actor) == ("update_operation", "alice")
     assert entry.details["changed"] == ["category", "description", "recurrence"]
+    # A form sends every field again: the audit names only what changed.
+    world.alice.update_operation(op.id, description="Again", priority="high", max_attempts=4)
+    [entry, *_] = world.admin.security.list_audit(company="A")
+    assert entry.details["changed"] == ["description"]
 
 
 @pytest.mark.parametrize("status", [Status.READY, Status.FINISHED, Status.CANCELLED])
