@@ -62,6 +62,9 @@ def demo(tmp_path: Path) -> Iterator[Demo]:
     if d.process.poll() is None:
         d.process.terminate()
         d.process.wait(timeout=30)
+    d.reader.join(timeout=10)
+    if d.process.stdout is not None:
+        d.process.stdout.close()
 
 
 def test_demo_shows_every_state_to_the_printed_sign_in_and_ends_on_time(demo: Demo, ui: UI) -> None:
