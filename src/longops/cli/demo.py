@@ -145,9 +145,7 @@ def run_demo(
     app.migrate()
     users = seed_demo(app)
     worker = app.worker(concurrency=6, heartbeat_interval=1, session_timeout=10, grace_period=5)
-    server = uvicorn.Server(
-        uvicorn.Config(Server(app), host=host, port=port, log_level="warning")
-    )
+    server = uvicorn.Server(uvicorn.Config(Server(app), host=host, port=port, log_level="warning"))
     timer = None
     if seconds is not None:
         # uvicorn ends its serve loop (and the lifespan) when should_exit turns true.
