@@ -501,8 +501,6 @@ def create_pages(app: Longops, hub: EventHub, *, secret: bytes | None = None) ->
             op = ctx.view.service.enqueue(request_)
         except ValidationError as exc:
             return new_page(pages, ctx, given, str(exc), 400)
-        except LookupError as exc:  # an unknown task name
-            return new_page(pages, ctx, given, str(exc).strip("'\""), 400)
         return pages.back(
             ctx, None, f"{ctx.base}/entries/{op.id}", f"Operation {op.entry_no} enqueued."
         )
