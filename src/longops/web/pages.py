@@ -78,6 +78,7 @@ class Pages:
             local=present.local,
             iso=present.iso,
             duration=present.duration,
+            wait_text=present.wait_text,
             caption=present.status_caption,
             statuses=list(Status),
         )

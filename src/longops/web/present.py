@@ -24,6 +24,7 @@ from longops.domain.progress import Progress
 from longops.domain.recurrence import Recurrence
 from longops.domain.security import Actor, Verdict, decide, satisfies
 from longops.domain.status import DELETABLE, Status, allowed_from
+from longops.domain.waiting import WaitReason
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,3 +282,12 @@ def _time(field: str, text: str) -> time | None:
         return time.fromisoformat(text.strip())
     except ValueError:
         raise ValidationError(field, "must be a time HH:MM[:SS]", text) from None
+
+
+def wait_text(wait: WaitReason | None, zone: ZoneInfo | None = None) -> str:
+    """Why a ready operation waits, with its time in the company's time zone."""
+    if wait is None:
+        return ""
+    if wait.until is None:
+        return wait.message
+    return wait.message.replace(wait.until.isoformat(), local(wait.until, zone))
