@@ -17,7 +17,7 @@ import pytest
 
 from longops import EnqueueRequest, FrozenClock, Longops, NotFound, ValidationError
 from longops.app import ActorView
-from longops.core.streams import EventHub
+from longops.core.streams import EventHub, PageItem, Subscription
 from longops.domain.errors import PermissionDenied
 from longops.domain.operation import CancelMode, Operation, Outcome, Priority
 from longops.domain.pages import COUNT_CAP, Notification, NotificationKind, format_count
@@ -195,54 +195,46 @@ def test_bad_notification_input_names_the_field(world: World, call: object, fiel
 
 def test_the_hub_fans_a_users_notifications_out_to_that_user_only(world: World) -> None:
     hub = EventHub(world.app.store, poll_interval=0.01)
+    # Before anyone listens: a notification no later listener should be toasted with.
+    world.app.service.cancel(world.op(on_hold=True, description="Old news").id)
 
-    async def scenario() -> tuple[list[object], list[object], list[object]]:
+    async def first_notification(feed: Subscription[PageItem]) -> Notification:
+        async for item in feed:
+            if isinstance(item, Notification):
+                return item
+        raise AssertionError("the feed ended without a notification")
+
+    async def scenario() -> tuple[Notification, Notification, list[object], list[object]]:
         await hub.start()
         try:
             async with (
                 hub.subscribe_with_notifications("alice", companies=["A"]) as alices,
+                hub.subscribe_with_notifications("bob", companies=["B"]) as bob_in_b,
                 hub.subscribe_with_notifications("bob", companies=["A"]) as bobs,
                 hub.subscribe(companies=["A"]) as plain,
             ):
-                op = await asyncio.to_thread(world.op, on_hold=True, description="Export")
-                await asyncio.to_thread(world.app.service.cancel, op.id)
-
-                async def until_notification(feed: object) -> list[object]:
-                    seen: list[object] = []
-                    async for item in feed:  # type: ignore[attr-defined]
-                        seen.append(item)
-                        if isinstance(item, Notification):
-                            return seen
-                    return seen
-
-                got = await asyncio.wait_for(until_notification(alices), timeout=30)
-                # Everything alice's feed had is in the plain feed too (minus the toast),
-                # and bob's got the same events without her notification.
-                await asyncio.wait_for(_drain_until(plain, len(got) - 1), timeout=30)
-                plain_items = _take(plain)
-                bob_items = _take(bobs)
-                return got, plain_items, bob_items
+                mine = await asyncio.to_thread(world.op, on_hold=True, description="Export")
+                await asyncio.to_thread(world.app.service.cancel, mine.id)
+                got = await asyncio.wait_for(first_notification(alices), timeout=30)
+                theirs = await asyncio.to_thread(world.op, user="bob", on_hold=True)
+                await asyncio.to_thread(world.app.service.cancel, theirs.id)
+                bob_got = await asyncio.wait_for(first_notification(bobs), timeout=30)
+                # One read dispatches to every subscriber at once: whatever the others
+                # were handed is in their queues now.
+                return got, bob_got, _take(plain) + _take(bob_in_b), _take(alices)
         finally:
             await hub.stop()
 
-    got, plain_items, bob_items = asyncio.run(scenario())
-    note = got[-1]
-    assert isinstance(note, Notification)
-    assert (note.user, note.kind, note.title) == ("alice", NotificationKind.CANCELLED, "Export")
-    assert not any(isinstance(i, Notification) for i in plain_items + bob_items)
+    got, bob_got, others, alice_rest = asyncio.run(scenario())
+    assert (got.user, got.kind, got.title) == ("alice", NotificationKind.CANCELLED, "Export")
+    assert (bob_got.user, bob_got.kind) == ("bob", NotificationKind.CANCELLED)
+    assert not any(isinstance(i, Notification) for i in others + alice_rest)
 
 
-async def _drain_until(feed: object, n: int) -> None:
-    queue = feed.queue  # type: ignore[attr-defined]
-    while queue.qsize() < n:
-        await asyncio.sleep(0.01)
-
-
-def _take(feed: object) -> list[object]:
-    queue = feed.queue  # type: ignore[attr-defined]
+def _take(feed: Subscription[Any]) -> list[object]:
     items = []
-    while not queue.empty():
-        items.append(queue.get_nowait())
+    while not feed.queue.empty():
+        items.append(feed.queue.get_nowait())
     return items
 
 
@@ -318,6 +310,10 @@ def test_an_operation_on_hold_is_edited_and_the_edit_audited(world: World) -> No
     [entry, *_] = world.admin.security.list_audit(company="A")
     assert (entry.action, entry.actor) == ("update_operation", "alice")
     assert entry.details["changed"] == ["category", "description", "recurrence"]
+    # A form sends every field again: the audit names only what changed.
+    world.alice.update_operation(op.id, description="Again", priority="high", max_attempts=4)
+    [entry, *_] = world.admin.security.list_audit(company="A")
+    assert entry.details["changed"] == ["description"]
 
 
 @pytest.mark.parametrize("status", [Status.READY, Status.FINISHED, Status.CANCELLED])

@@ -778,7 +778,7 @@ class OperationService(ActorBound):
         Example::
 
             service.hold(op.id)
-            service.update_operation(op.id, priority="high", recurrence="daily at 02:00")
+            service.update_operation(op.id, priority="high", recurrence="every 2h")
         """
         who = self._who(actor)
         op = self._find(operation_id, company, who, "get_operation")
@@ -818,19 +818,27 @@ class OperationService(ActorBound):
             max_attempts=checked.max_attempts,
             timeout=checked.timeout,
         )
-        changed = sorted(
-            name
-            for name, given in (
-                ("description", description),
-                ("priority", priority),
-                ("category", category),
-                ("earliest_start", earliest_start),
-                ("recurrence", recurrence),
-                ("max_attempts", max_attempts),
-                ("timeout", timeout),
-            )
-            if not isinstance(given, EllipsisType)
+        before = (
+            op.description,
+            op.priority,
+            op.category,
+            op.earliest_start_at,
+            op.recurrence,
+            op.max_attempts,
+            op.timeout,
         )
+        after = (
+            edit.description,
+            edit.priority,
+            edit.category,
+            edit.earliest_start_at,
+            edit.recurrence,
+            edit.max_attempts,
+            edit.timeout,
+        )
+        names = _EDITABLE
+        # What the audit names is what changed, not what the form sent again.
+        changed = sorted(n for n, b, a in zip(names, before, after, strict=True) if b != a)
         audit = self._entry(
             who,
             "update_operation",
@@ -943,7 +951,7 @@ class OperationService(ActorBound):
             replace(base, statuses=(Status.READY,)),
             replace(base, statuses=(Status.IN_PROCESS,)),
             replace(base, statuses=(Status.ERROR,)),
-            replace(base, stalled=True),
+            replace(base, statuses=(Status.IN_PROCESS,), stalled=True),
         ]
         if who.user is not None:
             cues.append(replace(base, statuses=(Status.ERROR,), user=who.user))
@@ -1347,6 +1355,18 @@ def _uuid(value: uuid.UUID | str) -> uuid.UUID:
         raise ValidationError(
             "id", "must be an operation id (a UUID) or an entry number", value
         ) from None
+
+
+_EDITABLE = (
+    "description",
+    "priority",
+    "category",
+    "earliest_start",
+    "recurrence",
+    "max_attempts",
+    "timeout",
+)
+"""The fields ``update_operation`` edits, as the audit log names them."""
 
 
 def _outcomes(value: Outcome | str | Sequence[Outcome | str] | None) -> tuple[Outcome, ...]:

@@ -2,14 +2,16 @@
 
 One :class:`EventHub` per server process reads the timeline of every operation
 (``Store.events_since``) and the operations created since its last look
-(``Store.last_entry_no``), a few times a second, and hands each new item to the
-subscribers whose filter it passes. However many browsers and clients listen, the
-database sees one reader.
+(``Store.last_entry_no``), a few times a second, and, while someone listens for them, new
+notifications (``Store.notifications_since``); it hands each new item to the subscribers
+whose filter it passes. However many browsers and clients listen, the database sees one
+reader.
 
 Ids follow commit order only roughly on PostgreSQL: a transaction that took an event id
-early may commit after one that took a later id. The hub therefore reads from a watermark
-below which every id has been seen, skips the ids it has already delivered, and gives up
-on a missing id (a rolled-back transaction) after :data:`GAP_TIMEOUT`.
+early may commit after one that took a later id (notifications alike). The hub therefore
+reads each sequence from a watermark below which every id has been seen, skips the ids it
+has already delivered, and gives up on a missing id (a rolled-back transaction) after
+:data:`GAP_TIMEOUT`.
 
 Example::
 
@@ -120,6 +122,9 @@ class EventHub:
         self._subscribers: set[Subscription[Any]] = set()
         self._events = _Marks(gap_timeout)
         self._notes = _Marks(gap_timeout)
+        self._notes_live = False
+        """Whether notifications are being read (someone subscribed to them)."""
+        self._notes_lock = asyncio.Lock()
         self._entry_no = 0
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -136,7 +141,6 @@ class EventHub:
         if self._task is not None:
             return
         self._events.mark = await asyncio.to_thread(self.store.last_event_id)
-        self._notes.mark = await asyncio.to_thread(self.store.last_notification_id)
         self._entry_no = await asyncio.to_thread(self.store.last_entry_no)
         self._task = asyncio.create_task(self._run(), name="longops-event-hub")
 
@@ -189,6 +193,13 @@ class EventHub:
         )
         self._subscribers.add(sub)
         try:
+            async with self._notes_lock:
+                if not self._notes_live:
+                    # The first listener since none: notifications from now on, not the
+                    # backlog since the last listener left.
+                    mark = await asyncio.to_thread(self.store.last_notification_id)
+                    self._notes.skip_to(mark)
+                    self._notes_live = True
             yield sub
         finally:
             self._subscribers.discard(sub)
@@ -216,7 +227,7 @@ class EventHub:
         if not self._subscribers:
             # Nobody listens: keep the watermarks current without reading everything.
             self._events.skip_to(await asyncio.to_thread(self.store.last_event_id))
-            self._notes.skip_to(await asyncio.to_thread(self.store.last_notification_id))
+            self._notes_live = False
             self._entry_no = max(self._entry_no, await asyncio.to_thread(self.store.last_entry_no))
             return False
         self.reads += 1
@@ -229,16 +240,17 @@ class EventHub:
                 self._dispatch(event)
         self._events.advance([e.id for e in events])
         more = len(events) == 1000
-        if any(sub.notifications_for is not None for sub in self._subscribers):
-            notes = await asyncio.to_thread(self.store.notifications_since, self._notes.mark, 1000)
-            for note in notes:
-                if self._notes.take(note.id):
-                    self._dispatch(note)
-            self._notes.advance([n.id for n in notes])
-            more = more or len(notes) == 1000
-        else:
-            self._notes.skip_to(await asyncio.to_thread(self.store.last_notification_id))
-        return more
+        if not any(sub.notifications_for is not None for sub in self._subscribers):
+            self._notes_live = False  # nobody wants them: no reads
+            return more
+        if not self._notes_live:
+            return more  # a first listener is setting the mark (subscribe_with_notifications)
+        notes = await asyncio.to_thread(self.store.notifications_since, self._notes.mark, 1000)
+        for note in notes:
+            if self._notes.take(note.id):
+                self._dispatch(note)
+        self._notes.advance([n.id for n in notes])
+        return more or len(notes) == 1000
 
     def _new_operations(self) -> list[Operation]:
         ops = self.store.list_operations(OperationQuery(after_entry_no=self._entry_no, limit=1000))

@@ -1370,9 +1370,12 @@ class SqlStore(ABC):
         out: list[int] = []
         with self._read() as cur:
             for query in queries:
-                cur.execute(
-                    self.q["count_operations_capped"], {**self._query_params(query), "cap": cap}
-                )
+                params = {**self._query_params(query), "cap": cap}
+                name = "count_operations_capped"
+                if query.company is not None and len(query.statuses) == 1:
+                    name = "count_operations_capped_status"
+                    params["status"] = query.statuses[0].value
+                cur.execute(self.q[name], params)
                 out.append(int(cur.fetchone()["n"]))
         return out
 

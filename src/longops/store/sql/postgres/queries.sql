@@ -903,6 +903,26 @@ SELECT count(*) AS n FROM (
    LIMIT %(cap)s
 ) capped;
 
+-- name: count_operations_capped_status
+-- The same, for one company and one status (SQLite needs plain equalities to use its
+-- index; PostgreSQL plans either form alike).
+SELECT count(*) AS n FROM (
+  SELECT 1 FROM longops_operations
+   WHERE company = %(company)s AND status = %(status)s
+     AND (%(companies)s::text[] IS NULL OR company = ANY(%(companies)s::text[]))
+     AND (%(task)s::text IS NULL OR task = %(task)s)
+     AND (%(category)s::text IS NULL OR category = %(category)s)
+     AND (%(queue)s::text IS NULL OR queue = %(queue)s)
+     AND (%(user_name)s::text IS NULL OR user_name = %(user_name)s)
+     AND (%(created_after)s::timestamptz IS NULL OR created_at >= %(created_after)s)
+     AND (%(created_before)s::timestamptz IS NULL OR created_at < %(created_before)s)
+     AND (%(started_after)s::timestamptz IS NULL OR started_at >= %(started_after)s)
+     AND (%(started_before)s::timestamptz IS NULL OR started_at < %(started_before)s)
+     AND (%(text)s::text IS NULL OR lower(task) LIKE %(text)s OR lower(description) LIKE %(text)s)
+     AND (%(stalled)s::boolean IS NULL OR (status = 'in_process' AND stalled_at IS NOT NULL) = %(stalled)s)
+   LIMIT %(cap)s
+) capped;
+
 -- name: list_running
 -- Operations in process, the one that started first first (Overview's longest running, the
 -- header's running operations, the Sessions page's current operations).

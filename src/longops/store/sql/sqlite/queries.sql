@@ -747,6 +747,26 @@ SELECT count(*) AS n FROM (
    LIMIT :cap
 );
 
+-- name: count_operations_capped_status
+-- The same, for one company and one status: plain equalities, so that SQLite, which does
+-- not fold bound parameters, walks the (company, status, entry_no) index.
+SELECT count(*) AS n FROM (
+  SELECT 1 FROM longops_operations
+   WHERE company = :company AND status = :status
+     AND (:companies IS NULL OR company IN (SELECT value FROM json_each(:companies)))
+     AND (:task IS NULL OR task = :task)
+     AND (:category IS NULL OR category = :category)
+     AND (:queue IS NULL OR queue = :queue)
+     AND (:user_name IS NULL OR user_name = :user_name)
+     AND (:created_after IS NULL OR created_at >= :created_after)
+     AND (:created_before IS NULL OR created_at < :created_before)
+     AND (:started_after IS NULL OR started_at >= :started_after)
+     AND (:started_before IS NULL OR started_at < :started_before)
+     AND (:text IS NULL OR lower(task) LIKE :text ESCAPE '\' OR lower(description) LIKE :text ESCAPE '\')
+     AND (:stalled IS NULL OR (status = 'in_process' AND stalled_at IS NOT NULL) = :stalled)
+   LIMIT :cap
+);
+
 -- name: list_running
 -- Operations in process, the one that started first first (Overview's longest running, the
 -- header's running operations, the Sessions page's current operations).
