@@ -441,7 +441,14 @@ def create_pages(app: Longops, hub: EventHub, *, secret: bytes | None = None) ->
         return pages.render(
             "entries.html",
             ctx,
-            stream=f"{ctx.base}/stream?" + urlencode({"view": "list", "next": _here(request)}),
+            stream=f"{ctx.base}/stream?"
+            + urlencode(
+                {
+                    "view": "list",
+                    "rows": ",".join(str(op.id) for op in ops),
+                    "next": _here(request),
+                }
+            ),
             title="My operations" if flt.get("mine") == "1" else "Job Queue Entries",
             rows=rows,
             flt=flt,
@@ -875,14 +882,21 @@ def create_pages(app: Longops, hub: EventHub, *, secret: bytes | None = None) ->
         company: str,
         view: str = "none",
         op: str | None = None,
+        rows: str = "",
         next: str = "",
     ) -> Response:
-        from longops.web.stream import page_stream
+        from longops.web.stream import Watch, page_stream
 
         ctx = await _thread(pages.context, request, company, header=False)
         card_id = _uuid(op) if op else None
+        shown = {_uuid(i) for i in rows.split(",") if i.strip()} if view == "list" else set()
+        if card_id is not None:
+            shown.add(card_id)
+        if len(shown) > 500:
+            raise ValidationError("rows", "must name at most 500 operations", len(shown))
+        watch = Watch(view, frozenset(shown), card_id, next if safe_path(next) else "")
         return StreamingResponse(
-            page_stream(pages, request, ctx, view, card_id, next),
+            page_stream(pages, request, ctx, watch),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )
