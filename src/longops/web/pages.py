@@ -529,6 +529,9 @@ def create_pages(app: Longops, hub: EventHub, *, secret: bytes | None = None) ->
             op=op,
             live=live,
             **card_details(ctx, op),
+            # A read-only user gets no Edit form at all (no action controls), not a
+            # disabled one.
+            may_edit=present.may(ctx.actor, "update_operation", op),
             editable=op.status is Status.ON_HOLD and present.may(ctx.actor, "update_operation", op),
             priorities=[p.label for p in Priority],
             categories=[c.code for c in svc.list_categories(company)],
