@@ -749,7 +749,11 @@ def create_pages(app: Longops, hub: EventHub, *, secret: bytes | None = None) ->
         ctx = pages.context(request, company)
         if action not in present.BULK_ACTIONS:
             raise ValidationError("action", "must be cancel, restart or delete", action)
-        verb, permission = present.BULK_ACTIONS[action]
+        verb = present.BULK_ACTIONS[action]
+        if not present.can_act_somewhere(ctx.actor, company):
+            # Read-only in this company: nothing here could succeed (core would refuse
+            # each one; say so once).
+            raise PageError(403, f"{ctx.user} may only read operations in {company}.")
         flt = entries_filter(
             {
                 "status": status,
@@ -800,7 +804,6 @@ def create_pages(app: Longops, hub: EventHub, *, secret: bytes | None = None) ->
                 + ", ".join(f"{n} {_why(r)}" for r, n in reasons.items())
                 + "."
             )
-        del permission
         return pages.back(ctx, back, f"{ctx.base}/entries", notice)
 
     # -- categories and sessions -----------------------------------------------------------

@@ -49,12 +49,9 @@ ROW_ACTIONS: tuple[tuple[str, str, str], ...] = (
 ACTION_OF_PATH = {path: action for path, _, action in ROW_ACTIONS}
 LABEL_OF_PATH = {path: label for path, label, _ in ROW_ACTIONS}
 
-BULK_ACTIONS = {
-    "cancel": ("Cancel", "cancel"),
-    "restart": ("Restart", "restart"),
-    "delete": ("Delete", "delete"),
-}
-"""Bulk button value -> (verb shown, action of the permission table)."""
+BULK_ACTIONS = {"cancel": "Cancel", "restart": "Restart", "delete": "Delete"}
+"""Bulk button value -> the verb the confirmation asks with (each row is then acted on
+through core with the row action of the same name)."""
 
 
 def may(actor: Actor, action: str, op: Operation) -> bool:
