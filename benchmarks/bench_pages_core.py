@@ -197,6 +197,16 @@ def render(docs: dict[str, dict[str, Any]], machine: dict[str, Any], quick: bool
             f"| {dialect} | {f['operations']:,} | {f['no_user_per_s']:,} | "
             f"{f['user_per_s']:,} | {f['ratio_user_to_no_user']} |"
         )
+    lines.append("")
+    lines.append("Every repetition (results/s, no user / with user; medians above):")
+    lines.append("")
+    for dialect, doc in docs.items():
+        runs = doc["finish"]["runs"]
+        pairs = ", ".join(
+            f"{a['per_s']:,} / {b['per_s']:,}"
+            for a, b in zip(runs["no_user"], runs["user"], strict=True)
+        )
+        lines.append(f"- {dialect}: {pairs}")
     lines += [
         "",
         "## Page reads with a backlog of ready operations",

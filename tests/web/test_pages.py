@@ -151,7 +151,7 @@ def test_a_viewer_sees_no_controls_and_a_forged_post_is_refused(
         assert refused.status_code == 403, action
     assert b.post("/c/CRONUS/entries/new", {"task": "report"}).status_code == 403
     bulk = b.post("/c/CRONUS/entries/bulk", {"action": "cancel", "ids": op, "confirmed": "1"})
-    assert bulk.status_code == 303  # done through core: each one refused
+    assert bulk.status_code == 403
     assert status_of(app, op) is Status.READY
     assert b.get("/c/CRONUS/entries/new").status_code == 403
 
@@ -350,3 +350,17 @@ def test_bad_filters_are_bad_input(browser: Make) -> None:
     b = browser("alice")
     assert b.get("/c/CRONUS/entries?status=sleeping").status_code == 400
     assert b.get("/c/CRONUS/entries?after=-1").status_code == 400
+
+
+def test_a_bulk_action_leaves_what_core_refuses_and_says_so(app: Longops, browser: Make) -> None:
+    hers, his = enqueue(app, "alice"), enqueue(app, "bob")
+    bob = browser("bob")
+    bob.get("/c/CRONUS/entries")
+    done = bob.post(
+        "/c/CRONUS/entries/bulk", {"action": "cancel", "ids": [hers, his], "confirmed": "1"}
+    )
+    assert done.status_code == 303
+    assert status_of(app, his) is Status.CANCELLED
+    assert status_of(app, hers) is Status.READY
+    notice = bob.get(done.headers["location"]).text
+    assert "Cancelled 1 operation. 1 operation could not be: 1 not yours to change." in notice

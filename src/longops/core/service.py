@@ -778,7 +778,7 @@ class OperationService(ActorBound):
         Example::
 
             service.hold(op.id)
-            service.update_operation(op.id, priority="high", recurrence="daily at 02:00")
+            service.update_operation(op.id, priority="high", recurrence="every 2h")
         """
         who = self._who(actor)
         op = self._find(operation_id, company, who, "get_operation")

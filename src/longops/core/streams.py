@@ -2,14 +2,16 @@
 
 One :class:`EventHub` per server process reads the timeline of every operation
 (``Store.events_since``) and the operations created since its last look
-(``Store.last_entry_no``), a few times a second, and hands each new item to the
-subscribers whose filter it passes. However many browsers and clients listen, the
-database sees one reader.
+(``Store.last_entry_no``), a few times a second, and, while someone listens for them, new
+notifications (``Store.notifications_since``); it hands each new item to the subscribers
+whose filter it passes. However many browsers and clients listen, the database sees one
+reader.
 
 Ids follow commit order only roughly on PostgreSQL: a transaction that took an event id
-early may commit after one that took a later id. The hub therefore reads from a watermark
-below which every id has been seen, skips the ids it has already delivered, and gives up
-on a missing id (a rolled-back transaction) after :data:`GAP_TIMEOUT`.
+early may commit after one that took a later id (notifications alike). The hub therefore
+reads each sequence from a watermark below which every id has been seen, skips the ids it
+has already delivered, and gives up on a missing id (a rolled-back transaction) after
+:data:`GAP_TIMEOUT`.
 
 Example::
 

@@ -78,6 +78,7 @@ class Pages:
             local=present.local,
             iso=present.iso,
             duration=present.duration,
+            wait_text=present.wait_text,
             caption=present.status_caption,
             statuses=list(Status),
         )
@@ -440,7 +441,14 @@ def create_pages(app: Longops, hub: EventHub, *, secret: bytes | None = None) ->
         return pages.render(
             "entries.html",
             ctx,
-            stream=f"{ctx.base}/stream?" + urlencode({"view": "list", "next": _here(request)}),
+            stream=f"{ctx.base}/stream?"
+            + urlencode(
+                {
+                    "view": "list",
+                    "rows": ",".join(str(op.id) for op in ops),
+                    "next": _here(request),
+                }
+            ),
             title="My operations" if flt.get("mine") == "1" else "Job Queue Entries",
             rows=rows,
             flt=flt,
@@ -501,8 +509,6 @@ def create_pages(app: Longops, hub: EventHub, *, secret: bytes | None = None) ->
             op = ctx.view.service.enqueue(request_)
         except ValidationError as exc:
             return new_page(pages, ctx, given, str(exc), 400)
-        except LookupError as exc:  # an unknown task name
-            return new_page(pages, ctx, given, str(exc).strip("'\""), 400)
         return pages.back(
             ctx, None, f"{ctx.base}/entries/{op.id}", f"Operation {op.entry_no} enqueued."
         )
@@ -743,7 +749,11 @@ def create_pages(app: Longops, hub: EventHub, *, secret: bytes | None = None) ->
         ctx = pages.context(request, company)
         if action not in present.BULK_ACTIONS:
             raise ValidationError("action", "must be cancel, restart or delete", action)
-        verb, permission = present.BULK_ACTIONS[action]
+        verb = present.BULK_ACTIONS[action]
+        if not present.can_act_somewhere(ctx.actor, company):
+            # Read-only in this company: nothing here could succeed (core would refuse
+            # each one; say so once).
+            raise PageError(403, f"{ctx.user} may only read operations in {company}.")
         flt = entries_filter(
             {
                 "status": status,
@@ -794,7 +804,6 @@ def create_pages(app: Longops, hub: EventHub, *, secret: bytes | None = None) ->
                 + ", ".join(f"{n} {_why(r)}" for r, n in reasons.items())
                 + "."
             )
-        del permission
         return pages.back(ctx, back, f"{ctx.base}/entries", notice)
 
     # -- categories and sessions -----------------------------------------------------------
@@ -879,14 +888,21 @@ def create_pages(app: Longops, hub: EventHub, *, secret: bytes | None = None) ->
         company: str,
         view: str = "none",
         op: str | None = None,
+        rows: str = "",
         next: str = "",
     ) -> Response:
-        from longops.web.stream import page_stream
+        from longops.web.stream import Watch, page_stream
 
         ctx = await _thread(pages.context, request, company, header=False)
         card_id = _uuid(op) if op else None
+        shown = {_uuid(i) for i in rows.split(",") if i.strip()} if view == "list" else set()
+        if card_id is not None:
+            shown.add(card_id)
+        if len(shown) > 500:
+            raise ValidationError("rows", "must name at most 500 operations", len(shown))
+        watch = Watch(view, frozenset(shown), card_id, next if safe_path(next) else "")
         return StreamingResponse(
-            page_stream(pages, request, ctx, view, card_id, next),
+            page_stream(pages, request, ctx, watch),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )

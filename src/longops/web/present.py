@@ -24,6 +24,7 @@ from longops.domain.progress import Progress
 from longops.domain.recurrence import Recurrence
 from longops.domain.security import Actor, Verdict, decide, satisfies
 from longops.domain.status import DELETABLE, Status, allowed_from
+from longops.domain.waiting import WaitReason
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,12 +49,9 @@ ROW_ACTIONS: tuple[tuple[str, str, str], ...] = (
 ACTION_OF_PATH = {path: action for path, _, action in ROW_ACTIONS}
 LABEL_OF_PATH = {path: label for path, label, _ in ROW_ACTIONS}
 
-BULK_ACTIONS = {
-    "cancel": ("Cancel", "cancel"),
-    "restart": ("Restart", "restart"),
-    "delete": ("Delete", "delete"),
-}
-"""Bulk button value -> (verb shown, action of the permission table)."""
+BULK_ACTIONS = {"cancel": "Cancel", "restart": "Restart", "delete": "Delete"}
+"""Bulk button value -> the verb the confirmation asks with (each row is then acted on
+through core with the row action of the same name)."""
 
 
 def may(actor: Actor, action: str, op: Operation) -> bool:
@@ -281,3 +279,12 @@ def _time(field: str, text: str) -> time | None:
         return time.fromisoformat(text.strip())
     except ValueError:
         raise ValidationError(field, "must be a time HH:MM[:SS]", text) from None
+
+
+def wait_text(wait: WaitReason | None, zone: ZoneInfo | None = None) -> str:
+    """Why a ready operation waits, with its time in the company's time zone."""
+    if wait is None:
+        return ""
+    if wait.until is None:
+        return wait.message
+    return wait.message.replace(wait.until.isoformat(), local(wait.until, zone))
