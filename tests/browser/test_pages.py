@@ -251,6 +251,12 @@ def test_viewer_sees_no_action_controls_and_a_forged_post_is_refused(
     action = server.url(card(op_id) + "/hold")
     refused = page.request.post(action, form={"csrf_token": token}, max_redirects=0)
     assert refused.status == 403, refused.status
+    bulk = page.request.post(
+        server.url(entries() + "/bulk"),
+        form={"csrf_token": token, "action": "cancel", "ids": str(op_id), "confirmed": "1"},
+        max_redirects=0,
+    )
+    assert bulk.status == 403, bulk.status
     assert status_of(server, op_id) is Status.READY
 
     # The same request from an admin's session succeeds: the 403 is the permission, not
