@@ -350,3 +350,16 @@ def sign_in(ui: UI, server: Server, user: str, password: str = PASSWORD) -> None
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(re.compile(r"/c/[^/]+/"))
     ui.shot(f"signed-in-{user}")
+
+
+UNLABELLED = """() => [...document.querySelectorAll(
+    'input:not([type=hidden]), select, textarea, button')].filter(el => {
+    if (el.tagName === 'BUTTON') return !(el.textContent.trim() || el.getAttribute('aria-label'));
+    return !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+        && !el.getAttribute('aria-labelledby') && !el.getAttribute('title');
+}).map(el => el.outerHTML.slice(0, 120))"""
+
+
+def unlabelled_controls(page: Page) -> list[str]:
+    """Form controls with no accessible name (the pages promise a label on every one)."""
+    return list(page.evaluate(UNLABELLED))

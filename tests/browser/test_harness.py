@@ -3,7 +3,7 @@ throws, or loads a missing resource fails its test)."""
 
 from __future__ import annotations
 
-from conftest import UI, Server, wait_until
+from conftest import UI, Server, unlabelled_controls, wait_until
 
 
 def test_console_errors_page_errors_and_bad_responses_are_caught(server: Server, ui: UI) -> None:
@@ -34,3 +34,10 @@ def test_a_page_visited_without_a_screenshot_is_reported(server: Server, ui: UI)
     assert ui.unshot() == [server.url("/login?first=1")]
     ui.shot("login")
     assert ui.unshot() == []
+
+
+def test_an_unlabelled_control_is_found(server: Server, ui: UI) -> None:
+    ui.goto(server.url("/login"), "login")
+    assert unlabelled_controls(ui.page) == []
+    ui.page.evaluate("document.querySelector('main').append(document.createElement('input'))")
+    assert unlabelled_controls(ui.page) == ["<input>"]

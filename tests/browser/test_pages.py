@@ -13,7 +13,7 @@ from datetime import timedelta
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from conftest import COMPANY_A, COMPANY_B, UI, Server, sign_in, wait_until
+from conftest import COMPANY_A, COMPANY_B, UI, Server, sign_in, unlabelled_controls, wait_until
 from longops.core.service import EnqueueRequest
 from longops.domain.operation import Operation
 from longops.domain.status import Status
@@ -326,10 +326,14 @@ def test_every_page_renders_and_is_captured(server: Server, ui: UI, user: str) -
         page.wait_for_load_state()
         ui.shot(name)
         expect(page.locator("#background-indicator")).to_contain_text("running")
+        assert unlabelled_controls(page) == [], name
     ui.goto(server.url(card(op_id)), "entry-card")
+    assert unlabelled_controls(page) == []
     if user == "admin":
         ui.goto(server.url(entries() + "/new"), "new-operation")
+        assert unlabelled_controls(page) == []
     ui.goto(server.url(entries() + "?mine=1"), "my-operations")
+    assert unlabelled_controls(page) == []
     page.get_by_role("button", name="Sign out").click()
     page.wait_for_url(re.compile(r"/login"))
     ui.shot("signed-out")
