@@ -13,7 +13,16 @@ from datetime import timedelta
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from conftest import COMPANY_A, COMPANY_B, UI, Server, sign_in, unlabelled_controls, wait_until
+from conftest import (
+    COMPANY_A,
+    COMPANY_B,
+    PASSWORD,
+    UI,
+    Server,
+    sign_in,
+    unlabelled_controls,
+    wait_until,
+)
 from longops.core.service import EnqueueRequest
 from longops.domain.operation import Operation
 from longops.domain.status import Status
@@ -337,3 +346,52 @@ def test_every_page_renders_and_is_captured(server: Server, ui: UI, user: str) -
     page.get_by_role("button", name="Sign out").click()
     page.wait_for_url(re.compile(r"/login"))
     ui.shot("signed-out")
+
+
+def test_on_a_narrow_screen_the_table_scrolls_not_the_page(server: Server, ui: UI) -> None:
+    page = ui.page
+    page.set_viewport_size({"width": 390, "height": 844})
+    enqueue_as(server, "admin", "pages.idle", description=f"Narrow {marker()}", on_hold=True)
+    sign_in(ui, server, "admin")
+    ui.goto(server.url(entries()), "narrow-entries")
+    overflow = page.evaluate(
+        """() => {
+        const table = document.querySelector('tr[data-operation-id]').closest('table');
+        let box = table.parentElement;
+        while (box && getComputedStyle(box).overflowX === 'visible') box = box.parentElement;
+        return {
+            page: document.documentElement.scrollWidth - window.innerWidth,
+            scrolls: !!box && box !== document.body && box.scrollWidth > box.clientWidth,
+        };
+    }"""
+    )
+    assert overflow["page"] <= 1, overflow
+    assert overflow["scrolls"], overflow
+
+
+def test_sign_in_and_reach_the_entries_with_the_keyboard_only(server: Server, ui: UI) -> None:
+    page = ui.page
+    ui.goto(server.url("/login"), "login")
+    # The user name field has the focus when the page opens; Tab moves on, Enter submits.
+    page.keyboard.type("admin")
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/c/[^/]+/"))
+    ui.shot("signed-in-by-keyboard")
+    for _ in range(30):
+        page.keyboard.press("Tab")
+        focused = page.evaluate(
+            "() => { const e = document.activeElement; const s = getComputedStyle(e);"
+            " return {text: e.textContent.trim(), outline: s.outlineStyle,"
+            " shadow: s.boxShadow}; }"
+        )
+        if focused["text"] == "Job Queue Entries":
+            break
+    else:
+        raise AssertionError("Tab never reached the Job Queue Entries link")
+    # Focus is visible: an outline or a focus ring (box shadow).
+    assert focused["outline"] != "none" or focused["shadow"] != "none", focused
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/entries"))
+    ui.shot("entries-by-keyboard")
