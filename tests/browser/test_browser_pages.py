@@ -11,9 +11,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from playwright.sync_api import Locator, Page, expect
-
-from conftest import (
+from browser_support import (
     COMPANY_A,
     COMPANY_B,
     PASSWORD,
@@ -23,6 +21,8 @@ from conftest import (
     unlabelled_controls,
     wait_until,
 )
+from playwright.sync_api import Locator, Page, expect
+
 from longops.core.service import EnqueueRequest
 from longops.domain.operation import Operation
 from longops.domain.status import Status

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from browser_support import UI, Server, free_port, sign_in, wait_until
 from playwright.sync_api import expect
-
-from conftest import UI, Server, free_port, sign_in, wait_until
 
 pytestmark = pytest.mark.timeout(240)
 

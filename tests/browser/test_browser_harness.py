@@ -3,7 +3,7 @@ throws, or loads a missing resource fails its test)."""
 
 from __future__ import annotations
 
-from conftest import UI, Server, unlabelled_controls, wait_until
+from browser_support import UI, Server, unlabelled_controls, wait_until
 
 
 def test_console_errors_page_errors_and_bad_responses_are_caught(server: Server, ui: UI) -> None:
