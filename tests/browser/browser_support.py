@@ -264,10 +264,12 @@ def artifact_folder(node: pytest.Item) -> Path:
     return folder
 
 
-def sign_in(ui: UI, server: Server, user: str, password: str = PASSWORD) -> None:
-    """Sign in through the login form and land on the user's first company."""
+def sign_in(ui: UI, server: Server | str, user: str, password: str = PASSWORD) -> None:
+    """Sign in through the login form (of ``server``, or of the base URL given) and land on
+    the user's first company."""
     page = ui.page
-    ui.goto(server.url("/login"), "login")
+    base = server if isinstance(server, str) else server.base_url
+    ui.goto(base + "/login", "login")
     page.get_by_label("User name").fill(user)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()

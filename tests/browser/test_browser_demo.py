@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from browser_support import UI, Server, free_port, sign_in, wait_until
+from browser_support import UI, free_port, sign_in, wait_until
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.timeout(240)
@@ -81,8 +81,7 @@ def test_demo_shows_every_state_to_the_printed_sign_in_and_ends_on_time(demo: De
     users = wait_until(demo.sign_ins, timeout=10, what="printed sign-ins")
     assert {"admin", "viewer"} <= set(users), demo.output
 
-    server = Server("sqlite", base, "", None, demo.process, Path())  # type: ignore[arg-type]
-    sign_in(ui, server, "admin", users["admin"])
+    sign_in(ui, base, "admin", users["admin"])
     page = ui.page
 
     def states() -> set[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from browser_support import (
@@ -21,7 +22,7 @@ from browser_support import (
     unlabelled_controls,
     wait_until,
 )
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from longops.core.service import EnqueueRequest
 from longops.domain.operation import Operation
@@ -59,10 +60,11 @@ def get(server: Server, op_id: uuid.UUID) -> Operation:
     return server.lib.service.get(op_id)
 
 
-def enqueue_as(server: Server, user: str, task: str, **options: object) -> uuid.UUID:
-    company = str(options.pop("company", COMPANY_A))
-    handle = server.lib.as_user(user).enqueue(task, company=company, **options)  # type: ignore[arg-type]
-    return handle.id
+def enqueue_as(
+    server: Server, user: str, task: str, *, company: str = COMPANY_A, **options: Any
+) -> uuid.UUID:
+    """Enqueue through the library as ``user`` (so the operation is theirs)."""
+    return server.lib.as_user(user).enqueue(task, company=company, **options).id
 
 
 def not_navigated(page: Page) -> bool:
@@ -233,7 +235,7 @@ def test_bulk_cancel_fifty_operations_selected_by_a_filter(server: Server, ui: U
 
 
 def test_viewer_sees_no_action_controls_and_a_forged_post_is_refused(
-    server: Server, ui: UI, browser: object
+    server: Server, ui: UI, browser: Browser
 ) -> None:
     page = ui.page
     description = f"Viewer can see {marker()}"
@@ -270,7 +272,7 @@ def test_viewer_sees_no_action_controls_and_a_forged_post_is_refused(
 
     # The same request from an admin's session succeeds: the 403 is the permission, not
     # the form.
-    admin_context = page.context.browser.new_context()  # type: ignore[union-attr]
+    admin_context = browser.new_context()
     try:
         admin = UI(admin_context.new_page(), ui.folder / "admin")
         admin.folder.mkdir(exist_ok=True)
