@@ -6,6 +6,7 @@ the header's running operations, category activity and sessions' current operati
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -163,6 +164,7 @@ def test_notifications_are_read_marked_and_paged(world: World) -> None:
     # Another user's id among them changes nothing of theirs.
     assert world.alice.mark_notifications_read("A", [*first_two, bobs]) == 2
     assert world.alice.mark_notifications_read("A", first_two) == 0  # already read
+    assert world.alice.mark_notifications_read("A", []) == 0  # none named: none marked
     assert world.bob.unread_notifications("A") == 1
     assert world.alice.unread_notifications("A") == 3
     unread = world.alice.notifications("A", unread_only=True)
@@ -257,24 +259,44 @@ def test_notifications_past_the_retention_period_are_pruned(world: World) -> Non
     assert [n.title for n in world.alice.notifications("A")] == ["recent"]
 
 
-@pytest.mark.postgres
-def test_the_notification_commits_with_the_status_change(pg_url: str) -> None:
-    # Raw SQL on PostgreSQL: a status change that is not yet committed has no visible
-    # notification, and one rolled back leaves none.
-    app = Longops(pg_url, clock=FrozenClock())
+def test_the_notification_commits_with_the_status_change(db_url: str) -> None:
+    # Raw SQL beside the store: while the status change is not committed no notification
+    # is visible, a rolled-back change leaves none, a committed one exactly one.
+    app = Longops(db_url, clock=FrozenClock())
     app.task(name="ok")(lambda: None)
     app.add_company("A")
     op = app.service.enqueue(EnqueueRequest(task="ok", company="A", user="u", on_hold=True))
-    update = "UPDATE longops_operations SET status = 'cancelled', ended_at = now() WHERE id = %s"
-    with psycopg.connect(pg_url) as writer, psycopg.connect(pg_url, autocommit=True) as reader:
-        writer.execute(update, [op.id])
-        assert reader.execute("SELECT count(*) FROM longops_notifications").fetchone() == (0,)
-        writer.rollback()
-        assert reader.execute("SELECT count(*) FROM longops_notifications").fetchone() == (0,)
-        writer.execute(update, [op.id])
-        writer.commit()
-        assert reader.execute("SELECT count(*) FROM longops_notifications").fetchone() == (1,)
     app.close()
+    count = "SELECT count(*) FROM longops_notifications"
+    writer: Any
+    reader: Any
+    if db_url.startswith("sqlite"):
+        path = db_url.removeprefix("sqlite:///")
+        writer = sqlite3.connect(path, isolation_level="DEFERRED")
+        reader = sqlite3.connect(path)
+        update = (
+            "UPDATE longops_operations SET status = 'cancelled', "
+            "ended_at = '2026-01-05 10:00:00.000000' WHERE id = ?"
+        )
+        key: object = op.id.hex
+    else:
+        writer = psycopg.connect(db_url)
+        reader = psycopg.connect(db_url, autocommit=True)
+        update = (
+            "UPDATE longops_operations SET status = 'cancelled', ended_at = now() WHERE id = %s"
+        )
+        key = op.id
+    try:
+        writer.execute(update, [key])
+        assert reader.execute(count).fetchone() == (0,)
+        writer.rollback()
+        assert reader.execute(count).fetchone() == (0,)
+        writer.execute(update, [key])
+        writer.commit()
+        assert reader.execute(count).fetchone() == (1,)
+    finally:
+        writer.close()
+        reader.close()
 
 
 # -- editing while on hold -----------------------------------------------------------------------

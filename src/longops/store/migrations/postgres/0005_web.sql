@@ -52,9 +52,10 @@ CREATE TRIGGER longops_notify_done
 CREATE POLICY longops_scope ON longops_notifications
     USING (longops_in_scope(company)) WITH CHECK (longops_in_scope(company));
 
--- The list's task filter and its facet counts (the other filters are served by the
--- indexes of migrations 0001 and 0003, or are a user's own).
+-- The list's task and category filters and their facet counts (partial: operations of no
+-- category do not pay for the second).
 CREATE INDEX longops_operations_task_status ON longops_operations (company, task, status, entry_no);
+CREATE INDEX longops_operations_category_status ON longops_operations (company, category, status, entry_no) WHERE category IS NOT NULL;
 -- "My operations", "My failures" and the header's running operations.
 -- Partial: the local super actor's operations (no user) do not pay for it.
 CREATE INDEX longops_operations_user_status ON longops_operations (company, user_name, status, entry_no) WHERE user_name IS NOT NULL;
