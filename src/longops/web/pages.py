@@ -408,6 +408,7 @@ def create_pages(app: Longops, hub: EventHub, *, secret: bytes | None = None) ->
             chart_hours=[present.local(b.start, ctx.zone)[11:16] for b in view.per_hour],
             chart_total_finished=sum(f for f, _ in buckets),
             chart_total_failed=sum(e for _, e in buckets),
+            chart_top=max([max(f, e) for f, e in buckets] or [0]),
             longest=view.longest_running,
             now=app.clock.now(),
         )
