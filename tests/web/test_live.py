@@ -8,10 +8,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import httpx
+import pytest
 
 from conftest import Browser
 from longops import Longops
 from longops.testing import Runner
+from longops.web import stream as live_stream
 
 Make = Callable[[str | None], Browser]
 
@@ -147,3 +149,21 @@ def test_another_users_toast_is_not_sent(app: Longops, browser: Make) -> None:
 def test_a_stream_needs_a_signed_in_user_of_the_company(browser: Make) -> None:
     assert browser(None).client.get("/c/CRONUS/stream").status_code == 401
     assert browser("fabrikam").client.get("/c/CRONUS/stream").status_code == 404
+
+
+def test_a_stream_ends_when_its_user_is_disabled(
+    app: Longops, browser: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(live_stream, "RECHECK_EVERY", 0.0)
+    op = app.as_user("bob").enqueue("report", company="CRONUS").id
+    b = browser("alice")
+    with stream(b, f"/c/CRONUS/stream?view=list&rows={op}") as events:
+        app.as_user("bob").service.hold(op)
+        assert 'data-status="on_hold"' in events.next_matching(f"row-{op}")
+        app.security.disable_user("alice")
+        app.as_user("bob").service.set_ready(op)  # wakes the stream, which checks alice
+        # The server ends the stream; left open, it would go on with keep-alives.
+        deadline = time.monotonic() + 20
+        for _ in events.lines:
+            assert time.monotonic() < deadline, "the stream is still open"
+    assert b.get("/c/CRONUS/entries").status_code == 303, "signed out"

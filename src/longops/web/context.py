@@ -65,6 +65,8 @@ class Context:
     running: list[Operation] = field(default_factory=list)
     running_percent: float | None = None
     notice: str | None = None
+    header_read: bool = False
+    """Whether the header's reads (running operations, unread count) were made."""
 
     @property
     def actor(self) -> Actor:

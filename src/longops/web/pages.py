@@ -12,6 +12,7 @@ SSE extension only add live updates.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import secrets
@@ -126,6 +127,7 @@ class Pages:
 
     def fill_header(self, ctx: Context) -> None:
         """The header's unread count and background indicator (the user's running work)."""
+        ctx.header_read = True
         if ctx.view.actor.user is None:
             return
         ctx.running = running_of(ctx)
@@ -406,6 +408,7 @@ def create_pages(app: Longops, hub: EventHub, *, secret: bytes | None = None) ->
             chart_hours=[present.local(b.start, ctx.zone)[11:16] for b in view.per_hour],
             chart_total_finished=sum(f for f, _ in buckets),
             chart_total_failed=sum(e for _, e in buckets),
+            chart_top=max([max(f, e) for f, e in buckets] or [0]),
             longest=view.longest_running,
             now=app.clock.now(),
         )
@@ -911,8 +914,6 @@ def create_pages(app: Longops, hub: EventHub, *, secret: bytes | None = None) ->
 
 
 async def _thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    import asyncio
-
     return await asyncio.to_thread(fn, *args, **kwargs)
 
 
@@ -1054,8 +1055,12 @@ def new_page(
 
 
 def _install_errors(web: FastAPI, pages: Pages) -> None:
-    def page(request: Request, status: int, message: str) -> HTMLResponse:
-        ctx = getattr(request.state, "ctx", None)
+    async def page(request: Request, status: int, message: str) -> HTMLResponse:
+        ctx: Context | None = getattr(request.state, "ctx", None)
+        if ctx is not None and not ctx.header_read:
+            # A form's route skips the header's reads; its error page shows the header.
+            with contextlib.suppress(LongopsError):
+                await asyncio.to_thread(pages.fill_header, ctx)
         return pages.render(
             "error.html", ctx, status, title=_TITLES.get(status, "Error"), message=message
         )
@@ -1068,28 +1073,28 @@ def _install_errors(web: FastAPI, pages: Pages) -> None:
 
     @web.exception_handler(PageError)
     async def _page(request: Request, exc: PageError) -> Response:
-        return page(request, exc.status, exc.message)
+        return await page(request, exc.status, exc.message)
 
     @web.exception_handler(LongopsError)
     async def _longops(request: Request, exc: LongopsError) -> Response:
         if isinstance(exc, PermissionDenied):
-            return page(request, 403, str(exc))
+            return await page(request, 403, str(exc))
         if isinstance(exc, NotFound):
-            return page(request, 404, str(exc))
+            return await page(request, 404, str(exc))
         if isinstance(exc, (InvalidTransition, Conflict)):
-            return page(request, 409, str(exc))
-        return page(request, 400, str(exc))
+            return await page(request, 409, str(exc))
+        return await page(request, 400, str(exc))
 
     @web.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(p) for p in first.get("loc", ())[1:]) or "input"
-        return page(request, 400, f"{where}: {first.get('msg', 'is not valid')}")
+        return await page(request, 400, f"{where}: {first.get('msg', 'is not valid')}")
 
     @web.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         message = "There is no such page." if exc.status_code == 404 else str(exc.detail)
-        return page(request, exc.status_code, message)
+        return await page(request, exc.status_code, message)
 
 
 _TITLES = {

@@ -33,9 +33,10 @@ from typing import Any
 from fastapi import Request
 
 from longops.core.streams import Created, Item, Subscription
-from longops.domain.errors import LongopsError
+from longops.domain.errors import LongopsError, NotFound, PermissionDenied
 from longops.domain.operation import EventType, Operation
 from longops.domain.pages import Notification
+from longops.domain.security import FrontEnd
 from longops.web.context import Context
 from longops.web.pages import Pages, card_details_html, card_live_html, row_html, running_of
 
@@ -43,6 +44,8 @@ FLUSH_EVERY = 0.25
 """Seconds changes are gathered before the changed operations are read and sent."""
 KEEP_ALIVE = 15.0
 RETRY_MS = 2000
+RECHECK_EVERY = 30.0
+"""Seconds between checks that the stream's user is still active and in the company."""
 
 
 def sse(event: str, html: str) -> str:
@@ -110,10 +113,14 @@ async def page_stream(
         # stream open reaches it.
         yield f"retry: {RETRY_MS}\n\n"
         watch.mine = {op.id for op in await asyncio.to_thread(running_of, ctx)}
-        last_flush = time.monotonic()
+        last_flush = checked = time.monotonic()
         while True:
             if await request.is_disconnected():
                 return
+            if me is not None and time.monotonic() - checked > RECHECK_EVERY:
+                checked = time.monotonic()
+                if not await asyncio.to_thread(_still_allowed, pages, ctx, me):
+                    return  # signed out by a disable or a revoked grant: the page reloads
             pending = watch.pending
             try:
                 item = await asyncio.wait_for(
@@ -179,6 +186,18 @@ def _render(pages: Pages, ctx: Context, watch: Watch, me: str | None) -> list[st
         out.append(sse("indicator", pages.fragment("_indicator.html", ctx=ctx, base=ctx.base)))
         out.append(sse("unread", pages.fragment("_unread.html", ctx=ctx)))
     return out
+
+
+def _still_allowed(pages: Pages, ctx: Context, user: str) -> bool:
+    """Re-read the user (a long stream must not outlive a disable or a revoked grant)."""
+    try:
+        view = pages.app.as_user(user, FrontEnd.WEB)
+    except (NotFound, PermissionDenied):
+        return False
+    if not view.actor.is_super and ctx.company not in view.actor.companies:
+        return False
+    ctx.view = view  # later fragments use the current permission sets
+    return True
 
 
 def _owner(op: Operation | None) -> str | None:
