@@ -170,7 +170,7 @@ def test_worker_without_app_explains(db_url: str) -> None:
 
 def test_demo_runs_to_the_end(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "longops.cli.main", "demo", "--for", "90"],
+        [sys.executable, "-m", "longops.cli.main", "demo", "--terminal", "--for", "90"],
         capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr

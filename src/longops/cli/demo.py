@@ -1,9 +1,12 @@
-"""``longops demo``: a worker on a fresh SQLite file, demo operations, a live table."""
+"""``longops demo``: the pages with an embedded worker on a fresh SQLite file, two companies,
+demo users and demo operations in every state; ``--terminal`` shows the older live table
+instead (no pages)."""
 
 from __future__ import annotations
 
 import logging
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -13,7 +16,7 @@ from rich.text import Text
 
 from longops.cli.render import operations_table
 from longops.core.service import EnqueueRequest
-from longops.demo.app import app
+from longops.demo.app import app, seed_demo
 from longops.domain.operation import Operation, Priority
 from longops.domain.recurrence import Recurrence
 from longops.domain.status import Status
@@ -27,7 +30,8 @@ def _settled(ops: list[Operation]) -> bool:
     )
 
 
-def run_demo(console: Console, *, seconds: float, database_url: str | None) -> int:
+def run_terminal_demo(console: Console, *, seconds: float, database_url: str | None) -> int:
+    """A worker and a live table in the terminal until the demo operations settle."""
     logging.getLogger("longops").setLevel(logging.ERROR)
     folder = None
     if database_url is None:
@@ -113,4 +117,60 @@ def run_demo(console: Console, *, seconds: float, database_url: str | None) -> i
         "All demo operations settled." if settled else "Stopped before every operation settled."
     )
     app.close()
+    return 0
+
+
+def run_demo(
+    console: Console,
+    *,
+    seconds: float | None,
+    database_url: str | None,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+) -> int:
+    """The pages at ``http://host:port`` with an embedded worker and the demo's companies,
+    users and operations (``longops.demo.app.seed_demo``), until ``seconds`` have passed
+    (None: until Ctrl-C or SIGTERM). The sign-ins are printed, one ``user / password`` a
+    line."""
+    import uvicorn
+
+    from longops.cli.serve import Server
+
+    logging.getLogger("longops").setLevel(logging.ERROR)
+    if database_url is None:
+        folder = tempfile.mkdtemp(prefix="longops-demo-")
+        database_url = f"sqlite:///{Path(folder) / 'demo.db'}"
+    app.close()
+    app.database_url = database_url
+    app.migrate()
+    users = seed_demo(app)
+    worker = app.worker(concurrency=6, heartbeat_interval=1, session_timeout=10, grace_period=5)
+    server = uvicorn.Server(uvicorn.Config(Server(app), host=host, port=port, log_level="warning"))
+    timer = None
+    if seconds is not None:
+        # uvicorn ends its serve loop (and the lifespan) when should_exit turns true.
+        timer = threading.Timer(seconds, lambda: setattr(server, "should_exit", True))
+        timer.daemon = True
+    console.print(f"[bold]longops demo[/] on {database_url}", highlight=False)
+    console.print(f"Open http://{host}:{port}/ and sign in as:", highlight=False)
+    for user in users:
+        console.print(f"  {user.name} / {user.password}   ({user.summary})", highlight=False)
+    if seconds is not None:
+        console.print(f"The demo stops after {seconds:g} s (Ctrl-C stops it sooner).")
+    else:
+        console.print("Ctrl-C stops the demo.")
+    console.file.flush()
+    worker.start()
+    try:
+        if timer is not None:
+            timer.start()
+        server.run()
+    finally:
+        if timer is not None:
+            timer.cancel()
+        worker.stop(grace=5)
+        counts = app.service.count_operations()
+        shown = ", ".join(f"{n} {s.caption}" for s, n in counts.items() if n)
+        console.print(f"Demo stopped: {shown}.", highlight=False)
+        app.close()
     return 0

@@ -1108,7 +1108,8 @@ def serve(
     ] = 0,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
-    """Serve the REST API (OpenAPI at /v1/openapi.json, docs at /docs) until SIGTERM."""
+    """Serve the pages (at /) and the REST API (OpenAPI at /v1/openapi.json, docs at /docs)
+    until SIGTERM."""
     if not 1 <= port <= 65535:
         raise ValidationError("port", "must be between 1 and 65535", port)
     if not 0 <= workers <= 1000:
@@ -1124,7 +1125,10 @@ def serve(
         raise LongopsError("no tasks registered: pass --app module:attribute (or LONGOPS_APP)")
     from longops.cli.serve import serve as run_server
 
-    err.print(f"longops API on http://{host}:{port} ({app.store.dialect}); docs at /docs")
+    err.print(
+        f"longops on http://{host}:{port} ({app.store.dialect}): pages at /, "
+        "the API at /v1, docs at /docs"
+    )
     raise typer.Exit(run_server(app, host=host, port=port, workers=workers, log_level=log_level))
 
 
@@ -1132,19 +1136,36 @@ def serve(
 @cli.command()
 def demo(
     seconds: Annotated[
-        float, typer.Option("--for", help="Stop after this many seconds at most.")
-    ] = 60.0,
+        float | None,
+        typer.Option(
+            "--for", help="Stop after this many seconds (default: the pages run until Ctrl-C)."
+        ),
+    ] = None,
     database_url: Annotated[
         str | None,
         typer.Option("--database-url", help="Where to run it (default: a fresh SQLite file)."),
     ] = None,
+    host: Annotated[str, typer.Option(help="Address the pages listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port the pages listen on.")] = 8000,
+    terminal: Annotated[
+        bool,
+        typer.Option(
+            "--terminal", help="No pages: a live table in the terminal until the demo settles."
+        ),
+    ] = False,
 ) -> None:
-    """Run a worker on a fresh SQLite file and watch demo operations until they settle."""
-    from longops.cli.demo import run_demo
+    """Try longops: the pages at http://127.0.0.1:8000 with a worker on a fresh SQLite file,
+    two companies, demo users (their sign-in is printed) and operations in every state."""
+    if seconds is not None and seconds <= 0:
+        raise ValidationError("for", "must be a positive number of seconds", seconds)
+    if not 1 <= port <= 65535:
+        raise ValidationError("port", "must be between 1 and 65535", port)
+    from longops.cli.demo import run_demo, run_terminal_demo
 
-    raise typer.Exit(
-        run_demo(out, seconds=seconds, database_url=database_url or state.database_url)
-    )
+    url = database_url or state.database_url
+    if terminal:
+        raise typer.Exit(run_terminal_demo(out, seconds=seconds or 60.0, database_url=url))
+    raise typer.Exit(run_demo(out, seconds=seconds, database_url=url, host=host, port=port))
 
 
 def main() -> None:

@@ -9,9 +9,15 @@ Example::
 
 from __future__ import annotations
 
+import secrets
 import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
 
 from longops.app import Longops
+from longops.domain.recurrence import Recurrence
+from longops.domain.security import PermissionSet
 from longops.worker.context import RunContext
 
 app = Longops()
@@ -100,3 +106,95 @@ def post_invoices(batch: str, invoices: int = 10) -> int:
 def clean_up() -> None:
     """A small recurring chore."""
     time.sleep(0.2)
+
+
+# -- the pages demo's set-up ----------------------------------------------------------------
+DEMO_COMPANIES = (
+    ("CRONUS", "CRONUS International Ltd.", "Europe/London"),
+    ("FABRIKAM", "Fabrikam, Inc.", "America/New_York"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DemoUser:
+    """A sign-in the demo prints: who, the password, and what they may do."""
+
+    name: str
+    password: str
+    grants: tuple[tuple[str, PermissionSet], ...]
+
+    @property
+    def summary(self) -> str:
+        return ", ".join(f"{s.value} in {c}" for c, s in self.grants)
+
+
+def seed_demo(app: Longops) -> list[DemoUser]:
+    """Two companies, a one-at-a-time POSTING category in each, demo users (with fresh
+    random passwords) and operations that show every state once a worker runs them: a long
+    multi-step report, a task that fails and retries, one that keeps failing (Error), a
+    recurring chore, invoice batches queued behind the POSTING category, a long
+    process-isolated job to cancel, one on hold, one scheduled for later, one cancelled.
+
+    Example::
+
+        users = seed_demo(app)          # then start a worker: app.worker().start()
+        print(users[0].name, users[0].password)
+    """
+    for name, display, zone in DEMO_COMPANIES:
+        app.add_company(name, display_name=display, time_zone=zone)
+        app.set_category("POSTING", description="Invoice posting (one at a time)", company=name)
+    users = [
+        DemoUser(
+            "admin",
+            secrets.token_urlsafe(9),
+            (("CRONUS", PermissionSet.ADMIN), ("FABRIKAM", PermissionSet.ADMIN)),
+        ),
+        DemoUser("viewer", secrets.token_urlsafe(9), (("CRONUS", PermissionSet.VIEW),)),
+    ]
+    for user in users:
+        app.security.add_user(user.name, password=user.password, grants=user.grants)
+    admin = app.as_user("admin")
+
+    def add(
+        task: str, description: str, *args: Any, company: str = "CRONUS", **options: Any
+    ) -> Any:
+        return admin.enqueue(task, *args, company=company, description=description, **options)
+
+    add("demo.render_report", "Year-end report (long, multi-step)", pages=90, seconds_per_page=1)
+    add("demo.crunch_numbers", "Crunch cost figures (long: cancel it)", rounds=3000)
+    add(
+        "demo.sync_catalogue",
+        "Sync the catalogue (fails twice, then succeeds)",
+        fail_times=2,
+        rerun_delay=5,
+    )
+    add(
+        "demo.sync_catalogue",
+        "Sync from the old supplier (keeps failing: restart it)",
+        fail_times=99,
+        max_attempts=2,
+        rerun_delay=5,
+    )
+    add("demo.import_items", "Import items (fails once, resumes from its checkpoint)")
+    add("demo.clean_up", "Clean up old export files (every minute)", recurrence=Recurrence.every(1))
+    for batch, priority in (("B-1", "low"), ("B-2", "normal"), ("B-3", "high"), ("B-4", "normal")):
+        add(
+            "demo.post_invoices",
+            f"Post invoice batch {batch} ({priority}, queued behind POSTING)",
+            batch,
+            invoices=200,
+            priority=priority,
+        )
+    add("demo.render_report", "Quarterly report (on hold: edit it, then Set Ready)", on_hold=True)
+    add("demo.import_items", "Import items tonight (scheduled)", delay=timedelta(hours=8))
+    dropped = add("demo.clean_up", "Clean up the old archive (cancelled)", delay=timedelta(hours=1))
+    dropped.cancel(reason="not needed after all")
+    add(
+        "demo.render_report",
+        "Fabrikam month-end report",
+        company="FABRIKAM",
+        pages=30,
+        seconds_per_page=1,
+    )
+    add("demo.post_invoices", "Fabrikam invoice batch F-1", "F-1", company="FABRIKAM")
+    return users

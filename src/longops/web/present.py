@@ -1,0 +1,290 @@
+"""How the pages show things: times, durations, progress, and which actions a row offers.
+
+Which buttons a row shows is decided by the same permission table core enforces
+(``domain.security.decide``) and the same status machine (``domain.status``), so a button
+is shown exactly when core would accept the action. Core still decides: a forged POST is
+refused there, whatever the page showed.
+
+Example::
+
+    actions_for(actor, op)      # [RowAction("hold", "Set On Hold"), ...]
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from longops.domain.errors import ValidationError
+from longops.domain.operation import Operation
+from longops.domain.progress import Progress
+from longops.domain.recurrence import Recurrence
+from longops.domain.security import Actor, Verdict, decide, satisfies
+from longops.domain.status import DELETABLE, Status, allowed_from
+from longops.domain.waiting import WaitReason
+
+
+@dataclass(frozen=True, slots=True)
+class RowAction:
+    """One action button: the path segment it posts to, and its text."""
+
+    path: str
+    label: str
+    danger: bool = False
+
+
+ROW_ACTIONS: tuple[tuple[str, str, str], ...] = (
+    # path segment, button text, action in the permission table
+    ("set-ready", "Set Ready", "set_ready"),
+    ("hold", "Set On Hold", "hold"),
+    ("restart", "Restart", "restart"),
+    ("run-now", "Run now", "run_now"),
+    ("cancel", "Cancel", "cancel"),
+    ("force-cancel", "Force cancel", "force_cancel"),
+    ("delete", "Delete", "delete"),
+)
+ACTION_OF_PATH = {path: action for path, _, action in ROW_ACTIONS}
+LABEL_OF_PATH = {path: label for path, label, _ in ROW_ACTIONS}
+
+BULK_ACTIONS = {"cancel": "Cancel", "restart": "Restart", "delete": "Delete"}
+"""Bulk button value -> the verb the confirmation asks with (each row is then acted on
+through core with the row action of the same name)."""
+
+
+def may(actor: Actor, action: str, op: Operation) -> bool:
+    """Would the permission table let ``actor`` do ``action`` to ``op``?"""
+    if decide(actor, action, company=op.company, owner=op.user) is not Verdict.ALLOWED:
+        return False
+    if action in ("set_ready", "restart", "run_now"):
+        return satisfies(actor, op.company, op.required_permission)
+    return True
+
+
+def status_allows(action: str, op: Operation) -> bool:
+    """Does ``op``'s status allow ``action`` now (as core's status machine says)?"""
+    if action == "cancel":
+        if op.status is Status.IN_PROCESS:
+            return op.cancel_request is None
+        return op.status in allowed_from("cancel")
+    if action == "force_cancel":
+        return op.status is Status.IN_PROCESS and not (
+            op.cancel_request is not None and op.cancel_request.force
+        )
+    if action == "delete":
+        return op.status in DELETABLE
+    return op.status in allowed_from(action)
+
+
+def actions_for(actor: Actor, op: Operation) -> list[RowAction]:
+    """The action buttons a row (or the card) shows for ``actor``."""
+    out = []
+    for path, label, action in ROW_ACTIONS:
+        if not status_allows(action, op):
+            continue
+        if not may(actor, action, op):
+            continue
+        if action == "force_cancel" and not may(actor, "cancel", op):
+            continue
+        out.append(RowAction(path, label, danger=action in ("delete", "force_cancel")))
+    return out
+
+
+def can_act_somewhere(actor: Actor, company: str) -> bool:
+    """Does the actor hold more than read access in ``company`` (bulk bar, New operation)?"""
+    return decide(actor, "enqueue", company=company) is Verdict.ALLOWED
+
+
+def status_caption(op: Operation) -> str:
+    if op.cancelling:
+        return "Cancelling"
+    return op.status.caption
+
+
+def local(value: datetime | None, zone: ZoneInfo | None = None) -> str:
+    """A time as people read it, in the company's time zone."""
+    if value is None:
+        return ""
+    shown = value.astimezone(zone or UTC)
+    return shown.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def iso(value: datetime | None) -> str:
+    return "" if value is None else value.isoformat()
+
+
+def duration(value: timedelta | float | None) -> str:
+    """'1 h 02 min', '3 min 05 s', '4.2 s'."""
+    if value is None:
+        return ""
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if seconds < 0:
+        seconds = 0.0
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    if minutes:
+        return f"{minutes} min {secs:02d} s"
+    return f"{secs} s"
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressView:
+    """A progress reading as the bar, its text and the ETA show it."""
+
+    percent: float | None
+    text: str
+    eta: str
+    step: str | None
+    message: str | None
+    rate: str | None
+    counts: str | None
+
+    @property
+    def value(self) -> str:
+        return "" if self.percent is None else f"{self.percent:.0f}"
+
+
+def progress_view(
+    op: Operation, progress: Progress | None, now: datetime, zone: ZoneInfo | None = None
+) -> ProgressView:
+    """What the progress cell shows: the bar's value, 'NN%' and 'ETA …'."""
+    percent = None if progress is None else progress.percent
+    if op.status is Status.FINISHED:
+        percent = 100.0
+    text = "" if percent is None else f"{percent:.0f}%"
+    eta = ""
+    if progress is not None and progress.eta_at is not None and not op.done:
+        left = (progress.eta_at - now).total_seconds()
+        when = local(progress.eta_at, zone)[11:]
+        guess = " (from past runs)" if progress.eta_source == "history" else ""
+        eta = f"ETA {when}, in {duration(max(left, 0))}{guess}"
+    elif op.status is Status.IN_PROCESS:
+        eta = "ETA unknown"
+    rate = None
+    counts = None
+    if progress is not None:
+        unit = progress.unit or "items"
+        if progress.rate is not None:
+            rate = f"{progress.rate:,.1f} {unit}/s"
+        if progress.completed is not None:
+            total = "" if progress.total is None else f" of {progress.total:,.0f}"
+            counts = f"{progress.completed:,.0f}{total} {unit}"
+    return ProgressView(
+        percent=percent,
+        text=text,
+        eta=eta,
+        step=None if progress is None else progress.step_label,
+        message=None if progress is None else progress.message,
+        rate=rate,
+        counts=counts,
+    )
+
+
+def sparkline(points: list[dict[str, Any]], width: int = 240, height: int = 40) -> str:
+    """The polyline points of a progress sparkline (percent over time), or '' if too few."""
+    readings = []
+    for p in points:
+        percent = p.get("percent")
+        at = p.get("at")
+        if isinstance(percent, (int, float)) and isinstance(at, str):
+            readings.append((datetime.fromisoformat(at).timestamp(), float(percent)))
+    if len(readings) < 2:
+        return ""
+    first, last = readings[0][0], readings[-1][0]
+    span = max(last - first, 1e-9)
+    coords = []
+    for at, percent in readings:
+        x = (at - first) / span * width
+        y = height - min(max(percent, 0.0), 100.0) / 100 * height
+        coords.append(f"{x:.1f},{y:.1f}")
+    return " ".join(coords)
+
+
+def bars(
+    buckets: list[tuple[int, int]], width: int = 480, height: int = 120
+) -> list[dict[str, float]]:
+    """Bar geometry for the overview's chart: per hour, finished and failed side by side."""
+    top = max([max(f, e) for f, e in buckets] or [0]) or 1
+    slot = width / max(len(buckets), 1)
+    out = []
+    for i, (finished, failed) in enumerate(buckets):
+        x = i * slot
+        bar = max(slot / 2 - 1, 1)
+        hf = finished / top * (height - 10)
+        he = failed / top * (height - 10)
+        out.append(
+            {
+                "x_finished": x,
+                "x_failed": x + bar,
+                "w": bar,
+                "y_finished": height - hf,
+                "h_finished": hf,
+                "y_failed": height - he,
+                "h_failed": he,
+                "finished": finished,
+                "failed": failed,
+            }
+        )
+    return out
+
+
+def recurrence_text(rec: Recurrence | None) -> str:
+    """A recurrence as typed in the edit form ('every 15m', 'cron:...', or JSON)."""
+    if rec is None:
+        return ""
+    data = rec.to_json()
+    if set(data) == {"minutes_between_runs"}:
+        minutes = rec.minutes_between_runs
+        return f"every {minutes // 60}h" if minutes % 60 == 0 else f"every {minutes}m"
+    if set(data) == {"cron"}:
+        return f"cron:{rec.cron}"
+    if set(data) == {"date_formula"}:
+        return f"formula:{rec.date_formula}"
+    return json.dumps(data, separators=(", ", ": "))
+
+
+def recurrence_from_fields(
+    minutes: str, days: list[str], start: str, end: str, go_on: bool
+) -> Recurrence | None:
+    """The recurrence the editor's fields describe; None when none is set."""
+    try:
+        every = int(minutes) if minutes.strip() else 0
+        weekdays = frozenset(int(d) for d in days)
+    except ValueError:
+        raise ValidationError("recurrence", "minutes and weekdays must be whole numbers") from None
+    starting = _time("recurrence.starting_time", start)
+    ending = _time("recurrence.ending_time", end)
+    if not every and not weekdays and starting is None and ending is None:
+        return None
+    return Recurrence(
+        minutes_between_runs=every,
+        weekdays=weekdays,
+        starting_time=starting,
+        ending_time=ending,
+        on_error="continue" if go_on else "stop",
+    )
+
+
+def _time(field: str, text: str) -> time | None:
+    if not text.strip():
+        return None
+    try:
+        return time.fromisoformat(text.strip())
+    except ValueError:
+        raise ValidationError(field, "must be a time HH:MM[:SS]", text) from None
+
+
+def wait_text(wait: WaitReason | None, zone: ZoneInfo | None = None) -> str:
+    """Why a ready operation waits, with its time in the company's time zone."""
+    if wait is None:
+        return ""
+    if wait.until is None:
+        return wait.message
+    return wait.message.replace(wait.until.isoformat(), local(wait.until, zone))

@@ -1,0 +1,107 @@
+"""The pages' session: a signed cookie naming the signed-in user, with its CSRF token.
+
+The cookie holds no secret of its own: ``{"u": user or null, "c": csrf token, "t": issued
+at, "f": a one-time notice}`` as JSON, then an HMAC-SHA256 of it under the server's key.
+A changed or foreign cookie is treated as no cookie at all. Who the user is and what they
+may do is read from the store on every request, so a disabled user or a revoked grant
+takes effect at once, whatever the cookie says.
+
+Every form carries the session's CSRF token (``csrf_token``); a POST whose token does not
+match the cookie's is refused (403). The sign-in form has one too: a visitor gets an
+anonymous session (no user) with a token before signing in.
+
+Example::
+
+    signer = CookieSigner(b"a key of at least 32 bytes ....")
+    text = signer.dump(SessionData(user="alice", csrf="..."))
+    signer.load(text).user      # "alice"
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from dataclasses import dataclass, replace
+
+COOKIE = "longops_session"
+MAX_AGE = 12 * 3600
+"""Seconds a sign-in lasts; after that the user signs in again."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionData:
+    """What the cookie says: who signed in (None: nobody yet) and the CSRF token."""
+
+    user: str | None
+    csrf: str
+    issued_at: float = 0.0
+    notice: str | None = None
+    """A message shown once on the next page (what a bulk action did, say)."""
+
+    @classmethod
+    def anonymous(cls) -> SessionData:
+        return cls(user=None, csrf=secrets.token_urlsafe(32), issued_at=time.time())
+
+    def signed_in(self, user: str) -> SessionData:
+        # A new token on sign-in: a token seen before signing in is worth nothing after.
+        return SessionData(user=user, csrf=secrets.token_urlsafe(32), issued_at=time.time())
+
+    def with_notice(self, notice: str | None) -> SessionData:
+        return replace(self, notice=notice)
+
+    def csrf_ok(self, token: str | None) -> bool:
+        return isinstance(token, str) and hmac.compare_digest(token, self.csrf)
+
+
+class CookieSigner:
+    """Signs and checks session cookies with one server key."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) < 32:
+            raise ValueError("the session key must be at least 32 bytes")
+        self._key = key
+
+    def _mac(self, payload: bytes) -> str:
+        digest = hmac.new(self._key, payload, hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+    def dump(self, data: SessionData) -> str:
+        raw = json.dumps(
+            {"u": data.user, "c": data.csrf, "t": data.issued_at, "f": data.notice},
+            separators=(",", ":"),
+        ).encode()
+        payload = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        return f"{payload}.{self._mac(payload.encode())}"
+
+    def load(self, text: str | None, *, now: float | None = None) -> SessionData | None:
+        """The session a cookie stands for; None when it is missing, forged or too old."""
+        if not text or "." not in text:
+            return None
+        payload, _, mac = text.rpartition(".")
+        if not hmac.compare_digest(mac, self._mac(payload.encode())):
+            return None
+        try:
+            data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        except (binascii.Error, ValueError, UnicodeDecodeError):
+            return None
+        if not isinstance(data, dict):
+            return None
+        user, csrf, issued, notice = data.get("u"), data.get("c"), data.get("t"), data.get("f")
+        if not isinstance(csrf, str) or not isinstance(issued, (int, float)):
+            return None
+        if user is not None and not isinstance(user, str):
+            return None
+        current = time.time() if now is None else now
+        if user is not None and current - issued > MAX_AGE:
+            return None
+        return SessionData(
+            user=user,
+            csrf=csrf,
+            issued_at=float(issued),
+            notice=notice if isinstance(notice, str) else None,
+        )

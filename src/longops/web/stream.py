@@ -1,0 +1,204 @@
+"""The pages' live stream: the same EventHub as the REST API's SSE, sent as HTML.
+
+Each page connects once (htmx SSE extension, ``sse-connect`` on ``<body>``) to
+``/c/{company}/stream``. The stream sends named events whose data is an HTML fragment the
+page swaps in where an element listens for that name (``sse-swap``); a name nobody on the
+page listens for is ignored, so no event can point at a missing element:
+
+- ``row-<id>``: a changed row of the Job Queue Entries list (``view=list``);
+- ``card``: the live part of an entry card, status, progress and actions (``view=card``),
+  and ``card-details`` (its fields, timeline and attempts) when more than progress moved;
+- ``indicator``: the header's background indicator, when one of the user's operations moves;
+- ``toast``: one of the user's operations finished, failed or was cancelled (its new
+  notification, which the hub fans out to that user only);
+- ``unread``: the header's count of unread notifications;
+- ``created``: how many operations were created since the list was shown.
+
+Changes are gathered for a moment and each operation is read once per flush, so a run
+that reports progress many times a second costs one read per flush; and only what the
+page shows is read: its rows (``rows=<id>,<id>,...``), its card, the user's own
+operations for the header. Progress of anything else costs nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import Request
+
+from longops.core.streams import Created, Item, Subscription
+from longops.domain.errors import LongopsError, NotFound, PermissionDenied
+from longops.domain.operation import EventType, Operation
+from longops.domain.pages import Notification
+from longops.domain.security import FrontEnd
+from longops.web.context import Context
+from longops.web.pages import Pages, card_details_html, card_live_html, row_html, running_of
+
+FLUSH_EVERY = 0.25
+"""Seconds changes are gathered before the changed operations are read and sent."""
+KEEP_ALIVE = 15.0
+RETRY_MS = 2000
+RECHECK_EVERY = 30.0
+"""Seconds between checks that the stream's user is still active and in the company."""
+
+
+def sse(event: str, html: str) -> str:
+    """One SSE message whose data is an HTML fragment (one ``data:`` line per line)."""
+    lines = [f"event: {event}"]
+    lines.extend(f"data: {line}" for line in html.splitlines() or [""])
+    return "\n".join(lines) + "\n\n"
+
+
+@dataclass
+class Watch:
+    """What one page shows, so that only those operations are read when they change."""
+
+    view: str
+    shown: frozenset[uuid.UUID]
+    """The rows on the list page, or the card's operation."""
+    card_id: uuid.UUID | None
+    next_path: str
+    mine: set[uuid.UUID] = field(default_factory=set)
+    """The user's running operations (their progress moves the header's mini bar)."""
+    dirty: set[uuid.UUID] = field(default_factory=set)
+    """Shown operations that changed since the last flush."""
+    moved: set[uuid.UUID] = field(default_factory=set)
+    """Operations with more than progress since the last flush (status, attempts)."""
+    indicator: bool = False
+    notes: list[Notification] = field(default_factory=list)
+    fresh: int = 0
+    created: int = 0
+
+    def take(self, item: Item | Notification) -> None:
+        if isinstance(item, Created):
+            self.fresh += 1
+        elif isinstance(item, Notification):
+            self.notes.append(item)
+        else:
+            oid = item.operation_id
+            if oid in self.shown:
+                self.dirty.add(oid)
+            if item.type is not EventType.PROGRESS:
+                self.moved.add(oid)
+            elif oid in self.mine:
+                self.indicator = True
+
+    @property
+    def pending(self) -> bool:
+        return bool(self.dirty or self.moved or self.notes or self.fresh or self.indicator)
+
+
+async def page_stream(
+    pages: Pages,
+    request: Request,
+    ctx: Context,
+    watch: Watch,
+) -> AsyncIterator[str]:
+    """The events of one page, until the browser goes away or the server stops."""
+    hub = pages.hub
+    me = ctx.view.actor.user
+    feed: contextlib.AbstractAsyncContextManager[Subscription[Any]]
+    if me is None:
+        feed = hub.subscribe(companies=[ctx.company])
+    else:
+        feed = hub.subscribe_with_notifications(me, companies=[ctx.company])
+    async with feed as sub:
+        # Subscribed before the first byte: whatever happens once the page sees the
+        # stream open reaches it.
+        yield f"retry: {RETRY_MS}\n\n"
+        watch.mine = {op.id for op in await asyncio.to_thread(running_of, ctx)}
+        last_flush = checked = time.monotonic()
+        while True:
+            if await request.is_disconnected():
+                return
+            if me is not None and time.monotonic() - checked > RECHECK_EVERY:
+                checked = time.monotonic()
+                if not await asyncio.to_thread(_still_allowed, pages, ctx, me):
+                    return  # signed out by a disable or a revoked grant: the page reloads
+            pending = watch.pending
+            try:
+                item = await asyncio.wait_for(
+                    sub.queue.get(), FLUSH_EVERY if pending else KEEP_ALIVE
+                )
+            except TimeoutError:
+                if not pending:
+                    yield ": keep-alive\n\n"
+                    continue
+            else:
+                if item is None:
+                    return  # fell behind, or the server stops: the browser reconnects
+                watch.take(item)
+                if time.monotonic() - last_flush < FLUSH_EVERY:
+                    continue
+            last_flush = time.monotonic()
+            for chunk in await asyncio.to_thread(_render, pages, ctx, watch, me):
+                yield chunk
+            if watch.fresh and watch.view == "list":
+                watch.created += watch.fresh
+                html = pages.fragment("_created.html", count=watch.created, base=ctx.base)
+                yield sse("created", html)
+            watch.fresh = 0
+
+
+def _render(pages: Pages, ctx: Context, watch: Watch, me: str | None) -> list[str]:
+    """The fragments for what changed since the last flush (runs in a worker thread)."""
+    changed, watch.dirty = watch.dirty, set()
+    moved, watch.moved = watch.moved, set()
+    toasts, watch.notes = watch.notes, []
+    refresh = watch.indicator or bool(toasts)
+    watch.indicator = False
+    out: list[str] = []
+    read: dict[uuid.UUID, Operation | None] = {}
+
+    def get(oid: uuid.UUID) -> Operation | None:
+        if oid not in read:
+            found: Operation | None = None
+            with contextlib.suppress(LongopsError):
+                found = ctx.view.service.get(oid)
+            read[oid] = found if found is not None and found.company == ctx.company else None
+        return read[oid]
+
+    for oid in changed:
+        op = get(oid)
+        if op is None:
+            continue
+        if watch.view == "list":
+            out.append(sse(f"row-{op.id}", row_html(pages, ctx, op, watch.next_path)))
+        if watch.view == "card" and op.id == watch.card_id:
+            out.append(sse("card", card_live_html(pages, ctx, op, watch.next_path)))
+            if op.id in moved:  # more than progress: the fields, timeline and attempts
+                out.append(sse("card-details", card_details_html(pages, ctx, op)))
+    if me is not None and not refresh:
+        # A status change of one of the user's operations (it started, say) moves the
+        # header; whose it is takes a read, but status changes are rare beside progress.
+        refresh = any(oid in watch.mine or _owner(get(oid)) == me for oid in moved)
+    for note in toasts:
+        out.append(sse("toast", pages.fragment("_toast.html", note=note, base=ctx.base)))
+    if refresh:
+        pages.fill_header(ctx)
+        watch.mine = {op.id for op in ctx.running}
+        out.append(sse("indicator", pages.fragment("_indicator.html", ctx=ctx, base=ctx.base)))
+        out.append(sse("unread", pages.fragment("_unread.html", ctx=ctx)))
+    return out
+
+
+def _still_allowed(pages: Pages, ctx: Context, user: str) -> bool:
+    """Re-read the user (a long stream must not outlive a disable or a revoked grant)."""
+    try:
+        view = pages.app.as_user(user, FrontEnd.WEB)
+    except (NotFound, PermissionDenied):
+        return False
+    if not view.actor.is_super and ctx.company not in view.actor.companies:
+        return False
+    ctx.view = view  # later fragments use the current permission sets
+    return True
+
+
+def _owner(op: Operation | None) -> str | None:
+    return None if op is None else op.user

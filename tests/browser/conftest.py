@@ -1,0 +1,102 @@
+"""Fixtures of the browser tests (helpers and the harness itself: ``browser_support``).
+
+- ``server``: one ``longops serve --workers 2`` per database (PostgreSQL and SQLite) for the
+  whole session, on a fresh seeded database;
+- ``playwright`` / ``browser``: Debian's Chromium (``/usr/bin/chromium``) through Playwright;
+- ``ui``: a fresh browser context and page per test that fails the test on any console
+  error, page error, failed request or unexpected HTTP error, with screenshots.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from browser_support import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    UI,
+    Server,
+    artifact_folder,
+    start_server,
+    stop,
+)
+from playwright.sync_api import Browser, Playwright, sync_playwright
+
+
+@pytest.fixture(
+    scope="session", params=[pytest.param("postgres", marks=pytest.mark.postgres), "sqlite"]
+)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """A ``longops serve --workers 2`` on a fresh, seeded database of each dialect."""
+    dialect = request.param
+    log = ARTIFACTS / f"server-{dialect}.log"
+    if dialect == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('pages') / 'longops.db'}"
+        drop: Callable[[], None] = lambda: None  # noqa: E731
+    else:
+        admin: str = request.getfixturevalue("pg_admin_url")
+        template: str = request.getfixturevalue("pg_template")
+        name = f"longops_pages_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        url = admin.rpartition("/")[0] + "/" + name
+
+        def drop() -> None:
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    srv = start_server(dialect, url, log)
+    try:
+        yield srv
+    finally:
+        stop(srv.process)
+        srv.lib.close()
+        drop()
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)")
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    b = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield b
+    b.close()
+
+
+# Leaving a page closes its live stream (EventSource); Chromium reports that as an aborted
+# request. That is the browser's normal behaviour, not a failure of the page.
+@pytest.fixture
+def ui(browser: Browser, request: pytest.FixtureRequest) -> Iterator[UI]:
+    """A fresh browser context (no cookies) and page; see the module docstring."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    state = UI(page, artifact_folder(request.node))
+    page.on("console", state.on_console)
+    page.on("pageerror", state.on_page_error)
+    page.on("requestfailed", state.on_request_failed)
+    page.on("response", state.on_response)
+    page.on("framenavigated", state.on_navigated)
+    try:
+        yield state
+        if page.url.startswith("http"):
+            state.shot("final")
+        missing = state.unshot()
+    finally:
+        state.closing = True
+        context.close()
+    assert not state.problems, "the browser reported problems:\n" + "\n".join(state.problems)
+    assert not missing, f"pages visited without a screenshot: {missing}"
