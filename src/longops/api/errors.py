@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from longops.domain.errors import (
     ConfigurationError,
@@ -47,6 +48,10 @@ RPC_STATUS = {
 }
 
 
+CODE_STATUS = {"FailedPrecondition": "FAILED_PRECONDITION", "AlreadyExists": "ALREADY_EXISTS"}
+"""Codes whose google.rpc status is not the HTTP status's usual one."""
+
+
 class ApiError(Exception):
     """An HTTP refusal with a stable code (raised by routes; rendered by the handlers)."""
 
@@ -68,9 +73,7 @@ class ApiError(Exception):
 
 
 def envelope(http: int, code: str, message: str, target: str | None = None) -> dict[str, Any]:
-    status = (
-        "FAILED_PRECONDITION" if code == "FailedPrecondition" else RPC_STATUS.get(http, "UNKNOWN")
-    )
+    status = CODE_STATUS.get(code) or RPC_STATUS.get(http, "UNKNOWN")
     return {
         "error": {
             "code": code,
@@ -145,6 +148,18 @@ def from_longops(exc: LongopsError) -> tuple[int, str, str, str | None]:
     return 400, "InvalidArgument", str(exc), None
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """The methods of every route whose path matches the request's."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match is not Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
+
+
 def install(app: FastAPI) -> None:
     """Render every error the routes can meet as the envelope."""
 
@@ -161,7 +176,8 @@ def install(app: FastAPI) -> None:
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
         loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
-        target = ".".join(loc) or None
+        # A rule across a body's fields (ids or filter) has no field of its own: the body.
+        target = ".".join(loc) or ("body" if first.get("loc", ())[:1] == ("body",) else None)
         message = (
             f"{target}: {first.get('msg', 'invalid')}" if target else first.get("msg", "invalid")
         )
@@ -172,7 +188,12 @@ def install(app: FastAPI) -> None:
         code = {404: "NotFound", 405: "MethodNotAllowed", 406: "NotAcceptable"}.get(
             exc.status_code, "InvalidArgument"
         )
-        return error_response(exc.status_code, code, str(exc.detail), None)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette names only the first route that matched the path; RFC 9110 wants
+            # every method the path takes (GET and DELETE of an operation are two routes).
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return error_response(exc.status_code, code, str(exc.detail), None, headers)
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:

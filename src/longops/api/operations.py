@@ -11,16 +11,28 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Awaitable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from longops.api import sse
-from longops.api.deps import Caller, call, company_of, decode_token, encode_token, services
+from longops.api.deps import (
+    Caller,
+    NamePath,
+    OperationIdPath,
+    call,
+    company_of,
+    decode_token,
+    encode_token,
+    services,
+)
 from longops.api.errors import ApiError, from_longops
 from longops.api.models import (
+    SSE_EVENTS,
+    UUID_PATTERN,
     AttemptList,
     BatchBody,
     BatchResult,
@@ -30,6 +42,8 @@ from longops.api.models import (
     EventList,
     OperationList,
     OperationModel,
+    OrderBy,
+    StatusName,
     WaitBody,
 )
 from longops.api.representation import AZURE_STATUSES, attempt_json, event_json, represent
@@ -39,6 +53,8 @@ from longops.domain.errors import LongopsError, ValidationError
 from longops.domain.operation import Operation
 from longops.domain.status import Status
 from longops.store.base import OperationQuery
+
+T = TypeVar("T")
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "Bad input, a conflict or a refused transition"},
@@ -51,6 +67,14 @@ router = APIRouter(prefix="/v1/companies/{company}", tags=["operations"])
 
 MAX_WAIT = 60.0
 PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait=(\d+(?:\.\d+)?)")
+
+
+def TimeQuery(alias: str) -> Any:  # noqa: N802 - reads as the Query it is
+    """A time in the query: RFC 3339 text with an offset (parsed by ``_parse_time``, which
+    names the parameter when it is not one)."""
+    return Query(alias=alias, json_schema_extra={"format": "date-time"})
+
+
 AZURE_TO_STATUSES = {
     "NotStarted": (Status.ON_HOLD, Status.READY),
     "Running": (Status.IN_PROCESS,),
@@ -191,6 +215,16 @@ def _enqueue_request(
     )
 
 
+async def _unknown_task_is_not_found(work: Awaitable[T]) -> T:
+    """The task is a resource in the path: one this server does not know is 404."""
+    try:
+        return await work
+    except ValidationError as exc:
+        if exc.field == "task" and "registered" in exc.rule:
+            raise ApiError(404, "TaskNotFound", f"task {exc.value} not found") from None
+        raise
+
+
 @router.post(
     "/tasks/{task}:enqueue",
     status_code=202,
@@ -203,14 +237,16 @@ def _enqueue_request(
     summary="Enqueue an operation of a task",
 )
 async def enqueue(
-    company: str,
-    task: str,
+    company: NamePath,
+    task: NamePath,
     body: EnqueueBody,
     request: Request,
     view: Caller,
     validate_only: Annotated[bool, Query(alias="validateOnly")] = False,
-    operation_id: Annotated[str | None, Header(alias="Operation-Id")] = None,
-    repeatability: Annotated[str | None, Header(alias="Repeatability-Request-ID")] = None,
+    operation_id: Annotated[str | None, Header(alias="Operation-Id", pattern=UUID_PATTERN)] = None,
+    repeatability: Annotated[
+        str | None, Header(alias="Repeatability-Request-ID", pattern=UUID_PATTERN)
+    ] = None,
     prefer: Annotated[str | None, Header(alias="Prefer")] = None,
 ) -> Response:
     """Create an operation (202 with ``Operation-Location``, ``Operation-Id`` and
@@ -229,7 +265,7 @@ async def enqueue(
     digest = _request_hash(company, task, body) if client_id is not None else None
     req = _enqueue_request(company, task, body, client_id, digest)
     if validate_only:
-        await call(view.service.build, req)
+        await _unknown_task_is_not_found(call(view.service.build, req))
         now = view.app.clock.now()
         return JSONResponse(
             {
@@ -248,7 +284,7 @@ async def enqueue(
             status_code=200,
             headers={"Cache-Control": "no-store"},
         )
-    op, _created = await call(view.service.enqueue_checked, req)
+    op, _created = await _unknown_task_is_not_found(call(view.service.enqueue_checked, req))
     services(request).hub.poke()
     wait = prefer_wait(prefer)
     if wait is not None:
@@ -262,15 +298,15 @@ async def enqueue(
 
 # -- reads --------------------------------------------------------------------------------------
 @router.get(
-    "/operations/{operation_id}",
+    "/operations/{operation_id:lro_id}",
     name="get_operation",
     response_model=None,
     responses={200: {"model": OperationModel}, 304: {"description": "Not modified"}, **ERRORS},
     summary="Get an operation",
 )
 async def get_operation(
-    company: str,
-    operation_id: str,
+    company: NamePath,
+    operation_id: OperationIdPath,
     request: Request,
     view: Caller,
     if_none_match: Annotated[str | None, Header(alias="If-None-Match")] = None,
@@ -297,7 +333,7 @@ def _parse_time(name: str, value: str | None) -> datetime | None:
     if value is None:
         return None
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
     except ValueError:
         raise ApiError(
             400, "InvalidArgument", f"{name}: must be an ISO 8601 time", target=name
@@ -356,12 +392,6 @@ def build_query(company: str, params: dict[str, Any]) -> OperationQuery:
         raise ApiError(400, "InvalidArgument", "filter: unknown or malformed field") from None
 
 
-FILTER_KEYS = (
-    "status", "task", "category", "queue", "user", "createdAfter", "createdBefore",
-    "startedAfter", "startedBefore", "q", "orderBy",
-)  # fmt: skip
-
-
 @router.get(
     "/operations",
     response_model=None,
@@ -369,22 +399,24 @@ FILTER_KEYS = (
     summary="List operations",
 )
 async def list_operations(
-    company: str,
+    company: NamePath,
     request: Request,
     view: Caller,
-    status: Annotated[list[str] | None, Query(description="Statuses (ours or Azure's).")] = None,
+    status: Annotated[
+        list[StatusName] | None, Query(description="Statuses (ours or Azure's).")
+    ] = None,
     task: str | None = None,
     category: str | None = None,
     queue: str | None = None,
     user: str | None = None,
-    created_after: Annotated[str | None, Query(alias="createdAfter")] = None,
-    created_before: Annotated[str | None, Query(alias="createdBefore")] = None,
-    started_after: Annotated[str | None, Query(alias="startedAfter")] = None,
-    started_before: Annotated[str | None, Query(alias="startedBefore")] = None,
+    created_after: Annotated[str | None, TimeQuery(alias="createdAfter")] = None,
+    created_before: Annotated[str | None, TimeQuery(alias="createdBefore")] = None,
+    started_after: Annotated[str | None, TimeQuery(alias="startedAfter")] = None,
+    started_before: Annotated[str | None, TimeQuery(alias="startedBefore")] = None,
     q: Annotated[
         str | None, Query(max_length=200, description="Text in task or description.")
     ] = None,
-    order_by: Annotated[str | None, Query(alias="orderBy")] = None,
+    order_by: Annotated[OrderBy | None, Query(alias="orderBy")] = None,
     page_size: Annotated[int, Query(alias="pageSize", ge=1, le=1000)] = 50,
     page_token: Annotated[str | None, Query(alias="pageToken")] = None,
 ) -> Response:
@@ -411,14 +443,17 @@ async def list_operations(
         after = token["e"]
     from dataclasses import replace
 
+    # One more than a page tells whether another follows; core reads 1000 at most, so a
+    # full page of 1000 always offers a next token (which may lead to an empty page).
+    limit = min(page_size + 1, 1000)
     query = replace(
         query,
-        limit=page_size + 1,
+        limit=limit,
         after_entry_no=None if query.descending else after,
         before_entry_no=after if query.descending else None,
     )
     ops = await call(view.service.list_operations, query)
-    more = len(ops) > page_size
+    more = len(ops) > page_size or len(ops) == limit == page_size
     ops = ops[:page_size]
     body: dict[str, Any] = {"operations": await call(present, view, ops)}
     if more:
@@ -437,7 +472,7 @@ async def list_operations(
     responses={200: {"model": AttemptList}, **ERRORS},
     summary="An operation's attempts (log entries)",
 )
-async def attempts(company: str, operation_id: str, view: Caller) -> Response:
+async def attempts(company: NamePath, operation_id: OperationIdPath, view: Caller) -> Response:
     company_of(view, company)
     op = await find(view, company, operation_id)
     found = await call(view.service.attempts, op.id)
@@ -452,15 +487,15 @@ async def attempts(company: str, operation_id: str, view: Caller) -> Response:
             "model": EventList,
             "description": "The timeline (JSON), or with Accept: text/event-stream a live "
             "SSE stream resumable with Last-Event-ID",
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "content": {"text/event-stream": {"schema": SSE_EVENTS}},
         },
         **ERRORS,
     },
     summary="An operation's timeline, or its live stream",
 )
 async def events(
-    company: str,
-    operation_id: str,
+    company: NamePath,
+    operation_id: OperationIdPath,
     request: Request,
     view: Caller,
     accept: Annotated[str | None, Header(alias="Accept")] = None,
@@ -501,19 +536,20 @@ async def events(
         200: {
             "description": "A live SSE stream of the company's operations (created, progress, "
             "status), resumable with Last-Event-ID",
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "content": {"text/event-stream": {"schema": SSE_EVENTS}},
         },
         **ERRORS,
     },
     summary="Live changes to the company's operations",
 )
 async def stream(
-    company: str,
+    company: NamePath,
     request: Request,
     view: Caller,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> Response:
     company_of(view, company)
+    sse._cursor(last_event_id)  # a bad one is 400 now, not a stream broken once started
     return StreamingResponse(
         sse.company_stream(request, view, company, last_event_id),
         media_type="text/event-stream",
@@ -533,8 +569,8 @@ async def stream(
     summary="Cancel an operation",
 )
 async def cancel(
-    company: str,
-    operation_id: str,
+    company: NamePath,
+    operation_id: OperationIdPath,
     request: Request,
     view: Caller,
     body: CancelBody | None = None,
@@ -557,8 +593,8 @@ async def cancel(
     summary="Wait for an operation (up to a timeout)",
 )
 async def wait(
-    company: str,
-    operation_id: str,
+    company: NamePath,
+    operation_id: OperationIdPath,
     request: Request,
     view: Caller,
     body: WaitBody | None = None,
@@ -571,7 +607,9 @@ async def wait(
 
 
 def _action(method: str, summary: str, doc: str) -> None:
-    async def act(company: str, operation_id: str, request: Request, view: Caller) -> Response:
+    async def act(
+        company: NamePath, operation_id: OperationIdPath, request: Request, view: Caller
+    ) -> Response:
         company_of(view, company)
         op = await find(view, company, operation_id)
         op = await call(getattr(view.service, method), op.id)
@@ -598,13 +636,13 @@ _action("run_now", "Run an operation now", "Make it due now, ignoring its schedu
 
 
 @router.delete(
-    "/operations/{operation_id}",
+    "/operations/{operation_id:lro_id}",
     status_code=204,
     response_model=None,
     responses={204: {"description": "Forgotten (or already gone)"}, **ERRORS},
     summary="Forget a finished operation",
 )
-async def delete(company: str, operation_id: str, view: Caller) -> Response:
+async def delete(company: NamePath, operation_id: OperationIdPath, view: Caller) -> Response:
     """Forget an operation that is done; 400 while it is not (cancel it first)."""
     company_of(view, company)
     try:
@@ -644,14 +682,10 @@ async def _targets(view: ActorView, company: str, body: BatchBody) -> list[Opera
                 continue  # reported below as not found
         return found
     assert body.filter is not None
-    unknown = set(body.filter) - set(FILTER_KEYS)
-    if unknown:
-        raise ApiError(
-            400, "InvalidArgument", f"filter: unknown field {sorted(unknown)[0]}", target="filter"
-        )
     from dataclasses import replace
 
-    query = replace(build_query(company, body.filter), descending=False, limit=1000)
+    given = body.filter.model_dump(exclude_none=True)
+    query = replace(build_query(company, given), descending=False, limit=1000)
     out: list[Operation] = []
     while len(out) < BATCH_LIMIT:
         page = await call(view.service.list_operations, query)
@@ -663,7 +697,7 @@ async def _targets(view: ActorView, company: str, body: BatchBody) -> list[Opera
 
 
 def _batch(verb: str, method: str, summary: str) -> None:
-    async def run(company: str, body: BatchBody, request: Request, view: Caller) -> Response:
+    async def run(company: NamePath, body: BatchBody, request: Request, view: Caller) -> Response:
         company_of(view, company)
         targets = await _targets(view, company, body)
         results: list[dict[str, Any]] = []
