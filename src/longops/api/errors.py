@@ -12,13 +12,14 @@ Example::
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
+from starlette.routing import BaseRoute, Match
 
 from longops.domain.errors import (
     ConfigurationError,
@@ -148,15 +149,28 @@ def from_longops(exc: LongopsError) -> tuple[int, str, str, str | None]:
     return 400, "InvalidArgument", str(exc), None
 
 
+def flat_routes(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
+    """Every route, the included routers' too (FastAPI keeps those behind a wrapper).
+
+    Example::
+
+        paths = {r.path for r in flat_routes(api.routes)}
+    """
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from flat_routes(inner.routes)
+        else:
+            yield route
+
+
 def allowed_methods(request: Request) -> list[str]:
     """The methods of every route whose path matches the request's."""
     methods: set[str] = set()
-    for route in request.app.router.routes:
+    for route in flat_routes(request.app.routes):
         match, _ = route.matches({**request.scope, "method": "GET"})
         if match is not Match.NONE:
             methods.update(getattr(route, "methods", None) or ())
-    if "GET" in methods:
-        methods.add("HEAD")
     return sorted(methods)
 
 
