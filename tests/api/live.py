@@ -148,6 +148,10 @@ def serving(app: Longops) -> Iterator[tuple[str, FastAPI]]:
     api = create_api(app)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # asyncio turns Nagle off only for sockets made with proto=IPPROTO_TCP (as uvicorn's own
+    # bind does); this one is proto 0, and without this each keep-alive answer waits ~40 ms
+    # for a delayed ACK. Accepted sockets inherit the option.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(api, log_level="warning", lifespan="on", timeout_graceful_shutdown=5)

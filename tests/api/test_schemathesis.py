@@ -30,7 +30,7 @@ CONFIG = schemathesis.Config.from_dict(
             "max-examples": MAX_EXAMPLES,
             "allow-extra-parameters": False,
         },
-        "request-timeout": 10,
+        "request-timeout": 30,
         "max-stream-events": 2,
     }
 )
