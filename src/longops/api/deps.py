@@ -8,6 +8,7 @@ import asyncio
 import base64
 import binascii
 import json
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
@@ -118,12 +119,25 @@ async def caller(
 Caller = Annotated[ActorView, Depends(caller)]
 
 
-def company_of(view: ActorView, company: str) -> str:
+_KNOWN: weakref.WeakKeyDictionary[Longops, set[str]] = weakref.WeakKeyDictionary()
+"""Companies seen to exist, per application (companies are never deleted)."""
+
+
+async def company_of(view: ActorView, company: str) -> str:
     """The company in the path, if the caller holds a permission set in it; another
-    company is not found (its existence does not leak)."""
+    company is not found (its existence does not leak), and for SUPER neither is one
+    that does not exist."""
     actor = view.actor
-    if not actor.is_super and company not in actor.companies:
-        raise ApiError(404, "CompanyNotFound", f"company {company} not found")
+    if not actor.is_super:
+        if company not in actor.companies:
+            raise ApiError(404, "CompanyNotFound", f"company {company} not found")
+        return company
+    known = _KNOWN.setdefault(view.app, set())
+    if company not in known:
+        names = {c.name for c in await call(view.service.list_companies)}
+        known.update(names)
+        if company not in names:
+            raise ApiError(404, "CompanyNotFound", f"company {company} not found")
     return company
 
 

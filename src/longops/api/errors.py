@@ -189,12 +189,14 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
+        if first.get("type") == "json_invalid":
+            return error_response(400, "InvalidArgument", "body: is not valid JSON", "body")
         loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
         # A rule across a body's fields (ids or filter) has no field of its own: the body.
         target = ".".join(loc) or ("body" if first.get("loc", ())[:1] == ("body",) else None)
-        message = (
-            f"{target}: {first.get('msg', 'invalid')}" if target else first.get("msg", "invalid")
-        )
+        # pydantic prefixes a validator's own sentence with "Value error, ".
+        text = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+        message = f"{target}: {text}" if target else text
         return error_response(400, "InvalidArgument", message, target)
 
     @app.exception_handler(StarletteHTTPException)

@@ -15,6 +15,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    field_validator,
     model_validator,
 )
 
@@ -24,6 +25,8 @@ from longops.domain.operation import NAME_RE
 Name = Annotated[str, StringConstraints(pattern=NAME_RE.pattern)]
 """A company, category, queue, user or token name, as core accepts it."""
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
+TEXT_PATTERN = r"^[^\x00]*$"
+"""Text that PostgreSQL can hold (no NUL)."""
 OPERATION_ID_PATTERN = (
     r"^(?:[0-9]{1,18}|[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?"
     r"[0-9a-fA-F]{12})$"
@@ -77,11 +80,49 @@ SSE_EVENTS: dict[str, Any] = {
 """How each event of a live stream is described (the stream is a sequence of them)."""
 
 
+def unstorable(value: Any) -> str | None:
+    """Why ``value`` (or text anywhere inside it) cannot be stored, or None.
+
+    PostgreSQL text holds no NUL character, and UTF-8 no unpaired surrogate (which JSON's
+    ``\\ud800`` escape can still spell).
+
+    Example::
+
+        unstorable({"a": ["x\\x00"]})   # 'must not contain NUL characters'
+    """
+    if isinstance(value, str):
+        if "\x00" in value:
+            return "must not contain NUL characters"
+        if any("\ud800" <= ch <= "\udfff" for ch in value):
+            return "must not contain unpaired surrogates"
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = unstorable(key) or unstorable(item)
+            if found:
+                return found
+    elif isinstance(value, list | tuple):
+        for item in value:
+            found = unstorable(item)
+            if found:
+                return found
+    return None
+
+
 class Body(BaseModel):
     """A request body: no unknown fields, and no coercion (``"1"`` is not a number, ``0``
-    is not false), so what the document calls bad is refused."""
+    is not false), so what the document calls bad is refused; and no text that cannot be
+    stored (NUL, unpaired surrogates), named by its field."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        problem = unstorable(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 GrantedSet = Literal["JOBQUEUE-VIEW", "JOBQUEUE-USER", "JOBQUEUE-ADMIN"]

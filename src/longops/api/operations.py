@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from longops.api import sse
 from longops.api.deps import (
+    NAME_PATTERN,
     Caller,
     NamePath,
     OperationIdPath,
@@ -32,6 +33,7 @@ from longops.api.deps import (
 from longops.api.errors import ApiError, from_longops
 from longops.api.models import (
     SSE_EVENTS,
+    TEXT_PATTERN,
     UUID_PATTERN,
     AttemptList,
     BatchBody,
@@ -61,6 +63,23 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "No valid API token"},
     403: {"model": ErrorResponse, "description": "The token's user may not do this"},
     404: {"model": ErrorResponse, "description": "Not found (or in another company)"},
+}
+
+ENQUEUE_HEADERS: dict[str, Any] = {
+    "Operation-Location": {
+        "description": "Where to poll the operation.",
+        "schema": {"type": "string"},
+    },
+    "Operation-Id": {"description": "The operation's id.", "schema": {"type": "string"}},
+    "Retry-After": {
+        "description": "Seconds to wait before polling.",
+        "schema": {"type": "integer"},
+    },
+    "Idempotent-Replayed": {
+        "description": "true when the operation already existed (the same Operation-Id and "
+        "body again, or a dedup key still held): nothing new was created.",
+        "schema": {"type": "string", "enum": ["true"]},
+    },
 }
 
 router = APIRouter(prefix="/v1/companies/{company}", tags=["operations"])
@@ -230,7 +249,11 @@ async def _unknown_task_is_not_found(work: Awaitable[T]) -> T:
     status_code=202,
     response_model=None,
     responses={
-        202: {"model": OperationModel, "description": "Accepted: the operation"},
+        202: {
+            "model": OperationModel,
+            "description": "Accepted: the operation",
+            "headers": ENQUEUE_HEADERS,
+        },
         200: {"model": OperationModel, "description": "Done within Prefer: wait, or validated"},
         **ERRORS,
     },
@@ -252,7 +275,7 @@ async def enqueue(
     """Create an operation (202 with ``Operation-Location``, ``Operation-Id`` and
     ``Retry-After``). With a client ``Operation-Id`` (a UUID) the same request again returns
     the same operation; another request under it is 400 ``OperationIdConflict``."""
-    company_of(view, company)
+    await company_of(view, company)
     given = _client_id(operation_id, repeatability, body)
     client_id: uuid.UUID | None = None
     if given is not None:
@@ -284,16 +307,20 @@ async def enqueue(
             status_code=200,
             headers={"Cache-Control": "no-store"},
         )
-    op, _created = await _unknown_task_is_not_found(call(view.service.enqueue_checked, req))
+    op, created = await _unknown_task_is_not_found(call(view.service.enqueue_checked, req))
     services(request).hub.poke()
+    extra: dict[str, str] = {}
+    if client_id is not None:
+        extra["Repeatability-Result"] = "accepted"
+    if not created:
+        # The same request again (or a held dedup key): the operation that already was.
+        extra["Idempotent-Replayed"] = "true"
     wait = prefer_wait(prefer)
     if wait is not None:
         op = await wait_done(view, op, wait)
-        applied = {"Preference-Applied": f"wait={wait:g}"}
-        return await reply(
-            request, view, company, op, status=200 if op.done else 202, extra=applied
-        )
-    return await reply(request, view, company, op, status=202)
+        extra["Preference-Applied"] = f"wait={wait:g}"
+        return await reply(request, view, company, op, status=200 if op.done else 202, extra=extra)
+    return await reply(request, view, company, op, status=202, extra=extra)
 
 
 # -- reads --------------------------------------------------------------------------------------
@@ -315,7 +342,7 @@ async def get_operation(
     """The operation; ``Retry-After`` while it is not done (shorter near its ETA), an
     ``ETag`` (``If-None-Match`` gives 304), and ``Prefer: wait=N`` waits up to N seconds for
     a change."""
-    company_of(view, company)
+    await company_of(view, company)
     op = await find(view, company, operation_id)
     wait = prefer_wait(prefer)
     if wait is not None and not op.done:
@@ -405,23 +432,24 @@ async def list_operations(
     status: Annotated[
         list[StatusName] | None, Query(description="Statuses (ours or Azure's).")
     ] = None,
-    task: str | None = None,
-    category: str | None = None,
-    queue: str | None = None,
-    user: str | None = None,
+    task: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
+    category: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
+    queue: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
+    user: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
     created_after: Annotated[str | None, TimeQuery(alias="createdAfter")] = None,
     created_before: Annotated[str | None, TimeQuery(alias="createdBefore")] = None,
     started_after: Annotated[str | None, TimeQuery(alias="startedAfter")] = None,
     started_before: Annotated[str | None, TimeQuery(alias="startedBefore")] = None,
     q: Annotated[
-        str | None, Query(max_length=200, description="Text in task or description.")
+        str | None,
+        Query(max_length=200, pattern=TEXT_PATTERN, description="Text in task or description."),
     ] = None,
     order_by: Annotated[OrderBy | None, Query(alias="orderBy")] = None,
     page_size: Annotated[int, Query(alias="pageSize", ge=1, le=1000)] = 50,
     page_token: Annotated[str | None, Query(alias="pageToken")] = None,
 ) -> Response:
     """Operations of the company, newest first by default; ``nextPageToken`` continues."""
-    company_of(view, company)
+    await company_of(view, company)
     params: dict[str, Any] = {
         "status": status, "task": task, "category": category, "queue": queue, "user": user,
         "createdAfter": created_after, "createdBefore": created_before,
@@ -473,7 +501,7 @@ async def list_operations(
     summary="An operation's attempts (log entries)",
 )
 async def attempts(company: NamePath, operation_id: OperationIdPath, view: Caller) -> Response:
-    company_of(view, company)
+    await company_of(view, company)
     op = await find(view, company, operation_id)
     found = await call(view.service.attempts, op.id)
     return JSONResponse({"attempts": [attempt_json(a) for a in found]})
@@ -503,7 +531,7 @@ async def events(
     page_size: Annotated[int, Query(alias="pageSize", ge=1, le=1000)] = 200,
     page_token: Annotated[str | None, Query(alias="pageToken")] = None,
 ) -> Response:
-    company_of(view, company)
+    await company_of(view, company)
     op = await find(view, company, operation_id)
     if accept is not None and "text/event-stream" in accept:
         after = sse.parse_last_event_id(last_event_id)
@@ -548,7 +576,7 @@ async def stream(
     view: Caller,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> Response:
-    company_of(view, company)
+    await company_of(view, company)
     sse._cursor(last_event_id)  # a bad one is 400 now, not a stream broken once started
     return StreamingResponse(
         sse.company_stream(request, view, company, last_event_id),
@@ -577,7 +605,7 @@ async def cancel(
 ) -> Response:
     """Cancel: at once when it is not running; a running one is asked to stop (and after
     its grace period stopped by force; ``force`` skips the grace, for admins)."""
-    company_of(view, company)
+    await company_of(view, company)
     op = await find(view, company, operation_id)
     if op.done:
         return await reply(request, view, company, op, status=200)
@@ -600,7 +628,7 @@ async def wait(
     body: WaitBody | None = None,
 ) -> Response:
     """The operation once it is done, or its latest state after ``timeout`` seconds."""
-    company_of(view, company)
+    await company_of(view, company)
     op = await find(view, company, operation_id)
     op = await wait_done(view, op, (body or WaitBody()).timeout)
     return await reply(request, view, company, op)
@@ -610,7 +638,7 @@ def _action(method: str, summary: str, doc: str) -> None:
     async def act(
         company: NamePath, operation_id: OperationIdPath, request: Request, view: Caller
     ) -> Response:
-        company_of(view, company)
+        await company_of(view, company)
         op = await find(view, company, operation_id)
         op = await call(getattr(view.service, method), op.id)
         services(request).hub.poke()
@@ -644,7 +672,7 @@ _action("run_now", "Run an operation now", "Make it due now, ignoring its schedu
 )
 async def delete(company: NamePath, operation_id: OperationIdPath, view: Caller) -> Response:
     """Forget an operation that is done; 400 while it is not (cancel it first)."""
-    company_of(view, company)
+    await company_of(view, company)
     try:
         op = await find(view, company, operation_id)
     except ApiError as exc:
@@ -698,7 +726,7 @@ async def _targets(view: ActorView, company: str, body: BatchBody) -> list[Opera
 
 def _batch(verb: str, method: str, summary: str) -> None:
     async def run(company: NamePath, body: BatchBody, request: Request, view: Caller) -> Response:
-        company_of(view, company)
+        await company_of(view, company)
         targets = await _targets(view, company, body)
         results: list[dict[str, Any]] = []
         failed = 0

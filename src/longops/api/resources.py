@@ -61,7 +61,7 @@ def category_json(c: Category) -> dict[str, Any]:
     summary="List the company's categories",
 )
 async def list_categories(company: NamePath, view: Caller) -> Response:
-    company_of(view, company)
+    await company_of(view, company)
     found = await call(view.service.list_categories, company)
     return JSONResponse({"categories": [category_json(c) for c in found]})
 
@@ -74,7 +74,7 @@ async def list_categories(company: NamePath, view: Caller) -> Response:
     summary="Create (or replace) a category",
 )
 async def create_category(company: NamePath, body: CategoryBody, view: Caller) -> Response:
-    company_of(view, company)
+    await company_of(view, company)
     made = await call(
         view.service.set_category,
         company,
@@ -102,7 +102,7 @@ async def _category(view: ActorView, company: str, code: str) -> Category:
 async def patch_category(
     company: NamePath, code: NamePath, body: CategoryPatch, view: Caller
 ) -> Response:
-    company_of(view, company)
+    await company_of(view, company)
     current = await _category(view, company, code)
     made = await call(
         view.service.set_category,
@@ -117,7 +117,7 @@ async def patch_category(
 
 def _pause(paused: bool) -> Any:
     async def run(company: NamePath, code: NamePath, view: Caller) -> Response:
-        company_of(view, company)
+        await company_of(view, company)
         current = await _category(view, company, code)
         made = await call(
             view.service.set_category,
@@ -208,7 +208,7 @@ def task_json(task: TaskDef) -> dict[str, Any]:
     summary="The tasks this server can enqueue, with their arguments' JSON schema",
 )
 async def list_tasks(company: NamePath, request: Request, view: Caller) -> Response:
-    company_of(view, company)
+    await company_of(view, company)
     registry = services(request).app.registry
     return JSONResponse({"tasks": [task_json(t) for t in registry]})
 
@@ -401,7 +401,7 @@ async def company_audit(
         int | None, Query(ge=0, le=MAX_ID, description="Entries before this id.")
     ] = None,
 ) -> Response:
-    company_of(view, company)
+    await company_of(view, company)
     found = await call(view.security.list_audit, company=company, limit=limit, before_id=before)
     return JSONResponse({"entries": [e.to_json() for e in found]})
 
