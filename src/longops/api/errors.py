@@ -130,12 +130,32 @@ NOT_FOUND_CODES = {
 }
 
 
+WIRE_NAMES = {
+    "earliest_start_at": "scheduleTime",
+    "expires_at": "expireTime",
+    "max_attempts": "maxAttempts",
+    "rerun_delay": "rerunDelay",
+    "dedup_key": "dedupKey",
+    "on_hold": "onHold",
+    "max_concurrent": "maxConcurrent",
+    "display_name": "displayName",
+    "expires": "expiresInDays",
+    "permission_set": "grants",
+}
+"""Core's name of an input → the request field that carried it (bad input names the field
+the client sent)."""
+
+
 def from_longops(exc: LongopsError) -> tuple[int, str, str, str | None]:
     """The HTTP status, code, message and target of a longops error."""
     if isinstance(exc, ValidationError):
         if exc.field == "company" and "existing company" in exc.rule:
             return 404, "CompanyNotFound", f"company {exc.value} not found", None
-        return 400, "InvalidArgument", str(exc), exc.field
+        wire = WIRE_NAMES.get(exc.field, exc.field)
+        message = str(exc)
+        if wire != exc.field and message.startswith(f"{exc.field}:"):
+            message = wire + message[len(exc.field) :]
+        return 400, "InvalidArgument", message, wire
     if isinstance(exc, Conflict):
         return 400, exc.code, str(exc), None
     if isinstance(exc, InvalidTransition):
@@ -194,6 +214,9 @@ def install(app: FastAPI) -> None:
         loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
         # A rule across a body's fields (ids or filter) has no field of its own: the body.
         target = ".".join(loc) or ("body" if first.get("loc", ())[:1] == ("body",) else None)
+        named = (first.get("ctx") or {}).get("field")
+        if isinstance(named, str):  # a rule across fields names the one it is about
+            target = named
         # pydantic prefixes a validator's own sentence with "Value error, ".
         text = str(first.get("msg", "invalid")).removeprefix("Value error, ")
         message = f"{target}: {text}" if target else text
@@ -204,6 +227,9 @@ def install(app: FastAPI) -> None:
         code = {404: "NotFound", 405: "MethodNotAllowed", 406: "NotAcceptable"}.get(
             exc.status_code, "InvalidArgument"
         )
+        if exc.status_code == 400 and "body" in str(exc.detail):
+            # FastAPI's own refusal of a body it could not read (not UTF-8, not JSON).
+            return error_response(400, "InvalidArgument", "body: is not valid JSON", "body")
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
             # Starlette names only the first route that matched the path; RFC 9110 wants

@@ -18,6 +18,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from longops.core.security import MAX_PASSWORD, MIN_PASSWORD
 from longops.domain.operation import NAME_RE
@@ -225,6 +226,19 @@ class EnqueueBody(Body):
         pattern=UUID_PATTERN,
         description="An Operation-Id given in the body (AIP-155 spelling).",
     )
+
+    model_config = ConfigDict(json_schema_extra={"not": {"required": ["delay", "scheduleTime"]}})
+
+    @model_validator(mode="before")
+    @classmethod
+    def _delay_or_time(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "delay" in data and "scheduleTime" in data:
+            raise PydanticCustomError(
+                "delay_or_time",
+                "give either delay or scheduleTime, not both (leave one out)",
+                {"field": "delay"},
+            )
+        return data
 
 
 class CancelBody(Body):
