@@ -66,6 +66,7 @@ def create_api(app: Longops, *, hub: EventHub | None = None) -> FastAPI:
         if api.openapi_schema is None:
             schema = original()
             _drop_422(schema)
+            _parameters_are_never_null(schema)
             api.openapi_schema = schema
         return api.openapi_schema
 
@@ -82,3 +83,25 @@ def _drop_422(schema: dict[str, Any]) -> None:
     components = schema.get("components", {}).get("schemas", {})
     components.pop("HTTPValidationError", None)
     components.pop("ValidationError", None)
+
+
+def _parameters_are_never_null(schema: dict[str, Any]) -> None:
+    """An optional parameter is one left out, never ``null`` (which a header or query
+    string could only spell as the text "null")."""
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            if not isinstance(operation, dict):
+                continue
+            for parameter in operation.get("parameters", []):
+                inner = parameter.get("schema", {})
+                choices = inner.get("anyOf")
+                if not choices:
+                    continue
+                kept = [c for c in choices if c.get("type") != "null"]
+                if len(kept) < len(choices) and inner.get("default", 0) is None:
+                    inner.pop("default")
+                if len(kept) == 1 and len(kept) < len(choices):
+                    inner.pop("anyOf")
+                    inner.update(kept[0])
+                elif len(kept) < len(choices):
+                    inner["anyOf"] = kept

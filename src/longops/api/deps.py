@@ -8,20 +8,67 @@ import asyncio
 import base64
 import binascii
 import json
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.convertors import StringConvertor, register_url_convertor
 
 from longops.api.errors import ApiError
+from longops.api.models import OPERATION_ID_PATTERN, UUID_PATTERN
 from longops.app import ActorView, Longops
 from longops.core.streams import EventHub
 from longops.domain.errors import LongopsError
+from longops.domain.operation import NAME_RE
 from longops.domain.security import FrontEnd
 
 T = TypeVar("T")
+
+# Path parameters state the rules core applies, so that a client (or schemathesis) can
+# tell a well-formed request from a bad one from the document alone; a value that breaks
+# them is 400 naming the parameter, before anything is looked up.
+NAME_PATTERN = NAME_RE.pattern
+NamePath = Annotated[
+    str,
+    Path(
+        pattern=NAME_PATTERN,
+        description="1-100 letters, digits, '_', '.', ':' or '-', starting with a letter or digit.",
+    ),
+]
+OperationIdPath = Annotated[
+    str,
+    Path(
+        pattern=OPERATION_ID_PATTERN,
+        description="The operation's id (a UUID) or its entry number.",
+    ),
+]
+UuidPath = Annotated[str, Path(pattern=UUID_PATTERN, description="A UUID.")]
+
+MAX_ID = 2**63 - 1
+"""The largest id or entry number a query may name (a signed 64-bit integer)."""
+
+CUSTOM_VERBS = ("pause", "resume", "enable", "disable")
+
+
+class _NoColon(StringConvertor):
+    """An operation id never holds ':', so ``GET .../operations/X:cancel`` is the custom
+    method's path (405), not a read of an operation called ``X:cancel``."""
+
+    regex = "[^/:]+"
+
+
+class _NotAVerb(StringConvertor):
+    """A name (which may hold ':') that does not end in one of the custom methods beside
+    its route, so ``PATCH .../categories/X:pause`` is 405, not category ``X:pause``."""
+
+    regex = "[^/]+" + "".join(f"(?<!:{verb})" for verb in CUSTOM_VERBS)
+
+
+register_url_convertor("lro_id", _NoColon())
+register_url_convertor("lro_name", _NotAVerb())
 
 bearer = HTTPBearer(auto_error=False, description="An API token (longops users token create).")
 
@@ -72,12 +119,25 @@ async def caller(
 Caller = Annotated[ActorView, Depends(caller)]
 
 
-def company_of(view: ActorView, company: str) -> str:
+_KNOWN: weakref.WeakKeyDictionary[Longops, set[str]] = weakref.WeakKeyDictionary()
+"""Companies seen to exist, per application (companies are never deleted)."""
+
+
+async def company_of(view: ActorView, company: str) -> str:
     """The company in the path, if the caller holds a permission set in it; another
-    company is not found (its existence does not leak)."""
+    company is not found (its existence does not leak), and for SUPER neither is one
+    that does not exist."""
     actor = view.actor
-    if not actor.is_super and company not in actor.companies:
-        raise ApiError(404, "CompanyNotFound", f"company {company} not found")
+    if not actor.is_super:
+        if company not in actor.companies:
+            raise ApiError(404, "CompanyNotFound", f"company {company} not found")
+        return company
+    known = _KNOWN.setdefault(view.app, set())
+    if company not in known:
+        names = {c.name for c in await call(view.service.list_companies)}
+        known.update(names)
+        if company not in names:
+            raise ApiError(404, "CompanyNotFound", f"company {company} not found")
     return company
 
 

@@ -6,10 +6,127 @@ models, so the schema a client (or schemathesis) checks against is the one serve
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from longops.core.security import MAX_PASSWORD, MIN_PASSWORD
+from longops.domain.operation import NAME_RE
+
+Name = Annotated[str, StringConstraints(pattern=NAME_RE.pattern)]
+"""A company, category, queue, user or token name, as core accepts it."""
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
+TEXT_PATTERN = r"^[^\x00]*$"
+"""Text that PostgreSQL can hold (no NUL)."""
+OPERATION_ID_PATTERN = (
+    r"^(?:[0-9]{1,18}|[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?"
+    r"[0-9a-fA-F]{12})$"
+)
+"""An operation's id (a UUID) or its entry number."""
+
+
+def _text_only(value: Any) -> Any:
+    # Lax pydantic reads a number as a Unix time; the document says RFC 3339 text.
+    if not isinstance(value, str):
+        raise ValueError("must be an RFC 3339 time with an offset (a string)")
+    return value
+
+
+Time = Annotated[AwareDatetime, BeforeValidator(_text_only)]
+"""An RFC 3339 time with its offset."""
+
+
+def _number_only(value: Any) -> Any:
+    # JSON Schema counts 3.0 as an integer, so strict pydantic (which refuses it) is too
+    # strict; but "3" and true are not numbers.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be an integer")
+    return value
+
+
+NUMBER = BeforeValidator(_number_only)
+"""With ``Field(strict=False)``, an integer field takes 3 or 3.0 but never "3" or true (the
+constraints go before it, or the document loses them)."""
+
+StatusName = Literal[
+    "on_hold", "ready", "in_process", "finished", "error", "cancelled",
+    "NotStarted", "Running", "Succeeded", "Failed", "Canceled",
+]  # fmt: skip
+"""A status filter: ours (``Status``) or Azure's."""
+OrderBy = Literal["createTime desc", "createTime", "createTime asc", "entryNo", "entryNo desc"]
+TimeText = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+"""A time in a filter: RFC 3339 text, read by the list's own parser (which names it)."""
+
+
+SSE_EVENTS: dict[str, Any] = {
+    "type": "object",
+    "description": "One Server-Sent Event: its name, id (for Last-Event-ID) and JSON data.",
+    "properties": {
+        "event": {"type": "string"},
+        "id": {"type": "string"},
+        "data": {"type": "string"},
+        "retry": {"type": "integer"},
+    },
+}
+"""How each event of a live stream is described (the stream is a sequence of them)."""
+
+
+def unstorable(value: Any) -> str | None:
+    """Why ``value`` (or text anywhere inside it) cannot be stored, or None.
+
+    PostgreSQL text holds no NUL character, and UTF-8 no unpaired surrogate (which JSON's
+    ``\\ud800`` escape can still spell).
+
+    Example::
+
+        unstorable({"a": ["x\\x00"]})   # 'must not contain NUL characters'
+    """
+    if isinstance(value, str):
+        if "\x00" in value:
+            return "must not contain NUL characters"
+        if any("\ud800" <= ch <= "\udfff" for ch in value):
+            return "must not contain unpaired surrogates"
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = unstorable(key) or unstorable(item)
+            if found:
+                return found
+    elif isinstance(value, list | tuple):
+        for item in value:
+            found = unstorable(item)
+            if found:
+                return found
+    return None
+
+
+class Body(BaseModel):
+    """A request body: no unknown fields, and no coercion (``"1"`` is not a number, ``0``
+    is not false), so what the document calls bad is refused; and no text that cannot be
+    stored (NUL, unpaired surrogates), named by its field."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        problem = unstorable(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+
+GrantedSet = Literal["JOBQUEUE-VIEW", "JOBQUEUE-USER", "JOBQUEUE-ADMIN"]
 
 
 class Open(BaseModel):
@@ -85,10 +202,8 @@ class EventList(BaseModel):
     nextPageToken: str | None = None
 
 
-class EnqueueBody(BaseModel):
+class EnqueueBody(Body):
     """What to run and how; every option but the arguments falls back to the task's."""
-
-    model_config = ConfigDict(extra="forbid")
 
     args: list[Any] = Field(default_factory=list, description="Positional arguments.")
     kwargs: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments.")
@@ -97,41 +212,88 @@ class EnqueueBody(BaseModel):
     category: str | None = None
     priority: Literal["high", "normal", "low"] | None = None
     delay: float | None = Field(default=None, ge=0, le=366 * 86400, description="Seconds.")
-    scheduleTime: datetime | None = Field(default=None, description="Earliest start.")
-    expireTime: datetime | None = None
-    maxAttempts: int | None = Field(default=None, ge=1, le=100)
-    rerunDelay: int | None = Field(default=None, ge=0, le=3600)
+    scheduleTime: Time | None = Field(default=None, strict=False, description="Earliest start.")
+    expireTime: Time | None = Field(default=None, strict=False)
+    maxAttempts: Annotated[int, Field(strict=False, ge=1, le=100), NUMBER] | None = None
+    rerunDelay: Annotated[int, Field(strict=False, ge=0, le=3600), NUMBER] | None = None
     timeout: float | None = Field(default=None, ge=1, le=7 * 86400, description="Seconds.")
     recurrence: str | dict[str, Any] | None = None
     labels: dict[str, str] | None = None
     dedupKey: str | None = Field(default=None, min_length=1, max_length=250)
     onHold: bool = False
     requestId: str | None = Field(
-        default=None, description="An Operation-Id given in the body (AIP-155 spelling)."
+        default=None,
+        pattern=UUID_PATTERN,
+        description="An Operation-Id given in the body (AIP-155 spelling).",
     )
 
+    model_config = ConfigDict(json_schema_extra={"not": {"required": ["delay", "scheduleTime"]}})
 
-class CancelBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    @model_validator(mode="before")
+    @classmethod
+    def _delay_or_time(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "delay" in data and "scheduleTime" in data:
+            raise PydanticCustomError(
+                "delay_or_time",
+                "give either delay or scheduleTime, not both (leave one out)",
+                {"field": "delay"},
+            )
+        return data
 
+
+class CancelBody(Body):
     reason: str | None = Field(default=None, max_length=500)
     force: bool = Field(default=False, description="Skip the grace period (admins).")
 
 
-class WaitBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class WaitBody(Body):
     timeout: float = Field(default=30, ge=0, le=60, description="Seconds to wait at most.")
 
 
-class BatchBody(BaseModel):
+class BatchFilter(Body):
+    """The list's query parameters, as a batch's filter."""
+
+    status: list[StatusName] | StatusName | None = None
+    task: str | None = None
+    category: str | None = None
+    queue: str | None = None
+    user: str | None = None
+    createdAfter: TimeText | None = None
+    createdBefore: TimeText | None = None
+    startedAfter: TimeText | None = None
+    startedBefore: TimeText | None = None
+    q: str | None = Field(default=None, max_length=200)
+    orderBy: OrderBy | None = None
+
+
+def _ids_or_filter(schema: dict[str, Any]) -> None:
+    """The document says what the validator does: exactly one of ids and filter."""
+    for key in ("ids", "filter"):
+        prop = schema["properties"][key]
+        prop.update(next(v for v in prop.pop("anyOf") if v.get("type") != "null"))
+        prop.pop("default", None)
+    schema["oneOf"] = [{"required": ["ids"]}, {"required": ["filter"]}]
+
+
+class BatchBody(Body):
     """Operations by id, or every one matching a filter (the list's query parameters)."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    ids: list[str] | None = Field(default=None, max_length=1000)
-    filter: dict[str, Any] | None = None
+    ids: list[Annotated[str, Field(pattern=OPERATION_ID_PATTERN)]] | None = Field(
+        default=None, max_length=1000
+    )
+    filter: BatchFilter | None = None
     reason: str | None = Field(default=None, max_length=500)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_of(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            given = [k for k in ("ids", "filter") if data.get(k) is not None]
+            if len(given) != 1 or any(data.get(k, []) is None for k in ("ids", "filter")):
+                raise ValueError("give either ids or filter (one of them, not null)")
+        return data
+
+    model_config = ConfigDict(json_schema_extra=_ids_or_filter)
 
 
 class BatchResult(BaseModel):
@@ -141,19 +303,15 @@ class BatchResult(BaseModel):
     results: list[dict[str, Any]]
 
 
-class CategoryBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    code: str = Field(min_length=1, max_length=100)
+class CategoryBody(Body):
+    code: Name
     description: str = Field(default="", max_length=250)
-    maxConcurrent: int = Field(default=1, ge=1, le=1000)
+    maxConcurrent: Annotated[int, Field(strict=False, ge=1, le=1000), NUMBER] = 1
 
 
-class CategoryPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CategoryPatch(Body):
     description: str | None = Field(default=None, max_length=250)
-    maxConcurrent: int | None = Field(default=None, ge=1, le=1000)
+    maxConcurrent: Annotated[int, Field(strict=False, ge=1, le=1000), NUMBER] | None = None
 
 
 class CategoryModel(Open):
@@ -189,14 +347,13 @@ class TaskList(BaseModel):
     tasks: list[TaskModel]
 
 
-class UserBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(min_length=1, max_length=100)
+class UserBody(Body):
+    name: Name
     displayName: str | None = Field(default=None, max_length=250)
-    password: str | None = Field(default=None, min_length=1, max_length=1000)
-    grants: list[tuple[str, str]] = Field(
-        default_factory=list, description="(company, permission set) pairs."
+    password: str | None = Field(default=None, min_length=MIN_PASSWORD, max_length=MAX_PASSWORD)
+    grants: list[Annotated[tuple[Name, GrantedSet], Field(strict=False)]] = Field(
+        default_factory=list,  # a JSON array is the tuple (not strict); its items stay strict
+        description="(company, permission set) pairs.",
     )
     isSuper: bool = False
 
@@ -205,10 +362,8 @@ class UserList(BaseModel):
     users: list[dict[str, Any]]
 
 
-class TokenBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(default="default", min_length=1, max_length=100)
+class TokenBody(Body):
+    name: Name = "default"
     expiresInDays: float | None = Field(default=90, gt=0, le=3650)
 
 

@@ -11,16 +11,30 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Awaitable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from longops.api import sse
-from longops.api.deps import Caller, call, company_of, decode_token, encode_token, services
+from longops.api.deps import (
+    NAME_PATTERN,
+    Caller,
+    NamePath,
+    OperationIdPath,
+    call,
+    company_of,
+    decode_token,
+    encode_token,
+    services,
+)
 from longops.api.errors import ApiError, from_longops
 from longops.api.models import (
+    SSE_EVENTS,
+    TEXT_PATTERN,
+    UUID_PATTERN,
     AttemptList,
     BatchBody,
     BatchResult,
@@ -30,6 +44,8 @@ from longops.api.models import (
     EventList,
     OperationList,
     OperationModel,
+    OrderBy,
+    StatusName,
     WaitBody,
 )
 from longops.api.representation import AZURE_STATUSES, attempt_json, event_json, represent
@@ -40,6 +56,8 @@ from longops.domain.operation import Operation
 from longops.domain.status import Status
 from longops.store.base import OperationQuery
 
+T = TypeVar("T")
+
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "Bad input, a conflict or a refused transition"},
     401: {"model": ErrorResponse, "description": "No valid API token"},
@@ -47,10 +65,35 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorResponse, "description": "Not found (or in another company)"},
 }
 
+ENQUEUE_HEADERS: dict[str, Any] = {
+    "Operation-Location": {
+        "description": "Where to poll the operation.",
+        "schema": {"type": "string"},
+    },
+    "Operation-Id": {"description": "The operation's id.", "schema": {"type": "string"}},
+    "Retry-After": {
+        "description": "Seconds to wait before polling.",
+        "schema": {"type": "integer"},
+    },
+    "Idempotent-Replayed": {
+        "description": "true when the operation already existed (the same Operation-Id and "
+        "body again, or a dedup key still held): nothing new was created.",
+        "schema": {"type": "string", "enum": ["true"]},
+    },
+}
+
 router = APIRouter(prefix="/v1/companies/{company}", tags=["operations"])
 
 MAX_WAIT = 60.0
 PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait=(\d+(?:\.\d+)?)")
+
+
+def TimeQuery(alias: str) -> Any:  # noqa: N802 - reads as the Query it is
+    """A time in the query: RFC 3339 text with an offset (parsed by ``_parse_time``, which
+    names the parameter when it is not one)."""
+    return Query(alias=alias, json_schema_extra={"format": "date-time"})
+
+
 AZURE_TO_STATUSES = {
     "NotStarted": (Status.ON_HOLD, Status.READY),
     "Running": (Status.IN_PROCESS,),
@@ -191,32 +234,48 @@ def _enqueue_request(
     )
 
 
+async def _unknown_task_is_not_found(work: Awaitable[T]) -> T:
+    """The task is a resource in the path: one this server does not know is 404."""
+    try:
+        return await work
+    except ValidationError as exc:
+        if exc.field == "task" and "registered" in exc.rule:
+            raise ApiError(404, "TaskNotFound", f"task {exc.value} not found") from None
+        raise
+
+
 @router.post(
     "/tasks/{task}:enqueue",
     status_code=202,
     response_model=None,
     responses={
-        202: {"model": OperationModel, "description": "Accepted: the operation"},
+        202: {
+            "model": OperationModel,
+            "description": "Accepted: the operation",
+            "headers": ENQUEUE_HEADERS,
+        },
         200: {"model": OperationModel, "description": "Done within Prefer: wait, or validated"},
         **ERRORS,
     },
     summary="Enqueue an operation of a task",
 )
 async def enqueue(
-    company: str,
-    task: str,
+    company: NamePath,
+    task: NamePath,
     body: EnqueueBody,
     request: Request,
     view: Caller,
     validate_only: Annotated[bool, Query(alias="validateOnly")] = False,
-    operation_id: Annotated[str | None, Header(alias="Operation-Id")] = None,
-    repeatability: Annotated[str | None, Header(alias="Repeatability-Request-ID")] = None,
+    operation_id: Annotated[str | None, Header(alias="Operation-Id", pattern=UUID_PATTERN)] = None,
+    repeatability: Annotated[
+        str | None, Header(alias="Repeatability-Request-ID", pattern=UUID_PATTERN)
+    ] = None,
     prefer: Annotated[str | None, Header(alias="Prefer")] = None,
 ) -> Response:
     """Create an operation (202 with ``Operation-Location``, ``Operation-Id`` and
     ``Retry-After``). With a client ``Operation-Id`` (a UUID) the same request again returns
     the same operation; another request under it is 400 ``OperationIdConflict``."""
-    company_of(view, company)
+    await company_of(view, company)
     given = _client_id(operation_id, repeatability, body)
     client_id: uuid.UUID | None = None
     if given is not None:
@@ -229,7 +288,7 @@ async def enqueue(
     digest = _request_hash(company, task, body) if client_id is not None else None
     req = _enqueue_request(company, task, body, client_id, digest)
     if validate_only:
-        await call(view.service.build, req)
+        await _unknown_task_is_not_found(call(view.service.build, req))
         now = view.app.clock.now()
         return JSONResponse(
             {
@@ -248,29 +307,33 @@ async def enqueue(
             status_code=200,
             headers={"Cache-Control": "no-store"},
         )
-    op, _created = await call(view.service.enqueue_checked, req)
+    op, created = await _unknown_task_is_not_found(call(view.service.enqueue_checked, req))
     services(request).hub.poke()
+    extra: dict[str, str] = {}
+    if client_id is not None:
+        extra["Repeatability-Result"] = "accepted"
+    if not created:
+        # The same request again (or a held dedup key): the operation that already was.
+        extra["Idempotent-Replayed"] = "true"
     wait = prefer_wait(prefer)
     if wait is not None:
         op = await wait_done(view, op, wait)
-        applied = {"Preference-Applied": f"wait={wait:g}"}
-        return await reply(
-            request, view, company, op, status=200 if op.done else 202, extra=applied
-        )
-    return await reply(request, view, company, op, status=202)
+        extra["Preference-Applied"] = f"wait={wait:g}"
+        return await reply(request, view, company, op, status=200 if op.done else 202, extra=extra)
+    return await reply(request, view, company, op, status=202, extra=extra)
 
 
 # -- reads --------------------------------------------------------------------------------------
 @router.get(
-    "/operations/{operation_id}",
+    "/operations/{operation_id:lro_id}",
     name="get_operation",
     response_model=None,
     responses={200: {"model": OperationModel}, 304: {"description": "Not modified"}, **ERRORS},
     summary="Get an operation",
 )
 async def get_operation(
-    company: str,
-    operation_id: str,
+    company: NamePath,
+    operation_id: OperationIdPath,
     request: Request,
     view: Caller,
     if_none_match: Annotated[str | None, Header(alias="If-None-Match")] = None,
@@ -279,7 +342,7 @@ async def get_operation(
     """The operation; ``Retry-After`` while it is not done (shorter near its ETA), an
     ``ETag`` (``If-None-Match`` gives 304), and ``Prefer: wait=N`` waits up to N seconds for
     a change."""
-    company_of(view, company)
+    await company_of(view, company)
     op = await find(view, company, operation_id)
     wait = prefer_wait(prefer)
     if wait is not None and not op.done:
@@ -297,7 +360,7 @@ def _parse_time(name: str, value: str | None) -> datetime | None:
     if value is None:
         return None
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
     except ValueError:
         raise ApiError(
             400, "InvalidArgument", f"{name}: must be an ISO 8601 time", target=name
@@ -356,12 +419,6 @@ def build_query(company: str, params: dict[str, Any]) -> OperationQuery:
         raise ApiError(400, "InvalidArgument", "filter: unknown or malformed field") from None
 
 
-FILTER_KEYS = (
-    "status", "task", "category", "queue", "user", "createdAfter", "createdBefore",
-    "startedAfter", "startedBefore", "q", "orderBy",
-)  # fmt: skip
-
-
 @router.get(
     "/operations",
     response_model=None,
@@ -369,27 +426,30 @@ FILTER_KEYS = (
     summary="List operations",
 )
 async def list_operations(
-    company: str,
+    company: NamePath,
     request: Request,
     view: Caller,
-    status: Annotated[list[str] | None, Query(description="Statuses (ours or Azure's).")] = None,
-    task: str | None = None,
-    category: str | None = None,
-    queue: str | None = None,
-    user: str | None = None,
-    created_after: Annotated[str | None, Query(alias="createdAfter")] = None,
-    created_before: Annotated[str | None, Query(alias="createdBefore")] = None,
-    started_after: Annotated[str | None, Query(alias="startedAfter")] = None,
-    started_before: Annotated[str | None, Query(alias="startedBefore")] = None,
-    q: Annotated[
-        str | None, Query(max_length=200, description="Text in task or description.")
+    status: Annotated[
+        list[StatusName] | None, Query(description="Statuses (ours or Azure's).")
     ] = None,
-    order_by: Annotated[str | None, Query(alias="orderBy")] = None,
+    task: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
+    category: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
+    queue: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
+    user: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
+    created_after: Annotated[str | None, TimeQuery(alias="createdAfter")] = None,
+    created_before: Annotated[str | None, TimeQuery(alias="createdBefore")] = None,
+    started_after: Annotated[str | None, TimeQuery(alias="startedAfter")] = None,
+    started_before: Annotated[str | None, TimeQuery(alias="startedBefore")] = None,
+    q: Annotated[
+        str | None,
+        Query(max_length=200, pattern=TEXT_PATTERN, description="Text in task or description."),
+    ] = None,
+    order_by: Annotated[OrderBy | None, Query(alias="orderBy")] = None,
     page_size: Annotated[int, Query(alias="pageSize", ge=1, le=1000)] = 50,
     page_token: Annotated[str | None, Query(alias="pageToken")] = None,
 ) -> Response:
     """Operations of the company, newest first by default; ``nextPageToken`` continues."""
-    company_of(view, company)
+    await company_of(view, company)
     params: dict[str, Any] = {
         "status": status, "task": task, "category": category, "queue": queue, "user": user,
         "createdAfter": created_after, "createdBefore": created_before,
@@ -411,14 +471,17 @@ async def list_operations(
         after = token["e"]
     from dataclasses import replace
 
+    # One more than a page tells whether another follows; core reads 1000 at most, so a
+    # full page of 1000 always offers a next token (which may lead to an empty page).
+    limit = min(page_size + 1, 1000)
     query = replace(
         query,
-        limit=page_size + 1,
+        limit=limit,
         after_entry_no=None if query.descending else after,
         before_entry_no=after if query.descending else None,
     )
     ops = await call(view.service.list_operations, query)
-    more = len(ops) > page_size
+    more = len(ops) > page_size or len(ops) == limit == page_size
     ops = ops[:page_size]
     body: dict[str, Any] = {"operations": await call(present, view, ops)}
     if more:
@@ -437,8 +500,8 @@ async def list_operations(
     responses={200: {"model": AttemptList}, **ERRORS},
     summary="An operation's attempts (log entries)",
 )
-async def attempts(company: str, operation_id: str, view: Caller) -> Response:
-    company_of(view, company)
+async def attempts(company: NamePath, operation_id: OperationIdPath, view: Caller) -> Response:
+    await company_of(view, company)
     op = await find(view, company, operation_id)
     found = await call(view.service.attempts, op.id)
     return JSONResponse({"attempts": [attempt_json(a) for a in found]})
@@ -452,15 +515,15 @@ async def attempts(company: str, operation_id: str, view: Caller) -> Response:
             "model": EventList,
             "description": "The timeline (JSON), or with Accept: text/event-stream a live "
             "SSE stream resumable with Last-Event-ID",
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "content": {"text/event-stream": {"schema": SSE_EVENTS}},
         },
         **ERRORS,
     },
     summary="An operation's timeline, or its live stream",
 )
 async def events(
-    company: str,
-    operation_id: str,
+    company: NamePath,
+    operation_id: OperationIdPath,
     request: Request,
     view: Caller,
     accept: Annotated[str | None, Header(alias="Accept")] = None,
@@ -468,7 +531,7 @@ async def events(
     page_size: Annotated[int, Query(alias="pageSize", ge=1, le=1000)] = 200,
     page_token: Annotated[str | None, Query(alias="pageToken")] = None,
 ) -> Response:
-    company_of(view, company)
+    await company_of(view, company)
     op = await find(view, company, operation_id)
     if accept is not None and "text/event-stream" in accept:
         after = sse.parse_last_event_id(last_event_id)
@@ -501,19 +564,20 @@ async def events(
         200: {
             "description": "A live SSE stream of the company's operations (created, progress, "
             "status), resumable with Last-Event-ID",
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "content": {"text/event-stream": {"schema": SSE_EVENTS}},
         },
         **ERRORS,
     },
     summary="Live changes to the company's operations",
 )
 async def stream(
-    company: str,
+    company: NamePath,
     request: Request,
     view: Caller,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> Response:
-    company_of(view, company)
+    await company_of(view, company)
+    sse._cursor(last_event_id)  # a bad one is 400 now, not a stream broken once started
     return StreamingResponse(
         sse.company_stream(request, view, company, last_event_id),
         media_type="text/event-stream",
@@ -533,15 +597,15 @@ async def stream(
     summary="Cancel an operation",
 )
 async def cancel(
-    company: str,
-    operation_id: str,
+    company: NamePath,
+    operation_id: OperationIdPath,
     request: Request,
     view: Caller,
     body: CancelBody | None = None,
 ) -> Response:
     """Cancel: at once when it is not running; a running one is asked to stop (and after
     its grace period stopped by force; ``force`` skips the grace, for admins)."""
-    company_of(view, company)
+    await company_of(view, company)
     op = await find(view, company, operation_id)
     if op.done:
         return await reply(request, view, company, op, status=200)
@@ -557,22 +621,24 @@ async def cancel(
     summary="Wait for an operation (up to a timeout)",
 )
 async def wait(
-    company: str,
-    operation_id: str,
+    company: NamePath,
+    operation_id: OperationIdPath,
     request: Request,
     view: Caller,
     body: WaitBody | None = None,
 ) -> Response:
     """The operation once it is done, or its latest state after ``timeout`` seconds."""
-    company_of(view, company)
+    await company_of(view, company)
     op = await find(view, company, operation_id)
     op = await wait_done(view, op, (body or WaitBody()).timeout)
     return await reply(request, view, company, op)
 
 
 def _action(method: str, summary: str, doc: str) -> None:
-    async def act(company: str, operation_id: str, request: Request, view: Caller) -> Response:
-        company_of(view, company)
+    async def act(
+        company: NamePath, operation_id: OperationIdPath, request: Request, view: Caller
+    ) -> Response:
+        await company_of(view, company)
         op = await find(view, company, operation_id)
         op = await call(getattr(view.service, method), op.id)
         services(request).hub.poke()
@@ -598,15 +664,15 @@ _action("run_now", "Run an operation now", "Make it due now, ignoring its schedu
 
 
 @router.delete(
-    "/operations/{operation_id}",
+    "/operations/{operation_id:lro_id}",
     status_code=204,
     response_model=None,
     responses={204: {"description": "Forgotten (or already gone)"}, **ERRORS},
     summary="Forget a finished operation",
 )
-async def delete(company: str, operation_id: str, view: Caller) -> Response:
+async def delete(company: NamePath, operation_id: OperationIdPath, view: Caller) -> Response:
     """Forget an operation that is done; 400 while it is not (cancel it first)."""
-    company_of(view, company)
+    await company_of(view, company)
     try:
         op = await find(view, company, operation_id)
     except ApiError as exc:
@@ -644,14 +710,10 @@ async def _targets(view: ActorView, company: str, body: BatchBody) -> list[Opera
                 continue  # reported below as not found
         return found
     assert body.filter is not None
-    unknown = set(body.filter) - set(FILTER_KEYS)
-    if unknown:
-        raise ApiError(
-            400, "InvalidArgument", f"filter: unknown field {sorted(unknown)[0]}", target="filter"
-        )
     from dataclasses import replace
 
-    query = replace(build_query(company, body.filter), descending=False, limit=1000)
+    given = body.filter.model_dump(exclude_none=True)
+    query = replace(build_query(company, given), descending=False, limit=1000)
     out: list[Operation] = []
     while len(out) < BATCH_LIMIT:
         page = await call(view.service.list_operations, query)
@@ -663,8 +725,8 @@ async def _targets(view: ActorView, company: str, body: BatchBody) -> list[Opera
 
 
 def _batch(verb: str, method: str, summary: str) -> None:
-    async def run(company: str, body: BatchBody, request: Request, view: Caller) -> Response:
-        company_of(view, company)
+    async def run(company: NamePath, body: BatchBody, request: Request, view: Caller) -> Response:
+        await company_of(view, company)
         targets = await _targets(view, company, body)
         results: list[dict[str, Any]] = []
         failed = 0

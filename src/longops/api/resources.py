@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import TypeAdapter
 
-from longops.api.deps import Caller, call, company_of, services
+from longops.api.deps import MAX_ID, Caller, NamePath, UuidPath, call, company_of, services
 from longops.api.errors import ApiError
 from longops.api.models import (
     AuditList,
@@ -35,7 +35,7 @@ from longops.api.models import (
 )
 from longops.api.operations import ERRORS
 from longops.app import ActorView
-from longops.domain.errors import NotFound
+from longops.domain.errors import NotFound, ValidationError
 from longops.domain.operation import Category
 from longops.domain.security import PermissionSet
 from longops.worker.registry import TaskDef
@@ -60,8 +60,8 @@ def category_json(c: Category) -> dict[str, Any]:
     responses={200: {"model": CategoryList}, **ERRORS},
     summary="List the company's categories",
 )
-async def list_categories(company: str, view: Caller) -> Response:
-    company_of(view, company)
+async def list_categories(company: NamePath, view: Caller) -> Response:
+    await company_of(view, company)
     found = await call(view.service.list_categories, company)
     return JSONResponse({"categories": [category_json(c) for c in found]})
 
@@ -73,8 +73,8 @@ async def list_categories(company: str, view: Caller) -> Response:
     responses={201: {"model": CategoryModel}, **ERRORS},
     summary="Create (or replace) a category",
 )
-async def create_category(company: str, body: CategoryBody, view: Caller) -> Response:
-    company_of(view, company)
+async def create_category(company: NamePath, body: CategoryBody, view: Caller) -> Response:
+    await company_of(view, company)
     made = await call(
         view.service.set_category,
         company,
@@ -94,13 +94,15 @@ async def _category(view: ActorView, company: str, code: str) -> Category:
 
 
 @router.patch(
-    "/v1/companies/{company}/categories/{code}",
+    "/v1/companies/{company}/categories/{code:lro_name}",
     response_model=None,
     responses={200: {"model": CategoryModel}, **ERRORS},
     summary="Change a category's limit or description",
 )
-async def patch_category(company: str, code: str, body: CategoryPatch, view: Caller) -> Response:
-    company_of(view, company)
+async def patch_category(
+    company: NamePath, code: NamePath, body: CategoryPatch, view: Caller
+) -> Response:
+    await company_of(view, company)
     current = await _category(view, company, code)
     made = await call(
         view.service.set_category,
@@ -114,8 +116,8 @@ async def patch_category(company: str, code: str, body: CategoryPatch, view: Cal
 
 
 def _pause(paused: bool) -> Any:
-    async def run(company: str, code: str, view: Caller) -> Response:
-        company_of(view, company)
+    async def run(company: NamePath, code: NamePath, view: Caller) -> Response:
+        await company_of(view, company)
         current = await _category(view, company, code)
         made = await call(
             view.service.set_category,
@@ -205,8 +207,8 @@ def task_json(task: TaskDef) -> dict[str, Any]:
     responses={200: {"model": TaskList}, **ERRORS},
     summary="The tasks this server can enqueue, with their arguments' JSON schema",
 )
-async def list_tasks(company: str, request: Request, view: Caller) -> Response:
-    company_of(view, company)
+async def list_tasks(company: NamePath, request: Request, view: Caller) -> Response:
+    await company_of(view, company)
     registry = services(request).app.registry
     return JSONResponse({"tasks": [task_json(t) for t in registry]})
 
@@ -224,7 +226,7 @@ async def list_queues(view: Caller) -> Response:
 
 
 def _queue(paused: bool) -> Any:
-    async def run(queue: str, view: Caller) -> Response:
+    async def run(queue: NamePath, view: Caller) -> Response:
         await call(view.service.pause_queue if paused else view.service.resume_queue, queue)
         now = await call(view.service.paused_queues)
         return JSONResponse({"paused": sorted(now)})
@@ -264,7 +266,7 @@ async def list_sessions(
     responses={202: {"description": "The session will drain"}, **ERRORS},
     summary="Drain a worker session (SUPER)",
 )
-async def drain_session(session_id: str, view: Caller) -> Response:
+async def drain_session(session_id: UuidPath, view: Caller) -> Response:
     try:
         sid = uuid.UUID(session_id)
     except ValueError:
@@ -289,26 +291,35 @@ async def list_users(view: Caller) -> Response:
     "/v1/users",
     status_code=201,
     response_model=None,
-    responses={201: {"description": "The user"}, **ERRORS},
-    summary="Add a user (SUPER)",
+    responses={
+        201: {"description": "The user"},
+        **ERRORS,
+        409: {"model": ErrorResponse, "description": "The name is taken"},
+    },
+    summary="Add a user (SUPER); 409 when the name is taken",
 )
 async def add_user(body: UserBody, view: Caller) -> Response:
     grants = []
     for company, name in body.grants:
         grants.append((company, PermissionSet.parse(name)))
-    made = await call(
-        view.security.add_user,
-        body.name,
-        display_name=body.displayName,
-        password=body.password,
-        grants=grants,
-        is_super=body.isSuper,
-    )
+    try:
+        made = await call(
+            view.security.add_user,
+            body.name,
+            display_name=body.displayName,
+            password=body.password,
+            grants=grants,
+            is_super=body.isSuper,
+        )
+    except ValidationError as exc:
+        if exc.field == "name" and exc.rule.startswith("is taken"):
+            raise ApiError(409, "AlreadyExists", str(exc), target="name") from None
+        raise
     return JSONResponse(made.to_json(), status_code=201)
 
 
 def _user_state(enable: bool) -> Any:
-    async def run(name: str, view: Caller) -> Response:
+    async def run(name: NamePath, view: Caller) -> Response:
         made = await call(view.security.enable_user if enable else view.security.disable_user, name)
         return JSONResponse(made.to_json())
 
@@ -328,13 +339,13 @@ for _verb, _enable in (("enable", True), ("disable", False)):
 
 
 @router.delete(
-    "/v1/users/{name}",
+    "/v1/users/{name:lro_name}",
     status_code=204,
     response_model=None,
     responses={204: {"description": "Deleted"}, **ERRORS},
     summary="Delete a user (SUPER)",
 )
-async def delete_user(name: str, view: Caller) -> Response:
+async def delete_user(name: NamePath, view: Caller) -> Response:
     await call(view.security.delete_user, name)
     return Response(status_code=204)
 
@@ -345,7 +356,7 @@ async def delete_user(name: str, view: Caller) -> Response:
     responses={200: {"model": TokenList}, **ERRORS},
     summary="A user's API tokens (never their secrets)",
 )
-async def list_tokens(name: str, view: Caller) -> Response:
+async def list_tokens(name: NamePath, view: Caller) -> Response:
     found = await call(view.security.list_tokens, name)
     return JSONResponse({"tokens": [t.to_json() for t in found]})
 
@@ -357,7 +368,7 @@ async def list_tokens(name: str, view: Caller) -> Response:
     responses={201: {"model": TokenCreated}, **ERRORS},
     summary="Create an API token (its text is shown this once)",
 )
-async def create_token(name: str, view: Caller, body: TokenBody | None = None) -> Response:
+async def create_token(name: NamePath, view: Caller, body: TokenBody | None = None) -> Response:
     args = body or TokenBody()
     expires = None if args.expiresInDays is None else timedelta(days=args.expiresInDays)
     record, text = await call(view.security.create_token, name, name=args.name, expires=expires)
@@ -371,7 +382,7 @@ async def create_token(name: str, view: Caller, body: TokenBody | None = None) -
     responses={204: {"description": "Revoked"}, **ERRORS},
     summary="Revoke an API token (by its name or id)",
 )
-async def revoke_token(name: str, token: str, view: Caller) -> Response:
+async def revoke_token(name: NamePath, token: NamePath, view: Caller) -> Response:
     await call(view.security.revoke_token, name, token)
     return Response(status_code=204)
 
@@ -383,12 +394,14 @@ async def revoke_token(name: str, token: str, view: Caller) -> Response:
     summary="The company's audit log (admins)",
 )
 async def company_audit(
-    company: str,
+    company: NamePath,
     view: Caller,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before: Annotated[int | None, Query(ge=0, description="Entries before this id.")] = None,
+    before: Annotated[
+        int | None, Query(ge=0, le=MAX_ID, description="Entries before this id.")
+    ] = None,
 ) -> Response:
-    company_of(view, company)
+    await company_of(view, company)
     found = await call(view.security.list_audit, company=company, limit=limit, before_id=before)
     return JSONResponse({"entries": [e.to_json() for e in found]})
 
@@ -402,7 +415,7 @@ async def company_audit(
 async def audit(
     view: Caller,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before: Annotated[int | None, Query(ge=0)] = None,
+    before: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
 ) -> Response:
     found = await call(view.security.list_audit, limit=limit, before_id=before)
     return JSONResponse({"entries": [e.to_json() for e in found]})

@@ -300,7 +300,7 @@ class OperationService(ActorBound):
         visible = companies_for(actor, action)
         found: Operation | None
         if isinstance(operation_id, int) or (
-            isinstance(operation_id, str) and operation_id.isdigit()
+            isinstance(operation_id, str) and operation_id.isascii() and operation_id.isdigit()
         ):
             entry_no = int(operation_id)
             found = self.store.get_operation_by_entry_no(entry_no, company, companies=visible)

@@ -1,0 +1,26 @@
+"""Fixtures of the HTTP tests: the live API of ``live.py``, per module and dialect."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from live import Live, build_app, database, seed, serving
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def live(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Live]:
+    """The API served on a seeded database of each dialect, for the whole module."""
+    tmp = tmp_path_factory.mktemp(f"api-{request.param}")
+    with database(request, request.param, tmp) as url:
+        app = build_app(url)
+        try:
+            tokens = seed(app, url)
+            with serving(app) as (base, api):
+                yield Live(base, app, api, request.param, tokens)
+        finally:
+            app.close()
