@@ -12,9 +12,11 @@ An operation's stream (conventions §7.7)::
                            cancel requested, stalled, ...)
     event: done            the final operation; the server then closes the stream
 
-``id`` is the timeline's event id. A client that reconnects with ``Last-Event-ID`` gets
-every event after it from the timeline, then the live ones, each once (ids already sent
-are skipped). A company's stream also sends ``created`` for new operations; its ids are
+``id`` is the timeline's event id, and ids only grow: the event hub hands events out in id
+order (core/streams.py), so the last id a client received is a complete cursor. A client
+that reconnects with ``Last-Event-ID`` gets every event after it from the timeline up to
+the hub's watermark, then the live ones above it: each once, none missing. A company's
+stream also sends ``created`` for new operations; its ids are
 ``<event id>.<entry number>``, both cursors at once.
 """
 
@@ -22,6 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -30,7 +34,7 @@ from fastapi import Request
 from longops.api.deps import call, services
 from longops.api.errors import ApiError
 from longops.app import ActorView
-from longops.core.streams import Created
+from longops.core.streams import Created, Item
 from longops.domain.operation import EventType, Operation, OperationEvent
 from longops.store.base import OperationQuery
 
@@ -56,19 +60,20 @@ def parse_last_event_id(value: str | None) -> int | None:
 
 
 def frame(event: str, data: Any, event_id: str | int | None = None) -> str:
-    lines = []
-    if event_id is not None:
-        lines.append(f"id: {event_id}")
-    lines.append(f"event: {event}")
     text = json.dumps(data, default=str, separators=(",", ":"))
-    lines.append(f"data: {text}")
-    return "\n".join(lines) + "\n\n"
+    return encoded_frame(event, text, event_id)
+
+
+def encoded_frame(event: str, text: str, event_id: str | int | None = None) -> str:
+    head = "" if event_id is None else f"id: {event_id}\n"
+    return f"{head}event: {event}\ndata: {text}\n\n"
 
 
 def event_data(e: OperationEvent) -> tuple[str, dict[str, Any]]:
     """The SSE event name and data of a timeline entry."""
     if e.type is EventType.PROGRESS:
         return "progress", {
+            "at": e.at.isoformat(),
             **dict(e.data),
             "operation": f"operations/{e.operation_id}",
             "runNo": e.run_no,
@@ -80,6 +85,27 @@ def event_data(e: OperationEvent) -> tuple[str, dict[str, Any]]:
         "runNo": e.run_no,
         "data": dict(e.data),
     }
+
+
+_ENCODED: OrderedDict[int, tuple[str, str]] = OrderedDict()
+_ENCODED_LIMIT = 20_000
+
+
+def _encoded_event(e: OperationEvent) -> tuple[str, str]:
+    """The event's name and JSON text, encoded once for every stream that sends it."""
+    found = _ENCODED.get(e.id)
+    if found is None:
+        name, data = event_data(e)
+        found = (name, json.dumps(data, default=str, separators=(",", ":")))
+        _ENCODED[e.id] = found
+        if len(_ENCODED) > _ENCODED_LIMIT:
+            _ENCODED.popitem(last=False)
+    return found
+
+
+def event_frame(e: OperationEvent, event_id: str | int) -> str:
+    name, text = _encoded_event(e)
+    return encoded_frame(name, text, event_id)
 
 
 def _ends(e: OperationEvent) -> bool:
@@ -94,55 +120,99 @@ async def _full(view: ActorView, op: Operation) -> dict[str, Any]:
     return body
 
 
+_CREATED: OrderedDict[tuple[uuid.UUID, int], asyncio.Future[str]] = OrderedDict()
+_CREATED_LIMIT = 2_000
+
+
+async def _created_text(view: ActorView, op: Operation) -> str:
+    """A new operation's representation as JSON, made once however many streams send it
+    (it does not depend on who asks: every reader of the company may read it)."""
+    key = (op.id, op.entry_no)
+    found = _CREATED.get(key)
+    if found is None:
+        found = asyncio.get_running_loop().create_future()
+        _CREATED[key] = found
+        if len(_CREATED) > _CREATED_LIMIT:
+            _CREATED.popitem(last=False)
+        try:
+            body = await _full(view, op)
+            found.set_result(json.dumps(body, default=str, separators=(",", ":")))
+        except BaseException as exc:
+            _CREATED.pop(key, None)
+            found.set_exception(exc)
+            found.exception()  # retrieved: the waiting streams see it, not the loop's log
+            raise
+    return await asyncio.shield(found)
+
+
+async def _next(request: Request, queue: asyncio.Queue[Item | None]) -> Item | bool | None:
+    """The next item of a subscription; False after a quiet spell (send a keep-alive)."""
+    try:
+        return queue.get_nowait()
+    except asyncio.QueueEmpty:
+        pass
+    if await request.is_disconnected():
+        return None
+    try:
+        return await asyncio.wait_for(queue.get(), KEEP_ALIVE)
+    except TimeoutError:
+        return False
+
+
 async def operation_stream(
     request: Request, view: ActorView, op: Operation, after: int | None
 ) -> AsyncIterator[str]:
+    """An operation's events in id order, each once, from ``after`` (``Last-Event-ID``)
+    or from a snapshot; then ``done`` with the final operation."""
     hub = services(request).hub
     yield f"retry: {RETRY_MS}\n\n"
     async with hub.subscribe(operation_id=op.id) as sub:
-        sent: set[int] = set()
+        # No await between subscribing and reading the watermark: the subscription
+        # receives exactly the events above it, and the timeline has every one below.
         mark = hub.watermark
         if after is None:
-            # The snapshot stands for everything up to the hub's watermark; newer events
-            # arrive through the subscription made just before.
             current = await call(view.service.get, op.id)
             yield frame("snapshot", await _full(view, current), mark)
             if current.done:
                 yield frame("done", await _full(view, current), mark)
                 return
-            floor = mark
+            last = mark
         else:
-            floor = after
-            backlog = await call(view.service.events, op.id, after_id=after, limit=10_000)
-            for e in backlog:
-                sent.add(e.id)
-                name, data = event_data(e)
-                yield frame(name, data, e.id)
-                if _ends(e):
-                    final = await call(view.service.get, op.id)
-                    if final.done:
-                        yield frame("done", await _full(view, final), e.id)
-                        return
+            last = after
+            while last < mark:
+                page = await call(view.service.events, op.id, after_id=last, limit=1000)
+                page = [e for e in page if e.id <= mark]
+                if not page:
+                    break
+                for e in page:
+                    last = e.id
+                    yield event_frame(e, e.id)
+                    if _ends(e):
+                        final = await call(view.service.get, op.id)
+                        if final.done:
+                            yield frame("done", await _full(view, final), e.id)
+                            return
+            last = max(last, mark)
             current = await call(view.service.get, op.id)
-            if current.done and not backlog:
-                yield frame("done", await _full(view, current), after)
+            if current.done and not await _end_ahead(view, op, last):
+                # The end was sent before the client went away, or was never written.
+                yield frame("done", await _full(view, current), last)
                 return
-        queue = sub.queue
         while True:
-            if await request.is_disconnected():
-                return
-            try:
-                item = await asyncio.wait_for(queue.get(), KEEP_ALIVE)
-            except TimeoutError:
-                yield ": keep-alive\n\n"
-                continue
+            item = await _next(request, sub.queue)
             if item is None:
-                return  # fell behind (or the server stops): reconnect with Last-Event-ID
-            if not isinstance(item, OperationEvent) or item.id <= floor or item.id in sent:
+                return  # gone, fell behind or the server stops: resume with Last-Event-ID
+            if isinstance(item, bool):
+                yield ": keep-alive\n\n"
+                current = await call(view.service.get, op.id)
+                if current.done and not await _end_ahead(view, op, last):
+                    yield frame("done", await _full(view, current), last)
+                    return
                 continue
-            sent.add(item.id)
-            name, data = event_data(item)
-            yield frame(name, data, item.id)
+            if not isinstance(item, OperationEvent) or item.id <= last:
+                continue
+            last = item.id
+            yield event_frame(item, item.id)
             if _ends(item):
                 final = await call(view.service.get, op.id)
                 if final.done:
@@ -150,74 +220,86 @@ async def operation_stream(
                     return
 
 
-def _cursor(value: str | None) -> tuple[int, int] | None:
+async def _end_ahead(view: ActorView, op: Operation, after: int) -> bool:
+    """Whether an ending event above ``after`` is in the timeline (the hub will send it)."""
+    later = await call(view.service.events, op.id, after_id=after, limit=10_000)
+    return any(_ends(e) for e in later)
+
+
+def parse_cursor(value: str | None) -> tuple[int, int] | None:
+    """A company stream's ``Last-Event-ID`` (``<event id>.<entry number>``); checked before
+    the stream starts, so bad input is a 400, not a broken stream."""
     if value is None or not value.strip():
         return None
     try:
         event_part, _, entry_part = value.strip().partition(".")
-        return int(event_part), int(entry_part or 0)
+        event_no, entry_no = int(event_part), int(entry_part or 0)
     except ValueError:
+        event_no = entry_no = -1
+    if event_no < 0 or entry_no < 0:
         raise ApiError(
             400,
             "InvalidArgument",
             "Last-Event-ID: must be <event id>.<entry number>",
             target="Last-Event-ID",
-        ) from None
+        )
+    return event_no, entry_no
 
 
 async def company_stream(
-    request: Request, view: ActorView, company: str, last_event_id: str | None
+    request: Request, view: ActorView, company: str, cursor: tuple[int, int] | None
 ) -> AsyncIterator[str]:
+    """A company's new operations (``created``) and events, each once and in order; the
+    id of every frame is ``<event id>.<entry number>``, a cursor of both."""
     hub = services(request).hub
-    cursor = _cursor(last_event_id)
     yield f"retry: {RETRY_MS}\n\n"
     async with hub.subscribe(companies=[company]) as sub:
-        sent_events: set[int] = set()
-        sent_entries: set[int] = set()
+        event_top, entry_top = hub.watermark, hub.entry_watermark  # no await before this
         if cursor is None:
-            event_mark = hub.watermark
-            entry_mark = await call(view.app.store.last_entry_no)
+            event_mark, entry_mark = event_top, entry_top
             yield frame("ready", {"company": company}, f"{event_mark}.{entry_mark}")
         else:
             event_mark, entry_mark = cursor
-            created = await call(
-                view.service.list_operations,
-                OperationQuery(company=company, after_entry_no=entry_mark, limit=1000),
-            )
-            for op in created:
-                sent_entries.add(op.entry_no)
-                entry_mark = max(entry_mark, op.entry_no)
-                yield frame("created", await _full(view, op), f"{event_mark}.{entry_mark}")
-            backlog = await call(
-                view.service.company_events, company, after_id=event_mark, limit=10_000
-            )
-            for e in backlog:
-                sent_events.add(e.id)
-                event_mark = max(event_mark, e.id)
-                name, data = event_data(e)
-                yield frame(name, data, f"{event_mark}.{entry_mark}")
-        floor = event_mark
+            while entry_mark < entry_top:
+                created = await call(
+                    view.service.list_operations,
+                    OperationQuery(company=company, after_entry_no=entry_mark, limit=500),
+                )
+                created = [op for op in created if op.entry_no <= entry_top]
+                if not created:
+                    break
+                for op in created:
+                    entry_mark = op.entry_no
+                    text = await _created_text(view, op)
+                    yield encoded_frame("created", text, f"{event_mark}.{entry_mark}")
+            entry_mark = max(entry_mark, entry_top)
+            while event_mark < event_top:
+                backlog = await call(
+                    view.service.company_events, company, after_id=event_mark, limit=1000
+                )
+                backlog = [e for e in backlog if e.id <= event_top]
+                if not backlog:
+                    break
+                for e in backlog:
+                    event_mark = e.id
+                    yield event_frame(e, f"{event_mark}.{entry_mark}")
+            event_mark = max(event_mark, event_top)
         while True:
-            if await request.is_disconnected():
-                return
-            try:
-                item = await asyncio.wait_for(sub.queue.get(), KEEP_ALIVE)
-            except TimeoutError:
-                yield ": keep-alive\n\n"
-                continue
+            item = await _next(request, sub.queue)
             if item is None:
                 return
+            if isinstance(item, bool):
+                yield ": keep-alive\n\n"
+                continue
             if isinstance(item, Created):
                 op = item.operation
-                if op.entry_no in sent_entries or (op.entry_no <= entry_mark and cursor is None):
+                if op.entry_no <= entry_mark:
                     continue
-                sent_entries.add(op.entry_no)
-                entry_mark = max(entry_mark, op.entry_no)
-                yield frame("created", await _full(view, op), f"{event_mark}.{entry_mark}")
+                entry_mark = op.entry_no
+                text = await _created_text(view, op)
+                yield encoded_frame("created", text, f"{event_mark}.{entry_mark}")
                 continue
-            if item.id <= floor or item.id in sent_events:
+            if item.id <= event_mark:
                 continue
-            sent_events.add(item.id)
-            event_mark = max(event_mark, item.id)
-            name, data = event_data(item)
-            yield frame(name, data, f"{event_mark}.{entry_mark}")
+            event_mark = item.id
+            yield event_frame(item, f"{event_mark}.{entry_mark}")

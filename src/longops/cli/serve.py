@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import logging
+import signal
 import threading
+from types import FrameType
 from typing import Any
 
 from longops.api import create_api
 from longops.app import Longops
 
 log = logging.getLogger("longops.serve")
+
+
+def _after_shutdown(signum: int, frame: FrameType | None) -> None:
+    log.info("signal %s: shut down", signum)
 
 
 def serve(
@@ -36,6 +42,11 @@ def serve(
         thread.start()
     config = uvicorn.Config(api, host=host, port=port, log_level=log_level.lower(), lifespan="on")
     server = uvicorn.Server(config)
+    # uvicorn shuts down on SIGTERM/SIGINT and then raises the signal again against the
+    # handlers it found: with the default ones the process would die there, before the
+    # embedded worker is drained. Handlers that do nothing let the drain below run.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _after_shutdown)
     try:
         server.run()
     finally:

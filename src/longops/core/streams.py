@@ -7,9 +7,11 @@ subscribers whose filter it passes. However many browsers and clients listen, th
 database sees one reader.
 
 Ids follow commit order only roughly on PostgreSQL: a transaction that took an event id
-early may commit after one that took a later id. The hub therefore reads from a watermark
-below which every id has been seen, skips the ids it has already delivered, and gives up
-on a missing id (a rolled-back transaction) after :data:`GAP_TIMEOUT`.
+early may commit after one that took a later id. The hub therefore hands items out in id
+order only (a :class:`Cursor` each for event ids and entry numbers): an item waits while a
+lower id is missing, and a missing id is given up on (a rolled-back transaction) after
+:data:`GAP_TIMEOUT`. So the id of the last event a client received is a complete cursor:
+every lower id was sent to it or will never exist, and ``Last-Event-ID`` resumes exactly.
 
 Example::
 
@@ -40,8 +42,10 @@ POLL_INTERVAL = 0.2
 GAP_TIMEOUT = 5.0
 """Seconds a missing event id is waited for before it is taken as a rolled-back write."""
 QUEUE_LIMIT = 10_000
-"""Items buffered per subscriber; a subscriber that falls this far behind is dropped (its
+"""Items buffered per subscriber; a subscriber that falls this far behind is ended (its
 client reconnects with ``Last-Event-ID`` and replays from the timeline)."""
+READ_LIMIT = 1000
+"""Rows per read of the timeline (and of new operations)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,13 +60,15 @@ Item = OperationEvent | Created
 
 @dataclass(eq=False)
 class Subscription:
-    """One listener: what it wants, and the items waiting for it."""
+    """One listener: what it wants, and the items waiting for it, in key order."""
 
     operation_id: uuid.UUID | None = None
     companies: frozenset[str] | None = None
     """Only these companies' items (None: all)."""
-    queue: asyncio.Queue[Item | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_LIMIT))
+    limit: int = QUEUE_LIMIT
+    queue: asyncio.Queue[Item | None] = field(default_factory=asyncio.Queue)
     dropped: bool = False
+    """It fell ``limit`` items behind: what is queued is a gap-free prefix, then the end."""
 
     def wants(self, item: Item) -> bool:
         if isinstance(item, Created):
@@ -75,13 +81,16 @@ class Subscription:
         return self.companies is None or item.company in self.companies
 
     def offer(self, item: Item) -> None:
-        try:
-            self.queue.put_nowait(item)
-        except asyncio.QueueFull:
+        if self.dropped:
+            return
+        if self.queue.qsize() >= self.limit:
+            # Dropping an item from the middle would leave a hole the client could not see
+            # (its Last-Event-ID would be past it); ending after the items it has keeps the
+            # stream gap-free, and the client resumes from the timeline.
             self.dropped = True
-            with contextlib.suppress(asyncio.QueueEmpty):
-                self.queue.get_nowait()
-            self.queue.put_nowait(None)  # tells the reader it fell behind
+            self.queue.put_nowait(None)
+            return
+        self.queue.put_nowait(item)
 
     async def __aiter__(self) -> AsyncIterator[Item]:
         while True:
@@ -91,8 +100,62 @@ class Subscription:
             yield item
 
 
+class Cursor:
+    """Releases items in the order of their keys (event ids, entry numbers), each once.
+
+    An item is held while a lower key is missing: the transaction that took that key may
+    not have committed yet. A missing key is given up on (a rolled-back write, a deleted
+    row) once the lowest held item above it was first read ``gap_timeout`` seconds ago:
+    that item's transaction committed after the missing key was taken, so the missing
+    key's writer has had at least that long.
+
+    Example::
+
+        cursor = Cursor(start=10, gap_timeout=5.0)
+        cursor.offer(12, item12, now)       # 11 is missing: held
+        cursor.release(now)                 # []
+        cursor.offer(11, item11, now + 1)   # 11 committed late
+        cursor.release(now + 1)             # [item11, item12]
+    """
+
+    def __init__(self, start: int, gap_timeout: float) -> None:
+        self.watermark = start
+        """Every key at or below this was released or given up on."""
+        self.gap_timeout = gap_timeout
+        self.skipped = 0
+        """Keys given up on so far."""
+        self._held: dict[int, tuple[Item, float]] = {}
+
+    @property
+    def held(self) -> int:
+        return len(self._held)
+
+    def offer(self, key: int, item: Item, now: float) -> None:
+        if key > self.watermark and key not in self._held:
+            self._held[key] = (item, now)
+
+    def release(self, now: float) -> list[Item]:
+        out: list[Item] = []
+        held = self._held
+        while held:
+            nxt = self.watermark + 1
+            found = held.pop(nxt, None)
+            if found is not None:
+                out.append(found[0])
+                self.watermark = nxt
+                continue
+            low = min(held)
+            if now - held[low][1] < self.gap_timeout:
+                break
+            log.info("gave up waiting for ids %d..%d (rolled back or deleted)", nxt, low - 1)
+            self.skipped += low - nxt
+            self.watermark = low - 1
+        return out
+
+
 class EventHub:
-    """Reads new timeline events and new operations once for every subscriber."""
+    """Reads new timeline events and new operations once for every subscriber, and hands
+    them out in id (entry number) order."""
 
     def __init__(
         self,
@@ -100,16 +163,15 @@ class EventHub:
         *,
         poll_interval: float = POLL_INTERVAL,
         gap_timeout: float = GAP_TIMEOUT,
+        read_limit: int = READ_LIMIT,
     ) -> None:
         self.store = store
         self.poll_interval = poll_interval
         self.gap_timeout = gap_timeout
+        self.read_limit = read_limit
         self._subscribers: set[Subscription] = set()
-        self._watermark = 0
-        """Every event id at or below this has been delivered or given up on."""
-        self._delivered: set[int] = set()
-        self._gaps: dict[int, float] = {}
-        self._entry_no = 0
+        self._events = Cursor(0, gap_timeout)
+        self._entries = Cursor(0, gap_timeout)
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self.reads = 0
@@ -117,14 +179,26 @@ class EventHub:
 
     @property
     def watermark(self) -> int:
-        return self._watermark
+        """Every event at or below this id has been handed out; a subscription made now
+        receives exactly the events above it."""
+        return self._events.watermark
+
+    @property
+    def entry_watermark(self) -> int:
+        """The same for created operations, by entry number."""
+        return self._entries.watermark
+
+    @property
+    def skipped(self) -> int:
+        """Event ids and entry numbers given up on (never committed, or deleted unread)."""
+        return self._events.skipped + self._entries.skipped
 
     async def start(self) -> None:
         """Start reading from now on (what happened before is read from the timeline)."""
         if self._task is not None:
             return
-        self._watermark = await asyncio.to_thread(self.store.last_event_id)
-        self._entry_no = await asyncio.to_thread(self.store.last_entry_no)
+        self._events = Cursor(await asyncio.to_thread(self.store.last_event_id), self.gap_timeout)
+        self._entries = Cursor(await asyncio.to_thread(self.store.last_entry_no), self.gap_timeout)
         self._task = asyncio.create_task(self._run(), name="longops-event-hub")
 
     async def stop(self) -> None:
@@ -142,9 +216,13 @@ class EventHub:
         *,
         operation_id: uuid.UUID | None = None,
         companies: Iterable[str] | None = None,
+        limit: int = QUEUE_LIMIT,
     ) -> AsyncIterator[Subscription]:
-        """Items from now on that pass the filter, until the context ends."""
-        sub = Subscription(operation_id, None if companies is None else frozenset(companies))
+        """Items above the current watermarks that pass the filter, until the context ends.
+
+        Read :attr:`watermark` right after entering (before any ``await``): the
+        subscription receives exactly the events above it."""
+        sub = Subscription(operation_id, None if companies is None else frozenset(companies), limit)
         self._subscribers.add(sub)
         try:
             yield sub
@@ -170,52 +248,32 @@ class EventHub:
                 self._wake.clear()
 
     async def read_once(self) -> bool:
-        """One read of new events and operations; True when there may be more to read."""
-        if not self._subscribers:
-            # Nobody listens: keep the watermark current without reading everything.
-            self._watermark = max(
-                self._watermark, await asyncio.to_thread(self.store.last_event_id)
-            )
-            self._entry_no = max(self._entry_no, await asyncio.to_thread(self.store.last_entry_no))
-            self._delivered.clear()
-            self._gaps.clear()
-            return False
+        """One read of new events and operations; True when there may be more to read.
+
+        It reads even with nobody listening: skipping ahead to the newest id would pass over
+        ids whose transactions have not committed yet."""
         self.reads += 1
-        events = await asyncio.to_thread(self.store.events_since, self._watermark, 1000)
-        created = await asyncio.to_thread(self._new_operations)
-        for op in created:
-            self._dispatch(Created(op))
-        for event in events:
-            if event.id in self._delivered:
-                continue
-            self._delivered.add(event.id)
-            self._dispatch(event)
-        self._advance(events)
-        return len(events) == 1000
-
-    def _new_operations(self) -> list[Operation]:
-        ops = self.store.list_operations(OperationQuery(after_entry_no=self._entry_no, limit=1000))
-        if ops:
-            self._entry_no = max(op.entry_no for op in ops)
-        return ops
-
-    def _advance(self, events: list[OperationEvent]) -> None:
-        """Move the watermark past every id that is delivered or long missing."""
+        # Re-read from the watermarks (not from the highest id seen): a missing id that
+        # commits later is below ids already read.
+        events = await asyncio.to_thread(
+            self.store.events_since, self._events.watermark, self.read_limit
+        )
+        ops = await asyncio.to_thread(
+            self.store.list_operations,
+            OperationQuery(after_entry_no=self._entries.watermark, limit=self.read_limit),
+        )
         now = time.monotonic()
-        top = max((e.id for e in events), default=self._watermark)
-        mark = self._watermark
-        while mark < top:
-            nxt = mark + 1
-            if nxt in self._delivered:
-                self._delivered.discard(nxt)
-                mark = nxt
-                continue
-            first_missed = self._gaps.setdefault(nxt, now)
-            if now - first_missed < self.gap_timeout:
-                break  # wait for it: its transaction may still commit
-            self._gaps.pop(nxt, None)
-            mark = nxt
-        self._watermark = mark
+        for op in ops:
+            self._entries.offer(op.entry_no, Created(op), now)
+        for event in events:
+            self._events.offer(event.id, event, now)
+        # Releasing and dispatching take no await: a subscription is made either before an
+        # item is handed out (and receives it) or after the watermark passed it.
+        released = self._entries.release(now) + self._events.release(now)
+        for item in released:
+            self._dispatch(item)
+        full = len(events) == self.read_limit or len(ops) == self.read_limit
+        return full and bool(released)
 
     def _dispatch(self, item: Item) -> None:
         for sub in list(self._subscribers):
