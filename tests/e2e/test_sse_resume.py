@@ -19,10 +19,10 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from sse_frames import Frame, read_until, stream, timeline
 
 from conftest import COMPANY, Deployment
 from procs import wait_for
-from sse_frames import Frame, read_until, stream, timeline
 
 pytestmark = pytest.mark.postgres
 
@@ -63,6 +63,18 @@ def held_event(db_url: str, op_id: str) -> Iterator[tuple[int, psycopg.Connectio
         yield int(row[0]), conn
 
 
+def hub_has_read(client: httpx.Client, observer: Iterator[Frame]) -> tuple[str, list[Frame]]:
+    """Wait until the server's event hub has read everything committed so far: it reads
+    new operations before events, so once it announces an operation enqueued now, its
+    read of the timeline came after every earlier commit. Returns the new operation and
+    the frames read from ``observer``."""
+    marker = enqueue(client, "track.quick")
+    got = read_until(
+        observer, lambda got: got[-1].event == "created" and got[-1].operation == marker
+    )
+    return marker, got
+
+
 def events_only(got: list[Frame]) -> list[Frame]:
     return [f for f in got if f.event in ("progress", "status")]
 
@@ -72,7 +84,10 @@ def test_operation_stream_resumes_with_every_event_once(served: Deployment) -> N
     with http(served) as client:
         op = enqueue(client, "track.paced", folder=str(folder), steps=2, items=3)
         first: list[Frame] = []
-        with stream(client, f"{OPS}/{op}/events") as source:
+        with (
+            stream(client, f"{OPS}:stream") as observer,
+            stream(client, f"{OPS}/{op}/events") as source,
+        ):
             [snapshot] = read_until(source, lambda got: True)
             assert snapshot.event == "snapshot"
             start = snapshot.event_id
@@ -88,16 +103,15 @@ def test_operation_stream_resumes_with_every_event_once(served: Deployment) -> N
                     timeout=60,
                     what="the worker commits events after the held id",
                 )
+                # The hub has seen the later ids with the held one missing: it must hold
+                # them back (sending them now would put them before the held one).
+                hub_has_read(client, observer)
                 conn.commit()
-            first += read_until(
-                source, lambda got: any((f.event_id or 0) > held for f in got[1:])
-            )
+            first += read_until(source, lambda got: any((f.event_id or 0) > held for f in got[1:]))
         # The client is gone; the run goes on without it.
         for item in (1, 2, 3):
             go(folder, 2, item)
-        wait_for(
-            lambda: client.get(f"{OPS}/{op}").json()["done"], timeout=60, what="op finished"
-        )
+        wait_for(lambda: client.get(f"{OPS}/{op}").json()["done"], timeout=60, what="op finished")
         resume_from = first[-1].id
         assert resume_from is not None
         with stream(client, f"{OPS}/{op}/events", last_event_id=resume_from) as source:
@@ -110,9 +124,11 @@ def test_operation_stream_resumes_with_every_event_once(served: Deployment) -> N
     assert len(received) == len(set(received)), "an event was sent twice"
     assert received == stored, "the stream and the stored timeline differ"
     last = events_only(second)[-1]
-    assert last.ends and last.data["data"]["status"] == "finished"
+    assert last.ends
+    assert last.data["data"]["status"] == "finished"
     done = second[-1]
-    assert done.data["status"] == "Succeeded" and done.data["done"] is True
+    assert done.data["status"] == "Succeeded"
+    assert done.data["done"] is True
 
 
 def test_resume_from_zero_replays_the_whole_timeline(served: Deployment) -> None:
@@ -135,7 +151,8 @@ def test_company_stream_resumes_with_every_event_once(served: Deployment) -> Non
     with http(served) as client:
         with stream(client, f"{OPS}:stream") as source:
             [ready] = read_until(source, lambda got: True)
-            assert ready.event == "ready" and ready.id is not None
+            assert ready.event == "ready"
+            assert ready.id is not None
             start_event = int(ready.id.split(".")[0])
             paced = enqueue(client, "track.paced", folder=str(folder), steps=1, items=2)
             counts = [enqueue(client, "track.count", n=20) for _ in range(3)]
@@ -150,6 +167,9 @@ def test_company_stream_resumes_with_every_event_once(served: Deployment) -> Non
                     timeout=60,
                     what="the worker commits events after the held id",
                 )
+                marker, seen = hub_has_read(client, source)
+                first += seen
+                mine.add(marker)
                 conn.commit()
             first += read_until(source, lambda got: any((f.event_id or 0) > held for f in got))
         go(folder, 1, 2)

@@ -255,12 +255,15 @@ class EventHub:
         self.reads += 1
         # Re-read from the watermarks (not from the highest id seen): a missing id that
         # commits later is below ids already read.
-        events = await asyncio.to_thread(
-            self.store.events_since, self._events.watermark, self.read_limit
-        )
+        # New operations first, then events: an operation seen in this read was committed
+        # before the events were read, so everything committed before it is among them
+        # (the tests rely on it to know the hub has read an event).
         ops = await asyncio.to_thread(
             self.store.list_operations,
             OperationQuery(after_entry_no=self._entries.watermark, limit=self.read_limit),
+        )
+        events = await asyncio.to_thread(
+            self.store.events_since, self._events.watermark, self.read_limit
         )
         now = time.monotonic()
         for op in ops:
