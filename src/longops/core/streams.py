@@ -164,8 +164,11 @@ class EventHub:
         poll_interval: float = POLL_INTERVAL,
         gap_timeout: float = GAP_TIMEOUT,
         read_limit: int = READ_LIMIT,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
+        self.clock = clock
+        """Seconds, for the gap timeout (a test may pass its own)."""
         self.poll_interval = poll_interval
         self.gap_timeout = gap_timeout
         self.read_limit = read_limit
@@ -265,7 +268,7 @@ class EventHub:
         events = await asyncio.to_thread(
             self.store.events_since, self._events.watermark, self.read_limit
         )
-        now = time.monotonic()
+        now = self.clock()
         for op in ops:
             self._entries.offer(op.entry_no, Created(op), now)
         for event in events:
