@@ -124,39 +124,91 @@ _CREATED: OrderedDict[tuple[uuid.UUID, int], asyncio.Future[str]] = OrderedDict(
 _CREATED_LIMIT = 2_000
 
 
-async def _created_text(view: ActorView, op: Operation) -> str:
-    """A new operation's representation as JSON, made once however many streams send it
-    (it does not depend on who asks: every reader of the company may read it)."""
-    key = (op.id, op.entry_no)
-    found = _CREATED.get(key)
-    if found is None:
-        found = asyncio.get_running_loop().create_future()
-        _CREATED[key] = found
-        if len(_CREATED) > _CREATED_LIMIT:
-            _CREATED.popitem(last=False)
+async def _created_texts(view: ActorView, ops: list[Operation]) -> list[str]:
+    """New operations' representations as JSON, each made once however many streams send
+    it (it does not depend on who asks: every reader of the company may read it), and
+    those not made yet in one call (one wait-reason read serves them all)."""
+    from longops.api.operations import present
+
+    loop = asyncio.get_running_loop()
+    mine: list[tuple[Operation, asyncio.Future[str]]] = []
+    futures: list[asyncio.Future[str]] = []
+    for op in ops:
+        key = (op.id, op.entry_no)
+        found = _CREATED.get(key)
+        if found is None:
+            found = loop.create_future()
+            _CREATED[key] = found
+            mine.append((op, found))
+        futures.append(found)
+    while len(_CREATED) > _CREATED_LIMIT:
+        _CREATED.popitem(last=False)
+    if mine:
         try:
-            body = await _full(view, op)
-            found.set_result(json.dumps(body, default=str, separators=(",", ":")))
+            bodies = await call(present, view, [op for op, _ in mine])
         except BaseException as exc:
-            _CREATED.pop(key, None)
-            found.set_exception(exc)
-            found.exception()  # retrieved: the waiting streams see it, not the loop's log
+            for op, future in mine:
+                _CREATED.pop((op.id, op.entry_no), None)
+                future.set_exception(exc)
+                future.exception()  # retrieved: the waiting streams see it, not the log
             raise
-    return await asyncio.shield(found)
+        for (_, future), body in zip(mine, bodies, strict=True):
+            future.set_result(json.dumps(body, default=str, separators=(",", ":")))
+    return [await asyncio.shield(f) for f in futures]
 
 
-async def _next(request: Request, queue: asyncio.Queue[Item | None]) -> Item | bool | None:
-    """The next item of a subscription; False after a quiet spell (send a keep-alive)."""
+BATCH = 500
+"""Items taken from a subscription at once: a stream that has fallen behind catches up in
+few writes (one per item would cost the server and the client a chunk each)."""
+CHUNK = 32 * 1024
+"""Characters per write at most, so the memory a slow client holds in its connection's
+buffers stays small."""
+
+
+class _Chunks:
+    """Frames gathered into writes of about :data:`CHUNK` characters."""
+
+    def __init__(self) -> None:
+        self._parts: list[str] = []
+        self._size = 0
+
+    def add(self, text: str) -> str | None:
+        """Add a frame; a write to send now when enough has gathered."""
+        self._parts.append(text)
+        self._size += len(text)
+        return self.take() if self._size >= CHUNK else None
+
+    def take(self) -> str | None:
+        """What has gathered (None if nothing)."""
+        if not self._parts:
+            return None
+        text = "".join(self._parts)
+        self._parts, self._size = [], 0
+        return text
+
+
+async def _batch(request: Request, queue: asyncio.Queue[Item | None]) -> list[Item | None] | None:
+    """The subscription's waiting items (at least one; a ``None`` among them ends the
+    stream), ``[]`` after a quiet spell (send a keep-alive), or None when the client left."""
     try:
-        return queue.get_nowait()
+        first = queue.get_nowait()
     except asyncio.QueueEmpty:
-        pass
-    if await request.is_disconnected():
-        return None
-    try:
-        return await asyncio.wait_for(queue.get(), KEEP_ALIVE)
-    except TimeoutError:
-        return False
+        if await request.is_disconnected():
+            return None
+        try:
+            first = await asyncio.wait_for(queue.get(), KEEP_ALIVE)
+        except TimeoutError:
+            return []
+    items = [first]
+    while first is not None and len(items) < BATCH:
+        try:
+            item = queue.get_nowait()
+        except asyncio.QueueEmpty:
+            break
+        items.append(item)
+        if item is None:
+            break
+    return items
 
 
 async def operation_stream(
@@ -199,25 +251,36 @@ async def operation_stream(
                 yield frame("done", await _full(view, current), last)
                 return
         while True:
-            item = await _next(request, sub.queue)
-            if item is None:
+            batch = await _batch(request, sub.queue)
+            if batch is None:
                 return  # gone, fell behind or the server stops: resume with Last-Event-ID
-            if isinstance(item, bool):
+            if not batch:
                 yield ": keep-alive\n\n"
                 current = await call(view.service.get, op.id)
                 if current.done and not await _end_ahead(view, op, last):
                     yield frame("done", await _full(view, current), last)
                     return
                 continue
-            if not isinstance(item, OperationEvent) or item.id <= last:
-                continue
-            last = item.id
-            yield event_frame(item, item.id)
-            if _ends(item):
-                final = await call(view.service.get, op.id)
-                if final.done:
-                    yield frame("done", await _full(view, final), item.id)
+            out = _Chunks()
+            for item in batch:
+                if item is None:
+                    if (rest := out.take()) is not None:
+                        yield rest
                     return
+                if not isinstance(item, OperationEvent) or item.id <= last:
+                    continue
+                last = item.id
+                if (chunk := out.add(event_frame(item, item.id))) is not None:
+                    yield chunk
+                if _ends(item):
+                    final = await call(view.service.get, op.id)
+                    if final.done:
+                        out.add(frame("done", await _full(view, final), item.id))
+                        if (rest := out.take()) is not None:
+                            yield rest
+                        return
+            if (rest := out.take()) is not None:
+                yield rest
 
 
 async def _end_ahead(view: ActorView, op: Operation, after: int) -> bool:
@@ -268,10 +331,15 @@ async def company_stream(
                 created = [op for op in created if op.entry_no <= entry_top]
                 if not created:
                     break
-                for op in created:
+                texts = await _created_texts(view, created)
+                out = _Chunks()
+                for op, text in zip(created, texts, strict=True):
                     entry_mark = op.entry_no
-                    text = await _created_text(view, op)
-                    yield encoded_frame("created", text, f"{event_mark}.{entry_mark}")
+                    cursor_id = f"{event_mark}.{entry_mark}"
+                    if (chunk := out.add(encoded_frame("created", text, cursor_id))) is not None:
+                        yield chunk
+                if (rest := out.take()) is not None:
+                    yield rest
             entry_mark = max(entry_mark, entry_top)
             while event_mark < event_top:
                 backlog = await call(
@@ -280,26 +348,46 @@ async def company_stream(
                 backlog = [e for e in backlog if e.id <= event_top]
                 if not backlog:
                     break
+                out = _Chunks()
                 for e in backlog:
                     event_mark = e.id
-                    yield event_frame(e, f"{event_mark}.{entry_mark}")
+                    if (chunk := out.add(event_frame(e, f"{event_mark}.{entry_mark}"))) is not None:
+                        yield chunk
+                if (rest := out.take()) is not None:
+                    yield rest
             event_mark = max(event_mark, event_top)
         while True:
-            item = await _next(request, sub.queue)
-            if item is None:
+            batch = await _batch(request, sub.queue)
+            if batch is None:
                 return
-            if isinstance(item, bool):
+            if not batch:
                 yield ": keep-alive\n\n"
                 continue
-            if isinstance(item, Created):
-                op = item.operation
-                if op.entry_no <= entry_mark:
+            fresh = [
+                i.operation
+                for i in batch
+                if isinstance(i, Created) and i.operation.entry_no > entry_mark
+            ]
+            made = await _created_texts(view, fresh)
+            shown = dict(zip([op.id for op in fresh], made, strict=True))
+            out = _Chunks()
+            for item in batch:
+                if item is None:
+                    if (rest := out.take()) is not None:
+                        yield rest
+                    return
+                if isinstance(item, Created):
+                    op = item.operation
+                    if op.entry_no <= entry_mark:
+                        continue
+                    entry_mark = op.entry_no
+                    text = encoded_frame("created", shown[op.id], f"{event_mark}.{entry_mark}")
+                elif item.id <= event_mark:
                     continue
-                entry_mark = op.entry_no
-                text = await _created_text(view, op)
-                yield encoded_frame("created", text, f"{event_mark}.{entry_mark}")
-                continue
-            if item.id <= event_mark:
-                continue
-            event_mark = item.id
-            yield event_frame(item, f"{event_mark}.{entry_mark}")
+                else:
+                    event_mark = item.id
+                    text = event_frame(item, f"{event_mark}.{entry_mark}")
+                if (chunk := out.add(text)) is not None:
+                    yield chunk
+            if (rest := out.take()) is not None:
+                yield rest
