@@ -514,9 +514,9 @@ async def stream(
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> Response:
     company_of(view, company)
-    cursor = sse.parse_cursor(last_event_id)
+    sse._cursor(last_event_id)  # a bad one is 400 now, not a stream broken once started
     return StreamingResponse(
-        sse.company_stream(request, view, company, cursor),
+        sse.company_stream(request, view, company, last_event_id),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

@@ -289,7 +289,7 @@ async def _end_ahead(view: ActorView, op: Operation, after: int) -> bool:
     return any(_ends(e) for e in later)
 
 
-def parse_cursor(value: str | None) -> tuple[int, int] | None:
+def _cursor(value: str | None) -> tuple[int, int] | None:
     """A company stream's ``Last-Event-ID`` (``<event id>.<entry number>``); checked before
     the stream starts, so bad input is a 400, not a broken stream."""
     if value is None or not value.strip():
@@ -310,11 +310,12 @@ def parse_cursor(value: str | None) -> tuple[int, int] | None:
 
 
 async def company_stream(
-    request: Request, view: ActorView, company: str, cursor: tuple[int, int] | None
+    request: Request, view: ActorView, company: str, last_event_id: str | None
 ) -> AsyncIterator[str]:
     """A company's new operations (``created``) and events, each once and in order; the
     id of every frame is ``<event id>.<entry number>``, a cursor of both."""
     hub = services(request).hub
+    cursor = _cursor(last_event_id)
     yield f"retry: {RETRY_MS}\n\n"
     async with hub.subscribe(companies=[company]) as sub:
         event_top, entry_top = hub.watermark, hub.entry_watermark  # no await before this
