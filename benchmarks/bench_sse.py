@@ -36,6 +36,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -61,6 +62,10 @@ HERE = Path(__file__).resolve().parent
 COMPANY = "BENCH"
 TERMINAL = {"finished", "error", "cancelled"}
 READY_DEADLINE = 60.0
+AT = re.compile(rb'"at":"([^"]+)"')
+"""The first ``at`` of a frame's data: the event's creation time (nested data has none)."""
+CREATED_AT: dict[int, float] = {}
+"""Each event's creation time (``at``), read from the first frame that carried it."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +91,8 @@ class ClientResult:
     frames: int = 0
     event_ids: list[int] = field(default_factory=list)
     terminal: set[str] = field(default_factory=set)
-    lags: list[float] = field(default_factory=list)
+    receipts: list[float] = field(default_factory=list)
+    """When each of ``event_ids`` was received (time.time())."""
     out_of_order: int = 0
     duplicates: int = 0
     done_at: float | None = None
@@ -151,6 +157,33 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+class Observer(threading.Thread):
+    """Notes when each timeline event first becomes visible in the database (polled every
+    20 ms), to split the lag into the writer's part (creation to commit) and the streams'
+    part (commit to client)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.url = url
+        self.visible: dict[int, float] = {}
+        self.stop_event = threading.Event()
+
+    def run(self) -> None:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            low = 0
+            while not self.stop_event.wait(0.02):
+                rows = conn.execute(
+                    "SELECT id FROM longops_operation_events WHERE id > %s ORDER BY id", (low,)
+                ).fetchall()
+                now = time.time()
+                for (number,) in rows:
+                    self.visible.setdefault(int(number), now)
+                # Ids below the first one not seen yet may still commit: look again.
+                known = self.visible
+                while low + 1 in known:
+                    low += 1
+
+
 class Sampler(threading.Thread):
     """The server's RSS every 0.2 s; ``peak`` is the highest seen."""
 
@@ -176,11 +209,6 @@ def wait_ready(base: str, proc: subprocess.Popen[bytes], log: Path) -> None:
                 return
         time.sleep(0.1)
     raise InvalidRunError("the server was not ready within 60 s")
-
-
-def _at(data: dict[str, Any]) -> float | None:
-    text = data.get("at")
-    return None if text is None else datetime.fromisoformat(text).timestamp()
 
 
 async def client(
@@ -229,13 +257,20 @@ async def client(
                         result.out_of_order += 1
                     last = max(last, number)
                     result.event_ids.append(number)
-                    data = json.loads(fields[b"data"])
-                    at = _at(data)
-                    if at is not None:
-                        result.lags.append(received - at)
+                    body = fields[b"data"]
+                    # Only the creation time is read from most frames (parsing every
+                    # frame's JSON would be most of the clients' work).
+                    result.receipts.append(received)
+                    if number not in CREATED_AT:
+                        found = AT.search(body)
+                        if found is not None:
+                            text = found.group(1).decode()
+                            CREATED_AT[number] = datetime.fromisoformat(text).timestamp()
+                    if event != b"status" or b'"attempt_ended"' not in body:
+                        continue
+                    data = json.loads(body)
                     if (
-                        event == b"status"
-                        and data.get("type") == "attempt_ended"
+                        data.get("type") == "attempt_ended"
                         and data.get("data", {}).get("status") in TERMINAL
                     ):
                         result.terminal.add(str(data["operation"]).rpartition("/")[2])
@@ -386,6 +421,8 @@ def bench(admin_url: str, sizes: Sizes, deadline_s: float, workdir: Path) -> dic
                     )
             sampler = Sampler(server.pid)
             sampler.start()
+            observer = Observer(url)
+            observer.start()
             cpu_start = cpu_seconds(server.pid)
             own_start = cpu_seconds(os.getpid())
             deadline = time.monotonic() + deadline_s
@@ -394,6 +431,8 @@ def bench(admin_url: str, sizes: Sizes, deadline_s: float, workdir: Path) -> dic
             )
             sampler.stop_event.set()
             sampler.join()
+            observer.stop_event.set()
+            observer.join()
             cpu_used = cpu_seconds(server.pid) - cpu_start
             client_cpu = cpu_seconds(os.getpid()) - own_start
             rss_end = rss_kib(server.pid)
@@ -405,7 +444,7 @@ def bench(admin_url: str, sizes: Sizes, deadline_s: float, workdir: Path) -> dic
     return summarise(
         sizes, results, expected, stored, started, finished, first_at, last_at,
         {"start": rss_start, "peak": sampler.peak, "end": rss_end}, cpu_used, client_cpu,
-        codes, log_text,
+        codes, log_text, observer.visible,
     )  # fmt: skip
 
 
@@ -423,8 +462,19 @@ def summarise(
     client_cpu: float,
     codes: list[int],
     log_text: str,
+    visible: dict[int, float],
 ) -> dict[str, Any]:
-    lags = [lag for r in results for lag in r.lags]
+    lags: list[float] = []
+    to_commit: list[float] = [visible[i] - at for i, at in CREATED_AT.items() if i in visible]
+    after_commit: list[float] = []
+    for r in results:
+        for number, received in zip(r.event_ids, r.receipts, strict=True):
+            at = CREATED_AT.get(number)
+            if at is not None:
+                lags.append(received - at)
+            seen = visible.get(number)
+            if seen is not None:
+                after_commit.append(received - seen)
     frames = sum(len(r.event_ids) for r in results)
     complete = [r.terminal >= expected for r in results]
     every_event = [r.event_ids == stored for r in results]
@@ -453,16 +503,9 @@ def summarise(
         "events_written_per_second": (
             round(len(stored) / (last_at - first_at), 1) if last_at > first_at else None
         ),
-        "lag_seconds": (
-            {
-                "p50": round(percentile(lags, 50), 4),
-                "p95": round(percentile(lags, 95), 4),
-                "p99": round(percentile(lags, 99), 4),
-                "max": round(max(lags), 4),
-            }
-            if lags
-            else None
-        ),
+        "lag_seconds": spread(lags),
+        "lag_creation_to_visible_seconds": spread(to_commit),
+        "lag_visible_to_client_seconds": spread(after_commit),
         "server_rss_mib": {k: round(v / 1024, 1) for k, v in rss.items()},
         "server_cpu_seconds": round(cpu_used, 2),
         "clients_cpu_seconds": round(client_cpu, 2),
@@ -473,9 +516,22 @@ def summarise(
     }
 
 
+def spread(values: list[float]) -> dict[str, float] | None:
+    if not values:
+        return None
+    return {
+        "p50": round(percentile(values, 50), 4),
+        "p95": round(percentile(values, 95), 4),
+        "p99": round(percentile(values, 99), 4),
+        "max": round(max(values), 4),
+    }
+
+
 def write_markdown(path: Path, doc: dict[str, Any]) -> None:
     r, m, s = doc["result"], doc["machine"], doc["result"]["sizes"]
     lag = r["lag_seconds"] or {}
+    written = r["lag_creation_to_visible_seconds"] or {}
+    streamed = r["lag_visible_to_client_seconds"] or {}
     lines = [
         "# SSE load benchmark (`benchmarks/bench_sse.py`)",
         "",
@@ -500,6 +556,12 @@ def write_markdown(path: Path, doc: dict[str, Any]) -> None:
         f"| run (first enqueue to last client done) | {r['run_seconds']} s |",
         f"| event lag p50 / p95 / p99 / max | {lag.get('p50')} / {lag.get('p95')} / "
         f"{lag.get('p99')} / {lag.get('max')} s |",
+        f"| of which creation to visible in the database (worker, PostgreSQL) | "
+        f"{written.get('p50')} / {written.get('p95')} / {written.get('p99')} / "
+        f"{written.get('max')} s |",
+        f"| of which visible to received (hub, server, clients' loop) | "
+        f"{streamed.get('p50')} / {streamed.get('p95')} / {streamed.get('p99')} / "
+        f"{streamed.get('max')} s |",
         f"| server RSS after start / peak / end | {r['server_rss_mib']['start']} / "
         f"{r['server_rss_mib']['peak']} / {r['server_rss_mib']['end']} MiB |",
         f"| CPU during the run: server / the clients' process | {r['server_cpu_seconds']} / "
