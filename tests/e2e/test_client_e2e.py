@@ -51,7 +51,10 @@ def check_watched(dep: Deployment, op_id: str, events: list[Event]) -> None:
     """The watched events are the stored timeline after the snapshot, each once, in order,
     then ``done``."""
     assert events[0].event == "snapshot"
+    # A reconnect without Last-Event-ID would start over with a second snapshot.
+    assert [e.event for e in events].count("snapshot") == 1
     assert events[-1].event == "done"
+    assert [e.event for e in events].count("done") == 1
     start = int(events[0].id or 0)
     ids = [int(e.id or 0) for e in events if e.event in ("progress", "status")]
     assert len(ids) == len(set(ids)), "an event was seen twice"
