@@ -19,8 +19,7 @@ from azure.core.pipeline.policies import HeadersPolicy, RequestIdPolicy, RetryPo
 from azure.core.polling import LROPoller
 from azure.core.polling.base_polling import LROBasePolling
 from azure.core.rest import HttpRequest
-
-from conftest import COMPANY, Deployment
+from e2e_support import COMPANY, Deployment
 
 pytestmark = pytest.mark.postgres
 

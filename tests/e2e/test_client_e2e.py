@@ -12,9 +12,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from e2e_support import COMPANY, Deployment
 from sse_frames import timeline
 
-from conftest import COMPANY, Deployment
 from longops.client import ApiError, AsyncClient, Client, Event
 from procs import start_worker, stop_workers, wait_for
 

@@ -19,9 +19,9 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from e2e_support import COMPANY, Deployment
 from sse_frames import Frame, read_until, stream, timeline
 
-from conftest import COMPANY, Deployment
 from procs import wait_for
 
 pytestmark = pytest.mark.postgres
