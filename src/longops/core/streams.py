@@ -13,6 +13,13 @@ lower id is missing, and a missing id is given up on (a rolled-back transaction)
 :data:`GAP_TIMEOUT`. So the id of the last event a client received is a complete cursor:
 every lower id was sent to it or will never exist, and ``Last-Event-ID`` resumes exactly.
 
+Limits, by design: a write whose transaction stays open longer than :data:`GAP_TIMEOUT`
+after a later id committed is not streamed live (it is in the timeline); every missing id
+holds the streams back for up to that long, and PostgreSQL burns an entry number on each
+enqueue that finds its ``Operation-Id`` or dedup key taken (``ON CONFLICT DO NOTHING``),
+so ``created`` items can lag by up to :data:`GAP_TIMEOUT` after one; the hub starts at the
+newest id, so a write in flight while the server starts is not streamed live either.
+
 Example::
 
     hub = EventHub(store)
