@@ -216,3 +216,27 @@ def test_a_malformed_last_event_id_is_bad_input(served: Deployment, bad: str) ->
         )
         assert r.status_code == 400
         assert r.json()["error"]["target"] == "Last-Event-ID"
+
+
+def test_company_stream_passes_an_entry_number_burned_by_a_repeated_enqueue(
+    served: Deployment,
+) -> None:
+    """A repeated Operation-Id takes an entry number that never commits (PostgreSQL's
+    ON CONFLICT DO NOTHING): the stream gives up on it after the gap timeout and goes on,
+    announcing each operation once."""
+    path = f"/v1/companies/{COMPANY}/tasks/track.quick:enqueue"
+    with http(served) as client, stream(client, f"{OPS}:stream") as source:
+        read_until(source, lambda got: got[-1].event == "ready")
+        key = {"Operation-Id": "0190d2a4-4b8e-7000-8000-000000000001"}
+        first = client.post(path, json={"kwargs": {"x": 1}}, headers=key)
+        again = client.post(path, json={"kwargs": {"x": 1}}, headers=key)
+        assert first.status_code == again.status_code == 202
+        assert first.json()["id"] == again.json()["id"]
+        later = enqueue(client, "track.quick", x=2)
+        got = read_until(
+            source, lambda got: any(f.event == "created" and f.operation == later for f in got)
+        )
+    created = [f.operation for f in got if f.event == "created"]
+    assert created == [first.json()["id"], later]
+    entries = [int(f.id.split(".")[1]) for f in got if f.event == "created" and f.id]
+    assert entries[1] > entries[0] + 1, "no entry number was burned: the gap is not tested"
