@@ -9,16 +9,18 @@ database sees one reader.
 Ids follow commit order only roughly on PostgreSQL: a transaction that took an event id
 early may commit after one that took a later id. The hub therefore hands items out in id
 order only (a :class:`Cursor` each for event ids and entry numbers): an item waits while a
-lower id is missing, and a missing id is given up on (a rolled-back transaction) after
-:data:`GAP_TIMEOUT`. So the id of the last event a client received is a complete cursor:
-every lower id was sent to it or will never exist, and ``Last-Event-ID`` resumes exactly.
+lower id is missing. A missing id is given up on (a rolled-back write, a number burned by
+``ON CONFLICT DO NOTHING``, a deleted row) once every transaction that was writing to the
+database while it was missing has ended (``Store.writers_snapshot`` / ``writers_done``),
+or at the latest after :data:`GAP_TIMEOUT`. So the id of the last event a client received
+is a complete cursor: every lower id was sent to it or will never exist, and
+``Last-Event-ID`` resumes exactly.
 
 Limits, by design: a write whose transaction stays open longer than :data:`GAP_TIMEOUT`
-after a later id committed is not streamed live (it is in the timeline); every missing id
-holds the streams back for up to that long, and PostgreSQL burns an entry number on each
-enqueue that finds its ``Operation-Id`` or dedup key taken (``ON CONFLICT DO NOTHING``),
-so ``created`` items can lag by up to :data:`GAP_TIMEOUT` after one; the hub starts at the
-newest id, so a write in flight while the server starts is not streamed live either.
+after a later id committed is not streamed live (it is in the timeline); while a long
+transaction runs in the database, every missing id holds the streams back for up to that
+long; the hub starts at the newest id, so a write in flight while the server starts is
+not streamed live either.
 
 Example::
 
@@ -51,6 +53,9 @@ GAP_TIMEOUT = 5.0
 QUEUE_LIMIT = 10_000
 """Items buffered per subscriber; a subscriber that falls this far behind is ended (its
 client reconnects with ``Last-Event-ID`` and replays from the timeline)."""
+WRITER_LAG = 0.25
+"""Seconds after a gap is seen before the running writers are noted: a transaction takes
+its transaction id when it first writes, just after it took the event id (microseconds)."""
 READ_LIMIT = 1000
 """Rows per read of the timeline (and of new operations)."""
 
@@ -111,10 +116,11 @@ class Cursor:
     """Releases items in the order of their keys (event ids, entry numbers), each once.
 
     An item is held while a lower key is missing: the transaction that took that key may
-    not have committed yet. A missing key is given up on (a rolled-back write, a deleted
-    row) once the lowest held item above it was first read ``gap_timeout`` seconds ago:
-    that item's transaction committed after the missing key was taken, so the missing
-    key's writer has had at least that long.
+    not have committed yet. The lowest held item above a missing key was committed after
+    the key was taken, so the key's writer was running when that item was first read. The
+    key is given up on (a rolled-back write, a burned number, a deleted row) once every
+    writer of that time has ended (``cleared_before``: items first read up to then), or
+    once that item was first read ``gap_timeout`` seconds ago.
 
     Example::
 
@@ -141,7 +147,13 @@ class Cursor:
         if key > self.watermark and key not in self._held:
             self._held[key] = (item, now)
 
-    def release(self, now: float) -> list[Item]:
+    def stuck_since(self) -> float | None:
+        """When the item above the first missing key was first read (None: no gap)."""
+        if not self._held or self.watermark + 1 in self._held:
+            return None
+        return self._held[min(self._held)][1]
+
+    def release(self, now: float, cleared_before: float = float("-inf")) -> list[Item]:
         out: list[Item] = []
         held = self._held
         while held:
@@ -152,7 +164,8 @@ class Cursor:
                 self.watermark = nxt
                 continue
             low = min(held)
-            if now - held[low][1] < self.gap_timeout:
+            seen = held[low][1]
+            if seen > cleared_before and now - seen < self.gap_timeout:
                 break
             log.info("gave up waiting for ids %d..%d (rolled back or deleted)", nxt, low - 1)
             self.skipped += low - nxt
@@ -182,6 +195,10 @@ class EventHub:
         self._subscribers: set[Subscription] = set()
         self._events = Cursor(0, gap_timeout)
         self._entries = Cursor(0, gap_timeout)
+        self._token: tuple[str, float] | None = None
+        """A snapshot of the running writers and when it was taken, while a gap waits."""
+        self._cleared_before = float("-inf")
+        """Every writer running when an item first read up to this time has ended."""
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self.reads = 0
@@ -263,6 +280,7 @@ class EventHub:
         It reads even with nobody listening: skipping ahead to the newest id would pass over
         ids whose transactions have not committed yet."""
         self.reads += 1
+        await self._check_writers()
         # Re-read from the watermarks (not from the highest id seen): a missing id that
         # commits later is below ids already read.
         # New operations first, then events: an operation seen in this read was committed
@@ -282,11 +300,40 @@ class EventHub:
             self._events.offer(event.id, event, now)
         # Releasing and dispatching take no await: a subscription is made either before an
         # item is handed out (and receives it) or after the watermark passed it.
-        released = self._entries.release(now) + self._events.release(now)
+        cleared = self._cleared_before
+        released = self._entries.release(now, cleared) + self._events.release(now, cleared)
         for item in released:
             self._dispatch(item)
+        await self._watch_writers(now)
         full = len(events) == self.read_limit or len(ops) == self.read_limit
         return full and bool(released)
+
+    async def _check_writers(self) -> None:
+        """Before a read: have the writers of the waiting snapshot all ended? Then every
+        id missing when it was taken and still missing after this read never commits."""
+        if self._token is None:
+            return
+        token, taken = self._token
+        if await asyncio.to_thread(self.store.writers_done, token):
+            self._cleared_before = max(self._cleared_before, taken - WRITER_LAG)
+            self._token = None
+        elif self.clock() - taken > self.gap_timeout:
+            self._token = None  # a long transaction somewhere: the timeout decides
+
+    async def _watch_writers(self, now: float) -> None:
+        """After a read: while a gap waits, note the writers running now (once the gap is
+        :data:`WRITER_LAG` old, so its writer surely has its transaction id)."""
+        if self._token is not None:
+            return
+        since = [s for s in (self._events.stuck_since(), self._entries.stuck_since()) if s]
+        if not any(self._cleared_before < s <= now - WRITER_LAG for s in since):
+            return
+        token = await asyncio.to_thread(self.store.writers_snapshot)
+        if token is None:
+            # One writer at a time (SQLite): a missing id below a visible one is gone.
+            self._cleared_before = now
+        else:
+            self._token = (token, now)
 
     def _dispatch(self, item: Item) -> None:
         for sub in list(self._subscribers):
