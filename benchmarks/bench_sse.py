@@ -566,7 +566,7 @@ def write_markdown(path: Path, doc: dict[str, Any]) -> None:
         f"{r['server_rss_mib']['peak']} / {r['server_rss_mib']['end']} MiB |",
         f"| CPU during the run: server / the clients' process | {r['server_cpu_seconds']} / "
         f"{r['clients_cpu_seconds']} s |",
-        f"| ids the hub gave up on (gap timeout) | {r['hub_ids_given_up']} |",
+        f"| ids the hub gave up on (never committed) | {r['hub_ids_given_up']} |",
         f"| valid | {r['valid']} {'; '.join(r['problems'])} |",
         "",
         "Lag is from the event's creation time (`at`, written by the worker) to the client "
