@@ -41,6 +41,7 @@ from longops.domain.operation import (
     OperationEvent,
     Priority,
 )
+from longops.domain.pages import LogEntry, Notification, Overview
 from longops.domain.progress import Progress
 from longops.domain.recurrence import Recurrence
 from longops.domain.retry import RetryPolicy
@@ -49,7 +50,7 @@ from longops.domain.status import Status
 from longops.domain.waiting import WaitReason
 from longops.services.leader import maintenance_for
 from longops.settings import Settings
-from longops.store.base import Store, open_store
+from longops.store.base import OperationQuery, Store, open_store
 from longops.worker.registry import TaskDef, TaskRegistry
 from longops.worker.session import Worker, WorkerOptions
 
@@ -275,6 +276,70 @@ class Front:
         return self.service.add_company(
             name, display_name=display_name, time_zone=time_zone, max_in_process=max_in_process
         )
+
+    # -- the pages' reads and actions (for the front's actor unless ``actor`` names one) -----
+    def notifications(
+        self,
+        company: str,
+        *,
+        actor: Actor | None = None,
+        unread_only: bool = False,
+        limit: int = 50,
+        before_id: int | None = None,
+    ) -> list[Notification]:
+        """The actor's notifications in ``company``, newest first.
+
+        Example::
+
+            app.as_user("alice").notifications("CRONUS", unread_only=True)
+        """
+        return self.service.notifications(
+            company, unread_only=unread_only, limit=limit, before_id=before_id, actor=actor
+        )
+
+    def unread_notifications(self, company: str, *, actor: Actor | None = None) -> int:
+        return self.service.unread_notifications(company, actor=actor)
+
+    def mark_notifications_read(
+        self, company: str, ids: Sequence[int] | None = None, *, actor: Actor | None = None
+    ) -> int:
+        """Mark notifications read (``ids``; None: all of the actor's in ``company``)."""
+        return self.service.mark_notifications_read(company, ids, actor=actor)
+
+    def update_operation(
+        self, operation_id: uuid.UUID | str | int, *, actor: Actor | None = None, **changes: Any
+    ) -> Operation:
+        """Edit an operation on hold; see :meth:`OperationService.update_operation`.
+
+        Example::
+
+            app.update_operation(op.id, description="January run", priority="high")
+        """
+        return self.service.update_operation(operation_id, actor=actor, **changes)
+
+    def delete_log_entries(
+        self, company: str, *, older_than_days: int, actor: Actor | None = None
+    ) -> int:
+        return self.service.delete_log_entries(
+            company, older_than_days=older_than_days, actor=actor
+        )
+
+    def overview(self, company: str, *, actor: Actor | None = None) -> Overview:
+        return self.service.overview(company, actor=actor)
+
+    def status_counts(
+        self, company: str, *, actor: Actor | None = None, query: OperationQuery | None = None
+    ) -> dict[Status, int]:
+        return self.service.status_counts(company, query=query, actor=actor)
+
+    def list_attempts(
+        self, company: str, *, actor: Actor | None = None, **filters: Any
+    ) -> list[LogEntry]:
+        """The company's log entries; see :meth:`OperationService.list_attempts`."""
+        return self.service.list_attempts(company, actor=actor, **filters)
+
+    def running_for_user(self, company: str, *, actor: Actor | None = None) -> list[Operation]:
+        return self.service.running_for_user(company, actor=actor)
 
 
 class ActorView(Front):

@@ -38,6 +38,7 @@ from longops.domain.security import (
     Scope,
 )
 from longops.store.base import OperationQuery, open_store
+from longops.testing import Runner
 
 OWN_COMPANY, OTHER_COMPANY = "A", "B"
 OTHER_USER = "other"
@@ -114,6 +115,8 @@ def _world(url: str) -> World:
         app.add_company(company)
         app.set_category("CAT", company=company)  # also an audit row in each company
         app.service.enqueue(EnqueueRequest(task="t", company=company, on_hold=True))
+        app.service.enqueue(EnqueueRequest(task="t", company=company))  # a log entry each
+    Runner(app).run_until_idle()
     security = app.security
     for s, name in USERS.items():
         if s is PermissionSet.SUPER:
@@ -376,6 +379,41 @@ def _revoke_token(w: World, a: Actor, company: str, owner: str) -> Any:
 @driver("list_tokens")
 def _list_tokens(w: World, a: Actor, company: str, owner: str) -> Any:
     return w.app.security.list_tokens(owner, actor=a)
+
+
+@driver("update_operation")
+def _update(w: World, a: Actor, company: str, owner: str) -> Any:
+    return w.app.service.update_operation(w.op(company, owner).id, description="edited", actor=a)
+
+
+@driver("list_log_entries")
+def _log_entries(w: World, a: Actor, company: str, owner: str) -> bool:
+    return len(w.app.service.list_attempts(company, actor=a)) > 0
+
+
+@driver("delete_log_entries")
+def _delete_log_entries(w: World, a: Actor, company: str, owner: str) -> Any:
+    # Ten years: the world keeps its log entries for the other cases.
+    return w.app.service.delete_log_entries(company, older_than_days=3650, actor=a)
+
+
+def _notified(w: World, company: str, user: str) -> Operation:
+    """One of ``user``'s operations in ``company`` ends: a notification for ``user``."""
+    return w.app.service.cancel(w.op(company, user).id)
+
+
+@driver("list_notifications")
+def _notifications(w: World, a: Actor, company: str, owner: str) -> bool:
+    assert a.user is not None
+    op = _notified(w, company, a.user)
+    return op.id in {n.operation_id for n in w.app.service.notifications(company, actor=a)}
+
+
+@driver("mark_notifications_read")
+def _mark_read(w: World, a: Actor, company: str, owner: str) -> bool:
+    assert a.user is not None
+    _notified(w, company, a.user)
+    return w.app.service.mark_notifications_read(company, None, actor=a) >= 1
 
 
 def run_case(w: World, case: Case) -> str:

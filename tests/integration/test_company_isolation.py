@@ -232,6 +232,78 @@ def _export(s: Seeded) -> None:
         s.alice.security.export_user("bea")
 
 
+def _notify(s: Seeded, company: str, user: str) -> Operation:
+    """An operation of ``user`` in ``company`` that ends (cancelled): one notification."""
+    op = s.app.service.enqueue(EnqueueRequest(task="ok", company=company, user=user, on_hold=True))
+    return s.app.service.cancel(op.id)
+
+
+@probe("OperationService.notifications", "OperationService.unread_notifications")
+def _notifications(s: Seeded) -> None:
+    # alice's own operation in B (enqueued for her by SUPER) ends: still not hers to read
+    # through A, and B itself looks like a company that does not exist.
+    in_a, in_b = _notify(s, "A", "alice"), _notify(s, "B", "alice")
+    seen = s.alice.service.notifications("A", limit=1000)
+    assert [n.operation_id for n in seen] == [in_a.id]
+    assert s.alice.service.unread_notifications("A") == 1
+    for read in (s.alice.service.notifications, s.alice.service.unread_notifications):
+        with pytest.raises(ValidationError, match="company: must be an existing company"):
+            read("B")
+    assert in_b.id in {n.operation_id for n in s.app.store.notifications_since(0)}
+
+
+@probe("OperationService.list_attempts")
+def _log_entries(s: Seeded) -> None:
+    entries = s.alice.service.list_attempts("A", limit=1000)
+    assert entries
+    assert {e.attempt.company for e in entries} == {"A"}
+    with pytest.raises(ValidationError, match="company: must be an existing company"):
+        s.alice.service.list_attempts("B")
+    with pytest.raises(NotFound):
+        s.alice.service.list_attempts("A", operation_id=s.theirs[1].id)
+
+
+@probe("OperationService.overview")
+def _overview(s: Seeded) -> None:
+    mine = s.alice.service.overview("A")
+    assert mine == s.app.service.overview("A")  # what SUPER sees of A, nothing of B
+    assert sum(b.finished + b.failed for b in mine.per_hour) == len(
+        s.app.service.list_attempts("A", limit=1000)
+    )
+    with pytest.raises(ValidationError, match="company: must be an existing company"):
+        s.alice.service.overview("B")
+
+
+@probe("OperationService.status_counts")
+def _status_counts(s: Seeded) -> None:
+    counts = s.alice.service.status_counts("A")
+    assert sum(counts.values()) == len(s.mine)
+    # A query naming B is narrowed to the actor's companies, not widened.
+    wide = OperationQuery(companies=frozenset({"A", "B"}))
+    assert s.alice.service.status_counts("A", query=wide) == counts
+    with pytest.raises(ValidationError, match="company: must be an existing company"):
+        s.alice.service.status_counts("B")
+
+
+@probe("OperationService.running_for_user")
+def _running(s: Seeded) -> None:
+    assert s.alice.service.running_for_user("A") == []
+    with pytest.raises(ValidationError, match="company: must be an existing company"):
+        s.alice.service.running_for_user("B")
+
+
+@probe("OperationService.category_activity")
+def _category_activity(s: Seeded) -> None:
+    assert s.alice.service.category_activity("B") == {}
+    assert {a.company for a in s.alice.service.category_activity("A").values()} == {"A"}
+
+
+@probe("OperationService.session_operations")
+def _session_operations(s: Seeded) -> None:
+    with pytest.raises(PermissionDenied):
+        s.alice.service.session_operations()
+
+
 READ_PREFIXES = (
     "get",
     "list",
@@ -247,6 +319,12 @@ READ_PREFIXES = (
     "wait_reasons",
     "estimated",
     "describe",
+    "overview",
+    "status_counts",
+    "running_for_user",
+    "category_activity",
+    "notifications",
+    "unread_notifications",
 )
 
 
@@ -281,6 +359,13 @@ def test_no_action_reaches_another_company(seeded: Seeded) -> None:
         svc.remove_failed("B")
     with pytest.raises(Exception, match="company: must be an existing company"):
         svc.set_category("B", "X")
+    with pytest.raises(NotFound):
+        svc.update_operation(held.id, description="not yours")
+    with pytest.raises(Exception, match="company: must be an existing company"):
+        svc.delete_log_entries("B", older_than_days=0)
+    with pytest.raises(Exception, match="company: must be an existing company"):
+        svc.mark_notifications_read("B")
+    assert seeded.app.service.list_attempts("B", limit=1000) != []
     # The same dedup key in A does not hand back B's operation.
     again = svc.enqueue(EnqueueRequest(task="ok", company="A", dedup_key="nightly"))
     assert again.company == "A"

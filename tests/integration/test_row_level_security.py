@@ -32,6 +32,7 @@ COMPANY_TABLES = {
     "longops_operation_events": "company",
     "longops_memberships": "company",
     "longops_audit_log": "company",
+    "longops_notifications": "company",
 }
 
 
@@ -58,7 +59,11 @@ def deployment(pg_admin_url: str) -> Iterator[Deployment]:
         for company in ("A", "B"):
             app.add_company(company)
             app.set_category("CAT", company=company)
-            app.enqueue_many([EnqueueRequest(task="ok", company=company)] * 3)
+            # One of them has a user, whose notification gives the table rows in each company.
+            app.enqueue_many(
+                [EnqueueRequest(task="ok", company=company, user=f"owner-{company}")]
+                + [EnqueueRequest(task="ok", company=company)] * 2
+            )
         Runner(app).run_until_idle()  # workers run unscoped: both companies' work is done
         app.security.add_user("alice", grants=[("A", PermissionSet.ADMIN)])
         app.security.add_user("bea", grants=[("B", PermissionSet.USER)])
@@ -146,3 +151,16 @@ def test_users_act_within_their_companies(deployment: Deployment) -> None:
     assert {e.company for e in alice.security.list_audit()} == {"A"}
     Runner(deployment.app).run_until_idle()
     assert made.refresh().status.value == "finished"
+
+
+def test_a_scoped_users_cancel_writes_the_notification_within_the_wall(
+    deployment: Deployment,
+) -> None:
+    # The trigger's insert runs in alice's scoped transaction: the policy lets it through
+    # for her company, and she reads it back through core.
+    app = deployment.app
+    op = app.service.enqueue(EnqueueRequest(task="ok", company="A", user="alice", on_hold=True))
+    alice = app.as_user("alice")
+    alice.service.cancel(op.id)
+    assert [n.operation_id for n in alice.service.notifications("A")] == [op.id]
+    assert _rows(deployment.url, "B", "longops_notifications", "WHERE company = 'A'") == []

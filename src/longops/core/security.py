@@ -403,7 +403,7 @@ class SecurityService(ActorBound):
         check_user_name(name)
         data = self.store.personal_data(name)
         if data.user is None and not (
-            data.operations or data.attempts or data.audit or data.events
+            data.operations or data.attempts or data.audit or data.events or data.notifications
         ):
             raise NotFound("user", name)
         self.store.record_audit(self._entry(who, "export_user", user_target(name), None))
@@ -414,12 +414,13 @@ class SecurityService(ActorBound):
             "attempts": [a.to_json() for a in data.attempts],
             "audit": [e.to_json() for e in data.audit],
             "events": [e.to_json() for e in data.events],
+            "notifications": [n.to_json() for n in data.notifications],
         }
 
     @acting
     def forget_user(self, name: str, *, actor: Actor | None = None) -> str:
-        """Delete the user and replace their name in operations, attempts and the audit log
-        by a random pseudonym, which is returned. The operations stay."""
+        """Delete the user and replace their name in operations, attempts, notifications and
+        the audit log by a random pseudonym, which is returned. The operations stay."""
         who = self._who(actor)
         require(who, "forget_user", target=f"user {name}")
         check_user_name(name)

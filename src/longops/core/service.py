@@ -51,10 +51,19 @@ from longops.domain.operation import (
     NewOperation,
     Operation,
     OperationEvent,
+    Outcome,
     Priority,
     Session,
     SessionEvent,
     _check_name,
+)
+from longops.domain.pages import (
+    COUNT_CAP,
+    CategoryActivity,
+    HourBucket,
+    LogEntry,
+    Notification,
+    Overview,
 )
 from longops.domain.progress import Progress, history_estimate
 from longops.domain.recurrence import Recurrence, initial_run_time
@@ -62,7 +71,7 @@ from longops.domain.retry import RetryPolicy
 from longops.domain.security import PERMISSIONS, Actor, Verdict, companies_for, decide, satisfies
 from longops.domain.status import ACTIONS, Status, allowed_from, target_of
 from longops.domain.waiting import WaitReason, wait_reason
-from longops.store.base import ActionParams, OperationQuery, Store
+from longops.store.base import ActionParams, AttemptQuery, OperationEdit, OperationQuery, Store
 from longops.store.migrate import MigrationState
 from longops.worker.registry import TaskDef, TaskRegistry
 
@@ -743,6 +752,364 @@ class OperationService(ActorBound):
             found = self.store.get_company(op.company)
             return ZoneInfo(found.time_zone if found else "UTC")
 
+    # -- the pages: editing, log entries, overview, facets, notifications ---------------------
+    @acting
+    def update_operation(
+        self,
+        operation_id: OperationRef,
+        *,
+        description: str | EllipsisType | None = ...,
+        priority: Priority | str | int | EllipsisType = ...,
+        category: str | EllipsisType | None = ...,
+        earliest_start: datetime | EllipsisType | None = ...,
+        recurrence: Recurrence | str | Mapping[str, Any] | EllipsisType | None = ...,
+        max_attempts: int | EllipsisType = ...,
+        timeout: timedelta | float | EllipsisType = ...,
+        company: str | None = None,
+        actor: Actor | None = None,
+    ) -> Operation:
+        """Edit an operation's definition; only while it is on hold (Business Central's
+        rule), by its owner or the company's admins. What is not given keeps its value;
+        None clears the description, the category or the recurrence, and sets the earliest
+        start to now.
+
+        Raises ValidationError field ``status`` rule ``must be on hold to edit`` otherwise.
+
+        Example::
+
+            service.hold(op.id)
+            service.update_operation(op.id, priority="high", recurrence="every 2h")
+        """
+        who = self._who(actor)
+        op = self._find(operation_id, company, who, "get_operation")
+        require(who, "update_operation", target=_target(op), company=op.company, owner=op.user)
+        if op.status is not Status.ON_HOLD:
+            raise ValidationError("status", "must be on hold to edit", op.status.value)
+        now = self.clock.now()
+        new_category = op.category if isinstance(category, EllipsisType) else category
+        if new_category is not None and new_category != op.category:
+            self._check_scope(op.company, new_category)
+        start = op.earliest_start_at if isinstance(earliest_start, EllipsisType) else earliest_start
+        checked = NewOperation.build(
+            task=op.task,
+            now=now,
+            company=op.company,
+            queue=op.queue,
+            description=op.description if isinstance(description, EllipsisType) else description,
+            category=new_category,
+            priority=op.priority if isinstance(priority, EllipsisType) else priority,
+            earliest_start_at=start,
+            expires_at=op.expires_at,
+            max_attempts=op.max_attempts
+            if isinstance(max_attempts, EllipsisType)
+            else max_attempts,
+            timeout=op.timeout if isinstance(timeout, EllipsisType) else timeout,
+            recurrence=(
+                op.recurrence if isinstance(recurrence, EllipsisType) else _recurrence(recurrence)
+            ),
+        )
+        edit = OperationEdit(
+            description=checked.description,
+            priority=checked.priority,
+            category=checked.category,
+            # A start in the past means "as soon as set ready"; build moved it to now.
+            earliest_start_at=checked.earliest_start_at,
+            recurrence=checked.recurrence,
+            max_attempts=checked.max_attempts,
+            timeout=checked.timeout,
+        )
+        before = (
+            op.description,
+            op.priority,
+            op.category,
+            op.earliest_start_at,
+            op.recurrence,
+            op.max_attempts,
+            op.timeout,
+        )
+        after = (
+            edit.description,
+            edit.priority,
+            edit.category,
+            edit.earliest_start_at,
+            edit.recurrence,
+            edit.max_attempts,
+            edit.timeout,
+        )
+        names = _EDITABLE
+        # What the audit names is what changed, not what the form sent again.
+        changed = sorted(n for n, b, a in zip(names, before, after, strict=True) if b != a)
+        audit = self._entry(
+            who,
+            "update_operation",
+            str(op.id),
+            op.company,
+            {"entry_no": op.entry_no, "changed": changed},
+        )
+        saved = self.store.update_operation(op.id, op.company, edit, now, audit=audit)
+        if saved is None:
+            # Set ready (or cancelled) between our read and our write.
+            current = self._find(op.id, company, who, "get_operation")
+            raise ValidationError("status", "must be on hold to edit", current.status.value)
+        [flagged] = self._flag([saved])
+        return flagged
+
+    @acting
+    def list_attempts(
+        self,
+        company: str,
+        *,
+        task: str | None = None,
+        outcome: Outcome | str | Sequence[Outcome | str] | None = None,
+        operation_id: OperationRef | None = None,
+        started_from: datetime | None = None,
+        started_to: datetime | None = None,
+        before_entry_no: int | None = None,
+        limit: int = 100,
+        actor: Actor | None = None,
+    ) -> list[LogEntry]:
+        """A company's log entries (every attempt of every operation), newest first, with
+        filters; page on with ``before_entry_no`` = the last entry's ``attempt.id``.
+
+        Example::
+
+            page = service.list_attempts("CRONUS", outcome="error", limit=50)
+            more = service.list_attempts("CRONUS", outcome="error",
+                                         before_entry_no=page[-1].attempt.id)
+        """
+        who = self._who(actor)
+        _require_in(who, "list_log_entries", company)
+        if isinstance(limit, bool) or not 1 <= limit <= 1000:
+            raise ValidationError("limit", "must be between 1 and 1000", limit)
+        for name, value in (("started_from", started_from), ("started_to", started_to)):
+            if value is not None and value.tzinfo is None:
+                raise ValidationError(name, "must be timezone-aware")
+        oid = None
+        if operation_id is not None:
+            oid = self._find(operation_id, company, who, "list_attempts").id
+        return self.store.list_company_attempts(
+            AttemptQuery(
+                company=company,
+                companies=companies_for(who, "list_log_entries"),
+                task=task,
+                outcomes=_outcomes(outcome),
+                operation_id=oid,
+                started_from=started_from,
+                started_to=started_to,
+                before_entry_no=before_entry_no,
+                limit=limit,
+            )
+        )
+
+    @acting
+    def delete_log_entries(
+        self, company: str, *, older_than_days: int, actor: Actor | None = None
+    ) -> int:
+        """Delete the company's log entries of runs that ended more than ``older_than_days``
+        days ago (Business Central: "Delete Entries older than"); returns how many.
+
+        Example::
+
+            service.delete_log_entries("CRONUS", older_than_days=30)
+        """
+        who = self._who(actor)
+        _require_in(who, "delete_log_entries", company)
+        if (
+            isinstance(older_than_days, bool)
+            or not isinstance(older_than_days, int)
+            or not 0 <= older_than_days <= 36_500
+        ):
+            raise ValidationError(
+                "older_than_days", "must be a whole number of days from 0 to 36500", older_than_days
+            )
+        cut = self.clock.now() - timedelta(days=older_than_days)
+        audit = self._entry(
+            who,
+            "delete_log_entries",
+            f"company {company}",
+            company,
+            {"older_than_days": older_than_days},
+        )
+        return self.store.delete_attempts(company, cut, audit=audit)
+
+    @acting
+    def overview(self, company: str, *, actor: Actor | None = None) -> Overview:
+        """The company's role centre: cues (ready, in process, failed, my failures,
+        stalled; capped at COUNT_CAP), runs finished and failed per hour over the last 24
+        hours, and the five longest-running operations.
+
+        Example::
+
+            view = service.overview("CRONUS")
+            view.failed, [b.failed for b in view.per_hour]
+        """
+        who = self._who(actor)
+        _require_in(who, "list_operations", company)
+        visible = companies_for(who, "list_operations")
+        base = OperationQuery(company=company, companies=visible)
+        cues = [
+            replace(base, statuses=(Status.READY,)),
+            replace(base, statuses=(Status.IN_PROCESS,)),
+            replace(base, statuses=(Status.ERROR,)),
+            replace(base, statuses=(Status.IN_PROCESS,), stalled=True),
+        ]
+        if who.user is not None:
+            cues.append(replace(base, statuses=(Status.ERROR,), user=who.user))
+        counts = self.store.count_capped(cues, COUNT_CAP + 1)
+        ready, in_process, failed, stalled = counts[:4]
+        mine = counts[4] if who.user is not None else 0
+        now = self.clock.now()
+        since = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=23)
+        found = {b: (f, e) for b, f, e in self.store.runs_per_hour(company, since, 24)}
+        per_hour = [
+            HourBucket(since + timedelta(hours=i), *found.get(i, (0, 0))) for i in range(24)
+        ]
+        longest = self.store.list_running(company, companies=visible, limit=5)
+        return Overview(
+            company=company,
+            ready=ready,
+            in_process=in_process,
+            failed=failed,
+            my_failures=mine,
+            stalled=stalled,
+            per_hour=per_hour,
+            longest_running=self._flag(longest),
+        )
+
+    @acting
+    def status_counts(
+        self,
+        company: str,
+        *,
+        query: OperationQuery | None = None,
+        actor: Actor | None = None,
+    ) -> dict[Status, int]:
+        """Facet counts: for each status, how many operations match ``query``'s filter with
+        its status filter (and paging) replaced by that status. Each count stops at
+        COUNT_CAP + 1, which reads "10,000+" (``domain.pages.format_count``).
+
+        Example::
+
+            service.status_counts("CRONUS", query=OperationQuery(task="post_invoices"))
+        """
+        who = self._who(actor)
+        _require_in(who, "count_operations", company)
+        base = _narrow(
+            replace(
+                query or OperationQuery(),
+                company=company,
+                statuses=(),
+                after_entry_no=None,
+                before_entry_no=None,
+            ),
+            companies_for(who, "count_operations"),
+        )
+        statuses = list(Status)
+        counts = self.store.count_capped(
+            [replace(base, statuses=(s,)) for s in statuses], COUNT_CAP + 1
+        )
+        return dict(zip(statuses, counts, strict=True))
+
+    @acting
+    def running_for_user(self, company: str, *, actor: Actor | None = None) -> list[Operation]:
+        """The actor's own operations in process in the company, the oldest first (the
+        pages' background indicator); none for an actor without a user name.
+
+        Example::
+
+            n = len(service.running_for_user("CRONUS", actor=alice))
+        """
+        who = self._who(actor)
+        _require_in(who, "list_operations", company)
+        if who.user is None:
+            return []
+        visible = companies_for(who, "list_operations")
+        return self.store.list_running(company, user=who.user, companies=visible, limit=100)
+
+    @acting
+    def category_activity(
+        self, company: str, *, actor: Actor | None = None
+    ) -> dict[str, CategoryActivity]:
+        """How many operations of each category are running and waiting (ready) now, by
+        category code (none, for a company the actor cannot see)."""
+        _check_name("company", company)
+        if decide(self._who(actor), "list_categories", company=company) is Verdict.HIDDEN:
+            return {}
+        return {a.code: a for a in self.store.category_activity(company, COUNT_CAP + 1)}
+
+    @acting
+    def session_operations(self, *, actor: Actor | None = None) -> dict[uuid.UUID, list[Operation]]:
+        """The operations each live session is running now, by session id (SUPER only,
+        as sessions are)."""
+        require(self._who(actor), "list_sessions", target="")
+        out: dict[uuid.UUID, list[Operation]] = {}
+        for op in self.store.list_running(limit=10_000):
+            if op.session_id is not None:
+                out.setdefault(op.session_id, []).append(op)
+        return out
+
+    @acting
+    def notifications(
+        self,
+        company: str,
+        *,
+        unread_only: bool = False,
+        limit: int = 50,
+        before_id: int | None = None,
+        actor: Actor | None = None,
+    ) -> list[Notification]:
+        """The actor's own notifications in the company, newest first (page on with
+        ``before_id``); none for an actor without a user name.
+
+        Example::
+
+            for n in service.notifications("CRONUS", unread_only=True, actor=alice):
+                print(n.kind.caption, n.title)
+        """
+        who = self._who(actor)
+        _require_in(who, "list_notifications", company)
+        if isinstance(limit, bool) or not 1 <= limit <= 1000:
+            raise ValidationError("limit", "must be between 1 and 1000", limit)
+        if who.user is None:
+            return []
+        return self.store.list_notifications(
+            company, who.user, unread_only=unread_only, limit=limit, before_id=before_id
+        )
+
+    @acting
+    def unread_notifications(self, company: str, *, actor: Actor | None = None) -> int:
+        """How many of the actor's notifications in the company are unread."""
+        who = self._who(actor)
+        _require_in(who, "list_notifications", company)
+        if who.user is None:
+            return 0
+        return self.store.count_unread_notifications(company, who.user)
+
+    @acting
+    def mark_notifications_read(
+        self,
+        company: str,
+        ids: Sequence[int] | None = None,
+        *,
+        actor: Actor | None = None,
+    ) -> int:
+        """Mark the actor's unread notifications read: those of ``ids``, or all (None).
+        Returns how many changed; ids of other users' notifications change nothing.
+
+        Example::
+
+            service.mark_notifications_read("CRONUS", None, actor=alice)   # all
+        """
+        who = self._who(actor)
+        _require_in(who, "mark_notifications_read", company)
+        if ids is not None:
+            ids = list(ids)
+            if len(ids) > 1000 or any(isinstance(i, bool) or not isinstance(i, int) for i in ids):
+                raise ValidationError("ids", "must be at most 1000 notification ids", ids[:5])
+        if who.user is None:
+            return 0
+        return self.store.mark_notifications_read(company, who.user, ids, self.clock.now())
+
     # -- companies, categories and queues ----------------------------------------------------
     @acting
     def add_company(
@@ -988,6 +1355,33 @@ def _uuid(value: uuid.UUID | str) -> uuid.UUID:
         raise ValidationError(
             "id", "must be an operation id (a UUID) or an entry number", value
         ) from None
+
+
+_EDITABLE = (
+    "description",
+    "priority",
+    "category",
+    "earliest_start",
+    "recurrence",
+    "max_attempts",
+    "timeout",
+)
+"""The fields ``update_operation`` edits, as the audit log names them."""
+
+
+def _outcomes(value: Outcome | str | Sequence[Outcome | str] | None) -> tuple[Outcome, ...]:
+    if value is None:
+        return ()
+    items = [value] if isinstance(value, str) else list(value)
+    out = []
+    for item in items:
+        try:
+            out.append(Outcome(item))
+        except ValueError:
+            raise ValidationError(
+                "outcome", f"must be one of {', '.join(o.value for o in Outcome)}", item
+            ) from None
+    return tuple(out)
 
 
 def _recurrence(value: Recurrence | str | Mapping[str, Any] | None) -> Recurrence | None:

@@ -2,19 +2,20 @@
 
 One :class:`EventHub` per server process reads the timeline of every operation
 (``Store.events_since``) and the operations created since its last look
-(``Store.last_entry_no``), a few times a second, and hands each new item to the
-subscribers whose filter it passes. However many browsers and clients listen, the
-database sees one reader.
+(``Store.last_entry_no``), a few times a second, and, while someone listens for them, new
+notifications (``Store.notifications_since``); it hands each new item to the subscribers
+whose filter it passes. However many browsers and clients listen, the database sees one
+reader.
 
 Ids follow commit order only roughly on PostgreSQL: a transaction that took an event id
-early may commit after one that took a later id. The hub therefore hands items out in id
-order only (a :class:`Cursor` each for event ids and entry numbers): an item waits while a
-lower id is missing. A missing id is given up on (a rolled-back write, a number burned by
-``ON CONFLICT DO NOTHING``, a deleted row) once every transaction that was writing to the
-database while it was missing has ended (``Store.writers_snapshot`` / ``writers_done``),
-or at the latest after :data:`GAP_TIMEOUT`. So the id of the last event a client received
-is a complete cursor: every lower id was sent to it or will never exist, and
-``Last-Event-ID`` resumes exactly.
+early may commit after one that took a later id (notifications alike). The hub therefore
+hands items out in id order only (a :class:`Cursor` each for event ids, entry numbers and
+notification ids): an item waits while a lower id is missing. A missing id is given up on
+(a rolled-back write, a number burned by ``ON CONFLICT DO NOTHING``, a deleted row) once
+every transaction that was writing to the database while it was missing has ended
+(``Store.writers_snapshot`` / ``writers_done``), or at the latest after
+:data:`GAP_TIMEOUT`. So the id of the last event a client received is a complete cursor:
+every lower id was sent to it or will never exist, and ``Last-Event-ID`` resumes exactly.
 
 Limits, by design: a write whose transaction stays open longer than :data:`GAP_TIMEOUT`
 after a later id committed is not streamed live (it is in the timeline); while a long
@@ -40,8 +41,10 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 from longops.domain.operation import Operation, OperationEvent
+from longops.domain.pages import Notification
 from longops.store.base import OperationQuery, Store
 
 log = logging.getLogger("longops.streams")
@@ -68,21 +71,32 @@ class Created:
 
 
 Item = OperationEvent | Created
+"""What :meth:`EventHub.subscribe` yields."""
+PageItem = OperationEvent | Created | Notification
+"""What :meth:`EventHub.subscribe_with_notifications` yields: also the user's new
+notifications (the pages' toasts)."""
+T = TypeVar("T", Item, PageItem)
 
 
 @dataclass(eq=False)
-class Subscription:
+class Subscription(Generic[T]):
     """One listener: what it wants, and the items waiting for it, in key order."""
 
     operation_id: uuid.UUID | None = None
     companies: frozenset[str] | None = None
     """Only these companies' items (None: all)."""
+    notifications_for: str | None = None
+    """Also this user's notifications (None: no notifications at all)."""
     limit: int = QUEUE_LIMIT
-    queue: asyncio.Queue[Item | None] = field(default_factory=asyncio.Queue)
+    queue: asyncio.Queue[T | None] = field(default_factory=asyncio.Queue)
     dropped: bool = False
     """It fell ``limit`` items behind: what is queued is a gap-free prefix, then the end."""
 
-    def wants(self, item: Item) -> bool:
+    def wants(self, item: PageItem) -> bool:
+        if isinstance(item, Notification):
+            if self.notifications_for is None or item.user != self.notifications_for:
+                return False
+            return self.companies is None or item.company in self.companies
         if isinstance(item, Created):
             op = item.operation
             if self.operation_id is not None:
@@ -92,7 +106,7 @@ class Subscription:
             return False
         return self.companies is None or item.company in self.companies
 
-    def offer(self, item: Item) -> None:
+    def offer(self, item: T) -> None:
         if self.dropped:
             return
         if self.queue.qsize() >= self.limit:
@@ -104,7 +118,7 @@ class Subscription:
             return
         self.queue.put_nowait(item)
 
-    async def __aiter__(self) -> AsyncIterator[Item]:
+    async def __aiter__(self) -> AsyncIterator[T]:
         while True:
             item = await self.queue.get()
             if item is None:
@@ -137,13 +151,13 @@ class Cursor:
         self.gap_timeout = gap_timeout
         self.skipped = 0
         """Keys given up on so far."""
-        self._held: dict[int, tuple[Item, float]] = {}
+        self._held: dict[int, tuple[PageItem, float]] = {}
 
     @property
     def held(self) -> int:
         return len(self._held)
 
-    def offer(self, key: int, item: Item, now: float) -> None:
+    def offer(self, key: int, item: PageItem, now: float) -> None:
         if key > self.watermark and key not in self._held:
             self._held[key] = (item, now)
 
@@ -153,8 +167,13 @@ class Cursor:
             return None
         return self._held[min(self._held)][1]
 
-    def release(self, now: float, cleared_before: float = float("-inf")) -> list[Item]:
-        out: list[Item] = []
+    def skip_to(self, key: int) -> None:
+        """Nobody listens: everything up to ``key`` counts as handed out."""
+        self.watermark = max(self.watermark, key)
+        self._held = {k: v for k, v in self._held.items() if k > self.watermark}
+
+    def release(self, now: float, cleared_before: float = float("-inf")) -> list[PageItem]:
+        out: list[PageItem] = []
         held = self._held
         while held:
             nxt = self.watermark + 1
@@ -192,9 +211,13 @@ class EventHub:
         self.poll_interval = poll_interval
         self.gap_timeout = gap_timeout
         self.read_limit = read_limit
-        self._subscribers: set[Subscription] = set()
+        self._subscribers: set[Subscription[Any]] = set()
         self._events = Cursor(0, gap_timeout)
         self._entries = Cursor(0, gap_timeout)
+        self._notes = Cursor(0, gap_timeout)
+        self._notes_live = False
+        """Whether notifications are being read (someone subscribed to them)."""
+        self._notes_lock = asyncio.Lock()
         self._token: tuple[str, float] | None = None
         """A snapshot of the running writers and when it was taken, while a gap waits."""
         self._cleared_before = float("-inf")
@@ -218,7 +241,7 @@ class EventHub:
     @property
     def skipped(self) -> int:
         """Event ids and entry numbers given up on (never committed, or deleted unread)."""
-        return self._events.skipped + self._entries.skipped
+        return self._events.skipped + self._entries.skipped + self._notes.skipped
 
     async def start(self) -> None:
         """Start reading from now on (what happened before is read from the timeline)."""
@@ -244,14 +267,50 @@ class EventHub:
         operation_id: uuid.UUID | None = None,
         companies: Iterable[str] | None = None,
         limit: int = QUEUE_LIMIT,
-    ) -> AsyncIterator[Subscription]:
+    ) -> AsyncIterator[Subscription[Item]]:
         """Items above the current watermarks that pass the filter, until the context ends.
 
         Read :attr:`watermark` right after entering (before any ``await``): the
         subscription receives exactly the events above it."""
-        sub = Subscription(operation_id, None if companies is None else frozenset(companies), limit)
+        sub: Subscription[Item] = Subscription(
+            operation_id, None if companies is None else frozenset(companies), None, limit
+        )
         self._subscribers.add(sub)
         try:
+            yield sub
+        finally:
+            self._subscribers.discard(sub)
+
+    @contextlib.asynccontextmanager
+    async def subscribe_with_notifications(
+        self,
+        user: str,
+        *,
+        operation_id: uuid.UUID | None = None,
+        companies: Iterable[str] | None = None,
+    ) -> AsyncIterator[Subscription[PageItem]]:
+        """As :meth:`subscribe`, and also ``user``'s new notifications of ``companies``
+        (:class:`~longops.domain.pages.Notification` items): the pages' toasts.
+
+        Example::
+
+            async with hub.subscribe_with_notifications("alice", companies=["CRONUS"]) as feed:
+                async for item in feed:
+                    if isinstance(item, Notification):
+                        toast(item.title, item.kind.caption)
+        """
+        sub: Subscription[PageItem] = Subscription(
+            operation_id, None if companies is None else frozenset(companies), user
+        )
+        self._subscribers.add(sub)
+        try:
+            async with self._notes_lock:
+                if not self._notes_live:
+                    # The first listener since none: notifications from now on, not the
+                    # backlog since the last listener left.
+                    mark = await asyncio.to_thread(self.store.last_notification_id)
+                    self._notes.skip_to(mark)
+                    self._notes_live = True
             yield sub
         finally:
             self._subscribers.discard(sub)
@@ -304,9 +363,32 @@ class EventHub:
         released = self._entries.release(now, cleared) + self._events.release(now, cleared)
         for item in released:
             self._dispatch(item)
-        await self._watch_writers(now)
         full = len(events) == self.read_limit or len(ops) == self.read_limit
-        return full and bool(released)
+        more = full and bool(released)
+        if await self._read_notes(cleared):
+            more = True
+        await self._watch_writers(now)
+        return more
+
+    async def _read_notes(self, cleared: float) -> bool:
+        """New notifications, while someone listens for them; True when there may be more.
+
+        Nobody listening: none are read, and a first listener starts from the newest."""
+        if not any(sub.notifications_for is not None for sub in self._subscribers):
+            self._notes_live = False
+            return False
+        if not self._notes_live:
+            return False  # a first listener is setting the mark (subscribe_with_notifications)
+        notes = await asyncio.to_thread(
+            self.store.notifications_since, self._notes.watermark, self.read_limit
+        )
+        now = self.clock()
+        for note in notes:
+            self._notes.offer(note.id, note, now)
+        released = self._notes.release(now, cleared)
+        for item in released:
+            self._dispatch(item)
+        return len(notes) == self.read_limit and bool(released)
 
     async def _check_writers(self) -> None:
         """Before a read: have the writers of the waiting snapshot all ended? Then every
@@ -325,7 +407,8 @@ class EventHub:
         :data:`WRITER_LAG` old, so its writer surely has its transaction id)."""
         if self._token is not None:
             return
-        since = [s for s in (self._events.stuck_since(), self._entries.stuck_since()) if s]
+        cursors = (self._events, self._entries, self._notes)
+        since = [s for s in (c.stuck_since() for c in cursors) if s is not None]
         if not any(self._cleared_before < s <= now - WRITER_LAG for s in since):
             return
         token = await asyncio.to_thread(self.store.writers_snapshot)
@@ -335,7 +418,7 @@ class EventHub:
         else:
             self._token = (token, now)
 
-    def _dispatch(self, item: Item) -> None:
+    def _dispatch(self, item: PageItem) -> None:
         for sub in list(self._subscribers):
             if sub.wants(item):
                 sub.offer(item)

@@ -231,6 +231,20 @@ COLUMNS: Mapping[str, DataClass] = {
             "details": CC,
         },
     ),
+    **_table(
+        "longops_notifications",
+        {
+            "id": SYSTEM,
+            "company": OII,
+            "user_name": EUII,
+            "operation_id": SYSTEM,
+            "kind": SYSTEM,
+            # The operation's description (or task name) when it ended, as the operation's.
+            "title": CC,
+            "created_at": SYSTEM,
+            "read_at": SYSTEM,
+        },
+    ),
 }
 """``table.column`` → its class, for every column of every longops table."""
 

@@ -211,6 +211,12 @@ PERMISSIONS: Mapping[str, Rule] = {
     "list_companies": _rule(_C, "list companies", "all", "all", "all", "all"),
     "list_paused_queues": _rule(_G, "list paused queues", "all", "all", "all", "all"),
     "list_audit": _rule(_C, "read the audit log", "-", "-", "all", "all"),
+    "list_log_entries": _rule(_C, "list a company's log entries", "all", "all", "all", "all"),
+    # one's own inbox (a company-wide read that only ever returns the actor's own rows)
+    "list_notifications": _rule(_C, "read one's notifications", "all", "all", "all", "all"),
+    "mark_notifications_read": _rule(
+        _C, "mark one's notifications read", "all", "all", "all", "all"
+    ),
     # creating work
     "enqueue": _rule(_C, "enqueue an operation", "-", "all", "all", "all"),
     "act_on_behalf": _rule(_G, "enqueue or set ready as another user", "-", "-", "-", "all"),
@@ -222,8 +228,10 @@ PERMISSIONS: Mapping[str, Rule] = {
     "cancel": _rule(_O, "cancel", "-", "own", "all", "all"),
     "force_cancel": _rule(_O, "cancel by force (no grace period)", "-", "-", "all", "all"),
     "delete": _rule(_O, "delete", "-", "own", "all", "all"),
+    "update_operation": _rule(_O, "edit an operation on hold", "-", "own", "all", "all"),
     # company set-up
     "remove_failed": _rule(_C, "remove failed entries", "-", "-", "all", "all"),
+    "delete_log_entries": _rule(_C, "delete log entries older than N days", "-", "-", "all", "all"),
     "set_category": _rule(_C, "create, change, pause or resume a category", "-", "-", "all", "all"),
     # spanning companies
     "add_company": _rule(_G, "add or change a company", "-", "-", "-", "all"),

@@ -34,6 +34,7 @@ from longops.domain.operation import (
     SessionState,
     StopMode,
 )
+from longops.domain.pages import CategoryActivity, LogEntry, Notification, NotificationKind
 from longops.domain.progress import Progress
 from longops.domain.recurrence import Recurrence
 from longops.domain.security import FrontEnd, PermissionSet
@@ -42,9 +43,11 @@ from longops.domain.users import ApiToken, AuditEntry, User, UserState, user_tar
 from longops.domain.waiting import CategorySlots, CompanyState, WaitContext
 from longops.store.base import (
     ActionParams,
+    AttemptQuery,
     CancelSignal,
     ClaimedRun,
     Companies,
+    OperationEdit,
     OperationQuery,
     PersonalData,
 )
@@ -511,28 +514,32 @@ class SqlStore(ABC):
         return None if r is None else self.operation(r)
 
     def list_operations(self, query: OperationQuery) -> list[Operation]:
-        text = None if query.text is None else f"%{_like_escape(query.text.lower())}%"
         rows = self._all(
             "list_operations_desc" if query.descending else "list_operations",
-            {
-                "company": query.company,
-                "companies": self.enc_companies(query.companies),
-                "statuses": self.enc_list([s.value for s in query.statuses]),
-                "task": query.task,
-                "category": query.category,
-                "queue": query.queue,
-                "after_entry_no": query.after_entry_no,
-                "before_entry_no": query.before_entry_no,
-                "user_name": query.user,
-                "created_after": self.enc_ts(query.created_after),
-                "created_before": self.enc_ts(query.created_before),
-                "started_after": self.enc_ts(query.started_after),
-                "started_before": self.enc_ts(query.started_before),
-                "text": text,
-                "limit": query.limit,
-            },
+            self._query_params(query),
         )
         return [self.operation(r) for r in rows]
+
+    def _query_params(self, query: OperationQuery) -> dict[str, Any]:
+        text = None if query.text is None else f"%{_like_escape(query.text.lower())}%"
+        return {
+            "company": query.company,
+            "companies": self.enc_companies(query.companies),
+            "statuses": self.enc_list([s.value for s in query.statuses]),
+            "task": query.task,
+            "category": query.category,
+            "queue": query.queue,
+            "after_entry_no": query.after_entry_no,
+            "before_entry_no": query.before_entry_no,
+            "user_name": query.user,
+            "created_after": self.enc_ts(query.created_after),
+            "created_before": self.enc_ts(query.created_before),
+            "started_after": self.enc_ts(query.started_after),
+            "started_before": self.enc_ts(query.started_before),
+            "text": text,
+            "stalled": None if query.stalled is None else self.enc_bool(query.stalled),
+            "limit": query.limit,
+        }
 
     def count_operations(
         self, company: str | None = None, *, companies: Companies = None
@@ -1055,6 +1062,7 @@ class SqlStore(ABC):
             cur.execute(self.q["prune_attempts"], before)
             cur.execute(self.q["prune_session_events"], before)
             cur.execute(self.q["prune_sessions"], before)
+            cur.execute(self.q["prune_notifications"], before)
         # Timelines in batches, each its own short transaction.
         for _ in range(1000):
             with self._tx() as cur:
@@ -1322,7 +1330,9 @@ class SqlStore(ABC):
             audit = [self._audit_entry(r) for r in cur.fetchall()]
             cur.execute(self.q["personal_events"], {"name": name})
             events = [self.event(r) for r in cur.fetchall()]
-        return PersonalData(user, self.list_tokens(name), ops, attempts, audit, events)
+            cur.execute(self.q["personal_notifications"], {"name": name})
+            notes = [self.notification(r) for r in cur.fetchall()]
+        return PersonalData(user, self.list_tokens(name), ops, attempts, audit, events, notes)
 
     def forget_user(self, name: str, pseudonym: str, *, audit: AuditEntry | None = None) -> int:
         params = {
@@ -1333,7 +1343,13 @@ class SqlStore(ABC):
         }
         changed = 0
         with self._tx() as cur:
-            for query in ("forget_operations", "forget_attempts", "forget_audit", "forget_events"):
+            for query in (
+                "forget_operations",
+                "forget_attempts",
+                "forget_audit",
+                "forget_events",
+                "forget_notifications",
+            ):
                 cur.execute(self.q[query], params)
                 changed += int(cur.rowcount)
             cur.execute(self.q["delete_user"], {"name": name})
@@ -1342,6 +1358,181 @@ class SqlStore(ABC):
                 # Nothing named the user: nothing was forgotten, and nothing is audited.
                 self._audit(cur, audit)
         return changed
+
+    # -- the pages ---------------------------------------------------------------------------
+    def notification(self, r: Row) -> Notification:
+        return Notification(
+            id=int(r["id"]),
+            company=r["company"],
+            user=r["user_name"],
+            operation_id=self.dec_uuid(r["operation_id"]),
+            kind=NotificationKind(r["kind"]),
+            title=r["title"],
+            created_at=self.dec_ts(r["created_at"]),
+            read_at=self.dec_ts_opt(r["read_at"]),
+        )
+
+    def count_capped(self, queries: Sequence[OperationQuery], cap: int) -> list[int]:
+        out: list[int] = []
+        with self._read() as cur:
+            for query in queries:
+                params = {**self._query_params(query), "cap": cap}
+                name = "count_operations_capped"
+                if query.company is not None and len(query.statuses) == 1:
+                    name = "count_operations_capped_status"
+                    params["status"] = query.statuses[0].value
+                cur.execute(self.q[name], params)
+                out.append(int(cur.fetchone()["n"]))
+        return out
+
+    def list_running(
+        self,
+        company: str | None = None,
+        *,
+        user: str | None = None,
+        companies: Companies = None,
+        limit: int = 100,
+    ) -> list[Operation]:
+        rows = self._all(
+            "list_running",
+            {
+                "company": company,
+                "companies": self.enc_companies(companies),
+                "user_name": user,
+                "limit": limit,
+            },
+        )
+        return [self.operation(r) for r in rows]
+
+    def runs_per_hour(
+        self, company: str, since: datetime, hours: int
+    ) -> list[tuple[int, int, int]]:
+        rows = self._all(
+            "runs_per_hour",
+            {
+                "company": company,
+                "since": self.enc_ts(since),
+                "until": self.enc_ts(since + timedelta(hours=hours)),
+            },
+        )
+        return [(int(r["bucket"]), int(r["finished"]), int(r["failed"])) for r in rows]
+
+    def category_activity(self, company: str, cap: int) -> list[CategoryActivity]:
+        rows = self._all("category_activity", {"company": company, "cap": cap})
+        return [
+            CategoryActivity(company, r["code"], int(r["running"]), int(r["waiting"])) for r in rows
+        ]
+
+    def list_company_attempts(self, query: AttemptQuery) -> list[LogEntry]:
+        rows = self._all(
+            "list_company_attempts",
+            {
+                "company": query.company,
+                "companies": self.enc_companies(query.companies),
+                "task": query.task,
+                "outcomes": self.enc_list([o.value for o in query.outcomes]),
+                "operation_id": self.enc_uuid(query.operation_id),
+                "started_from": self.enc_ts(query.started_from),
+                "started_to": self.enc_ts(query.started_to),
+                "before_entry_no": query.before_entry_no,
+                "limit": query.limit,
+            },
+        )
+        return [LogEntry(self.attempt(r), r["operation_description"]) for r in rows]
+
+    def delete_attempts(
+        self, company: str, ended_before: datetime, *, audit: AuditEntry | None = None
+    ) -> int:
+        with self._tx() as cur:
+            cur.execute(
+                self.q["delete_attempts"],
+                {"company": company, "ended_before": self.enc_ts(ended_before)},
+            )
+            removed = int(cur.rowcount)
+            if audit is not None:
+                details = {**audit.details, "removed": removed}
+                self._audit(cur, AuditEntry(**{**_fields(audit), "details": details}))
+            return removed
+
+    def update_operation(
+        self,
+        operation_id: uuid.UUID,
+        company: str,
+        edit: OperationEdit,
+        at: datetime,
+        *,
+        audit: AuditEntry | None = None,
+    ) -> Operation | None:
+        rec = edit.recurrence
+        r = self._write_audited(
+            "update_operation",
+            {
+                "id": self.enc_uuid(operation_id),
+                "company": company,
+                "description": edit.description,
+                "priority": int(edit.priority),
+                "category": edit.category,
+                "earliest_start_at": self.enc_ts(edit.earliest_start_at),
+                "recurrence": None if rec is None else json.dumps(rec.to_json()),
+                "max_attempts": edit.max_attempts,
+                "timeout_seconds": edit.timeout.total_seconds(),
+                "at": self.enc_ts(at),
+            },
+            audit,
+        )
+        return None if r is None else self.operation(r)
+
+    def list_notifications(
+        self,
+        company: str,
+        user: str,
+        *,
+        unread_only: bool = False,
+        limit: int = 50,
+        before_id: int | None = None,
+    ) -> list[Notification]:
+        rows = self._all(
+            "list_notifications",
+            {
+                "company": company,
+                "user_name": user,
+                "unread_only": self.enc_bool(unread_only),
+                "before_id": before_id,
+                "limit": limit,
+            },
+        )
+        return [self.notification(r) for r in rows]
+
+    def count_unread_notifications(self, company: str, user: str) -> int:
+        r = self._one("count_unread_notifications", {"company": company, "user_name": user})
+        return 0 if r is None else int(r["n"])
+
+    def mark_notifications_read(
+        self, company: str, user: str, ids: Sequence[int] | None, at: datetime
+    ) -> int:
+        with self._tx() as cur:
+            cur.execute(
+                self.q["mark_notifications_read"],
+                {
+                    "company": company,
+                    "user_name": user,
+                    "ids": None if ids is None else self.enc_ids(ids),
+                    "at": self.enc_ts(at),
+                },
+            )
+            return int(cur.rowcount)
+
+    def enc_ids(self, ids: Sequence[int]) -> Any:
+        """A list of integer ids as the dialect's queries take it."""
+        return json.dumps([int(i) for i in ids])
+
+    def notifications_since(self, after_id: int, limit: int = 1000) -> list[Notification]:
+        rows = self._all("notifications_since", {"after_id": after_id, "limit": limit})
+        return [self.notification(r) for r in rows]
+
+    def last_notification_id(self) -> int:
+        r = self._one("last_notification_id")
+        return 0 if r is None else int(r["id"])
 
 
 def _like_escape(text: str) -> str:

@@ -32,12 +32,15 @@ from longops.domain.operation import (
     Operation,
     OperationEvent,
     Outcome,
+    Priority,
     Session,
     SessionEvent,
     SessionEventType,
     SessionState,
     StopMode,
 )
+from longops.domain.pages import CategoryActivity, LogEntry, Notification
+from longops.domain.recurrence import Recurrence
 from longops.domain.security import PermissionSet
 from longops.domain.status import Status
 from longops.domain.users import ApiToken, AuditEntry, User, UserState
@@ -153,6 +156,39 @@ class OperationQuery:
     descending: bool = False
     """Newest first (entry number descending); page on with ``before_entry_no``."""
     before_entry_no: int | None = None
+    stalled: bool | None = None
+    """True: only operations in process flagged stalled; False: only the others."""
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptQuery:
+    """Log entries (attempts) of one company, newest first: the Log Entries page."""
+
+    company: str
+    companies: frozenset[str] | None = None
+    """Only these companies (core sets it to the actor's); None means every company."""
+    task: str | None = None
+    outcomes: tuple[Outcome, ...] = ()
+    operation_id: uuid.UUID | None = None
+    started_from: datetime | None = None
+    started_to: datetime | None = None
+    """Runs that started in ``[started_from, started_to)``."""
+    before_entry_no: int | None = None
+    """Keyset paging: the entries before the last one a page showed."""
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class OperationEdit:
+    """The definition of an operation on hold as it is to be saved (every editable field)."""
+
+    description: str | None
+    priority: Priority
+    category: str | None
+    earliest_start_at: datetime
+    recurrence: Recurrence | None
+    max_attempts: int
+    timeout: timedelta
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +236,8 @@ class PersonalData:
     audit: list[AuditEntry]
     events: list[OperationEvent] = field(default_factory=list)
     """Timeline entries that name the user (who asked to cancel, who acted)."""
+    notifications: list[Notification] = field(default_factory=list)
+    """The user's inbox, in every company."""
 
 
 class Wakeups(Protocol):
@@ -463,9 +501,79 @@ class Store(Protocol):
 
     def personal_data(self, name: str) -> PersonalData: ...
     def forget_user(self, name: str, pseudonym: str, *, audit: AuditEntry | None = None) -> int:
-        """Replace ``name`` by ``pseudonym`` in operations, attempts and the audit log and
-        delete the user (memberships and tokens go with it); returns the rows changed."""
+        """Replace ``name`` by ``pseudonym`` in operations, attempts, notifications and the
+        audit log and delete the user (memberships and tokens go with it); returns the rows
+        changed."""
         ...
+
+    # the pages ------------------------------------------------------------------------------
+    def count_capped(self, queries: Sequence[OperationQuery], cap: int) -> list[int]:
+        """How many operations each query's filter matches (its limit and paging ignored),
+        counted no further than ``cap``; one read for all of them."""
+        ...
+
+    def list_running(
+        self,
+        company: str | None = None,
+        *,
+        user: str | None = None,
+        companies: Companies = None,
+        limit: int = 100,
+    ) -> list[Operation]:
+        """Operations in process, the one that started first first."""
+        ...
+
+    def runs_per_hour(
+        self, company: str, since: datetime, hours: int
+    ) -> list[tuple[int, int, int]]:
+        """(hour index after ``since``, runs that succeeded, runs that failed) for the hours
+        that had any; index 0 is ``[since, since + 1 h)``."""
+        ...
+
+    def category_activity(self, company: str, cap: int) -> list[CategoryActivity]: ...
+    def list_company_attempts(self, query: AttemptQuery) -> list[LogEntry]:
+        """Log entries newest first, each with its operation's description."""
+        ...
+
+    def delete_attempts(
+        self, company: str, ended_before: datetime, *, audit: AuditEntry | None = None
+    ) -> int: ...
+    def update_operation(
+        self,
+        operation_id: uuid.UUID,
+        company: str,
+        edit: OperationEdit,
+        at: datetime,
+        *,
+        audit: AuditEntry | None = None,
+    ) -> Operation | None:
+        """Save an on-hold operation's definition; None when it is no longer on hold."""
+        ...
+
+    def list_notifications(
+        self,
+        company: str,
+        user: str,
+        *,
+        unread_only: bool = False,
+        limit: int = 50,
+        before_id: int | None = None,
+    ) -> list[Notification]:
+        """A user's inbox in a company, newest first."""
+        ...
+
+    def count_unread_notifications(self, company: str, user: str) -> int: ...
+    def mark_notifications_read(
+        self, company: str, user: str, ids: Sequence[int] | None, at: datetime
+    ) -> int:
+        """Mark the user's unread notifications (those of ``ids``; None: all) read."""
+        ...
+
+    def notifications_since(self, after_id: int, limit: int = 1000) -> list[Notification]:
+        """Every notification after ``after_id``, in id order (the pages' toasts)."""
+        ...
+
+    def last_notification_id(self) -> int: ...
 
 
 def open_store(url: str, **options: Any) -> Store:

@@ -133,6 +133,9 @@ class PostgresStore(SqlStore):
     def enc_list(self, value: Sequence[str]) -> Any:
         return list(value)
 
+    def enc_ids(self, ids: Sequence[int]) -> Any:
+        return [int(i) for i in ids]
+
     def dec_uuid(self, value: Any) -> uuid.UUID:
         return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 

@@ -102,6 +102,7 @@ SELECT * FROM longops_operations
    AND (%(started_after)s::timestamptz IS NULL OR started_at >= %(started_after)s)
    AND (%(started_before)s::timestamptz IS NULL OR started_at < %(started_before)s)
    AND (%(text)s::text IS NULL OR lower(task) LIKE %(text)s OR lower(description) LIKE %(text)s)
+   AND (%(stalled)s::boolean IS NULL OR (status = 'in_process' AND stalled_at IS NOT NULL) = %(stalled)s)
    AND (%(after_entry_no)s::bigint IS NULL OR entry_no > %(after_entry_no)s)
    AND (%(before_entry_no)s::bigint IS NULL OR entry_no < %(before_entry_no)s)
  ORDER BY entry_no
@@ -122,6 +123,7 @@ SELECT * FROM longops_operations
    AND (%(started_after)s::timestamptz IS NULL OR started_at >= %(started_after)s)
    AND (%(started_before)s::timestamptz IS NULL OR started_at < %(started_before)s)
    AND (%(text)s::text IS NULL OR lower(task) LIKE %(text)s OR lower(description) LIKE %(text)s)
+   AND (%(stalled)s::boolean IS NULL OR (status = 'in_process' AND stalled_at IS NOT NULL) = %(stalled)s)
    AND (%(after_entry_no)s::bigint IS NULL OR entry_no > %(after_entry_no)s)
    AND (%(before_entry_no)s::bigint IS NULL OR entry_no < %(before_entry_no)s)
  ORDER BY entry_no DESC
@@ -718,6 +720,8 @@ ALTER TABLE longops_memberships ENABLE ROW LEVEL SECURITY;
 ALTER TABLE longops_memberships FORCE ROW LEVEL SECURITY;
 ALTER TABLE longops_audit_log ENABLE ROW LEVEL SECURITY;
 ALTER TABLE longops_audit_log FORCE ROW LEVEL SECURITY;
+ALTER TABLE longops_notifications ENABLE ROW LEVEL SECURITY;
+ALTER TABLE longops_notifications FORCE ROW LEVEL SECURITY;
 
 -- name: insert_audit
 INSERT INTO longops_audit_log (company, at, actor, front_end, action, target, details)
@@ -896,3 +900,143 @@ SELECT * FROM longops_operation_events
 UPDATE longops_sessions SET state = 'draining'
  WHERE id = %(id)s AND state = 'active'
 RETURNING *;
+
+-- == the pages (migration 0005) ==========================================================
+
+-- name: count_operations_capped
+-- The list's filter, counted no further than %(cap)s (facets and cues stop at "10,000+").
+SELECT count(*) AS n FROM (
+  SELECT 1 FROM longops_operations
+   WHERE (%(company)s::text IS NULL OR company = %(company)s)
+     AND (%(companies)s::text[] IS NULL OR company = ANY(%(companies)s::text[]))
+     AND (cardinality(%(statuses)s::text[]) = 0 OR status = ANY(%(statuses)s::text[]))
+     AND (%(task)s::text IS NULL OR task = %(task)s)
+     AND (%(category)s::text IS NULL OR category = %(category)s)
+     AND (%(queue)s::text IS NULL OR queue = %(queue)s)
+     AND (%(user_name)s::text IS NULL OR user_name = %(user_name)s)
+     AND (%(created_after)s::timestamptz IS NULL OR created_at >= %(created_after)s)
+     AND (%(created_before)s::timestamptz IS NULL OR created_at < %(created_before)s)
+     AND (%(started_after)s::timestamptz IS NULL OR started_at >= %(started_after)s)
+     AND (%(started_before)s::timestamptz IS NULL OR started_at < %(started_before)s)
+     AND (%(text)s::text IS NULL OR lower(task) LIKE %(text)s OR lower(description) LIKE %(text)s)
+     AND (%(stalled)s::boolean IS NULL OR (status = 'in_process' AND stalled_at IS NOT NULL) = %(stalled)s)
+   LIMIT %(cap)s
+) capped;
+
+-- name: count_operations_capped_status
+-- The same, for one company and one status (SQLite needs plain equalities to use its
+-- index; PostgreSQL plans either form alike).
+SELECT count(*) AS n FROM (
+  SELECT 1 FROM longops_operations
+   WHERE company = %(company)s AND status = %(status)s
+     AND (%(companies)s::text[] IS NULL OR company = ANY(%(companies)s::text[]))
+     AND (%(task)s::text IS NULL OR task = %(task)s)
+     AND (%(category)s::text IS NULL OR category = %(category)s)
+     AND (%(queue)s::text IS NULL OR queue = %(queue)s)
+     AND (%(user_name)s::text IS NULL OR user_name = %(user_name)s)
+     AND (%(created_after)s::timestamptz IS NULL OR created_at >= %(created_after)s)
+     AND (%(created_before)s::timestamptz IS NULL OR created_at < %(created_before)s)
+     AND (%(started_after)s::timestamptz IS NULL OR started_at >= %(started_after)s)
+     AND (%(started_before)s::timestamptz IS NULL OR started_at < %(started_before)s)
+     AND (%(text)s::text IS NULL OR lower(task) LIKE %(text)s OR lower(description) LIKE %(text)s)
+     AND (%(stalled)s::boolean IS NULL OR (status = 'in_process' AND stalled_at IS NOT NULL) = %(stalled)s)
+   LIMIT %(cap)s
+) capped;
+
+-- name: list_running
+-- Operations in process, the one that started first first (Overview's longest running, the
+-- header's running operations, the Sessions page's current operations).
+SELECT * FROM longops_operations
+ WHERE status = 'in_process'
+   AND (%(company)s::text IS NULL OR company = %(company)s)
+   AND (%(companies)s::text[] IS NULL OR company = ANY(%(companies)s::text[]))
+   AND (%(user_name)s::text IS NULL OR user_name = %(user_name)s)
+ ORDER BY started_at, entry_no
+ LIMIT %(limit)s;
+
+-- name: runs_per_hour
+-- Runs that ended since %(since)s, per hour after it (bucket 0 is the oldest hour).
+SELECT floor(extract(epoch FROM ended_at - %(since)s::timestamptz) / 3600)::int AS bucket,
+       count(*) FILTER (WHERE outcome = 'success') AS finished,
+       count(*) FILTER (WHERE outcome IN ('error', 'timeout', 'lost')) AS failed
+  FROM longops_attempts
+ WHERE company = %(company)s AND ended_at >= %(since)s AND ended_at < %(until)s
+ GROUP BY bucket;
+
+-- name: category_activity
+SELECT c.code,
+       (SELECT count(*) FROM longops_operations o
+         WHERE o.company = c.company AND o.category = c.code AND o.status = 'in_process') AS running,
+       (SELECT count(*) FROM (SELECT 1 FROM longops_operations o
+         WHERE o.company = c.company AND o.category = c.code AND o.status = 'ready'
+         LIMIT %(cap)s) w) AS waiting
+  FROM longops_categories c
+ WHERE c.company = %(company)s
+ ORDER BY c.code;
+
+-- name: list_company_attempts
+-- The Log Entries page: newest first; a page goes on before the last entry number it showed.
+SELECT a.*, o.description AS operation_description FROM longops_attempts a
+  LEFT JOIN longops_operations o ON o.id = a.operation_id
+ WHERE a.company = %(company)s
+   AND (%(companies)s::text[] IS NULL OR a.company = ANY(%(companies)s::text[]))
+   AND (%(task)s::text IS NULL OR a.task = %(task)s)
+   AND (cardinality(%(outcomes)s::text[]) = 0 OR a.outcome = ANY(%(outcomes)s::text[]))
+   AND (%(operation_id)s::uuid IS NULL OR a.operation_id = %(operation_id)s)
+   AND (%(started_from)s::timestamptz IS NULL OR a.started_at >= %(started_from)s)
+   AND (%(started_to)s::timestamptz IS NULL OR a.started_at < %(started_to)s)
+   AND (%(before_entry_no)s::bigint IS NULL OR a.entry_no < %(before_entry_no)s)
+ ORDER BY a.entry_no DESC
+ LIMIT %(limit)s;
+
+-- name: delete_attempts
+-- "Delete Entries older than": ended log entries only (a run in process keeps its own).
+DELETE FROM longops_attempts
+ WHERE company = %(company)s AND ended_at IS NOT NULL AND ended_at < %(ended_before)s;
+
+-- name: update_operation
+-- Editing is Business Central's rule: only while on hold.
+UPDATE longops_operations SET
+    description = %(description)s,
+    priority = %(priority)s,
+    category = %(category)s,
+    earliest_start_at = %(earliest_start_at)s,
+    recurrence = %(recurrence)s,
+    max_attempts = %(max_attempts)s,
+    timeout_seconds = %(timeout_seconds)s,
+    updated_at = %(at)s
+ WHERE id = %(id)s AND company = %(company)s AND status = 'on_hold'
+RETURNING *;
+
+-- name: list_notifications
+SELECT * FROM longops_notifications
+ WHERE company = %(company)s AND user_name = %(user_name)s
+   AND (NOT %(unread_only)s OR read_at IS NULL)
+   AND (%(before_id)s::bigint IS NULL OR id < %(before_id)s)
+ ORDER BY id DESC
+ LIMIT %(limit)s;
+
+-- name: count_unread_notifications
+SELECT count(*) AS n FROM longops_notifications
+ WHERE company = %(company)s AND user_name = %(user_name)s AND read_at IS NULL;
+
+-- name: mark_notifications_read
+UPDATE longops_notifications SET read_at = %(at)s
+ WHERE company = %(company)s AND user_name = %(user_name)s AND read_at IS NULL
+   AND (%(ids)s::bigint[] IS NULL OR id = ANY(%(ids)s::bigint[]));
+
+-- name: notifications_since
+SELECT * FROM longops_notifications WHERE id > %(after_id)s ORDER BY id LIMIT %(limit)s;
+
+-- name: last_notification_id
+SELECT coalesce(max(id), 0) AS id FROM longops_notifications;
+
+-- name: personal_notifications
+SELECT * FROM longops_notifications WHERE user_name = %(name)s ORDER BY id;
+
+-- name: forget_notifications
+UPDATE longops_notifications SET user_name = %(pseudonym)s WHERE user_name = %(name)s;
+
+-- name: prune_notifications
+-- With the operations they tell of: past the retention period, read or not.
+DELETE FROM longops_notifications WHERE created_at < %(before)s;

@@ -87,6 +87,7 @@ SELECT * FROM longops_operations
    AND (:started_after IS NULL OR started_at >= :started_after)
    AND (:started_before IS NULL OR started_at < :started_before)
    AND (:text IS NULL OR lower(task) LIKE :text ESCAPE '\' OR lower(description) LIKE :text ESCAPE '\')
+   AND (:stalled IS NULL OR (status = 'in_process' AND stalled_at IS NOT NULL) = :stalled)
    AND (:after_entry_no IS NULL OR entry_no > :after_entry_no)
    AND (:before_entry_no IS NULL OR entry_no < :before_entry_no)
  ORDER BY entry_no
@@ -107,6 +108,7 @@ SELECT * FROM longops_operations
    AND (:started_after IS NULL OR started_at >= :started_after)
    AND (:started_before IS NULL OR started_at < :started_before)
    AND (:text IS NULL OR lower(task) LIKE :text ESCAPE '\' OR lower(description) LIKE :text ESCAPE '\')
+   AND (:stalled IS NULL OR (status = 'in_process' AND stalled_at IS NOT NULL) = :stalled)
    AND (:after_entry_no IS NULL OR entry_no > :after_entry_no)
    AND (:before_entry_no IS NULL OR entry_no < :before_entry_no)
  ORDER BY entry_no DESC
@@ -722,3 +724,142 @@ SELECT * FROM longops_operation_events
 UPDATE longops_sessions SET state = 'draining'
  WHERE id = :id AND state = 'active'
 RETURNING *;
+
+-- == the pages (migration 0005) ==========================================================
+
+-- name: count_operations_capped
+-- The list's filter, counted no further than :cap (facets and cues stop at "10,000+").
+SELECT count(*) AS n FROM (
+  SELECT 1 FROM longops_operations
+   WHERE (:company IS NULL OR company = :company)
+     AND (:companies IS NULL OR company IN (SELECT value FROM json_each(:companies)))
+     AND (:statuses = '[]' OR status IN (SELECT value FROM json_each(:statuses)))
+     AND (:task IS NULL OR task = :task)
+     AND (:category IS NULL OR category = :category)
+     AND (:queue IS NULL OR queue = :queue)
+     AND (:user_name IS NULL OR user_name = :user_name)
+     AND (:created_after IS NULL OR created_at >= :created_after)
+     AND (:created_before IS NULL OR created_at < :created_before)
+     AND (:started_after IS NULL OR started_at >= :started_after)
+     AND (:started_before IS NULL OR started_at < :started_before)
+     AND (:text IS NULL OR lower(task) LIKE :text ESCAPE '\' OR lower(description) LIKE :text ESCAPE '\')
+     AND (:stalled IS NULL OR (status = 'in_process' AND stalled_at IS NOT NULL) = :stalled)
+   LIMIT :cap
+);
+
+-- name: count_operations_capped_status
+-- The same, for one company and one status: plain equalities, so that SQLite, which does
+-- not fold bound parameters, walks the (company, status, entry_no) index.
+SELECT count(*) AS n FROM (
+  SELECT 1 FROM longops_operations
+   WHERE company = :company AND status = :status
+     AND (:companies IS NULL OR company IN (SELECT value FROM json_each(:companies)))
+     AND (:task IS NULL OR task = :task)
+     AND (:category IS NULL OR category = :category)
+     AND (:queue IS NULL OR queue = :queue)
+     AND (:user_name IS NULL OR user_name = :user_name)
+     AND (:created_after IS NULL OR created_at >= :created_after)
+     AND (:created_before IS NULL OR created_at < :created_before)
+     AND (:started_after IS NULL OR started_at >= :started_after)
+     AND (:started_before IS NULL OR started_at < :started_before)
+     AND (:text IS NULL OR lower(task) LIKE :text ESCAPE '\' OR lower(description) LIKE :text ESCAPE '\')
+     AND (:stalled IS NULL OR (status = 'in_process' AND stalled_at IS NOT NULL) = :stalled)
+   LIMIT :cap
+);
+
+-- name: list_running
+-- Operations in process, the one that started first first (Overview's longest running, the
+-- header's running operations, the Sessions page's current operations).
+SELECT * FROM longops_operations
+ WHERE status = 'in_process'
+   AND (:company IS NULL OR company = :company)
+   AND (:companies IS NULL OR company IN (SELECT value FROM json_each(:companies)))
+   AND (:user_name IS NULL OR user_name = :user_name)
+ ORDER BY started_at, entry_no
+ LIMIT :limit;
+
+-- name: runs_per_hour
+-- Runs that ended since :since, per hour after it (bucket 0 is the oldest hour).
+SELECT (CAST(strftime('%s', ended_at) AS INTEGER) - CAST(strftime('%s', :since) AS INTEGER)) / 3600 AS bucket,
+       sum(CASE WHEN outcome = 'success' THEN 1 ELSE 0 END) AS finished,
+       sum(CASE WHEN outcome IN ('error', 'timeout', 'lost') THEN 1 ELSE 0 END) AS failed
+  FROM longops_attempts
+ WHERE company = :company AND ended_at >= :since AND ended_at < :until
+ GROUP BY bucket;
+
+-- name: category_activity
+SELECT c.code,
+       (SELECT count(*) FROM longops_operations o
+         WHERE o.company = c.company AND o.category = c.code AND o.status = 'in_process') AS running,
+       (SELECT count(*) FROM (SELECT 1 FROM longops_operations o
+         WHERE o.company = c.company AND o.category = c.code AND o.status = 'ready' LIMIT :cap)) AS waiting
+  FROM longops_categories c
+ WHERE c.company = :company
+ ORDER BY c.code;
+
+-- name: list_company_attempts
+-- The Log Entries page: newest first; a page goes on before the last entry number it showed.
+SELECT a.*, o.description AS operation_description FROM longops_attempts a
+  LEFT JOIN longops_operations o ON o.id = a.operation_id
+ WHERE a.company = :company
+   AND (:companies IS NULL OR a.company IN (SELECT value FROM json_each(:companies)))
+   AND (:task IS NULL OR a.task = :task)
+   AND (:outcomes = '[]' OR a.outcome IN (SELECT value FROM json_each(:outcomes)))
+   AND (:operation_id IS NULL OR a.operation_id = :operation_id)
+   AND (:started_from IS NULL OR a.started_at >= :started_from)
+   AND (:started_to IS NULL OR a.started_at < :started_to)
+   AND (:before_entry_no IS NULL OR a.entry_no < :before_entry_no)
+ ORDER BY a.entry_no DESC
+ LIMIT :limit;
+
+-- name: delete_attempts
+-- "Delete Entries older than": ended log entries only (a run in process keeps its own).
+DELETE FROM longops_attempts
+ WHERE company = :company AND ended_at IS NOT NULL AND ended_at < :ended_before;
+
+-- name: update_operation
+-- Editing is Business Central's rule: only while on hold.
+UPDATE longops_operations SET
+    description = :description,
+    priority = :priority,
+    category = :category,
+    earliest_start_at = :earliest_start_at,
+    recurrence = :recurrence,
+    max_attempts = :max_attempts,
+    timeout_seconds = :timeout_seconds,
+    updated_at = :at
+ WHERE id = :id AND company = :company AND status = 'on_hold'
+RETURNING *;
+
+-- name: list_notifications
+SELECT * FROM longops_notifications
+ WHERE company = :company AND user_name = :user_name
+   AND (NOT :unread_only OR read_at IS NULL)
+   AND (:before_id IS NULL OR id < :before_id)
+ ORDER BY id DESC
+ LIMIT :limit;
+
+-- name: count_unread_notifications
+SELECT count(*) AS n FROM longops_notifications
+ WHERE company = :company AND user_name = :user_name AND read_at IS NULL;
+
+-- name: mark_notifications_read
+UPDATE longops_notifications SET read_at = :at
+ WHERE company = :company AND user_name = :user_name AND read_at IS NULL
+   AND (:ids IS NULL OR id IN (SELECT value FROM json_each(:ids)));
+
+-- name: notifications_since
+SELECT * FROM longops_notifications WHERE id > :after_id ORDER BY id LIMIT :limit;
+
+-- name: last_notification_id
+SELECT coalesce(max(id), 0) AS id FROM longops_notifications;
+
+-- name: personal_notifications
+SELECT * FROM longops_notifications WHERE user_name = :name ORDER BY id;
+
+-- name: forget_notifications
+UPDATE longops_notifications SET user_name = :pseudonym WHERE user_name = :name;
+
+-- name: prune_notifications
+-- With the operations they tell of: past the retention period, read or not.
+DELETE FROM longops_notifications WHERE created_at < :before;
