@@ -205,3 +205,29 @@ def test_a_subscriber_that_falls_behind_ends_after_a_gap_free_prefix(
             assert sub.dropped
 
     run(scenario())
+
+
+def test_the_hub_starts_once_the_writers_of_its_start_have_ended(app: Longops, pg_url: str) -> None:
+    """An event in flight while the hub starts commits below the newest id: starting there
+    at once would leave it out of every live stream and of every resume's backlog."""
+    op = app.enqueue("noop").id
+
+    async def scenario() -> None:
+        hub = EventHub(app.store, clock=Clock())
+        with psycopg.connect(pg_url) as early, psycopg.connect(pg_url) as late:
+            first = insert_event(early, op, "in flight at the start")
+            second = insert_event(late, op, "committed before the start")
+            late.commit()
+            starting = asyncio.create_task(hub.start())
+            while hub.start_checks < 3:  # the start has looked, and found it running
+                assert not starting.done()
+                await asyncio.sleep(0.01)
+            assert not starting.done()
+            early.commit()
+        await asyncio.wait_for(starting, 30)
+        await hub.stop()
+        assert hub.watermark == second
+        # Both are in the timeline a resuming client reads up to the watermark.
+        assert [e.id for e in app.store.list_events(op)] == [first, second]
+
+    run(scenario())

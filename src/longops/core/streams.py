@@ -20,8 +20,7 @@ every lower id was sent to it or will never exist, and ``Last-Event-ID`` resumes
 Limits, by design: a write whose transaction stays open longer than :data:`GAP_TIMEOUT`
 after a later id committed is not streamed live (it is in the timeline); while a long
 transaction runs in the database, every missing id holds the streams back for up to that
-long; the hub starts at the newest id, so a write in flight while the server starts is
-not streamed live either.
+long, and the hub's start waits as long for the transactions writing when it begins.
 
 Example::
 
@@ -59,6 +58,8 @@ client reconnects with ``Last-Event-ID`` and replays from the timeline)."""
 WRITER_LAG = 0.25
 """Seconds after a gap is seen before the running writers are noted: a transaction takes
 its transaction id when it first writes, just after it took the event id (microseconds)."""
+STARTUP_POLL = 0.05
+"""Seconds between the start's looks at the transactions writing when it began."""
 READ_LIMIT = 1000
 """Rows per read of the timeline (and of new operations)."""
 
@@ -226,6 +227,8 @@ class EventHub:
         self._wake = asyncio.Event()
         self.reads = 0
         """How many times the hub has read the database (one read serves everyone)."""
+        self.start_checks = 0
+        """How many times :meth:`start` asked whether the writers of its start had ended."""
 
     @property
     def watermark(self) -> int:
@@ -244,12 +247,33 @@ class EventHub:
         return self._events.skipped + self._entries.skipped + self._notes.skipped
 
     async def start(self) -> None:
-        """Start reading from now on (what happened before is read from the timeline)."""
+        """Start reading from now on (what happened before is read from the timeline).
+
+        It starts at the newest ids, once the transactions writing then have ended (at
+        most :data:`GAP_TIMEOUT`): an id below them that commits later would be below
+        the watermark, and neither streamed live nor in a resuming client's backlog."""
         if self._task is not None:
             return
-        self._events = Cursor(await asyncio.to_thread(self.store.last_event_id), self.gap_timeout)
-        self._entries = Cursor(await asyncio.to_thread(self.store.last_entry_no), self.gap_timeout)
+        top_event = await asyncio.to_thread(self.store.last_event_id)
+        top_entry = await asyncio.to_thread(self.store.last_entry_no)
+        await self._await_writers()
+        self._events = Cursor(top_event, self.gap_timeout)
+        self._entries = Cursor(top_entry, self.gap_timeout)
         self._task = asyncio.create_task(self._run(), name="longops-event-hub")
+
+    async def _await_writers(self) -> None:
+        # Past the moment a writer has taken an id but not yet its transaction id.
+        await asyncio.sleep(WRITER_LAG)
+        token = await asyncio.to_thread(self.store.writers_snapshot)
+        if token is None:
+            return
+        started = self.clock()
+        while self.clock() - started < self.gap_timeout:
+            self.start_checks += 1
+            if await asyncio.to_thread(self.store.writers_done, token):
+                return
+            await asyncio.sleep(STARTUP_POLL)
+        log.warning("started while a transaction stays open: its events may not stream live")
 
     async def stop(self) -> None:
         task, self._task = self._task, None
