@@ -36,6 +36,9 @@ def free_port() -> int:
 def app_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(APPS), env.get("PYTHONPATH", "")])
+    # The tests hold transactions open on purpose; on a loaded machine that may outlast the
+    # default 5 s, after which the hub would rightly stop waiting for them.
+    env["LONGOPS_STREAM_GAP_TIMEOUT"] = "60"
     return env
 
 
