@@ -231,3 +231,34 @@ def test_the_hub_starts_once_the_writers_of_its_start_have_ended(app: Longops, p
         assert [e.id for e in app.store.list_events(op)] == [first, second]
 
     run(scenario())
+
+
+def test_with_nobody_listening_the_hub_skips_ahead_only_past_ended_writers(
+    app: Longops, pg_url: str
+) -> None:
+    """Idle, the hub does not read the rows: it moves to the newest ids once the
+    transactions writing when it noted them have ended."""
+    op = app.enqueue("noop").id
+    clock = Clock()
+
+    async def scenario() -> None:
+        hub = EventHub(app.store, clock=clock)
+        await hub.start()
+        await hub.stop()
+        start = hub.watermark
+        with psycopg.connect(pg_url) as early, psycopg.connect(pg_url) as late:
+            insert_event(early, op, "in flight")
+            newest = insert_event(late, op, "committed")
+            late.commit()
+            for _ in range(10):
+                clock.now += 0.3
+                await hub.read_once()
+            assert hub.watermark == start  # the writer of a lower id still runs
+            early.commit()
+        for _ in range(3):
+            clock.now += 0.3
+            await hub.read_once()
+        assert hub.watermark == newest
+        assert hub.reads == 0  # no rows were read
+
+    run(scenario())

@@ -223,6 +223,8 @@ class EventHub:
         """A snapshot of the running writers and when it was taken, while a gap waits."""
         self._cleared_before = float("-inf")
         """Every writer running when an item first read up to this time has ended."""
+        self._idle: tuple[int, int, str | None, float] | None = None
+        """While nobody listens: the newest ids, the writers then, and when noted."""
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self.reads = 0
@@ -358,10 +360,11 @@ class EventHub:
                 self._wake.clear()
 
     async def read_once(self) -> bool:
-        """One read of new events and operations; True when there may be more to read.
-
-        It reads even with nobody listening: skipping ahead to the newest id would pass over
-        ids whose transactions have not committed yet."""
+        """One read of new events and operations; True when there may be more to read."""
+        if not self._subscribers:
+            await self._skip_idle()
+            return False
+        self._idle = None  # someone listens: read on from the watermarks
         self.reads += 1
         await self._check_writers()
         # Re-read from the watermarks (not from the highest id seen): a missing id that
@@ -413,6 +416,33 @@ class EventHub:
         for item in released:
             self._dispatch(item)
         return len(notes) == self.read_limit and bool(released)
+
+    async def _skip_idle(self) -> None:
+        """Nobody listens: move the watermarks to the newest ids without reading the rows,
+        in three steps a poll apart: note the newest ids; note the transactions writing
+        (by then every writer of a lower id has its transaction id); once those have
+        ended, no id below the noted ones can still commit, so skip to them."""
+        self._notes_live = False
+        if self._idle is None:
+            top_event = await asyncio.to_thread(self.store.last_event_id)
+            top_entry = await asyncio.to_thread(self.store.last_entry_no)
+            self._idle = (top_event, top_entry, None, self.clock())
+            return
+        top_event, top_entry, token, noted = self._idle
+        if token is None:
+            if self.clock() - noted < WRITER_LAG:
+                return
+            token = await asyncio.to_thread(self.store.writers_snapshot)
+            if token is not None:
+                self._idle = (top_event, top_entry, token, noted)
+                return
+        elif self.clock() - noted < self.gap_timeout and not await asyncio.to_thread(
+            self.store.writers_done, token
+        ):
+            return
+        self._events.skip_to(top_event)
+        self._entries.skip_to(top_entry)
+        self._idle = None
 
     async def _check_writers(self) -> None:
         """Before a read: have the writers of the waiting snapshot all ended? Then every
