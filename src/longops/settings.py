@@ -20,3 +20,6 @@ class Settings(BaseSettings):
     row_level_security: bool = False
     """PostgreSQL only: scope every transaction to its actor's companies
     (``LONGOPS_ROW_LEVEL_SECURITY=true``)."""
+    stream_gap_timeout: float = 5.0
+    """Seconds the live streams wait at most for a missing event id whose transaction may
+    still commit (``LONGOPS_STREAM_GAP_TIMEOUT``); see ``longops.core.streams``."""

@@ -22,6 +22,8 @@ from longops.api.operations import router as operations_router
 from longops.api.resources import router as resources_router
 from longops.app import Longops
 from longops.core.streams import EventHub
+from longops.domain.errors import ValidationError
+from longops.settings import Settings
 
 __all__ = ["create_api"]
 
@@ -37,7 +39,7 @@ create`). Another company's resources are not found (404).
 
 def create_api(app: Longops, *, hub: EventHub | None = None) -> FastAPI:
     """The REST API of ``app`` (an ASGI application)."""
-    events = hub or EventHub(app.store)
+    events = hub or EventHub(app.store, gap_timeout=_gap_timeout())
 
     @contextlib.asynccontextmanager
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
@@ -72,6 +74,13 @@ def create_api(app: Longops, *, hub: EventHub | None = None) -> FastAPI:
 
     api.openapi = openapi  # type: ignore[method-assign]
     return api
+
+
+def _gap_timeout() -> float:
+    value = Settings().stream_gap_timeout
+    if not 0 < value <= 3600:
+        raise ValidationError("stream_gap_timeout", "must be between 0 and 3600 seconds", value)
+    return value
 
 
 def _drop_422(schema: dict[str, Any]) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
+from types import FrameType
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -59,6 +61,10 @@ def secret_key() -> bytes | None:
     return key
 
 
+def _after_shutdown(signum: int, frame: FrameType | None) -> None:
+    log.info("signal %s: shut down", signum)
+
+
 def serve(
     app: Longops,
     *,
@@ -86,6 +92,11 @@ def serve(
         server_app, host=host, port=port, log_level=log_level.lower(), lifespan="on"
     )
     server = uvicorn.Server(config)
+    # uvicorn shuts down on SIGTERM/SIGINT and then raises the signal again against the
+    # handlers it found: with the default ones the process would die there, before the
+    # embedded worker is drained. Handlers that do nothing let the drain below run.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _after_shutdown)
     try:
         server.run()
     finally:

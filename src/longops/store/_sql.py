@@ -737,6 +737,12 @@ class SqlStore(ABC):
         r = self._one("last_entry_no")
         return 0 if r is None else int(r["entry_no"])
 
+    def writers_snapshot(self) -> str | None:
+        return None
+
+    def writers_done(self, token: str) -> bool:
+        return True
+
     def wait_context(self, now: datetime) -> WaitContext:
         holders: dict[tuple[str, str], list[uuid.UUID]] = {}
         for r in self._all("running_in_categories"):

@@ -310,6 +310,15 @@ class PostgresStore(SqlStore):
             applied = {(row["id"], row["lease_token"]) for row in cur.fetchall()}
         return [(u.operation_id, u.lease_token) in applied for u in updates]
 
+    # -- live streams -------------------------------------------------------------------------
+    def writers_snapshot(self) -> str | None:
+        r = self._one("writers_snapshot")
+        return None if r is None else str(r["snapshot"])
+
+    def writers_done(self, token: str) -> bool:
+        r = self._one("writers_done", {"snapshot": token})
+        return r is not None and bool(r["done"])
+
     def wakeups(self) -> PostgresWakeups:
         return PostgresWakeups(self.conninfo)
 

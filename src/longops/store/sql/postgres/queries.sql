@@ -864,6 +864,26 @@ SELECT coalesce(max(id), 0) AS id FROM longops_operation_events;
 -- name: last_entry_no
 SELECT coalesce(max(entry_no), 0) AS entry_no FROM longops_operations;
 
+-- name: writers_snapshot
+-- The transactions of this database that hold a transaction id now (each holds an
+-- exclusive lock on it; pg_locks is readable by every role): the live streams' hub waits
+-- for them to end before it takes a missing event id or entry number for one that will
+-- never commit. A prepared transaction has no session (pid is null) and counts too.
+SELECT coalesce(string_agg(l.transactionid::text, ','), '') AS snapshot
+  FROM pg_locks l
+  LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+ WHERE l.locktype = 'transactionid' AND l.mode = 'ExclusiveLock' AND l.granted
+   AND (a.datname = current_database() OR l.pid IS NULL)
+   AND l.pid IS DISTINCT FROM pg_backend_pid();
+
+-- name: writers_done
+-- None of those transactions runs any more.
+SELECT NOT EXISTS (
+    SELECT 1 FROM pg_locks
+     WHERE locktype = 'transactionid' AND mode = 'ExclusiveLock'
+       AND transactionid::text = ANY(string_to_array(%(snapshot)s, ','))
+) AS done;
+
 -- name: get_operation_any
 -- By id in any company: only to tell a reused Operation-Id, never shown to a caller as is.
 SELECT * FROM longops_operations WHERE id = %(id)s;
