@@ -3,13 +3,15 @@ beside them."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import threading
-from types import FrameType
+from collections.abc import Iterator
 from typing import Any
 
+import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from longops.api import create_api
@@ -49,6 +51,27 @@ class Server:
         await target(scope, receive, send)
 
 
+class _Uvicorn(uvicorn.Server):
+    """uvicorn, except that SIGTERM and SIGINT only stop the server: uvicorn raises the
+    signal again once it has shut down, which would end the process before the embedded
+    worker drains (and exit with -15 instead of 0, as ``longops worker`` does)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in _SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 def secret_key() -> bytes | None:
     """The key that signs session cookies (``LONGOPS_SECRET_KEY``); None: a random one,
     so sign-ins end when the server restarts."""
@@ -59,10 +82,6 @@ def secret_key() -> bytes | None:
     if len(key) < 32:
         raise ValidationError("LONGOPS_SECRET_KEY", "must be at least 32 characters")
     return key
-
-
-def _after_shutdown(signum: int, frame: FrameType | None) -> None:
-    log.info("signal %s: shut down", signum)
 
 
 def serve(
@@ -77,8 +96,6 @@ def serve(
     """Serve the API and the pages until SIGINT/SIGTERM; with ``workers`` > 0 a worker
     session with that many slots runs in this process too (single-machine use), drained on
     the way out."""
-    import uvicorn
-
     server_app = Server(app, secret=secret_key())
     worker = None
     thread = None
@@ -91,12 +108,7 @@ def serve(
     config = uvicorn.Config(
         server_app, host=host, port=port, log_level=log_level.lower(), lifespan="on"
     )
-    server = uvicorn.Server(config)
-    # uvicorn shuts down on SIGTERM/SIGINT and then raises the signal again against the
-    # handlers it found: with the default ones the process would die there, before the
-    # embedded worker is drained. Handlers that do nothing let the drain below run.
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, _after_shutdown)
+    server = _Uvicorn(config)
     try:
         server.run()
     finally:
