@@ -136,6 +136,13 @@ class EventHub:
         """Every event id at or below this has been delivered or given up on."""
         return self._events.mark
 
+    @property
+    def notification_watermark(self) -> int:
+        """Notifications above this id may not have reached any listener yet: newer than
+        the last one delivered, or written while nobody listened (the pages toast those a
+        new page has not seen: ``longops.web.stream``)."""
+        return self._notes.mark
+
     async def start(self) -> None:
         """Start reading from now on (what happened before is read from the timeline)."""
         if self._task is not None:
