@@ -92,14 +92,17 @@ def test_the_overview_counts_its_cues(app: Longops, browser: Make) -> None:
     Runner(app).run_until_idle()
     alice.enqueue("report", company="CRONUS")
     page = browser("alice").get("/c/CRONUS/").text
-    assert 'aria-label="Ready: 1"' in page
-    assert 'aria-label="Failed: 1"' in page
-    assert 'aria-label="My failures: 1"' in page
-    assert 'aria-label="In process: 0"' in page
-    assert 'aria-label="Stalled: 0"' in page
+    assert '<span class="cue-label">Ready</span> <span class="cue-count">1</span>' in page
+    assert '<span class="cue-label">Failed</span> <span class="cue-count">1</span>' in page
+    assert '<span class="cue-label">My failures</span> <span class="cue-count">1</span>' in page
+    assert '<span class="cue-label">In process</span> <span class="cue-count">0</span>' in page
+    assert '<span class="cue-label">Stalled</span> <span class="cue-count">0</span>' in page
     assert 'role="img" aria-label="Operations finished and failed per hour, last 24 hours"' in page
     assert "2 finished and 1 failed in the last 24 hours" in page
-    assert 'aria-label="My failures: 0"' in browser("bob").get("/c/CRONUS/").text
+    assert (
+        '<span class="cue-label">My failures</span> <span class="cue-count">0</span>'
+        in browser("bob").get("/c/CRONUS/").text
+    )
 
 
 def test_log_entries_list_attempts_and_admins_delete_old_ones(app: Longops, browser: Make) -> None:

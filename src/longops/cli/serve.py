@@ -3,11 +3,15 @@ beside them."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import threading
+from collections.abc import Iterator
 from typing import Any
 
+import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from longops.api import create_api
@@ -47,6 +51,27 @@ class Server:
         await target(scope, receive, send)
 
 
+class _Uvicorn(uvicorn.Server):
+    """uvicorn, except that SIGTERM and SIGINT only stop the server: uvicorn raises the
+    signal again once it has shut down, which would end the process before the embedded
+    worker drains (and exit with -15 instead of 0, as ``longops worker`` does)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in _SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 def secret_key() -> bytes | None:
     """The key that signs session cookies (``LONGOPS_SECRET_KEY``); None: a random one,
     so sign-ins end when the server restarts."""
@@ -71,8 +96,6 @@ def serve(
     """Serve the API and the pages until SIGINT/SIGTERM; with ``workers`` > 0 a worker
     session with that many slots runs in this process too (single-machine use), drained on
     the way out."""
-    import uvicorn
-
     server_app = Server(app, secret=secret_key())
     worker = None
     thread = None
@@ -85,7 +108,7 @@ def serve(
     config = uvicorn.Config(
         server_app, host=host, port=port, log_level=log_level.lower(), lifespan="on"
     )
-    server = uvicorn.Server(config)
+    server = _Uvicorn(config)
     try:
         server.run()
     finally:
