@@ -188,6 +188,29 @@ class UI:
     shots: int = 0
     closing: bool = False
 
+    @classmethod
+    def attach(cls, page: Page, folder: Path) -> UI:
+        """Watch ``page`` for problems; screenshots go to ``folder``."""
+        folder.mkdir(parents=True, exist_ok=True)
+        state = cls(page, folder)
+        page.on("console", state.on_console)
+        page.on("pageerror", state.on_page_error)
+        page.on("requestfailed", state.on_request_failed)
+        page.on("response", state.on_response)
+        page.on("framenavigated", state.on_navigated)
+        return state
+
+    def finish(self) -> None:
+        """Capture the last page (before the context closes)."""
+        if self.page.url.startswith("http"):
+            self.shot("final")
+
+    def check(self) -> None:
+        """Fail on any problem the page reported, or a page visited without a screenshot."""
+        assert not self.problems, "the browser reported problems:\n" + "\n".join(self.problems)
+        missing = self.unshot()
+        assert not missing, f"pages visited without a screenshot: {missing}"
+
     def expect_status(self, status: int, path_part: str) -> None:
         """Declare that a response with ``status`` whose URL contains ``path_part`` is
         what the test wants (a 403 or 404 it provokes), not a failure."""

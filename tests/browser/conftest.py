@@ -83,20 +83,11 @@ def ui(browser: Browser, request: pytest.FixtureRequest) -> Iterator[UI]:
     """A fresh browser context (no cookies) and page; see the module docstring."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(15_000)
-    page = context.new_page()
-    state = UI(page, artifact_folder(request.node))
-    page.on("console", state.on_console)
-    page.on("pageerror", state.on_page_error)
-    page.on("requestfailed", state.on_request_failed)
-    page.on("response", state.on_response)
-    page.on("framenavigated", state.on_navigated)
+    state = UI.attach(context.new_page(), artifact_folder(request.node))
     try:
         yield state
-        if page.url.startswith("http"):
-            state.shot("final")
-        missing = state.unshot()
+        state.finish()
     finally:
         state.closing = True
         context.close()
-    assert not state.problems, "the browser reported problems:\n" + "\n".join(state.problems)
-    assert not missing, f"pages visited without a screenshot: {missing}"
+    state.check()

@@ -22,7 +22,7 @@ from browser_support import (
     unlabelled_controls,
     wait_until,
 )
-from playwright.sync_api import Browser, Locator, Page, expect
+from playwright.sync_api import Browser, Locator, Page, Route, expect
 
 from longops.core.service import EnqueueRequest
 from longops.domain.operation import Operation
@@ -274,8 +274,7 @@ def test_viewer_sees_no_action_controls_and_a_forged_post_is_refused(
     # the form.
     admin_context = browser.new_context()
     try:
-        admin = UI(admin_context.new_page(), ui.folder / "admin")
-        admin.folder.mkdir(exist_ok=True)
+        admin = UI.attach(admin_context.new_page(), ui.folder / "admin")
         sign_in(admin, server, "admin")
         admin.goto(server.url(card(op_id)), "admin-card")
         admin_token = admin.page.locator('input[name="csrf_token"]').first.get_attribute("value")
@@ -284,9 +283,11 @@ def test_viewer_sees_no_action_controls_and_a_forged_post_is_refused(
         )
         assert done.status in (200, 302, 303), done.status
         assert status_of(server, op_id) is Status.ON_HOLD
-        assert not admin.problems, admin.problems
+        admin.finish()
     finally:
+        admin.closing = True
         admin_context.close()
+    admin.check()
     server.lib.service.cancel(op_id)
 
 
@@ -397,3 +398,42 @@ def test_sign_in_and_reach_the_entries_with_the_keyboard_only(server: Server, ui
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(r"/entries"))
     ui.shot("entries-by-keyboard")
+
+
+def test_a_page_gets_what_happened_before_its_live_stream_connected(server: Server, ui: UI) -> None:
+    # An operation ends after the page was drawn but before its stream subscribed (a
+    # form's redirect loading the page, say): the row and the toast must still arrive.
+    page = ui.page
+    description = f"Ends in the gap {marker()}"
+    op_id = enqueue_as(
+        server, "admin", "pages.idle", description=description, delay=timedelta(hours=1)
+    )
+    sign_in(ui, server, "admin")
+    held: list[Route] = []
+    page.route(re.compile(r"/stream\?"), lambda route: held.append(route))
+    listing = server.url(entries() + f"?q={description.split()[-1]}")
+    with page.expect_request(re.compile(r"/stream\?")):
+        ui.goto(listing, "drawn-stream-held")
+    wait_until(lambda: page.evaluate("1") and held, timeout=10, what="the held stream")
+    expect(row(page, op_id)).to_have_attribute("data-status", "ready")
+
+    # A second page of the same user, live, proves the hub has passed the change on
+    # before the first page's stream is let through.
+    observer = UI.attach(page.context.new_page(), ui.folder / "observer")
+    try:
+        observer.goto(listing, "observer")
+        server.lib.service.cancel(op_id, reason="ends in the gap")
+        expect(row(observer.page, op_id)).to_have_attribute(
+            "data-status", "cancelled", timeout=LIVE
+        )
+        observer.finish()
+    finally:
+        observer.closing = True
+        observer.page.close()
+    observer.check()
+
+    held[0].continue_()
+    expect(row(page, op_id)).to_have_attribute("data-status", "cancelled", timeout=LIVE)
+    toast = page.locator("#toasts .toast[role=status]").filter(has_text=description)
+    expect(toast).to_contain_text("Cancelled", timeout=LIVE)
+    ui.shot("caught-up")

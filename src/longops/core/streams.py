@@ -248,6 +248,13 @@ class EventHub:
         """Event ids and entry numbers given up on (never committed, or deleted unread)."""
         return self._events.skipped + self._entries.skipped + self._notes.skipped
 
+    @property
+    def notification_watermark(self) -> int:
+        """Notifications above this id may not have reached any listener yet: newer than
+        the last one delivered, or written while nobody listened (the pages toast those a
+        new page has not seen: ``longops.web.stream``)."""
+        return self._notes.mark
+
     async def start(self) -> None:
         """Start reading from now on (what happened before is read from the timeline).
 

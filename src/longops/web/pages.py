@@ -150,6 +150,13 @@ class Pages:
         data: dict[str, Any] = {} if ctx is None else ctx.template_vars()
         if ctx is not None and stream is None:
             stream = f"{ctx.base}/stream"
+        if stream is not None:
+            # Where the hub stood when the page was drawn: the stream sends what happened
+            # between this render and its own subscription (a form's redirect, say).
+            mark = urlencode(
+                {"since": self.hub.watermark, "notes": self.hub.notification_watermark}
+            )
+            stream += ("&" if "?" in stream else "?") + mark
         data["stream_url"] = stream
         data.update(values)
         html = self.env.get_template(name).render(**data)
@@ -893,6 +900,8 @@ def create_pages(app: Longops, hub: EventHub, *, secret: bytes | None = None) ->
         op: str | None = None,
         rows: str = "",
         next: str = "",
+        since: Annotated[int | None, Query(ge=0)] = None,
+        notes: Annotated[int | None, Query(ge=0)] = None,
     ) -> Response:
         from longops.web.stream import Watch, page_stream
 
@@ -904,6 +913,7 @@ def create_pages(app: Longops, hub: EventHub, *, secret: bytes | None = None) ->
         if len(shown) > 500:
             raise ValidationError("rows", "must name at most 500 operations", len(shown))
         watch = Watch(view, frozenset(shown), card_id, next if safe_path(next) else "")
+        watch.since, watch.notes_after = since, notes
         return StreamingResponse(
             page_stream(pages, request, ctx, watch),
             media_type="text/event-stream",

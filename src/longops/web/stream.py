@@ -28,6 +28,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from fastapi import Request
@@ -74,12 +75,19 @@ class Watch:
     notes: list[Notification] = field(default_factory=list)
     fresh: int = 0
     created: int = 0
+    since: int | None = None
+    """The hub's event watermark when the page was drawn."""
+    notes_after: int | None = None
+    """The hub's notification watermark when the page was drawn."""
+    replayed: set[int] = field(default_factory=set)
+    """Notifications toasted from the catch-up read (the feed may bring them again)."""
 
     def take(self, item: Item | Notification) -> None:
         if isinstance(item, Created):
             self.fresh += 1
         elif isinstance(item, Notification):
-            self.notes.append(item)
+            if item.id not in self.replayed:
+                self.notes.append(item)
         else:
             oid = item.operation_id
             if oid in self.shown:
@@ -113,6 +121,17 @@ async def page_stream(
         # stream open reaches it.
         yield f"retry: {RETRY_MS}\n\n"
         watch.mine = {op.id for op in await asyncio.to_thread(running_of, ctx)}
+        # The feed starts now, not when the page was drawn: what moved in between (an
+        # operation that ended while a form's redirect loaded the page) would be lost.
+        if watch.since is not None and hub.watermark > watch.since:
+            watch.dirty |= watch.shown
+            if watch.card_id is not None:
+                watch.moved.add(watch.card_id)
+            watch.indicator = True
+        if me is not None and watch.notes_after is not None:
+            missed = await asyncio.to_thread(_missed_notes, ctx, watch.notes_after)
+            watch.notes.extend(missed)
+            watch.replayed = {n.id for n in missed}
         last_flush = checked = time.monotonic()
         while True:
             if await request.is_disconnected():
@@ -186,6 +205,21 @@ def _render(pages: Pages, ctx: Context, watch: Watch, me: str | None) -> list[st
         out.append(sse("indicator", pages.fragment("_indicator.html", ctx=ctx, base=ctx.base)))
         out.append(sse("unread", pages.fragment("_unread.html", ctx=ctx)))
     return out
+
+
+MISSED_NOTES = 10
+"""At most this many notifications are toasted from the catch-up read of a new page."""
+MISSED_WITHIN = timedelta(minutes=1)
+"""... and only those this recent (a restarted server's watermark starts at zero)."""
+
+
+def _missed_notes(ctx: Context, after: int) -> list[Notification]:
+    """The user's recent unread notifications above the page's watermark, oldest first:
+    written after the page was drawn (or while no page listened), so no toast showed them."""
+    unread = ctx.view.service.notifications(ctx.company, unread_only=True, limit=MISSED_NOTES)
+    recent = ctx.view.app.clock.now() - MISSED_WITHIN
+    missed = (n for n in unread if n.id > after and n.created_at >= recent)
+    return sorted(missed, key=lambda n: n.id)
 
 
 def _still_allowed(pages: Pages, ctx: Context, user: str) -> bool:
