@@ -253,7 +253,7 @@ class EventHub:
         """Notifications above this id may not have reached any listener yet: newer than
         the last one delivered, or written while nobody listened (the pages toast those a
         new page has not seen: ``longops.web.stream``)."""
-        return self._notes.mark
+        return self._notes.watermark
 
     async def start(self) -> None:
         """Start reading from now on (what happened before is read from the timeline).
