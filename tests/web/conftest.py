@@ -4,35 +4,18 @@ application, API and pages together, on both databases)."""
 
 from __future__ import annotations
 
-import re
 import socket
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import httpx
 import pytest
 import uvicorn
+from web_support import PASSWORD, SECRET, USERS, Browser
 
 from longops import Longops, RunContext
 from longops.cli.serve import Server
-from longops.domain.security import PermissionSet
 from procs import wait_for
-
-PASSWORD = "correct horse battery staple"  # noqa: S105 - a test password
-SECRET = b"a test key that is long enough to sign cookies"
-CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-USERS = {
-    # name: (grants, super)
-    "viewer": ([("CRONUS", PermissionSet.VIEW)], False),
-    "alice": ([("CRONUS", PermissionSet.USER)], False),
-    "bob": ([("CRONUS", PermissionSet.USER)], False),
-    "admin": ([("CRONUS", PermissionSet.ADMIN)], False),
-    "fabrikam": ([("FABRIKAM", PermissionSet.USER)], False),
-    "both": ([("CRONUS", PermissionSet.USER), ("FABRIKAM", PermissionSet.ADMIN)], False),
-    "root": ([], True),
-}
 
 
 @pytest.fixture
@@ -59,29 +42,6 @@ def app(db_url: str) -> Iterator[Longops]:
 @pytest.fixture
 def server(app: Longops) -> Iterator[Server]:
     return Server(app, secret=SECRET)
-
-
-class Browser:
-    """A client that keeps the session cookie and reads each form's CSRF token."""
-
-    def __init__(self, client: httpx.Client) -> None:
-        self.client = client
-        self.csrf = ""
-
-    def get(self, url: str, **kw: Any) -> httpx.Response:
-        response = self.client.get(url, **kw)
-        found = CSRF_RE.search(response.text)
-        if found:
-            self.csrf = found.group(1)
-        return response
-
-    def post(
-        self, url: str, data: dict[str, Any] | None = None, *, csrf: bool = True, **kw: Any
-    ) -> httpx.Response:
-        form = dict(data or {})
-        if csrf:
-            form.setdefault("csrf_token", self.csrf)
-        return self.client.post(url, data=form, **kw)
 
 
 @pytest.fixture

@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from conftest import Browser
+from web_support import Browser
+
 from longops import Longops
 from longops.domain.operation import Priority
 from longops.domain.status import Status

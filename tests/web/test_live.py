@@ -9,8 +9,8 @@ from contextlib import contextmanager
 
 import httpx
 import pytest
+from web_support import Browser
 
-from conftest import Browser
 from longops import Longops
 from longops.testing import Runner
 from longops.web import stream as live_stream

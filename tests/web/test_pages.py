@@ -7,8 +7,8 @@ import re
 from collections.abc import Callable
 
 import pytest
+from web_support import PASSWORD, USERS, Browser
 
-from conftest import PASSWORD, USERS, Browser
 from longops import Longops
 from longops.domain.status import Status
 from longops.testing import Runner

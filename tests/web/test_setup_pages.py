@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from conftest import Browser
+from web_support import Browser
+
 from longops import Longops
 from longops.domain.operation import SessionState
 from longops.store.base import OperationQuery
