@@ -21,6 +21,8 @@ def live(
         try:
             tokens = seed(app, url)
             with serving(app) as (base, api):
-                yield Live(base, app, api, request.param, tokens)
+                served = Live(base, app, api, request.param, tokens)
+                yield served
+                served.close()
         finally:
             app.close()

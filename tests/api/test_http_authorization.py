@@ -308,8 +308,7 @@ def run_case(live: Live, case: Case) -> tuple[str, Answer, dict[str, str], Any]:
     )
     values = {"company": ctx.company, **case.probe.params(ctx)}
     body = case.probe.body(ctx) if case.probe.body else None
-    with live.client(case.permission_set.value) as http:
-        answer = send(http, case.probe, values, body)
+    answer = send(live.http(case.permission_set.value), case.probe, values, body)
     return outcome(answer, case.probe), answer, values, body
 
 
@@ -352,8 +351,7 @@ def test_http_authorization_matrix(live: Live, case: Case) -> None:
     if seen == "hidden" and not case.probe.batch:
         # Another company answers as a company that does not exist: nothing leaks.
         missing_values = {**values, "company": NOWHERE}
-        with live.client(case.permission_set.value) as http:
-            missing = send(http, case.probe, missing_values, body)
+        missing = send(live.http(case.permission_set.value), case.probe, missing_values, body)
         same_refusal(answer, missing, values["company"])
 
 
@@ -370,9 +368,9 @@ def test_another_companys_operation_under_ones_own_is_not_found(
     theirs = {"company": OWN, **probe.params(ctx)}
     missing = {"company": OWN, "operation_id": str(uuid.uuid4())}
     body = probe.body(ctx) if probe.body else None
-    with live.client(permission_set.value) as http:
-        hidden = send(http, probe, theirs, body)
-        absent = send(http, probe, missing, body)
+    http = live.http(permission_set.value)
+    hidden = send(http, probe, theirs, body)
+    absent = send(http, probe, missing, body)
     if probe.method == "DELETE":
         assert hidden.status == absent.status == 204  # forgetting what is not there is done
         assert live.app.service.get(theirs["operation_id"]).company == OTHER  # untouched
@@ -401,14 +399,11 @@ def test_no_valid_token_is_401(live: Live, probe: Probe) -> None:
     body = probe.body(ctx) if probe.body else None
     answers = []
     for kind in REFUSED:
-        if kind == "none":
-            http = live.client()
-        elif kind == "malformed":
-            http = live.client(headers={"Authorization": "Bearer lo_not-a-token"})
+        if kind == "malformed":
+            with live.client(headers={"Authorization": "Bearer lo_not-a-token"}) as http:
+                answer = send(http, probe, values, body)
         else:
-            http = live.client(kind)
-        with http:
-            answer = send(http, probe, values, body)
+            answer = send(live.http(None if kind == "none" else kind), probe, values, body)
         answers.append((kind, answer.status, answer.code))
         assert (answer.status, answer.code) == (401, "Unauthenticated"), (kind, answer)
     bodies = {a[1:] for a in answers}
