@@ -28,6 +28,7 @@ import httpx
 import pytest
 from live import OTHER, OTHER_USER, OWN, TASK, USERS, Live
 
+from longops.api.deps import ACTIONS_KEY, COMPANY_MEMBER
 from longops.api.errors import flat_routes
 from longops.domain.security import PERMISSIONS, PermissionSet, Reach, Rule, Scope
 from longops.testing import active_session
@@ -136,11 +137,10 @@ class Probe:
     variant: str = ""
     stream: bool = False
     batch: bool = False
-    rule: Rule | None = None
 
     @property
     def table_rule(self) -> Rule:
-        return self.rule or SNAPSHOT[self.action]
+        return MEMBER if self.action == COMPANY_MEMBER else SNAPSHOT[self.action]
 
     @property
     def in_company(self) -> bool:
@@ -184,7 +184,7 @@ PROBES = [
     Probe("PATCH", f"{C}/categories/{{code}}", "set_category", category, lambda c: {}),
     Probe("POST", f"{C}/categories/{{code}}:pause", "set_category", category),
     Probe("POST", f"{C}/categories/{{code}}:resume", "set_category", category),
-    Probe("GET", f"{C}/tasks", "list_tasks", rule=MEMBER),
+    Probe("GET", f"{C}/tasks", COMPANY_MEMBER),
     Probe("GET", "/v1/queues", "list_paused_queues"),
     Probe("POST", "/v1/queues/{queue}:pause", "pause_queue", queue),
     Probe("POST", "/v1/queues/{queue}:resume", "pause_queue", queue),
@@ -321,21 +321,37 @@ def same_refusal(hidden: Answer, missing: Answer, hidden_name: str) -> None:
 # -- the tests ----------------------------------------------------------------------------------
 
 
-def routes_of(live: Live) -> set[tuple[str, str]]:
-    out = set()
+def routes_of(live: Live) -> dict[tuple[str, str], set[str]]:
+    """Every (method, path) served, with the actions the route declares."""
+    out: dict[tuple[str, str], set[str]] = {}
     for route in flat_routes(live.api.routes):
         path = getattr(route, "path_format", None) or route.path  # type: ignore[attr-defined]
+        extra = getattr(route, "openapi_extra", None) or {}
         for method in getattr(route, "methods", None) or ():
-            out.add((method, re.sub(r"\{(\w+):\w+\}", r"{\1}", path)))
+            key = (method, re.sub(r"\{(\w+):\w+\}", r"{\1}", path))
+            out[key] = set(extra.get(ACTIONS_KEY, ()))
     return out
 
 
 def test_every_route_declares_its_action(live: Live) -> None:
-    declared = {(p.method, p.path) for p in PROBES}
+    """A new route fails here until it declares its actions and the matrix probes them."""
     served = routes_of(live)
-    assert served - PUBLIC - declared == set(), "routes without an entry in PROBES"
-    assert declared - served == set(), "entries in PROBES for routes that do not exist"
-    assert {p.action for p in PROBES if p.rule is None} <= set(PERMISSIONS)
+    undeclared = {r for r, actions in served.items() if not actions and r not in PUBLIC}
+    assert undeclared == set(), "routes that declare no action (openapi_extra=acts(...))"
+    probed: dict[tuple[str, str], set[str]] = {}
+    for p in PROBES:
+        probed.setdefault((p.method, p.path), set()).add(p.action)
+    assert {r: a for r, a in served.items() if r not in PUBLIC} == probed
+    assert {a for actions in probed.values() for a in actions} - set(PERMISSIONS) == {
+        COMPANY_MEMBER
+    }
+
+
+def test_the_document_says_what_each_route_does(live: Live) -> None:
+    with live.client() as http:
+        paths = http.get("/v1/openapi.json").json()["paths"]
+    for p in PROBES:
+        assert p.action in paths[p.path][p.method.lower()][ACTIONS_KEY], p.id
 
 
 def test_the_matrix_has_every_combination() -> None:
