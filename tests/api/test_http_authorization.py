@@ -1,10 +1,12 @@
 """The authorization matrix over HTTP, generated from the permission table.
 
-Every route of the API declares here which action of ``longops.domain.security.PERMISSIONS``
-it performs (a route may declare several probes, e.g. ``:cancel`` and ``:cancel`` with
-``force``). For each probe, each permission set, the caller's own or another company (when
-the route is under a company) and the caller's own or another user's target (operations and
-tokens), the expected answer is read from the table:
+Every route of the API declares the actions of ``longops.domain.security.PERMISSIONS`` it
+performs (``openapi_extra=acts(...)``, shown as ``x-longops-actions`` in the document);
+``PROBES`` below says how to call each route for each declared action (``:cancel`` declares
+``cancel`` and, with ``force``, ``force_cancel``). For each probe, each permission set, the
+caller's own or another company (when the route is under a company) and the caller's own
+or another user's target (operations and tokens), the expected answer is read from the
+table:
 
 - *allowed*: 2xx;
 - *denied*: 403 ``PermissionDenied``;
@@ -12,7 +14,8 @@ tokens), the expected answer is read from the table:
 
 And without a token, or with a malformed, revoked or expired one, or one of a disabled
 user, every route but the public ones answers 401 ``Unauthenticated``, the same each time.
-A route the table below does not know fails ``test_every_route_declares_its_action``.
+A route that declares no action, or one whose actions ``PROBES`` does not cover, fails
+``test_every_route_declares_its_action``.
 """
 
 from __future__ import annotations
