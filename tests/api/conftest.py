@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from live import Live, build_app, database, seed, serving
+
+HERE = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test of this folder carries the ``api`` marker (``-m api`` runs them)."""
+    for item in items:
+        if HERE in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.api)
 
 
 @pytest.fixture(
@@ -21,6 +31,8 @@ def live(
         try:
             tokens = seed(app, url)
             with serving(app) as (base, api):
-                yield Live(base, app, api, request.param, tokens)
+                served = Live(base, app, api, request.param, tokens)
+                yield served
+                served.close()
         finally:
             app.close()

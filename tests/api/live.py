@@ -82,6 +82,20 @@ class Live:
     """By permission set value (``JOBQUEUE-VIEW`` ... ``SUPER``), ``other``, and the
     refused ones: ``revoked``, ``expired``, ``disabled``."""
 
+    clients: dict[str | None, httpx.Client] = field(default_factory=dict)
+
+    def http(self, who: str | None = None) -> httpx.Client:
+        """A kept-open client with ``who``'s token (making one costs a TLS context, even
+        for plain HTTP: the matrix sends a thousand requests)."""
+        if who not in self.clients:
+            self.clients[who] = self.client(who)
+        return self.clients[who]
+
+    def close(self) -> None:
+        for c in self.clients.values():
+            c.close()
+        self.clients.clear()
+
     def client(self, who: str | None = None, **kwargs: Any) -> httpx.Client:
         """An HTTP client with ``who``'s bearer token (None: no token)."""
         headers = dict(kwargs.pop("headers", {}))

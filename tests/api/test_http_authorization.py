@@ -1,10 +1,12 @@
 """The authorization matrix over HTTP, generated from the permission table.
 
-Every route of the API declares here which action of ``longops.domain.security.PERMISSIONS``
-it performs (a route may declare several probes, e.g. ``:cancel`` and ``:cancel`` with
-``force``). For each probe, each permission set, the caller's own or another company (when
-the route is under a company) and the caller's own or another user's target (operations and
-tokens), the expected answer is read from the table:
+Every route of the API declares the actions of ``longops.domain.security.PERMISSIONS`` it
+performs (``openapi_extra=acts(...)``, shown as ``x-longops-actions`` in the document);
+``PROBES`` below says how to call each route for each declared action (``:cancel`` declares
+``cancel`` and, with ``force``, ``force_cancel``). For each probe, each permission set, the
+caller's own or another company (when the route is under a company) and the caller's own
+or another user's target (operations and tokens), the expected answer is read from the
+table:
 
 - *allowed*: 2xx;
 - *denied*: 403 ``PermissionDenied``;
@@ -12,7 +14,8 @@ tokens), the expected answer is read from the table:
 
 And without a token, or with a malformed, revoked or expired one, or one of a disabled
 user, every route but the public ones answers 401 ``Unauthenticated``, the same each time.
-A route the table below does not know fails ``test_every_route_declares_its_action``.
+A route that declares no action, or one whose actions ``PROBES`` does not cover, fails
+``test_every_route_declares_its_action``.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import httpx
 import pytest
 from live import OTHER, OTHER_USER, OWN, TASK, USERS, Live
 
+from longops.api.deps import ACTIONS_KEY, COMPANY_MEMBER
 from longops.api.errors import flat_routes
 from longops.domain.security import PERMISSIONS, PermissionSet, Reach, Rule, Scope
 from longops.testing import active_session
@@ -136,11 +140,10 @@ class Probe:
     variant: str = ""
     stream: bool = False
     batch: bool = False
-    rule: Rule | None = None
 
     @property
     def table_rule(self) -> Rule:
-        return self.rule or SNAPSHOT[self.action]
+        return MEMBER if self.action == COMPANY_MEMBER else SNAPSHOT[self.action]
 
     @property
     def in_company(self) -> bool:
@@ -184,7 +187,7 @@ PROBES = [
     Probe("PATCH", f"{C}/categories/{{code}}", "set_category", category, lambda c: {}),
     Probe("POST", f"{C}/categories/{{code}}:pause", "set_category", category),
     Probe("POST", f"{C}/categories/{{code}}:resume", "set_category", category),
-    Probe("GET", f"{C}/tasks", "list_tasks", rule=MEMBER),
+    Probe("GET", f"{C}/tasks", COMPANY_MEMBER),
     Probe("GET", "/v1/queues", "list_paused_queues"),
     Probe("POST", "/v1/queues/{queue}:pause", "pause_queue", queue),
     Probe("POST", "/v1/queues/{queue}:resume", "pause_queue", queue),
@@ -308,8 +311,7 @@ def run_case(live: Live, case: Case) -> tuple[str, Answer, dict[str, str], Any]:
     )
     values = {"company": ctx.company, **case.probe.params(ctx)}
     body = case.probe.body(ctx) if case.probe.body else None
-    with live.client(case.permission_set.value) as http:
-        answer = send(http, case.probe, values, body)
+    answer = send(live.http(case.permission_set.value), case.probe, values, body)
     return outcome(answer, case.probe), answer, values, body
 
 
@@ -322,21 +324,37 @@ def same_refusal(hidden: Answer, missing: Answer, hidden_name: str) -> None:
 # -- the tests ----------------------------------------------------------------------------------
 
 
-def routes_of(live: Live) -> set[tuple[str, str]]:
-    out = set()
+def routes_of(live: Live) -> dict[tuple[str, str], set[str]]:
+    """Every (method, path) served, with the actions the route declares."""
+    out: dict[tuple[str, str], set[str]] = {}
     for route in flat_routes(live.api.routes):
         path = getattr(route, "path_format", None) or route.path  # type: ignore[attr-defined]
+        extra = getattr(route, "openapi_extra", None) or {}
         for method in getattr(route, "methods", None) or ():
-            out.add((method, re.sub(r"\{(\w+):\w+\}", r"{\1}", path)))
+            key = (method, re.sub(r"\{(\w+):\w+\}", r"{\1}", path))
+            out[key] = set(extra.get(ACTIONS_KEY, ()))
     return out
 
 
 def test_every_route_declares_its_action(live: Live) -> None:
-    declared = {(p.method, p.path) for p in PROBES}
+    """A new route fails here until it declares its actions and the matrix probes them."""
     served = routes_of(live)
-    assert served - PUBLIC - declared == set(), "routes without an entry in PROBES"
-    assert declared - served == set(), "entries in PROBES for routes that do not exist"
-    assert {p.action for p in PROBES if p.rule is None} <= set(PERMISSIONS)
+    undeclared = {r for r, actions in served.items() if not actions and r not in PUBLIC}
+    assert undeclared == set(), "routes that declare no action (openapi_extra=acts(...))"
+    probed: dict[tuple[str, str], set[str]] = {}
+    for p in PROBES:
+        probed.setdefault((p.method, p.path), set()).add(p.action)
+    assert {r: a for r, a in served.items() if r not in PUBLIC} == probed
+    assert {a for actions in probed.values() for a in actions} - set(PERMISSIONS) == {
+        COMPANY_MEMBER
+    }
+
+
+def test_the_document_says_what_each_route_does(live: Live) -> None:
+    with live.client() as http:
+        paths = http.get("/v1/openapi.json").json()["paths"]
+    for p in PROBES:
+        assert p.action in paths[p.path][p.method.lower()][ACTIONS_KEY], p.id
 
 
 def test_the_matrix_has_every_combination() -> None:
@@ -352,8 +370,7 @@ def test_http_authorization_matrix(live: Live, case: Case) -> None:
     if seen == "hidden" and not case.probe.batch:
         # Another company answers as a company that does not exist: nothing leaks.
         missing_values = {**values, "company": NOWHERE}
-        with live.client(case.permission_set.value) as http:
-            missing = send(http, case.probe, missing_values, body)
+        missing = send(live.http(case.permission_set.value), case.probe, missing_values, body)
         same_refusal(answer, missing, values["company"])
 
 
@@ -370,9 +387,9 @@ def test_another_companys_operation_under_ones_own_is_not_found(
     theirs = {"company": OWN, **probe.params(ctx)}
     missing = {"company": OWN, "operation_id": str(uuid.uuid4())}
     body = probe.body(ctx) if probe.body else None
-    with live.client(permission_set.value) as http:
-        hidden = send(http, probe, theirs, body)
-        absent = send(http, probe, missing, body)
+    http = live.http(permission_set.value)
+    hidden = send(http, probe, theirs, body)
+    absent = send(http, probe, missing, body)
     if probe.method == "DELETE":
         assert hidden.status == absent.status == 204  # forgetting what is not there is done
         assert live.app.service.get(theirs["operation_id"]).company == OTHER  # untouched
@@ -401,14 +418,11 @@ def test_no_valid_token_is_401(live: Live, probe: Probe) -> None:
     body = probe.body(ctx) if probe.body else None
     answers = []
     for kind in REFUSED:
-        if kind == "none":
-            http = live.client()
-        elif kind == "malformed":
-            http = live.client(headers={"Authorization": "Bearer lo_not-a-token"})
+        if kind == "malformed":
+            with live.client(headers={"Authorization": "Bearer lo_not-a-token"}) as http:
+                answer = send(http, probe, values, body)
         else:
-            http = live.client(kind)
-        with http:
-            answer = send(http, probe, values, body)
+            answer = send(live.http(None if kind == "none" else kind), probe, values, body)
         answers.append((kind, answer.status, answer.code))
         assert (answer.status, answer.code) == (401, "Unauthenticated"), (kind, answer)
     bodies = {a[1:] for a in answers}

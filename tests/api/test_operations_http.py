@@ -13,6 +13,7 @@ import httpx
 import pytest
 from live import OTHER, OWN, TASK, Live
 
+from longops.domain.errors import ValidationError
 from longops.store.base import OperationQuery
 
 ENQUEUE = f"/v1/companies/{OWN}/tasks/{TASK}:enqueue"
@@ -231,6 +232,10 @@ BAD_INPUT = [
     ("a bad operation id", "GET", f"/v1/companies/{OWN}/operations/x-y", None, "operation_id"),
     ("a huge entry number", "GET", f"/v1/companies/{OWN}/operations/{'9' * 30}", None,
      "operation_id"),
+    ("a superscript digit as entry number", "GET", f"/v1/companies/{OWN}/operations/%C2%B2",
+     None, "operation_id"),
+    ("a superscript digit in a batch", "POST", f"/v1/companies/{OWN}/operations:batchCancel",
+     '{"ids": ["\u00b2"]}', "ids.0"),
     ("NUL in a filter", "GET", f"/v1/companies/{OWN}/operations?q=%00", None, "q"),
     ("a bad status", "GET", f"/v1/companies/{OWN}/operations?status=done", None, "status.0"),
     ("a bad time", "GET", f"/v1/companies/{OWN}/operations?createdAfter=0.5", None,
@@ -333,3 +338,10 @@ def test_another_companys_names_do_not_leak_through_errors(live: Live) -> None:
     assert theirs.status_code == nobody.status_code == 404
     a, b = envelope_of(theirs), envelope_of(nobody)
     assert json.dumps(a).replace(OTHER, "X") == json.dumps(b).replace("NOWHERE", "X")
+
+
+def test_core_reads_only_ascii_digits_as_an_entry_number(live: Live) -> None:
+    """'²' passes str.isdigit() but is no number int() reads: core used to crash on it."""
+    with pytest.raises(ValidationError) as refused:
+        live.app.service.get("\u00b2")
+    assert refused.value.field == "id"

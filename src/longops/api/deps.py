@@ -23,7 +23,7 @@ from longops.app import ActorView, Longops
 from longops.core.streams import EventHub
 from longops.domain.errors import LongopsError
 from longops.domain.operation import NAME_RE
-from longops.domain.security import FrontEnd
+from longops.domain.security import PERMISSIONS, FrontEnd
 
 T = TypeVar("T")
 
@@ -69,6 +69,26 @@ class _NotAVerb(StringConvertor):
 
 register_url_convertor("lro_id", _NoColon())
 register_url_convertor("lro_name", _NotAVerb())
+
+COMPANY_MEMBER = "company_member"
+"""Not an action of core: any permission set in the company reaches it (the task list)."""
+ACTIONS_KEY = "x-longops-actions"
+
+
+def acts(*actions: str) -> dict[str, Any]:
+    """What a route declares it does, for its OpenAPI entry: the actions of the permission
+    table (``domain.security.PERMISSIONS``) that core will decide on. The HTTP authorization
+    matrix (tests/api) reads them and fails for a route that declares none.
+
+    Example::
+
+        @router.post("/operations/{operation_id}:hold", openapi_extra=acts("hold"))
+    """
+    unknown = [a for a in actions if a not in PERMISSIONS and a != COMPANY_MEMBER]
+    if not actions or unknown:
+        raise ValueError(f"a route must declare actions of the permission table: {unknown}")
+    return {ACTIONS_KEY: list(actions)}
+
 
 bearer = HTTPBearer(auto_error=False, description="An API token (longops users token create).")
 

@@ -208,8 +208,8 @@ class EnqueueBody(Body):
     args: list[Any] = Field(default_factory=list, description="Positional arguments.")
     kwargs: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments.")
     description: str | None = Field(default=None, max_length=250)
-    queue: str | None = None
-    category: str | None = None
+    queue: Name | None = None
+    category: Name | None = Field(default=None, description="An existing category's code.")
     priority: Literal["high", "normal", "low"] | None = None
     delay: float | None = Field(default=None, ge=0, le=366 * 86400, description="Seconds.")
     scheduleTime: Time | None = Field(default=None, strict=False, description="Earliest start.")
@@ -218,7 +218,13 @@ class EnqueueBody(Body):
     rerunDelay: Annotated[int, Field(strict=False, ge=0, le=3600), NUMBER] | None = None
     timeout: float | None = Field(default=None, ge=1, le=7 * 86400, description="Seconds.")
     recurrence: str | dict[str, Any] | None = None
-    labels: dict[str, str] | None = None
+    labels: (
+        dict[
+            Annotated[str, StringConstraints(min_length=1, max_length=63)],
+            Annotated[str, StringConstraints(max_length=250)],
+        ]
+        | None
+    ) = None
     dedupKey: str | None = Field(default=None, min_length=1, max_length=250)
     onHold: bool = False
     requestId: str | None = Field(

@@ -24,6 +24,7 @@ from longops.api.deps import (
     Caller,
     NamePath,
     OperationIdPath,
+    acts,
     call,
     company_of,
     decode_token,
@@ -246,6 +247,7 @@ async def _unknown_task_is_not_found(work: Awaitable[T]) -> T:
 
 @router.post(
     "/tasks/{task}:enqueue",
+    openapi_extra=acts("enqueue"),
     status_code=202,
     response_model=None,
     responses={
@@ -326,6 +328,7 @@ async def enqueue(
 # -- reads --------------------------------------------------------------------------------------
 @router.get(
     "/operations/{operation_id:lro_id}",
+    openapi_extra=acts("get_operation"),
     name="get_operation",
     response_model=None,
     responses={200: {"model": OperationModel}, 304: {"description": "Not modified"}, **ERRORS},
@@ -421,6 +424,7 @@ def build_query(company: str, params: dict[str, Any]) -> OperationQuery:
 
 @router.get(
     "/operations",
+    openapi_extra=acts("list_operations"),
     response_model=None,
     responses={200: {"model": OperationList}, **ERRORS},
     summary="List operations",
@@ -496,6 +500,7 @@ async def list_operations(
 
 @router.get(
     "/operations/{operation_id}/attempts",
+    openapi_extra=acts("list_attempts"),
     response_model=None,
     responses={200: {"model": AttemptList}, **ERRORS},
     summary="An operation's attempts (log entries)",
@@ -509,6 +514,7 @@ async def attempts(company: NamePath, operation_id: OperationIdPath, view: Calle
 
 @router.get(
     "/operations/{operation_id}/events",
+    openapi_extra=acts("list_events"),
     response_model=None,
     responses={
         200: {
@@ -559,6 +565,7 @@ async def events(
 
 @router.get(
     "/operations:stream",
+    openapi_extra=acts("list_operations"),
     response_model=None,
     responses={
         200: {
@@ -588,6 +595,7 @@ async def stream(
 # -- actions ------------------------------------------------------------------------------------
 @router.post(
     "/operations/{operation_id}:cancel",
+    openapi_extra=acts("cancel", "force_cancel"),
     response_model=None,
     responses={
         202: {"model": OperationModel, "description": "Asked to stop (or cancelled at once)"},
@@ -616,6 +624,7 @@ async def cancel(
 
 @router.post(
     "/operations/{operation_id}:wait",
+    openapi_extra=acts("get_operation"),
     response_model=None,
     responses={200: {"model": OperationModel}, **ERRORS},
     summary="Wait for an operation (up to a timeout)",
@@ -649,6 +658,7 @@ def _action(method: str, summary: str, doc: str) -> None:
     router.add_api_route(
         f"/operations/{{operation_id}}:{verb}",
         act,
+        openapi_extra=acts(method),
         methods=["POST"],
         response_model=None,
         responses={200: {"model": OperationModel}, **ERRORS},
@@ -665,6 +675,7 @@ _action("run_now", "Run an operation now", "Make it due now, ignoring its schedu
 
 @router.delete(
     "/operations/{operation_id:lro_id}",
+    openapi_extra=acts("delete"),
     status_code=204,
     response_model=None,
     responses={204: {"description": "Forgotten (or already gone)"}, **ERRORS},
@@ -765,6 +776,7 @@ def _batch(verb: str, method: str, summary: str) -> None:
     router.add_api_route(
         f"/operations:{verb}",
         run,
+        openapi_extra=acts(method),
         methods=["POST"],
         response_model=None,
         responses={200: {"model": BatchResult}, **ERRORS},

@@ -14,7 +14,17 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import TypeAdapter
 
-from longops.api.deps import MAX_ID, Caller, NamePath, UuidPath, call, company_of, services
+from longops.api.deps import (
+    COMPANY_MEMBER,
+    MAX_ID,
+    Caller,
+    NamePath,
+    UuidPath,
+    acts,
+    call,
+    company_of,
+    services,
+)
 from longops.api.errors import ApiError
 from longops.api.models import (
     AuditList,
@@ -56,6 +66,7 @@ def category_json(c: Category) -> dict[str, Any]:
 # -- categories ---------------------------------------------------------------------------------
 @router.get(
     "/v1/companies/{company}/categories",
+    openapi_extra=acts("list_categories"),
     response_model=None,
     responses={200: {"model": CategoryList}, **ERRORS},
     summary="List the company's categories",
@@ -68,6 +79,7 @@ async def list_categories(company: NamePath, view: Caller) -> Response:
 
 @router.post(
     "/v1/companies/{company}/categories",
+    openapi_extra=acts("set_category"),
     status_code=201,
     response_model=None,
     responses={201: {"model": CategoryModel}, **ERRORS},
@@ -95,6 +107,7 @@ async def _category(view: ActorView, company: str, code: str) -> Category:
 
 @router.patch(
     "/v1/companies/{company}/categories/{code:lro_name}",
+    openapi_extra=acts("set_category"),
     response_model=None,
     responses={200: {"model": CategoryModel}, **ERRORS},
     summary="Change a category's limit or description",
@@ -136,6 +149,7 @@ for _verb, _paused in (("pause", True), ("resume", False)):
     router.add_api_route(
         f"/v1/companies/{{company}}/categories/{{code}}:{_verb}",
         _pause(_paused),
+        openapi_extra=acts("set_category"),
         methods=["POST"],
         response_model=None,
         responses={200: {"model": CategoryModel}, **ERRORS},
@@ -203,6 +217,7 @@ def task_json(task: TaskDef) -> dict[str, Any]:
 
 @router.get(
     "/v1/companies/{company}/tasks",
+    openapi_extra=acts(COMPANY_MEMBER),
     response_model=None,
     responses={200: {"model": TaskList}, **ERRORS},
     summary="The tasks this server can enqueue, with their arguments' JSON schema",
@@ -216,6 +231,7 @@ async def list_tasks(company: NamePath, request: Request, view: Caller) -> Respo
 # -- queues and sessions (global) -----------------------------------------------------------------
 @router.get(
     "/v1/queues",
+    openapi_extra=acts("list_paused_queues"),
     response_model=None,
     responses={200: {"model": QueueList}, **ERRORS},
     summary="Paused queues",
@@ -238,6 +254,7 @@ for _verb, _paused in (("pause", True), ("resume", False)):
     router.add_api_route(
         f"/v1/queues/{{queue}}:{_verb}",
         _queue(_paused),
+        openapi_extra=acts("pause_queue"),
         methods=["POST"],
         response_model=None,
         responses={200: {"model": QueueList}, **ERRORS},
@@ -248,6 +265,7 @@ for _verb, _paused in (("pause", True), ("resume", False)):
 
 @router.get(
     "/v1/sessions",
+    openapi_extra=acts("list_sessions"),
     response_model=None,
     responses={200: {"model": SessionList}, **ERRORS},
     summary="Worker sessions (SUPER)",
@@ -261,6 +279,7 @@ async def list_sessions(
 
 @router.post(
     "/v1/sessions/{session_id}:drain",
+    openapi_extra=acts("drain_session"),
     status_code=202,
     response_model=None,
     responses={202: {"description": "The session will drain"}, **ERRORS},
@@ -278,6 +297,7 @@ async def drain_session(session_id: UuidPath, view: Caller) -> Response:
 # -- users, tokens, audit -------------------------------------------------------------------------
 @router.get(
     "/v1/users",
+    openapi_extra=acts("list_users"),
     response_model=None,
     responses={200: {"model": UserList}, **ERRORS},
     summary="Users (SUPER)",
@@ -289,6 +309,7 @@ async def list_users(view: Caller) -> Response:
 
 @router.post(
     "/v1/users",
+    openapi_extra=acts("add_user"),
     status_code=201,
     response_model=None,
     responses={
@@ -330,6 +351,7 @@ for _verb, _enable in (("enable", True), ("disable", False)):
     router.add_api_route(
         f"/v1/users/{{name}}:{_verb}",
         _user_state(_enable),
+        openapi_extra=acts("disable_user"),
         methods=["POST"],
         response_model=None,
         responses={200: {"description": "The user"}, **ERRORS},
@@ -340,6 +362,7 @@ for _verb, _enable in (("enable", True), ("disable", False)):
 
 @router.delete(
     "/v1/users/{name:lro_name}",
+    openapi_extra=acts("delete_user"),
     status_code=204,
     response_model=None,
     responses={204: {"description": "Deleted"}, **ERRORS},
@@ -352,6 +375,7 @@ async def delete_user(name: NamePath, view: Caller) -> Response:
 
 @router.get(
     "/v1/users/{name}/tokens",
+    openapi_extra=acts("list_tokens"),
     response_model=None,
     responses={200: {"model": TokenList}, **ERRORS},
     summary="A user's API tokens (never their secrets)",
@@ -363,6 +387,7 @@ async def list_tokens(name: NamePath, view: Caller) -> Response:
 
 @router.post(
     "/v1/users/{name}/tokens",
+    openapi_extra=acts("create_token"),
     status_code=201,
     response_model=None,
     responses={201: {"model": TokenCreated}, **ERRORS},
@@ -377,6 +402,7 @@ async def create_token(name: NamePath, view: Caller, body: TokenBody | None = No
 
 @router.delete(
     "/v1/users/{name}/tokens/{token}",
+    openapi_extra=acts("revoke_token"),
     status_code=204,
     response_model=None,
     responses={204: {"description": "Revoked"}, **ERRORS},
@@ -389,6 +415,7 @@ async def revoke_token(name: NamePath, token: NamePath, view: Caller) -> Respons
 
 @router.get(
     "/v1/companies/{company}/audit",
+    openapi_extra=acts("list_audit"),
     response_model=None,
     responses={200: {"model": AuditList}, **ERRORS},
     summary="The company's audit log (admins)",
@@ -408,6 +435,7 @@ async def company_audit(
 
 @router.get(
     "/v1/audit",
+    openapi_extra=acts("list_audit"),
     response_model=None,
     responses={200: {"model": AuditList}, **ERRORS},
     summary="The audit log of every company the caller may read",
