@@ -600,7 +600,7 @@ def _check_name(field_name: str, value: object) -> None:
     # Task, company and queue names repeat on every enqueue: remember those that passed.
     if value in _VALID_NAMES:
         return
-    if not isinstance(value, str) or not NAME_RE.match(value):
+    if not isinstance(value, str) or not NAME_RE.fullmatch(value):
         raise ValidationError(
             field_name,
             "must be 1-100 characters of letters, digits, '_', '.', ':' or '-', "

@@ -139,7 +139,7 @@ def new_token_text(token_id: uuid.UUID) -> str:
 
 def parse_token(text: str) -> uuid.UUID | None:
     """The token id inside ``text``, or None when ``text`` is not shaped like a token."""
-    match = _TOKEN_RE.match(text) if isinstance(text, str) else None
+    match = _TOKEN_RE.fullmatch(text) if isinstance(text, str) else None
     return None if match is None else uuid.UUID(hex=match.group(1))
 
 
@@ -175,7 +175,7 @@ def check_user_name(name: object) -> str:
     """A user name follows the same rule as other names and is not a pseudonym."""
     from longops.domain.operation import NAME_RE
 
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise ValidationError(
             "name",
             "must be 1-100 characters of letters, digits, '_', '.', ':' or '-', "
