@@ -103,6 +103,10 @@ def test_demo_shows_every_state_to_the_printed_sign_in_and_ends_on_time(demo: De
     # Invoice batches wait behind the one-at-a-time POSTING category.
     batches = page.locator("tr[data-operation-id]").filter(has_text="queued behind POSTING")
     expect(batches).to_have_count(4)
+    # The admin has two companies: the header's switcher changes to the other one.
+    with page.expect_navigation(url=re.compile(r"/c/FABRIKAM/$")):
+        page.get_by_label("Company").select_option("FABRIKAM")
+    ui.shot("fabrikam-overview")
     ui.goto(base + "/c/FABRIKAM/entries", "fabrikam-entries")
     expect(page.locator("main")).to_contain_text("Fabrikam month-end report")
 
