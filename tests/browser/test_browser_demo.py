@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from browser_support import UI, free_port, sign_in, wait_until
+from browser_support import UI, free_port, low_contrast_text, sign_in, wait_until
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.timeout(240)
@@ -97,6 +97,8 @@ def test_demo_shows_every_state_to_the_printed_sign_in_and_ends_on_time(demo: De
 
     wait_until(every_state, timeout=60, interval=1, what=f"every state (seen {seen})")
     ui.shot("every-state")
+    # Every status word, badge and button is readable (contrast at least 4.5:1).
+    assert low_contrast_text(page) == []
     body = page.locator("main")
     expect(body).to_contain_text("Year-end report")
     expect(body).to_contain_text("Clean up old export files (every minute)")

@@ -18,6 +18,7 @@ from browser_support import (
     PASSWORD,
     UI,
     Server,
+    low_contrast_text,
     sign_in,
     unlabelled_controls,
     wait_until,
@@ -339,8 +340,10 @@ def test_every_page_renders_and_is_captured(server: Server, ui: UI, user: str) -
         ui.shot(name)
         expect(page.locator("#background-indicator")).to_contain_text("running")
         assert unlabelled_controls(page) == [], name
+        assert low_contrast_text(page) == [], name
     ui.goto(server.url(card(op_id)), "entry-card")
     assert unlabelled_controls(page) == []
+    assert low_contrast_text(page) == []
     if user == "admin":
         ui.goto(server.url(entries() + "/new"), "new-operation")
         assert unlabelled_controls(page) == []
