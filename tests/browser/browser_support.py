@@ -311,3 +311,40 @@ UNLABELLED = """() => [...document.querySelectorAll(
 def unlabelled_controls(page: Page) -> list[str]:
     """Form controls with no accessible name (the pages promise a label on every one)."""
     return list(page.evaluate(UNLABELLED))
+
+
+LOW_CONTRAST = """() => {
+  const rgb = s => (s.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => {
+    const c = [r, g, b].map(v => {
+      v /= 255;
+      return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+    });
+    return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+  };
+  const background = el => {
+    for (let e = el; e; e = e.parentElement) {
+      const c = rgb(getComputedStyle(e).backgroundColor);
+      if (c.length >= 3 && (c.length < 4 || c[3] > 0.5)) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const found = [];
+  for (const el of document.querySelectorAll('body *')) {
+    const own = [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+    if (!own || !el.offsetParent && getComputedStyle(el).position !== 'fixed') continue;
+    const style = getComputedStyle(el);
+    if (style.visibility === 'hidden' || el.closest('[disabled], [aria-hidden=true]')) continue;
+    const fg = rgb(style.color).slice(0, 3), bg = background(el);
+    const [a, b] = [lum(fg), lum(bg)].sort((x, y) => y - x);
+    const ratio = (a + 0.05) / (b + 0.05);
+    const text = el.textContent.trim().slice(0, 40);
+    if (ratio < 4.5) found.push(`${ratio.toFixed(2)} ${el.tagName} "${text}"`);
+  }
+  return found;
+}"""
+
+
+def low_contrast_text(page: Page) -> list[str]:
+    """Text whose colour against its background is below 4.5:1 (WCAG AA, normal text)."""
+    return list(page.evaluate(LOW_CONTRAST))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from browser_support import UI, free_port, sign_in, wait_until
+from browser_support import UI, free_port, low_contrast_text, sign_in, wait_until
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.timeout(240)
@@ -97,12 +97,18 @@ def test_demo_shows_every_state_to_the_printed_sign_in_and_ends_on_time(demo: De
 
     wait_until(every_state, timeout=60, interval=1, what=f"every state (seen {seen})")
     ui.shot("every-state")
+    # Every status word, badge and button is readable (contrast at least 4.5:1).
+    assert low_contrast_text(page) == []
     body = page.locator("main")
     expect(body).to_contain_text("Year-end report")
     expect(body).to_contain_text("Clean up old export files (every minute)")
     # Invoice batches wait behind the one-at-a-time POSTING category.
     batches = page.locator("tr[data-operation-id]").filter(has_text="queued behind POSTING")
     expect(batches).to_have_count(4)
+    # The admin has two companies: the header's switcher changes to the other one.
+    with page.expect_navigation(url=re.compile(r"/c/FABRIKAM/$")):
+        page.get_by_label("Company").select_option("FABRIKAM")
+    ui.shot("fabrikam-overview")
     ui.goto(base + "/c/FABRIKAM/entries", "fabrikam-entries")
     expect(page.locator("main")).to_contain_text("Fabrikam month-end report")
 

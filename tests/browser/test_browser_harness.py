@@ -3,7 +3,7 @@ throws, or loads a missing resource fails its test)."""
 
 from __future__ import annotations
 
-from browser_support import UI, Server, unlabelled_controls, wait_until
+from browser_support import UI, Server, low_contrast_text, unlabelled_controls, wait_until
 
 
 def test_console_errors_page_errors_and_bad_responses_are_caught(server: Server, ui: UI) -> None:
@@ -41,3 +41,16 @@ def test_an_unlabelled_control_is_found(server: Server, ui: UI) -> None:
     assert unlabelled_controls(ui.page) == []
     ui.page.evaluate("document.querySelector('main').append(document.createElement('input'))")
     assert unlabelled_controls(ui.page) == ["<input>"]
+
+
+def test_low_contrast_text_is_found(server: Server, ui: UI) -> None:
+    ui.goto(server.url("/login"), "login")
+    assert low_contrast_text(ui.page) == []
+    ui.page.evaluate(
+        "() => { const p = document.createElement('p'); p.textContent = 'faint';"
+        " p.style.color = '#bbbbbb'; p.style.background = '#ffffff';"
+        " document.querySelector('main').append(p); }"
+    )
+    found = low_contrast_text(ui.page)
+    assert len(found) == 1
+    assert '"faint"' in found[0]

@@ -18,6 +18,7 @@ from browser_support import (
     PASSWORD,
     UI,
     Server,
+    low_contrast_text,
     sign_in,
     unlabelled_controls,
     wait_until,
@@ -325,6 +326,18 @@ def test_company_b_user_opens_its_own_entry(server: Server, ui: UI) -> None:
     expect(ui.page.get_by_role("heading", level=1)).to_contain_text(description)
 
 
+VIEWER_BUTTONS = {"Sign out", "Filter", "Switch", "Mark all read"}
+
+
+def button_texts(page: Page) -> list[str]:
+    return list(
+        page.evaluate(
+            "() => [...document.querySelectorAll('button, input[type=submit]')]"
+            ".map(b => b.textContent.trim() || b.value)"
+        )
+    )
+
+
 NAV = ("Overview", "Job Queue Entries", "Log Entries", "Categories", "Sessions", "Notifications")
 
 
@@ -339,8 +352,13 @@ def test_every_page_renders_and_is_captured(server: Server, ui: UI, user: str) -
         ui.shot(name)
         expect(page.locator("#background-indicator")).to_contain_text("running")
         assert unlabelled_controls(page) == [], name
+        assert low_contrast_text(page) == [], name
+        if user == "viewer":
+            # Read-only: signing out and filtering are the only things to press.
+            assert set(button_texts(page)) <= VIEWER_BUTTONS, name
     ui.goto(server.url(card(op_id)), "entry-card")
     assert unlabelled_controls(page) == []
+    assert low_contrast_text(page) == []
     if user == "admin":
         ui.goto(server.url(entries() + "/new"), "new-operation")
         assert unlabelled_controls(page) == []
