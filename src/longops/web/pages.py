@@ -49,6 +49,7 @@ from longops.store.base import OperationQuery
 from longops.web import present
 from longops.web.context import Context, PageError, SignIn, safe_path
 from longops.web.session import COOKIE, MAX_AGE, CookieSigner, SessionData
+from longops.worker.arguments import arguments_example, parameter_hints
 
 HERE = Path(__file__).parent
 PAGE_SIZE = 50
@@ -476,7 +477,11 @@ def create_pages(app: Longops, hub: EventHub, *, secret: bytes | None = None) ->
     @web.get("/c/{company}/entries/new", response_class=HTMLResponse)
     def new_form(request: Request, company: str, task: str = "") -> Response:
         ctx = pages.context(request, company)
-        return new_page(pages, ctx, {"task": task}, None)
+        given = {"task": task}
+        with contextlib.suppress(NotFound):
+            # A task named in the link starts with its arguments to edit.
+            given["args"] = arguments_example(app.registry.get(task)) if task else ""
+        return new_page(pages, ctx, given, None)
 
     @web.post("/c/{company}/entries/new", response_class=HTMLResponse)
     def enqueue(
@@ -1051,12 +1056,15 @@ def new_page(
 ) -> HTMLResponse:
     if decide(ctx.actor, "enqueue", company=ctx.company) is not Verdict.ALLOWED:
         raise PageError(403, f"{ctx.user} may not enqueue operations in {ctx.company}.")
+    tasks = sorted(pages.app.registry, key=lambda t: t.name)
     return pages.render(
         "new.html",
         ctx,
         status,
         title="New operation",
-        tasks=sorted(pages.app.registry, key=lambda t: t.name),
+        tasks=tasks,
+        examples={t.name: arguments_example(t) for t in tasks},
+        hints={t.name: parameter_hints(t) for t in tasks},
         categories=[c.code for c in ctx.view.service.list_categories(ctx.company)],
         priorities=[p.label for p in Priority],
         given=given,
