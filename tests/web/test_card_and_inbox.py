@@ -98,8 +98,14 @@ def test_the_overview_counts_its_cues(app: Longops, browser: Make) -> None:
     assert '<span class="cue-label">My failures</span> <span class="cue-count">1</span>' in page
     assert '<span class="cue-label">In process</span> <span class="cue-count">0</span>' in page
     assert '<span class="cue-label">Stalled</span> <span class="cue-count">0</span>' in page
-    assert 'role="img" aria-label="Operations finished and failed per hour, last 24 hours"' in page
-    assert "2 finished and 1 failed in the last 24 hours" in page
+    # The chart counts runs (attempts), in hours of the company's time zone, and says so.
+    assert "Runs per hour: finished and failed" in page
+    assert "hours are in the company's time zone, Europe/Amsterdam" in page
+    assert (
+        'aria-label="Runs finished and failed per hour, last 24 hours, hours in Europe/Amsterdam"'
+        in page
+    )
+    assert "2 runs finished and 1 run failed in the last 24 hours (Europe/Amsterdam)" in page
     assert (
         '<span class="cue-label">My failures</span> <span class="cue-count">0</span>'
         in browser("bob").get("/c/CRONUS/").text

@@ -417,6 +417,7 @@ def create_pages(app: Longops, hub: EventHub, *, secret: bytes | None = None) ->
             chart_total_finished=sum(f for f, _ in buckets),
             chart_total_failed=sum(e for _, e in buckets),
             chart_top=max([max(f, e) for f, e in buckets] or [0]),
+            zone_name=ctx.zone.key,
             longest=view.longest_running,
             now=app.clock.now(),
         )
