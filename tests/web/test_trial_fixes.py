@@ -9,7 +9,10 @@ import html
 import re
 from collections.abc import Callable
 
+from test_live import stream
 from web_support import Browser
+
+from longops import Longops
 
 Make = Callable[[str | None], Browser]
 
@@ -34,3 +37,40 @@ def test_the_new_operation_form_shows_each_tasks_parameters(browser: Make) -> No
     bad = b.post("/c/CRONUS/entries/new", {"task": "report", "args": '{"pages": "x"'})
     assert bad.status_code == 400
     assert textarea(bad.text, "args") == '{"pages": "x"'
+
+
+def facet(page: str, status: str) -> str:
+    found = re.search(rf'data-status="{status}">[^<]*<span class="count">([^<]*)</span>', page)
+    assert found, page[:3000]
+    return found.group(1)
+
+
+def test_facets_are_right_after_a_bulk_action_and_follow_the_stream(
+    app: Longops, browser: Make
+) -> None:
+    alice = app.as_user("alice")
+    ids = [
+        str(alice.enqueue("report", company="CRONUS", description=f"Bulk {i}").id) for i in range(3)
+    ]
+    b = browser("alice")
+    page = b.get("/c/CRONUS/entries?q=Bulk").text
+    assert (facet(page, "ready"), facet(page, "cancelled")) == ("3", "0")
+    done = b.post(
+        "/c/CRONUS/entries/bulk",
+        {"action": "cancel", "ids": ids, "confirmed": "1", "q": "Bulk",
+         "next": "/c/CRONUS/entries?q=Bulk"},
+    )  # fmt: skip
+    assert done.status_code == 303
+    after = b.get(done.headers["location"]).text
+    assert (facet(after, "ready"), facet(after, "cancelled")) == ("0", "3")
+
+    # A status that changes while the list is open recounts the facets through the stream.
+    url = "/c/CRONUS/stream?view=list&rows=&next=" + "/c/CRONUS/entries%3Fq%3DBulk"
+    with stream(b, url) as events:
+        alice.service.restart(ids[0])
+        data = events.next_matching("facets")
+        while facet(data, "ready") != "1":  # an earlier recount may come first
+            data = events.next_matching("facets")
+    assert facet(data, "cancelled") == "2"
+    assert 'sse-swap="facets"' in data, "the new facets listen again"
+    assert 'href="?q=Bulk&amp;status=ready"' in data, "the links keep the page's filter"

@@ -267,6 +267,25 @@ def facet_counts(ctx: Context, flt: Mapping[str, str]) -> dict[Status, str]:
     return {s: format_count(counts.get(s, 0)) for s in Status}
 
 
+def facet_view(ctx: Context, flt: Mapping[str, str]) -> dict[str, Any]:
+    """What the status facets show: per status its count and link, and the All link."""
+    counts = facet_counts(ctx, flt)
+    rest = {k: v for k, v in flt.items() if k != "status"}
+    links = [
+        (s, counts[s], "?" + urlencode({**rest, "status": s.value}), flt.get("status") == s.value)
+        for s in Status
+    ]
+    return {
+        "facets": links,
+        "all_link": "?" + urlencode(rest),
+        "all_active": "status" not in flt,
+    }
+
+
+def facets_html(pages: Pages, ctx: Context, flt: Mapping[str, str]) -> str:
+    return pages.fragment("_facets.html", **facet_view(ctx, flt))
+
+
 # -- forms -------------------------------------------------------------------------------------
 def parse_args(text: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """The task's arguments from the form: a JSON list (positional) or object (keywords)."""
@@ -439,15 +458,6 @@ def create_pages(app: Longops, hub: EventHub, *, secret: bytes | None = None) ->
         next_link = None
         if more and ops:
             next_link = "?" + urlencode({**flt, "after": ops[-1].entry_no})
-        facets = facet_counts(ctx, flt)
-        facet_links = []
-        for status in Status:
-            q = {k: v for k, v in flt.items() if k != "status"}
-            q["status"] = status.value
-            facet_links.append(
-                (status, facets[status], "?" + urlencode(q), flt.get("status") == status.value)
-            )
-        all_link = "?" + urlencode({k: v for k, v in flt.items() if k != "status"})
         tasks = sorted(t.name for t in app.registry)
         categories = [c.code for c in ctx.view.service.list_categories(company)]
         return pages.render(
@@ -464,9 +474,7 @@ def create_pages(app: Longops, hub: EventHub, *, secret: bytes | None = None) ->
             title="My operations" if flt.get("mine") == "1" else "Job Queue Entries",
             rows=rows,
             flt=flt,
-            facets=facet_links,
-            all_link=all_link,
-            all_active="status" not in flt,
+            **facet_view(ctx, flt),
             next_link=next_link,
             first_link=("?" + urlencode(flt)) if after is not None else None,
             can_act=present.can_act_somewhere(ctx.actor, company),
