@@ -8,11 +8,17 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Callable
+from dataclasses import replace
+from datetime import timedelta
 
 from test_live import stream
 from web_support import Browser
 
 from longops import Longops
+from longops.domain.progress import Progress
+from longops.domain.status import Status
+from longops.testing import Runner
+from longops.web import present
 
 Make = Callable[[str | None], Browser]
 
@@ -74,3 +80,51 @@ def test_facets_are_right_after_a_bulk_action_and_follow_the_stream(
     assert facet(data, "cancelled") == "2"
     assert 'sse-swap="facets"' in data, "the new facets listen again"
     assert 'href="?q=Bulk&amp;status=ready"' in data, "the links keep the page's filter"
+
+
+def timeline_text(card: str) -> str:
+    part = card[card.index('<ol class="timeline">') :]
+    return re.sub(r"<[^>]+>", "", part[: part.index("</ol>")])
+
+
+def test_the_card_shows_status_timeline_and_progress_in_words(app: Longops, browser: Make) -> None:
+    alice = app.as_user("alice")
+    b = browser("alice")
+    ran = alice.enqueue("report", company="CRONUS")
+    Runner(app).run_until_idle()
+    timeline = timeline_text(b.get(f"/c/CRONUS/entries/{ran.id}").text)
+    assert "attempt ended (run 1): outcome: success; status: finished" in timeline, timeline
+    for python in ("None", "True", "False", ": ;", "_"):
+        assert python not in timeline, (python, timeline)
+
+    handle = alice.enqueue("report", company="CRONUS", delay=timedelta(hours=1))
+    handle.cancel(reason="not needed after all")
+    card = b.get(f"/c/CRONUS/entries/{handle.id}").text
+    assert "<dt>Status</dt><dd>Cancelled</dd>" in card, "once, not 'Cancelled (cancelled)'"
+    assert "status changed: action: cancel; status: cancelled; by: alice" in timeline_text(card)
+
+    # A rate and an ETA belong to a running operation only.
+    op = app.service.get(handle.id)
+    reading = Progress(completed=78, total=3000, unit="rounds", rate=19.9,
+                       eta_at=app.clock.now() + timedelta(minutes=2))  # fmt: skip
+    now = app.clock.now()
+    running = present.progress_view(replace(op, status=Status.IN_PROCESS), reading, now)
+    assert (running.rate, running.eta[:4]) == ("19.9 rounds/s", "ETA ")
+    for status in (Status.CANCELLED, Status.ERROR, Status.ON_HOLD, Status.READY):
+        stopped = present.progress_view(replace(op, status=status), reading, now)
+        assert (stopped.rate, stopped.eta) == (None, ""), status
+        assert stopped.counts == "78 of 3,000 rounds", "what was done stays"
+
+
+def test_event_words_and_status_text() -> None:
+    assert (
+        present.event_words(
+            {"reason": "", "stop_mode": None, "cancel_mode": None, "force": False, "entry_no": 3}
+        )
+        == []
+    )
+    assert present.event_words({"action": "set_ready", "force": True, "bytes": 1200}) == [
+        "action: set ready",
+        "by force",
+        "bytes: 1,200",
+    ]

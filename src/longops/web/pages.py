@@ -82,6 +82,8 @@ class Pages:
             duration=present.duration,
             wait_text=present.wait_text,
             caption=present.status_caption,
+            status_text=present.status_text,
+            event_words=present.event_words,
             statuses=list(Status),
         )
 

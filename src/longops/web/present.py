@@ -13,6 +13,7 @@ Example::
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -103,6 +104,39 @@ def status_caption(op: Operation) -> str:
     return op.status.caption
 
 
+def status_text(op: Operation) -> str:
+    """The status as the card's field shows it: the caption, and the reason when it adds
+    something ('Cancelled', not 'Cancelled (cancelled)'; 'Ready (restarted)')."""
+    shown = status_caption(op)
+    reason = (op.status_reason or "").replace("_", " ").strip()
+    if not reason or reason.lower() in (shown.lower(), op.status.value.replace("_", " ")):
+        return shown
+    return f"{shown} ({reason})"
+
+
+def event_words(data: Mapping[str, Any]) -> list[str]:
+    """A timeline event's details in words, only those with a value: 'reason: not needed',
+    'by force'; nothing for an empty reason, a None mode or a False flag."""
+    out = []
+    for key, value in data.items():
+        if key in _UNSHOWN or value is None or value is False or value in ("", [], {}):
+            continue
+        name = key.replace("_", " ")
+        if value is True:
+            out.append(_FLAGS.get(key, name))
+        elif isinstance(value, str):
+            out.append(f"{name}: {value.replace('_', ' ')}")
+        elif isinstance(value, (int, float)):
+            out.append(f"{name}: {value:,}")
+        else:
+            out.append(f"{name}: {json.dumps(value, default=str)}")
+    return out
+
+
+_UNSHOWN = frozenset({"entry_no"})
+_FLAGS = {"force": "by force"}
+
+
 def local(value: datetime | None, zone: ZoneInfo | None = None) -> str:
     """A time as people read it, in the company's time zone."""
     if value is None:
@@ -167,11 +201,14 @@ def progress_view(
         eta = f"ETA {when}, in {duration(max(left, 0))}{guess}"
     elif op.status is Status.IN_PROCESS:
         eta = "ETA unknown"
+    running = op.status is Status.IN_PROCESS
+    if not running:
+        eta = ""  # a stopped run has no time left, and its last rate is history
     rate = None
     counts = None
     if progress is not None:
         unit = progress.unit or "items"
-        if progress.rate is not None:
+        if progress.rate is not None and running:
             rate = f"{progress.rate:,.1f} {unit}/s"
         if progress.completed is not None:
             total = "" if progress.total is None else f" of {progress.total:,.0f}"
