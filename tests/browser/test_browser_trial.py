@@ -144,3 +144,23 @@ def test_the_status_facets_follow_a_bulk_cancel_of_running_work(server: Server, 
     expect(cancelled).to_have_text("2", timeout=LIVE)
     expect(page.locator('#facets a[data-status="in_process"] .count')).to_have_text("0")
     ui.shot("facets-after")
+
+
+def test_a_disabled_edit_form_looks_disabled_and_dates_are_iso(server: Server, ui: UI) -> None:
+    page = ui.page
+    admin = server.lib.as_user("admin")
+    later = timedelta(hours=2)
+    op_id = admin.enqueue("pages.idle", company=COMPANY_A, description="Not held", delay=later).id
+    sign_in(ui, server, "admin")
+    ui.goto(server.url(f"/c/{COMPANY_A}/entries/{op_id}"), "card-not-on-hold")
+    field = page.get_by_label("Description", exact=True)
+    expect(field).to_be_disabled()
+    look = field.evaluate(
+        "e => { const s = getComputedStyle(e); return [s.backgroundColor, s.borderStyle]; }"
+    )
+    assert look[0] != "rgb(255, 255, 255)", look
+    start = page.get_by_label("Earliest start")
+    expect(start).to_have_value(re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$"))
+    # The same ISO text as the rest of the page shows for the same time.
+    shown = page.locator("dl.fields time").first.text_content()
+    assert shown == start.input_value(), (shown, start.input_value())

@@ -128,3 +128,20 @@ def test_event_words_and_status_text() -> None:
         "by force",
         "bytes: 1,200",
     ]
+
+
+def test_dates_in_forms_are_iso_text_in_the_companys_time_zone(app: Longops, browser: Make) -> None:
+    held = app.as_user("alice").enqueue("report", company="CRONUS", on_hold=True)
+    b = browser("alice")
+    card = b.get(f"/c/CRONUS/entries/{held.id}").text
+    field = re.search(r'<input id="e-start" name="earliest_start" ([^>]*)>', card)
+    assert field, card[-3000:]
+    assert 'type="text"' in field.group(1), "not datetime-local, which the browser's locale shows"
+    assert re.search(r'value="\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}"', field.group(1))
+    assert "in Europe/Amsterdam time" in card
+    saved = b.post(f"/c/CRONUS/entries/{held.id}/edit", {"earliest_start": "2999-01-01 08:00"})
+    assert saved.status_code == 303
+    start = app.service.get(held.id).earliest_start_at
+    assert start.isoformat().startswith("2999-01-01T07:00:00"), "08:00 in Amsterdam is 07:00 UTC"
+    for page in ("/c/CRONUS/entries/new", "/c/CRONUS/log-entries"):
+        assert 'type="datetime-local"' not in b.get(page).text, page

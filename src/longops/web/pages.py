@@ -305,13 +305,13 @@ def parse_args(text: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
 
 
 def parse_local(value: str, ctx: Context, field: str) -> datetime | None:
-    """A ``datetime-local`` input, read in the company's time zone."""
+    """A date-and-time field (ISO, "YYYY-MM-DD HH:MM[:SS]"), read in the company's time zone."""
     if not value.strip():
         return None
     try:
         naive = datetime.fromisoformat(value.strip())
     except ValueError:
-        raise ValidationError(field, "must be a date and time (YYYY-MM-DDTHH:MM)", value) from None
+        raise ValidationError(field, "must be a date and time (YYYY-MM-DD HH:MM)", value) from None
     if naive.tzinfo is not None:
         return naive
     return naive.replace(tzinfo=ctx.zone)
