@@ -141,8 +141,8 @@ def test_the_inbox_lists_restarts_and_marks_read(app: Longops, browser: Make) ->
     b = browser("alice")
     page = b.get("/c/CRONUS/notifications").text
     assert page.count('class="note unread') == 2
-    assert "<strong>Failed</strong>: Burns" in page
-    assert "<strong>Succeeded</strong>: Prints" in page
+    assert "<strong>Failed:</strong> Burns" in page
+    assert "<strong>Succeeded:</strong> Prints" in page
     assert page.count(">Open</a>") == 2
     assert page.count(">Restart</button>") == 1, "only the failed one restarts"
     assert '<span class="badge">2</span>' in page

@@ -145,3 +145,43 @@ def test_dates_in_forms_are_iso_text_in_the_companys_time_zone(app: Longops, bro
     assert start.isoformat().startswith("2999-01-01T07:00:00"), "08:00 in Amsterdam is 07:00 UTC"
     for page in ("/c/CRONUS/entries/new", "/c/CRONUS/log-entries"):
         assert 'type="datetime-local"' not in b.get(page).text, page
+
+
+def test_action_notices_are_sentences_and_the_inbox_has_no_stray_space(
+    app: Longops, browser: Make
+) -> None:
+    alice = app.as_user("alice")
+    handle = alice.enqueue("report", company="CRONUS", description="Post invoices", on_hold=True)
+    op = app.service.get(handle.id)
+    b = browser("alice")
+    card = f"/c/CRONUS/entries/{op.id}"
+    b.get(card)  # the signed-in session's CSRF token
+    for path, sentence in (
+        ("set-ready", "set ready"),
+        ("hold", "put on hold"),
+        ("cancel", "cancelled"),
+        ("restart", "restarted"),
+    ):
+        done = b.post(f"{card}/{path}", {"next": card})
+        assert done.status_code == 303, (path, done.text[-500:])
+        notice = f"Operation {op.entry_no} (Post invoices) {sentence}."
+        assert f'<p class="notice" role="status">{notice}</p>' in b.get(card).text, path
+    Runner(app).run_until_idle()
+    inbox = b.get("/c/CRONUS/notifications").text
+    # No space between the kind and its colon (the inbox row spaces its parts apart).
+    assert '<span class="note-title"><strong>Succeeded:</strong> Post invoices</span>' in inbox
+    deleted = b.post(f"{card}/delete", {"next": card})
+    assert deleted.headers["location"] == "/c/CRONUS/entries"
+    assert f"Operation {op.entry_no} (Post invoices) deleted." in b.get("/c/CRONUS/entries").text
+
+
+def test_a_running_operation_asked_to_cancel_is_said_to_stop_soon(app: Longops) -> None:
+    op = app.service.get(app.as_user("alice").enqueue("report", company="CRONUS").id)
+    running = replace(op, status=Status.IN_PROCESS)
+    assert present.action_notice("cancel", running, running) == (
+        f"Operation {op.entry_no} (Print a report) asked to stop; "
+        "it is cancelled when its task next checks."
+    )
+    assert present.action_notice("delete", op, None) == (
+        f"Operation {op.entry_no} (Print a report) deleted."
+    )

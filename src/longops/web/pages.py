@@ -745,13 +745,12 @@ def create_pages(app: Longops, hub: EventHub, *, secret: bytes | None = None) ->
         if action not in present.ACTION_OF_PATH:
             raise PageError(404, f"There is no action {action}.")
         op = find(ctx, operation_id)
-        run_action(ctx, action, op)
-        label = present.LABEL_OF_PATH[action]
+        after = run_action(ctx, action, op)
         card_path = f"{ctx.base}/entries/{op.id}"
         default = f"{ctx.base}/entries" if action == "delete" else card_path
         if action == "delete" and next.startswith(card_path):
             next = ""
-        return pages.back(ctx, next, default, f"{label}: operation {op.entry_no}.")
+        return pages.back(ctx, next, default, present.action_notice(action, op, after))
 
     # -- bulk actions ----------------------------------------------------------------------
     @web.post("/c/{company}/entries/bulk", response_class=HTMLResponse)

@@ -55,6 +55,37 @@ BULK_ACTIONS = {"cancel": "Cancel", "restart": "Restart", "delete": "Delete"}
 through core with the row action of the same name)."""
 
 
+_DONE = {
+    "set-ready": "set ready",
+    "hold": "put on hold",
+    "restart": "restarted",
+    "run-now": "set to run now",
+    "cancel": "cancelled",
+    "force-cancel": "cancelled by force",
+    "delete": "deleted",
+}
+
+
+def action_notice(path: str, op: Operation, after: Operation | None) -> str:
+    """The sentence a row action's redirect shows: 'Operation 18 (Post invoices) cancelled.'
+    A running operation asked to cancel is still running: the sentence says it stops soon."""
+    name = op.description or op.task
+    if len(name) > 60:
+        name = name[:59] + "…"
+    done = _DONE[path]
+    if (
+        after is not None
+        and after.status is Status.IN_PROCESS
+        and path in ("cancel", "force-cancel")
+    ):
+        done = (
+            "asked to stop; it is cancelled when its task next checks"
+            if path == "cancel"
+            else ("being stopped by force")
+        )
+    return f"Operation {op.entry_no} ({name}) {done}."
+
+
 def may(actor: Actor, action: str, op: Operation) -> bool:
     """Would the permission table let ``actor`` do ``action`` to ``op``?"""
     if decide(actor, action, company=op.company, owner=op.user) is not Verdict.ALLOWED:
