@@ -185,3 +185,39 @@ def test_a_running_operation_asked_to_cancel_is_said_to_stop_soon(app: Longops) 
     assert present.action_notice("delete", op, None) == (
         f"Operation {op.entry_no} (Print a report) deleted."
     )
+
+
+def test_a_bad_category_comes_back_on_the_categories_form(app: Longops, browser: Make) -> None:
+    admin = browser("admin")
+    admin.get("/c/CRONUS/categories")
+    bad = admin.post(
+        "/c/CRONUS/categories",
+        {"code": "bad code!", "description": "Kept text", "max_concurrent": "3", "paused": "1"},
+    )
+    assert bad.status_code == 400
+    page = bad.text
+    assert "<h1>Categories</h1>" in page, "the Categories page, not an error page"
+    assert "Back to Job Queue Entries" not in page
+    code = re.search(r'<input id="c-code"[^>]*>', page)
+    assert code, page[-3000:]
+    assert 'value="bad code!"' in code.group(0)
+    assert 'aria-invalid="true"' in code.group(0)
+    assert 'aria-describedby="c-code-error"' in code.group(0)
+    assert re.search(
+        r'<span id="c-code-error" class="field-error" role="alert">Code must be ', page
+    )
+    assert 'value="Kept text"' in page
+    assert re.search(r'<input id="c-max"[^>]*value="3"', page)
+    assert {c.code for c in app.service.list_categories("CRONUS")} == {"POSTING"}
+
+    # A row's Save keeps what was typed in that row, the message beside it.
+    row = admin.post(
+        "/c/CRONUS/categories",
+        {"code": "POSTING", "description": "Typed", "max_concurrent": "0", "row": "1"},
+    )
+    assert row.status_code == 400
+    assert 'value="Typed"' in row.text
+    assert 'role="alert">Max concurrent must be between 1 and 1000.</p>' in row.text
+    assert 'value="0" aria-label="Max concurrent of POSTING" aria-invalid="true"' in row.text
+    [cat] = app.service.list_categories("CRONUS")
+    assert (cat.description, cat.max_concurrent) == ("Posting", 1)

@@ -18,6 +18,7 @@ import json
 import secrets
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -834,18 +835,7 @@ def create_pages(app: Longops, hub: EventHub, *, secret: bytes | None = None) ->
     # -- categories and sessions -----------------------------------------------------------
     @web.get("/c/{company}/categories", response_class=HTMLResponse)
     def categories(request: Request, company: str) -> Response:
-        ctx = pages.context(request, company)
-        svc = ctx.view.service
-        cats = svc.list_categories(company)
-        activity = svc.category_activity(company)
-        busy = []
-        for cat in cats:
-            found = activity.get(cat.code)
-            running = 0 if found is None else found.running
-            waiting = 0 if found is None else found.waiting
-            busy.append((cat, format_count(running), format_count(waiting)))
-        admin = decide(ctx.actor, "set_category", company=company) is Verdict.ALLOWED
-        return pages.render("categories.html", ctx, title="Categories", rows=busy, admin=admin)
+        return categories_page(pages, pages.context(request, company))
 
     @web.post("/c/{company}/categories", response_class=HTMLResponse)
     def save_category(
@@ -856,21 +846,39 @@ def create_pages(app: Longops, hub: EventHub, *, secret: bytes | None = None) ->
         description: Annotated[str, Form()] = "",
         max_concurrent: Annotated[str, Form()] = "1",
         paused: Annotated[str, Form()] = "",
+        row: Annotated[str, Form()] = "",
     ) -> Response:
         ctx = pages.context(request, company, header=False)
+        given = {
+            "code": code,
+            "description": description,
+            "max_concurrent": max_concurrent,
+            "paused": paused,
+        }
         try:
-            limit = int(max_concurrent)
-        except ValueError:
-            raise ValidationError(
-                "max_concurrent", "must be a whole number", max_concurrent
-            ) from None
-        ctx.view.service.set_category(
-            company,
-            code.strip(),
-            description=description.strip(),
-            max_concurrent=limit,
-            paused=paused == "1",
-        )
+            try:
+                limit = int(max_concurrent)
+            except ValueError:
+                raise ValidationError(
+                    "max_concurrent", "must be a whole number", max_concurrent
+                ) from None
+            ctx.view.service.set_category(
+                company,
+                code.strip(),
+                description=description.strip(),
+                max_concurrent=limit,
+                paused=paused == "1",
+            )
+        except ValidationError as exc:
+            # The form again, the message beside the field and what was typed kept (a
+            # row's Save keeps the row's values; the New category form keeps its own).
+            pages.fill_header(ctx)
+            field = _CATEGORY_FIELDS.get(exc.field, "code")
+            message = f"{_CATEGORY_LABELS[field]} {exc.rule}."
+            problem = FormError(field, message, given)
+            if row == "1":
+                return categories_page(pages, ctx, 400, row_error=(code, problem))
+            return categories_page(pages, ctx, 400, new_error=problem)
         return pages.back(ctx, None, f"{ctx.base}/categories", f"Category {code.strip()} saved.")
 
     @web.get("/c/{company}/sessions", response_class=HTMLResponse)
@@ -1058,6 +1066,59 @@ def card_live_html(pages: Pages, ctx: Context, op: Operation, next_path: str) ->
         base=ctx.base,
         ctx=ctx,
         here=next_path,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class FormError:
+    """A refused form: the field at fault, the sentence shown beside it, what was typed."""
+
+    field: str
+    message: str
+    given: Mapping[str, str]
+
+
+_CATEGORY_FIELDS = {
+    "category": "code",
+    "code": "code",
+    "description": "description",
+    "max_concurrent": "max_concurrent",
+}
+_CATEGORY_LABELS = {
+    "code": "Code",
+    "description": "Description",
+    "max_concurrent": "Max concurrent",
+}
+
+
+def categories_page(
+    pages: Pages,
+    ctx: Context,
+    status: int = 200,
+    *,
+    new_error: FormError | None = None,
+    row_error: tuple[str, FormError] | None = None,
+) -> HTMLResponse:
+    """The Categories page; with a refused form, that form again with its message."""
+    svc = ctx.view.service
+    cats = svc.list_categories(ctx.company)
+    activity = svc.category_activity(ctx.company)
+    busy = []
+    for cat in cats:
+        found = activity.get(cat.code)
+        running = 0 if found is None else found.running
+        waiting = 0 if found is None else found.waiting
+        busy.append((cat, format_count(running), format_count(waiting)))
+    admin = decide(ctx.actor, "set_category", company=ctx.company) is Verdict.ALLOWED
+    return pages.render(
+        "categories.html",
+        ctx,
+        status,
+        title="Categories",
+        rows=busy,
+        admin=admin,
+        new_error=new_error,
+        row_error=row_error,
     )
 
 
