@@ -98,8 +98,14 @@ def test_the_overview_counts_its_cues(app: Longops, browser: Make) -> None:
     assert '<span class="cue-label">My failures</span> <span class="cue-count">1</span>' in page
     assert '<span class="cue-label">In process</span> <span class="cue-count">0</span>' in page
     assert '<span class="cue-label">Stalled</span> <span class="cue-count">0</span>' in page
-    assert 'role="img" aria-label="Operations finished and failed per hour, last 24 hours"' in page
-    assert "2 finished and 1 failed in the last 24 hours" in page
+    # The chart counts runs (attempts), in hours of the company's time zone, and says so.
+    assert "Runs per hour: finished and failed" in page
+    assert "hours are in the company's time zone, Europe/Amsterdam" in page
+    assert (
+        'aria-label="Runs finished and failed per hour, last 24 hours, hours in Europe/Amsterdam"'
+        in page
+    )
+    assert "2 runs finished and 1 run failed in the last 24 hours (Europe/Amsterdam)" in page
     assert (
         '<span class="cue-label">My failures</span> <span class="cue-count">0</span>'
         in browser("bob").get("/c/CRONUS/").text
@@ -135,8 +141,8 @@ def test_the_inbox_lists_restarts_and_marks_read(app: Longops, browser: Make) ->
     b = browser("alice")
     page = b.get("/c/CRONUS/notifications").text
     assert page.count('class="note unread') == 2
-    assert "<strong>Failed</strong>: Burns" in page
-    assert "<strong>Succeeded</strong>: Prints" in page
+    assert "<strong>Failed:</strong> Burns" in page
+    assert "<strong>Succeeded:</strong> Prints" in page
     assert page.count(">Open</a>") == 2
     assert page.count(">Restart</button>") == 1, "only the failed one restarts"
     assert '<span class="badge">2</span>' in page

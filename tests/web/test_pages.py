@@ -268,7 +268,7 @@ def test_enqueue_hold_ready_and_cancel_with_plain_forms(app: Longops, browser: M
     card = b.get(card_url)
     assert "Set Ready</button>" in card.text
     assert "Set On Hold</button>" not in card.text
-    assert "Set On Hold: operation" in card.text, "the notice says what was done"
+    assert ") put on hold.</p>" in card.text, "the notice says what was done"
     assert 'class="notice"' in card.text
     b.post(f"{card_url}/set-ready")
     assert status_of(app, op) is Status.READY

@@ -4,10 +4,13 @@ instead (no pages)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from rich.console import Console, Group
@@ -23,6 +26,21 @@ from longops.domain.status import Status
 from longops.store.base import OperationQuery
 
 
+@contextlib.contextmanager
+def _demo_database(database_url: str | None) -> Iterator[str]:
+    """The URL to use: the one given, or a SQLite file in a temporary folder that goes when
+    the demo ends (Ctrl-C, SIGTERM and ``--for`` included); a given database is kept."""
+    if database_url is not None:
+        yield database_url
+        return
+    folder = tempfile.mkdtemp(prefix="longops-demo-")
+    try:
+        yield f"sqlite:///{Path(folder) / 'demo.db'}"
+    finally:
+        app.close()  # the store's connections hold the file open until then
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def _settled(ops: list[Operation]) -> bool:
     # Recurring operations never finish; the demo is settled when the rest are done.
     return all(op.done for op in ops if not op.recurring) and not any(
@@ -33,10 +51,11 @@ def _settled(ops: list[Operation]) -> bool:
 def run_terminal_demo(console: Console, *, seconds: float, database_url: str | None) -> int:
     """A worker and a live table in the terminal until the demo operations settle."""
     logging.getLogger("longops").setLevel(logging.ERROR)
-    folder = None
-    if database_url is None:
-        folder = tempfile.mkdtemp(prefix="longops-demo-")
-        database_url = f"sqlite:///{Path(folder) / 'demo.db'}"
+    with _demo_database(database_url) as url:
+        return _terminal_demo(console, seconds=seconds, database_url=url)
+
+
+def _terminal_demo(console: Console, *, seconds: float, database_url: str) -> int:
     app.close()
     app.database_url = database_url
     app.migrate()
@@ -131,15 +150,19 @@ def run_demo(
     """The pages at ``http://host:port`` with an embedded worker and the demo's companies,
     users and operations (``longops.demo.app.seed_demo``), until ``seconds`` have passed
     (None: until Ctrl-C or SIGTERM). The sign-ins are printed, one ``user / password`` a
-    line."""
+    line. The temporary SQLite folder is removed on the way out, however the demo ends."""
+    logging.getLogger("longops").setLevel(logging.ERROR)
+    with _demo_database(database_url) as url:
+        return _pages_demo(console, seconds=seconds, database_url=url, host=host, port=port)
+
+
+def _pages_demo(
+    console: Console, *, seconds: float | None, database_url: str, host: str, port: int
+) -> int:
     import uvicorn
 
     from longops.cli.serve import Server
 
-    logging.getLogger("longops").setLevel(logging.ERROR)
-    if database_url is None:
-        folder = tempfile.mkdtemp(prefix="longops-demo-")
-        database_url = f"sqlite:///{Path(folder) / 'demo.db'}"
     app.close()
     app.database_url = database_url
     app.migrate()

@@ -122,9 +122,12 @@ class DemoUser:
     name: str
     password: str
     grants: tuple[tuple[str, PermissionSet], ...]
+    is_super: bool = False
 
     @property
     def summary(self) -> str:
+        if self.is_super:
+            return "SUPER: every company, worker sessions and Drain"
         return ", ".join(f"{s.value} in {c}" for c, s in self.grants)
 
 
@@ -150,9 +153,13 @@ def seed_demo(app: Longops) -> list[DemoUser]:
             (("CRONUS", PermissionSet.ADMIN), ("FABRIKAM", PermissionSet.ADMIN)),
         ),
         DemoUser("viewer", secrets.token_urlsafe(9), (("CRONUS", PermissionSet.VIEW),)),
+        # Worker sessions serve every company, so only SUPER sees Sessions and Drain.
+        DemoUser("super", secrets.token_urlsafe(9), (), is_super=True),
     ]
     for user in users:
-        app.security.add_user(user.name, password=user.password, grants=user.grants)
+        app.security.add_user(
+            user.name, password=user.password, grants=user.grants, is_super=user.is_super
+        )
     admin = app.as_user("admin")
 
     def add(
@@ -160,8 +167,10 @@ def seed_demo(app: Longops) -> list[DemoUser]:
     ) -> Any:
         return admin.enqueue(task, *args, company=company, description=description, **options)
 
-    add("demo.render_report", "Year-end report (long, multi-step)", pages=90, seconds_per_page=1)
-    add("demo.crunch_numbers", "Crunch cost figures (long: cancel it)", rounds=3000)
+    # Long enough that someone trying the pages finds them still running: the report takes
+    # about five minutes, the crunch (about 20 rounds a second) about twenty.
+    add("demo.render_report", "Year-end report (long, multi-step)", pages=300, seconds_per_page=1)
+    add("demo.crunch_numbers", "Crunch cost figures (runs 20 min: cancel it)", rounds=24_000)
     add(
         "demo.sync_catalogue",
         "Sync the catalogue (fails twice, then succeeds)",
@@ -193,7 +202,7 @@ def seed_demo(app: Longops) -> list[DemoUser]:
         "demo.render_report",
         "Fabrikam month-end report",
         company="FABRIKAM",
-        pages=30,
+        pages=180,
         seconds_per_page=1,
     )
     add("demo.post_invoices", "Fabrikam invoice batch F-1", "F-1", company="FABRIKAM")

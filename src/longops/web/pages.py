@@ -18,6 +18,7 @@ import json
 import secrets
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -49,6 +50,7 @@ from longops.store.base import OperationQuery
 from longops.web import present
 from longops.web.context import Context, PageError, SignIn, safe_path
 from longops.web.session import COOKIE, MAX_AGE, CookieSigner, SessionData
+from longops.worker.arguments import arguments_example, parameter_hints
 
 HERE = Path(__file__).parent
 PAGE_SIZE = 50
@@ -81,6 +83,8 @@ class Pages:
             duration=present.duration,
             wait_text=present.wait_text,
             caption=present.status_caption,
+            status_text=present.status_text,
+            event_words=present.event_words,
             statuses=list(Status),
         )
 
@@ -266,6 +270,25 @@ def facet_counts(ctx: Context, flt: Mapping[str, str]) -> dict[Status, str]:
     return {s: format_count(counts.get(s, 0)) for s in Status}
 
 
+def facet_view(ctx: Context, flt: Mapping[str, str]) -> dict[str, Any]:
+    """What the status facets show: per status its count and link, and the All link."""
+    counts = facet_counts(ctx, flt)
+    rest = {k: v for k, v in flt.items() if k != "status"}
+    links = [
+        (s, counts[s], "?" + urlencode({**rest, "status": s.value}), flt.get("status") == s.value)
+        for s in Status
+    ]
+    return {
+        "facets": links,
+        "all_link": "?" + urlencode(rest),
+        "all_active": "status" not in flt,
+    }
+
+
+def facets_html(pages: Pages, ctx: Context, flt: Mapping[str, str]) -> str:
+    return pages.fragment("_facets.html", **facet_view(ctx, flt))
+
+
 # -- forms -------------------------------------------------------------------------------------
 def parse_args(text: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """The task's arguments from the form: a JSON list (positional) or object (keywords)."""
@@ -283,13 +306,13 @@ def parse_args(text: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
 
 
 def parse_local(value: str, ctx: Context, field: str) -> datetime | None:
-    """A ``datetime-local`` input, read in the company's time zone."""
+    """A date-and-time field (ISO, "YYYY-MM-DD HH:MM[:SS]"), read in the company's time zone."""
     if not value.strip():
         return None
     try:
         naive = datetime.fromisoformat(value.strip())
     except ValueError:
-        raise ValidationError(field, "must be a date and time (YYYY-MM-DDTHH:MM)", value) from None
+        raise ValidationError(field, "must be a date and time (YYYY-MM-DD HH:MM)", value) from None
     if naive.tzinfo is not None:
         return naive
     return naive.replace(tzinfo=ctx.zone)
@@ -416,6 +439,7 @@ def create_pages(app: Longops, hub: EventHub, *, secret: bytes | None = None) ->
             chart_total_finished=sum(f for f, _ in buckets),
             chart_total_failed=sum(e for _, e in buckets),
             chart_top=max([max(f, e) for f, e in buckets] or [0]),
+            zone_name=ctx.zone.key,
             longest=view.longest_running,
             now=app.clock.now(),
         )
@@ -437,15 +461,6 @@ def create_pages(app: Longops, hub: EventHub, *, secret: bytes | None = None) ->
         next_link = None
         if more and ops:
             next_link = "?" + urlencode({**flt, "after": ops[-1].entry_no})
-        facets = facet_counts(ctx, flt)
-        facet_links = []
-        for status in Status:
-            q = {k: v for k, v in flt.items() if k != "status"}
-            q["status"] = status.value
-            facet_links.append(
-                (status, facets[status], "?" + urlencode(q), flt.get("status") == status.value)
-            )
-        all_link = "?" + urlencode({k: v for k, v in flt.items() if k != "status"})
         tasks = sorted(t.name for t in app.registry)
         categories = [c.code for c in ctx.view.service.list_categories(company)]
         return pages.render(
@@ -462,9 +477,7 @@ def create_pages(app: Longops, hub: EventHub, *, secret: bytes | None = None) ->
             title="My operations" if flt.get("mine") == "1" else "Job Queue Entries",
             rows=rows,
             flt=flt,
-            facets=facet_links,
-            all_link=all_link,
-            all_active="status" not in flt,
+            **facet_view(ctx, flt),
             next_link=next_link,
             first_link=("?" + urlencode(flt)) if after is not None else None,
             can_act=present.can_act_somewhere(ctx.actor, company),
@@ -476,7 +489,11 @@ def create_pages(app: Longops, hub: EventHub, *, secret: bytes | None = None) ->
     @web.get("/c/{company}/entries/new", response_class=HTMLResponse)
     def new_form(request: Request, company: str, task: str = "") -> Response:
         ctx = pages.context(request, company)
-        return new_page(pages, ctx, {"task": task}, None)
+        given = {"task": task}
+        with contextlib.suppress(NotFound):
+            # A task named in the link starts with its arguments to edit.
+            given["args"] = arguments_example(app.registry.get(task)) if task else ""
+        return new_page(pages, ctx, given, None)
 
     @web.post("/c/{company}/entries/new", response_class=HTMLResponse)
     def enqueue(
@@ -729,13 +746,12 @@ def create_pages(app: Longops, hub: EventHub, *, secret: bytes | None = None) ->
         if action not in present.ACTION_OF_PATH:
             raise PageError(404, f"There is no action {action}.")
         op = find(ctx, operation_id)
-        run_action(ctx, action, op)
-        label = present.LABEL_OF_PATH[action]
+        after = run_action(ctx, action, op)
         card_path = f"{ctx.base}/entries/{op.id}"
         default = f"{ctx.base}/entries" if action == "delete" else card_path
         if action == "delete" and next.startswith(card_path):
             next = ""
-        return pages.back(ctx, next, default, f"{label}: operation {op.entry_no}.")
+        return pages.back(ctx, next, default, present.action_notice(action, op, after))
 
     # -- bulk actions ----------------------------------------------------------------------
     @web.post("/c/{company}/entries/bulk", response_class=HTMLResponse)
@@ -819,18 +835,7 @@ def create_pages(app: Longops, hub: EventHub, *, secret: bytes | None = None) ->
     # -- categories and sessions -----------------------------------------------------------
     @web.get("/c/{company}/categories", response_class=HTMLResponse)
     def categories(request: Request, company: str) -> Response:
-        ctx = pages.context(request, company)
-        svc = ctx.view.service
-        cats = svc.list_categories(company)
-        activity = svc.category_activity(company)
-        busy = []
-        for cat in cats:
-            found = activity.get(cat.code)
-            running = 0 if found is None else found.running
-            waiting = 0 if found is None else found.waiting
-            busy.append((cat, format_count(running), format_count(waiting)))
-        admin = decide(ctx.actor, "set_category", company=company) is Verdict.ALLOWED
-        return pages.render("categories.html", ctx, title="Categories", rows=busy, admin=admin)
+        return categories_page(pages, pages.context(request, company))
 
     @web.post("/c/{company}/categories", response_class=HTMLResponse)
     def save_category(
@@ -841,21 +846,39 @@ def create_pages(app: Longops, hub: EventHub, *, secret: bytes | None = None) ->
         description: Annotated[str, Form()] = "",
         max_concurrent: Annotated[str, Form()] = "1",
         paused: Annotated[str, Form()] = "",
+        row: Annotated[str, Form()] = "",
     ) -> Response:
         ctx = pages.context(request, company, header=False)
+        given = {
+            "code": code,
+            "description": description,
+            "max_concurrent": max_concurrent,
+            "paused": paused,
+        }
         try:
-            limit = int(max_concurrent)
-        except ValueError:
-            raise ValidationError(
-                "max_concurrent", "must be a whole number", max_concurrent
-            ) from None
-        ctx.view.service.set_category(
-            company,
-            code.strip(),
-            description=description.strip(),
-            max_concurrent=limit,
-            paused=paused == "1",
-        )
+            try:
+                limit = int(max_concurrent)
+            except ValueError:
+                raise ValidationError(
+                    "max_concurrent", "must be a whole number", max_concurrent
+                ) from None
+            ctx.view.service.set_category(
+                company,
+                code.strip(),
+                description=description.strip(),
+                max_concurrent=limit,
+                paused=paused == "1",
+            )
+        except ValidationError as exc:
+            # The form again, the message beside the field and what was typed kept (a
+            # row's Save keeps the row's values; the New category form keeps its own).
+            pages.fill_header(ctx)
+            field = _CATEGORY_FIELDS.get(exc.field, "code")
+            message = f"{_CATEGORY_LABELS[field]} {exc.rule}."
+            problem = FormError(field, message, given)
+            if row == "1":
+                return categories_page(pages, ctx, 400, row_error=(code, problem))
+            return categories_page(pages, ctx, 400, new_error=problem)
         return pages.back(ctx, None, f"{ctx.base}/categories", f"Category {code.strip()} saved.")
 
     @web.get("/c/{company}/sessions", response_class=HTMLResponse)
@@ -1046,17 +1069,73 @@ def card_live_html(pages: Pages, ctx: Context, op: Operation, next_path: str) ->
     )
 
 
+@dataclass(frozen=True, slots=True)
+class FormError:
+    """A refused form: the field at fault, the sentence shown beside it, what was typed."""
+
+    field: str
+    message: str
+    given: Mapping[str, str]
+
+
+_CATEGORY_FIELDS = {
+    "category": "code",
+    "code": "code",
+    "description": "description",
+    "max_concurrent": "max_concurrent",
+}
+_CATEGORY_LABELS = {
+    "code": "Code",
+    "description": "Description",
+    "max_concurrent": "Max concurrent",
+}
+
+
+def categories_page(
+    pages: Pages,
+    ctx: Context,
+    status: int = 200,
+    *,
+    new_error: FormError | None = None,
+    row_error: tuple[str, FormError] | None = None,
+) -> HTMLResponse:
+    """The Categories page; with a refused form, that form again with its message."""
+    svc = ctx.view.service
+    cats = svc.list_categories(ctx.company)
+    activity = svc.category_activity(ctx.company)
+    busy = []
+    for cat in cats:
+        found = activity.get(cat.code)
+        running = 0 if found is None else found.running
+        waiting = 0 if found is None else found.waiting
+        busy.append((cat, format_count(running), format_count(waiting)))
+    admin = decide(ctx.actor, "set_category", company=ctx.company) is Verdict.ALLOWED
+    return pages.render(
+        "categories.html",
+        ctx,
+        status,
+        title="Categories",
+        rows=busy,
+        admin=admin,
+        new_error=new_error,
+        row_error=row_error,
+    )
+
+
 def new_page(
     pages: Pages, ctx: Context, given: Mapping[str, str], error: str | None, status: int = 200
 ) -> HTMLResponse:
     if decide(ctx.actor, "enqueue", company=ctx.company) is not Verdict.ALLOWED:
         raise PageError(403, f"{ctx.user} may not enqueue operations in {ctx.company}.")
+    tasks = sorted(pages.app.registry, key=lambda t: t.name)
     return pages.render(
         "new.html",
         ctx,
         status,
         title="New operation",
-        tasks=sorted(pages.app.registry, key=lambda t: t.name),
+        tasks=tasks,
+        examples={t.name: arguments_example(t) for t in tasks},
+        hints={t.name: parameter_hints(t) for t in tasks},
         categories=[c.code for c in ctx.view.service.list_categories(ctx.company)],
         priorities=[p.label for p in Priority],
         given=given,

@@ -13,6 +13,7 @@ Example::
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -52,6 +53,37 @@ LABEL_OF_PATH = {path: label for path, label, _ in ROW_ACTIONS}
 BULK_ACTIONS = {"cancel": "Cancel", "restart": "Restart", "delete": "Delete"}
 """Bulk button value -> the verb the confirmation asks with (each row is then acted on
 through core with the row action of the same name)."""
+
+
+_DONE = {
+    "set-ready": "set ready",
+    "hold": "put on hold",
+    "restart": "restarted",
+    "run-now": "set to run now",
+    "cancel": "cancelled",
+    "force-cancel": "cancelled by force",
+    "delete": "deleted",
+}
+
+
+def action_notice(path: str, op: Operation, after: Operation | None) -> str:
+    """The sentence a row action's redirect shows: 'Operation 18 (Post invoices) cancelled.'
+    A running operation asked to cancel is still running: the sentence says it stops soon."""
+    name = op.description or op.task
+    if len(name) > 60:
+        name = name[:59] + "…"
+    done = _DONE[path]
+    if (
+        after is not None
+        and after.status is Status.IN_PROCESS
+        and path in ("cancel", "force-cancel")
+    ):
+        done = (
+            "asked to stop; it is cancelled when its task next checks"
+            if path == "cancel"
+            else ("being stopped by force")
+        )
+    return f"Operation {op.entry_no} ({name}) {done}."
 
 
 def may(actor: Actor, action: str, op: Operation) -> bool:
@@ -101,6 +133,39 @@ def status_caption(op: Operation) -> str:
     if op.cancelling:
         return "Cancelling"
     return op.status.caption
+
+
+def status_text(op: Operation) -> str:
+    """The status as the card's field shows it: the caption, and the reason when it adds
+    something ('Cancelled', not 'Cancelled (cancelled)'; 'Ready (restarted)')."""
+    shown = status_caption(op)
+    reason = (op.status_reason or "").replace("_", " ").strip()
+    if not reason or reason.lower() in (shown.lower(), op.status.value.replace("_", " ")):
+        return shown
+    return f"{shown} ({reason})"
+
+
+def event_words(data: Mapping[str, Any]) -> list[str]:
+    """A timeline event's details in words, only those with a value: 'reason: not needed',
+    'by force'; nothing for an empty reason, a None mode or a False flag."""
+    out = []
+    for key, value in data.items():
+        if key in _UNSHOWN or value is None or value is False or value in ("", [], {}):
+            continue
+        name = key.replace("_", " ")
+        if value is True:
+            out.append(_FLAGS.get(key, name))
+        elif isinstance(value, str):
+            out.append(f"{name}: {value.replace('_', ' ')}")
+        elif isinstance(value, (int, float)):
+            out.append(f"{name}: {value:,}")
+        else:
+            out.append(f"{name}: {json.dumps(value, default=str)}")
+    return out
+
+
+_UNSHOWN = frozenset({"entry_no"})
+_FLAGS = {"force": "by force"}
 
 
 def local(value: datetime | None, zone: ZoneInfo | None = None) -> str:
@@ -167,11 +232,14 @@ def progress_view(
         eta = f"ETA {when}, in {duration(max(left, 0))}{guess}"
     elif op.status is Status.IN_PROCESS:
         eta = "ETA unknown"
+    running = op.status is Status.IN_PROCESS
+    if not running:
+        eta = ""  # a stopped run has no time left, and its last rate is history
     rate = None
     counts = None
     if progress is not None:
         unit = progress.unit or "items"
-        if progress.rate is not None:
+        if progress.rate is not None and running:
             rate = f"{progress.rate:,.1f} {unit}/s"
         if progress.completed is not None:
             total = "" if progress.total is None else f" of {progress.total:,.0f}"

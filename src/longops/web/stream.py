@@ -12,7 +12,10 @@ page listens for is ignored, so no event can point at a missing element:
 - ``toast``: one of the user's operations finished, failed or was cancelled (its new
   notification, which the hub fans out to that user only);
 - ``unread``: the header's count of unread notifications;
-- ``created``: how many operations were created since the list was shown.
+- ``created``: how many operations were created since the list was shown;
+- ``facets``: the list's status facets and their counts, when a status in the company
+  changed or an operation was created (at most every FACETS_EVERY seconds: one count
+  query each time).
 
 Changes are gathered for a moment and each operation is read once per flush, so a run
 that reports progress many times a second costs one read per flush; and only what the
@@ -30,6 +33,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from fastapi import Request
 
@@ -39,12 +43,22 @@ from longops.domain.operation import EventType, Operation
 from longops.domain.pages import Notification
 from longops.domain.security import FrontEnd
 from longops.web.context import Context
-from longops.web.pages import Pages, card_details_html, card_live_html, row_html, running_of
+from longops.web.pages import (
+    Pages,
+    card_details_html,
+    card_live_html,
+    entries_filter,
+    facets_html,
+    row_html,
+    running_of,
+)
 
 FLUSH_EVERY = 0.25
 """Seconds changes are gathered before the changed operations are read and sent."""
 KEEP_ALIVE = 15.0
 RETRY_MS = 2000
+FACETS_EVERY = 2.0
+"""Seconds at least between two recounts of a list page's status facets."""
 RECHECK_EVERY = 30.0
 """Seconds between checks that the stream's user is still active and in the company."""
 
@@ -81,10 +95,19 @@ class Watch:
     """The hub's notification watermark when the page was drawn."""
     replayed: set[int] = field(default_factory=set)
     """Notifications toasted from the catch-up read (the feed may bring them again)."""
+    facets_due: bool = False
+    """A status changed or an operation was created since the facets were last counted."""
+    facets_at: float = 0.0
+    """When (monotonic) the facets were last sent."""
+
+    def recount(self) -> None:
+        if self.view == "list":
+            self.facets_due = True
 
     def take(self, item: Item | Notification) -> None:
         if isinstance(item, Created):
             self.fresh += 1
+            self.recount()
         elif isinstance(item, Notification):
             if item.id not in self.replayed:
                 self.notes.append(item)
@@ -94,12 +117,20 @@ class Watch:
                 self.dirty.add(oid)
             if item.type is not EventType.PROGRESS:
                 self.moved.add(oid)
+                self.recount()
             elif oid in self.mine:
                 self.indicator = True
 
     @property
     def pending(self) -> bool:
-        return bool(self.dirty or self.moved or self.notes or self.fresh or self.indicator)
+        return bool(
+            self.dirty
+            or self.moved
+            or self.notes
+            or self.fresh
+            or self.indicator
+            or self.facets_due
+        )
 
 
 async def page_stream(
@@ -128,6 +159,7 @@ async def page_stream(
             if watch.card_id is not None:
                 watch.moved.add(watch.card_id)
             watch.indicator = True
+            watch.recount()
         if me is not None and watch.notes_after is not None:
             missed = await asyncio.to_thread(_missed_notes, ctx, watch.notes_after)
             watch.notes.extend(missed)
@@ -204,6 +236,13 @@ def _render(pages: Pages, ctx: Context, watch: Watch, me: str | None) -> list[st
         watch.mine = {op.id for op in ctx.running}
         out.append(sse("indicator", pages.fragment("_indicator.html", ctx=ctx, base=ctx.base)))
         out.append(sse("unread", pages.fragment("_unread.html", ctx=ctx)))
+    if watch.facets_due and time.monotonic() - watch.facets_at >= FACETS_EVERY:
+        # The counts are of the whole filter, not of the rows shown: any status change in
+        # the company may move them, so they are recounted, but not more often than this.
+        watch.facets_due = False
+        watch.facets_at = time.monotonic()
+        flt = entries_filter(dict(parse_qsl(urlsplit(watch.next_path).query)))
+        out.append(sse("facets", facets_html(pages, ctx, flt)))
     return out
 
 
