@@ -33,9 +33,9 @@ from longops.api.deps import (
 )
 from longops.api.errors import ApiError, from_longops
 from longops.api.models import (
+    CLIENT_KEY_PATTERN,
     SSE_EVENTS,
     TEXT_PATTERN,
-    UUID_PATTERN,
     AttemptList,
     BatchBody,
     BatchResult,
@@ -86,6 +86,7 @@ ENQUEUE_HEADERS: dict[str, Any] = {
 router = APIRouter(prefix="/v1/companies/{company}", tags=["operations"])
 
 MAX_WAIT = 60.0
+DEFAULT_WAIT = 30.0
 PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait=(\d+(?:\.\d+)?)")
 
 
@@ -196,10 +197,32 @@ def prefer_wait(prefer: str | None) -> float | None:
 
 
 # -- enqueue ------------------------------------------------------------------------------------
+CLIENT_KEY = re.compile(CLIENT_KEY_PATTERN)
+KEY_NAMESPACE = uuid.UUID("5d0a8f3e-2c1b-4e7a-9f6d-8b3c2a1e0f47")
+"""Where the ids of opaque client keys come from (UUIDv5): fixed, so a key names the same
+operation on every server."""
+
+
 def _client_id(
     operation_id: str | None, repeatability: str | None, body: EnqueueBody
 ) -> str | None:
     return operation_id or repeatability or body.requestId
+
+
+def _key_to_id(company: str, key: str) -> uuid.UUID:
+    """The operation id a client's key names: a UUID key is the id itself (Azure's
+    Operation-Id); any other key (``nov-invoices``) maps to a UUIDv5 of the company and the
+    key, so the same key again finds the same operation (and a different request under it
+    is a conflict), and two companies' keys never meet.
+
+    Example::
+
+        _key_to_id("CRONUS", "nov-invoices") == _key_to_id("CRONUS", "nov-invoices")  # True
+    """
+    try:
+        return uuid.UUID(key)
+    except ValueError:
+        return uuid.uuid5(KEY_NAMESPACE, f"{company}/{key}")
 
 
 def _request_hash(company: str, task: str, body: EnqueueBody) -> str:
@@ -268,25 +291,21 @@ async def enqueue(
     request: Request,
     view: Caller,
     validate_only: Annotated[bool, Query(alias="validateOnly")] = False,
-    operation_id: Annotated[str | None, Header(alias="Operation-Id", pattern=UUID_PATTERN)] = None,
+    operation_id: Annotated[
+        str | None, Header(alias="Operation-Id", pattern=CLIENT_KEY_PATTERN)
+    ] = None,
     repeatability: Annotated[
-        str | None, Header(alias="Repeatability-Request-ID", pattern=UUID_PATTERN)
+        str | None, Header(alias="Repeatability-Request-ID", pattern=CLIENT_KEY_PATTERN)
     ] = None,
     prefer: Annotated[str | None, Header(alias="Prefer")] = None,
 ) -> Response:
     """Create an operation (202 with ``Operation-Location``, ``Operation-Id`` and
-    ``Retry-After``). With a client ``Operation-Id`` (a UUID) the same request again returns
-    the same operation; another request under it is 400 ``OperationIdConflict``."""
+    ``Retry-After``). With a client ``Operation-Id`` (a UUID, or any key of 1 to 128
+    printable ASCII characters) the same request again returns the same operation; another
+    request under it is 400 ``OperationIdConflict``."""
     await company_of(view, company)
     given = _client_id(operation_id, repeatability, body)
-    client_id: uuid.UUID | None = None
-    if given is not None:
-        try:
-            client_id = uuid.UUID(given)
-        except ValueError:
-            raise ApiError(
-                400, "InvalidArgument", "Operation-Id: must be a UUID", target="Operation-Id"
-            ) from None
+    client_id = None if given is None else _key_to_id(company, given)
     digest = _request_hash(company, task, body) if client_id is not None else None
     req = _enqueue_request(company, task, body, client_id, digest)
     if validate_only:
@@ -635,11 +654,24 @@ async def wait(
     request: Request,
     view: Caller,
     body: WaitBody | None = None,
+    timeout: Annotated[
+        float | None, Query(ge=0, le=60, description="Seconds to wait at most (default 30).")
+    ] = None,
 ) -> Response:
-    """The operation once it is done, or its latest state after ``timeout`` seconds."""
+    """The operation once it is done, or its latest state after ``timeout`` seconds (in the
+    query, ``?timeout=2``, or the body, ``{"timeout": 2}``; both must then agree)."""
     await company_of(view, company)
     op = await find(view, company, operation_id)
-    op = await wait_done(view, op, (body or WaitBody()).timeout)
+    given = None if body is None else body.timeout
+    if given is not None and timeout is not None and given != timeout:
+        raise ApiError(
+            400,
+            "InvalidArgument",
+            f"timeout: the query says {timeout:g} and the body {given:g} (give one)",
+            target="timeout",
+        )
+    seconds = given if given is not None else timeout
+    op = await wait_done(view, op, DEFAULT_WAIT if seconds is None else seconds)
     return await reply(request, view, company, op)
 
 

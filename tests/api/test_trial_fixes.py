@@ -1,0 +1,108 @@
+"""What a new user's trial of the REST API found: opaque idempotency keys (the README's
+``Operation-Id: nov-invoices``), ``:wait?timeout=``, batches answering once per id,
+argument types checked against the published schema, readable validation messages."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+from live import OWN, TASK, Live
+
+from longops.store.base import OperationQuery
+
+ENQUEUE = f"/v1/companies/{OWN}/tasks/{TASK}:enqueue"
+OPS = f"/v1/companies/{OWN}/operations"
+
+
+def count(live: Live) -> int:
+    return len(live.app.service.list_operations(OperationQuery(company=OWN, limit=1000)))
+
+
+def error_of(r: httpx.Response) -> dict[str, Any]:
+    assert r.status_code == 400, r.text
+    return dict(r.json()["error"])
+
+
+# -- 1. any client key ------------------------------------------------------------------------
+
+
+def test_an_opaque_operation_id_is_an_idempotency_key(live: Live) -> None:
+    key = f"nov-invoices-{uuid.uuid4().hex[:8]}"
+    body = {"kwargs": {"n": 3}, "onHold": True}
+    before = count(live)
+    with live.client("JOBQUEUE-USER") as http:
+        first = http.post(ENQUEUE, json=body, headers={"Operation-Id": key})
+        again = http.post(ENQUEUE, json=body, headers={"Repeatability-Request-ID": key})
+        in_body = http.post(ENQUEUE, json={**body, "requestId": key})
+        other = http.post(
+            ENQUEUE, json={"kwargs": {"n": 4}, "onHold": True}, headers={"Operation-Id": key}
+        )
+    assert first.status_code == again.status_code == in_body.status_code == 202, first.text
+    assert first.json()["id"] == again.json()["id"] == in_body.json()["id"]
+    assert uuid.UUID(first.json()["id"])  # the operation's id stays a UUID
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert count(live) == before + 1
+    assert error_of(other)["code"] == "OperationIdConflict"
+
+
+def test_the_same_opaque_key_in_two_companies_is_two_operations(live: Live) -> None:
+    key = f"k-{uuid.uuid4().hex}"
+    with live.client("other") as http:
+        a = http.post(ENQUEUE, json={"onHold": True}, headers={"Operation-Id": key})
+        b = http.post(
+            f"/v1/companies/B/tasks/{TASK}:enqueue",
+            json={"onHold": True},
+            headers={"Operation-Id": key},
+        )
+    assert a.status_code == b.status_code == 202, b.text
+    assert a.json()["id"] != b.json()["id"]
+
+
+def test_a_key_must_be_printable_ascii_of_bounded_length(live: Live) -> None:
+    with live.client("JOBQUEUE-USER") as http:
+        for bad in ("x" * 129, "two words"):
+            r = http.post(ENQUEUE, json={"onHold": True}, headers={"Operation-Id": bad})
+            error = error_of(r)
+            assert error["target"] == "Operation-Id"
+            assert "printable ASCII" in error["message"], error["message"]
+            assert "pattern" not in error["message"]
+        r = http.post(ENQUEUE, json={"onHold": True, "requestId": "é"})
+        assert error_of(r)["target"] == "requestId"
+
+
+# -- 6. :wait?timeout= ------------------------------------------------------------------------
+
+
+def test_wait_reads_its_timeout_from_the_query_too(live: Live) -> None:
+    op = live.op(owner="u-user")
+    url = f"{OPS}/{op.id}:wait"
+    with live.client("JOBQUEUE-USER") as http:
+        quick = http.post(url, params={"timeout": 0})  # on hold: answers now, not in 30 s
+        too_long = http.post(url, params={"timeout": 100})
+        both = http.post(url, params={"timeout": 1}, json={"timeout": 0})
+        agreeing = http.post(url, params={"timeout": 0}, json={"timeout": 0})
+    assert quick.status_code == agreeing.status_code == 200
+    assert quick.json()["id"] == str(op.id)
+    assert error_of(too_long)["target"] == "timeout"
+    assert error_of(both)["target"] == "timeout"
+
+
+# -- 7. validation messages read like core's --------------------------------------------------
+
+
+def test_validation_messages_are_worded_like_cores(live: Live) -> None:
+    with live.client("JOBQUEUE-USER") as http:
+        delay = http.post(ENQUEUE, json={"rerunDelay": 4000})
+        status = http.get(OPS, params={"status": "done"})
+        unknown = http.post(ENQUEUE, json={"colour": "red"})
+        kind = http.post(ENQUEUE, json={"maxAttempts": "3"})
+    assert error_of(delay)["message"] == "rerunDelay: must be at most 3600 (got 4000)"
+    message = error_of(status)["message"]
+    assert message.startswith("status[0]: must be one of "), message
+    assert message.endswith("(got 'done')")
+    assert error_of(unknown)["message"] == "colour: is not a field of this request"
+    assert error_of(kind)["message"] == "maxAttempts: must be an integer (got '3')"
+    for r in (delay, status, unknown, kind):
+        assert "Input should" not in r.text and "String should" not in r.text
