@@ -107,3 +107,53 @@ def test_validation_messages_are_worded_like_cores(live: Live) -> None:
     for r in (delay, status, unknown, kind):
         assert "Input should" not in r.text
         assert "String should" not in r.text
+
+
+# -- 4. a batch answers once per requested id -------------------------------------------------
+
+
+def batch(live: Live, verb: str, ids: list[str]) -> dict[str, Any]:
+    with live.client("JOBQUEUE-ADMIN") as http:
+        r = http.post(f"{OPS}:{verb}", json={"ids": ids})
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def test_a_batch_by_uuid_and_entry_number_counts_each_operation_once(live: Live) -> None:
+    a, b = live.op(), live.op()
+    answer = batch(live, "batchCancel", [str(a.id), str(b.entry_no)])
+    assert (answer["matched"], answer["processed"], answer["failed"]) == (2, 2, 0)
+    assert [(r["id"], r["operationId"], r["ok"]) for r in answer["results"]] == [
+        (str(a.id), str(a.id), True),
+        (str(b.entry_no), str(b.id), True),
+    ]
+
+
+def test_one_operation_named_twice_is_acted_on_once(live: Live) -> None:
+    a = live.op()
+    answer = batch(live, "batchCancel", [str(a.id), str(a.entry_no), str(a.id)])
+    assert (answer["matched"], answer["processed"], answer["failed"]) == (1, 1, 0)
+    assert [r["id"] for r in answer["results"]] == [str(a.id), str(a.entry_no)]
+    assert all(r["ok"] and r["operationId"] == str(a.id) for r in answer["results"])
+
+
+def test_a_batch_of_one_entry_number_is_one_result(live: Live) -> None:
+    a = live.op()
+    answer = batch(live, "batchCancel", [str(a.entry_no)])
+    assert (answer["matched"], answer["processed"], answer["failed"]) == (1, 1, 0)
+    [result] = answer["results"]
+    assert result == {"id": str(a.entry_no), "operationId": str(a.id), "ok": True}
+
+
+def test_missing_and_refused_ids_fail_once_each(live: Live) -> None:
+    ready = live.op()
+    missing = str(uuid.uuid4())
+    answer = batch(live, "batchDelete", [missing, str(ready.id)])
+    assert (answer["matched"], answer["processed"], answer["failed"]) == (1, 0, 2)
+    gone, refused = answer["results"]
+    assert (gone["id"], gone["code"]) == (missing, "OperationNotFound")
+    assert (refused["id"], refused["ok"], refused["code"]) == (
+        str(ready.id),
+        False,
+        "InvalidArgument",
+    )

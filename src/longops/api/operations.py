@@ -741,17 +741,22 @@ async def delete(company: NamePath, operation_id: OperationIdPath, view: Caller)
 BATCH_LIMIT = 10_000
 
 
-async def _targets(view: ActorView, company: str, body: BatchBody) -> list[Operation]:
-    if (body.ids is None) == (body.filter is None):
-        raise ApiError(400, "InvalidArgument", "give either ids or filter", target="ids")
-    if body.ids is not None:
-        found = []
-        for text in body.ids:
-            try:
-                found.append(await find(view, company, text))
-            except (ApiError, LongopsError):
-                continue  # reported below as not found
-        return found
+async def _by_ids(
+    view: ActorView, company: str, ids: list[str]
+) -> list[tuple[str, Operation | None]]:
+    """Each requested id once (in the order given), with the operation it names (None: not
+    found). An id and the entry number of the same operation are two requests of one
+    operation, which the batch then acts on once."""
+    out: list[tuple[str, Operation | None]] = []
+    for text in dict.fromkeys(ids):
+        try:
+            out.append((text, await find(view, company, text)))
+        except (ApiError, LongopsError):
+            out.append((text, None))
+    return out
+
+
+async def _by_filter(view: ActorView, company: str, body: BatchBody) -> list[Operation]:
     assert body.filter is not None
     from dataclasses import replace
 
@@ -767,40 +772,56 @@ async def _targets(view: ActorView, company: str, body: BatchBody) -> list[Opera
     return out[:BATCH_LIMIT]
 
 
+async def _apply(view: ActorView, method: str, op: Operation, reason: str | None) -> None:
+    if method == "cancel":
+        await call(view.service.cancel, op.id, reason=reason)
+    elif method == "delete":
+        if not op.done:
+            raise ValidationError("status", "must be done to delete", op.status.value)
+        await call(view.service.delete, op.id)
+    else:
+        await call(getattr(view.service, method), op.id)
+
+
 def _batch(verb: str, method: str, summary: str) -> None:
     async def run(company: NamePath, body: BatchBody, request: Request, view: Caller) -> Response:
+        """``results`` has one entry per requested id (each id once, as sent) or per
+        matching operation; ``matched`` counts the operations found, ``processed`` those
+        the action was applied to, ``failed`` the entries that are not ok."""
         await company_of(view, company)
-        targets = await _targets(view, company, body)
-        results: list[dict[str, Any]] = []
-        failed = 0
+        if (body.ids is None) == (body.filter is None):
+            raise ApiError(400, "InvalidArgument", "give either ids or filter", target="ids")
         if body.ids is not None:
-            known = {str(op.id) for op in targets}
-            for text in body.ids:
-                if text not in known:
-                    results.append({"id": text, "ok": False, "code": "OperationNotFound"})
-                    failed += 1
-        for op in targets:
-            try:
-                if method == "cancel":
-                    await call(view.service.cancel, op.id, reason=body.reason)
-                elif method == "delete":
-                    if not op.done:
-                        raise ValidationError("status", "must be done to delete", op.status.value)
-                    await call(view.service.delete, op.id)
-                else:
-                    await call(getattr(view.service, method), op.id)
-                results.append({"id": str(op.id), "ok": True})
-            except LongopsError as exc:
-                _, code, message, _ = from_longops(exc)
-                results.append({"id": str(op.id), "ok": False, "code": code, "message": message})
-                failed += 1
+            requested = await _by_ids(view, company, body.ids)
+        else:
+            requested = [(str(op.id), op) for op in await _by_filter(view, company, body)]
+        results: list[dict[str, Any]] = []
+        outcome: dict[uuid.UUID, dict[str, Any]] = {}
+        for text, op in requested:
+            if op is None:
+                results.append(
+                    {
+                        "id": text,
+                        "ok": False,
+                        "code": "OperationNotFound",
+                        "message": f"operation {text} not found",
+                    }
+                )
+                continue
+            if op.id not in outcome:  # the same operation twice (its id and entry number)
+                try:
+                    await _apply(view, method, op, body.reason)
+                    outcome[op.id] = {"ok": True}
+                except LongopsError as exc:
+                    _, code, message, _ = from_longops(exc)
+                    outcome[op.id] = {"ok": False, "code": code, "message": message}
+            results.append({"id": text, "operationId": str(op.id), **outcome[op.id]})
         services(request).hub.poke()
-        matched = len(targets) + (failed if body.ids is not None else 0)
         return JSONResponse(
             {
-                "matched": matched,
-                "processed": len(results),
-                "failed": failed,
+                "matched": len(outcome),
+                "processed": sum(1 for o in outcome.values() if o["ok"]),
+                "failed": sum(1 for r in results if not r["ok"]),
                 "results": results,
             }
         )
