@@ -157,3 +157,27 @@ def test_missing_and_refused_ids_fail_once_each(live: Live) -> None:
         False,
         "InvalidArgument",
     )
+
+
+# -- 3. arguments fit the published schema ----------------------------------------------------
+
+
+def test_an_argument_of_the_wrong_type_is_400_naming_it(live: Live) -> None:
+    before = count(live)
+    with live.client("JOBQUEUE-USER") as http:
+        schema = http.get(f"/v1/companies/{OWN}/tasks").json()
+        [task] = [t for t in schema["tasks"] if t["name"] == TASK]
+        assert task["argumentsSchema"]["properties"]["n"]["type"] == "integer"
+        by_name = http.post(ENQUEUE, json={"kwargs": {"n": "lots"}, "onHold": True})
+        by_position = http.post(ENQUEUE, json={"args": [1, 2], "onHold": True})
+        checked = http.post(ENQUEUE, params={"validateOnly": "true"}, json={"kwargs": {"n": True}})
+        fine = http.post(ENQUEUE, params={"validateOnly": "true"}, json={"kwargs": {"n": 3}})
+    error = error_of(by_name)
+    assert (error["target"], error["message"]) == (
+        "kwargs.n",
+        "kwargs.n: must be an integer (got 'lots')",
+    )
+    assert error_of(by_position)["message"] == "args[1]: must be a string (got 2)"
+    assert error_of(checked)["target"] == "kwargs.n"
+    assert fine.status_code == 200
+    assert count(live) == before
