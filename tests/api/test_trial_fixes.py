@@ -181,3 +181,19 @@ def test_an_argument_of_the_wrong_type_is_400_naming_it(live: Live) -> None:
     assert error_of(checked)["target"] == "kwargs.n"
     assert fine.status_code == 200
     assert count(live) == before
+
+
+# -- 2. the docs need no CDN ------------------------------------------------------------------
+
+
+def test_the_docs_load_swagger_ui_from_this_server(live: Live) -> None:
+    with live.client() as http:
+        page = http.get("/docs")
+        bundle = http.get("/docs/static/swagger-ui-bundle.js")
+        css = http.get("/docs/static/swagger-ui.css")
+    assert page.status_code == bundle.status_code == css.status_code == 200
+    assert "cdn.jsdelivr.net" not in page.text
+    assert "https://" not in page.text
+    assert "http://" not in page.text
+    assert '"/docs/static/swagger-ui-bundle.js"' in page.text
+    assert "SwaggerUIBundle" in bundle.text
