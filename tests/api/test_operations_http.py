@@ -195,7 +195,8 @@ def test_enqueue_answers_202_with_where_to_poll(live: Live) -> None:
     assert polled.status_code == 200
     assert polled.json()["id"] == r.headers["Operation-Id"] == r.json()["id"]
     body = r.json()
-    assert body["name"] == f"operations/{body['id']}"
+    assert body["name"] == f"companies/{OWN}/operations/{body['id']}"
+    assert r.headers["Operation-Location"].endswith(f"/v1/{body['name']}")
     assert (body["status"], body["done"]) == ("NotStarted", False)
 
 

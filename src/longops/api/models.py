@@ -192,11 +192,12 @@ class AttemptList(BaseModel):
 
 class EventModel(Open):
     id: int
-    operation_id: str
+    name: str
+    operationId: str
     company: str
     at: str
     type: str
-    run_no: int | None = None
+    runNo: int | None = None
     data: dict[str, Any]
 
 

@@ -130,7 +130,7 @@ def retry_after(op: Operation, body: dict[str, Any], now: datetime) -> int | Non
     if op.status is Status.ON_HOLD:
         return 30
     progress = body["metadata"].get("progress") or {}
-    eta = progress.get("eta_at")
+    eta = progress.get("etaTime")
     if eta:
         left = (datetime.fromisoformat(eta) - now).total_seconds()
         return int(min(max(left / 4, 1), 30))
@@ -313,7 +313,7 @@ async def enqueue(
         now = view.app.clock.now()
         return JSONResponse(
             {
-                "name": "operations/-",
+                "name": f"companies/{company}/operations/-",
                 "id": "-",
                 "status": "NotStarted",
                 "done": False,
