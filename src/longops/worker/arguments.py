@@ -35,10 +35,21 @@ _UNCHECKED = object()
 """A hint the check does not cover: anything fits."""
 
 
-@functools.lru_cache(maxsize=1024)
 def _hints(fn: Callable[..., Any]) -> Mapping[str, Any]:
     try:
-        return typing.get_type_hints(fn, include_extras=False)
+        return _cached_hints(fn)
+    except TypeError:  # a callable that cannot be a dict key (enqueue is a hot path)
+        return _read_hints(fn)
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_hints(fn: Callable[..., Any]) -> Mapping[str, Any]:
+    return _read_hints(fn)
+
+
+def _read_hints(fn: Callable[..., Any]) -> Mapping[str, Any]:
+    try:
+        return typing.get_type_hints(fn)
     except Exception:  # an annotation that does not resolve: nothing is checked
         return {}
 
