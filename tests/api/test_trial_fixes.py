@@ -95,10 +95,12 @@ def test_wait_reads_its_timeout_from_the_query_too(live: Live) -> None:
 def test_validation_messages_are_worded_like_cores(live: Live) -> None:
     with live.client("JOBQUEUE-USER") as http:
         delay = http.post(ENQUEUE, json={"rerunDelay": 4000})
+        page = http.get(OPS, params={"pageSize": 0})
         status = http.get(OPS, params={"status": "done"})
         unknown = http.post(ENQUEUE, json={"colour": "red"})
         kind = http.post(ENQUEUE, json={"maxAttempts": "3"})
-    assert error_of(delay)["message"] == "rerunDelay: must be at most 3600 (got 4000)"
+    assert error_of(delay)["message"] == "rerunDelay: must be between 0 and 3600 (got 4000)"
+    assert error_of(page)["message"] == "pageSize: must be between 1 and 1000 (got '0')"
     message = error_of(status)["message"]
     assert message.startswith("status[0]: must be one of "), message
     assert message.endswith("(got 'done')")

@@ -11,7 +11,9 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import typing
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -209,19 +211,47 @@ TYPE_RULES = {
 """pydantic's error types that need no context, as core words its rules."""
 
 
-def _rule(error: Mapping[str, Any]) -> str:
+def _range(request: Request, loc: tuple[Any, ...]) -> tuple[Any, Any] | None:
+    """The inclusive bounds of a top-level body field or a query parameter, when the route
+    declares both (so a message can say "between 0 and 3600", as core's do)."""
+    route = request.scope.get("route")
+    if route is None or len(loc) != 2:
+        return None
+    with contextlib.suppress(Exception):  # a shape not foreseen: the one-sided wording
+        if loc[0] == "body" and getattr(route, "body_field", None) is not None:
+            model = route.body_field.field_info.annotation
+            models = [m for m in (typing.get_args(model) or (model,)) if m is not type(None)]
+            prop = models[0].model_json_schema()["properties"][loc[1]]
+            for choice in [prop, *prop.get("anyOf", ())]:
+                if "minimum" in choice and "maximum" in choice:
+                    return choice["minimum"], choice["maximum"]
+        if loc[0] == "query":
+            for param in route.dependant.query_params:
+                if param.alias == loc[1]:
+                    found = {
+                        k: getattr(m, k) for m in param.field_info.metadata for k in ("ge", "le")
+                        if hasattr(m, k)
+                    }  # fmt: skip
+                    if len(found) == 2:
+                        return found["ge"], found["le"]
+    return None
+
+
+def _rule(error: Mapping[str, Any], bounds: tuple[Any, Any] | None = None) -> str:
     kind = str(error.get("type", ""))
     ctx = error.get("ctx") or {}
     if kind in TYPE_RULES:
         return TYPE_RULES[kind]
-    bounds = {
+    if bounds is not None and kind in ("less_than_equal", "greater_than_equal"):
+        return f"must be between {bounds[0]} and {bounds[1]}"
+    one_sided = {
         "less_than_equal": ("must be at most", "le"),
         "greater_than_equal": ("must be at least", "ge"),
         "less_than": ("must be less than", "lt"),
         "greater_than": ("must be greater than", "gt"),
     }
-    if kind in bounds:
-        words, key = bounds[kind]
+    if kind in one_sided:
+        words, key = one_sided[kind]
         return f"{words} {ctx.get(key)}"
     if kind in ("string_too_long", "string_too_short", "too_long", "too_short"):
         limit = ctx.get("min_length" if kind.endswith("short") else "max_length")
@@ -245,15 +275,18 @@ def _shown(value: Any) -> str:
     return ""
 
 
-def translate(error: Mapping[str, Any]) -> tuple[str | None, str]:
+def translate(
+    error: Mapping[str, Any], bounds: tuple[Any, Any] | None = None
+) -> tuple[str | None, str]:
     """The field (in the request's spelling: ``rerunDelay``, ``status[0]``,
-    ``filter.colour``) and message of one of pydantic's errors, worded like core's.
+    ``filter.colour``) and message of one of pydantic's errors, worded like core's;
+    ``bounds`` are the field's range when it has both ends.
 
     Example::
 
         translate({"type": "less_than_equal", "loc": ("body", "rerunDelay"),
-                   "ctx": {"le": 3600}, "input": 4000})
-        # ('rerunDelay', 'rerunDelay: must be at most 3600 (got 4000)')
+                   "ctx": {"le": 3600}, "input": 4000}, (0, 3600))
+        # ('rerunDelay', 'rerunDelay: must be between 0 and 3600 (got 4000)')
     """
     target = ""
     where = tuple(error.get("loc", ()))
@@ -270,7 +303,7 @@ def translate(error: Mapping[str, Any]) -> tuple[str | None, str]:
         target = named
     if not target and where[:1] == ("body",):
         target = "body"  # a rule across a body's fields (ids or filter) has no field of its own
-    rule = _rule(error)
+    rule = _rule(error, bounds)
     kind = str(error.get("type", ""))
     shown = "" if kind in ("missing", "extra_forbidden") else _shown(error.get("input"))
     if kind == "string_pattern_mismatch" and len(str(error.get("input", ""))) > 40:
@@ -321,7 +354,7 @@ def install(app: FastAPI) -> None:
         first = exc.errors()[0] if exc.errors() else {}
         if first.get("type") == "json_invalid":
             return error_response(400, "InvalidArgument", "body: is not valid JSON", "body")
-        target, message = translate(first)
+        target, message = translate(first, _range(request, tuple(first.get("loc", ()))))
         return error_response(400, "InvalidArgument", message, target)
 
     @app.exception_handler(StarletteHTTPException)
