@@ -187,7 +187,8 @@ def test_dedup_key_returns_the_active_operation(app: Longops) -> None:
     ("options", "field"),
     [
         ({"task": "nope"}, "task"),
-        ({"args": (object(),)}, "args"),
+        ({"args": (object(),)}, "args[0]"),  # no integer (and no JSON either)
+        ({"args": ("3",)}, "args[0]"),  # the types of the annotations are checked
         ({"args": (1, 2, 3)}, "args"),
         ({"kwargs": {"y": 1}}, "kwargs"),
         ({"max_attempts": 0}, "max_attempts"),

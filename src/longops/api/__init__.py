@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 
 from longops.api import errors
 from longops.api.deps import Services
@@ -54,7 +58,7 @@ def create_api(app: Longops, *, hub: EventHub | None = None) -> FastAPI:
         version="1",
         description=DESCRIPTION,
         openapi_url="/v1/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # served below from vendored files: FastAPI's default loads a CDN
         redoc_url=None,
         lifespan=lifespan,
     )
@@ -62,6 +66,7 @@ def create_api(app: Longops, *, hub: EventHub | None = None) -> FastAPI:
     errors.install(api)
     api.include_router(operations_router)
     api.include_router(resources_router)
+    _docs(api)
     original = api.openapi
 
     def openapi() -> dict[str, Any]:
@@ -74,6 +79,38 @@ def create_api(app: Longops, *, hub: EventHub | None = None) -> FastAPI:
 
     api.openapi = openapi  # type: ignore[method-assign]
     return api
+
+
+STATIC = Path(__file__).parent / "static"
+"""Swagger UI, vendored (``static/VENDORED.md``): the docs work offline."""
+DOCS_STATIC = "/docs/static"
+"""Under ``/docs``, which ``longops serve`` routes to the API (the pages own ``/static``)."""
+
+
+def _docs(api: FastAPI) -> None:
+    """``/docs``: Swagger UI from the vendored files, never a CDN."""
+    api.mount(DOCS_STATIC, StaticFiles(directory=STATIC), name="docs_static")
+
+    async def docs(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}/v1/openapi.json",
+            title="longops - API",
+            swagger_js_url=f"{root}{DOCS_STATIC}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_STATIC}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_STATIC}/favicon-32x32.png",
+            oauth2_redirect_url=f"{root}/docs/oauth2-redirect",
+            # Swagger UI would send the document to validator.swagger.io for a badge.
+            swagger_ui_parameters={"validatorUrl": None},
+        )
+
+    async def oauth2_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    api.add_api_route("/docs", docs, methods=["GET"], include_in_schema=False)
+    api.add_api_route(
+        "/docs/oauth2-redirect", oauth2_redirect, methods=["GET"], include_in_schema=False
+    )
 
 
 def _gap_timeout() -> float:

@@ -11,8 +11,10 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Iterable, Iterator
+import typing
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -169,6 +171,147 @@ def from_longops(exc: LongopsError) -> tuple[int, str, str, str | None]:
     return 400, "InvalidArgument", str(exc), None
 
 
+PATTERN_RULES = {
+    r"^[\x21-\x7e]{1,128}$": "must be a UUID, or 1 to 128 printable ASCII characters "
+    "without spaces",
+    r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$": (
+        "must be a UUID"
+    ),
+    r"^(?:[0-9]{1,18}|[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?"
+    r"[0-9a-fA-F]{12})$": "must be an operation id (a UUID) or an entry number",
+    r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$": "must be a name: 1 to 100 letters, digits, '_', "
+    "'.', ':' or '-', starting with a letter or digit",
+    r"^[^\x00]*$": "must not contain NUL characters",
+}
+"""The rule, in words, of each pattern the request models use (a regex is no message)."""
+
+TYPE_RULES = {
+    "missing": "is required",
+    "extra_forbidden": "is not a field of this request",
+    "int_type": "must be an integer",
+    "int_parsing": "must be an integer",
+    "int_from_float": "must be an integer",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "string_type": "must be a string",
+    "list_type": "must be a list",
+    "tuple_type": "must be a list",
+    "dict_type": "must be an object",
+    "model_type": "must be an object",
+    "model_attributes_type": "must be an object",
+    "datetime_type": "must be an RFC 3339 time with an offset",
+    "datetime_parsing": "must be an RFC 3339 time with an offset",
+    "datetime_from_date_parsing": "must be an RFC 3339 time with an offset",
+    "timezone_aware": "must be an RFC 3339 time with an offset",
+    "finite_number": "must be a finite number",
+    "none_required": "must be null",
+}
+"""pydantic's error types that need no context, as core words its rules."""
+
+
+def _range(request: Request, loc: tuple[Any, ...]) -> tuple[Any, Any] | None:
+    """The inclusive bounds of a top-level body field or a query parameter, when the route
+    declares both (so a message can say "between 0 and 3600", as core's do)."""
+    route = request.scope.get("route")
+    if route is None or len(loc) != 2:
+        return None
+    with contextlib.suppress(Exception):  # a shape not foreseen: the one-sided wording
+        if loc[0] == "body" and getattr(route, "body_field", None) is not None:
+            model = route.body_field.field_info.annotation
+            models = [m for m in (typing.get_args(model) or (model,)) if m is not type(None)]
+            prop = models[0].model_json_schema()["properties"][loc[1]]
+            for choice in [prop, *prop.get("anyOf", ())]:
+                if "minimum" in choice and "maximum" in choice:
+                    return choice["minimum"], choice["maximum"]
+        if loc[0] == "query":
+            for param in route.dependant.query_params:
+                if param.alias == loc[1]:
+                    found = {
+                        k: getattr(m, k) for m in param.field_info.metadata for k in ("ge", "le")
+                        if hasattr(m, k)
+                    }  # fmt: skip
+                    if len(found) == 2:
+                        return found["ge"], found["le"]
+    return None
+
+
+def _rule(error: Mapping[str, Any], bounds: tuple[Any, Any] | None = None) -> str:
+    kind = str(error.get("type", ""))
+    ctx = error.get("ctx") or {}
+    if kind in TYPE_RULES:
+        return TYPE_RULES[kind]
+    if bounds is not None and kind in ("less_than_equal", "greater_than_equal"):
+        return f"must be between {bounds[0]} and {bounds[1]}"
+    one_sided = {
+        "less_than_equal": ("must be at most", "le"),
+        "greater_than_equal": ("must be at least", "ge"),
+        "less_than": ("must be less than", "lt"),
+        "greater_than": ("must be greater than", "gt"),
+    }
+    if kind in one_sided:
+        words, key = one_sided[kind]
+        return f"{words} {ctx.get(key)}"
+    if kind in ("string_too_long", "string_too_short", "too_long", "too_short"):
+        limit = ctx.get("min_length" if kind.endswith("short") else "max_length")
+        unit = "characters" if kind.startswith("string") else "items"
+        if limit == 1 and kind.endswith("short"):
+            return "must not be empty"
+        return f"must have at {'least' if kind.endswith('short') else 'most'} {limit} {unit}"
+    if kind == "string_pattern_mismatch":
+        pattern = str(ctx.get("pattern", ""))
+        return PATTERN_RULES.get(pattern, f"must match the pattern {pattern}")
+    if kind in ("literal_error", "enum"):
+        return f"must be one of {ctx.get('expected')}"
+    # A validator's own sentence (pydantic prefixes it with "Value error, ").
+    return str(error.get("msg", "is not valid")).removeprefix("Value error, ")
+
+
+def _shown(value: Any) -> str:
+    """The value in the message, as core shows it, when it is short and plain."""
+    if isinstance(value, bool | int | float) or (isinstance(value, str) and len(value) <= 40):
+        return f" (got {value!r})"
+    return ""
+
+
+def translate(
+    error: Mapping[str, Any], bounds: tuple[Any, Any] | None = None
+) -> tuple[str | None, str]:
+    """The field (in the request's spelling: ``rerunDelay``, ``status[0]``,
+    ``filter.colour``) and message of one of pydantic's errors, worded like core's;
+    ``bounds`` are the field's range when it has both ends.
+
+    Example::
+
+        translate({"type": "less_than_equal", "loc": ("body", "rerunDelay"),
+                   "ctx": {"le": 3600}, "input": 4000}, (0, 3600))
+        # ('rerunDelay', 'rerunDelay: must be between 0 and 3600 (got 4000)')
+    """
+    target = ""
+    where = tuple(error.get("loc", ()))
+    for part in where:
+        if part in ("body", "query", "path", "header") and not target:
+            continue
+        if isinstance(part, int):
+            target += f"[{part}]"
+        else:
+            target += f".{part}" if target else str(part)
+    ctx = error.get("ctx") or {}
+    named = ctx.get("field")
+    if isinstance(named, str):  # a rule across fields names the one it is about
+        target = named
+    if not target and where[:1] == ("body",):
+        target = "body"  # a rule across a body's fields (ids or filter) has no field of its own
+    rule = _rule(error, bounds)
+    kind = str(error.get("type", ""))
+    shown = "" if kind in ("missing", "extra_forbidden") else _shown(error.get("input"))
+    if kind == "string_pattern_mismatch" and len(str(error.get("input", ""))) > 40:
+        shown = ""
+    message = f"{target}: {rule}{shown}" if target else f"{rule}{shown}"
+    return target or None, message
+
+
 def flat_routes(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
     """Every route, the included routers' too (FastAPI keeps those behind a wrapper).
 
@@ -211,15 +354,7 @@ def install(app: FastAPI) -> None:
         first = exc.errors()[0] if exc.errors() else {}
         if first.get("type") == "json_invalid":
             return error_response(400, "InvalidArgument", "body: is not valid JSON", "body")
-        loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
-        # A rule across a body's fields (ids or filter) has no field of its own: the body.
-        target = ".".join(loc) or ("body" if first.get("loc", ())[:1] == ("body",) else None)
-        named = (first.get("ctx") or {}).get("field")
-        if isinstance(named, str):  # a rule across fields names the one it is about
-            target = named
-        # pydantic prefixes a validator's own sentence with "Value error, ".
-        text = str(first.get("msg", "invalid")).removeprefix("Value error, ")
-        message = f"{target}: {text}" if target else text
+        target, message = translate(first, _range(request, tuple(first.get("loc", ()))))
         return error_response(400, "InvalidArgument", message, target)
 
     @app.exception_handler(StarletteHTTPException)

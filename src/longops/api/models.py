@@ -26,6 +26,9 @@ from longops.domain.operation import NAME_RE
 Name = Annotated[str, StringConstraints(pattern=NAME_RE.pattern)]
 """A company, category, queue, user or token name, as core accepts it."""
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
+CLIENT_KEY_PATTERN = r"^[\x21-\x7e]{1,128}$"
+"""A client's idempotency key (``Operation-Id``, ``Repeatability-Request-ID``,
+``requestId``): a UUID, or any 1 to 128 printable ASCII characters without spaces."""
 TEXT_PATTERN = r"^[^\x00]*$"
 """Text that PostgreSQL can hold (no NUL)."""
 OPERATION_ID_PATTERN = (
@@ -189,11 +192,12 @@ class AttemptList(BaseModel):
 
 class EventModel(Open):
     id: int
-    operation_id: str
+    name: str
+    operationId: str
     company: str
     at: str
     type: str
-    run_no: int | None = None
+    runNo: int | None = None
     data: dict[str, Any]
 
 
@@ -229,7 +233,7 @@ class EnqueueBody(Body):
     onHold: bool = False
     requestId: str | None = Field(
         default=None,
-        pattern=UUID_PATTERN,
+        pattern=CLIENT_KEY_PATTERN,
         description="An Operation-Id given in the body (AIP-155 spelling).",
     )
 
@@ -253,7 +257,9 @@ class CancelBody(Body):
 
 
 class WaitBody(Body):
-    timeout: float = Field(default=30, ge=0, le=60, description="Seconds to wait at most.")
+    timeout: float | None = Field(
+        default=None, ge=0, le=60, description="Seconds to wait at most (default 30)."
+    )
 
 
 class BatchFilter(Body):

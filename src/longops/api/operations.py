@@ -33,9 +33,9 @@ from longops.api.deps import (
 )
 from longops.api.errors import ApiError, from_longops
 from longops.api.models import (
+    CLIENT_KEY_PATTERN,
     SSE_EVENTS,
     TEXT_PATTERN,
-    UUID_PATTERN,
     AttemptList,
     BatchBody,
     BatchResult,
@@ -86,6 +86,7 @@ ENQUEUE_HEADERS: dict[str, Any] = {
 router = APIRouter(prefix="/v1/companies/{company}", tags=["operations"])
 
 MAX_WAIT = 60.0
+DEFAULT_WAIT = 30.0
 PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait=(\d+(?:\.\d+)?)")
 
 
@@ -129,7 +130,7 @@ def retry_after(op: Operation, body: dict[str, Any], now: datetime) -> int | Non
     if op.status is Status.ON_HOLD:
         return 30
     progress = body["metadata"].get("progress") or {}
-    eta = progress.get("eta_at")
+    eta = progress.get("etaTime")
     if eta:
         left = (datetime.fromisoformat(eta) - now).total_seconds()
         return int(min(max(left / 4, 1), 30))
@@ -196,10 +197,32 @@ def prefer_wait(prefer: str | None) -> float | None:
 
 
 # -- enqueue ------------------------------------------------------------------------------------
+CLIENT_KEY = re.compile(CLIENT_KEY_PATTERN)
+KEY_NAMESPACE = uuid.UUID("5d0a8f3e-2c1b-4e7a-9f6d-8b3c2a1e0f47")
+"""Where the ids of opaque client keys come from (UUIDv5): fixed, so a key names the same
+operation on every server."""
+
+
 def _client_id(
     operation_id: str | None, repeatability: str | None, body: EnqueueBody
 ) -> str | None:
     return operation_id or repeatability or body.requestId
+
+
+def _key_to_id(company: str, key: str) -> uuid.UUID:
+    """The operation id a client's key names: a UUID key is the id itself (Azure's
+    Operation-Id); any other key (``nov-invoices``) maps to a UUIDv5 of the company and the
+    key, so the same key again finds the same operation (and a different request under it
+    is a conflict), and two companies' keys never meet.
+
+    Example::
+
+        _key_to_id("CRONUS", "nov-invoices") == _key_to_id("CRONUS", "nov-invoices")  # True
+    """
+    try:
+        return uuid.UUID(key)
+    except ValueError:
+        return uuid.uuid5(KEY_NAMESPACE, f"{company}/{key}")
 
 
 def _request_hash(company: str, task: str, body: EnqueueBody) -> str:
@@ -268,25 +291,21 @@ async def enqueue(
     request: Request,
     view: Caller,
     validate_only: Annotated[bool, Query(alias="validateOnly")] = False,
-    operation_id: Annotated[str | None, Header(alias="Operation-Id", pattern=UUID_PATTERN)] = None,
+    operation_id: Annotated[
+        str | None, Header(alias="Operation-Id", pattern=CLIENT_KEY_PATTERN)
+    ] = None,
     repeatability: Annotated[
-        str | None, Header(alias="Repeatability-Request-ID", pattern=UUID_PATTERN)
+        str | None, Header(alias="Repeatability-Request-ID", pattern=CLIENT_KEY_PATTERN)
     ] = None,
     prefer: Annotated[str | None, Header(alias="Prefer")] = None,
 ) -> Response:
     """Create an operation (202 with ``Operation-Location``, ``Operation-Id`` and
-    ``Retry-After``). With a client ``Operation-Id`` (a UUID) the same request again returns
-    the same operation; another request under it is 400 ``OperationIdConflict``."""
+    ``Retry-After``). With a client ``Operation-Id`` (a UUID, or any key of 1 to 128
+    printable ASCII characters) the same request again returns the same operation; another
+    request under it is 400 ``OperationIdConflict``."""
     await company_of(view, company)
     given = _client_id(operation_id, repeatability, body)
-    client_id: uuid.UUID | None = None
-    if given is not None:
-        try:
-            client_id = uuid.UUID(given)
-        except ValueError:
-            raise ApiError(
-                400, "InvalidArgument", "Operation-Id: must be a UUID", target="Operation-Id"
-            ) from None
+    client_id = None if given is None else _key_to_id(company, given)
     digest = _request_hash(company, task, body) if client_id is not None else None
     req = _enqueue_request(company, task, body, client_id, digest)
     if validate_only:
@@ -294,7 +313,7 @@ async def enqueue(
         now = view.app.clock.now()
         return JSONResponse(
             {
-                "name": "operations/-",
+                "name": f"companies/{company}/operations/-",
                 "id": "-",
                 "status": "NotStarted",
                 "done": False,
@@ -635,11 +654,24 @@ async def wait(
     request: Request,
     view: Caller,
     body: WaitBody | None = None,
+    timeout: Annotated[
+        float | None, Query(ge=0, le=60, description="Seconds to wait at most (default 30).")
+    ] = None,
 ) -> Response:
-    """The operation once it is done, or its latest state after ``timeout`` seconds."""
+    """The operation once it is done, or its latest state after ``timeout`` seconds (in the
+    query, ``?timeout=2``, or the body, ``{"timeout": 2}``; both must then agree)."""
     await company_of(view, company)
     op = await find(view, company, operation_id)
-    op = await wait_done(view, op, (body or WaitBody()).timeout)
+    given = None if body is None else body.timeout
+    if given is not None and timeout is not None and given != timeout:
+        raise ApiError(
+            400,
+            "InvalidArgument",
+            f"timeout: the query says {timeout:g} and the body {given:g} (give one)",
+            target="timeout",
+        )
+    seconds = given if given is not None else timeout
+    op = await wait_done(view, op, DEFAULT_WAIT if seconds is None else seconds)
     return await reply(request, view, company, op)
 
 
@@ -709,17 +741,22 @@ async def delete(company: NamePath, operation_id: OperationIdPath, view: Caller)
 BATCH_LIMIT = 10_000
 
 
-async def _targets(view: ActorView, company: str, body: BatchBody) -> list[Operation]:
-    if (body.ids is None) == (body.filter is None):
-        raise ApiError(400, "InvalidArgument", "give either ids or filter", target="ids")
-    if body.ids is not None:
-        found = []
-        for text in body.ids:
-            try:
-                found.append(await find(view, company, text))
-            except (ApiError, LongopsError):
-                continue  # reported below as not found
-        return found
+async def _by_ids(
+    view: ActorView, company: str, ids: list[str]
+) -> list[tuple[str, Operation | None]]:
+    """Each requested id once (in the order given), with the operation it names (None: not
+    found). An id and the entry number of the same operation are two requests of one
+    operation, which the batch then acts on once."""
+    out: list[tuple[str, Operation | None]] = []
+    for text in dict.fromkeys(ids):
+        try:
+            out.append((text, await find(view, company, text)))
+        except (ApiError, LongopsError):
+            out.append((text, None))
+    return out
+
+
+async def _by_filter(view: ActorView, company: str, body: BatchBody) -> list[Operation]:
     assert body.filter is not None
     from dataclasses import replace
 
@@ -735,40 +772,56 @@ async def _targets(view: ActorView, company: str, body: BatchBody) -> list[Opera
     return out[:BATCH_LIMIT]
 
 
+async def _apply(view: ActorView, method: str, op: Operation, reason: str | None) -> None:
+    if method == "cancel":
+        await call(view.service.cancel, op.id, reason=reason)
+    elif method == "delete":
+        if not op.done:
+            raise ValidationError("status", "must be done to delete", op.status.value)
+        await call(view.service.delete, op.id)
+    else:
+        await call(getattr(view.service, method), op.id)
+
+
 def _batch(verb: str, method: str, summary: str) -> None:
     async def run(company: NamePath, body: BatchBody, request: Request, view: Caller) -> Response:
+        """``results`` has one entry per requested id (each id once, as sent) or per
+        matching operation; ``matched`` counts the operations found, ``processed`` those
+        the action was applied to, ``failed`` the entries that are not ok."""
         await company_of(view, company)
-        targets = await _targets(view, company, body)
-        results: list[dict[str, Any]] = []
-        failed = 0
+        if (body.ids is None) == (body.filter is None):
+            raise ApiError(400, "InvalidArgument", "give either ids or filter", target="ids")
         if body.ids is not None:
-            known = {str(op.id) for op in targets}
-            for text in body.ids:
-                if text not in known:
-                    results.append({"id": text, "ok": False, "code": "OperationNotFound"})
-                    failed += 1
-        for op in targets:
-            try:
-                if method == "cancel":
-                    await call(view.service.cancel, op.id, reason=body.reason)
-                elif method == "delete":
-                    if not op.done:
-                        raise ValidationError("status", "must be done to delete", op.status.value)
-                    await call(view.service.delete, op.id)
-                else:
-                    await call(getattr(view.service, method), op.id)
-                results.append({"id": str(op.id), "ok": True})
-            except LongopsError as exc:
-                _, code, message, _ = from_longops(exc)
-                results.append({"id": str(op.id), "ok": False, "code": code, "message": message})
-                failed += 1
+            requested = await _by_ids(view, company, body.ids)
+        else:
+            requested = [(str(op.id), op) for op in await _by_filter(view, company, body)]
+        results: list[dict[str, Any]] = []
+        outcome: dict[uuid.UUID, dict[str, Any]] = {}
+        for text, op in requested:
+            if op is None:
+                results.append(
+                    {
+                        "id": text,
+                        "ok": False,
+                        "code": "OperationNotFound",
+                        "message": f"operation {text} not found",
+                    }
+                )
+                continue
+            if op.id not in outcome:  # the same operation twice (its id and entry number)
+                try:
+                    await _apply(view, method, op, body.reason)
+                    outcome[op.id] = {"ok": True}
+                except LongopsError as exc:
+                    _, code, message, _ = from_longops(exc)
+                    outcome[op.id] = {"ok": False, "code": code, "message": message}
+            results.append({"id": text, "operationId": str(op.id), **outcome[op.id]})
         services(request).hub.poke()
-        matched = len(targets) + (failed if body.ids is not None else 0)
         return JSONResponse(
             {
-                "matched": matched,
-                "processed": len(results),
-                "failed": failed,
+                "matched": len(outcome),
+                "processed": sum(1 for o in outcome.values() if o["ok"]),
+                "failed": sum(1 for r in results if not r["ok"]),
                 "results": results,
             }
         )

@@ -38,6 +38,48 @@ done), as the conventions' lifecycle table says."""
 AZURE_STATUSES = ("NotStarted", "Running", "Succeeded", "Failed", "Canceled")
 
 
+TIME_KEYS = {
+    "eta_at": "etaTime",
+    "updated_at": "updateTime",
+    "started_at": "startTime",
+    "ended_at": "endTime",
+    "created_at": "createTime",
+    "requested_at": "requestTime",
+    "overdue_at": "overdueTime",
+    "at": "at",
+}
+"""Times are ``...Time`` on the wire, as in ``metadata`` (AIP-142)."""
+
+
+def camel(value: Any) -> Any:
+    """``value`` with every key of every object in camelCase (AIP-140): core's JSON of
+    progress, events, attempts and cancel requests speaks snake_case (it is also what is
+    stored), the API speaks camelCase throughout. Only keys change, never values.
+
+    Example::
+
+        camel({"eta_at": None, "step": {"of": 5}, "run_no": 1})
+        # {'etaTime': None, 'step': {'of': 5}, 'runNo': 1}
+    """
+    if isinstance(value, dict):
+        return {_camel_key(str(k)): camel(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [camel(v) for v in value]
+    return value
+
+
+def _camel_key(key: str) -> str:
+    if key in TIME_KEYS:
+        return TIME_KEYS[key]
+    head, *rest = key.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def operation_name(company: str, operation_id: object) -> str:
+    """The operation's full resource name (AIP-122), its URL's path below ``/v1/``."""
+    return f"companies/{company}/operations/{operation_id}"
+
+
 def iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
@@ -151,12 +193,12 @@ def represent(
         "expireTime": iso(op.expires_at),
         "timeoutSeconds": op.timeout.total_seconds(),
         "recurring": op.recurring,
-        "progress": None if reading is None else reading.to_json(),
+        "progress": None if reading is None else camel(reading.to_json()),
         "statusMessage": (reading.message if reading is not None else None)
         or (wait.message if wait is not None else None),
-        "waitReason": None if wait is None else wait.to_json(),
+        "waitReason": None if wait is None else camel(wait.to_json()),
         "cancelRequested": op.cancel_request is not None and not op.done,
-        "cancelRequest": op.cancellation_json(),
+        "cancelRequest": camel(op.cancellation_json()),
         "stalled": op.stalled_at is not None,
         "stalledTime": iso(op.stalled_at),
         "checkpointTime": iso(op.checkpoint_at),
@@ -167,7 +209,7 @@ def represent(
         "apiVersion": "v1",
     }
     body: dict[str, Any] = {
-        "name": f"operations/{op.id}",
+        "name": operation_name(op.company, op.id),
         "id": str(op.id),
         "status": azure_status(op),
         "done": op.done,
@@ -184,12 +226,14 @@ def represent(
 
 
 def attempt_json(a: Attempt) -> dict[str, Any]:
-    data = a.to_json()
-    data["name"] = f"operations/{a.operation_id}/attempts/{a.number}"
+    """An attempt (log entry) on the wire: camelCase, with its resource name."""
+    data: dict[str, Any] = camel(a.to_json())
+    data["name"] = f"{operation_name(a.company, a.operation_id)}/attempts/{a.number}"
     return data
 
 
 def event_json(e: OperationEvent) -> dict[str, Any]:
-    data = e.to_json()
-    data["name"] = f"operations/{e.operation_id}/events/{e.id}"
+    """A timeline entry on the wire: camelCase (its data too), with its resource name."""
+    data: dict[str, Any] = camel(e.to_json())
+    data["name"] = f"{operation_name(e.company, e.operation_id)}/events/{e.id}"
     return data

@@ -3,16 +3,12 @@ users and their tokens, the audit log, and the health checks."""
 
 from __future__ import annotations
 
-import contextlib
-import inspect
-import typing
 import uuid
 from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import TypeAdapter
 
 from longops.api.deps import (
     COMPANY_MEMBER,
@@ -159,48 +155,6 @@ for _verb, _paused in (("pause", True), ("resume", False)):
 
 
 # -- tasks --------------------------------------------------------------------------------------
-def arguments_schema(task: TaskDef) -> dict[str, Any]:
-    """A JSON schema of the task's arguments, from its signature and type hints."""
-    try:
-        hints = typing.get_type_hints(task.fn)
-    except Exception:  # an annotation that does not resolve: describe the names only
-        hints = {}
-    properties: dict[str, Any] = {}
-    required: list[str] = []
-    positional: list[str] = []
-    extra = False
-    for param in task.signature.parameters.values():
-        if param.kind is param.VAR_KEYWORD:
-            extra = True
-            continue
-        if param.kind is param.VAR_POSITIONAL:
-            continue
-        schema: dict[str, Any] = {}
-        if param.name in hints:
-            try:
-                schema = TypeAdapter(hints[param.name]).json_schema()
-            except Exception:
-                schema = {}
-        if param.default is not inspect.Parameter.empty:
-            # A default JSON cannot carry is simply not shown.
-            with contextlib.suppress(Exception):
-                schema["default"] = TypeAdapter(type(param.default)).dump_python(
-                    param.default, mode="json"
-                )
-        else:
-            required.append(param.name)
-        properties[param.name] = schema
-        if param.kind in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD):
-            positional.append(param.name)
-    return {
-        "type": "object",
-        "properties": properties,
-        "required": required,
-        "additionalProperties": extra,
-        "x-positional": positional,
-    }
-
-
 def task_json(task: TaskDef) -> dict[str, Any]:
     return {
         "name": task.name,
@@ -211,7 +165,7 @@ def task_json(task: TaskDef) -> dict[str, Any]:
         "maxAttempts": task.max_attempts,
         "timeoutSeconds": task.timeout.total_seconds(),
         "requires": None if task.requires is None else task.requires.value,
-        "argumentsSchema": arguments_schema(task),
+        "argumentsSchema": task.arguments_schema(),
     }
 
 

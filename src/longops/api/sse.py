@@ -33,6 +33,7 @@ from fastapi import Request
 
 from longops.api.deps import call, services
 from longops.api.errors import ApiError
+from longops.api.representation import camel, operation_name
 from longops.app import ActorView
 from longops.core.streams import Created, Item
 from longops.domain.operation import EventType, Operation, OperationEvent
@@ -71,19 +72,20 @@ def encoded_frame(event: str, text: str, event_id: str | int | None = None) -> s
 
 def event_data(e: OperationEvent) -> tuple[str, dict[str, Any]]:
     """The SSE event name and data of a timeline entry."""
+    name = operation_name(e.company, e.operation_id)
     if e.type is EventType.PROGRESS:
         return "progress", {
             "at": e.at.isoformat(),
-            **dict(e.data),
-            "operation": f"operations/{e.operation_id}",
+            **camel(dict(e.data)),
+            "operation": name,
             "runNo": e.run_no,
         }
     return "status", {
         "type": e.type.value,
-        "operation": f"operations/{e.operation_id}",
+        "operation": name,
         "at": e.at.isoformat(),
         "runNo": e.run_no,
-        "data": dict(e.data),
+        "data": camel(dict(e.data)),
     }
 
 

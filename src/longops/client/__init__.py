@@ -12,7 +12,7 @@ Example::
     with Client("http://127.0.0.1:8000", token="lo_...", company="CRONUS") as lo:
         op = lo.enqueue("post_invoices", args=["2026-01"])
         for event in lo.watch(op["id"]):
-            print(event.event, event.data.get("percent"))
+            print(event.event, event.percent, event.summary)
         print(lo.get(op["id"])["status"])      # Succeeded
 """
 
@@ -47,11 +47,76 @@ class ApiError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One SSE event: ``event`` (snapshot, progress, status, done), ``id`` and ``data``."""
+    """One SSE event: ``event`` (snapshot, progress, status, done), ``id`` and ``data``.
+
+    ``data`` is the whole operation for ``snapshot`` and ``done`` (and a company stream's
+    ``created``), a progress reading for ``progress``, and a timeline entry (``type``,
+    ``data``) for ``status``. :attr:`progress`, :attr:`percent` and :attr:`summary` read
+    any of them alike.
+
+    Example::
+
+        for event in api.watch(op["id"]):
+            print(event.event, event.percent, event.summary)
+        # snapshot 25.0 Running
+        # progress 25.0 25% (1/2 rows), Step 1 of 2: phase 1, phase 1 started
+        # status None attempt_ended: finished
+        # done 100.0 Succeeded
+    """
 
     event: str
     id: str | None
     data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def operation(self) -> dict[str, Any] | None:
+        """The operation, for the events that carry it whole."""
+        return self.data if "metadata" in self.data and "status" in self.data else None
+
+    @property
+    def progress(self) -> dict[str, Any] | None:
+        """The progress reading (``completed``, ``total``, ``unit``, ``percent``, ``step``,
+        ``rate``, ``etaTime``, ...) this event carries or its operation holds; None for a
+        status event or an operation without one."""
+        op = self.operation
+        if op is not None:
+            found = op["metadata"].get("progress")
+            return dict(found) if isinstance(found, dict) else None
+        return dict(self.data) if self.event == "progress" else None
+
+    @property
+    def percent(self) -> float | None:
+        """How far, 0 to 100: the operation's ``percentComplete`` (100 once it succeeded),
+        or the progress reading's ``percent``; None when unknown (and for status events)."""
+        op = self.operation
+        if op is not None:
+            value = op.get("percentComplete")
+        else:
+            value = self.data.get("percent") if self.event == "progress" else None
+        return None if value is None else float(value)
+
+    @property
+    def summary(self) -> str:
+        """One line for people: the status of an operation, the reading of a progress
+        event, the kind (and new status) of a timeline entry."""
+        op = self.operation
+        if op is not None:
+            return str(op["status"])
+        if self.event == "progress":
+            parts = []
+            if self.percent is not None:
+                parts.append(f"{self.percent:g}%")
+            done, total = self.data.get("completed"), self.data.get("total")
+            if done is not None:
+                unit = f" {self.data['unit']}" if self.data.get("unit") else ""
+                parts.append(f"({done}/{total}{unit})" if total is not None else f"({done}{unit})")
+            text = " ".join(parts)
+            step = (self.data.get("step") or {}).get("label")
+            message = self.data.get("message")
+            return ", ".join(p for p in (text, step, message) if p)
+        kind = str(self.data.get("type", self.event))
+        status = (self.data.get("data") or {}).get("status")
+        return f"{kind}: {status}" if status else kind
 
 
 def _raise_for(response: httpx.Response) -> None:

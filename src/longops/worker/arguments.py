@@ -1,41 +1,199 @@
-"""What a task's arguments look like, for people about to type them: a JSON schema from the
-task's signature and type hints, and a JSON example built from it.
+"""A task's arguments: the JSON schema its signature publishes, and the check at enqueue
+that what is sent fits it, so a bad argument is refused (naming it) instead of failing
+when the operation runs. Every front end enqueues through core, which calls
+:func:`check_types`; the REST API publishes :func:`arguments_schema`, and the pages' New
+operation form shows :func:`parameter_hints` and prefills :func:`arguments_example`.
 
-The REST API publishes the schema as ``argumentsSchema`` (GET tasks); the pages' New
-operation form shows the parameters and prefills the example.
+The check covers the annotations the schema describes: ``int``, ``float``, ``str``,
+``bool``, ``None``, ``Literal``, lists and dicts of those, unions (``Optional``); any
+other annotation, or none, accepts anything. A bool is not an integer; an integer is a
+number. Omitted parameters take their defaults unchecked, and a parameter whose default
+is ``None`` also accepts ``None``.
 
 Example::
 
-    arguments_schema(registry.get("demo.render_report"))
-    # {"type": "object", "properties": {"pages": {"type": "integer", "default": 8}, ...},
-    #  "required": [], "additionalProperties": False, "x-positional": ["pages", ...]}
-    arguments_example(registry.get("demo.post_invoices"))   # '{"batch": "", "invoices": 10}'
+    def post(month: str, lines: int = 0) -> None: ...
+
+    check_types(post, inspect.signature(post), ("2026-11",), {"lines": "lots"})
+    # ValidationError: kwargs.lines: must be an integer (got 'lots')
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import json
+import types
 import typing
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pydantic import TypeAdapter
 
-from longops.worker.registry import TaskDef
+from longops.domain.errors import ValidationError
+
+if typing.TYPE_CHECKING:
+    from longops.worker.registry import TaskDef
+
+_UNCHECKED = object()
+"""A hint the check does not cover: anything fits."""
 
 
-def arguments_schema(task: TaskDef) -> dict[str, Any]:
-    """A JSON schema of the task's arguments, from its signature and type hints."""
+def _hints(fn: Callable[..., Any]) -> Mapping[str, Any]:
     try:
-        hints = typing.get_type_hints(task.fn)
-    except Exception:  # an annotation that does not resolve: describe the names only
-        hints = {}
+        return _cached_hints(fn)
+    except TypeError:  # a callable that cannot be a dict key (enqueue is a hot path)
+        return _read_hints(fn)
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_hints(fn: Callable[..., Any]) -> Mapping[str, Any]:
+    return _read_hints(fn)
+
+
+def _read_hints(fn: Callable[..., Any]) -> Mapping[str, Any]:
+    try:
+        return typing.get_type_hints(fn)
+    except Exception:  # an annotation that does not resolve: nothing is checked
+        return {}
+
+
+def _words(hint: Any) -> str | None:
+    """What a value of ``hint`` is, in words (None: a hint the check does not cover)."""
+    if hint is bool:
+        return "true or false"
+    if hint is int:
+        return "an integer"
+    if hint is float:
+        return "a number"
+    if hint is str:
+        return "a string"
+    if hint is type(None) or hint is None:
+        return "null"
+    origin = typing.get_origin(hint)
+    if hint is list or origin is list:
+        return "a list"
+    if hint is dict or origin is dict:
+        return "an object"
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(v) for v in typing.get_args(hint))
+    if origin is typing.Union or origin is types.UnionType:
+        parts = [_words(h) for h in typing.get_args(hint)]
+        if any(p is None for p in parts):
+            return None
+        return " or ".join(p for p in parts if p is not None)
+    return None
+
+
+def _problem(value: Any, hint: Any, where: str) -> tuple[str, str, Any] | None:
+    """(field, rule, value) of the first part of ``value`` that does not fit ``hint``."""
+    words = _words(hint)
+    if words is None:
+        return None
+    origin = typing.get_origin(hint)
+    if origin is typing.Union or origin is types.UnionType:
+        others = [h for h in typing.get_args(hint) if h is not type(None)]
+        if value is not None and len(others) == 1:  # Optional[X]: say what is wrong in X
+            return _problem(value, others[0], where)
+        for choice in typing.get_args(hint):
+            if _problem(value, choice, where) is None:
+                return None
+        return where, f"must be {words}", value
+    if origin is typing.Literal:
+        allowed = typing.get_args(hint)
+        fits = any(value == a and type(value) is type(a) for a in allowed)
+        return None if fits else (where, f"must be {words}", value)
+    if hint is bool:
+        ok = isinstance(value, bool)
+    elif hint is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif hint is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    elif hint is str:
+        ok = isinstance(value, str)
+    elif hint is type(None) or hint is None:
+        ok = value is None
+    elif hint is list or origin is list:
+        if not isinstance(value, list | tuple):
+            return where, "must be a list", value
+        [item] = typing.get_args(hint) or (Any,)
+        for i, element in enumerate(value):
+            found = _problem(element, item, f"{where}[{i}]")
+            if found is not None:
+                return found
+        return None
+    else:  # a dict
+        if not isinstance(value, dict):
+            return where, "must be an object", value
+        key, item = typing.get_args(hint) or (Any, Any)
+        for k, element in value.items():
+            found = _problem(k, key, f"{where} key") or _problem(element, item, f"{where}.{k}")
+            if found is not None:
+                return found
+        return None
+    return None if ok else (where, f"must be {words}", value)
+
+
+def _shown(value: Any) -> Any:
+    # Only plain, short values go into the message: arguments may be customer content.
+    if isinstance(value, bool | int | float) or (isinstance(value, str) and len(value) <= 40):
+        return value
+    return None
+
+
+def check_types(
+    fn: Callable[..., Any],
+    signature: inspect.Signature,
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any],
+) -> None:
+    """Refuse an argument whose type does not fit the annotation of its parameter, naming
+    it as sent: ``args[1]`` (positions counted without ``ctx``) or ``kwargs.n``."""
+    hints = _hints(fn)
+    if not hints:
+        return
+    position = 0
+    for param in signature.parameters.values():
+        hint = hints.get(param.name, _UNCHECKED)
+        given: list[tuple[str, Any]] = []
+        if param.kind is param.VAR_POSITIONAL:
+            given = [(f"args[{i}]", v) for i, v in enumerate(args[position:], position)]
+            position = len(args)
+        elif param.kind is param.VAR_KEYWORD:
+            named = {p.name for p in signature.parameters.values()}
+            given = [(f"kwargs.{k}", v) for k, v in kwargs.items() if k not in named]
+        elif param.kind is not param.KEYWORD_ONLY and position < len(args):
+            given = [(f"args[{position}]", args[position])]
+            position += 1
+        elif param.name in kwargs:
+            given = [(f"kwargs.{param.name}", kwargs[param.name])]
+        if hint is _UNCHECKED:
+            continue
+        for where, value in given:
+            if value is None and param.default is None:
+                continue
+            found = _problem(value, hint, where)
+            if found is not None:
+                field, rule, bad = found
+                raise ValidationError(field, rule, _shown(bad))
+
+
+def arguments_schema(fn: Callable[..., Any], signature: inspect.Signature) -> dict[str, Any]:
+    """A JSON schema of a task's arguments, from its signature and type hints (what the
+    REST API publishes for each task).
+
+    Example::
+
+        arguments_schema(post, inspect.signature(post))["properties"]["lines"]
+        # {'type': 'integer', 'default': 0}
+    """
+    hints = _hints(fn)
     properties: dict[str, Any] = {}
     required: list[str] = []
     positional: list[str] = []
     extra = False
-    for param in task.signature.parameters.values():
+    for param in signature.parameters.values():
         if param.kind is param.VAR_KEYWORD:
             extra = True
             continue
@@ -67,14 +225,20 @@ def arguments_schema(task: TaskDef) -> dict[str, Any]:
     }
 
 
+# -- for people about to type arguments (the pages' New operation form) ----------------------
 _BLANK = {"string": "", "integer": 0, "number": 0, "boolean": False, "array": [], "object": {}}
 
 
 def arguments_example(task: TaskDef) -> str:
     """The task's named arguments as a JSON object to edit: each default, or a blank of the
     parameter's type for one without ('' for a string, 0 for a number); '' when the task
-    takes none. Positional-only parameters cannot be named, so those give a JSON list."""
-    schema = arguments_schema(task)
+    takes none. Positional-only parameters cannot be named, so those give a JSON list.
+
+    Example::
+
+        arguments_example(registry.get("demo.post_invoices"))   # '{"batch": "", "invoices": 10}'
+    """
+    schema = task.arguments_schema()
     values: dict[str, Any] = {}
     for name, prop in schema["properties"].items():
         values[name] = prop["default"] if "default" in prop else _BLANK.get(prop.get("type", ""))
@@ -88,7 +252,7 @@ def arguments_example(task: TaskDef) -> str:
 
 def parameter_hints(task: TaskDef) -> list[tuple[str, str]]:
     """Per parameter: its name and a few words ('integer, default 8', 'string, required')."""
-    schema = arguments_schema(task)
+    schema = task.arguments_schema()
     out = []
     for name, prop in schema["properties"].items():
         kind = prop.get("type") or " or ".join(_types(prop))

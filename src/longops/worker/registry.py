@@ -28,6 +28,7 @@ from longops.domain.operation import (
 from longops.domain.progress import DEFAULT_STALL_AFTER, check_interval
 from longops.domain.retry import CustomBackoff, CustomRetry, RetryPolicy
 from longops.domain.security import PermissionSet
+from longops.worker.arguments import arguments_schema, check_types
 from longops.worker.context import RunContext
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -71,7 +72,8 @@ class TaskDef:
     """Enqueueing it or setting it ready needs this permission set (or more)."""
 
     def check_arguments(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
-        """Refuse arguments that do not fit the task's signature (nothing is enqueued)."""
+        """Refuse arguments that do not fit the task's signature, or whose types do not fit
+        its annotations (nothing is enqueued)."""
         try:
             self.signature.bind(*args, **kwargs)
         except TypeError as exc:
@@ -79,6 +81,11 @@ class TaskDef:
             raise ValidationError(
                 field, f"do not match task {self.name}{self.signature}: {exc}"
             ) from exc
+        check_types(self.fn, self.signature, args, kwargs)
+
+    def arguments_schema(self) -> dict[str, Any]:
+        """The JSON schema of the arguments (the one :meth:`check_arguments` enforces)."""
+        return arguments_schema(self.fn, self.signature)
 
     @property
     def retry_policy(self) -> RetryPolicy | None:
