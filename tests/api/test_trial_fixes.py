@@ -81,12 +81,12 @@ def test_wait_reads_its_timeout_from_the_query_too(live: Live) -> None:
     with live.client("JOBQUEUE-USER") as http:
         quick = http.post(url, params={"timeout": 0})  # on hold: answers now, not in 30 s
         too_long = http.post(url, params={"timeout": 100})
-        both = http.post(url, params={"timeout": 1}, json={"timeout": 0})
-        agreeing = http.post(url, params={"timeout": 0}, json={"timeout": 0})
-    assert quick.status_code == agreeing.status_code == 200
-    assert quick.json()["id"] == str(op.id)
+        both = http.post(url, params={"timeout": 60}, json={"timeout": 0})  # the shorter
+        too_long_body = http.post(url, params={"timeout": 0}, json={"timeout": 61})
+    assert quick.status_code == both.status_code == 200
+    assert quick.json()["id"] == both.json()["id"] == str(op.id)
     assert error_of(too_long)["target"] == "timeout"
-    assert error_of(both)["target"] == "timeout"
+    assert error_of(too_long_body)["target"] == "timeout"
 
 
 # -- 7. validation messages read like core's --------------------------------------------------

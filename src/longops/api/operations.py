@@ -659,18 +659,12 @@ async def wait(
     ] = None,
 ) -> Response:
     """The operation once it is done, or its latest state after ``timeout`` seconds (in the
-    query, ``?timeout=2``, or the body, ``{"timeout": 2}``; both must then agree)."""
+    query, ``?timeout=2``, or the body, ``{"timeout": 2}``; given both, the shorter)."""
     await company_of(view, company)
     op = await find(view, company, operation_id)
-    given = None if body is None else body.timeout
-    if given is not None and timeout is not None and given != timeout:
-        raise ApiError(
-            400,
-            "InvalidArgument",
-            f"timeout: the query says {timeout:g} and the body {given:g} (give one)",
-            target="timeout",
-        )
-    seconds = given if given is not None else timeout
+    given = [t for t in (timeout, None if body is None else body.timeout) if t is not None]
+    # Both are valid by the document, so both are taken: the shorter wait applies.
+    seconds = min(given) if given else None
     op = await wait_done(view, op, DEFAULT_WAIT if seconds is None else seconds)
     return await reply(request, view, company, op)
 
