@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -36,7 +37,9 @@ def server(
 ) -> Iterator[Server]:
     """A ``longops serve --workers 2`` on a fresh, seeded database of each dialect."""
     dialect = request.param
-    log = ARTIFACTS / f"server-{dialect}.log"
+    # One log per xdist worker: each worker starts its own servers.
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    log = ARTIFACTS / f"server-{dialect}-{worker}.log"
     if dialect == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('pages') / 'longops.db'}"
         drop: Callable[[], None] = lambda: None  # noqa: E731
