@@ -57,7 +57,7 @@ from longops.store.base import ClaimedRun, RunResult, Store
 from longops.store.faults import is_fault
 from longops.worker.completer import Completer
 from longops.worker.dispatcher import Dispatcher
-from longops.worker.executor import KILL_AFTER, RunOutcome, execute, result_for
+from longops.worker.executor import KILL_AFTER, RunControl, RunOutcome, execute, result_for
 from longops.worker.health import Health
 from longops.worker.heartbeat import Heartbeat
 from longops.worker.invoke import close_thread_loop
@@ -513,10 +513,11 @@ class Worker:
             run = self.table.get(op.id)
             if run is None or run.claimed.lease_token != claimed.lease_token:
                 continue  # handed back by a drain before it started
+            tz = self._zone(op.company, run)
+            if tz is None:
+                continue  # handed back while the database was away; it never started
             try:
-                result = execute(
-                    claimed, self.registry, self.clock, self._zones(op.company), run, self.pool
-                )
+                result = execute(claimed, self.registry, self.clock, tz, run, self.pool)
             except Exception as exc:
                 # Not the task's failure (that is classified inside execute) but ours, e.g.
                 # the database was unreachable: record it rather than leave the run hanging.
@@ -536,6 +537,21 @@ class Worker:
                 self.completer.enqueue(result)
                 _log_result(op.task, claimed, result, self.options.log_classes)
             self._slot_freed.set()
+
+    def _zone(self, company: str, run: RunControl) -> ZoneInfo | None:
+        """The company's time zone, waiting out database faults (the run has not started:
+        it waits too, rather than fail for the database's sake); None once handed back."""
+        delay = 0.05
+        while True:
+            try:
+                return self._zones(company)
+            except Exception as exc:
+                if not is_fault(exc):
+                    raise
+            if run.abandoned or self._stopped.is_set():
+                return None
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
     def _rejoin(self) -> None:
         """The session was declared lost (we were silent too long): start a new one.
