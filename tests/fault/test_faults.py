@@ -251,7 +251,8 @@ def test_every_store_method_a_loop_calls_is_under_test(app: Longops, injected: I
         ticker = app.enqueue("ticker", 1.5)
         app.enqueue("quick").wait(timeout=20)
         ticker.wait(timeout=20)
-        time.sleep(1.0)  # let every loop go round a few times (nothing is ordered by it)
+        every_loop = {"claim", "finish_runs", "heartbeat", "flush_progress", "try_lead"}
+        wait_for(lambda: every_loop <= injected.called, timeout=20, what="every loop called")
     finally:
         worker.stop(grace=5)
     called = injected.called | {"wakeups", "cancel_listener"} & injected.called
