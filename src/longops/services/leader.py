@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from longops.domain.clock import Clock
 from longops.services.base import Service
@@ -22,7 +22,9 @@ from longops.services.rescuer import Rescuer
 from longops.services.scheduler import Scheduler
 from longops.services.stall import StallDetector
 from longops.store.base import Store
+from longops.store.faults import is_fault
 from longops.worker.registry import TaskRegistry
+from longops.worker.supervise import Supervisor
 
 log = logging.getLogger("longops.services")
 
@@ -48,14 +50,22 @@ class ServiceRunner:
         self.ttl = ttl
         self.is_leader = False
         self._last_run: dict[str, float] = {}
-        self._stop = threading.Event()
+        self.stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._failing: dict[str, str] = {}
+        self._unreachable_since: datetime | None = None
 
     def run_once(self) -> int:
         """One tick: renew leadership, then run each service that is due."""
-        self.is_leader = self.store.try_lead(
-            LEADER_NAME, self.session_id, self.clock.now(), self.ttl
-        )
+        try:
+            self.is_leader = self.store.try_lead(
+                LEADER_NAME, self.session_id, self.clock.now(), self.ttl
+            )
+        except Exception as exc:
+            if is_fault(exc):
+                self._unreachable_since = self._unreachable_since or self.clock.now()
+            raise
+        self._back_from_outage()
         if not self.is_leader:
             return 0
         changed = 0
@@ -67,26 +77,54 @@ class ServiceRunner:
             self._last_run[service.name] = mono
             try:
                 changed += service.run_once()
-            except Exception:
-                log.exception(
-                    "service failed", extra={"action": "service_failed", "service": service.name}
-                )
+            except Exception as exc:
+                if not is_fault(exc):
+                    raise  # a bug: the loop dies and stops the worker (worker.supervise)
+                self._unreachable_since = self._unreachable_since or self.clock.now()
+                # A fault in one duty leaves the others their turn; logged once per change.
+                state = type(exc).__name__
+                if self._failing.get(service.name) != state:
+                    self._failing[service.name] = state
+                    log.warning(
+                        "service %s: database fault (%s); retrying next round",
+                        service.name,
+                        exc,
+                        extra={"action": "service_failed", "service": service.name},
+                    )
+            else:
+                if self._failing.pop(service.name, None) is not None:
+                    log.info(
+                        "service %s recovered",
+                        service.name,
+                        extra={"action": "service_recovered", "service": service.name},
+                    )
         return changed
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="longops-services", daemon=True)
-        self._thread.start()
+    def _back_from_outage(self) -> None:
+        """After an outage long enough to silence healthy sessions (a third of the lease,
+        so a few missed beats), tell the duties that care (the rescuer) that the
+        database is back, so they give everyone time to beat again."""
+        since, self._unreachable_since = self._unreachable_since, None
+        if since is None or self.clock.now() - since < self.ttl / 3:
+            return
+        for service in self.services:
+            returned = getattr(service, "database_returned", None)
+            if returned is not None:
+                returned()
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.run_once()
-            except Exception:
-                log.exception("service tick failed", extra={"action": "service_tick_failed"})
-            self._stop.wait(self.tick)
+    def step(self) -> None:
+        """One round of the services loop: a tick, then wait for the next."""
+        self.run_once()
+        self.stopping.wait(self.tick)
+
+    def start(self) -> None:
+        """Run the loop in a thread of its own (a worker runs :meth:`step` under its own
+        supervisor instead)."""
+        supervisor = Supervisor(logger=log)
+        self._thread = supervisor.spawn("services", self.step, self.stopping)
 
     def stop(self) -> None:
-        self._stop.set()
+        self.stopping.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
         if self.is_leader:
