@@ -46,6 +46,7 @@ from longops.domain.errors import LongopsError, ValidationError
 from longops.domain.security import Actor, FrontEnd, PermissionSet
 from longops.domain.status import Status
 from longops.store.base import OperationQuery
+from longops.worker.health import HealthServer
 from longops.worker.logs import RedactingFilter
 
 ROOT_HELP = (
@@ -225,6 +226,13 @@ def worker(
         int | None,
         typer.Option(help="MiB of resident memory after which a child is replaced."),
     ] = None,
+    health_port: Annotated[
+        int,
+        typer.Option(help="Serve /livez and /readyz on this TCP port for supervisors (0: off)."),
+    ] = 0,
+    health_host: Annotated[
+        str, typer.Option(help="Address the health endpoint binds (0.0.0.0: every interface).")
+    ] = "127.0.0.1",
     log_level: Annotated[
         str, typer.Option(help="debug, info, warning or error (to standard error).")
     ] = "info",
@@ -242,6 +250,8 @@ def worker(
     if not isinstance(level, int):
         raise ValidationError("log_level", "must be debug, info, warning or error", log_level)
     classes = LOGGED_BY_DEFAULT | {_data_class(c) for c in log_class or ()}
+    if not 0 <= health_port <= 65535:
+        raise ValidationError("--health-port", "must be between 0 and 65535 (0: off)", health_port)
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr
     )
@@ -271,7 +281,21 @@ def worker(
         f"longops worker {w.session_id} serving {', '.join(w.options.queues)} "
         f"({served}) with {concurrency} slots on {app.store.dialect}"
     )
-    code = w.run()
+    server = None
+    if health_port:
+        try:
+            server = HealthServer(w.health, host=health_host, port=health_port)
+        except OSError as exc:
+            raise LongopsError(
+                f"--health-port {health_port}: cannot listen on {health_host}: {exc}"
+            ) from exc
+    if server is not None:
+        server.start()
+    try:
+        code = w.run()
+    finally:
+        if server is not None:
+            server.close()
     raise typer.Exit(code)
 
 

@@ -72,6 +72,7 @@ from longops.worker.executor import (
     execute,
     result_for,
 )
+from longops.worker.health import Health
 from longops.worker.invoke import close_thread_loop
 from longops.worker.isolation import ChildPool
 from longops.worker.registry import DEFAULT_CANCEL_GRACE, TaskRegistry
@@ -204,6 +205,7 @@ class Worker:
         self._cancel_inbox: dict[uuid.UUID, float] = {}
         self._cancel_listener: CancelListener | None = None
         self._last_cancel_poll = 0.0
+        self._store_ok = False  # health: did the last heartbeat/claim reach the database?
         self.pool = ChildPool(
             max_runs=self.options.max_runs_per_child, max_memory=self.options.max_memory_per_child
         )
@@ -277,6 +279,25 @@ class Worker:
     @property
     def stopped(self) -> bool:
         return self._stopped.is_set()
+
+    def health(self) -> Health:
+        """Whether every thread runs, and whether the worker claims (see worker/health.py).
+
+        (Interim: judged by thread liveness and the last heartbeat's or claim's success.)
+        Example: ``worker.health().alive``.
+        """
+        ending = self._draining.is_set() or self._stopped.is_set()
+        loops: dict[str, str] = {}
+        for thread in self._threads:
+            name = thread.name.removeprefix("longops-")
+            if thread.is_alive():
+                loops[name] = "running"
+            elif ending or (name == "cancel-listener" and self._cancel_listener is None):
+                loops[name] = "stopped"  # by design: a drain, or the listener fell back to polls
+            else:
+                loops[name] = "died"
+        alive = "died" not in loops.values()
+        return Health(alive, alive and bool(loops) and self._store_ok and not ending, loops)
 
     def _finish_drain(self) -> None:
         if self._stopped.is_set() or not self._threads:
@@ -377,7 +398,9 @@ class Worker:
         while not self._draining.is_set():
             try:
                 woke = self._dispatch_once()
+                self._store_ok = True
             except Exception:
+                self._store_ok = False
                 log.exception("claim failed", extra={"action": "claim_failed"})
                 woke = False
                 self._draining.wait(opts.poll_interval)
@@ -529,7 +552,9 @@ class Worker:
         while not self._stopped.wait(interval):
             try:
                 state = self.store.heartbeat(self.session_id, self.clock.now())
+                self._store_ok = True
             except Exception:
+                self._store_ok = False
                 log.warning("heartbeat failed", exc_info=True)
                 continue
             if state is SessionState.LOST:
