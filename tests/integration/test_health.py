@@ -42,6 +42,12 @@ def probe(port: int, path: str) -> tuple[int, dict[str, Any]]:
         return 0, {}  # not listening (yet)
 
 
+def body_when(port: int, path: str, code: int) -> dict[str, Any] | None:
+    """The body of ``path`` when it answers ``code`` (for wait_for), else None."""
+    got, body = probe(port, path)
+    return body if got == code else None
+
+
 @pytest.fixture
 def app(db_url: str) -> Iterator[Longops]:
     application = tasks_into(Longops(db_url))
@@ -98,8 +104,8 @@ def test_livez_turns_unhealthy_when_a_loop_is_stopped_by_a_bug(
         raise RuntimeError("injected: wait failed")
 
     monkeypatch.setattr(worker._wakeups, "wait", broken_wait)
-    _code, body = wait_for(
-        lambda: (r := probe(server.port, "/livez"))[0] == 503 and r,
+    body = wait_for(
+        lambda: body_when(server.port, "/livez", 503),
         timeout=10,
         what="/livez 503",
     )
@@ -120,9 +126,7 @@ def test_readyz_is_503_while_the_database_cannot_be_reached(
         raise OSError("injected: connection refused")
 
     monkeypatch.setattr(worker.store, "heartbeat", unreachable)
-    _code, body = wait_for(
-        lambda: (r := probe(server.port, "/readyz"))[0] == 503 and r, timeout=10, what="503"
-    )
+    body = wait_for(lambda: body_when(server.port, "/readyz", 503), timeout=10, what="503")
     assert (body["alive"], body["ready"]) == (True, False)
     assert probe(server.port, "/livez")[0] == 200  # a fault, not a bug: no restart
     monkeypatch.setattr(worker.store, "heartbeat", real)
@@ -137,9 +141,7 @@ def test_a_worker_process_serves_livez_and_readyz(
     port = free_port()
     proc = start_worker(db_url, marks, extra=("--health-port", str(port)))
     try:
-        _code, body = wait_for(
-            lambda: (r := probe(port, "/readyz"))[0] == 200 and r, timeout=30, what="ready"
-        )
+        body = wait_for(lambda: body_when(port, "/readyz", 200), timeout=30, what="ready")
         assert body["status"] == "ok"
         assert {"dispatcher", "heartbeat", "completer", "monitor"} <= set(body["loops"])
         assert probe(port, "/livez")[0] == 200
