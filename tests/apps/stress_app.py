@@ -113,3 +113,22 @@ def leak(secret: str, fail: bool = False) -> dict[str, str]:
     if fail:
         raise ValueError(f"could not post {secret}")
     return {"posted": secret}
+
+
+_hoard: list[bytes] = []
+
+
+@app.task(name="stress.hoard")
+def hoard(ctx: RunContext, folder: str, up_to_mib: int) -> str:
+    """Leaks memory in this worker's process, 8 MiB at a time up to ``up_to_mib``, then holds
+    it until the process ends. The first run to find ``folder/hoarded`` (a second run, on a
+    fresh worker) finishes at once."""
+    marker = Path(folder) / "hoarded"
+    if marker.exists():
+        return f"finished on a fresh worker ({os.getpid()})"
+    marker.write_text(str(os.getpid()))
+    while len(_hoard) * 8 < up_to_mib:
+        _hoard.append(b"\x01" * (8 * 2**20))  # written, so resident (bytearray(n) is not)
+        time.sleep(0.02)
+    while True:
+        time.sleep(0.05)

@@ -156,3 +156,32 @@ def test_a_child_whose_reader_fails_says_why_and_exits() -> None:
         pool.close()
     assert message == ("broken", "ValueError: unexpected message from the worker: 'nonsense'")
     assert child.exitcode == 70
+
+
+def allocate(mib: int) -> int:
+    held = b"\x01" * (mib * 2**20)  # written, so resident
+    return len(held) // 2**20
+
+
+def test_the_peak_memory_of_each_process_attempt_is_recorded(app: Longops) -> None:
+    from longops.api.representation import attempt_json
+
+    app.registry.add(allocate, name="mem.allocate", isolation="process")
+    app.registry.add(double, name="mem.in_thread")
+    worker = start(app)
+    try:
+        big = app.enqueue("mem.allocate", 64).wait(30)
+        small = app.enqueue("mem.allocate", 1).wait(30)  # the same child, reused
+        thread = app.enqueue("mem.in_thread", 1).wait(30)
+    finally:
+        worker.stop(grace=2)
+    [big_attempt] = app.service.attempts(big.id)
+    [small_attempt] = app.service.attempts(small.id)
+    assert big_attempt.peak_rss is not None
+    assert small_attempt.peak_rss is not None
+    # The peak is the attempt's own: the reused child's earlier 64 MiB does not count.
+    assert big_attempt.peak_rss >= 64 * 2**20
+    assert small_attempt.peak_rss < big_attempt.peak_rss - 32 * 2**20
+    assert app.service.attempts(thread.id)[0].peak_rss is None
+    assert big_attempt.to_json()["peak_rss"] == big_attempt.peak_rss  # ops show --json
+    assert attempt_json(big_attempt)["peakRss"] == big_attempt.peak_rss  # the API

@@ -48,6 +48,7 @@ from longops.domain.status import Status
 from longops.store.base import OperationQuery
 from longops.worker.health import HealthServer
 from longops.worker.logs import RedactingFilter
+from longops.worker.memory import EXIT_MEMORY, parse_size
 
 ROOT_HELP = (
     "Track long-running operations: run workers, enqueue work, watch and act on it.\n\n"
@@ -226,6 +227,13 @@ def worker(
         int | None,
         typer.Option(help="MiB of resident memory after which a child is replaced."),
     ] = None,
+    max_memory: Annotated[
+        str | None,
+        typer.Option(
+            help="Past this much resident memory (e.g. 512MiB, 2G) the worker hands its runs "
+            f"back and exits with code {EXIT_MEMORY}, for its supervisor to start a fresh one."
+        ),
+    ] = None,
     health_port: Annotated[
         int,
         typer.Option(help="Serve /livez and /readyz on this TCP port for supervisors (0: off)."),
@@ -250,6 +258,7 @@ def worker(
     if not isinstance(level, int):
         raise ValidationError("log_level", "must be debug, info, warning or error", log_level)
     classes = LOGGED_BY_DEFAULT | {_data_class(c) for c in log_class or ()}
+    memory_limit = None if max_memory is None else parse_size(max_memory, "--max-memory")
     if not 0 <= health_port <= 65535:
         raise ValidationError("--health-port", "must be between 0 and 65535 (0: off)", health_port)
     logging.basicConfig(
@@ -275,6 +284,7 @@ def worker(
         max_runs_per_child=max_runs_per_child,
         max_memory_per_child=None if max_memory_per_child is None else max_memory_per_child * 2**20,
         log_classes=classes,
+        max_memory=memory_limit,
     )
     served = "all companies" if w.options.companies is None else ", ".join(w.options.companies)
     err.print(

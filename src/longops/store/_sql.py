@@ -282,6 +282,7 @@ class SqlStore(ABC):
             error_message=r["error_message"],
             traceback=r["traceback"],
             stop_mode=None if r["stop_mode"] is None else StopMode(r["stop_mode"]),
+            peak_rss=None if r["peak_rss"] is None else int(r["peak_rss"]),
             progress=(
                 None if r["progress"] is None else Progress.from_json(self.dec_json(r["progress"]))
             ),

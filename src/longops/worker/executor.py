@@ -300,6 +300,7 @@ class RunControl:
                 error_message=detail[:MAX_ERROR_LENGTH],
                 traceback=run.traceback,
                 stop_mode=stop,
+                peak_rss=run.peak_rss,
             )
         return RunOutcome(
             Outcome.CANCELLED,
@@ -307,6 +308,7 @@ class RunControl:
             error_message=detail[:MAX_ERROR_LENGTH],
             stop_mode=stop,
             cancel_mode=CancelMode(stop.value),
+            peak_rss=run.peak_rss,
         )
 
 
@@ -372,6 +374,7 @@ def result_for(
         # that arrived at the last moment also ends it cancelled).
         cancel_mode=run.cancel_mode,
         clear_checkpoint=run.outcome is Outcome.SUCCESS,
+        peak_rss=run.peak_rss,
     )
 
 

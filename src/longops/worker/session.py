@@ -75,6 +75,7 @@ from longops.worker.executor import (
 from longops.worker.health import Health
 from longops.worker.invoke import close_thread_loop
 from longops.worker.isolation import ChildPool
+from longops.worker.memory import EXIT_MEMORY, MIN_MEMORY, MemoryGuard
 from longops.worker.registry import DEFAULT_CANCEL_GRACE, TaskRegistry
 from longops.worker.zones import CompanyZones
 
@@ -107,6 +108,10 @@ class WorkerOptions:
     """Serve only these companies' operations (None: every active company)."""
     log_classes: frozenset[DataClass] = LOGGED_BY_DEFAULT
     """Data classes the worker's own log lines may carry (error text is CustomerContent)."""
+    max_memory: int | None = None
+    """Bytes of the worker's own resident memory past which it hands its runs back and
+    exits with ``EXIT_MEMORY`` (worker/memory.py; None: no limit)."""
+    memory_check_interval: float = 1.0
 
     def __post_init__(self) -> None:
         from longops.domain.errors import ValidationError
@@ -117,6 +122,8 @@ class WorkerOptions:
             )
         if self.max_runs_per_child < 1:
             raise ValidationError("max_runs_per_child", "must be at least 1")
+        if self.max_memory is not None and self.max_memory < MIN_MEMORY:
+            raise ValidationError("max_memory", "must be at least 16MiB", self.max_memory)
 
         if not 1 <= self.concurrency <= 1000:
             raise ValidationError("concurrency", "must be between 1 and 1000", self.concurrency)
@@ -206,6 +213,8 @@ class Worker:
         self._cancel_listener: CancelListener | None = None
         self._last_cancel_poll = 0.0
         self._store_ok = False  # health: did the last heartbeat/claim reach the database?
+        self._memory: MemoryGuard | None = None  # --max-memory: see _memory_exceeded
+        self._hand_back_reason: str | None = None
         self.pool = ChildPool(
             max_runs=self.options.max_runs_per_child, max_memory=self.options.max_memory_per_child
         )
@@ -233,6 +242,12 @@ class Worker:
         self._dispatcher = self._spawn(self._dispatch_loop, "longops-dispatcher")
         if self.services is not None:
             self.services.start()
+        if self.options.max_memory is not None:
+            self._memory = MemoryGuard(
+                self.options.max_memory,
+                self._memory_exceeded,
+                interval=self.options.memory_check_interval,
+            ).start()
         companies = self.options.companies
         log.info(
             "worker session %s started: queues %s, companies %s, %d slots",
@@ -252,7 +267,17 @@ class Worker:
         while not self._draining.wait(0.2):
             pass
         self._finish_drain()
-        return 0
+        return EXIT_MEMORY if self._memory is not None and self._memory.exceeded else 0
+
+    def _memory_exceeded(self, resident: int) -> None:
+        # A leaking thread task cannot be stopped, and waiting out the grace period lets it
+        # grow: hand every run back now (no attempt spent) and exit for a fresh worker.
+        self._hand_back_reason = (
+            f"worker session {self.session_id} handed the run back: its memory "
+            f"({resident // 2**20} MiB) went past --max-memory ({self.options.max_memory} bytes)"
+        )
+        self._stop_now.set()
+        self.drain()
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._signals += 1
@@ -339,7 +364,8 @@ class Worker:
             op = run.claimed.operation
             outcome = RunOutcome(
                 Outcome.INTERRUPTED,
-                error_message=f"worker session {self.session_id} shut down before the run ended",
+                error_message=self._hand_back_reason
+                or f"worker session {self.session_id} shut down before the run ended",
                 # With a cancel request pending, the store ends it cancelled: say how.
                 cancel_mode=CancelMode.OVERDUE if run.overdue else CancelMode.FORCED,
             )
@@ -364,6 +390,8 @@ class Worker:
         )
         self._stopped.set()
         self._monitor_wake.set()
+        if self._memory is not None:
+            self._memory.stop()
         self._wakeups.close()
         if self._cancel_listener is not None:
             self._cancel_listener.close()

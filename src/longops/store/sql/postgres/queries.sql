@@ -388,10 +388,10 @@ WITH input AS (
         %(starts)s::timestamptz[], %(attempt_counts)s::integer[], %(errors)s::text[],
         %(tracebacks)s::text[], %(results)s::text[], %(run_starts)s::timestamptz[],
         %(progresses)s::text[], %(stop_modes)s::text[], %(cancel_modes)s::text[],
-        %(clear_checkpoints)s::boolean[]
+        %(clear_checkpoints)s::boolean[], %(peak_rsses)s::bigint[]
     ) AS t(id, lease_token, run_no, at, outcome, status, status_reason, earliest_start_at,
            attempt_count, error_message, traceback, result, run_started_at, progress,
-           stop_mode, cancel_mode, clear_checkpoint)
+           stop_mode, cancel_mode, clear_checkpoint, peak_rss)
 ),
 op AS (
     UPDATE longops_operations o SET
@@ -432,7 +432,7 @@ att AS (
         started_at = coalesce(i.run_started_at, a.started_at),
         ended_at = i.at, outcome = i.outcome,
         error_message = i.error_message, traceback = i.traceback,
-        stop_mode = i.stop_mode,
+        stop_mode = i.stop_mode, peak_rss = i.peak_rss,
         progress = coalesce(i.progress::json,
                             (SELECT o.progress FROM longops_operations o WHERE o.id = i.id))
       FROM input i

@@ -368,7 +368,7 @@ RETURNING id, company, status, status_reason, cancel_mode;
 UPDATE longops_attempts SET
     started_at = coalesce(:run_started_at, started_at),
     ended_at = :at, outcome = :outcome, error_message = :error_message, traceback = :traceback,
-    stop_mode = :stop_mode, progress = coalesce(:progress, :last_reading)
+    stop_mode = :stop_mode, progress = coalesce(:progress, :last_reading), peak_rss = :peak_rss
  WHERE operation_id = :id AND run_no = :run_no;
 
 -- name: next_due_at
