@@ -240,6 +240,14 @@ SELECT pg_advisory_xact_lock(7243015001);
 WITH paused AS (
     SELECT name FROM longops_paused_queues
 ),
+runs_as AS (
+    -- An operation runs on behalf of its user (whoever last set it ready): in a database
+    -- that has users, one whose user is disabled or gone, or no longer holds the
+    -- permission set its task requires (kept on the row), is not started: it waits, and
+    -- its wait reason says why (domain/waiting.py). A database without users (a library
+    -- that only names who enqueued) enforces nothing here. One PK lookup per candidate.
+    SELECT EXISTS (SELECT 1 FROM longops_users) AS has_users
+),
 served AS (
     -- The active companies this session serves, how many each may still start, and when
     -- a claim last took from them. Every candidate below carries its company's cap and
@@ -281,6 +289,16 @@ categorized AS (
            AND (o.expires_at IS NULL OR o.expires_at > %(now)s)
            AND o.queue = ANY(%(queues)s::text[])
            AND o.queue NOT IN (SELECT name FROM paused)
+           AND (o.user_name IS NULL OR NOT (SELECT has_users FROM runs_as) OR EXISTS (
+                SELECT 1 FROM longops_users u
+                 WHERE u.name = o.user_name AND u.state = 'active'
+                   AND (o.required_permission IS NULL OR u.is_super OR EXISTS (
+                        SELECT 1 FROM longops_memberships m
+                         WHERE m.user_name = u.name AND m.company = o.company
+                           AND (o.required_permission = 'JOBQUEUE-VIEW'
+                                OR m.permission_set = o.required_permission
+                                OR (m.permission_set = 'JOBQUEUE-ADMIN'
+                                    AND o.required_permission = 'JOBQUEUE-USER'))))))
          ORDER BY o.priority, o.entry_no
          LIMIT f.free
      ) pick
@@ -297,6 +315,16 @@ uncategorized AS (
            AND (o.expires_at IS NULL OR o.expires_at > %(now)s)
            AND o.queue = ANY(%(queues)s::text[])
            AND o.queue NOT IN (SELECT name FROM paused)
+           AND (o.user_name IS NULL OR NOT (SELECT has_users FROM runs_as) OR EXISTS (
+                SELECT 1 FROM longops_users u
+                 WHERE u.name = o.user_name AND u.state = 'active'
+                   AND (o.required_permission IS NULL OR u.is_super OR EXISTS (
+                        SELECT 1 FROM longops_memberships m
+                         WHERE m.user_name = u.name AND m.company = o.company
+                           AND (o.required_permission = 'JOBQUEUE-VIEW'
+                                OR m.permission_set = o.required_permission
+                                OR (m.permission_set = 'JOBQUEUE-ADMIN'
+                                    AND o.required_permission = 'JOBQUEUE-USER'))))))
          ORDER BY o.priority, o.entry_no
          LIMIT s.cap
      ) pick

@@ -200,6 +200,10 @@ SELECT * FROM longops_attempts
 WITH paused AS (
     SELECT name FROM longops_paused_queues
 ),
+runs_as AS (
+    -- Who an operation runs on behalf of must still be allowed to (see PostgreSQL).
+    SELECT EXISTS (SELECT 1 FROM longops_users) AS has_users
+),
 queues AS (
     SELECT value AS name FROM json_each(:queues)
 ),
@@ -244,6 +248,16 @@ categorized AS (
                    AND (x.expires_at IS NULL OR x.expires_at > :now)
                    AND x.queue IN (SELECT name FROM queues)
                    AND x.queue NOT IN (SELECT name FROM paused)
+                   AND (x.user_name IS NULL OR NOT (SELECT has_users FROM runs_as) OR EXISTS (
+                        SELECT 1 FROM longops_users u
+                         WHERE u.name = x.user_name AND u.state = 'active'
+                           AND (x.required_permission IS NULL OR u.is_super OR EXISTS (
+                                SELECT 1 FROM longops_memberships m
+                                 WHERE m.user_name = u.name AND m.company = x.company
+                                   AND (x.required_permission = 'JOBQUEUE-VIEW'
+                                        OR m.permission_set = x.required_permission
+                                        OR (m.permission_set = 'JOBQUEUE-ADMIN'
+                                            AND x.required_permission = 'JOBQUEUE-USER'))))))
                  ORDER BY x.priority, x.entry_no
                  LIMIT :limit)
     ) WHERE rn <= free
@@ -262,6 +276,16 @@ uncategorized AS (
                AND x.earliest_start_at <= :now
                AND (x.expires_at IS NULL OR x.expires_at > :now)
                AND x.queue NOT IN (SELECT name FROM paused)
+               AND (x.user_name IS NULL OR NOT (SELECT has_users FROM runs_as) OR EXISTS (
+                    SELECT 1 FROM longops_users u
+                     WHERE u.name = x.user_name AND u.state = 'active'
+                       AND (x.required_permission IS NULL OR u.is_super OR EXISTS (
+                            SELECT 1 FROM longops_memberships m
+                             WHERE m.user_name = u.name AND m.company = x.company
+                               AND (x.required_permission = 'JOBQUEUE-VIEW'
+                                    OR m.permission_set = x.required_permission
+                                    OR (m.permission_set = 'JOBQUEUE-ADMIN'
+                                        AND x.required_permission = 'JOBQUEUE-USER'))))))
              ORDER BY x.priority, x.entry_no
              LIMIT :limit)
 ),
