@@ -51,7 +51,7 @@ def test_a_leaking_thread_task_makes_the_worker_hand_back_and_exit_for_a_fresh_o
     [handed_back] = app.service.attempts(op.id)
     assert handed_back.outcome is Outcome.INTERRUPTED
     assert handed_back.error_message is not None
-    assert "went past --max-memory" in handed_back.error_message
+    assert "went past its limit (max_memory 200 MiB)" in handed_back.error_message
     second = start_worker(db_url, marks, concurrency=2, extra=("--max-memory", "200MiB"))
     try:
         done = handle.wait(60)

@@ -112,6 +112,7 @@ class WorkerOptions:
     """Bytes of the worker's own resident memory past which it hands its runs back and
     exits with ``EXIT_MEMORY`` (worker/memory.py; None: no limit)."""
     memory_check_interval: float = 1.0
+    """Seconds between two reads of the worker's resident memory (with ``max_memory``)."""
 
     def __post_init__(self) -> None:
         from longops.domain.errors import ValidationError
@@ -124,6 +125,8 @@ class WorkerOptions:
             raise ValidationError("max_runs_per_child", "must be at least 1")
         if self.max_memory is not None and self.max_memory < MIN_MEMORY:
             raise ValidationError("max_memory", "must be at least 16MiB", self.max_memory)
+        if not 0.01 <= self.memory_check_interval <= 3600:
+            raise ValidationError("memory_check_interval", "must be between 0.01 and 3600 seconds")
 
         if not 1 <= self.concurrency <= 1000:
             raise ValidationError("concurrency", "must be between 1 and 1000", self.concurrency)
@@ -274,7 +277,8 @@ class Worker:
         # grow: hand every run back now (no attempt spent) and exit for a fresh worker.
         self._hand_back_reason = (
             f"worker session {self.session_id} handed the run back: its memory "
-            f"({resident // 2**20} MiB) went past --max-memory ({self.options.max_memory} bytes)"
+            f"({resident // 2**20} MiB) went past its limit (max_memory "
+            f"{(self.options.max_memory or 0) // 2**20} MiB)"
         )
         self._stop_now.set()
         self.drain()
