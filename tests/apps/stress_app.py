@@ -8,6 +8,8 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,17 @@ def tasks_into(application: Longops) -> Longops:
     for task in app.registry:
         application.registry.add(task.fn, name=task.name, max_attempts=task.max_attempts)
     return application
+
+
+@contextmanager
+def stress_app_on(url: str) -> Iterator[Longops]:
+    """An application with this module's tasks on the database at ``url``, migrated."""
+    application = tasks_into(Longops(url))
+    application.migrate()
+    try:
+        yield application
+    finally:
+        application.close()
 
 
 def marks_url() -> str:

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from apps.stress_app import create_marks_table, tasks_into
+from apps.stress_app import create_marks_table, stress_app_on
 from longops import Longops
 from longops.worker.health import Health, HealthServer, answer
 from longops.worker.session import Worker
@@ -50,10 +50,8 @@ def body_when(port: int, path: str, code: int) -> dict[str, Any] | None:
 
 @pytest.fixture
 def app(db_url: str) -> Iterator[Longops]:
-    application = tasks_into(Longops(db_url))
-    application.migrate()
-    yield application
-    application.close()
+    with stress_app_on(db_url) as application:
+        yield application
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from apps.stress_app import create_marks_table, tasks_into
+from apps.stress_app import create_marks_table, stress_app_on
 from longops import Longops, Status
 from longops.domain.errors import ValidationError
 from longops.domain.operation import Outcome
@@ -24,10 +24,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def app(db_url: str) -> Iterator[Longops]:
-    application = tasks_into(Longops(db_url))
-    application.migrate()
-    yield application
-    application.close()
+    with stress_app_on(db_url) as application:
+        yield application
 
 
 def test_a_leaking_thread_task_makes_the_worker_hand_back_and_exit_for_a_fresh_one(

@@ -245,7 +245,8 @@ runs_as AS (
     -- that has users, one whose user is disabled or gone, or no longer holds the
     -- permission set its task requires (kept on the row), is not started: it waits, and
     -- its wait reason says why (domain/waiting.py). A database without users (a library
-    -- that only names who enqueued) enforces nothing here. One PK lookup per candidate.
+    -- that only names who enqueued) enforces nothing here. Index lookups per candidate:
+    -- the user by name, their sets by (user, company) (the view longops_may_run).
     SELECT EXISTS (SELECT 1 FROM longops_users) AS has_users
 ),
 served AS (
@@ -290,15 +291,9 @@ categorized AS (
            AND o.queue = ANY(%(queues)s::text[])
            AND o.queue NOT IN (SELECT name FROM paused)
            AND (o.user_name IS NULL OR NOT (SELECT has_users FROM runs_as) OR EXISTS (
-                SELECT 1 FROM longops_users u
-                 WHERE u.name = o.user_name AND u.state = 'active'
-                   AND (o.required_permission IS NULL OR u.is_super OR EXISTS (
-                        SELECT 1 FROM longops_memberships m
-                         WHERE m.user_name = u.name AND m.company = o.company
-                           AND (o.required_permission = 'JOBQUEUE-VIEW'
-                                OR m.permission_set = o.required_permission
-                                OR (m.permission_set = 'JOBQUEUE-ADMIN'
-                                    AND o.required_permission = 'JOBQUEUE-USER'))))))
+                SELECT 1 FROM longops_may_run r WHERE r.user_name = o.user_name
+                   AND (r.is_super OR o.required_permission IS NULL
+                        OR (r.company = o.company AND r.required = o.required_permission))))
          ORDER BY o.priority, o.entry_no
          LIMIT f.free
      ) pick
@@ -316,15 +311,9 @@ uncategorized AS (
            AND o.queue = ANY(%(queues)s::text[])
            AND o.queue NOT IN (SELECT name FROM paused)
            AND (o.user_name IS NULL OR NOT (SELECT has_users FROM runs_as) OR EXISTS (
-                SELECT 1 FROM longops_users u
-                 WHERE u.name = o.user_name AND u.state = 'active'
-                   AND (o.required_permission IS NULL OR u.is_super OR EXISTS (
-                        SELECT 1 FROM longops_memberships m
-                         WHERE m.user_name = u.name AND m.company = o.company
-                           AND (o.required_permission = 'JOBQUEUE-VIEW'
-                                OR m.permission_set = o.required_permission
-                                OR (m.permission_set = 'JOBQUEUE-ADMIN'
-                                    AND o.required_permission = 'JOBQUEUE-USER'))))))
+                SELECT 1 FROM longops_may_run r WHERE r.user_name = o.user_name
+                   AND (r.is_super OR o.required_permission IS NULL
+                        OR (r.company = o.company AND r.required = o.required_permission))))
          ORDER BY o.priority, o.entry_no
          LIMIT s.cap
      ) pick

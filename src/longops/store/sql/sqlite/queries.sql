@@ -249,15 +249,9 @@ categorized AS (
                    AND x.queue IN (SELECT name FROM queues)
                    AND x.queue NOT IN (SELECT name FROM paused)
                    AND (x.user_name IS NULL OR NOT (SELECT has_users FROM runs_as) OR EXISTS (
-                        SELECT 1 FROM longops_users u
-                         WHERE u.name = x.user_name AND u.state = 'active'
-                           AND (x.required_permission IS NULL OR u.is_super OR EXISTS (
-                                SELECT 1 FROM longops_memberships m
-                                 WHERE m.user_name = u.name AND m.company = x.company
-                                   AND (x.required_permission = 'JOBQUEUE-VIEW'
-                                        OR m.permission_set = x.required_permission
-                                        OR (m.permission_set = 'JOBQUEUE-ADMIN'
-                                            AND x.required_permission = 'JOBQUEUE-USER'))))))
+                        SELECT 1 FROM longops_may_run r WHERE r.user_name = x.user_name
+                           AND (r.is_super OR x.required_permission IS NULL
+                                OR (r.company = x.company AND r.required = x.required_permission))))
                  ORDER BY x.priority, x.entry_no
                  LIMIT :limit)
     ) WHERE rn <= free
@@ -277,15 +271,9 @@ uncategorized AS (
                AND (x.expires_at IS NULL OR x.expires_at > :now)
                AND x.queue NOT IN (SELECT name FROM paused)
                AND (x.user_name IS NULL OR NOT (SELECT has_users FROM runs_as) OR EXISTS (
-                    SELECT 1 FROM longops_users u
-                     WHERE u.name = x.user_name AND u.state = 'active'
-                       AND (x.required_permission IS NULL OR u.is_super OR EXISTS (
-                            SELECT 1 FROM longops_memberships m
-                             WHERE m.user_name = u.name AND m.company = x.company
-                               AND (x.required_permission = 'JOBQUEUE-VIEW'
-                                    OR m.permission_set = x.required_permission
-                                    OR (m.permission_set = 'JOBQUEUE-ADMIN'
-                                        AND x.required_permission = 'JOBQUEUE-USER'))))))
+                    SELECT 1 FROM longops_may_run r WHERE r.user_name = x.user_name
+                       AND (r.is_super OR x.required_permission IS NULL
+                            OR (r.company = x.company AND r.required = x.required_permission))))
              ORDER BY x.priority, x.entry_no
              LIMIT :limit)
 ),
