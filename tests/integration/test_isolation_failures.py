@@ -185,3 +185,36 @@ def test_the_peak_memory_of_each_process_attempt_is_recorded(app: Longops) -> No
     assert app.service.attempts(thread.id)[0].peak_rss is None
     assert big_attempt.to_json()["peak_rss"] == big_attempt.peak_rss  # ops show --json
     assert attempt_json(big_attempt)["peakRss"] == big_attempt.peak_rss  # the API
+
+
+def break_protocol() -> None:
+    """Sends the worker a message the protocol does not have, then waits to be stopped."""
+    import gc
+
+    from longops.worker.isolation import _ChildSide
+
+    [side] = [o for o in gc.get_objects() if isinstance(o, _ChildSide)]
+    side.send(("gibberish", 1))
+    time.sleep(60)
+
+
+def test_a_child_that_breaks_the_protocol_fails_the_attempt_and_is_replaced(
+    app: Longops,
+) -> None:
+    app.registry.add(break_protocol, name="proto.break", isolation="process")
+    app.registry.add(double, name="proto.double", isolation="process")
+    worker = start(app)
+    try:
+        began = time.monotonic()
+        op = app.enqueue("proto.break").wait(10)
+        took = time.monotonic() - began
+        after = app.enqueue("proto.double", 4).wait(30)
+    finally:
+        worker.stop(grace=2)
+    assert op.status is Status.ERROR
+    assert op.last_error == (
+        "child process broke the protocol: ('gibberish', 1) "
+        "(ValueError: unexpected message kind 'gibberish')"
+    )
+    assert took < 10
+    assert (after.status, after.result) == (Status.FINISHED, 8)
