@@ -8,6 +8,8 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,17 @@ def tasks_into(application: Longops) -> Longops:
     for task in app.registry:
         application.registry.add(task.fn, name=task.name, max_attempts=task.max_attempts)
     return application
+
+
+@contextmanager
+def stress_app_on(url: str) -> Iterator[Longops]:
+    """An application with this module's tasks on the database at ``url``, migrated."""
+    application = tasks_into(Longops(url))
+    application.migrate()
+    try:
+        yield application
+    finally:
+        application.close()
 
 
 def marks_url() -> str:
@@ -113,3 +126,22 @@ def leak(secret: str, fail: bool = False) -> dict[str, str]:
     if fail:
         raise ValueError(f"could not post {secret}")
     return {"posted": secret}
+
+
+_hoard: list[bytes] = []
+
+
+@app.task(name="stress.hoard")
+def hoard(ctx: RunContext, folder: str, up_to_mib: int) -> str:
+    """Leaks memory in this worker's process, 8 MiB at a time up to ``up_to_mib``, then holds
+    it until the process ends. The first run to find ``folder/hoarded`` (a second run, on a
+    fresh worker) finishes at once."""
+    marker = Path(folder) / "hoarded"
+    if marker.exists():
+        return f"finished on a fresh worker ({os.getpid()})"
+    marker.write_text(str(os.getpid()))
+    while len(_hoard) * 8 < up_to_mib:
+        _hoard.append(b"\x01" * (8 * 2**20))  # written, so resident (bytearray(n) is not)
+        time.sleep(0.02)
+    while True:
+        time.sleep(0.05)

@@ -267,6 +267,9 @@ def test_session_records_the_companies_it_serves(store: Store, clock: FrozenCloc
 def test_personal_data_and_forget(store: Store, clock: FrozenClock) -> None:
     store.insert_user(user(clock, "alice", ("default", USER)), "$argon2id$x")
     store.insert_token(_token(clock, "alice"), "h")
+    # bob is a user too: in a database with users, a claim starts only the operations of
+    # existing, active users (docs/permissions.md, "At run time").
+    store.insert_user(user(clock, "bob", ("default", USER)), None)
     mine = insert(store, clock, user="alice")
     theirs = insert(store, clock, user="bob")
     sid = register(store, clock.now())

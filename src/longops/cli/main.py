@@ -46,7 +46,9 @@ from longops.domain.errors import LongopsError, ValidationError
 from longops.domain.security import Actor, FrontEnd, PermissionSet
 from longops.domain.status import Status
 from longops.store.base import OperationQuery
+from longops.worker.health import HealthServer
 from longops.worker.logs import RedactingFilter
+from longops.worker.memory import EXIT_MEMORY, parse_size
 from longops.worker.session import HEARTBEAT_INTERVAL, RESCUER_INTERVAL, SESSION_TIMEOUT
 
 ROOT_HELP = (
@@ -230,6 +232,20 @@ def worker(
         int | None,
         typer.Option(help="MiB of resident memory after which a child is replaced."),
     ] = None,
+    max_memory: Annotated[
+        str | None,
+        typer.Option(
+            help="Past this much resident memory (e.g. 512MiB, 2G) the worker hands its runs "
+            f"back and exits with code {EXIT_MEMORY}, for its supervisor to start a fresh one."
+        ),
+    ] = None,
+    health_port: Annotated[
+        int,
+        typer.Option(help="Serve /livez and /readyz on this TCP port for supervisors (0: off)."),
+    ] = 0,
+    health_host: Annotated[
+        str, typer.Option(help="Address the health endpoint binds (0.0.0.0: every interface).")
+    ] = "127.0.0.1",
     log_level: Annotated[
         str, typer.Option(help="debug, info, warning or error (to standard error).")
     ] = "info",
@@ -247,6 +263,9 @@ def worker(
     if not isinstance(level, int):
         raise ValidationError("log_level", "must be debug, info, warning or error", log_level)
     classes = LOGGED_BY_DEFAULT | {_data_class(c) for c in log_class or ()}
+    memory_limit = None if max_memory is None else parse_size(max_memory, "--max-memory")
+    if not 0 <= health_port <= 65535:
+        raise ValidationError("--health-port", "must be between 0 and 65535 (0: off)", health_port)
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr
     )
@@ -270,13 +289,28 @@ def worker(
         max_runs_per_child=max_runs_per_child,
         max_memory_per_child=None if max_memory_per_child is None else max_memory_per_child * 2**20,
         log_classes=classes,
+        max_memory=memory_limit,
     )
     served = "all companies" if w.options.companies is None else ", ".join(w.options.companies)
     err.print(
         f"longops worker {w.session_id} serving {', '.join(w.options.queues)} "
         f"({served}) with {concurrency} slots on {app.store.dialect}"
     )
-    code = w.run()
+    server = None
+    if health_port:
+        try:
+            server = HealthServer(w.health, host=health_host, port=health_port)
+        except OSError as exc:
+            raise LongopsError(
+                f"--health-port {health_port}: cannot listen on {health_host}: {exc}"
+            ) from exc
+    if server is not None:
+        server.start()
+    try:
+        code = w.run()
+    finally:
+        if server is not None:
+            server.close()
     raise typer.Exit(code)
 
 

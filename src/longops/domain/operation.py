@@ -348,6 +348,8 @@ class Attempt:
     """How the run ended when it was asked to stop (cancel or timeout)."""
     progress: Progress | None = None
     """The run's last progress reading."""
+    peak_rss: int | None = None
+    """Peak resident memory of its child process, in bytes (process-isolated tasks only)."""
 
     @property
     def duration(self) -> timedelta | None:
@@ -372,6 +374,7 @@ class Attempt:
             "traceback": self.traceback,
             "stop_mode": None if self.stop_mode is None else self.stop_mode.value,
             "progress": None if self.progress is None else self.progress.to_json(),
+            "peak_rss": self.peak_rss,
         }
 
 

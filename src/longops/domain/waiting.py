@@ -6,8 +6,14 @@ slots, which queues live sessions serve), so it cannot go stale.
 
 The first cause that applies wins, from the most deliberate to the most passing::
 
-    company_disabled > queue_paused > category_paused > outside_run_window > retry_backoff
-      > scheduled > no_worker > company_quota > category_busy > due
+    company_disabled > user_disabled > user_deleted > user_lacks_permission > queue_paused
+      > category_paused > outside_run_window > retry_backoff > scheduled > no_worker
+      > company_quota > category_busy > due
+
+The three ``user_*`` reasons are the claim's own run-time security check (the claim skips
+such rows; see ``claim_operations``): an operation runs on behalf of its user, whoever last
+set it ready, and in a database that has users that user must still exist, be active and
+hold the permission set its task requires.
 
 Example::
 
@@ -27,11 +33,20 @@ from zoneinfo import ZoneInfo
 
 from longops.domain.operation import Operation
 from longops.domain.recurrence import within_run_window
+from longops.domain.security import PermissionSet
 from longops.domain.status import Status
+from longops.domain.users import User
 
 
 class WaitCode(StrEnum):
     COMPANY_DISABLED = "company_disabled"
+    USER_DISABLED = "user_disabled"
+    """The user it runs on behalf of is disabled: it does not start until re-enabled."""
+    USER_DELETED = "user_deleted"
+    """The user it runs on behalf of no longer exists: it does not start until someone
+    sets it ready (it then runs as them) or the user is created again."""
+    USER_LACKS_PERMISSION = "user_lacks_permission"
+    """The user it runs on behalf of no longer holds the permission set its task requires."""
     QUEUE_PAUSED = "queue_paused"
     CATEGORY_PAUSED = "category_paused"
     OUTSIDE_RUN_WINDOW = "outside_run_window"
@@ -71,6 +86,8 @@ class WaitContext:
     """Per served queue, the companies its sessions serve (None: all); a queue missing
     here is taken as served for every company."""
     companies: Mapping[str, CompanyState] = field(default_factory=dict)
+    users: Mapping[str, User] | None = None
+    """Every user by name; None when the database has no users (nothing is checked)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +115,44 @@ def _has_window(op: Operation) -> bool:
     )
 
 
+def user_block(op: Operation, users: Mapping[str, User] | None) -> WaitReason | None:
+    """Why ``op``'s user may not run it now, or None when they may (or nothing is checked).
+
+    The same rule as the claim's (``claim_operations``), so what the pages say is what the
+    claim does.
+
+    Example::
+
+        user_block(op, {"alice": alice}).code     # WaitCode.USER_DISABLED, say
+    """
+    if op.user is None or users is None:
+        return None
+    user = users.get(op.user)
+    if user is None:
+        return WaitReason(
+            WaitCode.USER_DELETED,
+            f"user {op.user}, on whose behalf it runs, no longer exists; it starts when "
+            "someone sets it ready again (it then runs as them)",
+        )
+    if not user.active:
+        return WaitReason(
+            WaitCode.USER_DISABLED,
+            f"user {op.user}, on whose behalf it runs, is disabled; it starts when the user "
+            "is enabled again",
+        )
+    needed = op.required_permission
+    if needed is None or user.is_super:
+        return None
+    held = [s for company, s in user.grants if company == op.company]
+    if needed is not PermissionSet.SUPER and any(s.includes(needed) for s in held):
+        return None
+    return WaitReason(
+        WaitCode.USER_LACKS_PERMISSION,
+        f"user {op.user}, on whose behalf it runs, no longer holds {needed.value} in "
+        f"company {op.company}, which task {op.task} requires",
+    )
+
+
 def wait_reason(op: Operation, ctx: WaitContext, tz: ZoneInfo) -> WaitReason | None:
     """Why ``op`` waits, or None when it is not ``ready``."""
     if op.status is not Status.READY:
@@ -106,6 +161,9 @@ def wait_reason(op: Operation, ctx: WaitContext, tz: ZoneInfo) -> WaitReason | N
     company = ctx.companies.get(op.company)
     if company is not None and not company.active:
         return WaitReason(WaitCode.COMPANY_DISABLED, f"company {op.company} is disabled")
+    blocked = user_block(op, ctx.users)
+    if blocked is not None:
+        return blocked
     if op.queue in ctx.paused_queues:
         return WaitReason(WaitCode.QUEUE_PAUSED, f"queue {op.queue} is paused")
     slots = ctx.categories.get((op.company, op.category)) if op.category else None

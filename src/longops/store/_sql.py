@@ -282,6 +282,7 @@ class SqlStore(ABC):
             error_message=r["error_message"],
             traceback=r["traceback"],
             stop_mode=None if r["stop_mode"] is None else StopMode(r["stop_mode"]),
+            peak_rss=None if r["peak_rss"] is None else int(r["peak_rss"]),
             progress=(
                 None if r["progress"] is None else Progress.from_json(self.dec_json(r["progress"]))
             ),
@@ -760,6 +761,7 @@ class SqlStore(ABC):
             # A session serving every company makes the queue served for all of them.
             served[r["name"]] = None if companies is None or known is None else known | companies
         running = {r["company"]: int(r["running"]) for r in self._all("running_per_company")}
+        users = {u.name: u for u in self.list_users()}
         return WaitContext(
             now=now,
             paused_queues=self.paused_queues(),
@@ -770,6 +772,7 @@ class SqlStore(ABC):
                 c.name: CompanyState(c.active, c.max_in_process, running.get(c.name, 0))
                 for c in self.list_companies()
             },
+            users=users or None,
         )
 
     def recent_durations(self, task: str, limit: int = 20) -> list[float]:

@@ -110,6 +110,8 @@ class RunResult:
     cancel_mode: CancelMode | None = None
     clear_checkpoint: bool = False
     """A run that finished its work leaves no checkpoint for the next one."""
+    peak_rss: int | None = None
+    """Peak resident memory of the attempt's child process, in bytes (process isolation)."""
 
 
 @dataclass(frozen=True, slots=True)

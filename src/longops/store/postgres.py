@@ -293,6 +293,7 @@ class PostgresStore(SqlStore):
                 None if r.cancel_mode is None else r.cancel_mode.value for r in results
             ],
             "clear_checkpoints": [r.clear_checkpoint for r in results],
+            "peak_rsses": [r.peak_rss for r in results],
         }
         with self._connection() as conn, conn.cursor() as cur:
             # One round trip (pipeline mode). The notification goes out whatever applied: a

@@ -269,6 +269,7 @@ class SqliteStore(SqlStore):
                     "stop_mode": None if res.stop_mode is None else res.stop_mode.value,
                     "cancel_mode": None if res.cancel_mode is None else res.cancel_mode.value,
                     "clear_checkpoint": self.enc_bool(res.clear_checkpoint),
+                    "peak_rss": res.peak_rss,
                 }
                 if res.progress_json is None:
                     # The attempt keeps the last reading written, which the entry may drop.

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import cache
+from multiprocessing.reduction import ForkingPickler
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -310,6 +311,7 @@ class RunControl:
                 error_message=detail[:MAX_ERROR_LENGTH],
                 traceback=run.traceback,
                 stop_mode=stop,
+                peak_rss=run.peak_rss,
             )
         return RunOutcome(
             Outcome.CANCELLED,
@@ -317,6 +319,7 @@ class RunControl:
             error_message=detail[:MAX_ERROR_LENGTH],
             stop_mode=stop,
             cancel_mode=CancelMode(stop.value),
+            peak_rss=run.peak_rss,
         )
 
 
@@ -382,6 +385,7 @@ def result_for(
         # that arrived at the last moment also ends it cancelled).
         cancel_mode=run.cancel_mode,
         clear_checkpoint=run.outcome is Outcome.SUCCESS,
+        peak_rss=run.peak_rss,
     )
 
 
@@ -481,6 +485,12 @@ def _run_in_child(control: RunControl, task: TaskDef, pool: ChildPool) -> RunOut
         resume_state=op.checkpoint,
         token=token,
     )
+    try:
+        # Pickled here, so a run that cannot be handed over fails before a child starts.
+        data = bytes(ForkingPickler.dumps(spec))
+    except Exception as exc:
+        why = f"could not hand the run to a child process: {type(exc).__name__}: {exc}"
+        return RunOutcome(Outcome.ERROR, error_message=why[:MAX_ERROR_LENGTH])
     if not control.begin():
         return control.not_started()
     child = pool.acquire()
@@ -488,7 +498,7 @@ def _run_in_child(control: RunControl, task: TaskDef, pool: ChildPool) -> RunOut
         pool.release(child, 0, max_runs=None, max_memory=None, ran=False)
         return control.not_started()
     try:
-        return _drive_child(control, task, pool, child, spec)
+        return _drive_child(control, task, pool, child, token, data)
     except BaseException:
         # Whatever went wrong on our side, the child must not live on with the run.
         pool.discard(child)
@@ -496,10 +506,10 @@ def _run_in_child(control: RunControl, task: TaskDef, pool: ChildPool) -> RunOut
 
 
 def _drive_child(
-    control: RunControl, task: TaskDef, pool: ChildPool, child: Child, spec: RunSpec
+    control: RunControl, task: TaskDef, pool: ChildPool, child: Child, token: str, data: bytes
 ) -> RunOutcome:
     op = control.operation
-    if not child.send(("run", spec)):
+    if not child.send(("run", token, op.task, data)):
         pool.discard(child)
         return RunOutcome(Outcome.ERROR, error_message="could not hand the run to a child process")
     cancel_sent = False
@@ -508,7 +518,7 @@ def _drive_child(
     result: tuple[Any, ...] | None = None
     while result is None:
         if control.cancel.is_set() and not cancel_sent:
-            cancel_sent = child.send(("cancel", spec.token, control.reason or "cancel requested"))
+            cancel_sent = child.send(("cancel", token, control.reason or "cancel requested"))
         if control.force_applied and terminated_at is None:
             child.terminate()
             terminated_at = time.monotonic()
@@ -524,25 +534,23 @@ def _drive_child(
             message = child.conn.recv() if ready else None
         except (EOFError, OSError):
             break  # the child is gone
+        except Exception as exc:
+            why = f"child process sent a message that could not be read: {_name(exc)}"
+            return _child_failed(op.id, pool, child, why)
         if message is None:
             if not child.alive:
                 break
             continue
-        kind = message[0]
-        if kind == "progress":
-            _, reading, version, step_version = message
-            before = control.counter.step_version
-            control.counter.load(Progress.from_json(reading), version, step_version)
-            if step_version != before and control.wake_monitor is not None:
-                control.wake_monitor()
-        elif kind == "checkpoint":
-            _, text, reading, version, step_version = message
-            saved = control.save_checkpoint(
-                text, None if reading is None else (reading, version, step_version)
-            )
-            child.send(("ack", spec.token, saved))
-        elif kind == "result":
-            result = message
+        try:
+            result = _on_message(control, child, token, message)
+        except (ValueError, TypeError, IndexError, KeyError) as exc:
+            why = f"child process broke the protocol: {message!r:.200} ({_name(exc)})"
+            return _child_failed(op.id, pool, child, why)
+        if result is not None and result[0] != "result":
+            # The run never began in the child (its task could not be loaded), or the
+            # child's reader failed: the attempt fails with that cause, and the child is
+            # replaced (a half-imported script or a dead reader is no state to reuse).
+            return _child_failed(op.id, pool, child, result[1])
     if result is None:
         child.join(2.0)
         died = death_message(child.exitcode)
@@ -556,7 +564,7 @@ def _drive_child(
             extra={"action": "child_died", "operation_id": str(op.id)},
         )
         return RunOutcome(Outcome.ERROR, error_message=died)
-    _, outcome, result_json, error_message, tb, rss, reading, versions = result
+    _, outcome, result_json, error_message, tb, rss, reading, versions, peak = result
     if reading is not None:
         control.counter.load(Progress.from_json(reading), *versions)
     if terminated_at is not None:
@@ -567,5 +575,55 @@ def _drive_child(
             child, rss, max_runs=task.max_runs_per_child, max_memory=task.max_memory_per_child
         )
     return RunOutcome(
-        Outcome(outcome), result_json=result_json, error_message=error_message, traceback=tb
+        Outcome(outcome),
+        result_json=result_json,
+        error_message=error_message,
+        traceback=tb,
+        peak_rss=int(peak),
     )
+
+
+def _on_message(
+    control: RunControl, child: Child, token: str, message: tuple[Any, ...]
+) -> tuple[Any, ...] | None:
+    """Act on one message of the child; returns the run's end when the message is one:
+    the result, or (kind, text) when the run failed in the child before its code ran."""
+    kind = message[0]
+    if kind == "progress":
+        _, reading, version, step_version = message
+        before = control.counter.step_version
+        control.counter.load(Progress.from_json(reading), version, step_version)
+        if step_version != before and control.wake_monitor is not None:
+            control.wake_monitor()
+        return None
+    if kind == "checkpoint":
+        _, text, reading, version, step_version = message
+        saved = control.save_checkpoint(
+            text, None if reading is None else (reading, version, step_version)
+        )
+        child.send(("ack", token, saved))
+        return None
+    if kind == "result":
+        if len(message) != 9:
+            raise ValueError(f"a result has 9 parts, not {len(message)}")
+        return message
+    if kind == "load_failed" and message[1] == token:
+        return ("load_failed", str(message[2]))
+    if kind == "broken":
+        return ("broken", f"child process failed: {message[1]}")
+    raise ValueError(f"unexpected message kind {kind!r}")
+
+
+def _name(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _child_failed(op_id: Any, pool: ChildPool, child: Child, message: str) -> RunOutcome:
+    log.warning(
+        "operation %s: %s",
+        op_id,
+        message,
+        extra={"action": "child_failed", "operation_id": str(op_id)},
+    )
+    pool.discard(child)
+    return RunOutcome(Outcome.ERROR, error_message=message[:MAX_ERROR_LENGTH])

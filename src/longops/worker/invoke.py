@@ -29,6 +29,8 @@ class RunOutcome:
     """The code was stopped by force (asyncio cancellation, a killed child process)."""
     stop_mode: StopMode | None = None
     cancel_mode: CancelMode | None = None
+    peak_rss: int | None = None
+    """Peak resident memory of the attempt's child process, in bytes (process isolation)."""
 
 
 _loops = threading.local()

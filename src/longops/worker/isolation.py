@@ -6,19 +6,31 @@ A child can be killed, so a run that ignores its cancel request or its timeout i
 
 The worker's runner thread drives one child per run over a pipe::
 
-    parent -> child   ("run", RunSpec) · ("cancel", token, reason) · ("ack", token, ok) · ("exit",)
+    parent -> child   ("run", token, task, pickled RunSpec) · ("cancel", token, reason)
+                      ("ack", token, ok) · ("exit",)
     child -> parent   ("progress", reading, version, step_version)
                       ("checkpoint", state_json, reading) -> answered by ("ack", ok)
-                      ("result", outcome, result_json, error, traceback, rss, reading, versions)
+                      ("result", outcome, result_json, error, traceback, rss, reading,
+                       versions, peak_rss)
+                      ("load_failed", token, message)   the run's task could not be loaded
+                      ("broken", message)               the child's reader failed; it exits
+
+Every message but the run spec holds plain values only, so the child's reader can always
+read them: the spec (which names the task function, and so may need imports) is unpickled
+by the child's main thread, and a spec that cannot be loaded fails that attempt with the
+cause (``load_failed``) instead of killing the reader and leaving the attempt hanging.
 
 Children are fresh interpreters (the worker has threads and open database connections
 that must not be forked), started with the worker's ``sys.path``; they find the task
 function by its module and name and import nothing else, so a script that starts a worker
-is not run again in each child (only a task defined in ``__main__`` makes the child load
-the main script, as ``multiprocessing`` would). A child dies with its worker: it asks the
-kernel to kill it when the worker goes (``PR_SET_PDEATHSIG`` on Linux) and exits when its
-end of the pipe closes, so no orphan keeps running an operation that the rescuer hands to
-another worker. Process isolation needs a POSIX system.
+is not run again in each child. Only a task defined in ``__main__`` (the script that was
+run) makes the child load the main script, under the name ``__mp_main__`` as
+``multiprocessing``'s spawn does, so its ``if __name__ == "__main__":`` block does not run
+again; a script without that guard is refused (it would run its whole self again in each
+child: enqueue, start a worker), see :func:`main_guard_problem`. A child dies with its
+worker: it asks the kernel to kill it when the worker goes (``PR_SET_PDEATHSIG`` on Linux)
+and exits when its end of the pipe closes, so no orphan keeps running an operation that the
+rescuer hands to another worker. Process isolation needs a POSIX system.
 
 Example::
 
@@ -29,6 +41,7 @@ Example::
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import io
 import logging
@@ -259,7 +272,8 @@ def _die_with_parent() -> None:
         pass
 
 
-def _resident_bytes() -> int:
+def resident_bytes() -> int:
+    """This process's resident memory now, in bytes (no dependency: /proc on Linux)."""
     try:
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -269,6 +283,50 @@ def _resident_bytes() -> int:
         # ru_maxrss is the peak, in KiB on Linux (bytes on macOS): an upper bound is fine.
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return peak if sys.platform == "darwin" else peak * 1024
+
+
+class PeakMemory:
+    """The highest resident memory of this process during one attempt, in bytes.
+
+    On Linux the kernel's high-water mark (VmHWM) is reset when the attempt begins
+    (``/proc/self/clear_refs``), so the figure is exact; elsewhere, or when the reset is not
+    allowed, it is the highest of the samples taken (each progress pump and the end).
+    """
+
+    def __init__(self) -> None:
+        self.exact = _reset_peak()
+        self.sampled = resident_bytes()
+
+    def sample(self) -> None:
+        self.sampled = max(self.sampled, resident_bytes())
+
+    def peak(self) -> int:
+        self.sample()
+        if self.exact:
+            hwm = _high_water_mark()
+            if hwm is not None:
+                return max(hwm, self.sampled)
+        return self.sampled
+
+
+def _reset_peak() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # 5: reset the peak resident set size (Linux 4.0+)
+    except OSError:
+        return False
+    return True
+
+
+def _high_water_mark() -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 ACK_TIMEOUT = 600.0
@@ -281,7 +339,8 @@ class _ChildSide:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.send_lock = threading.Lock()
-        self.runs: queue.Queue[RunSpec | None] = queue.Queue()
+        self.runs: queue.Queue[tuple[str, str, bytes] | None] = queue.Queue()
+        """Runs handed over: (token, task name, pickled spec), None to exit."""
         self.acks: queue.Queue[bool] = queue.Queue()
         self.lock = threading.Lock()
         self.token: str | None = None
@@ -295,15 +354,26 @@ class _ChildSide:
             self.conn.send(message)
 
     def read_forever(self) -> None:
+        try:
+            self._read()
+        except BaseException as exc:
+            # A reader that died quietly would leave the run it serves waiting for a cancel
+            # or an ack that never comes, and the worker waiting for its result: say why,
+            # and end the child so the worker fails the attempt and replaces it.
+            with contextlib.suppress(BaseException):
+                self.send(("broken", f"{type(exc).__name__}: {exc}"))
+            os._exit(EXIT_BROKEN)
+
+    def _read(self) -> None:
         while True:
             try:
-                message = _MainLoader(io.BytesIO(self.conn.recv_bytes())).load()
+                message = self.conn.recv()
             except (EOFError, OSError):
                 # The worker is gone: nothing of this run may go on without it.
                 os._exit(1)
             kind = message[0]
             if kind == "run":
-                self.runs.put(message[1])
+                self.runs.put((message[1], message[2], message[3]))
             elif kind == "cancel":
                 self.cancel(message[1], message[2])
             elif kind == "ack":
@@ -313,6 +383,8 @@ class _ChildSide:
                     self.acks.put(bool(message[2]))
             elif kind == "exit":
                 self.runs.put(None)
+            else:
+                raise ValueError(f"unexpected message from the worker: {kind!r}")
 
     def cancel(self, token: str, reason: str) -> None:
         with self.lock:
@@ -340,18 +412,74 @@ class _ChildSide:
             self.acks.get_nowait()
 
 
+EXIT_BROKEN = 70
+"""A child's exit code when its reader failed (``EX_SOFTWARE``: an internal error)."""
+
+
 class _MainLoader(pickle.Unpickler):
     """Unpickles run specs; loads the worker's main script only if a task lives there."""
 
     main_path: str | None = None
+    main_loaded = False
 
     def find_class(self, module: str, name: str) -> Any:
-        if module == "__main__" and "__mp_main__" not in sys.modules and self.main_path:
-            namespace = runpy.run_path(self.main_path, run_name="__mp_main__")
-            main = type(sys)("__mp_main__")
-            main.__dict__.update(namespace)
-            sys.modules["__mp_main__"] = sys.modules["__main__"] = main
+        if module == "__main__" and not _MainLoader.main_loaded:
+            # (multiprocessing aliases ``__mp_main__`` to this interpreter's ``-c`` main
+            # when imported, so that name's presence says nothing about the script.)
+            _load_main(self.main_path)
+            _MainLoader.main_loaded = True
         return super().find_class(module, name)
+
+
+def _load_main(path: str | None) -> None:
+    """Run the worker's main script as ``__mp_main__`` (its guarded block stays out)."""
+    if not path:
+        raise LookupError(
+            "the task is defined in the worker's __main__, which has no script file "
+            "(an interactive session or python -c); define it in a module"
+        )
+    problem = main_guard_problem(path)
+    if problem is not None:
+        raise RuntimeError(problem)
+    namespace = runpy.run_path(path, run_name="__mp_main__")
+    main = type(sys)("__mp_main__")
+    main.__dict__.update(namespace)
+    sys.modules["__mp_main__"] = sys.modules["__main__"] = main
+
+
+def main_guard_problem(path: str) -> str | None:
+    """Why the script at ``path`` cannot be loaded in a child, or None when it can.
+
+    A child loads the script that defines a task in order to find the task; a script
+    whose top level has no ``if __name__ == "__main__":`` block would run all of itself
+    again there (enqueue again, start a worker in the child), so it is refused.
+
+    Example::
+
+        main_guard_problem("myjobs.py")   # None, or 'myjobs.py has no ... guard: ...'
+    """
+    try:
+        with open(path, "rb") as f:
+            tree = ast.parse(f.read(), filename=path)
+    except (OSError, SyntaxError, ValueError) as exc:
+        return f"could not read the worker's main script {path}: {exc}"
+    if any(_is_main_guard(node) for node in tree.body):
+        return None
+    return (
+        f"{path} defines the task but has no 'if __name__ == \"__main__\":' guard: "
+        "a child process would run the whole script again; put the code that enqueues "
+        "or starts a worker under the guard, or define the task in a module"
+    )
+
+
+def _is_main_guard(node: ast.stmt) -> bool:
+    if not isinstance(node, ast.If) or not isinstance(node.test, ast.Compare):
+        return False
+    test = node.test
+    sides = [test.left, *test.comparators]
+    names = [s for s in sides if isinstance(s, ast.Name) and s.id == "__name__"]
+    texts = [s for s in sides if isinstance(s, ast.Constant) and s.value == "__main__"]
+    return len(sides) == 2 and isinstance(test.ops[0], ast.Eq) and bool(names and texts)
 
 
 def child_entry() -> None:
@@ -377,14 +505,26 @@ def child_main(conn: Connection, parent_pid: int, log_level: int) -> None:
     side = _ChildSide(conn)
     threading.Thread(target=side.read_forever, name="longops-child-reader", daemon=True).start()
     while True:
-        spec = side.runs.get()
-        if spec is None:
+        handed = side.runs.get()
+        if handed is None:
             return
+        token, task, data = handed
+        try:
+            spec = _MainLoader(io.BytesIO(data)).load()
+        except Exception as exc:
+            side.send(("load_failed", token, load_failure(task, exc)))
+            continue
         _run_one(side, spec)
+
+
+def load_failure(task: str, exc: BaseException) -> str:
+    """'child process could not load task 'x': AttributeError: ...'."""
+    return f"child process could not load task {task!r}: {type(exc).__name__}: {exc}"
 
 
 def _run_one(side: _ChildSide, spec: RunSpec) -> None:
     counter = ProgressCounter()
+    memory = PeakMemory()
     stop_pump = threading.Event()
     kick = threading.Event()
     sent = [(0, 0)]
@@ -399,6 +539,7 @@ def _run_one(side: _ChildSide, spec: RunSpec) -> None:
         while not stop_pump.is_set():
             kick.wait(PUMP_INTERVAL)
             kick.clear()
+            memory.sample()
             pump_once()
 
     def sink(text: str) -> bool:
@@ -445,8 +586,9 @@ def _run_one(side: _ChildSide, spec: RunSpec) -> None:
             run.result_json,
             run.error_message,
             run.traceback,
-            _resident_bytes(),
+            resident_bytes(),
             *_final(counter),
+            memory.peak(),
         )
     )
 

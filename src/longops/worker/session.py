@@ -62,6 +62,7 @@ from longops.worker.health import Health
 from longops.worker.heartbeat import Heartbeat
 from longops.worker.invoke import close_thread_loop
 from longops.worker.isolation import ChildPool
+from longops.worker.memory import EXIT_MEMORY, MIN_MEMORY, MemoryGuard
 from longops.worker.monitor import Monitor
 from longops.worker.registry import TaskRegistry
 from longops.worker.runs import RunTable, StopCause
@@ -108,6 +109,11 @@ class WorkerOptions:
     stuck_after: float = 60.0
     """Seconds one round of a loop (beyond its own wait) may take before the loop counts as
     stuck: the heartbeat stops and the worker exits with ``EXIT_LOOP_DIED``."""
+    max_memory: int | None = None
+    """Bytes of the worker's own resident memory past which it hands its runs back and
+    exits with ``EXIT_MEMORY`` (worker/memory.py; None: no limit)."""
+    memory_check_interval: float = 1.0
+    """Seconds between two reads of the worker's resident memory (with ``max_memory``)."""
 
     def __post_init__(self) -> None:
         from longops.domain.errors import ValidationError
@@ -120,6 +126,10 @@ class WorkerOptions:
             raise ValidationError("stuck_after", "must be more than 0 seconds", self.stuck_after)
         if self.max_runs_per_child < 1:
             raise ValidationError("max_runs_per_child", "must be at least 1")
+        if self.max_memory is not None and self.max_memory < MIN_MEMORY:
+            raise ValidationError("max_memory", "must be at least 16MiB", self.max_memory)
+        if not 0.01 <= self.memory_check_interval <= 3600:
+            raise ValidationError("memory_check_interval", "must be between 0.01 and 3600 seconds")
 
         if not 1 <= self.concurrency <= 1000:
             raise ValidationError("concurrency", "must be between 1 and 1000", self.concurrency)
@@ -204,6 +214,8 @@ class Worker:
         self._signals = 0
         self._grace = self.options.grace_period
         self.exit_code = 0
+        self._memory: MemoryGuard | None = None  # --max-memory: see _memory_exceeded
+        self._hand_back_reason: str | None = None
         self.supervisor = Supervisor(on_fatal=self._on_fatal, on_recovered=self._on_recovered)
         self.completer = Completer(store, self.table)
         self.dispatcher = Dispatcher(
@@ -287,6 +299,12 @@ class Worker:
             self._loops["services"] = sup.spawn(
                 "services", self.services.step, self.services.stopping, stuck_after=stuck
             )
+        if self.options.max_memory is not None:
+            self._memory = MemoryGuard(
+                self.options.max_memory,
+                self._memory_exceeded,
+                interval=self.options.memory_check_interval,
+            ).start()
         companies = self.options.companies
         log.info(
             "worker session %s started: queues %s, companies %s, %d slots",
@@ -308,7 +326,20 @@ class Worker:
         while not self._draining.wait(0.2):
             pass
         self._finish_drain()
+        if self.exit_code == 0 and self._memory is not None and self._memory.exceeded:
+            return EXIT_MEMORY
         return self.exit_code
+
+    def _memory_exceeded(self, resident: int) -> None:
+        # A leaking thread task cannot be stopped, and waiting out the grace period lets it
+        # grow: hand every run back now (no attempt spent) and exit for a fresh worker.
+        self._hand_back_reason = (
+            f"worker session {self.session_id} handed the run back: its memory "
+            f"({resident // 2**20} MiB) went past its limit (max_memory "
+            f"{(self.options.max_memory or 0) // 2**20} MiB)"
+        )
+        self._stop_now.set()
+        self.drain()
 
     def health(self) -> Health:
         """How the worker's loops are doing, for liveness and readiness probes.
@@ -420,7 +451,8 @@ class Worker:
                 child.join(5.0)
             outcome = RunOutcome(
                 Outcome.INTERRUPTED,
-                error_message=f"worker session {self.session_id} shut down before the run ended",
+                error_message=self._hand_back_reason
+                or f"worker session {self.session_id} shut down before the run ended",
                 # With a cancel request pending, the store ends it cancelled: say how.
                 cancel_mode=CancelMode.OVERDUE if run.overdue else CancelMode.FORCED,
             )
@@ -461,6 +493,8 @@ class Worker:
         )
         self._stopped.set()
         self.monitor.wake.set()
+        if self._memory is not None:
+            self._memory.stop()
         self.dispatcher.close()
         self.monitor.close()
         log.info(

@@ -240,6 +240,15 @@ SELECT pg_advisory_xact_lock(7243015001);
 WITH paused AS (
     SELECT name FROM longops_paused_queues
 ),
+runs_as AS (
+    -- An operation runs on behalf of its user (whoever last set it ready): in a database
+    -- that has users, one whose user is disabled or gone, or no longer holds the
+    -- permission set its task requires (kept on the row), is not started: it waits, and
+    -- its wait reason says why (domain/waiting.py). A database without users (a library
+    -- that only names who enqueued) enforces nothing here. Index lookups per candidate:
+    -- the user by name, their sets by (user, company) (the view longops_may_run).
+    SELECT EXISTS (SELECT 1 FROM longops_users) AS has_users
+),
 served AS (
     -- The active companies this session serves, how many each may still start, and when
     -- a claim last took from them. Every candidate below carries its company's cap and
@@ -281,6 +290,10 @@ categorized AS (
            AND (o.expires_at IS NULL OR o.expires_at > %(now)s)
            AND o.queue = ANY(%(queues)s::text[])
            AND o.queue NOT IN (SELECT name FROM paused)
+           AND (o.user_name IS NULL OR NOT (SELECT has_users FROM runs_as) OR EXISTS (
+                SELECT 1 FROM longops_may_run r WHERE r.user_name = o.user_name
+                   AND (r.is_super OR o.required_permission IS NULL
+                        OR (r.company = o.company AND r.required = o.required_permission))))
          ORDER BY o.priority, o.entry_no
          LIMIT f.free
      ) pick
@@ -297,6 +310,10 @@ uncategorized AS (
            AND (o.expires_at IS NULL OR o.expires_at > %(now)s)
            AND o.queue = ANY(%(queues)s::text[])
            AND o.queue NOT IN (SELECT name FROM paused)
+           AND (o.user_name IS NULL OR NOT (SELECT has_users FROM runs_as) OR EXISTS (
+                SELECT 1 FROM longops_may_run r WHERE r.user_name = o.user_name
+                   AND (r.is_super OR o.required_permission IS NULL
+                        OR (r.company = o.company AND r.required = o.required_permission))))
          ORDER BY o.priority, o.entry_no
          LIMIT s.cap
      ) pick
@@ -388,10 +405,10 @@ WITH input AS (
         %(starts)s::timestamptz[], %(attempt_counts)s::integer[], %(errors)s::text[],
         %(tracebacks)s::text[], %(results)s::text[], %(run_starts)s::timestamptz[],
         %(progresses)s::text[], %(stop_modes)s::text[], %(cancel_modes)s::text[],
-        %(clear_checkpoints)s::boolean[]
+        %(clear_checkpoints)s::boolean[], %(peak_rsses)s::bigint[]
     ) AS t(id, lease_token, run_no, at, outcome, status, status_reason, earliest_start_at,
            attempt_count, error_message, traceback, result, run_started_at, progress,
-           stop_mode, cancel_mode, clear_checkpoint)
+           stop_mode, cancel_mode, clear_checkpoint, peak_rss)
 ),
 op AS (
     UPDATE longops_operations o SET
@@ -432,7 +449,7 @@ att AS (
         started_at = coalesce(i.run_started_at, a.started_at),
         ended_at = i.at, outcome = i.outcome,
         error_message = i.error_message, traceback = i.traceback,
-        stop_mode = i.stop_mode,
+        stop_mode = i.stop_mode, peak_rss = i.peak_rss,
         progress = coalesce(i.progress::json,
                             (SELECT o.progress FROM longops_operations o WHERE o.id = i.id))
       FROM input i

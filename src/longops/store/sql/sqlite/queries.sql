@@ -200,6 +200,10 @@ SELECT * FROM longops_attempts
 WITH paused AS (
     SELECT name FROM longops_paused_queues
 ),
+runs_as AS (
+    -- Who an operation runs on behalf of must still be allowed to (see PostgreSQL).
+    SELECT EXISTS (SELECT 1 FROM longops_users) AS has_users
+),
 queues AS (
     SELECT value AS name FROM json_each(:queues)
 ),
@@ -244,6 +248,10 @@ categorized AS (
                    AND (x.expires_at IS NULL OR x.expires_at > :now)
                    AND x.queue IN (SELECT name FROM queues)
                    AND x.queue NOT IN (SELECT name FROM paused)
+                   AND (x.user_name IS NULL OR NOT (SELECT has_users FROM runs_as) OR EXISTS (
+                        SELECT 1 FROM longops_may_run r WHERE r.user_name = x.user_name
+                           AND (r.is_super OR x.required_permission IS NULL
+                                OR (r.company = x.company AND r.required = x.required_permission))))
                  ORDER BY x.priority, x.entry_no
                  LIMIT :limit)
     ) WHERE rn <= free
@@ -262,6 +270,10 @@ uncategorized AS (
                AND x.earliest_start_at <= :now
                AND (x.expires_at IS NULL OR x.expires_at > :now)
                AND x.queue NOT IN (SELECT name FROM paused)
+               AND (x.user_name IS NULL OR NOT (SELECT has_users FROM runs_as) OR EXISTS (
+                    SELECT 1 FROM longops_may_run r WHERE r.user_name = x.user_name
+                       AND (r.is_super OR x.required_permission IS NULL
+                            OR (r.company = x.company AND r.required = x.required_permission))))
              ORDER BY x.priority, x.entry_no
              LIMIT :limit)
 ),
@@ -368,7 +380,7 @@ RETURNING id, company, status, status_reason, cancel_mode;
 UPDATE longops_attempts SET
     started_at = coalesce(:run_started_at, started_at),
     ended_at = :at, outcome = :outcome, error_message = :error_message, traceback = :traceback,
-    stop_mode = :stop_mode, progress = coalesce(:progress, :last_reading)
+    stop_mode = :stop_mode, progress = coalesce(:progress, :last_reading), peak_rss = :peak_rss
  WHERE operation_id = :id AND run_no = :run_no;
 
 -- name: next_due_at

@@ -1,0 +1,135 @@
+"""The worker's memory limit: past it, the worker hands its runs back and exits for a fresh one.
+
+Thread tasks (the default) share the worker's process, so a task that leaks grows the worker
+itself, and nothing but the process ending gives that memory back. With ``--max-memory`` the
+worker reads its own resident memory every second (``/proc/self/statm``; no dependency);
+past the limit it drains at once — its runs go back to ``ready`` as *interrupted*, without
+spending an attempt — and exits with :data:`EXIT_MEMORY`, so its supervisor (systemd's
+``Restart=on-failure``, a Kubernetes Deployment) starts a fresh one.
+
+Example::
+
+    limit = parse_size("512MiB", "--max-memory")     # 536870912
+    guard = MemoryGuard(limit, on_exceeded=worker.hand_back).start()
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Callable
+
+from longops.domain.errors import ValidationError
+from longops.worker.isolation import resident_bytes
+
+log = logging.getLogger("longops.worker")
+
+EXIT_MEMORY = 75
+"""The worker's exit code after it drained past its memory limit: ``EX_TEMPFAIL`` from
+sysexits.h ("a temporary failure; try again"), which is what it is — a fresh worker will do.
+Distinct from 0 (drained on a signal), 1 (an error) and 2 (bad usage), so a supervisor
+restarts it (systemd ``Restart=on-failure`` restarts on any non-zero code) and a person
+reading the exit status knows why it ended."""
+
+MIN_MEMORY = 16 * 2**20
+"""The smallest limit accepted: below it a worker could not even start (and "512" with no
+unit, which means bytes, is more likely a mistake than a wish)."""
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 2**10,
+    "ki": 2**10,
+    "kib": 2**10,
+    "kb": 10**3,
+    "m": 2**20,
+    "mi": 2**20,
+    "mib": 2**20,
+    "mb": 10**6,
+    "g": 2**30,
+    "gi": 2**30,
+    "gib": 2**30,
+    "gb": 10**9,
+    "t": 2**40,
+    "ti": 2**40,
+    "tib": 2**40,
+    "tb": 10**12,
+}
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*")
+
+
+def parse_size(text: str, field: str = "max_memory") -> int:
+    """Bytes from a size as people write it: ``512MiB``, ``2G``, ``1.5GiB``, ``800MB``.
+
+    K, M, G, T (with or without ``i``/``iB``) are powers of 1024, as systemd's
+    ``MemoryMax=`` and Kubernetes' ``Mi``/``Gi`` mean them; KB, MB, GB, TB are powers of 1000;
+    a bare number is bytes. Case does not matter.
+
+    Example::
+
+        parse_size("2G")        # 2147483648
+        parse_size("512 MiB")   # 536870912
+    """
+    match = _SIZE.fullmatch(text or "")
+    unit = match.group(2).lower() if match else None
+    if match is None or unit not in _UNITS:
+        raise ValidationError(
+            field,
+            "must be a size such as 512MiB, 2G or 800MB (K/M/G/T: powers of 1024; "
+            "KB/MB/GB/TB: powers of 1000; a bare number: bytes)",
+            text,
+        )
+    size = int(float(match.group(1)) * _UNITS[unit])
+    if size < MIN_MEMORY:
+        raise ValidationError(field, "must be at least 16MiB (a bare number is bytes)", text)
+    return size
+
+
+class MemoryGuard:
+    """Reads this process's resident memory every ``interval`` seconds; the first time it is
+    past ``limit`` bytes, logs it and calls ``on_exceeded(resident)`` once, then stops."""
+
+    def __init__(
+        self,
+        limit: int,
+        on_exceeded: Callable[[int], None],
+        *,
+        interval: float = 1.0,
+        read: Callable[[], int] = resident_bytes,
+    ) -> None:
+        self.limit = limit
+        self.on_exceeded = on_exceeded
+        self.interval = interval
+        self.read = read
+        self.exceeded: int | None = None
+        """The resident memory that was past the limit (None: never past it)."""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="longops-memory", daemon=True)
+
+    def start(self) -> MemoryGuard:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                resident = self.read()
+            except Exception:
+                log.warning("could not read the worker's memory", exc_info=True)
+                continue
+            if resident > self.limit:
+                self.exceeded = resident
+                log.warning(
+                    "worker memory %d MiB is past its limit of %d MiB: handing its runs back "
+                    "and exiting (code %d) for a fresh worker",
+                    resident // 2**20,
+                    self.limit // 2**20,
+                    EXIT_MEMORY,
+                    extra={"action": "memory_exceeded", "resident": resident},
+                )
+                self.on_exceeded(resident)
+                return
