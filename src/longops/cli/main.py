@@ -225,6 +225,13 @@ def worker(
         int | None,
         typer.Option(help="MiB of resident memory after which a child is replaced."),
     ] = None,
+    pool_size: Annotated[
+        int | None,
+        typer.Option(
+            help="PostgreSQL: most pooled connections (default LONGOPS_POOL_SIZE, 8); the "
+            "worker also holds 2 LISTEN connections."
+        ),
+    ] = None,
     log_level: Annotated[
         str, typer.Option(help="debug, info, warning or error (to standard error).")
     ] = "info",
@@ -248,6 +255,8 @@ def worker(
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactingFilter(classes))
     app = state.app
+    if pool_size is not None:
+        app.configure_store(pool_size=pool_size)
     if len(app.registry) == 0:
         raise LongopsError("no tasks registered: pass --app module:attribute (or LONGOPS_APP)")
     w = app.worker(
@@ -1107,6 +1116,10 @@ def serve(
         ),
     ] = 0,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    pool_size: Annotated[
+        int | None,
+        typer.Option(help="PostgreSQL: most pooled connections (default LONGOPS_POOL_SIZE, 8)."),
+    ] = None,
 ) -> None:
     """Serve the pages (at /) and the REST API (OpenAPI at /v1/openapi.json, docs at /docs)
     until SIGTERM."""
@@ -1121,6 +1134,8 @@ def serve(
         level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr
     )
     app = state.app
+    if pool_size is not None:
+        app.configure_store(pool_size=pool_size)
     if workers and len(app.registry) == 0:
         raise LongopsError("no tasks registered: pass --app module:attribute (or LONGOPS_APP)")
     from longops.cli.serve import serve as run_server

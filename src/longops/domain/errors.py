@@ -9,6 +9,8 @@ The tree::
     ├── InvalidTransition      the action is not allowed from the operation's current status
     ├── Conflict               a request clashes with an existing one (an Operation-Id reused)
     ├── ConfigurationError     the application or database is not set up as required
+    ├── DatabaseBusy           the database did not answer in time (a lock held elsewhere, a
+    │                          statement past its timeout); nothing was written; try again
     └── OperationCancelled     raised inside task code when its operation is being cancelled
 
 Example::
@@ -97,6 +99,27 @@ class Conflict(LongopsError):
 
 class ConfigurationError(LongopsError):
     """The application, its settings or its database are not usable as they are."""
+
+
+class DatabaseBusy(LongopsError):
+    """The database did not do the work in time: a lock another session held was not
+    granted within ``lock_timeout`` (SQLite: ``busy_timeout``), or a statement ran past
+    ``statement_timeout``. The transaction was rolled back, so nothing was written; the
+    same call may succeed later. ``setting`` names the setting that bounded the wait and
+    ``retry_after`` suggests, in seconds, when to try again.
+
+    Example::
+
+        try:
+            app.enqueue("post_invoices")
+        except DatabaseBusy as exc:
+            print(exc.setting, exc.retry_after)   # LONGOPS_LOCK_TIMEOUT 5.0
+    """
+
+    def __init__(self, message: str, *, setting: str, retry_after: float) -> None:
+        self.setting = setting
+        self.retry_after = retry_after
+        super().__init__(message)
 
 
 NO_SCHEMA = "the database has no longops schema yet: run `longops db upgrade` (or app.migrate())"

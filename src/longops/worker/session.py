@@ -389,7 +389,13 @@ class Worker:
                 self._slot_freed.wait(opts.poll_interval)
                 self._slot_freed.clear()
                 continue
-            self._wakeups.wait(self._idle_wait())
+            try:
+                idle = self._idle_wait()
+            except Exception:
+                # A refused read (a lock held past lock_timeout, say) must not end the loop.
+                log.warning("could not read the next due time", exc_info=True)
+                idle = opts.poll_interval
+            self._wakeups.wait(idle)
 
     def _dispatch_once(self) -> bool:
         """Claim for the free slots; True when the claim filled them (claim again at once)."""
