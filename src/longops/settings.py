@@ -24,7 +24,7 @@ from longops.store.base import (
     DEFAULT_BUSY_TIMEOUT,
     DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT,
     DEFAULT_LOCK_TIMEOUT,
-    DEFAULT_MIGRATION_TIMEOUT,
+    DEFAULT_MAINTENANCE_TIMEOUT,
     DEFAULT_POOL_SIZE,
     DEFAULT_STATEMENT_TIMEOUT,
     StoreOptions,
@@ -56,8 +56,9 @@ class Settings(BaseSettings):
     idle_in_transaction_timeout: float = DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT
     """PostgreSQL: seconds a session may sit idle in an open transaction before the server
     ends it (``LONGOPS_IDLE_IN_TRANSACTION_TIMEOUT``; 0: no limit)."""
-    migration_timeout: float = DEFAULT_MIGRATION_TIMEOUT
-    """PostgreSQL: the statement timeout of schema migrations (``LONGOPS_MIGRATION_TIMEOUT``)."""
+    maintenance_timeout: float = DEFAULT_MAINTENANCE_TIMEOUT
+    """PostgreSQL: the statement timeout of work long by nature: migrations, pruning, a
+    streamed bulk enqueue (``LONGOPS_MAINTENANCE_TIMEOUT``)."""
     busy_timeout: float = DEFAULT_BUSY_TIMEOUT
     """SQLite: seconds a write waits for the write lock (``LONGOPS_BUSY_TIMEOUT``)."""
 
@@ -77,7 +78,7 @@ class Settings(BaseSettings):
             lock_timeout=self.lock_timeout,
             statement_timeout=self.statement_timeout,
             idle_in_transaction_timeout=self.idle_in_transaction_timeout,
-            migration_timeout=self.migration_timeout,
+            maintenance_timeout=self.maintenance_timeout,
             busy_timeout=self.busy_timeout,
         )
 

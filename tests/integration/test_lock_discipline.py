@@ -24,9 +24,10 @@ import psycopg
 import pytest
 from fastapi import FastAPI
 
-from longops import ConfigurationError, DatabaseBusy, Longops, RunContext, Status
+from longops import ConfigurationError, DatabaseBusy, FrozenClock, Longops, RunContext, Status
 from longops.api import errors
-from longops.store.base import StoreOptions, open_store
+from longops.domain.operation import NewOperation
+from longops.store.base import OperationQuery, StoreOptions, open_store
 from procs import APPS, wait_for
 
 
@@ -51,7 +52,10 @@ def _cli_env(**settings: str) -> dict[str, str]:
 @pytest.mark.postgres
 def test_every_longops_connection_carries_the_timeouts(empty_pg_url: str) -> None:
     options = StoreOptions(
-        lock_timeout=1.5, statement_timeout=12, idle_in_transaction_timeout=40, migration_timeout=90
+        lock_timeout=1.5,
+        statement_timeout=12,
+        idle_in_transaction_timeout=40,
+        maintenance_timeout=90,
     )
     store = open_store(empty_pg_url, options=options)
     seen: list[str] = []
@@ -117,6 +121,25 @@ def test_a_statement_past_statement_timeout_is_a_clear_error(pg_url: str) -> Non
             store._tx() as cur,  # type: ignore[attr-defined]
         ):
             cur.execute("SELECT pg_sleep(5)")
+    finally:
+        store.close()
+
+
+@pytest.mark.postgres
+def test_a_slow_streamed_bulk_enqueue_runs_under_the_maintenance_timeout(pg_url: str) -> None:
+    """A bulk enqueue is one COPY as long as the caller's stream of rows: the short
+    statement timeout of ordinary work must not cut it off."""
+    store = open_store(pg_url, statement_timeout=0.3, maintenance_timeout=60)
+    clock = FrozenClock()
+
+    def slow_rows() -> Iterator[NewOperation]:
+        for _ in range(4):
+            time.sleep(0.2)  # the caller validating its next row
+            yield NewOperation.build(task="t", now=clock.now())
+
+    try:
+        assert store.insert_operations_bulk(slow_rows()) == 4
+        assert len(store.list_operations(OperationQuery())) == 4
     finally:
         store.close()
 

@@ -55,7 +55,7 @@ DEFAULT_POOL_SIZE = 8
 DEFAULT_LOCK_TIMEOUT = 5.0
 DEFAULT_STATEMENT_TIMEOUT = 30.0
 DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT = 60.0
-DEFAULT_MIGRATION_TIMEOUT = 600.0
+DEFAULT_MAINTENANCE_TIMEOUT = 600.0
 DEFAULT_BUSY_TIMEOUT = 60.0
 
 
@@ -65,9 +65,10 @@ class StoreOptions:
 
     PostgreSQL sets ``lock_timeout``, ``statement_timeout`` and
     ``idle_in_transaction_session_timeout`` on every connection longops opens (the pool,
-    the ``LISTEN`` connections); migrations run under ``migration_timeout`` as their
-    statement timeout instead. SQLite waits at most ``busy_timeout`` for its write lock.
-    A wait cut short by a timeout raises :class:`~longops.domain.errors.DatabaseBusy`.
+    the ``LISTEN`` connections); work that is long by nature (migrations, pruning, a
+    streamed bulk enqueue) runs under ``maintenance_timeout`` as its statement timeout.
+    SQLite waits at most ``busy_timeout`` for its write lock. A wait cut short by a
+    timeout raises :class:`~longops.domain.errors.DatabaseBusy`.
 
     Example::
 
@@ -83,9 +84,9 @@ class StoreOptions:
     idle_in_transaction_timeout: float = DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT
     """PostgreSQL: a session idle inside an open transaction this long is ended by the
     server (``LONGOPS_IDLE_IN_TRANSACTION_TIMEOUT``)."""
-    migration_timeout: float = DEFAULT_MIGRATION_TIMEOUT
-    """PostgreSQL: the statement timeout of schema migrations
-    (``LONGOPS_MIGRATION_TIMEOUT``)."""
+    maintenance_timeout: float = DEFAULT_MAINTENANCE_TIMEOUT
+    """PostgreSQL: the statement timeout of migrations, pruning and streamed bulk enqueues
+    (``LONGOPS_MAINTENANCE_TIMEOUT``)."""
     busy_timeout: float = DEFAULT_BUSY_TIMEOUT
     """SQLite: longest wait for the write lock (``LONGOPS_BUSY_TIMEOUT``)."""
 
@@ -98,7 +99,7 @@ class StoreOptions:
             "lock_timeout",
             "statement_timeout",
             "idle_in_transaction_timeout",
-            "migration_timeout",
+            "maintenance_timeout",
             "busy_timeout",
         ):
             value = getattr(self, name)

@@ -194,13 +194,14 @@ class PostgresStore(SqlStore):
         cur.execute(sql)
 
     def _migration_lock(self, cur: Any) -> None:
-        # A migration may rewrite a large table: it gets its own, longer statement timeout
-        # (for this transaction only); it still waits for locks no longer than others do.
+        cur.execute(self.q["migration_lock"])
+
+    def _allow_long(self, cur: Any) -> None:
+        # This transaction only; it still waits for locks no longer than others do.
         cur.execute(
             "SELECT set_config('statement_timeout', %s, true)",
-            [_ms(self.options.migration_timeout)],
+            [_ms(self.options.maintenance_timeout)],
         )
-        cur.execute(self.q["migration_lock"])
 
     # -- operations ---------------------------------------------------------------------------
     def insert_operations(
@@ -252,6 +253,8 @@ class PostgresStore(SqlStore):
                 yield self.new_operation_params(op)
 
         with self._tx() as cur:
+            # One statement as long as the caller's stream of rows (and its validation).
+            self._allow_long(cur)
             if self._rls:
                 cur.executemany(self.q["insert_operation"], rows())
             else:
