@@ -382,7 +382,7 @@ class Longops(Front):
             and let the database's policies refuse other companies' rows; defaults to
             ``LONGOPS_ROW_LEVEL_SECURITY``.
         pool_size, lock_timeout, statement_timeout, idle_in_transaction_timeout,
-        busy_timeout: how the database's connections are used (see
+        maintenance_timeout, busy_timeout: how the database's connections are used (see
             :class:`~longops.store.base.StoreOptions`); each defaults to its
             ``LONGOPS_*`` setting (``LONGOPS_POOL_SIZE``, ``LONGOPS_LOCK_TIMEOUT``, ...).
         limits: size limits of arguments, results and checkpoints; defaults to the
@@ -403,6 +403,7 @@ class Longops(Front):
         lock_timeout: float | None = None,
         statement_timeout: float | None = None,
         idle_in_transaction_timeout: float | None = None,
+        maintenance_timeout: float | None = None,
         busy_timeout: float | None = None,
         limits: PayloadLimits | None = None,
     ) -> None:
@@ -416,6 +417,7 @@ class Longops(Front):
             "lock_timeout": lock_timeout,
             "statement_timeout": statement_timeout,
             "idle_in_transaction_timeout": idle_in_transaction_timeout,
+            "maintenance_timeout": maintenance_timeout,
             "busy_timeout": busy_timeout,
         }
         self.store_options: StoreOptions = replace(
