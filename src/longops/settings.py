@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from longops.domain.limits import (
     DEFAULT_MAX_ARGUMENT_BYTES,
     DEFAULT_MAX_CHECKPOINT_BYTES,
+    DEFAULT_MAX_PROGRESS_MESSAGE_CHARS,
     DEFAULT_MAX_RESULT_BYTES,
     PayloadLimits,
 )
@@ -71,6 +72,9 @@ class Settings(BaseSettings):
     max_checkpoint_bytes: int = DEFAULT_MAX_CHECKPOINT_BYTES
     """A checkpoint's state as JSON; above it ``ctx.checkpoint`` raises
     (``LONGOPS_MAX_CHECKPOINT_BYTES``)."""
+    max_progress_message_chars: int = DEFAULT_MAX_PROGRESS_MESSAGE_CHARS
+    """A progress message's characters; above it ``ctx.progress`` raises
+    (``LONGOPS_MAX_PROGRESS_MESSAGE_CHARS``)."""
 
     def store_options(self) -> StoreOptions:
         return StoreOptions(
@@ -87,4 +91,5 @@ class Settings(BaseSettings):
             arguments=self.max_argument_bytes,
             result=self.max_result_bytes,
             checkpoint=self.max_checkpoint_bytes,
+            progress_message=self.max_progress_message_chars,
         )

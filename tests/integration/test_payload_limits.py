@@ -13,7 +13,7 @@ from longops.domain.limits import MIB
 from longops.store.base import OperationQuery
 from longops.testing import Runner
 
-SMALL = PayloadLimits(arguments=1024, result=1024, checkpoint=512)
+SMALL = PayloadLimits(arguments=1024, result=1024, checkpoint=512, progress_message=20)
 
 
 def _app(url: str, limits: PayloadLimits) -> Longops:
@@ -30,6 +30,10 @@ def _app(url: str, limits: PayloadLimits) -> Longops:
     @app.task(name="saves")
     def saves(ctx: RunContext, n: int) -> None:
         ctx.checkpoint("y" * n)
+
+    @app.task(name="says")
+    def says(ctx: RunContext, n: int) -> None:
+        ctx.progress(1, total=2, message="m" * n)
 
     return app
 
@@ -95,16 +99,27 @@ def test_a_checkpoint_over_the_limit_fails_the_attempt(app: Longops) -> None:
     assert "LONGOPS_MAX_CHECKPOINT_BYTES" in attempt.error_message
 
 
+def test_a_progress_message_over_the_limit_fails_the_attempt(app: Longops) -> None:
+    fits, too_long = app.enqueue("says", 20).operation, app.enqueue("says", 21).operation
+    Runner(app).run_until_idle()
+    assert app.service.get(fits.id).status is Status.FINISHED
+    assert app.service.get(fits.id).progress.message == "m" * 20  # type: ignore[union-attr]
+    assert app.service.get(too_long.id).status is Status.ERROR
+    [attempt] = app.service.attempts(too_long.id)
+    assert attempt.error_message == "ValidationError: message: must be at most 20 characters"
+
+
 def test_limits_and_connection_options_come_from_settings(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("LONGOPS_MAX_ARGUMENT_BYTES", str(2 * MIB))
     monkeypatch.setenv("LONGOPS_MAX_RESULT_BYTES", "4096")
+    monkeypatch.setenv("LONGOPS_MAX_PROGRESS_MESSAGE_CHARS", "1000")
     monkeypatch.setenv("LONGOPS_POOL_SIZE", "3")
     monkeypatch.setenv("LONGOPS_LOCK_TIMEOUT", "1.5")
     monkeypatch.setenv("LONGOPS_BUSY_TIMEOUT", "7")
     app = Longops(f"sqlite:///{tmp_path / 'a.db'}", statement_timeout=12)
-    assert app.limits == PayloadLimits(arguments=2 * MIB, result=4096)
+    assert app.limits == PayloadLimits(arguments=2 * MIB, result=4096, progress_message=1000)
     options = app.store_options
     assert (options.pool_size, options.lock_timeout, options.busy_timeout) == (3, 1.5, 7)
     assert options.statement_timeout == 12  # the argument wins over the setting
@@ -118,6 +133,8 @@ def test_limits_and_connection_options_come_from_settings(
     app.close()
     with pytest.raises(ValidationError, match="max_result_bytes"):
         PayloadLimits(result=0)
+    with pytest.raises(ValidationError, match="max_progress_message_chars"):
+        PayloadLimits(progress_message=100_000)
 
 
 # -- 20 MB on PostgreSQL, with a real worker ---------------------------------------------------

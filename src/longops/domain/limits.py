@@ -8,8 +8,8 @@ runaway payload is refused with a clear error instead of slowing or blocking eve
   nothing is written);
 - a result or a checkpoint over its limit fails the attempt like a task error (its message
   names the limit), and the retry policy applies;
-- a progress message is at most ``MAX_MESSAGE`` characters (``ValidationError`` in task
-  code), a fixed rule like the other text fields of a reading.
+- a progress message longer than its limit (in characters: it is shown, not stored as a
+  blob) raises ``ValidationError`` in task code.
 
 Example::
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from longops.domain.errors import ValidationError
+from longops.domain.progress import MAX_MESSAGE
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -29,9 +30,12 @@ MIB = 1024 * KIB
 DEFAULT_MAX_ARGUMENT_BYTES = MIB
 DEFAULT_MAX_RESULT_BYTES = MIB
 DEFAULT_MAX_CHECKPOINT_BYTES = MIB
+DEFAULT_MAX_PROGRESS_MESSAGE_CHARS = MAX_MESSAGE
 CEILING_BYTES = 256 * MIB
 """No limit may be set above this: PostgreSQL refuses a single value over 1 GB, and long
 before that one payload would hold a worker's writes for seconds."""
+CEILING_MESSAGE_CHARS = 16 * KIB
+"""Every progress write is also a timeline event: a message is kept short."""
 
 
 def json_size(text: str) -> int:
@@ -44,12 +48,14 @@ class PayloadLimits:
     """Size limits in bytes of the JSON an operation carries; see the module docstring.
 
     Settings: ``LONGOPS_MAX_ARGUMENT_BYTES``, ``LONGOPS_MAX_RESULT_BYTES``,
-    ``LONGOPS_MAX_CHECKPOINT_BYTES`` (each 1 MiB by default).
+    ``LONGOPS_MAX_CHECKPOINT_BYTES`` (each 1 MiB by default) and
+    ``LONGOPS_MAX_PROGRESS_MESSAGE_CHARS`` (500 characters).
     """
 
     arguments: int = DEFAULT_MAX_ARGUMENT_BYTES
     result: int = DEFAULT_MAX_RESULT_BYTES
     checkpoint: int = DEFAULT_MAX_CHECKPOINT_BYTES
+    progress_message: int = DEFAULT_MAX_PROGRESS_MESSAGE_CHARS
 
     def __post_init__(self) -> None:
         for name in ("arguments", "result", "checkpoint"):
@@ -58,6 +64,13 @@ class PayloadLimits:
                 raise ValidationError(
                     f"max_{name}_bytes", f"must be between 1 and {CEILING_BYTES} bytes", value
                 )
+        message = self.progress_message
+        if not isinstance(message, int) or not 1 <= message <= CEILING_MESSAGE_CHARS:
+            raise ValidationError(
+                "max_progress_message_chars",
+                f"must be between 1 and {CEILING_MESSAGE_CHARS} characters",
+                message,
+            )
 
     @staticmethod
     def check(field: str, text: str, limit: int, setting: str) -> None:

@@ -65,6 +65,7 @@ class RunContext:
         checkpoint_sink: CheckpointSink | None = None,
         on_step: Callable[[], None] | None = None,
         max_checkpoint_bytes: int = DEFAULT_MAX_CHECKPOINT_BYTES,
+        max_message_chars: int | None = None,
     ) -> None:
         self.operation_id = operation_id
         self.company = company
@@ -77,6 +78,8 @@ class RunContext:
         self._cancel = cancel_event or threading.Event()
         self._reason: str | None = None
         self._counter = counter or ProgressCounter()
+        if max_message_chars is not None:
+            self._counter.max_message = max_message_chars
         self._sink = checkpoint_sink
         self._on_step = on_step
         self._max_checkpoint = max_checkpoint_bytes

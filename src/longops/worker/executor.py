@@ -418,6 +418,7 @@ def execute(
             checkpoint_sink=control.save_checkpoint if control.store is not None else None,
             on_step=control.wake_monitor,
             max_checkpoint_bytes=registry.limits.checkpoint,
+            max_message_chars=registry.limits.progress_message,
         )
         control.ctx = ctx
         if not control.begin():
@@ -489,6 +490,7 @@ def _run_in_child(
         resume_state=op.checkpoint,
         token=token,
         max_checkpoint_bytes=limits.checkpoint,
+        max_message_chars=limits.progress_message,
     )
     if not control.begin():
         return control.not_started()

@@ -77,6 +77,7 @@ class RunSpec:
     """Names this run in the messages about it, so nothing meant for one run reaches
     another run the same child serves later."""
     max_checkpoint_bytes: int = DEFAULT_MAX_CHECKPOINT_BYTES
+    max_message_chars: int | None = None
 
 
 def signal_name(number: int) -> str:
@@ -426,6 +427,7 @@ def _run_one(side: _ChildSide, spec: RunSpec) -> None:
         checkpoint_sink=sink,
         on_step=kick.set,
         max_checkpoint_bytes=spec.max_checkpoint_bytes,
+        max_message_chars=spec.max_message_chars,
     )
     side.begin(spec.token, ctx)
     pumper = threading.Thread(target=pump, name="longops-child-pump", daemon=True)
