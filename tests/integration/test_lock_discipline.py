@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -307,6 +308,6 @@ def test_sqlite_full_and_read_only_databases_are_clear_errors(tmp_path: Path, fa
         for _ in range(50):
             app.enqueue("echo", "x" * 200_000)
 
-    with pytest.raises(ConfigurationError, match=expected):
+    with pytest.raises(ConfigurationError, match=re.escape(expected)):
         fill()
     app.close()

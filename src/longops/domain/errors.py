@@ -121,6 +121,22 @@ class DatabaseBusy(LongopsError):
         self.retry_after = retry_after
         super().__init__(message)
 
+    @classmethod
+    def waited(cls, what: str, limit: str, seconds: float, setting: str) -> DatabaseBusy:
+        """``what`` did not happen within ``limit`` (``seconds``, set by ``setting``).
+
+        Example::
+
+            DatabaseBusy.waited("a lock held by another session was not granted",
+                                "lock_timeout", 5.0, "LONGOPS_LOCK_TIMEOUT")
+        """
+        return cls(
+            f"the database is busy: {what} within {limit} ({seconds:g} s, setting {setting}); "
+            "nothing was written, try again later",
+            setting=setting,
+            retry_after=max(seconds, 1.0),
+        )
+
 
 NO_SCHEMA = "the database has no longops schema yet: run `longops db upgrade` (or app.migrate())"
 

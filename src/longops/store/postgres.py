@@ -128,24 +128,20 @@ class PostgresStore(SqlStore):
         try:
             yield
         except psycopg.errors.LockNotAvailable as exc:
-            timeout = self.options.lock_timeout
-            raise DatabaseBusy(
-                f"the database is busy: a lock held by another session was not granted within "
-                f"lock_timeout ({timeout:g} s, setting LONGOPS_LOCK_TIMEOUT); nothing was "
-                "written, try again later",
-                setting="LONGOPS_LOCK_TIMEOUT",
-                retry_after=max(timeout, 1.0),
+            raise DatabaseBusy.waited(
+                "a lock held by another session was not granted",
+                "lock_timeout",
+                self.options.lock_timeout,
+                "LONGOPS_LOCK_TIMEOUT",
             ) from exc
         except psycopg.errors.QueryCanceled as exc:
             if "statement timeout" not in str(exc):
                 raise
-            timeout = self.options.statement_timeout
-            raise DatabaseBusy(
-                f"the database is busy: a statement ran longer than statement_timeout "
-                f"({timeout:g} s, setting LONGOPS_STATEMENT_TIMEOUT); nothing was written, "
-                "try again later",
-                setting="LONGOPS_STATEMENT_TIMEOUT",
-                retry_after=max(timeout, 1.0),
+            raise DatabaseBusy.waited(
+                "a statement did not finish",
+                "statement_timeout",
+                self.options.statement_timeout,
+                "LONGOPS_STATEMENT_TIMEOUT",
             ) from exc
         except psycopg.errors.UndefinedTable as exc:
             if "longops_" in str(exc):

@@ -41,12 +41,11 @@ def _translate(exc: sqlite3.Error, path: str, busy_timeout: float) -> Exception:
     if "no such table: longops_" in str(exc):
         return ConfigurationError(NO_SCHEMA)
     if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "database is locked" in str(exc):
-        return DatabaseBusy(
-            f"the database is busy: another connection held the SQLite write lock on "
-            f"{path!r} longer than busy_timeout ({busy_timeout:g} s, setting "
-            "LONGOPS_BUSY_TIMEOUT); nothing was written, try again later",
-            setting="LONGOPS_BUSY_TIMEOUT",
-            retry_after=max(busy_timeout, 1.0),
+        return DatabaseBusy.waited(
+            f"another connection held the SQLite write lock on {path!r}; it was not free",
+            "busy_timeout",
+            busy_timeout,
+            "LONGOPS_BUSY_TIMEOUT",
         )
     if name.startswith("SQLITE_FULL"):
         return ConfigurationError(
