@@ -18,6 +18,8 @@ from longops.core.service import EnqueueRequest
 from longops.domain.clock import Clock, FrozenClock, SystemClock
 from longops.domain.errors import (
     ConfigurationError,
+    DatabaseBusy,
+    DatabaseFull,
     InvalidTransition,
     LongopsError,
     NotFound,
@@ -25,6 +27,7 @@ from longops.domain.errors import (
     PermissionDenied,
     ValidationError,
 )
+from longops.domain.limits import PayloadLimits
 from longops.domain.operation import Attempt, Category, Operation, Outcome, Priority
 from longops.domain.recurrence import Recurrence
 from longops.domain.retry import BusinessCentralBackoff, ExponentialBackoff
@@ -39,6 +42,8 @@ __all__ = [
     "Category",
     "Clock",
     "ConfigurationError",
+    "DatabaseBusy",
+    "DatabaseFull",
     "EnqueueRequest",
     "ExponentialBackoff",
     "FrontEnd",
@@ -51,6 +56,7 @@ __all__ = [
     "OperationCancelled",
     "OperationHandle",
     "Outcome",
+    "PayloadLimits",
     "PermissionDenied",
     "PermissionSet",
     "Priority",

@@ -25,6 +25,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from types import EllipsisType
 from typing import Any
@@ -32,7 +33,8 @@ from typing import Any
 from longops.core.security import SecurityService
 from longops.core.service import EnqueueRequest, OperationService
 from longops.domain.clock import Clock, SystemClock
-from longops.domain.errors import LongopsError
+from longops.domain.errors import ConfigurationError, LongopsError
+from longops.domain.limits import PayloadLimits
 from longops.domain.operation import (
     DEFAULT_COMPANY,
     Category,
@@ -50,7 +52,7 @@ from longops.domain.status import Status
 from longops.domain.waiting import WaitReason
 from longops.services.leader import maintenance_for
 from longops.settings import Settings
-from longops.store.base import OperationQuery, Store, open_store
+from longops.store.base import OperationQuery, Store, StoreOptions, open_store
 from longops.worker.registry import TaskDef, TaskRegistry
 from longops.worker.session import Worker, WorkerOptions
 
@@ -379,6 +381,16 @@ class Longops(Front):
         row_level_security: on PostgreSQL, scope every transaction to its actor's companies
             and let the database's policies refuse other companies' rows; defaults to
             ``LONGOPS_ROW_LEVEL_SECURITY``.
+        pool_size, lock_timeout, statement_timeout, idle_in_transaction_timeout,
+        maintenance_timeout, busy_timeout: how the database's connections are used (see
+            :class:`~longops.store.base.StoreOptions`); each defaults to its
+            ``LONGOPS_*`` setting (``LONGOPS_POOL_SIZE``, ``LONGOPS_LOCK_TIMEOUT``, ...).
+        limits: size limits of arguments, results and checkpoints; defaults to the
+            ``LONGOPS_MAX_*_BYTES`` settings (1 MiB each).
+
+    Example::
+
+        app = Longops("postgresql://root@127.0.0.1/longops", pool_size=16, lock_timeout=2.0)
     """
 
     def __init__(
@@ -387,17 +399,37 @@ class Longops(Front):
         *,
         clock: Clock | None = None,
         row_level_security: bool | None = None,
+        pool_size: int | None = None,
+        lock_timeout: float | None = None,
+        statement_timeout: float | None = None,
+        idle_in_transaction_timeout: float | None = None,
+        maintenance_timeout: float | None = None,
+        busy_timeout: float | None = None,
+        limits: PayloadLimits | None = None,
     ) -> None:
-        settings = Settings() if database_url is None or row_level_security is None else None
-        self.database_url = database_url or (settings.database_url if settings else "")
+        settings = Settings()
+        self.database_url = database_url or settings.database_url
         self.row_level_security = (
-            row_level_security
-            if row_level_security is not None
-            else bool(settings and settings.row_level_security)
+            row_level_security if row_level_security is not None else settings.row_level_security
         )
+        given: dict[str, Any] = {
+            "pool_size": pool_size,
+            "lock_timeout": lock_timeout,
+            "statement_timeout": statement_timeout,
+            "idle_in_transaction_timeout": idle_in_transaction_timeout,
+            "maintenance_timeout": maintenance_timeout,
+            "busy_timeout": busy_timeout,
+        }
+        self.store_options: StoreOptions = replace(
+            settings.store_options(), **{k: v for k, v in given.items() if v is not None}
+        )
+        """How the database's connections are used; change it with :meth:`configure_store`."""
+        self.limits: PayloadLimits = limits or settings.payload_limits()
+        """Size limits of arguments (checked at enqueue), results and checkpoints (checked
+        by this app's workers)."""
         self.actor = Actor.local(FrontEnd.LIBRARY)
         self.clock: Clock = clock or SystemClock()
-        self.registry = TaskRegistry()
+        self.registry = TaskRegistry(limits=self.limits)
         self.task = self.registry.task
         """Register a task (a decorator): ``@app.task`` or ``@app.task(name=..., ...)``;
         its options become defaults of the task's operations. See :meth:`TaskRegistry.task`."""
@@ -412,14 +444,31 @@ class Longops(Front):
         with self._lock:
             if self._store is None:
                 options = {"row_level_security": True} if self.row_level_security else {}
-                self._store = open_store(self.database_url, **options)
+                self._store = open_store(self.database_url, options=self.store_options, **options)
             return self._store
+
+    def configure_store(self, **changes: Any) -> None:
+        """Change how the database will be used (fields of
+        :class:`~longops.store.base.StoreOptions`) before it is first opened.
+
+        Example::
+
+            app.configure_store(pool_size=16)   # what `longops worker --pool-size 16` does
+        """
+        with self._lock:
+            if self._store is not None:
+                raise ConfigurationError(
+                    "the database is already open: configure the store before its first use"
+                )
+            self.store_options = replace(self.store_options, **changes)
 
     def _operations(self) -> OperationService:
         store = self.store
         with self._lock:
             if self._service is None:
-                self._service = OperationService(store, self.registry, self.clock)
+                self._service = OperationService(
+                    store, self.registry, self.clock, limits=self.limits
+                )
             return self._service
 
     def _security(self) -> SecurityService:

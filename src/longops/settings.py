@@ -3,11 +3,33 @@
 Example::
 
     LONGOPS_DATABASE_URL=postgresql://root@127.0.0.1/longops longops worker
+
+The connection and payload settings (``LONGOPS_POOL_SIZE``, ``LONGOPS_LOCK_TIMEOUT``,
+``LONGOPS_MAX_RESULT_BYTES``, ...) are the defaults of the same-named arguments of
+:class:`longops.Longops`; ``docs/design.md`` ("Connections and locks", "Payload limits")
+says what each bounds.
 """
 
 from __future__ import annotations
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from longops.domain.limits import (
+    DEFAULT_MAX_ARGUMENT_BYTES,
+    DEFAULT_MAX_CHECKPOINT_BYTES,
+    DEFAULT_MAX_PROGRESS_MESSAGE_CHARS,
+    DEFAULT_MAX_RESULT_BYTES,
+    PayloadLimits,
+)
+from longops.store.base import (
+    DEFAULT_BUSY_TIMEOUT,
+    DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT,
+    DEFAULT_LOCK_TIMEOUT,
+    DEFAULT_MAINTENANCE_TIMEOUT,
+    DEFAULT_POOL_SIZE,
+    DEFAULT_STATEMENT_TIMEOUT,
+    StoreOptions,
+)
 
 DEFAULT_DATABASE_URL = "sqlite:///longops.db"
 
@@ -23,3 +45,51 @@ class Settings(BaseSettings):
     stream_gap_timeout: float = 5.0
     """Seconds the live streams wait at most for a missing event id whose transaction may
     still commit (``LONGOPS_STREAM_GAP_TIMEOUT``); see ``longops.core.streams``."""
+
+    # -- connections and locks (see StoreOptions) -----------------------------------------
+    pool_size: int = DEFAULT_POOL_SIZE
+    """PostgreSQL: most pooled connections of one process (``LONGOPS_POOL_SIZE``)."""
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    """PostgreSQL: seconds a statement waits for a lock held elsewhere
+    (``LONGOPS_LOCK_TIMEOUT``; 0: no limit)."""
+    statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT
+    """PostgreSQL: seconds one statement may run (``LONGOPS_STATEMENT_TIMEOUT``; 0: none)."""
+    idle_in_transaction_timeout: float = DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT
+    """PostgreSQL: seconds a session may sit idle in an open transaction before the server
+    ends it (``LONGOPS_IDLE_IN_TRANSACTION_TIMEOUT``; 0: no limit)."""
+    maintenance_timeout: float = DEFAULT_MAINTENANCE_TIMEOUT
+    """PostgreSQL: the statement timeout of work long by nature: migrations, pruning, a
+    streamed bulk enqueue (``LONGOPS_MAINTENANCE_TIMEOUT``)."""
+    busy_timeout: float = DEFAULT_BUSY_TIMEOUT
+    """SQLite: seconds a write waits for the write lock (``LONGOPS_BUSY_TIMEOUT``)."""
+
+    # -- payload limits (see PayloadLimits) -------------------------------------------------
+    max_argument_bytes: int = DEFAULT_MAX_ARGUMENT_BYTES
+    """An operation's arguments as JSON, refused at enqueue above this
+    (``LONGOPS_MAX_ARGUMENT_BYTES``)."""
+    max_result_bytes: int = DEFAULT_MAX_RESULT_BYTES
+    """A run's result as JSON; above it the attempt fails (``LONGOPS_MAX_RESULT_BYTES``)."""
+    max_checkpoint_bytes: int = DEFAULT_MAX_CHECKPOINT_BYTES
+    """A checkpoint's state as JSON; above it ``ctx.checkpoint`` raises
+    (``LONGOPS_MAX_CHECKPOINT_BYTES``)."""
+    max_progress_message_chars: int = DEFAULT_MAX_PROGRESS_MESSAGE_CHARS
+    """A progress message's characters; above it ``ctx.progress`` raises
+    (``LONGOPS_MAX_PROGRESS_MESSAGE_CHARS``)."""
+
+    def store_options(self) -> StoreOptions:
+        return StoreOptions(
+            pool_size=self.pool_size,
+            lock_timeout=self.lock_timeout,
+            statement_timeout=self.statement_timeout,
+            idle_in_transaction_timeout=self.idle_in_transaction_timeout,
+            maintenance_timeout=self.maintenance_timeout,
+            busy_timeout=self.busy_timeout,
+        )
+
+    def payload_limits(self) -> PayloadLimits:
+        return PayloadLimits(
+            arguments=self.max_argument_bytes,
+            result=self.max_result_bytes,
+            checkpoint=self.max_checkpoint_bytes,
+            progress_message=self.max_progress_message_chars,
+        )

@@ -10,7 +10,7 @@ import threading
 import psycopg
 import pytest
 
-from longops.domain.errors import ConfigurationError, ValidationError
+from longops.domain.errors import ConfigurationError, DatabaseBusy, DatabaseFull, ValidationError
 from longops.store.faults import is_fault
 from longops.worker.supervise import Supervisor
 from procs import wait_for
@@ -29,6 +29,9 @@ from procs import wait_for
         (psycopg.ProgrammingError("syntax error"), False),
         (psycopg.errors.UniqueViolation("duplicate key"), False),
         (ConfigurationError("the database has no longops schema"), False),
+        # What the stores raise in place of the drivers' errors keeps its kind.
+        (DatabaseBusy.waited("a lock was not granted", "lock_timeout", 5, "X"), True),
+        (DatabaseFull("the SQLite database is full"), True),
         (ValidationError("x", "must be y"), False),
         (KeyError("k"), False),
     ],

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import typing
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -26,6 +27,7 @@ from starlette.routing import BaseRoute, Match
 from longops.domain.errors import (
     ConfigurationError,
     Conflict,
+    DatabaseBusy,
     InvalidTransition,
     LongopsError,
     NotFound,
@@ -168,6 +170,8 @@ def from_longops(exc: LongopsError) -> tuple[int, str, str, str | None]:
         return 403, "PermissionDenied", str(exc), None
     if isinstance(exc, ConfigurationError):
         return 503, "Unavailable", str(exc), None
+    if isinstance(exc, DatabaseBusy):
+        return 503, "DatabaseBusy", str(exc), None
     return 400, "InvalidArgument", str(exc), None
 
 
@@ -347,7 +351,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(LongopsError)
     async def _longops(request: Request, exc: LongopsError) -> JSONResponse:
         http, code, message, target = from_longops(exc)
-        return error_response(http, code, message, target)
+        headers = None
+        if isinstance(exc, DatabaseBusy):
+            # Nothing was written: the same request may be sent again after this.
+            headers = {"Retry-After": str(math.ceil(exc.retry_after))}
+        return error_response(http, code, message, target, headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

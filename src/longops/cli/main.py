@@ -246,6 +246,13 @@ def worker(
     health_host: Annotated[
         str, typer.Option(help="Address the health endpoint binds (0.0.0.0: every interface).")
     ] = "127.0.0.1",
+    pool_size: Annotated[
+        int | None,
+        typer.Option(
+            help="PostgreSQL: most pooled connections (default LONGOPS_POOL_SIZE, 8); the "
+            "worker also holds 2 LISTEN connections."
+        ),
+    ] = None,
     log_level: Annotated[
         str, typer.Option(help="debug, info, warning or error (to standard error).")
     ] = "info",
@@ -272,6 +279,8 @@ def worker(
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactingFilter(classes))
     app = state.app
+    if pool_size is not None:
+        app.configure_store(pool_size=pool_size)
     if len(app.registry) == 0:
         raise LongopsError("no tasks registered: pass --app module:attribute (or LONGOPS_APP)")
     w = app.worker(
@@ -1146,6 +1155,10 @@ def serve(
         ),
     ] = 0,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    pool_size: Annotated[
+        int | None,
+        typer.Option(help="PostgreSQL: most pooled connections (default LONGOPS_POOL_SIZE, 8)."),
+    ] = None,
 ) -> None:
     """Serve the pages (at /) and the REST API (OpenAPI at /v1/openapi.json, docs at /docs)
     until SIGTERM."""
@@ -1160,6 +1173,8 @@ def serve(
         level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr
     )
     app = state.app
+    if pool_size is not None:
+        app.configure_store(pool_size=pool_size)
     if workers and len(app.registry) == 0:
         raise LongopsError("no tasks registered: pass --app module:attribute (or LONGOPS_APP)")
     from longops.cli.serve import serve as run_server

@@ -41,6 +41,7 @@ from longops.domain.errors import (
     PermissionDenied,
     ValidationError,
 )
+from longops.domain.limits import PayloadLimits
 from longops.domain.operation import (
     DEFAULT_COMPANY,
     Attempt,
@@ -120,12 +121,19 @@ class OperationService(ActorBound):
     """Enqueue, read and act on operations; see the module docstring."""
 
     def __init__(
-        self, store: Store, registry: TaskRegistry, clock: Clock, *, actor: Actor | None = None
+        self,
+        store: Store,
+        registry: TaskRegistry,
+        clock: Clock,
+        *,
+        actor: Actor | None = None,
+        limits: PayloadLimits | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
         self.clock = clock
         self.actor = actor
+        self.limits = limits or PayloadLimits()
         # Companies and categories are read once and remembered: enqueue is a hot path.
         self._known: dict[tuple[str, str | None], ZoneInfo] = {}
         self._known_lock = threading.Lock()
@@ -169,7 +177,7 @@ class OperationService(ActorBound):
         recurrence = _recurrence(request.recurrence)
         if recurrence is not None:
             start = initial_run_time(recurrence, now, start, tz)
-        return NewOperation.build(
+        built = NewOperation.build(
             task=task.name,
             now=now,
             args=request.args,
@@ -199,6 +207,12 @@ class OperationService(ActorBound):
             operation_id=request.operation_id,
             request_hash=request.request_hash,
         )
+        # Every front end enqueues through here: a payload over the limit is refused before
+        # anything is written (a bulk enqueue's transaction rolls back).
+        PayloadLimits.check(
+            "args", built.args_json, self.limits.arguments, "LONGOPS_MAX_ARGUMENT_BYTES"
+        )
+        return built
 
     def enqueue(
         self, request: EnqueueRequest, *, connection: Any = None, actor: Actor | None = None

@@ -9,6 +9,8 @@ The tree::
     ├── InvalidTransition      the action is not allowed from the operation's current status
     ├── Conflict               a request clashes with an existing one (an Operation-Id reused)
     ├── ConfigurationError     the application or database is not set up as required
+    ├── DatabaseBusy           the database did not answer in time (a lock held elsewhere, a
+    │                          statement past its timeout); nothing was written; try again
     └── OperationCancelled     raised inside task code when its operation is being cancelled
 
 Example::
@@ -97,6 +99,53 @@ class Conflict(LongopsError):
 
 class ConfigurationError(LongopsError):
     """The application, its settings or its database are not usable as they are."""
+
+
+class DatabaseFull(ConfigurationError):
+    """The database has no room left (SQLite: the disk or the file's size limit). Nothing was
+    written; once space is freed the same call succeeds, so a worker's loops wait it out."""
+
+    transient = True
+
+
+class DatabaseBusy(LongopsError):
+    """The database did not do the work in time: a lock another session held was not
+    granted within ``lock_timeout`` (SQLite: ``busy_timeout``), or a statement ran past
+    ``statement_timeout``. The transaction was rolled back, so nothing was written; the
+    same call may succeed later. ``setting`` names the setting that bounded the wait and
+    ``retry_after`` suggests, in seconds, when to try again.
+
+    Example::
+
+        try:
+            app.enqueue("post_invoices")
+        except DatabaseBusy as exc:
+            print(exc.setting, exc.retry_after)   # LONGOPS_LOCK_TIMEOUT 5.0
+    """
+
+    transient = True
+    """A worker's loops wait this out with back-off like a lost connection (store/faults.py)."""
+
+    def __init__(self, message: str, *, setting: str, retry_after: float) -> None:
+        self.setting = setting
+        self.retry_after = retry_after
+        super().__init__(message)
+
+    @classmethod
+    def waited(cls, what: str, limit: str, seconds: float, setting: str) -> DatabaseBusy:
+        """``what`` did not happen within ``limit`` (``seconds``, set by ``setting``).
+
+        Example::
+
+            DatabaseBusy.waited("a lock held by another session was not granted",
+                                "lock_timeout", 5.0, "LONGOPS_LOCK_TIMEOUT")
+        """
+        return cls(
+            f"the database is busy: {what} within {limit} ({seconds:g} s, setting {setting}); "
+            "nothing was written, try again later",
+            setting=setting,
+            retry_after=max(seconds, 1.0),
+        )
 
 
 NO_SCHEMA = "the database has no longops schema yet: run `longops db upgrade` (or app.migrate())"

@@ -168,6 +168,7 @@ class ProgressCounter:
     __slots__ = (
         "_lock",
         "completed",
+        "max_message",
         "message",
         "step_count",
         "step_index",
@@ -189,6 +190,8 @@ class ProgressCounter:
         self.step_count: int | None = None
         self.version = 0
         self.step_version = 0
+        self.max_message = MAX_MESSAGE
+        """Characters a message may have (``LONGOPS_MAX_PROGRESS_MESSAGE_CHARS``)."""
 
     def set(
         self,
@@ -205,7 +208,7 @@ class ProgressCounter:
         if unit is not None:
             unit = _check_text("unit", unit, MAX_UNIT)
         if message is not None:
-            message = _check_text("message", message, MAX_MESSAGE)
+            message = _check_text("message", message, self.max_message)
         with self._lock:
             if completed is not None:
                 self.completed = completed

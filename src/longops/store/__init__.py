@@ -8,6 +8,7 @@ from longops.store.base import (
     OperationQuery,
     RunResult,
     Store,
+    StoreOptions,
     Wakeups,
     open_store,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "OperationQuery",
     "RunResult",
     "Store",
+    "StoreOptions",
     "Wakeups",
     "open_store",
 ]

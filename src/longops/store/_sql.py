@@ -137,6 +137,10 @@ class SqlStore(ABC):
     def _migration_lock(self, cur: Any) -> None:
         """Serialise concurrent upgrades (PostgreSQL); SQLite's write lock already does."""
 
+    def _allow_long(self, cur: Any) -> None:
+        """Lift this transaction's statement timeout to ``maintenance_timeout`` for work
+        that is long by nature (PostgreSQL; SQLite has no statement timeout)."""
+
     # -- helpers -----------------------------------------------------------------------------
     def dec_ts_opt(self, value: Any) -> datetime | None:
         return None if value is None else self.dec_ts(value)
@@ -363,6 +367,7 @@ class SqlStore(ABC):
         """Apply pending migrations; returns the names applied."""
         done: list[str] = []
         with self._tx() as cur:
+            self._allow_long(cur)  # a migration may rewrite a large table
             self._migration_lock(cur)
             states = compare(load_migrations(self.dialect), self._applied(cur))
             bad = [s for s in states if s.state in ("checksum mismatch", "unknown")]
@@ -1066,6 +1071,7 @@ class SqlStore(ABC):
     def prune(self, older_than: datetime) -> int:
         before = {"before": self.enc_ts(older_than)}
         with self._tx() as cur:
+            self._allow_long(cur)  # the first prune of a large backlog deletes many rows
             cur.execute(self.q["prune_operations"], before)
             removed = int(cur.rowcount)
             cur.execute(self.q["prune_attempts"], before)

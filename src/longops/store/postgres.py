@@ -11,19 +11,26 @@ from __future__ import annotations
 import contextlib
 import json
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from longops.domain.errors import NO_SCHEMA, ConfigurationError
+from longops.domain.errors import NO_SCHEMA, ConfigurationError, DatabaseBusy
 from longops.domain.operation import NewOperation, Operation
 from longops.store._sql import SqlStore, current_scope_text
-from longops.store.base import ClaimedRun, ClaimParams, ProgressUpdate, RunResult
+from longops.store.base import (
+    ClaimedRun,
+    ClaimParams,
+    ProgressUpdate,
+    RunResult,
+    StoreOptions,
+)
 
 CONNECT_TIMEOUT = 10.0
 
@@ -39,10 +46,17 @@ class PostgresStore(SqlStore):
 
     dialect = "postgres"
 
-    def __init__(self, url: str, *, pool_size: int = 8, row_level_security: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        options: StoreOptions | None = None,
+        row_level_security: bool = False,
+    ) -> None:
         super().__init__(url)
+        self.options = options or StoreOptions()
         self._rls_option = row_level_security
-        self.conninfo = url.replace("postgres://", "postgresql://", 1)
+        self.conninfo = with_timeouts(url.replace("postgres://", "postgresql://", 1), self.options)
         try:
             # One direct attempt first: a wrong host, database or role fails now, with the
             # server's own words, instead of after the pool's retries.
@@ -56,7 +70,7 @@ class PostgresStore(SqlStore):
         self._pool: ConnectionPool[psycopg.Connection[dict[str, Any]]] = ConnectionPool(
             self.conninfo,
             min_size=1,
-            max_size=pool_size,
+            max_size=self.options.pool_size,
             kwargs={"row_factory": dict_row},
             open=True,
             timeout=CONNECT_TIMEOUT,
@@ -117,10 +131,33 @@ class PostgresStore(SqlStore):
     @contextmanager
     def _tx(self) -> Iterator[Any]:
         # The pool commits on a clean exit and rolls back on an exception.
+        with self._translated(), self._connection() as conn, conn.cursor() as cur:
+            self._scope_cursor(cur)
+            yield cur
+
+    _read = _tx
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        """The database's refusals as longops errors that say what to do."""
         try:
-            with self._connection() as conn, conn.cursor() as cur:
-                self._scope_cursor(cur)
-                yield cur
+            yield
+        except psycopg.errors.LockNotAvailable as exc:
+            raise DatabaseBusy.waited(
+                "a lock held by another session was not granted",
+                "lock_timeout",
+                self.options.lock_timeout,
+                "LONGOPS_LOCK_TIMEOUT",
+            ) from exc
+        except psycopg.errors.QueryCanceled as exc:
+            if "statement timeout" not in str(exc):
+                raise
+            raise DatabaseBusy.waited(
+                "a statement did not finish",
+                "statement_timeout",
+                self.options.statement_timeout,
+                "LONGOPS_STATEMENT_TIMEOUT",
+            ) from exc
         except psycopg.errors.UndefinedTable as exc:
             if "longops_" in str(exc):
                 raise ConfigurationError(NO_SCHEMA) from exc
@@ -132,8 +169,6 @@ class PostgresStore(SqlStore):
                 "role that owns the longops tables; using them needs SELECT, INSERT, UPDATE "
                 "and DELETE on them)"
             ) from exc
-
-    _read = _tx
 
     # -- encoders: psycopg adapts these types itself ---------------------------------------------
     def enc_uuid(self, value: uuid.UUID | None) -> Any:
@@ -171,6 +206,13 @@ class PostgresStore(SqlStore):
 
     def _migration_lock(self, cur: Any) -> None:
         cur.execute(self.q["migration_lock"])
+
+    def _allow_long(self, cur: Any) -> None:
+        # This transaction only; it still waits for locks no longer than others do.
+        cur.execute(
+            "SELECT set_config('statement_timeout', %s, true)",
+            [_ms(self.options.maintenance_timeout)],
+        )
 
     # -- operations ---------------------------------------------------------------------------
     def insert_operations(
@@ -222,6 +264,8 @@ class PostgresStore(SqlStore):
                 yield self.new_operation_params(op)
 
         with self._tx() as cur:
+            # One statement as long as the caller's stream of rows (and its validation).
+            self._allow_long(cur)
             if self._rls:
                 cur.executemany(self.q["insert_operation"], rows())
             else:
@@ -247,26 +291,43 @@ class PostgresStore(SqlStore):
         return PostgresCancelListener(self.conninfo)
 
     # -- running ----------------------------------------------------------------------------
-    def claim(self, params: ClaimParams) -> list[ClaimedRun]:
-        with self._connection() as conn, conn.cursor() as cur:
-            # One round trip for lock, claim and commit (pipeline mode): the claim turn is
-            # held for the server's work only, not for client round trips.
+    def _round_trip(self, send: Callable[[Any], None]) -> list[dict[str, Any]]:
+        """One transaction sent as one round trip (pipeline mode): ``send(cursor)`` queues
+        the statements, a COMMIT statement ends them; returns the cursor's last rows.
+
+        Why not ``conn.commit()`` inside the pipeline: psycopg (3.3) syncs a pipeline there
+        without making sure libpq's output buffer was written out. A large statement (a
+        result of ~20 MB, say) can still sit partly in that buffer when psycopg starts
+        waiting for the server's reply; the server, still reading the statement, never
+        replies, and both wait forever (the server shows ``ClientRead``). Leaving the
+        pipeline flushes the buffer to the end before it waits, so the COMMIT goes in as a
+        statement and the pipeline's exit does the sync.
+        """
+        with self._translated(), self._connection() as conn, conn.cursor() as cur:
             with conn.pipeline():
                 self._scope_cursor(cur)
-                cur.execute(self.q["claim_plan"])
-                cur.execute(self.q["claim_lock"])
-                cur.execute(
-                    self.q["claim_operations"],
-                    {
-                        "session_id": params.session_id,
-                        "queues": list(params.queues),
-                        "limit": params.limit,
-                        "now": params.at(),
-                        "companies": self.enc_companies(params.companies),
-                    },
-                )
-                conn.commit()
-            rows = cur.fetchall()
+                send(cur)
+                conn.cursor().execute("COMMIT")
+            return cur.fetchall()
+
+    def claim(self, params: ClaimParams) -> list[ClaimedRun]:
+        def send(cur: Any) -> None:
+            cur.execute(self.q["claim_plan"])
+            cur.execute(self.q["claim_lock"])
+            cur.execute(
+                self.q["claim_operations"],
+                {
+                    "session_id": params.session_id,
+                    "queues": list(params.queues),
+                    "limit": params.limit,
+                    "now": params.at(),
+                    "companies": self.enc_companies(params.companies),
+                },
+            )
+
+        # One round trip for lock, claim and commit: the claim turn is held for the
+        # server's work only, not for client round trips.
+        rows = self._round_trip(send)
         rows.sort(key=lambda r: (r["priority"], r["entry_no"]))
         return [ClaimedRun(self.operation(r), int(r["run_count"])) for r in rows]
 
@@ -295,18 +356,16 @@ class PostgresStore(SqlStore):
             "clear_checkpoints": [r.clear_checkpoint for r in results],
             "peak_rsses": [r.peak_rss for r in results],
         }
-        with self._connection() as conn, conn.cursor() as cur:
-            # One round trip (pipeline mode). The notification goes out whatever applied: a
-            # finished run frees a worker slot and perhaps a category slot, and a retried
-            # one is ready again, so other dispatchers should look; when nothing applied
-            # (all fenced) the extra wake-up costs one empty claim.
-            with conn.pipeline():
-                self._scope_cursor(cur)
-                cur.execute(self.q["finish_runs"], columns)
-                rows_cursor = conn.cursor()
-                rows_cursor.execute(self.q["notify_ready"], {"queue": "*"})
-                conn.commit()
-            applied = {(row["id"], row["lease_token"]) for row in cur.fetchall()}
+
+        # One round trip. The notification goes out whatever applied: a finished run frees a
+        # worker slot and perhaps a category slot, and a retried one is ready again, so
+        # other dispatchers should look; when nothing applied (all fenced) the extra
+        # wake-up costs one empty claim.
+        def send(cur: Any) -> None:
+            cur.execute(self.q["finish_runs"], columns)
+            cur.connection.cursor().execute(self.q["notify_ready"], {"queue": "*"})
+
+        applied = {(row["id"], row["lease_token"]) for row in self._round_trip(send)}
         return [(r.operation_id, r.lease_token) in applied for r in results]
 
     def flush_progress(self, updates: Sequence[ProgressUpdate]) -> list[bool]:
@@ -424,3 +483,28 @@ def _redact(url: str) -> str:
         scheme, rest = url.split("://", 1)
         return f"{scheme}://***@{rest.split('@', 1)[1]}"
     return url
+
+
+def _ms(seconds: float) -> str:
+    return str(round(seconds * 1000))
+
+
+def with_timeouts(url: str, options: StoreOptions) -> str:
+    """The connection string with longops' timeouts as server options of every session.
+
+    Sent at connection start-up (``options=-c ...``), so they hold for every connection
+    longops opens and no statement runs before them; options the URL already carries are
+    kept, ahead of ours, and ours win where both set the same one.
+    """
+    params = conninfo_to_dict(url)
+    ours = " ".join(
+        f"-c {name}={_ms(seconds)}"
+        for name, seconds in (
+            ("lock_timeout", options.lock_timeout),
+            ("statement_timeout", options.statement_timeout),
+            ("idle_in_transaction_session_timeout", options.idle_in_transaction_timeout),
+        )
+    )
+    theirs = str(params.get("options") or "").strip()
+    params["options"] = f"{theirs} {ours}".strip()
+    return make_conninfo("", **params)

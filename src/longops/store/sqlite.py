@@ -21,14 +21,19 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from longops.domain.errors import NO_SCHEMA, ConfigurationError, ValidationError
+from longops.domain.errors import (
+    NO_SCHEMA,
+    ConfigurationError,
+    DatabaseBusy,
+    DatabaseFull,
+    ValidationError,
+)
 from longops.domain.operation import EventType, NewOperation, Operation
 from longops.store._sql import SqlStore
-from longops.store.base import ClaimedRun, ClaimParams, ProgressUpdate, RunResult
+from longops.store.base import ClaimedRun, ClaimParams, ProgressUpdate, RunResult, StoreOptions
 from longops.store.migrate import split_sqlite_script
 
 _TS_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
-BUSY_TIMEOUT_MS = 60_000
 POLL_SECONDS = 0.01
 
 # Dispatchers in this process waiting on a given database file.
@@ -36,9 +41,28 @@ _waiters: dict[str, weakref.WeakSet[SqliteWakeups]] = {}
 _waiters_lock = threading.Lock()
 
 
-def _translate(exc: sqlite3.OperationalError) -> Exception:
+def _translate(exc: sqlite3.Error, path: str, busy_timeout: float) -> Exception:
+    """SQLite's refusals as longops errors that say what happened and what to do."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
     if "no such table: longops_" in str(exc):
         return ConfigurationError(NO_SCHEMA)
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "database is locked" in str(exc):
+        return DatabaseBusy.waited(
+            f"another connection held the SQLite write lock on {path!r}; it was not free",
+            "busy_timeout",
+            busy_timeout,
+            "LONGOPS_BUSY_TIMEOUT",
+        )
+    if name.startswith("SQLITE_FULL"):
+        return DatabaseFull(
+            f"the SQLite database {path!r} is full: the disk (or the file's size limit) has "
+            "no room left; nothing was written — free space, then try again"
+        )
+    if name.startswith("SQLITE_READONLY"):
+        return ConfigurationError(
+            f"the SQLite database {path!r} is read-only: longops must be able to write the "
+            "file and create files beside it (-wal, -shm); nothing was written"
+        )
     return exc
 
 
@@ -57,8 +81,11 @@ class SqliteStore(SqlStore):
 
     dialect = "sqlite"
 
-    def __init__(self, url: str, *, row_level_security: bool = False) -> None:
+    def __init__(
+        self, url: str, *, options: StoreOptions | None = None, row_level_security: bool = False
+    ) -> None:
         super().__init__(url)
+        self.options = options or StoreOptions()
         if row_level_security:
             raise ConfigurationError(
                 "row_level_security needs PostgreSQL: a SQLite file has no database roles"
@@ -87,25 +114,36 @@ class SqliteStore(SqlStore):
         # while a connection to it exists.
         self._keeper = self._connect()
 
+    def _translate(self, exc: sqlite3.Error) -> Exception:
+        return _translate(exc, self.path, self.options.busy_timeout)
+
     def _connect(self) -> sqlite3.Connection:
+        busy = self.options.busy_timeout
         try:
             conn = sqlite3.connect(
                 self._target,
                 uri=self._uri,
                 isolation_level=None,
-                timeout=BUSY_TIMEOUT_MS / 1000,
+                timeout=busy,
                 check_same_thread=False,
             )
         except sqlite3.OperationalError as exc:
             raise ConfigurationError(f"cannot open SQLite database {self.path!r}: {exc}") from exc
-        conn.row_factory = _dict_row
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        if not self._uri:
-            conn.execute("PRAGMA journal_mode = WAL")
-            # WAL with NORMAL sync is durable across process crashes (the guarantee we
-            # give); only an OS crash or power loss can drop the last transactions.
-            conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute("PRAGMA foreign_keys = ON")
+        try:
+            conn.row_factory = _dict_row
+            conn.execute(f"PRAGMA busy_timeout = {round(busy * 1000)}")
+            if not self._uri:
+                conn.execute("PRAGMA journal_mode = WAL")
+                # WAL with NORMAL sync is durable across process crashes (the guarantee we
+                # give); only an OS crash or power loss can drop the last transactions.
+                conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.Error as exc:
+            conn.close()
+            translated = self._translate(exc)
+            if translated is exc:
+                translated = ConfigurationError(f"cannot open SQLite database {self.path!r}: {exc}")
+            raise translated from exc
         with self._lock:
             self._connections.append(conn)
         return conn
@@ -131,17 +169,23 @@ class SqliteStore(SqlStore):
     def _tx(self) -> Iterator[Any]:
         conn = self._conn()
         cur = conn.cursor()
-        cur.execute("BEGIN IMMEDIATE")
+        try:
+            # Waits up to busy_timeout for the write lock.
+            cur.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            cur.close()
+            raise self._translate(exc) from exc
         try:
             yield cur
+            cur.execute("COMMIT")  # may meet a full disk
         except sqlite3.OperationalError as exc:
-            conn.rollback()
-            raise _translate(exc) from exc
+            with contextlib.suppress(sqlite3.Error):
+                conn.rollback()
+            raise self._translate(exc) from exc
         except BaseException:
-            conn.rollback()
+            with contextlib.suppress(sqlite3.Error):
+                conn.rollback()
             raise
-        else:
-            cur.execute("COMMIT")
         finally:
             cur.close()
 
@@ -151,7 +195,7 @@ class SqliteStore(SqlStore):
         try:
             yield cur
         except sqlite3.OperationalError as exc:
-            raise _translate(exc) from exc
+            raise self._translate(exc) from exc
         finally:
             cur.close()
 

@@ -32,9 +32,8 @@ from collections.abc import Callable, MutableMapping
 from typing import Any
 
 from longops.domain.errors import OperationCancelled, ValidationError
+from longops.domain.limits import DEFAULT_MAX_CHECKPOINT_BYTES, PayloadLimits
 from longops.domain.progress import ProgressCounter
-
-MAX_CHECKPOINT_BYTES = 1_000_000
 
 CheckpointSink = Callable[[str], bool]
 """Stores a checkpoint (its JSON text) durably; False when the run no longer holds its lease."""
@@ -65,6 +64,8 @@ class RunContext:
         resume_state: Any = None,
         checkpoint_sink: CheckpointSink | None = None,
         on_step: Callable[[], None] | None = None,
+        max_checkpoint_bytes: int = DEFAULT_MAX_CHECKPOINT_BYTES,
+        max_message_chars: int | None = None,
     ) -> None:
         self.operation_id = operation_id
         self.company = company
@@ -77,8 +78,11 @@ class RunContext:
         self._cancel = cancel_event or threading.Event()
         self._reason: str | None = None
         self._counter = counter or ProgressCounter()
+        if max_message_chars is not None:
+            self._counter.max_message = max_message_chars
         self._sink = checkpoint_sink
         self._on_step = on_step
+        self._max_checkpoint = max_checkpoint_bytes
         self.logger: logging.LoggerAdapter[logging.Logger] = _OperationAdapter(
             logging.getLogger(f"longops.task.{task}"),
             {"operation_id": str(operation_id), "attempt": attempt, "action": "task_log"},
@@ -142,7 +146,8 @@ class RunContext:
         operation (a retry, a rescue after a crash, a drain's hand-back) gets it as
         :attr:`resume_state`. A successful run clears it.
 
-        Raises :class:`ValidationError` when the state is not JSON or is too large, and
+        Raises :class:`ValidationError` when the state is not JSON or is over the
+        checkpoint limit (``LONGOPS_MAX_CHECKPOINT_BYTES``, 1 MiB by default), and
         :class:`OperationCancelled` when this run no longer holds its operation (it was
         declared lost and rescued): the work should stop.
         """
@@ -150,10 +155,7 @@ class RunContext:
             text = json.dumps(state, allow_nan=False, separators=(",", ":"))
         except (TypeError, ValueError) as exc:
             raise ValidationError("state", f"must be JSON-serialisable: {exc}") from exc
-        if len(text) > MAX_CHECKPOINT_BYTES:
-            raise ValidationError(
-                "state", f"must be at most {MAX_CHECKPOINT_BYTES} bytes as JSON", len(text)
-            )
+        PayloadLimits.check("state", text, self._max_checkpoint, "LONGOPS_MAX_CHECKPOINT_BYTES")
         if self._sink is None:
             raise ValidationError("checkpoint", "needs a worker: this context is not running")
         if not self._sink(text):

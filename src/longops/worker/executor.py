@@ -30,6 +30,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from longops.domain.clock import Clock
+from longops.domain.limits import PayloadLimits, json_size, shown
 from longops.domain.operation import CancelMode, Operation, Outcome, StopMode
 from longops.domain.progress import Estimator, Progress, ProgressCounter
 from longops.domain.recurrence import within_run_window
@@ -418,7 +419,7 @@ def execute(
     control = control or RunControl(claimed, store=None, clock=clock)
     control.task = task
     if task.isolation == "process":
-        run = _run_in_child(control, task, pool or ChildPool())
+        run = _run_in_child(control, task, pool or ChildPool(), registry.limits)
     else:
         ctx = RunContext(
             operation_id=op.id,
@@ -431,6 +432,8 @@ def execute(
             resume_state=op.checkpoint,
             checkpoint_sink=control.save_checkpoint if control.store is not None else None,
             on_step=control.wake_monitor,
+            max_checkpoint_bytes=registry.limits.checkpoint,
+            max_message_chars=registry.limits.progress_message,
         )
         control.ctx = ctx
         if not control.begin():
@@ -444,7 +447,7 @@ def execute(
             is_async=task.is_async,
             on_async_task=control.attach_async,
         )
-    run = control.classify(run)
+    run = control.classify(_within_limit(run, registry.limits))
     log.debug(
         "run ended",
         extra={"action": "run_ended", "operation_id": str(op.id), "outcome": run.outcome.value},
@@ -466,7 +469,24 @@ def execute(
     )
 
 
-def _run_in_child(control: RunControl, task: TaskDef, pool: ChildPool) -> RunOutcome:
+def _within_limit(run: RunOutcome, limits: PayloadLimits) -> RunOutcome:
+    """A result over the limit fails the attempt like a task error (and is retried as one):
+    its text never reaches the database, where it could slow or block the worker's writes."""
+    if run.result_json is None:
+        return run
+    size = json_size(run.result_json)
+    if size <= limits.result:
+        return run
+    message = (
+        f"ResultTooLarge: the task's result is {shown(size)} as JSON; the limit is "
+        f"{shown(limits.result)} (LONGOPS_MAX_RESULT_BYTES)"
+    )
+    return RunOutcome(Outcome.ERROR, error_message=message[:MAX_ERROR_LENGTH])
+
+
+def _run_in_child(
+    control: RunControl, task: TaskDef, pool: ChildPool, limits: PayloadLimits
+) -> RunOutcome:
     """Drive one attempt in a child process: relay progress, checkpoints and cancellation;
     escalate SIGTERM to SIGKILL when forced; report a death as the attempt's error."""
     op = control.operation
@@ -484,6 +504,8 @@ def _run_in_child(control: RunControl, task: TaskDef, pool: ChildPool) -> RunOut
         task=op.task,
         resume_state=op.checkpoint,
         token=token,
+        max_checkpoint_bytes=limits.checkpoint,
+        max_message_chars=limits.progress_message,
     )
     try:
         # Pickled here, so a run that cannot be handed over fails before a child starts.

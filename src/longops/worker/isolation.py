@@ -59,6 +59,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
+from longops.domain.limits import DEFAULT_MAX_CHECKPOINT_BYTES
 from longops.domain.progress import Progress, ProgressCounter
 from longops.worker.context import RunContext
 from longops.worker.invoke import invoke
@@ -88,6 +89,8 @@ class RunSpec:
     token: str = ""
     """Names this run in the messages about it, so nothing meant for one run reaches
     another run the same child serves later."""
+    max_checkpoint_bytes: int = DEFAULT_MAX_CHECKPOINT_BYTES
+    max_message_chars: int | None = None
 
 
 def signal_name(number: int) -> str:
@@ -564,6 +567,8 @@ def _run_one(side: _ChildSide, spec: RunSpec) -> None:
         resume_state=spec.resume_state,
         checkpoint_sink=sink,
         on_step=kick.set,
+        max_checkpoint_bytes=spec.max_checkpoint_bytes,
+        max_message_chars=spec.max_message_chars,
     )
     side.begin(spec.token, ctx)
     pumper = threading.Thread(target=pump, name="longops-child-pump", daemon=True)

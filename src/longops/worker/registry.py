@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import Any, Literal, TypeVar, overload
 
 from longops.domain.errors import NotFound, ValidationError
+from longops.domain.limits import PayloadLimits
 from longops.domain.operation import (
     DEFAULT_QUEUE,
     MAX_ATTEMPTS_LIMIT,
@@ -104,8 +105,10 @@ def _wants_context(sig: inspect.Signature) -> bool:
 class TaskRegistry:
     """Name → task. One per application."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, limits: PayloadLimits | None = None) -> None:
         self._tasks: dict[str, TaskDef] = {}
+        self.limits = limits or PayloadLimits()
+        """Size limits of the tasks' results and checkpoints (the app's)."""
 
     @overload
     def task(self, fn: F, /) -> F: ...
