@@ -84,6 +84,7 @@ from longops import EnqueueRequest, Longops  # noqa: E402
 from pg import ThrowawayCluster, start_throwaway  # noqa: E402
 
 RESULTS = HERE / "results"
+SEED = 20261207
 RECOVERY_TARGET_S = 30.0
 RESUME_TARGET_S = 2.0
 SCENARIOS = ("restart", "chaos-postgres", "chaos-sqlite", "leader")
@@ -131,7 +132,7 @@ class ChaosParams:
     stall_timeout: float = 60.0
     """The wait for every operation to finish gives up once nothing has finished for this
     long (longer than a killed run's recovery)."""
-    seed: int = 20261207
+    seed: int = SEED
 
 
 FULL: dict[str, Any] = {
@@ -144,7 +145,7 @@ QUICK: dict[str, Any] = {
     "restart": RestartParams(ops=400),
     "chaos-postgres": ChaosParams(ops=400, kill_for=20.0),
     "chaos-sqlite": ChaosParams(
-        dialect="sqlite", ops=300, workers=2, kill_for=20.0, lock_for=10.0, lock_at=0.25
+        dialect="sqlite", ops=400, workers=2, kill_for=30.0, lock_for=10.0, lock_at=0.2
     ),
 }
 
@@ -455,6 +456,7 @@ def analyse(db: Db, ops: int, kills: Sequence[Kill] = ()) -> dict[str, Any]:
 
     # Killed runs: the attempts of a killed process that it had not ended by the kill.
     kill_of = {k.pid: k for k in kills}
+    per_kill: dict[int, list[float | None]] = {k.pid: [] for k in kills}
     recovery, reclaim, leader_recovery, unrecovered = [], [], [], []
     for a in attempts:
         kill = kill_of.get(a["pid"]) if a["pid"] is not None else None
@@ -462,11 +464,13 @@ def analyse(db: Db, ops: int, kills: Sequence[Kill] = ()) -> dict[str, Any]:
             continue
         if a["outcome"] == "in_process":
             unrecovered.append(a["op"])
+            per_kill[kill.pid].append(None)
             continue
         if a["ended"] is None or a["ended"] < kill.at:
             continue  # ended before the kill: not a killed run
         back = a["ended"] - kill.at
         recovery.append(back)
+        per_kill[kill.pid].append(round(back, 1))
         if kill.leader:
             leader_recovery.append(back)
         later = [b["started"] for b in by_op[a["op"]] if b["run_no"] > a["run_no"]]
@@ -498,6 +502,14 @@ def analyse(db: Db, ops: int, kills: Sequence[Kill] = ()) -> dict[str, Any]:
         "recovery_s": summary(recovery),
         "leader_recovery_s": summary(leader_recovery),
         "reclaim_s": summary(reclaim),
+        "kill_log": [
+            {
+                "at_s": round(k.at - kills[0].at, 1),
+                "leader": k.leader,
+                "runs_back_in_ready_after_s": per_kill[k.pid],
+            }
+            for k in kills
+        ],
     }
 
 
@@ -509,7 +521,7 @@ def resume_figures(
     delays = {pid: round(first[pid] - since, 3) for pid in pids if pid in first}
     return {
         "first_s": min(delays.values()) if delays else None,
-        "slowest_worker_s": max(delays.values()) if len(delays) == len(pids) else None,
+        "slowest_worker_s": max(delays.values()) if delays and len(delays) == len(pids) else None,
         "workers_resumed": len(delays),
         "workers": len(pids),
     }
@@ -659,8 +671,14 @@ def run_chaos(db_url: str, params: ChaosParams, workdir: Path, scenario: str) ->
         )
         stray: list[dict[str, Any]] = []
         n = 0
+        # No kill while the lock is held nor just after, so that the workers it blocked are
+        # alive to show they claim again when it is released.
+        quiet_from = params.kill_for * params.lock_at - 0.5
+        quiet_until = quiet_from + 0.5 + params.lock_for + RESUME_TARGET_S + 1
         while time.monotonic() - window_start < params.kill_for or n < params.min_kills:
             time.sleep(rng.uniform(*params.kill_every))  # the fault schedule, not an ordering
+            if locker is not None and quiet_from <= time.monotonic() - window_start < quiet_until:
+                time.sleep(quiet_until - (time.monotonic() - window_start))
             stray += fleet.unexpected_exits()
             fleet.live = [p for p in fleet.live if p.poll() is None]
             aim_at_leader = params.leader_every > 0 and n % params.leader_every == 1
@@ -713,7 +731,10 @@ def run_chaos_postgres(
 
 
 def run_chaos_sqlite(params: ChaosParams, workdir: Path) -> dict[str, Any]:
-    db_url = f"sqlite:///{workdir / 'chaos.db'}"
+    path = workdir / "chaos.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    db_url = f"sqlite:///{path}"
     prepare(db_url)
     return run_chaos(db_url, params, workdir, "chaos-sqlite")
 
@@ -892,7 +913,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--scenario", action="append", choices=SCENARIOS, help="run only this one (repeatable)"
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
-    parser.add_argument("--seed", type=int, default=ChaosParams.seed)
+    parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument(
         "--logs", type=Path, help="keep the workers' logs (and the SQLite file) in this folder"
     )

@@ -59,7 +59,7 @@ def assert_killed_runs_recovered(r: dict[str, Any]) -> None:
     assert r["recovery_s"]["max"] <= RECOVERY_S, (
         f"a killed run took {r['recovery_s']['max']} s to be back in ready "
         f"(p50/p95 {r['recovery_s']['p50']}/{r['recovery_s']['p95']}; "
-        f"the leader's runs: {r['leader_recovery_s']})"
+        f"the leader's runs: {r['leader_recovery_s']}; kills: {r['kill_log']})"
     )
 
 
@@ -86,7 +86,7 @@ def test_postgres_restart_and_terminated_backends(
 def test_postgres_sigkill_chaos_leader_included(cluster: ThrowawayCluster, tmp_path: Path) -> None:
     params = bench_chaos.QUICK["chaos-postgres"]
     r = bench_chaos.run_chaos_postgres(cluster, params, tmp_path)
-    assert r["kills"] >= params.kill_for / params.kill_every[1]
+    assert r["kills"] >= 4
     assert r["leader_kills"] >= 1, "no kill hit the leader (the session running the rescuer)"
     assert_killed_runs_recovered(r)
     assert r["leader_recovery_s"]["n"] >= 1, "the leader died idle: its recovery went unmeasured"
@@ -97,7 +97,7 @@ def test_postgres_sigkill_chaos_leader_included(cluster: ThrowawayCluster, tmp_p
 def test_sqlite_sigkill_chaos_and_exclusive_lock(tmp_path: Path) -> None:
     params = bench_chaos.QUICK["chaos-sqlite"]
     r = bench_chaos.run_chaos_sqlite(params, tmp_path)
-    assert r["kills"] >= params.kill_for / params.kill_every[1]
+    assert r["kills"] >= 3
     assert r["lock_held_s"] >= params.lock_for, "the lock was not held as long as asked"
     assert_each_worker_resumed(r["resume_after_lock_release"], "the lock's release")
     assert_killed_runs_recovered(r)
