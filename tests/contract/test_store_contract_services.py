@@ -166,6 +166,32 @@ def test_orphaned_runs_of_lost_and_stopped_sessions(store: Store, clock: FrozenC
     assert [(r.operation.id, r.run_no) for r in remaining] == [(op_lost.id, 1), (op_stopped.id, 2)]
 
 
+# -- what a session runs ----------------------------------------------------------------------
+
+
+def test_session_runs_lists_what_the_database_says_a_session_runs(
+    store: Store, clock: FrozenClock
+) -> None:
+    t0 = clock.now()
+    mine, other = register(store, t0), register(store, t0)
+    assert store.session_runs(mine) == []
+    a, b = insert(store, clock), insert(store, clock)
+    claimed = claim(store, mine, t0, limit=2)
+    insert(store, clock)
+    [theirs] = claim(store, other, t0, limit=1)
+    insert(store, clock)  # ready, nobody's
+    runs = store.session_runs(mine)
+    assert [(r.operation.id, r.run_no, r.lease_token) for r in runs] == [
+        (c.operation.id, c.run_no, c.lease_token) for c in claimed
+    ]
+    assert [r.operation.id for r in runs] == [a.id, b.id]
+    assert [r.operation.id for r in store.session_runs(other)] == [theirs.operation.id]
+    # A finished run is no longer the session's; nor is one handed back.
+    assert finish(store, claimed[0], t0)
+    assert finish(store, claimed[1], t0, status=Status.READY, outcome=Outcome.INTERRUPTED)
+    assert store.session_runs(mine) == []
+
+
 # -- expiry ----------------------------------------------------------------------------------
 
 

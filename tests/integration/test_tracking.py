@@ -197,7 +197,7 @@ def test_a_cancel_pushed_before_the_claimed_run_is_registered_is_not_lost(
         assert committed.wait(20)
         application.service.cancel(handle.id, reason="early")
         # The worker has heard of it before it knows the run.
-        wait_for(lambda: handle.id in worker._cancel_inbox, timeout=5, what="request pushed")
+        wait_for(lambda: handle.id in worker.monitor.heard(), timeout=5, what="request pushed")
         released_at = time.time()
         release.set()
         wait_for(lambda: (tmp_path / "saw_cancel").exists(), timeout=3, what="cancel seen")

@@ -47,6 +47,7 @@ from longops.domain.security import Actor, FrontEnd, PermissionSet
 from longops.domain.status import Status
 from longops.store.base import OperationQuery
 from longops.worker.logs import RedactingFilter
+from longops.worker.session import HEARTBEAT_INTERVAL, RESCUER_INTERVAL, SESSION_TIMEOUT
 
 ROOT_HELP = (
     "Track long-running operations: run workers, enqueue work, watch and act on it.\n\n"
@@ -203,14 +204,18 @@ def worker(
         list[str] | None,
         typer.Option("--company", "-c", help="Serve only this company (repeatable; default all)."),
     ] = None,
-    heartbeat_interval: Annotated[float, typer.Option(help="Seconds between heartbeats.")] = 5.0,
+    heartbeat_interval: Annotated[
+        float, typer.Option(help="Seconds between heartbeats.")
+    ] = HEARTBEAT_INTERVAL,
     session_timeout: Annotated[
         float, typer.Option(help="Seconds of silence before a session is declared lost.")
-    ] = 30.0,
+    ] = SESSION_TIMEOUT,
     grace_period: Annotated[
         float, typer.Option(help="Seconds a drain waits for running work (SIGTERM).")
     ] = 30.0,
-    rescuer_interval: Annotated[float, typer.Option(help="Seconds between rescuer runs.")] = 5.0,
+    rescuer_interval: Annotated[
+        float, typer.Option(help="Seconds between rescuer runs.")
+    ] = RESCUER_INTERVAL,
     poll_interval: Annotated[float, typer.Option(help="Longest idle wait, in seconds.")] = 1.0,
     retention_days: Annotated[
         float, typer.Option(help="Days finished and cancelled operations are kept.")

@@ -22,7 +22,9 @@ from longops.services.rescuer import Rescuer
 from longops.services.scheduler import Scheduler
 from longops.services.stall import StallDetector
 from longops.store.base import Store
+from longops.store.faults import is_fault
 from longops.worker.registry import TaskRegistry
+from longops.worker.supervise import Supervisor
 
 log = logging.getLogger("longops.services")
 
@@ -48,8 +50,9 @@ class ServiceRunner:
         self.ttl = ttl
         self.is_leader = False
         self._last_run: dict[str, float] = {}
-        self._stop = threading.Event()
+        self.stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._failing: dict[str, str] = {}
 
     def run_once(self) -> int:
         """One tick: renew leadership, then run each service that is due."""
@@ -67,26 +70,41 @@ class ServiceRunner:
             self._last_run[service.name] = mono
             try:
                 changed += service.run_once()
-            except Exception:
-                log.exception(
-                    "service failed", extra={"action": "service_failed", "service": service.name}
-                )
+            except Exception as exc:
+                if not is_fault(exc):
+                    raise  # a bug: the loop dies and stops the worker (worker.supervise)
+                # A fault in one duty leaves the others their turn; logged once per change.
+                state = type(exc).__name__
+                if self._failing.get(service.name) != state:
+                    self._failing[service.name] = state
+                    log.warning(
+                        "service %s: database fault (%s); retrying next round",
+                        service.name,
+                        exc,
+                        extra={"action": "service_failed", "service": service.name},
+                    )
+            else:
+                if self._failing.pop(service.name, None) is not None:
+                    log.info(
+                        "service %s recovered",
+                        service.name,
+                        extra={"action": "service_recovered", "service": service.name},
+                    )
         return changed
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="longops-services", daemon=True)
-        self._thread.start()
+    def step(self) -> None:
+        """One round of the services loop: a tick, then wait for the next."""
+        self.run_once()
+        self.stopping.wait(self.tick)
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.run_once()
-            except Exception:
-                log.exception("service tick failed", extra={"action": "service_tick_failed"})
-            self._stop.wait(self.tick)
+    def start(self) -> None:
+        """Run the loop in a thread of its own (a worker runs :meth:`step` under its own
+        supervisor instead)."""
+        supervisor = Supervisor(logger=log)
+        self._thread = supervisor.spawn("services", self.step, self.stopping)
 
     def stop(self) -> None:
-        self._stop.set()
+        self.stopping.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
         if self.is_leader:

@@ -1038,6 +1038,12 @@ class SqlStore(ABC):
             for r in self._all("orphaned_runs", {"limit": limit})
         ]
 
+    def session_runs(self, session_id: uuid.UUID) -> list[ClaimedRun]:
+        return [
+            ClaimedRun(self.operation(r), int(r["run_count"]))
+            for r in self._all("session_runs", {"session_id": self.enc_uuid(session_id)})
+        ]
+
     def expire_operations(self, now: datetime) -> list[uuid.UUID]:
         with self._tx() as cur:
             cur.execute(self.q["expire_operations"], {"now": self.enc_ts(now)})

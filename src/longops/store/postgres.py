@@ -8,6 +8,7 @@ dispatcher hears of an operation exactly when it becomes visible.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -72,8 +73,22 @@ class PostgresStore(SqlStore):
         # the policies: unscoped, a transaction would see no rows at all.
         self._rls = row_level_security or self._rls_enabled()
 
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+        """A pooled connection. When one turns out broken (server restarted, backend
+        terminated, network cut) the idle ones are most likely dead too: the pool drops
+        them all and opens fresh ones, so the next calls do not each meet a dead one."""
+        conn: psycopg.Connection[dict[str, Any]] | None = None
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except psycopg.OperationalError:
+            if conn is not None and conn.broken:
+                self._pool.drain()
+            raise
+
     def _rls_enabled(self) -> bool:
-        with self._pool.connection() as conn, conn.cursor() as cur:
+        with self._connection() as conn, conn.cursor() as cur:
             cur.execute(self.q["rls_enabled"])
             row = cur.fetchone()
         return bool(row and row["enabled"])
@@ -103,7 +118,7 @@ class PostgresStore(SqlStore):
     def _tx(self) -> Iterator[Any]:
         # The pool commits on a clean exit and rolls back on an exception.
         try:
-            with self._pool.connection() as conn, conn.cursor() as cur:
+            with self._connection() as conn, conn.cursor() as cur:
                 self._scope_cursor(cur)
                 yield cur
         except psycopg.errors.UndefinedTable as exc:
@@ -233,7 +248,7 @@ class PostgresStore(SqlStore):
 
     # -- running ----------------------------------------------------------------------------
     def claim(self, params: ClaimParams) -> list[ClaimedRun]:
-        with self._pool.connection() as conn, conn.cursor() as cur:
+        with self._connection() as conn, conn.cursor() as cur:
             # One round trip for lock, claim and commit (pipeline mode): the claim turn is
             # held for the server's work only, not for client round trips.
             with conn.pipeline():
@@ -279,7 +294,7 @@ class PostgresStore(SqlStore):
             ],
             "clear_checkpoints": [r.clear_checkpoint for r in results],
         }
-        with self._pool.connection() as conn, conn.cursor() as cur:
+        with self._connection() as conn, conn.cursor() as cur:
             # One round trip (pipeline mode). The notification goes out whatever applied: a
             # finished run frees a worker slot and perhaps a category slot, and a retried
             # one is ready again, so other dispatchers should look; when nothing applied
@@ -323,45 +338,85 @@ class PostgresStore(SqlStore):
         return PostgresWakeups(self.conninfo)
 
 
-class PostgresWakeups:
+class _Listening:
+    """A dedicated autocommit connection that LISTENs on one channel and comes back after
+    the connection breaks (server restart, terminated backend, network): the next
+    :meth:`_notes` reconnects and LISTENs again, and says so, because notifications sent
+    while it was away are lost and the caller must look for itself."""
+
+    channel = ""
+
+    def __init__(self, conninfo: str) -> None:
+        self._conninfo = conninfo
+        self._conn: psycopg.Connection[Any] | None = None
+        self._closed = False
+        self._connect()
+
+    def _connect(self) -> None:
+        conn = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5)
+        try:
+            conn.execute(f"LISTEN {self.channel}")
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+
+    def _notes(self, timeout: float) -> tuple[list[str], bool]:
+        """Payloads that arrived within ``timeout`` (a burst drained at once), and whether
+        the connection was just re-established. Raises a psycopg error while the server
+        cannot be reached; the next call tries again."""
+        if self._closed:
+            raise psycopg.InterfaceError("listener is closed")
+        reconnected = False
+        if self._conn is None or self._conn.closed:
+            self._conn = None
+            self._connect()
+            reconnected = True
+        conn = self._conn
+        assert conn is not None
+        found: list[str] = []
+        try:
+            for note in conn.notifies(timeout=max(timeout, 0.0), stop_after=1):
+                found.append(note.payload)
+            if found:
+                for note in conn.notifies(timeout=0.0):
+                    found.append(note.payload)
+        except psycopg.Error:
+            # Broken: drop it, so the next call starts a fresh connection.
+            self._conn = None
+            with contextlib.suppress(psycopg.Error):
+                conn.close()
+            raise
+        return found, reconnected
+
+    def close(self) -> None:
+        self._closed = True
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                conn.close()
+
+
+class PostgresWakeups(_Listening):
     """A dedicated connection that LISTENs for ready operations."""
 
-    def __init__(self, conninfo: str) -> None:
-        self._conn = psycopg.connect(conninfo, autocommit=True)
-        self._conn.execute("LISTEN longops_ready")
+    channel = "longops_ready"
 
     def wait(self, timeout: float) -> bool:
-        woke = False
-        for _ in self._conn.notifies(timeout=max(timeout, 0.0), stop_after=1):
-            woke = True
-        if woke:
-            # Drain what else arrived so one burst of enqueues costs one wake-up.
-            for _ in self._conn.notifies(timeout=0.0):
-                pass
-        return woke
-
-    def close(self) -> None:
-        self._conn.close()
+        """True when woken, or when the connection was re-established (anything may have
+        been enqueued meanwhile)."""
+        found, reconnected = self._notes(timeout)
+        return bool(found) or reconnected
 
 
-class PostgresCancelListener:
+class PostgresCancelListener(_Listening):
     """A dedicated connection that LISTENs for cancel requests (payload: operation id)."""
 
-    def __init__(self, conninfo: str) -> None:
-        self._conn = psycopg.connect(conninfo, autocommit=True)
-        self._conn.execute("LISTEN longops_cancel")
+    channel = "longops_cancel"
 
     def wait(self, timeout: float) -> list[uuid.UUID]:
-        found: list[uuid.UUID] = []
-        for note in self._conn.notifies(timeout=max(timeout, 0.0), stop_after=1):
-            found.append(uuid.UUID(note.payload))
-        if found:
-            for note in self._conn.notifies(timeout=0.0):
-                found.append(uuid.UUID(note.payload))
-        return found
-
-    def close(self) -> None:
-        self._conn.close()
+        found, _ = self._notes(timeout)
+        return [uuid.UUID(p) for p in found]
 
 
 def _redact(url: str) -> str:

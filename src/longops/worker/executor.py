@@ -39,17 +39,26 @@ from longops.worker.context import RunContext
 from longops.worker.invoke import MAX_ERROR_LENGTH, RunOutcome, invoke
 from longops.worker.isolation import Child, ChildPool, RunSpec, death_message
 from longops.worker.registry import TaskDef, TaskRegistry
+from longops.worker.runs import StopCause
 
 log = logging.getLogger("longops.worker")
 
-__all__ = ["MAX_ERROR_LENGTH", "RunControl", "RunOutcome", "execute", "result_for"]
+__all__ = [
+    "MAX_ERROR_LENGTH",
+    "RunControl",
+    "RunOutcome",
+    "StopCause",
+    "execute",
+    "result_for",
+]
 
 KILL_AFTER = 5.0
 """Seconds between SIGTERM and SIGKILL when a child process is stopped by force."""
 
-CANCEL = "cancel"
-TIMEOUT = "timeout"
-FENCED = "fenced"
+# Short names for the causes (older code and tests import these).
+CANCEL = StopCause.CANCEL
+TIMEOUT = StopCause.TIMEOUT
+FENCED = StopCause.FENCED
 
 
 class RunControl:
@@ -75,7 +84,7 @@ class RunControl:
         self.kill_after = kill_after
         self.ctx: RunContext | None = None
         self._lock = threading.Lock()
-        self.cause: str | None = None
+        self.cause: StopCause | None = None
         self.reason: str | None = None
         self.force_at: datetime | None = None
         self.force_applied = False
@@ -184,7 +193,9 @@ class RunControl:
         return ok
 
     # -- the monitor's side -----------------------------------------------------------------
-    def ask_to_stop(self, cause: str, reason: str, *, grace: float, force: bool = False) -> bool:
+    def ask_to_stop(
+        self, cause: StopCause, reason: str, *, grace: float, force: bool = False
+    ) -> bool:
         """Give the cooperative signal and set when force follows; True when this is new.
 
         A cancel request overrides a timeout in progress (a person asked), and a forced

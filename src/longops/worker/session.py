@@ -1,15 +1,20 @@
-"""A worker process's session: claims operations, runs them, records how they ended.
+"""A worker process's session: the composer of its parts.
 
-Threads, each with one job:
+The parts, each with one job, share one table of runs (``worker.runs.RunTable``):
 
-- the dispatcher claims batches of ready operations for free slots and waits for wake-ups;
-- ``concurrency`` runner threads run one operation at a time each;
-- the completer writes finished runs back in batches (one round trip for many);
-- the heartbeat keeps the session alive;
-- the monitor writes progress (at most once per ``progress_interval`` per run, at once on a
-  step change), enforces timeouts and climbs the cancellation ladder (signal, grace,
-  forced stop); on PostgreSQL a listener hears cancel requests the moment they commit;
-- the service runner does the leader-elected maintenance duties.
+- the dispatcher (``worker.dispatcher``) claims batches of ready operations for free slots
+  and waits for wake-ups; it also hands back runs the database says this session has and
+  the worker never got;
+- ``concurrency`` runner threads run one operation at a time each (``worker.executor``);
+- the completer (``worker.completer``) writes finished runs back in batches;
+- the heartbeat (``worker.heartbeat``) keeps the session alive while every loop is;
+- the monitor (``worker.monitor``) writes progress, enforces timeouts and climbs the
+  cancellation ladder; on PostgreSQL a listener hears cancel requests the moment they commit;
+- the leader-elected maintenance duties (``services.leader``), given by the composer.
+
+Every background loop runs under one supervisor (``worker.supervise``): database faults
+are waited out with backoff, a bug stops the worker with exit code ``EXIT_LOOP_DIED``.
+:meth:`Worker.health` reports the loops.
 
 ``SIGTERM`` (or :meth:`Worker.drain`) stops claiming, lets running work finish within the
 grace period and hands the rest back as *interrupted* without spending an attempt; a second
@@ -23,8 +28,6 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import os
 import queue
@@ -33,7 +36,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import FrameType
@@ -45,37 +48,33 @@ from longops.domain.clock import Clock
 from longops.domain.ids import new_id
 from longops.domain.operation import (
     CancelMode,
-    EventType,
     Outcome,
     Session,
     SessionEventType,
     SessionState,
-    StopMode,
 )
-from longops.domain.progress import Progress
-from longops.store.base import (
-    CancelListener,
-    CancelSignal,
-    ClaimedRun,
-    ClaimParams,
-    ProgressUpdate,
-    RunResult,
-    Store,
-)
-from longops.worker.executor import (
-    CANCEL,
-    FENCED,
-    KILL_AFTER,
-    TIMEOUT,
-    RunControl,
-    RunOutcome,
-    execute,
-    result_for,
-)
+from longops.store.base import ClaimedRun, RunResult, Store
+from longops.store.faults import is_fault
+from longops.worker.completer import Completer
+from longops.worker.dispatcher import Dispatcher
+from longops.worker.executor import KILL_AFTER, RunControl, RunOutcome, execute, result_for
+from longops.worker.health import Health
+from longops.worker.heartbeat import Heartbeat
 from longops.worker.invoke import close_thread_loop
 from longops.worker.isolation import ChildPool
-from longops.worker.registry import DEFAULT_CANCEL_GRACE, TaskRegistry
+from longops.worker.monitor import Monitor
+from longops.worker.registry import TaskRegistry
+from longops.worker.runs import RunTable, StopCause
+from longops.worker.supervise import EXIT_LOOP_DIED, Supervisor
 from longops.worker.zones import CompanyZones
+
+__all__ = ["EXIT_LOOP_DIED", "Health", "Maintenance", "Worker", "WorkerOptions", "active_session"]
+
+HEARTBEAT_INTERVAL = 2.0
+SESSION_TIMEOUT = 15.0
+RESCUER_INTERVAL = 5.0
+"""Defaults chosen so that a crashed worker's runs are ready again within 30 s (usually
+about 20 s): see docs/design.md, "Recovery timings"."""
 
 log = logging.getLogger("longops.worker")
 
@@ -86,12 +85,12 @@ class WorkerOptions:
 
     queues: tuple[str, ...] = ("default",)
     concurrency: int = 4
-    heartbeat_interval: float = 5.0
-    session_timeout: float = 30.0
+    heartbeat_interval: float = HEARTBEAT_INTERVAL
+    session_timeout: float = SESSION_TIMEOUT
     grace_period: float = 30.0
     poll_interval: float = 1.0
     claim_batch: int = 100
-    rescuer_interval: float = 5.0
+    rescuer_interval: float = RESCUER_INTERVAL
     retention: timedelta = timedelta(days=30)
     run_services: bool = True
     progress_interval: float = 1.0
@@ -106,6 +105,9 @@ class WorkerOptions:
     """Serve only these companies' operations (None: every active company)."""
     log_classes: frozenset[DataClass] = LOGGED_BY_DEFAULT
     """Data classes the worker's own log lines may carry (error text is CustomerContent)."""
+    stuck_after: float = 60.0
+    """Seconds one round of a loop (beyond its own wait) may take before the loop counts as
+    stuck: the heartbeat stops and the worker exits with ``EXIT_LOOP_DIED``."""
 
     def __post_init__(self) -> None:
         from longops.domain.errors import ValidationError
@@ -114,6 +116,8 @@ class WorkerOptions:
             raise ValidationError(
                 "progress_interval", "must be between 0.01 and 3600 seconds", self.progress_interval
             )
+        if self.stuck_after <= 0:
+            raise ValidationError("stuck_after", "must be more than 0 seconds", self.stuck_after)
         if self.max_runs_per_child < 1:
             raise ValidationError("max_runs_per_child", "must be at least 1")
 
@@ -160,11 +164,13 @@ def active_session(
 
 
 class Maintenance(Protocol):
-    """Duties a worker runs beside its runs (see ``services.leader.ServiceRunner``)."""
+    """Duties a worker runs beside its runs (see ``services.leader.ServiceRunner``): the
+    worker runs ``step`` as one of its supervised loops until ``stopping`` is set."""
 
     session_id: uuid.UUID
+    stopping: threading.Event
 
-    def start(self) -> None: ...
+    def step(self) -> None: ...
 
     def stop(self) -> None: ...
 
@@ -186,24 +192,44 @@ class Worker:
         self.options = options or WorkerOptions()
         self.session_id = new_id(clock.now())
         self._zones = CompanyZones(store)
-        self._runs: dict[uuid.UUID, RunControl] = {}
-        self._lock = threading.Lock()
+        self.table = RunTable()
         self._work: queue.Queue[ClaimedRun | None] = queue.Queue()
-        self._done: queue.Queue[RunResult | None] = queue.Queue()
         self._slot_freed = threading.Event()
         self._draining = threading.Event()
         self._stop_now = threading.Event()
         self._stopped = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._pending_writes = 0
-        self._writes_idle = threading.Condition(self._lock)
+        self._started = False
+        self._runners: list[threading.Thread] = []
+        self._loops: dict[str, threading.Thread] = {}
         self._signals = 0
         self._grace = self.options.grace_period
-        self._monitor_wake = threading.Event()
-        # Pushed cancel requests by operation id, with when they arrived (monotonic).
-        self._cancel_inbox: dict[uuid.UUID, float] = {}
-        self._cancel_listener: CancelListener | None = None
-        self._last_cancel_poll = 0.0
+        self.exit_code = 0
+        self.supervisor = Supervisor(on_fatal=self._on_fatal, on_recovered=self._on_recovered)
+        self.completer = Completer(store, self.table)
+        self.dispatcher = Dispatcher(
+            store,
+            registry,
+            clock,
+            self.options,
+            self.table,
+            work=self._work,
+            session_id=lambda: self.session_id,
+            slot_freed=self._slot_freed,
+            wake_monitor=self._wake_monitor,
+            hand_back=self.completer.submit,
+        )
+        self.monitor = Monitor(store, clock, self.options, self.table, None)
+        self.heartbeat = Heartbeat(
+            store,
+            clock,
+            self.supervisor,
+            interval=self.options.heartbeat_interval,
+            stop=self._stopped,
+            session_id=lambda: self.session_id,
+            on_lost=self._rejoin,
+            on_drain=self._drain_requested,
+            on_not_alive=self._on_not_alive,
+        )
         self.pool = ChildPool(
             max_runs=self.options.max_runs_per_child, max_memory=self.options.max_memory_per_child
         )
@@ -215,22 +241,52 @@ class Worker:
             else None
         )
 
+    def _wake_monitor(self) -> None:
+        self.monitor.wake.set()
+
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
         """Register the session and start its threads; returns at once."""
         self._register(self.session_id)
-        self._wakeups = self.store.wakeups()
+        self._started = True
         for i in range(self.options.concurrency):
-            self._spawn(self._runner_loop, f"longops-runner-{i}")
-        self._spawn(self._completer_loop, "longops-completer")
-        self._spawn(self._heartbeat_loop, "longops-heartbeat")
-        self._spawn(self._monitor_loop, "longops-monitor")
-        self._cancel_listener = self.store.cancel_listener()
-        if self._cancel_listener is not None:
-            self._spawn(self._listen_loop, "longops-cancel-listener")
-        self._dispatcher = self._spawn(self._dispatch_loop, "longops-dispatcher")
+            thread = threading.Thread(
+                target=self._runner_loop, name=f"longops-runner-{i}", daemon=True
+            )
+            thread.start()
+            self._runners.append(thread)
+        stuck = self.options.stuck_after
+        opts = self.options
+        sup = self.supervisor
+        self._loops["completer"] = sup.spawn(
+            "completer", self.completer.step, self.completer.stopping, stuck_after=stuck
+        )
+        self._loops["heartbeat"] = sup.spawn(
+            "heartbeat",
+            self.heartbeat.step,
+            self._stopped,
+            stuck_after=opts.heartbeat_interval + stuck,
+        )
+        self._loops["monitor"] = sup.spawn(
+            "monitor", self.monitor.step, self._stopped, stuck_after=opts.monitor_tick + stuck
+        )
+        listener = self.store.cancel_listener()
+        if listener is not None:
+            self.monitor.listener = listener
+            self.monitor.listener_live = True
+            self._loops["cancel-listener"] = sup.spawn(
+                "cancel-listener", self.monitor.listen_step, self._stopped, stuck_after=stuck
+            )
+        self._loops["dispatcher"] = sup.spawn(
+            "dispatcher",
+            self.dispatcher.step,
+            self._draining,
+            stuck_after=opts.poll_interval + stuck,
+        )
         if self.services is not None:
-            self.services.start()
+            self._loops["services"] = sup.spawn(
+                "services", self.services.step, self.services.stopping, stuck_after=stuck
+            )
         companies = self.options.companies
         log.info(
             "worker session %s started: queues %s, companies %s, %d slots",
@@ -242,7 +298,9 @@ class Worker:
         )
 
     def run(self, *, install_signals: bool = True) -> int:
-        """Start and block until drained (SIGTERM/SIGINT); returns the exit code."""
+        """Start and block until drained (SIGTERM/SIGINT, or a loop that died); returns the
+        exit code: 0, or :data:`EXIT_LOOP_DIED` when a loop stopped by a bug (or stuck)
+        stopped the worker."""
         if install_signals:
             signal.signal(signal.SIGTERM, self._on_signal)
             signal.signal(signal.SIGINT, self._on_signal)
@@ -250,7 +308,24 @@ class Worker:
         while not self._draining.wait(0.2):
             pass
         self._finish_drain()
-        return 0
+        return self.exit_code
+
+    def health(self) -> Health:
+        """How the worker's loops are doing, for liveness and readiness probes.
+
+        Example::
+
+            h = worker.health()
+            h.alive, h.ready, h.loops["dispatcher"]    # True, True, "ok"
+        """
+        alive = self._started and self.supervisor.alive() and self.exit_code == 0
+        ready = (
+            alive
+            and self.supervisor.reachable()
+            and not self._draining.is_set()
+            and not self._stopped.is_set()
+        )
+        return Health(alive=alive, ready=ready, loops=self.supervisor.states())
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._signals += 1
@@ -278,36 +353,64 @@ class Worker:
     def stopped(self) -> bool:
         return self._stopped.is_set()
 
+    def _on_fatal(self, loop: str, exc: BaseException) -> None:
+        self.exit_code = EXIT_LOOP_DIED
+        # The heartbeat stops with it (the supervisor is no longer alive); the drain hands
+        # back what runs, as far as the database and the remaining loops allow.
+        self.drain()
+
+    def _on_not_alive(self, broken: str) -> None:
+        if self.exit_code == 0:
+            log.critical(
+                "worker stopping: loop %s; exit code %d",
+                broken,
+                EXIT_LOOP_DIED,
+                extra={"action": "worker_not_alive"},
+            )
+            self.exit_code = EXIT_LOOP_DIED
+            self.drain()
+
+    def _on_recovered(self, loop: str) -> None:
+        # After any reconnect, make sure no claim committed while its reply was lost.
+        self.dispatcher.reconcile_soon()
+
+    def _drain_requested(self) -> None:
+        if not self._draining.is_set():
+            log.info(
+                "a drain of this session was requested; draining",
+                extra={"action": "drain_requested", "session_id": str(self.session_id)},
+            )
+            self.drain()
+
     def _finish_drain(self) -> None:
-        if self._stopped.is_set() or not self._threads:
+        if self._stopped.is_set() or not self._started:
             return  # already stopped, or never started
-        now = self.clock.now()
-        self.store.end_session(
-            self.session_id, SessionState.DRAINING, now, SessionEventType.DRAIN_STARTED
+        started = time.monotonic()
+        deadline = started + self._grace
+        self._retrying(
+            "mark the session draining",
+            lambda: self.store.end_session(
+                self.session_id,
+                SessionState.DRAINING,
+                self.clock.now(),
+                SessionEventType.DRAIN_STARTED,
+            ),
+            until=deadline,
         )
         # No claim may land after the hand-back below takes its snapshot: wait for the
         # dispatcher to leave its loop (it sees the drain after its current wait, at most
         # poll_interval). The session is already `draining`, so a claim now takes nothing.
-        self._dispatcher.join(timeout=self.options.poll_interval + 10)
-        grace = self._grace
-        with self._lock:
-            running = len(self._runs)
+        self._loops["dispatcher"].join(timeout=self.options.poll_interval + 10)
         log.info(
             "draining: no new claims; waiting up to %g s for %d running operation(s)",
-            grace,
-            running,
+            self._grace,
+            len(self.table),
             extra={"action": "drain_started"},
         )
-        deadline = time.monotonic() + grace
         while time.monotonic() < deadline and not self._stop_now.is_set():
-            with self._lock:
-                if not self._runs:
-                    break
-            self._slot_freed.wait(0.05)
-            self._slot_freed.clear()
-        with self._lock:
-            leftover = list(self._runs.values())
-            self._runs.clear()
+            if self.table.wait_idle(min(0.05, max(deadline - time.monotonic(), 0)), writes=False):
+                break
+        leftover = self.table.take_running()
         for run in leftover:
             # Nothing of a handed-back run may go on: code not yet begun never starts, and
             # a child running it is dead before another worker can claim the operation.
@@ -315,37 +418,51 @@ class Worker:
             if child is not None:
                 child.kill()
                 child.join(5.0)
-            op = run.claimed.operation
             outcome = RunOutcome(
                 Outcome.INTERRUPTED,
                 error_message=f"worker session {self.session_id} shut down before the run ended",
                 # With a cancel request pending, the store ends it cancelled: say how.
                 cancel_mode=CancelMode.OVERDUE if run.overdue else CancelMode.FORCED,
             )
-            self._submit(
-                result_for(
-                    run.claimed, outcome, task=None, clock=self.clock, tz=self._zones(op.company)
-                )
+            self.completer.submit(
+                result_for(run.claimed, outcome, task=None, clock=self.clock, tz=_UTC)
             )
         for _ in range(self.options.concurrency):
             self._work.put(None)
-        self._wait_writes()
-        self._done.put(None)
+        # Results wait for the database until the drain's deadline (a few seconds more when
+        # the running work took the whole grace period).
+        write_until = max(deadline, time.monotonic() + DRAIN_WRITE_WINDOW)
+        completer_alive = self._loops["completer"].is_alive
+        while completer_alive() and time.monotonic() < write_until:
+            if self.table.wait_idle(0.1, writes=True):
+                break
+        unwritten = self.completer.abandon() if self.table.pending_writes() else []
+        if unwritten:
+            log.error(
+                "%d run result(s) not recorded: the database could not be reached before "
+                "the drain's deadline; the rescuer recovers their operations",
+                len(unwritten),
+                extra={"action": "results_abandoned", "count": len(unwritten)},
+            )
+        self.completer.close()
         self.pool.close()
         if self.services is not None:
             self.services.stop()
-        self.store.end_session(
-            self.session_id,
-            SessionState.STOPPED,
-            self.clock.now(),
-            SessionEventType.LOGOFF,
-            f"drained; {len(leftover)} run(s) handed back",
+        self._retrying(
+            "mark the session stopped",
+            lambda: self.store.end_session(
+                self.session_id,
+                SessionState.STOPPED,
+                self.clock.now(),
+                SessionEventType.LOGOFF,
+                f"drained; {len(leftover)} run(s) handed back",
+            ),
+            until=time.monotonic() + DRAIN_WRITE_WINDOW,
         )
         self._stopped.set()
-        self._monitor_wake.set()
-        self._wakeups.close()
-        if self._cancel_listener is not None:
-            self._cancel_listener.close()
+        self.monitor.wake.set()
+        self.dispatcher.close()
+        self.monitor.close()
         log.info(
             "worker session %s stopped; %d run(s) handed back as interrupted",
             self.session_id,
@@ -353,14 +470,23 @@ class Worker:
             extra={"action": "worker_stopped", "handed_back": len(leftover)},
         )
 
-    # -- threads --------------------------------------------------------------------------------
-    def _spawn(self, target: Callable[[], None], name: str) -> threading.Thread:
-        # Daemon threads: a run that outlives the grace period must not keep the process up.
-        thread = threading.Thread(target=target, name=name, daemon=True)
-        thread.start()
-        self._threads.append(thread)
-        return thread
+    def _retrying(self, what: str, call: Callable[[], object], *, until: float) -> None:
+        """Call through database faults until ``until``; then log and go on."""
+        delay = 0.05
+        while True:
+            try:
+                call()
+                return
+            except Exception as exc:
+                if not is_fault(exc):
+                    raise
+                if time.monotonic() + delay > until:
+                    log.error("could not %s: %s", what, exc, extra={"action": "drain_write_failed"})
+                    return
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
+    # -- runners --------------------------------------------------------------------------------
     def _register(self, session_id: uuid.UUID) -> None:
         self.store.register_session(
             active_session(
@@ -371,67 +497,6 @@ class Worker:
                 companies=self.options.companies,
             )
         )
-
-    def _dispatch_loop(self) -> None:
-        opts = self.options
-        while not self._draining.is_set():
-            try:
-                woke = self._dispatch_once()
-            except Exception:
-                log.exception("claim failed", extra={"action": "claim_failed"})
-                woke = False
-                self._draining.wait(opts.poll_interval)
-            if woke:
-                continue
-            with self._lock:
-                free = opts.concurrency - len(self._runs)
-            if free <= 0:
-                self._slot_freed.wait(opts.poll_interval)
-                self._slot_freed.clear()
-                continue
-            self._wakeups.wait(self._idle_wait())
-
-    def _dispatch_once(self) -> bool:
-        """Claim for the free slots; True when the claim filled them (claim again at once)."""
-        with self._lock:
-            free = self.options.concurrency - len(self._runs)
-        if free <= 0:
-            return False
-        want = min(free, self.options.claim_batch)
-        claimed = self.store.claim(
-            ClaimParams(
-                self.session_id,
-                self.options.queues,
-                want,
-                self.clock.now(),
-                clock=self.clock,
-                companies=self.options.companies,
-            )
-        )
-        with self._lock:
-            for c in claimed:
-                self._runs[c.operation.id] = RunControl(
-                    c,
-                    store=self.store,
-                    clock=self.clock,
-                    task=self.registry.get(c.operation.task)
-                    if c.operation.task in self.registry
-                    else None,
-                    wake_monitor=self._monitor_wake.set,
-                    kill_after=self.options.kill_after,
-                )
-        for c in claimed:
-            self._work.put(c)
-        return len(claimed) == want
-
-    def _idle_wait(self) -> float:
-        poll = self.options.poll_interval
-        due = self.store.next_due_at(self.options.queues, self.options.companies)
-        if due is None:
-            return poll
-        wait = (due - self.clock.now()).total_seconds()
-        # Due already (held back by a busy category, say): a finish will wake us.
-        return poll if wait <= 0 else min(poll, wait)
 
     def _runner_loop(self) -> None:
         try:
@@ -445,14 +510,14 @@ class Worker:
             if claimed is None:
                 return
             op = claimed.operation
-            with self._lock:
-                run = self._runs.get(op.id)
-            if run is None:
+            run = self.table.get(op.id)
+            if run is None or run.claimed.lease_token != claimed.lease_token:
                 continue  # handed back by a drain before it started
+            tz = self._zone(op.company, run)
+            if tz is None:
+                continue  # handed back while the database was away; it never started
             try:
-                result = execute(
-                    claimed, self.registry, self.clock, self._zones(op.company), run, self.pool
-                )
+                result = execute(claimed, self.registry, self.clock, tz, run, self.pool)
             except Exception as exc:
                 # Not the task's failure (that is classified inside execute) but ours, e.g.
                 # the database was unreachable: record it rather than leave the run hanging.
@@ -462,84 +527,31 @@ class Worker:
                     RunOutcome(Outcome.ERROR, error_message=f"worker error: {exc!r}"[:2048]),
                     task=None,
                     clock=self.clock,
-                    tz=ZoneInfo("UTC"),
+                    tz=_UTC,
                 )
-            with self._lock:
-                # A rejoined session may hold a newer run of the same operation: only this
-                # run's own entry is removed.
-                mine = self._runs.get(op.id) is run
-                if mine:
-                    del self._runs[op.id]
-            if mine and run.cause != FENCED:
-                # (A run whose lease was lost leaves its operation to the rescuer.)
-                self._submit(result)
+            # A run whose lease was lost leaves its operation to the rescuer: no result.
+            keep = run.cause is not StopCause.FENCED
+            # Out of the running set and into the unwritten one in one step, so the
+            # dispatcher's comparison with the database never misses the lease.
+            if self.table.finish(run, result if keep else None) and keep:
+                self.completer.enqueue(result)
                 _log_result(op.task, claimed, result, self.options.log_classes)
             self._slot_freed.set()
 
-    def _submit(self, result: RunResult) -> None:
-        with self._lock:
-            self._pending_writes += 1
-        self._done.put(result)
-
-    def _wait_writes(self) -> None:
-        with self._writes_idle:
-            self._writes_idle.wait_for(lambda: self._pending_writes == 0, timeout=60)
-
-    def _completer_loop(self) -> None:
-        while True:
-            first = self._done.get()
-            if first is None:
-                return
-            batch = [first]
-            while len(batch) < 500:
-                try:
-                    nxt = self._done.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    self._done.put(None)
-                    break
-                batch.append(nxt)
-            self._write(batch)
-            with self._writes_idle:
-                self._pending_writes -= len(batch)
-                self._writes_idle.notify_all()
-
-    def _write(self, batch: Sequence[RunResult]) -> None:
+    def _zone(self, company: str, run: RunControl) -> ZoneInfo | None:
+        """The company's time zone, waiting out database faults (the run has not started:
+        it waits too, rather than fail for the database's sake); None once handed back."""
         delay = 0.05
-        for _ in range(30):
+        while True:
             try:
-                applied = self.store.finish_runs(batch)
-            except Exception:
-                log.warning("could not record finished runs; retrying", exc_info=True)
-                time.sleep(delay)
-                delay = min(delay * 2, 2.0)
-                continue
-            for res, ok in zip(batch, applied, strict=True):
-                if not ok:
-                    log.warning(
-                        "run result discarded: lease no longer held",
-                        extra={"action": "run_fenced", "operation_id": str(res.operation_id)},
-                    )
-            return
-        log.error("gave up recording %d finished runs", len(batch))
-
-    def _heartbeat_loop(self) -> None:
-        interval = self.options.heartbeat_interval
-        while not self._stopped.wait(interval):
-            try:
-                state = self.store.heartbeat(self.session_id, self.clock.now())
-            except Exception:
-                log.warning("heartbeat failed", exc_info=True)
-                continue
-            if state is SessionState.LOST:
-                self._rejoin()
-            elif state is SessionState.DRAINING and not self._draining.is_set():
-                log.info(
-                    "a drain of this session was requested; draining",
-                    extra={"action": "drain_requested", "session_id": str(self.session_id)},
-                )
-                self.drain()
+                return self._zones(company)
+            except Exception as exc:
+                if not is_fault(exc):
+                    raise
+            if run.abandoned or self._stopped.is_set():
+                return None
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
     def _rejoin(self) -> None:
         """The session was declared lost (we were silent too long): start a new one.
@@ -561,199 +573,24 @@ class Worker:
             self.services.session_id = new
         # The old session's runs were (or will be) handed to other workers: their code must
         # stop now, by force where it can be (child processes, asyncio tasks).
-        with self._lock:
-            old_runs = list(self._runs.values())
-        for run in old_runs:
-            run.ask_to_stop(FENCED, f"session {old} was declared lost", grace=0, force=True)
-        self._monitor_wake.set()
+        for run in self.table.running().values():
+            run.ask_to_stop(
+                StopCause.FENCED, f"session {old} was declared lost", grace=0, force=True
+            )
+        self.monitor.wake.set()
         log.warning(
             "session declared lost; rejoined as a new session",
             extra={"action": "session_rejoined", "old": str(old), "new": str(new)},
         )
 
-    # -- the monitor: progress, timeouts, the cancellation ladder ---------------------------
-    def _listen_loop(self) -> None:
-        listener = self._cancel_listener
-        assert listener is not None
-        while not self._stopped.is_set():
-            try:
-                ids = listener.wait(0.5)
-            except Exception:
-                if self._stopped.is_set():
-                    return
-                log.warning("cancel listener failed; polling instead", exc_info=True)
-                self._cancel_listener = None
-                with contextlib.suppress(Exception):
-                    listener.close()
-                return
-            if ids:
-                arrived = time.monotonic()
-                with self._lock:
-                    for op_id in ids:
-                        self._cancel_inbox.setdefault(op_id, arrived)
-                self._monitor_wake.set()
-
-    def _monitor_loop(self) -> None:
-        tick = self.options.monitor_tick
-        while not self._stopped.is_set():
-            self._monitor_wake.wait(tick)
-            self._monitor_wake.clear()
-            try:
-                self.monitor_once()
-            except Exception:
-                log.warning("monitor round failed", exc_info=True)
-
     def monitor_once(self) -> None:
         """One round of the monitor (public so tests can drive it with a frozen clock)."""
-        with self._lock:
-            runs = dict(self._runs.items())
-            inbox = self._take_inbox(runs)
-        if not runs:
-            return
-        self._apply_cancel_requests(runs, inbox)
-        now = self.clock.now()
-        for run in runs.values():
-            if run.timed_out(now):
-                timeout = run.operation.timeout.total_seconds()
-                reason = f"timed out after {timeout:g} s"
-                run.ask_to_stop(TIMEOUT, reason, grace=self._grace_of(run))
-                self.store.record_run_event(
-                    run.operation.id,
-                    run.claimed.lease_token,
-                    now,
-                    EventType.TIMEOUT,
-                    {"timeout_seconds": timeout},
-                )
-            if run.force_due(now) and run.apply_force(self._grace_of(run)) is StopMode.OVERDUE:
-                self._mark_overdue(run, now)
-            elif run.overdue_due(now):
-                run.mark_overdue()  # async code that swallowed its cancellation
-                self._mark_overdue(run, now)
-        self._flush_progress(list(runs.values()))
+        self.monitor.monitor_once()
 
-    def _take_inbox(self, runs: dict[uuid.UUID, RunControl]) -> set[uuid.UUID]:
-        """Pushed requests for runs of ours. A request may arrive between a claim's commit
-        and the run's registration here: such an id is kept a while rather than dropped,
-        so the request is not left to the slower poll. (Called holding the lock.)"""
-        now = time.monotonic()
-        mine = {op_id for op_id in self._cancel_inbox if op_id in runs}
-        keep_for = self.options.heartbeat_interval * 2
-        self._cancel_inbox = {
-            op_id: at
-            for op_id, at in self._cancel_inbox.items()
-            if op_id not in mine and now - at < keep_for
-        }
-        return mine
 
-    def _grace_of(self, run: RunControl) -> float:
-        task = run.task
-        return (task.cancel_grace if task else DEFAULT_CANCEL_GRACE).total_seconds()
-
-    def _apply_cancel_requests(
-        self, runs: dict[uuid.UUID, RunControl], inbox: set[uuid.UUID]
-    ) -> None:
-        mono = time.monotonic()
-        # Pushed requests (PostgreSQL) are acted on at once; polling is the fallback
-        # (SQLite, or a listener that lost its connection).
-        every = (
-            self.options.heartbeat_interval
-            if self._cancel_listener is not None
-            else self.options.poll_interval
-        )
-        wanted = [i for i in inbox if i in runs]
-        if mono - self._last_cancel_poll >= every:
-            self._last_cancel_poll = mono
-            wanted = list(runs)
-        if not wanted:
-            return
-        signals: list[CancelSignal] = self.store.cancel_requested(wanted)
-        for sig in signals:
-            run = runs.get(sig.operation_id)
-            if run is None:
-                continue
-            reason = "cancelled" + (f" by {sig.requested_by}" if sig.requested_by else "")
-            if sig.reason:
-                reason += f": {sig.reason}"
-            if run.ask_to_stop(CANCEL, reason, grace=self._grace_of(run), force=sig.force):
-                log.info(
-                    "operation %s asked to stop (%s)",
-                    sig.operation_id,
-                    "forced" if sig.force else "cooperative",
-                    extra={"action": "cancel_seen", "operation_id": str(sig.operation_id)},
-                )
-            elif sig.force and run.force_at is not None and not run.force_applied:
-                run.ask_to_stop(CANCEL, reason, grace=0, force=True)
-
-    def _mark_overdue(self, run: RunControl, now: datetime) -> None:
-        op = run.operation
-        what = {TIMEOUT: "timeout", FENCED: "lost lease"}.get(run.cause or "", "cancel request")
-        log.warning(
-            "operation %s (%s) ignored its %s past the grace period and cannot be killed; "
-            "its result will be discarded",
-            op.id,
-            op.task,
-            what,
-            extra={"action": "cancel_overdue", "operation_id": str(op.id)},
-        )
-        self.store.mark_cancel_overdue(
-            op.id, run.claimed.lease_token, now, {"cause": run.cause, "reason": run.reason}
-        )
-
-    def _flush_progress(self, runs: list[RunControl]) -> None:
-        mono = time.monotonic()
-        candidates: list[RunControl] = []
-        for run in runs:
-            versions = run.counter.versions()
-            if versions[0] == run.flushed[0] or not run.began:
-                continue
-            task = run.task
-            interval = (
-                task.progress_interval.total_seconds()
-                if task is not None and task.progress_interval is not None
-                else self.options.progress_interval
-            )
-            if versions[1] == run.flushed[1] and mono - run.last_flush < interval:
-                continue
-            candidates.append(run)
-        if not candidates:
-            return
-        # Each run's writes take turns (a checkpoint also writes its progress): readings
-        # are taken and written under the runs' locks, in one order, so no older reading can
-        # land after a newer one.
-        candidates.sort(key=lambda r: r.operation.id)
-        with contextlib.ExitStack() as held:
-            for run in candidates:
-                held.enter_context(run.write_lock)
-            now = self.clock.now()
-            due: list[tuple[RunControl, tuple[int, int], Progress, ProgressUpdate]] = []
-            for run in candidates:
-                versions = run.counter.versions()
-                reading = run.reading(now)
-                assert reading is not None
-                if not run.moved(reading):
-                    # Reported again, unchanged: nothing to write; the stall clock runs on.
-                    run.flushed = versions
-                    continue
-                update = ProgressUpdate(
-                    run.operation.id,
-                    run.claimed.lease_token,
-                    now,
-                    json.dumps(reading.to_json()),
-                    moved=True,
-                )
-                due.append((run, versions, reading, update))
-            if not due:
-                return
-            applied = self.store.flush_progress([u for *_, u in due])
-            for (run, versions, reading, _), ok in zip(due, applied, strict=True):
-                run.flushed, run.flushed_reading = versions, reading
-                run.last_flush = mono
-                if not ok:
-                    # Rescued elsewhere: its writes are fenced out, and the operation may
-                    # run again elsewhere: stop the code now.
-                    run.ask_to_stop(
-                        FENCED, "this run no longer holds its operation", grace=0, force=True
-                    )
+_UTC = ZoneInfo("UTC")
+DRAIN_WRITE_WINDOW = 5.0
+"""Seconds a drain still waits for the database to record results after its grace."""
 
 
 def _log_result(

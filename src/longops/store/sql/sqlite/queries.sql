@@ -422,6 +422,13 @@ SELECT o.* FROM longops_operations o
    AND (s.id IS NULL OR s.state IN ('lost', 'stopped'))
  LIMIT :limit;
 
+-- name: session_runs
+-- What the database says a session runs: its worker compares this with its own table of
+-- runs and hands back any it does not know (a claim whose reply was lost).
+SELECT o.* FROM longops_operations o
+ WHERE o.status = 'in_process' AND o.session_id = :session_id
+ ORDER BY o.entry_no;
+
 -- name: expire_operations
 UPDATE longops_operations SET status = 'cancelled', status_reason = 'expired',
        cancel_mode = 'expired', ended_at = :now, updated_at = :now

@@ -1,0 +1,179 @@
+"""The dispatcher: claims ready operations for free slots and waits for wake-ups; nothing
+else. It also keeps the worker honest about what it runs (:meth:`Dispatcher.reconcile`).
+
+Example::
+
+    dispatcher = Dispatcher(store, clock, options, table, ...)
+    supervisor.spawn("dispatcher", dispatcher.step, draining)
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from longops.domain.clock import Clock
+from longops.domain.operation import Outcome
+from longops.store.base import ClaimedRun, ClaimParams, RunResult, Store, Wakeups
+from longops.worker.executor import RunControl, RunOutcome, result_for
+from longops.worker.registry import TaskRegistry
+from longops.worker.runs import RunTable
+
+if TYPE_CHECKING:
+    from longops.worker.session import WorkerOptions
+
+log = logging.getLogger("longops.worker")
+
+
+class Dispatcher:
+    """Claims for free slots (one short transaction), hands the runs to the runner
+    threads, and sleeps until woken, the next due start, or ``poll_interval``.
+
+    Every ``heartbeat_interval``, and at once after a failure (the connection may have
+    broken after a claim committed), it compares the operations the database says this
+    session runs with the worker's table and hands back, without spending an attempt, any
+    the worker does not know. Claims happen only in this thread, so no claim is in flight
+    while it compares."""
+
+    def __init__(
+        self,
+        store: Store,
+        registry: TaskRegistry,
+        clock: Clock,
+        options: WorkerOptions,
+        table: RunTable,
+        *,
+        work: queue.Queue[ClaimedRun | None],
+        session_id: Callable[[], uuid.UUID],
+        slot_freed: threading.Event,
+        wake_monitor: Callable[[], None],
+        hand_back: Callable[[RunResult], None],
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.clock = clock
+        self.options = options
+        self.table = table
+        self._work = work
+        self._session_id = session_id
+        self._slot_freed = slot_freed
+        self._wake_monitor = wake_monitor
+        self._hand_back = hand_back
+        self._wakeups: Wakeups | None = None
+        self._reconcile_due = True
+        self._last_reconcile = 0.0
+        self.handed_back = 0
+        """Runs found in the database that this worker never got, handed back so far."""
+
+    def reconcile_soon(self) -> None:
+        """Compare with the database before the next claim (after any reconnect)."""
+        self._reconcile_due = True
+
+    def step(self) -> None:
+        try:
+            self._step()
+        except BaseException:
+            # A claim may have committed on the server while its reply was lost.
+            self._reconcile_due = True
+            raise
+
+    def _step(self) -> None:
+        opts = self.options
+        if self._wakeups is None:
+            self._wakeups = self.store.wakeups()
+        mono = time.monotonic()
+        if self._reconcile_due or mono - self._last_reconcile >= opts.heartbeat_interval:
+            self.reconcile()
+        if self.claim_once():
+            return  # the claim filled what it asked for: claim again at once
+        if opts.concurrency - len(self.table) <= 0:
+            self._slot_freed.wait(opts.poll_interval)
+            self._slot_freed.clear()
+            return
+        self._wakeups.wait(self._idle_wait())
+
+    def claim_once(self) -> bool:
+        """Claim for the free slots; True when the claim filled them."""
+        free = self.options.concurrency - len(self.table)
+        if free <= 0:
+            return False
+        want = min(free, self.options.claim_batch)
+        claimed = self.store.claim(
+            ClaimParams(
+                self._session_id(),
+                self.options.queues,
+                want,
+                self.clock.now(),
+                clock=self.clock,
+                companies=self.options.companies,
+            )
+        )
+        for c in claimed:
+            self.table.add(
+                RunControl(
+                    c,
+                    store=self.store,
+                    clock=self.clock,
+                    task=self.registry.get(c.operation.task)
+                    if c.operation.task in self.registry
+                    else None,
+                    wake_monitor=self._wake_monitor,
+                    kill_after=self.options.kill_after,
+                )
+            )
+        for c in claimed:
+            self._work.put(c)
+        return len(claimed) == want
+
+    def reconcile(self) -> int:
+        """Hand back the runs the database says this session has and the worker does not
+        (returns how many)."""
+        # The table first: a lease it does not hold now cannot appear in it later except
+        # by a claim, and claims happen only in this thread.
+        known = self.table.known_leases()
+        session_id = self._session_id()
+        rows = self.store.session_runs(session_id)
+        self._reconcile_due = False
+        self._last_reconcile = time.monotonic()
+        strays = [c for c in rows if c.lease_token not in known]
+        for c in strays:
+            op = c.operation
+            log.warning(
+                "operation %s is in process under this session but the worker never got "
+                "the run (a claim whose reply was lost); handing it back",
+                op.id,
+                extra={"action": "run_unknown", "operation_id": str(op.id)},
+            )
+            outcome = RunOutcome(
+                Outcome.INTERRUPTED,
+                error_message=(
+                    f"claimed by worker session {session_id}, which never got the run "
+                    "(the claim's reply was lost); handed back"
+                ),
+            )
+            # An interrupted run decides nothing by time zone or retry policy.
+            self._hand_back(result_for(c, outcome, task=None, clock=self.clock, tz=_UTC))
+        self.handed_back += len(strays)
+        return len(strays)
+
+    def _idle_wait(self) -> float:
+        poll = self.options.poll_interval
+        due = self.store.next_due_at(self.options.queues, self.options.companies)
+        if due is None:
+            return poll
+        wait = (due - self.clock.now()).total_seconds()
+        # Due already (held back by a busy category, say): a finish will wake us.
+        return poll if wait <= 0 else min(poll, wait)
+
+    def close(self) -> None:
+        if self._wakeups is not None:
+            self._wakeups.close()
+
+
+_UTC = ZoneInfo("UTC")

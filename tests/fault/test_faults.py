@@ -1,0 +1,395 @@
+"""Fault injection: every store call a worker's loops make fails, once and for a while, in
+turn; the worker waits it out and goes on. A bug in a loop stops the worker loudly. A claim
+whose reply is lost is handed back. Terminated backends are reconnected. Both databases.
+
+The store methods under test are read from the loops' code (``store.<method>(`` in the
+worker's and the services' modules), not listed by hand; a guard test fails when a loop
+calls a store method that list does not have.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+import longops
+from longops import Longops, RunContext, Status
+from longops.domain.operation import Outcome
+from longops.services.leader import maintenance_for
+from longops.worker.session import Worker, WorkerOptions
+from longops.worker.supervise import EXIT_LOOP_DIED
+from procs import wait_for
+
+SRC = Path(longops.__file__).parent
+LOOP_MODULES = [
+    *sorted((SRC / "worker").glob("*.py")),
+    *sorted((SRC / "services").glob("*.py")),
+]
+_CALL = re.compile(r"\b_?store\.([a-z_]+)\(")
+
+
+def loop_store_methods() -> list[str]:
+    """Every store method the worker's and the services' code calls."""
+    found: set[str] = set()
+    for path in LOOP_MODULES:
+        found.update(_CALL.findall(path.read_text()))
+    return sorted(found)
+
+
+METHODS = loop_store_methods()
+
+# Calls the fault workload below does not reach while the worker runs, with why. Each is
+# still retried or waited out by the same code paths (the supervisor, the drain's
+# ``_retrying``); a method that is neither reached nor listed here fails the test.
+NOT_REACHED = {
+    "register_session": "called once at start, before any loop runs (a failure there is "
+    "the caller's error)",
+    "end_session": "called by the drain only (retried there until the deadline)",
+    "record_session_event": "called on rejoin only",
+    "mark_cancel_overdue": "needs a thread task that ignores a cancel past its grace",
+    "record_run_event": "needs a timeout",
+    "save_checkpoint": "called by task code, not by a loop",
+    "move_start": "needs a recurring operation past its window",
+    "prune": "runs once per hour",
+    "resign": "called when the worker stops",
+    "get_company": "read once per company and cached before the fault is armed",
+}
+
+
+class Injected:
+    """What the wrapper is told to break, and what it broke."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.method: str | None = None
+        self.times = 0
+        self.until = 0.0
+        self.seconds = 0.0
+        self.error: Callable[[str], BaseException] | None = None
+        self.commit_then_fail = False
+        self.fired: Counter[str] = Counter()
+        self.called: set[str] = set()
+
+    def arm(
+        self,
+        method: str,
+        error: Callable[[str], BaseException],
+        *,
+        times: int = 0,
+        seconds: float = 0.0,
+        commit_then_fail: bool = False,
+    ) -> None:
+        with self.lock:
+            self.method, self.error = method, error
+            self.times, self.seconds, self.until = times, seconds, 0.0
+            self.commit_then_fail = commit_then_fail
+
+    def due(self, method: str) -> BaseException | None:
+        with self.lock:
+            if threading.current_thread().name.startswith("longops-"):
+                self.called.add(method)
+            if method != self.method or self.error is None:
+                return None
+            now = time.monotonic()
+            if self.times > 0:
+                self.times -= 1
+            elif self.seconds and not self.until:
+                self.until = now + self.seconds  # the period runs from the first failure
+            elif now >= self.until:
+                return None
+            self.fired[method] += 1
+            return self.error(method)
+
+
+class _Wrapped:
+    """A Wakeups or CancelListener whose ``wait`` fails when its factory is armed."""
+
+    def __init__(self, inner: Any, name: str, injected: Injected) -> None:
+        self._inner, self._name, self._injected = inner, name, injected
+
+    def wait(self, timeout: float) -> Any:
+        exc = self._injected.due(self._name)
+        if exc is not None:
+            time.sleep(min(timeout, 0.05))
+            raise exc
+        return self._inner.wait(timeout)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class FaultyStore:
+    """Delegates to a real store; an armed method raises the dialect's fault instead."""
+
+    def __init__(self, inner: Any, injected: Injected) -> None:
+        self._inner = inner
+        self._injected = injected
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if not callable(attr) or name.startswith("_"):
+            return attr
+        injected = self._injected
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            exc = injected.due(name)
+            if exc is not None and injected.commit_then_fail:
+                attr(*args, **kwargs)  # it commits on the server; the reply is lost
+                raise exc
+            if exc is not None:
+                raise exc
+            result = attr(*args, **kwargs)
+            if name in ("wakeups", "cancel_listener") and result is not None:
+                return _Wrapped(result, name, injected)
+            return result
+
+        return call
+
+
+def fault_for(dialect: str) -> Callable[[str], BaseException]:
+    if dialect == "postgres":
+        return lambda m: psycopg.OperationalError(f"injected: server closed the connection ({m})")
+    return lambda m: sqlite3.OperationalError(f"database is locked (injected in {m})")
+
+
+@pytest.fixture
+def injected() -> Injected:
+    return Injected()
+
+
+@pytest.fixture
+def app(db_url: str, injected: Injected) -> Iterator[Longops]:
+    application = Longops(db_url)
+
+    @application.task(name="quick")
+    def quick(x: int = 0) -> int:
+        return x
+
+    @application.task(name="ticker")
+    def ticker(ctx: RunContext, seconds: float) -> str:
+        # Runs through the fault, reporting progress (the monitor writes it).
+        end = time.monotonic() + seconds
+        n = 0
+        while time.monotonic() < end and not ctx.cancelled:
+            n += 1
+            ctx.progress(n, None, f"tick {n}")
+            time.sleep(0.05)
+        return "done"
+
+    yield application
+    application.close()
+
+
+def faulty_worker(app: Longops, injected: Injected, **options: Any) -> Worker:
+    """A worker (with its services) whose every store call goes through the wrapper; the
+    test's own calls (enqueue, reads) use the real store."""
+    opts = WorkerOptions(**options)
+    store: Any = FaultyStore(app.store, injected)
+    maintenance = maintenance_for(
+        store,
+        app.clock,
+        app.registry,
+        session_timeout=timedelta(seconds=opts.session_timeout),
+        rescuer_interval=timedelta(seconds=opts.rescuer_interval),
+        retention=opts.retention,
+    )
+    return Worker(store, app.registry, app.clock, opts, maintenance=maintenance)
+
+
+def start(app: Longops, injected: Injected, **options: Any) -> Worker:
+    opts: dict[str, Any] = {
+        "concurrency": 4,
+        "heartbeat_interval": 0.3,
+        "session_timeout": 20,
+        "rescuer_interval": 0.3,
+        "poll_interval": 0.2,
+        "progress_interval": 0.1,
+        "grace_period": 5,
+    }
+    opts.update(options)
+    worker = faulty_worker(app, injected, **opts)
+    worker.start()
+    return worker
+
+
+def assert_alive(worker: Worker) -> None:
+    health = worker.health()
+    assert health.alive, health.loops
+    assert worker.exit_code == 0
+    assert not worker.stopped
+    assert not any(s.startswith(("stopped", "stuck")) for s in health.loops.values())
+
+
+def runs_within(app: Longops, seconds: float) -> None:
+    started = time.monotonic()
+    handle = app.enqueue("quick", 7)
+    op = handle.wait(timeout=seconds + 5)
+    took = time.monotonic() - started
+    assert op.status is Status.FINISHED, op
+    assert took < seconds, f"a new operation took {took:.1f} s"
+
+
+# -- the methods the loops call ----------------------------------------------------------------
+def test_the_method_list_is_read_from_the_code_and_covers_the_loops() -> None:
+    assert {"claim", "finish_runs", "heartbeat", "session_runs", "flush_progress"} <= set(METHODS)
+    assert set(NOT_REACHED) <= set(METHODS), set(NOT_REACHED) - set(METHODS)
+
+
+def test_every_store_method_a_loop_calls_is_under_test(app: Longops, injected: Injected) -> None:
+    worker = start(app, injected)
+    try:
+        ticker = app.enqueue("ticker", 1.5)
+        app.enqueue("quick").wait(timeout=20)
+        ticker.wait(timeout=20)
+        every_loop = {"claim", "finish_runs", "heartbeat", "flush_progress", "try_lead"}
+        wait_for(lambda: every_loop <= injected.called, timeout=20, what="every loop called")
+    finally:
+        worker.stop(grace=5)
+    called = injected.called | {"wakeups", "cancel_listener"} & injected.called
+    assert called <= set(METHODS), (
+        f"loops call store methods not under test: {called - set(METHODS)}"
+    )
+
+
+@pytest.mark.parametrize("method", [m for m in METHODS if m not in NOT_REACHED])
+def test_a_failing_store_call_is_waited_out(app: Longops, injected: Injected, method: str) -> None:
+    if method == "cancel_listener" and app.store.dialect == "sqlite":
+        pytest.skip("SQLite has no cancel listener (the monitor polls)")
+    worker = start(app, injected)
+    error = fault_for(app.store.dialect)
+    try:
+        app.enqueue("quick").wait(timeout=20)
+        ticker = app.enqueue("ticker", 12.0)  # running through both faults
+        wait_for(
+            lambda: ticker.refresh().status is Status.IN_PROCESS, timeout=10, what="ticker runs"
+        )
+        # Once.
+        injected.arm(method, error, times=1)
+        wait_for(lambda: injected.fired[method] >= 1, timeout=15, what=f"{method} fails once")
+        runs_within(app, 5)
+        assert_alive(worker)
+        # For a period: 3 s from its first failure, by the worker's own clock. An operation
+        # enqueued meanwhile waits it out (its claim, its result, whatever fails).
+        before = injected.fired[method]
+        injected.arm(method, error, seconds=3.0)
+        during = app.enqueue("quick", 1)
+        wait_for(lambda: injected.fired[method] > before, timeout=20, what=f"{method} fails again")
+        wait_for(lambda: time.monotonic() >= injected.until, timeout=10, what="fault over")
+        runs_within(app, 5)
+        assert during.wait(timeout=10).status is Status.FINISHED
+        assert_alive(worker)
+        assert ticker.wait(timeout=30).status is Status.FINISHED
+        assert [a.outcome for a in app.store.list_attempts(ticker.id)] == [Outcome.SUCCESS]
+    finally:
+        worker.stop(grace=5)
+    assert worker.exit_code == 0
+
+
+# -- a bug stops the worker --------------------------------------------------------------------
+def test_a_loop_killed_by_a_bug_stops_the_worker_and_its_heartbeat(
+    app: Longops, injected: Injected
+) -> None:
+    worker = faulty_worker(
+        app, injected, concurrency=2, heartbeat_interval=0.2, session_timeout=20,
+        poll_interval=0.2, grace_period=3, run_services=False,
+    )  # fmt: skip
+    codes: list[int] = []
+    thread = threading.Thread(target=lambda: codes.append(worker.run(install_signals=False)))
+    thread.start()
+    try:
+        ticker = app.enqueue("ticker", 30.0)  # keeps the drain busy for its grace period
+        wait_for(lambda: ticker.refresh().status is Status.IN_PROCESS, timeout=10, what="runs")
+        wait_for(lambda: worker.heartbeat.beats >= 2, timeout=10, what="beats")
+        injected.arm("next_due_at", lambda m: KeyError("injected bug"), seconds=60)
+        wait_for(lambda: not worker.health().alive, timeout=10, what="not alive")
+        health = worker.health()
+        assert health.loops["dispatcher"].startswith("stopped: bug KeyError"), health.loops
+        assert not health.ready
+        beats = worker.heartbeat.beats
+        session = worker.session_id
+        [row] = [s for s in app.store.list_sessions() if s.id == session]
+        # The drain waits its grace period for the ticker: the heartbeat stays silent.
+        thread.join(timeout=30)
+        assert not thread.is_alive()
+        assert codes == [EXIT_LOOP_DIED]
+        assert worker.heartbeat.beats == beats
+        [after] = [s for s in app.store.list_sessions() if s.id == session]
+        assert after.last_heartbeat_at == row.last_heartbeat_at
+        # What ran was handed back, attempt not spent.
+        op = ticker.refresh()
+        assert op.status is Status.READY
+        assert op.attempt_count == 0
+    finally:
+        injected.arm("none", lambda m: KeyError(m))
+        if thread.is_alive():
+            worker.stop(grace=1)
+            thread.join(timeout=30)
+
+
+# -- a lost claim reply ------------------------------------------------------------------------
+def test_a_claim_whose_reply_is_lost_is_handed_back_without_spending_an_attempt(
+    app: Longops, injected: Injected
+) -> None:
+    worker = start(app, injected, heartbeat_interval=1.0)
+    try:
+        app.enqueue("quick").wait(timeout=20)  # claims are idle now
+        injected.arm("claim", fault_for(app.store.dialect), times=1, commit_then_fail=True)
+        handle = app.enqueue("quick", 3)
+        wait_for(lambda: injected.fired["claim"] == 1, timeout=10, what="lost claim reply")
+        lost_at = time.monotonic()
+        op = handle.wait(timeout=20)
+        assert op.status is Status.FINISHED
+        assert op.result == 3
+        attempts = app.store.list_attempts(handle.id)
+        assert [a.outcome for a in attempts] == [Outcome.INTERRUPTED, Outcome.SUCCESS]
+        assert "reply was lost" in (attempts[0].error_message or "")
+        assert attempts[0].ended_at is not None
+        assert attempts[0].started_at is not None
+        assert (attempts[0].ended_at - attempts[0].started_at).total_seconds() < 10
+        assert time.monotonic() - lost_at < 10
+        assert op.attempt_count == 1  # the lost claim spent nothing
+        assert worker.dispatcher.handed_back == 1
+        assert_alive(worker)
+    finally:
+        worker.stop(grace=5)
+
+
+# -- terminated backends (PostgreSQL) ----------------------------------------------------------
+@pytest.mark.postgres
+def test_terminated_backends_are_reconnected_and_listen_again(pg_url: str) -> None:
+    app = Longops(pg_url)
+    app.task(name="quick")(lambda x=0: x)
+    # A long poll: only a re-established LISTEN can wake the dispatcher in time.
+    worker = app.worker(
+        concurrency=2, heartbeat_interval=0.3, session_timeout=20, poll_interval=30,
+        rescuer_interval=0.3,
+    )  # fmt: skip
+    worker.start()
+    try:
+        assert app.enqueue("quick", 1).wait(timeout=20).status is Status.FINISHED
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            killed = conn.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchone()
+        assert killed is not None
+        assert killed[0] >= 2
+        wait_for(lambda: worker.health().ready, timeout=10, what="ready again")
+        runs_within(app, 5)
+        # Twice more: each enqueue is heard through the new LISTEN, not found by a poll.
+        runs_within(app, 5)
+        assert_alive(worker)
+        assert worker.health().loops["cancel-listener"] == "ok"
+    finally:
+        worker.stop(grace=5)
+        app.close()
