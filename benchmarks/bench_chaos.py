@@ -770,6 +770,29 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"target": t, "figure": f, "met": bool(m)} for t, f, m in found]
 
 
+def headline(r: dict[str, Any]) -> str:
+    """One line of the figures that matter (printed by the script and the tests)."""
+    parts = [
+        f"{r['scenario']}: {r['ops']} ops, lost {r['lost']}, finished twice "
+        f"{r['finished_twice']}, ran twice {r['ran_twice_after_lost_run']} after a lost run / "
+        f"{r['ran_twice_unexplained']} unexplained"
+    ]
+    if r.get("kills"):
+        rec = r["recovery_s"]
+        parts.append(
+            f"{r['kills']} kills ({r['leader_kills']} of the leader), {r['killed_runs']} killed "
+            f"runs back in ready p50/p95/max {_f(rec['p50'])}/{_f(rec['p95'])}/{_f(rec['max'])} s"
+        )
+    for key, label in RESUMES.items():
+        if key in r:
+            parts.append(
+                f"{label}: first claim {_f(r[key]['first_s'])} s, slowest worker "
+                f"{_f(r[key]['slowest_worker_s'])} s ({r[key]['workers_resumed']}/"
+                f"{r[key]['workers']})"
+            )
+    return "; ".join(parts)
+
+
 def load_label(load: Sequence[float], nproc: int) -> str:
     return "quiet" if load[0] < 0.5 * nproc else "loaded"
 
@@ -886,7 +909,7 @@ def run(
                     result = run_chaos_postgres(cluster, params, workdir, scenario)
             result["targets"] = targets(result)
             results[scenario] = result
-            print(json.dumps({k: v for k, v in result.items() if k != "params"}, indent=1))
+            print(headline(result))
     finally:
         if cluster is not None:
             cluster.stop()

@@ -68,6 +68,7 @@ def test_postgres_restart_and_terminated_backends(
     cluster: ThrowawayCluster, tmp_path: Path
 ) -> None:
     r = bench_chaos.run_restart(cluster, bench_chaos.QUICK["restart"], tmp_path)
+    print(bench_chaos.headline(r))
     ops = r["params"]["ops"]
     assert r["workers_registered"]
     # Each fault landed mid-run, with work left to claim afterwards.
@@ -86,6 +87,7 @@ def test_postgres_restart_and_terminated_backends(
 def test_postgres_sigkill_chaos_leader_included(cluster: ThrowawayCluster, tmp_path: Path) -> None:
     params = bench_chaos.QUICK["chaos-postgres"]
     r = bench_chaos.run_chaos_postgres(cluster, params, tmp_path)
+    print(bench_chaos.headline(r))
     assert r["kills"] >= 4
     assert r["leader_kills"] >= 1, "no kill hit the leader (the session running the rescuer)"
     assert_killed_runs_recovered(r)
@@ -97,6 +99,7 @@ def test_postgres_sigkill_chaos_leader_included(cluster: ThrowawayCluster, tmp_p
 def test_sqlite_sigkill_chaos_and_exclusive_lock(tmp_path: Path) -> None:
     params = bench_chaos.QUICK["chaos-sqlite"]
     r = bench_chaos.run_chaos_sqlite(params, tmp_path)
+    print(bench_chaos.headline(r))
     assert r["kills"] >= 3
     assert r["lock_held_s"] >= params.lock_for, "the lock was not held as long as asked"
     assert_each_worker_resumed(r["resume_after_lock_release"], "the lock's release")
