@@ -211,15 +211,21 @@ class Db:
                 first[pid] = when
         return first
 
-    def leader_pid(self) -> int | None:
+    def leader_pid(self, busy: bool = False) -> int | None:
+        """The pid of the session holding the ``maintenance`` lease; with ``busy``, only if
+        that session is running something (so that killing it kills runs too)."""
         found = self.try_rows(
-            "SELECT s.pid, l.expires_at FROM longops_leaders l "
+            "SELECT s.pid, l.expires_at, (SELECT count(*) FROM longops_operations o "
+            "WHERE o.status = 'in_process' AND o.session_id = l.session_id) "
+            "FROM longops_leaders l "
             "JOIN longops_sessions s ON s.id = l.session_id WHERE l.name = 'maintenance'"
         )
         if not found:
             return None
-        pid, expires = found[0]
-        return int(pid) if _ts(expires) > time.time() else None
+        pid, expires, running = found[0]
+        if _ts(expires) <= time.time() or (busy and not running):
+            return None
+        return int(pid)
 
 
 def _uid(value: Any) -> str:
@@ -655,6 +661,7 @@ def run_chaos(db_url: str, params: ChaosParams, workdir: Path, scenario: str) ->
     rng = random.Random(params.seed)
     fleet = Fleet(db_url, workdir, params.concurrency)
     began = time.monotonic()
+    locker: subprocess.Popen[str] | None = None
     try:
         db = Db(db_url)
         for _ in range(params.workers):
@@ -671,6 +678,7 @@ def run_chaos(db_url: str, params: ChaosParams, workdir: Path, scenario: str) ->
         )
         stray: list[dict[str, Any]] = []
         n = 0
+        aim_at_leader = False
         # No kill while the lock is held nor just after, so that the workers it blocked are
         # alive to show they claim again when it is released.
         quiet_from = params.kill_for * params.lock_at - 0.5
@@ -681,11 +689,15 @@ def run_chaos(db_url: str, params: ChaosParams, workdir: Path, scenario: str) ->
                 time.sleep(quiet_until - (time.monotonic() - window_start))
             stray += fleet.unexpected_exits()
             fleet.live = [p for p in fleet.live if p.poll() is None]
-            aim_at_leader = params.leader_every > 0 and n % params.leader_every == 1
+            # Every n-th kill aims at the leader while it runs something; an aim that finds
+            # it idle (or no leader yet) is carried over to the next kill.
+            aim_at_leader |= params.leader_every > 0 and n % params.leader_every == 1
             leader = db.leader_pid()
-            victims = [p for p in fleet.live if p.pid == leader] if aim_at_leader else []
+            busy = db.leader_pid(busy=True) if aim_at_leader else None
+            victims = [p for p in fleet.live if p.pid == busy] if busy else []
             victim = victims[0] if victims else rng.choice(fleet.live)
             kill = fleet.kill(victim, leader=victim.pid == leader)
+            aim_at_leader = aim_at_leader and not kill.leader
             fleet.start()
             n += 1
             print(f"  kill {n}: pid {kill.pid}{' (leader)' if kill.leader else ''} "
@@ -716,6 +728,9 @@ def run_chaos(db_url: str, params: ChaosParams, workdir: Path, scenario: str) ->
         return result
     finally:
         fleet.kill_all()
+        if locker is not None and locker.poll() is None:
+            locker.kill()
+            locker.communicate()
 
 
 def run_chaos_postgres(
