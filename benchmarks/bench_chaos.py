@@ -82,6 +82,7 @@ import chaos_app  # noqa: E402
 from bench_core import as_utc, machine_info, percentile, tail  # noqa: E402
 from longops import EnqueueRequest, Longops  # noqa: E402
 from pg import ThrowawayCluster, start_throwaway  # noqa: E402
+from procs import stop_workers  # noqa: E402
 
 RESULTS = HERE / "results"
 SEED = 20261207
@@ -160,13 +161,13 @@ class Db:
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         if self.sqlite:
-            conn = sqlite3.connect(self.url.removeprefix("sqlite:///"), timeout=60)
+            lite = sqlite3.connect(self.url.removeprefix("sqlite:///"), timeout=60)
             try:
-                return list(conn.execute(sql.replace("%s", "?"), tuple(params)).fetchall())
+                return list(lite.execute(sql.replace("%s", "?"), tuple(params)).fetchall())
             finally:
-                conn.close()
+                lite.close()
         with psycopg.connect(self.url, connect_timeout=5) as conn:
-            return list(conn.execute(sql, tuple(params)).fetchall())  # type: ignore[arg-type]
+            return list(conn.execute(sql, tuple(params)).fetchall())
 
     def try_rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]] | None:
         """The rows, or None while the database cannot answer (the fault being injected)."""
@@ -321,18 +322,14 @@ class Fleet:
             if p.poll() is not None
         ]
 
-    def stop(self, timeout: float = 90.0) -> list[int]:
-        for p in self.live:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        codes = []
-        for p in self.live:
-            try:
-                codes.append(p.wait(timeout=timeout))
-            except subprocess.TimeoutExpired:
-                p.kill()
-                codes.append(p.wait())
-        return codes
+    def stop(self, stray: Sequence[dict[str, Any]], began: float) -> dict[str, Any]:
+        """SIGTERM the live workers; what a scenario reports about its processes."""
+        return {
+            "unexpected_exits": list(stray),
+            "exit_codes": stop_workers(self.live, timeout=90),
+            "log": self.log_problems(),
+            "duration_s": round(time.monotonic() - began, 1),
+        }
 
     def kill_all(self) -> None:
         for p in self.all:
@@ -406,7 +403,7 @@ def analyse(db: Db, ops: int, kills: Sequence[Kill] = ()) -> dict[str, Any]:
     """Lost, finished twice, run twice, and how long each killed run took to come back."""
     statuses = Counter(str(s) for (s,) in db.rows("SELECT status FROM longops_operations"))
     pids = db.sessions_by_pid()
-    attempts = [
+    attempts: list[dict[str, Any]] = [
         {
             "op": _uid(op),
             "run_no": int(run_no),
@@ -570,8 +567,7 @@ def run_restart(cluster: ThrowawayCluster, params: RestartParams, workdir: Path)
         total = params.ops + extra
         all_done = wait_progress(db, total, params.stall_timeout)
 
-        unexpected = fleet.unexpected_exits()
-        codes = fleet.stop()
+        ended = fleet.stop(fleet.unexpected_exits(), began)
         windows = {
             "resume_after_restart": (busy.back, terminated_at),
             "resume_after_terminate": (terminated_at, idle.asked),
@@ -596,10 +592,7 @@ def run_restart(cluster: ThrowawayCluster, params: RestartParams, workdir: Path)
                     "down_for_s": round(busy.back - busy.down, 3),
                 },
                 "backends_terminated": terminated,
-                "unexpected_exits": unexpected,
-                "exit_codes": codes,
-                "log": fleet.log_problems(),
-                "duration_s": round(time.monotonic() - began, 1),
+                **ended,
             }
         )
         return result
@@ -706,8 +699,7 @@ def run_chaos(db_url: str, params: ChaosParams, workdir: Path, scenario: str) ->
         last_kill = time.monotonic()
         all_done = wait_progress(db, params.ops, params.stall_timeout)
         settled = time.monotonic() - last_kill
-        stray += fleet.unexpected_exits()
-        codes = fleet.stop()
+        ended = fleet.stop([*stray, *fleet.unexpected_exits()], began)
         result = analyse(db, params.ops, fleet.kills)
         if locker is not None:
             result.update(lock_figures(db, lock_times, fleet.kills))
@@ -719,10 +711,7 @@ def run_chaos(db_url: str, params: ChaosParams, workdir: Path, scenario: str) ->
                 "workers_registered": registered,
                 "all_finished_in_time": all_done,
                 "finished_s_after_last_kill": round(settled, 1),
-                "unexpected_exits": stray,
-                "exit_codes": codes,
-                "log": fleet.log_problems(),
-                "duration_s": round(time.monotonic() - began, 1),
+                **ended,
             }
         )
         return result

@@ -48,11 +48,11 @@ def create_marks_table(database_url: str) -> None:
         with psycopg.connect(target, autocommit=True) as conn:
             conn.execute(MARKS_DDL)
     else:
-        conn = sqlite3.connect(target, isolation_level=None, timeout=60)
+        lite = sqlite3.connect(target, isolation_level=None, timeout=60)
         try:
-            conn.execute(MARKS_DDL.replace("double precision", "REAL"))
+            lite.execute(MARKS_DDL.replace("double precision", "REAL"))
         finally:
-            conn.close()
+            lite.close()
 
 
 def _connect() -> Any:
