@@ -26,6 +26,7 @@ import longops
 from longops import Longops, RunContext, Status
 from longops.domain.operation import Outcome
 from longops.services.leader import maintenance_for
+from longops.store.base import ClaimParams
 from longops.worker.session import Worker, WorkerOptions
 from longops.worker.supervise import EXIT_LOOP_DIED
 from procs import wait_for
@@ -384,12 +385,42 @@ def test_terminated_backends_are_reconnected_and_listen_again(pg_url: str) -> No
             ).fetchone()
         assert killed is not None
         assert killed[0] >= 2
-        wait_for(lambda: worker.health().ready, timeout=10, what="ready again")
-        runs_within(app, 5)
-        # Twice more: each enqueue is heard through the new LISTEN, not found by a poll.
-        runs_within(app, 5)
+        # The test's own connections died too: it enqueues through a fresh client.
+        client = Longops(pg_url)
+        client.task(name="quick")(lambda x=0: x)
+        try:
+            runs_within(client, 5)
+            # Again: each enqueue is heard through the new LISTEN, not found by a poll.
+            runs_within(client, 5)
+        finally:
+            client.close()
         assert_alive(worker)
         assert worker.health().loops["cancel-listener"] == "ok"
     finally:
         worker.stop(grace=5)
         app.close()
+
+
+# -- a run the worker does not know about, without any fault -------------------------------
+def test_a_run_the_worker_does_not_know_is_handed_back_within_seconds(
+    app: Longops, injected: Injected
+) -> None:
+    worker = start(app, injected, heartbeat_interval=1.0)
+    try:
+        handle = app.enqueue("quick", 1, queue="elsewhere")  # a queue the worker does not serve
+        # Claimed in the worker's name behind its back (as a claim whose reply was lost).
+        [claimed] = app.store.claim(
+            ClaimParams(worker.session_id, ("elsewhere",), 1, app.clock.now())
+        )
+        assert claimed.operation.id == handle.id
+        at = time.monotonic()
+        wait_for(lambda: handle.refresh().status is Status.READY, timeout=10, what="handed back")
+        assert time.monotonic() - at < 5
+        op = handle.refresh()
+        assert op.attempt_count == 0
+        [attempt] = app.store.list_attempts(handle.id)
+        assert attempt.outcome is Outcome.INTERRUPTED
+        assert worker.dispatcher.handed_back == 1
+        assert_alive(worker)
+    finally:
+        worker.stop(grace=5)

@@ -367,11 +367,10 @@ class _Listening:
         cannot be reached; the next call tries again."""
         if self._closed:
             raise psycopg.InterfaceError("listener is closed")
-        reconnected = False
         if self._conn is None or self._conn.closed:
             self._conn = None
             self._connect()
-            reconnected = True
+            return [], True  # the caller looks for itself before waiting again
         conn = self._conn
         assert conn is not None
         found: list[str] = []
@@ -387,7 +386,7 @@ class _Listening:
             with contextlib.suppress(psycopg.Error):
                 conn.close()
             raise
-        return found, reconnected
+        return found, False
 
     def close(self) -> None:
         self._closed = True
