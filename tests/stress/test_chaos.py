@@ -55,7 +55,6 @@ def assert_killed_runs_recovered(r: dict[str, Any]) -> None:
     # Without killed runs (work in flight at each kill) the test would prove nothing.
     assert r["killed_runs"] >= 3, r
     assert r["unrecovered_runs"] == 0, f"killed runs still in process at the end: {r}"
-    assert r["recovery_s"]["n"] == r["killed_runs"]
     assert r["recovery_s"]["max"] <= RECOVERY_S, (
         f"a killed run took {r['recovery_s']['max']} s to be back in ready "
         f"(p50/p95 {r['recovery_s']['p50']}/{r['recovery_s']['p95']}; "
