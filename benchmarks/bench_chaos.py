@@ -690,6 +690,8 @@ def run_chaos(db_url: str, params: ChaosParams, workdir: Path, scenario: str) ->
             victims = [p for p in fleet.live if p.pid == busy] if busy else []
             victim = victims[0] if victims else rng.choice(fleet.live)
             kill = fleet.kill(victim, leader=victim.pid == leader)
+            # A leader elected between the look-up and the kill: its lease still names it.
+            kill.leader = kill.leader or db.leader_pid() == kill.pid
             aim_at_leader = aim_at_leader and not kill.leader
             fleet.start()
             n += 1
