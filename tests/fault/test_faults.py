@@ -24,9 +24,13 @@ import pytest
 
 import longops
 from longops import Longops, RunContext, Status
-from longops.domain.operation import Outcome
-from longops.services.leader import maintenance_for
-from longops.store.base import ClaimParams
+from longops.domain.clock import FrozenClock
+from longops.domain.operation import Outcome, SessionState
+from longops.services.leader import ServiceRunner, maintenance_for
+from longops.services.rescuer import Rescuer
+from longops.store.base import ClaimParams, open_store
+from longops.testing import active_session
+from longops.worker.registry import TaskRegistry
 from longops.worker.session import Worker, WorkerOptions
 from longops.worker.supervise import EXIT_LOOP_DIED
 from procs import wait_for
@@ -424,3 +428,37 @@ def test_a_run_the_worker_does_not_know_is_handed_back_within_seconds(
         assert_alive(worker)
     finally:
         worker.stop(grace=5)
+
+
+# -- after an outage, silence is no evidence ---------------------------------------------------
+def test_after_an_outage_the_rescuer_gives_sessions_time_to_beat_again(db_url: str) -> None:
+    clock = FrozenClock()
+    store = open_store(db_url)
+    injected = Injected()
+    faulty: Any = FaultyStore(store, injected)
+    timeout = timedelta(seconds=15)
+    other = active_session(clock.now())
+    store.register_session(other)
+    rescuer = Rescuer(faulty, clock, TaskRegistry(), session_timeout=timeout, interval=timedelta(0))
+    runner = ServiceRunner(faulty, clock, active_session(clock.now()).id, [rescuer], ttl=timeout)
+    try:
+        runner.run_once()
+        assert runner.is_leader
+        # The database goes away for 20 s: nobody can beat, the leader cannot lead.
+        injected.arm("try_lead", fault_for(store.dialect), seconds=3600)
+        clock.advance(seconds=1)
+        with pytest.raises(Exception, match="injected"):
+            runner.run_once()
+        clock.advance(seconds=19)
+        with pytest.raises(Exception, match="injected"):
+            runner.run_once()
+        injected.arm("none", fault_for(store.dialect))
+        runner.run_once()  # back: the other session was silent 20 s, but so was everyone
+        [s] = [s for s in store.list_sessions() if s.id == other.id]
+        assert s.state is SessionState.ACTIVE
+        clock.advance(seconds=16)  # a full session timeout after the return, still silent
+        runner.run_once()
+        [s] = [s for s in store.list_sessions() if s.id == other.id]
+        assert s.state is SessionState.LOST
+    finally:
+        store.close()

@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from longops.domain.clock import Clock
 from longops.services.base import Service
@@ -53,12 +53,19 @@ class ServiceRunner:
         self.stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._failing: dict[str, str] = {}
+        self._unreachable_since: datetime | None = None
 
     def run_once(self) -> int:
         """One tick: renew leadership, then run each service that is due."""
-        self.is_leader = self.store.try_lead(
-            LEADER_NAME, self.session_id, self.clock.now(), self.ttl
-        )
+        try:
+            self.is_leader = self.store.try_lead(
+                LEADER_NAME, self.session_id, self.clock.now(), self.ttl
+            )
+        except Exception as exc:
+            if is_fault(exc):
+                self._unreachable_since = self._unreachable_since or self.clock.now()
+            raise
+        self._back_from_outage()
         if not self.is_leader:
             return 0
         changed = 0
@@ -73,6 +80,7 @@ class ServiceRunner:
             except Exception as exc:
                 if not is_fault(exc):
                     raise  # a bug: the loop dies and stops the worker (worker.supervise)
+                self._unreachable_since = self._unreachable_since or self.clock.now()
                 # A fault in one duty leaves the others their turn; logged once per change.
                 state = type(exc).__name__
                 if self._failing.get(service.name) != state:
@@ -91,6 +99,18 @@ class ServiceRunner:
                         extra={"action": "service_recovered", "service": service.name},
                     )
         return changed
+
+    def _back_from_outage(self) -> None:
+        """After an outage long enough to silence healthy sessions (a third of the lease,
+        so a few missed beats), tell the duties that care (the rescuer) that the
+        database is back, so they give everyone time to beat again."""
+        since, self._unreachable_since = self._unreachable_since, None
+        if since is None or self.clock.now() - since < self.ttl / 3:
+            return
+        for service in self.services:
+            returned = getattr(service, "database_returned", None)
+            if returned is not None:
+                returned()
 
     def step(self) -> None:
         """One round of the services loop: a tick, then wait for the next."""

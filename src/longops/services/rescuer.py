@@ -8,7 +8,7 @@ the run's lease token; once it lands, the lost session can no longer write to th
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from longops.domain.clock import Clock
 from longops.domain.operation import Outcome
@@ -39,9 +39,21 @@ class Rescuer:
         self.session_timeout = session_timeout
         self.interval = interval
         self._zones = CompanyZones(store)
+        self._hold_until: datetime | None = None
+
+    def database_returned(self) -> None:
+        """This process could not reach the database for a while: neither could the other
+        workers, so their silence says nothing. Declare no session lost until they have had
+        a full ``session_timeout`` to beat again (orphans of sessions already lost or
+        stopped are still recovered)."""
+        self._hold_until = self.clock.now() + self.session_timeout
 
     def run_once(self) -> int:
-        lost = self.store.mark_lost_sessions(self.clock.now(), self.session_timeout)
+        now = self.clock.now()
+        if self._hold_until is not None and now < self._hold_until:
+            lost: list[object] = []
+        else:
+            lost = list(self.store.mark_lost_sessions(now, self.session_timeout))
         orphans = self.store.orphaned_runs()
         results = []
         for claimed in orphans:
