@@ -113,7 +113,8 @@ class Injected:
             elif now >= self.until:
                 return None
             self.fired[method] += 1
-            return self.error(method)
+            error = self.error
+        return error(method)  # outside the lock: it may block (a call that hangs)
 
 
 class _Wrapped:
@@ -462,3 +463,36 @@ def test_after_an_outage_the_rescuer_gives_sessions_time_to_beat_again(db_url: s
         assert s.state is SessionState.LOST
     finally:
         store.close()
+
+
+# -- a stuck loop --------------------------------------------------------------------------------
+def test_a_stuck_dispatcher_stops_the_heartbeat_and_the_worker(
+    app: Longops, injected: Injected
+) -> None:
+    worker = faulty_worker(
+        app, injected, concurrency=1, heartbeat_interval=0.2, session_timeout=20,
+        poll_interval=0.2, grace_period=1, run_services=False, stuck_after=1.0,
+    )  # fmt: skip
+    release = threading.Event()
+    codes: list[int] = []
+    thread = threading.Thread(target=lambda: codes.append(worker.run(install_signals=False)))
+    thread.start()
+    try:
+        wait_for(lambda: worker.heartbeat.beats >= 2, timeout=10, what="beats")
+
+        def hang(method: str) -> BaseException:
+            release.wait(60)  # a call that does not return (then fails as a fault)
+            return fault_for(app.store.dialect)(method)
+
+        injected.arm("next_due_at", hang, times=1)
+        wait_for(lambda: not worker.health().alive, timeout=10, what="stuck")
+        assert worker.health().loops["dispatcher"].startswith("stuck")
+        thread.join(timeout=30)
+        assert codes == [EXIT_LOOP_DIED]
+        assert worker.heartbeat.silenced is not None
+        assert worker.heartbeat.silenced.startswith("dispatcher stuck")
+    finally:
+        release.set()
+        if thread.is_alive():
+            worker.stop(grace=1)
+            thread.join(timeout=30)
