@@ -15,9 +15,11 @@ from longops.domain.operation import Outcome
 from longops.store.base import Store
 from longops.worker.executor import RunOutcome, result_for
 from longops.worker.registry import TaskRegistry
+from longops.worker.session import SESSION_TIMEOUT as WORKER_SESSION_TIMEOUT
 from longops.worker.zones import CompanyZones
 
-SESSION_TIMEOUT = timedelta(seconds=30)
+# One default for one setting: the worker's (a session silent this long is lost).
+SESSION_TIMEOUT = timedelta(seconds=WORKER_SESSION_TIMEOUT)
 INTERVAL = timedelta(seconds=5)
 
 
