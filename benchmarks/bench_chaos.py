@@ -578,7 +578,9 @@ def run_restart(cluster: ThrowawayCluster, params: RestartParams, workdir: Path)
         idle = cluster.restart("fast")
         print(f"  restart (idle): back {idle.back - idle.down:.2f} s after going down")
         extra = params.workers * params.concurrency * 3
-        enqueue(db_url, extra, params.task_seconds)
+        # Runs long enough that the workers back first cannot drain them all before a
+        # healthy straggler reconnects: a worker that claims none of them is really stuck.
+        enqueue(db_url, extra, max(params.task_seconds, 2.0))
         total = params.ops + extra
         all_done = wait_progress(db, total, params.stall_timeout)
 
