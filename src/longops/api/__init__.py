@@ -25,9 +25,10 @@ from longops.api.deps import Services
 from longops.api.operations import router as operations_router
 from longops.api.resources import router as resources_router
 from longops.app import Longops
+from longops.asgi import BodyLimit
 from longops.core.streams import EventHub
 from longops.domain.errors import ValidationError
-from longops.settings import Settings
+from longops.settings import ServerSettings, Settings
 
 __all__ = ["create_api"]
 
@@ -41,9 +42,16 @@ create`). Another company's resources are not found (404).
 """
 
 
-def create_api(app: Longops, *, hub: EventHub | None = None) -> FastAPI:
-    """The REST API of ``app`` (an ASGI application)."""
+def create_api(
+    app: Longops, *, hub: EventHub | None = None, max_body: int | None = None
+) -> FastAPI:
+    """The REST API of ``app`` (an ASGI application). A request body larger than
+    ``max_body`` bytes (default ``LONGOPS_MAX_BODY_API``) is refused with 413 while it is
+    read."""
     events = hub or EventHub(app.store, gap_timeout=_gap_timeout())
+    limit = ServerSettings().max_body_api if max_body is None else max_body
+    if limit < 1:
+        raise ValidationError("max_body_api", "must be at least 1 byte", limit)
 
     @contextlib.asynccontextmanager
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
@@ -63,6 +71,8 @@ def create_api(app: Longops, *, hub: EventHub | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     api.state.longops = Services(app, events)
+    api.state.max_body = limit
+    api.add_middleware(BodyLimit, limit=lambda scope: limit, reject=errors.too_large)
     errors.install(api)
     api.include_router(operations_router)
     api.include_router(resources_router)

@@ -22,6 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Scope
 
 from longops.domain.errors import (
     ConfigurationError,
@@ -30,6 +31,7 @@ from longops.domain.errors import (
     LongopsError,
     NotFound,
     PermissionDenied,
+    TooManyRequests,
     ValidationError,
 )
 
@@ -44,6 +46,7 @@ RPC_STATUS = {
     406: "INVALID_ARGUMENT",
     409: "ABORTED",
     412: "FAILED_PRECONDITION",
+    413: "INVALID_ARGUMENT",
     415: "INVALID_ARGUMENT",
     429: "RESOURCE_EXHAUSTED",
     500: "INTERNAL",
@@ -168,6 +171,8 @@ def from_longops(exc: LongopsError) -> tuple[int, str, str, str | None]:
         return 403, "PermissionDenied", str(exc), None
     if isinstance(exc, ConfigurationError):
         return 503, "Unavailable", str(exc), None
+    if isinstance(exc, TooManyRequests):
+        return 429, "TooManyRequests", str(exc), None
     return 400, "InvalidArgument", str(exc), None
 
 
@@ -337,6 +342,17 @@ def allowed_methods(request: Request) -> list[str]:
     return sorted(methods)
 
 
+def too_large(scope: Scope, limit: int) -> ASGIApp:
+    """The 413 envelope for a request body over the limit (``asgi.BodyLimit``)."""
+    return error_response(
+        413,
+        "PayloadTooLarge",
+        f"body: must be at most {limit} bytes",
+        "body",
+        {"Connection": "close"},
+    )
+
+
 def install(app: FastAPI) -> None:
     """Render every error the routes can meet as the envelope."""
 
@@ -347,7 +363,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(LongopsError)
     async def _longops(request: Request, exc: LongopsError) -> JSONResponse:
         http, code, message, target = from_longops(exc)
-        return error_response(http, code, message, target)
+        headers = (
+            {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else None
+        )
+        return error_response(http, code, message, target, headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -9,6 +9,7 @@ import os
 import signal
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import uvicorn
@@ -16,9 +17,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from longops.api import create_api
 from longops.app import Longops
+from longops.asgi import trusted_set
+from longops.core.security import SessionPolicy
+from longops.core.signin import HashPool, SignInPolicy
 from longops.core.streams import EventHub
 from longops.domain.errors import ValidationError
+from longops.settings import ServerSettings
 from longops.web import create_pages
+from longops.web.guard import WebOptions, origin_of
 
 log = logging.getLogger("longops.serve")
 
@@ -37,10 +43,18 @@ class Server:
         uvicorn.run(Server(app))
     """
 
-    def __init__(self, app: Longops, *, secret: bytes | None = None) -> None:
+    def __init__(
+        self,
+        app: Longops,
+        *,
+        secret: bytes | None = None,
+        settings: ServerSettings | None = None,
+    ) -> None:
+        chosen = settings or ServerSettings()
+        configure_security(app, chosen)
         self.hub = EventHub(app.store)
-        self.api = create_api(app, hub=self.hub)
-        self.pages = create_pages(app, self.hub, secret=secret)
+        self.api = create_api(app, hub=self.hub, max_body=chosen.max_body_api)
+        self.pages = create_pages(app, self.hub, secret=secret, options=web_options(chosen))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         target: ASGIApp = self.api
@@ -49,6 +63,44 @@ class Server:
             if not (path == "/v1" or path.startswith(API_PATHS)):
                 target = self.pages
         await target(scope, receive, send)
+
+
+def configure_security(app: Longops, settings: ServerSettings) -> None:
+    """Give the application's security service the sign-in policy, the hashing pool and
+    the session lifetimes of ``settings``."""
+    try:
+        app.security.configure(
+            sign_in=SignInPolicy(
+                account_free=settings.signin_account_free,
+                account_lockout_after=settings.signin_account_lockout_after,
+                address_free=settings.signin_address_free,
+                address_lockout_after=settings.signin_address_lockout_after,
+                backoff=timedelta(seconds=settings.signin_backoff_seconds),
+                backoff_max=timedelta(seconds=settings.signin_backoff_max_seconds),
+                lockout=timedelta(seconds=settings.signin_lockout_seconds),
+            ),
+            pool=HashPool(slots=settings.hash_slots, queue=settings.hash_queue),
+            sessions=SessionPolicy(
+                idle=timedelta(minutes=settings.session_idle_minutes),
+                absolute=timedelta(hours=settings.session_absolute_hours),
+            ),
+        )
+    except ValidationError as exc:
+        raise ValidationError(f"LONGOPS_{exc.field.upper()}", exc.rule, exc.value) from None
+
+
+def web_options(settings: ServerSettings) -> WebOptions:
+    """The pages' guard options of ``settings``."""
+    if settings.base_url is not None and origin_of(settings.base_url) is None:
+        raise ValidationError("LONGOPS_BASE_URL", "must be an http(s) URL", settings.base_url)
+    if settings.max_body_form < 1 or settings.max_body_api < 1:
+        raise ValidationError("LONGOPS_MAX_BODY_FORM", "must be at least 1 byte")
+    return WebOptions(
+        base_url=settings.base_url,
+        secure_cookies=settings.secure_cookies,
+        trusted_proxies=trusted_set(settings.trusted_proxies),
+        max_body=settings.max_body_form,
+    )
 
 
 class _Uvicorn(uvicorn.Server):
@@ -105,8 +157,15 @@ def serve(
             target=worker.run, kwargs={"install_signals": False}, name="longops-serve-worker"
         )
         thread.start()
+    # Forwarded headers are read by the application, from LONGOPS_TRUSTED_PROXIES only
+    # (uvicorn's own reading would trust 127.0.0.1 whatever the settings say).
     config = uvicorn.Config(
-        server_app, host=host, port=port, log_level=log_level.lower(), lifespan="on"
+        server_app,
+        host=host,
+        port=port,
+        log_level=log_level.lower(),
+        lifespan="on",
+        proxy_headers=False,
     )
     server = _Uvicorn(config)
     try:

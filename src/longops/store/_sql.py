@@ -39,7 +39,14 @@ from longops.domain.progress import Progress
 from longops.domain.recurrence import Recurrence
 from longops.domain.security import FrontEnd, PermissionSet
 from longops.domain.status import Status
-from longops.domain.users import ApiToken, AuditEntry, User, UserState, user_target
+from longops.domain.users import (
+    ApiToken,
+    AuditEntry,
+    User,
+    UserState,
+    WebSession,
+    user_target,
+)
 from longops.domain.waiting import CategorySlots, CompanyState, WaitContext
 from longops.store.base import (
     ActionParams,
@@ -1063,6 +1070,7 @@ class SqlStore(ABC):
             cur.execute(self.q["prune_session_events"], before)
             cur.execute(self.q["prune_sessions"], before)
             cur.execute(self.q["prune_notifications"], before)
+            cur.execute(self.q["prune_web_sessions"], before)
         # Timelines in batches, each its own short transaction.
         for _ in range(1000):
             with self._tx() as cur:
@@ -1283,6 +1291,64 @@ class SqlStore(ABC):
     ) -> bool:
         params = {"id": self.enc_uuid(token_id), "at": self.enc_ts(at)}
         return self._write_audited("revoke_token", params, audit) is not None
+
+    def _web_session(self, r: Row) -> WebSession:
+        return WebSession(
+            id=self.dec_uuid(r["id"]),
+            user=r["user_name"],
+            created_at=self.dec_ts(r["created_at"]),
+            last_seen_at=self.dec_ts(r["last_seen_at"]),
+            expires_at=self.dec_ts(r["expires_at"]),
+            revoked_at=self.dec_ts_opt(r["revoked_at"]),
+            client=r["client"],
+        )
+
+    def insert_web_session(
+        self, session: WebSession, secret_hash: str, *, audit: AuditEntry | None = None
+    ) -> None:
+        params = {
+            "id": self.enc_uuid(session.id),
+            "user_name": session.user,
+            "secret_hash": secret_hash,
+            "created_at": self.enc_ts(session.created_at),
+            "expires_at": self.enc_ts(session.expires_at),
+            "client": session.client,
+        }
+        self._write_audited("insert_web_session", params, audit)
+
+    def get_web_session(self, session_id: uuid.UUID) -> tuple[WebSession, str, UserState] | None:
+        r = self._one("get_web_session", {"id": self.enc_uuid(session_id)})
+        if r is None:
+            return None
+        return self._web_session(r), r["secret_hash"], UserState(r["user_state"])
+
+    def touch_web_session(self, session_id: uuid.UUID, at: datetime, not_since: datetime) -> None:
+        params = {
+            "id": self.enc_uuid(session_id),
+            "at": self.enc_ts(at),
+            "not_since": self.enc_ts(not_since),
+        }
+        with self._tx() as cur:
+            cur.execute(self.q["touch_web_session"], params)
+
+    def list_web_sessions(self, user: str) -> list[WebSession]:
+        return [self._web_session(r) for r in self._all("list_web_sessions", {"user_name": user})]
+
+    def revoke_web_sessions(
+        self,
+        user: str,
+        at: datetime,
+        session_id: uuid.UUID | None = None,
+        *,
+        audit: AuditEntry | None = None,
+    ) -> int:
+        params = {"user_name": user, "at": self.enc_ts(at), "id": self.enc_uuid(session_id)}
+        with self._tx() as cur:
+            cur.execute(self.q["revoke_web_sessions"], params)
+            ended = len(cur.fetchall())
+            if ended:
+                self._audit(cur, audit)
+            return ended
 
     def record_audit(self, entry: AuditEntry) -> None:
         with self._tx() as cur:
