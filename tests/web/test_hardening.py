@@ -5,6 +5,7 @@ bodies over the limits get 413 (declared or streamed)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -132,3 +133,30 @@ def test_bodies_over_the_limits_get_413_while_streaming(browser: Make, served: s
             pytest.fail("the server cut the connection instead of answering 413")
         assert streamed.status_code == 413
         assert streamed.json()["error"]["code"] == "PayloadTooLarge"
+
+
+def test_sign_out_everywhere_ends_every_browser_and_one_sign_in_can_end_alone(
+    browser: Make,
+) -> None:
+    laptop, phone, tablet = browser("alice"), browser("alice"), browser("alice")
+    page = laptop.get("/c/CRONUS/account")
+    assert page.status_code == 200
+    assert page.text.count("data-sign-in-id=") == 3
+    assert page.text.count("(this browser)") == 1
+    ids = re.findall(
+        r'name="session_id" value="([0-9a-f-]{36})"', phone.get("/c/CRONUS/account").text
+    )
+    mine = re.search(
+        r'data-sign-in-id="([0-9a-f-]{36})">\s*<td>[^<]*<strong>',
+        phone.get("/c/CRONUS/account").text,
+    )
+    assert mine is not None
+    other = next(i for i in ids if i != mine.group(1))
+    ended = phone.post("/c/CRONUS/account/end", {"session_id": other})
+    assert ended.status_code == 303
+    alive = [b.get("/c/CRONUS/").status_code for b in (laptop, phone, tablet)]
+    assert alive.count(200) == 2, "exactly the chosen one ended"
+    everywhere = phone.post("/c/CRONUS/account/end")
+    assert everywhere.headers["location"] == "/login"
+    assert [b.get("/c/CRONUS/").status_code for b in (laptop, phone, tablet)] == [303] * 3
+    assert browser("bob").get("/c/CRONUS/").status_code == 200, "bob's sign-in is his own"

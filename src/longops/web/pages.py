@@ -48,6 +48,7 @@ from longops.domain.operation import Operation, Outcome, Priority
 from longops.domain.pages import format_count
 from longops.domain.security import FrontEnd, Verdict, decide
 from longops.domain.status import Status
+from longops.domain.users import parse_session
 from longops.store.base import OperationQuery
 from longops.web import present
 from longops.web.context import Context, PageError, SignIn, safe_path
@@ -461,6 +462,33 @@ def create_pages(
     def switch(request: Request, company: str = "") -> Response:
         ctx = pages.context(request, company, header=False)
         return RedirectResponse(f"{ctx.base}/", status_code=303)
+
+    # -- one's own sign-ins ----------------------------------------------------------------
+    @web.get("/c/{company}/account", response_class=HTMLResponse)
+    def account(request: Request, company: str) -> Response:
+        ctx = pages.context(request, company)
+        listed = ctx.view.security.list_web_sessions(ctx.user)
+        live = [s for s in listed if s.usable_at(app.clock.now(), app.security.sessions.idle)]
+        current = parse_session(ctx.session.sid or "")
+        return pages.render(
+            "account.html", ctx, title="Your sign-ins", sign_ins=live, current=current
+        )
+
+    @web.post("/c/{company}/account/end")
+    def end_sign_ins(
+        request: Request,
+        company: str,
+        _: Csrf,
+        session_id: Annotated[str, Form()] = "",
+    ) -> Response:
+        ctx = pages.context(request, company, header=False)
+        chosen = session_id or None
+        ended = ctx.view.security.end_web_sessions(ctx.user, chosen)
+        if chosen is None or parse_session(ctx.session.sid or "") == uuid.UUID(chosen):
+            response = RedirectResponse("/login", status_code=303)
+            pages.set_cookie(response, SessionData.anonymous())
+            return response
+        return pages.back(ctx, None, f"{ctx.base}/account", f"{ended} sign-in ended.")
 
     # -- overview ------------------------------------------------------------------------
     @web.get("/c/{company}/", response_class=HTMLResponse)
