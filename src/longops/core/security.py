@@ -151,20 +151,19 @@ class SecurityService(ActorBound):
         """The actor a bearer token stands for. Revoked and expired tokens, and the tokens
         of disabled users, are refused with the same words as an unknown token."""
         token_id = parse_token(text)
-        found = self.store.get_token(token_id) if token_id is not None else None
+        found = self.store.token_user(token_id) if token_id is not None else None
         refused = PermissionDenied("this token", "be used", "", "it is unknown, revoked or expired")
         if found is None:
             raise refused
-        token, stored_hash, state = found
+        token, stored_hash, user = found
         now = self.clock.now()
         if not token_matches(text, stored_hash) or not token.usable_at(now):
             raise refused
-        if state is not UserState.ACTIVE:
+        if not user.active:
             raise refused
-        self.store.touch_token(token.id, now, now - TOUCH_INTERVAL)
-        user = self.store.get_user(token.user)
-        if user is None or not user.active:  # deleted or disabled in between
-            raise refused
+        if token.last_used_at is None or token.last_used_at < now - TOUCH_INTERVAL:
+            # A write only once a minute: using a token stays one read.
+            self.store.touch_token(token.id, now, now - TOUCH_INTERVAL)
         return _actor(user, front_end)
 
     def authenticate_password(
@@ -261,20 +260,18 @@ class SecurityService(ActorBound):
         """The actor a session cookie stands for. Ended, idle, expired and forged sessions,
         and those of disabled users, raise PermissionDenied alike."""
         session_id = parse_session(text)
-        found = self.store.get_web_session(session_id) if session_id is not None else None
+        found = self.store.web_session_user(session_id) if session_id is not None else None
         refused = PermissionDenied("this session", "be used", "", "it has ended")
         if found is None:
             raise refused
-        session, stored_hash, state = found
+        session, stored_hash, user = found
         now = self.clock.now()
         if not token_matches(text, stored_hash) or not session.usable_at(now, self.sessions.idle):
             raise refused
-        if state is not UserState.ACTIVE:
+        if not user.active:
             raise refused
-        self.store.touch_web_session(session.id, now, now - TOUCH_INTERVAL)
-        user = self.store.get_user(session.user)
-        if user is None or not user.active:
-            raise refused
+        if session.last_seen_at < now - TOUCH_INTERVAL:
+            self.store.touch_web_session(session.id, now, now - TOUCH_INTERVAL)
         return _actor(user, front_end)
 
     def end_session(self, text: str, front_end: FrontEnd = FrontEnd.WEB) -> bool:

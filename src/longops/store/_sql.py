@@ -751,31 +751,45 @@ class SqlStore(ABC):
         return True
 
     def wait_context(self, now: datetime) -> WaitContext:
+        # One read transaction for the six reads: one consistent view, and one connection
+        # and one BEGIN/COMMIT instead of six (every ready operation the API shows reads it).
+        with self._read() as cur:
+
+            def rows(name: str, params: Mapping[str, Any] | None = None) -> list[Row]:
+                cur.execute(self.q[name], params or {})
+                return list(cur.fetchall())
+
+            holding = rows("running_in_categories")
+            category_rows = rows("list_all_categories")
+            queue_rows = rows("served_queues")
+            running_rows = rows("running_per_company")
+            paused = frozenset(r["name"] for r in rows("list_paused_queues"))
+            company_rows = rows("list_companies", {"companies": self.enc_companies(None)})
         holders: dict[tuple[str, str], list[uuid.UUID]] = {}
-        for r in self._all("running_in_categories"):
+        for r in holding:
             holders.setdefault((r["company"], r["category"]), []).append(self.dec_uuid(r["id"]))
         categories = {
             (c.company, c.code): CategorySlots(
                 c.max_concurrent, c.paused, tuple(holders.get((c.company, c.code), ()))
             )
-            for c in (self.category(r) for r in self._all("list_all_categories"))
+            for c in (self.category(r) for r in category_rows)
         }
         served: dict[str, frozenset[str] | None] = {}
-        for r in self._all("served_queues"):
+        for r in queue_rows:
             companies = None if r["companies"] is None else frozenset(self.dec_list(r["companies"]))
             known = served.get(r["name"], frozenset())
             # A session serving every company makes the queue served for all of them.
             served[r["name"]] = None if companies is None or known is None else known | companies
-        running = {r["company"]: int(r["running"]) for r in self._all("running_per_company")}
+        running = {r["company"]: int(r["running"]) for r in running_rows}
         return WaitContext(
             now=now,
-            paused_queues=self.paused_queues(),
+            paused_queues=paused,
             categories=categories,
             served_queues=frozenset(served),
             served_companies=served,
             companies={
                 c.name: CompanyState(c.active, c.max_in_process, running.get(c.name, 0))
-                for c in self.list_companies()
+                for c in (_company(r) for r in company_rows)
             },
         )
 
@@ -1172,13 +1186,34 @@ class SqlStore(ABC):
 
     def get_user(self, name: str) -> User | None:
         with self._read() as cur:
-            cur.execute(self.q["get_user"], {"name": name})
-            row = cur.fetchone()
-            if row is None:
-                return None
-            cur.execute(self.q["list_memberships"], {"name": name})
-            [user] = self._users([row], list(cur.fetchall()))
+            return self._user_in(cur, name)
+
+    def _user_in(self, cur: Any, name: str) -> User | None:
+        cur.execute(self.q["get_user"], {"name": name})
+        row = cur.fetchone()
+        if row is None:
+            return None
+        cur.execute(self.q["list_memberships"], {"name": name})
+        [user] = self._users([row], list(cur.fetchall()))
         return user
+
+    def token_user(self, token_id: uuid.UUID) -> tuple[ApiToken, str, User] | None:
+        with self._read() as cur:
+            cur.execute(self.q["get_token"], {"id": self.enc_uuid(token_id)})
+            r = cur.fetchone()
+            user = None if r is None else self._user_in(cur, r["user_name"])
+        if r is None or user is None:
+            return None
+        return self._token(r), r["token_hash"], user
+
+    def web_session_user(self, session_id: uuid.UUID) -> tuple[WebSession, str, User] | None:
+        with self._read() as cur:
+            cur.execute(self.q["get_web_session"], {"id": self.enc_uuid(session_id)})
+            r = cur.fetchone()
+            user = None if r is None else self._user_in(cur, r["user_name"])
+        if r is None or user is None:
+            return None
+        return self._web_session(r), r["secret_hash"], user
 
     def list_users(self) -> list[User]:
         with self._read() as cur:

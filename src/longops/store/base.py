@@ -478,6 +478,15 @@ class Store(Protocol):
         """A token, its stored hash and its user's state."""
         ...
 
+    def token_user(self, token_id: uuid.UUID) -> tuple[ApiToken, str, User] | None:
+        """A token, its stored hash and its user with the user's grants, in one read (what
+        every API request needs first); None when either is missing."""
+        ...
+
+    def web_session_user(self, session_id: uuid.UUID) -> tuple[WebSession, str, User] | None:
+        """A session of the pages, its stored secret hash and its user, in one read."""
+        ...
+
     def touch_token(self, token_id: uuid.UUID, at: datetime, not_since: datetime) -> None:
         """Set last_used_at, unless it was already set after ``not_since`` (a cheap no-op)."""
         ...
