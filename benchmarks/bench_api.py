@@ -176,8 +176,20 @@ def run_wrk(base: str, clients: int, seconds: float, token: str, ids_file: Path)
     env = {**os.environ, "BENCH_TOKEN": token, "BENCH_IDS": str(ids_file)}
     threads = min(2, clients)
     out = subprocess.run(
-        ["wrk", "-t", str(threads), "-c", str(clients), "-d", f"{max(1, round(seconds))}s", "--timeout", "10s",
-         "-s", script.name, base],  # fmt: skip
+        [
+            "wrk",
+            "-t",
+            str(threads),
+            "-c",
+            str(clients),
+            "-d",
+            f"{max(1, round(seconds))}s",
+            "--timeout",
+            "10s",
+            "-s",
+            script.name,
+            base,
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -193,7 +205,9 @@ def run_wrk(base: str, clients: int, seconds: float, token: str, ids_file: Path)
     return data
 
 
-def run_httpx(base: str, clients: int, seconds: float, token: str, ids: list[str]) -> dict[str, Any]:
+def run_httpx(
+    base: str, clients: int, seconds: float, token: str, ids: list[str]
+) -> dict[str, Any]:
     latencies: list[float] = []
     bad = 0
 
@@ -205,7 +219,7 @@ def run_httpx(base: str, clients: int, seconds: float, token: str, ids: list[str
             while time.monotonic() < end:
                 n += 1
                 path = f"/v1/companies/{COMPANY}/operations"
-                path += "?pageSize=20" if n % 5 == 0 else f"/{random.choice(ids)}"  # noqa: S311
+                path += "?pageSize=20" if n % 5 == 0 else f"/{random.choice(ids)}"
                 started = time.perf_counter()
                 answer = await http.get(path)
                 latencies.append(time.perf_counter() - started)

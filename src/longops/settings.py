@@ -34,8 +34,6 @@ class ServerSettings(BaseSettings):
     """Bytes a REST API request body may have (413 beyond, while reading)."""
     max_body_form: int = 256_000
     """Bytes a form post of the pages may have."""
-    max_json_depth: int = 32
-    """How deeply a JSON body of the REST API may nest."""
     signin_account_free: int = 3
     signin_account_lockout_after: int = 10
     signin_address_free: int = 10

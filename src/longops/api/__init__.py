@@ -22,6 +22,7 @@ from fastapi.staticfiles import StaticFiles
 
 from longops.api import errors
 from longops.api.deps import Services
+from longops.api.models import TEXT_PATTERN
 from longops.api.operations import router as operations_router
 from longops.api.resources import router as resources_router
 from longops.app import Longops
@@ -84,6 +85,8 @@ def create_api(
             schema = original()
             _drop_422(schema)
             _parameters_are_never_null(schema)
+            _text_is_storable(schema)
+            _body_limit_documented(schema, limit)
             api.openapi_schema = schema
         return api.openapi_schema
 
@@ -139,6 +142,58 @@ def _drop_422(schema: dict[str, Any]) -> None:
     components = schema.get("components", {}).get("schemas", {})
     components.pop("HTTPValidationError", None)
     components.pop("ValidationError", None)
+
+
+def _text_is_storable(schema: dict[str, Any]) -> None:
+    """Say what the server refuses: text with a NUL character (PostgreSQL cannot store
+    it; ``models.unstorable``). Every free string of a request body and of a query
+    parameter gets the pattern, so a client reads the rule from the document."""
+
+    components = schema.get("components", {}).get("schemas", {})
+    visited: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, list):
+            for item in node:
+                walk(item)
+            return
+        if not isinstance(node, dict):
+            return
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+            name = ref.rsplit("/", 1)[1]
+            if name not in visited:  # request bodies' components only, each once
+                visited.add(name)
+                walk(components.get(name))
+        if node.get("type") == "string" and not ({"pattern", "enum", "const"} & node.keys()):
+            node["pattern"] = TEXT_PATTERN
+        for key, value in node.items():
+            if key not in ("example", "examples", "default", "enum", "const"):
+                walk(value)
+
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            if not isinstance(operation, dict):
+                continue
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "query":
+                    walk(parameter.get("schema"))
+            walk(operation.get("requestBody"))
+
+
+def _body_limit_documented(schema: dict[str, Any], limit: int) -> None:
+    """Every route that takes a body answers 413 for one over the limit (``asgi.BodyLimit``)."""
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            if isinstance(operation, dict) and "requestBody" in operation:
+                operation.setdefault("responses", {})["413"] = {
+                    "description": f"The body is larger than {limit} bytes (read no further)",
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/ErrorResponse"}
+                        }
+                    },
+                }
 
 
 def _parameters_are_never_null(schema: dict[str, Any]) -> None:
