@@ -136,17 +136,24 @@ def env_for(src: Path) -> dict[str, str]:
     return env
 
 
+def children(pid: int) -> list[int]:
+    found = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in found.read_text().split()] if found.exists() else []
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextlib.contextmanager
-def serving(src: Path, url: str) -> Iterator[tuple[str, int]]:
+def serving(src: Path, url: str, processes: int = 1) -> Iterator[tuple[str, list[int]]]:
     port = free_port()
     cmd = [sys.executable, "-m", "longops.cli.main", "--app", "bench_app:app",
            "--database-url", url, "serve", "--port", str(port), "--workers", "0",
            "--log-level", "warning"]  # fmt: skip
+    if processes > 1:
+        cmd += ["--processes", str(processes)]
     proc = subprocess.Popen(cmd, env=env_for(src), stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -161,7 +168,7 @@ def serving(src: Path, url: str) -> Iterator[tuple[str, int]]:
             raise SystemExit("longops serve did not answer in 60 s")
         time.sleep(0.1)
     try:
-        yield base, proc.pid
+        yield base, [proc.pid, *children(proc.pid)]
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -243,9 +250,15 @@ def run_httpx(
 
 
 def measure(
-    variant: str, src: Path, admin_url: str, clients: int, seconds: float, work: Path
+    variant: str,
+    src: Path,
+    admin_url: str,
+    clients: int,
+    seconds: float,
+    work: Path,
+    processes: int = 1,
 ) -> dict[str, Any]:
-    name = f"bench_api_{os.getpid()}_{variant}"
+    name = f"bench_api_{os.getpid()}_{variant.replace('-', '_')}"
     with database(admin_url, name) as url:
         seeded = subprocess.run(
             [sys.executable, "-c", SEED, url, str(OPERATIONS)],
@@ -254,16 +267,16 @@ def measure(
         data = json.loads(seeded.strip().splitlines()[-1])
         ids_file = work / f"ids-{variant}.txt"
         ids_file.write_text("\n".join(data["ids"]) + "\n")
-        with serving(src, url) as (base, pid):
+        with serving(src, url, processes) as (base, pids):
             load = os.getloadavg()[0]
             # A short warm-up (imports, connections in the pool) that is not measured.
             run_httpx(base, 2, 1.0, data["token"], data["ids"])
-            cpu_before = cpu_seconds(pid)
+            cpu_before = sum(cpu_seconds(p) for p in pids)
             if os.environ.get("BENCH_CLIENT") != "httpx" and shutil_which("wrk"):
                 result = run_wrk(base, clients, seconds, data["token"], ids_file)
             else:
                 result = run_httpx(base, clients, seconds, data["token"], data["ids"])
-            cpu = cpu_seconds(pid) - cpu_before
+            cpu = sum(cpu_seconds(p) for p in pids) - cpu_before
     result.update(
         variant=variant,
         load_average_1m=load,
@@ -303,23 +316,30 @@ def write(results: list[dict[str, Any]], args: argparse.Namespace, quick: bool) 
         "| load avg |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    per_round = len({r["variant"] for r in results})
     for i, r in enumerate(results):
         lines.append(
-            f"| {i // 2 + 1} | {r['variant']} | {r['requests_per_s']:.0f} | {r['p50_ms']:.1f} "
+            f"| {i // per_round + 1} | {r['variant']} | {r['requests_per_s']:.0f} "
+            f"| {r['p50_ms']:.1f} "
             f"| {r['p95_ms']:.1f} | {r['p99_ms']:.1f} | {r['non_2xx'] + r['socket_errors']} "
             f"| {r['server_cpu_ms_per_request']:.2f} | {r['load_average_1m']:.1f} |"
         )
     lines += ["", "Ratios current / baseline per round (same run, same load):", ""]
-    by_round = [results[i : i + 2] for i in range(0, len(results), 2)]
-    for i, pair in enumerate(by_round):
-        if len(pair) < 2:
+    by_round = [results[i : i + per_round] for i in range(0, len(results), per_round)]
+    for i, runs in enumerate(by_round):
+        base = next((r for r in runs if r["variant"] == "baseline"), None)
+        if base is None:
             continue
-        base, cur = sorted(pair, key=lambda r: r["variant"])
-        lines.append(
-            f"- round {i + 1}: throughput x{cur['requests_per_s'] / base['requests_per_s']:.2f}, "
-            f"p50 x{cur['p50_ms'] / base['p50_ms']:.2f}, p95 x{cur['p95_ms'] / base['p95_ms']:.2f}"
-            f", server CPU per request x{cur['server_cpu_ms_per_request'] / base['server_cpu_ms_per_request']:.2f}"  # noqa: E501
-        )
+        for cur in runs:
+            if cur is base:
+                continue
+            cpu = cur["server_cpu_ms_per_request"] / base["server_cpu_ms_per_request"]
+            lines.append(
+                f"- round {i + 1}, {cur['variant']}: throughput "
+                f"x{cur['requests_per_s'] / base['requests_per_s']:.2f}, "
+                f"p50 x{cur['p50_ms'] / base['p50_ms']:.2f}, "
+                f"p95 x{cur['p95_ms'] / base['p95_ms']:.2f}, server CPU per request x{cpu:.2f}"
+            )
     (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
@@ -332,6 +352,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int)
     parser.add_argument("--baseline", default="main", help="git ref of the baseline code")
     parser.add_argument("--only", choices=("baseline", "current"))
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=2,
+        help="also measure this tree with `longops serve --processes N` (1: not)",
+    )
     parser.add_argument(
         "--pg-admin-url", default=os.environ.get("LONGOPS_BENCH_PG_URL", DEFAULT_PG_ADMIN_URL)
     )
@@ -346,12 +372,15 @@ def main() -> None:
             variants["baseline"] = export_src(args.baseline, work)
         if args.only == "baseline":
             del variants["current"]
+        plan = [(v, src, 1) for v, src in sorted(variants.items())]
+        if args.processes > 1 and "current" in variants:
+            plan.append((f"current-{args.processes}p", variants["current"], args.processes))
         results = []
         for _ in range(args.rounds):
-            for variant, src in sorted(variants.items()):
+            for variant, src, processes in plan:
                 print(f"{variant}: {args.clients} clients, {args.seconds} s ...", flush=True)
                 results.append(measure(variant, src, args.pg_admin_url, args.clients,
-                                       args.seconds, work))  # fmt: skip
+                                       args.seconds, work, processes))  # fmt: skip
         write(results, args, args.quick)
 
 

@@ -1,7 +1,8 @@
 """``longops serve`` as a real process under abuse, its memory read from /proc: a 100 MB
 body is refused with 413 while it streams in (the server's peak RSS stays far below it),
 and 40 concurrent wrong sign-ins are answered (400 or 429, never 5xx) without Argon2
-taking the memory (64 MiB a hash, two at once by default)."""
+taking the memory (64 MiB a hash, two at once by default). And ``--processes 2``: two
+server processes on one port, a sign-in valid in both."""
 
 from __future__ import annotations
 
@@ -28,24 +29,32 @@ def peak_rss(pid: int) -> int:
     raise AssertionError("no VmHWM")
 
 
-def server_pid(port: int) -> int:
-    """The pid listening on ``port`` (the serve process), from /proc/net/tcp and fds."""
+def server_pids(port: int) -> list[int]:
+    """The pids holding the socket listening on ``port``, from /proc/net/tcp and fds."""
     inodes = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for line in Path(table).read_text().splitlines()[1:]:
             fields = line.split()
             if int(fields[1].split(":")[1], 16) == port and fields[3] == "0A":
                 inodes.add(fields[9])
+    found = set()
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
             for fd in (proc / "fd").iterdir():
                 if fd.readlink().name.removeprefix("socket:[").rstrip("]") in inodes:
-                    return int(proc.name)
+                    found.add(int(proc.name))
         except OSError:
             continue
-    raise AssertionError(f"nobody listens on {port}")
+    assert found, f"nobody listens on {port}"
+    return sorted(found)
+
+
+def server_pid(port: int) -> int:
+    """The one process serving ``port``."""
+    [pid] = server_pids(port)
+    return pid
 
 
 def post_chunked(port: int, path: str, total: int) -> tuple[int, int]:
@@ -121,3 +130,23 @@ def test_40_concurrent_wrong_sign_ins_keep_memory_bounded(db_url: str) -> None:
     assert set(codes) <= {400, 429}, codes
     assert 400 in codes, "some were checked"
     assert peak < 300 * MIB, f"peak RSS {peak / MIB:.0f} MiB"
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_two_server_processes_share_one_port_and_the_sign_ins(db_url: str) -> None:
+    setup = Longops(db_url)
+    setup.add_company("CRONUS")
+    setup.security.add_user("alice", password=PASSWORD, grants=[("CRONUS", PermissionSet.USER)])
+    setup.close()
+    port = free_port()
+    with serving(db_url, port, key=None, extra=["--processes", "2"]) as base:
+        with httpx.Client(base_url=base, timeout=30) as http:
+            token = CSRF.search(http.get("/login").text)
+            assert token is not None
+            form = {"csrf_token": token.group(1), "username": "alice", "password": PASSWORD}
+            assert http.post("/login", data=form).status_code == 303
+            # New connections are spread over both processes; each knows the sign-in.
+            for _ in range(20):
+                with httpx.Client(base_url=base, cookies=dict(http.cookies)) as fresh:
+                    assert fresh.get("/c/CRONUS/").status_code == 200
+        assert len(server_pids(port)) == 3, "a supervisor and two server processes"

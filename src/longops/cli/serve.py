@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
 import signal
 import threading
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.supervisors import Multiprocess
 
 from longops.api import create_api
 from longops.app import Longops
@@ -136,6 +138,19 @@ def secret_key() -> bytes | None:
     return key
 
 
+_SPEC_ENV = "LONGOPS_SERVE_APP_SPEC"
+_URL_ENV = "LONGOPS_SERVE_DATABASE_URL"
+
+
+def process_server() -> Server:
+    """The application of one of ``--processes`` server processes (uvicorn's factory):
+    the same ``--app`` and database as the command that started them."""
+    from longops.cli.loading import load_app
+
+    app = load_app(os.environ.get(_SPEC_ENV) or None, os.environ.get(_URL_ENV) or None)
+    return Server(app, secret=secret_key())
+
+
 def serve(
     app: Longops,
     *,
@@ -144,11 +159,20 @@ def serve(
     workers: int,
     log_level: str,
     worker_options: dict[str, Any] | None = None,
+    processes: int = 1,
+    app_spec: str | None = None,
 ) -> int:
     """Serve the API and the pages until SIGINT/SIGTERM; with ``workers`` > 0 a worker
     session with that many slots runs in this process too (single-machine use), drained on
-    the way out."""
-    server_app = Server(app, secret=secret_key())
+    the way out. ``processes`` > 1 runs that many server processes on the port (uvicorn's
+    workers), each with its own event hub and database pool; they share the cookie key
+    (``LONGOPS_SECRET_KEY``, or one made now for all of them)."""
+    if processes > 1:
+        if not os.environ.get("LONGOPS_SECRET_KEY"):
+            os.environ["LONGOPS_SECRET_KEY"] = secrets.token_hex(32)
+        os.environ[_SPEC_ENV] = app_spec or ""
+        os.environ[_URL_ENV] = app.database_url
+    server_app = Server(app, secret=secret_key()) if processes == 1 else None
     worker = None
     thread = None
     if workers > 0:
@@ -160,16 +184,21 @@ def serve(
     # Forwarded headers are read by the application, from LONGOPS_TRUSTED_PROXIES only
     # (uvicorn's own reading would trust 127.0.0.1 whatever the settings say).
     config = uvicorn.Config(
-        server_app,
+        server_app or "longops.cli.serve:process_server",
+        factory=server_app is None,
+        workers=processes,
         host=host,
         port=port,
         log_level=log_level.lower(),
         lifespan="on",
         proxy_headers=False,
     )
-    server = _Uvicorn(config)
     try:
-        server.run()
+        if server_app is None:
+            # uvicorn's supervisor: it starts, watches and stops the server processes.
+            Multiprocess(config, sockets=[config.bind_socket()]).run()
+        else:
+            _Uvicorn(config).run()
     finally:
         if worker is not None and thread is not None:
             worker.drain()
