@@ -12,13 +12,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_serve import CSRF, free_port, serving
+from test_serve import CSRF, PASSWORD, free_port, serving
 
 from longops import Longops
 from longops.domain.security import PermissionSet
 
 MIB = 1024 * 1024
-PASSWORD = "correct horse battery staple"  # noqa: S105 - a test password
 
 
 def peak_rss(pid: int) -> int:
@@ -55,6 +54,13 @@ def server_pid(port: int) -> int:
     """The one process serving ``port``."""
     [pid] = server_pids(port)
     return pid
+
+
+def seed_alice(db_url: str) -> None:
+    setup = Longops(db_url)
+    setup.add_company("CRONUS")
+    setup.security.add_user("alice", password=PASSWORD, grants=[("CRONUS", PermissionSet.USER)])
+    setup.close()
 
 
 def post_chunked(port: int, path: str, total: int) -> tuple[int, int]:
@@ -103,10 +109,7 @@ def test_a_100_mb_body_is_refused_while_streaming_and_memory_stays_flat(db_url: 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_40_concurrent_wrong_sign_ins_keep_memory_bounded(db_url: str) -> None:
-    setup = Longops(db_url)
-    setup.add_company("CRONUS")
-    setup.security.add_user("alice", password=PASSWORD, grants=[("CRONUS", PermissionSet.USER)])
-    setup.close()
+    seed_alice(db_url)
     port = free_port()
     codes: list[int] = []
     with serving(db_url, port) as base:
@@ -134,10 +137,7 @@ def test_40_concurrent_wrong_sign_ins_keep_memory_bounded(db_url: str) -> None:
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_two_server_processes_share_one_port_and_the_sign_ins(db_url: str) -> None:
-    setup = Longops(db_url)
-    setup.add_company("CRONUS")
-    setup.security.add_user("alice", password=PASSWORD, grants=[("CRONUS", PermissionSet.USER)])
-    setup.close()
+    seed_alice(db_url)
     port = free_port()
     with serving(db_url, port, key=None, extra=["--processes", "2"]) as base:
         with httpx.Client(base_url=base, timeout=30) as http:

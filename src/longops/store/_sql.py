@@ -1198,22 +1198,22 @@ class SqlStore(ABC):
         return user
 
     def token_user(self, token_id: uuid.UUID) -> tuple[ApiToken, str, User] | None:
-        with self._read() as cur:
-            cur.execute(self.q["get_token"], {"id": self.enc_uuid(token_id)})
-            r = cur.fetchone()
-            user = None if r is None else self._user_in(cur, r["user_name"])
-        if r is None or user is None:
-            return None
-        return self._token(r), r["token_hash"], user
+        found = self._row_with_user("get_token", token_id)
+        return None if found is None else (self._token(found[0]), found[0]["token_hash"], found[1])
 
     def web_session_user(self, session_id: uuid.UUID) -> tuple[WebSession, str, User] | None:
+        found = self._row_with_user("get_web_session", session_id)
+        if found is None:
+            return None
+        return self._web_session(found[0]), found[0]["secret_hash"], found[1]
+
+    def _row_with_user(self, query: str, key: uuid.UUID) -> tuple[Row, User] | None:
+        """A credential's row and its user with grants, in one read transaction."""
         with self._read() as cur:
-            cur.execute(self.q["get_web_session"], {"id": self.enc_uuid(session_id)})
+            cur.execute(self.q[query], {"id": self.enc_uuid(key)})
             r = cur.fetchone()
             user = None if r is None else self._user_in(cur, r["user_name"])
-        if r is None or user is None:
-            return None
-        return self._web_session(r), r["secret_hash"], user
+        return None if r is None or user is None else (r, user)
 
     def list_users(self) -> list[User]:
         with self._read() as cur:
