@@ -18,6 +18,10 @@ temporary folder; ``current``: this tree), alternating A/B for ``--rounds`` roun
    ``--seconds``: four in five requests ``GET /v1/companies/BENCH/operations/{id}`` of a
    random operation, one in five the first page of ``GET .../operations?pageSize=20``.
 
+``--processes N`` (default 2) adds a variant ``current-Np``: this tree with
+``longops serve --processes N``. ``--sse N`` keeps N SSE clients on the company's live
+stream while the load runs (results then ``api.sse<N>.*``).
+
 Figures: requests/s, latency p50/p95/p99 (wrk's, or the client's own), non-2xx answers,
 the server's CPU seconds per request, the machine's load average when the variant started.
 Results: ``benchmarks/results/api.json`` and ``api.md`` (``--quick``: ``api.quick.*``),
@@ -39,6 +43,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -249,6 +254,55 @@ def run_httpx(
             "client": "httpx"}  # fmt: skip
 
 
+class Listeners:
+    """``count`` SSE clients on the company's live stream, in a thread of their own, for
+    as long as the ``with`` block lasts (each counted once its ``ready`` frame came)."""
+
+    def __init__(self, base: str, token: str, count: int) -> None:
+        self.base, self.token, self.count = base, token, count
+        self.ready = 0
+        self.frames = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._all()), daemon=True)
+
+    async def _one(self) -> None:
+        headers = {"Authorization": f"Bearer {self.token}", "Accept": "text/event-stream"}
+        url = f"{self.base}/v1/companies/{COMPANY}/operations:stream"
+        timeout = httpx.Timeout(10, read=None)  # a live stream is quiet for long
+        async with (
+            httpx.AsyncClient(timeout=timeout) as http,
+            http.stream("GET", url, headers=headers) as answer,
+        ):
+            async for line in answer.aiter_lines():
+                if line == "event: ready":
+                    self.ready += 1
+                elif line.startswith("data:"):
+                    self.frames += 1
+                if self._stop.is_set():
+                    return
+
+    async def _all(self) -> None:
+        tasks = [asyncio.create_task(self._one()) for _ in range(self.count)]
+        while not self._stop.is_set():
+            await asyncio.sleep(0.1)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def __enter__(self) -> Listeners:
+        self._thread.start()
+        deadline = time.monotonic() + 120
+        while self.ready < self.count:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"only {self.ready} of {self.count} SSE clients were ready")
+            time.sleep(0.1)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+
 def measure(
     variant: str,
     src: Path,
@@ -257,6 +311,7 @@ def measure(
     seconds: float,
     work: Path,
     processes: int = 1,
+    sse: int = 0,
 ) -> dict[str, Any]:
     name = f"bench_api_{os.getpid()}_{variant.replace('-', '_')}"
     with database(admin_url, name) as url:
@@ -271,14 +326,16 @@ def measure(
             load = os.getloadavg()[0]
             # A short warm-up (imports, connections in the pool) that is not measured.
             run_httpx(base, 2, 1.0, data["token"], data["ids"])
-            cpu_before = sum(cpu_seconds(p) for p in pids)
-            if os.environ.get("BENCH_CLIENT") != "httpx" and shutil_which("wrk"):
-                result = run_wrk(base, clients, seconds, data["token"], ids_file)
-            else:
-                result = run_httpx(base, clients, seconds, data["token"], data["ids"])
-            cpu = sum(cpu_seconds(p) for p in pids) - cpu_before
+            with Listeners(base, data["token"], sse) if sse else contextlib.nullcontext():
+                cpu_before = sum(cpu_seconds(p) for p in pids)
+                if os.environ.get("BENCH_CLIENT") != "httpx" and shutil_which("wrk"):
+                    result = run_wrk(base, clients, seconds, data["token"], ids_file)
+                else:
+                    result = run_httpx(base, clients, seconds, data["token"], data["ids"])
+                cpu = sum(cpu_seconds(p) for p in pids) - cpu_before
     result.update(
         variant=variant,
+        sse_clients=sse,
         load_average_1m=load,
         requests_per_s=result["requests"] / result["seconds"],
         server_cpu_ms_per_request=1000 * cpu / max(1, result["requests"]),
@@ -294,7 +351,7 @@ def shutil_which(name: str) -> str | None:
 
 def write(results: list[dict[str, Any]], args: argparse.Namespace, quick: bool) -> None:
     RESULTS.mkdir(exist_ok=True)
-    stem = "api.quick" if quick else "api"
+    stem = ("api.quick" if quick else "api") + (f".sse{args.sse}" if args.sse else "")
     meta = {
         "clients": args.clients,
         "seconds": args.seconds,
@@ -310,7 +367,8 @@ def write(results: list[dict[str, Any]], args: argparse.Namespace, quick: bool) 
         f"{args.clients} keep-alive clients for {args.seconds} s a variant against one "
         f"`longops serve --workers 0` on PostgreSQL (1,000 operations; 4/5 single reads, 1/5 "
         f"first pages of 20), `baseline` = `{args.baseline}`, `current` = this tree; "
-        f"{os.cpu_count()} CPUs shared with the load client. Run {meta['when']}.",
+        f"{os.cpu_count()} CPUs shared with the load client; `current-Np`: this tree with "
+        f"`--processes N`. SSE clients attached meanwhile: {args.sse}. Run {meta['when']}.",
         "",
         "| round | variant | req/s | p50 ms | p95 ms | p99 ms | non-2xx | server CPU ms/req "
         "| load avg |",
@@ -353,6 +411,9 @@ def main() -> None:
     parser.add_argument("--baseline", default="main", help="git ref of the baseline code")
     parser.add_argument("--only", choices=("baseline", "current"))
     parser.add_argument(
+        "--sse", type=int, default=0, help="SSE clients attached to the live stream meanwhile"
+    )
+    parser.add_argument(
         "--processes",
         type=int,
         default=2,
@@ -380,7 +441,7 @@ def main() -> None:
             for variant, src, processes in plan:
                 print(f"{variant}: {args.clients} clients, {args.seconds} s ...", flush=True)
                 results.append(measure(variant, src, args.pg_admin_url, args.clients,
-                                       args.seconds, work, processes))  # fmt: skip
+                                       args.seconds, work, processes, args.sse))  # fmt: skip
         write(results, args, args.quick)
 
 

@@ -227,3 +227,14 @@ def test_disabling_a_user_ends_their_sessions_for_good(app: Longops, clock: Froz
         sec.authenticate_session(text)
     _, fresh = sec.start_session("alice")
     assert sec.authenticate_session(fresh).user == "alice"
+
+
+def test_names_no_user_can_have_are_refused_like_any_unknown_user(
+    app: Longops, clock: FrozenClock
+) -> None:
+    sec = security(app, clock)
+    hasher: CountingHasher = sec.hasher  # type: ignore[assignment]
+    for name in ("nul\x00name", "x" * 5000, ""):
+        with pytest.raises(PermissionDenied, match="wrong user name or password"):
+            sec.authenticate_password(name, "wrong password")
+    assert hasher.verified == 3, "the same work for each"

@@ -189,7 +189,9 @@ class SecurityService(ActorBound):
             raise PermissionDenied("?", "sign in", "", "wrong user name or password")
         refused = PermissionDenied(name, "sign in", "", "wrong user name or password")
         self.guard.check(name, address)
-        stored = self.store.get_password_hash(name) if len(password) <= MAX_PASSWORD else None
+        # No stored text holds NUL (PostgreSQL cannot), and a too long password matches none.
+        possible = "\x00" not in name and len(name) <= 200 and len(password) <= MAX_PASSWORD
+        stored = self.store.get_password_hash(name) if possible else None
         with self.pool.slot():
             ok = self._verify(stored if stored is not None else self._dummy_hash(), password)
         user = self.store.get_user(name) if ok and stored is not None else None

@@ -415,7 +415,7 @@ def create_pages(
                 429,
                 csrf=session.csrf,
                 next=next,
-                error=f"Too many tries. {str(exc).capitalize()}.",
+                error=f"{str(exc)[:1].upper()}{str(exc)[1:]}.",
                 username=username,
             )
             response.headers["Retry-After"] = str(exc.retry_after)
