@@ -144,13 +144,31 @@ def _drop_422(schema: dict[str, Any]) -> None:
     components.pop("ValidationError", None)
 
 
+STORABLE = "StorableJson"
+STORABLE_REF = f"#/components/schemas/{STORABLE}"
+
+
 def _text_is_storable(schema: dict[str, Any]) -> None:
     """Say what the server refuses: text with a NUL character (PostgreSQL cannot store
     it; ``models.unstorable``). Every free string of a request body and of a query
     parameter gets the pattern, so a client reads the rule from the document."""
 
-    components = schema.get("components", {}).get("schemas", {})
-    visited: set[str] = set()
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    # Free JSON (a task's arguments) may nest anything storable: said once, recursively.
+    components[STORABLE] = {
+        "description": "Any JSON value whose text (keys too) holds no NUL character.",
+        "anyOf": [
+            {"type": "string", "pattern": TEXT_PATTERN},
+            {"type": ["number", "boolean", "null"]},
+            {"type": "array", "items": {"$ref": STORABLE_REF}},
+            {
+                "type": "object",
+                "propertyNames": {"pattern": TEXT_PATTERN},
+                "additionalProperties": {"$ref": STORABLE_REF},
+            },
+        ],
+    }
+    visited: set[str] = {STORABLE}
 
     def walk(node: Any) -> None:
         if isinstance(node, list):
@@ -167,6 +185,13 @@ def _text_is_storable(schema: dict[str, Any]) -> None:
                 walk(components.get(name))
         if node.get("type") == "string" and not ({"pattern", "enum", "const"} & node.keys()):
             node["pattern"] = TEXT_PATTERN
+        names = node.get("propertyNames")
+        if isinstance(names, dict) and "pattern" not in names:
+            names["pattern"] = TEXT_PATTERN
+        if node.get("type") == "object" and node.get("additionalProperties") is True:
+            node["additionalProperties"] = {"$ref": STORABLE_REF}
+        if node.get("type") == "array" and node.get("items") == {}:
+            node["items"] = {"$ref": STORABLE_REF}
         for key, value in node.items():
             if key not in ("example", "examples", "default", "enum", "const"):
                 walk(value)
