@@ -381,6 +381,17 @@ def _list_tokens(w: World, a: Actor, company: str, owner: str) -> Any:
     return w.app.security.list_tokens(owner, actor=a)
 
 
+@driver("list_web_sessions")
+def _list_web_sessions(w: World, a: Actor, company: str, owner: str) -> Any:
+    return w.app.security.list_web_sessions(owner, actor=a)
+
+
+@driver("end_web_sessions")
+def _end_web_sessions(w: World, a: Actor, company: str, owner: str) -> Any:
+    w.app.security.start_session(owner)
+    return w.app.security.end_web_sessions(owner, actor=a)
+
+
 @driver("update_operation")
 def _update(w: World, a: Actor, company: str, owner: str) -> Any:
     return w.app.service.update_operation(w.op(company, owner).id, description="edited", actor=a)

@@ -226,6 +226,14 @@ def _tokens(s: Seeded) -> None:
     assert s.alice.security.list_tokens("alice") == []
 
 
+@probe("SecurityService.list_web_sessions")
+def _web_sessions(s: Seeded) -> None:
+    s.app.security.start_session("bea")
+    with pytest.raises(PermissionDenied):
+        s.alice.security.list_web_sessions("bea")
+    assert s.alice.security.list_web_sessions("alice") == []
+
+
 @probe("SecurityService.export_user")
 def _export(s: Seeded) -> None:
     with pytest.raises(PermissionDenied):

@@ -144,12 +144,20 @@ METHOD_ACTIONS: Mapping[str, str] = {
     "SecurityService.list_audit": "list_audit",
     "SecurityService.export_user": "export_user",
     "SecurityService.forget_user": "forget_user",
+    "SecurityService.list_web_sessions": "list_web_sessions",
+    "SecurityService.end_web_sessions": "end_web_sessions",
 }
 # Methods that make an actor rather than act for one.
 MAKE_ACTORS = {
     "SecurityService.actor_for",
     "SecurityService.authenticate_token",
     "SecurityService.authenticate_password",
+    "SecurityService.authenticate_session",
+    # A sign-in's own record, started and ended by the one who proved it (no actor yet),
+    # and the service's set-up by the process that serves it.
+    "SecurityService.start_session",
+    "SecurityService.end_session",
+    "SecurityService.configure",
 }
 
 

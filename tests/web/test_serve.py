@@ -10,7 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import httpx
@@ -32,12 +32,15 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(db_url: str, port: int, key: str | None = KEY) -> Iterator[str]:
+def serving(
+    db_url: str, port: int, key: str | None = KEY, extra: Sequence[str] = ()
+) -> Iterator[str]:
     env = {k: v for k, v in os.environ.items() if k != "LONGOPS_SECRET_KEY"}
     if key is not None:
         env["LONGOPS_SECRET_KEY"] = key
     cmd = [sys.executable, "-m", "longops.cli.main", "--app", APP, "--database-url", db_url,
-           "serve", "--port", str(port), "--workers", "1", "--log-level", "warning"]  # fmt: skip
+           "serve", "--port", str(port), "--workers", "1", "--log-level", "warning",
+           *extra]  # fmt: skip
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
 

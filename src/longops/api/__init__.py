@@ -22,12 +22,14 @@ from fastapi.staticfiles import StaticFiles
 
 from longops.api import errors
 from longops.api.deps import Services
+from longops.api.models import TEXT_PATTERN
 from longops.api.operations import router as operations_router
 from longops.api.resources import router as resources_router
 from longops.app import Longops
+from longops.asgi import BodyLimit
 from longops.core.streams import EventHub
 from longops.domain.errors import ValidationError
-from longops.settings import Settings
+from longops.settings import ServerSettings, Settings
 
 __all__ = ["create_api"]
 
@@ -41,9 +43,16 @@ create`). Another company's resources are not found (404).
 """
 
 
-def create_api(app: Longops, *, hub: EventHub | None = None) -> FastAPI:
-    """The REST API of ``app`` (an ASGI application)."""
+def create_api(
+    app: Longops, *, hub: EventHub | None = None, max_body: int | None = None
+) -> FastAPI:
+    """The REST API of ``app`` (an ASGI application). A request body larger than
+    ``max_body`` bytes (default ``LONGOPS_MAX_BODY_API``) is refused with 413 while it is
+    read."""
     events = hub or EventHub(app.store, gap_timeout=_gap_timeout())
+    limit = ServerSettings().max_body_api if max_body is None else max_body
+    if limit < 1:
+        raise ValidationError("max_body_api", "must be at least 1 byte", limit)
 
     @contextlib.asynccontextmanager
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
@@ -63,6 +72,8 @@ def create_api(app: Longops, *, hub: EventHub | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     api.state.longops = Services(app, events)
+    api.state.max_body = limit
+    api.add_middleware(BodyLimit, limit=lambda scope: limit, reject=errors.too_large)
     errors.install(api)
     api.include_router(operations_router)
     api.include_router(resources_router)
@@ -74,6 +85,8 @@ def create_api(app: Longops, *, hub: EventHub | None = None) -> FastAPI:
             schema = original()
             _drop_422(schema)
             _parameters_are_never_null(schema)
+            _text_is_storable(schema)
+            _body_limit_documented(schema, limit)
             api.openapi_schema = schema
         return api.openapi_schema
 
@@ -129,6 +142,83 @@ def _drop_422(schema: dict[str, Any]) -> None:
     components = schema.get("components", {}).get("schemas", {})
     components.pop("HTTPValidationError", None)
     components.pop("ValidationError", None)
+
+
+STORABLE = "StorableJson"
+STORABLE_REF = f"#/components/schemas/{STORABLE}"
+
+
+def _text_is_storable(schema: dict[str, Any]) -> None:
+    """Say what the server refuses: text with a NUL character (PostgreSQL cannot store
+    it; ``models.unstorable``). Every free string of a request body and of a query
+    parameter gets the pattern, so a client reads the rule from the document."""
+
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    # Free JSON (a task's arguments) may nest anything storable: said once, recursively.
+    components[STORABLE] = {
+        "description": "Any JSON value whose text (keys too) holds no NUL character.",
+        "anyOf": [
+            {"type": "string", "pattern": TEXT_PATTERN},
+            {"type": ["number", "boolean", "null"]},
+            {"type": "array", "items": {"$ref": STORABLE_REF}},
+            {
+                "type": "object",
+                "propertyNames": {"pattern": TEXT_PATTERN},
+                "additionalProperties": {"$ref": STORABLE_REF},
+            },
+        ],
+    }
+    visited: set[str] = {STORABLE}
+
+    def walk(node: Any) -> None:
+        if isinstance(node, list):
+            for item in node:
+                walk(item)
+            return
+        if not isinstance(node, dict):
+            return
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+            name = ref.rsplit("/", 1)[1]
+            if name not in visited:  # request bodies' components only, each once
+                visited.add(name)
+                walk(components.get(name))
+        if node.get("type") == "string" and not ({"pattern", "enum", "const"} & node.keys()):
+            node["pattern"] = TEXT_PATTERN
+        names = node.get("propertyNames")
+        if isinstance(names, dict) and "pattern" not in names:
+            names["pattern"] = TEXT_PATTERN
+        if node.get("type") == "object" and node.get("additionalProperties") is True:
+            node["additionalProperties"] = {"$ref": STORABLE_REF}
+        if node.get("type") == "array" and node.get("items") == {}:
+            node["items"] = {"$ref": STORABLE_REF}
+        for key, value in node.items():
+            if key not in ("example", "examples", "default", "enum", "const"):
+                walk(value)
+
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            if not isinstance(operation, dict):
+                continue
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "query":
+                    walk(parameter.get("schema"))
+            walk(operation.get("requestBody"))
+
+
+def _body_limit_documented(schema: dict[str, Any], limit: int) -> None:
+    """Every route that takes a body answers 413 for one over the limit (``asgi.BodyLimit``)."""
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            if isinstance(operation, dict) and "requestBody" in operation:
+                operation.setdefault("responses", {})["413"] = {
+                    "description": f"The body is larger than {limit} bytes (read no further)",
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/ErrorResponse"}
+                        }
+                    },
+                }
 
 
 def _parameters_are_never_null(schema: dict[str, Any]) -> None:

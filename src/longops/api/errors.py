@@ -23,6 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Scope
 
 from longops.domain.errors import (
     ConfigurationError,
@@ -32,6 +33,7 @@ from longops.domain.errors import (
     LongopsError,
     NotFound,
     PermissionDenied,
+    TooManyRequests,
     ValidationError,
 )
 
@@ -46,6 +48,7 @@ RPC_STATUS = {
     406: "INVALID_ARGUMENT",
     409: "ABORTED",
     412: "FAILED_PRECONDITION",
+    413: "INVALID_ARGUMENT",
     415: "INVALID_ARGUMENT",
     429: "RESOURCE_EXHAUSTED",
     500: "INTERNAL",
@@ -172,6 +175,8 @@ def from_longops(exc: LongopsError) -> tuple[int, str, str, str | None]:
         return 503, "Unavailable", str(exc), None
     if isinstance(exc, DatabaseBusy):
         return 503, "DatabaseBusy", str(exc), None
+    if isinstance(exc, TooManyRequests):
+        return 429, "TooManyRequests", str(exc), None
     return 400, "InvalidArgument", str(exc), None
 
 
@@ -341,6 +346,17 @@ def allowed_methods(request: Request) -> list[str]:
     return sorted(methods)
 
 
+def too_large(scope: Scope, limit: int) -> ASGIApp:
+    """The 413 envelope for a request body over the limit (``asgi.BodyLimit``)."""
+    return error_response(
+        413,
+        "PayloadTooLarge",
+        f"body: must be at most {limit} bytes",
+        "body",
+        {"Connection": "close"},
+    )
+
+
 def install(app: FastAPI) -> None:
     """Render every error the routes can meet as the envelope."""
 
@@ -355,6 +371,8 @@ def install(app: FastAPI) -> None:
         if isinstance(exc, DatabaseBusy):
             # Nothing was written: the same request may be sent again after this.
             headers = {"Retry-After": str(math.ceil(exc.retry_after))}
+        elif isinstance(exc, TooManyRequests):
+            headers = {"Retry-After": str(exc.retry_after)}
         return error_response(http, code, message, target, headers)
 
     @app.exception_handler(RequestValidationError)

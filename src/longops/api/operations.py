@@ -154,12 +154,23 @@ def operation_headers(
     return headers
 
 
-async def find(view: ActorView, company: str, operation_id: str) -> Operation:
-    """The operation, if it is in this company and the caller may read it."""
-    op = await call(view.service.get, operation_id)
+def _found_and_presented(
+    view: ActorView, company: str, operation_id: str
+) -> tuple[Operation, dict[str, Any]]:
+    op = _in_company(view.service.get(operation_id), company, operation_id)
+    [body] = present(view, [op])
+    return op, body
+
+
+def _in_company(op: Operation, company: str, operation_id: str) -> Operation:
     if op.company != company:
         raise ApiError(404, "OperationNotFound", f"operation {operation_id} not found")
     return op
+
+
+async def find(view: ActorView, company: str, operation_id: str) -> Operation:
+    """The operation, if it is in this company and the caller may read it."""
+    return _in_company(await call(view.service.get, operation_id), company, operation_id)
 
 
 async def reply(
@@ -170,8 +181,10 @@ async def reply(
     *,
     status: int = 200,
     extra: dict[str, str] | None = None,
+    body: dict[str, Any] | None = None,
 ) -> JSONResponse:
-    [body] = await call(present, view, [op])
+    if body is None:
+        [body] = await call(present, view, [op])
     now = view.app.clock.now()
     headers = operation_headers(request, company, op, body, now)
     headers.update(extra or {})
@@ -365,8 +378,12 @@ async def get_operation(
     ``ETag`` (``If-None-Match`` gives 304), and ``Prefer: wait=N`` waits up to N seconds for
     a change."""
     await company_of(view, company)
-    op = await find(view, company, operation_id)
     wait = prefer_wait(prefer)
+    if wait is None and if_none_match is None:
+        # The common poll: the read and its representation in one trip to a thread.
+        op, body = await call(_found_and_presented, view, company, operation_id)
+        return await reply(request, view, company, op, body=body)
+    op = await find(view, company, operation_id)
     if wait is not None and not op.done:
         seen = if_none_match or etag(op)
         deadline = time.monotonic() + wait

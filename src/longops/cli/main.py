@@ -1159,9 +1159,19 @@ def serve(
         int | None,
         typer.Option(help="PostgreSQL: most pooled connections (default LONGOPS_POOL_SIZE, 8)."),
     ] = None,
+    processes: Annotated[
+        int,
+        typer.Option(
+            "--processes",
+            "-p",
+            help="Server processes on the port (one per CPU core suits a busy API).",
+        ),
+    ] = 1,
 ) -> None:
     """Serve the pages (at /) and the REST API (OpenAPI at /v1/openapi.json, docs at /docs)
     until SIGTERM."""
+    if not 1 <= processes <= 64:
+        raise ValidationError("processes", "must be between 1 and 64", processes)
     if not 1 <= port <= 65535:
         raise ValidationError("port", "must be between 1 and 65535", port)
     if not 0 <= workers <= 1000:
@@ -1183,7 +1193,17 @@ def serve(
         f"longops on http://{host}:{port} ({app.store.dialect}): pages at /, "
         "the API at /v1, docs at /docs"
     )
-    raise typer.Exit(run_server(app, host=host, port=port, workers=workers, log_level=log_level))
+    raise typer.Exit(
+        run_server(
+            app,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+            processes=processes,
+            app_spec=state.app_spec,
+        )
+    )
 
 
 # -- demo ---------------------------------------------------------------------------------------

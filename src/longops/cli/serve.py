@@ -6,19 +6,27 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
 import signal
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.supervisors import Multiprocess
 
 from longops.api import create_api
 from longops.app import Longops
+from longops.asgi import trusted_set
+from longops.core.security import SessionPolicy
+from longops.core.signin import HashPool, SignInPolicy
 from longops.core.streams import EventHub
 from longops.domain.errors import ValidationError
+from longops.settings import ServerSettings
 from longops.web import create_pages
+from longops.web.guard import WebOptions, origin_of
 
 log = logging.getLogger("longops.serve")
 
@@ -37,10 +45,18 @@ class Server:
         uvicorn.run(Server(app))
     """
 
-    def __init__(self, app: Longops, *, secret: bytes | None = None) -> None:
+    def __init__(
+        self,
+        app: Longops,
+        *,
+        secret: bytes | None = None,
+        settings: ServerSettings | None = None,
+    ) -> None:
+        chosen = settings or ServerSettings()
+        configure_security(app, chosen)
         self.hub = EventHub(app.store)
-        self.api = create_api(app, hub=self.hub)
-        self.pages = create_pages(app, self.hub, secret=secret)
+        self.api = create_api(app, hub=self.hub, max_body=chosen.max_body_api)
+        self.pages = create_pages(app, self.hub, secret=secret, options=web_options(chosen))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         target: ASGIApp = self.api
@@ -49,6 +65,44 @@ class Server:
             if not (path == "/v1" or path.startswith(API_PATHS)):
                 target = self.pages
         await target(scope, receive, send)
+
+
+def configure_security(app: Longops, settings: ServerSettings) -> None:
+    """Give the application's security service the sign-in policy, the hashing pool and
+    the session lifetimes of ``settings``."""
+    try:
+        app.security.configure(
+            sign_in=SignInPolicy(
+                account_free=settings.signin_account_free,
+                account_lockout_after=settings.signin_account_lockout_after,
+                address_free=settings.signin_address_free,
+                address_lockout_after=settings.signin_address_lockout_after,
+                backoff=timedelta(seconds=settings.signin_backoff_seconds),
+                backoff_max=timedelta(seconds=settings.signin_backoff_max_seconds),
+                lockout=timedelta(seconds=settings.signin_lockout_seconds),
+            ),
+            pool=HashPool(slots=settings.hash_slots, queue=settings.hash_queue),
+            sessions=SessionPolicy(
+                idle=timedelta(minutes=settings.session_idle_minutes),
+                absolute=timedelta(hours=settings.session_absolute_hours),
+            ),
+        )
+    except ValidationError as exc:
+        raise ValidationError(f"LONGOPS_{exc.field.upper()}", exc.rule, exc.value) from None
+
+
+def web_options(settings: ServerSettings) -> WebOptions:
+    """The pages' guard options of ``settings``."""
+    if settings.base_url is not None and origin_of(settings.base_url) is None:
+        raise ValidationError("LONGOPS_BASE_URL", "must be an http(s) URL", settings.base_url)
+    if settings.max_body_form < 1 or settings.max_body_api < 1:
+        raise ValidationError("LONGOPS_MAX_BODY_FORM", "must be at least 1 byte")
+    return WebOptions(
+        base_url=settings.base_url,
+        secure_cookies=settings.secure_cookies,
+        trusted_proxies=trusted_set(settings.trusted_proxies),
+        max_body=settings.max_body_form,
+    )
 
 
 class _Uvicorn(uvicorn.Server):
@@ -84,6 +138,19 @@ def secret_key() -> bytes | None:
     return key
 
 
+_SPEC_ENV = "LONGOPS_SERVE_APP_SPEC"
+_URL_ENV = "LONGOPS_SERVE_DATABASE_URL"
+
+
+def process_server() -> Server:
+    """The application of one of ``--processes`` server processes (uvicorn's factory):
+    the same ``--app`` and database as the command that started them."""
+    from longops.cli.loading import load_app
+
+    app = load_app(os.environ.get(_SPEC_ENV) or None, os.environ.get(_URL_ENV) or None)
+    return Server(app, secret=secret_key())
+
+
 def serve(
     app: Longops,
     *,
@@ -92,11 +159,20 @@ def serve(
     workers: int,
     log_level: str,
     worker_options: dict[str, Any] | None = None,
+    processes: int = 1,
+    app_spec: str | None = None,
 ) -> int:
     """Serve the API and the pages until SIGINT/SIGTERM; with ``workers`` > 0 a worker
     session with that many slots runs in this process too (single-machine use), drained on
-    the way out."""
-    server_app = Server(app, secret=secret_key())
+    the way out. ``processes`` > 1 runs that many server processes on the port (uvicorn's
+    workers), each with its own event hub and database pool; they share the cookie key
+    (``LONGOPS_SECRET_KEY``, or one made now for all of them)."""
+    if processes > 1:
+        if not os.environ.get("LONGOPS_SECRET_KEY"):
+            os.environ["LONGOPS_SECRET_KEY"] = secrets.token_hex(32)
+        os.environ[_SPEC_ENV] = app_spec or ""
+        os.environ[_URL_ENV] = app.database_url
+    server_app = Server(app, secret=secret_key()) if processes == 1 else None
     worker = None
     thread = None
     if workers > 0:
@@ -105,12 +181,24 @@ def serve(
             target=worker.run, kwargs={"install_signals": False}, name="longops-serve-worker"
         )
         thread.start()
+    # Forwarded headers are read by the application, from LONGOPS_TRUSTED_PROXIES only
+    # (uvicorn's own reading would trust 127.0.0.1 whatever the settings say).
     config = uvicorn.Config(
-        server_app, host=host, port=port, log_level=log_level.lower(), lifespan="on"
+        server_app or "longops.cli.serve:process_server",
+        factory=server_app is None,
+        workers=processes,
+        host=host,
+        port=port,
+        log_level=log_level.lower(),
+        lifespan="on",
+        proxy_headers=False,
     )
-    server = _Uvicorn(config)
     try:
-        server.run()
+        if server_app is None:
+            # uvicorn's supervisor: it starts, watches and stops the server processes.
+            Multiprocess(config, sockets=[config.bind_socket()]).run()
+        else:
+            _Uvicorn(config).run()
     finally:
         if worker is not None and thread is not None:
             worker.drain()

@@ -28,6 +28,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from longops.core.access import ActorBound, acting, require
+from longops.core.signin import HashPool, SignInGuard, SignInPolicy
 from longops.domain.clock import Clock
 from longops.domain.errors import NotFound, PermissionDenied, ValidationError
 from longops.domain.operation import _check_name
@@ -44,9 +45,12 @@ from longops.domain.users import (
     AuditEntry,
     User,
     UserState,
+    WebSession,
     check_user_name,
     new_pseudonym,
+    new_session_text,
     new_token_text,
+    parse_session,
     parse_token,
     token_hash,
     token_matches,
@@ -64,6 +68,25 @@ MAX_PASSWORD = 1024
 Grant = tuple[str, PermissionSet]
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class SessionPolicy:
+    """How long a sign-in of the pages lasts: ``idle`` without a request, ``absolute`` in all.
+
+    Example::
+
+        SessionPolicy(idle=timedelta(minutes=30), absolute=timedelta(hours=8))
+    """
+
+    idle: timedelta = timedelta(hours=2)
+    absolute: timedelta = timedelta(hours=12)
+
+    def __post_init__(self) -> None:
+        if not timedelta(minutes=1) <= self.idle <= self.absolute:
+            raise ValidationError("session_idle", "must be at least a minute and at most absolute")
+        if self.absolute > timedelta(days=30):
+            raise ValidationError("session_absolute", "must be at most 30 days")
+
+
 class SecurityService(ActorBound):
     """Users, grants, tokens, audit and personal data; see the module docstring."""
 
@@ -74,11 +97,40 @@ class SecurityService(ActorBound):
         *,
         actor: Actor | None = None,
         hasher: PasswordHasher | None = None,
+        guard: SignInGuard | None = None,
+        pool: HashPool | None = None,
+        sessions: SessionPolicy | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.actor = actor
         self.hasher = hasher or PasswordHasher()
+        self.guard = guard or SignInGuard(SignInPolicy(), clock)
+        self.pool = pool or HashPool()
+        self.sessions = sessions or SessionPolicy()
+        self._dummy: list[str] = []
+        """A hash of no one's password, made once: unknown users cost the same work."""
+
+    def configure(
+        self,
+        *,
+        sign_in: SignInPolicy | None = None,
+        pool: HashPool | None = None,
+        sessions: SessionPolicy | None = None,
+    ) -> None:
+        """Set the sign-in policy, the hashing pool and the session lifetimes (what
+        ``longops serve`` reads from its settings). Services bound later share them.
+
+        Example::
+
+            app.security.configure(sign_in=SignInPolicy(account_lockout_after=5))
+        """
+        if sign_in is not None:
+            self.guard = SignInGuard(sign_in, self.clock)
+        if pool is not None:
+            self.pool = pool
+        if sessions is not None:
+            self.sessions = sessions
 
     # -- who acts ----------------------------------------------------------------------------
     def actor_for(self, name: str, front_end: FrontEnd = FrontEnd.LIBRARY) -> Actor:
@@ -99,40 +151,185 @@ class SecurityService(ActorBound):
         """The actor a bearer token stands for. Revoked and expired tokens, and the tokens
         of disabled users, are refused with the same words as an unknown token."""
         token_id = parse_token(text)
-        found = self.store.get_token(token_id) if token_id is not None else None
+        found = self.store.token_user(token_id) if token_id is not None else None
         refused = PermissionDenied("this token", "be used", "", "it is unknown, revoked or expired")
         if found is None:
             raise refused
-        token, stored_hash, state = found
+        token, stored_hash, user = found
         now = self.clock.now()
         if not token_matches(text, stored_hash) or not token.usable_at(now):
             raise refused
-        if state is not UserState.ACTIVE:
+        if not user.active:
             raise refused
-        self.store.touch_token(token.id, now, now - TOUCH_INTERVAL)
-        user = self.store.get_user(token.user)
-        if user is None or not user.active:  # deleted or disabled in between
-            raise refused
+        if token.last_used_at is None or token.last_used_at < now - TOUCH_INTERVAL:
+            # A write only once a minute: using a token stays one read.
+            self.store.touch_token(token.id, now, now - TOUCH_INTERVAL)
         return _actor(user, front_end)
 
     def authenticate_password(
-        self, name: str, password: str, front_end: FrontEnd = FrontEnd.WEB
+        self,
+        name: str,
+        password: str,
+        front_end: FrontEnd = FrontEnd.WEB,
+        *,
+        address: str | None = None,
     ) -> Actor:
-        """The actor of a user who proves the password (for the pages' sign-in)."""
+        """The actor of a user who proves the password (for the pages' sign-in).
+
+        Failures are throttled per account name and per client ``address`` (back-off, then
+        a lockout, audited): a try while backed off raises :class:`TooManyRequests` without
+        checking the password. An unknown user costs the same Argon2 work as a known one,
+        so the answer's timing does not tell whether the name exists.
+
+        Example::
+
+            actor = security.authenticate_password("alice", "s3cret-pw", address="10.0.0.7")
+        """
+        if not isinstance(name, str) or not isinstance(password, str):
+            raise PermissionDenied("?", "sign in", "", "wrong user name or password")
         refused = PermissionDenied(name, "sign in", "", "wrong user name or password")
-        stored = self.store.get_password_hash(name) if isinstance(name, str) else None
-        if stored is None:
+        self.guard.check(name, address)
+        # No stored text holds NUL (PostgreSQL cannot), and a too long password matches none.
+        possible = "\x00" not in name and len(name) <= 200 and len(password) <= MAX_PASSWORD
+        stored = self.store.get_password_hash(name) if possible else None
+        with self.pool.slot():
+            ok = self._verify(stored if stored is not None else self._dummy_hash(), password)
+        user = self.store.get_user(name) if ok and stored is not None else None
+        if user is None:
+            self._failed(name, address, front_end)
             raise refused
-        try:
-            self.hasher.verify(stored, password)
-        except (VerificationError, InvalidHashError):
-            raise refused from None
-        if self.hasher.check_needs_rehash(stored):
-            self.store.set_password_hash(name, self.hasher.hash(password), self.clock.now())
-        user = self.store.get_user(name)
-        if user is None or not user.active:
+        if not user.active:
             raise refused
+        self.guard.succeeded(name)
+        if stored is not None and self.hasher.check_needs_rehash(stored):
+            with self.pool.slot():
+                rehashed = self.hasher.hash(password)
+            self.store.set_password_hash(name, rehashed, self.clock.now())
         return _actor(user, front_end)
+
+    def _verify(self, stored: str, password: str) -> bool:
+        try:
+            return bool(self.hasher.verify(stored, password))
+        except (VerificationError, InvalidHashError):
+            return False
+
+    def _dummy_hash(self) -> str:
+        if not self._dummy:
+            self._dummy.append(self.hasher.hash(uuid.uuid4().hex))
+        return self._dummy[0]
+
+    def _failed(self, name: str, address: str | None, front_end: FrontEnd) -> None:
+        for key in self.guard.failed(name, address):
+            kind, _, value = key.partition(":")
+            target = user_target(name[:100]) if kind == "account" else f"address:{value}"
+            details = {
+                "address": address,
+                "failures": self.guard.failures(name),
+                "lockout_seconds": int(self.guard.policy.lockout.total_seconds()),
+            }
+            who = Actor.local(front_end)
+            self.store.record_audit(self._entry(who, "sign_in_locked", target, None, details))
+
+    # -- the pages' sessions -----------------------------------------------------------------
+    def start_session(
+        self, user: str, *, client: str = "", front_end: FrontEnd = FrontEnd.WEB
+    ) -> tuple[WebSession, str]:
+        """A new server-side session for a user who just signed in: the record and the
+        cookie's text (shown this once, stored as a hash). Audited as ``sign_in``.
+
+        Example::
+
+            session, text = security.start_session("alice", client="10.0.0.7 Firefox")
+        """
+        now = self.clock.now()
+        session = WebSession(
+            id=uuid.uuid4(),
+            user=user,
+            created_at=now,
+            last_seen_at=now,
+            expires_at=now + self.sessions.absolute,
+            revoked_at=None,
+            client=client[:300],
+        )
+        text = new_session_text(session.id)
+        who = Actor.for_user(user, front_end=front_end)
+        details = {"session_id": str(session.id), "client": session.client}
+        audit = self._entry(who, "sign_in", user_target(user), None, details)
+        self.store.insert_web_session(session, token_hash(text), audit=audit)
+        return session, text
+
+    def authenticate_session(self, text: str, front_end: FrontEnd = FrontEnd.WEB) -> Actor:
+        """The actor a session cookie stands for. Ended, idle, expired and forged sessions,
+        and those of disabled users, raise PermissionDenied alike."""
+        session_id = parse_session(text)
+        found = self.store.web_session_user(session_id) if session_id is not None else None
+        refused = PermissionDenied("this session", "be used", "", "it has ended")
+        if found is None:
+            raise refused
+        session, stored_hash, user = found
+        now = self.clock.now()
+        if not token_matches(text, stored_hash) or not session.usable_at(now, self.sessions.idle):
+            raise refused
+        if not user.active:
+            raise refused
+        if session.last_seen_at < now - TOUCH_INTERVAL:
+            self.store.touch_web_session(session.id, now, now - TOUCH_INTERVAL)
+        return _actor(user, front_end)
+
+    def end_session(self, text: str, front_end: FrontEnd = FrontEnd.WEB) -> bool:
+        """Sign out: the session stops working at once, whichever copy of the cookie is
+        used. False when it had already ended (or never existed)."""
+        session_id = parse_session(text)
+        found = self.store.get_web_session(session_id) if session_id is not None else None
+        if found is None or not token_matches(text, found[1]):
+            return False
+        session = found[0]
+        who = Actor.for_user(session.user, front_end=front_end)
+        details = {"session_id": str(session.id)}
+        audit = self._entry(who, "sign_out", user_target(session.user), None, details)
+        ended = self.store.revoke_web_sessions(
+            session.user, self.clock.now(), session.id, audit=audit
+        )
+        return ended > 0
+
+    @acting
+    def list_web_sessions(self, user: str, *, actor: Actor | None = None) -> list[WebSession]:
+        """A user's sign-ins of the pages, newest first (a user their own, SUPER anyone's).
+
+        Example::
+
+            [s.client for s in security.list_web_sessions("alice") if s.revoked_at is None]
+        """
+        require(self._who(actor), "list_web_sessions", target=f"user {user}", owner=user)
+        self._user(user)
+        return self.store.list_web_sessions(user)
+
+    @acting
+    def end_web_sessions(
+        self, user: str, session_id: uuid.UUID | str | None = None, *, actor: Actor | None = None
+    ) -> int:
+        """End one of a user's sessions (``session_id``) or, without one, all of them
+        ("sign out everywhere"); returns how many ended.
+
+        Example::
+
+            security.end_web_sessions("alice")        # every browser signs in again
+        """
+        who = self._who(actor)
+        require(who, "end_web_sessions", target=f"user {user}", owner=user)
+        self._user(user)
+        chosen = None
+        if session_id is not None:
+            try:
+                chosen = session_id if isinstance(session_id, uuid.UUID) else uuid.UUID(session_id)
+            except ValueError:
+                raise ValidationError("session_id", "must be a UUID", session_id) from None
+        details = {"session_id": None if chosen is None else str(chosen)}
+        audit = self._entry(who, "end_web_sessions", user_target(user), None, details)
+        ended = self.store.revoke_web_sessions(user, self.clock.now(), chosen, audit=audit)
+        if chosen is not None and not ended:
+            raise NotFound("session", f"{chosen} of user {user}")
+        return ended
 
     # -- users -------------------------------------------------------------------------------
     @acting
@@ -237,6 +434,9 @@ class SecurityService(ActorBound):
         audit = self._entry(actor, action, user_target(name), None)
         if not self.store.set_user_state(name, state, self.clock.now(), audit=audit):
             raise NotFound("user", name)
+        if state is UserState.DISABLED:
+            # Refused while disabled anyway; ended, so enabling again revives no old cookie.
+            self.store.revoke_web_sessions(name, self.clock.now())
         return self._user(name)
 
     @acting
@@ -460,4 +660,4 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-__all__ = ["DEFAULT_TOKEN_LIFETIME", "SecurityService"]
+__all__ = ["DEFAULT_TOKEN_LIFETIME", "SecurityService", "SessionPolicy"]

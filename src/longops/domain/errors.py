@@ -9,8 +9,10 @@ The tree::
     ├── InvalidTransition      the action is not allowed from the operation's current status
     ├── Conflict               a request clashes with an existing one (an Operation-Id reused)
     ├── ConfigurationError     the application or database is not set up as required
+    │   └── DatabaseFull       no room left in the database; nothing was written; try again
     ├── DatabaseBusy           the database did not answer in time (a lock held elsewhere, a
     │                          statement past its timeout); nothing was written; try again
+    ├── TooManyRequests        refused for now (sign-in back-off, a full hashing pool); retry later
     └── OperationCancelled     raised inside task code when its operation is being cancelled
 
 Example::
@@ -94,6 +96,20 @@ class Conflict(LongopsError):
 
     def __init__(self, code: str, message: str) -> None:
         self.code = code
+        super().__init__(message)
+
+
+class TooManyRequests(LongopsError):
+    """Refused for now, not for good: too many failed sign-ins for an account or a client
+    address, or every password-hashing slot is busy. ``retry_after`` is whole seconds.
+
+    Example::
+
+        raise TooManyRequests("sign-in for alice is locked after 5 failures", 900)
+    """
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        self.retry_after = max(1, int(retry_after))
         super().__init__(message)
 
 

@@ -252,6 +252,8 @@ PERMISSIONS: Mapping[str, Rule] = {
     "create_token": _rule(_S, "create an API token", "own", "own", "own", "all"),
     "revoke_token": _rule(_S, "revoke an API token", "own", "own", "own", "all"),
     "list_tokens": _rule(_S, "list API tokens", "own", "own", "own", "all"),
+    "list_web_sessions": _rule(_S, "list sign-ins of the pages", "own", "own", "own", "all"),
+    "end_web_sessions": _rule(_S, "end sign-ins of the pages", "own", "own", "own", "all"),
 }
 """Action → rule. Every public method of core names its action here."""
 

@@ -21,7 +21,7 @@ import secrets
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -31,6 +31,7 @@ from longops.domain.security import FrontEnd, PermissionSet
 TOKEN_PREFIX = "lo_"  # noqa: S105 - a prefix, not a secret
 PSEUDONYM_PREFIX = "forgotten-"
 _TOKEN_RE = re.compile(r"^lo_([0-9a-f]{32})_([A-Za-z0-9_-]{43})$")
+_SESSION_RE = re.compile(r"^([0-9a-f]{32})_([A-Za-z0-9_-]{43})$")
 
 
 class UserState(StrEnum):
@@ -95,6 +96,50 @@ class ApiToken:
             "last_used_at": _iso(self.last_used_at),
             "revoked_at": _iso(self.revoked_at),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class WebSession:
+    """A sign-in of the pages, kept server-side so it can be ended: the cookie holds its
+    id and a secret; the store only the secret's SHA-256 (``token_hash``).
+
+    ``expires_at`` is the absolute end; idleness is judged from ``last_seen_at``.
+    """
+
+    id: uuid.UUID
+    user: str
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+    client: str = ""
+    """Where it was signed in from (address and browser), to tell sessions apart."""
+
+    def usable_at(self, now: datetime, idle: timedelta) -> bool:
+        """Not revoked, not past its absolute end, not idle longer than ``idle``."""
+        return self.revoked_at is None and now < self.expires_at and now - self.last_seen_at < idle
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "user": self.user,
+            "created_at": _iso(self.created_at),
+            "last_seen_at": _iso(self.last_seen_at),
+            "expires_at": _iso(self.expires_at),
+            "revoked_at": _iso(self.revoked_at),
+            "client": self.client,
+        }
+
+
+def new_session_text(session_id: uuid.UUID) -> str:
+    """A session's cookie value: its id and 256 random bits (kept as SHA-256, like a token)."""
+    return f"{session_id.hex}_{secrets.token_urlsafe(32)}"
+
+
+def parse_session(text: str) -> uuid.UUID | None:
+    """The session id inside ``text``, or None when it is not shaped like one."""
+    match = _SESSION_RE.fullmatch(text) if isinstance(text, str) else None
+    return None if match is None else uuid.UUID(hex=match.group(1))
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,7 +39,14 @@ from longops.domain.progress import Progress
 from longops.domain.recurrence import Recurrence
 from longops.domain.security import FrontEnd, PermissionSet
 from longops.domain.status import Status
-from longops.domain.users import ApiToken, AuditEntry, User, UserState, user_target
+from longops.domain.users import (
+    ApiToken,
+    AuditEntry,
+    User,
+    UserState,
+    WebSession,
+    user_target,
+)
 from longops.domain.waiting import CategorySlots, CompanyState, WaitContext
 from longops.store.base import (
     ActionParams,
@@ -750,32 +757,49 @@ class SqlStore(ABC):
         return True
 
     def wait_context(self, now: datetime) -> WaitContext:
+        # One read transaction for the eight reads: one consistent view, and one connection
+        # and one BEGIN/COMMIT instead of six (every ready operation the API shows reads it).
+        with self._read() as cur:
+
+            def rows(name: str, params: Mapping[str, Any] | None = None) -> list[Row]:
+                cur.execute(self.q[name], params or {})
+                return list(cur.fetchall())
+
+            holding = rows("running_in_categories")
+            category_rows = rows("list_all_categories")
+            queue_rows = rows("served_queues")
+            running_rows = rows("running_per_company")
+            paused = frozenset(r["name"] for r in rows("list_paused_queues"))
+            company_rows = rows("list_companies", {"companies": self.enc_companies(None)})
+            user_rows = rows("list_users")
+            member_rows = rows("list_memberships", {"name": None})
         holders: dict[tuple[str, str], list[uuid.UUID]] = {}
-        for r in self._all("running_in_categories"):
+        for r in holding:
             holders.setdefault((r["company"], r["category"]), []).append(self.dec_uuid(r["id"]))
         categories = {
             (c.company, c.code): CategorySlots(
                 c.max_concurrent, c.paused, tuple(holders.get((c.company, c.code), ()))
             )
-            for c in (self.category(r) for r in self._all("list_all_categories"))
+            for c in (self.category(r) for r in category_rows)
         }
         served: dict[str, frozenset[str] | None] = {}
-        for r in self._all("served_queues"):
+        for r in queue_rows:
             companies = None if r["companies"] is None else frozenset(self.dec_list(r["companies"]))
             known = served.get(r["name"], frozenset())
             # A session serving every company makes the queue served for all of them.
             served[r["name"]] = None if companies is None or known is None else known | companies
-        running = {r["company"]: int(r["running"]) for r in self._all("running_per_company")}
-        users = {u.name: u for u in self.list_users()}
+        running = {r["company"]: int(r["running"]) for r in running_rows}
+        # Who may still run what (run-time security: a disabled user's operation waits).
+        users = {u.name: u for u in self._users(user_rows, member_rows)}
         return WaitContext(
             now=now,
-            paused_queues=self.paused_queues(),
+            paused_queues=paused,
             categories=categories,
             served_queues=frozenset(served),
             served_companies=served,
             companies={
                 c.name: CompanyState(c.active, c.max_in_process, running.get(c.name, 0))
-                for c in self.list_companies()
+                for c in (_company(r) for r in company_rows)
             },
             users=users or None,
         )
@@ -1078,6 +1102,7 @@ class SqlStore(ABC):
             cur.execute(self.q["prune_session_events"], before)
             cur.execute(self.q["prune_sessions"], before)
             cur.execute(self.q["prune_notifications"], before)
+            cur.execute(self.q["prune_web_sessions"], before)
         # Timelines in batches, each its own short transaction.
         for _ in range(1000):
             with self._tx() as cur:
@@ -1179,13 +1204,34 @@ class SqlStore(ABC):
 
     def get_user(self, name: str) -> User | None:
         with self._read() as cur:
-            cur.execute(self.q["get_user"], {"name": name})
-            row = cur.fetchone()
-            if row is None:
-                return None
-            cur.execute(self.q["list_memberships"], {"name": name})
-            [user] = self._users([row], list(cur.fetchall()))
+            return self._user_in(cur, name)
+
+    def _user_in(self, cur: Any, name: str) -> User | None:
+        cur.execute(self.q["get_user"], {"name": name})
+        row = cur.fetchone()
+        if row is None:
+            return None
+        cur.execute(self.q["list_memberships"], {"name": name})
+        [user] = self._users([row], list(cur.fetchall()))
         return user
+
+    def token_user(self, token_id: uuid.UUID) -> tuple[ApiToken, str, User] | None:
+        found = self._row_with_user("get_token", token_id)
+        return None if found is None else (self._token(found[0]), found[0]["token_hash"], found[1])
+
+    def web_session_user(self, session_id: uuid.UUID) -> tuple[WebSession, str, User] | None:
+        found = self._row_with_user("get_web_session", session_id)
+        if found is None:
+            return None
+        return self._web_session(found[0]), found[0]["secret_hash"], found[1]
+
+    def _row_with_user(self, query: str, key: uuid.UUID) -> tuple[Row, User] | None:
+        """A credential's row and its user with grants, in one read transaction."""
+        with self._read() as cur:
+            cur.execute(self.q[query], {"id": self.enc_uuid(key)})
+            r = cur.fetchone()
+            user = None if r is None else self._user_in(cur, r["user_name"])
+        return None if r is None or user is None else (r, user)
 
     def list_users(self) -> list[User]:
         with self._read() as cur:
@@ -1298,6 +1344,64 @@ class SqlStore(ABC):
     ) -> bool:
         params = {"id": self.enc_uuid(token_id), "at": self.enc_ts(at)}
         return self._write_audited("revoke_token", params, audit) is not None
+
+    def _web_session(self, r: Row) -> WebSession:
+        return WebSession(
+            id=self.dec_uuid(r["id"]),
+            user=r["user_name"],
+            created_at=self.dec_ts(r["created_at"]),
+            last_seen_at=self.dec_ts(r["last_seen_at"]),
+            expires_at=self.dec_ts(r["expires_at"]),
+            revoked_at=self.dec_ts_opt(r["revoked_at"]),
+            client=r["client"],
+        )
+
+    def insert_web_session(
+        self, session: WebSession, secret_hash: str, *, audit: AuditEntry | None = None
+    ) -> None:
+        params = {
+            "id": self.enc_uuid(session.id),
+            "user_name": session.user,
+            "secret_hash": secret_hash,
+            "created_at": self.enc_ts(session.created_at),
+            "expires_at": self.enc_ts(session.expires_at),
+            "client": session.client,
+        }
+        self._write_audited("insert_web_session", params, audit)
+
+    def get_web_session(self, session_id: uuid.UUID) -> tuple[WebSession, str, UserState] | None:
+        r = self._one("get_web_session", {"id": self.enc_uuid(session_id)})
+        if r is None:
+            return None
+        return self._web_session(r), r["secret_hash"], UserState(r["user_state"])
+
+    def touch_web_session(self, session_id: uuid.UUID, at: datetime, not_since: datetime) -> None:
+        params = {
+            "id": self.enc_uuid(session_id),
+            "at": self.enc_ts(at),
+            "not_since": self.enc_ts(not_since),
+        }
+        with self._tx() as cur:
+            cur.execute(self.q["touch_web_session"], params)
+
+    def list_web_sessions(self, user: str) -> list[WebSession]:
+        return [self._web_session(r) for r in self._all("list_web_sessions", {"user_name": user})]
+
+    def revoke_web_sessions(
+        self,
+        user: str,
+        at: datetime,
+        session_id: uuid.UUID | None = None,
+        *,
+        audit: AuditEntry | None = None,
+    ) -> int:
+        params = {"user_name": user, "at": self.enc_ts(at), "id": self.enc_uuid(session_id)}
+        with self._tx() as cur:
+            cur.execute(self.q["revoke_web_sessions"], params)
+            ended = len(cur.fetchall())
+            if ended:
+                self._audit(cur, audit)
+            return ended
 
     def record_audit(self, entry: AuditEntry) -> None:
         with self._tx() as cur:

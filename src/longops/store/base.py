@@ -43,7 +43,7 @@ from longops.domain.pages import CategoryActivity, LogEntry, Notification
 from longops.domain.recurrence import Recurrence
 from longops.domain.security import PermissionSet
 from longops.domain.status import Status
-from longops.domain.users import ApiToken, AuditEntry, User, UserState
+from longops.domain.users import ApiToken, AuditEntry, User, UserState, WebSession
 from longops.domain.waiting import WaitContext
 from longops.store.migrate import MigrationState
 
@@ -544,6 +544,15 @@ class Store(Protocol):
         """A token, its stored hash and its user's state."""
         ...
 
+    def token_user(self, token_id: uuid.UUID) -> tuple[ApiToken, str, User] | None:
+        """A token, its stored hash and its user with the user's grants, in one read (what
+        every API request needs first); None when either is missing."""
+        ...
+
+    def web_session_user(self, session_id: uuid.UUID) -> tuple[WebSession, str, User] | None:
+        """A session of the pages, its stored secret hash and its user, in one read."""
+        ...
+
     def touch_token(self, token_id: uuid.UUID, at: datetime, not_since: datetime) -> None:
         """Set last_used_at, unless it was already set after ``not_since`` (a cheap no-op)."""
         ...
@@ -552,6 +561,35 @@ class Store(Protocol):
     def revoke_token(
         self, token_id: uuid.UUID, at: datetime, *, audit: AuditEntry | None = None
     ) -> bool: ...
+    def insert_web_session(
+        self, session: WebSession, secret_hash: str, *, audit: AuditEntry | None = None
+    ) -> None:
+        """Store a new sign-in of the pages (the secret only as its hash)."""
+        ...
+
+    def get_web_session(self, session_id: uuid.UUID) -> tuple[WebSession, str, UserState] | None:
+        """A session, its stored secret hash and its user's state."""
+        ...
+
+    def touch_web_session(self, session_id: uuid.UUID, at: datetime, not_since: datetime) -> None:
+        """Set last_seen_at, unless it was already set after ``not_since`` (a cheap no-op)."""
+        ...
+
+    def list_web_sessions(self, user: str) -> list[WebSession]:
+        """The user's sessions, newest first (ended ones too, until pruned)."""
+        ...
+
+    def revoke_web_sessions(
+        self,
+        user: str,
+        at: datetime,
+        session_id: uuid.UUID | None = None,
+        *,
+        audit: AuditEntry | None = None,
+    ) -> int:
+        """End one live session of ``user`` (``session_id``) or all of them; how many ended."""
+        ...
+
     def record_audit(self, entry: AuditEntry) -> None: ...
     def list_audit(
         self,

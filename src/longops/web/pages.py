@@ -32,6 +32,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from longops.app import ActorView, Longops
+from longops.asgi import BodyLimit
 from longops.core.service import EnqueueRequest
 from longops.core.streams import EventHub
 from longops.domain.errors import (
@@ -40,16 +41,19 @@ from longops.domain.errors import (
     LongopsError,
     NotFound,
     PermissionDenied,
+    TooManyRequests,
     ValidationError,
 )
 from longops.domain.operation import Operation, Outcome, Priority
 from longops.domain.pages import format_count
 from longops.domain.security import FrontEnd, Verdict, decide
 from longops.domain.status import Status
+from longops.domain.users import parse_session
 from longops.store.base import OperationQuery
 from longops.web import present
 from longops.web.context import Context, PageError, SignIn, safe_path
-from longops.web.session import COOKIE, MAX_AGE, CookieSigner, SessionData
+from longops.web.guard import WebOptions, foreign_origin, secure_request, too_large
+from longops.web.session import COOKIE, MAX_AGE, SECURE_COOKIE, CookieSigner, SessionData
 from longops.worker.arguments import arguments_example, parameter_hints
 
 HERE = Path(__file__).parent
@@ -67,10 +71,17 @@ CSP = (
 class Pages:
     """The pages of one application: templates, the cookie signer and the event hub."""
 
-    def __init__(self, app: Longops, hub: EventHub, signer: CookieSigner) -> None:
+    def __init__(
+        self,
+        app: Longops,
+        hub: EventHub,
+        signer: CookieSigner,
+        options: WebOptions | None = None,
+    ) -> None:
         self.app = app
         self.hub = hub
         self.signer = signer
+        self.options = options or WebOptions()
         self.env = Environment(
             loader=FileSystemLoader(HERE / "templates"),
             autoescape=select_autoescape(["html"]),
@@ -90,26 +101,31 @@ class Pages:
 
     # -- sessions --------------------------------------------------------------------------
     def session(self, request: Request) -> SessionData | None:
-        return self.signer.load(request.cookies.get(COOKIE))
+        name = SECURE_COOKIE if self.options.is_secure(request.scope) else COOKIE
+        return self.signer.load(request.cookies.get(name))
 
     def set_cookie(self, response: Response, data: SessionData) -> None:
+        secure = secure_request.get()
         response.set_cookie(
-            COOKIE,
+            SECURE_COOKIE if secure else COOKIE,
             self.signer.dump(data),
             max_age=MAX_AGE,
             httponly=True,
             samesite="lax",
             path="/",
+            secure=secure,
         )
 
     def view_of(self, session: SessionData | None, request: Request) -> ActorView:
-        """The signed-in user's view; SignIn when nobody (or a disabled user) is."""
-        if session is None or session.user is None:
+        """The signed-in user's view; SignIn when nobody is, or the server-side session
+        has ended (signed out, idle, expired, the user disabled)."""
+        if session is None or session.user is None or session.sid is None:
             raise SignIn(_here(request) if request.method == "GET" else None)
         try:
-            return self.app.as_user(session.user, FrontEnd.WEB)
+            actor = self.app.security.authenticate_session(session.sid, FrontEnd.WEB)
         except (NotFound, PermissionDenied):
             raise SignIn() from None
+        return self.app.as_actor(actor)
 
     def context(self, request: Request, company: str, *, header: bool = True) -> Context:
         """The request's user in ``company``; 404 for a company the user holds nothing in."""
@@ -321,6 +337,8 @@ def parse_local(value: str, ctx: Context, field: str) -> datetime | None:
 def check_csrf(request: Request, csrf_token: Annotated[str | None, Form()] = None) -> None:
     """Refuse (403) a form whose CSRF token is not the session's."""
     pages: Pages = request.app.state.pages
+    if foreign_origin(pages.options, request.scope) is not None:
+        raise PageError(403, "The form did not come from this site (its Origin is foreign).")
     session = pages.session(request)
     if session is None or not session.csrf_ok(csrf_token):
         raise PageError(
@@ -333,7 +351,13 @@ def check_csrf(request: Request, csrf_token: Annotated[str | None, Form()] = Non
 Csrf = Annotated[None, Depends(check_csrf)]
 
 
-def create_pages(app: Longops, hub: EventHub, *, secret: bytes | None = None) -> FastAPI:
+def create_pages(
+    app: Longops,
+    hub: EventHub,
+    *,
+    secret: bytes | None = None,
+    options: WebOptions | None = None,
+) -> FastAPI:
     """The pages of ``app`` as an ASGI application (``longops serve`` mounts it at ``/``).
 
     ``secret`` signs the session cookies (at least 32 bytes); without one a random key is
@@ -344,14 +368,16 @@ def create_pages(app: Longops, hub: EventHub, *, secret: bytes | None = None) ->
         hub = EventHub(app.store)
         pages = create_pages(app, hub, secret=os.environb[b"LONGOPS_SECRET_KEY"])
     """
-    pages = Pages(app, hub, CookieSigner(secret or secrets.token_bytes(32)))
+    pages = Pages(app, hub, CookieSigner(secret or secrets.token_bytes(32)), options)
     web = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     web.state.pages = pages
+    web.add_middleware(BodyLimit, limit=lambda scope: pages.options.max_body, reject=too_large)
     web.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     _install_errors(web, pages)
 
     @web.middleware("http")
     async def _headers(request: Request, call_next: Callable[[Request], Any]) -> Response:
+        secure_request.set(pages.options.is_secure(request.scope))
         response: Response = await call_next(request)
         response.headers.setdefault("Content-Security-Policy", CSP)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
@@ -377,8 +403,24 @@ def create_pages(app: Longops, hub: EventHub, *, secret: bytes | None = None) ->
         next: Annotated[str, Form()] = "",
     ) -> Response:
         session = pages.session(request) or SessionData.anonymous()
+        address = pages.options.address(request)
         try:
-            actor = app.security.authenticate_password(username.strip(), password)
+            actor = app.security.authenticate_password(
+                username.strip(), password, FrontEnd.WEB, address=address
+            )
+        except TooManyRequests as exc:
+            response = pages.render(
+                "login.html",
+                None,
+                429,
+                csrf=session.csrf,
+                next=next,
+                error=f"{str(exc)[:1].upper()}{str(exc)[1:]}.",
+                username=username,
+            )
+            response.headers["Retry-After"] = str(exc.retry_after)
+            pages.set_cookie(response, session)
+            return response
         except (PermissionDenied, ValidationError, NotFound):
             response = pages.render(
                 "login.html",
@@ -394,11 +436,16 @@ def create_pages(app: Longops, hub: EventHub, *, secret: bytes | None = None) ->
         assert actor.user is not None
         target = next if next and safe_path(next) and next.startswith("/c/") else "/"
         done = RedirectResponse(target, status_code=303)
-        pages.set_cookie(done, session.signed_in(actor.user))
+        agent = request.headers.get("user-agent", "")[:200]
+        _record, sid = app.security.start_session(actor.user, client=f"{address or '?'} {agent}")
+        pages.set_cookie(done, session.signed_in(actor.user, sid))
         return done
 
     @web.post("/logout")
-    def logout(_: Csrf) -> Response:
+    def logout(request: Request, _: Csrf) -> Response:
+        session = pages.session(request)
+        if session is not None and session.sid is not None:
+            app.security.end_session(session.sid)
         response = RedirectResponse("/login", status_code=303)
         pages.set_cookie(response, SessionData.anonymous())
         return response
@@ -415,6 +462,33 @@ def create_pages(app: Longops, hub: EventHub, *, secret: bytes | None = None) ->
     def switch(request: Request, company: str = "") -> Response:
         ctx = pages.context(request, company, header=False)
         return RedirectResponse(f"{ctx.base}/", status_code=303)
+
+    # -- one's own sign-ins ----------------------------------------------------------------
+    @web.get("/c/{company}/account", response_class=HTMLResponse)
+    def account(request: Request, company: str) -> Response:
+        ctx = pages.context(request, company)
+        listed = ctx.view.security.list_web_sessions(ctx.user)
+        live = [s for s in listed if s.usable_at(app.clock.now(), app.security.sessions.idle)]
+        current = parse_session(ctx.session.sid or "")
+        return pages.render(
+            "account.html", ctx, title="Your sign-ins", sign_ins=live, current=current
+        )
+
+    @web.post("/c/{company}/account/end")
+    def end_sign_ins(
+        request: Request,
+        company: str,
+        _: Csrf,
+        session_id: Annotated[str, Form()] = "",
+    ) -> Response:
+        ctx = pages.context(request, company, header=False)
+        chosen = session_id or None
+        ended = ctx.view.security.end_web_sessions(ctx.user, chosen)
+        if chosen is None or parse_session(ctx.session.sid or "") == uuid.UUID(chosen):
+            response = RedirectResponse("/login", status_code=303)
+            pages.set_cookie(response, SessionData.anonymous())
+            return response
+        return pages.back(ctx, None, f"{ctx.base}/account", f"{ended} sign-in ended.")
 
     # -- overview ------------------------------------------------------------------------
     @web.get("/c/{company}/", response_class=HTMLResponse)
@@ -1166,6 +1240,10 @@ def _install_errors(web: FastAPI, pages: Pages) -> None:
 
     @web.exception_handler(LongopsError)
     async def _longops(request: Request, exc: LongopsError) -> Response:
+        if isinstance(exc, TooManyRequests):
+            busy = await page(request, 429, str(exc))
+            busy.headers["Retry-After"] = str(exc.retry_after)
+            return busy
         if isinstance(exc, PermissionDenied):
             return await page(request, 403, str(exc))
         if isinstance(exc, NotFound):
@@ -1191,4 +1269,5 @@ _TITLES = {
     403: "Not allowed",
     404: "Not found",
     409: "Not possible now",
+    429: "Too many requests",
 }

@@ -1,10 +1,14 @@
 """The pages' session: a signed cookie naming the signed-in user, with its CSRF token.
 
-The cookie holds no secret of its own: ``{"u": user or null, "c": csrf token, "t": issued
-at, "f": a one-time notice}`` as JSON, then an HMAC-SHA256 of it under the server's key.
-A changed or foreign cookie is treated as no cookie at all. Who the user is and what they
-may do is read from the store on every request, so a disabled user or a revoked grant
-takes effect at once, whatever the cookie says.
+The cookie holds ``{"u": user or null, "s": the server-side session's id and secret, "c":
+csrf token, "t": issued at, "f": a one-time notice}`` as JSON, then an HMAC-SHA256 of it
+under the server's key. A changed or foreign cookie is treated as no cookie at all. The
+session itself lives in the store (``core.security.start_session``): signing out, "sign out
+everywhere" and disabling the user end it there, so a copied cookie stops working at once.
+Who the user is and what they may do is read from the store on every request.
+
+Over HTTPS the cookie is named ``__Host-longops_session`` and marked ``Secure``: a browser
+then sends it only to this host over TLS, and no sibling domain can set it.
 
 Every form carries the session's CSRF token (``csrf_token``); a POST whose token does not
 match the cookie's is refused (403). The sign-in form has one too: a visitor gets an
@@ -29,8 +33,11 @@ import time
 from dataclasses import dataclass, replace
 
 COOKIE = "longops_session"
+SECURE_COOKIE = "__Host-longops_session"
+"""The name over HTTPS: the prefix makes browsers insist on Secure, Path=/ and no Domain."""
 MAX_AGE = 12 * 3600
-"""Seconds a sign-in lasts; after that the user signs in again."""
+"""Seconds the cookie lasts at most; the server-side session's own lifetimes (idle and
+absolute, ``LONGOPS_SESSION_*``) decide when a sign-in ends."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,14 +49,18 @@ class SessionData:
     issued_at: float = 0.0
     notice: str | None = None
     """A message shown once on the next page (what a bulk action did, say)."""
+    sid: str | None = None
+    """The server-side session's cookie text (id and secret); None before signing in."""
 
     @classmethod
     def anonymous(cls) -> SessionData:
         return cls(user=None, csrf=secrets.token_urlsafe(32), issued_at=time.time())
 
-    def signed_in(self, user: str) -> SessionData:
+    def signed_in(self, user: str, sid: str | None = None) -> SessionData:
         # A new token on sign-in: a token seen before signing in is worth nothing after.
-        return SessionData(user=user, csrf=secrets.token_urlsafe(32), issued_at=time.time())
+        return SessionData(
+            user=user, csrf=secrets.token_urlsafe(32), issued_at=time.time(), sid=sid
+        )
 
     def with_notice(self, notice: str | None) -> SessionData:
         return replace(self, notice=notice)
@@ -72,7 +83,7 @@ class CookieSigner:
 
     def dump(self, data: SessionData) -> str:
         raw = json.dumps(
-            {"u": data.user, "c": data.csrf, "t": data.issued_at, "f": data.notice},
+            {"u": data.user, "s": data.sid, "c": data.csrf, "t": data.issued_at, "f": data.notice},
             separators=(",", ":"),
         ).encode()
         payload = base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -92,6 +103,7 @@ class CookieSigner:
         if not isinstance(data, dict):
             return None
         user, csrf, issued, notice = data.get("u"), data.get("c"), data.get("t"), data.get("f")
+        sid = data.get("s")
         if not isinstance(csrf, str) or not isinstance(issued, (int, float)):
             return None
         if user is not None and not isinstance(user, str):
@@ -104,4 +116,5 @@ class CookieSigner:
             csrf=csrf,
             issued_at=float(issued),
             notice=notice if isinstance(notice, str) else None,
+            sid=sid if isinstance(sid, str) else None,
         )

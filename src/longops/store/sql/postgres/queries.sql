@@ -1064,3 +1064,31 @@ UPDATE longops_notifications SET user_name = %(pseudonym)s WHERE user_name = %(n
 -- name: prune_notifications
 -- With the operations they tell of: past the retention period, read or not.
 DELETE FROM longops_notifications WHERE created_at < %(before)s;
+
+-- name: insert_web_session
+INSERT INTO longops_web_sessions (id, user_name, secret_hash, created_at, last_seen_at, expires_at, client)
+VALUES (%(id)s, %(user_name)s, %(secret_hash)s, %(created_at)s, %(created_at)s, %(expires_at)s, %(client)s)
+RETURNING id;
+
+-- name: get_web_session
+SELECT s.*, u.state AS user_state
+  FROM longops_web_sessions s JOIN longops_users u ON u.name = s.user_name
+ WHERE s.id = %(id)s;
+
+-- name: touch_web_session
+-- At most one write per session per interval, however many pages it reads.
+UPDATE longops_web_sessions SET last_seen_at = %(at)s
+ WHERE id = %(id)s AND last_seen_at < %(not_since)s AND revoked_at IS NULL;
+
+-- name: list_web_sessions
+SELECT * FROM longops_web_sessions WHERE user_name = %(user_name)s ORDER BY created_at DESC, id;
+
+-- name: revoke_web_sessions
+-- One session (id given) or every live one of the user (not yet past its absolute end).
+UPDATE longops_web_sessions SET revoked_at = %(at)s
+ WHERE user_name = %(user_name)s AND revoked_at IS NULL AND expires_at > %(at)s
+   AND (%(id)s::uuid IS NULL OR id = %(id)s::uuid)
+RETURNING id;
+
+-- name: prune_web_sessions
+DELETE FROM longops_web_sessions WHERE expires_at < %(before)s;

@@ -882,3 +882,31 @@ UPDATE longops_notifications SET user_name = :pseudonym WHERE user_name = :name;
 -- name: prune_notifications
 -- With the operations they tell of: past the retention period, read or not.
 DELETE FROM longops_notifications WHERE created_at < :before;
+
+-- name: insert_web_session
+INSERT INTO longops_web_sessions (id, user_name, secret_hash, created_at, last_seen_at, expires_at, client)
+VALUES (:id, :user_name, :secret_hash, :created_at, :created_at, :expires_at, :client)
+RETURNING id;
+
+-- name: get_web_session
+SELECT s.*, u.state AS user_state
+  FROM longops_web_sessions s JOIN longops_users u ON u.name = s.user_name
+ WHERE s.id = :id;
+
+-- name: touch_web_session
+-- At most one write per session per interval, however many pages it reads.
+UPDATE longops_web_sessions SET last_seen_at = :at
+ WHERE id = :id AND last_seen_at < :not_since AND revoked_at IS NULL;
+
+-- name: list_web_sessions
+SELECT * FROM longops_web_sessions WHERE user_name = :user_name ORDER BY created_at DESC, id;
+
+-- name: revoke_web_sessions
+-- One session (id given) or every live one of the user (not yet past its absolute end).
+UPDATE longops_web_sessions SET revoked_at = :at
+ WHERE user_name = :user_name AND revoked_at IS NULL AND expires_at > :at
+   AND (:id IS NULL OR id = :id)
+RETURNING id;
+
+-- name: prune_web_sessions
+DELETE FROM longops_web_sessions WHERE expires_at < :before;
