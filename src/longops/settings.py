@@ -23,3 +23,9 @@ class Settings(BaseSettings):
     stream_gap_timeout: float = 5.0
     """Seconds the live streams wait at most for a missing event id whose transaction may
     still commit (``LONGOPS_STREAM_GAP_TIMEOUT``); see ``longops.core.streams``."""
+    secret_key: str | None = None
+    """The Fernet key (or comma-separated keys, newest first) that encrypts notification
+    channels' URLs at rest (``LONGOPS_SECRET_KEY``); ``longops notifications key`` makes one."""
+    base_url: str | None = None
+    """Where people open the pages (``LONGOPS_BASE_URL``): notifications link to the
+    operation's card under it."""

@@ -1184,3 +1184,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# The notifications commands live apart (cli/notify.py) and add themselves to ``cli``.
+from longops.cli import notify as _notify  # noqa: E402, F401

@@ -104,9 +104,10 @@ def maintenance_for(
     session_timeout: timedelta,
     rescuer_interval: timedelta,
     retention: timedelta,
+    delivery: Service | None = None,
 ) -> Callable[[uuid.UUID], ServiceRunner]:
-    """The standard duties of a worker session: rescuer, expiry, scheduler, stall detector
-    and pruner.
+    """The standard duties of a worker session: rescuer, expiry, scheduler, stall detector,
+    pruner and (given) notification delivery.
 
     Example::
 
@@ -130,6 +131,9 @@ def maintenance_for(
                 Scheduler(store, clock),
                 StallDetector(store, clock, interval=rescuer_interval),
                 Pruner(store, clock, retention=retention),
+                # Notification delivery (services.delivery) is safe in any number of
+                # processes; run by the leader, it needs no runner of its own.
+                *([delivery] if delivery is not None else []),
             ],
             tick=min(1.0, rescuer_interval.total_seconds()),
             # A dead leader must not delay rescue past session_timeout + one interval: its

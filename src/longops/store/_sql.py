@@ -1735,6 +1735,7 @@ class SqlStore(ABC):
         next_at: datetime | None = None,
         error: str | None = None,
         inbox_title: str | None = None,
+        uncharge: bool = False,
     ) -> bool:
         """Record how a claimed delivery went, under its claim token (a sender whose claim
         lapsed changes nothing). With ``inbox_title``, the in-app notification is written in
@@ -1748,7 +1749,8 @@ class SqlStore(ABC):
                     "status": status.value,
                     "next_at": self.enc_ts(next_at or delivery.next_at),
                     "error": error,
-                    "sent_at": self.enc_ts(at if status is not DeliveryStatus.PENDING else None),
+                    "sent_at": self.enc_ts(at if status in _DELIVERED else None),
+                    "uncharge": 1 if uncharge else 0,
                 },
             )
             if cur.fetchone() is None:
@@ -1792,6 +1794,9 @@ class SqlStore(ABC):
     ) -> bool:
         params = {"company": company, "id": delivery_id, "at": self.enc_ts(at)}
         return self._write_audited("retry_delivery", params, audit) is not None
+
+
+_DELIVERED = (DeliveryStatus.SENT, DeliveryStatus.DIGESTED)
 
 
 def _like_escape(text: str) -> str:

@@ -22,6 +22,9 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from longops.domain.clock import Clock
+from longops.domain.notify import Channel as NotifyChannel
+from longops.domain.notify import Delivery, DeliveryStatus, OutboxEntry, PlannedDelivery
+from longops.domain.notify import Rule as NotifyRule
 from longops.domain.operation import (
     Attempt,
     CancelMode,
@@ -39,9 +42,6 @@ from longops.domain.operation import (
     SessionState,
     StopMode,
 )
-from longops.domain.notify import Channel as NotifyChannel
-from longops.domain.notify import Delivery, DeliveryStatus, OutboxEntry, PlannedDelivery
-from longops.domain.notify import Rule as NotifyRule
 from longops.domain.pages import CategoryActivity, LogEntry, Notification
 from longops.domain.recurrence import Recurrence
 from longops.domain.security import PermissionSet
@@ -620,6 +620,7 @@ class Store(Protocol):
         next_at: datetime | None = None,
         error: str | None = None,
         inbox_title: str | None = None,
+        uncharge: bool = False,
     ) -> bool: ...
     def list_deliveries(
         self, company: str, *, status: DeliveryStatus | None = None, limit: int = 100

@@ -1114,6 +1114,7 @@ ON CONFLICT DO NOTHING;
 -- name: finish_delivery
 UPDATE longops_notify_deliveries
    SET status = %(status)s, next_at = %(next_at)s, last_error = %(error)s,
+       attempts = attempts - %(uncharge)s,
        sent_at = %(sent_at)s, claim_token = NULL, locked_until = NULL
  WHERE id = %(id)s AND claim_token = %(claim_token)s AND status = 'pending'
 RETURNING id;
@@ -1128,9 +1129,13 @@ SELECT * FROM longops_notify_deliveries
  ORDER BY id DESC LIMIT %(limit)s;
 
 -- name: count_recent_sends
-SELECT count(*) AS n FROM longops_notify_deliveries
- WHERE recipient = %(recipient)s AND company = %(company)s AND status IN ('sent', 'digested')
-   AND sent_at > %(since)s;
+-- What a channel's rate limit counts: each send, a digest (its items share one sent_at) once.
+SELECT (SELECT count(*) FROM longops_notify_deliveries
+         WHERE company = %(company)s AND recipient = %(recipient)s
+           AND status = 'sent' AND sent_at > %(since)s)
+     + (SELECT count(DISTINCT sent_at) FROM longops_notify_deliveries
+         WHERE company = %(company)s AND recipient = %(recipient)s
+           AND status = 'digested' AND sent_at > %(since)s) AS n;
 
 -- name: retry_delivery
 UPDATE longops_notify_deliveries

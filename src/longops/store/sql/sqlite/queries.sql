@@ -927,6 +927,7 @@ ON CONFLICT DO NOTHING;
 -- name: finish_delivery
 UPDATE longops_notify_deliveries
    SET status = :status, next_at = :next_at, last_error = :error,
+       attempts = attempts - :uncharge,
        sent_at = :sent_at, claim_token = NULL, locked_until = NULL
  WHERE id = :id AND claim_token = :claim_token AND status = 'pending'
 RETURNING id;
@@ -941,9 +942,13 @@ SELECT * FROM longops_notify_deliveries
  ORDER BY id DESC LIMIT :limit;
 
 -- name: count_recent_sends
-SELECT count(*) AS n FROM longops_notify_deliveries
- WHERE recipient = :recipient AND company = :company AND status IN ('sent', 'digested')
-   AND sent_at > :since;
+-- What a channel's rate limit counts: each send, a digest (its items share one sent_at) once.
+SELECT (SELECT count(*) FROM longops_notify_deliveries
+         WHERE company = :company AND recipient = :recipient
+           AND status = 'sent' AND sent_at > :since)
+     + (SELECT count(DISTINCT sent_at) FROM longops_notify_deliveries
+         WHERE company = :company AND recipient = :recipient
+           AND status = 'digested' AND sent_at > :since) AS n;
 
 -- name: retry_delivery
 UPDATE longops_notify_deliveries
