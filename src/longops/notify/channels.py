@@ -14,8 +14,10 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
+import warnings
 from urllib.parse import quote, urlsplit
 
 import apprise
@@ -24,6 +26,16 @@ from longops.domain.notify import Message, mask_url, url_schema
 
 # Apprise logs under "apprise"; its lines must reach no handler of the application's.
 logging.getLogger("apprise").propagate = False
+
+
+@functools.cache
+def _plugins() -> None:
+    # Apprise loads its plugins on first use; one of them imports the standard library's
+    # deprecated imghdr, a warning that is Apprise's to fix and must not fail strict runs.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*imghdr.*", category=DeprecationWarning)
+        apprise.Apprise.instantiate("json://localhost")
+
 
 WEBHOOK_SCHEMAS = frozenset({"json", "jsons", "xml", "xmls", "form", "forms"})
 
@@ -43,12 +55,14 @@ def with_key(url: str, idem_key: uuid.UUID) -> str:
 def check_url(url: str) -> None:
     """Raise ``ValueError`` (without the URL) unless Apprise understands ``url``."""
     url_schema(url)
+    _plugins()
     if apprise.Apprise.instantiate(url) is None:
         raise ValueError("is not a URL Apprise can send to")
 
 
 def send(url: str, msg: Message, *, idem_key: uuid.UUID) -> str | None:
     """Send ``msg`` to ``url``; None when it went, else the reason (secrets removed)."""
+    _plugins()
     notifier = apprise.Apprise()
     if not notifier.add(with_key(url, idem_key)):
         return "the URL is not one Apprise can send to"
