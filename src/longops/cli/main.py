@@ -28,6 +28,7 @@ from rich.console import Console
 
 from longops.app import ActorView, Longops
 from longops.cli.loading import load_app
+from longops.cli.notify import register as register_notifications
 from longops.cli.render import (
     attempts_table,
     audit_table,
@@ -1168,6 +1169,9 @@ def demo(
     raise typer.Exit(run_demo(out, seconds=seconds, database_url=url, host=host, port=port))
 
 
+register_notifications(cli, state, out, _company)
+
+
 def main() -> None:
     """Console entry point: turns longops errors into a message and an exit code.
 
@@ -1184,7 +1188,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-
-
-# The notifications commands live apart (cli/notify.py) and add themselves to ``cli``.
-from longops.cli import notify as _notify  # noqa: E402, F401

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 
-from longops.cli.main import CompanyOpt, JsonOpt, _company, cli, out, state
 from longops.cli.render import print_json, when
 from longops.domain.notify import Channel, Delivery, Rule
 from longops.notify.secrets import SecretBox
@@ -38,17 +39,48 @@ for _sub, _name in (
 ):
     _sub.info.no_args_is_help = True
     notify_cli.add_typer(_sub, name=_name)
-cli.add_typer(notify_cli, name="notifications")
+
+
+class _Context:
+    """What the root command gives: its state (the actor's front), output and the company
+    a command acts in. Set by :func:`register`; this module imports nothing of ``main``,
+    which may be running as ``__main__`` (``python -m longops.cli.main``)."""
+
+    state: Any = None
+    out: Console = Console()
+    company: Callable[[str | None], str] = staticmethod(lambda given: given or "default")
+
+
+_ctx = _Context()
+
+
+def register(
+    cli: typer.Typer, state: Any, out: Console, company: Callable[[str | None], str]
+) -> None:
+    """Add ``longops notifications`` to ``cli``."""
+    _ctx.state, _ctx.out, _ctx.company = state, out, company
+    cli.add_typer(notify_cli, name="notifications")
+
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for programs.")]
+CompanyOpt = Annotated[
+    str | None,
+    typer.Option("--company", "-c", help="Company name (default: the actor's only company)."),
+]
 
 
 def _setup() -> Any:
-    return state.front.notification_setup
+    return _ctx.state.front.notification_setup
+
+
+def _company(given: str | None) -> str:
+    return _ctx.company(given)
 
 
 @notify_cli.command("key")
 def key() -> None:
     """Print a new key for LONGOPS_SECRET_KEY (channels' URLs are encrypted with it)."""
-    out.print(SecretBox.generate_key())
+    _ctx.out.print(SecretBox.generate_key())
 
 
 # -- channels -------------------------------------------------------------------------------
@@ -66,7 +98,7 @@ def channels_add(
     c = _setup().add_channel(
         _company(company), name, url, rate_limit=rate_limit, rate_window=rate_window
     )
-    out.print(f"channel {c.name}: {c.url_masked}")
+    _ctx.out.print(f"channel {c.name}: {c.url_masked}")
 
 
 @channels_cli.command("list")
@@ -74,18 +106,18 @@ def channels_list(company: CompanyOpt = None, as_json: JsonOpt = False) -> None:
     """List a company's channels (URLs masked)."""
     found = _setup().list_channels(_company(company))
     if as_json:
-        print_json(out, [_channel(c) for c in found])
+        print_json(_ctx.out, [_channel(c) for c in found])
         return
     for c in found:
         limit = f"\tmax {c.rate_limit}/{c.rate_window}s" if c.rate_limit else ""
-        out.print(f"{c.name}\t{c.url_masked}{limit}")
+        _ctx.out.print(f"{c.name}\t{c.url_masked}{limit}")
 
 
 @channels_cli.command("remove")
 def channels_remove(name: str, company: CompanyOpt = None) -> None:
     """Remove a channel."""
     _setup().remove_channel(_company(company), name)
-    out.print(f"channel {name} removed")
+    _ctx.out.print(f"channel {name} removed")
 
 
 @channels_cli.command("test")
@@ -93,9 +125,9 @@ def channels_test(name: str, company: CompanyOpt = None) -> None:
     """Send a test message to a channel now."""
     error = _setup().test_channel(_company(company), name)
     if error is not None:
-        out.print(f"test to {name} failed: {error}")
+        _ctx.out.print(f"test to {name} failed: {error}")
         raise typer.Exit(1)
-    out.print(f"test sent to {name}")
+    _ctx.out.print(f"test sent to {name}")
 
 
 def _channel(c: Channel) -> dict[str, Any]:
@@ -144,7 +176,7 @@ def rules_add(
         user=user,
         enabled=not disabled,
     )
-    out.print(f"rule {r.name}: on {r.on.value} -> {', '.join(r.recipients)}")
+    _ctx.out.print(f"rule {r.name}: on {r.on.value} -> {', '.join(r.recipients)}")
 
 
 @rules_cli.command("list")
@@ -152,7 +184,7 @@ def rules_list(company: CompanyOpt = None, as_json: JsonOpt = False) -> None:
     """List a company's rules."""
     found = _setup().list_rules(_company(company))
     if as_json:
-        print_json(out, [_rule(r) for r in found])
+        print_json(_ctx.out, [_rule(r) for r in found])
         return
     for r in found:
         filters = " ".join(
@@ -161,14 +193,16 @@ def rules_list(company: CompanyOpt = None, as_json: JsonOpt = False) -> None:
             if v
         )
         state_text = "" if r.enabled else "\t(disabled)"
-        out.print(f"{r.name}\ton {r.on.value}\t{filters}\t-> {', '.join(r.recipients)}{state_text}")
+        _ctx.out.print(
+            f"{r.name}\ton {r.on.value}\t{filters}\t-> {', '.join(r.recipients)}{state_text}"
+        )
 
 
 @rules_cli.command("remove")
 def rules_remove(name: str, company: CompanyOpt = None) -> None:
     """Remove a rule."""
     _setup().remove_rule(_company(company), name)
-    out.print(f"rule {name} removed")
+    _ctx.out.print(f"rule {name} removed")
 
 
 def _rule(r: Rule) -> dict[str, Any]:
@@ -190,14 +224,14 @@ def _rule(r: Rule) -> dict[str, Any]:
 def admins_add(user: str, company: CompanyOpt = None) -> None:
     """Make a user one of the company's notified admins."""
     _setup().add_admin(_company(company), user)
-    out.print(f"{user} is a notified admin")
+    _ctx.out.print(f"{user} is a notified admin")
 
 
 @admins_cli.command("remove")
 def admins_remove(user: str, company: CompanyOpt = None) -> None:
     """Remove a notified admin."""
     _setup().remove_admin(_company(company), user)
-    out.print(f"{user} is no longer a notified admin")
+    _ctx.out.print(f"{user} is no longer a notified admin")
 
 
 @admins_cli.command("list")
@@ -205,10 +239,10 @@ def admins_list(company: CompanyOpt = None, as_json: JsonOpt = False) -> None:
     """List the company's notified admins."""
     found = _setup().list_admins(_company(company))
     if as_json:
-        print_json(out, found)
+        print_json(_ctx.out, found)
         return
     for name in found:
-        out.print(name)
+        _ctx.out.print(name)
 
 
 # -- deliveries -----------------------------------------------------------------------------
@@ -224,11 +258,11 @@ def deliveries_list(
     """The delivery log: each notification to each recipient, with tries and last error."""
     found = _setup().list_deliveries(_company(company), status=status, limit=limit)
     if as_json:
-        print_json(out, [_delivery(d) for d in found])
+        print_json(_ctx.out, [_delivery(d) for d in found])
         return
     for d in found:
         error = f"\t{d.last_error}" if d.last_error else ""
-        out.print(
+        _ctx.out.print(
             f"{d.id}\t{d.status.value}\t{d.event.value}\t{d.recipient}\t"
             f"tries {d.attempts}\t{when(d.sent_at or d.next_at)}{error}"
         )
@@ -238,7 +272,7 @@ def deliveries_list(
 def deliveries_retry(delivery_id: int, company: CompanyOpt = None) -> None:
     """Send a dead-lettered delivery again."""
     _setup().retry_delivery(_company(company), delivery_id)
-    out.print(f"delivery {delivery_id} will be sent again")
+    _ctx.out.print(f"delivery {delivery_id} will be sent again")
 
 
 def _delivery(d: Delivery) -> dict[str, Any]:
@@ -269,8 +303,8 @@ def deliver(
     backoff: Annotated[float, typer.Option(help="First retry delay, seconds (doubles).")] = 10.0,
 ) -> None:
     """Send notifications (workers do too; any number of processes may), until SIGTERM."""
-    state.front.service.check_worker(None)  # as running a worker: SUPER
-    service = state.app.delivery_service(
+    _ctx.state.front.service.check_worker(None)  # as running a worker: SUPER
+    service = _ctx.state.app.delivery_service(
         interval=timedelta(seconds=interval),
         lease=timedelta(seconds=lease),
         max_attempts=max_attempts,
