@@ -90,8 +90,7 @@ def parse_recipient(text: str) -> str:
         return str(value)
     if isinstance(value, str):
         kind, _, name = value.partition(":")
-        if kind in ("user", "channel") and name:
-            check_name(kind, name)
+        if kind in ("user", "channel") and NAME_RE.fullmatch(name):
             return f"{kind}:{name}"
     raise ValidationError(
         "to", "must be owner, admins, owner_or_admins, user:NAME or channel:NAME", text
