@@ -112,3 +112,18 @@ def test_the_docs_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     printed: list[str] = []
     exec(code, {"print": lambda *a: printed.append(" ".join(map(str, a)))})  # noqa: S102
     assert printed == ["['default', 'stalls']", "json://127.0.0.1:9/****"]
+
+
+def test_secret_box_derives_its_key_rotates_and_refuses_short_secrets() -> None:
+    from longops.domain.errors import ConfigurationError
+    from longops.notify.secrets import SecretBox
+
+    old, new = SecretBox.generate_key(), SecretBox.generate_key()
+    token = SecretBox(old).encrypt("json://u:pw@h/x")
+    assert "pw" not in token
+    assert SecretBox(f"{new},{old}").decrypt(token) == "json://u:pw@h/x"
+    with pytest.raises(ConfigurationError):
+        SecretBox(new).decrypt(token)
+    with pytest.raises(ConfigurationError, match="at least 32 characters") as short:
+        SecretBox("tooshort")
+    assert "tooshort" not in str(short.value)

@@ -1,7 +1,9 @@
 """Channel URLs encrypted at rest with Fernet (AES-128-CBC + HMAC-SHA256, from
-``cryptography``), under a key from ``LONGOPS_SECRET_KEY``.
+``cryptography``), under a key derived from ``LONGOPS_SECRET_KEY``.
 
-Several keys, comma-separated, rotate: the first encrypts, any decrypts.
+The same secret signs the pages' session cookies (at least 32 characters); the Fernet key
+is derived from it with HKDF-SHA256 for this one purpose, so the two uses never share a
+key. Several secrets, comma-separated, rotate: the first encrypts, any decrypts.
 
 Example::
 
@@ -12,7 +14,12 @@ Example::
 
 from __future__ import annotations
 
+import base64
+import secrets
+
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from longops.domain.errors import ConfigurationError
 
@@ -24,18 +31,16 @@ class SecretBox:
                 "LONGOPS_SECRET_KEY is not set: channels keep their URLs encrypted with it "
                 "(make one with `longops notifications key`)"
             )
-        try:
-            self._fernet = MultiFernet([Fernet(k.strip()) for k in keys.split(",") if k.strip()])
-        except ValueError:
+        parts = [k.strip() for k in keys.split(",") if k.strip()]
+        if any(len(k) < 32 for k in parts):
             # Never repeat the key in the message.
-            raise ConfigurationError(
-                "LONGOPS_SECRET_KEY must be a Fernet key (32 url-safe base64-encoded bytes)"
-            ) from None
+            raise ConfigurationError("LONGOPS_SECRET_KEY must be at least 32 characters")
+        self._fernet = MultiFernet([Fernet(_derive(k)) for k in parts])
 
     @staticmethod
     def generate_key() -> str:
-        """A new random key for ``LONGOPS_SECRET_KEY``."""
-        return Fernet.generate_key().decode()
+        """A new random secret for ``LONGOPS_SECRET_KEY`` (43 url-safe characters)."""
+        return secrets.token_urlsafe(32)
 
     def encrypt(self, text: str) -> str:
         return self._fernet.encrypt(text.encode()).decode()
@@ -47,3 +52,10 @@ class SecretBox:
             raise ConfigurationError(
                 "a channel's URL cannot be decrypted with LONGOPS_SECRET_KEY (wrong key?)"
             ) from None
+
+
+def _derive(secret: str) -> bytes:
+    key = HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=b"longops notification channels"
+    ).derive(secret.encode())
+    return base64.urlsafe_b64encode(key)
