@@ -349,6 +349,10 @@ def create_pages(app: Longops, hub: EventHub, *, secret: bytes | None = None) ->
     web.state.pages = pages
     web.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     _install_errors(web, pages)
+    # Its own module, which reads Csrf and Pages from this one: imported once this is loaded.
+    from longops.web.notify_pages import add_notification_setup
+
+    add_notification_setup(web, pages)
 
     @web.middleware("http")
     async def _headers(request: Request, call_next: Callable[[Request], Any]) -> Response:
