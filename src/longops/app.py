@@ -52,6 +52,7 @@ from longops.domain.waiting import WaitReason
 from longops.notify.secrets import SecretBox
 from longops.services.delivery import DeliveryService
 from longops.services.leader import maintenance_for
+from longops.services.watch import NotificationWatch
 from longops.settings import Settings
 from longops.store.base import OperationQuery, Store, open_store
 from longops.worker.registry import TaskDef, TaskRegistry
@@ -550,7 +551,7 @@ class Longops(Front):
             session_timeout=timedelta(seconds=opts.session_timeout),
             rescuer_interval=timedelta(seconds=opts.rescuer_interval),
             retention=opts.retention,
-            delivery=self.delivery_service(),
+            notifications=[NotificationWatch(self.store, self.clock), self.delivery_service()],
         )
         return Worker(self.store, self.registry, self.clock, opts, maintenance=maintenance)
 

@@ -7,6 +7,7 @@ back-off between tries is observed, not slept through.
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Iterator
@@ -21,7 +22,8 @@ from longops import EnqueueRequest, FrozenClock, Longops, ValidationError
 from longops.domain.notify import DeliveryStatus, Event
 from longops.notify.secrets import SecretBox
 from longops.services.delivery import DeliveryService
-from longops.store.base import ClaimParams
+from longops.services.watch import NotificationWatch
+from longops.store.base import ClaimedRun, ClaimParams, ProgressUpdate
 from longops.testing import Runner
 from longops.worker.session import active_session
 from notify_receivers import refused_port, smtp_sink, webhook
@@ -193,7 +195,7 @@ def test_no_admins_and_no_user_notifies_no_one_but_loses_nothing(world: World) -
 def test_every_event_is_notified(world: World) -> None:
     with webhook() as hook:
         world.setup.add_channel(COMPANY, "hook", hook.url())
-        for event in Event:
+        for event in CHANGES:
             world.setup.add_rule(COMPANY, f"on-{event.value}", on=event.value, to=["channel:hook"])
         world.enqueue("ok", description="succeeds")
         world.enqueue("boom", description="fails")
@@ -218,8 +220,88 @@ def test_every_event_is_notified(world: World) -> None:
             f"stalls has stalled ({COMPANY})",
         ]
     )
-    assert {d.event for d in world.deliveries()} == set(Event)
+    assert {d.event for d in world.deliveries()} == set(CHANGES)
     assert len(set(hook.keys())) == 5
+
+
+CHANGES = [e for e in Event if not e.watched]
+
+
+def claim(world: World, limit: int = 10) -> list[ClaimedRun]:
+    session = active_session(world.clock.now(), ("default", "slow"))
+    world.app.store.register_session(session)
+    params = ClaimParams(session.id, ("default", "slow"), limit, world.clock.now())
+    return world.app.store.claim(params)
+
+
+def test_conditions_on_the_clock_are_notified_once(world: World) -> None:
+    clock = world.clock
+
+    @world.app.task(name="tick")
+    def tick() -> None:
+        clock.advance(seconds=10)  # each run takes ten seconds of the frozen clock
+
+    for _ in range(5):
+        world.enqueue("tick")
+    world.run()  # five runs of ten seconds: the task's usual is 10 s
+    with webhook() as hook:
+        setup = world.setup
+        setup.add_channel(COMPANY, "hook", hook.url())
+        to = ["channel:hook"]
+        setup.add_rule(COMPANY, "slow-30", on="running_long", to=to, threshold=30, task="ok")
+        setup.add_rule(COMPANY, "unusual", on="running_long", to=to, task="tick")
+        setup.add_rule(COMPANY, "parked", on="waiting_long", to=to, threshold=10)
+        setup.add_rule(COMPANY, "half", on="milestone", to=to, threshold=50)
+        long_one = world.enqueue("ok", description="long one")
+        world.enqueue("tick", description="unusual one")
+        world.enqueue("ok", description="parked one", queue="nobody")
+        world.app.task(name="half")(lambda: None)
+        world.enqueue("half", description="halfway one", queue="slow")
+        claimed = {c.operation.description: c for c in claim(world)}
+        assert set(claimed) == {"long one", "unusual one", "halfway one"}
+        half = claimed["halfway one"]
+        world.app.store.flush_progress([
+            ProgressUpdate(half.operation.id, half.lease_token, clock.now(),
+                           json.dumps({"completed": 60, "total": 100}), moved=True)
+        ])  # fmt: skip
+        watcher = NotificationWatch(world.app.store, clock)
+        delivery = world.delivery()
+
+        def told() -> list[str]:
+            watcher.run_once()
+            delivery.run_once()
+            return sorted(b["title"].rsplit(" (", 1)[0] for b in hook.bodies())
+
+        assert told() == ["halfway one reached a milestone"]
+        clock.advance(seconds=9)
+        assert told() == ["halfway one reached a milestone"]  # 9 s: not past the usual 10
+        clock.advance(seconds=2)
+        assert told() == ["halfway one reached a milestone", "unusual one is taking long"]
+        clock.advance(seconds=600)
+        assert "parked one has waited long to start" in told()
+        assert "long one is taking long" not in told()
+        clock.advance(seconds=1200)
+        assert told() == [
+            "halfway one reached a milestone",
+            "long one is taking long",
+            "parked one has waited long to start",
+            "unusual one is taking long",
+        ]
+        clock.advance(seconds=3600)
+        assert len(told()) == 4  # each condition once per attempt
+    by_rule = {d.rule_name: d for d in world.deliveries()}
+    assert by_rule["slow-30"].operation_id == long_one
+    assert set(by_rule) == {"slow-30", "unusual", "parked", "half"}
+
+
+def test_thresholds_are_checked_by_event(world: World) -> None:
+    setup = world.setup
+    for on, threshold in [("milestone", None), ("milestone", 150), ("waiting_long", None),
+                          ("failed", 5), ("running_long", -1)]:  # fmt: skip
+        with pytest.raises(ValidationError) as caught:
+            setup.add_rule(COMPANY, "r", on=on, to=["admins"], threshold=threshold)
+        assert caught.value.field == "threshold"
+    assert [r.name for r in setup.list_rules(COMPANY)] == ["default"]
 
 
 def test_rules_filter_by_task_and_user(world: World) -> None:

@@ -19,7 +19,16 @@ from longops.domain.notify import Channel, Delivery, Rule
 router = APIRouter(tags=["notifications"])
 C = "/v1/companies/{company}"
 
-EventName = Literal["succeeded", "failed", "attempt_failed", "cancelled", "stalled"]
+EventName = Literal[
+    "succeeded",
+    "failed",
+    "attempt_failed",
+    "cancelled",
+    "stalled",
+    "running_long",
+    "waiting_long",
+    "milestone",
+]
 Recipient = Annotated[
     str,
     Field(
@@ -38,6 +47,10 @@ class RuleBody(Body):
     queue: Name | None = None
     user: Name | None = None
     enabled: bool = True
+    threshold: Annotated[float, Field(strict=False, gt=0, le=525_600), NUMBER] | None = Field(
+        default=None,
+        description="Minutes (running_long, waiting_long) or a percentage (milestone).",
+    )
 
 
 class ChannelBody(Body):
@@ -78,6 +91,7 @@ def rule_json(r: Rule) -> dict[str, Any]:
         "queue": r.queue,
         "user": r.user,
         "enabled": r.enabled,
+        "threshold": r.threshold,
     }
 
 
@@ -146,6 +160,7 @@ async def add_rule(company: NamePath, body: RuleBody, view: Caller) -> Response:
         queue=body.queue,
         user=body.user,
         enabled=body.enabled,
+        threshold=body.threshold,
     )
     return JSONResponse(rule_json(made), status_code=201)
 

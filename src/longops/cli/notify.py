@@ -145,7 +145,11 @@ def _channel(c: Channel) -> dict[str, Any]:
 @rules_cli.command("add")
 def rules_add(
     on: Annotated[
-        str, typer.Option(help="succeeded, failed, attempt_failed, cancelled or stalled.")
+        str,
+        typer.Option(
+            help="succeeded, failed, attempt_failed, cancelled, stalled, running_long, "
+            "waiting_long or milestone."
+        ),
     ],
     to: Annotated[
         list[str],
@@ -158,6 +162,10 @@ def rules_add(
     queue: Annotated[str | None, typer.Option(help="Only this queue's.")] = None,
     user: Annotated[str | None, typer.Option(help="Only this user's.")] = None,
     disabled: Annotated[bool, typer.Option(help="Add it switched off.")] = False,
+    threshold: Annotated[
+        float | None,
+        typer.Option(help="Minutes (running_long, waiting_long) or a percentage (milestone)."),
+    ] = None,
 ) -> None:
     """Add (or replace) a rule: on an event, for matching operations, notify recipients."""
     setup = _setup()
@@ -175,6 +183,7 @@ def rules_add(
         queue=queue,
         user=user,
         enabled=not disabled,
+        threshold=threshold,
     )
     _ctx.out.print(f"rule {r.name}: on {r.on.value} -> {', '.join(r.recipients)}")
 
@@ -216,6 +225,7 @@ def _rule(r: Rule) -> dict[str, Any]:
         "queue": r.queue,
         "user": r.user,
         "enabled": r.enabled,
+        "threshold": r.threshold,
     }
 
 

@@ -74,11 +74,14 @@ class NotificationSetupService(ActorBound):
         queue: str | None = None,
         user: str | None = None,
         enabled: bool = True,
+        threshold: float | None = None,
         actor: Actor | None = None,
     ) -> Rule:
         """Add a rule, or replace the one of that name: on ``on`` (succeeded, failed,
-        attempt_failed, cancelled, stalled), for operations matching the filters, notify
-        ``to`` (owner, admins, owner_or_admins, user:NAME, channel:NAME).
+        attempt_failed, cancelled, stalled, running_long, waiting_long, milestone), for
+        operations matching the filters, notify ``to`` (owner, admins, owner_or_admins,
+        user:NAME, channel:NAME). ``threshold``: minutes for running_long (none: longer than
+        the task's usual) and waiting_long, a percentage for milestone.
 
         Example::
 
@@ -100,8 +103,19 @@ class NotificationSetupService(ActorBound):
                 check_name(field, value)
         if user is not None:
             check_name("user", user)
+        threshold = _threshold(event, threshold)
         rule = Rule(
-            company, name, event, recipients, task, category, queue, user, enabled, self.clock.now()
+            company,
+            name,
+            event,
+            recipients,
+            task,
+            category,
+            queue,
+            user,
+            enabled,
+            self.clock.now(),
+            threshold,
         )
         details = {"on": event.value, "to": list(recipients), "enabled": enabled}
         audit = self._entry(who, "set_notification_rule", f"rule {name}", company, details)
@@ -266,3 +280,20 @@ class NotificationSetupService(ActorBound):
         audit = self._entry(who, "retry_delivery", f"delivery {delivery_id}", company)
         if not self.store.retry_delivery(company, delivery_id, self.clock.now(), audit=audit):
             raise NotFound("dead delivery", delivery_id)
+
+
+def _threshold(event: Event, value: float | None) -> float | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise ValidationError("threshold", "must be a number", value)
+    if event is Event.MILESTONE:
+        if value is None or not 0 < value <= 100:
+            raise ValidationError("threshold", "must be a percentage above 0, at most 100", value)
+    elif event is Event.WAITING_LONG:
+        if value is None or not 0 < value <= 525_600:
+            raise ValidationError("threshold", "must be between 0 and 525600 minutes", value)
+    elif event is Event.RUNNING_LONG:
+        if value is not None and not 0 < value <= 525_600:
+            raise ValidationError("threshold", "must be between 0 and 525600 minutes", value)
+    elif value is not None:
+        raise ValidationError("threshold", f"means nothing for {event.value}", value)
+    return None if value is None else float(value)

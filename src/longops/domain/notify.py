@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 
 from longops.domain.errors import ValidationError
 from longops.domain.operation import NAME_RE, Operation
+from longops.domain.status import Status
 
 
 class Event(StrEnum):
@@ -43,6 +44,18 @@ class Event(StrEnum):
     CANCELLED = "cancelled"
     STALLED = "stalled"
     """Its progress has not moved for the task's ``stall_after``."""
+    RUNNING_LONG = "running_long"
+    """In process longer than the rule's ``threshold`` minutes, or (no threshold) longer
+    than the task usually takes: the p95 of its recent successful runs."""
+    WAITING_LONG = "waiting_long"
+    """Ready and due for longer than the rule's ``threshold`` minutes, not yet started."""
+    MILESTONE = "milestone"
+    """Its progress reached the rule's ``threshold`` percent."""
+
+    @property
+    def watched(self) -> bool:
+        """True for conditions that need a clock (the watch service), not a change."""
+        return self in WATCHED
 
     @property
     def caption(self) -> str:
@@ -56,7 +69,12 @@ class Event(StrEnum):
         raise ValidationError("on", f"must be one of {', '.join(e.value for e in cls)}", value)
 
 
+WATCHED = frozenset({Event.RUNNING_LONG, Event.WAITING_LONG, Event.MILESTONE})
+
 _CAPTIONS = {
+    Event.RUNNING_LONG: "is taking long",
+    Event.WAITING_LONG: "has waited long to start",
+    Event.MILESTONE: "reached a milestone",
     Event.SUCCEEDED: "succeeded",
     Event.FAILED: "failed",
     Event.ATTEMPT_FAILED: "failed an attempt and will be retried",
@@ -123,6 +141,8 @@ class Rule:
     user: str | None = None
     enabled: bool = True
     created_at: datetime | None = None
+    threshold: float | None = None
+    """Minutes (running_long, waiting_long) or a percentage (milestone)."""
 
     def matches(self, event: Event, op: Operation) -> bool:
         """True when this rule listens to ``event`` on ``op``."""
@@ -169,6 +189,57 @@ class OutboxEntry:
     operation_id: uuid.UUID
     event: Event
     at: datetime
+    rule_name: str | None = None
+    """Set for a watched condition: only that rule's recipients hear of it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Watched:
+    """A watched condition one rule found on one operation, for the outbox."""
+
+    company: str
+    operation_id: uuid.UUID
+    event: Event
+    rule_name: str
+    dedup: str
+    """Once per rule, operation and attempt: the condition is told once."""
+
+
+def watch(
+    rule: Rule, op: Operation, now: datetime, usual_seconds: float | None = None
+) -> Watched | None:
+    """The condition ``rule`` watches, if ``op`` meets it at ``now``.
+
+    Example::
+
+        watch(Rule("A", "slow", Event.RUNNING_LONG, ("admins",), threshold=30), op, now)
+    """
+    if not rule.enabled or not rule.matches(rule.on, op):
+        return None
+    met = False
+    running = op.status is Status.IN_PROCESS
+    if rule.on is Event.RUNNING_LONG and running and op.started_at is not None:
+        ran = (now - op.started_at).total_seconds()
+        limit = rule.threshold * 60 if rule.threshold is not None else usual_seconds
+        met = limit is not None and ran > limit
+    elif rule.on is Event.WAITING_LONG and op.status is Status.READY:
+        since = max(op.earliest_start_at, op.ready_at or op.earliest_start_at)
+        met = rule.threshold is not None and (now - since).total_seconds() > rule.threshold * 60
+    elif rule.on is Event.MILESTONE and running and op.progress is not None:
+        percent = op.progress.percent
+        met = rule.threshold is not None and percent is not None and percent >= rule.threshold
+    if not met:
+        return None
+    dedup = f"{rule.company}:{rule.name}:{op.id}:{op.attempt_count}"
+    return Watched(op.company, op.id, rule.on, rule.name, dedup)
+
+
+def p95(durations: Sequence[float]) -> float | None:
+    """The 95th percentile of ``durations`` (None with fewer than 5: no "usual" yet)."""
+    if len(durations) < 5:
+        return None
+    ordered = sorted(durations)
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,10 +289,12 @@ def plan(
     op: Operation,
     rules: Iterable[Rule],
     admins: Sequence[str],
+    only: str | None = None,
 ) -> list[PlannedDelivery]:
     """Who receives ``event`` on ``op``: one delivery per recipient, the first rule naming
     it wins. People get the in-app inbox (``inbox:USER``), only for the events the inbox can
-    hold; the operation's own user already gets those from the inbox's trigger.
+    hold; the operation's own user already gets those from the inbox's trigger. A watched
+    condition names its rule (``only``): none of the others hears of it.
 
     Example::
 
@@ -230,7 +303,7 @@ def plan(
     """
     out: dict[str, PlannedDelivery] = {}
     for rule in rules:
-        if not rule.matches(event, op):
+        if not rule.matches(event, op) or (only is not None and rule.name != only):
             continue
         for recipient in rule.recipients:
             for target in _targets(recipient, op, admins):
@@ -327,6 +400,8 @@ def message(event: Event, op: Operation, base_url: str | None) -> Message:
     ]
     if op.started_at is not None and op.ended_at is not None:
         lines.append(f"Duration: {(op.ended_at - op.started_at).total_seconds():.1f} s")
+    if op.progress is not None and op.progress.percent is not None and not op.done:
+        lines.append(f"Progress: {op.progress.percent:.0f} %")
     if op.last_error and event in (Event.FAILED, Event.ATTEMPT_FAILED):
         lines.append(f"Error: {op.last_error[:500]}")
     link = None

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 import uuid
 import warnings
 from urllib.parse import quote, urlsplit
@@ -26,6 +27,20 @@ from longops.domain.notify import Message, mask_url, url_schema
 
 # Apprise logs under "apprise"; its lines must reach no handler of the application's.
 logging.getLogger("apprise").propagate = False
+
+_sending = threading.local()
+
+
+class _QuietWhileSending(logging.Filter):
+    """Drops the HTTP library's lines of this thread's send: at DEBUG they name the URL's
+    path, where Slack, Teams and ntfy keep their tokens."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(_sending, "on", False)
+
+
+for _name in ("urllib3.connectionpool", "urllib3.util.retry"):
+    logging.getLogger(_name).addFilter(_QuietWhileSending())
 
 
 @functools.cache
@@ -66,8 +81,12 @@ def send(url: str, msg: Message, *, idem_key: uuid.UUID) -> str | None:
     notifier = apprise.Apprise()
     if not notifier.add(with_key(url, idem_key)):
         return "the URL is not one Apprise can send to"
-    with apprise.LogCapture(level=logging.INFO) as captured:  # type: ignore[no-untyped-call]
-        ok = notifier.notify(title=msg.title, body=msg.body)
+    _sending.on = True
+    try:
+        with apprise.LogCapture(level=logging.INFO) as captured:  # type: ignore[no-untyped-call]
+            ok = notifier.notify(title=msg.title, body=msg.body)
+    finally:
+        _sending.on = False
     if ok:
         return None
     return redact(str(captured.getvalue()).strip() or "the channel refused it", url)

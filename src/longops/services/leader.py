@@ -104,10 +104,10 @@ def maintenance_for(
     session_timeout: timedelta,
     rescuer_interval: timedelta,
     retention: timedelta,
-    delivery: Service | None = None,
+    notifications: Sequence[Service] = (),
 ) -> Callable[[uuid.UUID], ServiceRunner]:
     """The standard duties of a worker session: rescuer, expiry, scheduler, stall detector,
-    pruner and (given) notification delivery.
+    pruner and (given) the notification watch and delivery.
 
     Example::
 
@@ -131,9 +131,10 @@ def maintenance_for(
                 Scheduler(store, clock),
                 StallDetector(store, clock, interval=rescuer_interval),
                 Pruner(store, clock, retention=retention),
-                # Notification delivery (services.delivery) is safe in any number of
-                # processes; run by the leader, it needs no runner of its own.
-                *([delivery] if delivery is not None else []),
+                # Notification watch and delivery (services.watch, services.delivery):
+                # safe in any number of processes; run by the leader, they need no runner
+                # of their own.
+                *notifications,
             ],
             tick=min(1.0, rescuer_interval.total_seconds()),
             # A dead leader must not delay rescue past session_timeout + one interval: its

@@ -17,7 +17,13 @@ from typing import Any
 
 from longops.domain.errors import ConfigurationError
 from longops.domain.notify import Channel as NotifyChannel
-from longops.domain.notify import Delivery, DeliveryStatus, OutboxEntry, PlannedDelivery
+from longops.domain.notify import (
+    Delivery,
+    DeliveryStatus,
+    OutboxEntry,
+    PlannedDelivery,
+    Watched,
+)
 from longops.domain.notify import Event as NotifyEvent
 from longops.domain.notify import Rule as NotifyRule
 from longops.domain.notify import idem_key as notify_idem_key
@@ -1555,6 +1561,7 @@ class SqlStore(ABC):
             user=r["user_name"],
             enabled=bool(r["enabled"]),
             created_at=self.dec_ts(r["created_at"]),
+            threshold=None if r["threshold"] is None else float(r["threshold"]),
         )
 
     def upsert_notify_rule(
@@ -1573,11 +1580,34 @@ class SqlStore(ABC):
                 "recipients": json.dumps(list(rule.recipients)),
                 "enabled": self.enc_bool(rule.enabled),
                 "created_at": self.enc_ts(rule.created_at),
+                "threshold": rule.threshold,
             },
             audit,
         )
         assert r is not None  # an upsert always returns its row
         return self.notify_rule(r)
+
+    def list_watch_rules(self) -> list[NotifyRule]:
+        return [self.notify_rule(r) for r in self._all("list_watch_rules")]
+
+    def insert_watched(self, found: Sequence[Watched], at: datetime) -> int:
+        """Write watched conditions to the outbox; one already told adds nothing."""
+        added = 0
+        with self._tx() as cur:
+            for w in found:
+                cur.execute(
+                    self.q["insert_watched"],
+                    {
+                        "company": w.company,
+                        "operation_id": self.enc_uuid(w.operation_id),
+                        "event": w.event.value,
+                        "at": self.enc_ts(at),
+                        "rule_name": w.rule_name,
+                        "dedup": w.dedup,
+                    },
+                )
+                added += max(0, int(cur.rowcount))
+        return added
 
     def delete_notify_rule(
         self, company: str, name: str, *, audit: AuditEntry | None = None
@@ -1662,6 +1692,7 @@ class SqlStore(ABC):
                 operation_id=self.dec_uuid(r["operation_id"]),
                 event=NotifyEvent(r["event"]),
                 at=self.dec_ts(r["at"]),
+                rule_name=r["rule_name"],
             )
             for r in rows
         ]

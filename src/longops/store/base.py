@@ -23,7 +23,13 @@ from typing import Any, Protocol
 
 from longops.domain.clock import Clock
 from longops.domain.notify import Channel as NotifyChannel
-from longops.domain.notify import Delivery, DeliveryStatus, OutboxEntry, PlannedDelivery
+from longops.domain.notify import (
+    Delivery,
+    DeliveryStatus,
+    OutboxEntry,
+    PlannedDelivery,
+    Watched,
+)
 from longops.domain.notify import Rule as NotifyRule
 from longops.domain.operation import (
     Attempt,
@@ -586,6 +592,11 @@ class Store(Protocol):
         self, company: str, name: str, *, audit: AuditEntry | None = None
     ) -> bool: ...
     def list_notify_rules(self, company: str) -> list[NotifyRule]: ...
+    def list_watch_rules(self) -> list[NotifyRule]:
+        """Every company's enabled rules that watch a condition (running long...)."""
+        ...
+
+    def insert_watched(self, found: Sequence[Watched], at: datetime) -> int: ...
     def add_notified_admin(
         self, company: str, user: str, *, audit: AuditEntry | None = None
     ) -> bool: ...

@@ -109,11 +109,18 @@ def add_notification_setup(web: FastAPI, pages: Pages) -> None:
         category: Annotated[str, Form()] = "",
         queue: Annotated[str, Form()] = "",
         user: Annotated[str, Form()] = "",
+        threshold: Annotated[str, Form()] = "",
     ) -> Response:
         ctx = pages.context(request, company, header=False)
         given = {"name": name, "on": on, "to": to, "task": task, "category": category,
-                 "queue": queue, "user": user}  # fmt: skip
+                 "queue": queue, "user": user, "threshold": threshold}  # fmt: skip
         try:
+            limit = None
+            if threshold.strip():
+                try:
+                    limit = float(threshold)
+                except ValueError:
+                    raise ValidationError("threshold", "must be a number") from None
             made = ctx.view.notification_setup.add_rule(
                 company,
                 name.strip(),
@@ -123,6 +130,7 @@ def add_notification_setup(web: FastAPI, pages: Pages) -> None:
                 category=category.strip() or None,
                 queue=queue.strip() or None,
                 user=user.strip() or None,
+                threshold=limit,
             )
         except ValidationError as exc:
             return refused(ctx, exc, "rule", given)

@@ -7,12 +7,15 @@
 CREATE TABLE longops_notify_rules (
     company       text NOT NULL REFERENCES longops_companies (name),
     name          text NOT NULL,
-    on_event      text NOT NULL CONSTRAINT notify_rule_event CHECK (on_event IN ('succeeded', 'failed', 'attempt_failed', 'cancelled', 'stalled')),
+    on_event      text NOT NULL CONSTRAINT notify_rule_event CHECK (on_event IN ('succeeded', 'failed', 'attempt_failed', 'cancelled', 'stalled', 'running_long', 'waiting_long', 'milestone')),
     task          text,
     category      text,
     queue         text,
     user_name     text,
     recipients    json NOT NULL,
+    -- running_long and waiting_long: minutes (running_long without it: longer than the
+    -- task's usual, the p95 of its recent runs); milestone: a progress percentage.
+    threshold     double precision CONSTRAINT notify_rule_threshold CHECK (threshold > 0),
     enabled       boolean NOT NULL DEFAULT true,
     created_at    timestamptz NOT NULL,
     PRIMARY KEY (company, name)
@@ -69,6 +72,10 @@ CREATE TABLE longops_notify_outbox (
     company       text NOT NULL,
     operation_id  uuid NOT NULL,
     event         text NOT NULL,
+    -- Written by the watch service for one rule's condition (running long, waiting long,
+    -- a milestone): that rule only, once per dedup key (rule, operation, attempt).
+    rule_name     text,
+    dedup         text UNIQUE,
     at            timestamptz NOT NULL,
     expanded_at   timestamptz
 );

@@ -7,12 +7,15 @@
 CREATE TABLE longops_notify_rules (
     company       TEXT NOT NULL REFERENCES longops_companies (name),
     name          TEXT NOT NULL,
-    on_event      TEXT NOT NULL CONSTRAINT notify_rule_event CHECK (on_event IN ('succeeded', 'failed', 'attempt_failed', 'cancelled', 'stalled')),
+    on_event      TEXT NOT NULL CONSTRAINT notify_rule_event CHECK (on_event IN ('succeeded', 'failed', 'attempt_failed', 'cancelled', 'stalled', 'running_long', 'waiting_long', 'milestone')),
     task          TEXT,
     category      TEXT,
     queue         TEXT,
     user_name     TEXT,
     recipients    TEXT NOT NULL,
+    -- running_long and waiting_long: minutes (running_long without it: longer than the
+    -- task's usual, the p95 of its recent runs); milestone: a progress percentage.
+    threshold     REAL CONSTRAINT notify_rule_threshold CHECK (threshold > 0),
     enabled       INTEGER NOT NULL DEFAULT 1,
     created_at    TEXT NOT NULL,
     PRIMARY KEY (company, name)
@@ -62,6 +65,10 @@ CREATE TABLE longops_notify_outbox (
     company       TEXT NOT NULL,
     operation_id  TEXT NOT NULL,
     event         TEXT NOT NULL,
+    -- Written by the watch service for one rule's condition (running long, waiting long,
+    -- a milestone): that rule only, once per dedup key (rule, operation, attempt).
+    rule_name     TEXT,
+    dedup         TEXT UNIQUE,
     at            TEXT NOT NULL,
     expanded_at   TEXT
 );

@@ -1054,12 +1054,13 @@ DELETE FROM longops_notifications WHERE created_at < %(before)s;
 -- == notifications (migration 6) ==
 
 -- name: upsert_notify_rule
-INSERT INTO longops_notify_rules (company, name, on_event, task, category, queue, user_name, recipients, enabled, created_at)
-VALUES (%(company)s, %(name)s, %(on_event)s, %(task)s, %(category)s, %(queue)s, %(user_name)s, %(recipients)s::json, %(enabled)s, %(created_at)s)
+INSERT INTO longops_notify_rules (company, name, on_event, task, category, queue, user_name, recipients, enabled, created_at, threshold)
+VALUES (%(company)s, %(name)s, %(on_event)s, %(task)s, %(category)s, %(queue)s, %(user_name)s, %(recipients)s::json, %(enabled)s, %(created_at)s, %(threshold)s)
 ON CONFLICT (company, name) DO UPDATE
    SET on_event = excluded.on_event, task = excluded.task, category = excluded.category,
        queue = excluded.queue, user_name = excluded.user_name,
-       recipients = excluded.recipients, enabled = excluded.enabled
+       recipients = excluded.recipients, enabled = excluded.enabled,
+       threshold = excluded.threshold
 RETURNING *;
 
 -- name: delete_notify_rule
@@ -1100,7 +1101,7 @@ SELECT url_secret, rate_limit, rate_window FROM longops_notify_channels
  WHERE company = %(company)s AND name = %(name)s;
 
 -- name: pending_outbox
-SELECT id, company, operation_id, event, at FROM longops_notify_outbox
+SELECT id, company, operation_id, event, at, rule_name FROM longops_notify_outbox
  WHERE expanded_at IS NULL ORDER BY id LIMIT %(limit)s;
 
 -- name: mark_outbox_expanded
@@ -1155,3 +1156,15 @@ UPDATE longops_notify_deliveries d
                  LIMIT %(limit)s
                  FOR UPDATE SKIP LOCKED)
 RETURNING d.*;
+
+-- name: list_watch_rules
+-- The enabled rules whose conditions need a clock (the watch service).
+SELECT * FROM longops_notify_rules
+ WHERE enabled AND on_event IN ('running_long', 'waiting_long', 'milestone')
+ ORDER BY company, name;
+
+-- name: insert_watched
+-- Once per dedup key: a condition still met at the next look is not told again.
+INSERT INTO longops_notify_outbox (company, operation_id, event, at, rule_name, dedup)
+VALUES (%(company)s, %(operation_id)s, %(event)s, %(at)s, %(rule_name)s, %(dedup)s)
+ON CONFLICT DO NOTHING;
