@@ -427,3 +427,17 @@ def test_without_a_secret_key_channels_cannot_be_added(db_url: str) -> None:
         app.notification_setup.add_channel(COMPANY, "c", "json://127.0.0.1:9/hook")
     assert app.notification_setup.list_channels(COMPANY) == []
     app.close()
+
+
+def test_the_pruner_removes_finished_deliveries_and_keeps_pending_ones(world: World) -> None:
+    with webhook() as good:
+        world.setup.add_channel(COMPANY, "good", good.url())
+        world.setup.add_channel(COMPANY, "gone", f"json://127.0.0.1:{refused_port()}/hook")
+        world.setup.add_rule(COMPANY, "both", on="failed", to=["channel:good", "channel:gone"])
+        world.enqueue("boom")
+        world.run()
+        world.delivery().run_once()
+    assert sorted(d.status.value for d in world.deliveries()) == ["pending", "sent"]
+    world.app.store.prune(world.clock.now() + timedelta(days=1))
+    assert [d.recipient for d in world.deliveries()] == ["channel:gone"]  # still to send
+    assert world.app.store.pending_outbox() == []

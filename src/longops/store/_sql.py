@@ -1074,6 +1074,8 @@ class SqlStore(ABC):
             cur.execute(self.q["prune_session_events"], before)
             cur.execute(self.q["prune_sessions"], before)
             cur.execute(self.q["prune_notifications"], before)
+            cur.execute(self.q["prune_notify_deliveries"], before)
+            cur.execute(self.q["prune_notify_outbox"], before)
         # Timelines in batches, each its own short transaction.
         for _ in range(1000):
             with self._tx() as cur:

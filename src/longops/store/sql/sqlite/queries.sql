@@ -980,3 +980,14 @@ SELECT * FROM longops_notify_rules
 INSERT INTO longops_notify_outbox (company, operation_id, event, at, rule_name, dedup)
 VALUES (:company, :operation_id, :event, :at, :rule_name, :dedup)
 ON CONFLICT DO NOTHING;
+
+-- name: prune_notify_deliveries
+-- Deliveries done with (sent, digested, dead) past the retention period; pending ones stay.
+DELETE FROM longops_notify_deliveries
+ WHERE status <> 'pending' AND created_at < :before;
+
+-- name: prune_notify_outbox
+-- Expanded outbox entries past the retention period with no delivery left.
+DELETE FROM longops_notify_outbox
+ WHERE expanded_at IS NOT NULL AND at < :before
+   AND NOT EXISTS (SELECT 1 FROM longops_notify_deliveries d WHERE d.outbox_id = longops_notify_outbox.id);
