@@ -243,6 +243,10 @@ PROBES = [
         body=lambda c: {"name": c.fresh("r"), "on": "failed", "to": ["admins"]},
     ),
     Probe("DELETE", f"{C}/notification-rules/{{name}}", "set_notification_setup", rule_of),
+    Probe("POST", f"{C}/notification-rules/{{name}}:mute", "set_notification_preferences", rule_of),
+    Probe(
+        "POST", f"{C}/notification-rules/{{name}}:unmute", "set_notification_preferences", rule_of
+    ),
     Probe("GET", f"{C}/notification-admins", "list_notification_setup"),
     Probe(
         "POST",

@@ -142,6 +142,15 @@ def test_api(case: schemathesis.Case, live: Live, who: Caller, session: requests
                     case.body["to"] = kept or ["admins"]
                 if case.path.endswith("/notification-admins") and "user" in case.body:
                     case.body["user"] = OTHER_USER
+                if "on" in case.body:
+                    # A threshold means minutes or a percentage, by the event.
+                    on = case.body["on"]
+                    if on == "milestone":
+                        case.body["threshold"] = 50
+                    elif on == "waiting_long":
+                        case.body["threshold"] = case.body.get("threshold") or 10
+                    elif on != "running_long":
+                        case.body.pop("threshold", None)
     case.call_and_validate(
         base_url=live.url,
         session=session,

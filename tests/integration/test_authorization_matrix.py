@@ -422,6 +422,13 @@ def _notification_setup(w: World, a: Actor, company: str, owner: str) -> bool:
     return "default" in [r.name for r in w.app.notification_setup.list_rules(company, actor=a)]
 
 
+@driver("set_notification_preferences")
+def _mute(w: World, a: Actor, company: str, owner: str) -> Any:
+    setup = w.app.notification_setup
+    setup.mute_rule(company, "default", actor=a)
+    return setup.mute_rule(company, "default", muted=False, actor=a)
+
+
 @driver("set_notification_setup")
 def _set_notification_setup(w: World, a: Actor, company: str, owner: str) -> Any:
     setup = w.app.notification_setup

@@ -18,8 +18,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from longops import EnqueueRequest, FrozenClock, Longops, ValidationError
+from longops import EnqueueRequest, FrozenClock, Longops, NotFound, ValidationError
 from longops.domain.notify import DeliveryStatus, Event
+from longops.domain.security import PermissionSet
 from longops.notify.secrets import SecretBox
 from longops.services.delivery import DeliveryService
 from longops.services.watch import NotificationWatch
@@ -441,3 +442,32 @@ def test_the_pruner_removes_finished_deliveries_and_keeps_pending_ones(world: Wo
     world.app.store.prune(world.clock.now() + timedelta(days=1))
     assert [d.recipient for d in world.deliveries()] == ["channel:gone"]  # still to send
     assert world.app.store.pending_outbox() == []
+
+
+def test_a_person_mutes_a_rule_and_hears_nothing_more_from_it(world: World) -> None:
+    security = world.app.security
+    security.add_user("ann", grants=[(COMPANY, PermissionSet.VIEW)])
+    security.add_user("bo", grants=[(COMPANY, PermissionSet.VIEW)])
+    for name in ("ann", "bo"):
+        world.setup.add_admin(COMPANY, name)
+    ann = world.app.as_user("ann").notification_setup
+    ann.mute_rule(COMPANY, "default")
+    assert ann.muted_rules(COMPANY) == ["default"]
+    world.enqueue("boom", description="first")
+    world.run()
+    world.delivery().run_once()
+    world.delivery().run_once()
+    inbox = world.app.store.list_notifications
+    assert [n.title for n in inbox(COMPANY, "ann")] == []
+    assert [n.title for n in inbox(COMPANY, "bo")] == ["first"]
+    ann.mute_rule(COMPANY, "default", muted=False)
+    world.enqueue("boom", description="second")
+    world.run()
+    world.delivery().run_once()
+    world.delivery().run_once()
+    assert [n.title for n in inbox(COMPANY, "ann")] == ["second"]
+    with pytest.raises(NotFound):
+        ann.mute_rule(COMPANY, "no-such-rule")
+    with pytest.raises(ValidationError) as local:
+        world.setup.mute_rule(COMPANY, "default")  # the local super actor is no person
+    assert local.value.field == "user"

@@ -157,6 +157,8 @@ METHOD_ACTIONS: Mapping[str, str] = {
     "NotificationSetupService.test_channel": "set_notification_setup",
     "NotificationSetupService.list_deliveries": "list_notification_setup",
     "NotificationSetupService.retry_delivery": "set_notification_setup",
+    "NotificationSetupService.mute_rule": "set_notification_preferences",
+    "NotificationSetupService.muted_rules": "list_notifications",
 }
 SERVICES: dict[str, type] = {
     c.__name__: c for c in (OperationService, SecurityService, NotificationSetupService)

@@ -179,6 +179,28 @@ async def remove_rule(company: NamePath, name: NamePath, view: Caller) -> Respon
     return Response(status_code=204)
 
 
+def _mute(muted: bool) -> Any:
+    async def run(company: NamePath, name: NamePath, view: Caller) -> Response:
+        await company_of(view, company)
+        await call(view.notification_setup.mute_rule, company, name, muted=muted)
+        return JSONResponse({"rule": name, "muted": muted})
+
+    return run
+
+
+for _verb, _muted in (("mute", True), ("unmute", False)):
+    router.add_api_route(
+        f"{C}/notification-rules/{{name}}:{_verb}",
+        _mute(_muted),
+        openapi_extra=acts("set_notification_preferences"),
+        methods=["POST"],
+        response_model=None,
+        responses={200: {"description": "The caller's preference"}, **ERRORS},
+        summary=f"{_verb.capitalize()} a rule's in-app notifications for the caller",
+        name=f"rule_{_verb}",
+    )
+
+
 # -- notified admins -----------------------------------------------------------------------
 @router.get(
     f"{C}/notification-admins",

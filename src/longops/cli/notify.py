@@ -229,6 +229,20 @@ def _rule(r: Rule) -> dict[str, Any]:
     }
 
 
+@rules_cli.command("mute")
+def rules_mute(name: str, company: CompanyOpt = None) -> None:
+    """Stop in-app notifications from a rule for yourself (--as USER)."""
+    _setup().mute_rule(_company(company), name)
+    _ctx.out.print(f"rule {name} muted for you")
+
+
+@rules_cli.command("unmute")
+def rules_unmute(name: str, company: CompanyOpt = None) -> None:
+    """Hear from a rule again."""
+    _setup().mute_rule(_company(company), name, muted=False)
+    _ctx.out.print(f"rule {name} unmuted for you")
+
+
 # -- admins ---------------------------------------------------------------------------------
 @admins_cli.command("add")
 def admins_add(user: str, company: CompanyOpt = None) -> None:

@@ -136,6 +136,35 @@ class NotificationSetupService(ActorBound):
         self._company(self._who(actor), "list_notification_setup", company)
         return self.store.list_notify_rules(company)
 
+    # -- a person's preferences ----------------------------------------------------------
+    @acting
+    def mute_rule(
+        self, company: str, rule: str, *, muted: bool = True, actor: Actor | None = None
+    ) -> None:
+        """Stop (or, ``muted=False``, start again) in-app notifications from ``rule`` for
+        the actor (Business Central's "Don't show again", per rule). Notifications of the
+        actor's own operations' endings still arrive.
+
+        Example::
+
+            app.as_user("ann").notification_setup.mute_rule("CRONUS", "default")
+        """
+        who = self._who(actor)
+        self._company(who, "set_notification_preferences", company)
+        if who.user is None:
+            raise ValidationError("user", "a preference is a person's: act as a user")
+        if rule not in {r.name for r in self.store.list_notify_rules(company)}:
+            raise NotFound("notification rule", rule)
+        self.store.set_notify_mute(company, who.user, rule, muted)
+
+    @acting
+    def muted_rules(self, company: str, *, actor: Actor | None = None) -> list[str]:
+        """The rules the actor muted in ``company``."""
+        who = self._who(actor)
+        self._company(who, "list_notifications", company)
+        mutes = self.store.list_notify_mutes(company)
+        return sorted(rule for user, rule in mutes if user == who.user)
+
     # -- notified admins ------------------------------------------------------------------
     @acting
     def add_admin(self, company: str, user: str, *, actor: Actor | None = None) -> None:

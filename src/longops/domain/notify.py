@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -290,11 +290,13 @@ def plan(
     rules: Iterable[Rule],
     admins: Sequence[str],
     only: str | None = None,
+    muted: Collection[tuple[str, str]] = (),
 ) -> list[PlannedDelivery]:
     """Who receives ``event`` on ``op``: one delivery per recipient, the first rule naming
     it wins. People get the in-app inbox (``inbox:USER``), only for the events the inbox can
     hold; the operation's own user already gets those from the inbox's trigger. A watched
-    condition names its rule (``only``): none of the others hears of it.
+    condition names its rule (``only``): none of the others hears of it. ``muted`` holds
+    (user, rule) pairs: people who asked not to hear from a rule.
 
     Example::
 
@@ -311,6 +313,8 @@ def plan(
                     user = target.removeprefix("inbox:")
                     if event not in INBOX_EVENTS or user == op.user:
                         continue
+                    if (user, rule.name) in muted:
+                        continue  # the person's preference: not from this rule
                 out.setdefault(target, PlannedDelivery(rule.name, target))
     return list(out.values())
 

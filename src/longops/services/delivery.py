@@ -84,7 +84,8 @@ class DeliveryService:
             if op is not None:  # deleted since: nothing left to say
                 rules = self.store.list_notify_rules(entry.company)
                 admins = self.store.list_notified_admins(entry.company)
-                planned = plan(entry.event, op, rules, admins, only=entry.rule_name)
+                muted = self.store.list_notify_mutes(entry.company)
+                planned = plan(entry.event, op, rules, admins, only=entry.rule_name, muted=muted)
             self.store.expand_outbox(entry, planned, self.clock.now())
             done += 1
         return done

@@ -1589,6 +1589,15 @@ class SqlStore(ABC):
         assert r is not None  # an upsert always returns its row
         return self.notify_rule(r)
 
+    def set_notify_mute(self, company: str, user: str, rule: str, muted: bool) -> None:
+        params = {"company": company, "user_name": user, "rule_name": rule}
+        with self._tx() as cur:
+            cur.execute(self.q["mute_rule" if muted else "unmute_rule"], params)
+
+    def list_notify_mutes(self, company: str) -> set[tuple[str, str]]:
+        rows = self._all("list_mutes", {"company": company})
+        return {(str(r["user_name"]), str(r["rule_name"])) for r in rows}
+
     def list_watch_rules(self) -> list[NotifyRule]:
         return [self.notify_rule(r) for r in self._all("list_watch_rules")]
 

@@ -49,6 +49,15 @@ CREATE TABLE longops_notified_admins (
     PRIMARY KEY (company, user_name)
 );
 
+-- A person's preference: no in-app notification from this rule (Business Central's "Don't
+-- show again" on a notification, per rule). Their own operations' endings still reach them.
+CREATE TABLE longops_notify_mutes (
+    company       text NOT NULL REFERENCES longops_companies (name),
+    user_name     text NOT NULL,
+    rule_name     text NOT NULL,
+    PRIMARY KEY (company, user_name, rule_name)
+);
+
 -- An outbound channel: an Apprise URL, encrypted (Fernet, key from LONGOPS_SECRET_KEY);
 -- the schema and the masked form are kept apart so that lists never decrypt.
 CREATE TABLE longops_notify_channels (
@@ -159,6 +168,8 @@ CREATE POLICY longops_scope ON longops_notified_admins
 CREATE POLICY longops_scope ON longops_notify_channels
     USING (longops_in_scope(company)) WITH CHECK (longops_in_scope(company));
 CREATE POLICY longops_scope ON longops_notify_outbox
+    USING (longops_in_scope(company)) WITH CHECK (longops_in_scope(company));
+CREATE POLICY longops_scope ON longops_notify_mutes
     USING (longops_in_scope(company)) WITH CHECK (longops_in_scope(company));
 CREATE POLICY longops_scope ON longops_notify_deliveries
     USING (longops_in_scope(company)) WITH CHECK (longops_in_scope(company));

@@ -42,6 +42,15 @@ CREATE TABLE longops_notified_admins (
     PRIMARY KEY (company, user_name)
 );
 
+-- A person's preference: no in-app notification from this rule (Business Central's "Don't
+-- show again" on a notification, per rule). Their own operations' endings still reach them.
+CREATE TABLE longops_notify_mutes (
+    company       TEXT NOT NULL REFERENCES longops_companies (name),
+    user_name     TEXT NOT NULL,
+    rule_name     TEXT NOT NULL,
+    PRIMARY KEY (company, user_name, rule_name)
+);
+
 -- An outbound channel: an Apprise URL, encrypted (Fernet, key from LONGOPS_SECRET_KEY);
 -- the schema and the masked form are kept apart so that lists never decrypt.
 CREATE TABLE longops_notify_channels (

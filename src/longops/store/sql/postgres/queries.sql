@@ -730,6 +730,8 @@ ALTER TABLE longops_notify_channels ENABLE ROW LEVEL SECURITY;
 ALTER TABLE longops_notify_channels FORCE ROW LEVEL SECURITY;
 ALTER TABLE longops_notify_outbox ENABLE ROW LEVEL SECURITY;
 ALTER TABLE longops_notify_outbox FORCE ROW LEVEL SECURITY;
+ALTER TABLE longops_notify_mutes ENABLE ROW LEVEL SECURITY;
+ALTER TABLE longops_notify_mutes FORCE ROW LEVEL SECURITY;
 ALTER TABLE longops_notify_deliveries ENABLE ROW LEVEL SECURITY;
 ALTER TABLE longops_notify_deliveries FORCE ROW LEVEL SECURITY;
 
@@ -1179,3 +1181,15 @@ DELETE FROM longops_notify_deliveries
 DELETE FROM longops_notify_outbox
  WHERE expanded_at IS NOT NULL AND at < %(before)s
    AND NOT EXISTS (SELECT 1 FROM longops_notify_deliveries d WHERE d.outbox_id = longops_notify_outbox.id);
+
+-- name: mute_rule
+INSERT INTO longops_notify_mutes (company, user_name, rule_name)
+VALUES (%(company)s, %(user_name)s, %(rule_name)s) ON CONFLICT DO NOTHING;
+
+-- name: unmute_rule
+DELETE FROM longops_notify_mutes
+ WHERE company = %(company)s AND user_name = %(user_name)s AND rule_name = %(rule_name)s;
+
+-- name: list_mutes
+SELECT user_name, rule_name FROM longops_notify_mutes WHERE company = %(company)s
+ ORDER BY user_name, rule_name;

@@ -991,3 +991,15 @@ DELETE FROM longops_notify_deliveries
 DELETE FROM longops_notify_outbox
  WHERE expanded_at IS NOT NULL AND at < :before
    AND NOT EXISTS (SELECT 1 FROM longops_notify_deliveries d WHERE d.outbox_id = longops_notify_outbox.id);
+
+-- name: mute_rule
+INSERT INTO longops_notify_mutes (company, user_name, rule_name)
+VALUES (:company, :user_name, :rule_name) ON CONFLICT DO NOTHING;
+
+-- name: unmute_rule
+DELETE FROM longops_notify_mutes
+ WHERE company = :company AND user_name = :user_name AND rule_name = :rule_name;
+
+-- name: list_mutes
+SELECT user_name, rule_name FROM longops_notify_mutes WHERE company = :company
+ ORDER BY user_name, rule_name;
