@@ -82,17 +82,7 @@ class DeliveryList(Open):
 
 
 def rule_json(r: Rule) -> dict[str, Any]:
-    return {
-        "name": r.name,
-        "on": r.on.value,
-        "to": list(r.recipients),
-        "task": r.task,
-        "category": r.category,
-        "queue": r.queue,
-        "user": r.user,
-        "enabled": r.enabled,
-        "threshold": r.threshold,
-    }
+    return r.to_json()
 
 
 def channel_json(c: Channel) -> dict[str, Any]:

@@ -215,32 +215,7 @@ def rules_remove(name: str, company: CompanyOpt = None) -> None:
 
 
 def _rule(r: Rule) -> dict[str, Any]:
-    return {
-        "company": r.company,
-        "name": r.name,
-        "on": r.on.value,
-        "to": list(r.recipients),
-        "task": r.task,
-        "category": r.category,
-        "queue": r.queue,
-        "user": r.user,
-        "enabled": r.enabled,
-        "threshold": r.threshold,
-    }
-
-
-@rules_cli.command("mute")
-def rules_mute(name: str, company: CompanyOpt = None) -> None:
-    """Stop in-app notifications from a rule for yourself (--as USER)."""
-    _setup().mute_rule(_company(company), name)
-    _ctx.out.print(f"rule {name} muted for you")
-
-
-@rules_cli.command("unmute")
-def rules_unmute(name: str, company: CompanyOpt = None) -> None:
-    """Hear from a rule again."""
-    _setup().mute_rule(_company(company), name, muted=False)
-    _ctx.out.print(f"rule {name} unmuted for you")
+    return {"company": r.company, **r.to_json()}
 
 
 # -- admins ---------------------------------------------------------------------------------

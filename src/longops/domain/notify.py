@@ -144,6 +144,20 @@ class Rule:
     threshold: float | None = None
     """Minutes (running_long, waiting_long) or a percentage (milestone)."""
 
+    def to_json(self) -> dict[str, object]:
+        """The rule as the command line and the REST API print it."""
+        return {
+            "name": self.name,
+            "on": self.on.value,
+            "to": list(self.recipients),
+            "task": self.task,
+            "category": self.category,
+            "queue": self.queue,
+            "user": self.user,
+            "enabled": self.enabled,
+            "threshold": self.threshold,
+        }
+
     def matches(self, event: Event, op: Operation) -> bool:
         """True when this rule listens to ``event`` on ``op``."""
         return (
