@@ -19,9 +19,8 @@ import logging
 import threading
 import uuid
 import warnings
+from typing import Any
 from urllib.parse import quote, urlsplit
-
-import apprise
 
 from longops.domain.notify import Message, mask_url, url_schema
 
@@ -44,12 +43,21 @@ for _name in ("urllib3.connectionpool", "urllib3.util.retry"):
 
 
 @functools.cache
+def _apprise() -> Any:
+    # Imported on first use: every process that imports longops (worker children among
+    # them) would otherwise pay for Apprise and its plugins.
+    import apprise
+
+    return apprise
+
+
+@functools.cache
 def _plugins() -> None:
     # Apprise loads its plugins on first use; one of them imports the standard library's
     # deprecated imghdr, a warning that is Apprise's to fix and must not fail strict runs.
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*imghdr.*", category=DeprecationWarning)
-        apprise.Apprise.instantiate("json://localhost")
+        _apprise().Apprise.instantiate("json://localhost")
 
 
 WEBHOOK_SCHEMAS = frozenset({"json", "jsons", "xml", "xmls", "form", "forms"})
@@ -71,19 +79,20 @@ def check_url(url: str) -> None:
     """Raise ``ValueError`` (without the URL) unless Apprise understands ``url``."""
     url_schema(url)
     _plugins()
-    if apprise.Apprise.instantiate(url) is None:
+    if _apprise().Apprise.instantiate(url) is None:
         raise ValueError("is not a URL Apprise can send to")
 
 
 def send(url: str, msg: Message, *, idem_key: uuid.UUID) -> str | None:
     """Send ``msg`` to ``url``; None when it went, else the reason (secrets removed)."""
     _plugins()
+    apprise = _apprise()
     notifier = apprise.Apprise()
     if not notifier.add(with_key(url, idem_key)):
         return "the URL is not one Apprise can send to"
     _sending.on = True
     try:
-        with apprise.LogCapture(level=logging.INFO) as captured:  # type: ignore[no-untyped-call]
+        with apprise.LogCapture(level=logging.INFO) as captured:
             ok = notifier.notify(title=msg.title, body=msg.body)
     finally:
         _sending.on = False
