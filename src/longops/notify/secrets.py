@@ -16,10 +16,7 @@ from __future__ import annotations
 
 import base64
 import secrets
-
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from typing import Any
 
 from longops.domain.errors import ConfigurationError
 
@@ -35,7 +32,10 @@ class SecretBox:
         if any(len(k) < 32 for k in parts):
             # Never repeat the key in the message.
             raise ConfigurationError("LONGOPS_SECRET_KEY must be at least 32 characters")
-        self._fernet = MultiFernet([Fernet(_derive(k)) for k in parts])
+        # Imported here, not with longops: worker children import longops and never need it.
+        from cryptography.fernet import Fernet, MultiFernet
+
+        self._fernet: Any = MultiFernet([Fernet(_derive(k)) for k in parts])
 
     @staticmethod
     def generate_key() -> str:
@@ -43,11 +43,13 @@ class SecretBox:
         return secrets.token_urlsafe(32)
 
     def encrypt(self, text: str) -> str:
-        return self._fernet.encrypt(text.encode()).decode()
+        return str(self._fernet.encrypt(text.encode()).decode())
 
     def decrypt(self, token: str) -> str:
+        from cryptography.fernet import InvalidToken
+
         try:
-            return self._fernet.decrypt(token.encode()).decode()
+            return str(self._fernet.decrypt(token.encode()).decode())
         except InvalidToken:
             raise ConfigurationError(
                 "a channel's URL cannot be decrypted with LONGOPS_SECRET_KEY (wrong key?)"
@@ -55,6 +57,9 @@ class SecretBox:
 
 
 def _derive(secret: str) -> bytes:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
     key = HKDF(
         algorithm=hashes.SHA256(), length=32, salt=None, info=b"longops notification channels"
     ).derive(secret.encode())

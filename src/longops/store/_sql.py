@@ -1755,6 +1755,8 @@ class SqlStore(ABC):
     def claim_deliveries(self, now: datetime, lease: timedelta, limit: int) -> list[Delivery]:
         """Take up to ``limit`` due deliveries for ``lease``; a sender that dies holds them
         no longer than that."""
+        if self._one("deliveries_due", {"now": self.enc_ts(now)}) is None:
+            return []  # idle: no write transaction
         with self._tx() as cur:
             cur.execute(
                 self.q["claim_deliveries"],

@@ -1193,3 +1193,10 @@ DELETE FROM longops_notify_mutes
 -- name: list_mutes
 SELECT user_name, rule_name FROM longops_notify_mutes WHERE company = %(company)s
  ORDER BY user_name, rule_name;
+
+-- name: deliveries_due
+-- Whether a claim would find anything: a read, so an idle sender takes no write lock.
+SELECT 1 AS due FROM longops_notify_deliveries
+ WHERE status = 'pending' AND next_at <= %(now)s
+   AND (locked_until IS NULL OR locked_until <= %(now)s)
+ LIMIT 1;
