@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import httpx
 from web_support import Browser
 
 from longops import EnqueueRequest, Longops
@@ -83,3 +84,34 @@ def test_refusals_name_the_field_and_others_may_not_look(app: Longops, browser: 
     refused = alice.post("/c/CRONUS/notification-setup/admins", {"user": "alice"})
     assert refused.status_code == 403
     assert app.notification_setup.list_admins("CRONUS") == []
+
+
+def test_the_api_never_answers_with_a_channel_secret(app: Longops, served: str) -> None:
+    app.secret_key = SecretBox.generate_key()
+    _, token = app.security.create_token("admin", name="notify-test")
+    headers = {"Authorization": f"Bearer {token}"}
+    base = f"{served}/v1/companies/CRONUS"
+    with httpx.Client(base_url=base, headers=headers, timeout=30) as http, webhook() as hook:
+        url = hook.url(auth=f"robot:{SECRET}@")
+        made = http.post("/notification-channels", json={"name": "ops", "url": url})
+        assert made.status_code == 201, made.text
+        assert made.json()["url"] == f"json://robot:****@127.0.0.1:{hook.port}/****"
+        rule = {"name": "r", "on": "failed", "to": ["channel:ops"]}
+        assert http.post("/notification-rules", json=rule).status_code == 201
+        tested = http.post("/notification-channels/ops:test")
+        assert tested.json() == {"sent": True, "error": None}
+        app.service.enqueue(EnqueueRequest(task="boom", company="CRONUS", max_attempts=1))
+        Runner(app).run_until_idle()
+        app.delivery_service().run_once()
+        answers = [
+            made,
+            tested,
+            http.get("/notification-channels"),
+            http.get("/notification-rules"),
+            http.get("/notification-deliveries"),
+        ]
+    [delivery] = answers[-1].json()["deliveries"]
+    assert (delivery["recipient"], delivery["status"]) == ("channel:ops", "sent")
+    assert hook.received[-1].key == delivery["idempotencyKey"]
+    for answer in answers:
+        assert SECRET not in answer.text
