@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 from types import EllipsisType
 from typing import Any
 
+from longops.core.notify import NotificationSetupService
 from longops.core.security import SecurityService
 from longops.core.service import EnqueueRequest, OperationService
 from longops.domain.clock import Clock, SystemClock
@@ -50,7 +51,10 @@ from longops.domain.retry import RetryPolicy
 from longops.domain.security import Actor, FrontEnd
 from longops.domain.status import Status
 from longops.domain.waiting import WaitReason
+from longops.notify.secrets import SecretBox
+from longops.services.delivery import DeliveryService
 from longops.services.leader import maintenance_for
+from longops.services.watch import NotificationWatch
 from longops.settings import Settings
 from longops.store.base import OperationQuery, Store, StoreOptions, open_store
 from longops.worker.registry import TaskDef, TaskRegistry
@@ -163,6 +167,11 @@ class Front:
 
     @property
     def security(self) -> SecurityService:
+        raise NotImplementedError
+
+    @property
+    def notification_setup(self) -> NotificationSetupService:
+        """Notification rules, notified admins, channels and the delivery log."""
         raise NotImplementedError
 
     # -- enqueue -------------------------------------------------------------------------------
@@ -367,6 +376,10 @@ class ActorView(Front):
     def security(self) -> SecurityService:
         return self.app._security().as_actor(self.actor)
 
+    @property
+    def notification_setup(self) -> NotificationSetupService:
+        return self.app._notify_setup().as_actor(self.actor)
+
 
 class Longops(Front):
     """A longops application. The database is opened on first use.
@@ -406,8 +419,14 @@ class Longops(Front):
         maintenance_timeout: float | None = None,
         busy_timeout: float | None = None,
         limits: PayloadLimits | None = None,
+        secret_key: str | None = None,
+        base_url: str | None = None,
     ) -> None:
         settings = Settings()
+        self.secret_key = secret_key or settings.secret_key
+        """Encrypts notification channels' URLs (``LONGOPS_SECRET_KEY``)."""
+        self.base_url = base_url or settings.base_url
+        """Where notifications link to (``LONGOPS_BASE_URL``)."""
         self.database_url = database_url or settings.database_url
         self.row_level_security = (
             row_level_security if row_level_security is not None else settings.row_level_security
@@ -436,6 +455,7 @@ class Longops(Front):
         self._store: Store | None = None
         self._service: OperationService | None = None
         self._security_service: SecurityService | None = None
+        self._notify_setup_service: NotificationSetupService | None = None
         self._lock = threading.Lock()
 
     # -- wiring -------------------------------------------------------------------------------
@@ -477,6 +497,20 @@ class Longops(Front):
             if self._security_service is None:
                 self._security_service = SecurityService(store, self.clock)
             return self._security_service
+
+    def _notify_setup(self) -> NotificationSetupService:
+        store = self.store
+        with self._lock:
+            if self._notify_setup_service is None:
+                self._notify_setup_service = NotificationSetupService(
+                    store, self.clock, secret_key=self.secret_key
+                )
+            return self._notify_setup_service
+
+    @property
+    def notification_setup(self) -> NotificationSetupService:
+        """Notification rules, admins, channels and deliveries, as the local super actor."""
+        return self._notify_setup().as_actor(self.actor)
 
     @property
     def service(self) -> OperationService:
@@ -564,8 +598,22 @@ class Longops(Front):
             session_timeout=timedelta(seconds=opts.session_timeout),
             rescuer_interval=timedelta(seconds=opts.rescuer_interval),
             retention=opts.retention,
+            notifications=[NotificationWatch(self.store, self.clock), self.delivery_service()],
         )
         return Worker(self.store, self.registry, self.clock, opts, maintenance=maintenance)
+
+    def delivery_service(self, **options: Any) -> DeliveryService:
+        """The notification delivery service of this app (workers run it; any number of
+        processes may): ``run_once()`` expands the outbox and sends what is due.
+
+        Example::
+
+            app.delivery_service().run_once()
+        """
+        secrets = SecretBox(self.secret_key) if self.secret_key else None
+        return DeliveryService(
+            self.store, self.clock, secrets=secrets, base_url=self.base_url, **options
+        )
 
 
 __all__ = ["ActorView", "Front", "Longops", "LongopsError", "OperationHandle"]

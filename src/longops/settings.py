@@ -130,3 +130,10 @@ class Settings(BaseSettings):
             checkpoint=self.max_checkpoint_bytes,
             progress_message=self.max_progress_message_chars,
         )
+
+    secret_key: str | None = None
+    """The Fernet key (or comma-separated keys, newest first) that encrypts notification
+    channels' URLs at rest (``LONGOPS_SECRET_KEY``); ``longops notifications key`` makes one."""
+    base_url: str | None = None
+    """Where people open the pages (``LONGOPS_BASE_URL``): notifications link to the
+    operation's card under it."""

@@ -36,6 +36,7 @@ from longops import EnqueueRequest, FrozenClock, Longops, RunContext
 from longops.api import create_api
 from longops.domain.operation import Operation
 from longops.domain.security import PermissionSet
+from longops.notify.secrets import SecretBox
 from longops.store.base import open_store
 from procs import wait_for
 
@@ -53,7 +54,7 @@ TASK = "t"
 def build_app(url: str) -> Longops:
     """The application the server runs: a few tasks with typed arguments (their schemas
     are part of the OpenAPI-described responses) and one that needs JOBQUEUE-ADMIN."""
-    app = Longops(url)
+    app = Longops(url, secret_key=SecretBox.generate_key())  # notification channels
 
     @app.task(name=TASK)
     def t(n: int = 0, label: str = "x") -> int:

@@ -35,6 +35,7 @@ from longops.api.deps import ACTIONS_KEY, COMPANY_MEMBER
 from longops.api.errors import flat_routes
 from longops.domain.security import PERMISSIONS, PermissionSet, Reach, Rule, Scope
 from longops.testing import active_session
+from notify_receivers import refused_port
 
 PUBLIC = {
     ("GET", "/healthz"),
@@ -128,6 +129,36 @@ def batch_of(state: str) -> Body:
     return make
 
 
+def rule_of(ctx: Ctx) -> dict[str, str]:
+    name = ctx.fresh("r")
+    ctx.live.app.notification_setup.add_rule(ctx.company, name, on="failed", to=["admins"])
+    return {"name": name}
+
+
+def admin_of(ctx: Ctx) -> dict[str, str]:
+    ctx.live.app.notification_setup.add_admin(ctx.company, OTHER_USER)
+    return {"name": OTHER_USER}
+
+
+def channel_of(ctx: Ctx) -> dict[str, str]:
+    name = ctx.fresh("ch")
+    url = f"json://127.0.0.1:{refused_port()}/hook"  # a test-send is refused at once
+    ctx.live.app.notification_setup.add_channel(ctx.company, name, url)
+    return {"name": name}
+
+
+def dead_delivery(ctx: Ctx) -> dict[str, str]:
+    setup = ctx.live.app.notification_setup
+    channel = channel_of(ctx)["name"]
+    setup.add_rule(ctx.company, "probe", on="cancelled", to=[f"channel:{channel}"])
+    op = ctx.live.done_op(ctx.company, ctx.owner)
+    ctx.live.app.delivery_service(max_attempts=1).run_once()
+    [dead] = [
+        d for d in setup.list_deliveries(ctx.company, status="dead") if d.operation_id == op.id
+    ]
+    return {"delivery_id": str(dead.id)}
+
+
 @dataclass(frozen=True, eq=False)
 class Probe:
     """One way of calling a route, and the action of the table it performs."""
@@ -204,6 +235,42 @@ PROBES = [
     ),
     Probe("DELETE", "/v1/users/{name}/tokens/{token}", "revoke_token", owners_token),
     Probe("GET", f"{C}/audit", "list_audit"),
+    Probe("GET", f"{C}/notification-rules", "list_notification_setup"),
+    Probe(
+        "POST",
+        f"{C}/notification-rules",
+        "set_notification_setup",
+        body=lambda c: {"name": c.fresh("r"), "on": "failed", "to": ["admins"]},
+    ),
+    Probe("DELETE", f"{C}/notification-rules/{{name}}", "set_notification_setup", rule_of),
+    Probe("POST", f"{C}/notification-rules/{{name}}:mute", "set_notification_preferences", rule_of),
+    Probe(
+        "POST", f"{C}/notification-rules/{{name}}:unmute", "set_notification_preferences", rule_of
+    ),
+    Probe("GET", f"{C}/notification-admins", "list_notification_setup"),
+    Probe(
+        "POST",
+        f"{C}/notification-admins",
+        "set_notification_setup",
+        body=lambda c: {"user": OTHER_USER},
+    ),
+    Probe("DELETE", f"{C}/notification-admins/{{name}}", "set_notification_setup", admin_of),
+    Probe("GET", f"{C}/notification-channels", "list_notification_setup"),
+    Probe(
+        "POST",
+        f"{C}/notification-channels",
+        "set_notification_setup",
+        body=lambda c: {"name": c.fresh("ch"), "url": "json://127.0.0.1:9/hook"},
+    ),
+    Probe("DELETE", f"{C}/notification-channels/{{name}}", "set_notification_setup", channel_of),
+    Probe("POST", f"{C}/notification-channels/{{name}}:test", "set_notification_setup", channel_of),
+    Probe("GET", f"{C}/notification-deliveries", "list_notification_setup"),
+    Probe(
+        "POST",
+        f"{C}/notification-deliveries/{{delivery_id}}:retry",
+        "set_notification_setup",
+        dead_delivery,
+    ),
     Probe("GET", "/v1/audit", "list_audit"),
 ]
 SNAPSHOT = {a: Rule(r.scope, dict(r.cells), r.what) for a, r in PERMISSIONS.items()}

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import socket
 import subprocess
 import sys
@@ -105,6 +106,9 @@ def start_server(dialect: str, database_url: str, log: Path) -> Server:
     port = free_port()
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(APPS), env.get("PYTHONPATH", "")])
+    # Signs the cookies and encrypts notification channels (the setup page's test).
+    env.setdefault("LONGOPS_SECRET_KEY", secrets.token_urlsafe(32))
+    env.setdefault("LONGOPS_BASE_URL", f"http://127.0.0.1:{port}")  # notifications link here
     cmd = [
         sys.executable, "-m", "longops.cli.main", "--app", "pages_app:app",
         "--database-url", database_url, "serve", "--host", "127.0.0.1", "--port", str(port),

@@ -427,6 +427,25 @@ def _mark_read(w: World, a: Actor, company: str, owner: str) -> bool:
     return w.app.service.mark_notifications_read(company, None, actor=a) >= 1
 
 
+@driver("list_notification_setup")
+def _notification_setup(w: World, a: Actor, company: str, owner: str) -> bool:
+    # Every company starts with Business Central's default rule.
+    return "default" in [r.name for r in w.app.notification_setup.list_rules(company, actor=a)]
+
+
+@driver("set_notification_preferences")
+def _mute(w: World, a: Actor, company: str, owner: str) -> Any:
+    setup = w.app.notification_setup
+    setup.mute_rule(company, "default", actor=a)
+    return setup.mute_rule(company, "default", muted=False, actor=a)
+
+
+@driver("set_notification_setup")
+def _set_notification_setup(w: World, a: Actor, company: str, owner: str) -> Any:
+    setup = w.app.notification_setup
+    return setup.add_rule(company, w.name("rule"), on="failed", to=["admins"], actor=a)
+
+
 def run_case(w: World, case: Case) -> str:
     actor = w.actors[case.permission_set]
     assert actor.user is not None

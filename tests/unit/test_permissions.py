@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from longops.core.notify import NotificationSetupService
 from longops.core.security import SecurityService
 from longops.core.service import OperationService
 from longops.domain.errors import ValidationError
@@ -146,6 +147,23 @@ METHOD_ACTIONS: Mapping[str, str] = {
     "SecurityService.forget_user": "forget_user",
     "SecurityService.list_web_sessions": "list_web_sessions",
     "SecurityService.end_web_sessions": "end_web_sessions",
+    "NotificationSetupService.add_rule": "set_notification_setup",
+    "NotificationSetupService.remove_rule": "set_notification_setup",
+    "NotificationSetupService.list_rules": "list_notification_setup",
+    "NotificationSetupService.add_admin": "set_notification_setup",
+    "NotificationSetupService.remove_admin": "set_notification_setup",
+    "NotificationSetupService.list_admins": "list_notification_setup",
+    "NotificationSetupService.add_channel": "set_notification_setup",
+    "NotificationSetupService.remove_channel": "set_notification_setup",
+    "NotificationSetupService.list_channels": "list_notification_setup",
+    "NotificationSetupService.test_channel": "set_notification_setup",
+    "NotificationSetupService.list_deliveries": "list_notification_setup",
+    "NotificationSetupService.retry_delivery": "set_notification_setup",
+    "NotificationSetupService.mute_rule": "set_notification_preferences",
+    "NotificationSetupService.muted_rules": "list_notifications",
+}
+SERVICES: dict[str, type] = {
+    c.__name__: c for c in (OperationService, SecurityService, NotificationSetupService)
 }
 # Methods that make an actor rather than act for one.
 MAKE_ACTORS = {
@@ -163,7 +181,7 @@ MAKE_ACTORS = {
 
 def public_methods() -> set[str]:
     found = set()
-    for cls in (OperationService, SecurityService):
+    for cls in SERVICES.values():
         for name, _ in inspect.getmembers(cls, inspect.isfunction):
             if not name.startswith("_") and name != "as_actor":
                 found.add(f"{cls.__name__}.{name}")
@@ -179,7 +197,7 @@ def test_every_public_core_method_is_decided_by_a_table_action() -> None:
 def test_every_acting_method_takes_a_keyword_actor() -> None:
     for qualified in METHOD_ACTIONS:
         cls_name, name = qualified.split(".")
-        cls = OperationService if cls_name == "OperationService" else SecurityService
+        cls = SERVICES[cls_name]
         parameter = inspect.signature(getattr(cls, name)).parameters.get("actor")
         assert parameter is not None, qualified
         assert parameter.kind is inspect.Parameter.KEYWORD_ONLY, qualified

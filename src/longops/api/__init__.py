@@ -23,6 +23,7 @@ from fastapi.staticfiles import StaticFiles
 from longops.api import errors
 from longops.api.deps import Services
 from longops.api.models import TEXT_PATTERN
+from longops.api.notify import router as notify_router
 from longops.api.operations import router as operations_router
 from longops.api.resources import router as resources_router
 from longops.app import Longops
@@ -77,6 +78,7 @@ def create_api(
     errors.install(api)
     api.include_router(operations_router)
     api.include_router(resources_router)
+    api.include_router(notify_router)
     _docs(api)
     original = api.openapi
 

@@ -28,6 +28,7 @@ from rich.console import Console
 
 from longops.app import ActorView, Longops
 from longops.cli.loading import load_app
+from longops.cli.notify import register as register_notifications
 from longops.cli.render import (
     attempts_table,
     audit_table,
@@ -1240,6 +1241,9 @@ def demo(
     if terminal:
         raise typer.Exit(run_terminal_demo(out, seconds=seconds or 60.0, database_url=url))
     raise typer.Exit(run_demo(out, seconds=seconds, database_url=url, host=host, port=port))
+
+
+register_notifications(cli, state, out, _company)
 
 
 def main() -> None:

@@ -233,6 +233,21 @@ PERMISSIONS: Mapping[str, Rule] = {
     "remove_failed": _rule(_C, "remove failed entries", "-", "-", "all", "all"),
     "delete_log_entries": _rule(_C, "delete log entries older than N days", "-", "-", "all", "all"),
     "set_category": _rule(_C, "create, change, pause or resume a category", "-", "-", "all", "all"),
+    "set_notification_preferences": _rule(
+        _C, "mute or unmute a notification rule for oneself", "all", "all", "all", "all"
+    ),
+    # notification setup (Business Central: Job Queue Notification Setup, Notified Admin)
+    "list_notification_setup": _rule(
+        _C, "read notification rules, admins, channels and deliveries", "-", "-", "all", "all"
+    ),
+    "set_notification_setup": _rule(
+        _C,
+        "change notification rules, admins and channels; test-send; retry a delivery",
+        "-",
+        "-",
+        "all",
+        "all",
+    ),
     # spanning companies
     "add_company": _rule(_G, "add or change a company", "-", "-", "-", "all"),
     "disable_company": _rule(_G, "disable a company", "-", "-", "-", "all"),

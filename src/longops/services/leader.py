@@ -162,9 +162,10 @@ def maintenance_for(
     session_timeout: timedelta,
     rescuer_interval: timedelta,
     retention: timedelta,
+    notifications: Sequence[Service] = (),
 ) -> Callable[[uuid.UUID], ServiceRunner]:
-    """The standard duties of a worker session: rescuer, expiry, scheduler, stall detector
-    and pruner.
+    """The standard duties of a worker session: rescuer, expiry, scheduler, stall detector,
+    pruner and (given) the notification watch and delivery.
 
     Example::
 
@@ -188,6 +189,10 @@ def maintenance_for(
                 Scheduler(store, clock),
                 StallDetector(store, clock, interval=rescuer_interval),
                 Pruner(store, clock, retention=retention),
+                # Notification watch and delivery (services.watch, services.delivery):
+                # safe in any number of processes; run by the leader, they need no runner
+                # of their own.
+                *notifications,
             ],
             tick=min(1.0, rescuer_interval.total_seconds()),
             ttl=leader_ttl(session_timeout),

@@ -22,6 +22,15 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from longops.domain.clock import Clock
+from longops.domain.notify import Channel as NotifyChannel
+from longops.domain.notify import (
+    Delivery,
+    DeliveryStatus,
+    OutboxEntry,
+    PlannedDelivery,
+    Watched,
+)
+from longops.domain.notify import Rule as NotifyRule
 from longops.domain.operation import (
     Attempt,
     CancelMode,
@@ -678,6 +687,68 @@ class Store(Protocol):
         ...
 
     def last_notification_id(self) -> int: ...
+
+    # notifications: rules, notified admins, channels, the outbox and its deliveries
+    def upsert_notify_rule(
+        self, rule: NotifyRule, *, audit: AuditEntry | None = None
+    ) -> NotifyRule: ...
+    def delete_notify_rule(
+        self, company: str, name: str, *, audit: AuditEntry | None = None
+    ) -> bool: ...
+    def list_notify_rules(self, company: str) -> list[NotifyRule]: ...
+    def set_notify_mute(self, company: str, user: str, rule: str, muted: bool) -> None: ...
+    def list_notify_mutes(self, company: str) -> set[tuple[str, str]]:
+        """(user, rule) pairs: who muted which rule in ``company``."""
+        ...
+
+    def list_watch_rules(self) -> list[NotifyRule]:
+        """Every company's enabled rules that watch a condition (running long...)."""
+        ...
+
+    def insert_watched(self, found: Sequence[Watched], at: datetime) -> int: ...
+    def add_notified_admin(
+        self, company: str, user: str, *, audit: AuditEntry | None = None
+    ) -> bool: ...
+    def remove_notified_admin(
+        self, company: str, user: str, *, audit: AuditEntry | None = None
+    ) -> bool: ...
+    def list_notified_admins(self, company: str) -> list[str]: ...
+    def upsert_notify_channel(
+        self, channel: NotifyChannel, url_secret: str, *, audit: AuditEntry | None = None
+    ) -> NotifyChannel: ...
+    def delete_notify_channel(
+        self, company: str, name: str, *, audit: AuditEntry | None = None
+    ) -> bool: ...
+    def list_notify_channels(self, company: str) -> list[NotifyChannel]: ...
+    def get_notify_channel_secret(
+        self, company: str, name: str
+    ) -> tuple[str, int | None, int] | None:
+        """The encrypted URL, rate limit and window of a channel (None: no such channel)."""
+        ...
+
+    def pending_outbox(self, limit: int = 100) -> list[OutboxEntry]: ...
+    def expand_outbox(
+        self, entry: OutboxEntry, planned: Sequence[PlannedDelivery], at: datetime
+    ) -> int: ...
+    def claim_deliveries(self, now: datetime, lease: timedelta, limit: int) -> list[Delivery]: ...
+    def finish_delivery(
+        self,
+        delivery: Delivery,
+        status: DeliveryStatus,
+        at: datetime,
+        *,
+        next_at: datetime | None = None,
+        error: str | None = None,
+        inbox_title: str | None = None,
+        uncharge: bool = False,
+    ) -> bool: ...
+    def list_deliveries(
+        self, company: str, *, status: DeliveryStatus | None = None, limit: int = 100
+    ) -> list[Delivery]: ...
+    def count_recent_sends(self, company: str, recipient: str, since: datetime) -> int: ...
+    def retry_delivery(
+        self, company: str, delivery_id: int, at: datetime, *, audit: AuditEntry | None = None
+    ) -> bool: ...
 
 
 def open_store(url: str, **options: Any) -> Store:

@@ -374,6 +374,10 @@ def create_pages(
     web.add_middleware(BodyLimit, limit=lambda scope: pages.options.max_body, reject=too_large)
     web.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     _install_errors(web, pages)
+    # Its own module, which reads Csrf and Pages from this one: imported once this is loaded.
+    from longops.web.notify_pages import add_notification_setup
+
+    add_notification_setup(web, pages)
 
     @web.middleware("http")
     async def _headers(request: Request, call_next: Callable[[Request], Any]) -> Response:

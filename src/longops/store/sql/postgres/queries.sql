@@ -746,6 +746,18 @@ ALTER TABLE longops_audit_log ENABLE ROW LEVEL SECURITY;
 ALTER TABLE longops_audit_log FORCE ROW LEVEL SECURITY;
 ALTER TABLE longops_notifications ENABLE ROW LEVEL SECURITY;
 ALTER TABLE longops_notifications FORCE ROW LEVEL SECURITY;
+ALTER TABLE longops_notify_rules ENABLE ROW LEVEL SECURITY;
+ALTER TABLE longops_notify_rules FORCE ROW LEVEL SECURITY;
+ALTER TABLE longops_notified_admins ENABLE ROW LEVEL SECURITY;
+ALTER TABLE longops_notified_admins FORCE ROW LEVEL SECURITY;
+ALTER TABLE longops_notify_channels ENABLE ROW LEVEL SECURITY;
+ALTER TABLE longops_notify_channels FORCE ROW LEVEL SECURITY;
+ALTER TABLE longops_notify_outbox ENABLE ROW LEVEL SECURITY;
+ALTER TABLE longops_notify_outbox FORCE ROW LEVEL SECURITY;
+ALTER TABLE longops_notify_mutes ENABLE ROW LEVEL SECURITY;
+ALTER TABLE longops_notify_mutes FORCE ROW LEVEL SECURITY;
+ALTER TABLE longops_notify_deliveries ENABLE ROW LEVEL SECURITY;
+ALTER TABLE longops_notify_deliveries FORCE ROW LEVEL SECURITY;
 
 -- name: insert_audit
 INSERT INTO longops_audit_log (company, at, actor, front_end, action, target, details)
@@ -1092,3 +1104,151 @@ RETURNING id;
 
 -- name: prune_web_sessions
 DELETE FROM longops_web_sessions WHERE expires_at < %(before)s;
+
+-- == notifications (migration 8) ==
+
+-- name: upsert_notify_rule
+INSERT INTO longops_notify_rules (company, name, on_event, task, category, queue, user_name, recipients, enabled, created_at, threshold)
+VALUES (%(company)s, %(name)s, %(on_event)s, %(task)s, %(category)s, %(queue)s, %(user_name)s, %(recipients)s::json, %(enabled)s, %(created_at)s, %(threshold)s)
+ON CONFLICT (company, name) DO UPDATE
+   SET on_event = excluded.on_event, task = excluded.task, category = excluded.category,
+       queue = excluded.queue, user_name = excluded.user_name,
+       recipients = excluded.recipients, enabled = excluded.enabled,
+       threshold = excluded.threshold
+RETURNING *;
+
+-- name: delete_notify_rule
+DELETE FROM longops_notify_rules WHERE company = %(company)s AND name = %(name)s RETURNING name;
+
+-- name: list_notify_rules
+SELECT * FROM longops_notify_rules WHERE company = %(company)s ORDER BY name;
+
+-- name: add_notified_admin
+INSERT INTO longops_notified_admins (company, user_name) VALUES (%(company)s, %(user_name)s)
+ON CONFLICT DO NOTHING RETURNING user_name;
+
+-- name: remove_notified_admin
+DELETE FROM longops_notified_admins WHERE company = %(company)s AND user_name = %(user_name)s
+RETURNING user_name;
+
+-- name: list_notified_admins
+SELECT user_name FROM longops_notified_admins WHERE company = %(company)s ORDER BY user_name;
+
+-- name: upsert_notify_channel
+INSERT INTO longops_notify_channels (company, name, url_secret, url_masked, url_schema, rate_limit, rate_window, created_at)
+VALUES (%(company)s, %(name)s, %(url_secret)s, %(url_masked)s, %(url_schema)s, %(rate_limit)s, %(rate_window)s, %(created_at)s)
+ON CONFLICT (company, name) DO UPDATE
+   SET url_secret = excluded.url_secret, url_masked = excluded.url_masked,
+       url_schema = excluded.url_schema, rate_limit = excluded.rate_limit,
+       rate_window = excluded.rate_window
+RETURNING company, name, url_masked, url_schema, rate_limit, rate_window, created_at;
+
+-- name: delete_notify_channel
+DELETE FROM longops_notify_channels WHERE company = %(company)s AND name = %(name)s RETURNING name;
+
+-- name: list_notify_channels
+SELECT company, name, url_masked, url_schema, rate_limit, rate_window, created_at
+  FROM longops_notify_channels WHERE company = %(company)s ORDER BY name;
+
+-- name: get_notify_channel_secret
+SELECT url_secret, rate_limit, rate_window FROM longops_notify_channels
+ WHERE company = %(company)s AND name = %(name)s;
+
+-- name: pending_outbox
+SELECT id, company, operation_id, event, at, rule_name FROM longops_notify_outbox
+ WHERE expanded_at IS NULL ORDER BY id LIMIT %(limit)s;
+
+-- name: mark_outbox_expanded
+UPDATE longops_notify_outbox SET expanded_at = %(at)s WHERE id = %(id)s AND expanded_at IS NULL;
+
+-- name: insert_delivery
+INSERT INTO longops_notify_deliveries (outbox_id, company, operation_id, event, rule_name, recipient, idem_key, next_at, created_at)
+VALUES (%(outbox_id)s, %(company)s, %(operation_id)s, %(event)s, %(rule_name)s, %(recipient)s, %(idem_key)s, %(at)s, %(at)s)
+ON CONFLICT DO NOTHING;
+
+-- name: finish_delivery
+UPDATE longops_notify_deliveries
+   SET status = %(status)s, next_at = %(next_at)s, last_error = %(error)s,
+       attempts = attempts - %(uncharge)s,
+       sent_at = %(sent_at)s, claim_token = NULL, locked_until = NULL
+ WHERE id = %(id)s AND claim_token = %(claim_token)s AND status = 'pending'
+RETURNING id;
+
+-- name: insert_inbox_notification
+INSERT INTO longops_notifications (company, user_name, operation_id, kind, title, created_at)
+VALUES (%(company)s, %(user_name)s, %(operation_id)s, %(kind)s, %(title)s, %(at)s);
+
+-- name: list_deliveries
+SELECT * FROM longops_notify_deliveries
+ WHERE company = %(company)s AND (%(status)s::text IS NULL OR status = %(status)s::text)
+ ORDER BY id DESC LIMIT %(limit)s;
+
+-- name: count_recent_sends
+-- What a channel's rate limit counts: each send, a digest (its items share one sent_at) once.
+SELECT (SELECT count(*) FROM longops_notify_deliveries
+         WHERE company = %(company)s AND recipient = %(recipient)s
+           AND status = 'sent' AND sent_at > %(since)s)
+     + (SELECT count(DISTINCT sent_at) FROM longops_notify_deliveries
+         WHERE company = %(company)s AND recipient = %(recipient)s
+           AND status = 'digested' AND sent_at > %(since)s) AS n;
+
+-- name: retry_delivery
+UPDATE longops_notify_deliveries
+   SET status = 'pending', attempts = 0, next_at = %(at)s, claim_token = NULL, locked_until = NULL
+ WHERE company = %(company)s AND id = %(id)s AND status = 'dead'
+RETURNING id;
+
+-- name: claim_deliveries
+-- Due deliveries, and those whose claim lapsed (a sender died mid-send), taken with a
+-- fresh claim token; SKIP LOCKED lets every worker's service claim at once.
+UPDATE longops_notify_deliveries d
+   SET claim_token = %(claim_token)s, locked_until = %(until)s, attempts = d.attempts + 1
+ WHERE d.id IN (SELECT id FROM longops_notify_deliveries
+                 WHERE status = 'pending' AND next_at <= %(now)s
+                   AND (locked_until IS NULL OR locked_until <= %(now)s)
+                 ORDER BY next_at, id
+                 LIMIT %(limit)s
+                 FOR UPDATE SKIP LOCKED)
+RETURNING d.*;
+
+-- name: list_watch_rules
+-- The enabled rules whose conditions need a clock (the watch service).
+SELECT * FROM longops_notify_rules
+ WHERE enabled AND on_event IN ('running_long', 'waiting_long', 'milestone')
+ ORDER BY company, name;
+
+-- name: insert_watched
+-- Once per dedup key: a condition still met at the next look is not told again.
+INSERT INTO longops_notify_outbox (company, operation_id, event, at, rule_name, dedup)
+VALUES (%(company)s, %(operation_id)s, %(event)s, %(at)s, %(rule_name)s, %(dedup)s)
+ON CONFLICT DO NOTHING;
+
+-- name: prune_notify_deliveries
+-- Deliveries done with (sent, digested, dead) past the retention period; pending ones stay.
+DELETE FROM longops_notify_deliveries
+ WHERE status <> 'pending' AND created_at < %(before)s;
+
+-- name: prune_notify_outbox
+-- Expanded outbox entries past the retention period with no delivery left.
+DELETE FROM longops_notify_outbox
+ WHERE expanded_at IS NOT NULL AND at < %(before)s
+   AND NOT EXISTS (SELECT 1 FROM longops_notify_deliveries d WHERE d.outbox_id = longops_notify_outbox.id);
+
+-- name: mute_rule
+INSERT INTO longops_notify_mutes (company, user_name, rule_name)
+VALUES (%(company)s, %(user_name)s, %(rule_name)s) ON CONFLICT DO NOTHING;
+
+-- name: unmute_rule
+DELETE FROM longops_notify_mutes
+ WHERE company = %(company)s AND user_name = %(user_name)s AND rule_name = %(rule_name)s;
+
+-- name: list_mutes
+SELECT user_name, rule_name FROM longops_notify_mutes WHERE company = %(company)s
+ ORDER BY user_name, rule_name;
+
+-- name: deliveries_due
+-- Whether a claim would find anything: a read, so an idle sender takes no write lock.
+SELECT 1 AS due FROM longops_notify_deliveries
+ WHERE status = 'pending' AND next_at <= %(now)s
+   AND (locked_until IS NULL OR locked_until <= %(now)s)
+ LIMIT 1;

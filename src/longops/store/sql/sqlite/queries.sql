@@ -910,3 +910,150 @@ RETURNING id;
 
 -- name: prune_web_sessions
 DELETE FROM longops_web_sessions WHERE expires_at < :before;
+
+-- == notifications (migration 8) ==
+
+-- name: upsert_notify_rule
+INSERT INTO longops_notify_rules (company, name, on_event, task, category, queue, user_name, recipients, enabled, created_at, threshold)
+VALUES (:company, :name, :on_event, :task, :category, :queue, :user_name, :recipients, :enabled, :created_at, :threshold)
+ON CONFLICT (company, name) DO UPDATE
+   SET on_event = excluded.on_event, task = excluded.task, category = excluded.category,
+       queue = excluded.queue, user_name = excluded.user_name,
+       recipients = excluded.recipients, enabled = excluded.enabled,
+       threshold = excluded.threshold
+RETURNING *;
+
+-- name: delete_notify_rule
+DELETE FROM longops_notify_rules WHERE company = :company AND name = :name RETURNING name;
+
+-- name: list_notify_rules
+SELECT * FROM longops_notify_rules WHERE company = :company ORDER BY name;
+
+-- name: add_notified_admin
+INSERT INTO longops_notified_admins (company, user_name) VALUES (:company, :user_name)
+ON CONFLICT DO NOTHING RETURNING user_name;
+
+-- name: remove_notified_admin
+DELETE FROM longops_notified_admins WHERE company = :company AND user_name = :user_name
+RETURNING user_name;
+
+-- name: list_notified_admins
+SELECT user_name FROM longops_notified_admins WHERE company = :company ORDER BY user_name;
+
+-- name: upsert_notify_channel
+INSERT INTO longops_notify_channels (company, name, url_secret, url_masked, url_schema, rate_limit, rate_window, created_at)
+VALUES (:company, :name, :url_secret, :url_masked, :url_schema, :rate_limit, :rate_window, :created_at)
+ON CONFLICT (company, name) DO UPDATE
+   SET url_secret = excluded.url_secret, url_masked = excluded.url_masked,
+       url_schema = excluded.url_schema, rate_limit = excluded.rate_limit,
+       rate_window = excluded.rate_window
+RETURNING company, name, url_masked, url_schema, rate_limit, rate_window, created_at;
+
+-- name: delete_notify_channel
+DELETE FROM longops_notify_channels WHERE company = :company AND name = :name RETURNING name;
+
+-- name: list_notify_channels
+SELECT company, name, url_masked, url_schema, rate_limit, rate_window, created_at
+  FROM longops_notify_channels WHERE company = :company ORDER BY name;
+
+-- name: get_notify_channel_secret
+SELECT url_secret, rate_limit, rate_window FROM longops_notify_channels
+ WHERE company = :company AND name = :name;
+
+-- name: pending_outbox
+SELECT id, company, operation_id, event, at, rule_name FROM longops_notify_outbox
+ WHERE expanded_at IS NULL ORDER BY id LIMIT :limit;
+
+-- name: mark_outbox_expanded
+UPDATE longops_notify_outbox SET expanded_at = :at WHERE id = :id AND expanded_at IS NULL;
+
+-- name: insert_delivery
+INSERT INTO longops_notify_deliveries (outbox_id, company, operation_id, event, rule_name, recipient, idem_key, next_at, created_at)
+VALUES (:outbox_id, :company, :operation_id, :event, :rule_name, :recipient, :idem_key, :at, :at)
+ON CONFLICT DO NOTHING;
+
+-- name: finish_delivery
+UPDATE longops_notify_deliveries
+   SET status = :status, next_at = :next_at, last_error = :error,
+       attempts = attempts - :uncharge,
+       sent_at = :sent_at, claim_token = NULL, locked_until = NULL
+ WHERE id = :id AND claim_token = :claim_token AND status = 'pending'
+RETURNING id;
+
+-- name: insert_inbox_notification
+INSERT INTO longops_notifications (company, user_name, operation_id, kind, title, created_at)
+VALUES (:company, :user_name, :operation_id, :kind, :title, :at);
+
+-- name: list_deliveries
+SELECT * FROM longops_notify_deliveries
+ WHERE company = :company AND (:status IS NULL OR status = :status)
+ ORDER BY id DESC LIMIT :limit;
+
+-- name: count_recent_sends
+-- What a channel's rate limit counts: each send, a digest (its items share one sent_at) once.
+SELECT (SELECT count(*) FROM longops_notify_deliveries
+         WHERE company = :company AND recipient = :recipient
+           AND status = 'sent' AND sent_at > :since)
+     + (SELECT count(DISTINCT sent_at) FROM longops_notify_deliveries
+         WHERE company = :company AND recipient = :recipient
+           AND status = 'digested' AND sent_at > :since) AS n;
+
+-- name: retry_delivery
+UPDATE longops_notify_deliveries
+   SET status = 'pending', attempts = 0, next_at = :at, claim_token = NULL, locked_until = NULL
+ WHERE company = :company AND id = :id AND status = 'dead'
+RETURNING id;
+
+-- name: claim_deliveries
+-- Due deliveries, and those whose claim lapsed (a sender died mid-send), taken with a
+-- fresh claim token under SQLite's one write lock.
+UPDATE longops_notify_deliveries
+   SET claim_token = :claim_token, locked_until = :until, attempts = attempts + 1
+ WHERE id IN (SELECT id FROM longops_notify_deliveries
+               WHERE status = 'pending' AND next_at <= :now
+                 AND (locked_until IS NULL OR locked_until <= :now)
+               ORDER BY next_at, id
+               LIMIT :limit)
+RETURNING *;
+
+-- name: list_watch_rules
+-- The enabled rules whose conditions need a clock (the watch service).
+SELECT * FROM longops_notify_rules
+ WHERE enabled = 1 AND on_event IN ('running_long', 'waiting_long', 'milestone')
+ ORDER BY company, name;
+
+-- name: insert_watched
+-- Once per dedup key: a condition still met at the next look is not told again.
+INSERT INTO longops_notify_outbox (company, operation_id, event, at, rule_name, dedup)
+VALUES (:company, :operation_id, :event, :at, :rule_name, :dedup)
+ON CONFLICT DO NOTHING;
+
+-- name: prune_notify_deliveries
+-- Deliveries done with (sent, digested, dead) past the retention period; pending ones stay.
+DELETE FROM longops_notify_deliveries
+ WHERE status <> 'pending' AND created_at < :before;
+
+-- name: prune_notify_outbox
+-- Expanded outbox entries past the retention period with no delivery left.
+DELETE FROM longops_notify_outbox
+ WHERE expanded_at IS NOT NULL AND at < :before
+   AND NOT EXISTS (SELECT 1 FROM longops_notify_deliveries d WHERE d.outbox_id = longops_notify_outbox.id);
+
+-- name: mute_rule
+INSERT INTO longops_notify_mutes (company, user_name, rule_name)
+VALUES (:company, :user_name, :rule_name) ON CONFLICT DO NOTHING;
+
+-- name: unmute_rule
+DELETE FROM longops_notify_mutes
+ WHERE company = :company AND user_name = :user_name AND rule_name = :rule_name;
+
+-- name: list_mutes
+SELECT user_name, rule_name FROM longops_notify_mutes WHERE company = :company
+ ORDER BY user_name, rule_name;
+
+-- name: deliveries_due
+-- Whether a claim would find anything: a read, so an idle sender takes no write lock.
+SELECT 1 AS due FROM longops_notify_deliveries
+ WHERE status = 'pending' AND next_at <= :now
+   AND (locked_until IS NULL OR locked_until <= :now)
+ LIMIT 1;

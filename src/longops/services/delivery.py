@@ -1,0 +1,195 @@
+"""The delivery service: turns the notification outbox into deliveries and sends them.
+
+Each round it (1) expands outbox entries, written by the database in the transaction of
+the change that caused them, into one delivery per recipient by the company's rules, and
+(2) claims due deliveries for a lease and sends them: the in-app inbox by a row written in
+the same transaction that marks the delivery sent (exactly once), a channel through Apprise
+with the delivery's idempotency key (at least once: a sender that dies after sending but
+before recording it leaves the delivery to be claimed again when its lease lapses, with the
+same key, so a receiver that keeps keys sees it once). A failed send is retried with
+doubling back-off and dead-lettered after ``max_attempts`` tries, its last error kept.
+Past a channel's rate limit, what is left of the batch goes as one digest.
+
+Any number of processes may run it at once: claims take rows no one else holds
+(``FOR UPDATE SKIP LOCKED`` on PostgreSQL, the write lock on SQLite).
+
+Example::
+
+    DeliveryService(store, clock, secrets=SecretBox(key), base_url="https://ops").run_once()
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import timedelta
+
+from longops.domain.clock import Clock
+from longops.domain.errors import LongopsError
+from longops.domain.notify import (
+    Delivery,
+    DeliveryStatus,
+    Message,
+    backoff,
+    message,
+    plan,
+    url_schema,
+)
+from longops.notify import channels
+from longops.notify.secrets import SecretBox
+from longops.store.base import Store
+
+log = logging.getLogger("longops.notify")
+
+INTERVAL = timedelta(seconds=1)
+LEASE = timedelta(seconds=60)
+MAX_ATTEMPTS = 5
+
+
+class DeliveryService:
+    name = "notification_delivery"
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        *,
+        secrets: SecretBox | None,
+        base_url: str | None = None,
+        interval: timedelta = INTERVAL,
+        lease: timedelta = LEASE,
+        max_attempts: int = MAX_ATTEMPTS,
+        backoff_base: float = 10.0,
+        batch: int = 20,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.secrets = secrets
+        self.base_url = base_url
+        self.interval = interval
+        self.lease = lease
+        self.max_attempts = max_attempts
+        self.backoff_base = backoff_base
+        self.batch = batch
+
+    def run_once(self) -> int:
+        """One round: expand the outbox, then send what is due; returns how many moved."""
+        return self.expand() + self.deliver()
+
+    def expand(self) -> int:
+        done = 0
+        for entry in self.store.pending_outbox(self.batch):
+            op = self.store.get_operation(entry.operation_id)
+            planned = []
+            if op is not None:  # deleted since: nothing left to say
+                rules = self.store.list_notify_rules(entry.company)
+                admins = self.store.list_notified_admins(entry.company)
+                muted = self.store.list_notify_mutes(entry.company)
+                planned = plan(entry.event, op, rules, admins, only=entry.rule_name, muted=muted)
+            self.store.expand_outbox(entry, planned, self.clock.now())
+            done += 1
+        return done
+
+    def deliver(self) -> int:
+        claimed = self.store.claim_deliveries(self.clock.now(), self.lease, self.batch)
+        by_channel: dict[tuple[str, str], list[Delivery]] = {}
+        for d in claimed:
+            if d.recipient.startswith("inbox:"):
+                self._inbox(d)
+            else:
+                by_channel.setdefault((d.company, d.recipient), []).append(d)
+        for (company, recipient), items in by_channel.items():
+            self._channel(company, recipient.removeprefix("channel:"), items)
+        return len(claimed)
+
+    # -- the in-app inbox -----------------------------------------------------------------
+    def _inbox(self, d: Delivery) -> None:
+        op = self.store.get_operation(d.operation_id)
+        if op is None:
+            self._failed([d], "the operation no longer exists", final=True)
+            return
+        self.store.finish_delivery(
+            d, DeliveryStatus.SENT, self.clock.now(), inbox_title=op.description or op.task
+        )
+
+    # -- outbound channels ----------------------------------------------------------------
+    def _channel(self, company: str, name: str, items: list[Delivery]) -> None:
+        found = self.store.get_notify_channel_secret(company, name)
+        if found is None:
+            self._failed(items, f"channel {name} does not exist in company {company}", final=True)
+            return
+        secret, rate_limit, rate_window = found
+        try:
+            if self.secrets is None:
+                raise LongopsError("LONGOPS_SECRET_KEY is not set")
+            url = self.secrets.decrypt(secret)
+        except LongopsError as exc:
+            self._failed(items, str(exc))
+            return
+        alone, digest = items, []
+        if rate_limit is not None:
+            now = self.clock.now()
+            room = rate_limit - self.store.count_recent_sends(
+                company, f"channel:{name}", now - timedelta(seconds=rate_window)
+            )
+            if room <= 0:
+                # Past the limit: back when the window has moved on, the try not counted.
+                for d in items:
+                    self.store.finish_delivery(
+                        d,
+                        DeliveryStatus.PENDING,
+                        now,
+                        next_at=now + timedelta(seconds=rate_window),
+                        uncharge=True,
+                    )
+                return
+            if len(items) > room:
+                alone, digest = items[: room - 1], items[room - 1 :]
+        for d in alone:
+            op = self.store.get_operation(d.operation_id)
+            if op is None:
+                self._failed([d], "the operation no longer exists", final=True)
+                continue
+            self._send(url, [d], message(d.event, op, self.base_url))
+        if digest:
+            self._send(url, digest, self._digest(digest))
+
+    def _digest(self, items: Sequence[Delivery]) -> Message:
+        lines = []
+        for d in items:
+            op = self.store.get_operation(d.operation_id)
+            if op is not None:
+                m = message(d.event, op, self.base_url)
+                lines.append(f"- {m.title}" + (f" {m.link}" if m.link else ""))
+        return Message(f"{len(items)} notifications (digest)", "\n".join(lines), None)
+
+    def _send(self, url: str, items: Sequence[Delivery], msg: Message) -> None:
+        # A digest travels under its first item's key: a repeat of it is still one key.
+        error = channels.send(url, msg, idem_key=items[0].idem_key)
+        schema = url_schema(url)
+        if error is None:
+            status = DeliveryStatus.SENT if len(items) == 1 else DeliveryStatus.DIGESTED
+            at = self.clock.now()
+            for d in items:
+                self.store.finish_delivery(d, status, at)
+            log.info(
+                "notification sent",
+                extra={"action": "notification_sent", "channel": schema, "count": len(items)},
+            )
+        else:
+            self._failed(items, error)
+            log.warning(
+                "notification failed",
+                extra={"action": "notification_failed", "channel": schema, "count": len(items)},
+            )
+
+    def _failed(self, items: Sequence[Delivery], error: str, *, final: bool = False) -> None:
+        now = self.clock.now()
+        for d in items:
+            if final or d.attempts >= self.max_attempts:
+                self.store.finish_delivery(d, DeliveryStatus.DEAD, now, error=error)
+            else:
+                wait = backoff(d.attempts, base=self.backoff_base)
+                self.store.finish_delivery(
+                    d, DeliveryStatus.PENDING, now, next_at=now + wait, error=error
+                )

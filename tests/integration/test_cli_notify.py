@@ -1,0 +1,71 @@
+"""``longops notifications`` against a real database and a loopback webhook."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from test_cli import longops
+
+from longops import EnqueueRequest, Longops
+from longops.domain.security import PermissionSet
+from longops.notify.secrets import SecretBox
+from longops.testing import Runner
+from notify_receivers import webhook
+
+
+def test_set_up_send_and_read_the_log_from_the_command_line(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = SecretBox.generate_key()
+    monkeypatch.setenv("LONGOPS_SECRET_KEY", key)
+    app = Longops(db_url, secret_key=key)
+    app.add_company("CRONUS")
+    app.security.add_user("ann")
+    app.security.add_user("vic", grants=[("CRONUS", PermissionSet.VIEW)])
+
+    @app.task(name="boom", max_attempts=1)
+    def boom() -> None:
+        raise RuntimeError("kaput")
+
+    def run(*args: str) -> str:
+        done = longops("notifications", *args, db=db_url, app=None)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    with webhook() as hook:
+        url = hook.url(auth="robot:hunter22@")
+        added = run("channels", "add", "hook", url, "--company", "CRONUS")
+        assert "hunter22" not in added
+        assert f"json://robot:****@127.0.0.1:{hook.port}/****" in added
+        [listed] = json.loads(run("channels", "list", "--company", "CRONUS", "--json"))
+        assert listed["url"] == f"json://robot:****@127.0.0.1:{hook.port}/****"
+        assert "test sent to hook" in run("channels", "test", "hook", "--company", "CRONUS")
+        assert len(hook.received) == 1
+        made = run("rules", "add", "--company", "CRONUS", "--on", "failed",
+                   "--to", "channel:hook", "--to", "admins")  # fmt: skip
+        assert "rule failed-1: on failed -> channel:hook, admins" in made
+        assert "ann is a notified admin" in run("admins", "add", "ann", "--company", "CRONUS")
+        rules = json.loads(run("rules", "list", "--company", "CRONUS", "--json"))
+        assert {r["name"] for r in rules} == {"default", "failed-1"}
+        assert json.loads(run("admins", "list", "--company", "CRONUS", "--json")) == ["ann"]
+
+        app.service.enqueue(EnqueueRequest(task="boom", company="CRONUS"))
+        Runner(app).run_until_idle()
+        run("deliver", "--once")
+        assert len(hook.received) == 2
+        log = json.loads(run("deliveries", "list", "--company", "CRONUS", "--json"))
+        assert sorted((d["recipient"], d["status"]) for d in log) == [
+            ("channel:hook", "sent"),
+            ("inbox:ann", "sent"),
+        ]
+        assert hook.received[1].key in {d["idempotency_key"] for d in log}
+
+    bad = longops("notifications", "rules", "add", "--company", "CRONUS", "--on", "exploded",
+                  "--to", "admins", db=db_url, app=None)  # fmt: skip
+    assert bad.returncode == 2
+    assert "on: must be one of" in bad.stderr
+    refused = longops("--as", "vic", "notifications", "channels", "list", db=db_url, app=None)
+    assert refused.returncode == 1
+    assert "JOBQUEUE-ADMIN" in refused.stderr
+    app.close()

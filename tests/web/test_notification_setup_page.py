@@ -1,0 +1,117 @@
+"""The Notification Setup page: an admin adds a channel, a rule and a notified admin, sends
+a test, and reads the delivery log; others are refused; a channel's secret never shows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+from web_support import Browser
+
+from longops import EnqueueRequest, Longops
+from longops.notify.secrets import SecretBox
+from longops.testing import Runner
+from notify_receivers import webhook
+
+Make = Callable[[str | None], Browser]
+SECRET = "hunter2-but-longer"  # noqa: S105 - a test value, looked for in every page
+
+
+def test_an_admin_sets_up_notifications_and_reads_the_log(app: Longops, browser: Make) -> None:
+    app.secret_key = SecretBox.generate_key()
+    admin = browser("admin")
+    page = admin.get("/c/CRONUS/notification-setup")
+    assert page.status_code == 200
+    assert '<tr data-rule="default">' in page.text  # Business Central's, from the start
+    assert 'href="/c/CRONUS/notification-setup" aria-current="page"' in page.text
+    with webhook() as hook:
+        saved = admin.post(
+            "/c/CRONUS/notification-setup/channels",
+            {"name": "ops", "url": hook.url(auth=f"robot:{SECRET}@"), "rate_limit": ""},
+        )
+        assert saved.status_code == 303, saved.text
+        rule = admin.post(
+            "/c/CRONUS/notification-setup/rules",
+            {"name": "to-ops", "on": "failed", "to": "channel:ops, admins"},
+        )
+        assert rule.status_code == 303, rule.text
+        added = admin.post("/c/CRONUS/notification-setup/admins", {"user": "bob"})
+        assert added.status_code == 303, added.text
+        tested = admin.post("/c/CRONUS/notification-setup/channels/ops/test")
+        assert tested.status_code == 303
+        page = admin.get("/c/CRONUS/notification-setup").text
+        assert "Test sent to ops." in page
+        assert len(hook.received) == 1
+
+        app.service.enqueue(EnqueueRequest(task="boom", company="CRONUS", max_attempts=1))
+        Runner(app).run_until_idle()
+        app.delivery_service().run_once()
+        assert len(hook.received) == 2
+    page = admin.get("/c/CRONUS/notification-setup").text
+    assert '<tr data-channel="ops">' in page
+    assert f"json://robot:****@127.0.0.1:{hook.port}/****" in page
+    log = page.split('aria-label="Delivery log"')[1]
+    assert 'data-status="sent"' in log
+    assert "channel:ops" in log
+    assert "inbox:bob" in log
+    assert '<li data-admin="bob">' in page
+    for seen in (page, saved.text, tested.text):
+        assert SECRET not in seen
+
+
+def test_refusals_name_the_field_and_others_may_not_look(app: Longops, browser: Make) -> None:
+    app.secret_key = SecretBox.generate_key()
+    admin = browser("admin")
+    admin.get("/c/CRONUS/notification-setup")
+    bad = admin.post(
+        "/c/CRONUS/notification-setup/rules", {"name": "x", "on": "exploded", "to": "admins"}
+    )
+    assert bad.status_code == 400
+    assert "on: must be one of" in bad.text
+    assert 'value="x"' in bad.text  # what was typed is kept
+    bad_url = admin.post(
+        "/c/CRONUS/notification-setup/channels", {"name": "c", "url": f"nope {SECRET}"}
+    )
+    assert bad_url.status_code == 400
+    assert "url: must be an Apprise URL" in bad_url.text
+    assert SECRET not in bad_url.text
+    assert [c.name for c in app.notification_setup.list_channels("CRONUS")] == []
+
+    alice = browser("alice")
+    assert "notification-setup" not in alice.get("/c/CRONUS/").text
+    assert alice.get("/c/CRONUS/notification-setup").status_code == 403
+    alice.get("/c/CRONUS/")
+    refused = alice.post("/c/CRONUS/notification-setup/admins", {"user": "alice"})
+    assert refused.status_code == 403
+    assert app.notification_setup.list_admins("CRONUS") == []
+
+
+def test_the_api_never_answers_with_a_channel_secret(app: Longops, served: str) -> None:
+    app.secret_key = SecretBox.generate_key()
+    _, token = app.security.create_token("admin", name="notify-test")
+    headers = {"Authorization": f"Bearer {token}"}
+    base = f"{served}/v1/companies/CRONUS"
+    with httpx.Client(base_url=base, headers=headers, timeout=30) as http, webhook() as hook:
+        url = hook.url(auth=f"robot:{SECRET}@")
+        made = http.post("/notification-channels", json={"name": "ops", "url": url})
+        assert made.status_code == 201, made.text
+        assert made.json()["url"] == f"json://robot:****@127.0.0.1:{hook.port}/****"
+        rule = {"name": "r", "on": "failed", "to": ["channel:ops"]}
+        assert http.post("/notification-rules", json=rule).status_code == 201
+        tested = http.post("/notification-channels/ops:test")
+        assert tested.json() == {"sent": True, "error": None}
+        app.service.enqueue(EnqueueRequest(task="boom", company="CRONUS", max_attempts=1))
+        Runner(app).run_until_idle()
+        app.delivery_service().run_once()
+        answers = [
+            made,
+            tested,
+            http.get("/notification-channels"),
+            http.get("/notification-rules"),
+            http.get("/notification-deliveries"),
+        ]
+    [delivery] = answers[-1].json()["deliveries"]
+    assert (delivery["recipient"], delivery["status"]) == ("channel:ops", "sent")
+    assert hook.received[-1].key == delivery["idempotencyKey"]
+    for answer in answers:
+        assert SECRET not in answer.text
