@@ -425,6 +425,10 @@ class Longops(Front):
         settings = Settings()
         self.secret_key = secret_key or settings.secret_key
         """Encrypts notification channels' URLs (``LONGOPS_SECRET_KEY``)."""
+        self.previous_secret_keys = tuple(
+            k.strip() for k in settings.previous_secret_keys.split(",") if k.strip()
+        )
+        """Earlier secrets that still decrypt channels (``LONGOPS_PREVIOUS_SECRET_KEYS``)."""
         self.base_url = base_url or settings.base_url
         """Where notifications link to (``LONGOPS_BASE_URL``)."""
         self.database_url = database_url or settings.database_url
@@ -503,7 +507,10 @@ class Longops(Front):
         with self._lock:
             if self._notify_setup_service is None:
                 self._notify_setup_service = NotificationSetupService(
-                    store, self.clock, secret_key=self.secret_key
+                    store,
+                    self.clock,
+                    secret_key=self.secret_key,
+                    previous_keys=self.previous_secret_keys,
                 )
             return self._notify_setup_service
 
@@ -610,7 +617,7 @@ class Longops(Front):
 
             app.delivery_service().run_once()
         """
-        secrets = SecretBox(self.secret_key) if self.secret_key else None
+        secrets = SecretBox(self.secret_key, self.previous_secret_keys) if self.secret_key else None
         return DeliveryService(
             self.store, self.clock, secrets=secrets, base_url=self.base_url, **options
         )

@@ -132,8 +132,12 @@ class Settings(BaseSettings):
         )
 
     secret_key: str | None = None
-    """The Fernet key (or comma-separated keys, newest first) that encrypts notification
-    channels' URLs at rest (``LONGOPS_SECRET_KEY``); ``longops notifications key`` makes one."""
+    """The secret (at least 32 characters) that signs the pages' cookies and, through a key
+    derived from it, encrypts notification channels' URLs at rest (``LONGOPS_SECRET_KEY``);
+    ``longops notifications key`` makes one."""
+    previous_secret_keys: str = ""
+    """Earlier values of ``LONGOPS_SECRET_KEY``, comma-separated, that still decrypt channels
+    after a rotation (``LONGOPS_PREVIOUS_SECRET_KEYS``)."""
     base_url: str | None = None
     """Where people open the pages (``LONGOPS_BASE_URL``): notifications link to the
     operation's card under it."""

@@ -40,13 +40,21 @@ from longops.store.base import Store
 
 
 class NotificationSetupService(ActorBound):
-    def __init__(self, store: Store, clock: Clock, *, secret_key: str | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        *,
+        secret_key: str | None = None,
+        previous_keys: Sequence[str] = (),
+    ) -> None:
         self.store = store
         self.clock = clock
         self.secret_key = secret_key
+        self.previous_keys = tuple(previous_keys)
 
     def _box(self) -> SecretBox:
-        return SecretBox(self.secret_key)
+        return SecretBox(self.secret_key, self.previous_keys)
 
     def _company(self, actor: Actor, action: str, company: str) -> None:
         check_name("company", company)

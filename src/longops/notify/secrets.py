@@ -3,7 +3,9 @@
 
 The same secret signs the pages' session cookies (at least 32 characters); the Fernet key
 is derived from it with HKDF-SHA256 for this one purpose, so the two uses never share a
-key. Several secrets, comma-separated, rotate: the first encrypts, any decrypts.
+key. The secret is taken whole, as the cookies take it (commas and spaces included); after
+a rotation the old ones, given as ``previous`` (``LONGOPS_PREVIOUS_SECRET_KEYS``), still
+decrypt while the new one encrypts.
 
 Example::
 
@@ -16,19 +18,20 @@ from __future__ import annotations
 
 import base64
 import secrets
+from collections.abc import Sequence
 from typing import Any
 
 from longops.domain.errors import ConfigurationError
 
 
 class SecretBox:
-    def __init__(self, keys: str | None) -> None:
-        if not keys or not keys.strip():
+    def __init__(self, key: str | None, previous: Sequence[str] = ()) -> None:
+        if not key or not key.strip():
             raise ConfigurationError(
                 "LONGOPS_SECRET_KEY is not set: channels keep their URLs encrypted with it "
                 "(make one with `longops notifications key`)"
             )
-        parts = [k.strip() for k in keys.split(",") if k.strip()]
+        parts = [key, *(k for k in previous if k)]
         if any(len(k) < 32 for k in parts):
             # Never repeat the key in the message.
             raise ConfigurationError("LONGOPS_SECRET_KEY must be at least 32 characters")
