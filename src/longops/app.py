@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 from types import EllipsisType
 from typing import Any
 
+from longops import telemetry
 from longops.core.security import SecurityService
 from longops.core.service import EnqueueRequest, OperationService
 from longops.domain.clock import Clock, SystemClock
@@ -395,6 +396,7 @@ class Longops(Front):
             if row_level_security is not None
             else bool(settings and settings.row_level_security)
         )
+        telemetry.configure()  # exporters from the environment (OTEL_*, Application Insights)
         self.actor = Actor.local(FrontEnd.LIBRARY)
         self.clock: Clock = clock or SystemClock()
         self.registry = TaskRegistry()

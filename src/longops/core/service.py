@@ -32,6 +32,7 @@ from types import EllipsisType
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from longops import telemetry
 from longops.core.access import ActorBound, acting, require
 from longops.domain.clock import Clock
 from longops.domain.errors import (
@@ -214,7 +215,9 @@ class OperationService(ActorBound):
         """:meth:`enqueue`, also saying whether the operation is new (False when its dedup
         key matched an active operation, which is returned instead)."""
         built = self._build(request, self._who(actor))
-        [op] = self.store.insert_operations([built], connection=connection)
+        with telemetry.sending(built.queue) as sent:
+            [op] = self.store.insert_operations([sent.stamp(built)], connection=connection)
+            sent.sent(op, built)
         if request.operation_id is not None and op.id == built.id:
             if op.request_hash != built.request_hash or op.company != built.company:
                 raise Conflict(
@@ -237,8 +240,9 @@ class OperationService(ActorBound):
         who = self._who(actor)
         if any(r.dedup_key is not None for r in requests):
             # Dedup keys need the checked, row-by-row insert.
-            built = [self._build(r, who) for r in requests]
-            return [op.id for op in self.store.insert_operations(built)]
+            with telemetry.sending() as sent:
+                built = [sent.stamp(self._build(r, who)) for r in requests]
+                return [op.id for op in self.store.insert_operations(built)]
         ids: list[uuid.UUID] = []
 
         def validated() -> Iterator[NewOperation]:
@@ -246,11 +250,12 @@ class OperationService(ActorBound):
             # database's work overlap; a bad request raises inside the open transaction,
             # which then rolls back and nothing is written.
             for request in requests:
-                op = self._build(request, who)
+                op = sent.stamp(self._build(request, who))
                 ids.append(op.id)
                 yield op
 
-        self.store.insert_operations_bulk(validated())
+        with telemetry.sending() as sent:
+            self.store.insert_operations_bulk(validated())
         return ids
 
     def _check_scope(self, company: str, category: str | None) -> ZoneInfo:
@@ -594,6 +599,7 @@ class OperationService(ActorBound):
                 op.id, op.company, at, by, reason, force=force, audit=audit
             )
             if requested is not None:
+                telemetry.cancel_requested(requested, force)
                 return requested
             op = self._find(op.id, company, who, "get_operation")
             if op.status is Status.IN_PROCESS:
@@ -741,6 +747,7 @@ class OperationService(ActorBound):
             # Someone else moved it first; report where it is now.
             now_op = self._find(oid, company, actor, "get_operation")
             raise InvalidTransition(action.replace("_", " "), now_op.status.value, oid)
+        telemetry.acted(action, updated)
         [flagged] = self._flag([updated])
         return flagged
 

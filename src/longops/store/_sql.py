@@ -7,6 +7,7 @@ few methods whose mechanics differ (the claim, bulk insert, finishing runs, wake
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping, Sequence
@@ -15,6 +16,7 @@ from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Any
 
+from longops import telemetry
 from longops.domain.errors import ConfigurationError
 from longops.domain.operation import (
     Attempt,
@@ -94,6 +96,41 @@ class Cursor(ABC):
     def fetchall(self) -> list[Any]: ...
 
 
+class TimedCursor:
+    """A cursor whose statements are timed: one of longops's own that takes longer than
+    ``LONGOPS_SLOW_SQL_AFTER`` is reported by its query name (LO0024), never its parameters."""
+
+    __slots__ = ("_cur", "_names")
+
+    def __init__(self, cur: Any, names: Mapping[str, str]) -> None:
+        self._cur = cur
+        self._names = names
+
+    def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+        began = time.perf_counter()
+        try:
+            return self._cur.execute(query, *args, **kwargs)
+        finally:
+            self._timed(query, time.perf_counter() - began)
+
+    def executemany(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+        began = time.perf_counter()
+        try:
+            return self._cur.executemany(query, *args, **kwargs)
+        finally:
+            self._timed(query, time.perf_counter() - began)
+
+    def _timed(self, query: Any, elapsed: float) -> None:
+        name = self._names.get(query) if isinstance(query, str) else None
+        telemetry.sql_timed(name or "(unnamed)", elapsed)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cur, name)
+
+    def __iter__(self) -> Any:
+        return iter(self._cur)
+
+
 class SqlStore(ABC):
     dialect: str
     url: str
@@ -101,6 +138,11 @@ class SqlStore(ABC):
     def __init__(self, url: str) -> None:
         self.url = url
         self.q = load_queries(self.dialect)
+        self._query_names = {text: name for name, text in self.q.items()}
+
+    def timed(self, cur: Any) -> TimedCursor:
+        """``cur`` with its statements timed (see :class:`TimedCursor`)."""
+        return TimedCursor(cur, self._query_names)
 
     def scope(self, companies: Companies) -> _Scope:
         """Transactions started inside see only ``companies`` (row-level security)."""
@@ -259,6 +301,7 @@ class SqlStore(ABC):
             cancel_mode=None if cancel_mode is None else CancelMode(cancel_mode),
             cancel_overdue_at=self.dec_ts_opt(r["cancel_overdue_at"]),
             request_hash=r["request_hash"],
+            trace_context=r["trace_context"],
             required_permission=(
                 None
                 if r["required_permission"] is None
@@ -347,6 +390,7 @@ class SqlStore(ABC):
             "labels": json.dumps(dict(op.labels)) if op.labels else "{}",
             "stall_after_seconds": op.stall_after.total_seconds(),
             "request_hash": op.request_hash,
+            "trace_context": op.trace_context,
             "required_permission": (
                 None if op.required_permission is None else op.required_permission.value
             ),
@@ -847,6 +891,7 @@ class SqlStore(ABC):
                     run_no,
                     {"stalled_at": self.dec_ts(row["stalled_at"]).isoformat()},
                 )
+                telemetry.unstalled([operation_id])
             return True
 
     def mark_cancel_overdue(
@@ -963,6 +1008,7 @@ class SqlStore(ABC):
                 "comment": comment,
             },
         )
+        telemetry.session_event(session_id, event)
 
     def end_session(
         self,

@@ -19,6 +19,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from longops import telemetry
 from longops.domain.errors import NO_SCHEMA, ConfigurationError
 from longops.domain.operation import NewOperation, Operation
 from longops.store._sql import SqlStore, current_scope_text
@@ -105,7 +106,7 @@ class PostgresStore(SqlStore):
         try:
             with self._pool.connection() as conn, conn.cursor() as cur:
                 self._scope_cursor(cur)
-                yield cur
+                yield self.timed(cur)
         except psycopg.errors.UndefinedTable as exc:
             if "longops_" in str(exc):
                 raise ConfigurationError(NO_SCHEMA) from exc
@@ -192,7 +193,7 @@ class PostgresStore(SqlStore):
             "status", "earliest_start_at", "expires_at", "max_attempts", "rerun_delay",
             "retry_policy", "timeout_seconds", "recurrence", "user_name", "created_at",
             "created_at", "ready_at", "dedup_key", "labels", "stall_after_seconds",
-            "required_permission",
+            "required_permission", "trace_context",
         )  # fmt: skip
         queues: set[str] = set()
         count = 0
@@ -253,6 +254,7 @@ class PostgresStore(SqlStore):
                 conn.commit()
             rows = cur.fetchall()
         rows.sort(key=lambda r: (r["priority"], r["entry_no"]))
+        telemetry.claimed(len(rows))
         return [ClaimedRun(self.operation(r), int(r["run_count"])) for r in rows]
 
     def finish_runs(self, results: Sequence[RunResult]) -> list[bool]:
@@ -307,7 +309,10 @@ class PostgresStore(SqlStore):
                     "moved": [u.moved for u in updates],
                 },
             )
-            applied = {(row["id"], row["lease_token"]) for row in cur.fetchall()}
+            rows = cur.fetchall()
+        applied = {(row["id"], row["lease_token"]) for row in rows}
+        telemetry.progress_written(len(applied))
+        telemetry.unstalled(row["id"] for row in rows if row["unstalled"])
         return [(u.operation_id, u.lease_token) in applied for u in updates]
 
     # -- live streams -------------------------------------------------------------------------

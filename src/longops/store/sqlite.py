@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+from longops import telemetry
 from longops.domain.errors import NO_SCHEMA, ConfigurationError, ValidationError
 from longops.domain.operation import EventType, NewOperation, Operation
 from longops.store._sql import SqlStore
@@ -133,7 +134,7 @@ class SqliteStore(SqlStore):
         cur = conn.cursor()
         cur.execute("BEGIN IMMEDIATE")
         try:
-            yield cur
+            yield self.timed(cur)
         except sqlite3.OperationalError as exc:
             conn.rollback()
             raise _translate(exc) from exc
@@ -149,7 +150,7 @@ class SqliteStore(SqlStore):
     def _read(self) -> Iterator[Any]:
         cur = self._conn().cursor()
         try:
-            yield cur
+            yield self.timed(cur)
         except sqlite3.OperationalError as exc:
             raise _translate(exc) from exc
         finally:
@@ -244,6 +245,7 @@ class SqliteStore(SqlStore):
                 cur.execute(self.q["insert_claimed_attempts"], claimed)
                 cur.execute(self.q["log_claimed"], claimed)
         rows.sort(key=lambda r: (r["priority"], r["entry_no"]))
+        telemetry.claimed(len(rows))
         return [ClaimedRun(self.operation(r), int(r["run_count"])) for r in rows]
 
     def finish_runs(self, results: Sequence[RunResult]) -> list[bool]:
@@ -327,7 +329,9 @@ class SqliteStore(SqlStore):
                         run_no,
                         {"stalled_at": self.dec_ts(row["stalled_at"]).isoformat()},
                     )
+                    telemetry.unstalled([u.operation_id])
                 applied.append(True)
+        telemetry.progress_written(sum(applied))
         return applied
 
     def wakeups(self) -> SqliteWakeups:

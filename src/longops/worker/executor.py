@@ -28,6 +28,7 @@ from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from longops import telemetry
 from longops.domain.clock import Clock
 from longops.domain.operation import CancelMode, Operation, Outcome, StopMode
 from longops.domain.progress import Estimator, Progress, ProgressCounter
@@ -115,6 +116,7 @@ class RunControl:
             self.began = True
             self.started_at = self.clock.now()
             self.deadline = self.started_at + self.operation.timeout
+        telemetry.started(self.operation, self.claimed.run_no, self.started_at)
         return True
 
     def attach_async(self, loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any]) -> None:
@@ -351,7 +353,7 @@ def result_for(
     op = claimed.operation
     now = clock.now()
     decision = decide(op, run.outcome, now, delay=delay_function(task, op, run.error), tz=tz)
-    return RunResult(
+    result = RunResult(
         operation_id=op.id,
         lease_token=claimed.lease_token,
         run_no=claimed.run_no,
@@ -372,6 +374,8 @@ def result_for(
         cancel_mode=run.cancel_mode,
         clear_checkpoint=run.outcome is Outcome.SUCCESS,
     )
+    telemetry.ended(op, claimed.run_no, result, run.error)
+    return result
 
 
 def execute(
@@ -382,7 +386,20 @@ def execute(
     control: RunControl | None = None,
     pool: ChildPool | None = None,
 ) -> RunResult:
-    """Run one claimed operation to its result (never raises for task errors)."""
+    """Run one claimed operation to its result (never raises for task errors), inside the
+    attempt's ``process`` span."""
+    with telemetry.processing(claimed.operation, claimed.run_no):
+        return _execute(claimed, registry, clock, tz, control, pool)
+
+
+def _execute(
+    claimed: ClaimedRun,
+    registry: TaskRegistry,
+    clock: Clock,
+    tz: ZoneInfo,
+    control: RunControl | None,
+    pool: ChildPool | None,
+) -> RunResult:
     op = claimed.operation
     if (
         op.recurrence is not None
@@ -522,6 +539,8 @@ def _drive_child(
             _, reading, version, step_version = message
             before = control.counter.step_version
             control.counter.load(Progress.from_json(reading), version, step_version)
+            if step_version != before:
+                telemetry.step_from(reading)
             if step_version != before and control.wake_monitor is not None:
                 control.wake_monitor()
         elif kind == "checkpoint":

@@ -53,12 +53,12 @@ INSERT INTO longops_operations (
     id, company, task, args, description, queue, category, priority, status,
     earliest_start_at, expires_at, max_attempts, rerun_delay, retry_policy, timeout_seconds,
     recurrence, user_name, created_at, updated_at, ready_at, dedup_key, labels,
-    stall_after_seconds, required_permission, request_hash)
+    stall_after_seconds, required_permission, request_hash, trace_context)
 VALUES (
     :id, :company, :task, :args, :description, :queue, :category, :priority, :status,
     :earliest_start_at, :expires_at, :max_attempts, :rerun_delay, :retry_policy,
     :timeout_seconds, :recurrence, :user_name, :created_at, :created_at, :ready_at,
-    :dedup_key, :labels, :stall_after_seconds, :required_permission, :request_hash)
+    :dedup_key, :labels, :stall_after_seconds, :required_permission, :request_hash, :trace_context)
 ON CONFLICT DO NOTHING
 RETURNING *;
 
