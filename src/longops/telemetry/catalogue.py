@@ -120,7 +120,7 @@ INTERRUPTED = Event(
 )  # fmt: skip
 SESSION_LOGON = Event(
     "LO0018", "session_logon", None, INFO,
-    "Worker session logged on: {sessionId}", ("sessionId", "host", "pid", "queues"),
+    "Worker session logged on: {sessionId}", ("sessionId",),
 )  # fmt: skip
 SESSION_LOGOFF = Event(
     "LO0019", "session_logoff", None, INFO, "Worker session logged off: {sessionId}",
