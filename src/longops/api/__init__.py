@@ -28,6 +28,7 @@ from longops.app import Longops
 from longops.core.streams import EventHub
 from longops.domain.errors import ValidationError
 from longops.settings import Settings
+from longops.telemetry.asgi import TraceContextMiddleware
 
 __all__ = ["create_api"]
 
@@ -63,6 +64,7 @@ def create_api(app: Longops, *, hub: EventHub | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     api.state.longops = Services(app, events)
+    api.add_middleware(TraceContextMiddleware)  # continue the caller's trace (traceparent)
     errors.install(api)
     api.include_router(operations_router)
     api.include_router(resources_router)
