@@ -46,6 +46,7 @@ from longops.domain.errors import LongopsError, ValidationError
 from longops.domain.security import Actor, FrontEnd, PermissionSet
 from longops.domain.status import Status
 from longops.store.base import OperationQuery
+from longops.telemetry.events import console_level
 from longops.worker.logs import RedactingFilter
 
 ROOT_HELP = (
@@ -245,6 +246,7 @@ def worker(
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr
     )
+    console_level(level)  # per-operation events on the console only with --log-level debug
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactingFilter(classes))
     app = state.app
@@ -1120,6 +1122,7 @@ def serve(
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr
     )
+    console_level(level)  # per-operation events on the console only with --log-level debug
     app = state.app
     if workers and len(app.registry) == 0:
         raise LongopsError("no tasks registered: pass --app module:attribute (or LONGOPS_APP)")

@@ -74,11 +74,15 @@ from longops.domain.status import ACTIONS, Status, allowed_from, target_of
 from longops.domain.waiting import WaitReason, wait_reason
 from longops.store.base import ActionParams, AttemptQuery, OperationEdit, OperationQuery, Store
 from longops.store.migrate import MigrationState
+from longops.telemetry.prometheus import render
 from longops.worker.registry import TaskDef, TaskRegistry
 
 REMOVE_FAILED_AFTER = timedelta(seconds=30)  # Business Central's filter is 30,000 ms
 DURATIONS_FRESH_FOR = 60.0
 """Seconds a task's recent run durations (the ETA before any progress) are reused."""
+METRICS_FRESH_FOR = 5.0
+"""Seconds the fleet's /metrics figures are reused (one query per period, however many
+scrapers)."""
 
 OperationRef = uuid.UUID | str | int
 """An operation's id, or its entry number."""
@@ -131,6 +135,8 @@ class OperationService(ActorBound):
         self._known: dict[tuple[str, str | None], ZoneInfo] = {}
         self._known_lock = threading.Lock()
         self._durations: dict[str, tuple[float, timedelta | None]] = {}
+        # A dict, not an attribute: actor-bound copies (as_actor) share it.
+        self._metrics: dict[str, tuple[float, str]] = {}
 
     # -- enqueue ---------------------------------------------------------------------------
     @acting
@@ -1267,6 +1273,21 @@ class OperationService(ActorBound):
         """Worker sessions, newest first (they serve many companies: SUPER only)."""
         require(self._who(actor), "list_sessions", target="")
         return self.store.list_sessions(active_only=active_only)
+
+    @acting
+    def fleet_metrics(self, *, actor: Actor | None = None) -> str:
+        """The fleet's figures in Prometheus's text format (SUPER: they span companies),
+        read at most once per ``METRICS_FRESH_FOR`` seconds however often it is scraped."""
+        require(self._who(actor), "list_sessions", target="")
+        now = time.monotonic()
+        with self._known_lock:
+            cached = self._metrics.get("fleet")
+        if cached is not None and now - cached[0] < METRICS_FRESH_FOR:
+            return cached[1]
+        text = render(self.store.fleet_metrics(self.clock.now()))
+        with self._known_lock:
+            self._metrics["fleet"] = (now, text)
+        return text
 
     @acting
     def drain_session(self, session_id: uuid.UUID | str, *, actor: Actor | None = None) -> Session:

@@ -13,6 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from contextvars import ContextVar
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -55,6 +56,7 @@ from longops.store.base import (
 )
 from longops.store.migrate import MigrationState, compare, load_migrations
 from longops.store.queries import load_queries
+from longops.telemetry.prometheus import FleetSnapshot
 
 Row = Mapping[str, Any]
 
@@ -1046,6 +1048,21 @@ class SqlStore(ABC):
     def list_sessions(self, *, active_only: bool = False) -> list[Session]:
         rows = self._all("list_sessions", {"active_only": self.enc_bool(active_only)})
         return [self.session(r) for r in rows]
+
+    def fleet_metrics(self, now: datetime) -> FleetSnapshot:
+        snap = FleetSnapshot(at=now)
+        alive = 0
+        for r in self._all("fleet_metrics", {"now": self.enc_ts(now)}):
+            metric, n = r["metric"], int(r["n"])
+            if metric == "operations":
+                snap.operations.append((r["company"], r["queue"], r["status"], n))
+            elif metric == "oldest_ready":
+                snap.oldest_ready[r["queue"]] = self.dec_ts(r["at"])
+            elif metric == "stalled":
+                snap.stalled[r["company"]] = n
+            else:
+                alive = n
+        return replace(snap, sessions_alive=alive)
 
     def list_session_events(self, session_id: uuid.UUID | None = None) -> list[SessionEvent]:
         rows = self._all("list_session_events", {"session_id": self.enc_uuid(session_id)})

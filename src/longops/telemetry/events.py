@@ -87,3 +87,10 @@ def emit(event: Event, op: Operation | NewOperation | None = None, **dims: Any) 
     span = trace.get_current_span()
     if span.is_recording():
         span.add_event(f"longops.{event.name}", attrs)
+
+
+def console_level(level: int) -> None:
+    """Set the level of the ``longops.events`` logger for a console of ``level``: routine
+    events (one per operation and attempt) only when debugging, warnings always. The
+    OpenTelemetry log records do not depend on it."""
+    log.setLevel(level if level <= logging.DEBUG else max(level, logging.WARNING))

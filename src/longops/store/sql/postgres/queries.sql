@@ -1040,3 +1040,24 @@ UPDATE longops_notifications SET user_name = %(pseudonym)s WHERE user_name = %(n
 -- name: prune_notifications
 -- With the operations they tell of: past the retention period, read or not.
 DELETE FROM longops_notifications WHERE created_at < %(before)s;
+
+-- name: fleet_metrics
+-- The fleet's figures for /metrics in one statement: operations by company, queue and
+-- status; the oldest due, ready operation per queue; stalled runs per company; live sessions.
+SELECT 'operations' AS metric, company, queue, status, COUNT(*) AS n, NULL::timestamptz AS at
+  FROM longops_operations
+ GROUP BY company, queue, status
+UNION ALL
+SELECT 'oldest_ready', NULL, queue, NULL, COUNT(*), MIN(earliest_start_at)
+  FROM longops_operations
+ WHERE status = 'ready' AND earliest_start_at <= %(now)s
+ GROUP BY queue
+UNION ALL
+SELECT 'stalled', company, NULL, NULL, COUNT(*), NULL::timestamptz
+  FROM longops_operations
+ WHERE status = 'in_process' AND stalled_at IS NOT NULL
+ GROUP BY company
+UNION ALL
+SELECT 'sessions', NULL, NULL, NULL, COUNT(*), NULL::timestamptz
+  FROM longops_sessions
+ WHERE state IN ('active', 'draining');
