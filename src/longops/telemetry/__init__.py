@@ -30,6 +30,7 @@ from longops.telemetry.hooks import (
 from longops.telemetry.providers import use
 from longops.telemetry.settings import settings
 from longops.telemetry.traces import (
+    child_usage,
     ended,
     processing,
     sending,
@@ -44,6 +45,7 @@ __all__ = [
     "Event",
     "acted",
     "cancel_requested",
+    "child_usage",
     "claimed",
     "configure",
     "emit",

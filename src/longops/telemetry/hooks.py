@@ -10,6 +10,7 @@ from longops.telemetry import catalogue as cat
 from longops.telemetry import providers
 from longops.telemetry.events import emit
 from longops.telemetry.settings import settings
+from longops.telemetry.traces import sql_used
 
 _SESSION_EVENTS = {
     SessionEventType.LOGON: cat.SESSION_LOGON,
@@ -72,6 +73,7 @@ def progress_written(count: int) -> None:
 def sql_timed(statement: str, elapsed: float) -> None:
     """One of longops's own SQL statements took ``elapsed`` seconds (LO0024 past the
     threshold). The statement's name only: never its text's parameters."""
+    sql_used(elapsed)
     threshold = settings().slow_sql_after
     if elapsed >= threshold:
         emit(

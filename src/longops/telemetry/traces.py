@@ -35,6 +35,7 @@ from longops.domain.status import Status as OpStatus
 from longops.telemetry import catalogue as cat
 from longops.telemetry import providers
 from longops.telemetry.events import emit
+from longops.telemetry.resources import Usage
 from longops.telemetry.settings import settings
 
 SYSTEM = "longops"
@@ -153,6 +154,7 @@ class _Attempt:
     span: Span
     steps: list[tuple[Span, str, float]] = field(default_factory=list)
     """The open step span: span, name, monotonic start."""
+    usage: Usage = field(default_factory=lambda: Usage(time.thread_time()))
 
 
 _attempt: contextvars.ContextVar[_Attempt | None] = contextvars.ContextVar(
@@ -202,7 +204,37 @@ def processing(op: Operation, run_no: int) -> Iterator[None]:
     finally:
         _close_steps(state)
         _attempt.reset(token)
+        _report_usage(span, state.usage)
         span.end()
+
+
+def _report_usage(span: Span, usage: Usage) -> None:
+    if not span.is_recording():
+        return
+    cpu = usage.cpu_seconds
+    if cpu is None:
+        cpu = time.thread_time() - usage.cpu_started
+    span.set_attribute("longops.cpu_seconds", round(cpu, 6))
+    if usage.peak_rss_bytes is not None:
+        span.set_attribute("longops.peak_rss_bytes", usage.peak_rss_bytes)
+    span.set_attribute("longops.sql.statements", usage.sql_statements)
+    span.set_attribute("longops.sql.seconds", round(usage.sql_seconds, 6))
+
+
+def child_usage(cpu_seconds: float | None, peak_rss_bytes: int | None) -> None:
+    """The resources a child process used for the current attempt (process isolation)."""
+    state = _attempt.get()
+    if state is not None:
+        state.usage.cpu_seconds = cpu_seconds
+        state.usage.peak_rss_bytes = peak_rss_bytes
+
+
+def sql_used(elapsed: float) -> None:
+    """One of longops's statements ran on the current attempt's thread."""
+    state = _attempt.get()
+    if state is not None:
+        state.usage.sql_statements += 1
+        state.usage.sql_seconds += elapsed
 
 
 def _error(span: Span, error_type: str) -> None:

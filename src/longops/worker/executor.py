@@ -564,7 +564,8 @@ def _drive_child(
             extra={"action": "child_died", "operation_id": str(op.id)},
         )
         return RunOutcome(Outcome.ERROR, error_message=died)
-    _, outcome, result_json, error_message, tb, rss, reading, versions = result
+    _, outcome, result_json, error_message, tb, rss, reading, versions, cpu, peak = result
+    telemetry.child_usage(cpu, peak)
     if reading is not None:
         control.counter.load(Progress.from_json(reading), *versions)
     if terminated_at is not None:

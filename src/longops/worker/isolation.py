@@ -9,7 +9,8 @@ The worker's runner thread drives one child per run over a pipe::
     parent -> child   ("run", RunSpec) · ("cancel", token, reason) · ("ack", token, ok) · ("exit",)
     child -> parent   ("progress", reading, version, step_version)
                       ("checkpoint", state_json, reading) -> answered by ("ack", ok)
-                      ("result", outcome, result_json, error, traceback, rss, reading, versions)
+                      ("result", outcome, result_json, error, traceback, rss, reading, versions,
+                       cpu_seconds, peak_rss)
 
 Children are fresh interpreters (the worker has threads and open database connections
 that must not be forked), started with the worker's ``sys.path``; they find the task
@@ -41,6 +42,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -271,6 +273,16 @@ def _resident_bytes() -> int:
         return peak if sys.platform == "darwin" else peak * 1024
 
 
+def _peak_bytes() -> int | None:
+    """The child's peak resident memory so far (ru_maxrss), or None where unknown."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)  # KiB on Linux
+
+
 ACK_TIMEOUT = 600.0
 """Seconds a child waits for the worker to confirm a checkpoint before giving up on it."""
 
@@ -427,6 +439,7 @@ def _run_one(side: _ChildSide, spec: RunSpec) -> None:
     side.begin(spec.token, ctx)
     pumper = threading.Thread(target=pump, name="longops-child-pump", daemon=True)
     pumper.start()
+    cpu_began = time.process_time()
     run = invoke(
         spec.fn,
         spec.args,
@@ -447,6 +460,8 @@ def _run_one(side: _ChildSide, spec: RunSpec) -> None:
             run.traceback,
             _resident_bytes(),
             *_final(counter),
+            time.process_time() - cpu_began,
+            _peak_bytes(),
         )
     )
 
