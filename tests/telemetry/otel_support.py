@@ -32,7 +32,9 @@ class Captured:
         out = []
         for data in self.logs_exporter.get_finished_logs():
             record = data.log_record
-            out.append({"body": record.body, **dict(record.attributes or {})})
+            out.append(
+                {"body": record.body, "_span_id": record.span_id, **dict(record.attributes or {})}
+            )
         return out
 
     def event_ids(self, operation_id: object | None = None) -> list[str]:

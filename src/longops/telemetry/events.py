@@ -1,6 +1,8 @@
-"""Emitting catalogue events: one stdlib ``logging`` record (logger ``longops.events``), one
-OpenTelemetry log record, and an event on the current span, each carrying ``eventId`` and
-the event's dimensions as attributes.
+"""Emitting catalogue events: one stdlib ``logging`` record (logger ``longops.events``) and
+one OpenTelemetry log record, each carrying ``eventId`` and the event's dimensions as
+attributes. The OpenTelemetry record carries the current span's context, so a backend shows
+it within the span it happened in (no span event as well: that would cost as much again per
+event, and Application Insights would count each event twice).
 
 Example::
 
@@ -17,7 +19,6 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from opentelemetry import trace
 from opentelemetry._logs import SeverityNumber
 
 from longops.domain.operation import NewOperation, Operation
@@ -75,20 +76,13 @@ def emit(event: Event, op: Operation | NewOperation | None = None, **dims: Any) 
     text = event.text(attrs)  # type: ignore[arg-type]
     if log.isEnabledFor(event.level):
         log.log(event.level, text, extra={"telemetry": attrs, "eventId": event.id})
-    current = providers.current
-    current.instruments.events.add(1, {"eventId": event.id})
-    current.logger.emit(
+    providers.current.logger.emit(
         severity_number=_SEVERITY.get(event.level, SeverityNumber.INFO),
         severity_text=logging.getLevelName(event.level),
         body=text,
         attributes=attrs,
         event_name=f"longops.{event.name}",
     )
-    span = trace.get_current_span()
-    if span.is_recording():
-        # Marked by id only: a backend that turns span events into records of their own
-        # (Application Insights) must not count each event twice under eventId.
-        span.add_event(f"longops.{event.name}", {"longops.event.id": event.id})
 
 
 def console_level(level: int) -> None:

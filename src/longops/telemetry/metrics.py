@@ -3,14 +3,13 @@ provider is configured).
 
 | instrument | kind | unit | attributes |
 |---|---|---|---|
-| ``messaging.client.sent.messages`` | counter | ``{message}`` | queue, company, task |
-| ``longops.attempts.started`` | counter | ``{attempt}`` | queue, company, task |
-| ``longops.attempts.ended`` | counter | ``{attempt}`` | queue, company, task, outcome |
+| ``messaging.client.sent.messages`` | counter | ``{message}`` | queue, task |
+| ``longops.attempts.started`` | counter | ``{attempt}`` | queue, task |
+| ``longops.attempts.ended`` | counter | ``{attempt}`` | queue, task, outcome |
 | ``messaging.process.duration`` | histogram | ``s`` | queue, task, outcome |
 | ``longops.queue.wait`` | histogram | ``s`` | queue, task |
 | ``longops.progress.writes`` | counter | ``{write}`` | |
 | ``longops.claim.batch_size`` | histogram | ``{operation}`` | |
-| ``longops.events`` | counter | ``{event}`` | eventId |
 """
 
 from __future__ import annotations
@@ -42,7 +41,4 @@ class Instruments:
         )
         self.claim_batch = meter.create_histogram(
             "longops.claim.batch_size", unit="{operation}", description="Operations per claim"
-        )
-        self.events = meter.create_counter(
-            "longops.events", unit="{event}", description="Catalogue events emitted, by eventId"
         )

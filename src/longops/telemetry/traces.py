@@ -89,9 +89,7 @@ class Sending:
                 status=op.status.value,
                 earliestStartAt=op.earliest_start_at,
             )
-            providers.current.instruments.sent.add(
-                1, {"queue": op.queue, "company": op.company, "task": op.task}
-            )
+            providers.current.instruments.sent.add(1, {"queue": op.queue, "task": op.task})
         else:
             emit(cat.NOT_ENQUEUED, op)
 
@@ -265,10 +263,11 @@ def started(op: Operation, run_no: int, at: datetime) -> None:
         sessionId=op.session_id,
         queueWaitInMs=round(wait * 1000),
     )
-    labels = {"queue": op.queue, "company": op.company, "task": op.task}
+    # Metric attributes stay few and of low cardinality (each one costs on every record).
+    labels = {"queue": op.queue, "task": op.task}
     instruments = providers.current.instruments
     instruments.started.add(1, labels)
-    instruments.queue_wait.record(wait, {"queue": op.queue, "task": op.task})
+    instruments.queue_wait.record(wait, labels)
 
 
 def ended(op: Operation, run_no: int, result: RunEnd, error: BaseException | None) -> None:
@@ -322,12 +321,10 @@ def ended(op: Operation, run_no: int, result: RunEnd, error: BaseException | Non
         if kind is not None:
             _error(state.span, kind)
     instruments = providers.current.instruments
-    labels = {"queue": op.queue, "company": op.company, "task": op.task, "outcome": outcome.value}
+    labels = {"queue": op.queue, "task": op.task, "outcome": outcome.value}
     instruments.ended.add(1, labels)
     if ms is not None:
-        instruments.duration.record(
-            ms / 1000, {"queue": op.queue, "task": op.task, "outcome": outcome.value}
-        )
+        instruments.duration.record(ms / 1000, labels)
 
 
 # -- steps and timed sections -----------------------------------------------------------------
