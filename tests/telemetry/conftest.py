@@ -10,6 +10,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from otel_support import Captured, captured
 
+from longops.domain.clock import OffsetClock
 from longops.telemetry.settings import settings
 
 
@@ -17,6 +18,12 @@ from longops.telemetry.settings import settings
 def otel() -> Iterator[Captured]:
     """longops's telemetry sent to in-memory SDK exporters for one test."""
     yield from captured()
+
+
+@pytest.fixture
+def clock() -> OffsetClock:
+    """A clock the tests move forward (expiry, stall, rescue), real time otherwise."""
+    return OffsetClock()
 
 
 @pytest.fixture(autouse=True)

@@ -19,11 +19,6 @@ from procs import wait_for
 
 
 @pytest.fixture
-def clock() -> OffsetClock:
-    return OffsetClock()
-
-
-@pytest.fixture
 def app(db_url: str, clock: OffsetClock) -> Iterator[Longops]:
     application = Longops(db_url, clock=clock)
     application.task(name="ok")(lambda: 1)

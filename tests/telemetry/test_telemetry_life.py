@@ -23,11 +23,6 @@ SECRET = "s3cr3t-IBAN-DE89370400440532013000"  # noqa: S105
 
 
 @pytest.fixture
-def clock() -> OffsetClock:
-    return OffsetClock()
-
-
-@pytest.fixture
 def app(db_url: str, clock: OffsetClock) -> Iterator[Longops]:
     application = Longops(db_url, clock=clock)
     calls: list[int] = []

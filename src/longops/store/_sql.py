@@ -109,22 +109,18 @@ class TimedCursor:
         self._names = names
 
     def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
-        began = time.perf_counter()
-        try:
-            return self._cur.execute(query, *args, **kwargs)
-        finally:
-            self._timed(query, time.perf_counter() - began)
+        return self._timed(self._cur.execute, query, args, kwargs)
 
     def executemany(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._timed(self._cur.executemany, query, args, kwargs)
+
+    def _timed(self, run: Any, query: Any, args: Any, kwargs: Any) -> Any:
         began = time.perf_counter()
         try:
-            return self._cur.executemany(query, *args, **kwargs)
+            return run(query, *args, **kwargs)
         finally:
-            self._timed(query, time.perf_counter() - began)
-
-    def _timed(self, query: Any, elapsed: float) -> None:
-        name = self._names.get(query) if isinstance(query, str) else None
-        telemetry.sql_timed(name or "(unnamed)", elapsed)
+            name = self._names.get(query) if isinstance(query, str) else None
+            telemetry.sql_timed(name or "(unnamed)", time.perf_counter() - began)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._cur, name)
