@@ -74,3 +74,18 @@ def test_session_logon_drain_and_logoff(app: Longops, otel: Captured) -> None:
     sessions = [r for r in otel.logs() if r["eventId"] in ("LO0018", "LO0021", "LO0019")]
     assert [r["eventId"] for r in sessions] == ["LO0018", "LO0021", "LO0019"]
     assert len({r["sessionId"] for r in sessions}) == 1
+
+
+@pytest.mark.postgres
+def test_pool_connections_are_observed(pg_url: str, otel: Captured) -> None:
+    from longops.store.base import open_store
+
+    store = open_store(pg_url)
+    try:
+        store.list_sessions()
+        points = otel.metrics()["longops.pool.connections"]
+        states = {p.attributes["state"]: p.value for p in points}
+        assert set(states) == {"in_use", "idle", "waiting"}
+        assert states["in_use"] + states["idle"] >= 1  # this store's pool keeps one open
+    finally:
+        store.close()

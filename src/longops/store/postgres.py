@@ -62,6 +62,7 @@ class PostgresStore(SqlStore):
             timeout=CONNECT_TIMEOUT,
             name="longops",
         )
+        telemetry.watch_pool(self)
         try:
             self._pool.wait(timeout=CONNECT_TIMEOUT)
         except PoolTimeout as exc:
@@ -86,6 +87,14 @@ class PostgresStore(SqlStore):
 
     def close(self) -> None:
         self._pool.close()
+
+    def pool_stats(self) -> tuple[int, int, int] | None:
+        """Connections in use, idle, and requests waiting (the pool metric); None if closed."""
+        if self._pool.closed:
+            return None
+        stats = self._pool.get_stats()
+        size, idle = stats.get("pool_size", 0), stats.get("pool_available", 0)
+        return size - idle, idle, stats.get("requests_waiting", 0)
 
     def migrate(self) -> list[str]:
         """Apply pending migrations; with ``row_level_security``, also enable and force the

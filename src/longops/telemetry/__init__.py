@@ -27,6 +27,7 @@ from longops.telemetry.hooks import (
     stalled,
     unstalled,
 )
+from longops.telemetry.metrics import watch_pool
 from longops.telemetry.providers import use
 from longops.telemetry.settings import settings
 from longops.telemetry.traces import (
@@ -65,4 +66,5 @@ __all__ = [
     "timed",
     "unstalled",
     "use",
+    "watch_pool",
 ]

@@ -10,11 +10,43 @@ provider is configured).
 | ``longops.queue.wait`` | histogram | ``s`` | queue, task |
 | ``longops.progress.writes`` | counter | ``{write}`` | |
 | ``longops.claim.batch_size`` | histogram | ``{operation}`` | |
+| ``longops.pool.connections`` | observable counter | ``{connection}`` | state (PostgreSQL) |
 """
 
 from __future__ import annotations
 
-from opentelemetry.metrics import Meter
+import weakref
+from collections.abc import Iterable
+from typing import Protocol
+
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
+
+
+class PooledStore(Protocol):
+    def pool_stats(self) -> tuple[int, int, int] | None:
+        """Connections in use, idle, and requests waiting for one (None: closed)."""
+        ...
+
+
+_pools: weakref.WeakSet[PooledStore] = weakref.WeakSet()
+
+
+def watch_pool(store: PooledStore) -> None:
+    """Report ``store``'s connection pool in ``longops.pool.connections`` while it lives."""
+    _pools.add(store)
+
+
+def _observe_pools(options: CallbackOptions) -> Iterable[Observation]:
+    in_use = idle = waiting = 0
+    for store in list(_pools):
+        stats = store.pool_stats()
+        if stats is not None:
+            in_use, idle, waiting = in_use + stats[0], idle + stats[1], waiting + stats[2]
+    return [
+        Observation(in_use, {"state": "in_use"}),
+        Observation(idle, {"state": "idle"}),
+        Observation(waiting, {"state": "waiting"}),
+    ]
 
 
 class Instruments:
@@ -41,4 +73,10 @@ class Instruments:
         )
         self.claim_batch = meter.create_histogram(
             "longops.claim.batch_size", unit="{operation}", description="Operations per claim"
+        )
+        self.pool = meter.create_observable_up_down_counter(
+            "longops.pool.connections",
+            callbacks=[_observe_pools],
+            unit="{connection}",
+            description="Database connections of this process's pools, by state",
         )
