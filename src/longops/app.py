@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 from types import EllipsisType
 from typing import Any
 
+from longops import telemetry
 from longops.core.notify import NotificationSetupService
 from longops.core.security import SecurityService
 from longops.core.service import EnqueueRequest, OperationService
@@ -450,6 +451,7 @@ class Longops(Front):
         self.limits: PayloadLimits = limits or settings.payload_limits()
         """Size limits of arguments (checked at enqueue), results and checkpoints (checked
         by this app's workers)."""
+        telemetry.configure()  # exporters from the environment (OTEL_*, Application Insights)
         self.actor = Actor.local(FrontEnd.LIBRARY)
         self.clock: Clock = clock or SystemClock()
         self.registry = TaskRegistry(limits=self.limits)

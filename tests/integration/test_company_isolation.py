@@ -190,6 +190,9 @@ def _sessions(s: Seeded) -> None:
         s.alice.service.list_sessions()
     with pytest.raises(PermissionDenied):
         s.alice.service.session_events()
+    # The fleet's figures name every company: SUPER only.
+    with pytest.raises(PermissionDenied):
+        s.alice.service.fleet_metrics()
 
 
 @probe("OperationService.migration_status", "OperationService.migration_sql")

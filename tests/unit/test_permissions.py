@@ -115,6 +115,7 @@ METHOD_ACTIONS: Mapping[str, str] = {
     "OperationService.resume_queue": "pause_queue",
     "OperationService.paused_queues": "list_paused_queues",
     "OperationService.list_sessions": "list_sessions",
+    "OperationService.fleet_metrics": "list_sessions",
     "OperationService.session_events": "list_sessions",
     "OperationService.check_worker": "run_worker",
     "OperationService.migrate": "maintain_schema",

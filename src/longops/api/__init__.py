@@ -31,6 +31,7 @@ from longops.asgi import BodyLimit
 from longops.core.streams import EventHub
 from longops.domain.errors import ValidationError
 from longops.settings import ServerSettings, Settings
+from longops.telemetry.asgi import TraceContextMiddleware
 
 __all__ = ["create_api"]
 
@@ -75,6 +76,7 @@ def create_api(
     api.state.longops = Services(app, events)
     api.state.max_body = limit
     api.add_middleware(BodyLimit, limit=lambda scope: limit, reject=errors.too_large)
+    api.add_middleware(TraceContextMiddleware)  # continue the caller's trace (traceparent)
     errors.install(api)
     api.include_router(operations_router)
     api.include_router(resources_router)

@@ -428,3 +428,11 @@ async def readyz(request: Request) -> Response:
 
 
 __all__ = ["NotFound", "router"]
+
+
+# -- the fleet's metrics (Prometheus) ------------------------------------------------------------
+@router.get("/metrics", include_in_schema=False)
+async def metrics(view: Caller) -> Response:
+    """Prometheus text format (docs/telemetry.md); scrape with a SUPER bearer token."""
+    text = await call(view.service.fleet_metrics)
+    return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")

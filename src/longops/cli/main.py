@@ -47,6 +47,7 @@ from longops.domain.errors import LongopsError, ValidationError
 from longops.domain.security import Actor, FrontEnd, PermissionSet
 from longops.domain.status import Status
 from longops.store.base import OperationQuery
+from longops.telemetry.events import console_level
 from longops.worker.health import HealthServer
 from longops.worker.logs import RedactingFilter
 from longops.worker.memory import EXIT_MEMORY, parse_size
@@ -277,6 +278,7 @@ def worker(
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr
     )
+    console_level(level)  # per-operation events on the console only with --log-level debug
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactingFilter(classes))
     app = state.app
@@ -1183,6 +1185,7 @@ def serve(
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr
     )
+    console_level(level)  # per-operation events on the console only with --log-level debug
     app = state.app
     if pool_size is not None:
         app.configure_store(pool_size=pool_size)

@@ -32,6 +32,7 @@ from types import EllipsisType
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from longops import telemetry
 from longops.core.access import ActorBound, acting, require
 from longops.domain.clock import Clock
 from longops.domain.errors import (
@@ -74,11 +75,15 @@ from longops.domain.status import ACTIONS, Status, allowed_from, target_of
 from longops.domain.waiting import WaitReason, wait_reason
 from longops.store.base import ActionParams, AttemptQuery, OperationEdit, OperationQuery, Store
 from longops.store.migrate import MigrationState
+from longops.telemetry.prometheus import render
 from longops.worker.registry import TaskDef, TaskRegistry
 
 REMOVE_FAILED_AFTER = timedelta(seconds=30)  # Business Central's filter is 30,000 ms
 DURATIONS_FRESH_FOR = 60.0
 """Seconds a task's recent run durations (the ETA before any progress) are reused."""
+METRICS_FRESH_FOR = 5.0
+"""Seconds the fleet's /metrics figures are reused (one query per period, however many
+scrapers)."""
 
 OperationRef = uuid.UUID | str | int
 """An operation's id, or its entry number."""
@@ -138,6 +143,8 @@ class OperationService(ActorBound):
         self._known: dict[tuple[str, str | None], ZoneInfo] = {}
         self._known_lock = threading.Lock()
         self._durations: dict[str, tuple[float, timedelta | None]] = {}
+        # A dict, not an attribute: actor-bound copies (as_actor) share it.
+        self._metrics: dict[str, tuple[float, str]] = {}
 
     # -- enqueue ---------------------------------------------------------------------------
     @acting
@@ -228,7 +235,9 @@ class OperationService(ActorBound):
         """:meth:`enqueue`, also saying whether the operation is new (False when its dedup
         key matched an active operation, which is returned instead)."""
         built = self._build(request, self._who(actor))
-        [op] = self.store.insert_operations([built], connection=connection)
+        with telemetry.sending(built.queue) as sent:
+            [op] = self.store.insert_operations([sent.stamp(built)], connection=connection)
+            sent.sent(op, built)
         if request.operation_id is not None and op.id == built.id:
             if op.request_hash != built.request_hash or op.company != built.company:
                 raise Conflict(
@@ -251,8 +260,9 @@ class OperationService(ActorBound):
         who = self._who(actor)
         if any(r.dedup_key is not None for r in requests):
             # Dedup keys need the checked, row-by-row insert.
-            built = [self._build(r, who) for r in requests]
-            return [op.id for op in self.store.insert_operations(built)]
+            with telemetry.sending() as sent:
+                built = [sent.stamp(self._build(r, who)) for r in requests]
+                return [op.id for op in self.store.insert_operations(built)]
         ids: list[uuid.UUID] = []
 
         def validated() -> Iterator[NewOperation]:
@@ -260,11 +270,12 @@ class OperationService(ActorBound):
             # database's work overlap; a bad request raises inside the open transaction,
             # which then rolls back and nothing is written.
             for request in requests:
-                op = self._build(request, who)
+                op = sent.stamp(self._build(request, who))
                 ids.append(op.id)
                 yield op
 
-        self.store.insert_operations_bulk(validated())
+        with telemetry.sending() as sent:
+            self.store.insert_operations_bulk(validated())
         return ids
 
     def _check_scope(self, company: str, category: str | None) -> ZoneInfo:
@@ -608,6 +619,7 @@ class OperationService(ActorBound):
                 op.id, op.company, at, by, reason, force=force, audit=audit
             )
             if requested is not None:
+                telemetry.cancel_requested(requested, force)
                 return requested
             op = self._find(op.id, company, who, "get_operation")
             if op.status is Status.IN_PROCESS:
@@ -755,6 +767,7 @@ class OperationService(ActorBound):
             # Someone else moved it first; report where it is now.
             now_op = self._find(oid, company, actor, "get_operation")
             raise InvalidTransition(action.replace("_", " "), now_op.status.value, oid)
+        telemetry.acted(action, updated)
         [flagged] = self._flag([updated])
         return flagged
 
@@ -1274,6 +1287,21 @@ class OperationService(ActorBound):
         """Worker sessions, newest first (they serve many companies: SUPER only)."""
         require(self._who(actor), "list_sessions", target="")
         return self.store.list_sessions(active_only=active_only)
+
+    @acting
+    def fleet_metrics(self, *, actor: Actor | None = None) -> str:
+        """The fleet's figures in Prometheus's text format (SUPER: they span companies),
+        read at most once per ``METRICS_FRESH_FOR`` seconds however often it is scraped."""
+        require(self._who(actor), "list_sessions", target="")
+        now = time.monotonic()
+        with self._known_lock:
+            cached = self._metrics.get("fleet")
+        if cached is not None and now - cached[0] < METRICS_FRESH_FOR:
+            return cached[1]
+        text = render(self.store.fleet_metrics(self.clock.now()))
+        with self._known_lock:
+            self._metrics["fleet"] = (now, text)
+        return text
 
     @acting
     def drain_session(self, session_id: uuid.UUID | str, *, actor: Actor | None = None) -> Session:

@@ -147,6 +147,7 @@ COLUMNS: Mapping[str, DataClass] = {
             "cancel_mode": SYSTEM,
             "cancel_overdue_at": SYSTEM,
             "request_hash": SYSTEM,
+            "trace_context": SYSTEM,
         },
     ),
     **_table(

@@ -229,6 +229,8 @@ class Operation:
     """Set when thread-isolated code ignored a cancel or timeout past its grace period."""
     request_hash: str | None = None
     """The hash of the request a client sent with an Operation-Id (idempotent enqueue)."""
+    trace_context: str | None = None
+    """The W3C ``traceparent`` of the span that enqueued it (its attempts join that trace)."""
     required_permission: PermissionSet | None = None
     """Whoever enqueues it or sets it ready must hold this set (or more) in its company."""
     user_inactive: bool = False
@@ -478,6 +480,7 @@ class NewOperation:
     stall_after: timedelta = DEFAULT_STALL_AFTER
     required_permission: PermissionSet | None = None
     request_hash: str | None = None
+    trace_context: str | None = None
 
     @classmethod
     def build(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from longops import telemetry
 from longops.domain.clock import Clock
 from longops.store.base import Store
 
@@ -23,4 +24,6 @@ class Expiry:
         self.interval = interval
 
     def run_once(self) -> int:
-        return len(self.store.expire_operations(self.clock.now()))
+        expired = self.store.expire_operations(self.clock.now())
+        telemetry.expired(expired)
+        return len(expired)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from longops import telemetry
 from longops.domain.clock import Clock
 from longops.store.base import Store
 
@@ -30,4 +31,6 @@ class Pruner:
         self.interval = interval
 
     def run_once(self) -> int:
-        return self.store.prune(self.clock.now() - self.retention)
+        pruned = self.store.prune(self.clock.now() - self.retention)
+        telemetry.maintenance(self.name, pruned)
+        return pruned

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from longops import telemetry
 from longops.domain.clock import Clock
 from longops.store.base import Store
 
@@ -26,4 +27,6 @@ class StallDetector:
         self.interval = interval
 
     def run_once(self) -> int:
-        return len(self.store.flag_stalled(self.clock.now()))
+        stalled = self.store.flag_stalled(self.clock.now())
+        telemetry.stalled(stalled)
+        return len(stalled)

@@ -7,14 +7,17 @@ few methods whose mechanics differ (the claim, bulk insert, finishing runs, wake
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from contextvars import ContextVar
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from longops import telemetry
 from longops.domain.errors import ConfigurationError
 from longops.domain.notify import Channel as NotifyChannel
 from longops.domain.notify import (
@@ -71,6 +74,7 @@ from longops.store.base import (
 )
 from longops.store.migrate import MigrationState, compare, load_migrations
 from longops.store.queries import load_queries
+from longops.telemetry.prometheus import FleetSnapshot
 
 Row = Mapping[str, Any]
 
@@ -112,6 +116,37 @@ class Cursor(ABC):
     def fetchall(self) -> list[Any]: ...
 
 
+class TimedCursor:
+    """A cursor whose statements are timed: one of longops's own that takes longer than
+    ``LONGOPS_SLOW_SQL_AFTER`` is reported by its query name (LO0024), never its parameters."""
+
+    __slots__ = ("_cur", "_names")
+
+    def __init__(self, cur: Any, names: Mapping[str, str]) -> None:
+        self._cur = cur
+        self._names = names
+
+    def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._timed(self._cur.execute, query, args, kwargs)
+
+    def executemany(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+        return self._timed(self._cur.executemany, query, args, kwargs)
+
+    def _timed(self, run: Any, query: Any, args: Any, kwargs: Any) -> Any:
+        began = time.perf_counter()
+        try:
+            return run(query, *args, **kwargs)
+        finally:
+            name = self._names.get(query) if isinstance(query, str) else None
+            telemetry.sql_timed(name or "(unnamed)", time.perf_counter() - began)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cur, name)
+
+    def __iter__(self) -> Any:
+        return iter(self._cur)
+
+
 class SqlStore(ABC):
     dialect: str
     url: str
@@ -119,6 +154,11 @@ class SqlStore(ABC):
     def __init__(self, url: str) -> None:
         self.url = url
         self.q = load_queries(self.dialect)
+        self._query_names = {text: name for name, text in self.q.items()}
+
+    def timed(self, cur: Any) -> TimedCursor:
+        """``cur`` with its statements timed (see :class:`TimedCursor`)."""
+        return TimedCursor(cur, self._query_names)
 
     def scope(self, companies: Companies) -> _Scope:
         """Transactions started inside see only ``companies`` (row-level security)."""
@@ -281,6 +321,7 @@ class SqlStore(ABC):
             cancel_mode=None if cancel_mode is None else CancelMode(cancel_mode),
             cancel_overdue_at=self.dec_ts_opt(r["cancel_overdue_at"]),
             request_hash=r["request_hash"],
+            trace_context=r["trace_context"],
             required_permission=(
                 None
                 if r["required_permission"] is None
@@ -370,6 +411,7 @@ class SqlStore(ABC):
             "labels": json.dumps(dict(op.labels)) if op.labels else "{}",
             "stall_after_seconds": op.stall_after.total_seconds(),
             "request_hash": op.request_hash,
+            "trace_context": op.trace_context,
             "required_permission": (
                 None if op.required_permission is None else op.required_permission.value
             ),
@@ -890,6 +932,7 @@ class SqlStore(ABC):
                     run_no,
                     {"stalled_at": self.dec_ts(row["stalled_at"]).isoformat()},
                 )
+                telemetry.unstalled([operation_id])
             return True
 
     def mark_cancel_overdue(
@@ -1006,6 +1049,7 @@ class SqlStore(ABC):
                 "comment": comment,
             },
         )
+        telemetry.session_event(session_id, event)
 
     def end_session(
         self,
@@ -1043,6 +1087,21 @@ class SqlStore(ABC):
     def list_sessions(self, *, active_only: bool = False) -> list[Session]:
         rows = self._all("list_sessions", {"active_only": self.enc_bool(active_only)})
         return [self.session(r) for r in rows]
+
+    def fleet_metrics(self, now: datetime) -> FleetSnapshot:
+        snap = FleetSnapshot(at=now)
+        alive = 0
+        for r in self._all("fleet_metrics", {"now": self.enc_ts(now)}):
+            metric, n = r["metric"], int(r["n"])
+            if metric == "operations":
+                snap.operations.append((r["company"], r["queue"], r["status"], n))
+            elif metric == "oldest_ready":
+                snap.oldest_ready[r["queue"]] = self.dec_ts(r["at"])
+            elif metric == "stalled":
+                snap.stalled[r["company"]] = n
+            else:
+                alive = n
+        return replace(snap, sessions_alive=alive)
 
     def list_session_events(self, session_id: uuid.UUID | None = None) -> list[SessionEvent]:
         rows = self._all("list_session_events", {"session_id": self.enc_uuid(session_id)})

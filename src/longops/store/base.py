@@ -55,6 +55,7 @@ from longops.domain.status import Status
 from longops.domain.users import ApiToken, AuditEntry, User, UserState, WebSession
 from longops.domain.waiting import WaitContext
 from longops.store.migrate import MigrationState
+from longops.telemetry.prometheus import FleetSnapshot
 
 Companies = Collection[str] | None
 """A company filter: the companies a read may return rows of; None means every company."""
@@ -481,6 +482,10 @@ class Store(Protocol):
         ...
 
     def list_sessions(self, *, active_only: bool = False) -> list[Session]: ...
+    def fleet_metrics(self, now: datetime) -> FleetSnapshot:
+        """The fleet's figures for ``/metrics``, in one statement."""
+        ...
+
     def list_session_events(self, session_id: uuid.UUID | None = None) -> list[SessionEvent]: ...
 
     # services -------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from longops import telemetry
 from longops.domain.errors import NO_SCHEMA, ConfigurationError, DatabaseBusy
 from longops.domain.operation import NewOperation, Operation
 from longops.store._sql import SqlStore, current_scope_text
@@ -76,6 +77,7 @@ class PostgresStore(SqlStore):
             timeout=CONNECT_TIMEOUT,
             name="longops",
         )
+        telemetry.watch_pool(self)
         try:
             self._pool.wait(timeout=CONNECT_TIMEOUT)
         except PoolTimeout as exc:
@@ -115,6 +117,14 @@ class PostgresStore(SqlStore):
     def close(self) -> None:
         self._pool.close()
 
+    def pool_stats(self) -> tuple[int, int, int] | None:
+        """Connections in use, idle, and requests waiting (the pool metric); None if closed."""
+        if self._pool.closed:
+            return None
+        stats = self._pool.get_stats()
+        size, idle = stats.get("pool_size", 0), stats.get("pool_available", 0)
+        return size - idle, idle, stats.get("requests_waiting", 0)
+
     def migrate(self) -> list[str]:
         """Apply pending migrations; with ``row_level_security``, also enable and force the
         policies (the tables' owner must run this)."""
@@ -133,7 +143,7 @@ class PostgresStore(SqlStore):
         # The pool commits on a clean exit and rolls back on an exception.
         with self._translated(), self._connection() as conn, conn.cursor() as cur:
             self._scope_cursor(cur)
-            yield cur
+            yield self.timed(cur)
 
     _read = _tx
 
@@ -249,7 +259,7 @@ class PostgresStore(SqlStore):
             "status", "earliest_start_at", "expires_at", "max_attempts", "rerun_delay",
             "retry_policy", "timeout_seconds", "recurrence", "user_name", "created_at",
             "created_at", "ready_at", "dedup_key", "labels", "stall_after_seconds",
-            "required_permission",
+            "required_permission", "trace_context",
         )  # fmt: skip
         queues: set[str] = set()
         count = 0
@@ -329,6 +339,7 @@ class PostgresStore(SqlStore):
         # server's work only, not for client round trips.
         rows = self._round_trip(send)
         rows.sort(key=lambda r: (r["priority"], r["entry_no"]))
+        telemetry.claimed(len(rows))
         return [ClaimedRun(self.operation(r), int(r["run_count"])) for r in rows]
 
     def finish_runs(self, results: Sequence[RunResult]) -> list[bool]:
@@ -382,7 +393,10 @@ class PostgresStore(SqlStore):
                     "moved": [u.moved for u in updates],
                 },
             )
-            applied = {(row["id"], row["lease_token"]) for row in cur.fetchall()}
+            rows = cur.fetchall()
+        applied = {(row["id"], row["lease_token"]) for row in rows}
+        telemetry.progress_written(len(applied))
+        telemetry.unstalled(row["id"] for row in rows if row["unstalled"])
         return [(u.operation_id, u.lease_token) in applied for u in updates]
 
     # -- live streams -------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+from longops import telemetry
 from longops.domain.errors import (
     NO_SCHEMA,
     ConfigurationError,
@@ -176,7 +177,7 @@ class SqliteStore(SqlStore):
             cur.close()
             raise self._translate(exc) from exc
         try:
-            yield cur
+            yield self.timed(cur)
             cur.execute("COMMIT")  # may meet a full disk
         except sqlite3.OperationalError as exc:
             with contextlib.suppress(sqlite3.Error):
@@ -193,7 +194,7 @@ class SqliteStore(SqlStore):
     def _read(self) -> Iterator[Any]:
         cur = self._conn().cursor()
         try:
-            yield cur
+            yield self.timed(cur)
         except sqlite3.OperationalError as exc:
             raise self._translate(exc) from exc
         finally:
@@ -288,6 +289,7 @@ class SqliteStore(SqlStore):
                 cur.execute(self.q["insert_claimed_attempts"], claimed)
                 cur.execute(self.q["log_claimed"], claimed)
         rows.sort(key=lambda r: (r["priority"], r["entry_no"]))
+        telemetry.claimed(len(rows))
         return [ClaimedRun(self.operation(r), int(r["run_count"])) for r in rows]
 
     def finish_runs(self, results: Sequence[RunResult]) -> list[bool]:
@@ -372,7 +374,9 @@ class SqliteStore(SqlStore):
                         run_no,
                         {"stalled_at": self.dec_ts(row["stalled_at"]).isoformat()},
                     )
+                    telemetry.unstalled([u.operation_id])
                 applied.append(True)
+        telemetry.progress_written(sum(applied))
         return applied
 
     def wakeups(self) -> SqliteWakeups:

@@ -29,8 +29,10 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, MutableMapping
+from contextlib import AbstractContextManager
 from typing import Any
 
+from longops import telemetry
 from longops.domain.errors import OperationCancelled, ValidationError
 from longops.domain.limits import DEFAULT_MAX_CHECKPOINT_BYTES, PayloadLimits
 from longops.domain.progress import ProgressCounter
@@ -137,8 +139,19 @@ class RunContext:
         change is written at once."""
         self.check_cancelled()
         self._counter.step(name, index, of)
+        telemetry.step(name, index, of)
         if self._on_step is not None:
             self._on_step()
+
+    def timed(self, name: str, threshold: float | None = None) -> AbstractContextManager[None]:
+        """Time a section of the task: a span of its own, and the long-running event
+        (LO0023, like a slow step) when it takes longer than ``threshold`` seconds (default
+        ``LONGOPS_SLOW_STEP_AFTER``)::
+
+            with ctx.timed("load ledger"):
+                ledger = load_ledger(month)
+        """
+        return telemetry.timed(name, threshold)
 
     # -- checkpoints ----------------------------------------------------------------------
     def checkpoint(self, state: Any) -> None:

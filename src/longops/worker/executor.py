@@ -29,6 +29,7 @@ from multiprocessing.reduction import ForkingPickler
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from longops import telemetry
 from longops.domain.clock import Clock
 from longops.domain.limits import PayloadLimits, json_size, shown
 from longops.domain.operation import CancelMode, Operation, Outcome, StopMode
@@ -126,6 +127,7 @@ class RunControl:
             self.began = True
             self.started_at = self.clock.now()
             self.deadline = self.started_at + self.operation.timeout
+        telemetry.started(self.operation, self.claimed.run_no, self.started_at)
         return True
 
     def attach_async(self, loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any]) -> None:
@@ -366,7 +368,7 @@ def result_for(
     op = claimed.operation
     now = clock.now()
     decision = decide(op, run.outcome, now, delay=delay_function(task, op, run.error), tz=tz)
-    return RunResult(
+    result = RunResult(
         operation_id=op.id,
         lease_token=claimed.lease_token,
         run_no=claimed.run_no,
@@ -388,6 +390,8 @@ def result_for(
         clear_checkpoint=run.outcome is Outcome.SUCCESS,
         peak_rss=run.peak_rss,
     )
+    telemetry.ended(op, claimed.run_no, result, run.error)
+    return result
 
 
 def execute(
@@ -398,7 +402,20 @@ def execute(
     control: RunControl | None = None,
     pool: ChildPool | None = None,
 ) -> RunResult:
-    """Run one claimed operation to its result (never raises for task errors)."""
+    """Run one claimed operation to its result (never raises for task errors), inside the
+    attempt's ``process`` span."""
+    with telemetry.processing(claimed.operation, claimed.run_no):
+        return _execute(claimed, registry, clock, tz, control, pool)
+
+
+def _execute(
+    claimed: ClaimedRun,
+    registry: TaskRegistry,
+    clock: Clock,
+    tz: ZoneInfo,
+    control: RunControl | None,
+    pool: ChildPool | None,
+) -> RunResult:
     op = claimed.operation
     if (
         op.recurrence is not None
@@ -586,7 +603,8 @@ def _drive_child(
             extra={"action": "child_died", "operation_id": str(op.id)},
         )
         return RunOutcome(Outcome.ERROR, error_message=died)
-    _, outcome, result_json, error_message, tb, rss, reading, versions, peak = result
+    _, outcome, result_json, error_message, tb, rss, reading, versions, cpu, peak = result
+    telemetry.child_usage(cpu, peak)
     if reading is not None:
         control.counter.load(Progress.from_json(reading), *versions)
     if terminated_at is not None:
@@ -615,6 +633,8 @@ def _on_message(
         _, reading, version, step_version = message
         before = control.counter.step_version
         control.counter.load(Progress.from_json(reading), version, step_version)
+        if step_version != before:
+            telemetry.step_from(reading)
         if step_version != before and control.wake_monitor is not None:
             control.wake_monitor()
         return None
@@ -626,8 +646,8 @@ def _on_message(
         child.send(("ack", token, saved))
         return None
     if kind == "result":
-        if len(message) != 9:
-            raise ValueError(f"a result has 9 parts, not {len(message)}")
+        if len(message) != 10:
+            raise ValueError(f"a result has 10 parts, not {len(message)}")
         return message
     if kind == "load_failed" and message[1] == token:
         return ("load_failed", str(message[2]))

@@ -11,7 +11,7 @@ The worker's runner thread drives one child per run over a pipe::
     child -> parent   ("progress", reading, version, step_version)
                       ("checkpoint", state_json, reading) -> answered by ("ack", ok)
                       ("result", outcome, result_json, error, traceback, rss, reading,
-                       versions, peak_rss)
+                       versions, cpu_seconds, peak_rss)
                       ("load_failed", token, message)   the run's task could not be loaded
                       ("broken", message)               the child's reader failed; it exits
 
@@ -54,6 +54,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -573,6 +574,7 @@ def _run_one(side: _ChildSide, spec: RunSpec) -> None:
     side.begin(spec.token, ctx)
     pumper = threading.Thread(target=pump, name="longops-child-pump", daemon=True)
     pumper.start()
+    cpu_began = time.process_time()
     run = invoke(
         spec.fn,
         spec.args,
@@ -593,6 +595,7 @@ def _run_one(side: _ChildSide, spec: RunSpec) -> None:
             run.traceback,
             resident_bytes(),
             *_final(counter),
+            time.process_time() - cpu_began,
             memory.peak(),
         )
     )

@@ -54,13 +54,13 @@ INSERT INTO longops_operations (
     id, company, task, args, description, queue, category, priority, status,
     earliest_start_at, expires_at, max_attempts, rerun_delay, retry_policy, timeout_seconds,
     recurrence, user_name, created_at, updated_at, ready_at, dedup_key, labels,
-    stall_after_seconds, required_permission, request_hash)
+    stall_after_seconds, required_permission, request_hash, trace_context)
 VALUES (
     %(id)s, %(company)s, %(task)s, %(args)s, %(description)s, %(queue)s, %(category)s,
     %(priority)s, %(status)s, %(earliest_start_at)s, %(expires_at)s, %(max_attempts)s,
     %(rerun_delay)s, %(retry_policy)s, %(timeout_seconds)s, %(recurrence)s, %(user_name)s,
     %(created_at)s, %(created_at)s, %(ready_at)s, %(dedup_key)s, %(labels)s,
-    %(stall_after_seconds)s, %(required_permission)s, %(request_hash)s)
+    %(stall_after_seconds)s, %(required_permission)s, %(request_hash)s, %(trace_context)s)
 -- No target: a dedup key held by an active operation, or an id a client already used
 -- (an Operation-Id sent again), both hand back the existing row (see _insert_with).
 ON CONFLICT DO NOTHING
@@ -71,7 +71,7 @@ COPY longops_operations (
     id, company, task, args, description, queue, category, priority, status,
     earliest_start_at, expires_at, max_attempts, rerun_delay, retry_policy, timeout_seconds,
     recurrence, user_name, created_at, updated_at, ready_at, dedup_key, labels,
-    stall_after_seconds, required_permission)
+    stall_after_seconds, required_permission, trace_context)
 FROM STDIN;
 
 -- name: notify_ready
@@ -650,7 +650,7 @@ logged AS (
     ) e
     ORDER BY e.id, e.ord
 )
-SELECT id, lease_token FROM live;
+SELECT id, lease_token, stalled_at IS NOT NULL AND moved AS unstalled FROM live;
 
 -- name: save_checkpoint
 -- The state and the progress so far in one write; the stall clock moves only when the
@@ -1252,3 +1252,24 @@ SELECT 1 AS due FROM longops_notify_deliveries
  WHERE status = 'pending' AND next_at <= %(now)s
    AND (locked_until IS NULL OR locked_until <= %(now)s)
  LIMIT 1;
+
+-- name: fleet_metrics
+-- The fleet's figures for /metrics in one statement: operations by company, queue and
+-- status; the oldest due, ready operation per queue; stalled runs per company; live sessions.
+SELECT 'operations' AS metric, company, queue, status, COUNT(*) AS n, NULL::timestamptz AS at
+  FROM longops_operations
+ GROUP BY company, queue, status
+UNION ALL
+SELECT 'oldest_ready', NULL, queue, NULL, COUNT(*), MIN(earliest_start_at)
+  FROM longops_operations
+ WHERE status = 'ready' AND earliest_start_at <= %(now)s
+ GROUP BY queue
+UNION ALL
+SELECT 'stalled', company, NULL, NULL, COUNT(*), NULL::timestamptz
+  FROM longops_operations
+ WHERE status = 'in_process' AND stalled_at IS NOT NULL
+ GROUP BY company
+UNION ALL
+SELECT 'sessions', NULL, NULL, NULL, COUNT(*), NULL::timestamptz
+  FROM longops_sessions
+ WHERE state IN ('active', 'draining');

@@ -53,12 +53,12 @@ INSERT INTO longops_operations (
     id, company, task, args, description, queue, category, priority, status,
     earliest_start_at, expires_at, max_attempts, rerun_delay, retry_policy, timeout_seconds,
     recurrence, user_name, created_at, updated_at, ready_at, dedup_key, labels,
-    stall_after_seconds, required_permission, request_hash)
+    stall_after_seconds, required_permission, request_hash, trace_context)
 VALUES (
     :id, :company, :task, :args, :description, :queue, :category, :priority, :status,
     :earliest_start_at, :expires_at, :max_attempts, :rerun_delay, :retry_policy,
     :timeout_seconds, :recurrence, :user_name, :created_at, :created_at, :ready_at,
-    :dedup_key, :labels, :stall_after_seconds, :required_permission, :request_hash)
+    :dedup_key, :labels, :stall_after_seconds, :required_permission, :request_hash, :trace_context)
 ON CONFLICT DO NOTHING
 RETURNING *;
 
@@ -1057,3 +1057,24 @@ SELECT 1 AS due FROM longops_notify_deliveries
  WHERE status = 'pending' AND next_at <= :now
    AND (locked_until IS NULL OR locked_until <= :now)
  LIMIT 1;
+
+-- name: fleet_metrics
+-- The fleet's figures for /metrics in one statement: operations by company, queue and
+-- status; the oldest due, ready operation per queue; stalled runs per company; live sessions.
+SELECT 'operations' AS metric, company, queue, status, COUNT(*) AS n, NULL AS at
+  FROM longops_operations
+ GROUP BY company, queue, status
+UNION ALL
+SELECT 'oldest_ready', NULL, queue, NULL, COUNT(*), MIN(earliest_start_at)
+  FROM longops_operations
+ WHERE status = 'ready' AND earliest_start_at <= :now
+ GROUP BY queue
+UNION ALL
+SELECT 'stalled', company, NULL, NULL, COUNT(*), NULL
+  FROM longops_operations
+ WHERE status = 'in_process' AND stalled_at IS NOT NULL
+ GROUP BY company
+UNION ALL
+SELECT 'sessions', NULL, NULL, NULL, COUNT(*), NULL
+  FROM longops_sessions
+ WHERE state IN ('active', 'draining');

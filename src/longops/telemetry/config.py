@@ -1,0 +1,126 @@
+"""Exporters by configuration: the OpenTelemetry SDK set up from the environment.
+
+Nothing is set up unless an exporter is configured and the SDK is installed
+(``pip install 'longops[otel]'``, ``'longops[azure]'``):
+
+- the standard ``OTEL_*`` variables: ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or the per-signal
+  ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``...), ``OTEL_EXPORTER_OTLP_PROTOCOL``
+  (``http/protobuf``, the default, or ``grpc``), ``OTEL_SERVICE_NAME``,
+  ``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_BSP_*``, ``OTEL_METRIC_EXPORT_INTERVAL``...;
+- ``APPLICATIONINSIGHTS_CONNECTION_STRING``: the Azure Monitor exporters (Application
+  Insights), where each event's ``eventId`` becomes a custom dimension.
+
+An application that set up its own OpenTelemetry SDK keeps it: longops then only uses it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import threading
+from typing import Any
+
+from opentelemetry import _logs, metrics, trace
+
+from longops.telemetry.settings import settings
+
+log = logging.getLogger("longops.telemetry")
+
+_OTLP_VARIABLES = (
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+)
+_lock = threading.Lock()
+_done = False
+
+
+def wanted() -> dict[str, bool]:
+    """Which exporters the environment asks for."""
+    env = os.environ
+    return {
+        "otlp": any(env.get(name) for name in _OTLP_VARIABLES),
+        "azure": bool(env.get("APPLICATIONINSIGHTS_CONNECTION_STRING")),
+    }
+
+
+def configure(service_name: str = "longops") -> bool:
+    """Set up the OpenTelemetry SDK from the environment, once per process; True when this
+    call did. Called by every longops entry point (the application object, the worker,
+    ``longops serve``); harmless to call again.
+
+    Example::
+
+        # OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4318 longops worker --app ...
+        from longops import telemetry
+        telemetry.configure()
+    """
+    global _done
+    with _lock:
+        if _done or settings().mode == "off":
+            return False
+        want = wanted()
+        if not any(want.values()):
+            return False
+        _done = True
+        if not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+            return False  # the application configured OpenTelemetry itself
+        try:
+            _set_up(service_name, want)
+        except ImportError as exc:
+            log.warning(
+                "telemetry is configured but its exporter is not installed (%s): install "
+                "longops[otel] for OTLP or longops[azure] for Application Insights",
+                exc.name,
+            )
+            return False
+        return True
+
+
+def _set_up(service_name: str, want: dict[str, bool]) -> None:
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    attributes = {} if os.environ.get("OTEL_SERVICE_NAME") else {"service.name": service_name}
+    resource = Resource.create(attributes)
+    exporters: list[tuple[Any, Any, Any]] = []
+    if want["otlp"]:
+        exporters.append(_otlp())
+    if want["azure"]:
+        exporters.append(_azure(os.environ["APPLICATIONINSIGHTS_CONNECTION_STRING"]))
+    tracer_provider = TracerProvider(resource=resource)
+    logger_provider = LoggerProvider(resource=resource)
+    readers: list[MetricReader] = []
+    for spans, metrics_exporter, logs in exporters:
+        tracer_provider.add_span_processor(BatchSpanProcessor(spans))
+        logger_provider.add_log_record_processor(BatchLogRecordProcessor(logs))
+        readers.append(PeriodicExportingMetricReader(metrics_exporter))
+    trace.set_tracer_provider(tracer_provider)
+    _logs.set_logger_provider(logger_provider)
+    metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=readers))
+
+
+def _otlp() -> tuple[Any, Any, Any]:
+    grpc = os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf") == "grpc"
+    base = f"opentelemetry.exporter.otlp.proto.{'grpc' if grpc else 'http'}"
+    return (
+        importlib.import_module(f"{base}.trace_exporter").OTLPSpanExporter(),
+        importlib.import_module(f"{base}.metric_exporter").OTLPMetricExporter(),
+        importlib.import_module(f"{base}._log_exporter").OTLPLogExporter(),
+    )
+
+
+def _azure(connection_string: str) -> tuple[Any, Any, Any]:
+    azure = importlib.import_module("azure.monitor.opentelemetry.exporter")
+    return (
+        azure.AzureMonitorTraceExporter(connection_string=connection_string),
+        azure.AzureMonitorMetricExporter(connection_string=connection_string),
+        azure.AzureMonitorLogExporter(connection_string=connection_string),
+    )

@@ -1,0 +1,92 @@
+"""Emitting catalogue events: one stdlib ``logging`` record (logger ``longops.events``) and
+one OpenTelemetry log record, each carrying ``eventId`` and the event's dimensions as
+attributes. The OpenTelemetry record carries the current span's context, so a backend shows
+it within the span it happened in (no span event as well: that would cost as much again per
+event, and Application Insights would count each event twice).
+
+Example::
+
+    from longops.telemetry import events
+    from longops.telemetry.catalogue import MAINTENANCE
+
+    events.emit(MAINTENANCE, job="pruner", count=12)
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime
+from typing import Any
+
+from opentelemetry._logs import SeverityNumber
+
+from longops.domain.operation import NewOperation, Operation
+from longops.telemetry import providers
+from longops.telemetry.catalogue import Event
+
+log = logging.getLogger("longops.events")
+
+_SEVERITY = {logging.INFO: SeverityNumber.INFO, logging.WARNING: SeverityNumber.WARN}
+
+AttrValue = str | int | float | bool
+
+
+def operation_dims(op: Operation | NewOperation) -> dict[str, Any]:
+    """The common dimensions of an operation (system metadata only: no arguments, no user)."""
+    return {
+        "operationId": op.id,
+        "entryNo": getattr(op, "entry_no", None),
+        "company": op.company,
+        "task": op.task,
+        "queue": op.queue,
+        "category": op.category,
+    }
+
+
+def attribute(value: Any) -> AttrValue:
+    if isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def emit(event: Event, op: Operation | NewOperation | None = None, **dims: Any) -> None:
+    """Emit ``event`` with the operation's common dimensions (if given) and ``dims``.
+
+    A dimension the catalogue does not list for the event is a programming error
+    (``ValueError``): the catalogue is the contract with whoever queries the telemetry.
+    """
+    values = operation_dims(op) if op is not None else {}
+    values.update(dims)
+    unknown = set(values) - set(event.dimensions)
+    if unknown:
+        raise ValueError(f"{event.id} ({event.name}) has no dimension {sorted(unknown)}")
+    attrs: dict[str, AttrValue] = {"eventId": event.id}
+    if event.bc_id is not None:
+        attrs["bcEventId"] = event.bc_id
+    for key, value in values.items():
+        if value is not None:
+            attrs[key] = attribute(value)
+    text = event.text(attrs)  # type: ignore[arg-type]
+    if log.isEnabledFor(event.level):
+        log.log(event.level, text, extra={"telemetry": attrs, "eventId": event.id})
+    providers.current.logger.emit(
+        severity_number=_SEVERITY.get(event.level, SeverityNumber.INFO),
+        severity_text=logging.getLevelName(event.level),
+        body=text,
+        attributes=attrs,
+        event_name=f"longops.{event.name}",
+    )
+
+
+def console_level(level: int) -> None:
+    """Set the level of the ``longops.events`` logger for a console of ``level``: routine
+    events (one per operation and attempt) only when debugging, warnings always. The
+    OpenTelemetry log records do not depend on it."""
+    log.setLevel(level if level <= logging.DEBUG else max(level, logging.WARNING))

@@ -1,0 +1,84 @@
+"""The one-line calls the rest of longops makes where an event is decided."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+
+from longops.domain.operation import CancelMode, Operation, SessionEventType
+from longops.telemetry import catalogue as cat
+from longops.telemetry import providers
+from longops.telemetry.events import emit
+from longops.telemetry.settings import settings
+from longops.telemetry.traces import sql_used
+
+_SESSION_EVENTS = {
+    SessionEventType.LOGON: cat.SESSION_LOGON,
+    SessionEventType.LOGOFF: cat.SESSION_LOGOFF,
+    SessionEventType.LOST: cat.SESSION_LOST,
+    SessionEventType.DRAIN_STARTED: cat.DRAIN_STARTED,
+}
+
+
+def acted(action: str, op: Operation) -> None:
+    """An operator action was applied to ``op`` (now in its new status)."""
+    if action == "hold":
+        emit(cat.HELD, op)
+    elif action == "cancel":
+        emit(cat.CANCELLED, op, cancelMode=CancelMode.BEFORE_START.value)
+    elif action in ("set_ready", "restart", "run_now"):
+        emit(cat.SET_READY, op, action=action, earliestStartAt=op.earliest_start_at)
+
+
+def cancel_requested(op: Operation, force: bool) -> None:
+    emit(cat.CANCEL_REQUESTED, op, force=force)
+
+
+def expired(ids: Iterable[uuid.UUID]) -> None:
+    for oid in ids:
+        emit(cat.EXPIRED, operationId=oid)
+
+
+def stalled(ids: Iterable[uuid.UUID]) -> None:
+    for oid in ids:
+        emit(cat.STALLED, operationId=oid)
+
+
+def unstalled(ids: Iterable[uuid.UUID]) -> None:
+    for oid in ids:
+        emit(cat.UNSTALLED, operationId=oid)
+
+
+def session_event(session_id: uuid.UUID, event: SessionEventType) -> None:
+    found = _SESSION_EVENTS.get(event)
+    if found is not None:
+        emit(found, sessionId=session_id)
+
+
+def maintenance(job: str, count: int) -> None:
+    if count:
+        emit(cat.MAINTENANCE, job=job, count=count)
+
+
+def claimed(count: int) -> None:
+    if count:
+        providers.current.instruments.claim_batch.record(count)
+
+
+def progress_written(count: int) -> None:
+    if count:
+        providers.current.instruments.progress_writes.add(count)
+
+
+def sql_timed(statement: str, elapsed: float) -> None:
+    """One of longops's own SQL statements took ``elapsed`` seconds (LO0024 past the
+    threshold). The statement's name only: never its text's parameters."""
+    sql_used(elapsed)
+    threshold = settings().slow_sql_after
+    if elapsed >= threshold:
+        emit(
+            cat.SLOW_SQL,
+            statement=statement,
+            elapsedInMs=round(elapsed * 1000),
+            thresholdInMs=round(threshold * 1000),
+        )

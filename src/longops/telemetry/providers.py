@@ -1,0 +1,60 @@
+"""Where longops's tracer, OpenTelemetry logger and instruments come from.
+
+By default the global OpenTelemetry providers (no-op until an SDK is configured, by
+:func:`longops.telemetry.configure` or by the application itself). :func:`use` points longops
+at other providers, e.g. a test's in-memory ones, without touching the globals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from opentelemetry import _logs, metrics, trace
+from opentelemetry._logs import LoggerProvider
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import TracerProvider
+
+from longops.telemetry.metrics import Instruments
+
+SCOPE = "longops"
+
+
+@dataclass(frozen=True, slots=True)
+class Providers:
+    tracer: trace.Tracer
+    logger: _logs.Logger
+    instruments: Instruments
+
+
+def _build(
+    tracer_provider: TracerProvider | None,
+    meter_provider: MeterProvider | None,
+    logger_provider: LoggerProvider | None,
+) -> Providers:
+    return Providers(
+        tracer=trace.get_tracer(SCOPE, tracer_provider=tracer_provider),
+        logger=_logs.get_logger(SCOPE, logger_provider=logger_provider),
+        instruments=Instruments(metrics.get_meter(SCOPE, meter_provider=meter_provider)),
+    )
+
+
+current: Providers = _build(None, None, None)
+
+
+def use(
+    *,
+    tracer_provider: TracerProvider | None = None,
+    meter_provider: MeterProvider | None = None,
+    logger_provider: LoggerProvider | None = None,
+) -> None:
+    """Send longops's telemetry to these providers (None: the global one of that signal).
+
+    Example::
+
+        from opentelemetry.sdk.trace import TracerProvider
+        from longops import telemetry
+
+        telemetry.use(tracer_provider=TracerProvider())
+    """
+    global current
+    current = _build(tracer_provider, meter_provider, logger_provider)

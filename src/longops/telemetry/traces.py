@@ -1,0 +1,391 @@
+"""Traces: a ``send`` span when an operation is enqueued, a ``process`` span per attempt.
+
+The ``send`` span's context (its W3C ``traceparent``) is stored on the operation. Each
+attempt's ``process`` span is its child, so one trace runs from the request that enqueued to
+every run, on whichever worker and however much later; it also carries a link to that
+context, as OpenTelemetry's messaging conventions recommend. A recurring operation's runs
+each start a trace of their own (one trace per run, not one growing forever), linked to the
+creation context. Steps are child spans of the ``process`` span.
+
+Attributes follow OpenTelemetry's messaging conventions (``messaging.system`` is
+``longops``, the destination is the queue, the message id the operation id) plus
+``longops.company``, ``longops.task``, ``longops.attempt``, ``longops.category`` and
+``longops.operation.entry_no``. Errors are recorded by exception class only: the message of
+an exception may hold customer content, which never leaves the process.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import re
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Protocol
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from longops.domain.operation import CancelMode, NewOperation, Operation, Outcome, StopMode
+from longops.domain.status import Status as OpStatus
+from longops.telemetry import catalogue as cat
+from longops.telemetry import providers
+from longops.telemetry.events import emit
+from longops.telemetry.resources import Usage
+from longops.telemetry.settings import settings
+
+SYSTEM = "longops"
+_PROPAGATOR = TraceContextTextMapPropagator()
+_IDENT = re.compile(r"^[A-Za-z_][\w.]*$")
+
+
+def _op_attributes(op: Operation | NewOperation) -> dict[str, Any]:
+    attrs: dict[str, Any] = {
+        "messaging.system": SYSTEM,
+        "messaging.destination.name": op.queue,
+        "messaging.message.id": str(op.id),
+        "longops.company": op.company,
+        "longops.task": op.task,
+    }
+    if op.category is not None:
+        attrs["longops.category"] = op.category
+    entry_no = getattr(op, "entry_no", None)
+    if entry_no is not None:
+        attrs["longops.operation.entry_no"] = entry_no
+    return attrs
+
+
+# -- send -------------------------------------------------------------------------------------
+@dataclass
+class Sending:
+    """The ``send`` span of an enqueue: stamps operations with its context, then reports."""
+
+    span: Span
+    traceparent: str | None
+    count: int = 0
+
+    def stamp(self, new: NewOperation) -> NewOperation:
+        """The operation to insert, carrying this span's context."""
+        self.count += 1
+        if self.traceparent is None:
+            return new
+        return replace(new, trace_context=self.traceparent)
+
+    def sent(self, op: Operation, new: NewOperation) -> None:
+        """Report the inserted ``op`` (LO0001), or that a dedup key matched (LO0002)."""
+        created = op.id == new.id and op.created_at == new.created_at
+        if self.span.is_recording():
+            self.span.set_attributes(_op_attributes(op))
+            if not created:
+                self.span.set_attribute("longops.deduplicated", True)
+        if created:
+            emit(
+                cat.ENQUEUED,
+                op,
+                status=op.status.value,
+                earliestStartAt=op.earliest_start_at,
+            )
+            providers.current.instruments.sent.add(1, {"queue": op.queue, "task": op.task})
+        else:
+            emit(cat.NOT_ENQUEUED, op)
+
+
+@contextmanager
+def sending(queue: str | None = None) -> Iterator[Sending]:
+    """The ``send`` span around an enqueue (``queue`` None: a batch of many queues).
+
+    Example::
+
+        with sending(new.queue) as s:
+            [op] = store.insert_operations([s.stamp(new)])
+            s.sent(op, new)
+    """
+    name = f"send {queue}" if queue else "send"
+    attrs: dict[str, Any] = {
+        "messaging.system": SYSTEM,
+        "messaging.operation.name": "send",
+        "messaging.operation.type": "send",
+    }
+    if queue:
+        attrs["messaging.destination.name"] = queue
+    with providers.current.tracer.start_as_current_span(
+        name, kind=SpanKind.PRODUCER, attributes=attrs
+    ) as span:
+        carrier: dict[str, str] = {}
+        _PROPAGATOR.inject(carrier)
+        sending = Sending(span, carrier.get("traceparent"))
+        yield sending
+        if sending.count > 1 and span.is_recording():
+            span.set_attribute("messaging.batch.message_count", sending.count)
+
+
+# -- process ----------------------------------------------------------------------------------
+class RunEnd(Protocol):
+    """What the telemetry needs of a run's result (the store's ``RunResult`` has it)."""
+
+    @property
+    def outcome(self) -> Outcome: ...
+    @property
+    def status(self) -> OpStatus: ...
+    @property
+    def at(self) -> datetime: ...
+    @property
+    def started_at(self) -> datetime | None: ...
+    @property
+    def earliest_start_at(self) -> datetime | None: ...
+    @property
+    def error_message(self) -> str | None: ...
+    @property
+    def stop_mode(self) -> StopMode | None: ...
+    @property
+    def cancel_mode(self) -> CancelMode | None: ...
+
+
+@dataclass
+class _Attempt:
+    op: Operation
+    run_no: int
+    span: Span
+    steps: list[tuple[Span, str, float]] = field(default_factory=list)
+    """The open step span: span, name, monotonic start."""
+    usage: Usage = field(default_factory=lambda: Usage(time.thread_time()))
+
+
+_attempt: contextvars.ContextVar[_Attempt | None] = contextvars.ContextVar(
+    "longops_attempt", default=None
+)
+
+
+def _creation_context(op: Operation) -> trace.SpanContext | None:
+    if not op.trace_context:
+        return None
+    ctx = _PROPAGATOR.extract({"traceparent": op.trace_context})
+    span_context = trace.get_current_span(ctx).get_span_context()
+    return span_context if span_context.is_valid else None
+
+
+@contextmanager
+def processing(op: Operation, run_no: int) -> Iterator[None]:
+    """The ``process`` span of one attempt, current while the attempt runs here."""
+    creation = _creation_context(op)
+    parent: otel_context.Context = otel_context.Context()  # never an ambient span
+    if creation is not None and op.recurrence is None:
+        parent = trace.set_span_in_context(trace.NonRecordingSpan(creation), parent)
+    attrs = _op_attributes(op)
+    attrs.update(
+        {
+            "messaging.operation.name": "process",
+            "messaging.operation.type": "process",
+            "longops.attempt": op.attempt_count,
+            "longops.run_no": run_no,
+        }
+    )
+    span = providers.current.tracer.start_span(
+        f"process {op.queue}",
+        context=parent,
+        kind=SpanKind.CONSUMER,
+        links=[Link(creation)] if creation is not None else None,
+        attributes=attrs,
+    )
+    state = _Attempt(op, run_no, span)
+    token = _attempt.set(state)
+    try:
+        with trace.use_span(span, end_on_exit=False, record_exception=False):
+            yield
+    except BaseException as exc:
+        _error(span, type(exc).__qualname__)
+        raise
+    finally:
+        _close_steps(state)
+        _attempt.reset(token)
+        _report_usage(span, state.usage)
+        span.end()
+
+
+def _report_usage(span: Span, usage: Usage) -> None:
+    if not span.is_recording():
+        return
+    cpu = usage.cpu_seconds
+    if cpu is None:
+        cpu = time.thread_time() - usage.cpu_started
+    span.set_attribute("longops.cpu_seconds", round(cpu, 6))
+    if usage.peak_rss_bytes is not None:
+        span.set_attribute("longops.peak_rss_bytes", usage.peak_rss_bytes)
+    span.set_attribute("longops.sql.statements", usage.sql_statements)
+    span.set_attribute("longops.sql.seconds", round(usage.sql_seconds, 6))
+
+
+def child_usage(cpu_seconds: float | None, peak_rss_bytes: int | None) -> None:
+    """The resources a child process used for the current attempt (process isolation)."""
+    state = _attempt.get()
+    if state is not None:
+        state.usage.cpu_seconds = cpu_seconds
+        state.usage.peak_rss_bytes = peak_rss_bytes
+
+
+def sql_used(elapsed: float) -> None:
+    """One of longops's statements ran on the current attempt's thread."""
+    state = _attempt.get()
+    if state is not None:
+        state.usage.sql_statements += 1
+        state.usage.sql_seconds += elapsed
+
+
+def _error(span: Span, error_type: str) -> None:
+    if span.is_recording():
+        span.set_attribute("error.type", error_type)
+        # The exception's class only: its message and traceback may hold customer content.
+        span.add_event("exception", {"exception.type": error_type})
+        span.set_status(Status(StatusCode.ERROR, error_type))
+
+
+def error_type(error: BaseException | None, message: str | None) -> str:
+    """A low-cardinality name for what went wrong: the exception class, or ``_OTHER``."""
+    if error is not None:
+        return type(error).__qualname__
+    head = (message or "").split(":", 1)[0].strip()
+    return head if _IDENT.match(head) else "_OTHER"
+
+
+def started(op: Operation, run_no: int, at: datetime) -> None:
+    """The attempt's code begins now (LO0003)."""
+    due = max(op.earliest_start_at, op.ready_at or op.earliest_start_at)
+    wait = max((at - due).total_seconds(), 0.0)
+    emit(
+        cat.STARTED,
+        op,
+        attempt=op.attempt_count,
+        runNo=run_no,
+        sessionId=op.session_id,
+        queueWaitInMs=round(wait * 1000),
+    )
+    # Metric attributes stay few and of low cardinality (each one costs on every record).
+    labels = {"queue": op.queue, "task": op.task}
+    instruments = providers.current.instruments
+    instruments.started.add(1, labels)
+    instruments.queue_wait.record(wait, labels)
+
+
+def ended(op: Operation, run_no: int, result: RunEnd, error: BaseException | None) -> None:
+    """The attempt ended and where the operation goes next was decided: the event for it,
+    the outcome on the ``process`` span, the attempt metrics."""
+    outcome = result.outcome
+    ms = (
+        None
+        if result.started_at is None
+        else round((result.at - result.started_at).total_seconds() * 1000)
+    )
+    base: dict[str, Any] = {"attempt": op.attempt_count, "runNo": run_no}
+    failed = outcome in (Outcome.ERROR, Outcome.TIMEOUT, Outcome.LOST)
+    kind = error_type(error, result.error_message) if failed else None
+    retry = result.status is OpStatus.READY
+    if outcome is Outcome.SUCCESS:
+        emit(cat.FINISHED, op, **base, executionTimeInMs=ms, nextStatus=result.status.value)
+    elif outcome is Outcome.ERROR:
+        emit(
+            cat.ATTEMPT_FAILED if retry else cat.FAILED,
+            op,
+            **base,
+            executionTimeInMs=ms,
+            outcome=outcome.value,
+            errorType=kind,
+            maxAttempts=op.max_attempts,
+            **({"nextStartAt": result.earliest_start_at} if retry else {}),
+        )
+    elif outcome is Outcome.TIMEOUT:
+        emit(
+            cat.TIMED_OUT,
+            op,
+            **base,
+            executionTimeInMs=ms,
+            stopMode=None if result.stop_mode is None else result.stop_mode.value,
+            nextStatus=result.status.value,
+        )
+    elif outcome is Outcome.CANCELLED:
+        mode = result.cancel_mode or CancelMode.COOPERATIVE
+        emit(cat.CANCELLED, op, cancelMode=mode.value, runNo=run_no, executionTimeInMs=ms)
+    elif outcome is Outcome.LOST:
+        emit(cat.RESCUED, op, **base, sessionId=op.session_id, nextStatus=result.status.value)
+    elif outcome is Outcome.INTERRUPTED:
+        emit(cat.INTERRUPTED, op, **base, sessionId=op.session_id)
+    elif outcome is Outcome.SKIPPED:
+        emit(cat.SKIPPED_RUN_WINDOW, op, nextStartAt=result.earliest_start_at)
+    state = _attempt.get()
+    if state is not None and state.op.id == op.id and state.span.is_recording():
+        state.span.set_attribute("longops.outcome", outcome.value)
+        state.span.set_attribute("longops.next_status", result.status.value)
+        if kind is not None:
+            _error(state.span, kind)
+    instruments = providers.current.instruments
+    labels = {"queue": op.queue, "task": op.task, "outcome": outcome.value}
+    instruments.ended.add(1, labels)
+    if ms is not None:
+        instruments.duration.record(ms / 1000, labels)
+
+
+# -- steps and timed sections -----------------------------------------------------------------
+def step(name: str | None, index: int | None = None, of: int | None = None) -> None:
+    """A step began in the current attempt: the previous one ends, a child span starts."""
+    state = _attempt.get()
+    if state is None:
+        return
+    _close_steps(state)
+    if name is None:
+        return
+    attrs: dict[str, Any] = {"longops.step.name": name}
+    if index is not None:
+        attrs["longops.step.index"] = index
+    if of is not None:
+        attrs["longops.step.count"] = of
+    # A child of the attempt's span, not made current: task code's own spans stay children
+    # of the attempt, and nothing is attached that a later step would have to detach in order.
+    span = providers.current.tracer.start_span(
+        f"step {name}", context=trace.set_span_in_context(state.span), attributes=attrs
+    )
+    state.steps.append((span, name, time.monotonic()))
+
+
+def step_from(reading: Mapping[str, Any]) -> None:
+    """A step change relayed from a child process (its progress reading as JSON)."""
+    found = reading.get("step") or {}
+    step(found.get("name"), found.get("index"), found.get("of"))
+
+
+def _close_steps(state: _Attempt) -> None:
+    while state.steps:
+        span, name, began = state.steps.pop()
+        span.end()
+        _check_slow(state, name, time.monotonic() - began, settings().slow_step_after)
+
+
+@contextmanager
+def timed(name: str, threshold: float | None = None) -> Iterator[None]:
+    """Time a section of task code: a child span, and the slow-step event (LO0023) when it
+    takes longer than ``threshold`` seconds (default: the slow-step threshold)."""
+    state = _attempt.get()
+    began = time.monotonic()
+    with providers.current.tracer.start_as_current_span(
+        f"timed {name}", attributes={"longops.step.name": name}
+    ):
+        yield
+    if state is not None:
+        limit = settings().slow_step_after if threshold is None else threshold
+        _check_slow(state, name, time.monotonic() - began, limit)
+
+
+def _check_slow(state: _Attempt, name: str, elapsed: float, threshold: float) -> None:
+    if elapsed < threshold:
+        return
+    emit(
+        cat.SLOW_STEP,
+        state.op,
+        attempt=state.op.attempt_count,
+        runNo=state.run_no,
+        step=name,
+        elapsedInMs=round(elapsed * 1000),
+        thresholdInMs=round(threshold * 1000),
+    )
