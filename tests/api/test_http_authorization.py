@@ -223,6 +223,7 @@ PROBES = [
     Probe("POST", "/v1/queues/{queue}:pause", "pause_queue", queue),
     Probe("POST", "/v1/queues/{queue}:resume", "pause_queue", queue),
     Probe("GET", "/v1/sessions", "list_sessions"),
+    Probe("GET", "/metrics", "list_sessions"),  # the fleet's figures span companies
     Probe("POST", "/v1/sessions/{session_id}:drain", "drain_session", session),
     Probe("GET", "/v1/users", "list_users"),
     Probe("POST", "/v1/users", "add_user", body=lambda c: {"name": c.fresh("n")}),
@@ -337,7 +338,8 @@ def send(http: httpx.Client, probe: Probe, values: dict[str, str], body: Any | N
             response = r
     else:
         response = http.request(probe.method, url, json=body)
-    data = response.json() if response.content else None
+    plain = response.headers.get("content-type", "").startswith("text/plain")
+    data = None if plain or not response.content else response.json()  # /metrics is text
     refused = response.status_code >= 400 and isinstance(data, dict)
     error = data.get("error") if refused else None  # a cancelled operation has one too
     code = error["code"] if isinstance(error, dict) else None

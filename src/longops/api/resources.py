@@ -431,7 +431,19 @@ __all__ = ["NotFound", "router"]
 
 
 # -- the fleet's metrics (Prometheus) ------------------------------------------------------------
-@router.get("/metrics", include_in_schema=False)
+@router.get(
+    "/metrics",
+    openapi_extra=acts("list_sessions"),
+    response_model=None,
+    responses={
+        200: {
+            "description": "The fleet's figures in Prometheus's text exposition format",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        },
+        **ERRORS,
+    },
+    summary="The fleet's metrics for Prometheus (SUPER)",
+)
 async def metrics(view: Caller) -> Response:
     """Prometheus text format (docs/telemetry.md); scrape with a SUPER bearer token."""
     text = await call(view.service.fleet_metrics)

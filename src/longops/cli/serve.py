@@ -30,7 +30,7 @@ from longops.web.guard import WebOptions, origin_of
 
 log = logging.getLogger("longops.serve")
 
-API_PATHS = ("/v1/", "/docs", "/healthz", "/readyz")
+API_PATHS = ("/v1/", "/docs", "/healthz", "/readyz", "/metrics")
 """What the REST API answers; every other path is one of the pages."""
 
 
