@@ -11,6 +11,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,17 @@ from longops.settings import ServerSettings, Settings
 from longops.telemetry.asgi import TraceContextMiddleware
 
 __all__ = ["create_api"]
+
+
+def _without_native_telemetry() -> dict[str, Any]:
+    """FastAPI 0.165 and later trace requests themselves once a tracer provider is set;
+    with ours (``TraceContextMiddleware``, which every supported FastAPI gets) each request
+    would be two SERVER spans, in two traces when the caller sent no ``traceparent``."""
+    if "telemetry" not in inspect.signature(FastAPI.__init__).parameters:
+        return {}
+    off = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
+    return {"telemetry": off}
+
 
 DESCRIPTION = """Durable, observable long-running operations.
 
@@ -72,6 +84,7 @@ def create_api(
         docs_url=None,  # served below from vendored files: FastAPI's default loads a CDN
         redoc_url=None,
         lifespan=lifespan,
+        **_without_native_telemetry(),
     )
     api.state.longops = Services(app, events)
     api.state.max_body = limit
