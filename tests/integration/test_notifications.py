@@ -471,3 +471,24 @@ def test_a_person_mutes_a_rule_and_hears_nothing_more_from_it(world: World) -> N
     with pytest.raises(ValidationError) as local:
         world.setup.mute_rule(COMPANY, "default")  # the local super actor is no person
     assert local.value.field == "user"
+
+
+def test_a_worker_without_the_secret_key_says_so_once_and_delivers_nothing(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    with webhook() as hook:
+        world.setup.add_channel(COMPANY, "hook", hook.url())
+        world.setup.add_rule(COMPANY, "hooked", on="failed", to=["channel:hook"])
+        world.enqueue("boom")
+        world.run()
+        keyless = DeliveryService(world.app.store, world.clock, secrets=None, backoff_base=1.0)
+        with caplog.at_level("ERROR", logger="longops.notify"):
+            keyless.run_once()
+            world.clock.advance(seconds=5)
+            keyless.run_once()
+        assert hook.received == []
+    told = [r for r in caplog.records if getattr(r, "action", "") == "delivery_no_key"]
+    assert len(told) == 1, [r.getMessage() for r in caplog.records]
+    [d] = world.deliveries()
+    assert d.status is not DeliveryStatus.SENT
+    assert "LONGOPS_SECRET_KEY is not set on this worker" in (d.last_error or "")

@@ -71,6 +71,7 @@ class DeliveryService:
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base
         self.batch = batch
+        self._warned_no_key = False
 
     def run_once(self) -> int:
         """One round: expand the outbox, then send what is due; returns how many moved."""
@@ -121,7 +122,16 @@ class DeliveryService:
         secret, rate_limit, rate_window = found
         try:
             if self.secrets is None:
-                raise LongopsError("LONGOPS_SECRET_KEY is not set")
+                if not self._warned_no_key:
+                    # Said once, loudly: every channel delivery of this worker will fail
+                    # (and be retried, then dead-lettered) until it runs with the key.
+                    self._warned_no_key = True
+                    log.error(
+                        "channel deliveries fail: this worker has no LONGOPS_SECRET_KEY, the "
+                        "key the channels' URLs are encrypted with (docs/notifications.md)",
+                        extra={"action": "delivery_no_key"},
+                    )
+                raise LongopsError("LONGOPS_SECRET_KEY is not set on this worker")
             url = self.secrets.decrypt(secret)
         except LongopsError as exc:
             self._failed(items, str(exc))
