@@ -96,7 +96,8 @@ def test_the_deployment_matches_the_worker_command() -> None:
     assert options["health_host"] == "0.0.0.0"  # noqa: S104
     limit = parse_size(spec["resources"]["limits"]["memory"])
     assert parse_size(options["max_memory"]) < limit
-    assert [e["name"] for e in spec["env"]] == [database_envvar()]
+    # The database, and the key notification channels are encrypted with (as serve's).
+    assert [e["name"] for e in spec["env"]] == [database_envvar(), "LONGOPS_SECRET_KEY"]
 
 
 def test_the_documented_exit_code_is_the_workers() -> None:
