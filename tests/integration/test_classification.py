@@ -34,7 +34,9 @@ def schema_columns(store: Store) -> set[str]:
     with store._read() as cur:  # type: ignore[attr-defined]
         if store.dialect == "sqlite":
             cur.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'longops_%'"
+                # Views too, as PostgreSQL's information_schema lists them.
+                "SELECT name FROM sqlite_master "
+                "WHERE type IN ('table', 'view') AND name LIKE 'longops_%'"
             )
             for table in [r["name"] for r in cur.fetchall()]:
                 cur.execute(f"PRAGMA table_info({table})")

@@ -181,6 +181,7 @@ COLUMNS: Mapping[str, DataClass] = {
             "traceback": CC,
             "stop_mode": SYSTEM,
             "progress": CC,
+            "peak_rss": SYSTEM,
         },
     ),
     **_table("longops_leaders", {"name": SYSTEM, "session_id": EUPI, "expires_at": SYSTEM}),
@@ -244,6 +245,95 @@ COLUMNS: Mapping[str, DataClass] = {
             "title": CC,
             "created_at": SYSTEM,
             "read_at": SYSTEM,
+        },
+    ),
+    # Who may run what now (a view over users and memberships; run-time security).
+    **_table(
+        "longops_may_run",
+        {"user_name": EUII, "is_super": SYSTEM, "company": OII, "required": SYSTEM},
+    ),
+    # The pages' sign-ins: the client address is the person's, the secret only hashed.
+    **_table(
+        "longops_web_sessions",
+        {
+            "id": EUPI,
+            "user_name": EUII,
+            "secret_hash": ACCOUNT,
+            "created_at": SYSTEM,
+            "last_seen_at": SYSTEM,
+            "expires_at": SYSTEM,
+            "revoked_at": SYSTEM,
+            "client": EUII,
+        },
+    ),
+    # Notification setup: names chosen by admins are content, as a category's code; a
+    # channel's URL holds credentials (kept encrypted; the masked form has none).
+    **_table(
+        "longops_notify_rules",
+        {
+            "company": OII,
+            "name": CC,
+            "on_event": SYSTEM,
+            "task": SYSTEM,
+            "category": CC,
+            "queue": CC,
+            "user_name": EUII,
+            # "user:<name>" recipients among channels and admins.
+            "recipients": EUII,
+            "threshold": SYSTEM,
+            "enabled": SYSTEM,
+            "created_at": SYSTEM,
+        },
+    ),
+    **_table("longops_notified_admins", {"company": OII, "user_name": EUII}),
+    **_table("longops_notify_mutes", {"company": OII, "user_name": EUII, "rule_name": CC}),
+    **_table(
+        "longops_notify_channels",
+        {
+            "company": OII,
+            "name": CC,
+            "url_secret": ACCOUNT,
+            "url_masked": CC,
+            "url_schema": SYSTEM,
+            "rate_limit": SYSTEM,
+            "rate_window": SYSTEM,
+            "created_at": SYSTEM,
+        },
+    ),
+    **_table(
+        "longops_notify_outbox",
+        {
+            "id": SYSTEM,
+            "company": OII,
+            "operation_id": SYSTEM,
+            "event": SYSTEM,
+            "rule_name": CC,
+            "dedup": SYSTEM,
+            "at": SYSTEM,
+            "expanded_at": SYSTEM,
+        },
+    ),
+    **_table(
+        "longops_notify_deliveries",
+        {
+            "id": SYSTEM,
+            "outbox_id": SYSTEM,
+            "company": OII,
+            "operation_id": SYSTEM,
+            "event": SYSTEM,
+            "rule_name": CC,
+            # "user:<name>", "admin:<name>" or "channel:<name>".
+            "recipient": EUII,
+            "idem_key": SYSTEM,
+            "status": SYSTEM,
+            "attempts": SYSTEM,
+            "next_at": SYSTEM,
+            "claim_token": SYSTEM,
+            "locked_until": SYSTEM,
+            # Send errors quote the channel's answer (secrets removed) and the message.
+            "last_error": CC,
+            "created_at": SYSTEM,
+            "sent_at": SYSTEM,
         },
     ),
 }
