@@ -20,6 +20,8 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Iterator, Sequence
@@ -46,11 +48,30 @@ from bench_core import (
 
 
 class Counts:
+    """What the receiver got. The trace payloads are decoded after the drain
+    (:meth:`count_spans`), not while it runs: a collector runs elsewhere, and decoding here
+    would take CPU from the workers on the benchmark's own cores."""
+
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.process_spans = 0
         self.requests = 0
         self.bytes = 0
+        self.pending: list[bytes] = []
+
+    def count_spans(self) -> int:
+        with self.lock:
+            pending, self.pending = self.pending, []
+        for body in pending:
+            request = ExportTraceServiceRequest.FromString(body)
+            self.process_spans += sum(
+                1
+                for rs in request.resource_spans
+                for ss in rs.scope_spans
+                for s in ss.spans
+                if s.name.startswith("process ")
+            )
+        return self.process_spans
 
 
 @contextmanager
@@ -60,18 +81,9 @@ def receiver() -> Iterator[tuple[str, Counts]]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            spans = 0
-            if self.path == "/v1/traces":
-                request = ExportTraceServiceRequest.FromString(body)
-                spans = sum(
-                    1
-                    for rs in request.resource_spans
-                    for ss in rs.scope_spans
-                    for s in ss.spans
-                    if s.name.startswith("process ")
-                )
             with counts.lock:
-                counts.process_spans += spans
+                if self.path == "/v1/traces":
+                    counts.pending.append(body)
                 counts.requests += 1
                 counts.bytes += len(body)
             self.send_response(200)
@@ -90,12 +102,41 @@ def receiver() -> Iterator[tuple[str, Counts]]:
         server.server_close()
 
 
-def one_drain(dialect: str, cfg: BenchConfig, mode: str, rep: int, endpoint: str) -> float:
-    env = {"LONGOPS_TELEMETRY": "off"} if mode == "off" else {
-        "LONGOPS_TELEMETRY": "auto",
-        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
-        "OTEL_SERVICE_NAME": "bench-worker",
-    }  # fmt: skip
+def worker_env(mode: str, endpoint: str, before_src: Path | None) -> dict[str, str]:
+    if mode == "on":
+        return {
+            "LONGOPS_TELEMETRY": "auto",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+            "OTEL_SERVICE_NAME": "bench-worker",
+        }
+    if mode == "before":
+        assert before_src is not None
+        return {"PYTHONPATH": str(before_src)}
+    return {"LONGOPS_TELEMETRY": "off"}
+
+
+def check_before(before_src: Path) -> None:
+    """The "before" workers must really run the code from before telemetry: ``longops``
+    imported from ``before_src``, with no ``longops.telemetry``."""
+    probe = (
+        "import importlib.util, longops; "
+        "print(longops.__file__, importlib.util.find_spec('longops.telemetry') is None)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        env=dict(os.environ, PYTHONPATH=str(before_src)),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    if not (out[0].startswith(str(before_src)) and out[1] == "True"):
+        raise InvalidRunError(f"{before_src} is not the code from before telemetry: {out}")
+
+
+def one_drain(
+    dialect: str, cfg: BenchConfig, mode: str, rep: int, endpoint: str, before_src: Path | None
+) -> float:
+    env = worker_env(mode, endpoint, before_src)
     with fresh_database(dialect, f"tel_{mode}_{rep}", cfg) as url:
         app = make_app(url)
         try:
@@ -106,24 +147,26 @@ def one_drain(dialect: str, cfg: BenchConfig, mode: str, rep: int, endpoint: str
     return float(result["ops_per_s"])
 
 
-def run(dialect: str, cfg: BenchConfig, repeat: int) -> dict[str, Any]:
-    figures: dict[str, list[float]] = {"off": [], "on": []}
+def run(dialect: str, cfg: BenchConfig, repeat: int, before_src: Path | None) -> dict[str, Any]:
+    modes = ("off", "on", "before") if before_src is not None else ("off", "on")
+    figures: dict[str, list[float]] = {m: [] for m in modes}
     with receiver() as (endpoint, counts):
         for rep in range(repeat):
-            order = ("off", "on") if rep % 2 == 0 else ("on", "off")
+            # Rotate the order, so no mode always runs first (or last) on a loaded machine.
+            order = modes[rep % len(modes) :] + modes[: rep % len(modes)]
             for mode in order:
-                before = counts.process_spans
-                ops = one_drain(dialect, cfg, mode, rep, endpoint)
-                got = counts.process_spans - before
+                before = counts.count_spans()
+                ops = one_drain(dialect, cfg, mode, rep, endpoint, before_src)
+                got = counts.count_spans() - before
                 if mode == "on" and got < cfg.sizes.bulk_total:
                     raise InvalidRunError(f"only {got} process spans for {cfg.sizes.bulk_total}")
-                if mode == "off" and got:
-                    raise InvalidRunError(f"{got} spans exported with telemetry off")
+                if mode != "on" and got:
+                    raise InvalidRunError(f"{got} spans exported with telemetry {mode}")
                 figures[mode].append(ops)
                 print(f"[{dialect}] run {rep + 1} telemetry {mode}: {ops:,.0f} ops/s", flush=True)
         exported = {"requests": counts.requests, "bytes": counts.bytes}
     off, on = statistics.median(figures["off"]), statistics.median(figures["on"])
-    return {
+    out: dict[str, Any] = {
         "operations": cfg.sizes.bulk_total,
         "runs_ops_per_s": figures,
         "off_ops_per_s": round(off, 1),
@@ -132,6 +175,12 @@ def run(dialect: str, cfg: BenchConfig, repeat: int) -> dict[str, Any]:
         "cost_percent": round(100 * (1 - on / off), 1),
         "exported": exported,
     }
+    if before_src is not None:
+        pre = statistics.median(figures["before"])
+        out["before_ops_per_s"] = round(pre, 1)
+        out["off_over_before"] = round(off / pre, 3)
+        out["off_cost_percent"] = round(100 * (1 - off / pre), 1)
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -143,12 +192,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--pg-admin-url", default=os.environ.get("LONGOPS_BENCH_PG_URL", DEFAULT_PG_ADMIN_URL)
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--before-src",
+        type=Path,
+        default=None,
+        help="the src/ of the commit before telemetry (git archive <commit> src): its workers "
+        "run as a third mode, to show what telemetry off costs against no telemetry at all",
+    )
     args = parser.parse_args(argv)
+    if args.before_src is not None:
+        args.before_src = args.before_src.resolve()
+        check_before(args.before_src)
     sizes = QUICK if args.quick else replace(FULL, bulk_total=10_000)
-    repeat = args.repeat or (2 if args.quick else 3)
+    repeat = args.repeat or 3
     cfg = BenchConfig(args.pg_admin_url, Path(tempfile.mkdtemp(prefix="longops-tel-")), sizes)
     dialects = ("sqlite", "postgres") if args.db == "both" else (args.db,)
-    results = {d: run(d, cfg, repeat) for d in dialects}
+    results = {d: run(d, cfg, repeat, args.before_src) for d in dialects}
     args.out.mkdir(parents=True, exist_ok=True)
     suffix = ".quick" if args.quick else ""
     (args.out / f"telemetry{suffix}.json").write_text(json.dumps(results, indent=2) + "\n")
@@ -163,6 +222,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"| {d} | {r['operations']:,} | {r['off_ops_per_s']:,.0f} | "
             f"{r['on_ops_per_s']:,.0f} | {r['on_over_off']} | {r['cost_percent']} % |"
         )
+    if args.before_src is not None:
+        lines += [
+            "",
+            "Telemetry off against the code from before telemetry (same run, same databases):",
+            "",
+            "| database | before ops/s | off ops/s | off/before | cost |",
+            "|---|---|---|---|---|",
+        ]
+        for d, r in results.items():
+            lines.append(
+                f"| {d} | {r['before_ops_per_s']:,.0f} | {r['off_ops_per_s']:,.0f} | "
+                f"{r['off_over_before']} | {r['off_cost_percent']} % |"
+            )
+    lines += ["", f"Each figure: the median of {repeat} runs per mode, modes rotated per run."]
     (args.out / f"telemetry{suffix}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
