@@ -171,13 +171,24 @@ def _cost(measure: str, value: float, base: float) -> float:
 def run(dialect: str, cfg: BenchConfig, repeat: int, before_src: Path | None) -> dict[str, Any]:
     modes = ("off", "on", "before") if before_src is not None else ("off", "on")
     runs: dict[str, list[dict[str, float]]] = {m: [] for m in modes}
+    retried: list[str] = []
     with receiver() as (endpoint, counts):
         for rep in range(repeat):
             # Rotate the order, so no mode always runs first (or last) on a loaded machine.
             order = modes[rep % len(modes) :] + modes[: rep % len(modes)]
             for mode in order:
                 before = counts.count_spans()
-                figures = one_drain(dialect, cfg, mode, rep, endpoint, before_src)
+                try:
+                    figures = one_drain(dialect, cfg, mode, rep, endpoint, before_src)
+                except InvalidRunError as exc:
+                    # On a loaded machine a worker still starting when the drain is done
+                    # dies of the SIGTERM before its handler is set: run it again, once.
+                    if "exit codes" not in str(exc):
+                        raise
+                    print(f"[{dialect}] run {rep + 1} {mode} again: {str(exc)[:60]}")
+                    retried.append(f"{mode} {rep + 1}")
+                    before = counts.count_spans()
+                    figures = one_drain(dialect, cfg, mode, rep + 100, endpoint, before_src)
                 got = counts.count_spans() - before
                 if mode == "on" and got < cfg.sizes.bulk_total:
                     raise InvalidRunError(f"only {got} process spans for {cfg.sizes.bulk_total}")
@@ -197,6 +208,7 @@ def run(dialect: str, cfg: BenchConfig, repeat: int, before_src: Path | None) ->
         "medians": medians,
         "on_cost_percent": {m: _cost(m, medians["on"][m], medians["off"][m]) for m in MEASURES},
         "exported": exported,
+        "runs_retried": retried,
     }
     if before_src is not None:
         out["off_cost_percent_vs_before"] = {

@@ -18,30 +18,15 @@ import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import uuid
+from contextlib import ExitStack
 from dataclasses import replace
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-
-def sink() -> str:
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return f"http://127.0.0.1:{server.server_address[1]}"
+from bench_telemetry import receiver
 
 
 def main() -> int:
@@ -50,8 +35,11 @@ def main() -> int:
     parser.add_argument("-n", type=int, default=5000)
     parser.add_argument("--profile", action="store_true", help="pyinstrument the 'on' loop")
     args = parser.parse_args()
+    stack = ExitStack()
     if args.mode == "on":
-        os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = sink()
+        # The benchmark's receiver (it keeps the trace payloads; nothing decodes them here).
+        endpoint, _ = stack.enter_context(receiver())
+        os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
         os.environ["LONGOPS_TELEMETRY"] = "auto"
     else:
         os.environ["LONGOPS_TELEMETRY"] = "off"
@@ -117,6 +105,7 @@ def main() -> int:
         f"{args.mode}: {statistics.median(rounds):.1f} us/op (rounds {[round(r) for r in rounds]})"
     )
     app.close()
+    stack.close()
     return 0
 
 
