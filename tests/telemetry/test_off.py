@@ -45,3 +45,28 @@ def test_off_leaves_providers_an_application_chose(off: None, otel: Captured) ->
     assert providers.current.enabled
     telemetry.maintenance("pruner", 3)
     assert otel.event_ids() == [cat.MAINTENANCE.id]
+
+
+class _Cursor:
+    def execute(self, query: str) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("slow_after", "reported"), [("0", 1), ("60", 0)])
+def test_off_a_timed_cursor_reports_only_slow_statements(
+    off: None,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    slow_after: str,
+    reported: int,
+) -> None:
+    from longops.store._sql import TimedCursor
+
+    monkeypatch.setenv("LONGOPS_SLOW_SQL_AFTER", slow_after)
+    settings.cache_clear()
+    telemetry.configure()
+    with caplog.at_level(logging.WARNING, logger="longops.events"):
+        TimedCursor(_Cursor(), {"SELECT 1": "one"}).execute("SELECT 1")
+    found = [r for r in caplog.records if r.name == "longops.events"]
+    assert len(found) == reported
+    assert all("one" in r.getMessage() for r in found)

@@ -27,6 +27,7 @@ from longops.telemetry.hooks import (
     progress_written,
     session_event,
     sql_timed,
+    sql_timing,
     stalled,
     unstalled,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "session_event",
     "settings",
     "sql_timed",
+    "sql_timing",
     "stalled",
     "started",
     "step",

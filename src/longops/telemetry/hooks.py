@@ -70,6 +70,12 @@ def progress_written(count: int) -> None:
         providers.current.instruments.progress_writes.add(count)
 
 
+def sql_timing() -> tuple[float, bool]:
+    """What a timed cursor needs to know: the slow-SQL threshold in seconds, and whether
+    every statement is to be reported (telemetry on) or only the slow ones."""
+    return settings().slow_sql_after, providers.current.enabled
+
+
 def sql_timed(statement: str, elapsed: float) -> None:
     """One of longops's own SQL statements took ``elapsed`` seconds (LO0024 past the
     threshold). The statement's name only: never its text's parameters."""
