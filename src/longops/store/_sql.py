@@ -118,13 +118,17 @@ class Cursor(ABC):
 
 class TimedCursor:
     """A cursor whose statements are timed: one of longops's own that takes longer than
-    ``LONGOPS_SLOW_SQL_AFTER`` is reported by its query name (LO0024), never its parameters."""
+    ``LONGOPS_SLOW_SQL_AFTER`` is reported by its query name (LO0024), never its parameters.
+    With telemetry off, a statement costs a pair of clock reads unless it was slow."""
 
-    __slots__ = ("_cur", "_names")
+    __slots__ = ("_cur", "_every", "_names", "_slow_after")
 
     def __init__(self, cur: Any, names: Mapping[str, str]) -> None:
         self._cur = cur
         self._names = names
+        # Read once per transaction: the threshold, and whether every statement is counted
+        # (telemetry on: the attempt's SQL figures on its span).
+        self._slow_after, self._every = telemetry.sql_timing()
 
     def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
         return self._timed(self._cur.execute, query, args, kwargs)
@@ -137,8 +141,10 @@ class TimedCursor:
         try:
             return run(query, *args, **kwargs)
         finally:
-            name = self._names.get(query) if isinstance(query, str) else None
-            telemetry.sql_timed(name or "(unnamed)", time.perf_counter() - began)
+            elapsed = time.perf_counter() - began
+            if self._every or elapsed >= self._slow_after:
+                name = self._names.get(query) if isinstance(query, str) else None
+                telemetry.sql_timed(name or "(unnamed)", elapsed)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._cur, name)

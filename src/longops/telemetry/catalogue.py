@@ -147,6 +147,19 @@ SLOW_SQL = Event(
     "Long-running SQL statement: {statement} took {elapsedInMs} ms",
     ("statement", "elapsedInMs", "thresholdInMs"),
 )  # fmt: skip
+LOOP_BACKING_OFF = Event(
+    "LO0025", "loop_backing_off", None, WARNING,
+    "Worker loop {loop} backing off on a database fault: {errorType}", ("loop", "errorType"),
+)  # fmt: skip
+LOOP_RECOVERED = Event(
+    "LO0026", "loop_recovered", None, INFO,
+    "Worker loop {loop} recovered after {failures} failed tries",
+    ("loop", "failures", "elapsedInMs"),
+)  # fmt: skip
+LOOP_DIED = Event(
+    "LO0027", "loop_died", None, WARNING,
+    "Worker loop {loop} stopped by a bug: {errorType}", ("loop", "errorType"),
+)  # fmt: skip
 
 CATALOGUE: dict[str, Event] = {
     e.id: e
@@ -154,6 +167,7 @@ CATALOGUE: dict[str, Event] = {
         ENQUEUED, NOT_ENQUEUED, STARTED, FINISHED, ATTEMPT_FAILED, FAILED, CANCELLED,
         TIMED_OUT, STALLED, UNSTALLED, RESCUED, EXPIRED, SKIPPED_RUN_WINDOW, HELD, SET_READY,
         CANCEL_REQUESTED, INTERRUPTED, SESSION_LOGON, SESSION_LOGOFF, SESSION_LOST,
-        DRAIN_STARTED, MAINTENANCE, SLOW_STEP, SLOW_SQL,
+        DRAIN_STARTED, MAINTENANCE, SLOW_STEP, SLOW_SQL, LOOP_BACKING_OFF, LOOP_RECOVERED,
+        LOOP_DIED,
     )
 }  # fmt: skip

@@ -23,6 +23,7 @@ from typing import Any
 
 from opentelemetry import _logs, metrics, trace
 
+from longops.telemetry import providers
 from longops.telemetry.settings import settings
 
 log = logging.getLogger("longops.telemetry")
@@ -59,7 +60,10 @@ def configure(service_name: str = "longops") -> bool:
     """
     global _done
     with _lock:
-        if _done or settings().mode == "off":
+        if settings().mode == "off":
+            providers.off()
+            return False
+        if _done:
             return False
         want = wanted()
         if not any(want.values()):
@@ -82,7 +86,7 @@ def configure(service_name: str = "longops") -> bool:
 def _set_up(service_name: str, want: dict[str, bool]) -> None:
     from opentelemetry.sdk._logs import LoggerProvider
     from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
-    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
     from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
@@ -102,9 +106,24 @@ def _set_up(service_name: str, want: dict[str, bool]) -> None:
         tracer_provider.add_span_processor(BatchSpanProcessor(spans))
         logger_provider.add_log_record_processor(BatchLogRecordProcessor(logs))
         readers.append(PeriodicExportingMetricReader(metrics_exporter))
+    # Exemplars (a sampled span id on each metric point) cost a random draw and a copy on
+    # every recording; nothing longops exports asks for them. OTEL_METRICS_EXEMPLAR_FILTER
+    # still turns them on.
+    exemplars = (
+        None if os.environ.get("OTEL_METRICS_EXEMPLAR_FILTER") else AlwaysOffExemplarFilter()
+    )
+    meter_provider = MeterProvider(
+        resource=resource, metric_readers=readers, exemplar_filter=exemplars
+    )
     trace.set_tracer_provider(tracer_provider)
     _logs.set_logger_provider(logger_provider)
-    metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=readers))
+    metrics.set_meter_provider(meter_provider)
+    # The SDK's objects themselves, not the API's proxies to them (a lookup per call).
+    providers.use(
+        tracer_provider=tracer_provider,
+        meter_provider=meter_provider,
+        logger_provider=logger_provider,
+    )
 
 
 def _otlp() -> tuple[Any, Any, Any]:

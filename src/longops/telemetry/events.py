@@ -62,6 +62,10 @@ def emit(event: Event, op: Operation | NewOperation | None = None, **dims: Any) 
     A dimension the catalogue does not list for the event is a programming error
     (``ValueError``): the catalogue is the contract with whoever queries the telemetry.
     """
+    current = providers.current
+    to_log = log.isEnabledFor(event.level)
+    if not (current.enabled or to_log):
+        return  # telemetry off and the console does not show it: nothing to build
     values = operation_dims(op) if op is not None else {}
     values.update(dims)
     unknown = set(values) - set(event.dimensions)
@@ -74,9 +78,11 @@ def emit(event: Event, op: Operation | NewOperation | None = None, **dims: Any) 
         if value is not None:
             attrs[key] = attribute(value)
     text = event.text(attrs)  # type: ignore[arg-type]
-    if log.isEnabledFor(event.level):
+    if to_log:
         log.log(event.level, text, extra={"telemetry": attrs, "eventId": event.id})
-    providers.current.logger.emit(
+    if not current.enabled:
+        return
+    current.logger.emit(
         severity_number=_SEVERITY.get(event.level, SeverityNumber.INFO),
         severity_text=logging.getLevelName(event.level),
         body=text,

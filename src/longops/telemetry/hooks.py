@@ -70,6 +70,12 @@ def progress_written(count: int) -> None:
         providers.current.instruments.progress_writes.add(count)
 
 
+def sql_timing() -> tuple[float, bool]:
+    """What a timed cursor needs to know: the slow-SQL threshold in seconds, and whether
+    every statement is to be reported (telemetry on) or only the slow ones."""
+    return settings().slow_sql_after, providers.current.enabled
+
+
 def sql_timed(statement: str, elapsed: float) -> None:
     """One of longops's own SQL statements took ``elapsed`` seconds (LO0024 past the
     threshold). The statement's name only: never its text's parameters."""
@@ -82,3 +88,22 @@ def sql_timed(statement: str, elapsed: float) -> None:
             elapsedInMs=round(elapsed * 1000),
             thresholdInMs=round(threshold * 1000),
         )
+
+
+def loop_fault(loop: str, error_type: str, first: bool) -> None:
+    """A round of a worker's ``loop`` failed on a database fault; ``first``: the loop starts
+    backing off (or the kind of fault changed), LO0025."""
+    providers.current.instruments.loop_errors.add(1, {"loop": loop, "kind": "fault"})
+    if first:
+        emit(cat.LOOP_BACKING_OFF, loop=loop, errorType=error_type)
+
+
+def loop_recovered(loop: str, failures: int, seconds: float) -> None:
+    """A worker's ``loop`` is back at work after ``failures`` failed rounds (LO0026)."""
+    emit(cat.LOOP_RECOVERED, loop=loop, failures=failures, elapsedInMs=round(seconds * 1000))
+
+
+def loop_died(loop: str, error_type: str) -> None:
+    """A worker's ``loop`` stopped on a bug (LO0027); the worker stops."""
+    providers.current.instruments.loop_errors.add(1, {"loop": loop, "kind": "bug"})
+    emit(cat.LOOP_DIED, loop=loop, errorType=error_type)

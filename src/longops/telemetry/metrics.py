@@ -11,6 +11,7 @@ provider is configured).
 | ``longops.progress.writes`` | counter | ``{write}`` | |
 | ``longops.claim.batch_size`` | histogram | ``{operation}`` | |
 | ``longops.pool.connections`` | observable counter | ``{connection}`` | state (PostgreSQL) |
+| ``longops.worker.loop.errors`` | counter | ``{error}`` | loop, kind (fault, bug) |
 """
 
 from __future__ import annotations
@@ -73,6 +74,11 @@ class Instruments:
         )
         self.claim_batch = meter.create_histogram(
             "longops.claim.batch_size", unit="{operation}", description="Operations per claim"
+        )
+        self.loop_errors = meter.create_counter(
+            "longops.worker.loop.errors",
+            unit="{error}",
+            description="Failed rounds of a worker's loops: kind fault (backed off) or bug (died)",
         )
         self.pool = meter.create_observable_up_down_counter(
             "longops.pool.connections",

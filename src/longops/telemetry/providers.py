@@ -24,6 +24,8 @@ class Providers:
     tracer: trace.Tracer
     logger: _logs.Logger
     instruments: Instruments
+    enabled: bool = True
+    """False: telemetry is off, the hot paths skip building what nobody would receive."""
 
 
 def _build(
@@ -39,6 +41,23 @@ def _build(
 
 
 current: Providers = _build(None, None, None)
+_chosen = False
+"""Whether :func:`use` was given providers (then ``off`` leaves them)."""
+
+
+def off() -> None:
+    """Telemetry is off in this process (``LONGOPS_TELEMETRY=off``): the no-op objects
+    themselves rather than the API's proxies (which look up the global provider on every
+    call), and no attributes built for them. Providers given to :func:`use` stay."""
+    global current
+    if _chosen:
+        return
+    current = Providers(
+        tracer=trace.NoOpTracer(),
+        logger=_logs.NoOpLogger(SCOPE),
+        instruments=Instruments(metrics.NoOpMeter(SCOPE)),
+        enabled=False,
+    )
 
 
 def use(
@@ -56,5 +75,6 @@ def use(
 
         telemetry.use(tracer_provider=TracerProvider())
     """
-    global current
+    global current, _chosen
     current = _build(tracer_provider, meter_provider, logger_provider)
+    _chosen = any(p is not None for p in (tracer_provider, meter_provider, logger_provider))

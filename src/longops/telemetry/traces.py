@@ -161,16 +161,36 @@ _attempt: contextvars.ContextVar[_Attempt | None] = contextvars.ContextVar(
 
 
 def _creation_context(op: Operation) -> trace.SpanContext | None:
-    if not op.trace_context:
+    """The stored W3C ``traceparent`` (``00-<trace id>-<span id>-<flags>``), parsed directly:
+    the propagator's extract builds and reads back a whole context for it."""
+    parts = op.trace_context.split("-") if op.trace_context else ()
+    if len(parts) < 4 or len(parts[1]) != 32 or len(parts[2]) != 16 or len(parts[3]) != 2:
         return None
-    ctx = _PROPAGATOR.extract({"traceparent": op.trace_context})
-    span_context = trace.get_current_span(ctx).get_span_context()
+    try:
+        trace_id, span_id, flags = int(parts[1], 16), int(parts[2], 16), int(parts[3], 16)
+    except ValueError:
+        return None
+    if parts[0] == "ff" or (parts[0] == "00" and len(parts) != 4):
+        return None
+    span_context = trace.SpanContext(
+        trace_id, span_id, is_remote=True, trace_flags=trace.TraceFlags(flags & 0xFF)
+    )
     return span_context if span_context.is_valid else None
 
 
 @contextmanager
 def processing(op: Operation, run_no: int) -> Iterator[None]:
     """The ``process`` span of one attempt, current while the attempt runs here."""
+    if not providers.current.enabled:
+        # No span; the attempt is still known, for the slow-step events the console shows.
+        off = _Attempt(op, run_no, trace.INVALID_SPAN)
+        off_token = _attempt.set(off)
+        try:
+            yield
+        finally:
+            _close_steps(off)
+            _attempt.reset(off_token)
+        return
     creation = _creation_context(op)
     parent: otel_context.Context = otel_context.Context()  # never an ambient span
     if creation is not None and op.recurrence is None:
@@ -212,11 +232,14 @@ def _report_usage(span: Span, usage: Usage) -> None:
     cpu = usage.cpu_seconds
     if cpu is None:
         cpu = time.thread_time() - usage.cpu_started
-    span.set_attribute("longops.cpu_seconds", round(cpu, 6))
+    attrs: dict[str, Any] = {
+        "longops.cpu_seconds": round(cpu, 6),
+        "longops.sql.statements": usage.sql_statements,
+        "longops.sql.seconds": round(usage.sql_seconds, 6),
+    }
     if usage.peak_rss_bytes is not None:
-        span.set_attribute("longops.peak_rss_bytes", usage.peak_rss_bytes)
-    span.set_attribute("longops.sql.statements", usage.sql_statements)
-    span.set_attribute("longops.sql.seconds", round(usage.sql_seconds, 6))
+        attrs["longops.peak_rss_bytes"] = usage.peak_rss_bytes
+    span.set_attributes(attrs)  # one lock taken, not one per attribute
 
 
 def child_usage(cpu_seconds: float | None, peak_rss_bytes: int | None) -> None:
@@ -263,9 +286,12 @@ def started(op: Operation, run_no: int, at: datetime) -> None:
         sessionId=op.session_id,
         queueWaitInMs=round(wait * 1000),
     )
+    current = providers.current
+    if not current.enabled:
+        return
     # Metric attributes stay few and of low cardinality (each one costs on every record).
     labels = {"queue": op.queue, "task": op.task}
-    instruments = providers.current.instruments
+    instruments = current.instruments
     instruments.started.add(1, labels)
     instruments.queue_wait.record(wait, labels)
 
@@ -314,13 +340,17 @@ def ended(op: Operation, run_no: int, result: RunEnd, error: BaseException | Non
         emit(cat.INTERRUPTED, op, **base, sessionId=op.session_id)
     elif outcome is Outcome.SKIPPED:
         emit(cat.SKIPPED_RUN_WINDOW, op, nextStartAt=result.earliest_start_at)
+    current = providers.current
+    if not current.enabled:
+        return
     state = _attempt.get()
     if state is not None and state.op.id == op.id and state.span.is_recording():
-        state.span.set_attribute("longops.outcome", outcome.value)
-        state.span.set_attribute("longops.next_status", result.status.value)
+        state.span.set_attributes(
+            {"longops.outcome": outcome.value, "longops.next_status": result.status.value}
+        )
         if kind is not None:
             _error(state.span, kind)
-    instruments = providers.current.instruments
+    instruments = current.instruments
     labels = {"queue": op.queue, "task": op.task, "outcome": outcome.value}
     instruments.ended.add(1, labels)
     if ms is not None:

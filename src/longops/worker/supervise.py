@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from longops import telemetry
 from longops.store.faults import is_fault
 
 log = logging.getLogger("longops.worker")
@@ -126,7 +127,9 @@ class Supervisor:
         state = f"backing off: {type(exc).__name__}"
         if loop.failing_since is None:
             loop.failing_since = time.monotonic()
-        if state != loop.state:
+        changed = state != loop.state
+        telemetry.loop_fault(loop.name, type(exc).__name__, changed)
+        if changed:
             # Once per change of state, not once per try: an outage of an hour is one line.
             self.log.warning(
                 "%s: %s; retrying until it comes back: %s",
@@ -143,6 +146,7 @@ class Supervisor:
 
     def _recovered(self, loop: _Loop) -> None:
         since = loop.failing_since or time.monotonic()
+        telemetry.loop_recovered(loop.name, loop.failures, time.monotonic() - since)
         self.log.info(
             "%s: recovered after %d failed tries in %.1f s",
             loop.name,
@@ -158,6 +162,7 @@ class Supervisor:
         loop.dead = True
         loop.done = True
         loop.state = f"stopped: bug {type(exc).__name__}: {_first_line(exc)}"[:300]
+        telemetry.loop_died(loop.name, type(exc).__name__)
         self.log.critical(
             "%s loop stopped by a bug (%s); the worker stops and exits with code %d",
             loop.name,

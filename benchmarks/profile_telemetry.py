@@ -1,0 +1,113 @@
+"""The per-operation cost of longops's telemetry calls, in process: what one no-op attempt
+spends in the hooks (``started``, ``processing``, ``ended``, and the timed SQL statements)
+with the OpenTelemetry SDK on (OTLP/HTTP to a local sink, the batch processors' defaults)
+and with it off (the API's no-op providers).
+
+Run from the project root::
+
+    .venv/bin/python benchmarks/profile_telemetry.py [--mode off|on] [-n 5000] [--profile]
+
+The SDK is configured per process, so each mode runs in its own process; the figure is the
+median CPU microseconds (the process's, export threads included) per operation over 5 rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import ExitStack
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from bench_telemetry import receiver
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--mode", choices=("off", "on"), default="on")
+    parser.add_argument("-n", type=int, default=5000)
+    parser.add_argument("--profile", action="store_true", help="pyinstrument the 'on' loop")
+    args = parser.parse_args()
+    stack = ExitStack()
+    if args.mode == "on":
+        # The benchmark's receiver (it keeps the trace payloads; nothing decodes them here).
+        endpoint, _ = stack.enter_context(receiver())
+        os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
+        os.environ["LONGOPS_TELEMETRY"] = "auto"
+    else:
+        os.environ["LONGOPS_TELEMETRY"] = "off"
+
+    from opentelemetry import _logs, trace
+
+    from longops import Longops, telemetry
+    from longops.domain.operation import Outcome
+    from longops.domain.status import Status
+    from longops.store.base import RunResult
+
+    telemetry.configure("profile")
+    db = Path(tempfile.mkdtemp(prefix="longops-tel-prof-")) / "p.db"
+    app = Longops(f"sqlite:///{db}")
+    app.migrate()
+    app.task(name="bench.noop")(lambda: None)
+    found = app.store.get_operation(app.enqueue("bench.noop").id)
+    assert found is not None
+    op = found
+    op = replace(op, attempt_count=1, session_id=uuid.uuid4(), entry_no=1)
+    at = op.created_at + timedelta(milliseconds=5)
+    result = RunResult(
+        operation_id=op.id,
+        lease_token=uuid.uuid4(),
+        run_no=1,
+        at=at,
+        outcome=Outcome.SUCCESS,
+        status=Status.FINISHED,
+        started_at=op.created_at,
+    )
+
+    def one() -> None:
+        with telemetry.processing(op, 1):
+            telemetry.started(op, 1, at)
+            for _ in range(4):  # the statements of a claim, start, progress and finish
+                telemetry.sql_timed("claim", 0.0001)
+            telemetry.ended(op, 1, result, None)
+
+    for _ in range(500):
+        one()
+    rounds = []
+    profiler: Any = None
+    if args.profile:
+        from pyinstrument import Profiler
+
+        profiler = Profiler(interval=0.0002)
+        profiler.start()
+    flush = getattr(trace.get_tracer_provider(), "force_flush", None)
+    flush_logs = getattr(_logs.get_logger_provider(), "force_flush", None)
+    for _ in range(5):
+        # CPU time of the whole process: the batch processors' export threads included.
+        began = time.process_time()
+        for _ in range(args.n):
+            one()
+        if flush is not None and flush_logs is not None:
+            flush()
+            flush_logs()
+        rounds.append((time.process_time() - began) / args.n * 1e6)
+    if profiler is not None:
+        profiler.stop()
+        print(profiler.output_text(unicode=False, color=False, show_all=False))
+    print(
+        f"{args.mode}: {statistics.median(rounds):.1f} us/op (rounds {[round(r) for r in rounds]})"
+    )
+    app.close()
+    stack.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
