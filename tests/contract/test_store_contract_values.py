@@ -5,6 +5,8 @@ Every test takes the ``store`` fixture and so runs on SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta, timezone
 
 import psycopg
@@ -120,6 +122,34 @@ def _drain(w: Wakeups) -> None:
         if not w.wait(0):
             return
     pytest.fail("wake-ups kept firing with nothing written")
+
+
+def test_an_interrupt_ends_a_wakeups_wait_at_once(store: Store) -> None:
+    w = store.wakeups()
+    try:
+        _drain(w)
+        waited: list[float] = []
+
+        def wait() -> None:
+            began = time.monotonic()
+            w.wait(30)
+            waited.append(time.monotonic() - began)
+
+        thread = threading.Thread(target=wait)
+        thread.start()
+        time.sleep(0.3)  # not ordering: the interrupt must work whether it waits yet or not
+        w.interrupt()
+        thread.join(timeout=40)
+        assert waited
+        assert waited[0] < 2.0, waited
+        # An interrupt before the wait ends the next wait; then waits time out again.
+        w.interrupt()
+        began = time.monotonic()
+        w.wait(30)
+        assert time.monotonic() - began < 2.0
+        assert w.wait(0.1) is False
+    finally:
+        w.close()
 
 
 def test_wakeups_fire_on_new_and_newly_ready_work(store: Store, clock: FrozenClock) -> None:

@@ -472,6 +472,18 @@ def test_timeout_kills_a_spinning_child_and_retries(
     assert (last.status, last.status_reason) == (Status.ERROR, "timeout")
 
 
+def test_a_process_tasks_timeout_counts_from_when_its_code_begins(
+    app: Longops, worker: Worker
+) -> None:
+    from apps import slow_start_tasks  # noqa: F401  (registers track.slow_start)
+
+    # The child's start-up and import take 2 s, the task's timeout is 1 s, its code a moment.
+    op = app.enqueue("track.slow_start").wait(60)
+    assert (op.status, op.result) == (Status.FINISHED, "began late, ran at once"), op.last_error
+    [attempt] = app.service.attempts(op.id)
+    assert attempt.outcome is Outcome.SUCCESS
+
+
 # -- process isolation ------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("how", "message"),

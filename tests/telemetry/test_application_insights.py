@@ -15,9 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import azure.monitor.opentelemetry.exporter  # noqa: F401  (a dev dependency: missing fails)
 import pytest
-
-pytest.importorskip("azure.monitor.opentelemetry.exporter")
 
 SCRIPT = """
 import sys

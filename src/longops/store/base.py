@@ -318,6 +318,11 @@ class Wakeups(Protocol):
         """Block up to ``timeout`` seconds; True when woken early."""
         ...
 
+    def interrupt(self) -> None:
+        """End the current (or the next) :meth:`wait` at once; callable from any thread
+        (a drain uses it so that an idle dispatcher does not sleep out its poll)."""
+        ...
+
     def close(self) -> None: ...
 
 

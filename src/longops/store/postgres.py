@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -34,6 +36,8 @@ from longops.store.base import (
 )
 
 CONNECT_TIMEOUT = 10.0
+INTERRUPT_SLICE = 0.25
+"""Longest a LISTEN wait runs on after :meth:`PostgresWakeups.interrupt`."""
 
 
 class PostgresStore(SqlStore):
@@ -424,6 +428,7 @@ class _Listening:
         self._conninfo = conninfo
         self._conn: psycopg.Connection[Any] | None = None
         self._closed = False
+        self._interrupted = threading.Event()
         self._connect()
 
     def _connect(self) -> None:
@@ -448,9 +453,17 @@ class _Listening:
         conn = self._conn
         assert conn is not None
         found: list[str] = []
+        deadline = time.monotonic() + max(timeout, 0.0)
         try:
-            for note in conn.notifies(timeout=max(timeout, 0.0), stop_after=1):
-                found.append(note.payload)
+            # In slices: a wait on the socket cannot be woken from another thread, and a
+            # drain must not sleep out a long poll (see interrupt()).
+            while not found and not self._interrupted.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                for note in conn.notifies(timeout=min(remaining, INTERRUPT_SLICE), stop_after=1):
+                    found.append(note.payload)
+            self._interrupted.clear()
             if found:
                 for note in conn.notifies(timeout=0.0):
                     found.append(note.payload)
@@ -461,6 +474,10 @@ class _Listening:
                 conn.close()
             raise
         return found, False
+
+    def interrupt(self) -> None:
+        """End the current (or the next) wait within ``INTERRUPT_SLICE`` seconds."""
+        self._interrupted.set()
 
     def close(self) -> None:
         self._closed = True

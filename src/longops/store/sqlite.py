@@ -407,6 +407,9 @@ class SqliteWakeups:
     def signal(self) -> None:
         self._event.set()
 
+    def interrupt(self) -> None:
+        self._event.set()
+
     def wait(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while True:

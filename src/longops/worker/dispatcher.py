@@ -66,6 +66,7 @@ class Dispatcher:
         self._wake_monitor = wake_monitor
         self._hand_back = hand_back
         self._wakeups: Wakeups | None = None
+        self._interrupted = False
         self._reconcile_due = True
         self._last_reconcile = 0.0
         self.handed_back = 0
@@ -74,6 +75,14 @@ class Dispatcher:
     def reconcile_soon(self) -> None:
         """Compare with the database before the next claim (after any reconnect)."""
         self._reconcile_due = True
+
+    def interrupt(self) -> None:
+        """End the idle wait now (a drain: the dispatcher leaves its loop at once)."""
+        self._interrupted = True
+        wakeups = self._wakeups
+        if wakeups is not None:
+            wakeups.interrupt()
+        self._slot_freed.set()
 
     def step(self) -> None:
         try:
@@ -87,6 +96,8 @@ class Dispatcher:
         opts = self.options
         if self._wakeups is None:
             self._wakeups = self.store.wakeups()
+            if self._interrupted:  # interrupted before there was a wait to end
+                self._wakeups.interrupt()
         mono = time.monotonic()
         if self._reconcile_due or mono - self._last_reconcile >= opts.heartbeat_interval:
             self.reconcile()

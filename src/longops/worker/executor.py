@@ -57,6 +57,9 @@ __all__ = [
 
 KILL_AFTER = 5.0
 """Seconds between SIGTERM and SIGKILL when a child process is stopped by force."""
+CHILD_START_UP = timedelta(seconds=60)
+"""Longest a process-isolated run may take to begin its code (a child starting, importing
+the task) before its timeout runs anyway: a child that hangs at import is still stopped."""
 
 # Short names for the causes (older code and tests import these).
 CANCEL = StopCause.CANCEL
@@ -118,17 +121,28 @@ class RunControl:
         return task is not None and (task.isolation == "process" or task.is_async)
 
     # -- the runner's side ------------------------------------------------------------------
-    def begin(self) -> bool:
+    def begin(self, *, start_up: timedelta = timedelta(0)) -> bool:
         """The task code starts now (the timeout and the rate count from here); False when
-        the run was handed back or asked to stop before it began, and must not start."""
+        the run was handed back or asked to stop before it began, and must not start.
+
+        ``start_up``: time the code may take to begin on top of its timeout (a child
+        process starting and importing the task); :meth:`code_began` then counts the
+        timeout from the code's real start."""
         with self._lock:
             if self.abandoned or self.cause is not None:
                 return False
             self.began = True
             self.started_at = self.clock.now()
-            self.deadline = self.started_at + self.operation.timeout
+            self.deadline = self.started_at + start_up + self.operation.timeout
         telemetry.started(self.operation, self.claimed.run_no, self.started_at)
         return True
+
+    def code_began(self) -> None:
+        """The task code began in its child process: the timeout counts from now (the
+        job's own run time, as in Business Central, not the child's start-up)."""
+        with self._lock:
+            if self.cause is None:
+                self.deadline = self.clock.now() + self.operation.timeout
 
     def attach_async(self, loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any]) -> None:
         with self._lock:
@@ -530,7 +544,7 @@ def _run_in_child(
     except Exception as exc:
         why = f"could not hand the run to a child process: {type(exc).__name__}: {exc}"
         return RunOutcome(Outcome.ERROR, error_message=why[:MAX_ERROR_LENGTH])
-    if not control.begin():
+    if not control.begin(start_up=CHILD_START_UP):
         return control.not_started()
     child = pool.acquire()
     if not control.attach_child(child):
@@ -644,6 +658,10 @@ def _on_message(
             text, None if reading is None else (reading, version, step_version)
         )
         child.send(("ack", token, saved))
+        return None
+    if kind == "begun":
+        if message[1] == token:
+            control.code_began()
         return None
     if kind == "result":
         if len(message) != 10:

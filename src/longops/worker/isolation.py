@@ -12,6 +12,7 @@ The worker's runner thread drives one child per run over a pipe::
                       ("checkpoint", state_json, reading) -> answered by ("ack", ok)
                       ("result", outcome, result_json, error, traceback, rss, reading,
                        versions, cpu_seconds, peak_rss)
+                      ("begun", token)                  the task's code starts now
                       ("load_failed", token, message)   the run's task could not be loaded
                       ("broken", message)               the child's reader failed; it exits
 
@@ -572,6 +573,7 @@ def _run_one(side: _ChildSide, spec: RunSpec) -> None:
         max_message_chars=spec.max_message_chars,
     )
     side.begin(spec.token, ctx)
+    side.send(("begun", spec.token))  # the timeout counts from here, not the child's start
     pumper = threading.Thread(target=pump, name="longops-child-pump", daemon=True)
     pumper.start()
     cpu_began = time.process_time()

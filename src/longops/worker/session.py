@@ -371,7 +371,7 @@ class Worker:
             self._stop_now.set()
             return
         self._draining.set()
-        self._slot_freed.set()
+        self.dispatcher.interrupt()
 
     def stop(self, grace: float | None = None) -> None:
         """Drain and wait for the session to end (for workers started with :meth:`start`)."""
@@ -429,8 +429,8 @@ class Worker:
             until=deadline,
         )
         # No claim may land after the hand-back below takes its snapshot: wait for the
-        # dispatcher to leave its loop (it sees the drain after its current wait, at most
-        # poll_interval). The session is already `draining`, so a claim now takes nothing.
+        # dispatcher to leave its loop (drain() interrupted its wait). The session is
+        # already `draining`, so a claim now takes nothing.
         self._loops["dispatcher"].join(timeout=self.options.poll_interval + 10)
         log.info(
             "draining: no new claims; waiting up to %g s for %d running operation(s)",
