@@ -144,21 +144,34 @@ def test_refusing_channels_back_off_and_dead_letter_without_holding_up_others(
             assert by[name].last_error
         service.run_once()  # not due yet: the back-off holds
         assert len(bad.received) == 1
+        first_error = by["channel:bad"].last_error or ""
+        first = by["channel:bad"].outbox_id
+        assert "500" in first_error
+        # The same channel now refuses differently: its port is closed.
+        bad.close()
+        world.enqueue("boom", description="meanwhile")
+        world.run()
         world.clock.advance(seconds=1)
         service.run_once()
-        by = {d.recipient: d for d in world.deliveries()}
+        service.run_once()  # the second failure's outbox entry, expanded then sent
+        by = {d.recipient: d for d in world.deliveries() if d.outbox_id == first}
         assert by["channel:bad"].attempts == 2
         assert by["channel:bad"].next_at == world.clock.now() + timedelta(seconds=2)  # doubled
+        assert by["channel:bad"].last_error != first_error  # connection refused, not 500
+        # Nothing else is held up meanwhile: the good channel got the second failure too.
+        assert len(good.received) == 2
         world.clock.advance(seconds=2)
         service.run_once()
         world.clock.advance(seconds=3600)
         service.run_once()  # dead letters are not tried again
-        assert len(bad.received) == 3
-        assert len(good.received) == 1
-    dead = {d.recipient: d for d in world.deliveries("dead")}
+        assert len(bad.received) == 1  # the rest were refused at the door
+        assert len(good.received) == 2
+    dead = {d.recipient: d for d in world.deliveries("dead") if d.outbox_id == first}
     assert set(dead) == {"channel:bad", "channel:gone"}
     assert all(d.attempts == 3 for d in dead.values())
-    assert "500" in (dead["channel:bad"].last_error or "")
+    last = dead["channel:bad"].last_error or ""
+    assert "Connection error" not in first_error  # the last error is the last, visible
+    assert "Connection error" in last
     assert dead["channel:gone"].last_error
     # Sent again by hand, it starts over.
     world.setup.retry_delivery(COMPANY, dead["channel:gone"].id)
