@@ -32,6 +32,7 @@ from notify_receivers import refused_port, smtp_sink, webhook
 KEY = SecretBox.generate_key()
 BASE_URL = "http://ops.example.test"
 COMPANY = "ACME"
+MARKED = "SECRET-7731-MARK"
 
 
 @dataclass
@@ -70,6 +71,10 @@ def world(db_url: str) -> Iterator[World]:
     def boom() -> None:
         raise RuntimeError("the ledger is locked")
 
+    @app.task(name="leaky", max_attempts=1)
+    def leaky() -> None:
+        raise ValueError(f"customer card {MARKED} was declined")
+
     @app.task(name="flaky", max_attempts=2, rerun_delay=3600)
     def flaky() -> None:
         raise RuntimeError("try again")
@@ -95,7 +100,7 @@ def test_failure_email_reaches_a_real_smtp_server(world: World) -> None:
     parts = [mail] if not mail.is_multipart() else mail.get_payload()
     body = "\n".join(str(p.get_payload(decode=True), "utf-8") for p in parts)  # type: ignore[union-attr]
     assert "Post invoices" in body
-    assert "the ledger is locked" in body
+    assert "Error: RuntimeError" in body  # the type; its text is customer content
     assert f"{BASE_URL}/c/{COMPANY}/entries/{op_id}" in body
     [d] = world.deliveries()
     assert (d.status, d.recipient, d.attempts) == (DeliveryStatus.SENT, "channel:mail", 1)
@@ -113,8 +118,32 @@ def test_webhook_payload_carries_an_idempotency_key(world: World) -> None:
     [d] = world.deliveries()
     assert got.key == str(d.idem_key) == got.body["idempotency_key"]
     assert got.body["title"] == f"Nightly export failed ({COMPANY})"
-    assert "the ledger is locked" in got.body["message"]
+    assert "Error: RuntimeError (the message is on the card)" in got.body["message"]
     assert str(op_id) in got.body["message"]
+
+
+@pytest.mark.parametrize("allowed", [False, True])
+def test_an_errors_text_leaves_only_where_customer_content_is_allowed(
+    world: World, allowed: bool
+) -> None:
+    with webhook() as hook, smtp_sink() as sink:
+        mail = f"mailto://127.0.0.1:{sink.port}?from=longops@example.com&to=ops@example.com"
+        world.setup.add_channel(COMPANY, "hook", hook.url())
+        world.setup.add_channel(COMPANY, "mail", mail)
+        world.setup.add_rule(COMPANY, "out", on="failed", to=["channel:hook", "channel:mail"])
+        world.enqueue("leaky", description="Charge cards")
+        world.run()
+        assert world.delivery(customer_content=allowed).run_once() == 3
+        [got] = hook.received
+        [email] = sink.messages
+    assert {d.status for d in world.deliveries()} == {DeliveryStatus.SENT}
+    parts = [email] if not email.is_multipart() else email.get_payload()
+    body = "\n".join(str(p.get_payload(decode=True), "utf-8") for p in parts)  # type: ignore[union-attr]
+    assert "ValueError" in got.body["message"]  # the type always
+    assert "ValueError" in body
+    assert (MARKED in got.body["message"]) is allowed
+    assert (MARKED in body) is allowed
+    assert (MARKED in json.dumps(got.body) + email.as_string()) is allowed  # nowhere else
 
 
 def test_refusing_channels_back_off_and_dead_letter_without_holding_up_others(

@@ -399,8 +399,35 @@ class Message:
     link: str | None
 
 
-def message(event: Event, op: Operation, base_url: str | None) -> Message:
-    """The words of ``event`` on ``op``: description, company, task, outcome, error,
+_ERROR_TYPE = re.compile(r"^[A-Za-z_][\w.]*$")
+
+
+def error_words(error: str, *, customer_content: bool = False) -> str:
+    """What a message may say of an operation's error. Its text is customer content (the
+    data classification of ``longops_operations.last_error``): it may quote an invoice, an
+    address or a token, and leaves for a mailbox or a chat only when the deployment allows
+    customer content in notifications. Otherwise the exception's type alone, which is the
+    task's code speaking, not its data.
+
+    Example::
+
+        >>> error_words("KeyError: card 4111 1111")
+        'KeyError (the message is on the card)'
+        >>> error_words("KeyError: card 4111 1111", customer_content=True)
+        'KeyError: card 4111 1111'
+    """
+    if customer_content:
+        return error[:500]
+    head = error.split(":", 1)[0].strip()
+    kind = head if _ERROR_TYPE.fullmatch(head) else "an error"
+    return f"{kind} (the message is on the card)"
+
+
+def message(
+    event: Event, op: Operation, base_url: str | None, *, customer_content: bool = False
+) -> Message:
+    """The words of ``event`` on ``op``: description, company, task, outcome, error
+    (its type; its text only with ``customer_content``, see :func:`error_words`),
     attempts, duration and the link to its card.
 
     Example::
@@ -421,7 +448,7 @@ def message(event: Event, op: Operation, base_url: str | None) -> Message:
     if op.progress is not None and op.progress.percent is not None and not op.done:
         lines.append(f"Progress: {op.progress.percent:.0f} %")
     if op.last_error and event in (Event.FAILED, Event.ATTEMPT_FAILED):
-        lines.append(f"Error: {op.last_error[:500]}")
+        lines.append(f"Error: {error_words(op.last_error, customer_content=customer_content)}")
     link = None
     if base_url:
         link = f"{base_url.rstrip('/')}/c/{op.company}/entries/{op.id}"

@@ -35,6 +35,7 @@ from longops.domain.notify import (
     plan,
     url_schema,
 )
+from longops.domain.operation import Operation
 from longops.notify import channels
 from longops.notify.secrets import SecretBox
 from longops.store.base import Store
@@ -61,6 +62,7 @@ class DeliveryService:
         max_attempts: int = MAX_ATTEMPTS,
         backoff_base: float = 10.0,
         batch: int = 20,
+        customer_content: bool = False,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -71,6 +73,8 @@ class DeliveryService:
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base
         self.batch = batch
+        self.customer_content = customer_content
+        """Messages may carry customer content (an error's text); see ``error_words``."""
 
     def run_once(self) -> int:
         """One round: expand the outbox, then send what is due; returns how many moved."""
@@ -150,16 +154,19 @@ class DeliveryService:
             if op is None:
                 self._failed([d], "the operation no longer exists", final=True)
                 continue
-            self._send(url, [d], message(d.event, op, self.base_url))
+            self._send(url, [d], self._message(d, op))
         if digest:
             self._send(url, digest, self._digest(digest))
+
+    def _message(self, d: Delivery, op: Operation) -> Message:
+        return message(d.event, op, self.base_url, customer_content=self.customer_content)
 
     def _digest(self, items: Sequence[Delivery]) -> Message:
         lines = []
         for d in items:
             op = self.store.get_operation(d.operation_id)
             if op is not None:
-                m = message(d.event, op, self.base_url)
+                m = self._message(d, op)
                 lines.append(f"- {m.title}" + (f" {m.link}" if m.link else ""))
         return Message(f"{len(items)} notifications (digest)", "\n".join(lines), None)
 
