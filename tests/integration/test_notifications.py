@@ -513,3 +513,74 @@ def test_a_person_mutes_a_rule_and_hears_nothing_more_from_it(world: World) -> N
     with pytest.raises(ValidationError) as local:
         world.setup.mute_rule(COMPANY, "default")  # the local super actor is no person
     assert local.value.field == "user"
+
+
+def test_a_person_who_chose_also_email_gets_the_failure_by_email(world: World) -> None:
+    security = world.app.security
+    security.add_user("ann", grants=[(COMPANY, PermissionSet.VIEW)], email="ann@example.com")
+    security.add_user("bo", grants=[(COMPANY, PermissionSet.VIEW)], email="bo@example.com")
+    for name in ("ann", "bo"):
+        world.setup.add_admin(COMPANY, name)
+    # ann chooses "also email" herself; bo keeps the in-app inbox only.
+    assert world.app.as_user("ann").security.set_contact("ann", notify_by_email=True) == (
+        "ann@example.com",
+        True,
+    )
+    with smtp_sink() as sink:
+        url = f"mailto://127.0.0.1:{sink.port}?from=longops@example.com&to=ops@example.com"
+        world.setup.add_channel(COMPANY, "people", url)
+        world.setup.set_email_channel(COMPANY, "people")
+        op_id = world.enqueue("boom", description="Close the month")  # no user: the admins
+        world.run()
+        world.delivery().run_once()
+        world.delivery().run_once()
+        [mail] = sink.messages
+    assert mail["To"] == "ann@example.com"
+    assert "Close the month" in mail["Subject"]
+    parts = [mail] if not mail.is_multipart() else mail.get_payload()
+    body = "\n".join(str(p.get_payload(decode=True), "utf-8") for p in parts)  # type: ignore[union-attr]
+    assert f"{BASE_URL}/c/{COMPANY}/entries/{op_id}" in body
+    by = {d.recipient: d for d in world.deliveries()}
+    assert set(by) == {"inbox:ann", "inbox:bo", "email:ann"}  # no email:bo
+    assert by["email:ann"].status is DeliveryStatus.SENT
+    assert len({d.idem_key for d in by.values()}) == 3  # a key per recipient
+    inbox = world.app.store.list_notifications
+    assert [n.title for n in inbox(COMPANY, "bo")] == ["Close the month"]
+    # Muting the rule stops her email too.
+    world.app.as_user("ann").notification_setup.mute_rule(COMPANY, "default")
+    with smtp_sink() as sink:
+        url = f"mailto://127.0.0.1:{sink.port}?from=longops@example.com&to=ops@example.com"
+        world.setup.add_channel(COMPANY, "people", url)
+        world.enqueue("boom", description="again")
+        world.run()
+        world.delivery().run_once()
+        world.delivery().run_once()
+        assert sink.messages == []
+    actions = [e.action for e in security.list_audit(company=COMPANY)]
+    assert "mute_notification_rule" in actions
+    assert "set_personal_email_channel" in actions
+
+
+def test_an_email_address_is_personal_data_exported_and_forgotten(world: World) -> None:
+    security = world.app.security
+    security.add_user("ann", email="ann@example.com")
+    security.set_contact("ann", notify_by_email=True)
+    assert security.export_user("ann")["contact"] == {
+        "email": "ann@example.com",
+        "notify_by_email": True,
+    }
+    assert world.app.store.email_recipients() == {"ann": "ann@example.com"}
+    security.forget_user("ann")
+    assert world.app.store.email_recipients() == {}
+    with pytest.raises(ValidationError) as bad:
+        security.add_user("bo", email="not an address")
+    assert bad.value.field == "email"
+    assert world.app.store.get_user("bo") is None
+    security.add_user("cy")
+    with pytest.raises(ValidationError) as none:
+        security.set_contact("cy", notify_by_email=True)
+    assert none.value.field == "notify_by_email"
+    world.setup.add_channel(COMPANY, "hook", "json://127.0.0.1:9/hook")
+    with pytest.raises(ValidationError) as not_mail:
+        world.setup.set_email_channel(COMPANY, "hook")
+    assert not_mail.value.field == "name"

@@ -199,6 +199,9 @@ COLUMNS: Mapping[str, DataClass] = {
             "created_at": SYSTEM,
             "updated_at": SYSTEM,
             "disabled_at": SYSTEM,
+            # Where a person's notifications go when they chose "also email": personal.
+            "email": EUII,
+            "notify_by_email": SYSTEM,
         },
     ),
     **_table(

@@ -262,7 +262,8 @@ class PlannedDelivery:
 
     rule_name: str
     recipient: str
-    """``inbox:USER`` (the in-app inbox) or ``channel:NAME``."""
+    """``inbox:USER`` (the in-app inbox), ``email:USER`` (the person's own address, through
+    the company's personal email channel) or ``channel:NAME``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,12 +306,15 @@ def plan(
     admins: Sequence[str],
     only: str | None = None,
     muted: Collection[tuple[str, str]] = (),
+    emails: Collection[str] = (),
 ) -> list[PlannedDelivery]:
     """Who receives ``event`` on ``op``: one delivery per recipient, the first rule naming
     it wins. People get the in-app inbox (``inbox:USER``), only for the events the inbox can
     hold; the operation's own user already gets those from the inbox's trigger. A watched
     condition names its rule (``only``): none of the others hears of it. ``muted`` holds
-    (user, rule) pairs: people who asked not to hear from a rule.
+    (user, rule) pairs: people who asked not to hear from a rule. ``emails`` holds the
+    people who chose "also email": each person a rule names (the operation's own user
+    too, for any event the rule listens to) also gets ``email:USER``.
 
     Example::
 
@@ -325,10 +329,13 @@ def plan(
             for target in _targets(recipient, op, admins):
                 if target.startswith("inbox:"):
                     user = target.removeprefix("inbox:")
-                    if event not in INBOX_EVENTS or user == op.user:
-                        continue
                     if (user, rule.name) in muted:
                         continue  # the person's preference: not from this rule
+                    if user in emails:
+                        email = f"email:{user}"
+                        out.setdefault(email, PlannedDelivery(rule.name, email))
+                    if event not in INBOX_EVENTS or user == op.user:
+                        continue
                 out.setdefault(target, PlannedDelivery(rule.name, target))
     return list(out.values())
 

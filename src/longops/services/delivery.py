@@ -89,7 +89,16 @@ class DeliveryService:
                 rules = self.store.list_notify_rules(entry.company)
                 admins = self.store.list_notified_admins(entry.company)
                 muted = self.store.list_notify_mutes(entry.company)
-                planned = plan(entry.event, op, rules, admins, only=entry.rule_name, muted=muted)
+                emails = set(self.store.email_recipients())
+                planned = plan(
+                    entry.event,
+                    op,
+                    rules,
+                    admins,
+                    only=entry.rule_name,
+                    muted=muted,
+                    emails=emails,
+                )
             self.store.expand_outbox(entry, planned, self.clock.now())
             done += 1
         return done
@@ -100,6 +109,8 @@ class DeliveryService:
         for d in claimed:
             if d.recipient.startswith("inbox:"):
                 self._inbox(d)
+            elif d.recipient.startswith("email:"):
+                self._email(d)
             else:
                 by_channel.setdefault((d.company, d.recipient), []).append(d)
         for (company, recipient), items in by_channel.items():
@@ -115,6 +126,31 @@ class DeliveryService:
         self.store.finish_delivery(
             d, DeliveryStatus.SENT, self.clock.now(), inbox_title=op.description or op.task
         )
+
+    # -- a person's own email -------------------------------------------------------------
+    def _email(self, d: Delivery) -> None:
+        user = d.recipient.removeprefix("email:")
+        contact = self.store.get_user_contact(user)
+        if contact is None or contact[0] is None or not contact[1]:
+            self._failed([d], f"user {user} has no email address or chose in-app only", final=True)
+            return
+        name = self.store.personal_email_channel(d.company)
+        found = None if name is None else self.store.get_notify_channel_secret(d.company, name)
+        if found is None:
+            self._failed([d], f"company {d.company} has no personal email channel", final=True)
+            return
+        op = self.store.get_operation(d.operation_id)
+        if op is None:
+            self._failed([d], "the operation no longer exists", final=True)
+            return
+        try:
+            if self.secrets is None:
+                raise LongopsError("LONGOPS_SECRET_KEY is not set")
+            url = channels.addressed(self.secrets.decrypt(found[0]), contact[0])
+        except LongopsError as exc:
+            self._failed([d], str(exc))
+            return
+        self._send(url, [d], self._message(d, op))
 
     # -- outbound channels ----------------------------------------------------------------
     def _channel(self, company: str, name: str, items: list[Delivery]) -> None:
