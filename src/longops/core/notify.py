@@ -175,6 +175,27 @@ class NotificationSetupService(ActorBound):
         mutes = self.store.list_notify_mutes(company)
         return sorted(rule for user, rule in mutes if user == who.user)
 
+    @acting
+    def my_rules(self, company: str, *, actor: Actor | None = None) -> list[tuple[Rule, bool]]:
+        """The company's rules as a person sees them to choose what to hear: each with
+        whether the actor muted it (the preferences page; no admin permission needed).
+
+        Example::
+
+            [(r.name, muted) for r, muted in setup.my_rules("CRONUS")]   # [('default', False)]
+        """
+        who = self._who(actor)
+        self._company(who, "list_notifications", company)
+        mutes = self.store.list_notify_mutes(company)
+        return [(r, (who.user, r.name) in mutes) for r in self.store.list_notify_rules(company)]
+
+    @acting
+    def has_email_channel(self, company: str, *, actor: Actor | None = None) -> bool:
+        """True when the company has a channel for people's own email (any member may ask:
+        the preferences page says whether "also email" can work)."""
+        self._company(self._who(actor), "list_notifications", company)
+        return self.store.personal_email_channel(company) is not None
+
     # -- notified admins ------------------------------------------------------------------
     @acting
     def add_admin(self, company: str, user: str, *, actor: Actor | None = None) -> None:

@@ -394,6 +394,17 @@ class SecurityService(ActorBound):
         return user
 
     @acting
+    def contact(self, name: str, *, actor: Actor | None = None) -> tuple[str | None, bool]:
+        """A user's (email, notify_by_email); a person reads their own, SUPER anyone's."""
+        who = self._who(actor)
+        if who.user != name:
+            require(who, "list_users", target=f"user {name}")
+        found = self.store.get_user_contact(name)
+        if found is None:
+            raise NotFound("user", name)
+        return found
+
+    @acting
     def set_contact(
         self,
         name: str,
