@@ -24,6 +24,7 @@ import logging
 from collections.abc import Sequence
 from datetime import timedelta
 
+from longops import telemetry
 from longops.domain.clock import Clock
 from longops.domain.errors import LongopsError
 from longops.domain.notify import (
@@ -123,9 +124,11 @@ class DeliveryService:
         if op is None:
             self._failed([d], "the operation no longer exists", final=True)
             return
-        self.store.finish_delivery(
-            d, DeliveryStatus.SENT, self.clock.now(), inbox_title=op.description or op.task
-        )
+        with telemetry.notifying("inbox", d.company, [(d.id, d.idem_key, d.attempts)]) as n:
+            self.store.finish_delivery(
+                d, DeliveryStatus.SENT, self.clock.now(), inbox_title=op.description or op.task
+            )
+            n.done("sent")
 
     # -- a person's own email -------------------------------------------------------------
     def _email(self, d: Delivery) -> None:
@@ -207,32 +210,52 @@ class DeliveryService:
         return Message(f"{len(items)} notifications (digest)", "\n".join(lines), None)
 
     def _send(self, url: str, items: Sequence[Delivery], msg: Message) -> None:
-        # A digest travels under its first item's key: a repeat of it is still one key.
-        error = channels.send(url, msg, idem_key=items[0].idem_key)
         schema = url_schema(url)
-        if error is None:
-            status = DeliveryStatus.SENT if len(items) == 1 else DeliveryStatus.DIGESTED
-            at = self.clock.now()
-            for d in items:
-                self.store.finish_delivery(d, status, at)
-            log.info(
-                "notification sent",
-                extra={"action": "notification_sent", "channel": schema, "count": len(items)},
-            )
-        else:
-            self._failed(items, error)
-            log.warning(
-                "notification failed",
-                extra={"action": "notification_failed", "channel": schema, "count": len(items)},
-            )
+        keys = [(d.id, d.idem_key, d.attempts) for d in items]
+        with telemetry.notifying(schema, items[0].company, keys) as n:
+            # A digest travels under its first item's key: a repeat of it is still one key.
+            error = channels.send(url, msg, idem_key=items[0].idem_key)
+            if error is None:
+                status = DeliveryStatus.SENT if len(items) == 1 else DeliveryStatus.DIGESTED
+                at = self.clock.now()
+                for d in items:
+                    self.store.finish_delivery(d, status, at)
+                n.done(status.value)
+                log.info(
+                    "notification sent",
+                    extra={"action": "notification_sent", "channel": schema, "count": len(items)},
+                )
+            else:
+                n.done("retry", dead=self._record_failure(items, error))
+                log.warning(
+                    "notification failed",
+                    extra={
+                        "action": "notification_failed",
+                        "channel": schema,
+                        "count": len(items),
+                    },
+                )
 
     def _failed(self, items: Sequence[Delivery], error: str, *, final: bool = False) -> None:
+        """A failure before any send (no channel, no key, no operation): still reported."""
+        kind = items[0].recipient.partition(":")[0]
+        keys = [(d.id, d.idem_key, d.attempts) for d in items]
+        with telemetry.notifying(kind, items[0].company, keys) as n:
+            n.done("retry", dead=self._record_failure(items, error, final=final))
+
+    def _record_failure(
+        self, items: Sequence[Delivery], error: str, *, final: bool = False
+    ) -> list[int]:
+        """Retry later with back-off, or dead-letter; returns the dead-lettered ids."""
         now = self.clock.now()
+        dead = []
         for d in items:
             if final or d.attempts >= self.max_attempts:
                 self.store.finish_delivery(d, DeliveryStatus.DEAD, now, error=error)
+                dead.append(d.id)
             else:
                 wait = backoff(d.attempts, base=self.backoff_base)
                 self.store.finish_delivery(
                     d, DeliveryStatus.PENDING, now, next_at=now + wait, error=error
                 )
+        return dead

@@ -28,6 +28,7 @@ from longops.telemetry.hooks import (
     unstalled,
 )
 from longops.telemetry.metrics import watch_pool
+from longops.telemetry.notifying import notifying
 from longops.telemetry.providers import use
 from longops.telemetry.settings import settings
 from longops.telemetry.traces import (
@@ -53,6 +54,7 @@ __all__ = [
     "ended",
     "expired",
     "maintenance",
+    "notifying",
     "processing",
     "progress_written",
     "sending",

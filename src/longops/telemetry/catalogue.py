@@ -147,6 +147,16 @@ SLOW_SQL = Event(
     "Long-running SQL statement: {statement} took {elapsedInMs} ms",
     ("statement", "elapsedInMs", "thresholdInMs"),
 )  # fmt: skip
+NOTIFICATION_DELIVERED = Event(
+    "LO0025", "notification_delivered", None, INFO,
+    "Notification delivery {deliveryId} sent ({channel}, try {attempts})",
+    ("company", "channel", "deliveryId", "attempts"),
+)  # fmt: skip
+NOTIFICATION_DEAD = Event(
+    "LO0026", "notification_dead_lettered", None, WARNING,
+    "Notification delivery {deliveryId} dead-lettered after {attempts} tries ({channel})",
+    ("company", "channel", "deliveryId", "attempts"),
+)  # fmt: skip
 
 CATALOGUE: dict[str, Event] = {
     e.id: e
@@ -154,6 +164,7 @@ CATALOGUE: dict[str, Event] = {
         ENQUEUED, NOT_ENQUEUED, STARTED, FINISHED, ATTEMPT_FAILED, FAILED, CANCELLED,
         TIMED_OUT, STALLED, UNSTALLED, RESCUED, EXPIRED, SKIPPED_RUN_WINDOW, HELD, SET_READY,
         CANCEL_REQUESTED, INTERRUPTED, SESSION_LOGON, SESSION_LOGOFF, SESSION_LOST,
-        DRAIN_STARTED, MAINTENANCE, SLOW_STEP, SLOW_SQL,
+        DRAIN_STARTED, MAINTENANCE, SLOW_STEP, SLOW_SQL, NOTIFICATION_DELIVERED,
+        NOTIFICATION_DEAD,
     )
 }  # fmt: skip

@@ -74,6 +74,11 @@ class Instruments:
         self.claim_batch = meter.create_histogram(
             "longops.claim.batch_size", unit="{operation}", description="Operations per claim"
         )
+        self.sent_notifications = meter.create_counter(
+            "longops.sent.notifications",
+            unit="{notification}",
+            description="Notification deliveries tried, by channel kind and outcome",
+        )
         self.pool = meter.create_observable_up_down_counter(
             "longops.pool.connections",
             callbacks=[_observe_pools],
