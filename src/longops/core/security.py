@@ -397,8 +397,7 @@ class SecurityService(ActorBound):
     def contact(self, name: str, *, actor: Actor | None = None) -> tuple[str | None, bool]:
         """A user's (email, notify_by_email); a person reads their own, SUPER anyone's."""
         who = self._who(actor)
-        if who.user != name:
-            require(who, "list_users", target=f"user {name}")
+        require(who, "user_contact", target=f"user {name}", owner=name)
         found = self.store.get_user_contact(name)
         if found is None:
             raise NotFound("user", name)
@@ -425,8 +424,7 @@ class SecurityService(ActorBound):
                                                     notify_by_email=True)
         """
         who = self._who(actor)
-        if who.user != name:
-            require(who, "add_user", target=f"user {name}")
+        require(who, "user_contact", target=f"user {name}", owner=name)
         check_user_name(name)
         found = self.store.get_user_contact(name)
         if found is None:
