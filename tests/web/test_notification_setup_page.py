@@ -154,3 +154,39 @@ def test_a_person_mutes_a_rule_and_chooses_email_on_the_preferences_page(
 
     alice.post("/c/CRONUS/notification-preferences/rules/default/unmute")
     assert app.as_user("alice").notification_setup.muted_rules("CRONUS") == []
+
+
+def test_the_api_sets_a_users_email_and_the_personal_email_channel(
+    app: Longops, served: str
+) -> None:
+    app.secret_key = SecretBox.generate_key()
+    _, token = app.security.create_token("alice", name="contact-test")
+    _, admin_token = app.security.create_token("admin", name="contact-admin")
+    with httpx.Client(base_url=served, timeout=30) as http:
+        mine = {"Authorization": f"Bearer {token}"}
+        chose = http.put(
+            "/v1/users/alice/contact",
+            json={"email": "alice@example.com", "notify": "email"},
+            headers=mine,
+        )
+        assert chose.json() == {"name": "alice", "email": "alice@example.com", "notify": "email"}
+        bad = http.put("/v1/users/alice/contact", json={"email": "x"}, headers=mine)
+        assert bad.status_code == 400
+        assert bad.json()["error"]["target"] == "email"
+        assert http.get("/v1/users/alice/contact", headers=mine).json()["notify"] == "email"
+        assert http.get("/v1/users/admin/contact", headers=mine).status_code == 403
+        admin = {"Authorization": f"Bearer {admin_token}"}
+        _, root_token = app.security.create_token("root", name="contact-root")
+        root = {"Authorization": f"Bearer {root_token}"}
+        made = http.post(
+            "/v1/users", json={"name": "zed", "email": "zed@example.com"}, headers=root
+        )
+        assert made.status_code == 201, made.text
+        mail = "mailto://127.0.0.1:9?from=a@example.com&to=b@example.com"
+        base = "/v1/companies/CRONUS/notification-channels"
+        http.post(base, json={"name": "people", "url": mail}, headers=admin)
+        marked = http.post(f"{base}/people:personalEmail", headers=admin)
+        assert marked.status_code == 200, marked.text
+    assert app.store.get_user_contact("zed") == ("zed@example.com", False)
+    assert app.store.email_recipients() == {"alice": "alice@example.com"}
+    assert app.notification_setup.email_channel("CRONUS") == "people"
