@@ -249,6 +249,76 @@ COLUMNS: Mapping[str, DataClass] = {
             "read_at": SYSTEM,
         },
     ),
+    # Notifications (migration 8). A channel's URL holds a password or token: account data,
+    # like a password hash; its masked form and name are the organization's configuration.
+    # A recipient or a rule's `to` names people (inbox:USER, user:NAME): EUII. A delivery's
+    # last error quotes what a channel answered: customer content.
+    **_table("longops_notified_admins", {"company": OII, "user_name": EUII}),
+    **_table(
+        "longops_notify_channels",
+        {
+            "company": OII,
+            "name": OII,
+            "url_secret": ACCOUNT,
+            "url_masked": OII,
+            "url_schema": SYSTEM,
+            "rate_limit": SYSTEM,
+            "rate_window": SYSTEM,
+            "created_at": SYSTEM,
+            "personal_email": SYSTEM,
+        },
+    ),
+    **_table(
+        "longops_notify_rules",
+        {
+            "company": OII,
+            "name": OII,
+            "on_event": SYSTEM,
+            "task": SYSTEM,
+            "category": CC,
+            "queue": CC,
+            "user_name": EUII,
+            "recipients": EUII,
+            "enabled": SYSTEM,
+            "threshold": SYSTEM,
+            "created_at": SYSTEM,
+        },
+    ),
+    **_table("longops_notify_mutes", {"company": OII, "user_name": EUII, "rule_name": OII}),
+    **_table(
+        "longops_notify_outbox",
+        {
+            "id": SYSTEM,
+            "company": OII,
+            "operation_id": SYSTEM,
+            "event": SYSTEM,
+            "at": SYSTEM,
+            "rule_name": OII,
+            "dedup": OII,
+            "expanded_at": SYSTEM,
+        },
+    ),
+    **_table(
+        "longops_notify_deliveries",
+        {
+            "id": SYSTEM,
+            "outbox_id": SYSTEM,
+            "company": OII,
+            "operation_id": SYSTEM,
+            "event": SYSTEM,
+            "rule_name": OII,
+            "recipient": EUII,
+            "idem_key": SYSTEM,
+            "status": SYSTEM,
+            "attempts": SYSTEM,
+            "next_at": SYSTEM,
+            "locked_until": SYSTEM,
+            "claim_token": SYSTEM,
+            "created_at": SYSTEM,
+            "sent_at": SYSTEM,
+            "last_error": CC,
+        },
+    ),
 }
 """``table.column`` → its class, for every column of every longops table."""
 
