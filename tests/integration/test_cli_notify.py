@@ -14,13 +14,19 @@ from longops.testing import Runner
 from notify_receivers import webhook
 
 
-def test_set_up_send_and_read_the_log_from_the_command_line(
-    db_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def keyed_app(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Longops:
+    """An app with company CRONUS whose secret key the command line gets too."""
     key = SecretBox.generate_key()
     monkeypatch.setenv("LONGOPS_SECRET_KEY", key)
     app = Longops(db_url, secret_key=key)
     app.add_company("CRONUS")
+    return app
+
+
+def test_set_up_send_and_read_the_log_from_the_command_line(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = keyed_app(db_url, monkeypatch)
     app.security.add_user("ann")
     app.security.add_user("vic", grants=[("CRONUS", PermissionSet.VIEW)])
 
@@ -74,10 +80,7 @@ def test_set_up_send_and_read_the_log_from_the_command_line(
 def test_email_address_choice_and_the_email_channel_from_the_command_line(
     db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    key = SecretBox.generate_key()
-    monkeypatch.setenv("LONGOPS_SECRET_KEY", key)
-    app = Longops(db_url, secret_key=key)
-    app.add_company("CRONUS")
+    app = keyed_app(db_url, monkeypatch)
 
     def run(*args: str, code: int = 0) -> str:
         done = longops(*args, db=db_url, app=None)
@@ -101,3 +104,4 @@ def test_email_address_choice_and_the_email_channel_from_the_command_line(
     assert app.notification_setup.email_channel("CRONUS") == "people"
     run("notifications", "channels", "email", "--none", "--company", "CRONUS")
     assert app.notification_setup.email_channel("CRONUS") is None
+    app.close()
