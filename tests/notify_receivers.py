@@ -40,6 +40,8 @@ class Webhook:
     release: threading.Event = field(default_factory=threading.Event)
     blocking: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
+    close: Any = None
+    """Stops listening now: the port is closed, later sends are refused."""
 
     def url(self, path: str = "hook", auth: str = "") -> str:
         return f"json://{auth}127.0.0.1:{self.port}/{path}"
@@ -77,12 +79,20 @@ def webhook() -> Iterator[Webhook]:
     hook.port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    closed = threading.Event()
+
+    def close() -> None:
+        if not closed.is_set():
+            closed.set()
+            hook.release.set()
+            server.shutdown()
+            server.server_close()
+
+    hook.close = close
     try:
         yield hook
     finally:
-        hook.release.set()
-        server.shutdown()
-        server.server_close()
+        close()
 
 
 def refused_port() -> int:

@@ -422,6 +422,7 @@ class Longops(Front):
         limits: PayloadLimits | None = None,
         secret_key: str | None = None,
         base_url: str | None = None,
+        notify_customer_content: bool | None = None,
     ) -> None:
         settings = Settings()
         self.secret_key = secret_key or settings.secret_key
@@ -432,6 +433,12 @@ class Longops(Front):
         """Earlier secrets that still decrypt channels (``LONGOPS_PREVIOUS_SECRET_KEYS``)."""
         self.base_url = base_url or settings.base_url
         """Where notifications link to (``LONGOPS_BASE_URL``)."""
+        self.notify_customer_content = (
+            notify_customer_content
+            if notify_customer_content is not None
+            else settings.notify_customer_content
+        )
+        """Messages carry an error's text, not only its type (customer content)."""
         self.database_url = database_url or settings.database_url
         self.row_level_security = (
             row_level_security if row_level_security is not None else settings.row_level_security
@@ -620,6 +627,7 @@ class Longops(Front):
             app.delivery_service().run_once()
         """
         secrets = SecretBox(self.secret_key, self.previous_secret_keys) if self.secret_key else None
+        options.setdefault("customer_content", self.notify_customer_content)
         return DeliveryService(
             self.store, self.clock, secrets=secrets, base_url=self.base_url, **options
         )

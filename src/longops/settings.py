@@ -141,3 +141,6 @@ class Settings(BaseSettings):
     base_url: str | None = None
     """Where people open the pages (``LONGOPS_BASE_URL``): notifications link to the
     operation's card under it."""
+    notify_customer_content: bool = False
+    """Notifications may carry customer content: an error's text, not only its type
+    (``LONGOPS_NOTIFY_CUSTOMER_CONTENT``; see docs/notifications.md)."""

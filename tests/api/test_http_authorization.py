@@ -147,6 +147,13 @@ def channel_of(ctx: Ctx) -> dict[str, str]:
     return {"name": name}
 
 
+def email_channel_of(ctx: Ctx) -> dict[str, str]:
+    name = ctx.fresh("m")
+    url = f"mailto://127.0.0.1:{refused_port()}?from=a@example.com&to=b@example.com"
+    ctx.live.app.notification_setup.add_channel(ctx.company, name, url)
+    return {"name": name}
+
+
 def dead_delivery(ctx: Ctx) -> dict[str, str]:
     setup = ctx.live.app.notification_setup
     channel = channel_of(ctx)["name"]
@@ -235,6 +242,14 @@ PROBES = [
         "POST", "/v1/users/{name}/tokens", "create_token", owner, lambda c: {"name": c.fresh("t")}
     ),
     Probe("DELETE", "/v1/users/{name}/tokens/{token}", "revoke_token", owners_token),
+    Probe("GET", "/v1/users/{name}/contact", "user_contact", owner),
+    Probe(
+        "PUT",
+        "/v1/users/{name}/contact",
+        "user_contact",
+        owner,
+        lambda c: {"email": f"{c.fresh('e')}@example.com"},
+    ),
     Probe("GET", f"{C}/audit", "list_audit"),
     Probe("GET", f"{C}/notification-rules", "list_notification_setup"),
     Probe(
@@ -265,6 +280,12 @@ PROBES = [
     ),
     Probe("DELETE", f"{C}/notification-channels/{{name}}", "set_notification_setup", channel_of),
     Probe("POST", f"{C}/notification-channels/{{name}}:test", "set_notification_setup", channel_of),
+    Probe(
+        "POST",
+        f"{C}/notification-channels/{{name}}:personalEmail",
+        "set_notification_setup",
+        email_channel_of,
+    ),
     Probe("GET", f"{C}/notification-deliveries", "list_notification_setup"),
     Probe(
         "POST",

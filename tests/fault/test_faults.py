@@ -70,6 +70,20 @@ NOT_REACHED = {
     "get_company": "read once per company and cached before the fault is armed",
 }
 
+# Called by the notification services (services/watch.py, services/delivery.py), which this
+# suite's worker does not run yet: they need a rule, a channel and an event per method before
+# a fault in them can be seen. NOT covered: kept apart from NOT_REACHED so the gap stays in
+# sight, and listed as open work on the worker issue. Their database faults are retried by
+# the delivery service's own back-off (tests/integration/test_notifications.py) and by the
+# leader's per-duty supervision (a fault in one duty leaves the others their turn).
+NOT_YET_INJECTED = {
+    "claim_deliveries", "count_recent_sends", "expand_outbox", "finish_delivery",
+    "get_notify_channel_secret", "get_operation", "insert_watched", "list_notified_admins",
+    "list_notify_mutes", "list_notify_rules", "list_operations", "list_watch_rules",
+    "pending_outbox", "recent_durations", "email_recipients", "personal_email_channel",
+    "get_user_contact",
+}  # fmt: skip
+
 
 class Injected:
     """What the wrapper is told to break, and what it broke."""
@@ -252,6 +266,7 @@ def runs_within(app: Longops, seconds: float) -> None:
 def test_the_method_list_is_read_from_the_code_and_covers_the_loops() -> None:
     assert {"claim", "finish_runs", "heartbeat", "session_runs", "flush_progress"} <= set(METHODS)
     assert set(NOT_REACHED) <= set(METHODS), set(NOT_REACHED) - set(METHODS)
+    assert set(METHODS) >= NOT_YET_INJECTED, NOT_YET_INJECTED - set(METHODS)  # none stale
 
 
 def test_every_store_method_a_loop_calls_is_under_test(app: Longops, injected: Injected) -> None:
@@ -278,7 +293,9 @@ FAULT_CASES = [
     pytest.param(dialect, method, marks=marks, id=f"{dialect}-{method}")
     for dialect, marks in DIALECTS.items()
     for method in METHODS
-    if method not in NOT_REACHED and method not in NOT_ON.get(dialect, {})
+    if method not in NOT_REACHED
+    and method not in NOT_YET_INJECTED
+    and method not in NOT_ON.get(dialect, {})
 ]
 
 

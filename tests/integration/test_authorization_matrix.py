@@ -381,6 +381,11 @@ def _list_tokens(w: World, a: Actor, company: str, owner: str) -> Any:
     return w.app.security.list_tokens(owner, actor=a)
 
 
+@driver("user_contact")
+def _user_contact(w: World, a: Actor, company: str, owner: str) -> Any:
+    return w.app.security.set_contact(owner, email=f"{owner}@example.com", actor=a)
+
+
 @driver("list_web_sessions")
 def _list_web_sessions(w: World, a: Actor, company: str, owner: str) -> Any:
     return w.app.security.list_web_sessions(owner, actor=a)

@@ -14,13 +14,19 @@ from longops.testing import Runner
 from notify_receivers import webhook
 
 
-def test_set_up_send_and_read_the_log_from_the_command_line(
-    db_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def keyed_app(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Longops:
+    """An app with company CRONUS whose secret key the command line gets too."""
     key = SecretBox.generate_key()
     monkeypatch.setenv("LONGOPS_SECRET_KEY", key)
     app = Longops(db_url, secret_key=key)
     app.add_company("CRONUS")
+    return app
+
+
+def test_set_up_send_and_read_the_log_from_the_command_line(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = keyed_app(db_url, monkeypatch)
     app.security.add_user("ann")
     app.security.add_user("vic", grants=[("CRONUS", PermissionSet.VIEW)])
 
@@ -68,4 +74,34 @@ def test_set_up_send_and_read_the_log_from_the_command_line(
     refused = longops("--as", "vic", "notifications", "channels", "list", db=db_url, app=None)
     assert refused.returncode == 1
     assert "JOBQUEUE-ADMIN" in refused.stderr
+    app.close()
+
+
+def test_email_address_choice_and_the_email_channel_from_the_command_line(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = keyed_app(db_url, monkeypatch)
+
+    def run(*args: str, code: int = 0) -> str:
+        done = longops(*args, db=db_url, app=None)
+        assert done.returncode == code, done.stderr
+        return done.stdout + done.stderr
+
+    run("users", "add", "ann", "--email", "ann@example.com")
+    assert app.store.get_user_contact("ann") == ("ann@example.com", False)
+    said = run("users", "set", "ann", "--notify", "email")
+    assert "ann@example.com, notified in the app and by email" in said
+    assert app.store.email_recipients() == {"ann": "ann@example.com"}
+    assert "email" in run("users", "set", "ann", "--email", "bad address", code=2)
+    assert app.store.get_user_contact("ann") == ("ann@example.com", True)
+    run("users", "set", "ann", "--no-email")
+    assert app.store.get_user_contact("ann") == (None, False)
+
+    mail = "mailto://127.0.0.1:9?from=longops@example.com&to=ops@example.com"
+    run("notifications", "channels", "add", "people", mail, "--company", "CRONUS")
+    out = run("notifications", "channels", "email", "people", "--company", "CRONUS")
+    assert "people's email goes through people" in out
+    assert app.notification_setup.email_channel("CRONUS") == "people"
+    run("notifications", "channels", "email", "--none", "--company", "CRONUS")
+    assert app.notification_setup.email_channel("CRONUS") is None
     app.close()

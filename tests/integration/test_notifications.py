@@ -32,6 +32,7 @@ from notify_receivers import refused_port, smtp_sink, webhook
 KEY = SecretBox.generate_key()
 BASE_URL = "http://ops.example.test"
 COMPANY = "ACME"
+MARKED = "SECRET-7731-MARK"
 
 
 @dataclass
@@ -70,6 +71,10 @@ def world(db_url: str) -> Iterator[World]:
     def boom() -> None:
         raise RuntimeError("the ledger is locked")
 
+    @app.task(name="leaky", max_attempts=1)
+    def leaky() -> None:
+        raise ValueError(f"customer card {MARKED} was declined")
+
     @app.task(name="flaky", max_attempts=2, rerun_delay=3600)
     def flaky() -> None:
         raise RuntimeError("try again")
@@ -95,7 +100,7 @@ def test_failure_email_reaches_a_real_smtp_server(world: World) -> None:
     parts = [mail] if not mail.is_multipart() else mail.get_payload()
     body = "\n".join(str(p.get_payload(decode=True), "utf-8") for p in parts)  # type: ignore[union-attr]
     assert "Post invoices" in body
-    assert "the ledger is locked" in body
+    assert "Error: RuntimeError" in body  # the type; its text is customer content
     assert f"{BASE_URL}/c/{COMPANY}/entries/{op_id}" in body
     [d] = world.deliveries()
     assert (d.status, d.recipient, d.attempts) == (DeliveryStatus.SENT, "channel:mail", 1)
@@ -113,8 +118,32 @@ def test_webhook_payload_carries_an_idempotency_key(world: World) -> None:
     [d] = world.deliveries()
     assert got.key == str(d.idem_key) == got.body["idempotency_key"]
     assert got.body["title"] == f"Nightly export failed ({COMPANY})"
-    assert "the ledger is locked" in got.body["message"]
+    assert "Error: RuntimeError (the message is on the card)" in got.body["message"]
     assert str(op_id) in got.body["message"]
+
+
+@pytest.mark.parametrize("allowed", [False, True])
+def test_an_errors_text_leaves_only_where_customer_content_is_allowed(
+    world: World, allowed: bool
+) -> None:
+    with webhook() as hook, smtp_sink() as sink:
+        mail = f"mailto://127.0.0.1:{sink.port}?from=longops@example.com&to=ops@example.com"
+        world.setup.add_channel(COMPANY, "hook", hook.url())
+        world.setup.add_channel(COMPANY, "mail", mail)
+        world.setup.add_rule(COMPANY, "out", on="failed", to=["channel:hook", "channel:mail"])
+        world.enqueue("leaky", description="Charge cards")
+        world.run()
+        assert world.delivery(customer_content=allowed).run_once() == 3
+        [got] = hook.received
+        [email] = sink.messages
+    assert {d.status for d in world.deliveries()} == {DeliveryStatus.SENT}
+    parts = [email] if not email.is_multipart() else email.get_payload()
+    body = "\n".join(str(p.get_payload(decode=True), "utf-8") for p in parts)  # type: ignore[union-attr]
+    assert "ValueError" in got.body["message"]  # the type always
+    assert "ValueError" in body
+    assert (MARKED in got.body["message"]) is allowed
+    assert (MARKED in body) is allowed
+    assert (MARKED in json.dumps(got.body) + email.as_string()) is allowed  # nowhere else
 
 
 def test_refusing_channels_back_off_and_dead_letter_without_holding_up_others(
@@ -144,21 +173,34 @@ def test_refusing_channels_back_off_and_dead_letter_without_holding_up_others(
             assert by[name].last_error
         service.run_once()  # not due yet: the back-off holds
         assert len(bad.received) == 1
+        first_error = by["channel:bad"].last_error or ""
+        first = by["channel:bad"].outbox_id
+        assert "500" in first_error
+        # The same channel now refuses differently: its port is closed.
+        bad.close()
+        world.enqueue("boom", description="meanwhile")
+        world.run()
         world.clock.advance(seconds=1)
         service.run_once()
-        by = {d.recipient: d for d in world.deliveries()}
+        service.run_once()  # the second failure's outbox entry, expanded then sent
+        by = {d.recipient: d for d in world.deliveries() if d.outbox_id == first}
         assert by["channel:bad"].attempts == 2
         assert by["channel:bad"].next_at == world.clock.now() + timedelta(seconds=2)  # doubled
+        assert by["channel:bad"].last_error != first_error  # connection refused, not 500
+        # Nothing else is held up meanwhile: the good channel got the second failure too.
+        assert len(good.received) == 2
         world.clock.advance(seconds=2)
         service.run_once()
         world.clock.advance(seconds=3600)
         service.run_once()  # dead letters are not tried again
-        assert len(bad.received) == 3
-        assert len(good.received) == 1
-    dead = {d.recipient: d for d in world.deliveries("dead")}
+        assert len(bad.received) == 1  # the rest were refused at the door
+        assert len(good.received) == 2
+    dead = {d.recipient: d for d in world.deliveries("dead") if d.outbox_id == first}
     assert set(dead) == {"channel:bad", "channel:gone"}
     assert all(d.attempts == 3 for d in dead.values())
-    assert "500" in (dead["channel:bad"].last_error or "")
+    last = dead["channel:bad"].last_error or ""
+    assert "Connection error" not in first_error  # the last error is the last, visible
+    assert "Connection error" in last
     assert dead["channel:gone"].last_error
     # Sent again by hand, it starts over.
     world.setup.retry_delivery(COMPANY, dead["channel:gone"].id)
@@ -492,3 +534,74 @@ def test_a_worker_without_the_secret_key_says_so_once_and_delivers_nothing(
     [d] = world.deliveries()
     assert d.status is not DeliveryStatus.SENT
     assert "LONGOPS_SECRET_KEY is not set on this worker" in (d.last_error or "")
+
+
+def test_a_person_who_chose_also_email_gets_the_failure_by_email(world: World) -> None:
+    security = world.app.security
+    security.add_user("ann", grants=[(COMPANY, PermissionSet.VIEW)], email="ann@example.com")
+    security.add_user("bo", grants=[(COMPANY, PermissionSet.VIEW)], email="bo@example.com")
+    for name in ("ann", "bo"):
+        world.setup.add_admin(COMPANY, name)
+    # ann chooses "also email" herself; bo keeps the in-app inbox only.
+    assert world.app.as_user("ann").security.set_contact("ann", notify_by_email=True) == (
+        "ann@example.com",
+        True,
+    )
+    with smtp_sink() as sink:
+        url = f"mailto://127.0.0.1:{sink.port}?from=longops@example.com&to=ops@example.com"
+        world.setup.add_channel(COMPANY, "people", url)
+        world.setup.set_email_channel(COMPANY, "people")
+        op_id = world.enqueue("boom", description="Close the month")  # no user: the admins
+        world.run()
+        world.delivery().run_once()
+        world.delivery().run_once()
+        [mail] = sink.messages
+    assert mail["To"] == "ann@example.com"
+    assert "Close the month" in mail["Subject"]
+    parts = [mail] if not mail.is_multipart() else mail.get_payload()
+    body = "\n".join(str(p.get_payload(decode=True), "utf-8") for p in parts)  # type: ignore[union-attr]
+    assert f"{BASE_URL}/c/{COMPANY}/entries/{op_id}" in body
+    by = {d.recipient: d for d in world.deliveries()}
+    assert set(by) == {"inbox:ann", "inbox:bo", "email:ann"}  # no email:bo
+    assert by["email:ann"].status is DeliveryStatus.SENT
+    assert len({d.idem_key for d in by.values()}) == 3  # a key per recipient
+    inbox = world.app.store.list_notifications
+    assert [n.title for n in inbox(COMPANY, "bo")] == ["Close the month"]
+    # Muting the rule stops her email too.
+    world.app.as_user("ann").notification_setup.mute_rule(COMPANY, "default")
+    with smtp_sink() as sink:
+        url = f"mailto://127.0.0.1:{sink.port}?from=longops@example.com&to=ops@example.com"
+        world.setup.add_channel(COMPANY, "people", url)
+        world.enqueue("boom", description="again")
+        world.run()
+        world.delivery().run_once()
+        world.delivery().run_once()
+        assert sink.messages == []
+    actions = [e.action for e in security.list_audit(company=COMPANY)]
+    assert "mute_notification_rule" in actions
+    assert "set_personal_email_channel" in actions
+
+
+def test_an_email_address_is_personal_data_exported_and_forgotten(world: World) -> None:
+    security = world.app.security
+    security.add_user("ann", email="ann@example.com")
+    security.set_contact("ann", notify_by_email=True)
+    assert security.export_user("ann")["contact"] == {
+        "email": "ann@example.com",
+        "notify_by_email": True,
+    }
+    assert world.app.store.email_recipients() == {"ann": "ann@example.com"}
+    security.forget_user("ann")
+    assert world.app.store.email_recipients() == {}
+    with pytest.raises(ValidationError) as bad:
+        security.add_user("bo", email="not an address")
+    assert bad.value.field == "email"
+    assert world.app.store.get_user("bo") is None
+    security.add_user("cy")
+    with pytest.raises(ValidationError) as none:
+        security.set_contact("cy", notify_by_email=True)
+    assert none.value.field == "notify_by_email"
+    world.setup.add_channel(COMPANY, "hook", "json://127.0.0.1:9/hook")
+    with pytest.raises(ValidationError) as not_mail:
+        world.setup.set_email_channel(COMPANY, "hook")
+    assert not_mail.value.field == "name"

@@ -107,11 +107,27 @@ def test_plan_filters_dedupes_and_keeps_the_inbox_to_endings(op: Operation) -> N
 
 def test_the_docs_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     text = (ROOT / "docs" / "notifications.md").read_text()
-    [code] = re.findall(r"```python\n(.*?)```", text, re.S)
+    setup, prefs = re.findall(r"```python\n(.*?)```", text, re.S)
     monkeypatch.chdir(tmp_path)
     printed: list[str] = []
-    exec(code, {"print": lambda *a: printed.append(" ".join(map(str, a)))})  # noqa: S102
+    exec(setup, {"print": lambda *a: printed.append(" ".join(map(str, a)))})  # noqa: S102
     assert printed == ["['default', 'stalls']", "json://127.0.0.1:9/****"]
+    printed.clear()
+    exec(prefs, {"print": lambda *a: printed.append(" ".join(map(str, a)))})  # noqa: S102
+    assert printed == ["people", "('ann@example.com', True)"]
+
+
+def test_people_who_chose_email_get_it_beside_the_inbox_unless_muted(op: Operation) -> None:
+    op = replace(op, company="A", user="bo")
+    rules = [Rule("A", "default", Event.FAILED, ("owner_or_admins",))]
+    admins_rule = [Rule("A", "admins", Event.FAILED, ("admins", "owner"))]
+    assert [p.recipient for p in plan(Event.FAILED, op, rules, ["ann"], emails={"bo"})] == [
+        "email:bo"  # the owner's inbox comes from the inbox's own trigger
+    ]
+    planned = plan(Event.FAILED, op, admins_rule, ["ann"], emails={"ann"})
+    assert [p.recipient for p in planned] == ["email:ann", "inbox:ann"]
+    muted = plan(Event.FAILED, op, admins_rule, ["ann"], emails={"ann"}, muted={("ann", "admins")})
+    assert muted == []
 
 
 def test_secret_box_derives_its_key_rotates_and_refuses_short_secrets() -> None:

@@ -148,6 +148,8 @@ METHOD_ACTIONS: Mapping[str, str] = {
     "SecurityService.forget_user": "forget_user",
     "SecurityService.list_web_sessions": "list_web_sessions",
     "SecurityService.end_web_sessions": "end_web_sessions",
+    "SecurityService.contact": "user_contact",
+    "SecurityService.set_contact": "user_contact",
     "NotificationSetupService.add_rule": "set_notification_setup",
     "NotificationSetupService.remove_rule": "set_notification_setup",
     "NotificationSetupService.list_rules": "list_notification_setup",
@@ -162,6 +164,10 @@ METHOD_ACTIONS: Mapping[str, str] = {
     "NotificationSetupService.retry_delivery": "set_notification_setup",
     "NotificationSetupService.mute_rule": "set_notification_preferences",
     "NotificationSetupService.muted_rules": "list_notifications",
+    "NotificationSetupService.my_rules": "list_notifications",
+    "NotificationSetupService.has_email_channel": "list_notifications",
+    "NotificationSetupService.set_email_channel": "set_notification_setup",
+    "NotificationSetupService.email_channel": "list_notification_setup",
 }
 SERVICES: dict[str, type] = {
     c.__name__: c for c in (OperationService, SecurityService, NotificationSetupService)

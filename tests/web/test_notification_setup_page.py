@@ -115,3 +115,78 @@ def test_the_api_never_answers_with_a_channel_secret(app: Longops, served: str) 
     assert hook.received[-1].key == delivery["idempotencyKey"]
     for answer in answers:
         assert SECRET not in answer.text
+
+
+def test_a_person_mutes_a_rule_and_chooses_email_on_the_preferences_page(
+    app: Longops, browser: Make
+) -> None:
+    app.secret_key = SecretBox.generate_key()
+    alice = browser("alice")
+    inbox = alice.get("/c/CRONUS/notifications").text
+    assert 'href="/c/CRONUS/notification-preferences"' in inbox
+    page = alice.get("/c/CRONUS/notification-preferences")
+    assert page.status_code == 200
+    assert '<tr data-rule="default" data-muted="no">' in page.text
+    muted = alice.post("/c/CRONUS/notification-preferences/rules/default/mute")
+    assert muted.status_code == 303, muted.text
+    page = alice.get("/c/CRONUS/notification-preferences").text
+    assert '<tr data-rule="default" data-muted="yes">' in page
+    assert "Rule default muted." in page
+    assert app.as_user("alice").notification_setup.muted_rules("CRONUS") == ["default"]
+    [entry] = [e for e in app.security.list_audit(company="CRONUS") if e.actor == "alice"]
+    assert (entry.action, entry.target) == ("mute_notification_rule", "rule default")
+
+    refused = alice.post(
+        "/c/CRONUS/notification-preferences/email", {"email": "nope", "choice": "email"}
+    )
+    assert refused.status_code == 400
+    assert "email: must be one email address" in refused.text
+    assert app.store.get_user_contact("alice") == (None, False)  # nothing changed
+    chosen = alice.post(
+        "/c/CRONUS/notification-preferences/email",
+        {"email": "alice@example.com", "choice": "email"},
+    )
+    assert chosen.status_code == 303, chosen.text
+    assert app.store.get_user_contact("alice") == ("alice@example.com", True)
+    page = alice.get("/c/CRONUS/notification-preferences").text
+    assert 'value="alice@example.com"' in page
+    assert 'value="email" checked' in page
+
+    alice.post("/c/CRONUS/notification-preferences/rules/default/unmute")
+    assert app.as_user("alice").notification_setup.muted_rules("CRONUS") == []
+
+
+def test_the_api_sets_a_users_email_and_the_personal_email_channel(
+    app: Longops, served: str
+) -> None:
+    app.secret_key = SecretBox.generate_key()
+    _, token = app.security.create_token("alice", name="contact-test")
+    _, admin_token = app.security.create_token("admin", name="contact-admin")
+    with httpx.Client(base_url=served, timeout=30) as http:
+        mine = {"Authorization": f"Bearer {token}"}
+        chose = http.put(
+            "/v1/users/alice/contact",
+            json={"email": "alice@example.com", "notify": "email"},
+            headers=mine,
+        )
+        assert chose.json() == {"name": "alice", "email": "alice@example.com", "notify": "email"}
+        bad = http.put("/v1/users/alice/contact", json={"email": "x"}, headers=mine)
+        assert bad.status_code == 400
+        assert bad.json()["error"]["target"] == "email"
+        assert http.get("/v1/users/alice/contact", headers=mine).json()["notify"] == "email"
+        assert http.get("/v1/users/admin/contact", headers=mine).status_code == 403
+        admin = {"Authorization": f"Bearer {admin_token}"}
+        _, root_token = app.security.create_token("root", name="contact-root")
+        root = {"Authorization": f"Bearer {root_token}"}
+        made = http.post(
+            "/v1/users", json={"name": "zed", "email": "zed@example.com"}, headers=root
+        )
+        assert made.status_code == 201, made.text
+        mail = "mailto://127.0.0.1:9?from=a@example.com&to=b@example.com"
+        base = "/v1/companies/CRONUS/notification-channels"
+        http.post(base, json={"name": "people", "url": mail}, headers=admin)
+        marked = http.post(f"{base}/people:personalEmail", headers=admin)
+        assert marked.status_code == 200, marked.text
+    assert app.store.get_user_contact("zed") == ("zed@example.com", False)
+    assert app.store.email_recipients() == {"alice": "alice@example.com"}
+    assert app.notification_setup.email_channel("CRONUS") == "people"

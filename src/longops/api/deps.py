@@ -50,7 +50,7 @@ UuidPath = Annotated[str, Path(pattern=UUID_PATTERN, description="A UUID.")]
 MAX_ID = 2**63 - 1
 """The largest id or entry number a query may name (a signed 64-bit integer)."""
 
-CUSTOM_VERBS = ("pause", "resume", "enable", "disable", "test", "mute", "unmute")
+CUSTOM_VERBS = ("pause", "resume", "enable", "disable", "test", "mute", "unmute", "personalEmail")
 
 
 class _NoColon(StringConvertor):

@@ -368,6 +368,17 @@ class UserBody(Body):
         description="(company, permission set) pairs.",
     )
     isSuper: bool = False
+    email: str | None = Field(default=None, max_length=254)
+
+
+class ContactBody(Body):
+    """A user's email address and how they are notified (omitted: unchanged)."""
+
+    email: str | None = Field(default=None, max_length=254)
+    removeEmail: bool = False
+    notify: Literal["inbox", "email"] | None = Field(
+        default=None, description="inbox: in the app only; email: in the app and by email."
+    )
 
 
 class UserList(BaseModel):

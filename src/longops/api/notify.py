@@ -295,6 +295,19 @@ async def test_channel(company: NamePath, name: NamePath, view: Caller) -> Respo
     return JSONResponse({"sent": error is None, "error": error})
 
 
+@router.post(
+    f"{C}/notification-channels/{{name}}:personalEmail",
+    openapi_extra=WRITE,
+    response_model=None,
+    responses={200: {"description": "The company's personal email channel"}, **ERRORS},
+    summary="Make an email channel the one that emails people who chose also email",
+)
+async def personal_email_channel(company: NamePath, name: NamePath, view: Caller) -> Response:
+    await company_of(view, company)
+    await call(view.notification_setup.set_email_channel, company, name)
+    return JSONResponse({"personalEmailChannel": name})
+
+
 # -- the delivery log ----------------------------------------------------------------------
 @router.get(
     f"{C}/notification-deliveries",

@@ -28,6 +28,7 @@ from longops.api.models import (
     CategoryList,
     CategoryModel,
     CategoryPatch,
+    ContactBody,
     ErrorResponse,
     Health,
     QueueList,
@@ -285,6 +286,7 @@ async def add_user(body: UserBody, view: Caller) -> Response:
             password=body.password,
             grants=grants,
             is_super=body.isSuper,
+            email=body.email,
         )
     except ValidationError as exc:
         if exc.field == "name" and exc.rule.startswith("is taken"):
@@ -325,6 +327,39 @@ for _verb, _enable in (("enable", True), ("disable", False)):
 async def delete_user(name: NamePath, view: Caller) -> Response:
     await call(view.security.delete_user, name)
     return Response(status_code=204)
+
+
+def _contact(name: str, found: tuple[str | None, bool]) -> dict[str, Any]:
+    return {"name": name, "email": found[0], "notify": "email" if found[1] else "inbox"}
+
+
+@router.get(
+    "/v1/users/{name}/contact",
+    openapi_extra=acts("user_contact"),
+    response_model=None,
+    responses={200: {"description": "The user's email address and choice"}, **ERRORS},
+    summary="A user's email address and how they are notified (their own, or SUPER)",
+)
+async def get_contact(name: NamePath, view: Caller) -> Response:
+    return JSONResponse(_contact(name, await call(view.security.contact, name)))
+
+
+@router.put(
+    "/v1/users/{name}/contact",
+    openapi_extra=acts("user_contact"),
+    response_model=None,
+    responses={200: {"description": "The user's email address and choice"}, **ERRORS},
+    summary="Set a user's email address and in-app only or also email (their own, or SUPER)",
+)
+async def set_contact(name: NamePath, body: ContactBody, view: Caller) -> Response:
+    found = await call(
+        view.security.set_contact,
+        name,
+        email=body.email,
+        clear_email=body.removeEmail,
+        notify_by_email=None if body.notify is None else body.notify == "email",
+    )
+    return JSONResponse(_contact(name, found))
 
 
 @router.get(

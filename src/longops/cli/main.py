@@ -906,6 +906,7 @@ def users_add(
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Read the password from standard input.")
     ] = False,
+    email: Annotated[str | None, typer.Option(help="Where notifications may email them.")] = None,
 ) -> None:
     """Add a user with permission sets, e.g. --company CRONUS --permission-set JOBQUEUE-USER."""
     grants, is_super = _pairs(company, permission_set)
@@ -913,9 +914,36 @@ def users_add(
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     user = state.front.security.add_user(
-        name, display_name=display_name, password=password, grants=grants, is_super=is_super
+        name,
+        display_name=display_name,
+        password=password,
+        grants=grants,
+        is_super=is_super,
+        email=email,
     )
     out.print(f"user {user.name} added ({_sets(user.grants, user.is_super)})")
+
+
+@users_cli.command("set")
+def users_set(
+    name: str,
+    email: Annotated[str | None, typer.Option(help="Their email address.")] = None,
+    no_email: Annotated[bool, typer.Option("--no-email", help="Remove the address.")] = False,
+    notify: Annotated[
+        str | None, typer.Option(help="inbox (in the app only) or email (also by email).")
+    ] = None,
+) -> None:
+    """Set a user's email address and how they are notified (a person their own)."""
+    if notify not in (None, "inbox", "email"):
+        raise ValidationError("notify", "must be inbox or email", notify)
+    address, by_email = state.front.security.set_contact(
+        name,
+        email=email,
+        clear_email=no_email,
+        notify_by_email=None if notify is None else notify == "email",
+    )
+    how = "in the app and by email" if by_email else "in the app only"
+    out.print(f"user {name}: {address or 'no email address'}, notified {how}")
 
 
 def _sets(grants: Any, is_super: bool) -> str:

@@ -130,6 +130,20 @@ def channels_test(name: str, company: CompanyOpt = None) -> None:
     _ctx.out.print(f"test sent to {name}")
 
 
+@channels_cli.command("email")
+def channels_email(
+    name: Annotated[str | None, typer.Argument(help="A mailto:// or mailtos:// channel.")] = None,
+    company: CompanyOpt = None,
+    none: Annotated[bool, typer.Option("--none", help="No channel: in-app only.")] = False,
+) -> None:
+    """Choose the channel that emails people who chose "also email", to their address."""
+    if (name is None) == (not none):
+        _ctx.out.print("give a channel's name, or --none")
+        raise typer.Exit(2)
+    _setup().set_email_channel(_company(company), None if none else name)
+    _ctx.out.print(f"people's email goes through {name}" if name else "no email to people")
+
+
 def _channel(c: Channel) -> dict[str, Any]:
     return {
         "company": c.company,

@@ -163,7 +163,9 @@ class NotificationSetupService(ActorBound):
             raise ValidationError("user", "a preference is a person's: act as a user")
         if rule not in {r.name for r in self.store.list_notify_rules(company)}:
             raise NotFound("notification rule", rule)
-        self.store.set_notify_mute(company, who.user, rule, muted)
+        action = "mute_notification_rule" if muted else "unmute_notification_rule"
+        audit = self._entry(who, action, f"rule {rule}", company)
+        self.store.set_notify_mute(company, who.user, rule, muted, audit=audit)
 
     @acting
     def muted_rules(self, company: str, *, actor: Actor | None = None) -> list[str]:
@@ -172,6 +174,27 @@ class NotificationSetupService(ActorBound):
         self._company(who, "list_notifications", company)
         mutes = self.store.list_notify_mutes(company)
         return sorted(rule for user, rule in mutes if user == who.user)
+
+    @acting
+    def my_rules(self, company: str, *, actor: Actor | None = None) -> list[tuple[Rule, bool]]:
+        """The company's rules as a person sees them to choose what to hear: each with
+        whether the actor muted it (the preferences page; no admin permission needed).
+
+        Example::
+
+            [(r.name, muted) for r, muted in setup.my_rules("CRONUS")]   # [('default', False)]
+        """
+        who = self._who(actor)
+        self._company(who, "list_notifications", company)
+        mutes = self.store.list_notify_mutes(company)
+        return [(r, (who.user, r.name) in mutes) for r in self.store.list_notify_rules(company)]
+
+    @acting
+    def has_email_channel(self, company: str, *, actor: Actor | None = None) -> bool:
+        """True when the company has a channel for people's own email (any member may ask:
+        the preferences page says whether "also email" can work)."""
+        self._company(self._who(actor), "list_notifications", company)
+        return self.store.personal_email_channel(company) is not None
 
     # -- notified admins ------------------------------------------------------------------
     @acting
@@ -243,6 +266,40 @@ class NotificationSetupService(ActorBound):
         details = {"url": channel.url_masked, "rate_limit": rate_limit}
         audit = self._entry(who, "set_notification_channel", f"channel {name}", company, details)
         return self.store.upsert_notify_channel(channel, box.encrypt(url), audit=audit)
+
+    @acting
+    def set_email_channel(
+        self, company: str, name: str | None, *, actor: Actor | None = None
+    ) -> None:
+        """Make the email channel ``name`` (``mailto://``, ``mailtos://``) the one that
+        carries people's own email: those who chose "also email" get their notifications
+        through it, addressed to them (its own ``to`` is replaced). ``None``: no channel,
+        people get the in-app inbox only.
+
+        Example::
+
+            setup.set_email_channel("CRONUS", "mail")
+        """
+        who = self._who(actor)
+        self._company(who, "set_notification_setup", company)
+        if name is not None:
+            check_name("name", name)
+            found = {c.name: c for c in self.store.list_notify_channels(company)}
+            if name not in found:
+                raise NotFound("channel", name)
+            if found[name].url_schema not in channels.EMAIL_SCHEMAS:
+                raise ValidationError(
+                    "name", "must name an email channel (mailto:// or mailtos://)", name
+                )
+        audit = self._entry(who, "set_personal_email_channel", f"channel {name or '-'}", company)
+        if not self.store.set_personal_email_channel(company, name, audit=audit):
+            raise NotFound("channel", str(name))
+
+    @acting
+    def email_channel(self, company: str, *, actor: Actor | None = None) -> str | None:
+        """The company's channel for people's own email, if any."""
+        self._company(self._who(actor), "list_notification_setup", company)
+        return self.store.personal_email_channel(company)
 
     @acting
     def remove_channel(self, company: str, name: str, *, actor: Actor | None = None) -> None:

@@ -46,6 +46,7 @@ from longops.domain.users import (
     User,
     UserState,
     WebSession,
+    check_email,
     check_user_name,
     new_pseudonym,
     new_session_text,
@@ -341,9 +342,11 @@ class SecurityService(ActorBound):
         password: str | None = None,
         grants: Iterable[Grant] = (),
         is_super: bool = False,
+        email: str | None = None,
         actor: Actor | None = None,
     ) -> User:
-        """Create a user with permission sets per company (and SUPER, which is global).
+        """Create a user with permission sets per company (and SUPER, which is global), and
+        optionally an email address (see :meth:`set_contact`).
 
         Example::
 
@@ -355,6 +358,8 @@ class SecurityService(ActorBound):
         if display_name is not None and len(display_name) > 250:
             raise ValidationError("display_name", "must be at most 250 characters")
         pairs = self._check_grants(grants)
+        if email is not None:
+            check_email(email)
         password_hash = None if password is None else self.hasher.hash(_password(password))
         user = User(
             name=name,
@@ -384,7 +389,59 @@ class SecurityService(ActorBound):
                     {"permission_set": permission_set.value, "with": "add_user"},
                 )
             )
+        if email is not None:
+            self.store.set_user_contact(name, email, False, self.clock.now())
         return user
+
+    @acting
+    def contact(self, name: str, *, actor: Actor | None = None) -> tuple[str | None, bool]:
+        """A user's (email, notify_by_email); a person reads their own, SUPER anyone's."""
+        who = self._who(actor)
+        require(who, "user_contact", target=f"user {name}", owner=name)
+        found = self.store.get_user_contact(name)
+        if found is None:
+            raise NotFound("user", name)
+        return found
+
+    @acting
+    def set_contact(
+        self,
+        name: str,
+        *,
+        email: str | None = None,
+        notify_by_email: bool | None = None,
+        clear_email: bool = False,
+        actor: Actor | None = None,
+    ) -> tuple[str | None, bool]:
+        """Set a user's email address and their choice: the in-app inbox only
+        (``notify_by_email=False``, the default) or also email, in every company. A person
+        sets their own; SUPER anyone's. What is not given stays; ``clear_email`` removes the
+        address (and so the choice of email). Returns (email, notify_by_email).
+
+        Example::
+
+            app.as_user("ann").security.set_contact("ann", email="ann@example.com",
+                                                    notify_by_email=True)
+        """
+        who = self._who(actor)
+        require(who, "user_contact", target=f"user {name}", owner=name)
+        check_user_name(name)
+        found = self.store.get_user_contact(name)
+        if found is None:
+            raise NotFound("user", name)
+        new_email = None if clear_email else (found[0] if email is None else check_email(email))
+        choice = found[1] if notify_by_email is None else notify_by_email
+        if clear_email and notify_by_email is None:
+            choice = False
+        if not isinstance(choice, bool):
+            raise ValidationError("notify_by_email", "must be true or false", choice)
+        if choice and new_email is None:
+            raise ValidationError("notify_by_email", "needs an email address first")
+        # The address itself is personal data: the audit log says that it changed, not what.
+        details = {"email_changed": new_email != found[0], "notify_by_email": choice}
+        audit = self._entry(who, "set_user_contact", user_target(name), None, details)
+        self.store.set_user_contact(name, new_email, choice, self.clock.now(), audit=audit)
+        return new_email, choice
 
     def _check_grants(self, grants: Iterable[Grant]) -> tuple[Grant, ...]:
         pairs = set()
@@ -607,8 +664,12 @@ class SecurityService(ActorBound):
         ):
             raise NotFound("user", name)
         self.store.record_audit(self._entry(who, "export_user", user_target(name), None))
+        contact = self.store.get_user_contact(name)
         return {
             "user": None if data.user is None else data.user.to_json(),
+            "contact": None
+            if contact is None
+            else {"email": contact[0], "notify_by_email": contact[1]},
             "tokens": [t.to_json() for t in data.tokens],
             "operations": [op.to_json() for op in data.operations],
             "attempts": [a.to_json() for a in data.attempts],

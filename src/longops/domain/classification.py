@@ -200,6 +200,9 @@ COLUMNS: Mapping[str, DataClass] = {
             "created_at": SYSTEM,
             "updated_at": SYSTEM,
             "disabled_at": SYSTEM,
+            # Where a person's notifications go when they chose "also email": personal.
+            "email": EUII,
+            "notify_by_email": SYSTEM,
         },
     ),
     **_table(
@@ -266,40 +269,42 @@ COLUMNS: Mapping[str, DataClass] = {
             "client": EUII,
         },
     ),
-    # Notification setup: names chosen by admins are content, as a category's code; a
-    # channel's URL holds credentials (kept encrypted; the masked form has none).
+    # Notifications (migration 8). A channel's URL holds a password or token: account data,
+    # like a password hash; its masked form and name are the organization's configuration.
+    # A recipient or a rule's `to` names people (inbox:USER, user:NAME): EUII. A delivery's
+    # last error quotes what a channel answered: customer content.
+    **_table("longops_notified_admins", {"company": OII, "user_name": EUII}),
+    **_table(
+        "longops_notify_channels",
+        {
+            "company": OII,
+            "name": OII,
+            "url_secret": ACCOUNT,
+            "url_masked": OII,
+            "url_schema": SYSTEM,
+            "rate_limit": SYSTEM,
+            "rate_window": SYSTEM,
+            "created_at": SYSTEM,
+            "personal_email": SYSTEM,
+        },
+    ),
     **_table(
         "longops_notify_rules",
         {
             "company": OII,
-            "name": CC,
+            "name": OII,
             "on_event": SYSTEM,
             "task": SYSTEM,
             "category": CC,
             "queue": CC,
             "user_name": EUII,
-            # "user:<name>" recipients among channels and admins.
             "recipients": EUII,
-            "threshold": SYSTEM,
             "enabled": SYSTEM,
+            "threshold": SYSTEM,
             "created_at": SYSTEM,
         },
     ),
-    **_table("longops_notified_admins", {"company": OII, "user_name": EUII}),
-    **_table("longops_notify_mutes", {"company": OII, "user_name": EUII, "rule_name": CC}),
-    **_table(
-        "longops_notify_channels",
-        {
-            "company": OII,
-            "name": CC,
-            "url_secret": ACCOUNT,
-            "url_masked": CC,
-            "url_schema": SYSTEM,
-            "rate_limit": SYSTEM,
-            "rate_window": SYSTEM,
-            "created_at": SYSTEM,
-        },
-    ),
+    **_table("longops_notify_mutes", {"company": OII, "user_name": EUII, "rule_name": OII}),
     **_table(
         "longops_notify_outbox",
         {
@@ -307,9 +312,9 @@ COLUMNS: Mapping[str, DataClass] = {
             "company": OII,
             "operation_id": SYSTEM,
             "event": SYSTEM,
-            "rule_name": CC,
-            "dedup": SYSTEM,
             "at": SYSTEM,
+            "rule_name": OII,
+            "dedup": OII,
             "expanded_at": SYSTEM,
         },
     ),
@@ -321,19 +326,17 @@ COLUMNS: Mapping[str, DataClass] = {
             "company": OII,
             "operation_id": SYSTEM,
             "event": SYSTEM,
-            "rule_name": CC,
-            # "user:<name>", "admin:<name>" or "channel:<name>".
+            "rule_name": OII,
             "recipient": EUII,
             "idem_key": SYSTEM,
             "status": SYSTEM,
             "attempts": SYSTEM,
             "next_at": SYSTEM,
-            "claim_token": SYSTEM,
             "locked_until": SYSTEM,
-            # Send errors quote the channel's answer (secrets removed) and the message.
-            "last_error": CC,
+            "claim_token": SYSTEM,
             "created_at": SYSTEM,
             "sent_at": SYSTEM,
+            "last_error": CC,
         },
     ),
 }

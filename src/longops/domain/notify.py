@@ -262,7 +262,8 @@ class PlannedDelivery:
 
     rule_name: str
     recipient: str
-    """``inbox:USER`` (the in-app inbox) or ``channel:NAME``."""
+    """``inbox:USER`` (the in-app inbox), ``email:USER`` (the person's own address, through
+    the company's personal email channel) or ``channel:NAME``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,12 +306,15 @@ def plan(
     admins: Sequence[str],
     only: str | None = None,
     muted: Collection[tuple[str, str]] = (),
+    emails: Collection[str] = (),
 ) -> list[PlannedDelivery]:
     """Who receives ``event`` on ``op``: one delivery per recipient, the first rule naming
     it wins. People get the in-app inbox (``inbox:USER``), only for the events the inbox can
     hold; the operation's own user already gets those from the inbox's trigger. A watched
     condition names its rule (``only``): none of the others hears of it. ``muted`` holds
-    (user, rule) pairs: people who asked not to hear from a rule.
+    (user, rule) pairs: people who asked not to hear from a rule. ``emails`` holds the
+    people who chose "also email": each person a rule names (the operation's own user
+    too, for any event the rule listens to) also gets ``email:USER``.
 
     Example::
 
@@ -325,10 +329,13 @@ def plan(
             for target in _targets(recipient, op, admins):
                 if target.startswith("inbox:"):
                     user = target.removeprefix("inbox:")
-                    if event not in INBOX_EVENTS or user == op.user:
-                        continue
                     if (user, rule.name) in muted:
                         continue  # the person's preference: not from this rule
+                    if user in emails:
+                        email = f"email:{user}"
+                        out.setdefault(email, PlannedDelivery(rule.name, email))
+                    if event not in INBOX_EVENTS or user == op.user:
+                        continue
                 out.setdefault(target, PlannedDelivery(rule.name, target))
     return list(out.values())
 
@@ -399,8 +406,35 @@ class Message:
     link: str | None
 
 
-def message(event: Event, op: Operation, base_url: str | None) -> Message:
-    """The words of ``event`` on ``op``: description, company, task, outcome, error,
+_ERROR_TYPE = re.compile(r"^[A-Za-z_][\w.]*$")
+
+
+def error_words(error: str, *, customer_content: bool = False) -> str:
+    """What a message may say of an operation's error. Its text is customer content (the
+    data classification of ``longops_operations.last_error``): it may quote an invoice, an
+    address or a token, and leaves for a mailbox or a chat only when the deployment allows
+    customer content in notifications. Otherwise the exception's type alone, which is the
+    task's code speaking, not its data.
+
+    Example::
+
+        >>> error_words("KeyError: card 4111 1111")
+        'KeyError (the message is on the card)'
+        >>> error_words("KeyError: card 4111 1111", customer_content=True)
+        'KeyError: card 4111 1111'
+    """
+    if customer_content:
+        return error[:500]
+    head = error.split(":", 1)[0].strip()
+    kind = head if _ERROR_TYPE.fullmatch(head) else "an error"
+    return f"{kind} (the message is on the card)"
+
+
+def message(
+    event: Event, op: Operation, base_url: str | None, *, customer_content: bool = False
+) -> Message:
+    """The words of ``event`` on ``op``: description, company, task, outcome, error
+    (its type; its text only with ``customer_content``, see :func:`error_words`),
     attempts, duration and the link to its card.
 
     Example::
@@ -421,7 +455,7 @@ def message(event: Event, op: Operation, base_url: str | None) -> Message:
     if op.progress is not None and op.progress.percent is not None and not op.done:
         lines.append(f"Progress: {op.progress.percent:.0f} %")
     if op.last_error and event in (Event.FAILED, Event.ATTEMPT_FAILED):
-        lines.append(f"Error: {op.last_error[:500]}")
+        lines.append(f"Error: {error_words(op.last_error, customer_content=customer_content)}")
     link = None
     if base_url:
         link = f"{base_url.rstrip('/')}/c/{op.company}/entries/{op.id}"

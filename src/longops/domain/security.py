@@ -269,6 +269,9 @@ PERMISSIONS: Mapping[str, Rule] = {
     "list_tokens": _rule(_S, "list API tokens", "own", "own", "own", "all"),
     "list_web_sessions": _rule(_S, "list sign-ins of the pages", "own", "own", "own", "all"),
     "end_web_sessions": _rule(_S, "end sign-ins of the pages", "own", "own", "own", "all"),
+    "user_contact": _rule(
+        _S, "read or set an email address and how one is notified", "own", "own", "own", "all"
+    ),
 }
 """Action → rule. Every public method of core names its action here."""
 

@@ -216,6 +216,22 @@ def user_target(name: str) -> str:
     return f"user:{name}"
 
 
+_EMAIL = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$")
+
+
+def check_email(email: object) -> str:
+    """An email address as a user's contact: one address, at most 254 characters.
+
+    Example::
+
+        >>> check_email("ann@example.com")
+        'ann@example.com'
+    """
+    if not isinstance(email, str) or len(email) > 254 or not _EMAIL.fullmatch(email):
+        raise ValidationError("email", "must be one email address such as ann@example.com", email)
+    return email
+
+
 def check_user_name(name: object) -> str:
     """A user name follows the same rule as other names and is not a pseudonym."""
     from longops.domain.operation import NAME_RE

@@ -20,8 +20,9 @@ import threading
 import uuid
 import warnings
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
+from longops.domain.errors import LongopsError
 from longops.domain.notify import Message, mask_url, url_schema
 
 # Apprise logs under "apprise"; its lines must reach no handler of the application's.
@@ -73,6 +74,25 @@ def with_key(url: str, idem_key: uuid.UUID) -> str:
     if schema.startswith("json"):
         extra += f"&:idempotency_key={idem_key}"
     return f"{url}{sep}{extra}"
+
+
+EMAIL_SCHEMAS = frozenset({"mailto", "mailtos"})
+
+
+def addressed(url: str, to: str) -> str:
+    """An email channel's ``url`` sending to ``to`` alone (its own ``to`` replaced): how a
+    company's personal email channel reaches one person.
+
+    Example::
+
+        addressed("mailtos://u:pw@smtp.example.com?to=ops@example.com", "ann@example.com")
+        # 'mailtos://u:pw@smtp.example.com?to=ann%40example.com'
+    """
+    if url_schema(url) not in EMAIL_SCHEMAS:
+        raise LongopsError("the personal email channel must be a mailto:// or mailtos:// URL")
+    base, _, query = url.partition("?")
+    kept = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k.lower() != "to"]
+    return f"{base}?{urlencode([*kept, ('to', to)])}"
 
 
 def check_url(url: str) -> None:

@@ -24,6 +24,7 @@ import logging
 from collections.abc import Sequence
 from datetime import timedelta
 
+from longops import telemetry
 from longops.domain.clock import Clock
 from longops.domain.errors import LongopsError
 from longops.domain.notify import (
@@ -35,6 +36,7 @@ from longops.domain.notify import (
     plan,
     url_schema,
 )
+from longops.domain.operation import Operation
 from longops.notify import channels
 from longops.notify.secrets import SecretBox
 from longops.store.base import Store
@@ -61,6 +63,7 @@ class DeliveryService:
         max_attempts: int = MAX_ATTEMPTS,
         backoff_base: float = 10.0,
         batch: int = 20,
+        customer_content: bool = False,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -72,6 +75,8 @@ class DeliveryService:
         self.backoff_base = backoff_base
         self.batch = batch
         self._warned_no_key = False
+        self.customer_content = customer_content
+        """Messages may carry customer content (an error's text); see ``error_words``."""
 
     def run_once(self) -> int:
         """One round: expand the outbox, then send what is due; returns how many moved."""
@@ -86,7 +91,16 @@ class DeliveryService:
                 rules = self.store.list_notify_rules(entry.company)
                 admins = self.store.list_notified_admins(entry.company)
                 muted = self.store.list_notify_mutes(entry.company)
-                planned = plan(entry.event, op, rules, admins, only=entry.rule_name, muted=muted)
+                emails = set(self.store.email_recipients())
+                planned = plan(
+                    entry.event,
+                    op,
+                    rules,
+                    admins,
+                    only=entry.rule_name,
+                    muted=muted,
+                    emails=emails,
+                )
             self.store.expand_outbox(entry, planned, self.clock.now())
             done += 1
         return done
@@ -97,6 +111,8 @@ class DeliveryService:
         for d in claimed:
             if d.recipient.startswith("inbox:"):
                 self._inbox(d)
+            elif d.recipient.startswith("email:"):
+                self._email(d)
             else:
                 by_channel.setdefault((d.company, d.recipient), []).append(d)
         for (company, recipient), items in by_channel.items():
@@ -109,9 +125,36 @@ class DeliveryService:
         if op is None:
             self._failed([d], "the operation no longer exists", final=True)
             return
-        self.store.finish_delivery(
-            d, DeliveryStatus.SENT, self.clock.now(), inbox_title=op.description or op.task
-        )
+        with telemetry.notifying("inbox", d.company, [(d.id, d.idem_key, d.attempts)]) as n:
+            self.store.finish_delivery(
+                d, DeliveryStatus.SENT, self.clock.now(), inbox_title=op.description or op.task
+            )
+            n.done("sent")
+
+    # -- a person's own email -------------------------------------------------------------
+    def _email(self, d: Delivery) -> None:
+        user = d.recipient.removeprefix("email:")
+        contact = self.store.get_user_contact(user)
+        if contact is None or contact[0] is None or not contact[1]:
+            self._failed([d], f"user {user} has no email address or chose in-app only", final=True)
+            return
+        name = self.store.personal_email_channel(d.company)
+        found = None if name is None else self.store.get_notify_channel_secret(d.company, name)
+        if found is None:
+            self._failed([d], f"company {d.company} has no personal email channel", final=True)
+            return
+        op = self.store.get_operation(d.operation_id)
+        if op is None:
+            self._failed([d], "the operation no longer exists", final=True)
+            return
+        try:
+            if self.secrets is None:
+                raise LongopsError("LONGOPS_SECRET_KEY is not set")
+            url = channels.addressed(self.secrets.decrypt(found[0]), contact[0])
+        except LongopsError as exc:
+            self._failed([d], str(exc))
+            return
+        self._send(url, [d], self._message(d, op))
 
     # -- outbound channels ----------------------------------------------------------------
     def _channel(self, company: str, name: str, items: list[Delivery]) -> None:
@@ -160,46 +203,69 @@ class DeliveryService:
             if op is None:
                 self._failed([d], "the operation no longer exists", final=True)
                 continue
-            self._send(url, [d], message(d.event, op, self.base_url))
+            self._send(url, [d], self._message(d, op))
         if digest:
             self._send(url, digest, self._digest(digest))
+
+    def _message(self, d: Delivery, op: Operation) -> Message:
+        return message(d.event, op, self.base_url, customer_content=self.customer_content)
 
     def _digest(self, items: Sequence[Delivery]) -> Message:
         lines = []
         for d in items:
             op = self.store.get_operation(d.operation_id)
             if op is not None:
-                m = message(d.event, op, self.base_url)
+                m = self._message(d, op)
                 lines.append(f"- {m.title}" + (f" {m.link}" if m.link else ""))
         return Message(f"{len(items)} notifications (digest)", "\n".join(lines), None)
 
     def _send(self, url: str, items: Sequence[Delivery], msg: Message) -> None:
-        # A digest travels under its first item's key: a repeat of it is still one key.
-        error = channels.send(url, msg, idem_key=items[0].idem_key)
         schema = url_schema(url)
-        if error is None:
-            status = DeliveryStatus.SENT if len(items) == 1 else DeliveryStatus.DIGESTED
-            at = self.clock.now()
-            for d in items:
-                self.store.finish_delivery(d, status, at)
-            log.info(
-                "notification sent",
-                extra={"action": "notification_sent", "channel": schema, "count": len(items)},
-            )
-        else:
-            self._failed(items, error)
-            log.warning(
-                "notification failed",
-                extra={"action": "notification_failed", "channel": schema, "count": len(items)},
-            )
+        keys = [(d.id, d.idem_key, d.attempts) for d in items]
+        with telemetry.notifying(schema, items[0].company, keys) as n:
+            # A digest travels under its first item's key: a repeat of it is still one key.
+            error = channels.send(url, msg, idem_key=items[0].idem_key)
+            if error is None:
+                status = DeliveryStatus.SENT if len(items) == 1 else DeliveryStatus.DIGESTED
+                at = self.clock.now()
+                for d in items:
+                    self.store.finish_delivery(d, status, at)
+                n.done(status.value)
+                log.info(
+                    "notification sent",
+                    extra={"action": "notification_sent", "channel": schema, "count": len(items)},
+                )
+            else:
+                n.done("retry", dead=self._record_failure(items, error))
+                log.warning(
+                    "notification failed",
+                    extra={
+                        "action": "notification_failed",
+                        "channel": schema,
+                        "count": len(items),
+                    },
+                )
 
     def _failed(self, items: Sequence[Delivery], error: str, *, final: bool = False) -> None:
+        """A failure before any send (no channel, no key, no operation): still reported."""
+        kind = items[0].recipient.partition(":")[0]
+        keys = [(d.id, d.idem_key, d.attempts) for d in items]
+        with telemetry.notifying(kind, items[0].company, keys) as n:
+            n.done("retry", dead=self._record_failure(items, error, final=final))
+
+    def _record_failure(
+        self, items: Sequence[Delivery], error: str, *, final: bool = False
+    ) -> list[int]:
+        """Retry later with back-off, or dead-letter; returns the dead-lettered ids."""
         now = self.clock.now()
+        dead = []
         for d in items:
             if final or d.attempts >= self.max_attempts:
                 self.store.finish_delivery(d, DeliveryStatus.DEAD, now, error=error)
+                dead.append(d.id)
             else:
                 wait = backoff(d.attempts, base=self.backoff_base)
                 self.store.finish_delivery(
                     d, DeliveryStatus.PENDING, now, next_at=now + wait, error=error
                 )
+        return dead

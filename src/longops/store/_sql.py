@@ -1773,10 +1773,64 @@ class SqlStore(ABC):
         assert r is not None  # an upsert always returns its row
         return self.notify_rule(r)
 
-    def set_notify_mute(self, company: str, user: str, rule: str, muted: bool) -> None:
+    def set_notify_mute(
+        self,
+        company: str,
+        user: str,
+        rule: str,
+        muted: bool,
+        *,
+        audit: AuditEntry | None = None,
+    ) -> None:
         params = {"company": company, "user_name": user, "rule_name": rule}
         with self._tx() as cur:
             cur.execute(self.q["mute_rule" if muted else "unmute_rule"], params)
+            self._audit(cur, audit)
+
+    def set_user_contact(
+        self,
+        name: str,
+        email: str | None,
+        notify_by_email: bool,
+        at: datetime,
+        *,
+        audit: AuditEntry | None = None,
+    ) -> bool:
+        params = {
+            "name": name,
+            "email": email,
+            "notify_by_email": self.enc_bool(notify_by_email),
+            "at": self.enc_ts(at),
+        }
+        return self._write_audited("set_user_contact", params, audit) is not None
+
+    def get_user_contact(self, name: str) -> tuple[str | None, bool] | None:
+        r = self._one("get_user_contact", {"name": name})
+        return None if r is None else (r["email"], bool(r["notify_by_email"]))
+
+    def email_recipients(self) -> dict[str, str]:
+        return {str(r["name"]): str(r["email"]) for r in self._all("email_recipients")}
+
+    def set_personal_email_channel(
+        self, company: str, name: str | None, *, audit: AuditEntry | None = None
+    ) -> bool:
+        try:
+            with self._tx() as cur:
+                cur.execute(self.q["clear_personal_email_channel"], {"company": company})
+                if name is not None:
+                    cur.execute(
+                        self.q["mark_personal_email_channel"], {"company": company, "name": name}
+                    )
+                    if cur.fetchone() is None:
+                        raise _NoSuchChannel  # rolls the clearing back
+                self._audit(cur, audit)
+        except _NoSuchChannel:
+            return False
+        return True
+
+    def personal_email_channel(self, company: str) -> str | None:
+        r = self._one("personal_email_channel", {"company": company})
+        return None if r is None else str(r["name"])
 
     def list_notify_mutes(self, company: str) -> set[tuple[str, str]]:
         rows = self._all("list_mutes", {"company": company})
@@ -2045,3 +2099,7 @@ def _company(r: Row) -> Company:
 
 def _fields(entry: AuditEntry) -> dict[str, Any]:
     return {f: getattr(entry, f) for f in AuditEntry.__dataclass_fields__}
+
+
+class _NoSuchChannel(Exception):
+    """Raised inside a transaction to undo it: the channel to mark does not exist."""

@@ -706,7 +706,43 @@ class Store(Protocol):
         self, company: str, name: str, *, audit: AuditEntry | None = None
     ) -> bool: ...
     def list_notify_rules(self, company: str) -> list[NotifyRule]: ...
-    def set_notify_mute(self, company: str, user: str, rule: str, muted: bool) -> None: ...
+    def set_notify_mute(
+        self,
+        company: str,
+        user: str,
+        rule: str,
+        muted: bool,
+        *,
+        audit: AuditEntry | None = None,
+    ) -> None: ...
+    def set_user_contact(
+        self,
+        name: str,
+        email: str | None,
+        notify_by_email: bool,
+        at: datetime,
+        *,
+        audit: AuditEntry | None = None,
+    ) -> bool:
+        """A user's email address and choice (in-app only, or also email); False: no user."""
+        ...
+
+    def get_user_contact(self, name: str) -> tuple[str | None, bool] | None:
+        """(email, notify_by_email) of a user, None when there is no such user."""
+        ...
+
+    def email_recipients(self) -> dict[str, str]:
+        """Active users who chose "also email" and have an address: name -> address."""
+        ...
+
+    def set_personal_email_channel(
+        self, company: str, name: str | None, *, audit: AuditEntry | None = None
+    ) -> bool:
+        """Make ``name`` the company's channel for people's own email (None: no channel);
+        False when there is no such channel."""
+        ...
+
+    def personal_email_channel(self, company: str) -> str | None: ...
     def list_notify_mutes(self, company: str) -> set[tuple[str, str]]:
         """(user, rule) pairs: who muted which rule in ``company``."""
         ...

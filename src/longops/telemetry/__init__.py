@@ -32,6 +32,7 @@ from longops.telemetry.hooks import (
     unstalled,
 )
 from longops.telemetry.metrics import watch_pool
+from longops.telemetry.notifying import notifying
 from longops.telemetry.providers import use
 from longops.telemetry.settings import settings
 from longops.telemetry.traces import (
@@ -60,6 +61,7 @@ __all__ = [
     "loop_fault",
     "loop_recovered",
     "maintenance",
+    "notifying",
     "processing",
     "progress_written",
     "sending",

@@ -160,6 +160,16 @@ LOOP_DIED = Event(
     "LO0027", "loop_died", None, WARNING,
     "Worker loop {loop} stopped by a bug: {errorType}", ("loop", "errorType"),
 )  # fmt: skip
+NOTIFICATION_DELIVERED = Event(
+    "LO0028", "notification_delivered", None, INFO,
+    "Notification delivery {deliveryId} sent ({channel}, try {attempts})",
+    ("company", "channel", "deliveryId", "attempts"),
+)  # fmt: skip
+NOTIFICATION_DEAD = Event(
+    "LO0029", "notification_dead_lettered", None, WARNING,
+    "Notification delivery {deliveryId} dead-lettered after {attempts} tries ({channel})",
+    ("company", "channel", "deliveryId", "attempts"),
+)  # fmt: skip
 
 CATALOGUE: dict[str, Event] = {
     e.id: e
@@ -168,6 +178,7 @@ CATALOGUE: dict[str, Event] = {
         TIMED_OUT, STALLED, UNSTALLED, RESCUED, EXPIRED, SKIPPED_RUN_WINDOW, HELD, SET_READY,
         CANCEL_REQUESTED, INTERRUPTED, SESSION_LOGON, SESSION_LOGOFF, SESSION_LOST,
         DRAIN_STARTED, MAINTENANCE, SLOW_STEP, SLOW_SQL, LOOP_BACKING_OFF, LOOP_RECOVERED,
-        LOOP_DIED,
+        LOOP_DIED, NOTIFICATION_DELIVERED,
+        NOTIFICATION_DEAD,
     )
 }  # fmt: skip

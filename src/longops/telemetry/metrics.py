@@ -80,6 +80,11 @@ class Instruments:
             unit="{error}",
             description="Failed rounds of a worker's loops: kind fault (backed off) or bug (died)",
         )
+        self.sent_notifications = meter.create_counter(
+            "longops.sent.notifications",
+            unit="{notification}",
+            description="Notification deliveries tried, by channel kind and outcome",
+        )
         self.pool = meter.create_observable_up_down_counter(
             "longops.pool.connections",
             callbacks=[_observe_pools],

@@ -18,6 +18,7 @@ from longops.web.context import Context
 from longops.web.pages import Csrf, Pages
 
 PATH = "/c/{company}/notification-setup"
+PREFS = "/c/{company}/notification-preferences"
 
 
 def may_set_up(ctx: Context) -> bool:
@@ -172,4 +173,71 @@ def add_notification_setup(web: FastAPI, pages: Pages) -> None:
             None,
             f"{ctx.base}/notification-setup",
             f"Delivery {delivery_id} will be sent again.",
+        )
+
+    add_preferences(web, pages)
+
+
+def add_preferences(web: FastAPI, pages: Pages) -> None:
+    """A person's own page: mute or unmute each rule, and in-app only or also email."""
+
+    def render(ctx: Context, status: int = 200, *, error: str | None = None) -> HTMLResponse:
+        view = ctx.view
+        name = view.actor.user
+        contact: tuple[str | None, bool] = (None, False)
+        if name is not None:
+            contact = view.security.contact(name)
+        return pages.render(
+            "notification_preferences.html",
+            ctx,
+            status,
+            title="Notification preferences",
+            rules=view.notification_setup.my_rules(ctx.company),
+            email=contact[0],
+            by_email=contact[1],
+            email_channel=view.notification_setup.has_email_channel(ctx.company),
+            error=error,
+        )
+
+    @web.get(PREFS, response_class=HTMLResponse)
+    def preferences(request: Request, company: str) -> Response:
+        return render(pages.context(request, company))
+
+    @web.post(f"{PREFS}/rules/{{name}}/{{verb}}")
+    def mute(request: Request, company: str, name: str, verb: str, _: Csrf) -> Response:
+        ctx = pages.context(request, company, header=False)
+        if verb not in ("mute", "unmute"):
+            raise ValidationError("action", "must be mute or unmute", verb)
+        ctx.view.notification_setup.mute_rule(company, name, muted=verb == "mute")
+        done = "muted" if verb == "mute" else "no longer muted"
+        return pages.back(ctx, None, f"{ctx.base}/notification-preferences", f"Rule {name} {done}.")
+
+    @web.post(f"{PREFS}/email", response_class=HTMLResponse)
+    def email(
+        request: Request,
+        company: str,
+        _: Csrf,
+        email: Annotated[str, Form()] = "",
+        choice: Annotated[str, Form()] = "inbox",
+    ) -> Response:
+        ctx = pages.context(request, company, header=False)
+        name = ctx.view.actor.user
+        try:
+            if name is None:
+                raise ValidationError("user", "a preference is a person's: sign in as one")
+            if choice not in ("inbox", "email"):
+                raise ValidationError("choice", "must be inbox or email", choice)
+            typed = email.strip()
+            ctx.view.security.set_contact(
+                name,
+                email=typed or None,
+                clear_email=not typed,
+                notify_by_email=choice == "email",
+            )
+        except ValidationError as exc:
+            pages.fill_header(ctx)
+            return render(ctx, 400, error=f"{exc.field}: {exc.rule}.")
+        said = "in the app and by email" if choice == "email" else "in the app only"
+        return pages.back(
+            ctx, None, f"{ctx.base}/notification-preferences", f"You will be notified {said}."
         )

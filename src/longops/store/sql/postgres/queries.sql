@@ -1273,3 +1273,25 @@ UNION ALL
 SELECT 'sessions', NULL, NULL, NULL, COUNT(*), NULL::timestamptz
   FROM longops_sessions
  WHERE state IN ('active', 'draining');
+
+-- name: set_user_contact
+UPDATE longops_users SET email = %(email)s, notify_by_email = %(notify_by_email)s, updated_at = %(at)s
+ WHERE name = %(name)s RETURNING name;
+
+-- name: get_user_contact
+SELECT email, notify_by_email FROM longops_users WHERE name = %(name)s;
+
+-- name: email_recipients
+SELECT name, email FROM longops_users
+ WHERE notify_by_email = true AND email IS NOT NULL AND state = 'active' ORDER BY name;
+
+-- name: clear_personal_email_channel
+UPDATE longops_notify_channels SET personal_email = false
+ WHERE company = %(company)s AND personal_email = true;
+
+-- name: mark_personal_email_channel
+UPDATE longops_notify_channels SET personal_email = true
+ WHERE company = %(company)s AND name = %(name)s RETURNING name;
+
+-- name: personal_email_channel
+SELECT name FROM longops_notify_channels WHERE company = %(company)s AND personal_email = true;

@@ -1078,3 +1078,25 @@ UNION ALL
 SELECT 'sessions', NULL, NULL, NULL, COUNT(*), NULL
   FROM longops_sessions
  WHERE state IN ('active', 'draining');
+
+-- name: set_user_contact
+UPDATE longops_users SET email = :email, notify_by_email = :notify_by_email, updated_at = :at
+ WHERE name = :name RETURNING name;
+
+-- name: get_user_contact
+SELECT email, notify_by_email FROM longops_users WHERE name = :name;
+
+-- name: email_recipients
+SELECT name, email FROM longops_users
+ WHERE notify_by_email = 1 AND email IS NOT NULL AND state = 'active' ORDER BY name;
+
+-- name: clear_personal_email_channel
+UPDATE longops_notify_channels SET personal_email = 0
+ WHERE company = :company AND personal_email = 1;
+
+-- name: mark_personal_email_channel
+UPDATE longops_notify_channels SET personal_email = 1
+ WHERE company = :company AND name = :name RETURNING name;
+
+-- name: personal_email_channel
+SELECT name FROM longops_notify_channels WHERE company = :company AND personal_email = 1;
