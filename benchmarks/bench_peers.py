@@ -108,8 +108,11 @@ def worker_command(system: str, setting: str, url: str) -> list[list[str]]:
         ]
         return [cmd] * WORKERS
     if system == "pgqueuer":
-        extra = ["--batch-size", "1", "--max-concurrent-tasks", "1"] if setting == "one" else []
-        return [[bin_of(system, "pgq"), "run", *extra, "jobs_pgqueuer:create"]] * WORKERS
+        # Its least: it refuses a task limit under twice the batch size.
+        extra = ["--batch-size", "1", "--max-concurrent-tasks", "2"] if setting == "one" else []
+        # What `pgq run` calls (its CLI fails on start in pgqueuer 1.6.0: see pgq_run.py).
+        run = [python_of(system), str(PEERS_DIR / "pgq_run.py"), "jobs_pgqueuer:create"]
+        return [[*run, *extra]] * WORKERS
     if system == "procrastinate":
         # Its default is one job at a time per worker; that is also its recommended setting.
         cmd = [
@@ -593,7 +596,8 @@ def write_markdown(path: Path, doc: dict[str, Any], figures: Sequence[Figure]) -
         "- the same no-op job everywhere, leaving a mark (job number, enqueue and start time) in a "
         "file of its process; after every drain each job is checked run exactly once",
         "- worker settings: 2 worker processes per system. One job in flight: longops "
-        "`worker --concurrency 1`, PgQueuer `pgq run --batch-size 1 --max-concurrent-tasks 1`, "
+        "`worker --concurrency 1`, PgQueuer `pgq run --batch-size 1 --max-concurrent-tasks 2` "
+        "(its least; its calls, `peers/pgq_run.py`), "
         f"procrastinate `worker --concurrency 1`. Recommended: longops `worker --concurrency "
         f"{LONGOPS_RECOMMENDED}`, PgQueuer `pgq run` defaults (batch 10, no task limit), "
         "procrastinate its default (one job at a time, listen/notify). SQLite: longops "

@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
+from collections.abc import AsyncIterator
 
 import asyncpg
 from marks import mark
@@ -17,8 +19,9 @@ from pgqueuer.queries import Queries
 ENTRYPOINT = "noop"
 
 
-async def create() -> PgQueuer:
-    """The worker's factory, as in PgQueuer's README."""
+@contextlib.asynccontextmanager
+async def create() -> AsyncIterator[PgQueuer]:
+    """The worker's factory, as in PgQueuer's README (an async context manager)."""
     connection = await asyncpg.connect(os.environ["BENCH_URL"])
     pgq = PgQueuer(AsyncpgDriver(connection))
 
@@ -27,7 +30,10 @@ async def create() -> PgQueuer:
         n, t = (job.payload or b"-1 0").split()
         mark(int(n), float(t))
 
-    return pgq
+    try:
+        yield pgq
+    finally:
+        await connection.close()
 
 
 def prepare(url: str) -> None:
