@@ -589,7 +589,8 @@ def write_markdown(path: Path, doc: dict[str, Any], figures: Sequence[Figure]) -
         f"- jobs per drain: {doc['sizes']['drain']:,}; one-by-one enqueue: "
         f"{doc['sizes']['enqueue_one']:,}; latency: {doc['sizes']['latency']} paced "
         f"{LATENCY_SPACING_S * 1000:g} ms apart after {LATENCY_WARMUP} warm-up jobs",
-        f"- each figure is the median of {doc['repeat']} repetition(s), all listed",
+        f"- each figure is the median of {doc['repeat']} repetition(s) (of "
+        f"{doc['repeat_asked']} asked), all listed",
         f"- Python {m['python']}, SQLite {m['sqlite']}, PostgreSQL: {m['postgresql'] or 'n/a'}",
         f"- longops source: {m['source']}; peers (PyPI): "
         + ", ".join(f"{k} {v}" for k, v in doc["peer_versions"].items()),
@@ -630,6 +631,32 @@ def write_markdown(path: Path, doc: dict[str, Any], figures: Sequence[Figure]) -
         "",
     ]
     path.write_text("\n".join(lines))
+
+
+def report(
+    args: argparse.Namespace,
+    machine: dict[str, Any],
+    sizes: Sizes,
+    only: Sequence[str],
+    figures: Sequence[Figure],
+    runs: Sequence[dict[str, Any]],
+    repeat: int,
+) -> dict[str, Any]:
+    results = medians(runs, figures)
+    return {
+        "quick": args.quick,
+        "repeat": len(runs),
+        "repeat_asked": repeat,
+        "sizes": asdict(sizes),
+        "systems": list(only),
+        "machine": machine,
+        "peer_versions": peer_versions(),
+        "loadavg_at_end": [round(x, 2) for x in os.getloadavg()],
+        "longops_recommended_concurrency": LONGOPS_RECOMMENDED,
+        "results": results,
+        "ratios": ratios(results, figures),
+        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -674,33 +701,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     workdir = Path(tempfile.mkdtemp(prefix="longops-peers-"))
     ctx = Ctx(args.pg_admin_url, workdir, sizes)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = "peers.quick" if args.quick else "peers"
     try:
-        runs = []
+        runs: list[dict[str, Any]] = []
         for i in range(repeat):
             print(f"repetition {i + 1} of {repeat}", flush=True)
             runs.append(run_once(ctx, figures, only))
+            # Written after every repetition: a long run stopped early keeps what it measured.
+            doc = report(args, machine, sizes, only, figures, runs, repeat)
+            (args.out / f"{stem}.json").write_text(json.dumps(doc, indent=2))
+            write_markdown(args.out / f"{stem}.md", doc, figures)
     except BaseException:
         print(f"worker logs kept in {workdir}", file=sys.stderr)
         raise
     shutil.rmtree(workdir, ignore_errors=True)
-    results = medians(runs, figures)
-    doc = {
-        "quick": args.quick,
-        "repeat": repeat,
-        "sizes": asdict(sizes),
-        "systems": only,
-        "machine": machine,
-        "peer_versions": peer_versions(),
-        "loadavg_at_end": [round(x, 2) for x in os.getloadavg()],
-        "longops_recommended_concurrency": LONGOPS_RECOMMENDED,
-        "results": results,
-        "ratios": ratios(results, figures),
-        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = "peers.quick" if args.quick else "peers"
-    (args.out / f"{stem}.json").write_text(json.dumps(doc, indent=2))
-    write_markdown(args.out / f"{stem}.md", doc, figures)
     for r in doc["ratios"]:
         print(f"{r['label']}: longops / {r['peer']} = {r['longops_over_peer']:.2f}x")
     print(f"results in {args.out / stem}.md")
