@@ -41,9 +41,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import psycopg
-
-from bench_core import machine_info, percentile, pg_url_for
+from bench_api import database
+from bench_core import machine_info, percentile
 
 HERE = Path(__file__).resolve().parent
 PEERS_DIR = HERE / "peers"
@@ -223,15 +222,8 @@ def fresh_database(dialect: str, tag: str, admin_url: str, workdir: Path) -> Ite
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
         return
-    name = f"peers_{tag}_{os.getpid()}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield pg_url_for(admin_url, name)
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with database(admin_url, f"peers_{tag}_{os.getpid()}") as url:
+        yield url
 
 
 class Marks:
