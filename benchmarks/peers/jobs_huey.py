@@ -7,7 +7,7 @@ import os
 import time
 
 from huey import SqliteHuey
-from marks import mark
+from marks import mark, paced
 
 huey = SqliteHuey(filename=os.environ.get("BENCH_SQLITE_PATH", "huey.db"))
 
@@ -25,11 +25,7 @@ def prepare(url: str) -> None:
 def one_by_one(url: str, first: int, count: int, spacing: float) -> float:
     huey.storage.enqueued_items(1)  # warm-up: the connection is open
     started = time.perf_counter()
-    for i in range(count):
-        if spacing:
-            pause = started + i * spacing - time.perf_counter()
-            if pause > 0:
-                time.sleep(pause)
+    for i in paced(count, spacing):
         noop(first + i, time.time())
     return time.perf_counter() - started
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from marks import mark
+from marks import mark, paced
 
 from longops import EnqueueRequest, Longops
 
@@ -39,11 +39,7 @@ def one_by_one(url: str, first: int, count: int, spacing: float) -> float:
     try:
         client.enqueue(TASK, -1, 0.0, on_hold=True)  # opens the pool; never runs
         started = time.perf_counter()
-        for i in range(count):
-            if spacing:
-                pause = started + i * spacing - time.perf_counter()
-                if pause > 0:
-                    time.sleep(pause)
+        for i in paced(count, spacing):
             client.enqueue(TASK, first + i, time.time())
         return time.perf_counter() - started
     finally:

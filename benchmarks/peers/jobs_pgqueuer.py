@@ -10,7 +10,7 @@ import time
 from collections.abc import AsyncIterator
 
 import asyncpg
-from marks import mark
+from marks import mark, paced_async
 from pgqueuer import PgQueuer
 from pgqueuer.db import AsyncpgDriver
 from pgqueuer.models import Job
@@ -46,11 +46,7 @@ async def _one(url: str, first: int, count: int, spacing: float) -> float:
         queries = Queries(AsyncpgDriver(conn))
         await queries.queue_size()  # warm-up
         started = time.perf_counter()
-        for i in range(count):
-            if spacing:
-                pause = started + i * spacing - time.perf_counter()
-                if pause > 0:
-                    await asyncio.sleep(pause)
+        async for i in paced_async(count, spacing):
             await queries.enqueue(ENTRYPOINT, f"{first + i} {time.time():.6f}".encode())
         return time.perf_counter() - started
     finally:

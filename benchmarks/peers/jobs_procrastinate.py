@@ -9,7 +9,7 @@ import os
 import time
 
 import procrastinate
-from marks import mark
+from marks import mark, paced_async
 
 app = procrastinate.App(
     connector=procrastinate.PsycopgConnector(conninfo=os.environ.get("BENCH_URL", ""))
@@ -29,11 +29,7 @@ async def _one(first: int, count: int, spacing: float) -> float:
     async with app.open_async():
         await app.job_manager.list_queues_async()  # warm-up: the pool is open
         started = time.perf_counter()
-        for i in range(count):
-            if spacing:
-                pause = started + i * spacing - time.perf_counter()
-                if pause > 0:
-                    await asyncio.sleep(pause)
+        async for i in paced_async(count, spacing):
             await noop.defer_async(n=first + i, t=time.time())
         return time.perf_counter() - started
 

@@ -6,8 +6,10 @@ short are atomic, so threads and processes never interleave a line."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
+from collections.abc import AsyncIterator, Iterator
 
 _fd: int | None = None
 _pid = 0
@@ -24,3 +26,23 @@ def mark(n: int, enqueued: float) -> None:
         _fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         _pid = pid
     os.write(_fd, f"{n} {enqueued:.6f} {started:.6f}\n".encode())
+
+
+def paced(count: int, spacing: float) -> Iterator[int]:
+    """``0 .. count-1``, the i-th not before ``i * spacing`` s from the first (0: no pause)."""
+    started = time.perf_counter()
+    for i in range(count):
+        pause = started + i * spacing - time.perf_counter()
+        if spacing and pause > 0:
+            time.sleep(pause)
+        yield i
+
+
+async def paced_async(count: int, spacing: float) -> AsyncIterator[int]:
+    """:func:`paced` for event loops."""
+    started = time.perf_counter()
+    for i in range(count):
+        pause = started + i * spacing - time.perf_counter()
+        if spacing and pause > 0:
+            await asyncio.sleep(pause)
+        yield i
