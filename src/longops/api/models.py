@@ -22,6 +22,7 @@ from pydantic_core import PydanticCustomError
 
 from longops.core.security import MAX_PASSWORD, MIN_PASSWORD
 from longops.domain.operation import NAME_RE
+from longops.domain.users import EMAIL_PATTERN
 
 Name = Annotated[str, StringConstraints(pattern=NAME_RE.pattern)]
 """A company, category, queue, user or token name, as core accepts it."""
@@ -368,13 +369,13 @@ class UserBody(Body):
         description="(company, permission set) pairs.",
     )
     isSuper: bool = False
-    email: str | None = Field(default=None, max_length=254)
+    email: str | None = Field(default=None, max_length=254, pattern=EMAIL_PATTERN)
 
 
 class ContactBody(Body):
     """A user's email address and how they are notified (omitted: unchanged)."""
 
-    email: str | None = Field(default=None, max_length=254)
+    email: str | None = Field(default=None, max_length=254, pattern=EMAIL_PATTERN)
     removeEmail: bool = False
     notify: Literal["inbox", "email"] | None = Field(
         default=None, description="inbox: in the app only; email: in the app and by email."

@@ -352,6 +352,8 @@ class Worker:
         alive = self._started and self.supervisor.alive() and self.exit_code == 0
         ready = (
             alive
+            # Not before start() has spawned every loop (the dispatcher comes last).
+            and "dispatcher" in self._loops
             and self.supervisor.reachable()
             and not self._draining.is_set()
             and not self._stopped.is_set()
