@@ -105,3 +105,24 @@ def test_email_address_choice_and_the_email_channel_from_the_command_line(
     run("notifications", "channels", "email", "--none", "--company", "CRONUS")
     assert app.notification_setup.email_channel("CRONUS") is None
     app.close()
+
+
+def test_a_person_mutes_and_unmutes_a_rule_from_the_command_line(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = keyed_app(db_url, monkeypatch)
+    app.security.add_user("ann", grants=[("CRONUS", PermissionSet.VIEW)])
+
+    def run(*args: str) -> str:
+        done = longops("--as", "ann", *args, db=db_url, app=None)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    # As docs/notifications.md shows it.
+    assert "muted for you" in run(
+        "notifications", "rules", "mute", "default", "--company", "CRONUS"
+    )
+    assert app.as_user("ann").notification_setup.muted_rules("CRONUS") == ["default"]
+    run("notifications", "rules", "unmute", "default", "--company", "CRONUS")
+    assert app.as_user("ann").notification_setup.muted_rules("CRONUS") == []
+    app.close()

@@ -221,6 +221,20 @@ def rules_list(company: CompanyOpt = None, as_json: JsonOpt = False) -> None:
         )
 
 
+@rules_cli.command("mute")
+def rules_mute(name: str, company: CompanyOpt = None) -> None:
+    """Stop this rule's notifications to you (the user of --as); others still get them."""
+    _setup().mute_rule(_company(company), name)
+    _ctx.out.print(f"rule {name} muted for you")
+
+
+@rules_cli.command("unmute")
+def rules_unmute(name: str, company: CompanyOpt = None) -> None:
+    """Hear from this rule again."""
+    _setup().mute_rule(_company(company), name, muted=False)
+    _ctx.out.print(f"rule {name} no longer muted for you")
+
+
 @rules_cli.command("remove")
 def rules_remove(name: str, company: CompanyOpt = None) -> None:
     """Remove a rule."""
