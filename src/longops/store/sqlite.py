@@ -150,10 +150,13 @@ class SqliteStore(SqlStore):
         return conn
 
     def _conn(self) -> sqlite3.Connection:
+        if self._closed:
+            # Checked before every use, not only before connecting: a thread still running
+            # after close() (a worker's loop not yet stopped) must not touch a connection
+            # that close() is closing from another thread — sqlite3 may crash the process.
+            raise ConfigurationError("store is closed")
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            if self._closed:
-                raise ConfigurationError("store is closed")
             conn = self._connect()
             self._local.conn = conn
         return conn
