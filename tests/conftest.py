@@ -11,8 +11,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from longops import Longops
 from longops.domain.clock import FrozenClock
 from longops.store.base import Store, open_store
+from longops.worker.session import Worker
 from pg import DEFAULT_URL, reachable, start_throwaway
 
 
@@ -98,3 +100,43 @@ def store(db_url: str) -> Iterator[Store]:
 @pytest.fixture
 def clock() -> FrozenClock:
     return FrozenClock()
+
+
+@pytest.fixture(autouse=True)
+def _no_worker_outlives_its_app(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fails the test that closes an app while a worker on its store still runs: the
+    worker's threads would go on using a closed store (once a segfault inside sqlite3).
+    The worker is stopped first, so the failure is this test's, not a later one's."""
+    started: list[Worker] = []
+    real_start, real_close = Worker.start, Longops.close
+
+    def start(worker: Worker) -> None:
+        started.append(worker)
+        real_start(worker)
+
+    def close(app: Longops) -> None:
+        store = app._store
+        running = [w for w in started if not w.stopped and store is not None and _on(w, store)]
+        for worker in running:
+            worker.stop(grace=1)
+        real_close(app)
+        if running:
+            pytest.fail(
+                f"{request.node.nodeid}: the app was closed while {len(running)} worker(s) on "
+                "its store still ran; stop each worker (worker.stop()) before app.close()"
+            )
+
+    monkeypatch.setattr(Worker, "start", start)
+    monkeypatch.setattr(Longops, "close", close)
+
+
+def _on(worker: Worker, store: Store) -> bool:
+    """Whether ``worker`` uses ``store``, directly or through a wrapper (``_inner``)."""
+    used: object = worker.store
+    while used is not None:
+        if used is store:
+            return True
+        used = getattr(used, "_inner", None)
+    return False
