@@ -481,6 +481,10 @@ class Worker:
         self.completer.close()
         self.pool.close()
         if self.services is not None:
+            # Its loop first: a round still in try_lead after the resignation below would
+            # take the lease again in the name of a session that is going away.
+            self.services.stopping.set()
+            self._join("services", self._loops["services"])
             self.services.stop()
         self._retrying(
             "mark the session stopped",
@@ -499,12 +503,44 @@ class Worker:
             self._memory.stop()
         self.dispatcher.close()
         self.monitor.close()
+        # Returned only once no thread of the session can touch the store: whoever stopped
+        # the worker may close the store next (a loop mid-call on a closed SQLite store
+        # once crashed the process inside sqlite3).
+        until = time.monotonic() + JOIN_TIMEOUT
+        for name, thread in self._loops.items():
+            self._join(name, thread, until=until, left=logging.ERROR)
+        until = time.monotonic() + RUNNER_JOIN_TIMEOUT
+        for thread in self._runners:
+            self._join(thread.name, thread, until=until, left=logging.INFO)
         log.info(
             "worker session %s stopped; %d run(s) handed back as interrupted",
             self.session_id,
             len(leftover),
             extra={"action": "worker_stopped", "handed_back": len(leftover)},
         )
+
+    def _join(
+        self,
+        name: str,
+        thread: threading.Thread,
+        *,
+        until: float | None = None,
+        left: int = logging.ERROR,
+    ) -> None:
+        """Wait for one of the session's threads to end (until ``until``, by default
+        :data:`JOIN_TIMEOUT` from now); one blocked in a call that never returns is left
+        running (a daemon) with a log line rather than hanging the stop."""
+        if thread is threading.current_thread():
+            return
+        until = time.monotonic() + JOIN_TIMEOUT if until is None else until
+        thread.join(timeout=max(until - time.monotonic(), 0.0))
+        if thread.is_alive():
+            log.log(
+                left,
+                "worker thread %s had not ended when the stop returned; left running",
+                name,
+                extra={"action": "thread_left_running", "loop": name},
+            )
 
     def _retrying(self, what: str, call: Callable[[], object], *, until: float) -> None:
         """Call through database faults until ``until``; then log and go on."""
@@ -627,6 +663,11 @@ class Worker:
 _UTC = ZoneInfo("UTC")
 DRAIN_WRITE_WINDOW = 5.0
 """Seconds a drain still waits for the database to record results after its grace."""
+JOIN_TIMEOUT = 10.0
+"""How long the stop waits, at most, for the session's loops to end."""
+RUNNER_JOIN_TIMEOUT = 1.0
+"""How long it waits for its runner threads: one may still run an abandoned thread task,
+which nothing can stop (its run was handed back already)."""
 
 
 def _log_result(
