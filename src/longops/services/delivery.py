@@ -13,6 +13,12 @@ Past a channel's rate limit, what is left of the batch goes as one digest.
 Any number of processes may run it at once: claims take rows no one else holds
 (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, the write lock on SQLite).
 
+A database fault ends a round, never a delivery: what the round had claimed and not yet
+handled is handled next round while its lease holds (not left for the lease to lapse), and
+an outcome already decided (a channel that answered, an inbox row to write) waits in memory
+and is written first next round, under its claim token -- never sent a second time because
+its record failed.
+
 Example::
 
     DeliveryService(store, clock, secrets=SecretBox(key), base_url="https://ops").run_once()
@@ -22,7 +28,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
 
 from longops import telemetry
 from longops.domain.clock import Clock
@@ -46,6 +54,19 @@ log = logging.getLogger("longops.notify")
 INTERVAL = timedelta(seconds=1)
 LEASE = timedelta(seconds=60)
 MAX_ATTEMPTS = 5
+SEND_MARGIN = timedelta(seconds=10)
+"""Deliveries claimed in an earlier round are handled only while their lease has this much
+left: a send after the lease lapsed could go out beside another sender's."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """How a claimed delivery went, decided and waiting to be recorded."""
+
+    delivery: Delivery
+    status: DeliveryStatus
+    at: datetime
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 class DeliveryService:
@@ -77,10 +98,16 @@ class DeliveryService:
         self._warned_no_key = False
         self.customer_content = customer_content
         """Messages may carry customer content (an error's text); see ``error_words``."""
+        self._held: list[Delivery] = []
+        """Claimed and not yet handled (a fault ended the round first)."""
+        self._held_until: datetime | None = None
+        self._unwritten: list[_Outcome] = []
+        """Decided (sent, or to be retried) and not yet recorded."""
 
     def run_once(self) -> int:
-        """One round: expand the outbox, then send what is due; returns how many moved."""
-        return self.expand() + self.deliver()
+        """One round: record what an earlier round decided, expand the outbox, then send
+        what is due; returns how many moved."""
+        return self._write_outcomes() + self.expand() + self.deliver()
 
     def expand(self) -> int:
         done = 0
@@ -106,18 +133,60 @@ class DeliveryService:
         return done
 
     def deliver(self) -> int:
-        claimed = self.store.claim_deliveries(self.clock.now(), self.lease, self.batch)
+        self._write_outcomes()
+        now = self.clock.now()
+        if self._held and self._held_until is not None and now >= self._held_until - SEND_MARGIN:
+            log.info(
+                "%d claimed notification(s) not sent before their lease ran short; they are "
+                "claimed again once it lapses",
+                len(self._held),
+                extra={"action": "deliveries_released", "count": len(self._held)},
+            )
+            self._held = []
+        if self._held:
+            count = len(self._held)  # left by a round a fault ended: these first
+        else:
+            self._held = self.store.claim_deliveries(now, self.lease, self.batch)
+            self._held_until = now + self.lease
+            count = len(self._held)
         by_channel: dict[tuple[str, str], list[Delivery]] = {}
-        for d in claimed:
+        for d in list(self._held):
             if d.recipient.startswith("inbox:"):
                 self._inbox(d)
             elif d.recipient.startswith("email:"):
                 self._email(d)
             else:
                 by_channel.setdefault((d.company, d.recipient), []).append(d)
+            self._write_outcomes()
         for (company, recipient), items in by_channel.items():
             self._channel(company, recipient.removeprefix("channel:"), items)
-        return len(claimed)
+            self._write_outcomes()
+        return count
+
+    def _settle(self, items: Sequence[Delivery], status: DeliveryStatus, **options: Any) -> None:
+        """The outcome of ``items`` is decided: no longer held (never handled again), it
+        waits in memory until :meth:`_write_outcomes` records it."""
+        at = options.pop("at", None) or self.clock.now()
+        for d in items:
+            if d in self._held:
+                self._held.remove(d)
+            self._unwritten.append(_Outcome(d, status, at, options))
+
+    def _write_outcomes(self) -> int:
+        """Record the decided outcomes, oldest first; a fault leaves the rest for the next
+        round. A claim that lapsed and was taken again meanwhile changes nothing (the other
+        sender's record stands; a repeat send carries the same idempotency key)."""
+        written = 0
+        while self._unwritten:
+            o = self._unwritten[0]
+            if not self.store.finish_delivery(o.delivery, o.status, o.at, **o.options):
+                log.warning(
+                    "a notification's outcome was not recorded: its claim lapsed meanwhile",
+                    extra={"action": "delivery_claim_lapsed", "delivery": o.delivery.id},
+                )
+            self._unwritten.pop(0)
+            written += 1
+        return written
 
     # -- the in-app inbox -----------------------------------------------------------------
     def _inbox(self, d: Delivery) -> None:
@@ -126,9 +195,8 @@ class DeliveryService:
             self._failed([d], "the operation no longer exists", final=True)
             return
         with telemetry.notifying("inbox", d.company, [(d.id, d.idem_key, d.attempts)]) as n:
-            self.store.finish_delivery(
-                d, DeliveryStatus.SENT, self.clock.now(), inbox_title=op.description or op.task
-            )
+            # The inbox row is written with the delivery's record: exactly once.
+            self._settle([d], DeliveryStatus.SENT, inbox_title=op.description or op.task)
             n.done("sent")
 
     # -- a person's own email -------------------------------------------------------------
@@ -187,14 +255,13 @@ class DeliveryService:
             )
             if room <= 0:
                 # Past the limit: back when the window has moved on, the try not counted.
-                for d in items:
-                    self.store.finish_delivery(
-                        d,
-                        DeliveryStatus.PENDING,
-                        now,
-                        next_at=now + timedelta(seconds=rate_window),
-                        uncharge=True,
-                    )
+                self._settle(
+                    items,
+                    DeliveryStatus.PENDING,
+                    at=now,
+                    next_at=now + timedelta(seconds=rate_window),
+                    uncharge=True,
+                )
                 return
             if len(items) > room:
                 alone, digest = items[: room - 1], items[room - 1 :]
@@ -227,9 +294,7 @@ class DeliveryService:
             error = channels.send(url, msg, idem_key=items[0].idem_key)
             if error is None:
                 status = DeliveryStatus.SENT if len(items) == 1 else DeliveryStatus.DIGESTED
-                at = self.clock.now()
-                for d in items:
-                    self.store.finish_delivery(d, status, at)
+                self._settle(items, status)
                 n.done(status.value)
                 log.info(
                     "notification sent",
@@ -261,11 +326,9 @@ class DeliveryService:
         dead = []
         for d in items:
             if final or d.attempts >= self.max_attempts:
-                self.store.finish_delivery(d, DeliveryStatus.DEAD, now, error=error)
+                self._settle([d], DeliveryStatus.DEAD, at=now, error=error)
                 dead.append(d.id)
             else:
                 wait = backoff(d.attempts, base=self.backoff_base)
-                self.store.finish_delivery(
-                    d, DeliveryStatus.PENDING, now, next_at=now + wait, error=error
-                )
+                self._settle([d], DeliveryStatus.PENDING, at=now, next_at=now + wait, error=error)
         return dead
