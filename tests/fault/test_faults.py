@@ -383,6 +383,9 @@ def test_a_loop_killed_by_a_bug_stops_the_worker_and_its_heartbeat(
         wait_for(lambda: worker.heartbeat.beats >= 2, timeout=10, what="beats")
         injected.arm("next_due_at", lambda m: KeyError("injected bug"), seconds=60)
         wait_for(lambda: not worker.health().alive, timeout=10, what="not alive")
+        # A beat already past its health check when the loop died may still land: count
+        # from the heartbeat's own silence.
+        wait_for(lambda: worker.heartbeat.silenced, timeout=10, what="heartbeat silenced")
         health = worker.health()
         assert health.loops["dispatcher"].startswith("stopped: bug KeyError"), health.loops
         assert not health.ready
