@@ -30,6 +30,7 @@ from longops.domain.clock import FrozenClock
 from longops.domain.notify import Delivery, DeliveryStatus, Event
 from longops.domain.operation import Outcome, SessionState
 from longops.notify.secrets import SecretBox
+from longops.services.base import Service
 from longops.services.delivery import DeliveryService
 from longops.services.leader import ServiceRunner, maintenance_for
 from longops.services.rescuer import Rescuer
@@ -667,24 +668,24 @@ def notify_world(
         setup.add_rule(COMPANY, "half", on="milestone", to=to, threshold=50, task="notified")
         setup.add_rule(COMPANY, "usual", on="running_long", to=to, task="notified")
         injected = Injected()
-        store: Any = FaultyStore(app.store, injected)
+        faulty: Any = FaultyStore(app.store, injected)
         opts = WorkerOptions(
             concurrency=4, heartbeat_interval=0.3, session_timeout=20, rescuer_interval=0.3,
             poll_interval=0.2, progress_interval=0.1, grace_period=5,
         )  # fmt: skip
         fast = timedelta(seconds=0.2)
-        services = [
-            NotificationWatch(store, app.clock, interval=fast),
+        services: list[Service] = [
+            NotificationWatch(faulty, app.clock, interval=fast),
             DeliveryService(
-                store, app.clock, secrets=SecretBox(KEY), base_url=app.base_url, interval=fast
+                faulty, app.clock, secrets=SecretBox(KEY), base_url=app.base_url, interval=fast
             ),
         ]
         maintenance = maintenance_for(
-            store, app.clock, app.registry, session_timeout=timedelta(seconds=20),
+            faulty, app.clock, app.registry, session_timeout=timedelta(seconds=20),
             rescuer_interval=timedelta(seconds=0.3), retention=opts.retention,
             notifications=services,
         )  # fmt: skip
-        worker = Worker(store, app.registry, app.clock, opts, maintenance=maintenance)
+        worker = Worker(faulty, app.registry, app.clock, opts, maintenance=maintenance)
         worker.start()
         world = NotifyWorld(app, injected, worker, hook, sink)
         try:
