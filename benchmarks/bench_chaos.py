@@ -786,7 +786,7 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
             (f"recovery p95 <= {RECOVERY_TARGET_S:g} s", rec["p95"],
              rec["p95"] is not None and rec["p95"] <= RECOVERY_TARGET_S),
         ]  # fmt: skip
-        if result["params"].get("leader_every", 0) > 0:
+        if result.get("params", {}).get("leader_every", 0) > 0:
             # The leader runs the rescuer: its own death is the slow case (its lease must
             # lapse before another worker rescues anything), judged on its own.
             lead = result["leader_recovery_s"]

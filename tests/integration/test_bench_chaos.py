@@ -94,3 +94,15 @@ def test_analysis_sees_loss_double_finish_double_run_and_recovery(tmp_path: Path
     assert not targets["0 lost"]
     assert not targets["0 finished twice"]
     assert targets["killed run back in ready <= 30 s (max)"]
+    # A scenario that aims at the leader is judged on the leader's runs too.
+    aimed = {**r, "unexpected_exits": [], "params": {"leader_every": 2}}
+    judged = {t["target"]: (t["figure"], t["met"]) for t in bench_chaos.targets(aimed)}
+    assert judged["the leader was killed with runs in flight"] == (1, True)
+    assert judged["leader kills: recovery p95 <= 30 s"] == (18.0, True)
+    missed = {**aimed, "leader_recovery_s": bench_chaos.summary([])}
+    judged = {t["target"]: t["met"] for t in bench_chaos.targets(missed)}
+    assert not judged["the leader was killed with runs in flight"]
+    assert not judged["leader kills: recovery p95 <= 30 s"]
+    assert "the leader's 1 killed runs p50/p95/max 18/18/18 s" in bench_chaos.headline(
+        {**aimed, "scenario": "leader", "ops": 3}
+    )
