@@ -4,7 +4,9 @@ whose reply is lost is handed back. Terminated backends are reconnected. Both da
 
 The store methods under test are read from the loops' code (``store.<method>(`` in the
 worker's and the services' modules), not listed by hand; a guard test fails when a loop
-calls a store method that list does not have.
+calls a store method that list does not have. The notification services' calls are failed
+in a world of their own (rules, a webhook, an SMTP sink, a person's inbox), where every
+notification must still arrive exactly once.
 """
 
 from __future__ import annotations
