@@ -29,5 +29,9 @@ def test_a_worker_stopped_before_the_close_passes(tmp_path: Path) -> None:
     worker = app.worker(concurrency=1, heartbeat_interval=0.2, poll_interval=0.2)
     worker.start()
     worker.stop(grace=1)
+    # stop() returned once no thread of the session can touch the store any more.
+    threads = [*worker._loops.values(), *worker._runners]
+    assert {t.name for t in threads} >= {"longops-services", "longops-heartbeat"}
+    assert [t.name for t in threads if t.is_alive()] == []
     app.close()  # no failure
     assert worker.stopped
