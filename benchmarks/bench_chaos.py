@@ -721,6 +721,10 @@ def run_chaos(db_url: str, params: ChaosParams, workdir: Path, scenario: str) ->
         last_kill = time.monotonic()
         all_done = wait_progress(db, params.ops, params.stall_timeout)
         settled = time.monotonic() - last_kill
+        # A replacement still starting up (a loaded machine can take many seconds) has no
+        # SIGTERM handler yet and would die of the signal (exit -15): the stop is judged on
+        # workers that run, so it waits for each to have registered its session.
+        fleet.wait_registered(db, timeout=60)
         ended = fleet.stop([*stray, *fleet.unexpected_exits()], began)
         result = analyse(db, params.ops, fleet.kills)
         if locker is not None:
