@@ -23,7 +23,7 @@ from typing import Any
 
 from opentelemetry import _logs, metrics, trace
 
-from longops.telemetry import providers
+from longops.telemetry import otlp, providers
 from longops.telemetry.settings import settings
 
 log = logging.getLogger("longops.telemetry")
@@ -147,11 +147,16 @@ def _batching(prefix: str) -> tuple[int | None, int | None]:
 def _otlp() -> tuple[Any, Any, Any]:
     grpc = os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf") == "grpc"
     base = f"opentelemetry.exporter.otlp.proto.{'grpc' if grpc else 'http'}"
-    return (
-        importlib.import_module(f"{base}.trace_exporter").OTLPSpanExporter(),
-        importlib.import_module(f"{base}.metric_exporter").OTLPMetricExporter(),
-        importlib.import_module(f"{base}._log_exporter").OTLPLogExporter(),
-    )
+    metrics_exporter = importlib.import_module(f"{base}.metric_exporter").OTLPMetricExporter()
+    if grpc:
+        return (
+            importlib.import_module(f"{base}.trace_exporter").OTLPSpanExporter(),
+            metrics_exporter,
+            importlib.import_module(f"{base}._log_exporter").OTLPLogExporter(),
+        )
+    # Over HTTP, spans and log records are encoded by longops (otlp.py: the same messages,
+    # in a fraction of the SDK encoder's time) and sent by the SDK's exporters.
+    return otlp.span_exporter(), metrics_exporter, otlp.log_exporter()
 
 
 def _azure(connection_string: str) -> tuple[Any, Any, Any]:
