@@ -93,16 +93,14 @@ def emit_with(event: Event, common: dict[str, AttrValue] | None, dims: dict[str,
     attrs: dict[str, AttrValue] = {"eventId": event.id}
     if event.bc_id is not None:
         attrs["bcEventId"] = event.bc_id
+    if not (dims.keys() <= allowed and (common is None or common.keys() <= allowed)):
+        unknown = (set(dims) | set(common or ())) - allowed
+        raise ValueError(f"{event.id} ({event.name}) has no dimension {sorted(unknown)}")
     if common is not None:
         attrs.update(common)
-    else:
-        common = {}
     for key, value in dims.items():
         if value is not None:
             attrs[key] = attribute(value)
-    unknown = [key for key in (*common, *dims) if key not in allowed]
-    if unknown:
-        raise ValueError(f"{event.id} ({event.name}) has no dimension {sorted(unknown)}")
     text = event.text(attrs)  # type: ignore[arg-type]
     if to_log:
         log.log(event.level, text, extra={"telemetry": attrs, "eventId": event.id})
