@@ -171,6 +171,7 @@ def _cost(measure: str, value: float, base: float) -> float:
 def run(dialect: str, cfg: BenchConfig, repeat: int, before_src: Path | None) -> dict[str, Any]:
     modes = ("off", "on", "before") if before_src is not None else ("off", "on")
     runs: dict[str, list[dict[str, float]]] = {m: [] for m in modes}
+    load_before = os.getloadavg()
     retried: list[str] = []
     with receiver() as (endpoint, counts):
         for rep in range(repeat):
@@ -209,12 +210,24 @@ def run(dialect: str, cfg: BenchConfig, repeat: int, before_src: Path | None) ->
         "on_cost_percent": {m: _cost(m, medians["on"][m], medians["off"][m]) for m in MEASURES},
         "exported": exported,
         "runs_retried": retried,
+        "load_average": {"start": load_before, "end": os.getloadavg()},
     }
     if before_src is not None:
         out["off_cost_percent_vs_before"] = {
             m: _cost(m, medians["off"][m], medians["before"][m]) for m in MEASURES
         }
     return out
+
+
+TARGET_PERCENT = 10.0
+"""Issue 13: the drain with telemetry fully on costs at most this much."""
+
+
+def _load(r: dict[str, Any]) -> str:
+    found = r.get("load_average")
+    if not found:
+        return "not recorded"
+    return " to ".join(", ".join(f"{v:.1f}" for v in found[k]) for k in ("start", "end"))
 
 
 def report(results: dict[str, Any], repeat: int, before: bool) -> list[str]:
@@ -224,18 +237,30 @@ def report(results: dict[str, Any], repeat: int, before: bool) -> list[str]:
         "Telemetry on (OTLP/HTTP to a local receiver) against off (`LONGOPS_TELEMETRY=off`)"
         + (", and off against the code from before telemetry" if before else "")
         + f". Medians of {repeat} runs per mode, modes rotated per run, in one process on "
-        "fresh databases; cost: how much worse than the baseline.",
+        "fresh databases; cost: how much worse than the baseline. The task is a no-op, so "
+        "the cost of telemetry per attempt is set against the least an attempt can cost: "
+        "the worst case.",
         "",
-        "| database | operations | measure | off | on | on cost |"
+        f"Machine: {os.cpu_count()} cores, shared with other work; load averages (1, 5, 15 "
+        "min) at the start and end of each database's runs: "
+        + "; ".join(f"{d} {_load(r)}" for d, r in results.items())
+        + ".",
+        "",
+        f"Target (issue 13): the drain's ops/s (first start to last end) at most "
+        f"{TARGET_PERCENT:.0f} % lower with telemetry on. Where the remaining cost goes: "
+        "[telemetry-notes.md](telemetry-notes.md).",
+        "",
+        f"| database | operations | measure | off | on | on cost | within {TARGET_PERCENT:.0f} % |"
         + (" before | off cost vs before |" if before else ""),
-        "|---|---|---|---|---|---|" + ("---|---|" if before else ""),
+        "|---|---|---|---|---|---|---|" + ("---|---|" if before else ""),
     ]
     for d, r in results.items():
         med = r["medians"]
         for m, label in MEASURES.items():
+            cost = r["on_cost_percent"][m]
             row = (
                 f"| {d} | {r['operations']:,} | {label} | {med['off'][m]:,.2f} | "
-                f"{med['on'][m]:,.2f} | {r['on_cost_percent'][m]} % |"
+                f"{med['on'][m]:,.2f} | {cost} % | {'yes' if cost <= TARGET_PERCENT else 'no'} |"
             )
             if before:
                 row += f" {med['before'][m]:,.2f} | {r['off_cost_percent_vs_before'][m]} % |"
