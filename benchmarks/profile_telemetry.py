@@ -8,7 +8,9 @@ Run from the project root::
     .venv/bin/python benchmarks/profile_telemetry.py [--mode off|on] [-n 5000] [--profile]
 
 The SDK is configured per process, so each mode runs in its own process; the figure is the
-median CPU microseconds (the process's, export threads included) per operation over 5 rounds.
+median CPU microseconds per operation over 5 rounds: the process's, and broken down by thread
+(the calling thread: the hooks themselves; the SDK's batch span and log processors: encoding
+and sending; the rest: the receiver here, which a real collector would not cost).
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import replace
 from datetime import timedelta
@@ -34,6 +38,12 @@ def main() -> int:
     parser.add_argument("--mode", choices=("off", "on"), default="on")
     parser.add_argument("-n", type=int, default=5000)
     parser.add_argument("--profile", action="store_true", help="pyinstrument the 'on' loop")
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="'on' only: the calling thread's cost again without the log records, without the "
+        "spans, without the metrics (each swapped for the API's no-op one): what each costs",
+    )
     args = parser.parse_args()
     stack = ExitStack()
     if args.mode == "on":
@@ -71,16 +81,34 @@ def main() -> int:
         started_at=op.created_at,
     )
 
+    # An operation of its own per attempt, as in a drain (ids repeat in no attribute).
+    ops = [replace(op, id=uuid.uuid4(), entry_no=n) for n in range(args.n)]
+    results = [replace(result, operation_id=o.id) for o in ops]
+    it: Iterator[tuple[Any, Any]] = iter(())
+
     def one() -> None:
-        with telemetry.processing(op, 1):
-            telemetry.started(op, 1, at)
+        o, r = next(it)
+        with telemetry.processing(o, 1):
+            telemetry.started(o, 1, at)
             for _ in range(4):  # the statements of a claim, start, progress and finish
                 telemetry.sql_timed("claim", 0.0001)
-            telemetry.ended(op, 1, result, None)
+            telemetry.ended(o, 1, r, None)
 
+    it = iter(list(zip(ops, results, strict=True))[:500])
     for _ in range(500):
         one()
+
+    def cpu_by_thread() -> dict[str, float]:
+        """CPU seconds of each live thread, by name (the SDK names its export threads)."""
+        found = {}
+        for thread in threading.enumerate():
+            if thread.ident is not None:
+                clock = time.pthread_getcpuclockid(thread.ident)
+                found[thread.name] = time.clock_gettime(clock)
+        return found
+
     rounds = []
+    by_thread: dict[str, list[float]] = {}
     profiler: Any = None
     if args.profile:
         from pyinstrument import Profiler
@@ -91,19 +119,63 @@ def main() -> int:
     flush_logs = getattr(_logs.get_logger_provider(), "force_flush", None)
     for _ in range(5):
         # CPU time of the whole process: the batch processors' export threads included.
-        began = time.process_time()
+        it = iter(zip(ops, results, strict=True))
+        began, threads_began = time.process_time(), cpu_by_thread()
         for _ in range(args.n):
             one()
         if flush is not None and flush_logs is not None:
             flush()
             flush_logs()
-        rounds.append((time.process_time() - began) / args.n * 1e6)
+        total = time.process_time() - began
+        rounds.append(total / args.n * 1e6)
+        threads = cpu_by_thread()
+        spent = {
+            name: threads[name] - threads_began[name]
+            for name in threads
+            if name in threads_began and name != "MainThread"
+        }
+        spent["hooks (calling thread)"] = threads["MainThread"] - threads_began["MainThread"]
+        spent["rest (the receiver here)"] = total - sum(spent.values())
+        for name, seconds in spent.items():
+            by_thread.setdefault(name, []).append(seconds / args.n * 1e6)
     if profiler is not None:
         profiler.stop()
         print(profiler.output_text(unicode=False, color=False, show_all=False))
     print(
         f"{args.mode}: {statistics.median(rounds):.1f} us/op (rounds {[round(r) for r in rounds]})"
     )
+    for name, figures in sorted(by_thread.items(), key=lambda kv: -statistics.median(kv[1])):
+        if statistics.median(figures) >= 0.05:
+            print(f"  {name}: {statistics.median(figures):.1f} us/op")
+    if args.breakdown and args.mode == "on":
+        from opentelemetry.metrics import NoOpMeter
+        from opentelemetry.trace import NoOpTracer
+
+        from longops.telemetry import providers
+        from longops.telemetry.metrics import Instruments
+
+        full = providers.current
+        variants = {
+            "all": full,
+            "without log records": replace(full, logger=_logs.NoOpLogger("profile")),
+            "without spans": replace(full, tracer=NoOpTracer()),
+            "without metrics": replace(full, instruments=Instruments(NoOpMeter("profile"))),
+        }
+        cost: dict[str, list[float]] = {name: [] for name in variants}
+        for _ in range(5):
+            for name, chosen in variants.items():  # interleaved: the machine's load shifts
+                providers.current = chosen
+                it = iter(zip(ops, results, strict=True))
+                began_thread = time.thread_time()
+                for _ in range(args.n):
+                    one()
+                cost[name].append((time.thread_time() - began_thread) / args.n * 1e6)
+        providers.current = full
+        whole = statistics.median(cost["all"])
+        print(f"calling thread, all on: {whole:.1f} us/op")
+        for name in list(variants)[1:]:
+            saved = whole - statistics.median(cost[name])
+            print(f"  {name}: {statistics.median(cost[name]):.1f} us/op (saves {saved:.1f})")
     app.close()
     stack.close()
     return 0

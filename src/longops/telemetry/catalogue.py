@@ -38,7 +38,10 @@ class Event:
     dimensions: tuple[str, ...]
 
     def text(self, dims: dict[str, object]) -> str:
-        return self.message.format_map(_Missing(dims))
+        try:
+            return self.message.format_map(dims)
+        except KeyError:  # a dimension the message names has no value: left blank
+            return self.message.format_map(_Missing(dims))
 
 
 class _Missing(dict[str, object]):

@@ -23,7 +23,7 @@ from typing import Any
 
 from opentelemetry import _logs, metrics, trace
 
-from longops.telemetry import providers
+from longops.telemetry import otlp, providers
 from longops.telemetry.settings import settings
 
 log = logging.getLogger("longops.telemetry")
@@ -103,8 +103,14 @@ def _set_up(service_name: str, want: dict[str, bool]) -> None:
     logger_provider = LoggerProvider(resource=resource)
     readers: list[MetricReader] = []
     for spans, metrics_exporter, logs in exporters:
-        tracer_provider.add_span_processor(BatchSpanProcessor(spans))
-        logger_provider.add_log_record_processor(BatchLogRecordProcessor(logs))
+        queue, batch = _batching("OTEL_BSP")
+        tracer_provider.add_span_processor(
+            BatchSpanProcessor(spans, max_queue_size=queue, max_export_batch_size=batch)
+        )
+        queue, batch = _batching("OTEL_BLRP")
+        logger_provider.add_log_record_processor(
+            BatchLogRecordProcessor(logs, max_queue_size=queue, max_export_batch_size=batch)
+        )
         readers.append(PeriodicExportingMetricReader(metrics_exporter))
     # Exemplars (a sampled span id on each metric point) cost a random draw and a copy on
     # every recording; nothing longops exports asks for them. OTEL_METRICS_EXEMPLAR_FILTER
@@ -126,14 +132,31 @@ def _set_up(service_name: str, want: dict[str, bool]) -> None:
     )
 
 
+def _batching(prefix: str) -> tuple[int | None, int | None]:
+    """Larger batches than the SDK's defaults (512 records from a queue of 2,048): a worker
+    ends a span and two log records per attempt, hundreds of attempts a second, so each
+    request's own cost (HTTP, the resource and scope written once per request) spreads over
+    more records, and a burst does not fill the queue and drop. ``OTEL_BSP_*`` and
+    ``OTEL_BLRP_*`` still decide when set (None: the SDK reads them)."""
+    env = os.environ
+    if env.get(f"{prefix}_MAX_QUEUE_SIZE") or env.get(f"{prefix}_MAX_EXPORT_BATCH_SIZE"):
+        return None, None
+    return 16_384, 2_048
+
+
 def _otlp() -> tuple[Any, Any, Any]:
     grpc = os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf") == "grpc"
     base = f"opentelemetry.exporter.otlp.proto.{'grpc' if grpc else 'http'}"
-    return (
-        importlib.import_module(f"{base}.trace_exporter").OTLPSpanExporter(),
-        importlib.import_module(f"{base}.metric_exporter").OTLPMetricExporter(),
-        importlib.import_module(f"{base}._log_exporter").OTLPLogExporter(),
-    )
+    metrics_exporter = importlib.import_module(f"{base}.metric_exporter").OTLPMetricExporter()
+    if grpc:
+        return (
+            importlib.import_module(f"{base}.trace_exporter").OTLPSpanExporter(),
+            metrics_exporter,
+            importlib.import_module(f"{base}._log_exporter").OTLPLogExporter(),
+        )
+    # Over HTTP, spans and log records are encoded by longops (otlp.py: the same messages,
+    # in a fraction of the SDK encoder's time) and sent by the SDK's exporters.
+    return otlp.span_exporter(), metrics_exporter, otlp.log_exporter()
 
 
 def _azure(connection_string: str) -> tuple[Any, Any, Any]:

@@ -32,16 +32,20 @@ _SEVERITY = {logging.INFO: SeverityNumber.INFO, logging.WARNING: SeverityNumber.
 AttrValue = str | int | float | bool
 
 
-def operation_dims(op: Operation | NewOperation) -> dict[str, Any]:
-    """The common dimensions of an operation (system metadata only: no arguments, no user)."""
-    return {
-        "operationId": op.id,
-        "entryNo": getattr(op, "entry_no", None),
-        "company": op.company,
-        "task": op.task,
-        "queue": op.queue,
-        "category": op.category,
-    }
+def operation_attributes(op: Operation | NewOperation) -> dict[str, AttrValue]:
+    """The common dimensions of an operation as exported values (system metadata only: no
+    arguments, no user). The worker builds them once per attempt and hands them to
+    :func:`emit_with` for each of the attempt's events."""
+    attrs: dict[str, AttrValue] = {"operationId": str(op.id)}
+    entry_no = getattr(op, "entry_no", None)
+    if entry_no is not None:
+        attrs["entryNo"] = entry_no
+    attrs["company"] = op.company
+    attrs["task"] = op.task
+    attrs["queue"] = op.queue
+    if op.category is not None:
+        attrs["category"] = op.category
+    return attrs
 
 
 def attribute(value: Any) -> AttrValue:
@@ -56,25 +60,45 @@ def attribute(value: Any) -> AttrValue:
     return str(value)
 
 
+_ALLOWED: dict[str, frozenset[str]] = {}
+
+
+def wanted(event: Event) -> bool:
+    """Whether :func:`emit` would send ``event`` anywhere (else nothing need be built)."""
+    return providers.current.enabled or log.isEnabledFor(event.level)
+
+
+_SEVERITY_TEXT = {level: logging.getLevelName(level) for level in _SEVERITY}
+
+
 def emit(event: Event, op: Operation | NewOperation | None = None, **dims: Any) -> None:
     """Emit ``event`` with the operation's common dimensions (if given) and ``dims``.
 
     A dimension the catalogue does not list for the event is a programming error
     (``ValueError``): the catalogue is the contract with whoever queries the telemetry.
     """
+    emit_with(event, None if op is None else operation_attributes(op), dims)
+
+
+def emit_with(event: Event, common: dict[str, AttrValue] | None, dims: dict[str, Any]) -> None:
+    """:func:`emit` with the operation's dimensions already built (``common``, from
+    :func:`operation_attributes`; not changed)."""
     current = providers.current
     to_log = log.isEnabledFor(event.level)
     if not (current.enabled or to_log):
         return  # telemetry off and the console does not show it: nothing to build
-    values = operation_dims(op) if op is not None else {}
-    values.update(dims)
-    unknown = set(values) - set(event.dimensions)
-    if unknown:
-        raise ValueError(f"{event.id} ({event.name}) has no dimension {sorted(unknown)}")
+    allowed = _ALLOWED.get(event.id)
+    if allowed is None:
+        allowed = _ALLOWED[event.id] = frozenset(event.dimensions)
     attrs: dict[str, AttrValue] = {"eventId": event.id}
     if event.bc_id is not None:
         attrs["bcEventId"] = event.bc_id
-    for key, value in values.items():
+    if not (dims.keys() <= allowed and (common is None or common.keys() <= allowed)):
+        unknown = (set(dims) | set(common or ())) - allowed
+        raise ValueError(f"{event.id} ({event.name}) has no dimension {sorted(unknown)}")
+    if common is not None:
+        attrs.update(common)
+    for key, value in dims.items():
         if value is not None:
             attrs[key] = attribute(value)
     text = event.text(attrs)  # type: ignore[arg-type]
@@ -84,7 +108,7 @@ def emit(event: Event, op: Operation | NewOperation | None = None, **dims: Any) 
         return
     current.logger.emit(
         severity_number=_SEVERITY.get(event.level, SeverityNumber.INFO),
-        severity_text=logging.getLevelName(event.level),
+        severity_text=_SEVERITY_TEXT.get(event.level) or logging.getLevelName(event.level),
         body=text,
         attributes=attrs,
         event_name=f"longops.{event.name}",

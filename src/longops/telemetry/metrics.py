@@ -3,21 +3,26 @@ provider is configured).
 
 | instrument | kind | unit | attributes |
 |---|---|---|---|
-| ``messaging.client.sent.messages`` | counter | ``{message}`` | queue, task |
-| ``longops.attempts.started`` | counter | ``{attempt}`` | queue, task |
-| ``longops.attempts.ended`` | counter | ``{attempt}`` | queue, task, outcome |
+| ``messaging.client.sent.messages`` | counter (summed in process) | ``{message}`` | queue, task |
+| ``longops.attempts.started`` | counter (summed in process) | ``{attempt}`` | queue, task |
+| ``longops.attempts.ended`` | counter (summed in process) | ``{attempt}`` | queue, task, outcome |
 | ``messaging.process.duration`` | histogram | ``s`` | queue, task, outcome |
 | ``longops.queue.wait`` | histogram | ``s`` | queue, task |
-| ``longops.progress.writes`` | counter | ``{write}`` | |
+| ``longops.progress.writes`` | counter (summed in process) | ``{write}`` | |
 | ``longops.claim.batch_size`` | histogram | ``{operation}`` | |
 | ``longops.pool.connections`` | observable counter | ``{connection}`` | state (PostgreSQL) |
 | ``longops.worker.loop.errors`` | counter | ``{error}`` | loop, kind (fault, bug) |
+
+The counters of every operation and attempt are summed here (:class:`Tally`, a dict under a
+lock) and reported as asynchronous counters when a reader collects: the exported data is the
+same monotonic sum as a synchronous counter's, for a fraction of the SDK's cost per call.
 """
 
 from __future__ import annotations
 
+import threading
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
@@ -50,16 +55,64 @@ def _observe_pools(options: CallbackOptions) -> Iterable[Observation]:
     ]
 
 
+class Tally:
+    """A monotonic counter summed in process, by a tuple of attribute values.
+
+    ``add`` costs a lock and a dict update; the SDK's counter would cost a measurement
+    object, an attribute set's hash and an aggregation lock per reader on every call, on
+    the worker's hot threads. The totals since the process began are observed when a metric
+    reader collects (cumulative; the SDK derives deltas for an exporter that wants them).
+    """
+
+    __slots__ = ("_keys", "_lock", "_totals")
+
+    def __init__(self, keys: tuple[str, ...]) -> None:
+        self._keys = keys
+        self._lock = threading.Lock()
+        self._totals: dict[tuple[str, ...], int] = {}
+
+    def add(self, amount: int, values: tuple[str, ...] = ()) -> None:
+        with self._lock:
+            self._totals[values] = self._totals.get(values, 0) + amount
+
+    def observe(self, options: CallbackOptions) -> Iterable[Observation]:
+        with self._lock:
+            totals = list(self._totals.items())
+        return [
+            Observation(total, dict(zip(self._keys, values, strict=True)))
+            for values, total in totals
+        ]
+
+
+def _tally(meter: Meter, name: str, keys: tuple[str, ...], unit: str, description: str) -> Tally:
+    tally = Tally(keys)
+    callback: Callable[[CallbackOptions], Iterable[Observation]] = tally.observe
+    meter.create_observable_counter(name, callbacks=[callback], unit=unit, description=description)
+    return tally
+
+
 class Instruments:
     def __init__(self, meter: Meter) -> None:
-        self.sent = meter.create_counter(
-            "messaging.client.sent.messages", unit="{message}", description="Operations enqueued"
+        self.sent = _tally(
+            meter,
+            "messaging.client.sent.messages",
+            ("queue", "task"),
+            unit="{message}",
+            description="Operations enqueued",
         )
-        self.started = meter.create_counter(
-            "longops.attempts.started", unit="{attempt}", description="Attempts whose code began"
+        self.started = _tally(
+            meter,
+            "longops.attempts.started",
+            ("queue", "task"),
+            unit="{attempt}",
+            description="Attempts whose code began",
         )
-        self.ended = meter.create_counter(
-            "longops.attempts.ended", unit="{attempt}", description="Attempts ended, by outcome"
+        self.ended = _tally(
+            meter,
+            "longops.attempts.ended",
+            ("queue", "task", "outcome"),
+            unit="{attempt}",
+            description="Attempts ended, by outcome",
         )
         self.duration = meter.create_histogram(
             "messaging.process.duration", unit="s", description="How long an attempt ran"
@@ -69,8 +122,12 @@ class Instruments:
             unit="s",
             description="From ready (and due) to started: how long an operation waited",
         )
-        self.progress_writes = meter.create_counter(
-            "longops.progress.writes", unit="{write}", description="Progress readings written"
+        self.progress_writes = _tally(
+            meter,
+            "longops.progress.writes",
+            (),
+            unit="{write}",
+            description="Progress readings written",
         )
         self.claim_batch = meter.create_histogram(
             "longops.claim.batch_size", unit="{operation}", description="Operations per claim"

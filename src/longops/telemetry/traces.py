@@ -34,7 +34,7 @@ from longops.domain.operation import CancelMode, NewOperation, Operation, Outcom
 from longops.domain.status import Status as OpStatus
 from longops.telemetry import catalogue as cat
 from longops.telemetry import providers
-from longops.telemetry.events import emit
+from longops.telemetry.events import AttrValue, emit, emit_with, operation_attributes, wanted
 from longops.telemetry.resources import Usage
 from longops.telemetry.settings import settings
 
@@ -89,7 +89,7 @@ class Sending:
                 status=op.status.value,
                 earliestStartAt=op.earliest_start_at,
             )
-            providers.current.instruments.sent.add(1, {"queue": op.queue, "task": op.task})
+            providers.current.instruments.sent.add(1, (op.queue, op.task))
         else:
             emit(cat.NOT_ENQUEUED, op)
 
@@ -153,6 +153,20 @@ class _Attempt:
     steps: list[tuple[Span, str, float]] = field(default_factory=list)
     """The open step span: span, name, monotonic start."""
     usage: Usage = field(default_factory=lambda: Usage(time.thread_time()))
+    common: dict[str, AttrValue] | None = None
+    """The operation's event dimensions, built once for the attempt's events."""
+    outcome: dict[str, Any] | None = None
+    """The outcome attributes :func:`ended` decided, set on the span with the usage ones."""
+
+
+def _common(op: Operation) -> dict[str, AttrValue]:
+    """``op``'s event dimensions: the current attempt's, when it is ``op``'s."""
+    state = _attempt.get()
+    if state is None or state.op is not op:
+        return operation_attributes(op)
+    if state.common is None:
+        state.common = operation_attributes(op)
+    return state.common
 
 
 _attempt: contextvars.ContextVar[_Attempt | None] = contextvars.ContextVar(
@@ -222,13 +236,16 @@ def processing(op: Operation, run_no: int) -> Iterator[None]:
     finally:
         _close_steps(state)
         _attempt.reset(token)
-        _report_usage(span, state.usage)
+        _report_end(span, state)
         span.end()
 
 
-def _report_usage(span: Span, usage: Usage) -> None:
+def _report_end(span: Span, state: _Attempt) -> None:
+    """The attempt's outcome and what it used, on its span in one call (one lock taken and
+    one attribute check, not one per attribute)."""
     if not span.is_recording():
         return
+    usage = state.usage
     cpu = usage.cpu_seconds
     if cpu is None:
         cpu = time.thread_time() - usage.cpu_started
@@ -239,7 +256,9 @@ def _report_usage(span: Span, usage: Usage) -> None:
     }
     if usage.peak_rss_bytes is not None:
         attrs["longops.peak_rss_bytes"] = usage.peak_rss_bytes
-    span.set_attributes(attrs)  # one lock taken, not one per attribute
+    if state.outcome is not None:
+        attrs.update(state.outcome)
+    span.set_attributes(attrs)
 
 
 def child_usage(cpu_seconds: float | None, peak_rss_bytes: int | None) -> None:
@@ -278,22 +297,24 @@ def started(op: Operation, run_no: int, at: datetime) -> None:
     """The attempt's code begins now (LO0003)."""
     due = max(op.earliest_start_at, op.ready_at or op.earliest_start_at)
     wait = max((at - due).total_seconds(), 0.0)
-    emit(
-        cat.STARTED,
-        op,
-        attempt=op.attempt_count,
-        runNo=run_no,
-        sessionId=op.session_id,
-        queueWaitInMs=round(wait * 1000),
-    )
+    if wanted(cat.STARTED):
+        emit_with(
+            cat.STARTED,
+            _common(op),
+            {
+                "attempt": op.attempt_count,
+                "runNo": run_no,
+                "sessionId": op.session_id,
+                "queueWaitInMs": round(wait * 1000),
+            },
+        )
     current = providers.current
     if not current.enabled:
         return
     # Metric attributes stay few and of low cardinality (each one costs on every record).
-    labels = {"queue": op.queue, "task": op.task}
     instruments = current.instruments
-    instruments.started.add(1, labels)
-    instruments.queue_wait.record(wait, labels)
+    instruments.started.add(1, (op.queue, op.task))
+    instruments.queue_wait.record(wait, {"queue": op.queue, "task": op.task})
 
 
 def ended(op: Operation, run_no: int, result: RunEnd, error: BaseException | None) -> None:
@@ -310,7 +331,12 @@ def ended(op: Operation, run_no: int, result: RunEnd, error: BaseException | Non
     kind = error_type(error, result.error_message) if failed else None
     retry = result.status is OpStatus.READY
     if outcome is Outcome.SUCCESS:
-        emit(cat.FINISHED, op, **base, executionTimeInMs=ms, nextStatus=result.status.value)
+        if wanted(cat.FINISHED):
+            emit_with(
+                cat.FINISHED,
+                _common(op),
+                {**base, "executionTimeInMs": ms, "nextStatus": result.status.value},
+            )
     elif outcome is Outcome.ERROR:
         emit(
             cat.ATTEMPT_FAILED if retry else cat.FAILED,
@@ -345,15 +371,17 @@ def ended(op: Operation, run_no: int, result: RunEnd, error: BaseException | Non
         return
     state = _attempt.get()
     if state is not None and state.op.id == op.id and state.span.is_recording():
-        state.span.set_attributes(
-            {"longops.outcome": outcome.value, "longops.next_status": result.status.value}
-        )
+        # Set when the span ends, with the usage figures.
+        state.outcome = {
+            "longops.outcome": outcome.value,
+            "longops.next_status": result.status.value,
+        }
         if kind is not None:
             _error(state.span, kind)
     instruments = current.instruments
-    labels = {"queue": op.queue, "task": op.task, "outcome": outcome.value}
-    instruments.ended.add(1, labels)
+    instruments.ended.add(1, (op.queue, op.task, outcome.value))
     if ms is not None:
+        labels = {"queue": op.queue, "task": op.task, "outcome": outcome.value}
         instruments.duration.record(ms / 1000, labels)
 
 
