@@ -148,10 +148,20 @@ class Claimed(list["ClaimedRun"]):
     of ``ClaimParams.finished`` whether it applied (False: fenced, as ``finish_runs``)."""
 
     finished: list[bool]
+    contended: bool
+    """Rows the claim chose were taken by a concurrent claim first (PostgreSQL): more work
+    may be ready than it got, so the caller should claim again rather than wait."""
 
-    def __init__(self, runs: Iterable[ClaimedRun] = (), finished: Sequence[bool] = ()) -> None:
+    def __init__(
+        self,
+        runs: Iterable[ClaimedRun] = (),
+        finished: Sequence[bool] = (),
+        *,
+        contended: bool = False,
+    ) -> None:
         super().__init__(runs)
         self.finished = list(finished)
+        self.contended = contended
 
 
 @dataclass(frozen=True, slots=True)

@@ -371,11 +371,17 @@ class PostgresStore(SqlStore):
 
         # One round trip for the results, the claim's turns (if any) and the commit: a
         # turn is held for the server's work only, not for client round trips.
-        *done, rows = self._pipelined(send)
+        *done, out = self._pipelined(send)
+        chosen = int(out[0]["chosen"]) if out else 0
+        rows = [r for r in out if r["id"] is not None]
         rows.sort(key=lambda r: (r["priority"], r["entry_no"]))
         telemetry.claimed(len(rows))
         applied = self._applied_results(finished, done[0]) if finished else []
-        return Claimed([ClaimedRun(self.operation(r), int(r["run_count"])) for r in rows], applied)
+        return Claimed(
+            [ClaimedRun(self.operation(r), int(r["run_count"])) for r in rows],
+            applied,
+            contended=len(rows) < chosen,
+        )
 
     def finish_runs(self, results: Sequence[RunResult]) -> list[bool]:
         if not results:

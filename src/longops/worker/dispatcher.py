@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import random
 import threading
 import time
 import uuid
@@ -30,6 +31,10 @@ if TYPE_CHECKING:
     from longops.worker.session import WorkerOptions
 
 log = logging.getLogger("longops.worker")
+
+CONTENDED_RETRIES = 5
+"""Claims in a row that come back short because a concurrent claim took their rows, after
+which the dispatcher waits for a wake-up (or its poll) as after any short claim."""
 
 
 class Dispatcher:
@@ -75,6 +80,7 @@ class Dispatcher:
         self._wake_monitor = wake_monitor
         self._hand_back = hand_back
         self._completer = completer
+        self._contended = 0
         self.prefetch = prefetch
         self._wakeups: Wakeups | None = None
         self._interrupted = False
@@ -175,6 +181,16 @@ class Dispatcher:
         for c in claimed:
             self._work.put(c)
         full = len(claimed) == want
+        if claimed.contended and not full:
+            # Another worker's claim took rows this one chose: more is ready. Claim again
+            # soon, a little apart (jitter) so the two do not meet on the same rows again;
+            # a row held for long by someone else stops this after a few tries.
+            self._contended += 1
+            if self._contended <= CONTENDED_RETRIES:
+                time.sleep(random.uniform(0, 0.002 * self._contended))
+                full = True
+        else:
+            self._contended = 0
         if completer is not None:
             # More work is likely: the next claim comes soon and takes the results along.
             completer.defer = full and not self._interrupted

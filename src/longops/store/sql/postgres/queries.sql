@@ -245,10 +245,14 @@ SELECT set_config('longops.claim_keys', coalesce(string_agg(k::text, ','), ''), 
           JOIN longops_companies co ON co.name = c.company AND co.active
          WHERE NOT c.paused
            AND (%(companies)s::text[] IS NULL OR c.company = ANY(%(companies)s::text[]))
-           AND EXISTS (
+           -- LATERAL ... LIMIT 1, not EXISTS: a semi-join could be planned as a hash of
+           -- every ready row; this is one probe of ready_category per category.
+           AND EXISTS (SELECT 1 FROM LATERAL (
                 SELECT 1 FROM longops_operations o
-                 WHERE o.status = 'ready' AND o.company = c.company AND o.category = c.code
-                   AND o.earliest_start_at <= %(now)s)
+                 WHERE o.status = 'ready' AND o.category IS NOT NULL
+                   AND o.company = c.company AND o.category = c.code
+                   AND o.earliest_start_at <= %(now)s
+                 LIMIT 1) w)
         UNION
         SELECT hashtext('company/' || co.name)
           FROM longops_companies co
@@ -380,7 +384,10 @@ locked AS (
         SELECT o.id
           FROM longops_operations o
          WHERE o.id = c.id
-           AND o.status = 'ready'
+           -- `IS TRUE`: no partial index's predicate (status = ...) is implied, so even
+           -- the prepared statement's generic plan finds the row by its primary key; it
+           -- once walked every ready row of longops_operations_ready_due per chosen id.
+           AND (o.status = 'ready') IS TRUE
            AND o.earliest_start_at <= %(now)s
            AND (o.expires_at IS NULL OR o.expires_at > %(now)s)
            FOR UPDATE SKIP LOCKED
@@ -427,7 +434,13 @@ turned AS (
      WHERE name IN (SELECT company FROM claimed)
        AND (SELECT count(DISTINCT company) FROM ranked) > 1
 )
-SELECT * FROM claimed;
+-- With no global turn, two claims can choose the same rows: the later one skips what the
+-- earlier locked and comes back short although more work is ready. So every claim also
+-- says how many rows it chose (one row of NULLs and the count when it claimed none): fewer
+-- claimed than chosen means "contended, claim again", not "the queue is empty".
+SELECT c.*, n.chosen
+  FROM (SELECT count(*) AS chosen FROM chosen) n
+  LEFT JOIN claimed c ON true;
 
 -- name: finish_runs
 -- One statement for a whole batch of results. Fenced by the lease token: a session
@@ -478,7 +491,10 @@ op AS (
         checkpoint_at = CASE WHEN i.clear_checkpoint THEN NULL ELSE o.checkpoint_at END,
         updated_at = i.at
       FROM input i
-     WHERE o.id = i.id AND o.status = 'in_process' AND o.lease_token = i.lease_token
+     -- `IS TRUE`: the generic plan then reaches each row by its primary key, not by
+     -- walking longops_operations_running (whose predicate `status = 'in_process'` would
+     -- otherwise match), which read thousands of entries per batch as the table aged.
+     WHERE o.id = i.id AND (o.status = 'in_process') IS TRUE AND o.lease_token = i.lease_token
     RETURNING o.id, o.company, i.lease_token, o.status, o.status_reason, o.cancel_mode
 ),
 att AS (
