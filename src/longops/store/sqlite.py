@@ -43,6 +43,8 @@ from longops.store.migrate import split_sqlite_script
 
 _TS_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 POLL_SECONDS = 0.01
+CHECKPOINT_SECONDS = 1.0
+"""How often the background checkpointer copies the WAL back into the database file."""
 
 # Dispatchers in this process waiting on a given database file.
 _waiters: dict[str, weakref.WeakSet[SqliteWakeups]] = {}
@@ -124,6 +126,14 @@ class SqliteStore(SqlStore):
         # handler's back-off (up to 100 ms a try) even when the lock is long free again.
         self._writer: sqlite3.Connection | None = None
         self._write_lock = threading.Lock()
+        # The WAL checkpoint runs off the hot path: the writer's automatic one (every 1,000
+        # pages, inside whichever commit crossed the line, holding the process's write turn
+        # while it copies and syncs) is off, and a thread checkpoints (PASSIVE: it never
+        # waits for, or blocks, a writer) once a second after commits.
+        self._commits = 0
+        self._stopped = threading.Event()
+        self._checkpoint_lock = threading.Lock()
+        self._checkpointer: threading.Thread | None = None
         # Keep one connection open for the store's life: an in-memory database lives only
         # while a connection to it exists.
         self._keeper = self._connect()
@@ -176,7 +186,8 @@ class SqliteStore(SqlStore):
 
     def close(self) -> None:
         self._closed = True
-        with self._lock:
+        self._stopped.set()
+        with self._checkpoint_lock, self._lock:  # not while the checkpointer uses its own
             conns, self._connections = self._connections, []
         for conn in conns:
             with contextlib.suppress(sqlite3.Error):  # closing from another thread
@@ -186,8 +197,31 @@ class SqliteStore(SqlStore):
         if self._closed:
             raise ConfigurationError("store is closed")
         if self._writer is None:
-            self._writer = self._connect()
+            writer = self._connect()
+            if not self._uri:
+                writer.execute("PRAGMA wal_autocheckpoint = 0")
+                self._checkpointer = threading.Thread(
+                    target=self._checkpoint_loop, name="longops-sqlite-checkpoint", daemon=True
+                )
+                self._checkpointer.start()
+            self._writer = writer
         return self._writer
+
+    def _checkpoint_loop(self) -> None:
+        try:
+            conn = self._connect()
+        except Exception:  # closed meanwhile, or the file went away: writers checkpoint
+            return
+        while not self._stopped.wait(CHECKPOINT_SECONDS):
+            if not self._commits:
+                continue
+            self._commits = 0
+            with self._checkpoint_lock:
+                if self._closed:
+                    return
+                # A fault (busy, disk full) is retried at the next round.
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     @contextmanager
     def _tx(self) -> Iterator[Any]:
@@ -209,6 +243,7 @@ class SqliteStore(SqlStore):
             try:
                 yield self.timed(cur)
                 cur.execute("COMMIT")  # may meet a full disk
+                self._commits += 1
             except sqlite3.OperationalError as exc:
                 with contextlib.suppress(sqlite3.Error):
                     conn.rollback()
