@@ -262,10 +262,9 @@ class Worker:
 
     def _prefetch(self) -> int:
         """How many runs to claim ahead of the free slots: while runs are short, about
-        ``AHEAD_SECONDS`` of them (at least ``concurrency``, at most ``PREFETCH``), so a
-        runner that ends a run starts the next at once instead of waiting for a claim's
-        round trip. Never for long runs: a run waiting in this worker's queue could have
-        started at once on an idle worker."""
+        ``AHEAD_SECONDS`` of them (at least ``concurrency``, at most ``PREFETCH``), so a runner that ends a run starts the next at once
+        instead of waiting for a claim's round trip. Never for long runs: a run waiting in
+        this worker's queue could have started at once on an idle worker."""
         seconds = self._run_seconds
         if seconds is None or seconds >= SHORT_RUN:
             return 0
