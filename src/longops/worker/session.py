@@ -261,15 +261,14 @@ class Worker:
         self.monitor.wake.set()
 
     def _prefetch(self) -> int:
-        """How many runs to claim ahead of the free slots: while runs are short, about
-        ``AHEAD_SECONDS`` of them (at least ``concurrency``, at most ``PREFETCH``), so a runner that ends a run starts the next at once
+        """How many runs to claim ahead of the free slots: while runs are short, ``PREFETCH``
+        (or ``concurrency`` if more), so a runner that ends a run starts the next at once
         instead of waiting for a claim's round trip. Never for long runs: a run waiting in
         this worker's queue could have started at once on an idle worker."""
         seconds = self._run_seconds
         if seconds is None or seconds >= SHORT_RUN:
             return 0
-        ahead = int(AHEAD_SECONDS / max(seconds, 1e-6))
-        return min(max(self.options.concurrency, ahead), PREFETCH, self.options.claim_batch)
+        return min(max(self.options.concurrency, PREFETCH), self.options.claim_batch)
 
     def _ran(self, seconds: float) -> None:
         last = self._run_seconds
@@ -656,12 +655,11 @@ class Worker:
 
 _UTC = ZoneInfo("UTC")
 SHORT_RUN = 0.1
-PREFETCH = 64
-"""Most runs claimed ahead of the free slots (see ``_prefetch``)."""
-AHEAD_SECONDS = 0.2
-"""About how much work, by the runs' average length, a worker claims ahead while runs are
-short: for no-op runs the whole ``PREFETCH`` (one claim and one commit serve many runs), for
-runs of 50 ms four; never more than the queue could start elsewhere in a moment."""
+PREFETCH = 16
+"""Runs claimed ahead while runs are short, at least (``concurrency`` if more): about the
+number of no-op runs a runner gets through while one claim makes its round trip on a
+loaded machine, so a claim and a commit serve many runs."""
+"""Seconds under which runs count as short: the worker then claims ahead (``_prefetch``)."""
 DRAIN_WRITE_WINDOW = 5.0
 """Seconds a drain still waits for the database to record results after its grace."""
 
