@@ -27,7 +27,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from longops import telemetry
 from longops.domain.errors import NO_SCHEMA, ConfigurationError, DatabaseBusy
 from longops.domain.operation import NewOperation, Operation
-from longops.store._sql import SqlStore, current_scope_text
+from longops.store._sql import SqlStore, current_scope_text, in_turns
 from longops.store.base import (
     Claimed,
     ClaimedRun,
@@ -374,7 +374,7 @@ class PostgresStore(SqlStore):
         *done, out = self._pipelined(send)
         chosen = int(out[0]["chosen"]) if out else 0
         rows = [r for r in out if r["id"] is not None]
-        rows.sort(key=lambda r: (r["priority"], r["entry_no"]))
+        rows = in_turns(rows)
         telemetry.claimed(len(rows))
         applied = self._applied_results(finished, done[0]) if finished else []
         return Claimed(

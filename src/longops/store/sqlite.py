@@ -30,7 +30,7 @@ from longops.domain.errors import (
     ValidationError,
 )
 from longops.domain.operation import EventType, NewOperation, Operation
-from longops.store._sql import SqlStore
+from longops.store._sql import SqlStore, in_turns
 from longops.store.base import (
     Claimed,
     ClaimedRun,
@@ -359,7 +359,7 @@ class SqliteStore(SqlStore):
                 claimed = {"ids": json.dumps([r["id"] for r in rows]), "now": now}
                 cur.execute(self.q["insert_claimed_attempts"], claimed)
                 cur.execute(self.q["log_claimed"], claimed)
-        rows.sort(key=lambda r: (r["priority"], r["entry_no"]))
+        rows = in_turns(rows)
         telemetry.claimed(len(rows))
         return Claimed([ClaimedRun(self.operation(r), int(r["run_count"])) for r in rows], applied)
 

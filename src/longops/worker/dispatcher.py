@@ -142,7 +142,9 @@ class Dispatcher:
             return False
         want = min(free, self.options.claim_batch)
         completer = self._completer
-        finished = tuple(completer.take()) if completer is not None else ()
+        # Only while claims come back full (more work): when the queue is idle the
+        # completer writes results at once and a claim has none to carry.
+        finished = tuple(completer.take()) if completer is not None and completer.defer else ()
         try:
             claimed = self.store.claim(
                 ClaimParams(
