@@ -294,7 +294,8 @@ def test_sqlite_full_and_read_only_databases_are_clear_errors(tmp_path: Path, fa
     app = Longops(f"sqlite:///{tmp_path / 'l.db'}")
     app.task(name="echo")(lambda value=None: value)
     app.migrate()
-    conn: sqlite3.Connection = app.store._conn()  # type: ignore[attr-defined]
+    # The process's one writer connection (every write transaction goes through it).
+    conn: sqlite3.Connection = app.store._writer_conn()  # type: ignore[attr-defined]
     if fault == "full":
         # The file may not grow: what a full disk looks like to SQLite (SQLITE_FULL).
         pages = conn.execute("PRAGMA page_count").fetchone()["page_count"]

@@ -2103,3 +2103,18 @@ def _fields(entry: AuditEntry) -> dict[str, Any]:
 
 class _NoSuchChannel(Exception):
     """Raised inside a transaction to undo it: the channel to mark does not exist."""
+
+
+def in_turns(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A claimed batch in the order its runs should start: companies take turns (each
+    company's first, then each one's second, ...; High -> Normal -> Low then entry number
+    within a company), as the claim chose them. Sorting the batch by entry number alone
+    would start a whole batch of one company's backlog before another company's single
+    operation claimed with it."""
+    ordered = sorted(rows, key=lambda r: (r["priority"], r["entry_no"]))
+    seen: dict[str, int] = {}
+    turns = []
+    for r in ordered:
+        seen[r["company"]] = seen.get(r["company"], 0) + 1
+        turns.append(seen[r["company"]])
+    return [r for _, r in sorted(zip(turns, ordered, strict=True), key=lambda t: t[0])]

@@ -134,9 +134,34 @@ class ClaimParams:
     ends (``RunResult.started_at``)."""
     companies: tuple[str, ...] | None = None
     """Claim only these companies' operations (None: every active company)."""
+    finished: tuple[RunResult, ...] = ()
+    """Results to write first, in the claim's own transaction (as :meth:`Store.finish_runs`
+    would, each under its lease): one commit for a worker's finished runs and its next
+    claim. Whether each applied is :attr:`Claimed.finished`."""
 
     def at(self) -> datetime:
         return self.clock.now() if self.clock is not None else self.now
+
+
+class Claimed(list["ClaimedRun"]):
+    """What :meth:`Store.claim` returns: the runs claimed, in order, and for each result
+    of ``ClaimParams.finished`` whether it applied (False: fenced, as ``finish_runs``)."""
+
+    finished: list[bool]
+    contended: bool
+    """Rows the claim chose were taken by a concurrent claim first (PostgreSQL): more work
+    may be ready than it got, so the caller should claim again rather than wait."""
+
+    def __init__(
+        self,
+        runs: Iterable[ClaimedRun] = (),
+        finished: Sequence[bool] = (),
+        *,
+        contended: bool = False,
+    ) -> None:
+        super().__init__(runs)
+        self.finished = list(finished)
+        self.contended = contended
 
 
 @dataclass(frozen=True, slots=True)
@@ -431,7 +456,7 @@ class Store(Protocol):
     def recent_durations(self, task: str, limit: int = 20) -> list[float]: ...
 
     # running --------------------------------------------------------------------------
-    def claim(self, params: ClaimParams) -> list[ClaimedRun]: ...
+    def claim(self, params: ClaimParams) -> Claimed: ...
     def finish_runs(self, results: Sequence[RunResult]) -> list[bool]: ...
     def next_due_at(
         self, queues: Sequence[str], companies: Sequence[str] | None = None

@@ -1,7 +1,8 @@
 """The distributed store: many workers on many machines share one PostgreSQL database.
 
-Claims take a short turn under a transaction-scoped advisory lock and then claim a batch
-with ``FOR UPDATE SKIP LOCKED`` in one statement (see ``claim_operations``). Wake-ups use
+Claims take a batch with ``FOR UPDATE SKIP LOCKED`` in one statement (``claim_operations``);
+only categories and capped companies with work take a turn first, under per-key
+transaction-scoped advisory locks (``claim_guard``). Wake-ups use
 ``LISTEN/NOTIFY``: enqueueing sends ``longops_ready`` in the same transaction, so a
 dispatcher hears of an operation exactly when it becomes visible.
 """
@@ -26,8 +27,9 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from longops import telemetry
 from longops.domain.errors import NO_SCHEMA, ConfigurationError, DatabaseBusy
 from longops.domain.operation import NewOperation, Operation
-from longops.store._sql import SqlStore, current_scope_text
+from longops.store._sql import SqlStore, current_scope_text, in_turns
 from longops.store.base import (
+    Claimed,
     ClaimedRun,
     ClaimParams,
     ProgressUpdate,
@@ -245,6 +247,23 @@ class PostgresStore(SqlStore):
                 out = self._insert_with(cur, ops)
                 self._notify_queues(cur, {op.queue for op in out})
             return out
+        if len(ops) == 1 and ops[0].dedup_key is None and ops[0].request_hash is None:
+            # The common case, one plain operation: INSERT, NOTIFY and COMMIT go out as one
+            # pipelined round trip (the INSERT a prepared statement after a few calls).
+            # Without a dedup key or a client's Operation-Id nothing can conflict but a
+            # duplicate id, which _insert_with could not hand back either.
+            op = ops[0]
+
+            def send(conn: Any) -> list[Any]:
+                cur = conn.cursor()
+                cur.execute(self.q["insert_operation"], self.new_operation_params(op))
+                conn.cursor().execute(self.q["notify_ready"], {"queue": op.queue})
+                return [cur]
+
+            [rows] = self._pipelined(send)
+            if not rows:  # pragma: no cover - ids are new (uuid7) and never reused
+                raise RuntimeError(f"operation id {op.id} already exists")
+            return [self.operation(rows[0])]
         with self._tx() as cur:
             out = self._insert_with(cur, ops)
             self._notify_queues(cur, {op.queue for op in out})
@@ -305,9 +324,10 @@ class PostgresStore(SqlStore):
         return PostgresCancelListener(self.conninfo)
 
     # -- running ----------------------------------------------------------------------------
-    def _round_trip(self, send: Callable[[Any], None]) -> list[dict[str, Any]]:
-        """One transaction sent as one round trip (pipeline mode): ``send(cursor)`` queues
-        the statements, a COMMIT statement ends them; returns the cursor's last rows.
+    def _pipelined(self, send: Callable[[Any], list[Any]]) -> list[list[dict[str, Any]]]:
+        """One transaction sent as one round trip (pipeline mode): ``send(connection)``
+        queues the statements on cursors of its own and returns them, a COMMIT statement
+        ends them; returns each cursor's last rows, in order.
 
         Why not ``conn.commit()`` inside the pipeline: psycopg (3.3) syncs a pipeline there
         without making sure libpq's output buffer was written out. A large statement (a
@@ -317,38 +337,61 @@ class PostgresStore(SqlStore):
         pipeline flushes the buffer to the end before it waits, so the COMMIT goes in as a
         statement and the pipeline's exit does the sync.
         """
-        with self._translated(), self._connection() as conn, conn.cursor() as cur:
+        with self._translated(), self._connection() as conn:
             with conn.pipeline():
-                self._scope_cursor(cur)
-                send(cur)
+                if self._rls:
+                    self._scope_cursor(conn.cursor())
+                cursors = send(conn)
                 conn.cursor().execute("COMMIT")
-            return cur.fetchall()
+            try:
+                return [cur.fetchall() for cur in cursors]
+            finally:
+                for cur in cursors:
+                    cur.close()
 
-    def claim(self, params: ClaimParams) -> list[ClaimedRun]:
-        def send(cur: Any) -> None:
+    def claim(self, params: ClaimParams) -> Claimed:
+        finished = params.finished
+        args = {
+            "session_id": params.session_id,
+            "queues": list(params.queues),
+            "limit": params.limit,
+            "now": params.at(),
+            "companies": self.enc_companies(params.companies),
+        }
+
+        def send(conn: Any) -> list[Any]:
+            cursors = []
+            if finished:
+                cursors.append(self._send_finish(conn, finished))
+            cur = conn.cursor()
             cur.execute(self.q["claim_plan"])
-            cur.execute(self.q["claim_lock"])
-            cur.execute(
-                self.q["claim_operations"],
-                {
-                    "session_id": params.session_id,
-                    "queues": list(params.queues),
-                    "limit": params.limit,
-                    "now": params.at(),
-                    "companies": self.enc_companies(params.companies),
-                },
-            )
+            cur.execute(self.q["claim_guard"], args)
+            cur.execute(self.q["claim_operations"], args)
+            return [*cursors, cur]
 
-        # One round trip for lock, claim and commit: the claim turn is held for the
-        # server's work only, not for client round trips.
-        rows = self._round_trip(send)
-        rows.sort(key=lambda r: (r["priority"], r["entry_no"]))
+        # One round trip for the results, the claim's turns (if any) and the commit: a
+        # turn is held for the server's work only, not for client round trips.
+        *done, out = self._pipelined(send)
+        chosen = int(out[0]["chosen"]) if out else 0
+        rows = [r for r in out if r["id"] is not None]
+        rows = in_turns(rows)
         telemetry.claimed(len(rows))
-        return [ClaimedRun(self.operation(r), int(r["run_count"])) for r in rows]
+        applied = self._applied_results(finished, done[0]) if finished else []
+        return Claimed(
+            [ClaimedRun(self.operation(r), int(r["run_count"])) for r in rows],
+            applied,
+            contended=len(rows) < chosen,
+        )
 
     def finish_runs(self, results: Sequence[RunResult]) -> list[bool]:
         if not results:
             return []
+        [rows] = self._pipelined(lambda conn: [self._send_finish(conn, results)])
+        return self._applied_results(results, rows)
+
+    def _send_finish(self, conn: Any, results: Sequence[RunResult]) -> Any:
+        """Queue the statements that write ``results``; returns the cursor whose rows say
+        which applied."""
         columns = {
             "ids": [r.operation_id for r in results],
             "leases": [r.lease_token for r in results],
@@ -371,16 +414,15 @@ class PostgresStore(SqlStore):
             "clear_checkpoints": [r.clear_checkpoint for r in results],
             "peak_rsses": [r.peak_rss for r in results],
         }
+        cur = conn.cursor()
+        cur.execute(self.q["finish_runs"], columns)
+        # A wake-up only when it can let another dispatcher claim (see notify_finished).
+        conn.cursor().execute(self.q["notify_finished"], {"ids": columns["ids"]})
+        return cur
 
-        # One round trip. The notification goes out whatever applied: a finished run frees a
-        # worker slot and perhaps a category slot, and a retried one is ready again, so
-        # other dispatchers should look; when nothing applied (all fenced) the extra
-        # wake-up costs one empty claim.
-        def send(cur: Any) -> None:
-            cur.execute(self.q["finish_runs"], columns)
-            cur.connection.cursor().execute(self.q["notify_ready"], {"queue": "*"})
-
-        applied = {(row["id"], row["lease_token"]) for row in self._round_trip(send)}
+    @staticmethod
+    def _applied_results(results: Sequence[RunResult], rows: list[dict[str, Any]]) -> list[bool]:
+        applied = {(row["id"], row["lease_token"]) for row in rows}
         return [(r.operation_id, r.lease_token) in applied for r in results]
 
     def flush_progress(self, updates: Sequence[ProgressUpdate]) -> list[bool]:

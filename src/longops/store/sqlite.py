@@ -30,12 +30,21 @@ from longops.domain.errors import (
     ValidationError,
 )
 from longops.domain.operation import EventType, NewOperation, Operation
-from longops.store._sql import SqlStore
-from longops.store.base import ClaimedRun, ClaimParams, ProgressUpdate, RunResult, StoreOptions
+from longops.store._sql import SqlStore, in_turns
+from longops.store.base import (
+    Claimed,
+    ClaimedRun,
+    ClaimParams,
+    ProgressUpdate,
+    RunResult,
+    StoreOptions,
+)
 from longops.store.migrate import split_sqlite_script
 
 _TS_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 POLL_SECONDS = 0.01
+CHECKPOINT_SECONDS = 1.0
+"""How often the background checkpointer copies the WAL back into the database file."""
 
 # Dispatchers in this process waiting on a given database file.
 _waiters: dict[str, weakref.WeakSet[SqliteWakeups]] = {}
@@ -111,6 +120,20 @@ class SqliteStore(SqlStore):
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._closed = False
+        # One writer connection for the whole process: write transactions of this process's
+        # threads queue on a lock (woken the moment it is free) instead of each taking
+        # SQLite's lock on a connection of its own, where a loser sleeps in the busy
+        # handler's back-off (up to 100 ms a try) even when the lock is long free again.
+        self._writer: sqlite3.Connection | None = None
+        self._write_lock = threading.Lock()
+        # The WAL checkpoint runs off the hot path: the writer's automatic one (every 1,000
+        # pages, inside whichever commit crossed the line, holding the process's write turn
+        # while it copies and syncs) is off, and a thread checkpoints (PASSIVE: it never
+        # waits for, or blocks, a writer) once a second after commits.
+        self._commits = 0
+        self._stopped = threading.Event()
+        self._checkpoint_lock = threading.Lock()
+        self._checkpointer: threading.Thread | None = None
         # Keep one connection open for the store's life: an in-memory database lives only
         # while a connection to it exists.
         self._keeper = self._connect()
@@ -163,39 +186,82 @@ class SqliteStore(SqlStore):
 
     def close(self) -> None:
         self._closed = True
-        with self._lock:
+        self._stopped.set()
+        with self._checkpoint_lock, self._lock:  # not while the checkpointer uses its own
             conns, self._connections = self._connections, []
         for conn in conns:
             with contextlib.suppress(sqlite3.Error):  # closing from another thread
                 conn.close()
 
+    def _writer_conn(self) -> sqlite3.Connection:
+        if self._closed:
+            raise ConfigurationError("store is closed")
+        if self._writer is None:
+            writer = self._connect()
+            if not self._uri:
+                writer.execute("PRAGMA wal_autocheckpoint = 0")
+                self._checkpointer = threading.Thread(
+                    target=self._checkpoint_loop, name="longops-sqlite-checkpoint", daemon=True
+                )
+                self._checkpointer.start()
+            self._writer = writer
+        return self._writer
+
+    def _checkpoint_loop(self) -> None:
+        try:
+            conn = self._connect()
+        except Exception:  # closed meanwhile, or the file went away: writers checkpoint
+            return
+        while not self._stopped.wait(CHECKPOINT_SECONDS):
+            if not self._commits:
+                continue
+            self._commits = 0
+            with self._checkpoint_lock:
+                if self._closed:
+                    return
+                # A fault (busy, disk full) is retried at the next round.
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
     @contextmanager
     def _tx(self) -> Iterator[Any]:
-        conn = self._conn()
-        cur = conn.cursor()
+        # The process's turn first (no longer than the busy timeout, as SQLite's own wait).
+        busy = self.options.busy_timeout
+        if not self._write_lock.acquire(timeout=busy if busy > 0 else -1):
+            raise self._translate(sqlite3.OperationalError("database is locked"))
         try:
-            # Waits up to busy_timeout for the write lock.
-            cur.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            cur.close()
-            raise self._translate(exc) from exc
-        try:
-            yield self.timed(cur)
-            cur.execute("COMMIT")  # may meet a full disk
-        except sqlite3.OperationalError as exc:
-            with contextlib.suppress(sqlite3.Error):
-                conn.rollback()
-            raise self._translate(exc) from exc
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                conn.rollback()
-            raise
+            conn = self._writer_conn()
+            cur = conn.cursor()
+            try:
+                # Waits up to busy_timeout for the write lock (other processes).
+                cur.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                cur.close()
+                raise self._translate(exc) from exc
+            # Reads made inside this transaction, on this thread, see its writes.
+            self._local.writing = conn
+            try:
+                yield self.timed(cur)
+                cur.execute("COMMIT")  # may meet a full disk
+                self._commits += 1
+            except sqlite3.OperationalError as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.rollback()
+                raise self._translate(exc) from exc
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.rollback()
+                raise
+            finally:
+                self._local.writing = None
+                cur.close()
         finally:
-            cur.close()
+            self._write_lock.release()
 
     @contextmanager
     def _read(self) -> Iterator[Any]:
-        cur = self._conn().cursor()
+        writing: sqlite3.Connection | None = getattr(self._local, "writing", None)
+        cur = (writing or self._conn()).cursor()
         try:
             yield self.timed(cur)
         except sqlite3.OperationalError as exc:
@@ -269,8 +335,10 @@ class SqliteStore(SqlStore):
         return count
 
     # -- running ----------------------------------------------------------------------------
-    def claim(self, params: ClaimParams) -> list[ClaimedRun]:
+    def claim(self, params: ClaimParams) -> Claimed:
         with self._tx() as cur:
+            # The results first, then the claim: one write lock and one commit for both.
+            applied = self._finish_with(cur, params.finished) if params.finished else []
             at = params.at()  # read under the write lock
             now = self.enc_ts(at)
             cur.execute(
@@ -291,54 +359,57 @@ class SqliteStore(SqlStore):
                 claimed = {"ids": json.dumps([r["id"] for r in rows]), "now": now}
                 cur.execute(self.q["insert_claimed_attempts"], claimed)
                 cur.execute(self.q["log_claimed"], claimed)
-        rows.sort(key=lambda r: (r["priority"], r["entry_no"]))
+        rows = in_turns(rows)
         telemetry.claimed(len(rows))
-        return [ClaimedRun(self.operation(r), int(r["run_count"])) for r in rows]
+        return Claimed([ClaimedRun(self.operation(r), int(r["run_count"])) for r in rows], applied)
 
     def finish_runs(self, results: Sequence[RunResult]) -> list[bool]:
+        with self._tx() as cur:
+            return self._finish_with(cur, results)
+
+    def _finish_with(self, cur: Any, results: Sequence[RunResult]) -> list[bool]:
         applied: list[bool] = []
         done: list[dict[str, Any]] = []
-        with self._tx() as cur:
-            for res in results:
-                params = {
-                    "id": self.enc_uuid(res.operation_id),
-                    "lease_token": self.enc_uuid(res.lease_token),
-                    "run_no": res.run_no,
-                    "at": self.enc_ts(res.at),
-                    "outcome": res.outcome.value,
-                    "status": res.status.value,
-                    "status_reason": res.status_reason,
-                    "earliest_start_at": self.enc_ts(res.earliest_start_at),
-                    "attempt_count": res.attempt_count,
-                    "error_message": res.error_message,
-                    "traceback": res.traceback,
-                    "result": res.result_json,
-                    "run_started_at": self.enc_ts(res.started_at),
-                    "progress": res.progress_json,
-                    "stop_mode": None if res.stop_mode is None else res.stop_mode.value,
-                    "cancel_mode": None if res.cancel_mode is None else res.cancel_mode.value,
-                    "clear_checkpoint": self.enc_bool(res.clear_checkpoint),
-                    "peak_rss": res.peak_rss,
-                }
-                if res.progress_json is None:
-                    # The attempt keeps the last reading written, which the entry may drop.
-                    cur.execute(self.q["last_reading"], params)
-                    last = cur.fetchone()
-                    params["last_reading"] = None if last is None else last["progress"]
-                else:
-                    params["last_reading"] = None
-                cur.execute(self.q["finish_operation"], params)
-                row = cur.fetchone()
-                if row is not None:
-                    params["company"] = row["company"]
-                    params["final_status"] = row["status"]
-                    params["final_reason"] = row["status_reason"]
-                    params["final_cancel_mode"] = row["cancel_mode"]
-                    done.append(params)
-                applied.append(row is not None)
-            if done:
-                cur.executemany(self.q["finish_attempt"], done)
-                cur.executemany(self.q["log_finished"], done)
+        for res in results:
+            params = {
+                "id": self.enc_uuid(res.operation_id),
+                "lease_token": self.enc_uuid(res.lease_token),
+                "run_no": res.run_no,
+                "at": self.enc_ts(res.at),
+                "outcome": res.outcome.value,
+                "status": res.status.value,
+                "status_reason": res.status_reason,
+                "earliest_start_at": self.enc_ts(res.earliest_start_at),
+                "attempt_count": res.attempt_count,
+                "error_message": res.error_message,
+                "traceback": res.traceback,
+                "result": res.result_json,
+                "run_started_at": self.enc_ts(res.started_at),
+                "progress": res.progress_json,
+                "stop_mode": None if res.stop_mode is None else res.stop_mode.value,
+                "cancel_mode": None if res.cancel_mode is None else res.cancel_mode.value,
+                "clear_checkpoint": self.enc_bool(res.clear_checkpoint),
+                "peak_rss": res.peak_rss,
+            }
+            if res.progress_json is None:
+                # The attempt keeps the last reading written, which the entry may drop.
+                cur.execute(self.q["last_reading"], params)
+                last = cur.fetchone()
+                params["last_reading"] = None if last is None else last["progress"]
+            else:
+                params["last_reading"] = None
+            cur.execute(self.q["finish_operation"], params)
+            row = cur.fetchone()
+            if row is not None:
+                params["company"] = row["company"]
+                params["final_status"] = row["status"]
+                params["final_reason"] = row["status_reason"]
+                params["final_cancel_mode"] = row["cancel_mode"]
+                done.append(params)
+            applied.append(row is not None)
+        if done:
+            cur.executemany(self.q["finish_attempt"], done)
+            cur.executemany(self.q["log_finished"], done)
         return applied
 
     def flush_progress(self, updates: Sequence[ProgressUpdate]) -> list[bool]:

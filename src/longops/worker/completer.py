@@ -1,6 +1,11 @@
 """The completer: writes finished runs back in batches (one round trip for many); nothing
 else.
 
+While the dispatcher claims full batches (there is more work), it takes the waiting results
+into its claim's transaction (``ClaimParams.finished``: one commit for both), and the
+completer leaves them to it for up to ``DEFER`` seconds. Otherwise (the queue ran dry, a
+drain, the dispatcher in a fault) the completer writes them itself.
+
 While the database cannot be reached the batch waits in memory and the completer retries
 (the supervisor backs off). Each result is written under its run's lease: if the lease
 still holds, the result lands; if the operation was rescued meanwhile, it is discarded
@@ -16,8 +21,9 @@ Example::
 from __future__ import annotations
 
 import logging
-import queue
 import threading
+import time
+from collections import deque
 from collections.abc import Sequence
 
 from longops.store.base import RunResult, Store
@@ -26,40 +32,63 @@ from longops.worker.runs import RunTable
 log = logging.getLogger("longops.worker")
 
 BATCH = 500
+DEFER = 0.05
+"""Longest a result waits for the dispatcher's next claim before the completer writes it."""
 
 
 class Completer:
     def __init__(self, store: Store, table: RunTable) -> None:
         self.store = store
         self.table = table
-        self._queue: queue.Queue[RunResult | None] = queue.Queue()
+        self._ready = threading.Condition()
+        self._pending: deque[tuple[float, RunResult]] = deque()
+        self._closing = False
         self._batch: list[RunResult] = []
         self.stopping = threading.Event()
+        self.defer = False
+        """Set by the dispatcher while its claims come back full: it will take the results
+        into its next claim, so the completer waits up to ``DEFER`` before writing them."""
 
     def submit(self, result: RunResult) -> None:
         """Write ``result`` (the table learns its lease now, if it did not already)."""
         self.table.unwritten(result)
-        self._queue.put(result)
+        self.enqueue(result)
 
     def enqueue(self, result: RunResult) -> None:
         """Write a result the table already holds as unwritten (``RunTable.finish``)."""
-        self._queue.put(result)
+        with self._ready:
+            self._pending.append((time.monotonic(), result))
+            if len(self._pending) == 1:
+                self._ready.notify()
+
+    def take(self, limit: int = BATCH) -> list[RunResult]:
+        """The results waiting (at most ``limit``), for the caller to write under their
+        leases; it must :meth:`requeue` them if its write fails, else mark them written."""
+        with self._ready:
+            n = min(limit, len(self._pending))
+            return [self._pending.popleft()[1] for _ in range(n)]
+
+    def requeue(self, results: Sequence[RunResult]) -> None:
+        """Results :meth:`take` gave out that were not written: first in line again."""
+        now = time.monotonic()
+        with self._ready:
+            self._pending.extendleft((now - DEFER, r) for r in reversed(results))
+            self._ready.notify()
 
     def close(self) -> None:
         """Stop after what was submitted so far is written."""
-        self._queue.put(None)
+        with self._ready:
+            self._closing = True
+            self._ready.notify()
 
     def abandon(self) -> list[RunResult]:
         """Stop now; the results not written (the database stayed away)."""
         self.stopping.set()
-        left = list(self._batch)
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is not None:
-                left.append(item)
+        with self._ready:
+            left = list(self._batch) + [r for _, r in self._pending]
+            self._pending.clear()
+            self._closing = True
+            self._ready.notify()
         self._batch = []
         self.table.written(left)
         return left
@@ -72,24 +101,26 @@ class Completer:
         self._batch = []
 
     def _take(self) -> bool:
-        try:
-            first = self._queue.get(timeout=0.5)
-        except queue.Empty:
-            return False
-        if first is None:
-            self.stopping.set()
-            return False
-        batch = [first]
-        while len(batch) < BATCH:
-            try:
-                nxt = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if nxt is None:
-                self._queue.put(None)
-                break
-            batch.append(nxt)
-        self._batch = batch
+        with self._ready:
+            if not self._pending and not self._closing:
+                self._ready.wait(0.5)
+            if not self._pending:
+                if self._closing:
+                    self.stopping.set()
+                return False
+            if self.defer and not self._closing:
+                # Leave them to the dispatcher's next claim, unless it is late.
+                age = time.monotonic() - self._pending[0][0]
+                if age < DEFER:
+                    self._ready.wait(DEFER - age)
+                    if not self._pending or (
+                        self.defer
+                        and not self._closing
+                        and time.monotonic() - self._pending[0][0] < DEFER
+                    ):
+                        return False
+            n = min(BATCH, len(self._pending))
+            self._batch = [self._pending.popleft()[1] for _ in range(n)]
         return True
 
     def _write(self, batch: Sequence[RunResult]) -> None:
@@ -97,10 +128,15 @@ class Completer:
         # next step writes it again. If the first try committed and only its reply was
         # lost, the retry matches no lease and changes nothing.
         applied = self.store.finish_runs(batch)
-        for res, ok in zip(batch, applied, strict=True):
-            if not ok:
-                log.warning(
-                    "run result not recorded: the run no longer holds its operation "
-                    "(it was rescued, or this result was already written)",
-                    extra={"action": "run_fenced", "operation_id": str(res.operation_id)},
-                )
+        report_fenced(batch, applied)
+
+
+def report_fenced(batch: Sequence[RunResult], applied: Sequence[bool]) -> None:
+    """Log each result of ``batch`` that did not apply (its run no longer held the lease)."""
+    for res, ok in zip(batch, applied, strict=True):
+        if not ok:
+            log.warning(
+                "run result not recorded: the run no longer holds its operation "
+                "(it was rescued, or this result was already written)",
+                extra={"action": "run_fenced", "operation_id": str(res.operation_id)},
+            )

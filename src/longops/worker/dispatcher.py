@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import random
 import threading
 import time
 import uuid
@@ -21,6 +22,7 @@ from zoneinfo import ZoneInfo
 from longops.domain.clock import Clock
 from longops.domain.operation import Outcome
 from longops.store.base import ClaimedRun, ClaimParams, RunResult, Store, Wakeups
+from longops.worker.completer import Completer, report_fenced
 from longops.worker.executor import RunControl, RunOutcome, result_for
 from longops.worker.registry import TaskRegistry
 from longops.worker.runs import RunTable
@@ -30,10 +32,20 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("longops.worker")
 
+CONTENDED_RETRIES = 5
+"""Claims in a row that come back short because a concurrent claim took their rows, after
+which the dispatcher waits for a wake-up (or its poll) as after any short claim."""
+
 
 class Dispatcher:
     """Claims for free slots (one short transaction), hands the runs to the runner
     threads, and sleeps until woken, the next due start, or ``poll_interval``.
+
+    A claim also writes the results waiting in the completer, in its own transaction (one
+    commit for both). While runs are short (``prefetch()`` > 0) it claims ahead of the free
+    slots, up to ``prefetch`` runs waiting in the runners' queue, and claims again only
+    once that many slots are free: one claim (and one wake-up) per batch, not per run, and
+    a runner never waits for a claim's round trip.
 
     Every ``heartbeat_interval``, and at once after a failure (the connection may have
     broken after a claim committed), it compares the operations the database says this
@@ -54,6 +66,8 @@ class Dispatcher:
         slot_freed: threading.Event,
         wake_monitor: Callable[[], None],
         hand_back: Callable[[RunResult], None],
+        completer: Completer | None = None,
+        prefetch: Callable[[], int] = lambda: 0,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -65,6 +79,9 @@ class Dispatcher:
         self._slot_freed = slot_freed
         self._wake_monitor = wake_monitor
         self._hand_back = hand_back
+        self._completer = completer
+        self._contended = 0
+        self.prefetch = prefetch
         self._wakeups: Wakeups | None = None
         self._interrupted = False
         self._reconcile_due = True
@@ -79,6 +96,8 @@ class Dispatcher:
     def interrupt(self) -> None:
         """End the idle wait now (a drain: the dispatcher leaves its loop at once)."""
         self._interrupted = True
+        if self._completer is not None:
+            self._completer.defer = False  # no claim will come to take the results
         wakeups = self._wakeups
         if wakeups is not None:
             wakeups.interrupt()
@@ -103,28 +122,51 @@ class Dispatcher:
             self.reconcile()
         if self.claim_once():
             return  # the claim filled what it asked for: claim again at once
-        if opts.concurrency - len(self.table) <= 0:
+        prefetch = self.prefetch()
+        if opts.concurrency + prefetch - len(self.table) < max(prefetch, 1):
+            # Woken once that many slots are free (see refill_due), or after a poll.
             self._slot_freed.wait(opts.poll_interval)
             self._slot_freed.clear()
             return
         self._wakeups.wait(self._idle_wait())
 
+    def refill_due(self) -> bool:
+        """Whether enough slots are free for the next claim (a runner asks after a run)."""
+        prefetch = self.prefetch()
+        return self.options.concurrency + prefetch - len(self.table) >= max(prefetch, 1)
+
     def claim_once(self) -> bool:
-        """Claim for the free slots; True when the claim filled them."""
-        free = self.options.concurrency - len(self.table)
+        """Claim for the free slots (and the prefetch); True when the claim filled them."""
+        free = self.options.concurrency + self.prefetch() - len(self.table)
         if free <= 0:
             return False
         want = min(free, self.options.claim_batch)
-        claimed = self.store.claim(
-            ClaimParams(
-                self._session_id(),
-                self.options.queues,
-                want,
-                self.clock.now(),
-                clock=self.clock,
-                companies=self.options.companies,
+        completer = self._completer
+        # Only while claims come back full (more work): when the queue is idle the
+        # completer writes results at once and a claim has none to carry.
+        finished = tuple(completer.take()) if completer is not None and completer.defer else ()
+        try:
+            claimed = self.store.claim(
+                ClaimParams(
+                    self._session_id(),
+                    self.options.queues,
+                    want,
+                    self.clock.now(),
+                    clock=self.clock,
+                    companies=self.options.companies,
+                    finished=finished,
+                )
             )
-        )
+        except BaseException:
+            if completer is not None:
+                completer.defer = False
+                if finished:
+                    # Not written (or written with the reply lost: the retry is fenced).
+                    completer.requeue(finished)
+            raise
+        if finished:
+            report_fenced(finished, claimed.finished)
+            self.table.written(finished)
         for c in claimed:
             self.table.add(
                 RunControl(
@@ -140,7 +182,21 @@ class Dispatcher:
             )
         for c in claimed:
             self._work.put(c)
-        return len(claimed) == want
+        full = len(claimed) == want
+        if claimed.contended and not full:
+            # Another worker's claim took rows this one chose: more is ready. Claim again
+            # soon, a little apart (jitter) so the two do not meet on the same rows again;
+            # a row held for long by someone else stops this after a few tries.
+            self._contended += 1
+            if self._contended <= CONTENDED_RETRIES:
+                time.sleep(random.uniform(0, 0.002 * self._contended))
+                full = True
+        else:
+            self._contended = 0
+        if completer is not None:
+            # More work is likely: the next claim comes soon and takes the results along.
+            completer.defer = full and not self._interrupted
+        return full
 
     def reconcile(self) -> int:
         """Hand back the runs the database says this session has and the worker does not

@@ -159,6 +159,16 @@ class RunControl:
             self.child = child
         return True
 
+    def abandon_unstarted(self) -> bool:
+        """Abandon the run if its code has not begun (then it never will); True if so."""
+        with self._lock:
+            if self.began:
+                return False
+            self.abandoned = True
+            self.force_applied = True
+        self.cancel.set()
+        return True
+
     def abandon(self) -> Child | None:
         """The run is being handed back (a drain): nothing more may start, and the child
         running it (returned, to be killed by the caller) must not go on."""

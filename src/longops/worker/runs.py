@@ -87,6 +87,16 @@ class RunTable:
             self._changed.notify_all()
             return runs
 
+    def take_unstarted(self) -> list[RunControl]:
+        """Take out the runs whose code has not begun (claimed ahead, waiting for a runner);
+        each is abandoned in the same step, so it can no longer begin."""
+        with self._changed:
+            runs = [run for run in self._running.values() if run.abandon_unstarted()]
+            for run in runs:
+                del self._running[run.operation.id]
+            self._changed.notify_all()
+            return runs
+
     def unwritten(self, result: RunResult) -> None:
         """A result to be written that no running entry stood for (a hand-back)."""
         with self._changed:

@@ -216,6 +216,8 @@ class Worker:
         self.exit_code = 0
         self._memory: MemoryGuard | None = None  # --max-memory: see _memory_exceeded
         self._hand_back_reason: str | None = None
+        self._run_seconds: float | None = None
+        """Moving average of how long the runs took, from claim to result (see _prefetch)."""
         self.supervisor = Supervisor(on_fatal=self._on_fatal, on_recovered=self._on_recovered)
         self.completer = Completer(store, self.table)
         self.dispatcher = Dispatcher(
@@ -229,6 +231,8 @@ class Worker:
             slot_freed=self._slot_freed,
             wake_monitor=self._wake_monitor,
             hand_back=self.completer.submit,
+            completer=self.completer,
+            prefetch=self._prefetch,
         )
         self.monitor = Monitor(store, clock, self.options, self.table, None)
         self.heartbeat = Heartbeat(
@@ -255,6 +259,21 @@ class Worker:
 
     def _wake_monitor(self) -> None:
         self.monitor.wake.set()
+
+    def _prefetch(self) -> int:
+        """How many runs to claim ahead of the free slots: while runs are short, ``PREFETCH``
+        (or ``concurrency`` if more), so a runner that ends a run starts the next at once
+        instead of waiting for a claim's round trip. Never for long runs: a run waiting in
+        this worker's queue could have started at once on an idle worker."""
+        seconds = self._run_seconds
+        if seconds is None or seconds >= SHORT_RUN:
+            return 0
+        return min(max(self.options.concurrency, PREFETCH), self.options.claim_batch)
+
+    def _ran(self, seconds: float) -> None:
+        last = self._run_seconds
+        # The first run counts fully; one long run ends prefetching at once.
+        self._run_seconds = seconds if last is None else max(seconds, 0.8 * last + 0.2 * seconds)
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -434,6 +453,11 @@ class Worker:
         # dispatcher to leave its loop (drain() interrupted its wait). The session is
         # already `draining`, so a claim now takes nothing.
         self._loops["dispatcher"].join(timeout=self.options.poll_interval + 10)
+        # Runs claimed ahead (waiting for a runner, code not begun) go back at once, attempt
+        # not spent, rather than start during the grace period.
+        queued = self.table.take_unstarted()
+        for run in queued:
+            self.completer.submit(self._handed_back(run))
         log.info(
             "draining: no new claims; waiting up to %g s for %d running operation(s)",
             self._grace,
@@ -451,16 +475,8 @@ class Worker:
             if child is not None:
                 child.kill()
                 child.join(5.0)
-            outcome = RunOutcome(
-                Outcome.INTERRUPTED,
-                error_message=self._hand_back_reason
-                or f"worker session {self.session_id} shut down before the run ended",
-                # With a cancel request pending, the store ends it cancelled: say how.
-                cancel_mode=CancelMode.OVERDUE if run.overdue else CancelMode.FORCED,
-            )
-            self.completer.submit(
-                result_for(run.claimed, outcome, task=None, clock=self.clock, tz=_UTC)
-            )
+            self.completer.submit(self._handed_back(run))
+        leftover += queued
         for _ in range(self.options.concurrency):
             self._work.put(None)
         # Results wait for the database until the drain's deadline (a few seconds more when
@@ -542,6 +558,16 @@ class Worker:
                 extra={"action": "thread_left_running", "loop": name},
             )
 
+    def _handed_back(self, run: RunControl) -> RunResult:
+        outcome = RunOutcome(
+            Outcome.INTERRUPTED,
+            error_message=self._hand_back_reason
+            or f"worker session {self.session_id} shut down before the run ended",
+            # With a cancel request pending, the store ends it cancelled: say how.
+            cancel_mode=CancelMode.OVERDUE if run.overdue else CancelMode.FORCED,
+        )
+        return result_for(run.claimed, outcome, task=None, clock=self.clock, tz=_UTC)
+
     def _retrying(self, what: str, call: Callable[[], object], *, until: float) -> None:
         """Call through database faults until ``until``; then log and go on."""
         delay = 0.05
@@ -588,6 +614,7 @@ class Worker:
             tz = self._zone(op.company, run)
             if tz is None:
                 continue  # handed back while the database was away; it never started
+            began = time.monotonic()
             try:
                 result = execute(claimed, self.registry, self.clock, tz, run, self.pool)
             except Exception as exc:
@@ -608,7 +635,9 @@ class Worker:
             if self.table.finish(run, result if keep else None) and keep:
                 self.completer.enqueue(result)
                 _log_result(op.task, claimed, result, self.options.log_classes)
-            self._slot_freed.set()
+            self._ran(time.monotonic() - began)
+            if self.dispatcher.refill_due():
+                self._slot_freed.set()
 
     def _zone(self, company: str, run: RunControl) -> ZoneInfo | None:
         """The company's time zone, waiting out database faults (the run has not started:
@@ -661,6 +690,12 @@ class Worker:
 
 
 _UTC = ZoneInfo("UTC")
+SHORT_RUN = 0.1
+PREFETCH = 16
+"""Runs claimed ahead while runs are short, at least (``concurrency`` if more): about the
+number of no-op runs a runner gets through while one claim makes its round trip on a
+loaded machine, so a claim and a commit serve many runs."""
+"""Seconds under which runs count as short: the worker then claims ahead (``_prefetch``)."""
 DRAIN_WRITE_WINDOW = 5.0
 """Seconds a drain still waits for the database to record results after its grace."""
 JOIN_TIMEOUT = 10.0

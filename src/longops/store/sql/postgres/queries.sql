@@ -224,11 +224,43 @@ SELECT * FROM longops_attempts
 -- (as PostgreSQL's default, plan_cache_mode = auto, would for this query on every claim).
 SELECT set_config('plan_cache_mode', 'force_generic_plan', true);
 
--- name: claim_lock
--- Claims take turns (transaction-scoped advisory lock) so that the category counts below
--- are read after every earlier claim committed: READ COMMITTED gives each statement a
--- fresh snapshot, and without the turn two claimers could both see a free slot.
-SELECT pg_advisory_xact_lock(7243015001);
+-- name: claim_guard
+-- The claim's turn, narrowed to what needs one (ADR 2): only a category limit and a
+-- company's max_in_process are counts that two claimers could both read as free from their
+-- statement snapshots. So this statement takes a transaction-scoped advisory lock per
+-- category that has ready, due work in a company this session serves, and per served
+-- company with a cap, in key order (no deadlock between claimers), and leaves the keys it
+-- holds in a transaction setting. The claim statement that follows (a fresh snapshot,
+-- taken after these locks were granted, so it sees every earlier claim under them) counts
+-- slots only under a key held here: a category that got work in between, or a cap set in
+-- between, is left for the next claim. Uncategorised work of uncapped companies takes no
+-- lock at all: FOR UPDATE SKIP LOCKED keeps concurrent claims disjoint. A hash collision
+-- only makes two categories share a lock.
+SELECT set_config('longops.claim_keys', coalesce(string_agg(k::text, ','), ''), true) AS keys
+  FROM (
+    SELECT k, pg_advisory_xact_lock(7243015, k)
+      FROM (
+        SELECT hashtext('category/' || c.company || '/' || c.code) AS k
+          FROM longops_categories c
+          JOIN longops_companies co ON co.name = c.company AND co.active
+         WHERE NOT c.paused
+           AND (%(companies)s::text[] IS NULL OR c.company = ANY(%(companies)s::text[]))
+           -- LATERAL ... LIMIT 1, not EXISTS: a semi-join could be planned as a hash of
+           -- every ready row; this is one probe of ready_category per category.
+           AND EXISTS (SELECT 1 FROM LATERAL (
+                SELECT 1 FROM longops_operations o
+                 WHERE o.status = 'ready' AND o.category IS NOT NULL
+                   AND o.company = c.company AND o.category = c.code
+                   AND o.earliest_start_at <= %(now)s
+                 LIMIT 1) w)
+        UNION
+        SELECT hashtext('company/' || co.name)
+          FROM longops_companies co
+         WHERE co.active AND co.max_in_process IS NOT NULL
+           AND (%(companies)s::text[] IS NULL OR co.name = ANY(%(companies)s::text[]))
+         ORDER BY 1
+      ) wanted
+  ) held;
 
 -- name: claim_operations
 -- Companies take turns: each company's ready operations are ranked (its turn 1, 2, ...),
@@ -239,6 +271,11 @@ SELECT pg_advisory_xact_lock(7243015001);
 -- behind a backlog of any size.
 WITH paused AS (
     SELECT name FROM longops_paused_queues
+),
+guard AS (
+    -- The advisory-lock keys claim_guard took in this transaction.
+    SELECT coalesce(string_to_array(nullif(current_setting('longops.claim_keys', true), ''), ',')::int[],
+                    '{}'::int[]) AS keys
 ),
 runs_as AS (
     -- An operation runs on behalf of its user (whoever last set it ready): in a database
@@ -255,6 +292,8 @@ served AS (
     -- turn, so no later step joins back to this.
     SELECT c.name AS company, c.served_seq,
            CASE WHEN c.max_in_process IS NULL THEN %(limit)s
+                -- Capped, but this claim holds no turn for it (claim_guard): not now.
+                WHEN NOT hashtext('company/' || c.name) = ANY((SELECT keys FROM guard)::int[]) THEN 0
                 ELSE greatest(least(%(limit)s, c.max_in_process - (
                         SELECT count(*) FROM longops_operations r
                          WHERE r.company = c.name AND r.status = 'in_process')), 0)
@@ -277,6 +316,8 @@ free_slots AS (
       JOIN served s ON s.company = c.company AND s.cap > 0
       LEFT JOIN busy b ON b.company = c.company AND b.category = c.code
      WHERE NOT c.paused AND c.max_concurrent > coalesce(b.running, 0)
+       -- Counted under this claim's lock on the category only (claim_guard).
+       AND hashtext('category/' || c.company || '/' || c.code) = ANY((SELECT keys FROM guard)::int[])
 ),
 categorized AS (
     -- At most `free` per category, High -> Normal -> Low then FIFO inside it.
@@ -343,7 +384,10 @@ locked AS (
         SELECT o.id
           FROM longops_operations o
          WHERE o.id = c.id
-           AND o.status = 'ready'
+           -- `IS TRUE`: no partial index's predicate (status = ...) is implied, so even
+           -- the prepared statement's generic plan finds the row by its primary key; it
+           -- once walked every ready row of longops_operations_ready_due per chosen id.
+           AND (o.status = 'ready') IS TRUE
            AND o.earliest_start_at <= %(now)s
            AND (o.expires_at IS NULL OR o.expires_at > %(now)s)
            FOR UPDATE SKIP LOCKED
@@ -390,7 +434,13 @@ turned AS (
      WHERE name IN (SELECT company FROM claimed)
        AND (SELECT count(DISTINCT company) FROM ranked) > 1
 )
-SELECT * FROM claimed;
+-- With no global turn, two claims can choose the same rows: the later one skips what the
+-- earlier locked and comes back short although more work is ready. So every claim also
+-- says how many rows it chose (one row of NULLs and the count when it claimed none): fewer
+-- claimed than chosen means "contended, claim again", not "the queue is empty".
+SELECT c.*, n.chosen
+  FROM (SELECT count(*) AS chosen FROM chosen) n
+  LEFT JOIN claimed c ON true;
 
 -- name: finish_runs
 -- One statement for a whole batch of results. Fenced by the lease token: a session
@@ -441,7 +491,10 @@ op AS (
         checkpoint_at = CASE WHEN i.clear_checkpoint THEN NULL ELSE o.checkpoint_at END,
         updated_at = i.at
       FROM input i
-     WHERE o.id = i.id AND o.status = 'in_process' AND o.lease_token = i.lease_token
+     -- `IS TRUE`: the generic plan then reaches each row by its primary key, not by
+     -- walking longops_operations_running (whose predicate `status = 'in_process'` would
+     -- otherwise match), which read thousands of entries per batch as the table aged.
+     WHERE o.id = i.id AND (o.status = 'in_process') IS TRUE AND o.lease_token = i.lease_token
     RETURNING o.id, o.company, i.lease_token, o.status, o.status_reason, o.cancel_mode
 ),
 att AS (
@@ -465,6 +518,21 @@ timeline AS (
       FROM input i JOIN op ON op.id = i.id AND op.lease_token = i.lease_token
 )
 SELECT id, lease_token FROM op;
+
+-- name: notify_finished
+-- Sent with a batch of results, after finish_runs: a wake-up only when the batch can let a
+-- dispatcher claim what it could not before, that is a run back in `ready` (a retry, a
+-- recurrence, a hand-back) or a slot freed in a category or a capped company. A plain
+-- ending frees only its own worker's slot, which that worker's dispatcher knows of without
+-- a notification; skipping it spares the commit the NOTIFY queue's lock and every idle
+-- dispatcher an empty claim.
+SELECT pg_notify('longops_ready', '*')
+  FROM longops_operations o
+ WHERE o.id = ANY(%(ids)s::uuid[])
+   AND (o.status = 'ready' OR o.category IS NOT NULL
+        OR EXISTS (SELECT 1 FROM longops_companies c
+                    WHERE c.name = o.company AND c.max_in_process IS NOT NULL))
+ LIMIT 1;
 
 -- name: next_due_at
 SELECT min(earliest_start_at) AS due FROM longops_operations
