@@ -35,6 +35,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -207,7 +208,8 @@ class Reader:
             shown = shown_output(block)
             kinds = tuple(f"{k} " for k in block.marks["output"].removeprefix("between:").split())
             got = done.stdout.strip().splitlines()
-            assert got and shown, f"printed nothing, or shows nothing: {said}"
+            assert shown, f"shows no output: {said}"
+            assert got, f"printed nothing: {said}"
             assert got[0].split()[0] == shown[0].split()[0], f"starts otherwise: {said}"
             assert got[-1] == shown[-1], f"ends otherwise than shown: {said}"
             unknown = [g for g in got[1:-1] if g not in shown and not g.startswith(kinds)]
@@ -261,7 +263,12 @@ def follow(doc: Path, folder: Path, database: str | None, replaced: str | None) 
         reader.close()
 
 
-WITH_SNIPPETS = [d for d in DOCS if any("skip" not in b.marks for b in runnable(d))]
+WITH_SNIPPETS = [
+    d
+    for d in DOCS
+    if any("skip" not in b.marks for b in runnable(d)) and POSTGRES_DOCS.get(d.name, "") is not None
+]
+"""Documents with a snippet to run on SQLite (not those that show PostgreSQL only)."""
 
 
 @pytest.mark.parametrize("doc", WITH_SNIPPETS, ids=lambda d: d.name)
@@ -291,3 +298,19 @@ def test_the_documentation_index_names_every_document() -> None:
     for doc in DOCS[1:]:
         if doc.name != "README.md":
             assert f"]({doc.name})" in index, f"docs/README.md does not list {doc.name}"
+
+
+def test_every_extra_a_document_installs_exists() -> None:
+    """The skipped ``pip install 'longops[...]'`` lines name extras pyproject.toml declares."""
+    extras = set(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    )
+    named = {
+        (block.where, extra)
+        for doc in DOCS
+        for block in blocks(doc)
+        for group in re.findall(r"longops\[([\w,-]+)\]", block.code)
+        for extra in group.split(",")
+    }
+    assert named, "the documents install no extra any more: drop this test"
+    assert {(where, e) for where, e in named if e not in extras} == set()
