@@ -63,9 +63,11 @@ from longops.worker.session import Worker, WorkerOptions
 
 
 class OperationHandle:
-    """A reference to one operation: its id, last-seen state, and ways to follow it.
+    """A reference to one operation: its id, ways to follow it and act on it.
 
-    It reads through the front that made it, so as the same actor.
+    ``status`` and ``progress`` read the operation anew on each access (a polling loop sees
+    it move); ``operation`` is the last read, which ``refresh()`` renews. It reads through
+    the front that made it, so as the same actor.
     """
 
     def __init__(self, app: Front, operation: Operation, *, duplicate: bool = False) -> None:
