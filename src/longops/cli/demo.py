@@ -97,7 +97,6 @@ def terminal_table(
         # One company, no users, and "scheduled" says what the start time would: those
         # columns would only take the width the others need to keep their words whole.
         hide=("Company", "User", "Earliest start"),
-
     )
     table.show_edge = False
     table.collapse_padding = True
