@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -96,7 +97,7 @@ def free_port() -> int:
 # -- what a block promises ----------------------------------------------------------------------
 PRINTS = re.compile(r"#\s*prints:\s*(.+?)\s*$")
 PY_PRINTS = re.compile(r"^\s*print\(.*\)\s+#\s*(.+?)\s*$")
-EXIT = re.compile(r"^(?P<cmd>.*?)\s+#\s*exit (?P<code>\d+)\b.*$")
+EXIT = re.compile(r"^(?P<cmd>.*?)\s+#\s*exit (?P<code>\d+)(?::\s*(?P<says>.*))?$")
 
 
 def promised_lines(block: Block) -> list[str]:
@@ -114,12 +115,18 @@ def shown_output(block: Block) -> list[str]:
 
 
 def shell_script(block: Block) -> str:
-    """The block as bash: ``# exit N`` lines may fail with N (and must)."""
+    """The block as bash: a ``# exit N: MESSAGE`` line must fail with N, saying MESSAGE (up
+    to its first ``...``)."""
     out = []
     for line in block.code.splitlines():
         m = EXIT.match(line)
         if m and not line.lstrip().startswith("#"):
-            out.append(f"if {m['cmd']}; then exit 97; else [ $? -eq {m['code']} ]; fi")
+            says = (m["says"] or "").split("...")[0].strip()
+            out.append(
+                f"if {m['cmd']} 2>.said; then exit 97; else rc=$?; cat .said >&2; "
+                f"if [ $rc -ne {m['code']} ] || ! grep -qF -- {shlex.quote(says)} .said; "
+                "then exit 96; fi; fi"
+            )
         else:
             out.append(line)
     return "\n".join(out) + "\n"
