@@ -1,4 +1,5 @@
-"""The notification domain: recipients, masking, planning, back-off, the docs' example."""
+"""The notification domain: recipients, masking, planning, back-off. (The docs' examples run
+in tests/integration/test_doc_snippets.py.)"""
 
 from __future__ import annotations
 
@@ -21,8 +22,6 @@ from longops.domain.notify import (
     plan,
 )
 from longops.domain.operation import Operation
-
-ROOT = Path(__file__).parents[2]
 
 
 @pytest.fixture
