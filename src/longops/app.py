@@ -63,9 +63,11 @@ from longops.worker.session import Worker, WorkerOptions
 
 
 class OperationHandle:
-    """A reference to one operation: its id, last-seen state, and ways to follow it.
+    """A reference to one operation: its id, ways to follow it and act on it.
 
-    It reads through the front that made it, so as the same actor.
+    ``status`` and ``progress`` read the operation anew on each access (a polling loop sees
+    it move); ``operation`` is the last read, which ``refresh()`` renews. It reads through
+    the front that made it, so as the same actor.
     """
 
     def __init__(self, app: Front, operation: Operation, *, duplicate: bool = False) -> None:
@@ -80,7 +82,8 @@ class OperationHandle:
 
     @property
     def status(self) -> Status:
-        return self.operation.status
+        """The status now: each read asks the database (``operation`` keeps the last read)."""
+        return self.refresh().status
 
     def refresh(self) -> Operation:
         """Re-read the operation."""
@@ -89,8 +92,9 @@ class OperationHandle:
 
     @property
     def progress(self) -> Progress | None:
-        """The last reading (as of the last refresh), with an ETA from history if needed."""
-        return self._app.service.estimated([self.operation]).get(self.id)
+        """The last reading now (re-read like ``status``), with an ETA from history if
+        needed."""
+        return self._app.service.estimated([self.refresh()]).get(self.id)
 
     def wait_reason(self) -> WaitReason | None:
         """Why it waits, if it is ready (derived now)."""
@@ -155,7 +159,7 @@ class OperationHandle:
         return await asyncio.to_thread(self.wait, timeout)
 
     def __repr__(self) -> str:
-        return f"<OperationHandle {self.id} {self.status.value}>"
+        return f"<OperationHandle {self.id} {self.operation.status.value}>"
 
 
 class Front:

@@ -249,6 +249,10 @@ def test_queues_pause_list_resume(db_url: str) -> None:
 
 # -- users, permission sets, tokens, audit ---------------------------------------------------------
 def test_users_permission_sets_and_acting_as_a_user(db_url: str) -> None:
+    nobody = longops("users", "list", db=db_url)
+    assert (nobody.returncode, nobody.stdout) == (0, "")
+    assert "no users yet" in nobody.stderr  # said, not an empty screen
+    assert json.loads(longops("users", "list", "--json", db=db_url).stdout) == []
     assert longops("companies", "add", "CRONUS", db=db_url).returncode == 0
     added = longops(
         "users", "add", "alice", "--company", "CRONUS", "--permission-set", "JOBQUEUE-USER",

@@ -241,6 +241,27 @@ def test_enqueue_many_validates_everything_first(app: Longops) -> None:
 
 
 # -- actions ------------------------------------------------------------------------------------
+def test_a_handle_reads_status_and_progress_now_not_as_enqueued(app: Longops) -> None:
+    @app.task(name="steps")
+    def steps(ctx: RunContext) -> int:
+        ctx.step("Posting", 2, 2)
+        ctx.progress(4, total=4, unit="lines")
+        return 4
+
+    handle = app.enqueue("steps")
+    assert handle.status is Status.READY
+    app.service.hold(handle.id)  # changed behind the handle's back
+    assert handle.status is Status.ON_HOLD
+    app.service.set_ready(handle.id)
+    assert handle.progress is None
+    assert Runner(app).run_until_idle() == 1
+    assert handle.status is Status.FINISHED
+    progress = handle.progress
+    assert progress is not None
+    assert (progress.step_name, progress.step_index, progress.step_count) == ("Posting", 2, 2)
+    assert (progress.completed, progress.total) == (4, 4)
+
+
 def test_business_central_actions(app: Longops, clock: FrozenClock) -> None:
     service = app.service
     handle = app.enqueue("fails", on_hold=True)

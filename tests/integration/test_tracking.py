@@ -652,6 +652,10 @@ def test_every_wait_reason(db_url: str) -> None:
         assert code is WaitCode.CATEGORY_BUSY
         assert str(holder.id) in message
         assert service.wait_reasons([service.get(waiting.id)])[waiting.id].holders == (holder.id,)
+        # The holder's snapshot from before the claim (what an enqueue answers with) is not
+        # "waiting for a full category" held by itself: it runs, so it waits for nothing.
+        assert holder.operation.status is Status.READY
+        assert service.wait_reasons([holder.operation]) == {}
         paused_category = app.enqueue("w.ok", category="PAUSED")
         assert reason(paused_category.id)[0] is WaitCode.CATEGORY_PAUSED
         service.pause_queue("default")

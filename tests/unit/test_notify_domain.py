@@ -1,8 +1,8 @@
-"""The notification domain: recipients, masking, planning, back-off, the docs' example."""
+"""The notification domain: recipients, masking, planning, back-off. (The docs' examples run
+in tests/integration/test_doc_snippets.py.)"""
 
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import replace
 from datetime import timedelta
@@ -22,8 +22,6 @@ from longops.domain.notify import (
     plan,
 )
 from longops.domain.operation import Operation
-
-ROOT = Path(__file__).parents[2]
 
 
 @pytest.fixture
@@ -103,18 +101,6 @@ def test_plan_filters_dedupes_and_keeps_the_inbox_to_endings(op: Operation) -> N
     ]
     planned = plan(Event.STALLED, op, rules, ["ann"])
     assert [(p.rule_name, p.recipient) for p in planned] == [("a", "channel:ops")]
-
-
-def test_the_docs_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    text = (ROOT / "docs" / "notifications.md").read_text()
-    setup, prefs = re.findall(r"```python\n(.*?)```", text, re.S)
-    monkeypatch.chdir(tmp_path)
-    printed: list[str] = []
-    exec(setup, {"print": lambda *a: printed.append(" ".join(map(str, a)))})  # noqa: S102
-    assert printed == ["['default', 'stalls']", "json://127.0.0.1:9/****"]
-    printed.clear()
-    exec(prefs, {"print": lambda *a: printed.append(" ".join(map(str, a)))})  # noqa: S102
-    assert printed == ["people", "('ann@example.com', True)"]
 
 
 def test_people_who_chose_email_get_it_beside_the_inbox_unless_muted(op: Operation) -> None:

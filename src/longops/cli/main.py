@@ -958,6 +958,13 @@ def users_list(as_json: JsonOpt = False) -> None:
     if as_json:
         print_json(out, [u.to_json() for u in users])
         return
+    if not users:
+        # Without users the command line acts as the local SUPER actor; say so, not nothing.
+        err.print(
+            "no users yet (longops users add NAME ...); without --as or --token the "
+            "command line acts as the local SUPER actor"
+        )
+        return
     for u in users:
         note = "" if u.active else "  (disabled)"
         out.print(f"{u.name}\t{u.display_name}\t{_sets(u.grants, u.is_super)}{note}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -79,6 +79,10 @@ def status_label(op: Operation) -> str:
     return op.status.caption
 
 
+COLUMNS = ("Entry", "Company", "Status", "Task", "Description", "Category", "Priority", "User",
+           "Attempts", "Earliest start", "Progress", "Waiting / last error")  # fmt: skip
+
+
 def operations_table(
     ops: Sequence[Operation],
     title: str = "Job Queue Entries",
@@ -86,13 +90,13 @@ def operations_table(
     waits: Mapping[uuid.UUID, WaitReason] | None = None,
     progress: Mapping[uuid.UUID, Progress | None] | None = None,
     now: datetime | None = None,
+    hide: Collection[str] = (),
 ) -> Table:
-    table = Table(title=title, show_lines=False, expand=False)
-    for column in ("Entry", "Company", "Status", "Task", "Description", "Category", "Priority",
-                   "User", "Attempts", "Earliest start", "Progress",
-                   "Waiting / last error"):  # fmt: skip
-        table.add_column(column, overflow="fold")
+    """The operations as a table; ``hide`` leaves out columns that say nothing (the demo's one
+    company) so the rest fits a narrow terminal."""
     waits = waits or {}
+    shown_columns = [c for c in COLUMNS if c not in hide]
+    rows: list[dict[str, tuple[str, str]]] = []  # column -> (plain text, what is printed)
     for op in ops:
         reading = (progress or {}).get(op.id, op.progress)
         shown = ""
@@ -105,21 +109,35 @@ def operations_table(
             shown = " ".join(part for part in parts if part)
         wait = waits.get(op.id)
         note = wait.code.value if wait is not None else (op.last_error or "")[:60]
-        table.add_row(
-            str(op.entry_no),
-            escape(op.company),
-            f"[{STATUS_STYLE[op.status]}]{status_label(op)}[/]",
-            # What people and task code wrote is shown as written, never read as markup.
-            escape(op.task),
-            escape(op.description or ""),
-            escape(op.category or ""),
-            op.priority.label,
-            _user(op),
-            f"{op.attempt_count}/{op.max_attempts}",
-            when(op.earliest_start_at) if op.status in (Status.READY, Status.ON_HOLD) else "",
-            escape(shown),
-            escape(note),
-        )
+        label = status_label(op)
+        # What people and task code wrote is shown as written, never read as markup.
+        plain = {
+            "Entry": str(op.entry_no),
+            "Company": op.company,
+            "Task": op.task,
+            "Description": op.description or "",
+            "Category": op.category or "",
+            "Priority": op.priority.label,
+            "User": (op.user or "") + (" (inactive)" if op.user and op.user_inactive else ""),
+            "Attempts": f"{op.attempt_count}/{op.max_attempts}",
+            "Earliest start": (
+                when(op.earliest_start_at) if op.status in (Status.READY, Status.ON_HOLD) else ""
+            ),
+            "Progress": shown,
+            "Waiting / last error": note,
+        }
+        row = {c: (text, escape(text)) for c, text in plain.items()}
+        row["User"] = (plain["User"], _user(op))
+        row["Status"] = (label, f"[{STATUS_STYLE[op.status]}]{escape(label)}[/]")
+        rows.append(row)
+    table = Table(title=title, show_lines=False, expand=False)
+    for column in shown_columns:
+        # As wide as its longest word, so a narrow terminal wraps between words, not inside
+        # them (Rich would otherwise share the width out and fold "Finished" into "Finishe/d").
+        words = [w for r in rows for w in r[column][0].split()] + column.split()
+        table.add_column(column, overflow="fold", min_width=max(map(len, words), default=1))
+    for r in rows:
+        table.add_row(*(r[c][1] for c in shown_columns))
     return table
 
 

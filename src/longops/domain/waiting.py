@@ -157,6 +157,11 @@ def wait_reason(op: Operation, ctx: WaitContext, tz: ZoneInfo) -> WaitReason | N
     """Why ``op`` waits, or None when it is not ``ready``."""
     if op.status is not Status.READY:
         return None
+    slots = ctx.categories.get((op.company, op.category)) if op.category else None
+    if slots is not None and op.id in slots.holders:
+        # The context was read after ``op``: a worker claimed it in between (a 202 built
+        # from the enqueued row, say). It waits for nothing, least of all for itself.
+        return None
     now = ctx.now
     company = ctx.companies.get(op.company)
     if company is not None and not company.active:
@@ -166,7 +171,6 @@ def wait_reason(op: Operation, ctx: WaitContext, tz: ZoneInfo) -> WaitReason | N
         return blocked
     if op.queue in ctx.paused_queues:
         return WaitReason(WaitCode.QUEUE_PAUSED, f"queue {op.queue} is paused")
-    slots = ctx.categories.get((op.company, op.category)) if op.category else None
     if slots is not None and slots.paused:
         return WaitReason(WaitCode.CATEGORY_PAUSED, f"category {op.category} is paused")
     later = op.earliest_start_at > now
