@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Header, Query, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 
 from longops.api import sse
 from longops.api.deps import (
@@ -50,6 +50,7 @@ from longops.api.models import (
     WaitBody,
 )
 from longops.api.representation import AZURE_STATUSES, attempt_json, event_json, represent
+from longops.api.responses import JSONResponse
 from longops.app import ActorView
 from longops.core.service import EnqueueRequest
 from longops.domain.errors import LongopsError, ValidationError
