@@ -451,6 +451,11 @@ def write(results: list[dict[str, Any]], args: argparse.Namespace, quick: bool) 
                 f"p50 x{cur['p50_ms'] / base['p50_ms']:.2f}, "
                 f"p95 x{cur['p95_ms'] / base['p95_ms']:.2f}, server CPU per request x{cpu:.2f}"
             )
+    lines += [
+        "",
+        "What bounds these figures, with a profile of the server under this load: "
+        "[api-notes.md](api-notes.md).",
+    ]
     (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
