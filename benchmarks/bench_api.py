@@ -1,31 +1,37 @@
-"""REST API load benchmark: concurrent API clients reading operations from one
-``longops serve`` process on PostgreSQL, the code of a baseline ref against this tree,
-measured in the same run so the ratio holds on a loaded machine.
+"""REST API load benchmark: concurrent API clients reading operations from ``longops serve
+--workers 2`` on PostgreSQL, the code of a baseline ref against this tree, measured in the
+same run so the ratio holds on a loaded machine.
 
 Run from the project root::
 
     .venv/bin/python benchmarks/bench_api.py              # 50 clients, 30 s a variant, 2 rounds
+    .venv/bin/python benchmarks/bench_api.py --sse 200    # the same with 200 SSE clients attached
     .venv/bin/python benchmarks/bench_api.py --quick      # 10 clients, 5 s, 1 round (smoke)
 
 What it does, per variant (``baseline``: the ``--baseline`` git ref's ``src/`` exported to a
 temporary folder; ``current``: this tree), alternating A/B for ``--rounds`` rounds:
 
 1. a fresh, migrated PostgreSQL database ``bench_api_<pid>_<variant>`` (dropped afterwards)
-   with a company BENCH, 1,000 ready operations of ``bench.noop``, a user with
+   with a company BENCH, 1,000 operations of ``bench.noop`` (half to run now, half scheduled
+   for tomorrow: ready, so their wait reason is derived on every read), a user with
    JOBQUEUE-VIEW in BENCH and an API token, all made by the variant's own code;
-2. one ``longops serve --workers 0`` process of that code (loopback, a free port);
+2. one ``longops serve --workers W`` (``--workers``, default 2: a worker session with that
+   many slots in the server, as the issue asks) on loopback, a free port; the measurement
+   starts once the worker has run the operations due now;
 3. ``--clients`` keep-alive connections (``wrk`` when installed, else httpx on asyncio) for
    ``--seconds``: four in five requests ``GET /v1/companies/BENCH/operations/{id}`` of a
    random operation, one in five the first page of ``GET .../operations?pageSize=20``.
 
 ``--processes N`` (default 2) adds a variant ``current-Np``: this tree with
-``longops serve --processes N``. ``--sse N`` keeps N SSE clients on the company's live
-stream while the load runs (results then ``api.sse<N>.*``).
+``longops serve --processes N`` (N server processes on the port). ``--sse N`` keeps N SSE
+clients on the company's live stream while the load runs (results then ``api.sse<N>.*``).
 
 Figures: requests/s, latency p50/p95/p99 (wrk's, or the client's own), non-2xx answers,
-the server's CPU seconds per request, the machine's load average when the variant started.
-Results: ``benchmarks/results/api.json`` and ``api.md`` (``--quick``: ``api.quick.*``),
-with the ratios current/baseline per round.
+the server's CPU milliseconds per request and the cores it used (CPU seconds / wall
+seconds), the load generator's CPU seconds (wrk's, from its rusage; with httpx, this
+process's), the machine's load average when the variant started. Results:
+``benchmarks/results/api.json`` and ``api.md`` (``--quick``: ``api.quick.*``), with the
+ratios current/baseline per round.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ import json
 import os
 import random
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -89,8 +96,12 @@ app = Longops(sys.argv[1])
 app.task(name="bench.noop")(lambda: None)
 app.migrate()
 app.add_company("BENCH")
-ids = app.enqueue_many([EnqueueRequest(task="bench.noop", company="BENCH")
-                        for _ in range(int(sys.argv[2]))])
+from datetime import datetime, timedelta, UTC
+later = datetime.now(UTC) + timedelta(days=1)
+n = int(sys.argv[2])
+ids = app.enqueue_many([EnqueueRequest(task="bench.noop", company="BENCH",
+                                       earliest_start_at=None if i % 2 else later)
+                        for i in range(n)])
 app.security.add_user("reader", grants=[("BENCH", PermissionSet.VIEW)])
 _, token = app.security.create_token("reader", name="bench")
 print(json.dumps({"token": token, "ids": [str(i) for i in ids]}))
@@ -152,10 +163,12 @@ def cpu_seconds(pid: int) -> float:
 
 
 @contextlib.contextmanager
-def serving(src: Path, url: str, processes: int = 1) -> Iterator[tuple[str, list[int]]]:
+def serving(
+    src: Path, url: str, processes: int = 1, workers: int = 2
+) -> Iterator[tuple[str, list[int]]]:
     port = free_port()
     cmd = [sys.executable, "-m", "longops.cli.main", "--app", "bench_app:app",
-           "--database-url", url, "serve", "--port", str(port), "--workers", "0",
+           "--database-url", url, "serve", "--port", str(port), "--workers", str(workers),
            "--log-level", "warning"]  # fmt: skip
     if processes > 1:
         cmd += ["--processes", str(processes)]
@@ -187,7 +200,7 @@ def run_wrk(base: str, clients: int, seconds: float, token: str, ids_file: Path)
         script.write(WRK_SCRIPT)
     env = {**os.environ, "BENCH_TOKEN": token, "BENCH_IDS": str(ids_file)}
     threads = min(2, clients)
-    out = subprocess.run(
+    proc = subprocess.Popen(
         [
             "wrk",
             "-t",
@@ -203,17 +216,27 @@ def run_wrk(base: str, clients: int, seconds: float, token: str, ids_file: Path)
             base,
         ],
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        check=True,
-    ).stdout
+    )
+    # The generator's own CPU: it must not be what bounds the figure (wrk is C, two threads);
+    # wrk is the only child reaped meanwhile.
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out, errors = proc.communicate()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     os.unlink(script.name)
+    if proc.returncode != 0:
+        raise SystemExit(f"wrk failed: {errors}")
     found = re.search(r"^BENCH (\{.*\})$", out, re.MULTILINE)
     if found is None:
         raise SystemExit(f"wrk said: {out}")
     data: dict[str, Any] = json.loads(found.group(1))
     data["seconds"] = data.pop("duration_us") / 1e6
     data["client"] = "wrk"
+    data["generator_cpu_s"] = (after.ru_utime + after.ru_stime) - (
+        before.ru_utime + before.ru_stime
+    )
     return data
 
 
@@ -242,8 +265,10 @@ def run_httpx(
 
     began = time.monotonic()
     end = began + seconds
+    cpu_before = time.process_time()
     asyncio.run(all_of_them())
     took = time.monotonic() - began
+    cpu = time.process_time() - cpu_before
     ordered = sorted(latencies)
 
     def pct(p: float) -> float:
@@ -251,7 +276,7 @@ def run_httpx(
 
     return {"requests": len(ordered), "seconds": took, "non_2xx": bad, "socket_errors": 0,
             "p50_ms": pct(50), "p95_ms": pct(95), "p99_ms": pct(99), "max_ms": ordered[-1] * 1000,
-            "client": "httpx"}  # fmt: skip
+            "client": "httpx", "generator_cpu_s": cpu}  # fmt: skip
 
 
 class Listeners:
@@ -312,6 +337,7 @@ def measure(
     work: Path,
     processes: int = 1,
     sse: int = 0,
+    workers: int = 2,
 ) -> dict[str, Any]:
     name = f"bench_api_{os.getpid()}_{variant.replace('-', '_')}"
     with database(admin_url, name) as url:
@@ -322,7 +348,9 @@ def measure(
         data = json.loads(seeded.strip().splitlines()[-1])
         ids_file = work / f"ids-{variant}.txt"
         ids_file.write_text("\n".join(data["ids"]) + "\n")
-        with serving(src, url, processes) as (base, pids):
+        with serving(src, url, processes, workers) as (base, pids):
+            if workers:
+                due_ones_done(url)
             load = os.getloadavg()[0]
             # A short warm-up (imports, connections in the pool) that is not measured.
             run_httpx(base, 2, 1.0, data["token"], data["ids"])
@@ -336,11 +364,32 @@ def measure(
     result.update(
         variant=variant,
         sse_clients=sse,
+        workers=workers,
+        processes=processes,
         load_average_1m=load,
         requests_per_s=result["requests"] / result["seconds"],
         server_cpu_ms_per_request=1000 * cpu / max(1, result["requests"]),
+        server_cores_used=cpu / result["seconds"],
     )
     return result
+
+
+def due_ones_done(url: str, timeout: float = 120.0) -> None:
+    """Wait until the server's worker has run every operation that was due (the ones
+    scheduled for tomorrow stay ready)."""
+    deadline = time.monotonic() + timeout
+    query = (
+        "SELECT count(*) FROM longops_operations "
+        "WHERE status IN ('ready', 'in_process') AND earliest_start_at <= now()"
+    )
+    with psycopg.connect(url, autocommit=True) as conn:
+        while True:
+            row = conn.execute(query).fetchone()
+            if row is not None and row[0] == 0:
+                return
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the worker left {row[0] if row else '?'} due operations")
+            time.sleep(0.2)
 
 
 def shutil_which(name: str) -> str | None:
@@ -353,6 +402,7 @@ def write(results: list[dict[str, Any]], args: argparse.Namespace, quick: bool) 
     RESULTS.mkdir(exist_ok=True)
     stem = ("api.quick" if quick else "api") + (f".sse{args.sse}" if args.sse else "")
     meta = {
+        "workers": args.workers,
         "clients": args.clients,
         "seconds": args.seconds,
         "rounds": args.rounds,
@@ -364,15 +414,17 @@ def write(results: list[dict[str, Any]], args: argparse.Namespace, quick: bool) 
     lines = [
         f"# REST API under load ({stem}.json)",
         "",
-        f"{args.clients} keep-alive clients for {args.seconds} s a variant against one "
-        f"`longops serve --workers 0` on PostgreSQL (1,000 operations; 4/5 single reads, 1/5 "
-        f"first pages of 20), `baseline` = `{args.baseline}`, `current` = this tree; "
-        f"{os.cpu_count()} CPUs shared with the load client; `current-Np`: this tree with "
-        f"`--processes N`. SSE clients attached meanwhile: {args.sse}. Run {meta['when']}.",
+        f"{args.clients} keep-alive clients (wrk, 2 threads) for {args.seconds} s a variant "
+        f"against `longops serve --workers {args.workers}` on PostgreSQL (1,000 operations: "
+        "half run by the server's worker before the load starts, half scheduled for tomorrow, "
+        "whose wait reason every read derives; 4/5 single reads, 1/5 first pages of 20), "
+        f"`baseline` = `{args.baseline}`, `current` = this tree, `current-Np` = this tree with "
+        f"`--processes N`; {os.cpu_count()} CPUs shared with the load generator, PostgreSQL "
+        f"and other work. SSE clients attached meanwhile: {args.sse}. Run {meta['when']}.",
         "",
         "| round | variant | req/s | p50 ms | p95 ms | p99 ms | non-2xx | server CPU ms/req "
-        "| load avg |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| server cores used | generator CPU s | load avg |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     per_round = len({r["variant"] for r in results})
     for i, r in enumerate(results):
@@ -380,7 +432,8 @@ def write(results: list[dict[str, Any]], args: argparse.Namespace, quick: bool) 
             f"| {i // per_round + 1} | {r['variant']} | {r['requests_per_s']:.0f} "
             f"| {r['p50_ms']:.1f} "
             f"| {r['p95_ms']:.1f} | {r['p99_ms']:.1f} | {r['non_2xx'] + r['socket_errors']} "
-            f"| {r['server_cpu_ms_per_request']:.2f} | {r['load_average_1m']:.1f} |"
+            f"| {r['server_cpu_ms_per_request']:.2f} | {r.get('server_cores_used', 0):.2f} "
+            f"| {r.get('generator_cpu_s', 0):.1f} | {r['load_average_1m']:.1f} |"
         )
     lines += ["", "Ratios current / baseline per round (same run, same load):", ""]
     by_round = [results[i : i + per_round] for i in range(0, len(results), per_round)]
@@ -398,6 +451,11 @@ def write(results: list[dict[str, Any]], args: argparse.Namespace, quick: bool) 
                 f"p50 x{cur['p50_ms'] / base['p50_ms']:.2f}, "
                 f"p95 x{cur['p95_ms'] / base['p95_ms']:.2f}, server CPU per request x{cpu:.2f}"
             )
+    lines += [
+        "",
+        "What bounds these figures, with a profile of the server under this load: "
+        "[api-notes.md](api-notes.md).",
+    ]
     (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
@@ -412,6 +470,12 @@ def main() -> None:
     parser.add_argument("--only", choices=("baseline", "current"))
     parser.add_argument(
         "--sse", type=int, default=0, help="SSE clients attached to the live stream meanwhile"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="worker slots of the server's own worker session (longops serve --workers)",
     )
     parser.add_argument(
         "--processes",
@@ -441,7 +505,8 @@ def main() -> None:
             for variant, src, processes in plan:
                 print(f"{variant}: {args.clients} clients, {args.seconds} s ...", flush=True)
                 results.append(measure(variant, src, args.pg_admin_url, args.clients,
-                                       args.seconds, work, processes, args.sse))  # fmt: skip
+                                       args.seconds, work, processes, args.sse,
+                                       args.workers))  # fmt: skip
         write(results, args, args.quick)
 
 

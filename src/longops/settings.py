@@ -69,6 +69,10 @@ class ServerSettings(BaseSettings):
     """Password hashes that may wait for a slot; more are refused with 429."""
     session_idle_minutes: float = 120.0
     session_absolute_hours: float = 12.0
+    api_token_cache_seconds: float = 1.0
+    """Seconds a server process trusts an API token it verified (0: check every request).
+    A token revoked, or a user disabled or re-granted, through another process or the CLI
+    is refused at most this late; through the same process at once (docs/security.md)."""
 
 
 class Settings(BaseSettings):

@@ -6,16 +6,31 @@ Every test takes the ``store`` fixture and so runs on SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from datetime import timedelta
 
-from contract_support import attempts, category, claim, finish, get, insert, register
+import pytest
+from contract_support import (
+    add_company,
+    attempts,
+    category,
+    claim,
+    finish,
+    get,
+    insert,
+    register,
+    session,
+)
 
 from longops.domain.clock import FrozenClock
-from longops.domain.operation import CancelMode, EventType, Outcome, StopMode
+from longops.domain.operation import CancelMode, Company, EventType, Outcome, StopMode
 from longops.domain.progress import Progress
+from longops.domain.security import PermissionSet
 from longops.domain.status import Status, allowed_from, target_of
+from longops.domain.users import User, UserState
+from longops.store._sql import SqlStore
 from longops.store.base import ActionParams, ProgressUpdate, Store
 
 
@@ -369,6 +384,44 @@ def test_wait_context_reads_categories_holders_and_served_queues(
     posting = ctx.categories[("default", "POSTING")]
     assert (posting.max_concurrent, posting.paused, posting.holders) == (2, False, (held.id,))
     assert ctx.categories[("default", "EXPORT")].paused is True
+
+
+def test_the_wait_context_is_the_same_as_its_eight_reads(
+    store: Store, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL reads the wait context in one statement: it must say exactly what the
+    eight plain reads say (categories and holders, served queues and companies, running
+    counts, paused queues, companies, users with their state and grants)."""
+    add_company(store, "ACME")
+    store.upsert_company(Company("LIMITED", "Limited", "Europe/Berlin", max_in_process=3))
+    category(store, "POSTING", max_concurrent=2)
+    category(store, "EXPORT", paused=True, company="ACME")
+    store.set_queue_paused("slow", True, clock.now())
+    sid = register(store, clock.now(), queues=("default", "reports"))
+    narrow = dataclasses.replace(session(clock.now(), ("acme",)), companies=("ACME",))
+    store.register_session(narrow)
+    held = insert(store, clock, category="POSTING")
+    insert(store, clock, company="ACME", queue="acme")
+    claim(store, sid, clock.now())
+    claim(store, narrow.id, clock.now(), queues=("acme",))
+    for name, state in (("alice", UserState.ACTIVE), ("bob", UserState.DISABLED)):
+        user = User(name, name.title(), state, False, clock.now(), None, False)
+        assert store.insert_user(user, "hash" if name == "alice" else None)
+    assert store.grant("alice", "ACME", PermissionSet.USER, clock.now())
+    assert store.grant("alice", "default", PermissionSet.VIEW, clock.now())
+    assert store.set_user_state("bob", UserState.DISABLED, clock.now())
+
+    ctx = store.wait_context(clock.now())
+    assert isinstance(store, SqlStore)
+    # The same store, its context read with the eight plain queries (SqlStore's own way).
+    monkeypatch.setattr(store, "_wait_rows", lambda: SqlStore._wait_rows(store))
+    plain = store.wait_context(clock.now())
+    assert ctx.categories[("default", "POSTING")].holders == (held.id,)
+    assert ctx.served_companies["acme"] == frozenset({"ACME"})
+    assert ctx.companies["ACME"].running == 1
+    assert ctx.users is not None
+    assert not ctx.users["bob"].active
+    assert ctx == plain
 
 
 def test_recent_durations_are_of_successful_runs_of_the_task(

@@ -33,7 +33,11 @@ def free_port() -> int:
 
 @contextmanager
 def serving(
-    db_url: str, port: int, key: str | None = KEY, extra: Sequence[str] = ()
+    db_url: str,
+    port: int,
+    key: str | None = KEY,
+    extra: Sequence[str] = (),
+    said: list[str] | None = None,
 ) -> Iterator[str]:
     env = {k: v for k, v in os.environ.items() if k != "LONGOPS_SECRET_KEY"}
     if key is not None:
@@ -57,8 +61,10 @@ def serving(
         yield base
     finally:
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
+        if said is not None:
+            said.append(out + err)
 
 
 def test_serve_runs_the_pages_with_the_api_and_a_worker(db_url: str) -> None:
@@ -111,3 +117,18 @@ def test_serve_refuses_a_short_secret_key(db_url: str) -> None:
     )  # fmt: skip
     assert result.returncode == 2, result.stderr
     assert "LONGOPS_SECRET_KEY" in result.stderr
+
+
+def test_the_access_log_is_written_only_when_asked(db_url: str) -> None:
+    """A line per request costs more than a request at a thousand a second: off by default,
+    ``--access-log`` turns it on (uvicorn writes it at INFO, to stdout)."""
+    logs: dict[bool, list[str]] = {}
+    for asked in (False, True):
+        extra = ["--log-level", "info", *(["--access-log"] if asked else [])]
+        logs[asked] = []
+        with serving(db_url, free_port(), extra=extra, said=logs[asked]) as base:
+            assert httpx.get(f"{base}/v1/companies/A/operations", timeout=10).status_code == 401
+    line = '"GET /v1/companies/A/operations HTTP/1.1" 401'
+    assert line not in logs[False][0]
+    assert "longops on http://" in logs[False][0]  # it did log, at INFO, but no requests
+    assert line in logs[True][0]

@@ -22,7 +22,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from longops.api import errors
-from longops.api.deps import Services
+from longops.api.deps import EndsCachedTokens, Services, TokenCache
 from longops.api.models import TEXT_PATTERN
 from longops.api.notify import router as notify_router
 from longops.api.operations import router as operations_router
@@ -86,8 +86,10 @@ def create_api(
         lifespan=lifespan,
         **_without_native_telemetry(),
     )
-    api.state.longops = Services(app, events)
+    tokens = TokenCache(ServerSettings().api_token_cache_seconds)
+    api.state.longops = Services(app, events, tokens)
     api.state.max_body = limit
+    api.add_middleware(EndsCachedTokens, cache=tokens)
     api.add_middleware(BodyLimit, limit=lambda scope: limit, reject=errors.too_large)
     api.add_middleware(TraceContextMiddleware)  # continue the caller's trace (traceparent)
     errors.install(api)

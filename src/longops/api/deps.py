@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hashlib
 import json
+import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,12 +18,13 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.convertors import StringConvertor, register_url_convertor
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from longops.api.errors import ApiError
 from longops.api.models import OPERATION_ID_PATTERN, UUID_PATTERN
 from longops.app import ActorView, Longops
 from longops.core.streams import EventHub
-from longops.domain.errors import LongopsError
+from longops.domain.errors import LongopsError, ValidationError
 from longops.domain.operation import NAME_RE
 from longops.domain.security import PERMISSIONS, FrontEnd
 
@@ -93,12 +96,94 @@ def acts(*actions: str) -> dict[str, Any]:
 bearer = HTTPBearer(auto_error=False, description="An API token (longops users token create).")
 
 
+class TokenCache:
+    """API tokens this process verified in the last ``seconds``, so a client polling
+    operations costs one database read per request, not two.
+
+    Only tokens that verified are kept (an unknown or refused one is checked every time,
+    so guessing fills nothing). A change of who may do what, here, ends every entry at
+    once: any state-changing request this process serves (revoking a token, disabling a
+    user, a grant, a sign-out on the pages) calls :meth:`changed`, and a verification that
+    began before it is not kept. A change made elsewhere (another server process, the CLI,
+    the library) is seen at most ``seconds`` late; an expired token likewise.
+
+    Example::
+
+        cache = TokenCache(seconds=1.0)
+        view = cache.get(token) or cache.put(token, verify(token), cache.generation)
+    """
+
+    MAX_ENTRIES = 10_000
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        if not 0 <= seconds <= 60:
+            raise ValidationError("api_token_cache_seconds", "must be between 0 and 60", seconds)
+        self.seconds = seconds
+        self.generation = 0
+        self._clock = clock
+        self._entries: dict[bytes, tuple[float, ActorView]] = {}
+
+    @staticmethod
+    def _key(token: str) -> bytes:
+        return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+
+    def get(self, token: str) -> ActorView | None:
+        if not self.seconds:
+            return None
+        key = self._key(token)
+        found = self._entries.get(key)
+        if found is None:
+            return None
+        if self._clock() >= found[0]:
+            self._entries.pop(key, None)
+            return None
+        return found[1]
+
+    def put(self, token: str, view: ActorView, generation: int) -> ActorView:
+        """Keep ``view`` unless something changed since ``generation`` was read (the
+        verification may have seen the state before the change)."""
+        if self.seconds and generation == self.generation:
+            if len(self._entries) >= self.MAX_ENTRIES:
+                self._entries.clear()
+            self._entries[self._key(token)] = (self._clock() + self.seconds, view)
+        return view
+
+    def changed(self) -> None:
+        """Something may have changed who may do what: verify every token again."""
+        self.generation += 1
+        self._entries.clear()
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class EndsCachedTokens:
+    """ASGI middleware: a state-changing HTTP request ends the cached tokens, when it
+    starts and again when it is done (its change is committed by then)."""
+
+    def __init__(self, app: ASGIApp, cache: TokenCache) -> None:
+        self.app = app
+        self.cache = cache
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in SAFE_METHODS:
+            await self.app(scope, receive, send)
+            return
+        self.cache.changed()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.cache.changed()
+
+
 @dataclass
 class Services:
-    """What the API is built on: the application, and the event hub of this process."""
+    """What the API is built on: the application, the event hub of this process, and
+    the API tokens it verified lately."""
 
     app: Longops
     hub: EventHub
+    tokens: TokenCache
 
 
 def services(request: Request) -> Services:
@@ -124,8 +209,13 @@ async def caller(
             headers={"WWW-Authenticate": "Bearer"},
         )
     svc = services(request)
+    text = credentials.credentials
+    cached = svc.tokens.get(text)
+    if cached is not None:
+        return cached
+    generation = svc.tokens.generation
     try:
-        return await call(svc.app.authenticate, credentials.credentials, FrontEnd.API)
+        view = await call(svc.app.authenticate, text, FrontEnd.API)
     except LongopsError:
         # The same answer for a malformed, unknown, revoked, expired or disabled token.
         raise ApiError(
@@ -134,6 +224,7 @@ async def caller(
             "the API token is not valid",
             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
         ) from None
+    return svc.tokens.put(text, view, generation)
 
 
 Caller = Annotated[ActorView, Depends(caller)]

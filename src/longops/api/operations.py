@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Header, Query, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 
 from longops.api import sse
 from longops.api.deps import (
@@ -50,6 +50,7 @@ from longops.api.models import (
     WaitBody,
 )
 from longops.api.representation import AZURE_STATUSES, attempt_json, event_json, represent
+from longops.api.responses import JSONResponse
 from longops.app import ActorView
 from longops.core.service import EnqueueRequest
 from longops.domain.errors import LongopsError, ValidationError
@@ -160,6 +161,14 @@ def _found_and_presented(
     op = _in_company(view.service.get(operation_id), company, operation_id)
     [body] = present(view, [op])
     return op, body
+
+
+def _listed_and_presented(
+    view: ActorView, query: OperationQuery, page_size: int
+) -> tuple[list[Operation], list[dict[str, Any]]]:
+    """A page's read and its representation in one trip to a thread."""
+    ops = view.service.list_operations(query)
+    return ops, present(view, ops[:page_size])
 
 
 def _in_company(op: Operation, company: str, operation_id: str) -> Operation:
@@ -520,10 +529,10 @@ async def list_operations(
         after_entry_no=None if query.descending else after,
         before_entry_no=after if query.descending else None,
     )
-    ops = await call(view.service.list_operations, query)
+    ops, presented = await call(_listed_and_presented, view, query, page_size)
     more = len(ops) > page_size or len(ops) == limit == page_size
     ops = ops[:page_size]
-    body: dict[str, Any] = {"operations": await call(present, view, ops)}
+    body: dict[str, Any] = {"operations": presented}
     if more:
         next_token = encode_token({"e": ops[-1].entry_no, "f": fingerprint})
         body["nextPageToken"] = next_token

@@ -1205,6 +1205,10 @@ def serve(
             help="Server processes on the port (one per CPU core suits a busy API).",
         ),
     ] = 1,
+    access_log: Annotated[
+        bool,
+        typer.Option("--access-log/--no-access-log", help="Log a line per request (default: off)."),
+    ] = False,
 ) -> None:
     """Serve the pages (at /) and the REST API (OpenAPI at /v1/openapi.json, docs at /docs)
     until SIGTERM."""
@@ -1241,6 +1245,7 @@ def serve(
             log_level=log_level,
             processes=processes,
             app_spec=state.app_spec,
+            access_log=access_log,
         )
     )
 

@@ -14,10 +14,11 @@ from datetime import timedelta
 from typing import Any
 
 import uvicorn
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 from uvicorn.supervisors import Multiprocess
 
 from longops.api import create_api
+from longops.api.deps import EndsCachedTokens, Services
 from longops.app import Longops
 from longops.asgi import trusted_set
 from longops.core.security import SessionPolicy
@@ -57,14 +58,17 @@ class Server:
         self.hub = EventHub(app.store)
         self.api = create_api(app, hub=self.hub, max_body=chosen.max_body_api)
         self.pages = create_pages(app, self.hub, secret=secret, options=web_options(chosen))
+        # A user disabled or a grant changed on the pages ends the API's cached tokens too.
+        services: Services = self.api.state.longops
+        self.pages_ending_tokens = EndsCachedTokens(self.pages, services.tokens)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        target: ASGIApp = self.api
         if scope["type"] in ("http", "websocket"):
             path: str = scope.get("path", "")
             if not (path == "/v1" or path.startswith(API_PATHS)):
-                target = self.pages
-        await target(scope, receive, send)
+                await self.pages_ending_tokens(scope, receive, send)
+                return
+        await self.api(scope, receive, send)
 
 
 def configure_security(app: Longops, settings: ServerSettings) -> None:
@@ -161,12 +165,15 @@ def serve(
     worker_options: dict[str, Any] | None = None,
     processes: int = 1,
     app_spec: str | None = None,
+    access_log: bool = False,
 ) -> int:
     """Serve the API and the pages until SIGINT/SIGTERM; with ``workers`` > 0 a worker
     session with that many slots runs in this process too (single-machine use), drained on
     the way out. ``processes`` > 1 runs that many server processes on the port (uvicorn's
     workers), each with its own event hub and database pool; they share the cookie key
-    (``LONGOPS_SECRET_KEY``, or one made now for all of them)."""
+    (``LONGOPS_SECRET_KEY``, or one made now for all of them). ``access_log``: a line per
+    request on stderr (off by default: at a thousand requests a second the lines cost more
+    than the requests)."""
     if processes > 1:
         if not os.environ.get("LONGOPS_SECRET_KEY"):
             os.environ["LONGOPS_SECRET_KEY"] = secrets.token_hex(32)
@@ -192,6 +199,11 @@ def serve(
         log_level=log_level.lower(),
         lifespan="on",
         proxy_headers=False,
+        access_log=access_log,
+        # uvloop and httptools when installed (they are dependencies where they build),
+        # else asyncio's loop and h11; the same application either way.
+        loop="auto",
+        http="auto",
     )
     try:
         if server_app is None:

@@ -216,8 +216,9 @@ def user_target(name: str) -> str:
     return f"user:{name}"
 
 
-EMAIL_PATTERN = r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$"
-"""One address: what the API's document states and what ``check_email`` enforces."""
+EMAIL_PATTERN = r"^[^@\s<>,;\"\x00]+@[^@\s<>,;\"\x00]+\.[^@\s<>,;\"\x00]+$"
+"""One address: what the API's document states and what ``check_email`` enforces (no NUL
+either: no stored text holds one, and the document must say so)."""
 _EMAIL = re.compile(EMAIL_PATTERN)
 
 

@@ -254,6 +254,17 @@ class SqlStore(ABC):
             row: Row | None = cur.fetchone()
             return row
 
+    def _reads(self, statements: Sequence[tuple[str, Mapping[str, Any]]]) -> list[list[Row]]:
+        """Each named query's rows, the queries independent of each other (no one needs
+        another's result). Here one after the other in one read; PostgreSQL sends them
+        all at once (one round trip)."""
+        with self._read() as cur:
+            out: list[list[Row]] = []
+            for name, params in statements:
+                cur.execute(self.q[name], params)
+                out.append(list(cur.fetchall()))
+            return out
+
     def _write_one(self, name: str, params: Mapping[str, Any]) -> Row | None:
         with self._tx() as cur:
             cur.execute(self.q[name], params)
@@ -815,23 +826,36 @@ class SqlStore(ABC):
     def writers_done(self, token: str) -> bool:
         return True
 
+    def _wait_rows(self) -> list[list[Row]]:
+        """The eight reads wait reasons are derived from, in one go: every ready operation
+        the API shows reads them. Rows of ``running_in_categories``, ``list_all_categories``,
+        ``served_queues``, ``running_per_company``, ``list_paused_queues``,
+        ``list_companies``, ``list_users``, ``list_memberships``, in that order."""
+        return self._reads(
+            [
+                ("running_in_categories", {}),
+                ("list_all_categories", {}),
+                ("served_queues", {}),
+                ("running_per_company", {}),
+                ("list_paused_queues", {}),
+                ("list_companies", {"companies": self.enc_companies(None)}),
+                ("list_users", {}),
+                ("list_memberships", {"name": None}),
+            ]
+        )
+
     def wait_context(self, now: datetime) -> WaitContext:
-        # One read transaction for the eight reads: one consistent view, and one connection
-        # and one BEGIN/COMMIT instead of six (every ready operation the API shows reads it).
-        with self._read() as cur:
-
-            def rows(name: str, params: Mapping[str, Any] | None = None) -> list[Row]:
-                cur.execute(self.q[name], params or {})
-                return list(cur.fetchall())
-
-            holding = rows("running_in_categories")
-            category_rows = rows("list_all_categories")
-            queue_rows = rows("served_queues")
-            running_rows = rows("running_per_company")
-            paused = frozenset(r["name"] for r in rows("list_paused_queues"))
-            company_rows = rows("list_companies", {"companies": self.enc_companies(None)})
-            user_rows = rows("list_users")
-            member_rows = rows("list_memberships", {"name": None})
+        (
+            holding,
+            category_rows,
+            queue_rows,
+            running_rows,
+            paused_rows,
+            company_rows,
+            user_rows,
+            member_rows,
+        ) = self._wait_rows()
+        paused = frozenset(r["name"] for r in paused_rows)
         holders: dict[tuple[str, str], list[uuid.UUID]] = {}
         for r in holding:
             holders.setdefault((r["company"], r["category"]), []).append(self.dec_uuid(r["id"]))
@@ -1294,8 +1318,16 @@ class SqlStore(ABC):
         return user
 
     def token_user(self, token_id: uuid.UUID) -> tuple[ApiToken, str, User] | None:
-        found = self._row_with_user("get_token", token_id)
-        return None if found is None else (self._token(found[0]), found[0]["token_hash"], found[1])
+        # The token, its user and the user's grants, all keyed by the token: independent
+        # reads, so one round trip on PostgreSQL (every API request starts here).
+        key = {"id": self.enc_uuid(token_id)}
+        tokens, users, members = self._reads(
+            [("get_token", key), ("get_token_user", key), ("list_token_memberships", key)]
+        )
+        if not tokens or not users:
+            return None
+        [user] = self._users(users, members)
+        return self._token(tokens[0]), tokens[0]["token_hash"], user
 
     def web_session_user(self, session_id: uuid.UUID) -> tuple[WebSession, str, User] | None:
         found = self._row_with_user("get_web_session", session_id)

@@ -30,7 +30,8 @@ class TraceContextMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or not providers.current.enabled:
+            # Telemetry off (LONGOPS_TELEMETRY=off): no span to continue, none to start.
             await self.app(scope, receive, send)
             return
         carrier = {

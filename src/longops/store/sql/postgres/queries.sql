@@ -773,6 +773,46 @@ SELECT company, count(*) AS running FROM longops_operations
  WHERE status = 'in_process'
  GROUP BY company;
 
+-- name: wait_context
+-- What wait reasons are derived from, in one statement (one snapshot, one result): the
+-- rows of running_in_categories, list_all_categories, served_queues, running_per_company,
+-- list_paused_queues, list_companies, list_users and list_memberships, as JSON arrays.
+SELECT
+  (SELECT coalesce(json_agg(json_build_object('company', company, 'category', category,
+                                              'id', id) ORDER BY entry_no), '[]')
+     FROM longops_operations
+    WHERE status = 'in_process' AND category IS NOT NULL) AS holding,
+  (SELECT coalesce(json_agg(json_build_object('company', company, 'code', code,
+                                              'description', description,
+                                              'max_concurrent', max_concurrent,
+                                              'paused', paused) ORDER BY company, code), '[]')
+     FROM longops_categories) AS categories,
+  (SELECT coalesce(json_agg(json_build_object('name', name, 'companies', companies)), '[]')
+     FROM (SELECT DISTINCT q.name, s.companies
+             FROM longops_sessions s CROSS JOIN LATERAL unnest(s.queues) AS q(name)
+            WHERE s.state = 'active') served) AS served,
+  (SELECT coalesce(json_agg(json_build_object('company', company, 'running', running)), '[]')
+     FROM (SELECT company, count(*) AS running FROM longops_operations
+            WHERE status = 'in_process' GROUP BY company) running) AS running,
+  (SELECT coalesce(json_agg(json_build_object('name', name)), '[]')
+     FROM longops_paused_queues) AS paused,
+  (SELECT coalesce(json_agg(json_build_object('name', name, 'display_name', display_name,
+                                              'time_zone', time_zone, 'active', active,
+                                              'max_in_process', max_in_process)
+                            ORDER BY name), '[]')
+     FROM longops_companies) AS companies,
+  (SELECT coalesce(json_agg(json_build_object('name', name, 'display_name', display_name,
+                                              'state', state, 'is_super', is_super,
+                                              'created_at', created_at,
+                                              'disabled_at', disabled_at,
+                                              'has_password', password_hash IS NOT NULL)
+                            ORDER BY name), '[]')
+     FROM longops_users) AS users,
+  (SELECT coalesce(json_agg(json_build_object('user_name', user_name, 'company', company,
+                                              'permission_set', permission_set)
+                            ORDER BY user_name, company, permission_set), '[]')
+     FROM longops_memberships) AS members;
+
 -- name: recent_durations
 -- How long the task's last successful runs took (the ETA before any progress). Reads at
 -- most the last 5,000 attempts to end, through the index on their end: a task that rarely
@@ -906,6 +946,19 @@ RETURNING id;
 SELECT t.*, u.state AS user_state
   FROM longops_api_tokens t JOIN longops_users u ON u.name = t.user_name
  WHERE t.id = %(id)s;
+
+-- name: get_token_user
+-- The user a token belongs to (as get_user reads it), keyed by the token.
+SELECT u.name, u.display_name, u.state, u.is_super, u.created_at, u.disabled_at,
+       u.password_hash IS NOT NULL AS has_password
+  FROM longops_api_tokens t JOIN longops_users u ON u.name = t.user_name
+ WHERE t.id = %(id)s;
+
+-- name: list_token_memberships
+SELECT m.user_name, m.company, m.permission_set
+  FROM longops_api_tokens t JOIN longops_memberships m ON m.user_name = t.user_name
+ WHERE t.id = %(id)s
+ ORDER BY m.user_name, m.company, m.permission_set;
 
 -- name: touch_token
 -- At most one write per token per interval, however often it is used.

@@ -672,6 +672,19 @@ SELECT t.*, u.state AS user_state
   FROM longops_api_tokens t JOIN longops_users u ON u.name = t.user_name
  WHERE t.id = :id;
 
+-- name: get_token_user
+-- The user a token belongs to (as get_user reads it), keyed by the token.
+SELECT u.name, u.display_name, u.state, u.is_super, u.created_at, u.disabled_at,
+       u.password_hash IS NOT NULL AS has_password
+  FROM longops_api_tokens t JOIN longops_users u ON u.name = t.user_name
+ WHERE t.id = :id;
+
+-- name: list_token_memberships
+SELECT m.user_name, m.company, m.permission_set
+  FROM longops_api_tokens t JOIN longops_memberships m ON m.user_name = t.user_name
+ WHERE t.id = :id
+ ORDER BY m.user_name, m.company, m.permission_set;
+
 -- name: touch_token
 UPDATE longops_api_tokens SET last_used_at = :at
  WHERE id = :id AND (last_used_at IS NULL OR last_used_at < :not_since);
