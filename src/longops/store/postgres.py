@@ -327,7 +327,7 @@ class PostgresStore(SqlStore):
                 conn.cursor().execute(self.q["notify_ready"], {"queue": op.queue})
                 return [cur]
 
-            [rows] = self._pipelined(send)
+            [rows] = self._pipelined("insert_operation", send)
             if not rows:  # pragma: no cover - ids are new (uuid7) and never reused
                 raise RuntimeError(f"operation id {op.id} already exists")
             return [self.operation(rows[0])]
@@ -391,7 +391,7 @@ class PostgresStore(SqlStore):
         return PostgresCancelListener(self.conninfo)
 
     # -- running ----------------------------------------------------------------------------
-    def _pipelined(self, send: Callable[[Any], list[Any]]) -> list[list[dict[str, Any]]]:
+    def _pipelined(self, name: str, send: Callable[[Any], list[Any]]) -> list[list[dict[str, Any]]]:
         """One transaction sent as one round trip (pipeline mode): ``send(connection)``
         queues the statements on cursors of its own and returns them, a COMMIT statement
         ends them; returns each cursor's last rows, in order.
@@ -403,7 +403,11 @@ class PostgresStore(SqlStore):
         replies, and both wait forever (the server shows ``ClientRead``). Leaving the
         pipeline flushes the buffer to the end before it waits, so the COMMIT goes in as a
         statement and the pipeline's exit does the sync.
+
+        The batch is timed as one statement named ``name`` (LO0024 past the threshold): its
+        statements' answers arrive together, so their separate times mean nothing.
         """
+        began = time.perf_counter()
         with self._translated(), self._connection() as conn:
             with conn.pipeline():
                 if self._rls:
@@ -415,6 +419,10 @@ class PostgresStore(SqlStore):
             finally:
                 for cur in cursors:
                     cur.close()
+                elapsed = time.perf_counter() - began
+                slow_after, every = telemetry.sql_timing()
+                if every or elapsed >= slow_after:
+                    telemetry.sql_timed(name, elapsed)
 
     def claim(self, params: ClaimParams) -> Claimed:
         finished = params.finished
@@ -438,7 +446,7 @@ class PostgresStore(SqlStore):
 
         # One round trip for the results, the claim's turns (if any) and the commit: a
         # turn is held for the server's work only, not for client round trips.
-        *done, out = self._pipelined(send)
+        *done, out = self._pipelined("claim_operations", send)
         chosen = int(out[0]["chosen"]) if out else 0
         rows = [r for r in out if r["id"] is not None]
         rows = in_turns(rows)
@@ -453,7 +461,7 @@ class PostgresStore(SqlStore):
     def finish_runs(self, results: Sequence[RunResult]) -> list[bool]:
         if not results:
             return []
-        [rows] = self._pipelined(lambda conn: [self._send_finish(conn, results)])
+        [rows] = self._pipelined("finish_runs", lambda conn: [self._send_finish(conn, results)])
         return self._applied_results(results, rows)
 
     def _send_finish(self, conn: Any, results: Sequence[RunResult]) -> Any:
