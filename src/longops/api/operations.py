@@ -51,11 +51,11 @@ from longops.api.models import (
 )
 from longops.api.representation import AZURE_STATUSES, attempt_json, event_json, represent
 from longops.app import ActorView
-from longops.core.service import EnqueueRequest
+from longops.core.enqueue import EnqueueRequest
 from longops.domain.errors import LongopsError, ValidationError
+from longops.domain.filters import OperationFilter
 from longops.domain.operation import Operation
 from longops.domain.status import Status
-from longops.store.base import OperationQuery
 
 T = TypeVar("T")
 
@@ -425,7 +425,7 @@ def _statuses(values: list[str]) -> tuple[Status, ...]:
     return tuple(dict.fromkeys(out))
 
 
-def build_query(company: str, params: dict[str, Any]) -> OperationQuery:
+def build_query(company: str, params: dict[str, Any]) -> OperationFilter:
     """The list's filter from its query parameters (also the body of a batch by filter)."""
     order = (params.get("orderBy") or "createTime desc").strip()
     if order not in ("createTime desc", "createTime", "createTime asc", "entryNo", "entryNo desc"):
@@ -440,7 +440,7 @@ def build_query(company: str, params: dict[str, Any]) -> OperationQuery:
     if isinstance(raw_status, str):
         raw_status = [raw_status]
     try:
-        return OperationQuery(
+        return OperationFilter(
             company=company,
             statuses=_statuses(list(raw_status)),
             task=params.get("task"),

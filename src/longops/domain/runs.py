@@ -4,7 +4,7 @@ after an exception.
 
 Example::
 
-    >>> decide(op, Outcome.ERROR, now, delay=lambda n: timedelta(seconds=n), tz=UTC).status
+    >>> after_run(op, Outcome.ERROR, now, delay=lambda n: timedelta(seconds=n), tz=UTC).status
     <Status.READY: 'ready'>        # attempts remain: retried later
 """
 
@@ -29,7 +29,7 @@ class Decision:
     """The operation's new attempt count; None keeps the one the claim set."""
 
 
-def decide(
+def after_run(
     op: Operation,
     outcome: Outcome,
     now: datetime,

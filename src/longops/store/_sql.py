@@ -48,8 +48,8 @@ from longops.domain.operation import (
     SessionState,
     StopMode,
 )
-from longops.domain.pages import CategoryActivity, LogEntry, Notification, NotificationKind
 from longops.domain.progress import Progress
+from longops.domain.read_models import CategoryActivity, LogEntry, Notification, NotificationKind
 from longops.domain.recurrence import Recurrence
 from longops.domain.security import FrontEnd, PermissionSet
 from longops.domain.status import Status
@@ -101,19 +101,6 @@ def current_scope_text() -> str:
     scope = _scope.get()
     # Company names cannot hold a comma (domain.operation.NAME_RE).
     return "*" if scope is None else ",".join(sorted(scope))
-
-
-class Cursor(ABC):
-    """The part of a DB-API cursor the stores use, with mapping rows."""
-
-    @abstractmethod
-    def execute(self, query: str, params: Mapping[str, Any] | None = None) -> Any: ...
-
-    @abstractmethod
-    def fetchone(self) -> Any: ...
-
-    @abstractmethod
-    def fetchall(self) -> list[Any]: ...
 
 
 class TimedCursor:
