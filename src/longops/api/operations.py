@@ -210,7 +210,6 @@ def prefer_wait(prefer: str | None) -> float | None:
 
 
 # -- enqueue ------------------------------------------------------------------------------------
-CLIENT_KEY = re.compile(CLIENT_KEY_PATTERN)
 KEY_NAMESPACE = uuid.UUID("5d0a8f3e-2c1b-4e7a-9f6d-8b3c2a1e0f47")
 """Where the ids of opaque client keys come from (UUIDv5): fixed, so a key names the same
 operation on every server."""

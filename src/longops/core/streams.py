@@ -484,6 +484,3 @@ class EventHub:
         for sub in list(self._subscribers):
             if sub.wants(item):
                 sub.offer(item)
-
-
-Waker = Callable[[], None]

@@ -171,7 +171,6 @@ class SqlStore(ABC):
     @abstractmethod
     def enc_ts(self, value: datetime | None) -> Any: ...
     @abstractmethod
-    def enc_json(self, value: Any) -> Any: ...
     @abstractmethod
     def enc_list(self, value: Sequence[str]) -> Any: ...
     @abstractmethod
@@ -246,11 +245,6 @@ class SqlStore(ABC):
             cur.execute(self.q[name], params)
             row: Row | None = cur.fetchone()
             return row
-
-    def _write_all(self, name: str, params: Mapping[str, Any]) -> list[Row]:
-        with self._tx() as cur:
-            cur.execute(self.q[name], params)
-            return list(cur.fetchall())
 
     # -- row mapping -------------------------------------------------------------------------
     def operation(self, r: Row) -> Operation:

@@ -48,7 +48,6 @@ ROW_ACTIONS: tuple[tuple[str, str, str], ...] = (
     ("delete", "Delete", "delete"),
 )
 ACTION_OF_PATH = {path: action for path, _, action in ROW_ACTIONS}
-LABEL_OF_PATH = {path: label for path, label, _ in ROW_ACTIONS}
 
 BULK_ACTIONS = {"cancel": "Cancel", "restart": "Restart", "delete": "Delete"}
 """Bulk button value -> the verb the confirmation asks with (each row is then acted on
