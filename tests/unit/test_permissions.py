@@ -23,6 +23,7 @@ from longops.core import (
 from longops.domain.errors import ValidationError
 from longops.domain.security import (
     PERMISSIONS,
+    Action,
     Actor,
     PermissionSet,
     Reach,
@@ -87,6 +88,11 @@ def test_a_flipped_cell_is_noticed() -> None:
 
 def test_documentation_lists_each_action_in_the_table_order() -> None:
     assert list(documented()) == list(PERMISSIONS)
+
+
+def test_every_action_has_exactly_one_rule() -> None:
+    # The enum is the vocabulary; the table gives each word its rule, once.
+    assert list(PERMISSIONS) == list(Action)
 
 
 # Every public method of the core services, and the action of the table it is decided by.

@@ -25,7 +25,15 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 from longops.domain.clock import Clock
 from longops.domain.errors import PermissionDenied, ValidationError
 from longops.domain.operation import _check_name
-from longops.domain.security import PERMISSIONS, Actor, PermissionSet, Reach, Verdict, decide
+from longops.domain.security import (
+    PERMISSIONS,
+    Action,
+    Actor,
+    PermissionSet,
+    Reach,
+    Verdict,
+    decide,
+)
 from longops.domain.users import AuditEntry
 from longops.store.base import Store
 
@@ -86,7 +94,7 @@ def acting(fn: Callable[Concatenate[B, P], R]) -> Callable[Concatenate[B, P], R]
 
 def require(
     actor: Actor,
-    action: str,
+    action: Action,
     *,
     target: str,
     company: str | None = None,
@@ -104,7 +112,7 @@ def require(
     raise PermissionDenied(actor.name, what, target, _why(actor, action, company))
 
 
-def require_in(actor: Actor, action: str, company: str) -> None:
+def require_in(actor: Actor, action: Action, company: str) -> None:
     """A company-wide action: refused, or (company unseen) the error of a missing company."""
     _check_name("company", company)
     require(
@@ -122,7 +130,7 @@ def no_company(company: str) -> ValidationError:
     return ValidationError("company", "must be an existing company", company)
 
 
-def _why(actor: Actor, action: str, company: str | None) -> str:
+def _why(actor: Actor, action: Action, company: str | None) -> str:
     rule = PERMISSIONS[action]
     sets = [s for s, reach in rule.cells.items() if reach is Reach.ALL]
     # SUPER is global: it is named apart from the sets held in a company.

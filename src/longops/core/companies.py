@@ -22,7 +22,7 @@ from longops.core.access import ActorBound, acting, no_company, require, require
 from longops.domain.clock import Clock
 from longops.domain.errors import NotFound, ValidationError
 from longops.domain.operation import DEFAULT_COMPANY, Category, Company, Operation, _check_name
-from longops.domain.security import Actor, Verdict, companies_for, decide
+from longops.domain.security import Action, Actor, Verdict, companies_for, decide
 from longops.store.base import Store
 
 
@@ -105,7 +105,7 @@ class CompanyService(ActorBound):
             companies.add_company("CRONUS-UK", time_zone="Europe/London", max_in_process=20)
         """
         who = self.actor
-        require(who, "add_company", target=f"company {name}")
+        require(who, Action.ADD_COMPANY, target=f"company {name}")
         _check_name("company", name)
         current = self.store.get_company(name)
         if time_zone is None:
@@ -139,7 +139,7 @@ class CompanyService(ActorBound):
         """Disable a company: it takes no new operations and its ready ones are not claimed
         until it is added again."""
         who = self.actor
-        require(who, "disable_company", target=f"company {name}")
+        require(who, Action.DISABLE_COMPANY, target=f"company {name}")
         _check_name("company", name)
         found = self.store.get_company(name)
         if found is None:
@@ -152,7 +152,7 @@ class CompanyService(ActorBound):
     @acting
     def list_companies(self) -> list[Company]:
         """The companies the actor holds a permission set in (SUPER: all)."""
-        return self.store.list_companies(companies_for(self.actor, "list_companies"))
+        return self.store.list_companies(companies_for(self.actor, Action.LIST_COMPANIES))
 
     # -- categories --------------------------------------------------------------------------
     @acting
@@ -169,7 +169,7 @@ class CompanyService(ActorBound):
         resuming a category is this too (``paused``). What is not given keeps its value (a
         new category: one at a time, no description, running)."""
         who = self.actor
-        require_in(who, "set_category", company)
+        require_in(who, Action.SET_CATEGORY, company)
         _check_name("category", code)
         current = self.store.get_category(company, code)
         if max_concurrent is None:
@@ -192,7 +192,7 @@ class CompanyService(ActorBound):
     def list_categories(self, company: str = DEFAULT_COMPANY) -> list[Category]:
         """A company's categories (none, for a company the actor cannot see)."""
         _check_name("company", company)
-        if decide(self.actor, "list_categories", company=company) is Verdict.HIDDEN:
+        if decide(self.actor, Action.LIST_CATEGORIES, company=company) is Verdict.HIDDEN:
             return []  # as for a company that does not exist
         return self.store.list_categories(company)
 
@@ -207,7 +207,7 @@ class CompanyService(ActorBound):
         self._set_queue_paused(name, False)
 
     def _set_queue_paused(self, name: str, paused: bool) -> None:
-        require(self.actor, "pause_queue", target=f"queue {name}")
+        require(self.actor, Action.PAUSE_QUEUE, target=f"queue {name}")
         _check_name("queue", name)
         action = "pause_queue" if paused else "resume_queue"
         audit = self._audit_entry(self.actor, action, f"queue {name}", None)
@@ -215,5 +215,5 @@ class CompanyService(ActorBound):
 
     @acting
     def paused_queues(self) -> frozenset[str]:
-        require(self.actor, "list_paused_queues", target="")
+        require(self.actor, Action.LIST_PAUSED_QUEUES, target="")
         return self.store.paused_queues()

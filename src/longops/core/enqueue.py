@@ -23,7 +23,7 @@ from longops.domain.limits import PayloadLimits
 from longops.domain.operation import DEFAULT_COMPANY, NewOperation, Priority, _check_name
 from longops.domain.recurrence import Recurrence, initial_run_time
 from longops.domain.retry import RetryPolicy
-from longops.domain.security import Actor, satisfies
+from longops.domain.security import Action, Actor, satisfies
 from longops.worker.registry import TaskDef, TaskRegistry
 
 
@@ -77,7 +77,7 @@ class OperationBuilder:
         task = self.registry.resolve(request.task)
         task.check_arguments(request.args, request.kwargs)
         category = request.category if request.category is not None else task.category
-        require_in(who, "enqueue", request.company)
+        require_in(who, Action.ENQUEUE, request.company)
         tz = self.zones.zone_to_enqueue(request.company, category)
         user = self.runs_as(who, request.user)
         required = task.requires
@@ -146,7 +146,7 @@ class OperationBuilder:
         if requested is None or requested == actor.user:
             return actor.user if requested is None else requested
         _check_name("user", requested)
-        require(actor, "act_on_behalf", target=f"user {requested}")
+        require(actor, Action.ACT_ON_BEHALF, target=f"user {requested}")
         return requested
 
 

@@ -34,7 +34,7 @@ from longops.domain.notify import (
     url_schema,
 )
 from longops.domain.read_models import Notification
-from longops.domain.security import Actor
+from longops.domain.security import Action, Actor
 from longops.notify import channels
 from longops.notify.secrets import SecretBox
 from longops.store.base import Store
@@ -59,7 +59,7 @@ class NotificationSetupService(ActorBound):
     def _box(self) -> SecretBox:
         return SecretBox(self.secret_key, self.previous_keys)
 
-    def _company(self, actor: Actor, action: str, company: str) -> None:
+    def _company(self, actor: Actor, action: Action, company: str) -> None:
         check_name("company", company)
         require(
             actor,
@@ -98,7 +98,7 @@ class NotificationSetupService(ActorBound):
             setup.add_rule("CRONUS", "ops", on="failed", to=["channel:ops"], task="post")
         """
         who = self.actor
-        self._company(who, "set_notification_setup", company)
+        self._company(who, Action.SET_NOTIFICATION_SETUP, company)
         check_name("name", name)
         event = Event.parse(on)
         if isinstance(to, str) or not to:
@@ -136,14 +136,14 @@ class NotificationSetupService(ActorBound):
         """Remove a rule (the default one too: then failures notify nobody outside the
         operation's own user's inbox)."""
         who = self.actor
-        self._company(who, "set_notification_setup", company)
+        self._company(who, Action.SET_NOTIFICATION_SETUP, company)
         audit = self._audit_entry(who, "remove_notification_rule", f"rule {name}", company)
         if not self.store.delete_notify_rule(company, name, audit=audit):
             raise NotFound("notification rule", name)
 
     @acting
     def list_rules(self, company: str) -> list[Rule]:
-        self._company(self.actor, "list_notification_setup", company)
+        self._company(self.actor, Action.LIST_NOTIFICATION_SETUP, company)
         return self.store.list_notify_rules(company)
 
     # -- a person's preferences ----------------------------------------------------------
@@ -158,7 +158,7 @@ class NotificationSetupService(ActorBound):
             app.as_user("ann").notification_setup.mute_rule("CRONUS", "default")
         """
         who = self.actor
-        self._company(who, "set_notification_preferences", company)
+        self._company(who, Action.SET_NOTIFICATION_PREFERENCES, company)
         if who.user is None:
             raise ValidationError("user", "a preference is a person's: act as a user")
         if rule not in {r.name for r in self.store.list_notify_rules(company)}:
@@ -171,7 +171,7 @@ class NotificationSetupService(ActorBound):
     def muted_rules(self, company: str) -> list[str]:
         """The rules the actor muted in ``company``."""
         who = self.actor
-        self._company(who, "list_notifications", company)
+        self._company(who, Action.LIST_NOTIFICATIONS, company)
         mutes = self.store.list_notify_mutes(company)
         return sorted(rule for user, rule in mutes if user == who.user)
 
@@ -185,7 +185,7 @@ class NotificationSetupService(ActorBound):
             [(r.name, muted) for r, muted in setup.my_rules("CRONUS")]   # [('default', False)]
         """
         who = self.actor
-        self._company(who, "list_notifications", company)
+        self._company(who, Action.LIST_NOTIFICATIONS, company)
         mutes = self.store.list_notify_mutes(company)
         return [(r, (who.user, r.name) in mutes) for r in self.store.list_notify_rules(company)]
 
@@ -193,7 +193,7 @@ class NotificationSetupService(ActorBound):
     def has_email_channel(self, company: str) -> bool:
         """True when the company has a channel for people's own email (any member may ask:
         the preferences page says whether "also email" can work)."""
-        self._company(self.actor, "list_notifications", company)
+        self._company(self.actor, Action.LIST_NOTIFICATIONS, company)
         return self.store.personal_email_channel(company) is not None
 
     # -- notified admins ------------------------------------------------------------------
@@ -202,7 +202,7 @@ class NotificationSetupService(ActorBound):
         """Make ``user`` one of the company's notified admins (Business Central: Job Queue
         Notified Admin)."""
         who = self.actor
-        self._company(who, "set_notification_setup", company)
+        self._company(who, Action.SET_NOTIFICATION_SETUP, company)
         check_name("user", user)
         if self.store.get_user(user) is None:
             raise ValidationError("user", "must be an existing user", user)
@@ -212,14 +212,14 @@ class NotificationSetupService(ActorBound):
     @acting
     def remove_admin(self, company: str, user: str) -> None:
         who = self.actor
-        self._company(who, "set_notification_setup", company)
+        self._company(who, Action.SET_NOTIFICATION_SETUP, company)
         audit = self._audit_entry(who, "remove_notified_admin", f"user {user}", company)
         if not self.store.remove_notified_admin(company, user, audit=audit):
             raise NotFound("notified admin", user)
 
     @acting
     def list_admins(self, company: str) -> list[str]:
-        self._company(self.actor, "list_notification_setup", company)
+        self._company(self.actor, Action.LIST_NOTIFICATION_SETUP, company)
         return self.store.list_notified_admins(company)
 
     # -- channels -------------------------------------------------------------------------
@@ -243,7 +243,7 @@ class NotificationSetupService(ActorBound):
             setup.add_channel("CRONUS", "mail", "mailtos://u:pw@smtp.example.com?to=ops@x.com")
         """
         who = self.actor
-        self._company(who, "set_notification_setup", company)
+        self._company(who, Action.SET_NOTIFICATION_SETUP, company)
         check_name("name", name)
         if not isinstance(url, str):
             raise ValidationError("url", "must be an Apprise URL such as json://host/path")
@@ -280,7 +280,7 @@ class NotificationSetupService(ActorBound):
             setup.set_email_channel("CRONUS", "mail")
         """
         who = self.actor
-        self._company(who, "set_notification_setup", company)
+        self._company(who, Action.SET_NOTIFICATION_SETUP, company)
         if name is not None:
             check_name("name", name)
             found = {c.name: c for c in self.store.list_notify_channels(company)}
@@ -299,13 +299,13 @@ class NotificationSetupService(ActorBound):
     @acting
     def email_channel(self, company: str) -> str | None:
         """The company's channel for people's own email, if any."""
-        self._company(self.actor, "list_notification_setup", company)
+        self._company(self.actor, Action.LIST_NOTIFICATION_SETUP, company)
         return self.store.personal_email_channel(company)
 
     @acting
     def remove_channel(self, company: str, name: str) -> None:
         who = self.actor
-        self._company(who, "set_notification_setup", company)
+        self._company(who, Action.SET_NOTIFICATION_SETUP, company)
         audit = self._audit_entry(who, "remove_notification_channel", f"channel {name}", company)
         if not self.store.delete_notify_channel(company, name, audit=audit):
             raise NotFound("channel", name)
@@ -313,7 +313,7 @@ class NotificationSetupService(ActorBound):
     @acting
     def list_channels(self, company: str) -> list[Channel]:
         """The company's channels, masked."""
-        self._company(self.actor, "list_notification_setup", company)
+        self._company(self.actor, Action.LIST_NOTIFICATION_SETUP, company)
         return self.store.list_notify_channels(company)
 
     @acting
@@ -325,7 +325,7 @@ class NotificationSetupService(ActorBound):
             setup.test_channel("CRONUS", "ops")   # None
         """
         who = self.actor
-        self._company(who, "set_notification_setup", company)
+        self._company(who, Action.SET_NOTIFICATION_SETUP, company)
         found = self.store.get_notify_channel_secret(company, name)
         if found is None:
             raise NotFound("channel", name)
@@ -353,7 +353,7 @@ class NotificationSetupService(ActorBound):
     ) -> list[Delivery]:
         """The company's deliveries, newest first (``status``: pending, sent, dead,
         digested)."""
-        self._company(self.actor, "list_notification_setup", company)
+        self._company(self.actor, Action.LIST_NOTIFICATION_SETUP, company)
         wanted = None
         if status is not None:
             try:
@@ -370,7 +370,7 @@ class NotificationSetupService(ActorBound):
     def retry_delivery(self, company: str, delivery_id: int) -> None:
         """Send a dead-lettered delivery again (its tries start over)."""
         who = self.actor
-        self._company(who, "set_notification_setup", company)
+        self._company(who, Action.SET_NOTIFICATION_SETUP, company)
         audit = self._audit_entry(who, "retry_delivery", f"delivery {delivery_id}", company)
         if not self.store.retry_delivery(company, delivery_id, self.clock.now(), audit=audit):
             raise NotFound("dead delivery", delivery_id)
@@ -425,7 +425,7 @@ class InboxService(ActorBound):
                 print(n.kind.caption, n.title)
         """
         who = self.actor
-        require_in(who, "list_notifications", company)
+        require_in(who, Action.LIST_NOTIFICATIONS, company)
         if isinstance(limit, bool) or not 1 <= limit <= 1000:
             raise ValidationError("limit", "must be between 1 and 1000", limit)
         if who.user is None:
@@ -438,7 +438,7 @@ class InboxService(ActorBound):
     def unread_notifications(self, company: str) -> int:
         """How many of the actor's notifications in the company are unread."""
         who = self.actor
-        require_in(who, "list_notifications", company)
+        require_in(who, Action.LIST_NOTIFICATIONS, company)
         if who.user is None:
             return 0
         return self.store.count_unread_notifications(company, who.user)
@@ -457,7 +457,7 @@ class InboxService(ActorBound):
             inbox.as_actor(alice).mark_notifications_read("CRONUS", None)   # all
         """
         who = self.actor
-        require_in(who, "mark_notifications_read", company)
+        require_in(who, Action.MARK_NOTIFICATIONS_READ, company)
         if ids is not None:
             ids = list(ids)
             if len(ids) > 1000 or any(isinstance(i, bool) or not isinstance(i, int) for i in ids):

@@ -41,8 +41,8 @@ from longops.domain.operation import (
     Priority,
 )
 from longops.domain.recurrence import Recurrence, initial_run_time
-from longops.domain.security import PERMISSIONS, Actor, satisfies
-from longops.domain.status import ACTIONS, Status, allowed_from, target_of
+from longops.domain.security import PERMISSIONS, Action, Actor, satisfies
+from longops.domain.status import ACTIONS, Status, StatusReason, allowed_from, target_of
 from longops.store.base import ActionParams, OperationEdit, Store
 from longops.worker.registry import TaskRegistry
 
@@ -142,7 +142,7 @@ class OperationService(OperationReads):
         """Set Status to Ready: recompute the start, reset attempts. It then runs on behalf
         of the actor (Business Central: the user who last set it ready); SUPER may name
         another ``user``."""
-        return self._ready("set_ready", operation_id, user=user, company=company)
+        return self._ready(Action.SET_READY, operation_id, user=user, company=company)
 
     def restart(
         self,
@@ -152,7 +152,7 @@ class OperationService(OperationReads):
         company: str | None = None,
     ) -> Operation:
         """Restart a finished, failed or cancelled operation from scratch."""
-        return self._ready("restart", operation_id, user=user, company=company)
+        return self._ready(Action.RESTART, operation_id, user=user, company=company)
 
     def run_now(
         self,
@@ -162,12 +162,12 @@ class OperationService(OperationReads):
         company: str | None = None,
     ) -> Operation:
         """Make it due now, ignoring its schedule and run window."""
-        return self._ready("run_now", operation_id, user=user, company=company, now=True)
+        return self._ready(Action.RUN_NOW, operation_id, user=user, company=company, now=True)
 
     @acting
     def hold(self, operation_id: OperationRef, *, company: str | None = None) -> Operation:
         """Set On Hold. Refused while running: cancel a running operation instead."""
-        return self._act("hold", operation_id, company=company)
+        return self._act(Action.HOLD, operation_id, company=company)
 
     @acting
     def cancel(
@@ -190,11 +190,15 @@ class OperationService(OperationReads):
             service.cancel(op.id, reason="wrong month")
         """
         who = self.actor
-        op = self._find(operation_id, company, who, "get_operation")
-        require(who, "cancel", target=operation_target(op), company=op.company, owner=op.user)
+        op = self._find(operation_id, company, who, Action.GET_OPERATION)
+        require(who, Action.CANCEL, target=operation_target(op), company=op.company, owner=op.user)
         if force:
             require(
-                who, "force_cancel", target=operation_target(op), company=op.company, owner=op.user
+                who,
+                Action.FORCE_CANCEL,
+                target=operation_target(op),
+                company=op.company,
+                owner=op.user,
             )
         if reason is not None and len(reason) > 500:
             raise ValidationError("reason", "must be at most 500 characters")
@@ -214,47 +218,47 @@ class OperationService(OperationReads):
             if requested is not None:
                 telemetry.cancel_requested(requested, force)
                 return requested
-            op = self._find(op.id, company, who, "get_operation")
+            op = self._find(op.id, company, who, Action.GET_OPERATION)
             if op.status is Status.IN_PROCESS:
                 return op  # a cancel request (forced, if that was asked) was already pending
         try:
             return self._act(
-                "cancel",
+                Action.CANCEL,
                 op.id,
                 company=company,
-                reason="cancelled",
+                reason=StatusReason.CANCELLED,
                 cancel=(by, reason),
             )
         except InvalidTransition:
             # Claimed between our read and our write: it is running now, so ask it.
-            current = self._find(op.id, company, who, "get_operation")
+            current = self._find(op.id, company, who, Action.GET_OPERATION)
             if current.status is not Status.IN_PROCESS:
                 raise
             requested = self.store.request_cancel(
                 op.id, op.company, self.clock.now(), by, reason, force=force
             )
-            return requested or self._find(op.id, company, who, "get_operation")
+            return requested or self._find(op.id, company, who, Action.GET_OPERATION)
 
     @acting
     def delete(self, operation_id: OperationRef, *, company: str | None = None) -> None:
         """Delete an operation and forget it. Refused while it is in process."""
         who = self.actor
-        op = self._find(operation_id, company, who, "get_operation")
-        require(who, "delete", target=operation_target(op), company=op.company, owner=op.user)
+        op = self._find(operation_id, company, who, Action.GET_OPERATION)
+        require(who, Action.DELETE, target=operation_target(op), company=op.company, owner=op.user)
         if op.status is Status.IN_PROCESS:
             raise InvalidTransition("delete", op.status.value, op.id)
         audit = self._audit_entry(
             who, "delete", str(op.id), op.company, {"entry_no": op.entry_no, "task": op.task}
         )
         if not self.store.delete_operation(op.id, op.company, audit=audit):
-            current = self._find(op.id, company, who, "get_operation")
+            current = self._find(op.id, company, who, Action.GET_OPERATION)
             raise InvalidTransition("delete", current.status.value, op.id)
 
     @acting
     def remove_failed(self, company: str = DEFAULT_COMPANY) -> int:
         """Delete non-recurring operations in error whose last run ended at least 30 s ago."""
         who = self.actor
-        require_in(who, "remove_failed", company)
+        require_in(who, Action.REMOVE_FAILED, company)
         audit = self._audit_entry(who, "remove_failed", f"company {company}", company)
         return self.store.delete_failed(
             company, self.clock.now() - REMOVE_FAILED_AFTER, audit=audit
@@ -263,7 +267,7 @@ class OperationService(OperationReads):
     @acting
     def _ready(
         self,
-        action: str,
+        action: Action,
         operation_id: OperationRef,
         *,
         user: str | None,
@@ -271,7 +275,7 @@ class OperationService(OperationReads):
         now: bool = False,
     ) -> Operation:
         who = self.actor
-        op = self._find(operation_id, company, who, "get_operation")
+        op = self._find(operation_id, company, who, Action.GET_OPERATION)
         require(who, action, target=operation_target(op), company=op.company, owner=op.user)
         runs_as = self.builder.runs_as(who, user)
         if not satisfies(who, op.company, op.required_permission):
@@ -302,28 +306,28 @@ class OperationService(OperationReads):
             start=start,
             reset=True,
             user=runs_as,
-            reason="run_now" if now else None,
+            reason=StatusReason.RUN_NOW if now else None,
             current=op,
             clear_checkpoint=action == "restart",
         )
 
     def _act(
         self,
-        action: str,
+        action: Action,
         operation_id: OperationRef,
         *,
         company: str | None,
         start: datetime | None = None,
         reset: bool = False,
         user: str | None = None,
-        reason: str | None = None,
+        reason: StatusReason | None = None,
         current: Operation | None = None,
         cancel: tuple[str | None, str | None] | None = None,
         clear_checkpoint: bool = False,
     ) -> Operation:
         assert action in ACTIONS
         actor = self.actor
-        op = current or self._find(operation_id, company, actor, "get_operation")
+        op = current or self._find(operation_id, company, actor, Action.GET_OPERATION)
         require(actor, action, target=operation_target(op), company=op.company, owner=op.user)
         oid = op.id
         sources = allowed_from(action)
@@ -355,7 +359,7 @@ class OperationService(OperationReads):
         )
         if updated is None:
             # Someone else moved it first; report where it is now.
-            now_op = self._find(oid, company, actor, "get_operation")
+            now_op = self._find(oid, company, actor, Action.GET_OPERATION)
             raise InvalidTransition(action.replace("_", " "), now_op.status.value, oid)
         telemetry.acted(action, updated)
         [flagged] = self._flag([updated])
@@ -389,9 +393,13 @@ class OperationService(OperationReads):
             service.update_operation(op.id, priority="high", recurrence="every 2h")
         """
         who = self.actor
-        op = self._find(operation_id, company, who, "get_operation")
+        op = self._find(operation_id, company, who, Action.GET_OPERATION)
         require(
-            who, "update_operation", target=operation_target(op), company=op.company, owner=op.user
+            who,
+            Action.UPDATE_OPERATION,
+            target=operation_target(op),
+            company=op.company,
+            owner=op.user,
         )
         if op.status is not Status.ON_HOLD:
             raise ValidationError("status", "must be on hold to edit", op.status.value)
@@ -461,7 +469,7 @@ class OperationService(OperationReads):
         saved = self.store.update_operation(op.id, op.company, edit, now, audit=audit)
         if saved is None:
             # Set ready (or cancelled) between our read and our write.
-            current = self._find(op.id, company, who, "get_operation")
+            current = self._find(op.id, company, who, Action.GET_OPERATION)
             raise ValidationError("status", "must be on hold to edit", current.status.value)
         [flagged] = self._flag([saved])
         return flagged
@@ -476,7 +484,7 @@ class OperationService(OperationReads):
             service.delete_log_entries("CRONUS", older_than_days=30)
         """
         who = self.actor
-        require_in(who, "delete_log_entries", company)
+        require_in(who, Action.DELETE_LOG_ENTRIES, company)
         if (
             isinstance(older_than_days, bool)
             or not isinstance(older_than_days, int)

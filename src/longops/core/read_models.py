@@ -22,7 +22,7 @@ from longops.domain.errors import ValidationError
 from longops.domain.filters import OperationFilter
 from longops.domain.operation import Operation, Outcome, _check_name
 from longops.domain.read_models import COUNT_CAP, CategoryActivity, HourBucket, LogEntry, Overview
-from longops.domain.security import Actor, Verdict, companies_for, decide
+from longops.domain.security import Action, Actor, Verdict, companies_for, decide
 from longops.domain.status import Status
 from longops.store.base import AttemptQuery, Store
 
@@ -58,7 +58,7 @@ class ReadModelService(ActorBound):
                                          before_entry_no=page[-1].attempt.id)
         """
         who = self.actor
-        require_in(who, "list_log_entries", company)
+        require_in(who, Action.LIST_LOG_ENTRIES, company)
         if isinstance(limit, bool) or not 1 <= limit <= 1000:
             raise ValidationError("limit", "must be between 1 and 1000", limit)
         for name, value in (("started_from", started_from), ("started_to", started_to)):
@@ -66,11 +66,11 @@ class ReadModelService(ActorBound):
                 raise ValidationError(name, "must be timezone-aware")
         oid = None
         if operation_id is not None:
-            oid = find_operation(self.store, who, operation_id, company, "list_attempts").id
+            oid = find_operation(self.store, who, operation_id, company, Action.LIST_ATTEMPTS).id
         return self.store.list_company_attempts(
             AttemptQuery(
                 company=company,
-                companies=companies_for(who, "list_log_entries"),
+                companies=companies_for(who, Action.LIST_LOG_ENTRIES),
                 task=task,
                 outcomes=_outcomes(outcome),
                 operation_id=oid,
@@ -93,8 +93,8 @@ class ReadModelService(ActorBound):
             view.failed, [b.failed for b in view.per_hour]
         """
         who = self.actor
-        require_in(who, "list_operations", company)
-        visible = companies_for(who, "list_operations")
+        require_in(who, Action.LIST_OPERATIONS, company)
+        visible = companies_for(who, Action.LIST_OPERATIONS)
         base = OperationFilter(company=company, companies=visible)
         cues = [
             replace(base, statuses=(Status.READY,)),
@@ -141,7 +141,7 @@ class ReadModelService(ActorBound):
             views.status_counts("CRONUS", query=OperationFilter(task="post_invoices"))
         """
         who = self.actor
-        require_in(who, "count_operations", company)
+        require_in(who, Action.COUNT_OPERATIONS, company)
         base = narrow(
             replace(
                 query or OperationFilter(),
@@ -150,7 +150,7 @@ class ReadModelService(ActorBound):
                 after_entry_no=None,
                 before_entry_no=None,
             ),
-            companies_for(who, "count_operations"),
+            companies_for(who, Action.COUNT_OPERATIONS),
         )
         statuses = list(Status)
         counts = self.store.count_capped(
@@ -168,10 +168,10 @@ class ReadModelService(ActorBound):
             n = len(views.as_actor(alice).running_for_user("CRONUS"))
         """
         who = self.actor
-        require_in(who, "list_operations", company)
+        require_in(who, Action.LIST_OPERATIONS, company)
         if who.user is None:
             return []
-        visible = companies_for(who, "list_operations")
+        visible = companies_for(who, Action.LIST_OPERATIONS)
         return self.store.list_running(company, user=who.user, companies=visible, limit=100)
 
     @acting
@@ -179,7 +179,7 @@ class ReadModelService(ActorBound):
         """How many operations of each category are running and waiting (ready) now, by
         category code (none, for a company the actor cannot see)."""
         _check_name("company", company)
-        if decide(self.actor, "list_categories", company=company) is Verdict.HIDDEN:
+        if decide(self.actor, Action.LIST_CATEGORIES, company=company) is Verdict.HIDDEN:
             return {}
         return {a.code: a for a in self.store.category_activity(company, COUNT_CAP + 1)}
 

@@ -22,7 +22,7 @@ from longops.domain.errors import NotFound, ValidationError
 from longops.domain.filters import OperationFilter
 from longops.domain.operation import Attempt, EventType, Operation, OperationEvent
 from longops.domain.progress import Progress, history_estimate
-from longops.domain.security import Actor, companies_for
+from longops.domain.security import Action, Actor, companies_for
 from longops.domain.status import Status
 from longops.domain.waiting import WaitReason, wait_reason
 from longops.store.base import Store
@@ -45,11 +45,11 @@ class OperationReads(ActorBound):
     @acting
     def get(self, operation_id: OperationRef, company: str | None = None) -> Operation:
         """Read an operation by its id, or by its entry number (as ``ops list`` shows it)."""
-        [op] = self._flag([self._find(operation_id, company, self.actor, "get_operation")])
+        [op] = self._flag([self._find(operation_id, company, self.actor, Action.GET_OPERATION)])
         return op
 
     def _find(
-        self, operation_id: OperationRef, company: str | None, actor: Actor, action: str
+        self, operation_id: OperationRef, company: str | None, actor: Actor, action: Action
     ) -> Operation:
         return find_operation(self.store, actor, operation_id, company, action)
 
@@ -61,21 +61,21 @@ class OperationReads(ActorBound):
         """Operations in entry order, of the companies the actor may read only."""
         if not 1 <= query.limit <= 1000:
             raise ValidationError("limit", "must be between 1 and 1000", query.limit)
-        visible = companies_for(self.actor, "list_operations")
+        visible = companies_for(self.actor, Action.LIST_OPERATIONS)
         return self._flag(self.store.list_operations(narrow(query, visible)))
 
     @acting
     def count_operations(self, company: str | None = None) -> dict[Status, int]:
         """Operations per status, of the companies the actor may read only."""
-        visible = companies_for(self.actor, "count_operations")
+        visible = companies_for(self.actor, Action.COUNT_OPERATIONS)
         return self.store.count_operations(company, companies=visible)
 
     @acting
     def attempts(self, operation_id: OperationRef, company: str | None = None) -> list[Attempt]:
         """An operation's attempts (log entries), first run first."""
         who = self.actor
-        op = self._find(operation_id, company, who, "list_attempts")
-        return self.store.list_attempts(op.id, companies=companies_for(who, "list_attempts"))
+        op = self._find(operation_id, company, who, Action.LIST_ATTEMPTS)
+        return self.store.list_attempts(op.id, companies=companies_for(who, Action.LIST_ATTEMPTS))
 
     @acting
     def events(
@@ -90,7 +90,7 @@ class OperationReads(ActorBound):
         """The operation's timeline, oldest first (after ``after_id`` when given)."""
         if not 1 <= limit <= 10_000:
             raise ValidationError("limit", "must be between 1 and 10000", limit)
-        op = self._find(operation_id, company, self.actor, "list_events")
+        op = self._find(operation_id, company, self.actor, Action.LIST_EVENTS)
         return self.store.list_events(op.id, after_id=after_id, types=types, limit=limit)
 
     @acting
@@ -105,7 +105,7 @@ class OperationReads(ActorBound):
         if not 1 <= limit <= 10_000:
             raise ValidationError("limit", "must be between 1 and 10000", limit)
         who = self.actor
-        visible = companies_for(who, "list_operations")
+        visible = companies_for(who, Action.LIST_OPERATIONS)
         if visible is not None and company not in visible:
             raise no_company(company)
         return self.store.company_events_since(company, after_id, limit)
@@ -122,7 +122,7 @@ class OperationReads(ActorBound):
         (enough for a sparkline): ``[{"at", "percent", "completed"}, ...]``."""
         if not 2 <= points <= 10_000:
             raise ValidationError("points", "must be between 2 and 10000", points)
-        op = self._find(operation_id, company, self.actor, "list_events")
+        op = self._find(operation_id, company, self.actor, Action.LIST_EVENTS)
         last = self.store.list_events(
             op.id, types=(EventType.PROGRESS,), newest_first=True, limit=1
         )
@@ -153,7 +153,7 @@ class OperationReads(ActorBound):
     def _visible(self, ops: Sequence[Operation]) -> list[Operation]:
         """The operations of ``ops`` in companies the actor may list (derived reads say
         nothing about the others)."""
-        visible = companies_for(self.actor, "list_operations")
+        visible = companies_for(self.actor, Action.LIST_OPERATIONS)
         return [op for op in ops if visible is None or op.company in visible]
 
     @acting
@@ -214,7 +214,7 @@ class OperationReads(ActorBound):
 
 
 def find_operation(
-    store: Store, actor: Actor, operation_id: OperationRef, company: str | None, action: str
+    store: Store, actor: Actor, operation_id: OperationRef, company: str | None, action: Action
 ) -> Operation:
     """The operation if ``actor`` may see it; else NotFound, exactly as if it did not exist."""
     visible = companies_for(actor, action)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from longops.core.access import ActorBound, acting, require
 from longops.domain.clock import Clock
-from longops.domain.security import Actor
+from longops.domain.security import Action, Actor
 from longops.store.base import Store
 from longops.store.migrate import MigrationState
 
@@ -26,15 +26,15 @@ class SchemaService(ActorBound):
     @acting
     def migrate(self) -> list[str]:
         """Apply pending schema migrations; returns their names."""
-        require(self.actor, "maintain_schema", target="")
+        require(self.actor, Action.MAINTAIN_SCHEMA, target="")
         return self.store.migrate()
 
     @acting
     def migration_status(self) -> list[MigrationState]:
-        require(self.actor, "maintain_schema", target="")
+        require(self.actor, Action.MAINTAIN_SCHEMA, target="")
         return self.store.migration_status()
 
     @acting
     def migration_sql(self) -> str:
-        require(self.actor, "maintain_schema", target="")
+        require(self.actor, Action.MAINTAIN_SCHEMA, target="")
         return self.store.migration_sql()

@@ -33,6 +33,7 @@ from longops.domain.clock import Clock
 from longops.domain.errors import NotFound, PermissionDenied, ValidationError
 from longops.domain.operation import _check_name
 from longops.domain.security import (
+    Action,
     Actor,
     FrontEnd,
     PermissionSet,
@@ -301,7 +302,7 @@ class SecurityService(ActorBound):
 
             [s.client for s in security.list_web_sessions("alice") if s.revoked_at is None]
         """
-        require(self.actor, "list_web_sessions", target=f"user {user}", owner=user)
+        require(self.actor, Action.LIST_WEB_SESSIONS, target=f"user {user}", owner=user)
         self._user(user)
         return self.store.list_web_sessions(user)
 
@@ -315,7 +316,7 @@ class SecurityService(ActorBound):
             security.end_web_sessions("alice")        # every browser signs in again
         """
         who = self.actor
-        require(who, "end_web_sessions", target=f"user {user}", owner=user)
+        require(who, Action.END_WEB_SESSIONS, target=f"user {user}", owner=user)
         self._user(user)
         chosen = None
         if session_id is not None:
@@ -350,7 +351,7 @@ class SecurityService(ActorBound):
             security.add_user("bob", grants=[("CRONUS", PermissionSet.ADMIN)])
         """
         who = self.actor
-        require(who, "add_user", target=f"user {name}")
+        require(who, Action.ADD_USER, target=f"user {name}")
         check_user_name(name)
         if display_name is not None and len(display_name) > 250:
             raise ValidationError("display_name", "must be at most 250 characters")
@@ -394,7 +395,7 @@ class SecurityService(ActorBound):
     def contact(self, name: str) -> tuple[str | None, bool]:
         """A user's (email, notify_by_email); a person reads their own, SUPER anyone's."""
         who = self.actor
-        require(who, "user_contact", target=f"user {name}", owner=name)
+        require(who, Action.USER_CONTACT, target=f"user {name}", owner=name)
         found = self.store.get_user_contact(name)
         if found is None:
             raise NotFound("user", name)
@@ -420,7 +421,7 @@ class SecurityService(ActorBound):
                                                     notify_by_email=True)
         """
         who = self.actor
-        require(who, "user_contact", target=f"user {name}", owner=name)
+        require(who, Action.USER_CONTACT, target=f"user {name}", owner=name)
         check_user_name(name)
         found = self.store.get_user_contact(name)
         if found is None:
@@ -455,7 +456,7 @@ class SecurityService(ActorBound):
 
     @acting
     def list_users(self) -> list[User]:
-        require(self.actor, "list_users", target="")
+        require(self.actor, Action.LIST_USERS, target="")
         return self.store.list_users()
 
     @acting
@@ -463,7 +464,7 @@ class SecurityService(ActorBound):
         """A user's record; a user may read their own, SUPER anyone's."""
         who = self.actor
         if who.user != name:
-            require(who, "list_users", target=f"user {name}")
+            require(who, Action.LIST_USERS, target=f"user {name}")
         return self._user(name)
 
     def _user(self, name: str) -> User:
@@ -482,7 +483,7 @@ class SecurityService(ActorBound):
         return self._set_state(name, UserState.ACTIVE, self.actor)
 
     def _set_state(self, name: str, state: UserState, actor: Actor) -> User:
-        require(actor, "disable_user", target=f"user {name}")
+        require(actor, Action.DISABLE_USER, target=f"user {name}")
         action = "disable_user" if state is UserState.DISABLED else "enable_user"
         audit = self._audit_entry(actor, action, user_target(name), None)
         if not self.store.set_user_state(name, state, self.clock.now(), audit=audit):
@@ -497,7 +498,7 @@ class SecurityService(ActorBound):
         """Delete a user with their permission sets and tokens. Their operations stay (and
         are flagged); ``forget_user`` also removes the name from history."""
         who = self.actor
-        require(who, "delete_user", target=f"user {name}")
+        require(who, Action.DELETE_USER, target=f"user {name}")
         audit = self._audit_entry(who, "delete_user", user_target(name), None)
         if not self.store.delete_user(name, audit=audit):
             raise NotFound("user", name)
@@ -530,7 +531,7 @@ class SecurityService(ActorBound):
         give: bool,
         actor: Actor,
     ) -> User:
-        require(actor, "grant_permission", target=f"user {name}")
+        require(actor, Action.GRANT_PERMISSION, target=f"user {name}")
         chosen = PermissionSet.parse(permission_set)
         self._user(name)
         action = "grant_permission" if give else "revoke_permission"
@@ -570,7 +571,7 @@ class SecurityService(ActorBound):
             token, text = security.create_token("alice", name="nightly", expires=timedelta(30))
         """
         who = self.actor
-        require(who, "create_token", target=f"user {user}", owner=user)
+        require(who, Action.CREATE_TOKEN, target=f"user {user}", owner=user)
         _check_name("name", name)
         target = self._user(user)
         now = self.clock.now()
@@ -585,7 +586,7 @@ class SecurityService(ActorBound):
 
     @acting
     def list_tokens(self, user: str) -> list[ApiToken]:
-        require(self.actor, "list_tokens", target=f"user {user}", owner=user)
+        require(self.actor, Action.LIST_TOKENS, target=f"user {user}", owner=user)
         self._user(user)
         return self.store.list_tokens(user)
 
@@ -593,7 +594,7 @@ class SecurityService(ActorBound):
     def revoke_token(self, user: str, token: str) -> ApiToken:
         """Revoke one of ``user``'s tokens, named by its name or its id."""
         who = self.actor
-        require(who, "revoke_token", target=f"user {user}", owner=user)
+        require(who, Action.REVOKE_TOKEN, target=f"user {user}", owner=user)
         self._user(user)
         every = self.store.list_tokens(user)
         live = [t for t in every if t.revoked_at is None]
@@ -622,14 +623,14 @@ class SecurityService(ActorBound):
         who = self.actor
         if not 1 <= limit <= 1000:
             raise ValidationError("limit", "must be between 1 and 1000", limit)
-        visible = companies_for(who, "list_audit")
+        visible = companies_for(who, Action.LIST_AUDIT)
         if company is not None:
             _check_name("company", company)
             if visible is not None and company not in visible:
                 # As for a company that does not exist when the actor cannot see it at all.
-                if decide(who, "list_audit", company=company) is Verdict.HIDDEN:
+                if decide(who, Action.LIST_AUDIT, company=company) is Verdict.HIDDEN:
                     return []
-                require(who, "list_audit", target=f"company {company}", company=company)
+                require(who, Action.LIST_AUDIT, target=f"company {company}", company=company)
             visible = frozenset({company})
         elif visible is not None and not visible:
             raise PermissionDenied(
@@ -646,7 +647,7 @@ class SecurityService(ActorBound):
         """Every row that identifies the user, as JSON-ready data (and the export itself is
         recorded in the audit log)."""
         who = self.actor
-        require(who, "export_user", target=f"user {name}")
+        require(who, Action.EXPORT_USER, target=f"user {name}")
         check_user_name(name)
         data = self.store.personal_data(name)
         if data.user is None and not (
@@ -673,7 +674,7 @@ class SecurityService(ActorBound):
         """Delete the user and replace their name in operations, attempts, notifications and
         the audit log by a random pseudonym, which is returned. The operations stay."""
         who = self.actor
-        require(who, "forget_user", target=f"user {name}")
+        require(who, Action.FORGET_USER, target=f"user {name}")
         check_user_name(name)
         pseudonym = new_pseudonym()
         audit = self._audit_entry(who, "forget_user", user_target(pseudonym), None)

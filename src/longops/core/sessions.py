@@ -19,7 +19,7 @@ from longops.core.access import ActorBound, acting, no_company, require
 from longops.domain.clock import Clock
 from longops.domain.errors import NotFound, ValidationError
 from longops.domain.operation import Operation, Session, SessionEvent, _check_name
-from longops.domain.security import Actor
+from longops.domain.security import Action, Actor
 from longops.store.base import Store
 from longops.telemetry.prometheus import render
 
@@ -42,18 +42,18 @@ class SessionService(ActorBound):
     @acting
     def list_sessions(self, *, active_only: bool = False) -> list[Session]:
         """Worker sessions, newest first (they serve many companies: SUPER only)."""
-        require(self.actor, "list_sessions", target="")
+        require(self.actor, Action.LIST_SESSIONS, target="")
         return self.store.list_sessions(active_only=active_only)
 
     @acting
     def session_events(self, session_id: uuid.UUID | None = None) -> list[SessionEvent]:
-        require(self.actor, "list_sessions", target="")
+        require(self.actor, Action.LIST_SESSIONS, target="")
         return self.store.list_session_events(session_id)
 
     @acting
     def session_operations(self) -> dict[uuid.UUID, list[Operation]]:
         """The operations each live session is running now, by session id."""
-        require(self.actor, "list_sessions", target="")
+        require(self.actor, Action.LIST_SESSIONS, target="")
         out: dict[uuid.UUID, list[Operation]] = {}
         for op in self.store.list_running(limit=10_000):
             if op.session_id is not None:
@@ -64,7 +64,7 @@ class SessionService(ActorBound):
     def fleet_metrics(self) -> str:
         """The fleet's figures in Prometheus's text format (SUPER: they span companies),
         read at most once per ``METRICS_FRESH_FOR`` seconds however often it is scraped."""
-        require(self.actor, "list_sessions", target="")
+        require(self.actor, Action.LIST_SESSIONS, target="")
         now = time.monotonic()
         with self._metrics_lock:
             cached = self._metrics.get("fleet")
@@ -81,7 +81,7 @@ class SessionService(ActorBound):
         running work finish within its grace period and ends."""
         who = self.actor
         sid = session_id if isinstance(session_id, uuid.UUID) else _session_id(session_id)
-        require(who, "drain_session", target=f"session {sid}")
+        require(who, Action.DRAIN_SESSION, target=f"session {sid}")
         audit = self._audit_entry(who, "drain_session", f"session {sid}", None, {})
         drained = self.store.request_drain(
             sid, self.clock.now(), f"drain requested by {who.name}", audit=audit
@@ -94,7 +94,7 @@ class SessionService(ActorBound):
     def check_worker(self, companies: Sequence[str] | None = None) -> tuple[str, ...] | None:
         """May the actor run a worker session, serving ``companies`` (None: all)? Returns
         the companies, checked to exist, sorted."""
-        require(self.actor, "run_worker", target="")
+        require(self.actor, Action.RUN_WORKER, target="")
         if companies is None:
             return None
         names = sorted(set(companies))

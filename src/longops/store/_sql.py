@@ -52,7 +52,7 @@ from longops.domain.progress import Progress
 from longops.domain.read_models import CategoryActivity, LogEntry, Notification, NotificationKind
 from longops.domain.recurrence import Recurrence
 from longops.domain.security import FrontEnd, PermissionSet
-from longops.domain.status import Status
+from longops.domain.status import Status, StatusReason
 from longops.domain.users import (
     ApiToken,
     AuditEntry,
@@ -269,7 +269,7 @@ class SqlStore(ABC):
             category=r["category"],
             priority=Priority(int(r["priority"])),
             status=Status(r["status"]),
-            status_reason=r["status_reason"],
+            status_reason=_reason(r["status_reason"]),
             earliest_start_at=self.dec_ts(r["earliest_start_at"]),
             expires_at=self.dec_ts_opt(r["expires_at"]),
             max_attempts=int(r["max_attempts"]),
@@ -2084,3 +2084,7 @@ def _fields(entry: AuditEntry) -> dict[str, Any]:
 
 class _NoSuchChannel(Exception):
     """Raised inside a transaction to undo it: the channel to mark does not exist."""
+
+
+def _reason(value: str | None) -> StatusReason | None:
+    return None if value is None else StatusReason(value)

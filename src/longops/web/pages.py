@@ -47,7 +47,7 @@ from longops.domain.errors import (
 from longops.domain.filters import OperationFilter
 from longops.domain.operation import Operation, Outcome, Priority
 from longops.domain.read_models import format_count
-from longops.domain.security import FrontEnd, Verdict, decide
+from longops.domain.security import Action, FrontEnd, Verdict, decide
 from longops.domain.status import Status
 from longops.domain.users import parse_session
 from longops.web import present
@@ -634,8 +634,9 @@ def create_pages(
             **card_details(ctx, op),
             # A read-only user gets no Edit form at all (no action controls), not a
             # disabled one.
-            may_edit=present.may(ctx.actor, "update_operation", op),
-            editable=op.status is Status.ON_HOLD and present.may(ctx.actor, "update_operation", op),
+            may_edit=present.may(ctx.actor, Action.UPDATE_OPERATION, op),
+            editable=op.status is Status.ON_HOLD
+            and present.may(ctx.actor, Action.UPDATE_OPERATION, op),
             priorities=[p.label for p in Priority],
             categories=[c.code for c in ctx.view.companies.list_categories(company)],
             recurrence_text=present.recurrence_text(op.recurrence),
@@ -729,7 +730,7 @@ def create_pages(
             tasks=app.tasks.names(),
             next_link=next_link,
             first_link=("?" + urlencode(flt)) if after is not None else None,
-            admin=decide(ctx.actor, "delete_log_entries", company=company) is Verdict.ALLOWED,
+            admin=decide(ctx.actor, Action.DELETE_LOG_ENTRIES, company=company) is Verdict.ALLOWED,
         )
 
     @web.post("/c/{company}/log-entries/delete")
@@ -770,7 +771,8 @@ def create_pages(
             with contextlib.suppress(NotFound):  # deleted since: no actions then
                 ops[n.operation_id] = ctx.view.service.get(n.operation_id)
         restartable = {
-            oid: present.status_allows("restart", op) and present.may(ctx.actor, "restart", op)
+            oid: present.status_allows(Action.RESTART, op)
+            and present.may(ctx.actor, Action.RESTART, op)
             for oid, op in ops.items()
         }
         next_link = None
@@ -960,7 +962,7 @@ def create_pages(
     def sessions(request: Request, company: str) -> Response:
         ctx = pages.context(request, company)
         svc = ctx.view.sessions
-        if decide(ctx.actor, "list_sessions") is not Verdict.ALLOWED:
+        if decide(ctx.actor, Action.LIST_SESSIONS) is not Verdict.ALLOWED:
             return pages.render("sessions.html", ctx, title="Sessions", allowed=False)
         listed = svc.list_sessions()
         by_session = svc.session_operations()
@@ -976,7 +978,7 @@ def create_pages(
             sessions=listed,
             current=by_session,
             events=events_by,
-            can_drain=decide(ctx.actor, "drain_session") is Verdict.ALLOWED,
+            can_drain=decide(ctx.actor, Action.DRAIN_SESSION) is Verdict.ALLOWED,
         )
 
     @web.post("/c/{company}/sessions/{session_id}/drain")
@@ -1183,7 +1185,7 @@ def categories_page(
         running = 0 if found is None else found.running
         waiting = 0 if found is None else found.waiting
         busy.append((cat, format_count(running), format_count(waiting)))
-    admin = decide(ctx.actor, "set_category", company=ctx.company) is Verdict.ALLOWED
+    admin = decide(ctx.actor, Action.SET_CATEGORY, company=ctx.company) is Verdict.ALLOWED
     return pages.render(
         "categories.html",
         ctx,
@@ -1199,7 +1201,7 @@ def categories_page(
 def new_page(
     pages: Pages, ctx: Context, given: Mapping[str, str], error: str | None, status: int = 200
 ) -> HTMLResponse:
-    if decide(ctx.actor, "enqueue", company=ctx.company) is not Verdict.ALLOWED:
+    if decide(ctx.actor, Action.ENQUEUE, company=ctx.company) is not Verdict.ALLOWED:
         raise PageError(403, f"{ctx.user} may not enqueue operations in {ctx.company}.")
     catalog = pages.app.tasks
     tasks = catalog.tasks()

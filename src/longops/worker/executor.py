@@ -36,6 +36,7 @@ from longops.domain.progress import Estimator, Progress, ProgressCounter
 from longops.domain.recurrence import within_run_window
 from longops.domain.retry import CustomBackoff
 from longops.domain.runs import after_run
+from longops.domain.status import StatusReason
 from longops.store.base import ClaimedRun, RunResult, Store
 from longops.worker.context import RunContext
 from longops.worker.invoke import MAX_ERROR_LENGTH, RunOutcome, invoke
@@ -427,7 +428,7 @@ def _execute(
     op = claimed.operation
     if (
         op.recurrence is not None
-        and op.status_reason != "run_now"  # run now ignores the schedule
+        and op.status_reason is not StatusReason.RUN_NOW  # run now ignores the schedule
         and not within_run_window(op.recurrence, clock.now(), tz)
     ):
         # Claimed outside its window (the window or clock moved since it was scheduled):
