@@ -490,6 +490,15 @@ class Longops(Front):
                     secret_key=self.secret_key,
                     previous_keys=self.previous_secret_keys,
                 )
+            setup = self._core.notification_setup
+            if (setup.secret_key, setup.previous_keys) != (
+                self.secret_key,
+                self.previous_secret_keys,
+            ):
+                # The keys are attributes of the app that may be set after first use (as the
+                # delivery service reads them when it is made): channels follow them.
+                setup.secret_key = self.secret_key
+                setup.previous_keys = tuple(self.previous_secret_keys)
             return self._core
 
     @property
