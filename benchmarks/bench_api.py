@@ -90,7 +90,7 @@ end
 SEED = """
 import json, sys
 from longops import Longops
-from longops.core.service import EnqueueRequest
+from longops.core.enqueue import EnqueueRequest
 from longops.domain.security import PermissionSet
 app = Longops(sys.argv[1])
 app.task(name="bench.noop")(lambda: None)

@@ -200,13 +200,6 @@ class Db:
             _uid(sid): int(pid) for sid, pid in self.rows("SELECT id, pid FROM longops_sessions")
         }
 
-    def claims(self) -> list[tuple[float, str]]:
-        """(when, operation id) of every claim: the ``attempt_started`` events."""
-        found = self.rows(
-            "SELECT at, operation_id FROM longops_operation_events WHERE type = 'attempt_started'"
-        )
-        return [(_ts(at), _uid(op)) for at, op in found]
-
     def claims_by_pid(self, since: float, until: float = float("inf")) -> dict[int, float] | None:
         """Each worker process's first claim in [``since``, ``until``) (wall clock)."""
         found = self.try_rows(

@@ -141,12 +141,14 @@ def bench_reads(url: str, backlog: int, repeat: int) -> dict[str, Any]:
         view = app.as_user(USER).service
         filtered = OperationQuery(task="bench.other")
         reads: dict[str, Callable[[], object]] = {
-            "overview": lambda: view.overview("A"),
-            "status_counts": lambda: view.status_counts("A"),
-            "status_counts_task_filter": lambda: view.status_counts("A", query=filtered),
-            "list_attempts_page": lambda: view.list_attempts("A", limit=100),
-            "running_for_user": lambda: view.running_for_user("A"),
-            "unread_notifications": lambda: view.unread_notifications("A"),
+            "overview": lambda: view.read_models.overview("A"),
+            "status_counts": lambda: view.read_models.status_counts("A"),
+            "status_counts_task_filter": lambda: view.read_models.status_counts(
+                "A", query=filtered
+            ),
+            "list_attempts_page": lambda: view.read_models.list_attempts("A", limit=100),
+            "running_for_user": lambda: view.read_models.running_for_user("A"),
+            "unread_notifications": lambda: view.inbox.unread_notifications("A"),
         }
         out: dict[str, Any] = {"backlog_ready": backlog + 100 - 50, "in_process": 50}
         for name, call in reads.items():

@@ -52,7 +52,6 @@ PEERS_VENV = HERE / ".peers-venv"
 PEER_PACKAGES = ("procrastinate", "pgqueuer", "huey", "psycopg[binary]", "asyncpg")
 DEFAULT_PG_ADMIN_URL = "postgresql://root@127.0.0.1:5432/postgres"
 SYSTEMS = ("longops", "pgqueuer", "procrastinate", "huey")
-DIALECT_OF = {"pgqueuer": "postgres", "procrastinate": "postgres", "huey": "sqlite"}
 WORKERS = 2
 LONGOPS_RECOMMENDED = 8
 """longops's recommended slots per worker process for short jobs (``--concurrency 8``)."""

@@ -54,7 +54,7 @@ import psycopg
 
 from bench_core import DEFAULT_PG_ADMIN_URL, RESULTS, machine_info, percentile, pg_url_for
 from longops import Longops
-from longops.core.service import EnqueueRequest
+from longops.core.enqueue import EnqueueRequest
 from longops.domain.security import PermissionSet
 from sse_bench_app import REPORT, report
 
@@ -125,7 +125,7 @@ def fresh_database(admin_url: str) -> Iterator[str]:
 def set_up(url: str) -> str:
     app = Longops(url)
     try:
-        app.service.add_company(COMPANY)
+        app.companies.add_company(COMPANY)
         app.security.add_user("watcher", grants=[(COMPANY, PermissionSet.VIEW)])
         return app.security.create_token("watcher", name="bench")[1]
     finally:

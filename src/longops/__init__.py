@@ -14,7 +14,7 @@ Example::
 """
 
 from longops.app import Longops, OperationHandle
-from longops.core.service import EnqueueRequest
+from longops.core.enqueue import EnqueueRequest
 from longops.domain.clock import Clock, FrozenClock, SystemClock
 from longops.domain.errors import (
     ConfigurationError,

@@ -31,9 +31,19 @@ from types import EllipsisType
 from typing import Any
 
 from longops import telemetry
-from longops.core.notify import NotificationSetupService
-from longops.core.security import SecurityService
-from longops.core.service import EnqueueRequest, OperationService
+from longops.core import (
+    CompanyService,
+    CoreServices,
+    EnqueueRequest,
+    InboxService,
+    NotificationSetupService,
+    OperationService,
+    ReadModelService,
+    SchemaService,
+    SecurityService,
+    SessionService,
+)
+from longops.core.tasks import TaskCatalog
 from longops.domain.clock import Clock, SystemClock
 from longops.domain.errors import ConfigurationError, LongopsError
 from longops.domain.limits import PayloadLimits
@@ -45,7 +55,6 @@ from longops.domain.operation import (
     OperationEvent,
     Priority,
 )
-from longops.domain.pages import LogEntry, Notification, Overview
 from longops.domain.progress import Progress
 from longops.domain.recurrence import Recurrence
 from longops.domain.retry import RetryPolicy
@@ -57,7 +66,7 @@ from longops.services.delivery import DeliveryService
 from longops.services.leader import maintenance_for
 from longops.services.watch import NotificationWatch
 from longops.settings import Settings
-from longops.store.base import OperationQuery, Store, StoreOptions, open_store
+from longops.store.base import Store, StoreOptions, open_store
 from longops.worker.registry import TaskDef, TaskRegistry
 from longops.worker.session import Worker, WorkerOptions
 
@@ -163,21 +172,63 @@ class OperationHandle:
 
 
 class Front:
-    """What the library offers for one actor: enqueue, read, set up. ``Longops`` is the
-    front of the local super actor; ``app.as_user(name)`` gives a user's."""
+    """What the library offers for one actor: enqueue and follow operations here, and every
+    other noun through its bound service (``service`` for operations, ``companies``,
+    ``sessions``, ``schema``, ``read_models``, ``inbox``, ``notification_setup``,
+    ``security``). ``Longops`` is the front of the local super actor; ``app.as_user(name)``
+    gives a user's.
+
+    Example::
+
+        alice = app.as_user("alice")
+        alice.read_models.overview("CRONUS").failed
+        alice.inbox.notifications("CRONUS", unread_only=True)
+    """
+
+    @property
+    def core(self) -> CoreServices:
+        """Every core service, bound to this front's actor."""
+        raise NotImplementedError
 
     @property
     def service(self) -> OperationService:
-        raise NotImplementedError
+        """Operations: enqueue, reads and actions."""
+        return self.core.operations
+
+    @property
+    def companies(self) -> CompanyService:
+        """Companies, their categories, and queues."""
+        return self.core.companies
+
+    @property
+    def sessions(self) -> SessionService:
+        """Worker sessions (SUPER)."""
+        return self.core.sessions
+
+    @property
+    def schema(self) -> SchemaService:
+        """Schema migrations (SUPER)."""
+        return self.core.schema
+
+    @property
+    def read_models(self) -> ReadModelService:
+        """What the pages show at a glance: overview, facet counts, log entries."""
+        return self.core.read_models
+
+    @property
+    def inbox(self) -> InboxService:
+        """The actor's own notifications."""
+        return self.core.inbox
 
     @property
     def security(self) -> SecurityService:
-        raise NotImplementedError
+        """Users, permission sets, tokens, the audit log."""
+        return self.core.security
 
     @property
     def notification_setup(self) -> NotificationSetupService:
         """Notification rules, notified admins, channels and the delivery log."""
-        raise NotImplementedError
+        return self.core.notification_setup
 
     # -- enqueue -------------------------------------------------------------------------------
     def enqueue(
@@ -270,7 +321,7 @@ class Front:
             app.set_category("POSTING")               # one at a time, like Business Central
             app.set_category("EXPORTS", max_concurrent=3)
         """
-        return self.service.set_category(
+        return self.companies.set_category(
             company, code, max_concurrent=max_concurrent, description=description, paused=paused
         )
 
@@ -289,73 +340,9 @@ class Front:
 
             app.add_company("CRONUS-UK", time_zone="Europe/London")
         """
-        return self.service.add_company(
+        return self.companies.add_company(
             name, display_name=display_name, time_zone=time_zone, max_in_process=max_in_process
         )
-
-    # -- the pages' reads and actions (for the front's actor unless ``actor`` names one) -----
-    def notifications(
-        self,
-        company: str,
-        *,
-        actor: Actor | None = None,
-        unread_only: bool = False,
-        limit: int = 50,
-        before_id: int | None = None,
-    ) -> list[Notification]:
-        """The actor's notifications in ``company``, newest first.
-
-        Example::
-
-            app.as_user("alice").notifications("CRONUS", unread_only=True)
-        """
-        return self.service.notifications(
-            company, unread_only=unread_only, limit=limit, before_id=before_id, actor=actor
-        )
-
-    def unread_notifications(self, company: str, *, actor: Actor | None = None) -> int:
-        return self.service.unread_notifications(company, actor=actor)
-
-    def mark_notifications_read(
-        self, company: str, ids: Sequence[int] | None = None, *, actor: Actor | None = None
-    ) -> int:
-        """Mark notifications read (``ids``; None: all of the actor's in ``company``)."""
-        return self.service.mark_notifications_read(company, ids, actor=actor)
-
-    def update_operation(
-        self, operation_id: uuid.UUID | str | int, *, actor: Actor | None = None, **changes: Any
-    ) -> Operation:
-        """Edit an operation on hold; see :meth:`OperationService.update_operation`.
-
-        Example::
-
-            app.update_operation(op.id, description="January run", priority="high")
-        """
-        return self.service.update_operation(operation_id, actor=actor, **changes)
-
-    def delete_log_entries(
-        self, company: str, *, older_than_days: int, actor: Actor | None = None
-    ) -> int:
-        return self.service.delete_log_entries(
-            company, older_than_days=older_than_days, actor=actor
-        )
-
-    def overview(self, company: str, *, actor: Actor | None = None) -> Overview:
-        return self.service.overview(company, actor=actor)
-
-    def status_counts(
-        self, company: str, *, actor: Actor | None = None, query: OperationQuery | None = None
-    ) -> dict[Status, int]:
-        return self.service.status_counts(company, query=query, actor=actor)
-
-    def list_attempts(
-        self, company: str, *, actor: Actor | None = None, **filters: Any
-    ) -> list[LogEntry]:
-        """The company's log entries; see :meth:`OperationService.list_attempts`."""
-        return self.service.list_attempts(company, actor=actor, **filters)
-
-    def running_for_user(self, company: str, *, actor: Actor | None = None) -> list[Operation]:
-        return self.service.running_for_user(company, actor=actor)
 
 
 class ActorView(Front):
@@ -366,24 +353,19 @@ class ActorView(Front):
 
         alice = app.as_user("alice")
         alice.enqueue("post_invoices", "2026-01", company="CRONUS")
-        alice.service.list_operations(OperationQuery())   # CRONUS only
+        alice.service.list_operations(OperationFilter())   # CRONUS only
     """
 
     def __init__(self, app: Longops, actor: Actor) -> None:
         self.app = app
         self.actor = actor
+        self._core: CoreServices | None = None
 
     @property
-    def service(self) -> OperationService:
-        return self.app._operations().as_actor(self.actor)
-
-    @property
-    def security(self) -> SecurityService:
-        return self.app._security().as_actor(self.actor)
-
-    @property
-    def notification_setup(self) -> NotificationSetupService:
-        return self.app._notify_setup().as_actor(self.actor)
+    def core(self) -> CoreServices:
+        if self._core is None:
+            self._core = self.app._shared_core().as_actor(self.actor)
+        return self._core
 
 
 class Longops(Front):
@@ -470,9 +452,7 @@ class Longops(Front):
         """Register a task (a decorator): ``@app.task`` or ``@app.task(name=..., ...)``;
         its options become defaults of the task's operations. See :meth:`TaskRegistry.task`."""
         self._store: Store | None = None
-        self._service: OperationService | None = None
-        self._security_service: SecurityService | None = None
-        self._notify_setup_service: NotificationSetupService | None = None
+        self._core: CoreServices | None = None
         self._lock = threading.Lock()
 
     # -- wiring -------------------------------------------------------------------------------
@@ -499,54 +479,41 @@ class Longops(Front):
                 )
             self.store_options = replace(self.store_options, **changes)
 
-    def _operations(self) -> OperationService:
+    def _shared_core(self) -> CoreServices:
+        """The core services of this app's store, made once (they share caches), acting
+        as the local super actor."""
         store = self.store
         with self._lock:
-            if self._service is None:
-                self._service = OperationService(
-                    store, self.registry, self.clock, limits=self.limits
-                )
-            return self._service
-
-    def _security(self) -> SecurityService:
-        store = self.store
-        with self._lock:
-            if self._security_service is None:
-                self._security_service = SecurityService(store, self.clock)
-            return self._security_service
-
-    def _notify_setup(self) -> NotificationSetupService:
-        store = self.store
-        with self._lock:
-            if self._notify_setup_service is None:
-                self._notify_setup_service = NotificationSetupService(
+            if self._core is None:
+                self._core = CoreServices.create(
                     store,
+                    self.registry,
                     self.clock,
+                    self.actor,
+                    limits=self.limits,
                     secret_key=self.secret_key,
                     previous_keys=self.previous_secret_keys,
                 )
-            return self._notify_setup_service
+            setup = self._core.notification_setup
+            if (setup.secret_key, setup.previous_keys) != (
+                self.secret_key,
+                self.previous_secret_keys,
+            ):
+                # The keys are attributes of the app that may be set after first use (as the
+                # delivery service reads them when it is made): channels follow them.
+                setup.secret_key = self.secret_key
+                setup.previous_keys = tuple(self.previous_secret_keys)
+            return self._core
 
     @property
-    def notification_setup(self) -> NotificationSetupService:
-        """Notification rules, admins, channels and deliveries, as the local super actor."""
-        return self._notify_setup().as_actor(self.actor)
+    def core(self) -> CoreServices:
+        """Every core service, acting as the local super actor."""
+        return self._shared_core()
 
     @property
-    def service(self) -> OperationService:
-        """The operation service, acting as the local super actor."""
-        operations = self._operations()
-        if operations.actor is None:
-            operations.actor = self.actor  # the library's own: bound once, not copied per call
-        return operations
-
-    @property
-    def security(self) -> SecurityService:
-        """Users, tokens, audit, acting as the local super actor."""
-        security = self._security()
-        if security.actor is None:
-            security.actor = self.actor
-        return security
+    def tasks(self) -> TaskCatalog:
+        """The registered tasks as the front ends show them (argument examples, hints)."""
+        return TaskCatalog(self.registry)
 
     def as_user(self, name: str, front_end: FrontEnd = FrontEnd.LIBRARY) -> ActorView:
         """Act as an existing, active user, under that user's permission sets.
@@ -558,7 +525,7 @@ class Longops(Front):
             bob = app.as_user("bob")
             bob.service.hold(op_id)        # PermissionDenied unless bob may
         """
-        return ActorView(self, self._security().actor_for(name, front_end))
+        return ActorView(self, self.security.actor_for(name, front_end))
 
     def as_actor(self, actor: Actor) -> ActorView:
         """Act as ``actor`` (the command line passes its own, front end ``cli``).
@@ -576,9 +543,9 @@ class Longops(Front):
         Example::
 
             view = app.authenticate(request.headers["Authorization"].removeprefix("Bearer "))
-            view.service.list_operations(OperationQuery())
+            view.service.list_operations(OperationFilter())
         """
-        return ActorView(self, self._security().authenticate_token(token, front_end))
+        return ActorView(self, self.security.authenticate_token(token, front_end))
 
     def migrate(self) -> list[str]:
         """Create or upgrade the schema; returns the migrations applied."""
@@ -589,8 +556,7 @@ class Longops(Front):
             if self._store is not None:
                 self._store.close()
             self._store = None
-            self._service = None
-            self._security_service = None
+            self._core = None
 
     def __enter__(self) -> Longops:
         return self
@@ -609,7 +575,8 @@ class Longops(Front):
             options["queues"] = tuple(options["queues"])
         if options.get("companies") is not None:
             options["companies"] = tuple(options["companies"])
-        options["companies"] = self.service.check_worker(options.get("companies"), actor=actor)
+        sessions = self.sessions if actor is None else self.as_actor(actor).sessions
+        options["companies"] = sessions.check_worker(options.get("companies"))
         opts = WorkerOptions(**options)
         maintenance = maintenance_for(
             self.store,

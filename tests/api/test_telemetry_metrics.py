@@ -14,7 +14,7 @@ from live import OWN, TASK, Live
 from prometheus_client.parser import text_string_to_metric_families
 
 from longops import EnqueueRequest
-from longops.core import service as core_service
+from longops.core import sessions as core_sessions
 from longops.store.base import OperationQuery
 from procs import APPS, stop_workers
 
@@ -42,14 +42,14 @@ def by_status(families: dict[str, list[tuple[dict[str, str], float]]]) -> dict[s
 
 
 def in_database(live: Live) -> dict[str, int]:
-    counts = live.app.service.status_counts(OWN, query=OperationQuery(queue=QUEUE))
+    counts = live.app.read_models.status_counts(OWN, query=OperationQuery(queue=QUEUE))
     return {s.value: n for s, n in counts.items() if n}
 
 
 def test_metrics_while_a_thousand_operations_drain(
     live: Live, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(core_service, "METRICS_FRESH_FOR", 0.0)
+    monkeypatch.setattr(core_sessions, "METRICS_FRESH_FOR", 0.0)
     with live.client("JOBQUEUE-USER") as http:
         assert http.get("/metrics").status_code == 403  # the fleet is SUPER's to see
     with live.client() as http:
@@ -102,10 +102,10 @@ def test_metrics_while_a_thousand_operations_drain(
 
 
 def test_metrics_are_cached(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(core_service, "METRICS_FRESH_FOR", 60.0)
+    monkeypatch.setattr(core_sessions, "METRICS_FRESH_FOR", 60.0)
     first = scrape(live)
     live.app.service.enqueue(EnqueueRequest(task=TASK, company=OWN, queue="cached"))
     assert scrape(live) == first  # within the period: the same figures, no query
-    monkeypatch.setattr(core_service, "METRICS_FRESH_FOR", 0.0)
+    monkeypatch.setattr(core_sessions, "METRICS_FRESH_FOR", 0.0)
     fresh = scrape(live)
     assert any(labels["queue"] == "cached" for labels, _ in fresh["longops_operations"])

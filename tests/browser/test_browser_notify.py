@@ -11,7 +11,7 @@ import pytest
 from browser_support import COMPANY_A, UI, Server, sign_in, unlabelled_controls, wait_until
 from playwright.sync_api import expect
 
-from longops.core.service import EnqueueRequest
+from longops.core.enqueue import EnqueueRequest
 from notify_receivers import webhook
 
 pytestmark = pytest.mark.timeout(240)

@@ -25,7 +25,7 @@ from browser_support import (
 )
 from playwright.sync_api import Browser, Locator, Page, Route, expect
 
-from longops.core.service import EnqueueRequest
+from longops.core.enqueue import EnqueueRequest
 from longops.domain.operation import Operation
 from longops.domain.status import Status
 from longops.store.base import OperationQuery

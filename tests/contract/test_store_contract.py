@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
+import pytest
 from contract_support import (
     add_company,
     attempts,
@@ -314,15 +315,28 @@ def test_insert_operations_bulk_with_dedup_keys_keeps_one(store: Store, clock: F
 # -- apply_action ---------------------------------------------------------------------------
 
 
+def test_a_status_reason_outside_the_vocabulary_is_refused(
+    store: Store, clock: FrozenClock
+) -> None:
+    # domain.status.StatusReason is the database's rule too (migration 0012): a free-text
+    # reason is refused and the row stays as it was.
+    op = insert(store, clock, user="alice")
+    at = clock.advance(seconds=10)
+    bad = ActionParams(op.id, "default", allowed_from("hold"), target_of("hold"), at, "paused")
+    with pytest.raises(Exception, match="operation_status_reason"):
+        store.apply_action(bad)
+    assert get(store, op) == op
+
+
 def test_apply_action_moves_status(store: Store, clock: FrozenClock) -> None:
     op = insert(store, clock, user="alice")
     at = clock.advance(seconds=10)
     held = store.apply_action(
-        ActionParams(op.id, "default", allowed_from("hold"), target_of("hold"), at, "paused")
+        ActionParams(op.id, "default", allowed_from("hold"), target_of("hold"), at, "retry")
     )
     assert held is not None
     assert held.status is Status.ON_HOLD
-    assert held.status_reason == "paused"
+    assert held.status_reason == "retry"
     assert held.updated_at == at
     assert held.user == "alice"  # a None user leaves it alone
     assert held.earliest_start_at == op.earliest_start_at  # None leaves it alone
@@ -333,11 +347,11 @@ def test_apply_action_moves_status(store: Store, clock: FrozenClock) -> None:
     at2 = clock.advance(seconds=10)
     cancelled = store.apply_action(
         ActionParams(
-            op.id, None, allowed_from("cancel"), target_of("cancel"), at2, "no", user="bob"
+            op.id, None, allowed_from("cancel"), target_of("cancel"), at2, "cancelled", user="bob"
         )
     )
     assert cancelled is not None
-    assert (cancelled.status, cancelled.status_reason) == (Status.CANCELLED, "no")
+    assert (cancelled.status, cancelled.status_reason) == (Status.CANCELLED, "cancelled")
     assert (cancelled.ended_at, cancelled.updated_at, cancelled.user) == (at2, at2, "bob")
 
 
@@ -379,7 +393,7 @@ def test_apply_action_restart_resets_and_clears(store: Store, clock: FrozenClock
             allowed_from("restart"),
             target_of("restart"),
             at,
-            status_reason="restarted",
+            status_reason="run_now",
             earliest_start_at=start,
             reset_attempts=True,
             user="bob",
@@ -387,7 +401,7 @@ def test_apply_action_restart_resets_and_clears(store: Store, clock: FrozenClock
     )
     assert restarted is not None
     assert restarted.status is Status.READY
-    assert restarted.status_reason == "restarted"
+    assert restarted.status_reason == "run_now"
     assert restarted.attempt_count == 0
     assert restarted.last_error is None
     assert restarted.earliest_start_at == start

@@ -271,10 +271,12 @@ def test_finish_success_applies_everything(store: Store, clock: FrozenClock) -> 
     op = insert(store, clock)
     [run] = claim(store, sid, clock.now())
     at = clock.advance(seconds=7)
-    assert finish(store, run, at, status_reason="done", result_json='{"posted": 3, "ok": true}')
+    assert finish(
+        store, run, at, status_reason="recurring", result_json='{"posted": 3, "ok": true}'
+    )
     done = get(store, op)
     assert done.status is Status.FINISHED
-    assert done.status_reason == "done"
+    assert done.status_reason == "recurring"
     assert done.result == {"posted": 3, "ok": True}
     assert (done.ended_at, done.updated_at, done.started_at) == (at, at, run.operation.started_at)
     assert (done.lease_token, done.session_id, done.last_error) == (None, None, None)

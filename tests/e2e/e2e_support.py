@@ -128,8 +128,8 @@ def set_up(db_url: str) -> tuple[str, str, str]:
     """Companies CRONUS and FABRIKAM, users alice, bob and carol, and a token each."""
     app = Longops(db_url)
     try:
-        app.service.add_company(COMPANY)
-        app.service.add_company(OTHER)
+        app.companies.add_company(COMPANY)
+        app.companies.add_company(OTHER)
         sec = app.security
         sec.add_user("alice", grants=[(COMPANY, PermissionSet.USER)])
         sec.add_user("bob", grants=[(COMPANY, PermissionSet.ADMIN)])

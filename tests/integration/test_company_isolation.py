@@ -19,8 +19,15 @@ import pytest
 
 from longops import EnqueueRequest, FrozenClock, Longops, NotFound, ValidationError
 from longops.app import ActorView
-from longops.core.security import SecurityService
-from longops.core.service import OperationService
+from longops.core import (
+    CompanyService,
+    InboxService,
+    OperationService,
+    ReadModelService,
+    SchemaService,
+    SecurityService,
+    SessionService,
+)
 from longops.domain.errors import PermissionDenied
 from longops.domain.operation import Operation
 from longops.domain.security import PermissionSet
@@ -166,41 +173,41 @@ def _derived(s: Seeded) -> None:
     assert set(svc.estimated(mine)) == {op.id for op in mine}
 
 
-@probe("OperationService.list_categories")
+@probe("CompanyService.list_categories")
 def _categories(s: Seeded) -> None:
-    assert s.alice.service.list_categories("B") == []
-    assert [c.company for c in s.alice.service.list_categories("A")] == ["A"]
+    assert s.alice.companies.list_categories("B") == []
+    assert [c.company for c in s.alice.companies.list_categories("A")] == ["A"]
 
 
-@probe("OperationService.list_companies")
+@probe("CompanyService.list_companies")
 def _companies(s: Seeded) -> None:
-    assert [c.name for c in s.alice.service.list_companies()] == ["A"]
+    assert [c.name for c in s.alice.companies.list_companies()] == ["A"]
 
 
-@probe("OperationService.paused_queues")
+@probe("CompanyService.paused_queues")
 def _paused(s: Seeded) -> None:
-    s.app.service.pause_queue("exports")
+    s.app.companies.pause_queue("exports")
     # Queue names are global set-up, not a company's rows: every user may see them.
-    assert s.alice.service.paused_queues() == frozenset({"exports"})
+    assert s.alice.companies.paused_queues() == frozenset({"exports"})
 
 
-@probe("OperationService.list_sessions", "OperationService.session_events")
+@probe("SessionService.list_sessions", "SessionService.session_events")
 def _sessions(s: Seeded) -> None:
     with pytest.raises(PermissionDenied):
-        s.alice.service.list_sessions()
+        s.alice.sessions.list_sessions()
     with pytest.raises(PermissionDenied):
-        s.alice.service.session_events()
+        s.alice.sessions.session_events()
     # The fleet's figures name every company: SUPER only.
     with pytest.raises(PermissionDenied):
-        s.alice.service.fleet_metrics()
+        s.alice.sessions.fleet_metrics()
 
 
-@probe("OperationService.migration_status", "OperationService.migration_sql")
+@probe("SchemaService.migration_status", "SchemaService.migration_sql")
 def _schema(s: Seeded) -> None:
     with pytest.raises(PermissionDenied):
-        s.alice.service.migration_status()
+        s.alice.schema.migration_status()
     with pytest.raises(PermissionDenied):
-        s.alice.service.migration_sql()
+        s.alice.schema.migration_sql()
 
 
 @probe("SecurityService.list_audit")
@@ -249,70 +256,70 @@ def _notify(s: Seeded, company: str, user: str) -> Operation:
     return s.app.service.cancel(op.id)
 
 
-@probe("OperationService.notifications", "OperationService.unread_notifications")
+@probe("InboxService.notifications", "InboxService.unread_notifications")
 def _notifications(s: Seeded) -> None:
     # alice's own operation in B (enqueued for her by SUPER) ends: still not hers to read
     # through A, and B itself looks like a company that does not exist.
     in_a, in_b = _notify(s, "A", "alice"), _notify(s, "B", "alice")
-    seen = s.alice.service.notifications("A", limit=1000)
+    seen = s.alice.inbox.notifications("A", limit=1000)
     assert [n.operation_id for n in seen] == [in_a.id]
-    assert s.alice.service.unread_notifications("A") == 1
-    for read in (s.alice.service.notifications, s.alice.service.unread_notifications):
+    assert s.alice.inbox.unread_notifications("A") == 1
+    for read in (s.alice.inbox.notifications, s.alice.inbox.unread_notifications):
         with pytest.raises(ValidationError, match="company: must be an existing company"):
             read("B")
     assert in_b.id in {n.operation_id for n in s.app.store.notifications_since(0)}
 
 
-@probe("OperationService.list_attempts")
+@probe("ReadModelService.list_attempts")
 def _log_entries(s: Seeded) -> None:
-    entries = s.alice.service.list_attempts("A", limit=1000)
+    entries = s.alice.read_models.list_attempts("A", limit=1000)
     assert entries
     assert {e.attempt.company for e in entries} == {"A"}
     with pytest.raises(ValidationError, match="company: must be an existing company"):
-        s.alice.service.list_attempts("B")
+        s.alice.read_models.list_attempts("B")
     with pytest.raises(NotFound):
-        s.alice.service.list_attempts("A", operation_id=s.theirs[1].id)
+        s.alice.read_models.list_attempts("A", operation_id=s.theirs[1].id)
 
 
-@probe("OperationService.overview")
+@probe("ReadModelService.overview")
 def _overview(s: Seeded) -> None:
-    mine = s.alice.service.overview("A")
-    assert mine == s.app.service.overview("A")  # what SUPER sees of A, nothing of B
+    mine = s.alice.read_models.overview("A")
+    assert mine == s.app.read_models.overview("A")  # what SUPER sees of A, nothing of B
     assert sum(b.finished + b.failed for b in mine.per_hour) == len(
-        s.app.service.list_attempts("A", limit=1000)
+        s.app.read_models.list_attempts("A", limit=1000)
     )
     with pytest.raises(ValidationError, match="company: must be an existing company"):
-        s.alice.service.overview("B")
+        s.alice.read_models.overview("B")
 
 
-@probe("OperationService.status_counts")
+@probe("ReadModelService.status_counts")
 def _status_counts(s: Seeded) -> None:
-    counts = s.alice.service.status_counts("A")
+    counts = s.alice.read_models.status_counts("A")
     assert sum(counts.values()) == len(s.mine)
     # A query naming B is narrowed to the actor's companies, not widened.
     wide = OperationQuery(companies=frozenset({"A", "B"}))
-    assert s.alice.service.status_counts("A", query=wide) == counts
+    assert s.alice.read_models.status_counts("A", query=wide) == counts
     with pytest.raises(ValidationError, match="company: must be an existing company"):
-        s.alice.service.status_counts("B")
+        s.alice.read_models.status_counts("B")
 
 
-@probe("OperationService.running_for_user")
+@probe("ReadModelService.running_for_user")
 def _running(s: Seeded) -> None:
-    assert s.alice.service.running_for_user("A") == []
+    assert s.alice.read_models.running_for_user("A") == []
     with pytest.raises(ValidationError, match="company: must be an existing company"):
-        s.alice.service.running_for_user("B")
+        s.alice.read_models.running_for_user("B")
 
 
-@probe("OperationService.category_activity")
+@probe("ReadModelService.category_activity")
 def _category_activity(s: Seeded) -> None:
-    assert s.alice.service.category_activity("B") == {}
-    assert {a.company for a in s.alice.service.category_activity("A").values()} == {"A"}
+    assert s.alice.read_models.category_activity("B") == {}
+    assert {a.company for a in s.alice.read_models.category_activity("A").values()} == {"A"}
 
 
-@probe("OperationService.session_operations")
+@probe("SessionService.session_operations")
 def _session_operations(s: Seeded) -> None:
     with pytest.raises(PermissionDenied):
-        s.alice.service.session_operations()
+        s.alice.sessions.session_operations()
 
 
 READ_PREFIXES = (
@@ -341,7 +348,16 @@ READ_PREFIXES = (
 
 def read_methods() -> set[str]:
     found = set()
-    for cls in (OperationService, SecurityService):
+    services = (
+        OperationService,
+        CompanyService,
+        SessionService,
+        SchemaService,
+        ReadModelService,
+        InboxService,
+        SecurityService,
+    )
+    for cls in services:
         for name, _ in inspect.getmembers(cls, inspect.isfunction):
             if name.startswith(READ_PREFIXES):
                 found.add(f"{cls.__name__}.{name}")
@@ -369,14 +385,14 @@ def test_no_action_reaches_another_company(seeded: Seeded) -> None:
     with pytest.raises(Exception, match="company: must be an existing company"):
         svc.remove_failed("B")
     with pytest.raises(Exception, match="company: must be an existing company"):
-        svc.set_category("B", "X")
+        seeded.alice.companies.set_category("B", "X")
     with pytest.raises(NotFound):
         svc.update_operation(held.id, description="not yours")
     with pytest.raises(Exception, match="company: must be an existing company"):
         svc.delete_log_entries("B", older_than_days=0)
     with pytest.raises(Exception, match="company: must be an existing company"):
-        svc.mark_notifications_read("B")
-    assert seeded.app.service.list_attempts("B", limit=1000) != []
+        seeded.alice.inbox.mark_notifications_read("B")
+    assert seeded.app.read_models.list_attempts("B", limit=1000) != []
     # The same dedup key in A does not hand back B's operation.
     again = svc.enqueue(EnqueueRequest(task="ok", company="A", dedup_key="nightly"))
     assert again.company == "A"

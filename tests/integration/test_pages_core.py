@@ -21,7 +21,7 @@ from longops.app import ActorView
 from longops.core.streams import EventHub, PageItem, Subscription
 from longops.domain.errors import PermissionDenied
 from longops.domain.operation import CancelMode, Operation, Outcome, Priority
-from longops.domain.pages import COUNT_CAP, Notification, NotificationKind, format_count
+from longops.domain.read_models import COUNT_CAP, Notification, NotificationKind, format_count
 from longops.domain.recurrence import Recurrence
 from longops.domain.security import PermissionSet
 from longops.domain.status import Status
@@ -83,7 +83,7 @@ def world(db_url: str) -> Iterator[World]:
 
 
 def _kinds(view: ActorView) -> list[tuple[NotificationKind, str]]:
-    return [(n.kind, n.title) for n in reversed(view.notifications("A"))]
+    return [(n.kind, n.title) for n in reversed(view.inbox.notifications("A"))]
 
 
 # -- notifications ------------------------------------------------------------------------------
@@ -104,7 +104,7 @@ def test_each_way_an_operation_ends_notifies_its_user_once(world: World) -> None
         (NotificationKind.CANCELLED, "ok"),
         (NotificationKind.CANCELLED, "ok"),
     ]
-    notes = {n.operation_id: n for n in world.alice.notifications("A")}
+    notes = {n.operation_id: n for n in world.alice.inbox.notifications("A")}
     for op in (ok, failing, held, expiring):
         ended = world.app.service.get(op.id)
         assert notes[op.id].created_at == ended.ended_at
@@ -143,12 +143,12 @@ def test_a_running_operation_cancelled_notifies_and_a_recurring_success_does_not
 def test_operations_of_no_user_notify_nobody_and_users_see_only_their_own(world: World) -> None:
     world.app.service.cancel(world.op(user=None, on_hold=True).id)  # the local super actor's
     world.app.service.cancel(world.op(user="bob", on_hold=True).id)
-    assert world.alice.notifications("A") == []
-    assert world.alice.unread_notifications("A") == 0
-    assert [n.user for n in world.bob.notifications("A")] == ["bob"]
+    assert world.alice.inbox.notifications("A") == []
+    assert world.alice.inbox.unread_notifications("A") == 0
+    assert [n.user for n in world.bob.inbox.notifications("A")] == ["bob"]
     # An admin's inbox is the admin's: no one else's notifications.
-    assert world.admin.notifications("A") == []
-    assert world.app.notifications("A") == []  # the local actor has no inbox
+    assert world.admin.inbox.notifications("A") == []
+    assert world.app.inbox.notifications("A") == []  # the local actor has no inbox
 
 
 def test_notifications_are_read_marked_and_paged(world: World) -> None:
@@ -156,37 +156,37 @@ def test_notifications_are_read_marked_and_paged(world: World) -> None:
     for op in ops:
         world.app.service.cancel(op.id)
     world.app.service.cancel(world.op(user="bob", on_hold=True).id)
-    inbox = world.alice.notifications("A")
+    inbox = world.alice.inbox.notifications("A")
     assert [n.title for n in inbox] == [f"op {i}" for i in reversed(range(5))]
-    assert world.alice.unread_notifications("A") == 5
+    assert world.alice.inbox.unread_notifications("A") == 5
     first_two = [inbox[0].id, inbox[1].id]
-    bobs = world.bob.notifications("A")[0].id
+    bobs = world.bob.inbox.notifications("A")[0].id
     # Another user's id among them changes nothing of theirs.
-    assert world.alice.mark_notifications_read("A", [*first_two, bobs]) == 2
-    assert world.alice.mark_notifications_read("A", first_two) == 0  # already read
-    assert world.alice.mark_notifications_read("A", []) == 0  # none named: none marked
-    assert world.bob.unread_notifications("A") == 1
-    assert world.alice.unread_notifications("A") == 3
-    unread = world.alice.notifications("A", unread_only=True)
+    assert world.alice.inbox.mark_notifications_read("A", [*first_two, bobs]) == 2
+    assert world.alice.inbox.mark_notifications_read("A", first_two) == 0  # already read
+    assert world.alice.inbox.mark_notifications_read("A", []) == 0  # none named: none marked
+    assert world.bob.inbox.unread_notifications("A") == 1
+    assert world.alice.inbox.unread_notifications("A") == 3
+    unread = world.alice.inbox.notifications("A", unread_only=True)
     assert [n.id for n in unread] == [n.id for n in inbox[2:]]
-    assert all(n.read for n in world.alice.notifications("A")[:2])
-    page = world.alice.notifications("A", limit=2)
-    rest = world.alice.notifications("A", before_id=page[-1].id)
+    assert all(n.read for n in world.alice.inbox.notifications("A")[:2])
+    page = world.alice.inbox.notifications("A", limit=2)
+    rest = world.alice.inbox.notifications("A", before_id=page[-1].id)
     assert [n.id for n in page + rest] == [n.id for n in inbox]
-    assert world.alice.mark_notifications_read("A") == 3
-    assert world.alice.unread_notifications("A") == 0
+    assert world.alice.inbox.mark_notifications_read("A") == 3
+    assert world.alice.inbox.unread_notifications("A") == 0
     # A viewer reads (and marks) their own inbox too.
-    assert world.viewer.mark_notifications_read("A") == 0
+    assert world.viewer.inbox.mark_notifications_read("A") == 0
 
 
 @pytest.mark.parametrize(
     ("call", "field"),
     [
-        (lambda v: v.notifications("A", limit=0), "limit"),
-        (lambda v: v.notifications("A", limit=1001), "limit"),
-        (lambda v: v.mark_notifications_read("A", ["1"]), "ids"),
-        (lambda v: v.mark_notifications_read("A", list(range(1001))), "ids"),
-        (lambda v: v.notifications("bad company!"), "company"),
+        (lambda v: v.inbox.notifications("A", limit=0), "limit"),
+        (lambda v: v.inbox.notifications("A", limit=1001), "limit"),
+        (lambda v: v.inbox.mark_notifications_read("A", ["1"]), "ids"),
+        (lambda v: v.inbox.mark_notifications_read("A", list(range(1001))), "ids"),
+        (lambda v: v.inbox.notifications("bad company!"), "company"),
     ],
 )
 def test_bad_notification_input_names_the_field(world: World, call: object, field: str) -> None:
@@ -256,7 +256,7 @@ def test_notifications_past_the_retention_period_are_pruned(world: World) -> Non
     world.clock.advance(timedelta(days=8))
     world.app.service.cancel(world.op(on_hold=True, description="recent").id)
     world.app.store.prune(world.clock.now() - timedelta(days=7))
-    assert [n.title for n in world.alice.notifications("A")] == ["recent"]
+    assert [n.title for n in world.alice.inbox.notifications("A")] == ["recent"]
 
 
 def test_the_notification_commits_with_the_status_change(db_url: str) -> None:
@@ -305,7 +305,7 @@ def test_the_notification_commits_with_the_status_change(db_url: str) -> None:
 def test_an_operation_on_hold_is_edited_and_the_edit_audited(world: World) -> None:
     op = world.op(on_hold=True, description="Old")
     start = world.clock.now() + timedelta(hours=3)
-    edited = world.alice.update_operation(
+    edited = world.alice.service.update_operation(
         op.id,
         description="New",
         priority="high",
@@ -326,14 +326,18 @@ def test_an_operation_on_hold_is_edited_and_the_edit_audited(world: World) -> No
         assert seen.timeout == timedelta(seconds=90)
         assert seen.status is Status.ON_HOLD
     # None clears; what is not given stays.
-    cleared = world.alice.update_operation(op.id, description=None, category=None, recurrence=None)
+    cleared = world.alice.service.update_operation(
+        op.id, description=None, category=None, recurrence=None
+    )
     assert (cleared.description, cleared.category, cleared.recurrence) == (None, None, None)
     assert (cleared.max_attempts, cleared.priority) == (4, Priority.HIGH)
     [entry, *_] = world.admin.security.list_audit(company="A")
     assert (entry.action, entry.actor) == ("update_operation", "alice")
     assert entry.details["changed"] == ["category", "description", "recurrence"]
     # A form sends every field again: the audit names only what changed.
-    world.alice.update_operation(op.id, description="Again", priority="high", max_attempts=4)
+    world.alice.service.update_operation(
+        op.id, description="Again", priority="high", max_attempts=4
+    )
     [entry, *_] = world.admin.security.list_audit(company="A")
     assert entry.details["changed"] == ["description"]
 
@@ -348,22 +352,22 @@ def test_editing_is_refused_unless_on_hold(world: World, status: Status) -> None
         world.app.service.cancel(op.id)
     assert world.app.service.get(op.id).status is status
     with pytest.raises(ValidationError) as raised:
-        world.alice.update_operation(op.id, description="x")
+        world.alice.service.update_operation(op.id, description="x")
     assert (raised.value.field, raised.value.rule) == ("status", "must be on hold to edit")
 
 
 def test_editing_follows_the_permission_table(world: World) -> None:
     alices = world.op(on_hold=True)
     with pytest.raises(PermissionDenied):
-        world.bob.update_operation(alices.id, description="x")
+        world.bob.service.update_operation(alices.id, description="x")
     with pytest.raises(PermissionDenied):
-        world.viewer.update_operation(alices.id, description="x")
-    assert world.admin.update_operation(alices.id, description="by admin").description == (
+        world.viewer.service.update_operation(alices.id, description="x")
+    assert world.admin.service.update_operation(alices.id, description="by admin").description == (
         "by admin"
     )
     theirs = world.app.service.enqueue(EnqueueRequest(task="ok", company="B", on_hold=True))
     with pytest.raises(NotFound):
-        world.admin.update_operation(theirs.id, description="x")
+        world.admin.service.update_operation(theirs.id, description="x")
 
 
 @pytest.mark.parametrize(
@@ -383,7 +387,7 @@ def test_bad_edits_name_the_field_and_change_nothing(
 ) -> None:
     op = world.op(on_hold=True, description="Kept")
     with pytest.raises(ValidationError) as raised:
-        world.alice.update_operation(op.id, **changes)
+        world.alice.service.update_operation(op.id, **changes)
     assert raised.value.field == field
     assert world.app.service.get(op.id) == op
 
@@ -399,28 +403,30 @@ def test_log_entries_are_listed_filtered_and_paged(world: World) -> None:
     Runner(world.app).run_until_idle()
     world.app.service.enqueue(EnqueueRequest(task="ok", company="B"))
     Runner(world.app).run_until_idle()
-    everything = world.viewer.list_attempts("A")
+    everything = world.viewer.read_models.list_attempts("A")
     assert [(e.attempt.task, e.attempt.outcome) for e in everything] == [
         ("fails", Outcome.ERROR),
         ("ok", Outcome.SUCCESS),
     ]
     assert everything[-1].description == "First"
     assert everything[0].description is None
-    assert [e.attempt.task for e in world.viewer.list_attempts("A", task="ok")] == ["ok"]
-    assert len(world.viewer.list_attempts("A", outcome="error")) == 1
-    assert len(world.viewer.list_attempts("A", outcome=["error", Outcome.SUCCESS])) == 2
-    assert world.viewer.list_attempts("A", outcome="timeout") == []
-    later = world.viewer.list_attempts("A", started_from=world.clock.now())
+    assert [e.attempt.task for e in world.viewer.read_models.list_attempts("A", task="ok")] == [
+        "ok"
+    ]
+    assert len(world.viewer.read_models.list_attempts("A", outcome="error")) == 1
+    assert len(world.viewer.read_models.list_attempts("A", outcome=["error", Outcome.SUCCESS])) == 2
+    assert world.viewer.read_models.list_attempts("A", outcome="timeout") == []
+    later = world.viewer.read_models.list_attempts("A", started_from=world.clock.now())
     assert {e.attempt.operation_id for e in later} == {failing.id}
-    earlier = world.viewer.list_attempts("A", started_to=world.clock.now())
+    earlier = world.viewer.read_models.list_attempts("A", started_to=world.clock.now())
     assert {e.attempt.operation_id for e in earlier} == {first.id}
     world.app.service.restart(failing.id, user="alice")
     Runner(world.app).run_until_idle()
-    by_op = world.viewer.list_attempts("A", operation_id=failing.entry_no)
+    by_op = world.viewer.read_models.list_attempts("A", operation_id=failing.entry_no)
     assert [e.attempt.number for e in by_op] == [2, 1]
-    everything = world.viewer.list_attempts("A")
-    page = world.viewer.list_attempts("A", limit=2)
-    rest = world.viewer.list_attempts("A", before_entry_no=page[-1].attempt.id)
+    everything = world.viewer.read_models.list_attempts("A")
+    page = world.viewer.read_models.list_attempts("A", limit=2)
+    rest = world.viewer.read_models.list_attempts("A", before_entry_no=page[-1].attempt.id)
     assert [e.attempt.id for e in page + rest] == [e.attempt.id for e in everything]
 
 
@@ -436,7 +442,7 @@ def test_bad_log_entry_filters_name_the_field(
     world: World, filters: dict[str, object], field: str
 ) -> None:
     with pytest.raises(ValidationError) as raised:
-        world.viewer.list_attempts("A", **filters)
+        world.viewer.read_models.list_attempts("A", **filters)
     assert raised.value.field == field
 
 
@@ -450,10 +456,10 @@ def test_admins_delete_log_entries_older_than_n_days(world: World) -> None:
     world.clock.advance(timedelta(days=30))
     world.claim()  # a run in process is never deleted, however old its start
     with pytest.raises(PermissionDenied):
-        world.alice.delete_log_entries("A", older_than_days=0)
+        world.alice.service.delete_log_entries("A", older_than_days=0)
     world.clock.advance(timedelta(days=-25))  # now: 15 days after the first run
-    assert world.admin.delete_log_entries("A", older_than_days=12) == 1
-    left = world.admin.list_attempts("A")
+    assert world.admin.service.delete_log_entries("A", older_than_days=12) == 1
+    left = world.admin.read_models.list_attempts("A")
     assert {e.attempt.operation_id for e in left} == {recent.id, running.id}
     [entry, *_] = world.admin.security.list_audit(company="A")
     assert (entry.action, entry.details) == (
@@ -461,14 +467,16 @@ def test_admins_delete_log_entries_older_than_n_days(world: World) -> None:
         {"older_than_days": 12, "removed": 1},
     )
     world.clock.advance(timedelta(days=100))
-    assert world.admin.delete_log_entries("A", older_than_days=0) == 1
-    assert [e.attempt.operation_id for e in world.admin.list_attempts("A")] == [running.id]
+    assert world.admin.service.delete_log_entries("A", older_than_days=0) == 1
+    assert [e.attempt.operation_id for e in world.admin.read_models.list_attempts("A")] == [
+        running.id
+    ]
 
 
 @pytest.mark.parametrize("days", [-1, 36_501, True, 1.5, "3"])
 def test_bad_ages_are_refused(world: World, days: object) -> None:
     with pytest.raises(ValidationError) as raised:
-        world.admin.delete_log_entries("A", older_than_days=days)  # type: ignore[arg-type]
+        world.admin.service.delete_log_entries("A", older_than_days=days)  # type: ignore[arg-type]
     assert raised.value.field == "older_than_days"
 
 
@@ -495,7 +503,7 @@ def test_the_overview_counts_cues_charts_hours_and_ranks_the_longest_running(
     world.op(delay=3600)  # ready, not due
     world.clock.advance(timedelta(minutes=20))  # the stall period (10 min) has passed
     assert world.app.store.flag_stalled(world.clock.now()) != []
-    view = world.alice.overview("A")
+    view = world.alice.read_models.overview("A")
     assert (view.ready, view.in_process, view.failed, view.my_failures, view.stalled) == (
         1,
         6,
@@ -520,17 +528,17 @@ def test_the_overview_counts_cues_charts_hours_and_ranks_the_longest_running(
         *[op.id for op in newer[:4]],
     ]
     assert oldest.id == claimed_oldest.operation.id
-    assert world.app.overview("A").my_failures == 0  # the local actor owns nothing
-    assert world.bob.overview("A").my_failures == 1
+    assert world.app.read_models.overview("A").my_failures == 0  # the local actor owns nothing
+    assert world.bob.read_models.overview("A").my_failures == 1
 
 
 def test_the_chart_leaves_out_runs_older_than_24_hours(world: World) -> None:
     world.op()
     Runner(world.app).run_until_idle()
     world.clock.advance(timedelta(hours=24))
-    assert sum(b.finished for b in world.alice.overview("A").per_hour) == 0
+    assert sum(b.finished for b in world.alice.read_models.overview("A").per_hour) == 0
     world.clock.advance(timedelta(hours=-1))
-    assert sum(b.finished for b in world.alice.overview("A").per_hour) == 1
+    assert sum(b.finished for b in world.alice.read_models.overview("A").per_hour) == 1
 
 
 def test_status_counts_are_the_filter_minus_its_status(world: World) -> None:
@@ -540,7 +548,7 @@ def test_status_counts_are_the_filter_minus_its_status(world: World) -> None:
     world.op(user="bob")
     Runner(world.app).run_until_idle()
     world.op()
-    counts = world.viewer.status_counts("A")
+    counts = world.viewer.read_models.status_counts("A")
     assert counts == {
         Status.ON_HOLD: 1,
         Status.READY: 1,
@@ -550,20 +558,22 @@ def test_status_counts_are_the_filter_minus_its_status(world: World) -> None:
         Status.CANCELLED: 0,
     }
     query = OperationQuery(task="ok", statuses=(Status.FINISHED,), after_entry_no=10**6)
-    assert world.viewer.status_counts("A", query=query)[Status.READY] == 1  # status, paging ignored
-    mine = world.viewer.status_counts("A", query=OperationQuery(user="bob"))
+    assert (
+        world.viewer.read_models.status_counts("A", query=query)[Status.READY] == 1
+    )  # status, paging ignored
+    mine = world.viewer.read_models.status_counts("A", query=OperationQuery(user="bob"))
     assert mine == {**dict.fromkeys(Status, 0), Status.FINISHED: 1}
-    text = world.viewer.status_counts("A", query=OperationQuery(text="FAIL"))
+    text = world.viewer.read_models.status_counts("A", query=OperationQuery(text="FAIL"))
     assert sum(text.values()) == 1
 
 
 def test_status_counts_stop_at_the_cap(world: World) -> None:
     world.app.enqueue_many([EnqueueRequest(task="ok", company="A")] * (COUNT_CAP + 5))
-    counts = world.viewer.status_counts("A")
+    counts = world.viewer.read_models.status_counts("A")
     assert counts[Status.READY] == COUNT_CAP + 1
     assert format_count(counts[Status.READY]) == "10,000+"
     assert format_count(COUNT_CAP) == "10,000"
-    assert world.viewer.overview("A").ready == COUNT_CAP + 1
+    assert world.viewer.read_models.overview("A").ready == COUNT_CAP + 1
 
 
 def test_the_stalled_filter(world: World) -> None:
@@ -578,7 +588,7 @@ def test_the_stalled_filter(world: World) -> None:
     assert {op.id for op in found} == set(stalled)
     others = world.viewer.service.list_operations(OperationQuery(company="A", stalled=False))
     assert [op.status for op in others] == [Status.READY]
-    counts = world.viewer.status_counts("A", query=OperationQuery(stalled=True))
+    counts = world.viewer.read_models.status_counts("A", query=OperationQuery(stalled=True))
     assert counts == {**dict.fromkeys(Status, 0), Status.IN_PROCESS: 2}
 
 
@@ -587,10 +597,10 @@ def test_running_for_user_is_the_users_own_running_operations(world: World) -> N
     world.op(user="bob")
     world.claim()
     world.op()  # ready
-    assert [op.id for op in world.alice.running_for_user("A")] == [op.id for op in mine]
-    assert len(world.bob.running_for_user("A")) == 1
-    assert world.viewer.running_for_user("A") == []
-    assert world.app.running_for_user("A") == []
+    assert [op.id for op in world.alice.read_models.running_for_user("A")] == [op.id for op in mine]
+    assert len(world.bob.read_models.running_for_user("A")) == 1
+    assert world.viewer.read_models.running_for_user("A") == []
+    assert world.app.read_models.running_for_user("A") == []
 
 
 def test_category_activity_counts_running_and_waiting(world: World) -> None:
@@ -598,7 +608,7 @@ def test_category_activity_counts_running_and_waiting(world: World) -> None:
     for _ in range(5):
         world.op(category="CAT")
     world.claim()  # two slots
-    activity = world.viewer.service.category_activity("A")
+    activity = world.viewer.read_models.category_activity("A")
     assert {code: (a.running, a.waiting) for code, a in activity.items()} == {
         "CAT": (2, 3),
         "IDLE": (0, 0),
@@ -610,17 +620,17 @@ def test_session_operations_group_what_each_session_runs(world: World) -> None:
     world.op(user="bob")
     first = world.claim(1)
     second = world.claim(5)
-    grouped = world.app.service.session_operations()
+    grouped = world.app.sessions.session_operations()
     assert {sid: [op.id for op in ops] for sid, ops in grouped.items()} == {
         first[0].operation.session_id: [first[0].operation.id],
         second[0].operation.session_id: [second[0].operation.id],
     }
     with pytest.raises(PermissionDenied):
-        world.admin.service.session_operations()
+        world.admin.sessions.session_operations()
 
 
 def test_unknown_operations_are_not_found(world: World) -> None:
     with pytest.raises(NotFound):
-        world.alice.update_operation(uuid.uuid4(), description="x")
+        world.alice.service.update_operation(uuid.uuid4(), description="x")
     with pytest.raises(NotFound):
-        world.alice.list_attempts("A", operation_id=uuid.uuid4())
+        world.alice.read_models.list_attempts("A", operation_id=uuid.uuid4())

@@ -162,5 +162,5 @@ def test_a_scoped_users_cancel_writes_the_notification_within_the_wall(
     op = app.service.enqueue(EnqueueRequest(task="ok", company="A", user="alice", on_hold=True))
     alice = app.as_user("alice")
     alice.service.cancel(op.id)
-    assert [n.operation_id for n in alice.service.notifications("A")] == [op.id]
+    assert [n.operation_id for n in alice.inbox.notifications("A")] == [op.id]
     assert _rows(deployment.url, "B", "longops_notifications", "WHERE company = 'A'") == []

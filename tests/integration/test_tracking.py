@@ -658,9 +658,9 @@ def test_every_wait_reason(db_url: str) -> None:
         assert service.wait_reasons([holder.operation]) == {}
         paused_category = app.enqueue("w.ok", category="PAUSED")
         assert reason(paused_category.id)[0] is WaitCode.CATEGORY_PAUSED
-        service.pause_queue("default")
+        app.companies.pause_queue("default")
         assert reason(due.id)[0] is WaitCode.QUEUE_PAUSED
-        service.resume_queue("default")
+        app.companies.resume_queue("default")
         # A recurring operation outside its run window (22:00-23:00; it is 09:00).
         nightly = app.enqueue(
             "w.ok",
@@ -683,7 +683,7 @@ def test_every_wait_reason(db_url: str) -> None:
         code, message = reason(queued.id)
         assert code is WaitCode.COMPANY_QUOTA
         assert "runs 1 of at most 1" in message
-        service.disable_company("LIMITED")
+        app.companies.disable_company("LIMITED")
         assert reason(queued.id)[0] is WaitCode.COMPANY_DISABLED
         # A queue served, but only for other companies.
         app.add_company("ELSEWHERE")

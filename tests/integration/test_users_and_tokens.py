@@ -255,7 +255,7 @@ def test_operator_actions_are_audited_with_who_and_from_where(app: Longops) -> N
     alice.service.restart(op.id)
     alice.service.hold(op.id)
     alice.service.delete(op.id)
-    alice.service.set_category("CRONUS", "POSTING", max_concurrent=2)
+    alice.companies.set_category("CRONUS", "POSTING", max_concurrent=2)
     alice.service.remove_failed("CRONUS")
     _, _ = alice.security.create_token("alice", name="ci")
     alice.security.revoke_token("alice", "ci")
@@ -323,7 +323,7 @@ def test_views_of_different_actors_share_what_core_remembers(app: Longops) -> No
     app.security.add_user("alice", grants=[("CRONUS", USER)])
     alice = app.as_user("alice")
     assert alice.enqueue("ok", company="CRONUS").operation.company == "CRONUS"
-    app.as_actor(app.actor).service.disable_company("CRONUS")
+    app.as_actor(app.actor).companies.disable_company("CRONUS")
     with pytest.raises(ValidationError, match="company: is disabled"):
         alice.enqueue("ok", company="CRONUS")
     app.add_company("CRONUS", time_zone="Europe/London")

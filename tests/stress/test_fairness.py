@@ -37,7 +37,7 @@ def claim_order(app: Longops, first: int) -> list[str]:
 def test_a_backlog_in_one_company_does_not_starve_another(app: Longops, db_url: str) -> None:
     # The queue is paused until both workers are up, so both claim from the first claim on
     # (and neither is stopped while still starting).
-    app.service.pause_queue("default")
+    app.companies.pause_queue("default")
     for _ in range(2):
         app.enqueue_many([EnqueueRequest(task="stress.noop", company="A")] * 5_000)
     app.enqueue_many([EnqueueRequest(task="stress.noop", company="B")] * 10)
@@ -45,11 +45,11 @@ def test_a_backlog_in_one_company_does_not_starve_another(app: Longops, db_url: 
     workers = [start_worker(db_url, "unused", concurrency=4) for _ in range(2)]
     try:
         wait_for(
-            lambda: len(app.service.list_sessions(active_only=True)) == 2,
+            lambda: len(app.sessions.list_sessions(active_only=True)) == 2,
             timeout=60,
             what="both worker sessions",
         )
-        app.service.resume_queue("default")
+        app.companies.resume_queue("default")
         wait_for(
             lambda: app.service.count_operations("B")[Status.FINISHED] == 10,
             timeout=120,
@@ -71,14 +71,14 @@ def test_a_worker_serves_only_its_companies(app: Longops, db_url: str) -> None:
     worker = start_worker(db_url, "unused", concurrency=2, extra=("--company", "B"))
     try:
         wait_for(
-            lambda: app.service.list_sessions(active_only=True), timeout=60, what="the session"
+            lambda: app.sessions.list_sessions(active_only=True), timeout=60, what="the session"
         )
         wait_for(
             lambda: app.service.count_operations("B")[Status.FINISHED] == len(b),
             timeout=60,
             what="B's operations finished",
         )
-        [session] = app.service.list_sessions(active_only=True)
+        [session] = app.sessions.list_sessions(active_only=True)
         assert session.companies == ("B",)
     finally:
         assert stop_workers([worker]) == [0]

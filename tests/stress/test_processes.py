@@ -151,7 +151,7 @@ def test_killed_worker_operation_runs_again_elsewhere_and_late_writes_are_fenced
 def test_category_limit_holds_across_workers_and_order_is_priority_then_fifo(
     app: Longops, db_url: str, marks_url: str, limit: int
 ) -> None:
-    app.service.set_category("default", "POSTING", max_concurrent=limit)
+    app.companies.set_category("default", "POSTING", max_concurrent=limit)
     priorities = [Priority.LOW, Priority.NORMAL, Priority.HIGH, Priority.NORMAL, Priority.LOW]
     ids = app.enqueue_many(
         [

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from longops.domain.status import ACTIONS, TRANSITIONS, Status
+from longops.domain.status import ACTIONS, TRANSITIONS, Status, StatusReason
 from longops.store.migrate import load_migrations
 
 ROOT = Path(__file__).parents[2]
@@ -34,6 +34,26 @@ def test_database_outcome_check_matches_python(dialect: str) -> None:
     assert _check_values(schema, "attempt_outcome") == {o.value for o in Outcome}
     assert _check_values(schema, "session_state") == {s.value for s in SessionState}
     assert _check_values(schema, "session_event_type") == {e.value for e in SessionEventType}
+
+
+def _trigger_values(sql: str, column: str) -> list[set[str]]:
+    found = re.findall(rf"WHEN NEW\.{column} NOT IN \(([^)]*)\)", sql)
+    return [{v.strip().strip("'") for v in values.split(",")} for values in found]
+
+
+def test_database_status_reason_check_matches_python() -> None:
+    reasons = {r.value for r in StatusReason}
+    postgres = "\n".join(m.sql for m in load_migrations("postgres"))
+    assert _check_values(postgres, "operation_status_reason") == reasons
+    # SQLite holds the same rule in its insert and update triggers.
+    sqlite = "\n".join(m.sql for m in load_migrations("sqlite"))
+    assert _trigger_values(sqlite, "status_reason") == [reasons, reasons]
+
+
+def test_documented_status_reasons_match_python() -> None:
+    text = (ROOT / "docs" / "status.md").read_text()
+    documented = set(re.findall(r"^\| `([a-z_]+)` \| reason \|", text, flags=re.MULTILINE))
+    assert documented == {r.value for r in StatusReason}
 
 
 def test_documented_diagram_matches_transition_table() -> None:

@@ -24,7 +24,7 @@ def test_admins_edit_categories_and_others_only_read_them(app: Longops, browser:
     assert "<input" not in page.split("<main")[1]
     refused = alice.post("/c/CRONUS/categories", {"code": "POSTING", "max_concurrent": "5"})
     assert refused.status_code == 403
-    assert app.service.list_categories("CRONUS")[0].max_concurrent == 1
+    assert app.companies.list_categories("CRONUS")[0].max_concurrent == 1
 
     admin = browser("admin")
     page = admin.get("/c/CRONUS/categories").text
@@ -37,10 +37,10 @@ def test_admins_edit_categories_and_others_only_read_them(app: Longops, browser:
         {"code": "POSTING", "description": "Posting", "max_concurrent": "5", "paused": "1"},
     )
     assert saved.status_code == 303
-    [cat] = app.service.list_categories("CRONUS")
+    [cat] = app.companies.list_categories("CRONUS")
     assert (cat.max_concurrent, cat.paused) == (5, True)
     admin.post("/c/CRONUS/categories", {"code": "EXPORTS", "max_concurrent": "2"})
-    assert {c.code for c in app.service.list_categories("CRONUS")} == {"POSTING", "EXPORTS"}
+    assert {c.code for c in app.companies.list_categories("CRONUS")} == {"POSTING", "EXPORTS"}
     bad = admin.post("/c/CRONUS/categories", {"code": "X", "max_concurrent": "0"})
     assert bad.status_code == 400
     assert "max_concurrent" in bad.text
@@ -59,7 +59,7 @@ def test_super_users_see_and_drain_sessions(app: Longops, browser: Make) -> None
     assert f'<tr data-session-id="{runner.session_id}">' in page
     assert ">Drain</button>" in page
     assert root.post(url).status_code == 303
-    [session] = [s for s in app.service.list_sessions() if s.id == runner.session_id]
+    [session] = [s for s in app.sessions.list_sessions() if s.id == runner.session_id]
     assert session.state is SessionState.DRAINING
     assert root.post("/c/CRONUS/sessions/not-a-session/drain").status_code == 404
 

@@ -245,7 +245,7 @@ async def company_of(view: ActorView, company: str) -> str:
         return company
     known = _KNOWN.setdefault(view.app, set())
     if company not in known:
-        names = {c.name for c in await call(view.service.list_companies)}
+        names = {c.name for c in await call(view.companies.list_companies)}
         known.update(names)
         if company not in names:
             raise ApiError(404, "CompanyNotFound", f"company {company} not found")

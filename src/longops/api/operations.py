@@ -52,11 +52,11 @@ from longops.api.models import (
 from longops.api.representation import AZURE_STATUSES, attempt_json, event_json, represent
 from longops.api.responses import JSONResponse
 from longops.app import ActorView
-from longops.core.service import EnqueueRequest
+from longops.core.enqueue import EnqueueRequest
 from longops.domain.errors import LongopsError, ValidationError
+from longops.domain.filters import OperationFilter
 from longops.domain.operation import Operation
 from longops.domain.status import Status
-from longops.store.base import OperationQuery
 
 T = TypeVar("T")
 
@@ -164,7 +164,7 @@ def _found_and_presented(
 
 
 def _listed_and_presented(
-    view: ActorView, query: OperationQuery, page_size: int
+    view: ActorView, query: OperationFilter, page_size: int
 ) -> tuple[list[Operation], list[dict[str, Any]]]:
     """A page's read and its representation in one trip to a thread."""
     ops = view.service.list_operations(query)
@@ -219,7 +219,6 @@ def prefer_wait(prefer: str | None) -> float | None:
 
 
 # -- enqueue ------------------------------------------------------------------------------------
-CLIENT_KEY = re.compile(CLIENT_KEY_PATTERN)
 KEY_NAMESPACE = uuid.UUID("5d0a8f3e-2c1b-4e7a-9f6d-8b3c2a1e0f47")
 """Where the ids of opaque client keys come from (UUIDv5): fixed, so a key names the same
 operation on every server."""
@@ -434,7 +433,7 @@ def _statuses(values: list[str]) -> tuple[Status, ...]:
     return tuple(dict.fromkeys(out))
 
 
-def build_query(company: str, params: dict[str, Any]) -> OperationQuery:
+def build_query(company: str, params: dict[str, Any]) -> OperationFilter:
     """The list's filter from its query parameters (also the body of a batch by filter)."""
     order = (params.get("orderBy") or "createTime desc").strip()
     if order not in ("createTime desc", "createTime", "createTime asc", "entryNo", "entryNo desc"):
@@ -449,7 +448,7 @@ def build_query(company: str, params: dict[str, Any]) -> OperationQuery:
     if isinstance(raw_status, str):
         raw_status = [raw_status]
     try:
-        return OperationQuery(
+        return OperationFilter(
             company=company,
             statuses=_statuses(list(raw_status)),
             task=params.get("task"),

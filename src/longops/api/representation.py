@@ -19,7 +19,7 @@ from typing import Any
 
 from longops.domain.operation import Attempt, Operation, OperationEvent
 from longops.domain.progress import Progress
-from longops.domain.status import Status
+from longops.domain.status import Status, StatusReason
 from longops.domain.waiting import WaitReason
 
 METADATA_TYPE = "type.longops.dev/longops.v1.OperationMetadata"
@@ -89,7 +89,7 @@ def state(op: Operation, now: datetime) -> str:
     if op.status is Status.IN_PROCESS:
         return "CANCELLING" if op.cancel_request is not None else "RUNNING"
     if op.status is Status.READY:
-        if op.status_reason == "retry":
+        if op.status_reason is StatusReason.RETRY:
             return "RETRYING"
         return "SCHEDULED" if op.earliest_start_at > now else "QUEUED"
     return {
@@ -101,7 +101,7 @@ def state(op: Operation, now: datetime) -> str:
 
 
 def azure_status(op: Operation) -> str:
-    if op.status is Status.READY and op.status_reason == "retry":
+    if op.status is Status.READY and op.status_reason is StatusReason.RETRY:
         return "Running"
     return AZURE_STATUS[op.status]
 
@@ -135,7 +135,7 @@ def _error(op: Operation) -> dict[str, Any] | None:
             "rpcCode": 1,
         }
     if op.status is Status.ERROR:
-        timeout = op.status_reason == "timeout"
+        timeout = op.status_reason is StatusReason.TIMEOUT
         return {
             "code": "DeadlineExceeded" if timeout else "Internal",
             "message": op.last_error or "failed",
@@ -168,7 +168,7 @@ def represent(
     if op.status is Status.FINISHED:
         percent = 100.0
     partial = []
-    if op.status is Status.READY and op.status_reason == "retry" and op.last_error:
+    if op.status is Status.READY and op.status_reason is StatusReason.RETRY and op.last_error:
         partial.append({"code": "Internal", "message": op.last_error, "rpcCode": 13})
     metadata: dict[str, Any] = {
         "@type": METADATA_TYPE,

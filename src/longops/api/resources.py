@@ -42,10 +42,10 @@ from longops.api.models import (
 )
 from longops.api.operations import ERRORS
 from longops.app import ActorView
+from longops.core.tasks import TaskDef
 from longops.domain.errors import NotFound, ValidationError
 from longops.domain.operation import Category
 from longops.domain.security import PermissionSet
-from longops.worker.registry import TaskDef
 
 router = APIRouter(tags=["resources"])
 
@@ -70,7 +70,7 @@ def category_json(c: Category) -> dict[str, Any]:
 )
 async def list_categories(company: NamePath, view: Caller) -> Response:
     await company_of(view, company)
-    found = await call(view.service.list_categories, company)
+    found = await call(view.companies.list_categories, company)
     return JSONResponse({"categories": [category_json(c) for c in found]})
 
 
@@ -85,7 +85,7 @@ async def list_categories(company: NamePath, view: Caller) -> Response:
 async def create_category(company: NamePath, body: CategoryBody, view: Caller) -> Response:
     await company_of(view, company)
     made = await call(
-        view.service.set_category,
+        view.companies.set_category,
         company,
         body.code,
         max_concurrent=body.maxConcurrent,
@@ -95,7 +95,7 @@ async def create_category(company: NamePath, body: CategoryBody, view: Caller) -
 
 
 async def _category(view: ActorView, company: str, code: str) -> Category:
-    found: list[Category] = await call(view.service.list_categories, company)
+    found: list[Category] = await call(view.companies.list_categories, company)
     for c in found:
         if c.code == code:
             return c
@@ -115,7 +115,7 @@ async def patch_category(
     await company_of(view, company)
     current = await _category(view, company, code)
     made = await call(
-        view.service.set_category,
+        view.companies.set_category,
         company,
         code,
         max_concurrent=body.maxConcurrent or current.max_concurrent,
@@ -130,7 +130,7 @@ def _pause(paused: bool) -> Any:
         await company_of(view, company)
         current = await _category(view, company, code)
         made = await call(
-            view.service.set_category,
+            view.companies.set_category,
             company,
             code,
             max_concurrent=current.max_concurrent,
@@ -192,14 +192,14 @@ async def list_tasks(company: NamePath, request: Request, view: Caller) -> Respo
     summary="Paused queues",
 )
 async def list_queues(view: Caller) -> Response:
-    paused = await call(view.service.paused_queues)
+    paused = await call(view.companies.paused_queues)
     return JSONResponse({"paused": sorted(paused)})
 
 
 def _queue(paused: bool) -> Any:
     async def run(queue: NamePath, view: Caller) -> Response:
-        await call(view.service.pause_queue if paused else view.service.resume_queue, queue)
-        now = await call(view.service.paused_queues)
+        await call(view.companies.pause_queue if paused else view.companies.resume_queue, queue)
+        now = await call(view.companies.paused_queues)
         return JSONResponse({"paused": sorted(now)})
 
     return run
@@ -228,7 +228,7 @@ for _verb, _paused in (("pause", True), ("resume", False)):
 async def list_sessions(
     view: Caller, active: Annotated[bool, Query(description="Only live sessions.")] = False
 ) -> Response:
-    found = await call(view.service.list_sessions, active_only=active)
+    found = await call(view.sessions.list_sessions, active_only=active)
     return JSONResponse({"sessions": [s.to_json() for s in found]})
 
 
@@ -245,7 +245,7 @@ async def drain_session(session_id: UuidPath, view: Caller) -> Response:
         sid = uuid.UUID(session_id)
     except ValueError:
         raise ApiError(404, "SessionNotFound", f"session {session_id} not found") from None
-    drained = await call(view.service.drain_session, sid)
+    drained = await call(view.sessions.drain_session, sid)
     return JSONResponse(drained.to_json(), status_code=202)
 
 
@@ -481,5 +481,5 @@ __all__ = ["NotFound", "router"]
 )
 async def metrics(view: Caller) -> Response:
     """Prometheus text format (docs/telemetry.md); scrape with a SUPER bearer token."""
-    text = await call(view.service.fleet_metrics)
+    text = await call(view.sessions.fleet_metrics)
     return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -36,8 +36,8 @@ from longops.api.errors import ApiError
 from longops.api.representation import camel, operation_name
 from longops.app import ActorView
 from longops.core.streams import Created, Item
+from longops.domain.filters import OperationFilter
 from longops.domain.operation import EventType, Operation, OperationEvent
-from longops.store.base import OperationQuery
 
 KEEP_ALIVE = 15.0
 RETRY_MS = 2000
@@ -329,7 +329,7 @@ async def company_stream(
             while entry_mark < entry_top:
                 created = await call(
                     view.service.list_operations,
-                    OperationQuery(company=company, after_entry_no=entry_mark, limit=500),
+                    OperationFilter(company=company, after_entry_no=entry_mark, limit=500),
                 )
                 created = [op for op in created if op.entry_no <= entry_top]
                 if not created:

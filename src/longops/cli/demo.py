@@ -21,14 +21,14 @@ from rich.table import Table
 from rich.text import Text
 
 from longops.cli.render import operations_table
-from longops.core.service import EnqueueRequest
+from longops.core.enqueue import EnqueueRequest
 from longops.demo.app import app, seed_demo
+from longops.domain.filters import OperationFilter
 from longops.domain.operation import Operation, Priority
 from longops.domain.progress import Progress
 from longops.domain.recurrence import Recurrence
 from longops.domain.status import Status
 from longops.domain.waiting import WaitReason
-from longops.store.base import OperationQuery
 
 
 @contextlib.contextmanager
@@ -108,7 +108,9 @@ def _terminal_demo(console: Console, *, seconds: float, database_url: str) -> in
     app.database_url = database_url
     app.migrate()
     service = app.service
-    service.set_category("default", "POSTING", max_concurrent=1, description="Invoice posting")
+    app.companies.set_category(
+        "default", "POSTING", max_concurrent=1, description="Invoice posting"
+    )
 
     console.print(f"[bold]longops demo[/] on {database_url}")
     for request in terminal_requests():
@@ -118,7 +120,7 @@ def _terminal_demo(console: Console, *, seconds: float, database_url: str) -> in
     worker.start()
 
     deadline = time.monotonic() + seconds
-    query = OperationQuery(limit=100)
+    query = OperationFilter(limit=100)
     ops = service.list_operations(query)
     try:
         if console.is_terminal:

@@ -40,18 +40,23 @@ from longops.cli.render import (
     status_label,
     when,
 )
+from longops.core.enqueue import EnqueueRequest
 from longops.core.security import DEFAULT_TOKEN_LIFETIME
-from longops.core.service import EnqueueRequest
 from longops.domain.classification import LOGGED_BY_DEFAULT, DataClass
 from longops.domain.errors import LongopsError, ValidationError
+from longops.domain.filters import OperationFilter
 from longops.domain.security import Actor, FrontEnd, PermissionSet
 from longops.domain.status import Status
-from longops.store.base import OperationQuery
+from longops.hosting import (
+    EXIT_MEMORY,
+    HEARTBEAT_INTERVAL,
+    RESCUER_INTERVAL,
+    SESSION_TIMEOUT,
+    parse_size,
+    redact_logs,
+    run_worker,
+)
 from longops.telemetry.events import console_level
-from longops.worker.health import HealthServer
-from longops.worker.logs import RedactingFilter
-from longops.worker.memory import EXIT_MEMORY, parse_size
-from longops.worker.session import HEARTBEAT_INTERVAL, RESCUER_INTERVAL, SESSION_TIMEOUT
 
 ROOT_HELP = (
     "Track long-running operations: run workers, enqueue work, watch and act on it.\n\n"
@@ -279,8 +284,7 @@ def worker(
         level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", stream=sys.stderr
     )
     console_level(level)  # per-operation events on the console only with --log-level debug
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RedactingFilter(classes))
+    redact_logs(classes)
     app = state.app
     if pool_size is not None:
         app.configure_store(pool_size=pool_size)
@@ -308,21 +312,7 @@ def worker(
         f"longops worker {w.session_id} serving {', '.join(w.options.queues)} "
         f"({served}) with {concurrency} slots on {app.store.dialect}"
     )
-    server = None
-    if health_port:
-        try:
-            server = HealthServer(w.health, host=health_host, port=health_port)
-        except OSError as exc:
-            raise LongopsError(
-                f"--health-port {health_port}: cannot listen on {health_host}: {exc}"
-            ) from exc
-    if server is not None:
-        server.start()
-    try:
-        code = w.run()
-    finally:
-        if server is not None:
-            server.close()
+    code = run_worker(w, health_host=health_host, health_port=health_port)
     raise typer.Exit(code)
 
 
@@ -422,7 +412,7 @@ def ops_list(
     """List operations in entry order."""
     statuses = tuple(_status(s) for s in status or ())
     ops = state.front.service.list_operations(
-        OperationQuery(
+        OperationFilter(
             company=company,
             statuses=statuses,
             task=task,
@@ -689,7 +679,7 @@ def ops_remove_failed(company: CompanyOpt = None) -> None:
 @db_cli.command("upgrade")
 def db_upgrade() -> None:
     """Apply pending migrations."""
-    applied = state.front.service.migrate()
+    applied = state.front.schema.migrate()
     out.print(f"applied {', '.join(applied)}" if applied else "schema is up to date")
     if getattr(state.app.store, "row_level_security", False):
         out.print("row-level security: enabled and forced on the company-owned tables")
@@ -698,7 +688,7 @@ def db_upgrade() -> None:
 @db_cli.command("status")
 def db_status(as_json: JsonOpt = False) -> None:
     """Show each migration and whether it is applied (exit 1 unless all are)."""
-    states = state.front.service.migration_status()
+    states = state.front.schema.migration_status()
     if as_json:
         print_json(out, [{"version": s.version, "name": s.name, "state": s.state} for s in states])
     else:
@@ -713,7 +703,7 @@ def db_status(as_json: JsonOpt = False) -> None:
 @db_cli.command("sql")
 def db_sql() -> None:
     """Print the whole schema as SQL, for teams that apply schema with their own tool."""
-    out.file.write(state.front.service.migration_sql())
+    out.file.write(state.front.schema.migration_sql())
 
 
 # -- categories, queues, sessions ---------------------------------------------------------------
@@ -728,7 +718,7 @@ def categories_set(
     paused: Annotated[bool | None, typer.Option("--paused/--running")] = None,
 ) -> None:
     """Create or update a category: only what is given changes."""
-    c = state.front.service.set_category(
+    c = state.front.companies.set_category(
         _company(company),
         code,
         max_concurrent=max_concurrent,
@@ -741,7 +731,7 @@ def categories_set(
 @cat_cli.command("list")
 def categories_list(company: CompanyOpt = None, as_json: JsonOpt = False) -> None:
     """List a company's categories."""
-    cats = state.front.service.list_categories(_company(company))
+    cats = state.front.companies.list_categories(_company(company))
     if as_json:
         print_json(out, [_cat(c) for c in cats])
         return
@@ -764,21 +754,21 @@ def _cat(c: Any) -> dict[str, Any]:
 @queue_cli.command("pause")
 def queues_pause(name: str) -> None:
     """Stop workers from claiming a queue's operations."""
-    state.front.service.pause_queue(name)
+    state.front.companies.pause_queue(name)
     out.print(f"queue {name} paused")
 
 
 @queue_cli.command("resume")
 def queues_resume(name: str) -> None:
     """Let workers claim a queue's operations again."""
-    state.front.service.resume_queue(name)
+    state.front.companies.resume_queue(name)
     out.print(f"queue {name} resumed")
 
 
 @queue_cli.command("list")
 def queues_list(as_json: JsonOpt = False) -> None:
     """List paused queues (every other queue is being served)."""
-    paused = sorted(state.front.service.paused_queues())
+    paused = sorted(state.front.companies.paused_queues())
     if as_json:
         print_json(out, {"paused": paused})
         return
@@ -791,7 +781,7 @@ def sessions_list(
     as_json: JsonOpt = False,
 ) -> None:
     """List worker sessions, newest first."""
-    sessions = state.front.service.list_sessions(active_only=active)
+    sessions = state.front.sessions.list_sessions(active_only=active)
     if as_json:
         print_json(out, [s.to_json() for s in sessions])
         return
@@ -808,7 +798,7 @@ def sessions_events(
 ) -> None:
     """Session events (logon, logoff, lost, drain started), newest first."""
     sid = _session_id(session_id) if session_id else None
-    events = state.front.service.session_events(sid)
+    events = state.front.sessions.session_events(sid)
     if as_json:
         print_json(out, [e.to_json() for e in events])
         return
@@ -838,7 +828,7 @@ def companies_add(
     limit: int | EllipsisType | None = (
         None if no_limit else (... if max_in_process is None else max_in_process)
     )
-    c = state.front.service.add_company(
+    c = state.front.companies.add_company(
         name, display_name=display_name, time_zone=time_zone, max_in_process=limit
     )
     shown = "" if c.max_in_process is None else f", at most {c.max_in_process} in process"
@@ -848,14 +838,14 @@ def companies_add(
 @companies_cli.command("disable")
 def companies_disable(name: str) -> None:
     """Disable a company: no new operations, and its ready ones wait until it is added again."""
-    c = state.front.service.disable_company(name)
+    c = state.front.companies.disable_company(name)
     out.print(f"company {c.name} disabled")
 
 
 @companies_cli.command("list")
 def companies_list(as_json: JsonOpt = False) -> None:
     """List the companies the actor holds a permission set in (SUPER: all)."""
-    companies = state.front.service.list_companies()
+    companies = state.front.companies.list_companies()
     if as_json:
         print_json(out, [c.to_json() for c in companies])
         return

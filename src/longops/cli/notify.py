@@ -330,7 +330,7 @@ def deliver(
     backoff: Annotated[float, typer.Option(help="First retry delay, seconds (doubles).")] = 10.0,
 ) -> None:
     """Send notifications (workers do too; any number of processes may), until SIGTERM."""
-    _ctx.state.front.service.check_worker(None)  # as running a worker: SUPER
+    _ctx.state.front.sessions.check_worker(None)  # as running a worker: SUPER
     service = _ctx.state.app.delivery_service(
         interval=timedelta(seconds=interval),
         lease=timedelta(seconds=lease),

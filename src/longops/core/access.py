@@ -1,16 +1,18 @@
-"""The enforcement point: every core method runs for an actor, under the permission table.
+"""The enforcement point: every core service acts for one actor, under the permission table.
 
-``ActorBound`` is the base of the core services: a service may be bound to a default actor
-(``as_actor``), and every public method also takes ``actor=``. ``acting`` resolves the actor
-and scopes the store to the actor's companies for the method's transactions (row-level
-security on PostgreSQL, when on). ``require`` turns ``domain.security.decide`` into the
-errors people see: ``PermissionDenied``, or the same ``NotFound`` a missing target gives.
+``ActorBound`` is the base of the core services: a service is made for an actor and
+``as_actor`` gives the same service (sharing its caches) for another, so a method never
+asks who is calling. ``acting`` scopes the store to the bound actor's companies for the
+method's transactions (row-level security on PostgreSQL, when on). ``require`` turns
+``domain.security.decide`` into the errors people see: ``PermissionDenied``, or the same
+``NotFound`` a missing target gives.
 
 Example::
 
-    service = OperationService(store, registry, clock).as_actor(Actor.local())
-    service.hold(op_id)                                  # as the bound actor
-    service.hold(op_id, actor=Actor.for_user("alice", [("CRONUS", PermissionSet.USER)]))
+    service = OperationService(store, registry, clock, actor=Actor.local())
+    service.hold(op_id)                                  # as the local super actor
+    alice = service.as_actor(Actor.for_user("alice", [("CRONUS", PermissionSet.USER)]))
+    alice.hold(op_id)                                    # as alice
 """
 
 from __future__ import annotations
@@ -18,11 +20,20 @@ from __future__ import annotations
 import copy
 import functools
 from collections.abc import Callable, Mapping
-from typing import Any, Concatenate, ParamSpec, TypeVar, cast
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from longops.domain.clock import Clock
-from longops.domain.errors import ConfigurationError, PermissionDenied
-from longops.domain.security import PERMISSIONS, Actor, PermissionSet, Reach, Verdict, decide
+from longops.domain.errors import PermissionDenied, ValidationError
+from longops.domain.operation import _check_name
+from longops.domain.security import (
+    PERMISSIONS,
+    Action,
+    Actor,
+    PermissionSet,
+    Reach,
+    Verdict,
+    decide,
+)
 from longops.domain.users import AuditEntry
 from longops.store.base import Store
 
@@ -32,14 +43,14 @@ B = TypeVar("B", bound="ActorBound")
 
 
 class ActorBound:
-    """A core service that acts for an actor: its bound one, or the one a call names."""
+    """A core service bound to the actor it acts for."""
 
     store: Store
     clock: Clock
-    actor: Actor | None = None
+    actor: Actor
 
     def as_actor(self: B, actor: Actor) -> B:
-        """The same service (sharing its caches), acting for ``actor`` by default.
+        """The same service (sharing its caches), acting for ``actor``.
 
         Example::
 
@@ -49,15 +60,7 @@ class ActorBound:
         bound.actor = actor
         return bound
 
-    def _who(self, actor: Actor | None) -> Actor:
-        who = actor if actor is not None else self.actor
-        if who is None:
-            raise ConfigurationError(
-                "no actor: pass actor=... or use a service bound with as_actor(...)"
-            )
-        return who
-
-    def _entry(
+    def _audit_entry(
         self,
         actor: Actor,
         action: str,
@@ -65,6 +68,8 @@ class ActorBound:
         company: str | None,
         details: Mapping[str, Any] | None = None,
     ) -> AuditEntry:
+        """The audit log's record of ``actor`` doing ``action`` now (written by the store in
+        the same transaction as the change)."""
         return AuditEntry(
             at=self.clock.now(),
             actor=actor.user,
@@ -77,13 +82,11 @@ class ActorBound:
 
 
 def acting(fn: Callable[Concatenate[B, P], R]) -> Callable[Concatenate[B, P], R]:
-    """Run a core method for its resolved actor, with the store scoped to that actor."""
+    """Run a core method with the store scoped to the service's actor."""
 
     @functools.wraps(fn)
     def run(self: B, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        actor = self._who(cast("Actor | None", kwargs.get("actor")))
-        kwargs["actor"] = actor
-        with self.store.scope(actor.scope()):
+        with self.store.scope(self.actor.scope()):
             return fn(self, *args, **kwargs)
 
     return run
@@ -91,7 +94,7 @@ def acting(fn: Callable[Concatenate[B, P], R]) -> Callable[Concatenate[B, P], R]
 
 def require(
     actor: Actor,
-    action: str,
+    action: Action,
     *,
     target: str,
     company: str | None = None,
@@ -109,7 +112,25 @@ def require(
     raise PermissionDenied(actor.name, what, target, _why(actor, action, company))
 
 
-def _why(actor: Actor, action: str, company: str | None) -> str:
+def require_in(actor: Actor, action: Action, company: str) -> None:
+    """A company-wide action: refused, or (company unseen) the error of a missing company."""
+    _check_name("company", company)
+    require(
+        actor,
+        action,
+        target=f"company {company}",
+        company=company,
+        hidden=lambda: no_company(company),
+    )
+
+
+def no_company(company: str) -> ValidationError:
+    """The error of a company that does not exist, and of one the actor cannot see: the
+    same words, so that nobody learns which companies exist by asking."""
+    return ValidationError("company", "must be an existing company", company)
+
+
+def _why(actor: Actor, action: Action, company: str | None) -> str:
     rule = PERMISSIONS[action]
     sets = [s for s, reach in rule.cells.items() if reach is Reach.ALL]
     # SUPER is global: it is named apart from the sets held in a company.

@@ -7,7 +7,7 @@ the store and is never returned, logged or repeated in an error: people see its 
 
 Example::
 
-    setup = NotificationSetupService(store, clock, secret_key=key).as_actor(Actor.local())
+    setup = NotificationSetupService(store, clock, actor=Actor.local(), secret_key=key)
     setup.add_channel("CRONUS", "ops", "json://127.0.0.1:8080/hook")
     setup.add_rule("CRONUS", "failures", on="failed", to=["channel:ops", "admins"])
     setup.add_admin("CRONUS", "ann")
@@ -18,7 +18,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from longops.core.access import ActorBound, acting, require
+from longops.core.access import ActorBound, acting, require, require_in
 from longops.domain.clock import Clock
 from longops.domain.errors import NotFound, ValidationError
 from longops.domain.notify import (
@@ -33,7 +33,8 @@ from longops.domain.notify import (
     parse_recipient,
     url_schema,
 )
-from longops.domain.security import Actor
+from longops.domain.read_models import Notification
+from longops.domain.security import Action, Actor
 from longops.notify import channels
 from longops.notify.secrets import SecretBox
 from longops.store.base import Store
@@ -45,18 +46,20 @@ class NotificationSetupService(ActorBound):
         store: Store,
         clock: Clock,
         *,
+        actor: Actor,
         secret_key: str | None = None,
         previous_keys: Sequence[str] = (),
     ) -> None:
         self.store = store
         self.clock = clock
+        self.actor = actor
         self.secret_key = secret_key
         self.previous_keys = tuple(previous_keys)
 
     def _box(self) -> SecretBox:
         return SecretBox(self.secret_key, self.previous_keys)
 
-    def _company(self, actor: Actor, action: str, company: str) -> None:
+    def _company(self, actor: Actor, action: Action, company: str) -> None:
         check_name("company", company)
         require(
             actor,
@@ -83,7 +86,6 @@ class NotificationSetupService(ActorBound):
         user: str | None = None,
         enabled: bool = True,
         threshold: float | None = None,
-        actor: Actor | None = None,
     ) -> Rule:
         """Add a rule, or replace the one of that name: on ``on`` (succeeded, failed,
         attempt_failed, cancelled, stalled, running_long, waiting_long, milestone), for
@@ -95,8 +97,8 @@ class NotificationSetupService(ActorBound):
 
             setup.add_rule("CRONUS", "ops", on="failed", to=["channel:ops"], task="post")
         """
-        who = self._who(actor)
-        self._company(who, "set_notification_setup", company)
+        who = self.actor
+        self._company(who, Action.SET_NOTIFICATION_SETUP, company)
         check_name("name", name)
         event = Event.parse(on)
         if isinstance(to, str) or not to:
@@ -126,29 +128,27 @@ class NotificationSetupService(ActorBound):
             threshold,
         )
         details = {"on": event.value, "to": list(recipients), "enabled": enabled}
-        audit = self._entry(who, "set_notification_rule", f"rule {name}", company, details)
+        audit = self._audit_entry(who, "set_notification_rule", f"rule {name}", company, details)
         return self.store.upsert_notify_rule(rule, audit=audit)
 
     @acting
-    def remove_rule(self, company: str, name: str, *, actor: Actor | None = None) -> None:
+    def remove_rule(self, company: str, name: str) -> None:
         """Remove a rule (the default one too: then failures notify nobody outside the
         operation's own user's inbox)."""
-        who = self._who(actor)
-        self._company(who, "set_notification_setup", company)
-        audit = self._entry(who, "remove_notification_rule", f"rule {name}", company)
+        who = self.actor
+        self._company(who, Action.SET_NOTIFICATION_SETUP, company)
+        audit = self._audit_entry(who, "remove_notification_rule", f"rule {name}", company)
         if not self.store.delete_notify_rule(company, name, audit=audit):
             raise NotFound("notification rule", name)
 
     @acting
-    def list_rules(self, company: str, *, actor: Actor | None = None) -> list[Rule]:
-        self._company(self._who(actor), "list_notification_setup", company)
+    def list_rules(self, company: str) -> list[Rule]:
+        self._company(self.actor, Action.LIST_NOTIFICATION_SETUP, company)
         return self.store.list_notify_rules(company)
 
     # -- a person's preferences ----------------------------------------------------------
     @acting
-    def mute_rule(
-        self, company: str, rule: str, *, muted: bool = True, actor: Actor | None = None
-    ) -> None:
+    def mute_rule(self, company: str, rule: str, *, muted: bool = True) -> None:
         """Stop (or, ``muted=False``, start again) in-app notifications from ``rule`` for
         the actor (Business Central's "Don't show again", per rule). Notifications of the
         actor's own operations' endings still arrive.
@@ -157,26 +157,26 @@ class NotificationSetupService(ActorBound):
 
             app.as_user("ann").notification_setup.mute_rule("CRONUS", "default")
         """
-        who = self._who(actor)
-        self._company(who, "set_notification_preferences", company)
+        who = self.actor
+        self._company(who, Action.SET_NOTIFICATION_PREFERENCES, company)
         if who.user is None:
             raise ValidationError("user", "a preference is a person's: act as a user")
         if rule not in {r.name for r in self.store.list_notify_rules(company)}:
             raise NotFound("notification rule", rule)
         action = "mute_notification_rule" if muted else "unmute_notification_rule"
-        audit = self._entry(who, action, f"rule {rule}", company)
+        audit = self._audit_entry(who, action, f"rule {rule}", company)
         self.store.set_notify_mute(company, who.user, rule, muted, audit=audit)
 
     @acting
-    def muted_rules(self, company: str, *, actor: Actor | None = None) -> list[str]:
+    def muted_rules(self, company: str) -> list[str]:
         """The rules the actor muted in ``company``."""
-        who = self._who(actor)
-        self._company(who, "list_notifications", company)
+        who = self.actor
+        self._company(who, Action.LIST_NOTIFICATIONS, company)
         mutes = self.store.list_notify_mutes(company)
         return sorted(rule for user, rule in mutes if user == who.user)
 
     @acting
-    def my_rules(self, company: str, *, actor: Actor | None = None) -> list[tuple[Rule, bool]]:
+    def my_rules(self, company: str) -> list[tuple[Rule, bool]]:
         """The company's rules as a person sees them to choose what to hear: each with
         whether the actor muted it (the preferences page; no admin permission needed).
 
@@ -184,42 +184,42 @@ class NotificationSetupService(ActorBound):
 
             [(r.name, muted) for r, muted in setup.my_rules("CRONUS")]   # [('default', False)]
         """
-        who = self._who(actor)
-        self._company(who, "list_notifications", company)
+        who = self.actor
+        self._company(who, Action.LIST_NOTIFICATIONS, company)
         mutes = self.store.list_notify_mutes(company)
         return [(r, (who.user, r.name) in mutes) for r in self.store.list_notify_rules(company)]
 
     @acting
-    def has_email_channel(self, company: str, *, actor: Actor | None = None) -> bool:
+    def has_email_channel(self, company: str) -> bool:
         """True when the company has a channel for people's own email (any member may ask:
         the preferences page says whether "also email" can work)."""
-        self._company(self._who(actor), "list_notifications", company)
+        self._company(self.actor, Action.LIST_NOTIFICATIONS, company)
         return self.store.personal_email_channel(company) is not None
 
     # -- notified admins ------------------------------------------------------------------
     @acting
-    def add_admin(self, company: str, user: str, *, actor: Actor | None = None) -> None:
+    def add_admin(self, company: str, user: str) -> None:
         """Make ``user`` one of the company's notified admins (Business Central: Job Queue
         Notified Admin)."""
-        who = self._who(actor)
-        self._company(who, "set_notification_setup", company)
+        who = self.actor
+        self._company(who, Action.SET_NOTIFICATION_SETUP, company)
         check_name("user", user)
         if self.store.get_user(user) is None:
             raise ValidationError("user", "must be an existing user", user)
-        audit = self._entry(who, "add_notified_admin", f"user {user}", company)
+        audit = self._audit_entry(who, "add_notified_admin", f"user {user}", company)
         self.store.add_notified_admin(company, user, audit=audit)
 
     @acting
-    def remove_admin(self, company: str, user: str, *, actor: Actor | None = None) -> None:
-        who = self._who(actor)
-        self._company(who, "set_notification_setup", company)
-        audit = self._entry(who, "remove_notified_admin", f"user {user}", company)
+    def remove_admin(self, company: str, user: str) -> None:
+        who = self.actor
+        self._company(who, Action.SET_NOTIFICATION_SETUP, company)
+        audit = self._audit_entry(who, "remove_notified_admin", f"user {user}", company)
         if not self.store.remove_notified_admin(company, user, audit=audit):
             raise NotFound("notified admin", user)
 
     @acting
-    def list_admins(self, company: str, *, actor: Actor | None = None) -> list[str]:
-        self._company(self._who(actor), "list_notification_setup", company)
+    def list_admins(self, company: str) -> list[str]:
+        self._company(self.actor, Action.LIST_NOTIFICATION_SETUP, company)
         return self.store.list_notified_admins(company)
 
     # -- channels -------------------------------------------------------------------------
@@ -232,7 +232,6 @@ class NotificationSetupService(ActorBound):
         *,
         rate_limit: int | None = None,
         rate_window: int = 60,
-        actor: Actor | None = None,
     ) -> Channel:
         """Add a channel, or replace the one of that name: an Apprise URL (``mailtos://``,
         ``json://``, ``slack://``, ``msteams://``, ``ntfy://``…), stored encrypted. With
@@ -243,8 +242,8 @@ class NotificationSetupService(ActorBound):
 
             setup.add_channel("CRONUS", "mail", "mailtos://u:pw@smtp.example.com?to=ops@x.com")
         """
-        who = self._who(actor)
-        self._company(who, "set_notification_setup", company)
+        who = self.actor
+        self._company(who, Action.SET_NOTIFICATION_SETUP, company)
         check_name("name", name)
         if not isinstance(url, str):
             raise ValidationError("url", "must be an Apprise URL such as json://host/path")
@@ -264,13 +263,13 @@ class NotificationSetupService(ActorBound):
             company, name, mask_url(url), schema, self.clock.now(), rate_limit, rate_window
         )
         details = {"url": channel.url_masked, "rate_limit": rate_limit}
-        audit = self._entry(who, "set_notification_channel", f"channel {name}", company, details)
+        audit = self._audit_entry(
+            who, "set_notification_channel", f"channel {name}", company, details
+        )
         return self.store.upsert_notify_channel(channel, box.encrypt(url), audit=audit)
 
     @acting
-    def set_email_channel(
-        self, company: str, name: str | None, *, actor: Actor | None = None
-    ) -> None:
+    def set_email_channel(self, company: str, name: str | None) -> None:
         """Make the email channel ``name`` (``mailto://``, ``mailtos://``) the one that
         carries people's own email: those who chose "also email" get their notifications
         through it, addressed to them (its own ``to`` is replaced). ``None``: no channel,
@@ -280,8 +279,8 @@ class NotificationSetupService(ActorBound):
 
             setup.set_email_channel("CRONUS", "mail")
         """
-        who = self._who(actor)
-        self._company(who, "set_notification_setup", company)
+        who = self.actor
+        self._company(who, Action.SET_NOTIFICATION_SETUP, company)
         if name is not None:
             check_name("name", name)
             found = {c.name: c for c in self.store.list_notify_channels(company)}
@@ -291,40 +290,42 @@ class NotificationSetupService(ActorBound):
                 raise ValidationError(
                     "name", "must name an email channel (mailto:// or mailtos://)", name
                 )
-        audit = self._entry(who, "set_personal_email_channel", f"channel {name or '-'}", company)
+        audit = self._audit_entry(
+            who, "set_personal_email_channel", f"channel {name or '-'}", company
+        )
         if not self.store.set_personal_email_channel(company, name, audit=audit):
             raise NotFound("channel", str(name))
 
     @acting
-    def email_channel(self, company: str, *, actor: Actor | None = None) -> str | None:
+    def email_channel(self, company: str) -> str | None:
         """The company's channel for people's own email, if any."""
-        self._company(self._who(actor), "list_notification_setup", company)
+        self._company(self.actor, Action.LIST_NOTIFICATION_SETUP, company)
         return self.store.personal_email_channel(company)
 
     @acting
-    def remove_channel(self, company: str, name: str, *, actor: Actor | None = None) -> None:
-        who = self._who(actor)
-        self._company(who, "set_notification_setup", company)
-        audit = self._entry(who, "remove_notification_channel", f"channel {name}", company)
+    def remove_channel(self, company: str, name: str) -> None:
+        who = self.actor
+        self._company(who, Action.SET_NOTIFICATION_SETUP, company)
+        audit = self._audit_entry(who, "remove_notification_channel", f"channel {name}", company)
         if not self.store.delete_notify_channel(company, name, audit=audit):
             raise NotFound("channel", name)
 
     @acting
-    def list_channels(self, company: str, *, actor: Actor | None = None) -> list[Channel]:
+    def list_channels(self, company: str) -> list[Channel]:
         """The company's channels, masked."""
-        self._company(self._who(actor), "list_notification_setup", company)
+        self._company(self.actor, Action.LIST_NOTIFICATION_SETUP, company)
         return self.store.list_notify_channels(company)
 
     @acting
-    def test_channel(self, company: str, name: str, *, actor: Actor | None = None) -> str | None:
+    def test_channel(self, company: str, name: str) -> str | None:
         """Send a test message to a channel now; None when it went, else why not.
 
         Example::
 
             setup.test_channel("CRONUS", "ops")   # None
         """
-        who = self._who(actor)
-        self._company(who, "set_notification_setup", company)
+        who = self.actor
+        self._company(who, Action.SET_NOTIFICATION_SETUP, company)
         found = self.store.get_notify_channel_secret(company, name)
         if found is None:
             raise NotFound("channel", name)
@@ -337,7 +338,7 @@ class NotificationSetupService(ActorBound):
         error = channels.send(url, msg, idem_key=uuid.uuid4())
         details = {"sent": error is None, "error": error}
         self.store.record_audit(
-            self._entry(who, "test_notification_channel", f"channel {name}", company, details)
+            self._audit_entry(who, "test_notification_channel", f"channel {name}", company, details)
         )
         return error
 
@@ -349,11 +350,10 @@ class NotificationSetupService(ActorBound):
         *,
         status: str | None = None,
         limit: int = 100,
-        actor: Actor | None = None,
     ) -> list[Delivery]:
         """The company's deliveries, newest first (``status``: pending, sent, dead,
         digested)."""
-        self._company(self._who(actor), "list_notification_setup", company)
+        self._company(self.actor, Action.LIST_NOTIFICATION_SETUP, company)
         wanted = None
         if status is not None:
             try:
@@ -367,11 +367,11 @@ class NotificationSetupService(ActorBound):
         return self.store.list_deliveries(company, status=wanted, limit=limit)
 
     @acting
-    def retry_delivery(self, company: str, delivery_id: int, *, actor: Actor | None = None) -> None:
+    def retry_delivery(self, company: str, delivery_id: int) -> None:
         """Send a dead-lettered delivery again (its tries start over)."""
-        who = self._who(actor)
-        self._company(who, "set_notification_setup", company)
-        audit = self._entry(who, "retry_delivery", f"delivery {delivery_id}", company)
+        who = self.actor
+        self._company(who, Action.SET_NOTIFICATION_SETUP, company)
+        audit = self._audit_entry(who, "retry_delivery", f"delivery {delivery_id}", company)
         if not self.store.retry_delivery(company, delivery_id, self.clock.now(), audit=audit):
             raise NotFound("dead delivery", delivery_id)
 
@@ -391,3 +391,77 @@ def _threshold(event: Event, value: float | None) -> float | None:
     elif value is not None:
         raise ValidationError("threshold", f"means nothing for {event.value}", value)
     return None if value is None else float(value)
+
+
+class InboxService(ActorBound):
+    """A person's own notifications (the pages' inbox and toasts), for the bound actor.
+
+    Example::
+
+        inbox = InboxService(store, clock, actor=alice)
+        inbox.unread_notifications("CRONUS")
+    """
+
+    def __init__(self, store: Store, clock: Clock, *, actor: Actor) -> None:
+        self.store = store
+        self.clock = clock
+        self.actor = actor
+
+    @acting
+    def notifications(
+        self,
+        company: str,
+        *,
+        unread_only: bool = False,
+        limit: int = 50,
+        before_id: int | None = None,
+    ) -> list[Notification]:
+        """The actor's own notifications in the company, newest first (page on with
+        ``before_id``); none for an actor without a user name.
+
+        Example::
+
+            for n in inbox.as_actor(alice).notifications("CRONUS", unread_only=True):
+                print(n.kind.caption, n.title)
+        """
+        who = self.actor
+        require_in(who, Action.LIST_NOTIFICATIONS, company)
+        if isinstance(limit, bool) or not 1 <= limit <= 1000:
+            raise ValidationError("limit", "must be between 1 and 1000", limit)
+        if who.user is None:
+            return []
+        return self.store.list_notifications(
+            company, who.user, unread_only=unread_only, limit=limit, before_id=before_id
+        )
+
+    @acting
+    def unread_notifications(self, company: str) -> int:
+        """How many of the actor's notifications in the company are unread."""
+        who = self.actor
+        require_in(who, Action.LIST_NOTIFICATIONS, company)
+        if who.user is None:
+            return 0
+        return self.store.count_unread_notifications(company, who.user)
+
+    @acting
+    def mark_notifications_read(
+        self,
+        company: str,
+        ids: Sequence[int] | None = None,
+    ) -> int:
+        """Mark the actor's unread notifications read: those of ``ids``, or all (None).
+        Returns how many changed; ids of other users' notifications change nothing.
+
+        Example::
+
+            inbox.as_actor(alice).mark_notifications_read("CRONUS", None)   # all
+        """
+        who = self.actor
+        require_in(who, Action.MARK_NOTIFICATIONS_READ, company)
+        if ids is not None:
+            ids = list(ids)
+            if len(ids) > 1000 or any(isinstance(i, bool) or not isinstance(i, int) for i in ids):
+                raise ValidationError("ids", "must be at most 1000 notification ids", ids[:5])
+        if who.user is None:
+            return 0
+        return self.store.mark_notifications_read(company, who.user, ids, self.clock.now())

@@ -10,7 +10,7 @@ every use reads the user's state with the token.
 
 Example::
 
-    security = SecurityService(store, SystemClock()).as_actor(Actor.local())
+    security = SecurityService(store, SystemClock(), actor=Actor.local())
     security.add_user("alice", grants=[("CRONUS", PermissionSet.USER)], password="s3cret-pw")
     token, text = security.create_token("alice", name="ci")
     alice = security.authenticate_token(text)         # Actor for alice, front end "api"
@@ -33,6 +33,7 @@ from longops.domain.clock import Clock
 from longops.domain.errors import NotFound, PermissionDenied, ValidationError
 from longops.domain.operation import _check_name
 from longops.domain.security import (
+    Action,
     Actor,
     FrontEnd,
     PermissionSet,
@@ -96,7 +97,7 @@ class SecurityService(ActorBound):
         store: Store,
         clock: Clock,
         *,
-        actor: Actor | None = None,
+        actor: Actor,
         hasher: PasswordHasher | None = None,
         guard: SignInGuard | None = None,
         pool: HashPool | None = None,
@@ -229,7 +230,7 @@ class SecurityService(ActorBound):
                 "lockout_seconds": int(self.guard.policy.lockout.total_seconds()),
             }
             who = Actor.local(front_end)
-            self.store.record_audit(self._entry(who, "sign_in_locked", target, None, details))
+            self.store.record_audit(self._audit_entry(who, "sign_in_locked", target, None, details))
 
     # -- the pages' sessions -----------------------------------------------------------------
     def start_session(
@@ -255,7 +256,7 @@ class SecurityService(ActorBound):
         text = new_session_text(session.id)
         who = Actor.for_user(user, front_end=front_end)
         details = {"session_id": str(session.id), "client": session.client}
-        audit = self._entry(who, "sign_in", user_target(user), None, details)
+        audit = self._audit_entry(who, "sign_in", user_target(user), None, details)
         self.store.insert_web_session(session, token_hash(text), audit=audit)
         return session, text
 
@@ -287,28 +288,26 @@ class SecurityService(ActorBound):
         session = found[0]
         who = Actor.for_user(session.user, front_end=front_end)
         details = {"session_id": str(session.id)}
-        audit = self._entry(who, "sign_out", user_target(session.user), None, details)
+        audit = self._audit_entry(who, "sign_out", user_target(session.user), None, details)
         ended = self.store.revoke_web_sessions(
             session.user, self.clock.now(), session.id, audit=audit
         )
         return ended > 0
 
     @acting
-    def list_web_sessions(self, user: str, *, actor: Actor | None = None) -> list[WebSession]:
+    def list_web_sessions(self, user: str) -> list[WebSession]:
         """A user's sign-ins of the pages, newest first (a user their own, SUPER anyone's).
 
         Example::
 
             [s.client for s in security.list_web_sessions("alice") if s.revoked_at is None]
         """
-        require(self._who(actor), "list_web_sessions", target=f"user {user}", owner=user)
+        require(self.actor, Action.LIST_WEB_SESSIONS, target=f"user {user}", owner=user)
         self._user(user)
         return self.store.list_web_sessions(user)
 
     @acting
-    def end_web_sessions(
-        self, user: str, session_id: uuid.UUID | str | None = None, *, actor: Actor | None = None
-    ) -> int:
+    def end_web_sessions(self, user: str, session_id: uuid.UUID | str | None = None) -> int:
         """End one of a user's sessions (``session_id``) or, without one, all of them
         ("sign out everywhere"); returns how many ended.
 
@@ -316,8 +315,8 @@ class SecurityService(ActorBound):
 
             security.end_web_sessions("alice")        # every browser signs in again
         """
-        who = self._who(actor)
-        require(who, "end_web_sessions", target=f"user {user}", owner=user)
+        who = self.actor
+        require(who, Action.END_WEB_SESSIONS, target=f"user {user}", owner=user)
         self._user(user)
         chosen = None
         if session_id is not None:
@@ -326,7 +325,7 @@ class SecurityService(ActorBound):
             except ValueError:
                 raise ValidationError("session_id", "must be a UUID", session_id) from None
         details = {"session_id": None if chosen is None else str(chosen)}
-        audit = self._entry(who, "end_web_sessions", user_target(user), None, details)
+        audit = self._audit_entry(who, "end_web_sessions", user_target(user), None, details)
         ended = self.store.revoke_web_sessions(user, self.clock.now(), chosen, audit=audit)
         if chosen is not None and not ended:
             raise NotFound("session", f"{chosen} of user {user}")
@@ -343,7 +342,6 @@ class SecurityService(ActorBound):
         grants: Iterable[Grant] = (),
         is_super: bool = False,
         email: str | None = None,
-        actor: Actor | None = None,
     ) -> User:
         """Create a user with permission sets per company (and SUPER, which is global), and
         optionally an email address (see :meth:`set_contact`).
@@ -352,8 +350,8 @@ class SecurityService(ActorBound):
 
             security.add_user("bob", grants=[("CRONUS", PermissionSet.ADMIN)])
         """
-        who = self._who(actor)
-        require(who, "add_user", target=f"user {name}")
+        who = self.actor
+        require(who, Action.ADD_USER, target=f"user {name}")
         check_user_name(name)
         if display_name is not None and len(display_name) > 250:
             raise ValidationError("display_name", "must be at most 250 characters")
@@ -375,13 +373,13 @@ class SecurityService(ActorBound):
             "super": is_super,
             "permission_sets": [{"company": c, "permission_set": s.value} for c, s in pairs],
         }
-        audit = self._entry(who, "add_user", user_target(name), None, details)
+        audit = self._audit_entry(who, "add_user", user_target(name), None, details)
         if not self.store.insert_user(user, password_hash, audit=audit):
             raise ValidationError("name", "is taken by another user", name)
         for company, permission_set in pairs:
             # Each company's admins see in their own audit log who was let in.
             self.store.record_audit(
-                self._entry(
+                self._audit_entry(
                     who,
                     "grant_permission",
                     user_target(name),
@@ -394,10 +392,10 @@ class SecurityService(ActorBound):
         return user
 
     @acting
-    def contact(self, name: str, *, actor: Actor | None = None) -> tuple[str | None, bool]:
+    def contact(self, name: str) -> tuple[str | None, bool]:
         """A user's (email, notify_by_email); a person reads their own, SUPER anyone's."""
-        who = self._who(actor)
-        require(who, "user_contact", target=f"user {name}", owner=name)
+        who = self.actor
+        require(who, Action.USER_CONTACT, target=f"user {name}", owner=name)
         found = self.store.get_user_contact(name)
         if found is None:
             raise NotFound("user", name)
@@ -411,7 +409,6 @@ class SecurityService(ActorBound):
         email: str | None = None,
         notify_by_email: bool | None = None,
         clear_email: bool = False,
-        actor: Actor | None = None,
     ) -> tuple[str | None, bool]:
         """Set a user's email address and their choice: the in-app inbox only
         (``notify_by_email=False``, the default) or also email, in every company. A person
@@ -423,8 +420,8 @@ class SecurityService(ActorBound):
             app.as_user("ann").security.set_contact("ann", email="ann@example.com",
                                                     notify_by_email=True)
         """
-        who = self._who(actor)
-        require(who, "user_contact", target=f"user {name}", owner=name)
+        who = self.actor
+        require(who, Action.USER_CONTACT, target=f"user {name}", owner=name)
         check_user_name(name)
         found = self.store.get_user_contact(name)
         if found is None:
@@ -439,7 +436,7 @@ class SecurityService(ActorBound):
             raise ValidationError("notify_by_email", "needs an email address first")
         # The address itself is personal data: the audit log says that it changed, not what.
         details = {"email_changed": new_email != found[0], "notify_by_email": choice}
-        audit = self._entry(who, "set_user_contact", user_target(name), None, details)
+        audit = self._audit_entry(who, "set_user_contact", user_target(name), None, details)
         self.store.set_user_contact(name, new_email, choice, self.clock.now(), audit=audit)
         return new_email, choice
 
@@ -458,16 +455,16 @@ class SecurityService(ActorBound):
         return tuple(sorted(pairs))
 
     @acting
-    def list_users(self, *, actor: Actor | None = None) -> list[User]:
-        require(self._who(actor), "list_users", target="")
+    def list_users(self) -> list[User]:
+        require(self.actor, Action.LIST_USERS, target="")
         return self.store.list_users()
 
     @acting
-    def get_user(self, name: str, *, actor: Actor | None = None) -> User:
+    def get_user(self, name: str) -> User:
         """A user's record; a user may read their own, SUPER anyone's."""
-        who = self._who(actor)
+        who = self.actor
         if who.user != name:
-            require(who, "list_users", target=f"user {name}")
+            require(who, Action.LIST_USERS, target=f"user {name}")
         return self._user(name)
 
     def _user(self, name: str) -> User:
@@ -477,18 +474,18 @@ class SecurityService(ActorBound):
         return user
 
     @acting
-    def disable_user(self, name: str, *, actor: Actor | None = None) -> User:
+    def disable_user(self, name: str) -> User:
         """Disable a user: their tokens stop working at once, their operations are flagged."""
-        return self._set_state(name, UserState.DISABLED, self._who(actor))
+        return self._set_state(name, UserState.DISABLED, self.actor)
 
     @acting
-    def enable_user(self, name: str, *, actor: Actor | None = None) -> User:
-        return self._set_state(name, UserState.ACTIVE, self._who(actor))
+    def enable_user(self, name: str) -> User:
+        return self._set_state(name, UserState.ACTIVE, self.actor)
 
     def _set_state(self, name: str, state: UserState, actor: Actor) -> User:
-        require(actor, "disable_user", target=f"user {name}")
+        require(actor, Action.DISABLE_USER, target=f"user {name}")
         action = "disable_user" if state is UserState.DISABLED else "enable_user"
-        audit = self._entry(actor, action, user_target(name), None)
+        audit = self._audit_entry(actor, action, user_target(name), None)
         if not self.store.set_user_state(name, state, self.clock.now(), audit=audit):
             raise NotFound("user", name)
         if state is UserState.DISABLED:
@@ -497,12 +494,12 @@ class SecurityService(ActorBound):
         return self._user(name)
 
     @acting
-    def delete_user(self, name: str, *, actor: Actor | None = None) -> None:
+    def delete_user(self, name: str) -> None:
         """Delete a user with their permission sets and tokens. Their operations stay (and
         are flagged); ``forget_user`` also removes the name from history."""
-        who = self._who(actor)
-        require(who, "delete_user", target=f"user {name}")
-        audit = self._entry(who, "delete_user", user_target(name), None)
+        who = self.actor
+        require(who, Action.DELETE_USER, target=f"user {name}")
+        audit = self._audit_entry(who, "delete_user", user_target(name), None)
         if not self.store.delete_user(name, audit=audit):
             raise NotFound("user", name)
 
@@ -512,11 +509,9 @@ class SecurityService(ActorBound):
         name: str,
         permission_set: PermissionSet | str,
         company: str | None = None,
-        *,
-        actor: Actor | None = None,
     ) -> User:
         """Give a user a permission set in a company, or SUPER (no company)."""
-        return self._change_grant(name, permission_set, company, True, self._who(actor))
+        return self._change_grant(name, permission_set, company, True, self.actor)
 
     @acting
     def revoke(
@@ -524,11 +519,9 @@ class SecurityService(ActorBound):
         name: str,
         permission_set: PermissionSet | str,
         company: str | None = None,
-        *,
-        actor: Actor | None = None,
     ) -> User:
         """Take a permission set (or SUPER) away again."""
-        return self._change_grant(name, permission_set, company, False, self._who(actor))
+        return self._change_grant(name, permission_set, company, False, self.actor)
 
     def _change_grant(
         self,
@@ -538,7 +531,7 @@ class SecurityService(ActorBound):
         give: bool,
         actor: Actor,
     ) -> User:
-        require(actor, "grant_permission", target=f"user {name}")
+        require(actor, Action.GRANT_PERMISSION, target=f"user {name}")
         chosen = PermissionSet.parse(permission_set)
         self._user(name)
         action = "grant_permission" if give else "revoke_permission"
@@ -547,13 +540,13 @@ class SecurityService(ActorBound):
         if chosen is PermissionSet.SUPER:
             if company is not None:
                 raise ValidationError("company", "SUPER is global: give it without a company")
-            audit = self._entry(actor, action, user_target(name), None, details)
+            audit = self._audit_entry(actor, action, user_target(name), None, details)
             self.store.set_user_super(name, give, at, audit=audit)
             return self._user(name)
         if company is None:
             raise ValidationError("company", f"{chosen.value} is given per company: name one")
         [(company, chosen)] = self._check_grants([(company, chosen)])
-        audit = self._entry(actor, action, user_target(name), company, details)
+        audit = self._audit_entry(actor, action, user_target(name), company, details)
         if give:
             self.store.grant(name, company, chosen, at, audit=audit)
         else:
@@ -568,7 +561,6 @@ class SecurityService(ActorBound):
         *,
         name: str = "default",
         expires: datetime | timedelta | None = DEFAULT_TOKEN_LIFETIME,
-        actor: Actor | None = None,
     ) -> tuple[ApiToken, str]:
         """A new API token for ``user``: the record, and the token's text, which is shown
         this once and stored only as a hash. ``expires``: a time, a lifetime, or None
@@ -578,8 +570,8 @@ class SecurityService(ActorBound):
 
             token, text = security.create_token("alice", name="nightly", expires=timedelta(30))
         """
-        who = self._who(actor)
-        require(who, "create_token", target=f"user {user}", owner=user)
+        who = self.actor
+        require(who, Action.CREATE_TOKEN, target=f"user {user}", owner=user)
         _check_name("name", name)
         target = self._user(user)
         now = self.clock.now()
@@ -587,22 +579,22 @@ class SecurityService(ActorBound):
         token = ApiToken(uuid.uuid4(), target.name, name, now, expires_at, None, None)
         text = new_token_text(token.id)
         details = {"token_id": str(token.id), "name": name, "expires_at": _iso(expires_at)}
-        audit = self._entry(who, "create_token", user_target(user), None, details)
+        audit = self._audit_entry(who, "create_token", user_target(user), None, details)
         if not self.store.insert_token(token, token_hash(text), audit=audit):
             raise ValidationError("name", f"user {user} already has a token of that name", name)
         return token, text
 
     @acting
-    def list_tokens(self, user: str, *, actor: Actor | None = None) -> list[ApiToken]:
-        require(self._who(actor), "list_tokens", target=f"user {user}", owner=user)
+    def list_tokens(self, user: str) -> list[ApiToken]:
+        require(self.actor, Action.LIST_TOKENS, target=f"user {user}", owner=user)
         self._user(user)
         return self.store.list_tokens(user)
 
     @acting
-    def revoke_token(self, user: str, token: str, *, actor: Actor | None = None) -> ApiToken:
+    def revoke_token(self, user: str, token: str) -> ApiToken:
         """Revoke one of ``user``'s tokens, named by its name or its id."""
-        who = self._who(actor)
-        require(who, "revoke_token", target=f"user {user}", owner=user)
+        who = self.actor
+        require(who, Action.REVOKE_TOKEN, target=f"user {user}", owner=user)
         self._user(user)
         every = self.store.list_tokens(user)
         live = [t for t in every if t.revoked_at is None]
@@ -613,7 +605,7 @@ class SecurityService(ActorBound):
             raise NotFound("token", f"{token} of user {user}")
         [found] = match
         details = {"token_id": str(found.id), "name": found.name}
-        audit = self._entry(who, "revoke_token", user_target(user), None, details)
+        audit = self._audit_entry(who, "revoke_token", user_target(user), None, details)
         self.store.revoke_token(found.id, self.clock.now(), audit=audit)
         return dataclasses.replace(found, revoked_at=self.clock.now())
 
@@ -625,21 +617,20 @@ class SecurityService(ActorBound):
         company: str | None = None,
         limit: int = 100,
         before_id: int | None = None,
-        actor: Actor | None = None,
     ) -> list[AuditEntry]:
         """Operator actions, newest first, of the companies whose audit log the actor may
         read (JOBQUEUE-ADMIN there, or SUPER; actions on no company: SUPER only)."""
-        who = self._who(actor)
+        who = self.actor
         if not 1 <= limit <= 1000:
             raise ValidationError("limit", "must be between 1 and 1000", limit)
-        visible = companies_for(who, "list_audit")
+        visible = companies_for(who, Action.LIST_AUDIT)
         if company is not None:
             _check_name("company", company)
             if visible is not None and company not in visible:
                 # As for a company that does not exist when the actor cannot see it at all.
-                if decide(who, "list_audit", company=company) is Verdict.HIDDEN:
+                if decide(who, Action.LIST_AUDIT, company=company) is Verdict.HIDDEN:
                     return []
-                require(who, "list_audit", target=f"company {company}", company=company)
+                require(who, Action.LIST_AUDIT, target=f"company {company}", company=company)
             visible = frozenset({company})
         elif visible is not None and not visible:
             raise PermissionDenied(
@@ -652,18 +643,18 @@ class SecurityService(ActorBound):
 
     # -- personal data -----------------------------------------------------------------------
     @acting
-    def export_user(self, name: str, *, actor: Actor | None = None) -> dict[str, Any]:
+    def export_user(self, name: str) -> dict[str, Any]:
         """Every row that identifies the user, as JSON-ready data (and the export itself is
         recorded in the audit log)."""
-        who = self._who(actor)
-        require(who, "export_user", target=f"user {name}")
+        who = self.actor
+        require(who, Action.EXPORT_USER, target=f"user {name}")
         check_user_name(name)
         data = self.store.personal_data(name)
         if data.user is None and not (
             data.operations or data.attempts or data.audit or data.events or data.notifications
         ):
             raise NotFound("user", name)
-        self.store.record_audit(self._entry(who, "export_user", user_target(name), None))
+        self.store.record_audit(self._audit_entry(who, "export_user", user_target(name), None))
         contact = self.store.get_user_contact(name)
         return {
             "user": None if data.user is None else data.user.to_json(),
@@ -679,14 +670,14 @@ class SecurityService(ActorBound):
         }
 
     @acting
-    def forget_user(self, name: str, *, actor: Actor | None = None) -> str:
+    def forget_user(self, name: str) -> str:
         """Delete the user and replace their name in operations, attempts, notifications and
         the audit log by a random pseudonym, which is returned. The operations stay."""
-        who = self._who(actor)
-        require(who, "forget_user", target=f"user {name}")
+        who = self.actor
+        require(who, Action.FORGET_USER, target=f"user {name}")
         check_user_name(name)
         pseudonym = new_pseudonym()
-        audit = self._entry(who, "forget_user", user_target(pseudonym), None)
+        audit = self._audit_entry(who, "forget_user", user_target(pseudonym), None)
         if self.store.forget_user(name, pseudonym, audit=audit) == 0:
             raise NotFound("user", name)
         return pseudonym

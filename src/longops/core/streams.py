@@ -42,9 +42,10 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from longops.domain.filters import OperationFilter
 from longops.domain.operation import Operation, OperationEvent
-from longops.domain.pages import Notification
-from longops.store.base import OperationQuery, Store
+from longops.domain.read_models import Notification
+from longops.store.base import Store
 
 log = logging.getLogger("longops.streams")
 
@@ -323,7 +324,7 @@ class EventHub:
         companies: Iterable[str] | None = None,
     ) -> AsyncIterator[Subscription[PageItem]]:
         """As :meth:`subscribe`, and also ``user``'s new notifications of ``companies``
-        (:class:`~longops.domain.pages.Notification` items): the pages' toasts.
+        (:class:`~longops.domain.read_models.Notification` items): the pages' toasts.
 
         Example::
 
@@ -381,7 +382,7 @@ class EventHub:
         # (the tests rely on it to know the hub has read an event).
         ops = await asyncio.to_thread(
             self.store.list_operations,
-            OperationQuery(after_entry_no=self._entries.watermark, limit=self.read_limit),
+            OperationFilter(after_entry_no=self._entries.watermark, limit=self.read_limit),
         )
         events = await asyncio.to_thread(
             self.store.events_since, self._events.watermark, self.read_limit
@@ -483,11 +484,3 @@ class EventHub:
         for sub in list(self._subscribers):
             if sub.wants(item):
                 sub.offer(item)
-
-
-def snapshot_id(events: list[OperationEvent]) -> int:
-    """The id a snapshot of an operation stands for: its latest event's (0 if none)."""
-    return max((e.id for e in events), default=0)
-
-
-Waker = Callable[[], None]

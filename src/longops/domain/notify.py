@@ -92,8 +92,6 @@ OWNER_OR_ADMINS = "owner_or_admins"
 """Business Central's default: the user who scheduled the operation, or the admins when
 none did."""
 
-DEFAULT_RULE = "default"
-
 
 def parse_recipient(text: str) -> str:
     """A recipient as a rule stores it: ``owner``, ``admins``, ``owner_or_admins``,

@@ -27,7 +27,7 @@ from longops.domain.progress import DEFAULT_STALL_AFTER, Progress
 from longops.domain.recurrence import Recurrence
 from longops.domain.retry import RetryPolicy, policy_from_json
 from longops.domain.security import PermissionSet
-from longops.domain.status import TERMINAL, Status
+from longops.domain.status import TERMINAL, Status, StatusReason
 
 DEFAULT_COMPANY = "default"
 DEFAULT_QUEUE = "default"
@@ -196,7 +196,7 @@ class Operation:
     category: str | None
     priority: Priority
     status: Status
-    status_reason: str | None
+    status_reason: StatusReason | None
     earliest_start_at: datetime
     expires_at: datetime | None
     max_attempts: int

@@ -28,7 +28,6 @@ from typing import Any
 
 from longops.domain.errors import ValidationError
 
-DEFAULT_PROGRESS_INTERVAL = timedelta(seconds=1)
 DEFAULT_STALL_AFTER = timedelta(minutes=10)
 MAX_MESSAGE = 500
 MAX_UNIT = 40

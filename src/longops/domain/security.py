@@ -195,52 +195,110 @@ def _rule(scope: Scope, what: str, view: str, user: str, admin: str, super_: str
     return Rule(scope, cells, what)
 
 
+class Action(StrEnum):
+    """What an actor may be allowed to do: the rows of the permission table (``PERMISSIONS``,
+    ``docs/permissions.md``). A misspelt action is a type error, not a runtime KeyError."""
+
+    GET_OPERATION = "get_operation"
+    LIST_OPERATIONS = "list_operations"
+    COUNT_OPERATIONS = "count_operations"
+    LIST_ATTEMPTS = "list_attempts"
+    LIST_EVENTS = "list_events"
+    LIST_CATEGORIES = "list_categories"
+    LIST_COMPANIES = "list_companies"
+    LIST_PAUSED_QUEUES = "list_paused_queues"
+    LIST_AUDIT = "list_audit"
+    LIST_LOG_ENTRIES = "list_log_entries"
+    LIST_NOTIFICATIONS = "list_notifications"
+    MARK_NOTIFICATIONS_READ = "mark_notifications_read"
+    ENQUEUE = "enqueue"
+    ACT_ON_BEHALF = "act_on_behalf"
+    SET_READY = "set_ready"
+    RESTART = "restart"
+    RUN_NOW = "run_now"
+    HOLD = "hold"
+    CANCEL = "cancel"
+    FORCE_CANCEL = "force_cancel"
+    DELETE = "delete"
+    UPDATE_OPERATION = "update_operation"
+    REMOVE_FAILED = "remove_failed"
+    DELETE_LOG_ENTRIES = "delete_log_entries"
+    SET_CATEGORY = "set_category"
+    SET_NOTIFICATION_PREFERENCES = "set_notification_preferences"
+    LIST_NOTIFICATION_SETUP = "list_notification_setup"
+    SET_NOTIFICATION_SETUP = "set_notification_setup"
+    ADD_COMPANY = "add_company"
+    DISABLE_COMPANY = "disable_company"
+    PAUSE_QUEUE = "pause_queue"
+    LIST_SESSIONS = "list_sessions"
+    DRAIN_SESSION = "drain_session"
+    RUN_WORKER = "run_worker"
+    MAINTAIN_SCHEMA = "maintain_schema"
+    LIST_USERS = "list_users"
+    ADD_USER = "add_user"
+    DISABLE_USER = "disable_user"
+    DELETE_USER = "delete_user"
+    GRANT_PERMISSION = "grant_permission"
+    EXPORT_USER = "export_user"
+    FORGET_USER = "forget_user"
+    CREATE_TOKEN = "create_token"  # noqa: S105 - an action's name, not a secret
+    REVOKE_TOKEN = "revoke_token"  # noqa: S105 - an action's name, not a secret
+    LIST_TOKENS = "list_tokens"
+    LIST_WEB_SESSIONS = "list_web_sessions"
+    END_WEB_SESSIONS = "end_web_sessions"
+    USER_CONTACT = "user_contact"
+
+
 _O, _C, _G, _S = Scope.OPERATION, Scope.COMPANY, Scope.GLOBAL, Scope.SELF
 
 # The permission table. Columns: JOBQUEUE-VIEW, JOBQUEUE-USER, JOBQUEUE-ADMIN, SUPER.
 # docs/permissions.md prints it; tests/unit/test_permissions.py keeps the two in step and
 # tests/integration/test_authorization_matrix.py runs every cell against the real core.
-PERMISSIONS: Mapping[str, Rule] = {
+PERMISSIONS: Mapping[Action, Rule] = {
     # reads
-    "get_operation": _rule(_O, "read an operation", "all", "all", "all", "all"),
-    "list_operations": _rule(_C, "list operations", "all", "all", "all", "all"),
-    "count_operations": _rule(_C, "count operations by status", "all", "all", "all", "all"),
-    "list_attempts": _rule(_O, "read an operation's attempts", "all", "all", "all", "all"),
-    "list_events": _rule(_O, "read an operation's timeline", "all", "all", "all", "all"),
-    "list_categories": _rule(_C, "list categories", "all", "all", "all", "all"),
-    "list_companies": _rule(_C, "list companies", "all", "all", "all", "all"),
-    "list_paused_queues": _rule(_G, "list paused queues", "all", "all", "all", "all"),
-    "list_audit": _rule(_C, "read the audit log", "-", "-", "all", "all"),
-    "list_log_entries": _rule(_C, "list a company's log entries", "all", "all", "all", "all"),
+    Action.GET_OPERATION: _rule(_O, "read an operation", "all", "all", "all", "all"),
+    Action.LIST_OPERATIONS: _rule(_C, "list operations", "all", "all", "all", "all"),
+    Action.COUNT_OPERATIONS: _rule(_C, "count operations by status", "all", "all", "all", "all"),
+    Action.LIST_ATTEMPTS: _rule(_O, "read an operation's attempts", "all", "all", "all", "all"),
+    Action.LIST_EVENTS: _rule(_O, "read an operation's timeline", "all", "all", "all", "all"),
+    Action.LIST_CATEGORIES: _rule(_C, "list categories", "all", "all", "all", "all"),
+    Action.LIST_COMPANIES: _rule(_C, "list companies", "all", "all", "all", "all"),
+    Action.LIST_PAUSED_QUEUES: _rule(_G, "list paused queues", "all", "all", "all", "all"),
+    Action.LIST_AUDIT: _rule(_C, "read the audit log", "-", "-", "all", "all"),
+    Action.LIST_LOG_ENTRIES: _rule(_C, "list a company's log entries", "all", "all", "all", "all"),
     # one's own inbox (a company-wide read that only ever returns the actor's own rows)
-    "list_notifications": _rule(_C, "read one's notifications", "all", "all", "all", "all"),
-    "mark_notifications_read": _rule(
+    Action.LIST_NOTIFICATIONS: _rule(_C, "read one's notifications", "all", "all", "all", "all"),
+    Action.MARK_NOTIFICATIONS_READ: _rule(
         _C, "mark one's notifications read", "all", "all", "all", "all"
     ),
     # creating work
-    "enqueue": _rule(_C, "enqueue an operation", "-", "all", "all", "all"),
-    "act_on_behalf": _rule(_G, "enqueue or set ready as another user", "-", "-", "-", "all"),
+    Action.ENQUEUE: _rule(_C, "enqueue an operation", "-", "all", "all", "all"),
+    Action.ACT_ON_BEHALF: _rule(_G, "enqueue or set ready as another user", "-", "-", "-", "all"),
     # Business Central's actions on one operation
-    "set_ready": _rule(_O, "set ready", "-", "own", "all", "all"),
-    "restart": _rule(_O, "restart", "-", "own", "all", "all"),
-    "run_now": _rule(_O, "run now", "-", "own", "all", "all"),
-    "hold": _rule(_O, "set on hold", "-", "own", "all", "all"),
-    "cancel": _rule(_O, "cancel", "-", "own", "all", "all"),
-    "force_cancel": _rule(_O, "cancel by force (no grace period)", "-", "-", "all", "all"),
-    "delete": _rule(_O, "delete", "-", "own", "all", "all"),
-    "update_operation": _rule(_O, "edit an operation on hold", "-", "own", "all", "all"),
+    Action.SET_READY: _rule(_O, "set ready", "-", "own", "all", "all"),
+    Action.RESTART: _rule(_O, "restart", "-", "own", "all", "all"),
+    Action.RUN_NOW: _rule(_O, "run now", "-", "own", "all", "all"),
+    Action.HOLD: _rule(_O, "set on hold", "-", "own", "all", "all"),
+    Action.CANCEL: _rule(_O, "cancel", "-", "own", "all", "all"),
+    Action.FORCE_CANCEL: _rule(_O, "cancel by force (no grace period)", "-", "-", "all", "all"),
+    Action.DELETE: _rule(_O, "delete", "-", "own", "all", "all"),
+    Action.UPDATE_OPERATION: _rule(_O, "edit an operation on hold", "-", "own", "all", "all"),
     # company set-up
-    "remove_failed": _rule(_C, "remove failed entries", "-", "-", "all", "all"),
-    "delete_log_entries": _rule(_C, "delete log entries older than N days", "-", "-", "all", "all"),
-    "set_category": _rule(_C, "create, change, pause or resume a category", "-", "-", "all", "all"),
-    "set_notification_preferences": _rule(
+    Action.REMOVE_FAILED: _rule(_C, "remove failed entries", "-", "-", "all", "all"),
+    Action.DELETE_LOG_ENTRIES: _rule(
+        _C, "delete log entries older than N days", "-", "-", "all", "all"
+    ),
+    Action.SET_CATEGORY: _rule(
+        _C, "create, change, pause or resume a category", "-", "-", "all", "all"
+    ),
+    Action.SET_NOTIFICATION_PREFERENCES: _rule(
         _C, "mute or unmute a notification rule for oneself", "all", "all", "all", "all"
     ),
     # notification setup (Business Central: Job Queue Notification Setup, Notified Admin)
-    "list_notification_setup": _rule(
+    Action.LIST_NOTIFICATION_SETUP: _rule(
         _C, "read notification rules, admins, channels and deliveries", "-", "-", "all", "all"
     ),
-    "set_notification_setup": _rule(
+    Action.SET_NOTIFICATION_SETUP: _rule(
         _C,
         "change notification rules, admins and channels; test-send; retry a delivery",
         "-",
@@ -249,27 +307,27 @@ PERMISSIONS: Mapping[str, Rule] = {
         "all",
     ),
     # spanning companies
-    "add_company": _rule(_G, "add or change a company", "-", "-", "-", "all"),
-    "disable_company": _rule(_G, "disable a company", "-", "-", "-", "all"),
-    "pause_queue": _rule(_G, "pause or resume a queue", "-", "-", "-", "all"),
-    "list_sessions": _rule(_G, "list worker sessions and their events", "-", "-", "-", "all"),
-    "drain_session": _rule(_G, "drain a worker session", "-", "-", "-", "all"),
-    "run_worker": _rule(_G, "run a worker session", "-", "-", "-", "all"),
-    "maintain_schema": _rule(_G, "upgrade or print the schema", "-", "-", "-", "all"),
+    Action.ADD_COMPANY: _rule(_G, "add or change a company", "-", "-", "-", "all"),
+    Action.DISABLE_COMPANY: _rule(_G, "disable a company", "-", "-", "-", "all"),
+    Action.PAUSE_QUEUE: _rule(_G, "pause or resume a queue", "-", "-", "-", "all"),
+    Action.LIST_SESSIONS: _rule(_G, "list worker sessions and their events", "-", "-", "-", "all"),
+    Action.DRAIN_SESSION: _rule(_G, "drain a worker session", "-", "-", "-", "all"),
+    Action.RUN_WORKER: _rule(_G, "run a worker session", "-", "-", "-", "all"),
+    Action.MAINTAIN_SCHEMA: _rule(_G, "upgrade or print the schema", "-", "-", "-", "all"),
     # users
-    "list_users": _rule(_G, "list users", "-", "-", "-", "all"),
-    "add_user": _rule(_G, "add a user", "-", "-", "-", "all"),
-    "disable_user": _rule(_G, "disable or enable a user", "-", "-", "-", "all"),
-    "delete_user": _rule(_G, "delete a user", "-", "-", "-", "all"),
-    "grant_permission": _rule(_G, "grant or revoke a permission set", "-", "-", "-", "all"),
-    "export_user": _rule(_G, "export a user's personal data", "-", "-", "-", "all"),
-    "forget_user": _rule(_G, "pseudonymise a user in history", "-", "-", "-", "all"),
-    "create_token": _rule(_S, "create an API token", "own", "own", "own", "all"),
-    "revoke_token": _rule(_S, "revoke an API token", "own", "own", "own", "all"),
-    "list_tokens": _rule(_S, "list API tokens", "own", "own", "own", "all"),
-    "list_web_sessions": _rule(_S, "list sign-ins of the pages", "own", "own", "own", "all"),
-    "end_web_sessions": _rule(_S, "end sign-ins of the pages", "own", "own", "own", "all"),
-    "user_contact": _rule(
+    Action.LIST_USERS: _rule(_G, "list users", "-", "-", "-", "all"),
+    Action.ADD_USER: _rule(_G, "add a user", "-", "-", "-", "all"),
+    Action.DISABLE_USER: _rule(_G, "disable or enable a user", "-", "-", "-", "all"),
+    Action.DELETE_USER: _rule(_G, "delete a user", "-", "-", "-", "all"),
+    Action.GRANT_PERMISSION: _rule(_G, "grant or revoke a permission set", "-", "-", "-", "all"),
+    Action.EXPORT_USER: _rule(_G, "export a user's personal data", "-", "-", "-", "all"),
+    Action.FORGET_USER: _rule(_G, "pseudonymise a user in history", "-", "-", "-", "all"),
+    Action.CREATE_TOKEN: _rule(_S, "create an API token", "own", "own", "own", "all"),
+    Action.REVOKE_TOKEN: _rule(_S, "revoke an API token", "own", "own", "own", "all"),
+    Action.LIST_TOKENS: _rule(_S, "list API tokens", "own", "own", "own", "all"),
+    Action.LIST_WEB_SESSIONS: _rule(_S, "list sign-ins of the pages", "own", "own", "own", "all"),
+    Action.END_WEB_SESSIONS: _rule(_S, "end sign-ins of the pages", "own", "own", "own", "all"),
+    Action.USER_CONTACT: _rule(
         _S, "read or set an email address and how one is notified", "own", "own", "own", "all"
     ),
 }
@@ -285,7 +343,7 @@ class Verdict(StrEnum):
 
 
 def decide(
-    actor: Actor, action: str, *, company: str | None = None, owner: str | None = None
+    actor: Actor, action: Action, *, company: str | None = None, owner: str | None = None
 ) -> Verdict:
     """The one decision: may ``actor`` do ``action``?
 
@@ -318,7 +376,7 @@ def _own(actor: Actor, owner: str | None) -> bool:
     return actor.user is not None and owner == actor.user
 
 
-def companies_for(actor: Actor, action: str) -> frozenset[str] | None:
+def companies_for(actor: Actor, action: Action) -> frozenset[str] | None:
     """The companies in which ``action`` reaches anything for ``actor``; None means all.
 
     Core passes this list to the store, so a read is filtered in SQL.

@@ -19,6 +19,35 @@ from collections.abc import Mapping
 from enum import StrEnum
 
 
+class StatusReason(StrEnum):
+    """Why an operation is in its status, as the change that put it there wrote it (column
+    ``status_reason``; None when a person set it ready, held or restarted it). The
+    database's CHECK constraint holds the same values (a test keeps them in step)."""
+
+    RETRY = "retry"
+    """Ready again after a failed run, waiting for its retry delay."""
+    RECURRING = "recurring"
+    """Ready for its next run after a successful one."""
+    RECURRING_AFTER_ERROR = "recurring_after_error"
+    """Ready for its next run after its last attempt failed (``on_error="continue"``)."""
+    INTERRUPTED = "interrupted"
+    """Handed back by a draining worker, its attempt not spent."""
+    OUTSIDE_RUN_WINDOW = "outside_run_window"
+    """Claimed outside its run window and put back until the window opens."""
+    RUN_NOW = "run_now"
+    """Made due now by *Run Now*, its schedule and run window ignored once."""
+    CANCELLED = "cancelled"
+    """Cancelled by a person (or a cancel request that its run honoured)."""
+    EXPIRED = "expired"
+    """Cancelled because it had not started by its ``expires_at``."""
+    ERROR = "error"
+    """Failed: its code raised on the last attempt."""
+    TIMEOUT = "timeout"
+    """Failed: its last attempt ran past its timeout."""
+    LOST = "lost"
+    """Failed: the session running its last attempt was lost."""
+
+
 class Status(StrEnum):
     """Where an operation stands. Stored as the value; shown with ``caption``."""
 

@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo
 from longops.domain.operation import Operation
 from longops.domain.recurrence import within_run_window
 from longops.domain.security import PermissionSet
-from longops.domain.status import Status
+from longops.domain.status import Status, StatusReason
 from longops.domain.users import User
 
 
@@ -174,16 +174,20 @@ def wait_reason(op: Operation, ctx: WaitContext, tz: ZoneInfo) -> WaitReason | N
     if slots is not None and slots.paused:
         return WaitReason(WaitCode.CATEGORY_PAUSED, f"category {op.category} is paused")
     later = op.earliest_start_at > now
-    if op.recurrence is not None and _has_window(op) and op.status_reason != "run_now":
+    if (
+        op.recurrence is not None
+        and _has_window(op)
+        and op.status_reason is not StatusReason.RUN_NOW
+    ):
         outside = not within_run_window(op.recurrence, now, tz)
-        if outside or (later and op.status_reason == "outside_run_window"):
+        if outside or (later and op.status_reason is StatusReason.OUTSIDE_RUN_WINDOW):
             return WaitReason(
                 WaitCode.OUTSIDE_RUN_WINDOW,
                 f"outside its run window; next start {op.earliest_start_at.isoformat()}",
                 until=op.earliest_start_at,
             )
     if later:
-        if op.status_reason == "retry":
+        if op.status_reason is StatusReason.RETRY:
             return WaitReason(
                 WaitCode.RETRY_BACKOFF,
                 f"attempt {op.attempt_count} of {op.max_attempts} failed; "

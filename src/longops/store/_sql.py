@@ -48,11 +48,11 @@ from longops.domain.operation import (
     SessionState,
     StopMode,
 )
-from longops.domain.pages import CategoryActivity, LogEntry, Notification, NotificationKind
 from longops.domain.progress import Progress
+from longops.domain.read_models import CategoryActivity, LogEntry, Notification, NotificationKind
 from longops.domain.recurrence import Recurrence
 from longops.domain.security import FrontEnd, PermissionSet
-from longops.domain.status import Status
+from longops.domain.status import Status, StatusReason
 from longops.domain.users import (
     ApiToken,
     AuditEntry,
@@ -101,19 +101,6 @@ def current_scope_text() -> str:
     scope = _scope.get()
     # Company names cannot hold a comma (domain.operation.NAME_RE).
     return "*" if scope is None else ",".join(sorted(scope))
-
-
-class Cursor(ABC):
-    """The part of a DB-API cursor the stores use, with mapping rows."""
-
-    @abstractmethod
-    def execute(self, query: str, params: Mapping[str, Any] | None = None) -> Any: ...
-
-    @abstractmethod
-    def fetchone(self) -> Any: ...
-
-    @abstractmethod
-    def fetchall(self) -> list[Any]: ...
 
 
 class TimedCursor:
@@ -184,7 +171,6 @@ class SqlStore(ABC):
     @abstractmethod
     def enc_ts(self, value: datetime | None) -> Any: ...
     @abstractmethod
-    def enc_json(self, value: Any) -> Any: ...
     @abstractmethod
     def enc_list(self, value: Sequence[str]) -> Any: ...
     @abstractmethod
@@ -271,11 +257,6 @@ class SqlStore(ABC):
             row: Row | None = cur.fetchone()
             return row
 
-    def _write_all(self, name: str, params: Mapping[str, Any]) -> list[Row]:
-        with self._tx() as cur:
-            cur.execute(self.q[name], params)
-            return list(cur.fetchall())
-
     # -- row mapping -------------------------------------------------------------------------
     def operation(self, r: Row) -> Operation:
         data = self.dec_json(r["args"])
@@ -299,7 +280,7 @@ class SqlStore(ABC):
             category=r["category"],
             priority=Priority(int(r["priority"])),
             status=Status(r["status"]),
-            status_reason=r["status_reason"],
+            status_reason=_reason(r["status_reason"]),
             earliest_start_at=self.dec_ts(r["earliest_start_at"]),
             expires_at=self.dec_ts_opt(r["expires_at"]),
             max_attempts=int(r["max_attempts"]),
@@ -2150,3 +2131,7 @@ def in_turns(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         seen[r["company"]] = seen.get(r["company"], 0) + 1
         turns.append(seen[r["company"]])
     return [r for _, r in sorted(zip(turns, ordered, strict=True), key=lambda t: t[0])]
+
+
+def _reason(value: str | None) -> StatusReason | None:
+    return None if value is None else StatusReason(value)

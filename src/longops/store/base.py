@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from longops.domain.clock import Clock
+from longops.domain.filters import OperationFilter
 from longops.domain.notify import Channel as NotifyChannel
 from longops.domain.notify import (
     Delivery,
@@ -48,7 +49,7 @@ from longops.domain.operation import (
     SessionState,
     StopMode,
 )
-from longops.domain.pages import CategoryActivity, LogEntry, Notification
+from longops.domain.read_models import CategoryActivity, LogEntry, Notification
 from longops.domain.recurrence import Recurrence
 from longops.domain.security import PermissionSet
 from longops.domain.status import Status
@@ -231,29 +232,9 @@ class CancelSignal:
     requested_by: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class OperationQuery:
-    company: str | None = None
-    statuses: tuple[Status, ...] = ()
-    task: str | None = None
-    category: str | None = None
-    queue: str | None = None
-    limit: int = 100
-    after_entry_no: int | None = None
-    companies: frozenset[str] | None = None
-    """Only these companies (core sets it to the actor's); None means every company."""
-    user: str | None = None
-    created_after: datetime | None = None
-    created_before: datetime | None = None
-    started_after: datetime | None = None
-    started_before: datetime | None = None
-    text: str | None = None
-    """Case-insensitive substring of the task name or the description."""
-    descending: bool = False
-    """Newest first (entry number descending); page on with ``before_entry_no``."""
-    before_entry_no: int | None = None
-    stalled: bool | None = None
-    """True: only operations in process flagged stalled; False: only the others."""
+OperationQuery = OperationFilter
+"""The store reads operations by the domain's filter (``domain.filters``), as core has
+narrowed it to the actor's companies."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,6 @@ dispatcher hears of an operation exactly when it becomes visible.
 from __future__ import annotations
 
 import contextlib
-import json
 import threading
 import time
 import uuid
@@ -259,9 +258,6 @@ class PostgresStore(SqlStore):
 
     def enc_ts(self, value: datetime | None) -> Any:
         return value
-
-    def enc_json(self, value: Any) -> Any:
-        return None if value is None else json.dumps(value)
 
     def enc_list(self, value: Sequence[str]) -> Any:
         return list(value)

@@ -278,9 +278,6 @@ class SqliteStore(SqlStore):
             return None
         return value.astimezone(UTC).strftime(_TS_FORMAT)
 
-    def enc_json(self, value: Any) -> Any:
-        return None if value is None else json.dumps(value)
-
     def enc_list(self, value: Sequence[str]) -> Any:
         return json.dumps(list(value))
 

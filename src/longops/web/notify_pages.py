@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse
 
 from longops.domain.errors import ValidationError
 from longops.domain.notify import Event
-from longops.domain.security import Verdict, decide
+from longops.domain.security import Action, Verdict, decide
 from longops.web.context import Context
 from longops.web.pages import Csrf, Pages
 
@@ -24,7 +24,7 @@ PREFS = "/c/{company}/notification-preferences"
 def may_set_up(ctx: Context) -> bool:
     """True when the page's actor may read the company's notification setup."""
     actor = ctx.view.actor
-    return decide(actor, "list_notification_setup", company=ctx.company) is Verdict.ALLOWED
+    return decide(actor, Action.LIST_NOTIFICATION_SETUP, company=ctx.company) is Verdict.ALLOWED
 
 
 def add_notification_setup(web: FastAPI, pages: Pages) -> None:

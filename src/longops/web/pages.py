@@ -33,7 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from longops.app import ActorView, Longops
 from longops.asgi import BodyLimit
-from longops.core.service import EnqueueRequest
+from longops.core.enqueue import EnqueueRequest
 from longops.core.streams import EventHub
 from longops.domain.errors import (
     Conflict,
@@ -44,17 +44,16 @@ from longops.domain.errors import (
     TooManyRequests,
     ValidationError,
 )
+from longops.domain.filters import OperationFilter
 from longops.domain.operation import Operation, Outcome, Priority
-from longops.domain.pages import format_count
-from longops.domain.security import FrontEnd, Verdict, decide
+from longops.domain.read_models import format_count
+from longops.domain.security import Action, FrontEnd, Verdict, decide
 from longops.domain.status import Status
 from longops.domain.users import parse_session
-from longops.store.base import OperationQuery
 from longops.web import present
 from longops.web.context import Context, PageError, SignIn, safe_path
 from longops.web.guard import WebOptions, foreign_origin, secure_request, too_large
 from longops.web.session import COOKIE, MAX_AGE, SECURE_COOKIE, CookieSigner, SessionData
-from longops.worker.arguments import arguments_example, parameter_hints
 
 HERE = Path(__file__).parent
 PAGE_SIZE = 50
@@ -133,7 +132,7 @@ class Pages:
         view = self.view_of(session, request)
         assert session is not None
         actor = view.actor
-        companies = view.service.list_companies()
+        companies = view.companies.list_companies()
         if company not in {c.name for c in companies} or (
             not actor.is_super and company not in actor.companies
         ):
@@ -202,11 +201,11 @@ class Pages:
 # -- header reads ----------------------------------------------------------------------------
 def running_of(ctx: Context) -> list[Operation]:
     """The signed-in user's operations in process in this company."""
-    return ctx.view.service.running_for_user(ctx.company)
+    return ctx.view.read_models.running_for_user(ctx.company)
 
 
 def unread_of(ctx: Context) -> int:
-    return ctx.view.service.unread_notifications(ctx.company)
+    return ctx.view.inbox.unread_notifications(ctx.company)
 
 
 def _here(request: Request) -> str:
@@ -239,7 +238,7 @@ def entries_filter(params: Mapping[str, str | None]) -> dict[str, str]:
     return {k: str(v) for k in keys if (v := params.get(k)) not in (None, "")}
 
 
-def entries_query(ctx: Context, flt: Mapping[str, str], **extra: Any) -> OperationQuery:
+def entries_query(ctx: Context, flt: Mapping[str, str], **extra: Any) -> OperationFilter:
     statuses: tuple[Status, ...] = ()
     if "status" in flt:
         try:
@@ -252,7 +251,7 @@ def entries_query(ctx: Context, flt: Mapping[str, str], **extra: Any) -> Operati
     if flt.get("mine") == "1":
         user = ctx.view.actor.user
     stalled = {"1": True, "0": False}.get(flt.get("stalled", ""))
-    return OperationQuery(
+    return OperationFilter(
         company=ctx.company,
         statuses=statuses,
         task=flt.get("task"),
@@ -282,7 +281,7 @@ def matching_ids(ctx: Context, flt: Mapping[str, str]) -> list[uuid.UUID]:
 
 def facet_counts(ctx: Context, flt: Mapping[str, str]) -> dict[Status, str]:
     """Per status, how many operations the rest of the filter matches ("10,000+" past the cap)."""
-    counts = ctx.view.service.status_counts(ctx.company, query=entries_query(ctx, flt))
+    counts = ctx.view.read_models.status_counts(ctx.company, query=entries_query(ctx, flt))
     return {s: format_count(counts.get(s, 0)) for s in Status}
 
 
@@ -457,7 +456,7 @@ def create_pages(
     @web.get("/")
     def home(request: Request) -> Response:
         view = pages.view_of(pages.session(request), request)
-        names = sorted(view.actor.companies) or [c.name for c in view.service.list_companies()]
+        names = sorted(view.actor.companies) or [c.name for c in view.companies.list_companies()]
         if not names:
             raise PageError(403, "You hold no permission set in any company.")
         return RedirectResponse(f"/c/{names[0]}/", status_code=303)
@@ -498,7 +497,7 @@ def create_pages(
     @web.get("/c/{company}/", response_class=HTMLResponse)
     def overview(request: Request, company: str) -> Response:
         ctx = pages.context(request, company)
-        view = ctx.view.service.overview(company)
+        view = ctx.view.read_models.overview(company)
         cues = [
             ("Ready", view.ready, {"status": "ready"}),
             ("In process", view.in_process, {"status": "in_process"}),
@@ -539,8 +538,8 @@ def create_pages(
         next_link = None
         if more and ops:
             next_link = "?" + urlencode({**flt, "after": ops[-1].entry_no})
-        tasks = sorted(t.name for t in app.registry)
-        categories = [c.code for c in ctx.view.service.list_categories(company)]
+        tasks = app.tasks.names()
+        categories = [c.code for c in ctx.view.companies.list_categories(company)]
         return pages.render(
             "entries.html",
             ctx,
@@ -570,7 +569,7 @@ def create_pages(
         given = {"task": task}
         with contextlib.suppress(NotFound):
             # A task named in the link starts with its arguments to edit.
-            given["args"] = arguments_example(app.registry.get(task)) if task else ""
+            given["args"] = app.tasks.example(task) if task else ""
         return new_page(pages, ctx, given, None)
 
     @web.post("/c/{company}/entries/new", response_class=HTMLResponse)
@@ -622,7 +621,6 @@ def create_pages(
     def card(request: Request, company: str, operation_id: str) -> Response:
         ctx = pages.context(request, company)
         op = find(ctx, operation_id)
-        svc = ctx.view.service
         here = _here(request)
         live = card_live(pages, ctx, op, here)
         return pages.render(
@@ -636,10 +634,11 @@ def create_pages(
             **card_details(ctx, op),
             # A read-only user gets no Edit form at all (no action controls), not a
             # disabled one.
-            may_edit=present.may(ctx.actor, "update_operation", op),
-            editable=op.status is Status.ON_HOLD and present.may(ctx.actor, "update_operation", op),
+            may_edit=present.may(ctx.actor, Action.UPDATE_OPERATION, op),
+            editable=op.status is Status.ON_HOLD
+            and present.may(ctx.actor, Action.UPDATE_OPERATION, op),
             priorities=[p.label for p in Priority],
-            categories=[c.code for c in svc.list_categories(company)],
+            categories=[c.code for c in ctx.view.companies.list_categories(company)],
             recurrence_text=present.recurrence_text(op.recurrence),
             here=here,
         )
@@ -707,7 +706,7 @@ def create_pages(
             )
             if v
         }
-        found = ctx.view.service.list_attempts(
+        found = ctx.view.read_models.list_attempts(
             company,
             task=task or None,
             outcome=outcome or None,
@@ -728,10 +727,10 @@ def create_pages(
             entries=found,
             flt=flt,
             outcomes=[o.value for o in Outcome],
-            tasks=sorted(t.name for t in app.registry),
+            tasks=app.tasks.names(),
             next_link=next_link,
             first_link=("?" + urlencode(flt)) if after is not None else None,
-            admin=decide(ctx.actor, "delete_log_entries", company=company) is Verdict.ALLOWED,
+            admin=decide(ctx.actor, Action.DELETE_LOG_ENTRIES, company=company) is Verdict.ALLOWED,
         )
 
     @web.post("/c/{company}/log-entries/delete")
@@ -760,8 +759,7 @@ def create_pages(
         after: Annotated[int | None, Query(ge=0)] = None,
     ) -> Response:
         ctx = pages.context(request, company)
-        svc = ctx.view.service
-        items = svc.notifications(
+        items = ctx.view.inbox.notifications(
             company, unread_only=unread == "1", limit=PAGE_SIZE + 1, before_id=after
         )
         more = len(items) > PAGE_SIZE
@@ -771,9 +769,10 @@ def create_pages(
             if n.operation_id in ops:
                 continue
             with contextlib.suppress(NotFound):  # deleted since: no actions then
-                ops[n.operation_id] = svc.get(n.operation_id)
+                ops[n.operation_id] = ctx.view.service.get(n.operation_id)
         restartable = {
-            oid: present.status_allows("restart", op) and present.may(ctx.actor, "restart", op)
+            oid: present.status_allows(Action.RESTART, op)
+            and present.may(ctx.actor, Action.RESTART, op)
             for oid, op in ops.items()
         }
         next_link = None
@@ -803,7 +802,7 @@ def create_pages(
     ) -> Response:
         ctx = pages.context(request, company, header=False)
         chosen = None if not ids else [_whole("ids", i, 0) for i in ids]
-        n = ctx.view.service.mark_notifications_read(company, chosen)
+        n = ctx.view.inbox.mark_notifications_read(company, chosen)
         return pages.back(
             ctx,
             None,
@@ -940,7 +939,7 @@ def create_pages(
                 raise ValidationError(
                     "max_concurrent", "must be a whole number", max_concurrent
                 ) from None
-            ctx.view.service.set_category(
+            ctx.view.companies.set_category(
                 company,
                 code.strip(),
                 description=description.strip(),
@@ -962,8 +961,8 @@ def create_pages(
     @web.get("/c/{company}/sessions", response_class=HTMLResponse)
     def sessions(request: Request, company: str) -> Response:
         ctx = pages.context(request, company)
-        svc = ctx.view.service
-        if decide(ctx.actor, "list_sessions") is not Verdict.ALLOWED:
+        svc = ctx.view.sessions
+        if decide(ctx.actor, Action.LIST_SESSIONS) is not Verdict.ALLOWED:
             return pages.render("sessions.html", ctx, title="Sessions", allowed=False)
         listed = svc.list_sessions()
         by_session = svc.session_operations()
@@ -979,7 +978,7 @@ def create_pages(
             sessions=listed,
             current=by_session,
             events=events_by,
-            can_drain=decide(ctx.actor, "drain_session") is Verdict.ALLOWED,
+            can_drain=decide(ctx.actor, Action.DRAIN_SESSION) is Verdict.ALLOWED,
         )
 
     @web.post("/c/{company}/sessions/{session_id}/drain")
@@ -989,7 +988,7 @@ def create_pages(
             sid = uuid.UUID(session_id)
         except ValueError:
             raise PageError(404, f"Session {session_id} was not found.") from None
-        ctx.view.service.drain_session(sid)
+        ctx.view.sessions.drain_session(sid)
         return pages.back(ctx, None, f"{ctx.base}/sessions", f"Session {sid} asked to drain.")
 
     # -- the live stream -------------------------------------------------------------------
@@ -1178,16 +1177,15 @@ def categories_page(
     row_error: tuple[str, FormError] | None = None,
 ) -> HTMLResponse:
     """The Categories page; with a refused form, that form again with its message."""
-    svc = ctx.view.service
-    cats = svc.list_categories(ctx.company)
-    activity = svc.category_activity(ctx.company)
+    cats = ctx.view.companies.list_categories(ctx.company)
+    activity = ctx.view.read_models.category_activity(ctx.company)
     busy = []
     for cat in cats:
         found = activity.get(cat.code)
         running = 0 if found is None else found.running
         waiting = 0 if found is None else found.waiting
         busy.append((cat, format_count(running), format_count(waiting)))
-    admin = decide(ctx.actor, "set_category", company=ctx.company) is Verdict.ALLOWED
+    admin = decide(ctx.actor, Action.SET_CATEGORY, company=ctx.company) is Verdict.ALLOWED
     return pages.render(
         "categories.html",
         ctx,
@@ -1203,18 +1201,19 @@ def categories_page(
 def new_page(
     pages: Pages, ctx: Context, given: Mapping[str, str], error: str | None, status: int = 200
 ) -> HTMLResponse:
-    if decide(ctx.actor, "enqueue", company=ctx.company) is not Verdict.ALLOWED:
+    if decide(ctx.actor, Action.ENQUEUE, company=ctx.company) is not Verdict.ALLOWED:
         raise PageError(403, f"{ctx.user} may not enqueue operations in {ctx.company}.")
-    tasks = sorted(pages.app.registry, key=lambda t: t.name)
+    catalog = pages.app.tasks
+    tasks = catalog.tasks()
     return pages.render(
         "new.html",
         ctx,
         status,
         title="New operation",
         tasks=tasks,
-        examples={t.name: arguments_example(t) for t in tasks},
-        hints={t.name: parameter_hints(t) for t in tasks},
-        categories=[c.code for c in ctx.view.service.list_categories(ctx.company)],
+        examples={t.name: catalog.example(t.name) for t in tasks},
+        hints={t.name: catalog.hints(t.name) for t in tasks},
+        categories=[c.code for c in ctx.view.companies.list_categories(ctx.company)],
         priorities=[p.label for p in Priority],
         given=given,
         error=error,

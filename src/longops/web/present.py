@@ -23,7 +23,7 @@ from longops.domain.errors import ValidationError
 from longops.domain.operation import Operation
 from longops.domain.progress import Progress
 from longops.domain.recurrence import Recurrence
-from longops.domain.security import Actor, Verdict, decide, satisfies
+from longops.domain.security import Action, Actor, Verdict, decide, satisfies
 from longops.domain.status import DELETABLE, Status, allowed_from
 from longops.domain.waiting import WaitReason
 
@@ -37,18 +37,17 @@ class RowAction:
     danger: bool = False
 
 
-ROW_ACTIONS: tuple[tuple[str, str, str], ...] = (
+ROW_ACTIONS: tuple[tuple[str, str, Action], ...] = (
     # path segment, button text, action in the permission table
-    ("set-ready", "Set Ready", "set_ready"),
-    ("hold", "Set On Hold", "hold"),
-    ("restart", "Restart", "restart"),
-    ("run-now", "Run now", "run_now"),
-    ("cancel", "Cancel", "cancel"),
-    ("force-cancel", "Force cancel", "force_cancel"),
-    ("delete", "Delete", "delete"),
+    ("set-ready", "Set Ready", Action.SET_READY),
+    ("hold", "Set On Hold", Action.HOLD),
+    ("restart", "Restart", Action.RESTART),
+    ("run-now", "Run now", Action.RUN_NOW),
+    ("cancel", "Cancel", Action.CANCEL),
+    ("force-cancel", "Force cancel", Action.FORCE_CANCEL),
+    ("delete", "Delete", Action.DELETE),
 )
 ACTION_OF_PATH = {path: action for path, _, action in ROW_ACTIONS}
-LABEL_OF_PATH = {path: label for path, label, _ in ROW_ACTIONS}
 
 BULK_ACTIONS = {"cancel": "Cancel", "restart": "Restart", "delete": "Delete"}
 """Bulk button value -> the verb the confirmation asks with (each row is then acted on
@@ -86,7 +85,7 @@ def action_notice(path: str, op: Operation, after: Operation | None) -> str:
     return f"Operation {op.entry_no} ({name}) {done}."
 
 
-def may(actor: Actor, action: str, op: Operation) -> bool:
+def may(actor: Actor, action: Action, op: Operation) -> bool:
     """Would the permission table let ``actor`` do ``action`` to ``op``?"""
     if decide(actor, action, company=op.company, owner=op.user) is not Verdict.ALLOWED:
         return False
@@ -118,7 +117,7 @@ def actions_for(actor: Actor, op: Operation) -> list[RowAction]:
             continue
         if not may(actor, action, op):
             continue
-        if action == "force_cancel" and not may(actor, "cancel", op):
+        if action == Action.FORCE_CANCEL and not may(actor, Action.CANCEL, op):
             continue
         out.append(RowAction(path, label, danger=action in ("delete", "force_cancel")))
     return out
@@ -126,7 +125,7 @@ def actions_for(actor: Actor, op: Operation) -> list[RowAction]:
 
 def can_act_somewhere(actor: Actor, company: str) -> bool:
     """Does the actor hold more than read access in ``company`` (bulk bar, New operation)?"""
-    return decide(actor, "enqueue", company=company) is Verdict.ALLOWED
+    return decide(actor, Action.ENQUEUE, company=company) is Verdict.ALLOWED
 
 
 def status_caption(op: Operation) -> str:

@@ -40,7 +40,7 @@ from fastapi import Request
 from longops.core.streams import Created, Item, Subscription
 from longops.domain.errors import LongopsError, NotFound, PermissionDenied
 from longops.domain.operation import EventType, Operation
-from longops.domain.pages import Notification
+from longops.domain.read_models import Notification
 from longops.domain.security import FrontEnd
 from longops.web.context import Context
 from longops.web.pages import (
@@ -255,7 +255,7 @@ MISSED_WITHIN = timedelta(minutes=1)
 def _missed_notes(ctx: Context, after: int) -> list[Notification]:
     """The user's recent unread notifications above the page's watermark, oldest first:
     written after the page was drawn (or while no page listened), so no toast showed them."""
-    unread = ctx.view.service.notifications(ctx.company, unread_only=True, limit=MISSED_NOTES)
+    unread = ctx.view.inbox.notifications(ctx.company, unread_only=True, limit=MISSED_NOTES)
     recent = ctx.view.app.clock.now() - MISSED_WITHIN
     missed = (n for n in unread if n.id > after and n.created_at >= recent)
     return sorted(missed, key=lambda n: n.id)

@@ -24,7 +24,6 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
-from functools import cache
 from multiprocessing.reduction import ForkingPickler
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -36,7 +35,8 @@ from longops.domain.operation import CancelMode, Operation, Outcome, StopMode
 from longops.domain.progress import Estimator, Progress, ProgressCounter
 from longops.domain.recurrence import within_run_window
 from longops.domain.retry import CustomBackoff
-from longops.domain.runs import decide
+from longops.domain.runs import after_run
+from longops.domain.status import StatusReason
 from longops.store.base import ClaimedRun, RunResult, Store
 from longops.worker.context import RunContext
 from longops.worker.invoke import MAX_ERROR_LENGTH, RunOutcome, invoke
@@ -358,11 +358,6 @@ def _with(run: RunOutcome, **changes: Any) -> RunOutcome:
     return replace(run, **changes)
 
 
-@cache
-def zone(name: str) -> ZoneInfo:
-    return ZoneInfo(name)
-
-
 def delay_function(
     task: TaskDef | None, op: Operation, error: BaseException | None
 ) -> Callable[[int], timedelta]:
@@ -391,7 +386,7 @@ def result_for(
     """Turn a run's outcome into the guarded write that records it."""
     op = claimed.operation
     now = clock.now()
-    decision = decide(op, run.outcome, now, delay=delay_function(task, op, run.error), tz=tz)
+    decision = after_run(op, run.outcome, now, delay=delay_function(task, op, run.error), tz=tz)
     result = RunResult(
         operation_id=op.id,
         lease_token=claimed.lease_token,
@@ -443,7 +438,7 @@ def _execute(
     op = claimed.operation
     if (
         op.recurrence is not None
-        and op.status_reason != "run_now"  # run now ignores the schedule
+        and op.status_reason is not StatusReason.RUN_NOW  # run now ignores the schedule
         and not within_run_window(op.recurrence, clock.now(), tz)
     ):
         # Claimed outside its window (the window or clock moved since it was scheduled):

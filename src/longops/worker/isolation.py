@@ -62,7 +62,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from longops.domain.limits import DEFAULT_MAX_CHECKPOINT_BYTES
-from longops.domain.progress import Progress, ProgressCounter
+from longops.domain.progress import ProgressCounter
 from longops.worker.context import RunContext
 from longops.worker.invoke import invoke
 
@@ -606,7 +606,3 @@ def _run_one(side: _ChildSide, spec: RunSpec) -> None:
 def _final(counter: ProgressCounter) -> tuple[dict[str, Any] | None, tuple[int, int]]:
     reading, version, step_version = counter.read()
     return (reading.to_json() if version else None), (version, step_version)
-
-
-def reading_from(data: dict[str, Any]) -> Progress:
-    return Progress.from_json(data)

@@ -379,7 +379,7 @@ class Worker:
         )
         return Health(alive=alive, ready=ready, loops=self.supervisor.states())
 
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+    def _on_signal(self, _signum: int, frame: FrameType | None) -> None:
         self._signals += 1
         if self._signals == 1:
             self.drain()

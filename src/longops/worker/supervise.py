@@ -215,10 +215,6 @@ class Supervisor:
                 return f"{name} {state}"
         return None
 
-    def unregister(self, name: str) -> None:
-        with self._lock:
-            self._loops.pop(name, None)
-
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()

@@ -208,7 +208,7 @@ def test_a_bad_category_comes_back_on_the_categories_form(app: Longops, browser:
     )
     assert 'value="Kept text"' in page
     assert re.search(r'<input id="c-max"[^>]*value="3"', page)
-    assert {c.code for c in app.service.list_categories("CRONUS")} == {"POSTING"}
+    assert {c.code for c in app.companies.list_categories("CRONUS")} == {"POSTING"}
 
     # A row's Save keeps what was typed in that row, the message beside it.
     row = admin.post(
@@ -219,5 +219,5 @@ def test_a_bad_category_comes_back_on_the_categories_form(app: Longops, browser:
     assert 'value="Typed"' in row.text
     assert 'role="alert">Max concurrent must be between 1 and 1000.</p>' in row.text
     assert 'value="0" aria-label="Max concurrent of POSTING" aria-invalid="true"' in row.text
-    [cat] = app.service.list_categories("CRONUS")
+    [cat] = app.companies.list_categories("CRONUS")
     assert (cat.description, cat.max_concurrent) == ("Posting", 1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from longops.domain.pages import COUNT_CAP, NotificationKind, format_count
+from longops.domain.read_models import COUNT_CAP, NotificationKind, format_count
 from longops.domain.status import TERMINAL, Status
 
 

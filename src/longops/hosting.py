@@ -1,0 +1,59 @@
+"""Running a worker as a process of its own (``longops worker``): its logs redacted to the
+data classes they may carry, a memory limit, the defaults of its timings, and a health
+endpoint for supervisors. The command line reaches the worker room through here, so that
+the front ends import neither ``worker`` nor ``store`` (import-linter's ``forbidden``
+contract in pyproject.toml).
+
+Example::
+
+    redact_logs(LOGGED_BY_DEFAULT)
+    code = run_worker(app.worker(concurrency=4), health_host="127.0.0.1", health_port=8081)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Set
+
+from longops.domain.classification import DataClass
+from longops.domain.errors import LongopsError
+from longops.worker.health import HealthServer
+from longops.worker.logs import RedactingFilter
+from longops.worker.memory import EXIT_MEMORY, parse_size
+from longops.worker.session import HEARTBEAT_INTERVAL, RESCUER_INTERVAL, SESSION_TIMEOUT, Worker
+
+
+def redact_logs(classes: Set[DataClass]) -> None:
+    """Let the root logger's handlers write only log fields of ``classes`` (the rest redacted)."""
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter(classes))
+
+
+def run_worker(worker: Worker, *, health_host: str, health_port: int) -> int:
+    """Run ``worker`` until it ends (SIGTERM drains it) and return its exit code, serving
+    /livez and /readyz on ``health_port`` meanwhile (0: no endpoint)."""
+    server = None
+    if health_port:
+        try:
+            server = HealthServer(worker.health, host=health_host, port=health_port)
+        except OSError as exc:
+            raise LongopsError(
+                f"--health-port {health_port}: cannot listen on {health_host}: {exc}"
+            ) from exc
+        server.start()
+    try:
+        return worker.run()
+    finally:
+        if server is not None:
+            server.close()
+
+
+__all__ = [
+    "EXIT_MEMORY",
+    "HEARTBEAT_INTERVAL",
+    "RESCUER_INTERVAL",
+    "SESSION_TIMEOUT",
+    "parse_size",
+    "redact_logs",
+    "run_worker",
+]

@@ -1,0 +1,52 @@
+"""What vulture (`./dev lint`) cannot see being used, each with the reason. Anything else it
+reports is dead code: delete it rather than adding it here."""
+
+# ruff: noqa: B018, F821
+# The OpenAPI document's schemas: pydantic reads these fields; no Python code names them.
+ErrorInfo
+domain
+innererror
+httpCode
+rpcCode
+percentComplete
+nextPageToken
+nextLink
+operationId
+runNo
+createdAfter
+createdBefore
+startedAfter
+startedBefore
+orderBy
+matched
+processed
+argumentsSchema
+checks
+regex  # Starlette's path converters read it
+# Public API that only users call (documented, not called inside longops).
+_.wait_async
+_.get_async
+_.can_move_to  # domain.status's doctest
+DONE_STATUSES  # longops.client
+# Called by frameworks by name: Typer, uvicorn, multiprocessing, sqlite3, Jinja2 templates.
+_.no_args_is_help
+_.capture_signals
+process_server
+child_entry
+_._keeper  # keeps the in-memory database's keeper connection alive
+_.row_factory
+running_percent
+_.running_percent
+danger
+# The demo's tasks (registered by @demo.task on a module object vulture does not follow).
+render_report
+import_items
+crunch_numbers
+sync_catalogue
+post_invoices
+clean_up
+# test_argument_types: parameters whose annotations are what the test reads.
+flag
+tags
+weights
+anything
