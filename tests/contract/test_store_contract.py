@@ -318,7 +318,7 @@ def test_insert_operations_bulk_with_dedup_keys_keeps_one(store: Store, clock: F
 def test_a_status_reason_outside_the_vocabulary_is_refused(
     store: Store, clock: FrozenClock
 ) -> None:
-    # domain.status.StatusReason is the database's rule too (migration 0012): a free-text
+    # domain.status.StatusReason is the database's rule too (migration 0011): a free-text
     # reason is refused and the row stays as it was.
     op = insert(store, clock, user="alice")
     at = clock.advance(seconds=10)
