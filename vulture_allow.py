@@ -50,3 +50,9 @@ flag
 tags
 weights
 anything
+# Rich's Table settings, read by Rich.
+show_edge
+collapse_padding
+# pytest-xdist's scheduler hooks (tests/conftest.py), called by xdist.
+workqueue
+_split_scope

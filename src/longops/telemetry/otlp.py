@@ -54,10 +54,6 @@ def _varint(n: int) -> bytes:
     return bytes(out)
 
 
-def _tag(field: int, wire: int) -> bytes:
-    return _varint(field << 3 | wire)
-
-
 def _field(tag: bytes, payload: bytes) -> bytes:
     """A length-delimited field (a string, bytes or a message)."""
     return tag + _varint(len(payload)) + payload
