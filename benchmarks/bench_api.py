@@ -90,7 +90,10 @@ end
 SEED = """
 import json, sys
 from longops import Longops
-from longops.core.enqueue import EnqueueRequest
+try:
+    from longops.core.enqueue import EnqueueRequest
+except ImportError:  # a baseline from before core was split by noun
+    from longops.core.service import EnqueueRequest
 from longops.domain.security import PermissionSet
 app = Longops(sys.argv[1])
 app.task(name="bench.noop")(lambda: None)
