@@ -84,6 +84,7 @@ import chaos_app  # noqa: E402
 
 from bench_core import as_utc, machine_info, percentile, tail  # noqa: E402
 from longops import EnqueueRequest, Longops  # noqa: E402
+from longops.worker.session import PREFETCH  # noqa: E402
 from pg import ThrowawayCluster, start_throwaway  # noqa: E402
 from procs import stop_workers  # noqa: E402
 
@@ -570,9 +571,11 @@ def run_restart(cluster: ThrowawayCluster, params: RestartParams, workdir: Path)
         drained = wait_progress(db, params.ops, params.stall_timeout)
         idle = cluster.restart("fast")
         print(f"  restart (idle): back {idle.back - idle.down:.2f} s after going down")
-        extra = params.workers * params.concurrency * 3
-        # Runs long enough that the workers back first cannot drain them all before a
-        # healthy straggler reconnects: a worker that claims none of them is really stuck.
+        # More runs than the workers back first can hold, slots and claimed-ahead queue
+        # (the runs before were short, so they claim ahead), and long enough that they
+        # cannot drain them before a healthy straggler reconnects: a worker that claims
+        # none of them is really stuck.
+        extra = params.workers * (params.concurrency + PREFETCH)
         enqueue(db_url, extra, max(params.task_seconds, 2.0))
         total = params.ops + extra
         all_done = wait_progress(db, total, params.stall_timeout)

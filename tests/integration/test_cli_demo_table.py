@@ -24,7 +24,7 @@ def test_the_terminal_demo_table_keeps_words_whole_at_120_columns(tmp_path: Path
     app.migrate()
     try:
         service = app.service
-        service.set_category("default", "POSTING", max_concurrent=1)
+        app.companies.set_category("default", "POSTING", max_concurrent=1)
         for request in terminal_requests():
             service.enqueue(request)
         now = app.clock.now()

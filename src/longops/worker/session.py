@@ -691,11 +691,11 @@ class Worker:
 
 _UTC = ZoneInfo("UTC")
 SHORT_RUN = 0.1
+"""Seconds under which runs count as short: the worker then claims ahead (``_prefetch``)."""
 PREFETCH = 16
 """Runs claimed ahead while runs are short, at least (``concurrency`` if more): about the
 number of no-op runs a runner gets through while one claim makes its round trip on a
 loaded machine, so a claim and a commit serve many runs."""
-"""Seconds under which runs count as short: the worker then claims ahead (``_prefetch``)."""
 DRAIN_WRITE_WINDOW = 5.0
 """Seconds a drain still waits for the database to record results after its grace."""
 JOIN_TIMEOUT = 10.0
