@@ -63,10 +63,12 @@ def test_results_ride_along_with_claims_and_each_operation_runs_once(db_url: str
         return original(params)
 
     app.store.claim = claim  # type: ignore[method-assign]
+    # A backlog before the worker starts: results ride along only while claims come back
+    # full, which operations enqueued one by one beside a running worker may never do.
+    handles = [app.enqueue("quick", i) for i in range(300)]
     worker = app.worker(concurrency=2, poll_interval=0.05, run_services=False)
     worker.start()
     try:
-        handles = [app.enqueue("quick", i) for i in range(300)]
         for h in handles:
             op = h.wait(timeout=60)
             assert op.status is Status.FINISHED, op
