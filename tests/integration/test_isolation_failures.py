@@ -17,7 +17,7 @@ import pytest
 
 from longops import Longops, Status
 from longops.domain.operation import Outcome
-from longops.worker.isolation import ChildPool, main_guard_problem
+from longops.worker.isolation import Broken, ChildPool, main_guard_problem
 from longops.worker.session import Worker
 
 GHOST = "longops_test_ghost_module"
@@ -154,7 +154,7 @@ def test_a_child_whose_reader_fails_says_why_and_exits() -> None:
         child.join(10)
     finally:
         pool.close()
-    assert message == ("broken", "ValueError: unexpected message from the worker: 'nonsense'")
+    assert message == Broken("ProtocolError: unexpected message from the worker: ('nonsense', 1)")
     assert child.exitcode == 70
 
 
@@ -214,7 +214,7 @@ def test_a_child_that_breaks_the_protocol_fails_the_attempt_and_is_replaced(
     assert op.status is Status.ERROR
     assert op.last_error == (
         "child process broke the protocol: ('gibberish', 1) "
-        "(ValueError: unexpected message kind 'gibberish')"
+        "(ProtocolError: unexpected message kind 'gibberish')"
     )
     assert took < 10
     assert (after.status, after.result) == (Status.FINISHED, 8)

@@ -40,7 +40,22 @@ from longops.domain.status import StatusReason
 from longops.store.base import ClaimedRun, RunResult, Store
 from longops.worker.context import RunContext
 from longops.worker.invoke import MAX_ERROR_LENGTH, RunOutcome, invoke
-from longops.worker.isolation import Child, ChildPool, RunSpec, death_message
+from longops.worker.isolation import (
+    Ack,
+    Begun,
+    Broken,
+    Cancel,
+    CheckpointRequest,
+    Child,
+    ChildPool,
+    LoadFailed,
+    ProgressReport,
+    ProtocolError,
+    Result,
+    Run,
+    RunSpec,
+    death_message,
+)
 from longops.worker.registry import TaskDef, TaskRegistry
 from longops.worker.runs import StopCause
 
@@ -567,16 +582,16 @@ def _drive_child(
     control: RunControl, task: TaskDef, pool: ChildPool, child: Child, token: str, data: bytes
 ) -> RunOutcome:
     op = control.operation
-    if not child.send(("run", token, op.task, data)):
+    if not child.send(Run(token, op.task, data)):
         pool.discard(child)
         return RunOutcome(Outcome.ERROR, error_message="could not hand the run to a child process")
     cancel_sent = False
     terminated_at: float | None = None
     killed = False
-    result: tuple[Any, ...] | None = None
+    result: Result | None = None
     while result is None:
         if control.cancel.is_set() and not cancel_sent:
-            cancel_sent = child.send(("cancel", token, control.reason or "cancel requested"))
+            cancel_sent = child.send(Cancel(token, control.reason or "cancel requested"))
         if control.force_applied and terminated_at is None:
             child.terminate()
             terminated_at = time.monotonic()
@@ -600,15 +615,16 @@ def _drive_child(
                 break
             continue
         try:
-            result = _on_message(control, child, token, message)
+            ended = _on_message(control, child, token, message)
         except (ValueError, TypeError, IndexError, KeyError) as exc:
             why = f"child process broke the protocol: {message!r:.200} ({_name(exc)})"
             return _child_failed(op.id, pool, child, why)
-        if result is not None and result[0] != "result":
+        if isinstance(ended, str):
             # The run never began in the child (its task could not be loaded), or the
             # child's reader failed: the attempt fails with that cause, and the child is
             # replaced (a half-imported script or a dead reader is no state to reuse).
-            return _child_failed(op.id, pool, child, result[1])
+            return _child_failed(op.id, pool, child, ended)
+        result = ended
     if result is None:
         child.join(2.0)
         died = death_message(child.exitcode)
@@ -622,61 +638,82 @@ def _drive_child(
             extra={"action": "child_died", "operation_id": str(op.id)},
         )
         return RunOutcome(Outcome.ERROR, error_message=died)
-    _, outcome, result_json, error_message, tb, rss, reading, versions, cpu, peak = result
-    telemetry.child_usage(cpu, peak)
-    if reading is not None:
-        control.counter.load(Progress.from_json(reading), *versions)
+    telemetry.child_usage(result.cpu_seconds, result.peak_rss)
+    if result.reading is not None:
+        control.counter.load(Progress.from_json(result.reading), *result.versions)
     if terminated_at is not None:
         # It was told to die: whatever the task did to the process stays out of the pool.
         pool.discard(child)
     else:
         pool.release(
-            child, rss, max_runs=task.max_runs_per_child, max_memory=task.max_memory_per_child
+            child,
+            result.rss,
+            max_runs=task.max_runs_per_child,
+            max_memory=task.max_memory_per_child,
         )
     return RunOutcome(
-        Outcome(outcome),
-        result_json=result_json,
-        error_message=error_message,
-        traceback=tb,
-        peak_rss=int(peak),
+        Outcome(result.outcome),
+        result_json=result.result_json,
+        error_message=result.error,
+        traceback=result.traceback,
+        peak_rss=result.peak_rss,
     )
 
 
-def _on_message(
-    control: RunControl, child: Child, token: str, message: tuple[Any, ...]
-) -> tuple[Any, ...] | None:
-    """Act on one message of the child; returns the run's end when the message is one:
-    the result, or (kind, text) when the run failed in the child before its code ran."""
-    kind = message[0]
-    if kind == "progress":
-        _, reading, version, step_version = message
-        before = control.counter.step_version
-        control.counter.load(Progress.from_json(reading), version, step_version)
-        if step_version != before:
-            telemetry.step_from(reading)
-        if step_version != before and control.wake_monitor is not None:
-            control.wake_monitor()
-        return None
-    if kind == "checkpoint":
-        _, text, reading, version, step_version = message
-        saved = control.save_checkpoint(
-            text, None if reading is None else (reading, version, step_version)
-        )
-        child.send(("ack", token, saved))
-        return None
-    if kind == "begun":
-        if message[1] == token:
-            control.code_began()
-        return None
-    if kind == "result":
-        if len(message) != 10:
-            raise ValueError(f"a result has 10 parts, not {len(message)}")
-        return message
-    if kind == "load_failed" and message[1] == token:
-        return ("load_failed", str(message[2]))
-    if kind == "broken":
-        return ("broken", f"child process failed: {message[1]}")
-    raise ValueError(f"unexpected message kind {kind!r}")
+def _on_message(control: RunControl, child: Child, token: str, message: Any) -> Result | str | None:
+    """Act on one message of the child (see :mod:`longops.worker.isolation`); returns the
+    run's end when the message is one: its :class:`Result`, or the reason the run failed in
+    the child before its code ran. A message the protocol does not have, or one whose
+    fields have the wrong types, raises :class:`ProtocolError`."""
+    match message:
+        case ProgressReport(reading=dict(reading), version=int(version), step_version=int(step)):
+            before = control.counter.step_version
+            control.counter.load(Progress.from_json(reading), version, step)
+            if step != before:
+                telemetry.step_from(reading)
+            if step != before and control.wake_monitor is not None:
+                control.wake_monitor()
+            return None
+        case CheckpointRequest(
+            state_json=str(text), reading=dict() | None, version=int(), step_version=int()
+        ):
+            at = message.reading
+            progress = None if at is None else (at, message.version, message.step_version)
+            saved = control.save_checkpoint(text, progress)
+            child.send(Ack(token, saved))
+            return None
+        case Begun(token=str(begun)):
+            if begun == token:
+                control.code_began()
+            return None
+        case Result(
+            outcome=str(outcome),
+            result_json=str() | None,
+            error=str() | None,
+            traceback=str() | None,
+            rss=int(),
+            reading=dict() | None,
+            versions=(int(), int()),
+            cpu_seconds=float() | int(),
+            peak_rss=int(),
+        ) if outcome in _OUTCOMES:
+            return message
+        case LoadFailed(token=str(failed), message=str(why)) if failed == token:
+            return why
+        case Broken(message=str(why)):
+            return f"child process failed: {why}"
+        case _:
+            raise ProtocolError(f"unexpected message {_kind(message)}")
+
+
+_OUTCOMES = frozenset(o.value for o in Outcome)
+
+
+def _kind(message: Any) -> str:
+    """What a message that is not one of the protocol's says it is, for the error."""
+    if isinstance(message, tuple) and message:
+        return f"kind {message[0]!r}"
+    return f"of type {type(message).__name__}"
 
 
 def _name(exc: BaseException) -> str:

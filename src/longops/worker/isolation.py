@@ -4,22 +4,29 @@ A child can be killed, so a run that ignores its cancel request or its timeout i
 (SIGTERM, then SIGKILL), a memory-hungry child is replaced, and a crash (a segfault,
 ``os._exit``, the OOM killer) ends only the attempt, not the worker.
 
-The worker's runner thread drives one child per run over a pipe::
+The worker's runner thread drives one child per run over a pipe. Each message is one of
+the frozen dataclasses below, matched with ``match`` on both sides::
 
-    parent -> child   ("run", token, task, pickled RunSpec) · ("cancel", token, reason)
-                      ("ack", token, ok) · ("exit",)
-    child -> parent   ("progress", reading, version, step_version)
-                      ("checkpoint", state_json, reading) -> answered by ("ack", ok)
-                      ("result", outcome, result_json, error, traceback, rss, reading,
-                       versions, cpu_seconds, peak_rss)
-                      ("begun", token)                  the task's code starts now
-                      ("load_failed", token, message)   the run's task could not be loaded
-                      ("broken", message)               the child's reader failed; it exits
+    parent -> child   Setup(path, main_file)            once, before anything else
+                      Run(token, task, spec)            spec: the pickled RunSpec
+                      Cancel(token, reason)
+                      Ack(token, saved)                 answers a CheckpointRequest
+                      Exit()
+    child -> parent   Begun(token)                      the task's code starts now
+                      ProgressReport(reading, version, step_version)
+                      CheckpointRequest(state_json, reading, version, step_version)
+                      Result(outcome, result_json, error, traceback, rss, reading,
+                             versions, cpu_seconds, peak_rss)
+                      LoadFailed(token, message)        the run's task could not be loaded
+                      Broken(message)                   the child's reader failed; it exits
 
-Every message but the run spec holds plain values only, so the child's reader can always
-read them: the spec (which names the task function, and so may need imports) is unpickled
-by the child's main thread, and a spec that cannot be loaded fails that attempt with the
-cause (``load_failed``) instead of killing the reader and leaving the attempt hanging.
+Anything else (another type, or a field of the wrong type) is a :class:`ProtocolError`:
+the child's reader reports it as ``Broken`` and exits; the worker fails the attempt and
+replaces the child. Every message but the run spec holds plain values only, in classes
+of this module, so the child's reader can always read them: the spec (which names the task
+function, and so may need imports) is unpickled by the child's main thread, and a spec
+that cannot be loaded fails that attempt with the cause (``LoadFailed``) instead of killing
+the reader and leaving the attempt hanging.
 
 Children are fresh interpreters (the worker has threads and open database connections
 that must not be forked), started with the worker's ``sys.path``; they find the task
@@ -37,7 +44,7 @@ Example::
 
     pool = ChildPool(max_runs=100, max_memory=512 * 2**20)
     child = pool.acquire()
-    child.send(("run", spec))
+    child.send(Run(token, "billing.post", pickled_spec))
 """
 
 from __future__ import annotations
@@ -71,6 +78,113 @@ log = logging.getLogger("longops.worker")
 PUMP_INTERVAL = 0.1
 """How often a child sends its progress counter to the worker when it changed (the worker
 still writes it at most once per progress interval)."""
+
+
+class ProtocolError(ValueError):
+    """A message the process-isolation protocol does not have (or one of the wrong shape)."""
+
+
+# -- messages, parent -> child ----------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Setup:
+    """Where to find the task code: the worker's ``sys.path`` and its main script."""
+
+    path: tuple[str, ...]
+    main_file: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """Run one attempt: ``spec`` is the pickled :class:`RunSpec`, ``token`` names the run."""
+
+    token: str
+    task: str
+    spec: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    """Ask the run ``token`` to stop (cooperatively; force is the worker's signals)."""
+
+    token: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """The worker's answer to the run's :class:`CheckpointRequest`: saved or not."""
+
+    token: str
+    saved: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Exit:
+    """End the child once the current run (if any) is over."""
+
+
+ToChild = Setup | Run | Cancel | Ack | Exit
+
+
+# -- messages, child -> parent ----------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Begun:
+    """The run's code starts now (its timeout counts from here, not the child's start)."""
+
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressReport:
+    """The run's progress counter changed: its reading (JSON) and versions."""
+
+    reading: dict[str, Any]
+    version: int
+    step_version: int
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointRequest:
+    """Save this checkpoint (with the progress at that point); answered by :class:`Ack`."""
+
+    state_json: str
+    reading: dict[str, Any] | None
+    version: int
+    step_version: int
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """How the run ended, with the child's resident memory, the last progress reading,
+    the CPU seconds the run used and its peak resident memory."""
+
+    outcome: str
+    result_json: str | None
+    error: str | None
+    traceback: str | None
+    rss: int
+    reading: dict[str, Any] | None
+    versions: tuple[int, int]
+    cpu_seconds: float
+    peak_rss: int
+
+
+@dataclass(frozen=True, slots=True)
+class LoadFailed:
+    """The run's task could not be loaded in the child: the attempt fails with ``message``."""
+
+    token: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Broken:
+    """The child's reader failed (``message`` says why); the child exits."""
+
+    message: str
+
+
+ToParent = Begun | ProgressReport | CheckpointRequest | Result | LoadFailed | Broken
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +249,7 @@ class Child:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout)
 
-    def send(self, message: tuple[Any, ...]) -> bool:
+    def send(self, message: ToChild) -> bool:
         try:
             self.conn.send(message)
         except (OSError, ValueError, BrokenPipeError):
@@ -153,7 +267,7 @@ class Child:
     def close(self, timeout: float = 2.0) -> None:
         """Ask the child to exit, and make sure it does."""
         if self.alive:
-            self.send(("exit",))
+            self.send(Exit())
             self.join(timeout)
         if self.alive:
             self.kill()
@@ -208,7 +322,7 @@ class ChildPool:
         conn = Connection(parent_sock.detach())
         # Where to find the task code: the worker's import path, and its main script for
         # tasks defined there.
-        conn.send(("path", list(sys.path), getattr(main, "__file__", None)))
+        conn.send(Setup(tuple(sys.path), getattr(main, "__file__", None)))
         child = Child(process, conn)
         with self._lock:
             self._all.add(child)
@@ -354,7 +468,7 @@ class _ChildSide:
         self.early_cancel: tuple[str, str] | None = None
         """A cancel for a run that has been handed over but not yet begun (token, reason)."""
 
-    def send(self, message: tuple[Any, ...]) -> None:
+    def send(self, message: ToParent) -> None:
         with self.send_lock:
             self.conn.send(message)
 
@@ -366,7 +480,7 @@ class _ChildSide:
             # or an ack that never comes, and the worker waiting for its result: say why,
             # and end the child so the worker fails the attempt and replaces it.
             with contextlib.suppress(BaseException):
-                self.send(("broken", f"{type(exc).__name__}: {exc}"))
+                self.send(Broken(f"{type(exc).__name__}: {exc}"))
             os._exit(EXIT_BROKEN)
 
     def _read(self) -> None:
@@ -376,20 +490,20 @@ class _ChildSide:
             except (EOFError, OSError):
                 # The worker is gone: nothing of this run may go on without it.
                 os._exit(1)
-            kind = message[0]
-            if kind == "run":
-                self.runs.put((message[1], message[2], message[3]))
-            elif kind == "cancel":
-                self.cancel(message[1], message[2])
-            elif kind == "ack":
-                with self.lock:
-                    current = self.token
-                if message[1] == current:
-                    self.acks.put(bool(message[2]))
-            elif kind == "exit":
-                self.runs.put(None)
-            else:
-                raise ValueError(f"unexpected message from the worker: {kind!r}")
+            match message:
+                case Run(token=str(), task=str(), spec=bytes()):
+                    self.runs.put((message.token, message.task, message.spec))
+                case Cancel(token=str(token), reason=str(reason)):
+                    self.cancel(token, reason)
+                case Ack(token=str(token), saved=bool(saved)):
+                    with self.lock:
+                        current = self.token
+                    if token == current:
+                        self.acks.put(saved)
+                case Exit():
+                    self.runs.put(None)
+                case _:
+                    raise ProtocolError(f"unexpected message from the worker: {message!r:.200}")
 
     def cancel(self, token: str, reason: str) -> None:
         with self.lock:
@@ -498,10 +612,12 @@ def child_main(conn: Connection, parent_pid: int, log_level: int) -> None:
     _die_with_parent()
     if os.getppid() != parent_pid:
         os._exit(1)  # the worker died before we asked to die with it
-    kind, path, main_path = conn.recv()
-    assert kind == "path"
-    sys.path[:] = path
-    _MainLoader.main_path = main_path
+    match conn.recv():
+        case Setup(path=tuple(path), main_file=main_file):
+            sys.path[:] = path
+            _MainLoader.main_path = main_file
+        case other:
+            raise ProtocolError(f"expected the worker's set-up first, not {other!r:.200}")
     logging.basicConfig(
         level=log_level,
         format="%(asctime)s %(levelname)-7s %(name)s[child %(process)d]: %(message)s",
@@ -517,7 +633,7 @@ def child_main(conn: Connection, parent_pid: int, log_level: int) -> None:
         try:
             spec = _MainLoader(io.BytesIO(data)).load()
         except Exception as exc:
-            side.send(("load_failed", token, load_failure(task, exc)))
+            side.send(LoadFailed(token, load_failure(task, exc)))
             continue
         _run_one(side, spec)
 
@@ -537,7 +653,7 @@ def _run_one(side: _ChildSide, spec: RunSpec) -> None:
     def pump_once() -> None:
         reading, *versions = counter.read()
         if tuple(versions) != sent[0]:
-            side.send(("progress", reading.to_json(), *versions))
+            side.send(ProgressReport(reading.to_json(), versions[0], versions[1]))
             sent[0] = (versions[0], versions[1])
 
     def pump() -> None:
@@ -550,7 +666,7 @@ def _run_one(side: _ChildSide, spec: RunSpec) -> None:
     def sink(text: str) -> bool:
         reading, version, step_version = counter.read()
         side.send(
-            ("checkpoint", text, reading.to_json() if version else None, version, step_version)
+            CheckpointRequest(text, reading.to_json() if version else None, version, step_version)
         )
         try:
             return side.acks.get(timeout=ACK_TIMEOUT)
@@ -573,7 +689,7 @@ def _run_one(side: _ChildSide, spec: RunSpec) -> None:
         max_message_chars=spec.max_message_chars,
     )
     side.begin(spec.token, ctx)
-    side.send(("begun", spec.token))  # the timeout counts from here, not the child's start
+    side.send(Begun(spec.token))  # the timeout counts from here, not the child's start
     pumper = threading.Thread(target=pump, name="longops-child-pump", daemon=True)
     pumper.start()
     cpu_began = time.process_time()
@@ -588,17 +704,18 @@ def _run_one(side: _ChildSide, spec: RunSpec) -> None:
     kick.set()
     pumper.join()
     side.end()
+    reading, versions = _final(counter)
     side.send(
-        (
-            "result",
-            run.outcome.value,
-            run.result_json,
-            run.error_message,
-            run.traceback,
-            resident_bytes(),
-            *_final(counter),
-            time.process_time() - cpu_began,
-            memory.peak(),
+        Result(
+            outcome=run.outcome.value,
+            result_json=run.result_json,
+            error=run.error_message,
+            traceback=run.traceback,
+            rss=resident_bytes(),
+            reading=reading,
+            versions=versions,
+            cpu_seconds=time.process_time() - cpu_began,
+            peak_rss=memory.peak(),
         )
     )
 
