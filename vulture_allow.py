@@ -30,6 +30,9 @@ _.can_move_to  # domain.status's doctest
 DONE_STATUSES  # longops.client
 # Called by frameworks by name: Typer, uvicorn, multiprocessing, sqlite3, Jinja2 templates.
 _.no_args_is_help
+_.obj  # Typer's context object: commands find the root's CliState there
+__getattr__  # module attributes on first use (PEP 562): longops/__init__.py
+__dir__
 _.capture_signals
 process_server
 child_entry

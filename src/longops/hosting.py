@@ -14,17 +14,24 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Set
+from typing import TYPE_CHECKING
 
 from longops.domain.classification import DataClass
 from longops.domain.errors import LongopsError
-from longops.worker.health import HealthServer
-from longops.worker.logs import RedactingFilter
 from longops.worker.memory import EXIT_MEMORY, parse_size
-from longops.worker.session import HEARTBEAT_INTERVAL, RESCUER_INTERVAL, SESSION_TIMEOUT, Worker
+from longops.worker.timings import HEARTBEAT_INTERVAL, RESCUER_INTERVAL, SESSION_TIMEOUT
+
+if TYPE_CHECKING:
+    from longops.worker.session import Worker
+
+# The health server and the log filter are imported where they are used: the command line
+# imports this module to show the defaults above in ``longops worker --help``.
 
 
 def redact_logs(classes: Set[DataClass]) -> None:
     """Let the root logger's handlers write only log fields of ``classes`` (the rest redacted)."""
+    from longops.worker.logs import RedactingFilter
+
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactingFilter(classes))
 
@@ -32,6 +39,8 @@ def redact_logs(classes: Set[DataClass]) -> None:
 def run_worker(worker: Worker, *, health_host: str, health_port: int) -> int:
     """Run ``worker`` until it ends (SIGTERM drains it) and return its exit code, serving
     /livez and /readyz on ``health_port`` meanwhile (0: no endpoint)."""
+    from longops.worker.health import HealthServer
+
     server = None
     if health_port:
         try:

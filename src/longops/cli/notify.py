@@ -12,18 +12,19 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
+from longops.cli.context import state
 from longops.cli.render import print_json, when
-from longops.domain.notify import Channel, Delivery, Rule
-from longops.notify.secrets import SecretBox
 
-notify_cli = typer.Typer(
+if TYPE_CHECKING:
+    from longops.domain.notify import Channel, Delivery, Rule
+
+app = typer.Typer(
+    name="notifications",
     help="Notifications: rules, notified admins, outbound channels, deliveries.",
     no_args_is_help=True,
 )
@@ -38,28 +39,7 @@ for _sub, _name in (
     (deliveries_cli, "deliveries"),
 ):
     _sub.info.no_args_is_help = True
-    notify_cli.add_typer(_sub, name=_name)
-
-
-class _Context:
-    """What the root command gives: its state (the actor's front), output and the company
-    a command acts in. Set by :func:`register`; this module imports nothing of ``main``,
-    which may be running as ``__main__`` (``python -m longops.cli.main``)."""
-
-    state: Any = None
-    out: Console = Console()
-    company: Callable[[str | None], str] = staticmethod(lambda given: given or "default")
-
-
-_ctx = _Context()
-
-
-def register(
-    cli: typer.Typer, state: Any, out: Console, company: Callable[[str | None], str]
-) -> None:
-    """Add ``longops notifications`` to ``cli``."""
-    _ctx.state, _ctx.out, _ctx.company = state, out, company
-    cli.add_typer(notify_cli, name="notifications")
+    app.add_typer(_sub, name=_name)
 
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for programs.")]
@@ -69,23 +49,28 @@ CompanyOpt = Annotated[
 ]
 
 
-def _setup() -> Any:
-    return _ctx.state.front.notification_setup
+def _setup(ctx: typer.Context) -> Any:
+    return state(ctx).front.notification_setup
 
 
-def _company(given: str | None) -> str:
-    return _ctx.company(given)
+def _company(ctx: typer.Context, given: str | None) -> str:
+    return state(ctx).company(given)
 
 
-@notify_cli.command("key")
-def key() -> None:
+@app.command("key")
+def key(
+    ctx: typer.Context,
+) -> None:
     """Print a new key for LONGOPS_SECRET_KEY (channels' URLs are encrypted with it)."""
-    _ctx.out.print(SecretBox.generate_key())
+    from longops.notify.secrets import SecretBox
+
+    state(ctx).out.print(SecretBox.generate_key())
 
 
 # -- channels -------------------------------------------------------------------------------
 @channels_cli.command("add")
 def channels_add(
+    ctx: typer.Context,
     name: str,
     url: str,
     company: CompanyOpt = None,
@@ -95,53 +80,54 @@ def channels_add(
     rate_window: Annotated[int, typer.Option(help="The rate limit's window, seconds.")] = 60,
 ) -> None:
     """Add (or replace) a channel: an Apprise URL such as mailtos://, json://, slack://."""
-    c = _setup().add_channel(
-        _company(company), name, url, rate_limit=rate_limit, rate_window=rate_window
+    c = _setup(ctx).add_channel(
+        _company(ctx, company), name, url, rate_limit=rate_limit, rate_window=rate_window
     )
-    _ctx.out.print(f"channel {c.name}: {c.url_masked}")
+    state(ctx).out.print(f"channel {c.name}: {c.url_masked}")
 
 
 @channels_cli.command("list")
-def channels_list(company: CompanyOpt = None, as_json: JsonOpt = False) -> None:
+def channels_list(ctx: typer.Context, company: CompanyOpt = None, as_json: JsonOpt = False) -> None:
     """List a company's channels (URLs masked)."""
-    found = _setup().list_channels(_company(company))
+    found = _setup(ctx).list_channels(_company(ctx, company))
     if as_json:
-        print_json(_ctx.out, [_channel(c) for c in found])
+        print_json(state(ctx).out, [_channel(c) for c in found])
         return
     for c in found:
         limit = f"\tmax {c.rate_limit}/{c.rate_window}s" if c.rate_limit else ""
-        _ctx.out.print(f"{c.name}\t{c.url_masked}{limit}")
+        state(ctx).out.print(f"{c.name}\t{c.url_masked}{limit}")
 
 
 @channels_cli.command("remove")
-def channels_remove(name: str, company: CompanyOpt = None) -> None:
+def channels_remove(ctx: typer.Context, name: str, company: CompanyOpt = None) -> None:
     """Remove a channel."""
-    _setup().remove_channel(_company(company), name)
-    _ctx.out.print(f"channel {name} removed")
+    _setup(ctx).remove_channel(_company(ctx, company), name)
+    state(ctx).out.print(f"channel {name} removed")
 
 
 @channels_cli.command("test")
-def channels_test(name: str, company: CompanyOpt = None) -> None:
+def channels_test(ctx: typer.Context, name: str, company: CompanyOpt = None) -> None:
     """Send a test message to a channel now."""
-    error = _setup().test_channel(_company(company), name)
+    error = _setup(ctx).test_channel(_company(ctx, company), name)
     if error is not None:
-        _ctx.out.print(f"test to {name} failed: {error}")
+        state(ctx).out.print(f"test to {name} failed: {error}")
         raise typer.Exit(1)
-    _ctx.out.print(f"test sent to {name}")
+    state(ctx).out.print(f"test sent to {name}")
 
 
 @channels_cli.command("email")
 def channels_email(
+    ctx: typer.Context,
     name: Annotated[str | None, typer.Argument(help="A mailto:// or mailtos:// channel.")] = None,
     company: CompanyOpt = None,
     none: Annotated[bool, typer.Option("--none", help="No channel: in-app only.")] = False,
 ) -> None:
     """Choose the channel that emails people who chose "also email", to their address."""
     if (name is None) == (not none):
-        _ctx.out.print("give a channel's name, or --none")
+        state(ctx).out.print("give a channel's name, or --none")
         raise typer.Exit(2)
-    _setup().set_email_channel(_company(company), None if none else name)
-    _ctx.out.print(f"people's email goes through {name}" if name else "no email to people")
+    _setup(ctx).set_email_channel(_company(ctx, company), None if none else name)
+    state(ctx).out.print(f"people's email goes through {name}" if name else "no email to people")
 
 
 def _channel(c: Channel) -> dict[str, Any]:
@@ -158,6 +144,7 @@ def _channel(c: Channel) -> dict[str, Any]:
 # -- rules ----------------------------------------------------------------------------------
 @rules_cli.command("add")
 def rules_add(
+    ctx: typer.Context,
     on: Annotated[
         str,
         typer.Option(
@@ -182,8 +169,8 @@ def rules_add(
     ] = None,
 ) -> None:
     """Add (or replace) a rule: on an event, for matching operations, notify recipients."""
-    setup = _setup()
-    where = _company(company)
+    setup = _setup(ctx)
+    where = _company(ctx, company)
     if name is None:
         taken = {r.name for r in setup.list_rules(where)}
         name = next(f"{on}-{n}" for n in range(1, len(taken) + 2) if f"{on}-{n}" not in taken)
@@ -199,15 +186,15 @@ def rules_add(
         enabled=not disabled,
         threshold=threshold,
     )
-    _ctx.out.print(f"rule {r.name}: on {r.on.value} -> {', '.join(r.recipients)}")
+    state(ctx).out.print(f"rule {r.name}: on {r.on.value} -> {', '.join(r.recipients)}")
 
 
 @rules_cli.command("list")
-def rules_list(company: CompanyOpt = None, as_json: JsonOpt = False) -> None:
+def rules_list(ctx: typer.Context, company: CompanyOpt = None, as_json: JsonOpt = False) -> None:
     """List a company's rules."""
-    found = _setup().list_rules(_company(company))
+    found = _setup(ctx).list_rules(_company(ctx, company))
     if as_json:
-        print_json(_ctx.out, [_rule(r) for r in found])
+        print_json(state(ctx).out, [_rule(r) for r in found])
         return
     for r in found:
         filters = " ".join(
@@ -216,30 +203,30 @@ def rules_list(company: CompanyOpt = None, as_json: JsonOpt = False) -> None:
             if v
         )
         state_text = "" if r.enabled else "\t(disabled)"
-        _ctx.out.print(
+        state(ctx).out.print(
             f"{r.name}\ton {r.on.value}\t{filters}\t-> {', '.join(r.recipients)}{state_text}"
         )
 
 
 @rules_cli.command("mute")
-def rules_mute(name: str, company: CompanyOpt = None) -> None:
+def rules_mute(ctx: typer.Context, name: str, company: CompanyOpt = None) -> None:
     """Stop this rule's notifications to you (the user of --as); others still get them."""
-    _setup().mute_rule(_company(company), name)
-    _ctx.out.print(f"rule {name} muted for you")
+    _setup(ctx).mute_rule(_company(ctx, company), name)
+    state(ctx).out.print(f"rule {name} muted for you")
 
 
 @rules_cli.command("unmute")
-def rules_unmute(name: str, company: CompanyOpt = None) -> None:
+def rules_unmute(ctx: typer.Context, name: str, company: CompanyOpt = None) -> None:
     """Hear from this rule again."""
-    _setup().mute_rule(_company(company), name, muted=False)
-    _ctx.out.print(f"rule {name} no longer muted for you")
+    _setup(ctx).mute_rule(_company(ctx, company), name, muted=False)
+    state(ctx).out.print(f"rule {name} no longer muted for you")
 
 
 @rules_cli.command("remove")
-def rules_remove(name: str, company: CompanyOpt = None) -> None:
+def rules_remove(ctx: typer.Context, name: str, company: CompanyOpt = None) -> None:
     """Remove a rule."""
-    _setup().remove_rule(_company(company), name)
-    _ctx.out.print(f"rule {name} removed")
+    _setup(ctx).remove_rule(_company(ctx, company), name)
+    state(ctx).out.print(f"rule {name} removed")
 
 
 def _rule(r: Rule) -> dict[str, Any]:
@@ -248,33 +235,34 @@ def _rule(r: Rule) -> dict[str, Any]:
 
 # -- admins ---------------------------------------------------------------------------------
 @admins_cli.command("add")
-def admins_add(user: str, company: CompanyOpt = None) -> None:
+def admins_add(ctx: typer.Context, user: str, company: CompanyOpt = None) -> None:
     """Make a user one of the company's notified admins."""
-    _setup().add_admin(_company(company), user)
-    _ctx.out.print(f"{user} is a notified admin")
+    _setup(ctx).add_admin(_company(ctx, company), user)
+    state(ctx).out.print(f"{user} is a notified admin")
 
 
 @admins_cli.command("remove")
-def admins_remove(user: str, company: CompanyOpt = None) -> None:
+def admins_remove(ctx: typer.Context, user: str, company: CompanyOpt = None) -> None:
     """Remove a notified admin."""
-    _setup().remove_admin(_company(company), user)
-    _ctx.out.print(f"{user} is no longer a notified admin")
+    _setup(ctx).remove_admin(_company(ctx, company), user)
+    state(ctx).out.print(f"{user} is no longer a notified admin")
 
 
 @admins_cli.command("list")
-def admins_list(company: CompanyOpt = None, as_json: JsonOpt = False) -> None:
+def admins_list(ctx: typer.Context, company: CompanyOpt = None, as_json: JsonOpt = False) -> None:
     """List the company's notified admins."""
-    found = _setup().list_admins(_company(company))
+    found = _setup(ctx).list_admins(_company(ctx, company))
     if as_json:
-        print_json(_ctx.out, found)
+        print_json(state(ctx).out, found)
         return
     for name in found:
-        _ctx.out.print(name)
+        state(ctx).out.print(name)
 
 
 # -- deliveries -----------------------------------------------------------------------------
 @deliveries_cli.command("list")
 def deliveries_list(
+    ctx: typer.Context,
     company: CompanyOpt = None,
     status: Annotated[
         str | None, typer.Option(help="pending, sent, dead or digested (default: all).")
@@ -283,23 +271,23 @@ def deliveries_list(
     as_json: JsonOpt = False,
 ) -> None:
     """The delivery log: each notification to each recipient, with tries and last error."""
-    found = _setup().list_deliveries(_company(company), status=status, limit=limit)
+    found = _setup(ctx).list_deliveries(_company(ctx, company), status=status, limit=limit)
     if as_json:
-        print_json(_ctx.out, [_delivery(d) for d in found])
+        print_json(state(ctx).out, [_delivery(d) for d in found])
         return
     for d in found:
         error = f"\t{d.last_error}" if d.last_error else ""
-        _ctx.out.print(
+        state(ctx).out.print(
             f"{d.id}\t{d.status.value}\t{d.event.value}\t{d.recipient}\t"
             f"tries {d.attempts}\t{when(d.sent_at or d.next_at)}{error}"
         )
 
 
 @deliveries_cli.command("retry")
-def deliveries_retry(delivery_id: int, company: CompanyOpt = None) -> None:
+def deliveries_retry(ctx: typer.Context, delivery_id: int, company: CompanyOpt = None) -> None:
     """Send a dead-lettered delivery again."""
-    _setup().retry_delivery(_company(company), delivery_id)
-    _ctx.out.print(f"delivery {delivery_id} will be sent again")
+    _setup(ctx).retry_delivery(_company(ctx, company), delivery_id)
+    state(ctx).out.print(f"delivery {delivery_id} will be sent again")
 
 
 def _delivery(d: Delivery) -> dict[str, Any]:
@@ -319,8 +307,9 @@ def _delivery(d: Delivery) -> dict[str, Any]:
     }
 
 
-@notify_cli.command("deliver")
+@app.command("deliver")
 def deliver(
+    ctx: typer.Context,
     once: Annotated[bool, typer.Option(help="One round, then exit.")] = False,
     interval: Annotated[float, typer.Option(help="Seconds between rounds.")] = 1.0,
     lease: Annotated[
@@ -330,20 +319,25 @@ def deliver(
     backoff: Annotated[float, typer.Option(help="First retry delay, seconds (doubles).")] = 10.0,
 ) -> None:
     """Send notifications (workers do too; any number of processes may), until SIGTERM."""
-    _ctx.state.front.sessions.check_worker(None)  # as running a worker: SUPER
-    service = _ctx.state.app.delivery_service(
+    state(ctx).front.sessions.check_worker(None)  # as running a worker: SUPER
+    service = state(ctx).app.delivery_service(
         interval=timedelta(seconds=interval),
         lease=timedelta(seconds=lease),
         max_attempts=max_attempts,
         backoff_base=backoff,
     )
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    while True:
-        moved = service.run_once()
-        if once or stop.is_set():
-            break
-        if not moved:
-            stop.wait(interval)
-        if stop.is_set():
-            break
+    # Put back whoever handled SIGTERM before, so a caller in the same process (a test, an
+    # embedding program) is not left with a handler that only sets this loop's flag.
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while True:
+            moved = service.run_once()
+            if once or stop.is_set():
+                break
+            if not moved:
+                stop.wait(interval)
+            if stop.is_set():
+                break
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -6,17 +6,19 @@ import json
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from longops.domain.operation import Attempt, Operation
-from longops.domain.progress import Progress
 from longops.domain.status import Status
-from longops.domain.users import AuditEntry
-from longops.domain.waiting import WaitReason
+
+if TYPE_CHECKING:
+    from longops.domain.operation import Attempt, Operation
+    from longops.domain.progress import Progress
+    from longops.domain.users import AuditEntry
+    from longops.domain.waiting import WaitReason
 
 STATUS_STYLE = {
     Status.ON_HOLD: "yellow",

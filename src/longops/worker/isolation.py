@@ -66,12 +66,13 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from longops.domain.limits import DEFAULT_MAX_CHECKPOINT_BYTES
 from longops.domain.progress import ProgressCounter
-from longops.worker.context import RunContext
-from longops.worker.invoke import invoke
+
+if TYPE_CHECKING:
+    from longops.worker.context import RunContext
 
 log = logging.getLogger("longops.worker")
 
@@ -644,6 +645,11 @@ def load_failure(task: str, exc: BaseException) -> str:
 
 
 def _run_one(side: _ChildSide, spec: RunSpec) -> None:
+    # Imported on the first run: a child (and the worker's memory guard, which reads
+    # resident_bytes) starts without the run context's telemetry.
+    from longops.worker.context import RunContext
+    from longops.worker.invoke import invoke
+
     counter = ProgressCounter()
     memory = PeakMemory()
     stop_pump = threading.Event()

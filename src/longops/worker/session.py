@@ -67,15 +67,20 @@ from longops.worker.monitor import Monitor
 from longops.worker.registry import TaskRegistry
 from longops.worker.runs import RunTable, StopCause
 from longops.worker.supervise import EXIT_LOOP_DIED, Supervisor
+from longops.worker.timings import HEARTBEAT_INTERVAL, RESCUER_INTERVAL, SESSION_TIMEOUT
 from longops.worker.zones import CompanyZones
 
-__all__ = ["EXIT_LOOP_DIED", "Health", "Maintenance", "Worker", "WorkerOptions", "active_session"]
-
-HEARTBEAT_INTERVAL = 2.0
-SESSION_TIMEOUT = 15.0
-RESCUER_INTERVAL = 5.0
-"""Defaults chosen so that a crashed worker's runs are ready again within 30 s (usually
-about 20 s): see docs/design.md, "Recovery timings"."""
+__all__ = [
+    "EXIT_LOOP_DIED",
+    "HEARTBEAT_INTERVAL",
+    "RESCUER_INTERVAL",
+    "SESSION_TIMEOUT",
+    "Health",
+    "Maintenance",
+    "Worker",
+    "WorkerOptions",
+    "active_session",
+]
 
 log = logging.getLogger("longops.worker")
 
