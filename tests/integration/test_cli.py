@@ -1,4 +1,6 @@
-"""The ``longops`` command, run as a real process."""
+"""The ``longops`` command: in this process where it is about what a command prints and its
+exit code (``cli_inprocess``), as a real process for the worker, the demo, the entry point
+with standard input, and a refused action's exit code."""
 
 from __future__ import annotations
 
@@ -12,20 +14,19 @@ from pathlib import Path
 
 import pytest
 
+from cli_inprocess import run_longops
 from procs import wait_for
 
 APP = "longops.demo.app:app"
 
 
 def longops(
-    *args: str, db: str, app: str | None = APP, timeout: float = 60
+    *args: str, db: str, app: str | None = APP, timeout: float = 60, process: bool = False
 ) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "longops.cli.main", "--database-url", db]
+    cmd = ["--database-url", db]
     if app:
         cmd += ["--app", app]
-    return subprocess.run(
-        [*cmd, *args], capture_output=True, text=True, timeout=timeout, check=False
-    )
+    return run_longops([*cmd, *args], timeout=timeout, process=process)
 
 
 @pytest.fixture
@@ -108,7 +109,7 @@ def test_bad_input_exits_2_naming_the_field(db_url: str, args: list[str], field:
 
 def test_refused_action_exits_1(db_url: str) -> None:
     op_id = longops("enqueue", "demo.clean_up", db=db_url).stdout.strip().splitlines()[-1]
-    result = longops("ops", "ready", op_id, db=db_url)
+    result = longops("ops", "ready", op_id, db=db_url, process=True)
     assert result.returncode == 1
     assert "cannot set ready" in result.stderr
     assert "ready" in result.stderr
