@@ -1,6 +1,7 @@
-"""The tracking side of the ``longops`` command, as real processes: ``ops watch`` in a
-pseudo-terminal, ``ops show --json`` with progress, wait reason, cancel request and stall
-flag, and ``ops cancel --reason --force``."""
+"""The tracking side of the ``longops`` command: ``ops watch`` in a pseudo-terminal (a real
+process), and in this process (``cli_inprocess``) ``ops watch`` off a terminal, ``ops show
+--json`` with progress, wait reason, cancel request and stall flag, and ``ops cancel
+--reason --force``; the worker is a real process."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from apps import tracking_app
+from cli_inprocess import run_longops
 from longops import Longops, Status
 from procs import APPS, start_worker, stop_workers, wait_for
 
@@ -32,10 +34,7 @@ def env() -> dict[str, str]:
 
 
 def longops(*args: str, db: str) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "longops.cli.main", "--app", APP, "--database-url", db]
-    return subprocess.run(
-        [*cmd, *args], capture_output=True, text=True, timeout=60, check=False, env=env()
-    )
+    return run_longops(["--app", APP, "--database-url", db, *args], env=env())
 
 
 class PtyCommand:
