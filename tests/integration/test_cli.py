@@ -397,3 +397,25 @@ def test_worker_needs_super(db_url: str) -> None:
     result = longops("--as", "alice", "worker", db=db_url)
     assert result.returncode == 1
     assert "alice may not run a worker session: needs SUPER" in result.stderr
+
+
+def test_the_installed_entry_point_runs_and_exits_with_the_commands_code(fresh_url: str) -> None:
+    # The console script pip installs beside the interpreter (.venv/bin/longops), a process.
+    script = Path(sys.executable).with_name("longops")
+    shown = subprocess.run(
+        [str(script), "--help"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "local SUPER actor" in " ".join(shown.stdout.split())
+    pending = subprocess.run(
+        [str(script), "--database-url", fresh_url, "db", "status"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert pending.returncode == 1  # not every migration applied
+    assert "longops db upgrade" in pending.stderr
+    refused = subprocess.run(
+        [str(script), "--database-url", fresh_url, "--as", "a", "--token", "b", "ops", "list"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert refused.returncode == 2
+    assert "error: as: give --as or --token, not both" in refused.stderr
