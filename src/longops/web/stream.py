@@ -37,6 +37,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from fastapi import Request
 
+from longops.core.sse import frame
 from longops.core.streams import Created, Item, Subscription
 from longops.domain.errors import LongopsError, NotFound, PermissionDenied
 from longops.domain.operation import EventType, Operation
@@ -63,11 +64,12 @@ RECHECK_EVERY = 30.0
 """Seconds between checks that the stream's user is still active and in the company."""
 
 
+KEEP_ALIVE_FRAME = frame(comment="keep-alive")
+
+
 def sse(event: str, html: str) -> str:
     """One SSE message whose data is an HTML fragment (one ``data:`` line per line)."""
-    lines = [f"event: {event}"]
-    lines.extend(f"data: {line}" for line in html.splitlines() or [""])
-    return "\n".join(lines) + "\n\n"
+    return frame(html, event=event)
 
 
 @dataclass
@@ -150,7 +152,7 @@ async def page_stream(
     async with feed as sub:
         # Subscribed before the first byte: whatever happens once the page sees the
         # stream open reaches it.
-        yield f"retry: {RETRY_MS}\n\n"
+        yield frame(retry=RETRY_MS)
         watch.mine = {op.id for op in await asyncio.to_thread(running_of, ctx)}
         # The feed starts now, not when the page was drawn: what moved in between (an
         # operation that ended while a form's redirect loaded the page) would be lost.
@@ -179,7 +181,7 @@ async def page_stream(
                 )
             except TimeoutError:
                 if not pending:
-                    yield ": keep-alive\n\n"
+                    yield KEEP_ALIVE_FRAME
                     continue
             else:
                 if item is None:
