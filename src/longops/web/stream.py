@@ -44,15 +44,9 @@ from longops.domain.operation import EventType, Operation
 from longops.domain.read_models import Notification
 from longops.domain.security import FrontEnd
 from longops.web.context import Context
-from longops.web.pages import (
-    Pages,
-    card_details_html,
-    card_live_html,
-    entries_filter,
-    facets_html,
-    row_html,
-    running_of,
-)
+from longops.web.listing import entries_filter, facets_html
+from longops.web.operations import card_details_html, card_live_html, row_html
+from longops.web.pages import Pages, running_of
 
 FLUSH_EVERY = 0.25
 """Seconds changes are gathered before the changed operations are read and sent."""
