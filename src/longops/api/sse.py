@@ -35,11 +35,13 @@ from longops.api.deps import call, services
 from longops.api.errors import ApiError
 from longops.api.representation import camel, operation_name
 from longops.app import ActorView
+from longops.core.sse import frame as sse_frame
 from longops.core.streams import Created, Item
 from longops.domain.filters import OperationFilter
 from longops.domain.operation import EventType, Operation, OperationEvent
 
 KEEP_ALIVE = 15.0
+KEEP_ALIVE_FRAME = sse_frame(comment="keep-alive")
 RETRY_MS = 2000
 TERMINAL = frozenset({"finished", "error", "cancelled"})
 
@@ -66,8 +68,7 @@ def frame(event: str, data: Any, event_id: str | int | None = None) -> str:
 
 
 def encoded_frame(event: str, text: str, event_id: str | int | None = None) -> str:
-    head = "" if event_id is None else f"id: {event_id}\n"
-    return f"{head}event: {event}\ndata: {text}\n\n"
+    return sse_frame(text, event=event, event_id=event_id)
 
 
 def event_data(e: OperationEvent) -> tuple[str, dict[str, Any]]:
@@ -219,7 +220,7 @@ async def operation_stream(
     """An operation's events in id order, each once, from ``after`` (``Last-Event-ID``)
     or from a snapshot; then ``done`` with the final operation."""
     hub = services(request).hub
-    yield f"retry: {RETRY_MS}\n\n"
+    yield sse_frame(retry=RETRY_MS)
     async with hub.subscribe(operation_id=op.id) as sub:
         # No await between subscribing and reading the watermark: the subscription
         # receives exactly the events above it, and the timeline has every one below.
@@ -257,7 +258,7 @@ async def operation_stream(
             if batch is None:
                 return  # gone, fell behind or the server stops: resume with Last-Event-ID
             if not batch:
-                yield ": keep-alive\n\n"
+                yield KEEP_ALIVE_FRAME
                 current = await call(view.service.get, op.id)
                 if current.done and not await _end_ahead(view, op, last):
                     yield frame("done", await _full(view, current), last)
@@ -318,7 +319,7 @@ async def company_stream(
     id of every frame is ``<event id>.<entry number>``, a cursor of both."""
     hub = services(request).hub
     cursor = _cursor(last_event_id)
-    yield f"retry: {RETRY_MS}\n\n"
+    yield sse_frame(retry=RETRY_MS)
     async with hub.subscribe(companies=[company]) as sub:
         event_top, entry_top = hub.watermark, hub.entry_watermark  # no await before this
         if cursor is None:
@@ -364,7 +365,7 @@ async def company_stream(
             if batch is None:
                 return
             if not batch:
-                yield ": keep-alive\n\n"
+                yield KEEP_ALIVE_FRAME
                 continue
             fresh = [
                 i.operation

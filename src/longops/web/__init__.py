@@ -15,6 +15,6 @@ Example::
 
 from __future__ import annotations
 
-from longops.web.pages import create_pages
+from longops.web.site import create_pages
 
 __all__ = ["create_pages"]

@@ -26,6 +26,7 @@ from longops.domain.recurrence import Recurrence
 from longops.domain.security import Action, Actor, Verdict, decide, satisfies
 from longops.domain.status import DELETABLE, Status, allowed_from
 from longops.domain.waiting import WaitReason
+from longops.web.context import Context
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +127,12 @@ def actions_for(actor: Actor, op: Operation) -> list[RowAction]:
 def can_act_somewhere(actor: Actor, company: str) -> bool:
     """Does the actor hold more than read access in ``company`` (bulk bar, New operation)?"""
     return decide(actor, Action.ENQUEUE, company=company) is Verdict.ALLOWED
+
+
+def may_set_up_notifications(ctx: Context) -> bool:
+    """Does the page's user see the company's Notification Setup (its admins only)?"""
+    actor = ctx.view.actor
+    return decide(actor, Action.LIST_NOTIFICATION_SETUP, company=ctx.company) is Verdict.ALLOWED
 
 
 def status_caption(op: Operation) -> str:

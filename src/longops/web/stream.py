@@ -37,21 +37,16 @@ from urllib.parse import parse_qsl, urlsplit
 
 from fastapi import Request
 
+from longops.core.sse import frame
 from longops.core.streams import Created, Item, Subscription
 from longops.domain.errors import LongopsError, NotFound, PermissionDenied
 from longops.domain.operation import EventType, Operation
 from longops.domain.read_models import Notification
 from longops.domain.security import FrontEnd
 from longops.web.context import Context
-from longops.web.pages import (
-    Pages,
-    card_details_html,
-    card_live_html,
-    entries_filter,
-    facets_html,
-    row_html,
-    running_of,
-)
+from longops.web.listing import entries_filter, facets_html
+from longops.web.operations import card_details_html, card_live_html, row_html
+from longops.web.pages import Pages, running_of
 
 FLUSH_EVERY = 0.25
 """Seconds changes are gathered before the changed operations are read and sent."""
@@ -63,11 +58,12 @@ RECHECK_EVERY = 30.0
 """Seconds between checks that the stream's user is still active and in the company."""
 
 
+KEEP_ALIVE_FRAME = frame(comment="keep-alive")
+
+
 def sse(event: str, html: str) -> str:
     """One SSE message whose data is an HTML fragment (one ``data:`` line per line)."""
-    lines = [f"event: {event}"]
-    lines.extend(f"data: {line}" for line in html.splitlines() or [""])
-    return "\n".join(lines) + "\n\n"
+    return frame(html, event=event)
 
 
 @dataclass
@@ -150,7 +146,7 @@ async def page_stream(
     async with feed as sub:
         # Subscribed before the first byte: whatever happens once the page sees the
         # stream open reaches it.
-        yield f"retry: {RETRY_MS}\n\n"
+        yield frame(retry=RETRY_MS)
         watch.mine = {op.id for op in await asyncio.to_thread(running_of, ctx)}
         # The feed starts now, not when the page was drawn: what moved in between (an
         # operation that ended while a form's redirect loaded the page) would be lost.
@@ -179,7 +175,7 @@ async def page_stream(
                 )
             except TimeoutError:
                 if not pending:
-                    yield ": keep-alive\n\n"
+                    yield KEEP_ALIVE_FRAME
                     continue
             else:
                 if item is None:

@@ -1,0 +1,140 @@
+"""One operation on the pages: finding it in the page's company, doing a row action, and
+what its list row and card show (as values for a page, or as the HTML fragment the live
+stream sends).
+
+Example::
+
+    op = find(ctx, operation_id)                 # 404 unless in this company and readable
+    run_action(ctx, "hold", op)                  # through core, as the signed-in user
+    html = row_html(pages, ctx, op, "/c/CRONUS/entries")
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from longops.domain.errors import NotFound
+from longops.domain.operation import Operation
+from longops.web import present
+from longops.web.context import Context, PageError
+from longops.web.pages import Pages
+
+
+def operation_uuid(value: str) -> uuid.UUID:
+    """An operation id from a path or form; 404 when it is not one."""
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise PageError(404, f"Operation {value} was not found.") from None
+
+
+def find(ctx: Context, operation_id: str) -> Operation:
+    """The operation, if it is in this company and the user may read it (else 404)."""
+    try:
+        op = ctx.view.service.get(operation_uuid(operation_id))
+    except NotFound:
+        raise PageError(404, f"Operation {operation_id} was not found.") from None
+    if op.company != ctx.company:
+        raise PageError(404, f"Operation {operation_id} was not found.")
+    return op
+
+
+def run_action(ctx: Context, path: str, op: Operation) -> Operation | None:
+    """Do one row action through core, as the signed-in user."""
+    svc = ctx.view.service
+    action = present.ACTION_OF_PATH[path]
+    if action == "set_ready":
+        return svc.set_ready(op.id)
+    if action == "hold":
+        return svc.hold(op.id)
+    if action == "restart":
+        return svc.restart(op.id)
+    if action == "run_now":
+        return svc.run_now(op.id)
+    if action == "cancel":
+        return svc.cancel(op.id, reason="cancelled from the pages")
+    if action == "force_cancel":
+        return svc.cancel(op.id, reason="cancelled by force from the pages", force=True)
+    svc.delete(op.id)
+    return None
+
+
+def rows_of(
+    pages: Pages, ctx: Context, ops: Sequence[Operation], next_path: str
+) -> list[dict[str, Any]]:
+    """What each list row shows, wait reasons and ETAs derived now (two reads for all)."""
+    svc = ctx.view.service
+    waits = svc.wait_reasons(ops)
+    progress = svc.estimated(ops)
+    now = pages.app.clock.now()
+    return [
+        {
+            "op": op,
+            "progress": present.progress_view(op, progress.get(op.id), now, ctx.zone),
+            "wait": waits.get(op.id),
+            "actions": present.actions_for(ctx.actor, op),
+        }
+        for op in ops
+    ]
+
+
+def row_html(pages: Pages, ctx: Context, op: Operation, next_path: str) -> str:
+    [row] = rows_of(pages, ctx, [op], next_path)
+    return pages.fragment(
+        "_row.html",
+        row=row,
+        csrf=ctx.session.csrf,
+        base=ctx.base,
+        ctx=ctx,
+        can_act=present.can_act_somewhere(ctx.actor, ctx.company),
+        here=next_path,
+    )
+
+
+def card_live(pages: Pages, ctx: Context, op: Operation, next_path: str) -> dict[str, Any]:
+    """What the card's live part shows: status, progress, why it waits, its actions."""
+    svc = ctx.view.service
+    progress = svc.estimated([op]).get(op.id)
+    waits = svc.wait_reasons([op])
+    return {
+        "op": op,
+        "progress": present.progress_view(op, progress, pages.app.clock.now(), ctx.zone),
+        "wait": waits.get(op.id),
+        "actions": present.actions_for(ctx.actor, op),
+    }
+
+
+def card_details(ctx: Context, op: Operation) -> dict[str, Any]:
+    """What the card shows below its live part: fields, checkpoint, timeline, attempts."""
+    svc = ctx.view.service
+    return {
+        "attempts": svc.attempts(op.id),
+        "events": svc.events(op.id, limit=500),
+        "spark": present.sparkline(svc.progress_history(op.id, points=120)),
+        "json": _json,
+        "arguments": _json({"args": list(op.args), "kwargs": dict(op.kwargs)}),
+    }
+
+
+def card_details_html(pages: Pages, ctx: Context, op: Operation) -> str:
+    return pages.fragment(
+        "_card_details.html", op=op, ctx=ctx, base=ctx.base, **card_details(ctx, op)
+    )
+
+
+def card_live_html(pages: Pages, ctx: Context, op: Operation, next_path: str) -> str:
+    return pages.fragment(
+        "_card_live.html",
+        live=card_live(pages, ctx, op, next_path),
+        csrf=ctx.session.csrf,
+        base=ctx.base,
+        ctx=ctx,
+        here=next_path,
+    )
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, indent=2, default=str, sort_keys=True)

@@ -1,0 +1,116 @@
+"""An entry's card (``/c/{company}/entries/{id}``): its live part (status, progress, why it
+waits, actions), fields, timeline and attempts; the Edit form of an operation on hold, and
+the row actions (set ready, hold, restart, run now, cancel, delete) posted from the card or
+a list row."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, Response
+
+from longops.domain.operation import Priority
+from longops.domain.security import Action
+from longops.domain.status import Status
+from longops.web import present
+from longops.web.context import PageError
+from longops.web.deps import Csrf, PagesDep
+from longops.web.forms import parse_local, whole_number
+from longops.web.operations import card_details, card_live, find, run_action
+from longops.web.pages import here
+
+router = APIRouter()
+
+
+@router.get("/c/{company}/entries/{operation_id}", response_class=HTMLResponse)
+def card(request: Request, company: str, operation_id: str, pages: PagesDep) -> Response:
+    ctx = pages.context(request, company)
+    op = find(ctx, operation_id)
+    path = here(request)
+    live = card_live(pages, ctx, op, path)
+    return pages.render(
+        "entry.html",
+        ctx,
+        stream=f"{ctx.base}/stream?" + urlencode({"view": "card", "op": str(op.id), "next": path}),
+        title=op.description or op.task,
+        op=op,
+        live=live,
+        **card_details(ctx, op),
+        # A read-only user gets no Edit form at all (no action controls), not a
+        # disabled one.
+        may_edit=present.may(ctx.actor, Action.UPDATE_OPERATION, op),
+        editable=op.status is Status.ON_HOLD
+        and present.may(ctx.actor, Action.UPDATE_OPERATION, op),
+        priorities=[p.label for p in Priority],
+        categories=[c.code for c in ctx.view.companies.list_categories(company)],
+        recurrence_text=present.recurrence_text(op.recurrence),
+        here=path,
+    )
+
+
+@router.post("/c/{company}/entries/{operation_id}/edit")
+def edit(
+    request: Request,
+    company: str,
+    operation_id: str,
+    pages: PagesDep,
+    _: Csrf,
+    description: Annotated[str, Form()] = "",
+    priority: Annotated[str, Form()] = "normal",
+    category: Annotated[str, Form()] = "",
+    earliest_start: Annotated[str, Form()] = "",
+    max_attempts: Annotated[str, Form()] = "",
+    timeout: Annotated[str, Form()] = "",
+    recurrence: Annotated[str, Form()] = "",
+    recurrence_shown: Annotated[str, Form()] = "",
+    rec_minutes: Annotated[str, Form()] = "",
+    rec_days: Annotated[list[str] | None, Form()] = None,
+    rec_start: Annotated[str, Form()] = "",
+    rec_end: Annotated[str, Form()] = "",
+    rec_continue: Annotated[str, Form()] = "",
+) -> Response:
+    ctx = pages.context(request, company, header=False)
+    op = find(ctx, operation_id)
+    if recurrence.strip() != recurrence_shown.strip():
+        chosen: Any = recurrence.strip() or None  # typed: the text wins
+    else:
+        chosen = present.recurrence_from_fields(
+            rec_minutes, rec_days or [], rec_start, rec_end, rec_continue == "1"
+        )
+    ctx.view.service.update_operation(
+        op.id,
+        description=description.strip() or None,
+        priority=priority,
+        category=category or None,
+        earliest_start=parse_local(earliest_start, ctx, "earliest_start"),
+        max_attempts=whole_number("max_attempts", max_attempts, op.max_attempts),
+        timeout=float(whole_number("timeout", timeout, int(op.timeout.total_seconds()))),
+        recurrence=chosen,
+    )
+    card_path = f"{ctx.base}/entries/{op.id}"
+    return pages.back(ctx, None, card_path, f"Operation {op.entry_no} saved.")
+
+
+# After ``edit``: the first route whose path matches a POST answers it.
+@router.post("/c/{company}/entries/{operation_id}/{action}")
+def act(
+    request: Request,
+    company: str,
+    operation_id: str,
+    action: str,
+    pages: PagesDep,
+    _: Csrf,
+    next: Annotated[str, Form()] = "",
+) -> Response:
+    ctx = pages.context(request, company, header=False)
+    if action not in present.ACTION_OF_PATH:
+        raise PageError(404, f"There is no action {action}.")
+    op = find(ctx, operation_id)
+    after = run_action(ctx, action, op)
+    card_path = f"{ctx.base}/entries/{op.id}"
+    default = f"{ctx.base}/entries" if action == "delete" else card_path
+    if action == "delete" and next.startswith(card_path):
+        next = ""
+    return pages.back(ctx, next, default, present.action_notice(action, op, after))
