@@ -28,6 +28,7 @@ from rich.console import Console
 
 from longops.app import ActorView, Longops
 from longops.cli.loading import load_app
+from longops.cli.apps import register as register_apps
 from longops.cli.notify import register as register_notifications
 from longops.cli.render import (
     attempts_table,
@@ -167,8 +168,13 @@ def _company(given: str | None) -> str:
 @cli.callback()
 def _root(
     app: Annotated[
-        str | None,
-        typer.Option("--app", envvar="LONGOPS_APP", help="Your application as module:attribute."),
+        list[str] | None,
+        typer.Option(
+            "--app",
+            envvar="LONGOPS_APP",
+            help="Your application as module:attribute (repeatable; default: every app "
+            "installed under the entry-point group longops.apps).",
+        ),
     ] = None,
     database_url: Annotated[
         str | None,
@@ -194,7 +200,7 @@ def _root(
         ),
     ] = None,
 ) -> None:
-    state.app_spec = app
+    state.app_spec = ",".join(app) if app else None
     state.database_url = database_url
     state.as_user = as_user
     state.token = token
@@ -788,7 +794,8 @@ def sessions_list(
     for s in sessions:
         out.print(
             f"{s.id}  {s.state.value:8}  {s.host} pid {s.pid}  queues {','.join(s.queues)}  "
-            f"heartbeat {s.last_heartbeat_at:%H:%M:%S}"
+            f"heartbeat {s.last_heartbeat_at:%H:%M:%S}  code {s.code_version or '-'}  "
+            f"schema {s.schema_version or '-'}"
         )
 
 
@@ -1277,6 +1284,7 @@ def demo(
 
 
 register_notifications(cli, state, out, _company)
+register_apps(cli, state, out)
 
 
 def main() -> None:
@@ -1290,7 +1298,7 @@ def main() -> None:
     except LongopsError as exc:
         # A refused action is a sentence that names who, what and why (exit 1).
         err.print(f"[red]error:[/] {exc}", highlight=False)
-        sys.exit(2 if isinstance(exc, ValidationError) else 1)
+        sys.exit(2 if isinstance(exc, ValidationError) else getattr(exc, "exit_code", 1))
 
 
 if __name__ == "__main__":

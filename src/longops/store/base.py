@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from longops.domain.apps import AppInfo, AppRecord
 from longops.domain.clock import Clock
 from longops.domain.filters import OperationFilter
 from longops.domain.notify import Channel as NotifyChannel
@@ -135,6 +136,8 @@ class ClaimParams:
     ends (``RunResult.started_at``)."""
     companies: tuple[str, ...] | None = None
     """Claim only these companies' operations (None: every active company)."""
+    tasks: tuple[str, ...] | None = None
+    """Claim only operations of these tasks, the ones the worker can run (None: any)."""
     finished: tuple[RunResult, ...] = ()
     """Results to write first, in the claim's own transaction (as :meth:`Store.finish_runs`
     would, each under its lease): one commit for a worker's finished runs and its next
@@ -498,6 +501,27 @@ class Store(Protocol):
         ...
 
     def list_session_events(self, session_id: uuid.UUID | None = None) -> list[SessionEvent]: ...
+
+    # apps (issue 15: the schema guard, the app registry, uninstall and export) --------
+    def applied_migrations(self) -> dict[int, tuple[str, frozenset[str]]]: ...
+    def record_apps(self, apps: Sequence[AppInfo], at: datetime) -> None: ...
+    def list_apps(self) -> list[AppRecord]: ...
+    def mark_app_uninstalled(
+        self,
+        name: str,
+        at: datetime | None,
+        purge_at: datetime | None,
+        *,
+        audit: AuditEntry | None = None,
+    ) -> None: ...
+    def mark_app_exported(self, name: str, at: datetime) -> None: ...
+    def app_exported_at(self, name: str) -> datetime | None: ...
+    def operations_of_tasks(
+        self, tasks: Sequence[str], companies: Sequence[str] | None, *, after_entry: int = 0
+    ) -> list[Operation]: ...
+    def delete_unused_categories(self, company: str, codes: Sequence[str]) -> list[str]: ...
+    def fail_unserved(self, now: datetime) -> list[uuid.UUID]: ...
+    def purge_uninstalled(self, now: datetime) -> int: ...
 
     # services -------------------------------------------------------------------------
     def mark_lost_sessions(self, now: datetime, timeout: timedelta) -> list[uuid.UUID]: ...

@@ -88,6 +88,10 @@ class Dispatcher:
         self._last_reconcile = 0.0
         self.handed_back = 0
         """Runs found in the database that this worker never got, handed back so far."""
+        self.tasks: tuple[str, ...] | None = None
+        """The tasks the claim takes (the worker's registry, set at start; None: any)."""
+        self.held_by: str | None = None
+        """Why claiming is stopped (the schema guard's message), or None."""
 
     def reconcile_soon(self) -> None:
         """Compare with the database before the next claim (after any reconnect)."""
@@ -138,7 +142,7 @@ class Dispatcher:
     def claim_once(self) -> bool:
         """Claim for the free slots (and the prefetch); True when the claim filled them."""
         free = self.options.concurrency + self.prefetch() - len(self.table)
-        if free <= 0:
+        if free <= 0 or self.held_by is not None:
             return False
         want = min(free, self.options.claim_batch)
         completer = self._completer
@@ -154,6 +158,7 @@ class Dispatcher:
                     self.clock.now(),
                     clock=self.clock,
                     companies=self.options.companies,
+                    tasks=self.tasks,
                     finished=finished,
                 )
             )

@@ -55,6 +55,8 @@ from longops.domain.operation import (
 )
 from longops.store.base import ClaimedRun, RunResult, Store
 from longops.store.faults import is_fault
+from longops.domain.apps import AppInfo
+from longops.worker.apps import AppGuard, code_schema_version, code_version
 from longops.worker.completer import Completer
 from longops.worker.dispatcher import Dispatcher
 from longops.worker.executor import KILL_AFTER, RunControl, RunOutcome, execute, result_for
@@ -114,6 +116,10 @@ class WorkerOptions:
     exits with ``EXIT_MEMORY`` (worker/memory.py; None: no limit)."""
     memory_check_interval: float = 1.0
     """Seconds between two reads of the worker's resident memory (with ``max_memory``)."""
+    apps: tuple[AppInfo, ...] = ()
+    """The apps whose tasks it serves, recorded at start (``longops apps list``)."""
+    schema_check_interval: float = 30.0
+    """Seconds between two checks of the schema version (worker/apps.py)."""
 
     def __post_init__(self) -> None:
         from longops.domain.errors import ValidationError
@@ -152,6 +158,9 @@ def active_session(
     concurrency: int = 1,
     session_id: uuid.UUID | None = None,
     companies: tuple[str, ...] | None = None,
+    tasks: tuple[str, ...] | None = None,
+    code_version: str | None = None,
+    schema_version: int | None = None,
 ) -> Session:
     """A new session of this process, active as of ``now``, ready to register.
 
@@ -170,6 +179,9 @@ def active_session(
         last_heartbeat_at=now,
         ended_at=None,
         companies=None if companies is None else tuple(sorted(companies)),
+        tasks=tasks,
+        code_version=code_version,
+        schema_version=schema_version,
     )
 
 
@@ -235,6 +247,13 @@ class Worker:
             prefetch=self._prefetch,
         )
         self.monitor = Monitor(store, clock, self.options, self.table, None)
+        self.app_guard = AppGuard(
+            store,
+            clock,
+            self.dispatcher,
+            interval=self.options.schema_check_interval,
+            stop=self._stopped,
+        )
         self.heartbeat = Heartbeat(
             store,
             clock,
@@ -277,7 +296,15 @@ class Worker:
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
-        """Register the session and start its threads; returns at once."""
+        """Register the session and start its threads; returns at once.
+
+        Raises :class:`~longops.worker.apps.SchemaTooOld` (nothing started) when the
+        database's schema is older than this code's."""
+        self.app_guard.check()
+        # Claim only what it can run; the session says which tasks (and code) it has.
+        self.dispatcher.tasks = tuple(t.name for t in self.registry)
+        if self.options.apps:
+            self.store.record_apps(self.options.apps, self.clock.now())
         self._register(self.session_id)
         self._started = True
         for i in range(self.options.concurrency):
@@ -313,6 +340,12 @@ class Worker:
             self.dispatcher.step,
             self._draining,
             stuck_after=opts.poll_interval + stuck,
+        )
+        self._loops["app-guard"] = sup.spawn(
+            "app-guard",
+            self.app_guard.step,
+            self._stopped,
+            stuck_after=opts.schema_check_interval + stuck,
         )
         if self.services is not None:
             self._loops["services"] = sup.spawn(
@@ -593,6 +626,9 @@ class Worker:
                 concurrency=self.options.concurrency,
                 session_id=session_id,
                 companies=self.options.companies,
+                tasks=self.dispatcher.tasks,
+                code_version=code_version(self.options.apps),
+                schema_version=code_schema_version(self.store.dialect),
             )
         )
 
