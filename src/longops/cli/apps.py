@@ -44,6 +44,13 @@ def apps_list(as_json: JsonOpt = False) -> None:
     """Each app workers and servers recorded: version, tasks, live sessions serving it."""
     apps = _ctx.state.front.apps.list_apps()
     out = _ctx.out
+    check = _ctx.state.front.schema.check()
+    if not as_json:
+        out.print(
+            f"schema: database version {check.database_version}, this code's "
+            f"{check.code_version} ({check.verdict.value})",
+            highlight=False,
+        )
     if as_json:
         print_json(
             out,
@@ -143,4 +150,7 @@ def apps_uninstall(
     removed = ", ".join(report.categories_removed) or "none"
     out.print(f"categories removed: {removed}", highlight=False)
     if report.purge_at is not None:
-        out.print(f"history purged from {report.purge_at}", highlight=False)
+        out.print(
+            f"history purged from {report.purge_at} ({report.purged} operation(s) so far)",
+            highlight=False,
+        )

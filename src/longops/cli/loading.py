@@ -4,6 +4,7 @@ comma-separated in ``LONGOPS_APP``), else every app installed under the entry-po
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
@@ -82,8 +83,6 @@ def _import(spec: str) -> Longops:
         app.name = module_name.split(".", 1)[0]
         dists = metadata.packages_distributions().get(app.name, [])
         if app.version is None and dists:
-            try:
+            with contextlib.suppress(metadata.PackageNotFoundError):
                 app.version = metadata.version(dists[0])
-            except metadata.PackageNotFoundError:
-                pass
     return app

@@ -27,8 +27,8 @@ import typer
 from rich.console import Console
 
 from longops.app import ActorView, Longops
-from longops.cli.loading import load_app
 from longops.cli.apps import register as register_apps
+from longops.cli.loading import load_app
 from longops.cli.notify import register as register_notifications
 from longops.cli.render import (
     attempts_table,

@@ -46,6 +46,8 @@ class UninstallReport:
     """``company/code`` of each category removed."""
     kept: int = 0
     """Finished, failed and cancelled operations kept as history."""
+    purged: int = 0
+    """Operations deleted with their history (``purge_after`` of 0 days)."""
     purge_at: str | None = None
 
     def to_json(self) -> dict[str, object]:
@@ -56,6 +58,7 @@ class UninstallReport:
             "cancel_requested": self.cancel_requested,
             "categories_removed": self.categories_removed,
             "kept": self.kept,
+            "purged": self.purged,
             "purge_at": self.purge_at,
         }
 
@@ -169,12 +172,6 @@ class AppService(ActorBound):
                 # It moved on between the read and the action (claimed, finished): what it
                 # became is handled as history or by its own run's end.
                 report.kept += 1
-        by_company: dict[str, list[str]] = {}
-        for company, code in categories:
-            by_company.setdefault(company, []).append(code)
-        for company, codes in sorted(by_company.items()):
-            for code in self.store.delete_unused_categories(company, codes):
-                report.categories_removed.append(f"{company}/{code}")
         now = self.clock.now()
         purge_at = None if purge_after is None else now + purge_after
         report.purge_at = None if purge_at is None else purge_at.isoformat()
@@ -188,11 +185,31 @@ class AppService(ActorBound):
                 "held": len(report.held),
                 "cancelled": len(report.cancelled),
                 "cancel_requested": len(report.cancel_requested),
-                "categories_removed": report.categories_removed,
                 "purge_at": report.purge_at,
             },
         )
         self.store.mark_app_uninstalled(
             name, now if companies is None else None, purge_at, audit=audit
         )
+        if purge_at is not None and purge_at <= now:
+            # --purge-after 0: the history goes now (workers purge later dates).
+            report.purged = self.store.purge_uninstalled(now)
+        # A category stays while any operation names it (its history included): removed
+        # here are those no operation uses any more.
+        by_company: dict[str, list[str]] = {}
+        for company, code in categories:
+            by_company.setdefault(company, []).append(code)
+        for company, codes in sorted(by_company.items()):
+            for code in self.store.delete_unused_categories(company, codes):
+                report.categories_removed.append(f"{company}/{code}")
+        if report.categories_removed:
+            self.store.record_audit(
+                self._audit_entry(
+                    who,
+                    "remove_app_categories",
+                    f"app {name}",
+                    None,
+                    {"categories": report.categories_removed},
+                )
+            )
         return report

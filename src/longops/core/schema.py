@@ -46,6 +46,7 @@ class SchemaService(ActorBound):
     @acting
     def check(self) -> SchemaCheck:
         """The schema guard's verdict on this database for this code (docs/apps.md)."""
+        require(self.actor, Action.MAINTAIN_SCHEMA, target="")
         return check_schema(self.store)
 
     @acting
@@ -58,6 +59,7 @@ class SchemaService(ActorBound):
 
             app.schema.guard_start(app.app_infos())
         """
+        require(self.actor, Action.MAINTAIN_SCHEMA, target="")
         check = require_schema(self.store)
         if apps:
             self.store.record_apps(apps, self.clock.now())

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from longops import telemetry
+from longops.domain.apps import AppInfo, AppRecord, AppTask
 from longops.domain.errors import ConfigurationError
 from longops.domain.notify import Channel as NotifyChannel
 from longops.domain.notify import (
@@ -61,7 +62,6 @@ from longops.domain.users import (
     WebSession,
     user_target,
 )
-from longops.domain.apps import AppInfo, AppRecord, AppTask
 from longops.domain.waiting import CategorySlots, CompanyState, WaitContext
 from longops.store.base import (
     ActionParams,
@@ -1175,9 +1175,7 @@ class SqlStore(ABC):
                 if t["app"] == a["name"]
             )
             names = {t.name for t in mine}
-            served = tuple(
-                str(s.id) for s in live if s.tasks is not None and names & set(s.tasks)
-            )
+            served = tuple(str(s.id) for s in live if s.tasks is not None and names & set(s.tasks))
             out.append(
                 AppRecord(
                     a["name"],

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import logging
 import threading
-
 from importlib import metadata
+
 from longops.domain.apps import (
     EXIT_SCHEMA_OLDER,
     AppInfo,

@@ -37,12 +37,13 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import FrameType
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from longops.domain.apps import AppInfo
 from longops.domain.classification import LOGGED_BY_DEFAULT, DataClass, loggable
 from longops.domain.clock import Clock
 from longops.domain.ids import new_id
@@ -55,7 +56,6 @@ from longops.domain.operation import (
 )
 from longops.store.base import ClaimedRun, RunResult, Store
 from longops.store.faults import is_fault
-from longops.domain.apps import AppInfo
 from longops.worker.apps import AppGuard, code_schema_version, code_version
 from longops.worker.completer import Completer
 from longops.worker.dispatcher import Dispatcher
@@ -118,8 +118,11 @@ class WorkerOptions:
     """Seconds between two reads of the worker's resident memory (with ``max_memory``)."""
     apps: tuple[AppInfo, ...] = ()
     """The apps whose tasks it serves, recorded at start (``longops apps list``)."""
-    schema_check_interval: float = 30.0
-    """Seconds between two checks of the schema version (worker/apps.py)."""
+    schema_check_interval: float = field(
+        default_factory=lambda: float(os.environ.get("LONGOPS_SCHEMA_CHECK_INTERVAL", "30"))
+    )
+    """Seconds between two checks of the schema version (worker/apps.py;
+    ``LONGOPS_SCHEMA_CHECK_INTERVAL``)."""
 
     def __post_init__(self) -> None:
         from longops.domain.errors import ValidationError
@@ -134,6 +137,8 @@ class WorkerOptions:
             raise ValidationError("max_runs_per_child", "must be at least 1")
         if self.max_memory is not None and self.max_memory < MIN_MEMORY:
             raise ValidationError("max_memory", "must be at least 16MiB", self.max_memory)
+        if not 0.05 <= self.schema_check_interval <= 86_400:
+            raise ValidationError("schema_check_interval", "must be between 0.05 and 86400 seconds")
         if not 0.01 <= self.memory_check_interval <= 3600:
             raise ValidationError("memory_check_interval", "must be between 0.01 and 3600 seconds")
 

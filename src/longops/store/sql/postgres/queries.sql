@@ -795,8 +795,9 @@ SELECT
                                               'max_concurrent', max_concurrent,
                                               'paused', paused) ORDER BY company, code), '[]')
      FROM longops_categories) AS categories,
-  (SELECT coalesce(json_agg(json_build_object('name', name, 'companies', companies)), '[]')
-     FROM (SELECT DISTINCT q.name, s.companies
+  (SELECT coalesce(json_agg(json_build_object('name', name, 'companies', companies,
+                                              'tasks', tasks)), '[]')
+     FROM (SELECT DISTINCT q.name, s.companies, s.tasks
              FROM longops_sessions s CROSS JOIN LATERAL unnest(s.queues) AS q(name)
             WHERE s.state = 'active') served) AS served,
   (SELECT coalesce(json_agg(json_build_object('company', company, 'running', running)), '[]')
