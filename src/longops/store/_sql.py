@@ -1124,6 +1124,13 @@ class SqlStore(ABC):
         return [self.session(r) for r in rows]
 
     # -- apps (issue 15: apps, the schema guard, uninstall) ----------------------------------
+    def set_session_tasks(self, session_id: uuid.UUID, tasks: Sequence[str]) -> None:
+        with self._tx() as cur:
+            cur.execute(
+                self.q["set_session_tasks"],
+                {"id": self.enc_uuid(session_id), "tasks": self.enc_list(list(tasks))},
+            )
+
     def applied_migrations(self) -> dict[int, tuple[str, frozenset[str]]]:
         """Each applied migration's name and declared flags (the schema guard's input)."""
         rows = self._all("list_migrations_flags")

@@ -139,6 +139,15 @@ class Dispatcher:
         prefetch = self.prefetch()
         return self.options.concurrency + prefetch - len(self.table) >= max(prefetch, 1)
 
+    def _current_tasks(self) -> tuple[str, ...] | None:
+        """The tasks the claim takes: the registry's, which may grow after the start (a
+        module imported later registers more); the session's record follows it."""
+        tasks = self.tasks
+        if tasks is not None and len(self.registry) != len(tasks):
+            tasks = self.tasks = tuple(t.name for t in self.registry)
+            self.store.set_session_tasks(self._session_id(), tasks)
+        return tasks
+
     def claim_once(self) -> bool:
         """Claim for the free slots (and the prefetch); True when the claim filled them."""
         free = self.options.concurrency + self.prefetch() - len(self.table)
@@ -158,7 +167,7 @@ class Dispatcher:
                     self.clock.now(),
                     clock=self.clock,
                     companies=self.options.companies,
-                    tasks=self.tasks,
+                    tasks=self._current_tasks(),
                     finished=finished,
                 )
             )

@@ -1429,6 +1429,9 @@ SELECT name FROM longops_notify_channels WHERE company = %(company)s AND persona
 -- ---------------------------------------------------------------------------------------
 -- Apps (issue 15): the schema guard, the app registry, uninstall and export.
 
+-- name: set_session_tasks
+UPDATE longops_sessions SET tasks = %(tasks)s WHERE id = %(id)s;
+
 -- name: list_migrations_flags
 SELECT * FROM longops_migrations ORDER BY version;
 

@@ -1123,6 +1123,9 @@ SELECT name FROM longops_notify_channels WHERE company = :company AND personal_e
 -- ---------------------------------------------------------------------------------------
 -- Apps (issue 15): the schema guard, the app registry, uninstall and export.
 
+-- name: set_session_tasks
+UPDATE longops_sessions SET tasks = :tasks WHERE id = :id;
+
 -- name: list_migrations_flags
 SELECT * FROM longops_migrations ORDER BY version;
 
