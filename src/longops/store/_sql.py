@@ -1143,8 +1143,10 @@ class SqlStore(ABC):
         }
 
     def record_apps(self, apps: Sequence[AppInfo], at: datetime) -> None:
-        """Record the apps a worker or server has and their tasks (replacing what was
-        recorded of them); an app seen again is no longer uninstalled."""
+        """Record the apps a worker or server has and their tasks. Tasks are added, never
+        dropped: in a rolling deploy an older worker starting again must not forget the
+        tasks the newer version added (an uninstall finds their operations by them). An
+        app seen again is no longer uninstalled."""
         with self._tx() as cur:
             for app in apps:
                 name = {"app": app.name}
@@ -1152,7 +1154,6 @@ class SqlStore(ABC):
                     self.q["upsert_app"],
                     {**name, "version": app.version, "at": self.enc_ts(at)},
                 )
-                cur.execute(self.q["delete_app_tasks"], name)
                 for task in app.tasks:
                     wait = task.worker_wait
                     cur.execute(

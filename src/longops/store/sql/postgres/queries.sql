@@ -1441,11 +1441,9 @@ ON CONFLICT (name) DO UPDATE
    SET version = excluded.version, seen_at = excluded.seen_at,
        uninstalled_at = NULL, purge_at = NULL;
 
--- name: delete_app_tasks
-DELETE FROM longops_app_tasks WHERE app = %(app)s;
-
 -- name: insert_app_task
-INSERT INTO longops_app_tasks (app, task, worker_wait_seconds) VALUES (%(app)s, %(task)s, %(wait)s);
+INSERT INTO longops_app_tasks (app, task, worker_wait_seconds) VALUES (%(app)s, %(task)s, %(wait)s)
+ON CONFLICT (app, task) DO UPDATE SET worker_wait_seconds = excluded.worker_wait_seconds;
 
 -- name: list_apps
 SELECT * FROM longops_apps ORDER BY name;
