@@ -59,3 +59,6 @@ collapse_padding
 # pytest-xdist's scheduler hooks (tests/conftest.py), called by xdist.
 workqueue
 _split_scope
+# Migration flags (store/migrate.py): public, read by `db upgrade`'s maintenance check and tests.
+compatible
+online

@@ -132,6 +132,8 @@ METHOD_ACTIONS: Mapping[str, str] = {
     "SessionService.session_events": "list_sessions",
     "SessionService.check_worker": "run_worker",
     "SchemaService.migrate": "maintain_schema",
+    "SchemaService.check": "maintain_schema",
+    "SchemaService.guard_start": "maintain_schema",
     "SchemaService.migration_status": "maintain_schema",
     "SchemaService.migration_sql": "maintain_schema",
     "OperationService.update_operation": "update_operation",

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from longops import telemetry
+from longops.domain.apps import AppInfo, AppRecord, AppTask
 from longops.domain.errors import ConfigurationError
 from longops.domain.notify import Channel as NotifyChannel
 from longops.domain.notify import (
@@ -373,6 +374,10 @@ class SqlStore(ABC):
             last_heartbeat_at=self.dec_ts(r["last_heartbeat_at"]),
             ended_at=self.dec_ts_opt(r["ended_at"]),
             companies=None if r["companies"] is None else tuple(self.dec_list(r["companies"])),
+            # .get: the columns came with migration 0012 (apps); `db status` reads older.
+            tasks=None if r.get("tasks") is None else tuple(self.dec_list(r["tasks"])),
+            code_version=r.get("code_version"),
+            schema_version=None if r.get("schema_version") is None else int(r["schema_version"]),
         )
 
     def category(self, r: Row) -> Category:
@@ -442,6 +447,11 @@ class SqlStore(ABC):
                         self.q["record_migration"],
                         {"version": m.version, "name": m.name, "checksum": m.checksum},
                     )
+                    if m.flags:  # only migrations from 0012 on, which add the column
+                        cur.execute(
+                            self.q["record_migration_flags"],
+                            {"version": m.version, "flags": ",".join(sorted(m.flags))},
+                        )
                     done.append(f"{m.version:04d}_{m.name}")
         return done
 
@@ -460,6 +470,11 @@ class SqlStore(ABC):
                 "INSERT INTO longops_migrations (version, name, checksum) VALUES "
                 f"({m.version}, '{m.name}', '{m.checksum}');\n"
             )
+            if m.flags:
+                parts.append(
+                    f"UPDATE longops_migrations SET flags = '{','.join(sorted(m.flags))}' "
+                    f"WHERE version = {m.version};\n"
+                )
         return "".join(parts)
 
     def schema_is_current(self) -> bool:
@@ -847,7 +862,12 @@ class SqlStore(ABC):
             for c in (self.category(r) for r in category_rows)
         }
         served: dict[str, frozenset[str] | None] = {}
+        tasks: set[str] | None = set()
         for r in queue_rows:
+            if r.get("tasks") is None:
+                tasks = None  # a session that runs any task (code from before 0012)
+            elif tasks is not None:
+                tasks.update(self.dec_list(r["tasks"]))
             companies = None if r["companies"] is None else frozenset(self.dec_list(r["companies"]))
             known = served.get(r["name"], frozenset())
             # A session serving every company makes the queue served for all of them.
@@ -866,6 +886,7 @@ class SqlStore(ABC):
                 for c in (_company(r) for r in company_rows)
             },
             users=users or None,
+            served_tasks=None if tasks is None else frozenset(tasks),
         )
 
     def recent_durations(self, task: str, limit: int = 20) -> list[float]:
@@ -1022,6 +1043,9 @@ class SqlStore(ABC):
                     "state": session.state.value,
                     "started_at": self.enc_ts(session.started_at),
                     "companies": self.enc_companies(session.companies),
+                    "tasks": None if session.tasks is None else self.enc_list(session.tasks),
+                    "code_version": session.code_version,
+                    "schema_version": session.schema_version,
                 },
             )
             self._event(
@@ -1098,6 +1122,145 @@ class SqlStore(ABC):
     def list_sessions(self, *, active_only: bool = False) -> list[Session]:
         rows = self._all("list_sessions", {"active_only": self.enc_bool(active_only)})
         return [self.session(r) for r in rows]
+
+    # -- apps (issue 15: apps, the schema guard, uninstall) ----------------------------------
+    def set_session_tasks(self, session_id: uuid.UUID, tasks: Sequence[str]) -> None:
+        with self._tx() as cur:
+            cur.execute(
+                self.q["set_session_tasks"],
+                {"id": self.enc_uuid(session_id), "tasks": self.enc_list(list(tasks))},
+            )
+
+    def applied_migrations(self) -> dict[int, tuple[str, frozenset[str]]]:
+        """Each applied migration's name and declared flags (the schema guard's input)."""
+        rows = self._all("list_migrations_flags")
+        return {
+            int(r["version"]): (
+                r["name"],
+                frozenset(f for f in (r.get("flags") or "").split(",") if f),
+            )
+            for r in rows
+        }
+
+    def record_apps(self, apps: Sequence[AppInfo], at: datetime) -> None:
+        """Record the apps a worker or server has and their tasks. Tasks are added, never
+        dropped: in a rolling deploy an older worker starting again must not forget the
+        tasks the newer version added (an uninstall finds their operations by them). An
+        app seen again is no longer uninstalled."""
+        with self._tx() as cur:
+            for app in apps:
+                name = {"app": app.name}
+                cur.execute(
+                    self.q["upsert_app"],
+                    {**name, "version": app.version, "at": self.enc_ts(at)},
+                )
+                for task in app.tasks:
+                    wait = task.worker_wait
+                    cur.execute(
+                        self.q["insert_app_task"],
+                        {
+                            **name,
+                            "task": task.name,
+                            "wait": None if wait is None else wait.total_seconds(),
+                        },
+                    )
+
+    def list_apps(self) -> list[AppRecord]:
+        """Every recorded app with its tasks and the live sessions having any of them."""
+        apps = self._all("list_apps")
+        tasks = self._all("list_app_tasks")
+        live = self.list_sessions(active_only=True)
+        out = []
+        for a in apps:
+            mine = tuple(
+                AppTask(
+                    t["task"],
+                    None
+                    if t["worker_wait_seconds"] is None
+                    else timedelta(seconds=float(t["worker_wait_seconds"])),
+                )
+                for t in tasks
+                if t["app"] == a["name"]
+            )
+            names = {t.name for t in mine}
+            served = tuple(str(s.id) for s in live if s.tasks is not None and names & set(s.tasks))
+            out.append(
+                AppRecord(
+                    a["name"],
+                    a["version"],
+                    mine,
+                    self.dec_ts(a["seen_at"]),
+                    self.dec_ts_opt(a["uninstalled_at"]),
+                    served,
+                )
+            )
+        return out
+
+    def mark_app_uninstalled(
+        self,
+        name: str,
+        at: datetime | None,
+        purge_at: datetime | None,
+        *,
+        audit: AuditEntry | None = None,
+    ) -> None:
+        with self._tx() as cur:
+            cur.execute(
+                self.q["mark_app_uninstalled"],
+                {"app": name, "at": self.enc_ts(at), "purge_at": self.enc_ts(purge_at)},
+            )
+            self._audit(cur, audit)
+
+    def mark_app_exported(self, name: str, at: datetime) -> None:
+        with self._tx() as cur:
+            cur.execute(self.q["mark_app_exported"], {"app": name, "at": self.enc_ts(at)})
+
+    def app_exported_at(self, name: str) -> datetime | None:
+        r = self._one("get_app", {"app": name})
+        return None if r is None else self.dec_ts_opt(r["exported_at"])
+
+    def operations_of_tasks(
+        self, tasks: Sequence[str], companies: Sequence[str] | None, *, after_entry: int = 0
+    ) -> list[Operation]:
+        """Up to 1,000 operations of ``tasks`` (in ``companies``; None: all) after entry
+        number ``after_entry``, in entry order (page on with the last one's)."""
+        rows = self._all(
+            "operations_of_tasks",
+            {
+                "tasks": self.enc_list(list(tasks)),
+                "companies": self.enc_companies(companies),
+                "after": after_entry,
+            },
+        )
+        return [self.operation(r) for r in rows]
+
+    def delete_unused_categories(self, company: str, codes: Sequence[str]) -> list[str]:
+        """Delete those of ``company``'s categories no active operation uses; their codes."""
+        with self._tx() as cur:
+            cur.execute(
+                self.q["delete_unused_categories"],
+                {"company": company, "codes": self.enc_list(list(codes))},
+            )
+            return sorted(r["code"] for r in cur.fetchall())
+
+    def fail_unserved(self, now: datetime) -> list[uuid.UUID]:
+        """Fail the ready operations whose task no live session has and that waited past
+        their task's ``worker_wait`` (status ``error``, reason ``no_worker_for_task``)."""
+        with self._tx() as cur:
+            cur.execute(self.q["fail_unserved"], {"now": self.enc_ts(now)})
+            return [self.dec_uuid(r["id"]) for r in cur.fetchall()]
+
+    def purge_uninstalled(self, now: datetime) -> int:
+        """Delete the finished, failed and cancelled operations (with their history) of
+        apps uninstalled with a purge date that has passed; how many."""
+        params = {"now": self.enc_ts(now)}
+        with self._tx() as cur:
+            # SQLite has no data-modifying CTEs: the history goes first, statement by statement.
+            for name in ("purge_uninstalled_events", "purge_uninstalled_attempts"):
+                if name in self.q:
+                    cur.execute(self.q[name], params)
+            cur.execute(self.q["purge_uninstalled"], params)
+            return len(cur.fetchall())
 
     def fleet_metrics(self, now: datetime) -> FleetSnapshot:
         snap = FleetSnapshot(at=now)

@@ -422,6 +422,8 @@ class PostgresStore(SqlStore):
             "limit": params.limit,
             "now": params.at(),
             "companies": self.enc_companies(params.companies),
+            # One array parameter: the prepared statement stays one statement.
+            "tasks": None if params.tasks is None else list(params.tasks),
         }
 
         def send(conn: Any) -> list[Any]:

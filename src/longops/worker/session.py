@@ -37,12 +37,13 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import FrameType
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from longops.domain.apps import AppInfo
 from longops.domain.classification import LOGGED_BY_DEFAULT, DataClass, loggable
 from longops.domain.clock import Clock
 from longops.domain.ids import new_id
@@ -55,6 +56,7 @@ from longops.domain.operation import (
 )
 from longops.store.base import ClaimedRun, RunResult, Store
 from longops.store.faults import is_fault
+from longops.worker.apps import AppGuard, code_schema_version, code_version
 from longops.worker.completer import Completer
 from longops.worker.dispatcher import Dispatcher
 from longops.worker.executor import KILL_AFTER, RunControl, RunOutcome, execute, result_for
@@ -119,6 +121,13 @@ class WorkerOptions:
     exits with ``EXIT_MEMORY`` (worker/memory.py; None: no limit)."""
     memory_check_interval: float = 1.0
     """Seconds between two reads of the worker's resident memory (with ``max_memory``)."""
+    apps: tuple[AppInfo, ...] = ()
+    """The apps whose tasks it serves, recorded at start (``longops apps list``)."""
+    schema_check_interval: float = field(
+        default_factory=lambda: float(os.environ.get("LONGOPS_SCHEMA_CHECK_INTERVAL", "30"))
+    )
+    """Seconds between two checks of the schema version (worker/apps.py;
+    ``LONGOPS_SCHEMA_CHECK_INTERVAL``)."""
 
     def __post_init__(self) -> None:
         from longops.domain.errors import ValidationError
@@ -133,6 +142,8 @@ class WorkerOptions:
             raise ValidationError("max_runs_per_child", "must be at least 1")
         if self.max_memory is not None and self.max_memory < MIN_MEMORY:
             raise ValidationError("max_memory", "must be at least 16MiB", self.max_memory)
+        if not 0.05 <= self.schema_check_interval <= 86_400:
+            raise ValidationError("schema_check_interval", "must be between 0.05 and 86400 seconds")
         if not 0.01 <= self.memory_check_interval <= 3600:
             raise ValidationError("memory_check_interval", "must be between 0.01 and 3600 seconds")
 
@@ -157,6 +168,9 @@ def active_session(
     concurrency: int = 1,
     session_id: uuid.UUID | None = None,
     companies: tuple[str, ...] | None = None,
+    tasks: tuple[str, ...] | None = None,
+    code_version: str | None = None,
+    schema_version: int | None = None,
 ) -> Session:
     """A new session of this process, active as of ``now``, ready to register.
 
@@ -175,6 +189,9 @@ def active_session(
         last_heartbeat_at=now,
         ended_at=None,
         companies=None if companies is None else tuple(sorted(companies)),
+        tasks=tasks,
+        code_version=code_version,
+        schema_version=schema_version,
     )
 
 
@@ -240,6 +257,13 @@ class Worker:
             prefetch=self._prefetch,
         )
         self.monitor = Monitor(store, clock, self.options, self.table, None)
+        self.app_guard = AppGuard(
+            store,
+            clock,
+            self.dispatcher,
+            interval=self.options.schema_check_interval,
+            stop=self._stopped,
+        )
         self.heartbeat = Heartbeat(
             store,
             clock,
@@ -282,7 +306,15 @@ class Worker:
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
-        """Register the session and start its threads; returns at once."""
+        """Register the session and start its threads; returns at once.
+
+        Raises :class:`~longops.worker.apps.SchemaTooOld` (nothing started) when the
+        database's schema is older than this code's."""
+        self.app_guard.check()
+        # Claim only what it can run; the session says which tasks (and code) it has.
+        self.dispatcher.tasks = tuple(t.name for t in self.registry)
+        if self.options.apps:
+            self.store.record_apps(self.options.apps, self.clock.now())
         self._register(self.session_id)
         self._started = True
         for i in range(self.options.concurrency):
@@ -318,6 +350,12 @@ class Worker:
             self.dispatcher.step,
             self._draining,
             stuck_after=opts.poll_interval + stuck,
+        )
+        self._loops["app-guard"] = sup.spawn(
+            "app-guard",
+            self.app_guard.step,
+            self._stopped,
+            stuck_after=opts.schema_check_interval + stuck,
         )
         if self.services is not None:
             self._loops["services"] = sup.spawn(
@@ -598,6 +636,9 @@ class Worker:
                 concurrency=self.options.concurrency,
                 session_id=session_id,
                 companies=self.options.companies,
+                tasks=self.dispatcher.tasks,
+                code_version=code_version(self.options.apps),
+                schema_version=code_schema_version(self.store.dialect),
             )
         )
 

@@ -331,6 +331,8 @@ categorized AS (
            AND (o.expires_at IS NULL OR o.expires_at > %(now)s)
            AND o.queue = ANY(%(queues)s::text[])
            AND o.queue NOT IN (SELECT name FROM paused)
+           -- Only tasks this session has (NULL: any); others wait, `no_worker_for_task`.
+           AND (%(tasks)s::text[] IS NULL OR o.task = ANY(%(tasks)s::text[]))
            AND (o.user_name IS NULL OR NOT (SELECT has_users FROM runs_as) OR EXISTS (
                 SELECT 1 FROM longops_may_run r WHERE r.user_name = o.user_name
                    AND (r.is_super OR o.required_permission IS NULL
@@ -351,6 +353,8 @@ uncategorized AS (
            AND (o.expires_at IS NULL OR o.expires_at > %(now)s)
            AND o.queue = ANY(%(queues)s::text[])
            AND o.queue NOT IN (SELECT name FROM paused)
+           -- Only tasks this session has (NULL: any); others wait, `no_worker_for_task`.
+           AND (%(tasks)s::text[] IS NULL OR o.task = ANY(%(tasks)s::text[]))
            AND (o.user_name IS NULL OR NOT (SELECT has_users FROM runs_as) OR EXISTS (
                 SELECT 1 FROM longops_may_run r WHERE r.user_name = o.user_name
                    AND (r.is_super OR o.required_permission IS NULL
@@ -541,8 +545,8 @@ SELECT min(earliest_start_at) AS due FROM longops_operations
    AND (%(companies)s::text[] IS NULL OR company = ANY(%(companies)s::text[]));
 
 -- name: insert_session
-INSERT INTO longops_sessions (id, host, pid, queues, concurrency, state, started_at, last_heartbeat_at, companies)
-VALUES (%(id)s, %(host)s, %(pid)s, %(queues)s, %(concurrency)s, %(state)s, %(started_at)s, %(started_at)s, %(companies)s);
+INSERT INTO longops_sessions (id, host, pid, queues, concurrency, state, started_at, last_heartbeat_at, companies, tasks, code_version, schema_version)
+VALUES (%(id)s, %(host)s, %(pid)s, %(queues)s, %(concurrency)s, %(state)s, %(started_at)s, %(started_at)s, %(companies)s, %(tasks)s, %(code_version)s, %(schema_version)s);
 
 -- name: heartbeat
 -- Only a live session can beat; a lost one learns its state from the follow-up read.
@@ -672,6 +676,9 @@ SELECT version, name, checksum FROM longops_migrations ORDER BY version;
 -- name: record_migration
 INSERT INTO longops_migrations (version, name, checksum) VALUES (%(version)s, %(name)s, %(checksum)s);
 
+-- name: record_migration_flags
+UPDATE longops_migrations SET flags = %(flags)s WHERE version = %(version)s;
+
 -- name: cancel_requested
 SELECT id, cancel_force, cancel_reason, cancel_requested_by FROM longops_operations
  WHERE id = ANY(%(ids)s::uuid[]) AND status = 'in_process' AND cancel_requested_at IS NOT NULL;
@@ -764,7 +771,8 @@ SELECT * FROM longops_categories ORDER BY company, code;
 
 -- name: served_queues
 -- Which queues live sessions serve, and for which companies (NULL: every company).
-SELECT DISTINCT q.name, s.companies
+-- And the tasks each has (NULL: any task), for `no_worker_for_task`.
+SELECT DISTINCT q.name, s.companies, s.tasks
   FROM longops_sessions s CROSS JOIN LATERAL unnest(s.queues) AS q(name)
  WHERE s.state = 'active';
 
@@ -787,8 +795,9 @@ SELECT
                                               'max_concurrent', max_concurrent,
                                               'paused', paused) ORDER BY company, code), '[]')
      FROM longops_categories) AS categories,
-  (SELECT coalesce(json_agg(json_build_object('name', name, 'companies', companies)), '[]')
-     FROM (SELECT DISTINCT q.name, s.companies
+  (SELECT coalesce(json_agg(json_build_object('name', name, 'companies', companies,
+                                              'tasks', tasks)), '[]')
+     FROM (SELECT DISTINCT q.name, s.companies, s.tasks
              FROM longops_sessions s CROSS JOIN LATERAL unnest(s.queues) AS q(name)
             WHERE s.state = 'active') served) AS served,
   (SELECT coalesce(json_agg(json_build_object('company', company, 'running', running)), '[]')
@@ -1416,3 +1425,88 @@ UPDATE longops_notify_channels SET personal_email = true
 
 -- name: personal_email_channel
 SELECT name FROM longops_notify_channels WHERE company = %(company)s AND personal_email = true;
+
+-- ---------------------------------------------------------------------------------------
+-- Apps (issue 15): the schema guard, the app registry, uninstall and export.
+
+-- name: set_session_tasks
+UPDATE longops_sessions SET tasks = %(tasks)s WHERE id = %(id)s;
+
+-- name: list_migrations_flags
+SELECT * FROM longops_migrations ORDER BY version;
+
+-- name: upsert_app
+INSERT INTO longops_apps (name, version, seen_at) VALUES (%(app)s, %(version)s, %(at)s)
+ON CONFLICT (name) DO UPDATE
+   SET version = excluded.version, seen_at = excluded.seen_at,
+       uninstalled_at = NULL, purge_at = NULL;
+
+-- name: insert_app_task
+INSERT INTO longops_app_tasks (app, task, worker_wait_seconds) VALUES (%(app)s, %(task)s, %(wait)s)
+ON CONFLICT (app, task) DO UPDATE SET worker_wait_seconds = excluded.worker_wait_seconds;
+
+-- name: list_apps
+SELECT * FROM longops_apps ORDER BY name;
+
+-- name: get_app
+SELECT * FROM longops_apps WHERE name = %(app)s;
+
+-- name: list_app_tasks
+SELECT * FROM longops_app_tasks ORDER BY app, task;
+
+-- name: mark_app_uninstalled
+UPDATE longops_apps SET uninstalled_at = coalesce(%(at)s, uninstalled_at),
+       purge_at = coalesce(%(purge_at)s, purge_at)
+ WHERE name = %(app)s;
+
+-- name: mark_app_exported
+UPDATE longops_apps SET exported_at = %(at)s WHERE name = %(app)s;
+
+-- name: operations_of_tasks
+SELECT * FROM longops_operations
+ WHERE task = ANY(%(tasks)s::text[])
+   AND (%(companies)s::text[] IS NULL OR company = ANY(%(companies)s::text[]))
+   AND entry_no > %(after)s
+ ORDER BY entry_no
+ LIMIT 1000;
+
+-- name: delete_unused_categories
+-- Operations keep their category (a foreign key): one any operation still names stays.
+DELETE FROM longops_categories c
+ WHERE c.company = %(company)s AND c.code = ANY(%(codes)s::text[])
+   AND NOT EXISTS (SELECT 1 FROM longops_operations o
+                    WHERE o.company = c.company AND o.category = c.code)
+RETURNING c.code;
+
+-- name: fail_unserved
+-- Ready operations whose task no live session has, waiting (since they were due) longer
+-- than their task's worker_wait, as the apps that have the task recorded it.
+UPDATE longops_operations o SET status = 'error', status_reason = 'no_worker_for_task',
+       ended_at = %(now)s, updated_at = %(now)s,
+       last_error = 'no live worker session had task ' || o.task || ' within '
+                    || w.seconds || ' s (its worker_wait)'
+  FROM (SELECT task, min(worker_wait_seconds) AS seconds FROM longops_app_tasks
+         WHERE worker_wait_seconds IS NOT NULL GROUP BY task) w
+ WHERE o.status = 'ready' AND o.task = w.task
+   AND o.earliest_start_at + make_interval(secs => w.seconds) < %(now)s
+   AND NOT EXISTS (SELECT 1 FROM longops_sessions s
+                    WHERE s.state = 'active' AND (s.tasks IS NULL OR o.task = ANY(s.tasks)))
+RETURNING o.id;
+
+-- name: purge_uninstalled
+WITH gone AS (
+    SELECT o.id FROM longops_operations o
+     WHERE o.status IN ('finished', 'error', 'cancelled')
+       AND o.task IN (SELECT t.task FROM longops_app_tasks t
+                        JOIN longops_apps a ON a.name = t.app
+                       WHERE a.purge_at <= %(now)s)
+),
+events AS (
+    DELETE FROM longops_operation_events WHERE operation_id IN (SELECT id FROM gone)
+),
+attempts AS (
+    DELETE FROM longops_attempts WHERE operation_id IN (SELECT id FROM gone)
+)
+DELETE FROM longops_operations WHERE id IN (SELECT id FROM gone)
+RETURNING id;
+

@@ -248,6 +248,7 @@ categorized AS (
                    AND (x.expires_at IS NULL OR x.expires_at > :now)
                    AND x.queue IN (SELECT name FROM queues)
                    AND x.queue NOT IN (SELECT name FROM paused)
+                   AND (:tasks IS NULL OR x.task IN (SELECT value FROM json_each(:tasks)))
                    AND (x.user_name IS NULL OR NOT (SELECT has_users FROM runs_as) OR EXISTS (
                         SELECT 1 FROM longops_may_run r WHERE r.user_name = x.user_name
                            AND (r.is_super OR x.required_permission IS NULL
@@ -270,6 +271,8 @@ uncategorized AS (
                AND x.earliest_start_at <= :now
                AND (x.expires_at IS NULL OR x.expires_at > :now)
                AND x.queue NOT IN (SELECT name FROM paused)
+               -- Only tasks this session has (NULL: any); others wait, `no_worker_for_task`.
+               AND (:tasks IS NULL OR x.task IN (SELECT value FROM json_each(:tasks)))
                AND (x.user_name IS NULL OR NOT (SELECT has_users FROM runs_as) OR EXISTS (
                     SELECT 1 FROM longops_may_run r WHERE r.user_name = x.user_name
                        AND (r.is_super OR x.required_permission IS NULL
@@ -390,8 +393,8 @@ SELECT min(earliest_start_at) AS due FROM longops_operations
    AND (:companies IS NULL OR company IN (SELECT value FROM json_each(:companies)));
 
 -- name: insert_session
-INSERT INTO longops_sessions (id, host, pid, queues, concurrency, state, started_at, last_heartbeat_at, companies)
-VALUES (:id, :host, :pid, :queues, :concurrency, :state, :started_at, :started_at, :companies);
+INSERT INTO longops_sessions (id, host, pid, queues, concurrency, state, started_at, last_heartbeat_at, companies, tasks, code_version, schema_version)
+VALUES (:id, :host, :pid, :queues, :concurrency, :state, :started_at, :started_at, :companies, :tasks, :code_version, :schema_version);
 
 -- name: heartbeat
 UPDATE longops_sessions SET last_heartbeat_at = :at
@@ -515,6 +518,9 @@ SELECT version, name, checksum FROM longops_migrations ORDER BY version;
 -- name: record_migration
 INSERT INTO longops_migrations (version, name, checksum) VALUES (:version, :name, :checksum);
 
+-- name: record_migration_flags
+UPDATE longops_migrations SET flags = :flags WHERE version = :version;
+
 -- name: cancel_requested
 SELECT id, cancel_force, cancel_reason, cancel_requested_by FROM longops_operations
  WHERE id IN (SELECT value FROM json_each(:ids)) AND status = 'in_process' AND cancel_requested_at IS NOT NULL;
@@ -570,7 +576,7 @@ SELECT company, category, id FROM longops_operations
 SELECT * FROM longops_categories ORDER BY company, code;
 
 -- name: served_queues
-SELECT DISTINCT q.value AS name, s.companies FROM longops_sessions s, json_each(s.queues) q
+SELECT DISTINCT q.value AS name, s.companies, s.tasks FROM longops_sessions s, json_each(s.queues) q
  WHERE s.state = 'active';
 
 -- name: running_per_company
@@ -1113,3 +1119,95 @@ UPDATE longops_notify_channels SET personal_email = 1
 
 -- name: personal_email_channel
 SELECT name FROM longops_notify_channels WHERE company = :company AND personal_email = 1;
+
+-- ---------------------------------------------------------------------------------------
+-- Apps (issue 15): the schema guard, the app registry, uninstall and export.
+
+-- name: set_session_tasks
+UPDATE longops_sessions SET tasks = :tasks WHERE id = :id;
+
+-- name: list_migrations_flags
+SELECT * FROM longops_migrations ORDER BY version;
+
+-- name: upsert_app
+INSERT INTO longops_apps (name, version, seen_at) VALUES (:app, :version, :at)
+ON CONFLICT (name) DO UPDATE
+   SET version = excluded.version, seen_at = excluded.seen_at,
+       uninstalled_at = NULL, purge_at = NULL;
+
+-- name: insert_app_task
+INSERT INTO longops_app_tasks (app, task, worker_wait_seconds) VALUES (:app, :task, :wait)
+ON CONFLICT (app, task) DO UPDATE SET worker_wait_seconds = excluded.worker_wait_seconds;
+
+-- name: list_apps
+SELECT * FROM longops_apps ORDER BY name;
+
+-- name: get_app
+SELECT * FROM longops_apps WHERE name = :app;
+
+-- name: list_app_tasks
+SELECT * FROM longops_app_tasks ORDER BY app, task;
+
+-- name: mark_app_uninstalled
+UPDATE longops_apps SET uninstalled_at = coalesce(:at, uninstalled_at),
+       purge_at = coalesce(:purge_at, purge_at)
+ WHERE name = :app;
+
+-- name: mark_app_exported
+UPDATE longops_apps SET exported_at = :at WHERE name = :app;
+
+-- name: operations_of_tasks
+SELECT * FROM longops_operations
+ WHERE task IN (SELECT value FROM json_each(:tasks))
+   AND (:companies IS NULL OR company IN (SELECT value FROM json_each(:companies)))
+   AND entry_no > :after
+ ORDER BY entry_no
+ LIMIT 1000;
+
+-- name: delete_unused_categories
+-- Operations keep their category (a foreign key): one any operation still names stays.
+DELETE FROM longops_categories
+ WHERE company = :company AND code IN (SELECT value FROM json_each(:codes))
+   AND NOT EXISTS (SELECT 1 FROM longops_operations o
+                    WHERE o.company = longops_categories.company
+                      AND o.category = longops_categories.code)
+RETURNING code;
+
+-- name: fail_unserved
+-- As on PostgreSQL (see there).
+UPDATE longops_operations SET status = 'error', status_reason = 'no_worker_for_task',
+       ended_at = :now, updated_at = :now,
+       last_error = 'no live worker session had task ' || task || ' within '
+                    || (SELECT min(w.worker_wait_seconds) FROM longops_app_tasks w
+                         WHERE w.task = longops_operations.task) || ' s (its worker_wait)'
+ WHERE status = 'ready'
+   AND task IN (SELECT task FROM longops_app_tasks WHERE worker_wait_seconds IS NOT NULL)
+   AND julianday(earliest_start_at) + (SELECT min(w.worker_wait_seconds) FROM longops_app_tasks w
+                                         WHERE w.task = longops_operations.task) / 86400.0
+       < julianday(:now)
+   AND NOT EXISTS (SELECT 1 FROM longops_sessions s
+                    WHERE s.state = 'active'
+                      AND (s.tasks IS NULL
+                           OR longops_operations.task IN (SELECT value FROM json_each(s.tasks))))
+RETURNING id;
+
+-- name: purge_uninstalled_events
+DELETE FROM longops_operation_events WHERE operation_id IN (
+    SELECT o.id FROM longops_operations o
+     WHERE o.status IN ('finished', 'error', 'cancelled')
+       AND o.task IN (SELECT t.task FROM longops_app_tasks t
+                        JOIN longops_apps a ON a.name = t.app WHERE a.purge_at <= :now));
+
+-- name: purge_uninstalled_attempts
+DELETE FROM longops_attempts WHERE operation_id IN (
+    SELECT o.id FROM longops_operations o
+     WHERE o.status IN ('finished', 'error', 'cancelled')
+       AND o.task IN (SELECT t.task FROM longops_app_tasks t
+                        JOIN longops_apps a ON a.name = t.app WHERE a.purge_at <= :now));
+
+-- name: purge_uninstalled
+DELETE FROM longops_operations
+ WHERE status IN ('finished', 'error', 'cancelled')
+   AND task IN (SELECT t.task FROM longops_app_tasks t
+                  JOIN longops_apps a ON a.name = t.app WHERE a.purge_at <= :now)
+RETURNING id;
