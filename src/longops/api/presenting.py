@@ -34,11 +34,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 """The error answers every authenticated route documents."""
 
-OPERATION_FIELDS = "only the fields set"
-"""Why a route answering operations sets ``response_model_exclude_unset``: only the fields
-the representation sets are sent (``result`` and ``response`` once finished, ``error``
-once failed or cancelled), never a null standing for "not applicable"."""
-
 MAX_WAIT = 60.0
 DEFAULT_WAIT = 30.0
 PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait=(\d+(?:\.\d+)?)")
