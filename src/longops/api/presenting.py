@@ -76,15 +76,14 @@ def retry_after(op: Operation, body: OperationModel, now: datetime) -> int | Non
 
 
 def operation_headers(
-    request: Request, company: str, op: Operation, body: OperationModel, now: datetime
+    location: str, op: Operation, body: OperationModel, now: datetime
 ) -> dict[str, str]:
+    """The headers of an answer that is one operation at ``location`` (its URL)."""
     headers = {
         "ETag": etag(op),
         "Cache-Control": "no-store",
         "Operation-Id": str(op.id),
-        "Operation-Location": str(
-            request.url_for("get_operation", company=company, operation_id=str(op.id))
-        ),
+        "Operation-Location": location,
     }
     wait = retry_after(op, body, now)
     if wait is not None:
@@ -128,7 +127,8 @@ async def reply(
     if body is None:
         [body] = await call(presented, view, [op])
     now = view.app.clock.now()
-    response.headers.update(operation_headers(request, company, op, body, now))
+    location = request.url_for("get_operation", company=company, operation_id=str(op.id))
+    response.headers.update(operation_headers(str(location), op, body, now))
     response.headers.update(extra or {})
     response.status_code = status
     return body
