@@ -30,6 +30,20 @@ def fast(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return taken
 
 
+@pytest.fixture
+def fast_pages(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The page sizes of the lists the fast path answered."""
+    taken: list[int] = []
+    real = fastpath.list_operations
+
+    async def counted(**kwargs: Any) -> Any:
+        taken.append(kwargs["page_size"])
+        return await real(**kwargs)
+
+    monkeypatch.setattr(fastpath, "list_operations", counted)
+    return taken
+
+
 def kept(headers: Any) -> list[tuple[str, str]]:
     return [(k, v) for k, v in headers.items() if k not in VARYING]
 
@@ -78,3 +92,22 @@ def test_what_the_fast_path_cannot_answer_goes_to_the_route(live: Live, fast: li
     )
     assert not_modified.status_code == 304
     assert fast == ["123456789", str(op.id)], "tried for the missing one, then answered once"
+
+
+def test_the_first_page_answers_what_the_route_answers(live: Live, fast_pages: list[int]) -> None:
+    for _ in range(3):
+        live.op()
+    http = live.http(SUPER)
+    http.get(f"/v1/companies/{OWN}/operations/1")  # the token is kept
+    for query in ("", "?pageSize=2"):
+        quick = http.get(f"/v1/companies/{OWN}/operations{query}")
+        routed = http.get(f"/v1/companies/{OWN}/operations{query}", headers={"Prefer": "x"})
+        assert quick.status_code == routed.status_code == 200
+        assert quick.content == routed.content
+        assert kept(quick.headers) == kept(routed.headers)
+    assert quick.json()["nextLink"].endswith(
+        "pageSize=2&pageToken=" + quick.json()["nextPageToken"]
+    )
+    assert fast_pages == [50, 2]
+    assert http.get(f"/v1/companies/{OWN}/operations?pageSize=0").status_code == 400
+    assert fast_pages == [50, 2]

@@ -94,9 +94,8 @@ def create_api(
     api.include_router(resources_router)
     api.include_router(notify_router)
     # Innermost (added first): the common poll answered without routing (api/fastpath.py).
-    routes = errors.flat_routes(api.routes)
-    polled = next(r for r in routes if getattr(r, "name", None) == "get_operation")
-    api.add_middleware(Polls, services=api.state.longops, route=polled)
+    routes = {getattr(r, "name", ""): r for r in errors.flat_routes(api.routes)}
+    api.add_middleware(Polls, services=api.state.longops, routes=routes)
     api.add_middleware(EndsCachedTokens, cache=tokens)
     api.add_middleware(BodyLimit, limit=lambda scope: limit, reject=errors.too_large)
     api.add_middleware(TraceContextMiddleware)  # continue the caller's trace (traceparent)
