@@ -22,6 +22,9 @@ matched
 processed
 argumentsSchema
 checks
+timeoutSeconds
+schema_
+personalEmailChannel
 regex  # Starlette's path converters read it
 # Public API that only users call (documented, not called inside longops).
 _.wait_async
