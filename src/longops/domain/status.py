@@ -46,6 +46,9 @@ class StatusReason(StrEnum):
     """Failed: its last attempt ran past its timeout."""
     LOST = "lost"
     """Failed: the session running its last attempt was lost."""
+    MAINTENANCE = "maintenance"
+    """Handed back, its attempt not spent, because maintenance mode began and the run did
+    not end within the drain timeout (``domain.maintenance``)."""
 
 
 class Status(StrEnum):

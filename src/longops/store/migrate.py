@@ -85,3 +85,34 @@ def split_sqlite_script(script: str) -> list[str]:
     ):
         raise RuntimeError(f"incomplete SQL statement at end of migration: {buffer[:80]!r}")
     return statements
+
+
+# -- maintenance mode (issue 15): which migrations may run while workers run ------------------
+# A minimal reading of the first-line flags (``-- longops: compatible, online``), kept apart
+# until ``Migration.online`` (the apps branch) replaces it.
+_FLAG_LINE = re.compile(r"^--\s*longops:\s*(.*)$")
+MAINTENANCE_MIGRATION = 13
+"""The migration that brings maintenance mode: before it, there is no mode to be in."""
+
+
+def migration_online(migration: Migration) -> bool:
+    """Whether ``migration`` is marked ``online`` on its first line (it may be applied while
+    workers run, outside maintenance mode).
+
+    Example::
+
+        migration_online(Migration(14, "x", "-- longops: compatible, online\\n..."))  # True
+    """
+    first = migration.sql.lstrip().split("\n", 1)[0].strip()
+    match = _FLAG_LINE.match(first)
+    return match is not None and "online" in {f.strip() for f in match.group(1).split(",")}
+
+
+def offline_refusal(offline: list[Migration]) -> str:
+    """Why ``longops db upgrade`` refuses the migrations not marked online, and what to do."""
+    names = ", ".join(f"{m.version:04d}_{m.name}" for m in offline)
+    return (
+        f"migration {names} is not marked online (it may not run while workers claim): "
+        "start maintenance mode first (`longops maintenance start --reason ...`), run "
+        "`longops db upgrade` again, then `longops maintenance stop`"
+    )
