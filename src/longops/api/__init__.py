@@ -23,6 +23,7 @@ from fastapi.staticfiles import StaticFiles
 
 from longops.api import errors
 from longops.api.deps import EndsCachedTokens, Services, TokenCache
+from longops.api.maintenance import router as maintenance_router
 from longops.api.models import TEXT_PATTERN
 from longops.api.notify import router as notify_router
 from longops.api.operations import router as operations_router
@@ -96,6 +97,7 @@ def create_api(
     api.include_router(operations_router)
     api.include_router(resources_router)
     api.include_router(notify_router)
+    api.include_router(maintenance_router)
     _docs(api)
     original = api.openapi
 

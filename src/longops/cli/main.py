@@ -27,6 +27,7 @@ import typer
 from rich.console import Console
 
 from longops.app import ActorView, Longops
+from longops.cli import maintenance as maintenance_cli
 from longops.cli.loading import load_app
 from longops.cli.notify import register as register_notifications
 from longops.cli.render import (
@@ -1277,6 +1278,7 @@ def demo(
 
 
 register_notifications(cli, state, out, _company)
+maintenance_cli.register(cli, state, out)
 
 
 def main() -> None:

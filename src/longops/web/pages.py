@@ -377,6 +377,9 @@ def create_pages(
     from longops.web.notify_pages import add_notification_setup
 
     add_notification_setup(web, pages)
+    from longops.web.maintenance_pages import add_maintenance
+
+    add_maintenance(web, pages)
 
     @web.middleware("http")
     async def _headers(request: Request, call_next: Callable[[Request], Any]) -> Response:
