@@ -51,7 +51,6 @@ class MaintenanceStart(Body):
         default=DEFAULT_DRAIN_TIMEOUT,
         ge=0,
         le=MAX_DRAIN_TIMEOUT,
-        strict=False,
         description="Seconds running work may take to finish before it is handed back.",
     )
 
