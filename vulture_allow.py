@@ -56,3 +56,7 @@ collapse_padding
 # pytest-xdist's scheduler hooks (tests/conftest.py), called by xdist.
 workqueue
 _split_scope
+# Maintenance mode's response model (api/maintenance.py): pydantic reads these fields.
+startedAt
+stoppedAt
+drainDeadline
