@@ -65,3 +65,7 @@ _split_scope
 # Migration flags (store/migrate.py): public, read by `db upgrade`'s maintenance check and tests.
 compatible
 online
+# Maintenance mode's response model (api/maintenance.py): pydantic reads these fields.
+startedAt
+stoppedAt
+drainDeadline

@@ -36,6 +36,7 @@ from longops.core import (
     CoreServices,
     EnqueueRequest,
     InboxService,
+    MaintenanceService,
     NotificationSetupService,
     OperationService,
     ReadModelService,
@@ -237,6 +238,11 @@ class Front:
     def notification_setup(self) -> NotificationSetupService:
         """Notification rules, notified admins, channels and the delivery log."""
         return self.core.notification_setup
+
+    @property
+    def maintenance(self) -> MaintenanceService:
+        """Maintenance mode: start and stop it (SUPER), see whether it is on."""
+        return self.core.maintenance
 
     # -- enqueue -------------------------------------------------------------------------------
     def enqueue(

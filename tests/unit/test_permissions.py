@@ -13,6 +13,7 @@ import pytest
 from longops.core import (
     CompanyService,
     InboxService,
+    MaintenanceService,
     NotificationSetupService,
     OperationService,
     ReadModelService,
@@ -136,6 +137,9 @@ METHOD_ACTIONS: Mapping[str, str] = {
     "SchemaService.guard_start": "maintain_schema",
     "SchemaService.migration_status": "maintain_schema",
     "SchemaService.migration_sql": "maintain_schema",
+    "MaintenanceService.start": "set_maintenance",
+    "MaintenanceService.stop": "set_maintenance",
+    "MaintenanceService.status": "read_maintenance",
     "OperationService.update_operation": "update_operation",
     "ReadModelService.list_attempts": "list_log_entries",
     "OperationService.delete_log_entries": "delete_log_entries",
@@ -195,6 +199,7 @@ SERVICES: dict[str, type] = {
         InboxService,
         SecurityService,
         NotificationSetupService,
+        MaintenanceService,
     )
 }
 # Methods that make an actor rather than act for one.

@@ -45,6 +45,7 @@ PARTS = (
     "audit",
     "notify",  # notifications
     "apps",
+    "maintenance",
 )
 """The modules of ``longops.cli`` whose ``app`` the command is made of, in help order."""
 

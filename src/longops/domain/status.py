@@ -49,6 +49,9 @@ class StatusReason(StrEnum):
     NO_WORKER_FOR_TASK = "no_worker_for_task"
     """Failed before it ran: no live worker session had its task within the task's
     ``worker_wait`` (a rolling deploy that never finished, an app that was removed)."""
+    MAINTENANCE = "maintenance"
+    """Handed back, its attempt not spent, because maintenance mode began and the run did
+    not end within the drain timeout (``domain.maintenance``)."""
 
 
 class Status(StrEnum):

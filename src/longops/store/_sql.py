@@ -73,6 +73,7 @@ from longops.store.base import (
     OperationQuery,
     PersonalData,
 )
+from longops.store.maintenance import MaintenanceSql
 from longops.store.migrate import MigrationState, compare, load_migrations
 from longops.store.queries import load_queries
 from longops.telemetry.prometheus import FleetSnapshot
@@ -141,7 +142,7 @@ class TimedCursor:
         return iter(self._cur)
 
 
-class SqlStore(ABC):
+class SqlStore(MaintenanceSql, ABC):
     dialect: str
     url: str
 
@@ -432,7 +433,8 @@ class SqlStore(ABC):
         with self._tx() as cur:
             self._allow_long(cur)  # a migration may rewrite a large table
             self._migration_lock(cur)
-            states = compare(load_migrations(self.dialect), self._applied(cur))
+            applied = self._applied(cur)
+            states = compare(load_migrations(self.dialect), applied)
             bad = [s for s in states if s.state in ("checksum mismatch", "unknown")]
             if bad:
                 raise ConfigurationError(
@@ -440,6 +442,10 @@ class SqlStore(ABC):
                     + ", ".join(f"{s.version:04d}_{s.name} ({s.state})" for s in bad)
                 )
             pending = {s.version for s in states if s.state == "pending"}
+            # Not online: only in maintenance mode (store/maintenance.py).
+            self._check_online(
+                cur, applied, [m for m in load_migrations(self.dialect) if m.version in pending]
+            )
             for m in load_migrations(self.dialect):
                 if m.version in pending:
                     self._apply_migration_script(cur, m.sql)

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from longops.domain.apps import AppInfo, AppRecord
 from longops.domain.clock import Clock
 from longops.domain.filters import OperationFilter
+from longops.domain.maintenance import MaintenanceMode
 from longops.domain.notify import Channel as NotifyChannel
 from longops.domain.notify import (
     Delivery,
@@ -440,6 +441,20 @@ class Store(Protocol):
     def recent_durations(self, task: str, limit: int = 20) -> list[float]: ...
 
     # running --------------------------------------------------------------------------
+    # maintenance mode (store/maintenance.py)
+    def maintenance_mode(self) -> MaintenanceMode: ...
+    def start_maintenance(
+        self,
+        reason: str | None,
+        drain_timeout: timedelta,
+        at: datetime,
+        *,
+        audit: AuditEntry | None = None,
+    ) -> MaintenanceMode | None: ...
+    def stop_maintenance(
+        self, at: datetime, *, audit: AuditEntry | None = None
+    ) -> MaintenanceMode | None: ...
+
     def claim(self, params: ClaimParams) -> Claimed: ...
     def finish_runs(self, results: Sequence[RunResult]) -> list[bool]: ...
     def next_due_at(

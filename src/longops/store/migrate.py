@@ -131,3 +131,18 @@ def split_sqlite_script(script: str) -> list[str]:
     ):
         raise RuntimeError(f"incomplete SQL statement at end of migration: {buffer[:80]!r}")
     return statements
+
+
+# -- maintenance mode: migrations not marked online wait for it -----------------------------
+MAINTENANCE_MIGRATION = 13
+"""The migration that brings maintenance mode: before it, there is no mode to be in."""
+
+
+def offline_refusal(offline: list[Migration]) -> str:
+    """Why ``longops db upgrade`` refuses the migrations not marked online, and what to do."""
+    names = ", ".join(f"{m.version:04d}_{m.name}" for m in offline)
+    return (
+        f"migration {names} is not marked online (it may not run while workers claim): "
+        "start maintenance mode first (`longops maintenance start --reason ...`), run "
+        "`longops db upgrade` again, then `longops maintenance stop`"
+    )

@@ -28,6 +28,7 @@ from longops.worker.registry import TaskRegistry
 from longops.worker.runs import RunTable
 
 if TYPE_CHECKING:
+    from longops.worker.maintenance import MaintenanceWatch
     from longops.worker.session import WorkerOptions
 
 log = logging.getLogger("longops.worker")
@@ -92,6 +93,8 @@ class Dispatcher:
         """The tasks the claim takes (the worker's registry, set at start; None: any)."""
         self.held_by: str | None = None
         """Why claiming is stopped (the schema guard's message), or None."""
+        self.maintenance: MaintenanceWatch | None = None
+        """Maintenance mode as this worker follows it (set by the worker; None: not followed)."""
 
     def reconcile_soon(self) -> None:
         """Compare with the database before the next claim (after any reconnect)."""
@@ -124,6 +127,17 @@ class Dispatcher:
         mono = time.monotonic()
         if self._reconcile_due or mono - self._last_reconcile >= opts.heartbeat_interval:
             self.reconcile()
+        # Maintenance mode (worker/maintenance.py): no claims; at the drain deadline the
+        # runs still going are handed back.
+        watch = self.maintenance
+        if watch is not None:
+            hold = watch.hold()
+            if hold is not None:
+                if self._completer is not None:
+                    self._completer.defer = False  # no claim will take the results
+                if self._wakeups.wait(hold):
+                    watch.recheck()
+                return
         if self.claim_once():
             return  # the claim filled what it asked for: claim again at once
         prefetch = self.prefetch()

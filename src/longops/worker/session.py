@@ -37,7 +37,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from types import FrameType
 from typing import Protocol
@@ -47,6 +47,7 @@ from longops.domain.apps import AppInfo
 from longops.domain.classification import LOGGED_BY_DEFAULT, DataClass, loggable
 from longops.domain.clock import Clock
 from longops.domain.ids import new_id
+from longops.domain.maintenance import MaintenanceMode
 from longops.domain.operation import (
     CancelMode,
     Outcome,
@@ -54,6 +55,7 @@ from longops.domain.operation import (
     SessionEventType,
     SessionState,
 )
+from longops.domain.status import StatusReason
 from longops.store.base import ClaimedRun, RunResult, Store
 from longops.store.faults import is_fault
 from longops.worker.apps import AppGuard, code_schema_version, code_version
@@ -64,6 +66,7 @@ from longops.worker.health import Health
 from longops.worker.heartbeat import Heartbeat
 from longops.worker.invoke import close_thread_loop
 from longops.worker.isolation import ChildPool
+from longops.worker.maintenance import MaintenanceWatch
 from longops.worker.memory import EXIT_MEMORY, MIN_MEMORY, MemoryGuard
 from longops.worker.monitor import Monitor
 from longops.worker.registry import TaskRegistry
@@ -255,6 +258,15 @@ class Worker:
             hand_back=self.completer.submit,
             completer=self.completer,
             prefetch=self._prefetch,
+        )
+        # Maintenance mode: the dispatcher stops claiming and hands back at the deadline.
+        self.dispatcher.maintenance = MaintenanceWatch(
+            store,
+            clock,
+            self.table,
+            interval=self.options.heartbeat_interval,
+            poll=self.options.poll_interval,
+            hand_back=self._hand_back_for_maintenance,
         )
         self.monitor = Monitor(store, clock, self.options, self.table, None)
         self.app_guard = AppGuard(
@@ -511,14 +523,7 @@ class Worker:
             if self.table.wait_idle(min(0.05, max(deadline - time.monotonic(), 0)), writes=False):
                 break
         leftover = self.table.take_running()
-        for run in leftover:
-            # Nothing of a handed-back run may go on: code not yet begun never starts, and
-            # a child running it is dead before another worker can claim the operation.
-            child = run.abandon()
-            if child is not None:
-                child.kill()
-                child.join(5.0)
-            self.completer.submit(self._handed_back(run))
+        self._hand_back(leftover)
         leftover += queued
         for _ in range(self.options.concurrency):
             self._work.put(None)
@@ -601,15 +606,45 @@ class Worker:
                 extra={"action": "thread_left_running", "loop": name},
             )
 
-    def _handed_back(self, run: RunControl) -> RunResult:
+    def _hand_back(
+        self,
+        runs: list[RunControl],
+        message: str | None = None,
+        reason: StatusReason | None = None,
+    ) -> None:
+        """Hand ``runs`` (taken out of the table) back, attempt not spent."""
+        for run in runs:
+            # Nothing of a handed-back run may go on: code not yet begun never starts, and
+            # a child running it is dead before another worker can claim the operation.
+            child = run.abandon()
+            if child is not None:
+                child.kill()
+                child.join(5.0)
+            self.completer.submit(self._handed_back(run, message, reason))
+
+    def _hand_back_for_maintenance(self, runs: list[RunControl], mode: MaintenanceMode) -> None:
+        message = mode.hand_back_message(self.session_id)
+        for run in runs:
+            # Code that watches ctx.cancelled stops now and frees its runner thread.
+            run.ask_to_stop(StopCause.FENCED, message, grace=0, force=True)
+        self._hand_back(runs, message, StatusReason.MAINTENANCE)
+
+    def _handed_back(
+        self,
+        run: RunControl,
+        message: str | None = None,
+        reason: StatusReason | None = None,
+    ) -> RunResult:
         outcome = RunOutcome(
             Outcome.INTERRUPTED,
-            error_message=self._hand_back_reason
+            error_message=message
+            or self._hand_back_reason
             or f"worker session {self.session_id} shut down before the run ended",
             # With a cancel request pending, the store ends it cancelled: say how.
             cancel_mode=CancelMode.OVERDUE if run.overdue else CancelMode.FORCED,
         )
-        return result_for(run.claimed, outcome, task=None, clock=self.clock, tz=_UTC)
+        result = result_for(run.claimed, outcome, task=None, clock=self.clock, tz=_UTC)
+        return result if reason is None else replace(result, status_reason=reason)
 
     def _retrying(self, what: str, call: Callable[[], object], *, until: float) -> None:
         """Call through database faults until ``until``; then log and go on."""

@@ -374,6 +374,9 @@ chosen AS (
      WHERE turn <= cap
        -- A session declared lost (or draining) claims nothing, even before it notices.
        AND EXISTS (SELECT 1 FROM longops_sessions x WHERE x.id = %(session_id)s AND x.state = 'active')
+       -- Nothing is claimed in maintenance mode, even by a worker that has not noticed it
+       -- (one primary-key probe; start_maintenance waits for claims in flight).
+       AND NOT EXISTS (SELECT 1 FROM longops_maintenance m WHERE m.id = 1 AND m.active)
      ORDER BY turn, served_seq, priority, entry_no
      LIMIT %(limit)s
 ),
@@ -1510,3 +1513,26 @@ attempts AS (
 DELETE FROM longops_operations WHERE id IN (SELECT id FROM gone)
 RETURNING id;
 
+
+-- Maintenance mode (domain/maintenance.py, store/maintenance.py) -----------------------------
+
+-- name: get_maintenance
+SELECT * FROM longops_maintenance WHERE id = 1;
+
+-- name: lock_maintenance
+-- Every claim reads longops_maintenance (claim_operations) and holds its share lock until
+-- it commits: this waits for claims in flight, and claims that start meanwhile wait for
+-- the switch and then see it. So once maintenance mode is on, no claim lands after.
+LOCK TABLE longops_maintenance IN ACCESS EXCLUSIVE MODE;
+
+-- name: start_maintenance
+UPDATE longops_maintenance
+   SET active = true, reason = %(reason)s, drain_timeout = %(drain_timeout)s,
+       started_at = %(at)s, stopped_at = NULL
+ WHERE id = 1 AND NOT active
+RETURNING *;
+
+-- name: stop_maintenance
+UPDATE longops_maintenance SET active = false, stopped_at = %(at)s
+ WHERE id = 1 AND active
+RETURNING *;

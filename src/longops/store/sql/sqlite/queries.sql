@@ -310,6 +310,8 @@ UPDATE longops_operations SET
  WHERE entry_no IN (SELECT entry_no FROM chosen)
    -- A session declared lost (or draining) claims nothing, even before it notices.
    AND EXISTS (SELECT 1 FROM longops_sessions s WHERE s.id = :session_id AND s.state = 'active')
+   -- Nothing is claimed in maintenance mode, even by a worker that has not noticed it.
+   AND NOT EXISTS (SELECT 1 FROM longops_maintenance m WHERE m.id = 1 AND m.active)
 RETURNING *;
 
 -- name: mark_companies_served
@@ -1211,3 +1213,24 @@ DELETE FROM longops_operations
    AND task IN (SELECT t.task FROM longops_app_tasks t
                   JOIN longops_apps a ON a.name = t.app WHERE a.purge_at <= :now)
 RETURNING id;
+
+-- Maintenance mode (domain/maintenance.py, store/maintenance.py) -----------------------------
+
+-- name: get_maintenance
+SELECT * FROM longops_maintenance WHERE id = 1;
+
+-- name: lock_maintenance
+-- BEGIN IMMEDIATE already orders the switch after any claim in flight.
+SELECT 1;
+
+-- name: start_maintenance
+UPDATE longops_maintenance
+   SET active = 1, reason = :reason, drain_timeout = :drain_timeout, started_at = :at,
+       stopped_at = NULL
+ WHERE id = 1 AND NOT active
+RETURNING *;
+
+-- name: stop_maintenance
+UPDATE longops_maintenance SET active = 0, stopped_at = :at
+ WHERE id = 1 AND active
+RETURNING *;
