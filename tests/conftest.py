@@ -156,7 +156,7 @@ def _on(worker: Worker, store: Store) -> bool:
     return False
 
 
-# -- scheduling across xdist processes (./dev test: -n 2 --dist loadscope) --------------------
+# -- scheduling across xdist processes (./dev test: -n 3 --dist loadscope) --------------------
 # loadscope sends a module's tests to one process, so module fixtures are made once. Three
 # changes to it, for a shorter wall time with the same tests:
 # - a module whose tests name a dialect is two units, one per dialect: its module fixtures
