@@ -400,6 +400,7 @@ def test_flushing_the_sdks_providers_flushes_the_lean_records(lean_otel: LeanCap
     logger_provider.add_log_record_processor(log_flusher)
     telemetry.maintenance("pruner", 3)
     logger_provider.get_logger("other").emit(body="not longops's")  # the flusher ignores it
+    log_flusher.on_emit(None)
     assert lean_otel.logs_exporter.bodies == []
     assert logger_provider.force_flush()
     assert len(lean_otel.logs_exporter.bodies) == 1
