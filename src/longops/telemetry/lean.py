@@ -30,6 +30,7 @@ import atexit
 import logging
 import os
 import random
+import string
 import threading
 import time
 from bisect import bisect_left
@@ -38,7 +39,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from longops.telemetry import otlp
-from longops.telemetry.catalogue import Event
+from longops.telemetry.catalogue import FINISHED, STARTED, Event
 
 log = logging.getLogger("longops.telemetry")
 
@@ -136,6 +137,7 @@ _FIXED64 = otlp._FIXED64
 _FIXED32 = otlp._FIXED32
 _DOUBLE = otlp._DOUBLE
 _varint = otlp._varint
+_EVERY_ATTEMPT = frozenset((STARTED.id, FINISHED.id))
 _SEVERITY = {logging.INFO: 9, logging.WARNING: 13}  # as events.py maps them (else INFO)
 
 
@@ -151,6 +153,8 @@ class _Encoder:
         self._keys: dict[str, bytes] = {}
         self._events: dict[str, tuple[bytes, bytes, bytes]] = {}
         self._shared: dict[int, tuple[Mapping[str, AttrValue], bytes]] = {}
+        self._fields: dict[str, tuple[str, ...]] = {}
+        self._dims_kept: dict[tuple[object, ...], bytes] = {}
 
     def attribute(self, tag: bytes, key: str, value: AttrValue) -> bytes:
         kind = type(value)
@@ -271,15 +275,39 @@ class _Encoder:
             found = self._events[event.id] = (head, ids, tail)
         return found
 
+    def _text(self, event: Event, common: Mapping[str, AttrValue] | None, dims: Any) -> str:
+        fields = self._fields.get(event.id)
+        if fields is None:
+            fields = self._fields[event.id] = tuple(
+                name for _, name, _, _ in string.Formatter().parse(event.message) if name
+            )
+        if fields == ("operationId",) and common is not None and "operationId" in common:
+            return event.message.format(operationId=common["operationId"])
+        values: dict[str, object] = {"eventId": event.id}
+        if common is not None:
+            values.update(common)
+        values.update(dims)
+        return event.text(values)
+
+    def _dims(self, event: Event, dims: Mapping[str, AttrValue]) -> bytes:
+        """The bytes of an event's own dimensions; for the two of every attempt (texts and
+        integers only, by construction), kept by their values: they repeat (an attempt
+        number, a session id, a duration in ms)."""
+        if event.id not in _EVERY_ATTEMPT:
+            return self.attributes(b"\x32", dims)
+        key = (event.id, *dims.items())
+        found = self._dims_kept.get(key)
+        if found is None:
+            if len(self._dims_kept) >= 4096:
+                self._dims_kept.clear()
+            found = self._dims_kept[key] = self.attributes(b"\x32", dims)
+        return found
+
     def log(self, record: LogRecord, common_bytes: dict[int, bytes]) -> bytes:
         observed, event, common, dims, text, trace_id, span_id, flags = record
         head, ids, tail = self._event(event)
         if text is None:
-            values: dict[str, object] = {"eventId": event.id}
-            if common is not None:
-                values.update(common)
-            values.update(dims)
-            text = event.text(values)
+            text = self._text(event, common, dims)
         raw = text.encode()
         out = [head, b"\x2a", _varint(len(raw) + 1 + len(_varint(len(raw)))), b"\x0a",
                _varint(len(raw)), raw, ids]  # fmt: skip
@@ -289,7 +317,7 @@ class _Encoder:
             if found is None:
                 found = common_bytes[id(common)] = self.attributes(b"\x32", common)
             out.append(found)
-        out.append(self.attributes(b"\x32", dims))
+        out.append(self._dims(event, dims))
         if flags:
             out.append(b"\x45" + _FIXED32(flags))
         if trace_id:
