@@ -250,6 +250,14 @@ def test_enqueue_retry_finish_on_the_lean_path(app: Longops, lean_otel: LeanCapt
         ({"OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT": "10"}, False),
         ({"OTEL_SDK_DISABLED": "true"}, False),
         ({"OTEL_PYTHON_ID_GENERATOR": "xray"}, False),
+        (
+            {
+                "OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION": (
+                    "base2_exponential_bucket_histogram"
+                )
+            },
+            False,
+        ),
     ],
 )
 def test_the_lean_path_steps_aside_for_what_only_the_sdk_does(

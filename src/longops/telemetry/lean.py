@@ -52,8 +52,8 @@ RANDOM_TRACE_ID = 0x02
 def applies(env: Mapping[str, str] | None = None) -> bool:
     """Whether the lean path can stand in for the SDK's spans and log records: nothing in
     the environment asks for what only the SDK does (sampling, attribute limits, another
-    id generator, the SDK's own export metrics, switched off). ``LONGOPS_TELEMETRY=sdk``
-    keeps the SDK's objects throughout."""
+    id generator, exponential histograms, the SDK's own export metrics, switched off).
+    ``LONGOPS_TELEMETRY=sdk`` keeps the SDK's objects throughout."""
     env = os.environ if env is None else env
     sampler = env.get("OTEL_TRACES_SAMPLER", "").strip().lower()
     if sampler not in ("", "parentbased_always_on"):
@@ -64,6 +64,9 @@ def applies(env: Mapping[str, str] | None = None) -> bool:
         return False
     if env.get("OTEL_PYTHON_ID_GENERATOR"):
         return False
+    histograms = env.get("OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION", "")
+    if histograms.strip().lower() not in ("", "explicit_bucket_histogram"):
+        return False  # exponential histograms: the SDK's aggregation, not lean.Histogram
     limits = ("OTEL_ATTRIBUTE_", "OTEL_SPAN_", "OTEL_LOGRECORD_", "OTEL_EVENT_", "OTEL_LINK_")
     return not any(name.startswith(limits) and value for name, value in env.items())
 
