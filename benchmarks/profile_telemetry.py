@@ -58,6 +58,9 @@ def main() -> int:
     from opentelemetry import _logs, trace
 
     from longops import Longops, telemetry
+    from longops.telemetry.settings import settings
+
+    settings.cache_clear()  # read at import (bench_telemetry imports longops): read it again
     from longops.domain.operation import Outcome
     from longops.domain.status import Status
     from longops.store.base import RunResult
