@@ -44,6 +44,7 @@ from longops.api.models import (
 )
 from longops.api.operations import ERRORS
 from longops.app import ActorView
+from longops.core.schema import readiness
 from longops.core.tasks import TaskDef
 from longops.domain.errors import NotFound, ValidationError
 from longops.domain.operation import Category
@@ -462,12 +463,12 @@ async def healthz() -> Health:
 async def readyz(request: Request) -> Health:
     store = services(request).app.store
     try:
-        current = await call(store.schema_is_current)
+        check = await call(readiness, store)
     except Exception as exc:
         raise ApiError(503, "Unavailable", f"database unreachable: {type(exc).__name__}") from exc
-    if not current:
-        raise ApiError(503, "Unavailable", "database schema is not current: run longops db upgrade")
-    return Health(status="ok", checks={"database": "ok", "schema": "current"})
+    if not check.may_claim:  # older, or newer and not declared compatible (docs/apps.md)
+        raise ApiError(503, "Unavailable", check.message)
+    return Health(status="ok", checks={"database": "ok", "schema": check.verdict.value})
 
 
 __all__ = ["NotFound", "router"]

@@ -64,3 +64,16 @@ class SchemaService(ActorBound):
         if apps:
             self.store.record_apps(apps, self.clock.now())
         return check
+
+
+def readiness(store: Store) -> SchemaCheck:
+    """The schema guard's verdict for a server's readiness probe (``/readyz``), asked on
+    every probe, so a server notices a schema that changed under it: an older schema or an
+    incompatible newer one makes it unready; a current or compatible newer one does not.
+    No actor: a probe is anonymous, and the verdict names only version numbers.
+
+    Example::
+
+        readiness(app.store).may_claim      # True on a current schema
+    """
+    return check_schema(store)
