@@ -18,7 +18,7 @@ from longops.domain.operation import Outcome, Priority, SessionEventType
 from longops.domain.security import PermissionSet
 from longops.domain.status import Status
 from longops.domain.users import ApiToken, User, UserState, WebSession, token_hash
-from longops.store.base import AttemptQuery, OperationEdit, OperationQuery, Store
+from longops.store.base import AttemptQuery, OperationEdit, OperationQuery, Store, open_store
 
 
 def test_a_scope_naming_the_company_reads_its_rows(store: Store, clock: FrozenClock) -> None:
@@ -193,3 +193,12 @@ def test_web_sessions_and_credentials_with_their_user(store: Store, clock: Froze
         token, token_hash("t"), (("default", PermissionSet.VIEW),)
     )  # fmt: skip
     assert store.token_user(uuid.uuid4()) is None
+
+
+def test_closing_a_second_store_leaves_the_database_to_the_first(
+    store: Store, clock: FrozenClock
+) -> None:
+    second = open_store(store.url)
+    op = insert(second, clock)
+    second.close()
+    assert store.get_operation(op.id) == op
