@@ -33,8 +33,6 @@ _PLACEHOLDER = re.compile(r"%\((\w+)\)s(?:::\w+(?:\[\])?)?")
 _SPLICE = re.compile(r"\{\{(\w+)\}\}")
 
 
-
-
 class Section:
     """One named query or fragment as a file defines it."""
 
