@@ -17,7 +17,7 @@ from longops.domain.errors import ConfigurationError, Conflict, PermissionDenied
 from longops.domain.security import PermissionSet
 from longops.domain.status import Status
 from longops.domain.waiting import WaitCode
-from longops.store import _sql
+from longops.store._sql import admin as sql_admin
 from longops.store.migrate import Migration, load_migrations
 from longops.testing import Runner
 
@@ -144,7 +144,7 @@ def test_upgrade_applies_an_offline_migration_in_maintenance(
         )
         return [*real(dialect), extra]
 
-    monkeypatch.setattr(_sql, "load_migrations", with_contract)
+    monkeypatch.setattr(sql_admin, "load_migrations", with_contract)
     with pytest.raises(ConfigurationError, match="contract_test"):
         app.schema.migrate()
     app.maintenance.start(reason="contract")
