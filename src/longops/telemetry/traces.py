@@ -305,7 +305,7 @@ class _LeanProcessing:
     def __enter__(self) -> None:
         self._token = (_attempt.set(self._state), otel_context.attach(self._context))
 
-    def __exit__(self, kind: type[BaseException] | None, exc: object, tb: object) -> None:
+    def __exit__(self, kind: type[BaseException] | None, exc: object, _tb: object) -> None:
         state = self._state
         attempt_token, context_token = self._token
         if kind is not None:
