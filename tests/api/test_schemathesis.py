@@ -91,10 +91,10 @@ def envelope_names_the_field(ctx: Any, response: Any, case: schemathesis.Case) -
     return True
 
 
-STATE_RULES = {"FailedPrecondition", "OperationIdConflict"}
+STATE_RULES = {"FailedPrecondition", "OperationIdConflict", "MaintenanceActive"}
 """Refusals of a well-formed request because of the state things are in (AIP-216: hold a
-running operation, an Operation-Id already used for another request): no document can
-say beforehand which ids are in which state."""
+running operation, an Operation-Id already used for another request, start maintenance
+mode while it is on): no document can say beforehand which ids are in which state."""
 
 
 def valid_data_accepted(ctx: Any, response: Any, case: schemathesis.Case) -> bool | None:

@@ -81,6 +81,8 @@ NOT_REACHED = {
     "prune": "runs once per hour",
     "resign": "called when the worker stops",
     "get_company": "read once per company and cached before the fault is armed",
+    "record_apps": "called once at start, before any loop runs (as register_session)",
+    "set_session_tasks": "called when a task is registered after the worker started",
 }
 
 # The notification services' own calls (services/watch.py, services/delivery.py): they need
@@ -293,6 +295,9 @@ def start(app: Longops, injected: Injected, **options: Any) -> Worker:
         "poll_interval": 0.2,
         "progress_interval": 0.1,
         "grace_period": 5,
+        # The schema guard's round (30 s as shipped) as often as the rescuer's: its calls
+        # (applied_migrations, fail_unserved, purge_uninstalled) are failed like the others.
+        "schema_check_interval": 0.3,
     }
     opts.update(options)
     worker = faulty_worker(app, injected, **opts)

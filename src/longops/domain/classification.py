@@ -91,6 +91,10 @@ COLUMNS: Mapping[str, DataClass] = {
             "last_heartbeat_at": SYSTEM,
             "ended_at": SYSTEM,
             "companies": OII,
+            # The code a session runs (0012): task names, package versions, a number.
+            "tasks": SYSTEM,
+            "code_version": SYSTEM,
+            "schema_version": SYSTEM,
         },
     ),
     **_table(
@@ -199,8 +203,27 @@ COLUMNS: Mapping[str, DataClass] = {
     ),
     **_table(
         "longops_migrations",
-        {"version": SYSTEM, "name": SYSTEM, "checksum": SYSTEM, "applied_at": SYSTEM},
+        {
+            "version": SYSTEM,
+            "name": SYSTEM,
+            "checksum": SYSTEM,
+            "applied_at": SYSTEM,
+            "flags": SYSTEM,
+        },
     ),
+    # The apps registry (0012): names and versions of installed code, their tasks.
+    **_table(
+        "longops_apps",
+        {
+            "name": SYSTEM,
+            "version": SYSTEM,
+            "seen_at": SYSTEM,
+            "uninstalled_at": SYSTEM,
+            "purge_at": SYSTEM,
+            "exported_at": SYSTEM,
+        },
+    ),
+    **_table("longops_app_tasks", {"app": SYSTEM, "task": SYSTEM, "worker_wait_seconds": SYSTEM}),
     **_table(
         "longops_users",
         {
