@@ -258,3 +258,31 @@ def test_the_event_loop_is_woken_once_per_claimed_batch_not_per_run(app: Longops
     # A run that ends on the loop starts the next waiting one itself; only a claim wakes it.
     assert wakeups <= len(claims), (wakeups, claims)
     assert wakeups < 300 / 4
+
+
+def test_runner_threads_wait_for_work_once_per_batch_not_once_per_run(app: Longops) -> None:
+    app.task(name="noop")(lambda i=0: None)
+    handles = [app.enqueue("noop", i) for i in range(300)]
+    worker = app.worker(concurrency=4, poll_interval=0.05, run_services=False)
+    handoff = worker._work
+    real_get = handoff.get
+    lock = threading.Lock()
+    waits = 0
+
+    def get(block: bool = True, timeout: float | None = None) -> object:
+        nonlocal waits
+        if handoff.empty():  # this runner blocks until a hand-over wakes it
+            with lock:
+                waits += 1
+        return real_get(block, timeout)
+
+    handoff.get = get  # type: ignore[method-assign,assignment]
+    worker.start()
+    try:
+        for h in handles:
+            assert h.wait(timeout=60).status is Status.FINISHED
+    finally:
+        worker.stop(grace=2)
+    # A runner that ends a run finds the next one waiting (claimed ahead, handed over with
+    # its batch): it blocks only when the whole batch is done.
+    assert waits < 300 / 4, waits
