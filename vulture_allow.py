@@ -22,6 +22,9 @@ matched
 processed
 argumentsSchema
 checks
+timeoutSeconds
+schema_
+personalEmailChannel
 regex  # Starlette's path converters read it
 # Public API that only users call (documented, not called inside longops).
 _.wait_async
@@ -59,3 +62,10 @@ collapse_padding
 # pytest-xdist's scheduler hooks (tests/conftest.py), called by xdist.
 workqueue
 _split_scope
+# Migration flags (store/migrate.py): public, read by `db upgrade`'s maintenance check and tests.
+compatible
+online
+# Maintenance mode's response model (api/maintenance.py): pydantic reads these fields.
+startedAt
+stoppedAt
+drainDeadline

@@ -160,9 +160,22 @@ def children(pid: int) -> list[int]:
     return [int(p) for p in found.read_text().split()] if found.exists() else []
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def cpu_seconds(pid: int, reaped: bool = False) -> float:
+    """A process's CPU seconds (with ``reaped``, its reaped children's too); 0 once gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except FileNotFoundError:
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12])
+    if reaped:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu(pid: int) -> float:
+    """The server's CPU seconds: the process, its children now, and those it reaped (a
+    server process that uvicorn's supervisor replaced under load still counts)."""
+    return cpu_seconds(pid, reaped=True) + sum(cpu_seconds(c) for c in children(pid))
 
 
 @contextlib.contextmanager
@@ -358,12 +371,12 @@ def measure(
             # A short warm-up (imports, connections in the pool) that is not measured.
             run_httpx(base, 2, 1.0, data["token"], data["ids"])
             with Listeners(base, data["token"], sse) if sse else contextlib.nullcontext():
-                cpu_before = sum(cpu_seconds(p) for p in pids)
+                cpu_before = server_cpu(pids[0])
                 if os.environ.get("BENCH_CLIENT") != "httpx" and shutil_which("wrk"):
                     result = run_wrk(base, clients, seconds, data["token"], ids_file)
                 else:
                     result = run_httpx(base, clients, seconds, data["token"], data["ids"])
-                cpu = sum(cpu_seconds(p) for p in pids) - cpu_before
+                cpu = server_cpu(pids[0]) - cpu_before
     result.update(
         variant=variant,
         sse_clients=sse,

@@ -1,11 +1,12 @@
 """The per-operation cost of longops's telemetry calls, in process: what one no-op attempt
 spends in the hooks (``started``, ``processing``, ``ended``, and the timed SQL statements)
-with the OpenTelemetry SDK on (OTLP/HTTP to a local sink, the batch processors' defaults)
-and with it off (the API's no-op providers).
+with telemetry on (OTLP/HTTP to a local sink, as configured by the environment: the lean
+path), on through the SDK's objects (``--mode sdk``: ``LONGOPS_TELEMETRY=sdk``) and off (the
+API's no-op providers).
 
 Run from the project root::
 
-    .venv/bin/python benchmarks/profile_telemetry.py [--mode off|on] [-n 5000] [--profile]
+    .venv/bin/python benchmarks/profile_telemetry.py [--mode off|on|sdk] [-n 5000] [--profile]
 
 The SDK is configured per process, so each mode runs in its own process; the figure is the
 median CPU microseconds per operation over 5 rounds: the process's, and broken down by thread
@@ -35,28 +36,31 @@ from bench_telemetry import receiver
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--mode", choices=("off", "on"), default="on")
+    parser.add_argument("--mode", choices=("off", "on", "sdk"), default="on")
     parser.add_argument("-n", type=int, default=5000)
     parser.add_argument("--profile", action="store_true", help="pyinstrument the 'on' loop")
     parser.add_argument(
         "--breakdown",
         action="store_true",
-        help="'on' only: the calling thread's cost again without the log records, without the "
-        "spans, without the metrics (each swapped for the API's no-op one): what each costs",
+        help="'sdk' only: the calling thread's cost again without the log records, without "
+        "the spans, without the metrics (each swapped for the API's no-op one): what each costs",
     )
     args = parser.parse_args()
     stack = ExitStack()
-    if args.mode == "on":
+    if args.mode in ("on", "sdk"):
         # The benchmark's receiver (it keeps the trace payloads; nothing decodes them here).
         endpoint, _ = stack.enter_context(receiver())
         os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
-        os.environ["LONGOPS_TELEMETRY"] = "auto"
+        os.environ["LONGOPS_TELEMETRY"] = "auto" if args.mode == "on" else "sdk"
     else:
         os.environ["LONGOPS_TELEMETRY"] = "off"
 
     from opentelemetry import _logs, trace
 
     from longops import Longops, telemetry
+    from longops.telemetry.settings import settings
+
+    settings.cache_clear()  # read at import (bench_telemetry imports longops): read it again
     from longops.domain.operation import Outcome
     from longops.domain.status import Status
     from longops.store.base import RunResult
@@ -147,7 +151,7 @@ def main() -> int:
     for name, figures in sorted(by_thread.items(), key=lambda kv: -statistics.median(kv[1])):
         if statistics.median(figures) >= 0.05:
             print(f"  {name}: {statistics.median(figures):.1f} us/op")
-    if args.breakdown and args.mode == "on":
+    if args.breakdown and args.mode == "sdk":
         from opentelemetry.metrics import NoOpMeter
         from opentelemetry.trace import NoOpTracer
 

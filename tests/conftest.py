@@ -156,7 +156,7 @@ def _on(worker: Worker, store: Store) -> bool:
     return False
 
 
-# -- scheduling across xdist processes (./dev test: -n 2 --dist loadscope) --------------------
+# -- scheduling across xdist processes (./dev test: -n 3 --dist loadscope) --------------------
 # loadscope sends a module's tests to one process, so module fixtures are made once. Three
 # changes to it, for a shorter wall time with the same tests:
 # - a module whose tests name a dialect is two units, one per dialect: its module fixtures
@@ -171,7 +171,8 @@ FOLDER_COST = {
     "tests/integration/test_authorization_matrix.py": 0.01,
     "tests/api/test_http_authorization.py": 0.05,
     "tests/stress": 20.0,
-    "tests/fault": 10.0,
+    # Mostly waiting out injected outages: 2-5 s a case (tests/fault/test_faults.py, LEASE).
+    "tests/fault": 4.0,
     "tests/browser": 4.0,
     "tests/e2e": 3.0,
     "tests/telemetry": 2.0,

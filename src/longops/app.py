@@ -36,6 +36,7 @@ from longops.core import (
     CoreServices,
     EnqueueRequest,
     InboxService,
+    MaintenanceService,
     NotificationSetupService,
     OperationService,
     ReadModelService,
@@ -43,7 +44,9 @@ from longops.core import (
     SecurityService,
     SessionService,
 )
+from longops.core.apps import AppService
 from longops.core.tasks import TaskCatalog
+from longops.domain.apps import AppInfo, AppTask
 from longops.domain.clock import Clock, SystemClock
 from longops.domain.errors import ConfigurationError, LongopsError
 from longops.domain.limits import PayloadLimits
@@ -221,6 +224,12 @@ class Front:
         return self.core.inbox
 
     @property
+    def apps(self) -> AppService:
+        """Apps as the database knows them: list, export, uninstall (SUPER only)."""
+        ops = self.core.operations
+        return AppService(ops.store, ops.clock, actor=ops.actor, operations=ops)
+
+    @property
     def security(self) -> SecurityService:
         """Users, permission sets, tokens, the audit log."""
         return self.core.security
@@ -229,6 +238,11 @@ class Front:
     def notification_setup(self) -> NotificationSetupService:
         """Notification rules, notified admins, channels and the delivery log."""
         return self.core.notification_setup
+
+    @property
+    def maintenance(self) -> MaintenanceService:
+        """Maintenance mode: start and stop it (SUPER), see whether it is on."""
+        return self.core.maintenance
 
     # -- enqueue -------------------------------------------------------------------------------
     def enqueue(
@@ -409,8 +423,16 @@ class Longops(Front):
         secret_key: str | None = None,
         base_url: str | None = None,
         notify_customer_content: bool | None = None,
+        name: str | None = None,
+        version: str | None = None,
     ) -> None:
         settings = Settings()
+        self.name = name
+        """The app's name (an entry point's name in ``longops.apps``); a worker records
+        the apps it serves and their tasks under their names (``longops apps list``)."""
+        self.version = version
+        """The app's version (its package's, when found by entry point)."""
+        self._served: tuple[AppInfo, ...] | None = None
         self.secret_key = secret_key or settings.secret_key
         """Encrypts notification channels' URLs (``LONGOPS_SECRET_KEY``)."""
         self.previous_secret_keys = tuple(
@@ -564,6 +586,43 @@ class Longops(Front):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # -- apps --------------------------------------------------------------------------------
+    def app_infos(self) -> tuple[AppInfo, ...]:
+        """The apps this object serves, with their tasks: itself when it has a ``name``,
+        or each app :meth:`combine` joined.
+
+        Example::
+
+            Longops(url, name="billing", version="2.0").app_infos()[0].label  # 'billing 2.0'
+        """
+        if self._served is not None:
+            return self._served
+        if self.name is None:
+            return ()
+        return (_app_info(self.name, self.version, list(self.registry)),)
+
+    @classmethod
+    def combine(cls, apps: Sequence[Longops], database_url: str | None = None) -> Longops:
+        """One application serving the tasks of several named apps (``longops worker``
+        without ``--app`` serves every installed one). The first app's settings are used;
+        a task name two apps both register is refused.
+
+        Example::
+
+            both = Longops.combine([billing_app, crm_app])
+        """
+        if len(apps) == 1 and database_url is None:
+            return apps[0]
+        first = apps[0] if apps else cls(database_url)
+        url = database_url or (first.database_url if apps else None)
+        combined = cls(url, clock=first.clock, limits=first.limits)
+        infos: list[AppInfo] = []
+        for app in apps:
+            combined.registry.merge(app.registry)
+            infos.extend(app.app_infos())
+        combined._served = tuple(infos)
+        return combined
+
     # -- workers -------------------------------------------------------------------------------
     def worker(self, *, actor: Actor | None = None, **options: Any) -> Worker:
         """A worker session for this app; ``run()`` it, or ``start()``/``stop()`` it.
@@ -577,6 +636,7 @@ class Longops(Front):
             options["companies"] = tuple(options["companies"])
         sessions = self.sessions if actor is None else self.as_actor(actor).sessions
         options["companies"] = sessions.check_worker(options.get("companies"))
+        options.setdefault("apps", self.app_infos())
         opts = WorkerOptions(**options)
         maintenance = maintenance_for(
             self.store,
@@ -602,6 +662,10 @@ class Longops(Front):
         return DeliveryService(
             self.store, self.clock, secrets=secrets, base_url=self.base_url, **options
         )
+
+
+def _app_info(name: str, version: str | None, tasks: Sequence[TaskDef]) -> AppInfo:
+    return AppInfo(name, version, tuple(AppTask(t.name, t.worker_wait) for t in tasks))
 
 
 __all__ = ["ActorView", "Front", "Longops", "LongopsError", "OperationHandle"]

@@ -66,9 +66,36 @@ def test_readyz_says_when_the_schema_is_not_current(live: Live) -> None:
     assert behind.status_code == 503
     error = behind.json()["error"]
     assert (error["code"], error["status"]) == ("Unavailable", "UNAVAILABLE")
-    assert "not current" in error["message"]
+    assert "needs version" in error["message"]
     assert "longops db upgrade" in error["message"]
     assert behind.headers["Error-Code"] == "Unavailable"
+
+
+def test_readyz_follows_the_schema_guard_on_a_newer_schema(live: Live) -> None:
+    """A server asks on every probe: a newer migration declared compatible (expand) keeps
+    it ready; the same migration not declared compatible (contract) makes it unready."""
+    mark = "?" if live.dialect == "sqlite" else "%s"
+    with database(live) as conn:
+        (newest,) = conn.execute("SELECT max(version) FROM longops_migrations").fetchone()
+        future = int(newest) + 1
+        conn.execute(
+            "INSERT INTO longops_migrations (version, name, checksum, flags) "
+            f"VALUES ({mark}, 'future_expand', 'x', 'compatible,online')",
+            (future,),
+        )
+    try:
+        with live.client() as http:
+            expand = http.get("/readyz")
+            with database(live) as conn:
+                conn.execute(f"UPDATE longops_migrations SET flags = NULL WHERE version = {future}")
+            contract = http.get("/readyz")
+    finally:
+        with database(live) as conn:
+            conn.execute(f"DELETE FROM longops_migrations WHERE version = {future}")
+    assert expand.status_code == 200
+    assert expand.json()["checks"]["schema"] == "newer_compatible"
+    assert contract.status_code == 503
+    assert "not declared compatible" in contract.json()["error"]["message"]
 
 
 def test_docs_and_the_openapi_document_are_served(live: Live) -> None:

@@ -114,6 +114,11 @@ def session(ctx: Ctx) -> dict[str, str]:
     return {"session_id": str(found.id)}
 
 
+def maintenance_off(ctx: Ctx) -> dict[str, str]:
+    ctx.live.app.maintenance.stop()
+    return {}
+
+
 def queue(ctx: Ctx) -> dict[str, str]:
     return {"queue": ctx.fresh("q")}
 
@@ -232,6 +237,10 @@ PROBES = [
     Probe("GET", "/v1/sessions", "list_sessions"),
     Probe("GET", "/metrics", "list_sessions"),  # the fleet's figures span companies
     Probe("POST", "/v1/sessions/{session_id}:drain", "drain_session", session),
+    Probe("GET", "/v1/maintenance", "read_maintenance"),
+    # Off before each start (SUPER's turns it on); the stop right after turns it off again.
+    Probe("POST", "/v1/maintenance:start", "set_maintenance", maintenance_off, lambda c: {}),
+    Probe("POST", "/v1/maintenance:stop", "set_maintenance"),
     Probe("GET", "/v1/users", "list_users"),
     Probe("POST", "/v1/users", "add_user", body=lambda c: {"name": c.fresh("n")}),
     Probe("POST", "/v1/users/{name}:enable", "disable_user", fresh_user),

@@ -322,6 +322,17 @@ def _schema(w: World, a: Actor, company: str, owner: str) -> Any:
     return w.app.as_actor(a).schema.migration_status()
 
 
+@driver("set_maintenance")
+def _set_maintenance(w: World, a: Actor, company: str, owner: str) -> Any:
+    w.app.as_actor(a).maintenance.start(reason="matrix", drain_timeout=0)
+    return w.app.as_actor(a).maintenance.stop()
+
+
+@driver("read_maintenance")
+def _read_maintenance(w: World, a: Actor, company: str, owner: str) -> Any:
+    return w.app.as_actor(a).maintenance.status()
+
+
 @driver("list_users")
 def _users(w: World, a: Actor, company: str, owner: str) -> Any:
     return w.app.as_actor(a).security.list_users()

@@ -13,6 +13,7 @@ import pytest
 from longops.core import (
     CompanyService,
     InboxService,
+    MaintenanceService,
     NotificationSetupService,
     OperationService,
     ReadModelService,
@@ -132,8 +133,13 @@ METHOD_ACTIONS: Mapping[str, str] = {
     "SessionService.session_events": "list_sessions",
     "SessionService.check_worker": "run_worker",
     "SchemaService.migrate": "maintain_schema",
+    "SchemaService.check": "maintain_schema",
+    "SchemaService.guard_start": "maintain_schema",
     "SchemaService.migration_status": "maintain_schema",
     "SchemaService.migration_sql": "maintain_schema",
+    "MaintenanceService.start": "set_maintenance",
+    "MaintenanceService.stop": "set_maintenance",
+    "MaintenanceService.status": "read_maintenance",
     "OperationService.update_operation": "update_operation",
     "ReadModelService.list_attempts": "list_log_entries",
     "OperationService.delete_log_entries": "delete_log_entries",
@@ -193,6 +199,7 @@ SERVICES: dict[str, type] = {
         InboxService,
         SecurityService,
         NotificationSetupService,
+        MaintenanceService,
     )
 }
 # Methods that make an actor rather than act for one.

@@ -23,6 +23,8 @@ from fastapi.staticfiles import StaticFiles
 
 from longops.api import errors
 from longops.api.deps import EndsCachedTokens, Services, TokenCache
+from longops.api.fastpath import Polls
+from longops.api.maintenance import router as maintenance_router
 from longops.api.models import TEXT_PATTERN
 from longops.api.notify import router as notify_router
 from longops.api.operations import router as operations_router
@@ -89,13 +91,17 @@ def create_api(
     tokens = TokenCache(ServerSettings().api_token_cache_seconds)
     api.state.longops = Services(app, events, tokens)
     api.state.max_body = limit
+    api.include_router(operations_router)
+    api.include_router(resources_router)
+    api.include_router(notify_router)
+    api.include_router(maintenance_router)
+    # Innermost (added first): the common poll answered without routing (api/fastpath.py).
+    routes = {getattr(r, "name", ""): r for r in errors.flat_routes(api.routes)}
+    api.add_middleware(Polls, services=api.state.longops, routes=routes)
     api.add_middleware(EndsCachedTokens, cache=tokens)
     api.add_middleware(BodyLimit, limit=lambda scope: limit, reject=errors.too_large)
     api.add_middleware(TraceContextMiddleware)  # continue the caller's trace (traceparent)
     errors.install(api)
-    api.include_router(operations_router)
-    api.include_router(resources_router)
-    api.include_router(notify_router)
     _docs(api)
     original = api.openapi
 

@@ -234,6 +234,15 @@ _KNOWN: weakref.WeakKeyDictionary[Longops, set[str]] = weakref.WeakKeyDictionary
 """Companies seen to exist, per application (companies are never deleted)."""
 
 
+def known_company(view: ActorView, company: str) -> bool:
+    """Whether the caller surely reaches the company in the path, without a database read
+    (False: ask ``company_of``, which may read)."""
+    actor = view.actor
+    if not actor.is_super:
+        return company in actor.companies
+    return company in _KNOWN.get(view.app, ())
+
+
 async def company_of(view: ActorView, company: str) -> str:
     """The company in the path, if the caller holds a permission set in it; another
     company is not found (its existence does not leak), and for SUPER neither is one

@@ -1,7 +1,16 @@
 """The shapes of request and response bodies, as the OpenAPI document states them.
 
-Responses are built as plain JSON (``representation.py``) and documented with these
-models, so the schema a client (or schemathesis) checks against is the one served.
+Every route that answers JSON declares one of these as its ``response_model`` and returns
+an instance of it, so the schema a client (or schemathesis) checks against is the one the
+answer was made from. A response model names its fields in the order they are sent (an
+``Open`` model sends the fields it does not name after them), and routes whose answer
+leaves optional fields out send only the fields that were set (``exclude_unset``).
+
+Example::
+
+    @router.get("/v1/queues", response_model=QueueList)
+    async def list_queues(view: Caller) -> QueueList:
+        return QueueList(paused=sorted(await call(view.companies.paused_queues)))
 """
 
 from __future__ import annotations
@@ -162,6 +171,9 @@ class ErrorResponse(BaseModel):
 class OperationError(Open):
     code: str
     message: str
+    target: str | None = None
+    details: list[dict[str, Any]] = Field(default_factory=list)
+    innererror: dict[str, Any] | None = None
     status: str
     rpcCode: int
 
@@ -193,13 +205,13 @@ class AttemptList(BaseModel):
 
 class EventModel(Open):
     id: int
-    name: str
     operationId: str
     company: str
     at: str
     type: str
     runNo: int | None = None
     data: dict[str, Any]
+    name: str
 
 
 class EventList(BaseModel):
@@ -309,11 +321,22 @@ class BatchBody(Body):
     model_config = ConfigDict(json_schema_extra=_ids_or_filter)
 
 
+class BatchEntry(BaseModel):
+    """One requested id's outcome (``operationId`` once found; ``code`` and ``message``
+    when not ok)."""
+
+    id: str
+    operationId: str | None = None
+    ok: bool
+    code: str | None = None
+    message: str | None = None
+
+
 class BatchResult(BaseModel):
     matched: int
     processed: int
     failed: int
-    results: list[dict[str, Any]]
+    results: list[BatchEntry]
 
 
 class CategoryBody(Body):
@@ -353,6 +376,9 @@ class TaskModel(Open):
     queue: str
     category: str | None = None
     isolation: str
+    maxAttempts: int
+    timeoutSeconds: float
+    requires: str | None = None
     argumentsSchema: dict[str, Any]
 
 
@@ -396,12 +422,92 @@ class TokenCreated(Open):
     record: dict[str, Any]
 
 
+class UserModel(Open):
+    """A user (core's JSON of a user)."""
+
+    name: str
+    display_name: str | None = None
+    state: str
+    super: bool
+
+
+class ContactModel(BaseModel):
+    name: str
+    email: str | None
+    notify: Literal["inbox", "email"]
+
+
+class SessionModel(Open):
+    """A worker session (core's JSON of a session)."""
+
+    id: str
+    host: str
+    pid: int
+
+
 class TokenList(BaseModel):
     tokens: list[dict[str, Any]]
 
 
 class AuditList(BaseModel):
     entries: list[dict[str, Any]]
+
+
+class RuleModel(Open):
+    """A notification rule."""
+
+    name: str
+    on: str
+    to: list[str]
+
+
+class RuleList(Open):
+    rules: list[RuleModel]
+
+
+class RuleMuted(BaseModel):
+    rule: str
+    muted: bool
+
+
+class AdminList(BaseModel):
+    admins: list[str]
+
+
+class AdminAdded(BaseModel):
+    user: str
+
+
+class ChannelModel(BaseModel):
+    """A notification channel; its URL masked (it is write-only)."""
+
+    name: str
+    url: str
+    schema_: str = Field(alias="schema")
+    rateLimit: int | None
+    rateWindow: int
+
+
+class ChannelList(Open):
+    channels: list[ChannelModel]
+
+
+class ChannelTested(BaseModel):
+    sent: bool
+    error: str | None
+
+
+class PersonalEmailChannel(BaseModel):
+    personalEmailChannel: str
+
+
+class DeliveryList(Open):
+    deliveries: list[dict[str, Any]]
+
+
+class DeliveryRetried(BaseModel):
+    id: int
+    status: Literal["pending"]
 
 
 class Health(BaseModel):

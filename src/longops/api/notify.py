@@ -8,11 +8,25 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Response
-from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from longops.api.deps import MAX_ID, Caller, NamePath, acts, call, company_of
-from longops.api.models import NUMBER, Body, Name, Open
+from longops.api.models import (
+    NUMBER,
+    AdminAdded,
+    AdminList,
+    Body,
+    ChannelList,
+    ChannelModel,
+    ChannelTested,
+    DeliveryList,
+    DeliveryRetried,
+    Name,
+    PersonalEmailChannel,
+    RuleList,
+    RuleModel,
+    RuleMuted,
+)
 from longops.api.operations import ERRORS
 from longops.domain.notify import Channel, Delivery, Rule
 
@@ -69,18 +83,6 @@ class AdminBody(Body):
     user: Name
 
 
-class RuleList(Open):
-    rules: list[dict[str, Any]]
-
-
-class ChannelList(Open):
-    channels: list[dict[str, Any]]
-
-
-class DeliveryList(Open):
-    deliveries: list[dict[str, Any]]
-
-
 def rule_json(r: Rule) -> dict[str, Any]:
     return r.to_json()
 
@@ -119,25 +121,25 @@ WRITE = acts("set_notification_setup")
 @router.get(
     f"{C}/notification-rules",
     openapi_extra=READ,
-    response_model=None,
+    response_model=RuleList,
     responses={200: {"model": RuleList}, **ERRORS},
     summary="The company's rules",
 )
-async def list_rules(company: NamePath, view: Caller) -> Response:
+async def list_rules(company: NamePath, view: Caller) -> RuleList:
     await company_of(view, company)
     found = await call(view.notification_setup.list_rules, company)
-    return JSONResponse({"rules": [rule_json(r) for r in found]})
+    return RuleList.model_validate({"rules": [rule_json(r) for r in found]})
 
 
 @router.post(
     f"{C}/notification-rules",
     openapi_extra=WRITE,
     status_code=201,
-    response_model=None,
-    responses={201: {"description": "The rule"}, **ERRORS},
+    response_model=RuleModel,
+    responses={201: {"model": RuleModel, "description": "The rule"}, **ERRORS},
     summary="Add (or replace) a rule",
 )
-async def add_rule(company: NamePath, body: RuleBody, view: Caller) -> Response:
+async def add_rule(company: NamePath, body: RuleBody, view: Caller) -> RuleModel:
     await company_of(view, company)
     made = await call(
         view.notification_setup.add_rule,
@@ -152,14 +154,14 @@ async def add_rule(company: NamePath, body: RuleBody, view: Caller) -> Response:
         enabled=body.enabled,
         threshold=body.threshold,
     )
-    return JSONResponse(rule_json(made), status_code=201)
+    return RuleModel.model_validate(rule_json(made))
 
 
 @router.delete(
     f"{C}/notification-rules/{{name:lro_name}}",
     openapi_extra=WRITE,
     status_code=204,
-    response_model=None,
+    response_model=None,  # no body (204), or not JSON
     responses={204: {"description": "Removed"}, **ERRORS},
     summary="Remove a rule",
 )
@@ -170,10 +172,10 @@ async def remove_rule(company: NamePath, name: NamePath, view: Caller) -> Respon
 
 
 def _mute(muted: bool) -> Any:
-    async def run(company: NamePath, name: NamePath, view: Caller) -> Response:
+    async def run(company: NamePath, name: NamePath, view: Caller) -> RuleMuted:
         await company_of(view, company)
         await call(view.notification_setup.mute_rule, company, name, muted=muted)
-        return JSONResponse({"rule": name, "muted": muted})
+        return RuleMuted(rule=name, muted=muted)
 
     return run
 
@@ -184,8 +186,8 @@ for _verb, _muted in (("mute", True), ("unmute", False)):
         _mute(_muted),
         openapi_extra=acts("set_notification_preferences"),
         methods=["POST"],
-        response_model=None,
-        responses={200: {"description": "The caller's preference"}, **ERRORS},
+        response_model=RuleMuted,
+        responses={200: {"model": RuleMuted, "description": "The caller's preference"}, **ERRORS},
         summary=f"{_verb.capitalize()} a rule's in-app notifications for the caller",
         name=f"rule_{_verb}",
     )
@@ -195,35 +197,35 @@ for _verb, _muted in (("mute", True), ("unmute", False)):
 @router.get(
     f"{C}/notification-admins",
     openapi_extra=READ,
-    response_model=None,
-    responses={200: {"description": "The notified admins"}, **ERRORS},
+    response_model=AdminList,
+    responses={200: {"model": AdminList, "description": "The notified admins"}, **ERRORS},
     summary="The company's notified admins",
 )
-async def list_admins(company: NamePath, view: Caller) -> Response:
+async def list_admins(company: NamePath, view: Caller) -> AdminList:
     await company_of(view, company)
     found = await call(view.notification_setup.list_admins, company)
-    return JSONResponse({"admins": found})
+    return AdminList(admins=found)
 
 
 @router.post(
     f"{C}/notification-admins",
     openapi_extra=WRITE,
     status_code=201,
-    response_model=None,
-    responses={201: {"description": "Added"}, **ERRORS},
+    response_model=AdminAdded,
+    responses={201: {"model": AdminAdded, "description": "Added"}, **ERRORS},
     summary="Add a notified admin",
 )
-async def add_admin(company: NamePath, body: AdminBody, view: Caller) -> Response:
+async def add_admin(company: NamePath, body: AdminBody, view: Caller) -> AdminAdded:
     await company_of(view, company)
     await call(view.notification_setup.add_admin, company, body.user)
-    return JSONResponse({"user": body.user}, status_code=201)
+    return AdminAdded(user=body.user)
 
 
 @router.delete(
     f"{C}/notification-admins/{{name:lro_name}}",
     openapi_extra=WRITE,
     status_code=204,
-    response_model=None,
+    response_model=None,  # no body (204), or not JSON
     responses={204: {"description": "Removed"}, **ERRORS},
     summary="Remove a notified admin",
 )
@@ -237,25 +239,25 @@ async def remove_admin(company: NamePath, name: NamePath, view: Caller) -> Respo
 @router.get(
     f"{C}/notification-channels",
     openapi_extra=READ,
-    response_model=None,
+    response_model=ChannelList,
     responses={200: {"model": ChannelList}, **ERRORS},
     summary="The company's channels (URLs masked)",
 )
-async def list_channels(company: NamePath, view: Caller) -> Response:
+async def list_channels(company: NamePath, view: Caller) -> ChannelList:
     await company_of(view, company)
     found = await call(view.notification_setup.list_channels, company)
-    return JSONResponse({"channels": [channel_json(c) for c in found]})
+    return ChannelList.model_validate({"channels": [channel_json(c) for c in found]})
 
 
 @router.post(
     f"{C}/notification-channels",
     openapi_extra=WRITE,
     status_code=201,
-    response_model=None,
-    responses={201: {"description": "The channel"}, **ERRORS},
+    response_model=ChannelModel,
+    responses={201: {"model": ChannelModel, "description": "The channel"}, **ERRORS},
     summary="Add (or replace) a channel",
 )
-async def add_channel(company: NamePath, body: ChannelBody, view: Caller) -> Response:
+async def add_channel(company: NamePath, body: ChannelBody, view: Caller) -> ChannelModel:
     await company_of(view, company)
     made = await call(
         view.notification_setup.add_channel,
@@ -265,14 +267,14 @@ async def add_channel(company: NamePath, body: ChannelBody, view: Caller) -> Res
         rate_limit=body.rateLimit,
         rate_window=body.rateWindow,
     )
-    return JSONResponse(channel_json(made), status_code=201)
+    return ChannelModel.model_validate(channel_json(made))
 
 
 @router.delete(
     f"{C}/notification-channels/{{name:lro_name}}",
     openapi_extra=WRITE,
     status_code=204,
-    response_model=None,
+    response_model=None,  # no body (204), or not JSON
     responses={204: {"description": "Removed"}, **ERRORS},
     summary="Remove a channel",
 )
@@ -285,34 +287,42 @@ async def remove_channel(company: NamePath, name: NamePath, view: Caller) -> Res
 @router.post(
     f"{C}/notification-channels/{{name}}:test",
     openapi_extra=WRITE,
-    response_model=None,
-    responses={200: {"description": "Whether it went, and why not"}, **ERRORS},
+    response_model=ChannelTested,
+    responses={
+        200: {"model": ChannelTested, "description": "Whether it went, and why not"},
+        **ERRORS,
+    },
     summary="Send a test message to a channel now",
 )
-async def test_channel(company: NamePath, name: NamePath, view: Caller) -> Response:
+async def test_channel(company: NamePath, name: NamePath, view: Caller) -> ChannelTested:
     await company_of(view, company)
     error = await call(view.notification_setup.test_channel, company, name)
-    return JSONResponse({"sent": error is None, "error": error})
+    return ChannelTested(sent=error is None, error=error)
 
 
 @router.post(
     f"{C}/notification-channels/{{name}}:personalEmail",
     openapi_extra=WRITE,
-    response_model=None,
-    responses={200: {"description": "The company's personal email channel"}, **ERRORS},
+    response_model=PersonalEmailChannel,
+    responses={
+        200: {"model": PersonalEmailChannel, "description": "The company's personal email channel"},
+        **ERRORS,
+    },
     summary="Make an email channel the one that emails people who chose also email",
 )
-async def personal_email_channel(company: NamePath, name: NamePath, view: Caller) -> Response:
+async def personal_email_channel(
+    company: NamePath, name: NamePath, view: Caller
+) -> PersonalEmailChannel:
     await company_of(view, company)
     await call(view.notification_setup.set_email_channel, company, name)
-    return JSONResponse({"personalEmailChannel": name})
+    return PersonalEmailChannel(personalEmailChannel=name)
 
 
 # -- the delivery log ----------------------------------------------------------------------
 @router.get(
     f"{C}/notification-deliveries",
     openapi_extra=READ,
-    response_model=None,
+    response_model=DeliveryList,
     responses={200: {"model": DeliveryList}, **ERRORS},
     summary="The delivery log, newest first",
 )
@@ -321,22 +331,22 @@ async def list_deliveries(
     view: Caller,
     status: Annotated[Literal["pending", "sent", "dead", "digested"] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-) -> Response:
+) -> DeliveryList:
     await company_of(view, company)
     found = await call(view.notification_setup.list_deliveries, company, status=status, limit=limit)
-    return JSONResponse({"deliveries": [delivery_json(d) for d in found]})
+    return DeliveryList(deliveries=[delivery_json(d) for d in found])
 
 
 @router.post(
     f"{C}/notification-deliveries/{{delivery_id}}:retry",
     openapi_extra=WRITE,
-    response_model=None,
-    responses={200: {"description": "Queued again"}, **ERRORS},
+    response_model=DeliveryRetried,
+    responses={200: {"model": DeliveryRetried, "description": "Queued again"}, **ERRORS},
     summary="Send a dead-lettered delivery again",
 )
 async def retry_delivery(
     company: NamePath, delivery_id: Annotated[int, Path(ge=1, le=MAX_ID)], view: Caller
-) -> Response:
+) -> DeliveryRetried:
     await company_of(view, company)
     await call(view.notification_setup.retry_delivery, company, delivery_id)
-    return JSONResponse({"id": delivery_id, "status": "pending"})
+    return DeliveryRetried(id=delivery_id, status="pending")

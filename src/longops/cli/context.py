@@ -147,4 +147,6 @@ class LongopsGroup(TyperGroup):
             err = found.err if found is not None else stderr_console()
             # A refused action is a sentence that names who, what and why.
             err.print(f"[red]error:[/] {exc}", highlight=False)
-            raise typer.Exit(2 if isinstance(exc, ValidationError) else 1) from None
+            raise typer.Exit(
+                2 if isinstance(exc, ValidationError) else getattr(exc, "exit_code", 1)
+            ) from None

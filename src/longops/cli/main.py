@@ -44,6 +44,8 @@ PARTS = (
     "users",  # users, users token
     "audit",
     "notify",  # notifications
+    "apps",
+    "maintenance",
 )
 """The modules of ``longops.cli`` whose ``app`` the command is made of, in help order."""
 
@@ -63,8 +65,13 @@ for _part in PARTS:
 def _root(
     ctx: typer.Context,
     app: Annotated[
-        str | None,
-        typer.Option("--app", envvar="LONGOPS_APP", help="Your application as module:attribute."),
+        list[str] | None,
+        typer.Option(
+            "--app",
+            envvar="LONGOPS_APP",
+            help="Your application as module:attribute (repeatable; default: every app "
+            "installed under the entry-point group longops.apps).",
+        ),
     ] = None,
     database_url: Annotated[
         str | None,
@@ -90,7 +97,12 @@ def _root(
         ),
     ] = None,
 ) -> None:
-    given = CliState(app_spec=app, database_url=database_url, as_user=as_user, token=token)
+    given = CliState(
+        app_spec=",".join(app) if app else None,
+        database_url=database_url,
+        as_user=as_user,
+        token=token,
+    )
     ctx.obj = given
     ctx.call_on_close(given.close)
 

@@ -174,6 +174,7 @@ def serve(
     (``LONGOPS_SECRET_KEY``, or one made now for all of them). ``access_log``: a line per
     request on stderr (off by default: at a thousand requests a second the lines cost more
     than the requests)."""
+    app.schema.guard_start(app.app_infos())  # an older schema: refused, exit code 78
     if processes > 1:
         if not os.environ.get("LONGOPS_SECRET_KEY"):
             os.environ["LONGOPS_SECRET_KEY"] = secrets.token_hex(32)

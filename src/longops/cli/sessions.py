@@ -34,7 +34,8 @@ def sessions_list(
     for s in sessions:
         cli.out.print(
             f"{s.id}  {s.state.value:8}  {s.host} pid {s.pid}  queues {','.join(s.queues)}  "
-            f"heartbeat {s.last_heartbeat_at:%H:%M:%S}"
+            f"heartbeat {s.last_heartbeat_at:%H:%M:%S}  code {s.code_version or '-'}  "
+            f"schema {s.schema_version or '-'}"
         )
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from longops.core.companies import CompanyService, CompanyZones
 from longops.core.enqueue import EnqueueRequest
+from longops.core.maintenance import MaintenanceService
 from longops.core.notify import InboxService, NotificationSetupService
 from longops.core.operations import OperationService
 from longops.core.read_models import ReadModelService
@@ -45,6 +46,7 @@ class CoreServices:
     inbox: InboxService
     notification_setup: NotificationSetupService
     security: SecurityService
+    maintenance: MaintenanceService
 
     @classmethod
     def create(
@@ -72,6 +74,7 @@ class CoreServices:
                 store, clock, actor=actor, secret_key=secret_key, previous_keys=previous_keys
             ),
             security=SecurityService(store, clock, actor=actor),
+            maintenance=MaintenanceService(store, clock, actor=actor),
         )
 
     def as_actor(self, actor: Actor) -> CoreServices:
@@ -85,6 +88,7 @@ class CoreServices:
             inbox=self.inbox.as_actor(actor),
             notification_setup=self.notification_setup.as_actor(actor),
             security=self.security.as_actor(actor),
+            maintenance=self.maintenance.as_actor(actor),
         )
 
 
@@ -93,6 +97,7 @@ __all__ = [
     "CoreServices",
     "EnqueueRequest",
     "InboxService",
+    "MaintenanceService",
     "NotificationSetupService",
     "OperationService",
     "ReadModelService",

@@ -163,6 +163,8 @@ class OperationReads(ActorBound):
         if not ready:
             return {}
         ctx = self.store.wait_context(self.clock.now())
+        # Maintenance mode holds back every due operation (domain/maintenance.py).
+        ctx = replace(ctx, maintenance=self.store.maintenance_mode())
         out: dict[uuid.UUID, WaitReason] = {}
         for op in ready:
             reason = wait_reason(op, ctx, self.zones.zone_of(op))

@@ -185,6 +185,18 @@ COLUMNS: Mapping[str, DataClass] = {
         },
     ),
     **_table("longops_leaders", {"name": SYSTEM, "session_id": EUPI, "expires_at": SYSTEM}),
+    # Maintenance mode (0013): the reason is a person's free text.
+    **_table(
+        "longops_maintenance",
+        {
+            "id": SYSTEM,
+            "active": SYSTEM,
+            "reason": CC,
+            "drain_timeout": SYSTEM,
+            "started_at": SYSTEM,
+            "stopped_at": SYSTEM,
+        },
+    ),
     **_table(
         "longops_migrations",
         {"version": SYSTEM, "name": SYSTEM, "checksum": SYSTEM, "applied_at": SYSTEM},

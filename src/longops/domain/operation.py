@@ -419,6 +419,13 @@ class Session:
     ended_at: datetime | None
     companies: tuple[str, ...] | None = None
     """The companies it serves; None means every company."""
+    tasks: tuple[str, ...] | None = None
+    """The tasks it can run (the claim takes only these); None: any (a session of code
+    from before sessions recorded them)."""
+    code_version: str | None = None
+    """Which code it runs: longops' version and each app's (``longops 1.4; billing 2.0``)."""
+    schema_version: int | None = None
+    """The schema version its code was written for (its newest migration)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -432,6 +439,9 @@ class Session:
             "started_at": _iso(self.started_at),
             "last_heartbeat_at": _iso(self.last_heartbeat_at),
             "ended_at": _iso(self.ended_at),
+            "tasks": None if self.tasks is None else list(self.tasks),
+            "code_version": self.code_version,
+            "schema_version": self.schema_version,
         }
 
 

@@ -234,6 +234,8 @@ class Action(StrEnum):
     DRAIN_SESSION = "drain_session"
     RUN_WORKER = "run_worker"
     MAINTAIN_SCHEMA = "maintain_schema"
+    SET_MAINTENANCE = "set_maintenance"
+    READ_MAINTENANCE = "read_maintenance"
     LIST_USERS = "list_users"
     ADD_USER = "add_user"
     DISABLE_USER = "disable_user"
@@ -314,6 +316,10 @@ PERMISSIONS: Mapping[Action, Rule] = {
     Action.DRAIN_SESSION: _rule(_G, "drain a worker session", "-", "-", "-", "all"),
     Action.RUN_WORKER: _rule(_G, "run a worker session", "-", "-", "-", "all"),
     Action.MAINTAIN_SCHEMA: _rule(_G, "upgrade or print the schema", "-", "-", "-", "all"),
+    Action.SET_MAINTENANCE: _rule(_G, "start or stop maintenance mode", "-", "-", "-", "all"),
+    Action.READ_MAINTENANCE: _rule(
+        _G, "see whether maintenance mode is on, and why", "all", "all", "all", "all"
+    ),
     # users
     Action.LIST_USERS: _rule(_G, "list users", "-", "-", "-", "all"),
     Action.ADD_USER: _rule(_G, "add a user", "-", "-", "-", "all"),

@@ -46,6 +46,12 @@ class StatusReason(StrEnum):
     """Failed: its last attempt ran past its timeout."""
     LOST = "lost"
     """Failed: the session running its last attempt was lost."""
+    NO_WORKER_FOR_TASK = "no_worker_for_task"
+    """Failed before it ran: no live worker session had its task within the task's
+    ``worker_wait`` (a rolling deploy that never finished, an app that was removed)."""
+    MAINTENANCE = "maintenance"
+    """Handed back, its attempt not spent, because maintenance mode began and the run did
+    not end within the drain timeout (``domain.maintenance``)."""
 
 
 class Status(StrEnum):
@@ -99,7 +105,10 @@ ACTIVE: frozenset[Status] = frozenset({Status.ON_HOLD, Status.READY, Status.IN_P
 TRANSITIONS: Mapping[Status, frozenset[Status]] = {
     Status.ON_HOLD: frozenset({Status.READY, Status.CANCELLED}),
     # ready -> ready is "run now": same status, earlier start.
-    Status.READY: frozenset({Status.READY, Status.ON_HOLD, Status.IN_PROCESS, Status.CANCELLED}),
+    # ready -> error: no worker had its task within the task's worker_wait.
+    Status.READY: frozenset(
+        {Status.READY, Status.ON_HOLD, Status.IN_PROCESS, Status.CANCELLED, Status.ERROR}
+    ),
     # in_process -> ready covers retry, recurrence, drain interruption and rescue.
     Status.IN_PROCESS: frozenset({Status.READY, Status.FINISHED, Status.ERROR, Status.CANCELLED}),
     Status.FINISHED: frozenset({Status.READY, Status.ON_HOLD}),
@@ -124,6 +133,7 @@ ACTIONS: Mapping[str, tuple[frozenset[Status], Status]] = {
     "run_now": (frozenset({Status.READY, Status.ON_HOLD, Status.ERROR}), Status.READY),
     "cancel": (frozenset({Status.ON_HOLD, Status.READY}), Status.CANCELLED),
     "expire": (frozenset({Status.READY}), Status.CANCELLED),
+    "no_worker_for_task": (frozenset({Status.READY}), Status.ERROR),
     "claim": (frozenset({Status.READY}), Status.IN_PROCESS),
     "finish": (frozenset({Status.IN_PROCESS}), Status.FINISHED),
     "fail": (frozenset({Status.IN_PROCESS}), Status.ERROR),

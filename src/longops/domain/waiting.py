@@ -7,8 +7,8 @@ slots, which queues live sessions serve), so it cannot go stale.
 The first cause that applies wins, from the most deliberate to the most passing::
 
     company_disabled > user_disabled > user_deleted > user_lacks_permission > queue_paused
-      > category_paused > outside_run_window > retry_backoff > scheduled > no_worker
-      > company_quota > category_busy > due
+      > category_paused > outside_run_window > retry_backoff > scheduled > maintenance
+      > no_worker > no_worker_for_task > company_quota > category_busy > due
 
 The three ``user_*`` reasons are the claim's own run-time security check (the claim skips
 such rows; see ``claim_operations``): an operation runs on behalf of its user, whoever last
@@ -31,6 +31,7 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from longops.domain.maintenance import MaintenanceMode
 from longops.domain.operation import Operation
 from longops.domain.recurrence import within_run_window
 from longops.domain.security import PermissionSet
@@ -52,7 +53,13 @@ class WaitCode(StrEnum):
     OUTSIDE_RUN_WINDOW = "outside_run_window"
     RETRY_BACKOFF = "retry_backoff"
     SCHEDULED = "scheduled"
+    MAINTENANCE = "maintenance"
+    """Maintenance mode is on (``longops maintenance start``): nothing starts until it stops."""
     NO_WORKER = "no_worker"
+    NO_WORKER_FOR_TASK = "no_worker_for_task"
+    """Live sessions serve its queue, but none has its task (a rolling deploy in which
+    only older workers run, an app no running worker has): it runs once one that has
+    the task joins (``domain/apps.py``)."""
     COMPANY_QUOTA = "company_quota"
     """Its company already runs as many operations as it may (``max_in_process``)."""
     CATEGORY_BUSY = "category_busy"
@@ -88,6 +95,11 @@ class WaitContext:
     companies: Mapping[str, CompanyState] = field(default_factory=dict)
     users: Mapping[str, User] | None = None
     """Every user by name; None when the database has no users (nothing is checked)."""
+    served_tasks: frozenset[str] | None = None
+    """The tasks live (active) sessions have; None: some session runs any task (one from
+    before sessions recorded their tasks), or nothing was read."""
+    maintenance: MaintenanceMode | None = None
+    """Maintenance mode as read with the rest (None: not read, taken as off)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +211,8 @@ def wait_reason(op: Operation, ctx: WaitContext, tz: ZoneInfo) -> WaitReason | N
             f"scheduled for {op.earliest_start_at.isoformat()}",
             until=op.earliest_start_at,
         )
+    if ctx.maintenance is not None and ctx.maintenance.active:
+        return WaitReason(WaitCode.MAINTENANCE, ctx.maintenance.wait_message())
     if op.queue not in ctx.served_queues:
         return WaitReason(WaitCode.NO_WORKER, f"no live worker session serves queue {op.queue}")
     serving = ctx.served_companies.get(op.queue)
@@ -206,6 +220,12 @@ def wait_reason(op: Operation, ctx: WaitContext, tz: ZoneInfo) -> WaitReason | N
         return WaitReason(
             WaitCode.NO_WORKER,
             f"no live worker session serves company {op.company} on queue {op.queue}",
+        )
+    if ctx.served_tasks is not None and op.task not in ctx.served_tasks:
+        return WaitReason(
+            WaitCode.NO_WORKER_FOR_TASK,
+            f"no live worker session has task {op.task}; it runs once a worker with it "
+            "joins (an app installed, a rolling deploy finished)",
         )
     if (
         company is not None

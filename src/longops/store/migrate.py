@@ -3,6 +3,16 @@
 Files live in ``migrations/<dialect>/NNNN_name.sql``. ``longops db upgrade`` applies the
 pending ones in order, each in its own transaction; ``longops db status`` compares the
 recorded checksums with the files, so an edited migration is noticed rather than ignored.
+
+A migration may declare flags on its first line, comma-separated::
+
+    -- longops: compatible, online
+
+``compatible``: code of the version before it runs correctly on the schema after it (an
+*expand* step: a new column, table or allowed value), so a worker of older code keeps
+claiming (the schema guard, ``domain.apps.schema_verdict``); ``online``: it may be applied
+while workers run. The flags are recorded with the migration, because older code, which
+reads them, does not have the file.
 """
 
 from __future__ import annotations
@@ -14,6 +24,26 @@ from dataclasses import dataclass
 from importlib import resources
 
 _FILE = re.compile(r"^(\d{4})_(\w+)\.sql$")
+_FLAGS = re.compile(r"^--\s*longops:\s*(.*)$")
+KNOWN_FLAGS = frozenset({"compatible", "online"})
+
+
+def parse_flags(sql: str) -> frozenset[str]:
+    """The flags a migration's first line declares (``-- longops: compatible, online``).
+
+    Example::
+
+        parse_flags("-- longops: compatible\nALTER TABLE ...")   # frozenset({'compatible'})
+    """
+    first = sql.lstrip().split("\n", 1)[0].strip()
+    match = _FLAGS.match(first)
+    if not match:
+        return frozenset()
+    flags = frozenset(f.strip() for f in match.group(1).split(",") if f.strip())
+    unknown = flags - KNOWN_FLAGS
+    if unknown:
+        raise RuntimeError(f"unknown migration flag(s) {sorted(unknown)} in {first!r}")
+    return flags
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +55,20 @@ class Migration:
     @property
     def checksum(self) -> str:
         return hashlib.sha256(self.sql.encode()).hexdigest()
+
+    @property
+    def flags(self) -> frozenset[str]:
+        return parse_flags(self.sql)
+
+    @property
+    def compatible(self) -> bool:
+        """Code of the previous version runs on the schema after it (expand/contract)."""
+        return "compatible" in self.flags
+
+    @property
+    def online(self) -> bool:
+        """It may be applied while workers run (outside maintenance mode)."""
+        return "online" in self.flags
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +84,9 @@ def load_migrations(dialect: str) -> list[Migration]:
     for entry in folder.iterdir():
         match = _FILE.match(entry.name)
         if match:
-            found.append(Migration(int(match.group(1)), match.group(2), entry.read_text()))
+            migration = Migration(int(match.group(1)), match.group(2), entry.read_text())
+            migration.flags  # noqa: B018 - an unknown flag fails here, not at the guard
+            found.append(migration)
     found.sort(key=lambda m: m.version)
     versions = [m.version for m in found]
     if versions != list(range(1, len(found) + 1)):
@@ -85,3 +131,18 @@ def split_sqlite_script(script: str) -> list[str]:
     ):
         raise RuntimeError(f"incomplete SQL statement at end of migration: {buffer[:80]!r}")
     return statements
+
+
+# -- maintenance mode: migrations not marked online wait for it -----------------------------
+MAINTENANCE_MIGRATION = 13
+"""The migration that brings maintenance mode: before it, there is no mode to be in."""
+
+
+def offline_refusal(offline: list[Migration]) -> str:
+    """Why ``longops db upgrade`` refuses the migrations not marked online, and what to do."""
+    names = ", ".join(f"{m.version:04d}_{m.name}" for m in offline)
+    return (
+        f"migration {names} is not marked online (it may not run while workers claim): "
+        "start maintenance mode first (`longops maintenance start --reason ...`), run "
+        "`longops db upgrade` again, then `longops maintenance stop`"
+    )

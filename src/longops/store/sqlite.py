@@ -346,6 +346,7 @@ class SqliteStore(SqlStore):
                     "limit": params.limit,
                     "now": now,
                     "companies": self.enc_companies(params.companies),
+                    "tasks": None if params.tasks is None else self.enc_list(params.tasks),
                 },
             )
             rows = cur.fetchall()

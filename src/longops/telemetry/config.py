@@ -23,7 +23,9 @@ from typing import Any
 
 from opentelemetry import _logs, metrics, trace
 
-from longops.telemetry import otlp, providers
+from longops.telemetry import lean, otlp, providers
+from longops.telemetry import metrics as metrics_module
+from longops.telemetry.metrics import Instruments
 from longops.telemetry.settings import settings
 
 log = logging.getLogger("longops.telemetry")
@@ -95,8 +97,14 @@ def _set_up(service_name: str, want: dict[str, bool]) -> None:
     attributes = {} if os.environ.get("OTEL_SERVICE_NAME") else {"service.name": service_name}
     resource = Resource.create(attributes)
     exporters: list[tuple[Any, Any, Any]] = []
+    recorder: lean.Recorder | None = None
+    histograms: tuple[lean.Histogram, lean.Histogram] | None = None
     if want["otlp"]:
-        exporters.append(_otlp())
+        spans, metrics_exporter, logs = _otlp()
+        if _lean_applies(want):
+            recorder, histograms = _lean(resource)
+            metrics_exporter = lean.metric_exporter(metrics_exporter, histograms)
+        exporters.append((spans, metrics_exporter, logs))
     if want["azure"]:
         exporters.append(_azure(os.environ["APPLICATIONINSIGHTS_CONNECTION_STRING"]))
     tracer_provider = TracerProvider(resource=resource)
@@ -130,6 +138,45 @@ def _set_up(service_name: str, want: dict[str, bool]) -> None:
         meter_provider=meter_provider,
         logger_provider=logger_provider,
     )
+    if recorder is not None and histograms is not None:
+        span_flusher, log_flusher = lean.flushers(recorder)
+        tracer_provider.add_span_processor(span_flusher)
+        logger_provider.add_log_record_processor(log_flusher)
+        meter = meter_provider.get_meter(providers.SCOPE)
+        providers.use_lean(recorder, Instruments(meter, histograms))
+
+
+def _lean_applies(want: dict[str, bool]) -> bool:
+    """The lean path stands in for the SDK's spans and log records when OTLP/HTTP is the
+    only exporter and nothing asks for what only the SDK does (``lean.applies``)."""
+    if want["azure"] or settings().mode == "sdk":
+        return False
+    if os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf") != "http/protobuf":
+        return False
+    return lean.applies()
+
+
+def _lean(resource: Any) -> tuple[lean.Recorder, tuple[lean.Histogram, lean.Histogram]]:
+    queue, batch = _batching("OTEL_BSP")
+    delays = [
+        float(os.environ.get(name) or default)
+        for name, default in (("OTEL_BSP_SCHEDULE_DELAY", 5000), ("OTEL_BLRP_SCHEDULE_DELAY", 1000))
+    ]
+    env_queue = os.environ.get("OTEL_BSP_MAX_QUEUE_SIZE")
+    env_batch = os.environ.get("OTEL_BSP_MAX_EXPORT_BATCH_SIZE")
+    recorder = lean.Recorder(
+        resource,
+        otlp.span_exporter(),
+        otlp.log_exporter(),
+        max_queue=queue or int(env_queue or 2048),
+        batch=batch or int(env_batch or 512),
+        delay=min(delays) / 1000,
+    )
+    histograms = (
+        lean.Histogram(*metrics_module.DURATION, ("queue", "task", "outcome")),
+        lean.Histogram(*metrics_module.QUEUE_WAIT, ("queue", "task")),
+    )
+    return recorder, histograms
 
 
 def _batching(prefix: str) -> tuple[int | None, int | None]:

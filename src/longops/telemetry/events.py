@@ -17,9 +17,11 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import datetime
+from time import time_ns
 from typing import Any
 
 from opentelemetry._logs import SeverityNumber
+from opentelemetry.trace import get_current_span
 
 from longops.domain.operation import NewOperation, Operation
 from longops.telemetry import providers
@@ -48,7 +50,12 @@ def operation_attributes(op: Operation | NewOperation) -> dict[str, AttrValue]:
     return attrs
 
 
+_PLAIN = frozenset((str, int, float, bool))
+
+
 def attribute(value: Any) -> AttrValue:
+    if type(value) in _PLAIN:
+        return value  # type: ignore[no-any-return]
     if isinstance(value, str | int | float | bool):
         return value
     if isinstance(value, datetime):
@@ -90,21 +97,52 @@ def emit_with(event: Event, common: dict[str, AttrValue] | None, dims: dict[str,
     allowed = _ALLOWED.get(event.id)
     if allowed is None:
         allowed = _ALLOWED[event.id] = frozenset(event.dimensions)
-    attrs: dict[str, AttrValue] = {"eventId": event.id}
-    if event.bc_id is not None:
-        attrs["bcEventId"] = event.bc_id
     if not (dims.keys() <= allowed and (common is None or common.keys() <= allowed)):
         unknown = (set(dims) | set(common or ())) - allowed
         raise ValueError(f"{event.id} ({event.name}) has no dimension {sorted(unknown)}")
+    rest = {key: attribute(value) for key, value in dims.items() if value is not None}
+    lean = current.lean
+    if lean is not None and not to_log:
+        # The message is formatted on export, off this thread.
+        context = get_current_span().get_span_context()
+        lean.log(
+            (
+                time_ns(),
+                event,
+                common,
+                rest,
+                None,
+                context.trace_id,
+                context.span_id,
+                context.trace_flags,
+            )
+        )
+        return
+    attrs: dict[str, AttrValue] = {"eventId": event.id}
+    if event.bc_id is not None:
+        attrs["bcEventId"] = event.bc_id
     if common is not None:
         attrs.update(common)
-    for key, value in dims.items():
-        if value is not None:
-            attrs[key] = attribute(value)
+    attrs.update(rest)
     text = event.text(attrs)  # type: ignore[arg-type]
     if to_log:
         log.log(event.level, text, extra={"telemetry": attrs, "eventId": event.id})
     if not current.enabled:
+        return
+    if lean is not None:
+        context = get_current_span().get_span_context()
+        lean.log(
+            (
+                time_ns(),
+                event,
+                common,
+                rest,
+                text,
+                context.trace_id,
+                context.span_id,
+                context.trace_flags,
+            )
+        )
         return
     current.logger.emit(
         severity_number=_SEVERITY.get(event.level, SeverityNumber.INFO),

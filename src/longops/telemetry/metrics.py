@@ -25,7 +25,7 @@ import weakref
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from opentelemetry.metrics import CallbackOptions, Histogram, Meter, Observation
 
 
 class PooledStore(Protocol):
@@ -84,6 +84,24 @@ class Tally:
         ]
 
 
+class _SdkHistogram:
+    """The SDK's histogram, recorded with a tuple of attribute values (as :class:`Tally`
+    and the lean path's :class:`longops.telemetry.lean.Histogram` are)."""
+
+    __slots__ = ("_histogram", "_keys")
+
+    def __init__(self, histogram: Histogram, keys: tuple[str, ...]) -> None:
+        self._histogram = histogram
+        self._keys = keys
+
+    def record(self, value: float, values: tuple[str, ...] = ()) -> None:
+        self._histogram.record(value, dict(zip(self._keys, values, strict=True)))
+
+
+class Recording(Protocol):
+    def record(self, value: float, values: tuple[str, ...] = ()) -> None: ...
+
+
 def _tally(meter: Meter, name: str, keys: tuple[str, ...], unit: str, description: str) -> Tally:
     tally = Tally(keys)
     callback: Callable[[CallbackOptions], Iterable[Observation]] = tally.observe
@@ -91,8 +109,19 @@ def _tally(meter: Meter, name: str, keys: tuple[str, ...], unit: str, descriptio
     return tally
 
 
+DURATION = ("messaging.process.duration", "s", "How long an attempt ran")
+QUEUE_WAIT = (
+    "longops.queue.wait",
+    "s",
+    "From ready (and due) to started: how long an operation waited",
+)
+
+
 class Instruments:
-    def __init__(self, meter: Meter) -> None:
+    """longops's instruments on ``meter``; ``histograms``: the attempt duration and queue
+    wait histograms aggregated elsewhere (the lean path's), instead of the meter's."""
+
+    def __init__(self, meter: Meter, histograms: tuple[Recording, Recording] | None = None) -> None:
         self.sent = _tally(
             meter,
             "messaging.client.sent.messages",
@@ -114,14 +143,21 @@ class Instruments:
             unit="{attempt}",
             description="Attempts ended, by outcome",
         )
-        self.duration = meter.create_histogram(
-            "messaging.process.duration", unit="s", description="How long an attempt ran"
-        )
-        self.queue_wait = meter.create_histogram(
-            "longops.queue.wait",
-            unit="s",
-            description="From ready (and due) to started: how long an operation waited",
-        )
+        self.duration: Recording
+        self.queue_wait: Recording
+        if histograms is None:
+            name, unit, description = DURATION
+            self.duration = _SdkHistogram(
+                meter.create_histogram(name, unit=unit, description=description),
+                ("queue", "task", "outcome"),
+            )
+            name, unit, description = QUEUE_WAIT
+            self.queue_wait = _SdkHistogram(
+                meter.create_histogram(name, unit=unit, description=description),
+                ("queue", "task"),
+            )
+        else:
+            self.duration, self.queue_wait = histograms
         self.progress_writes = _tally(
             meter,
             "longops.progress.writes",

@@ -14,6 +14,7 @@ from opentelemetry._logs import LoggerProvider
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
+from longops.telemetry.lean import Recorder
 from longops.telemetry.metrics import Instruments
 
 SCOPE = "longops"
@@ -26,6 +27,9 @@ class Providers:
     instruments: Instruments
     enabled: bool = True
     """False: telemetry is off, the hot paths skip building what nobody would receive."""
+    lean: Recorder | None = None
+    """Set: the ``process`` spans and log records go to this recorder, not through the
+    tracer and logger (``lean.py``; only when longops set up the SDK for OTLP/HTTP)."""
 
 
 def _build(
@@ -78,3 +82,16 @@ def use(
     global current, _chosen
     current = _build(tracer_provider, meter_provider, logger_provider)
     _chosen = any(p is not None for p in (tracer_provider, meter_provider, logger_provider))
+
+
+def use_lean(recorder: Recorder, instruments: Instruments) -> None:
+    """The lean path (``config.py`` sets it up): after :func:`use` with the SDK's
+    providers, the ``process`` spans, log records and attempt histograms go to ``recorder``
+    and ``instruments``."""
+    global current
+    current = Providers(
+        tracer=current.tracer,
+        logger=current.logger,
+        instruments=instruments,
+        lean=recorder,
+    )

@@ -1,7 +1,9 @@
 """Telemetry settings, read from the environment once per process.
 
 - ``LONGOPS_TELEMETRY`` (``auto``): ``auto`` sets up the OpenTelemetry SDK when an exporter
-  is configured (``OTEL_*`` or ``APPLICATIONINSIGHTS_CONNECTION_STRING``); ``off`` never does.
+  is configured (``OTEL_*`` or ``APPLICATIONINSIGHTS_CONNECTION_STRING``); ``off`` never does;
+  ``sdk`` as ``auto``, with the SDK's own span and log record objects throughout (no lean
+  path, ``lean.py``).
 - ``LONGOPS_SLOW_STEP_AFTER`` (``60``): seconds after which a step or a ``ctx.timed`` section
   is long-running (LO0023).
 - ``LONGOPS_SLOW_SQL_AFTER`` (``0.5``): seconds after which one of longops's own SQL
@@ -41,8 +43,8 @@ def _seconds(name: str, default: float) -> float:
 def settings() -> TelemetrySettings:
     """The settings of this process (``settings.cache_clear()`` re-reads them)."""
     mode = os.environ.get("LONGOPS_TELEMETRY", "auto").strip().lower() or "auto"
-    if mode not in ("auto", "off"):
-        raise ValidationError("LONGOPS_TELEMETRY", "must be auto or off", mode)
+    if mode not in ("auto", "off", "sdk"):
+        raise ValidationError("LONGOPS_TELEMETRY", "must be auto, sdk or off", mode)
     return TelemetrySettings(
         mode=mode,
         slow_step_after=_seconds("LONGOPS_SLOW_STEP_AFTER", 60.0),

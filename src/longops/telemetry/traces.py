@@ -20,7 +20,7 @@ import contextvars
 import re
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
@@ -33,6 +33,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from longops.domain.operation import CancelMode, NewOperation, Operation, Outcome, StopMode
 from longops.domain.status import Status as OpStatus
 from longops.telemetry import catalogue as cat
+from longops.telemetry import lean as lean_path
 from longops.telemetry import providers
 from longops.telemetry.events import AttrValue, emit, emit_with, operation_attributes, wanted
 from longops.telemetry.resources import Usage
@@ -157,6 +158,13 @@ class _Attempt:
     """The operation's event dimensions, built once for the attempt's events."""
     outcome: dict[str, Any] | None = None
     """The outcome attributes :func:`ended` decided, set on the span with the usage ones."""
+    lean: lean_path.Span | None = None
+    """The span's record on the lean path (``span`` is then a non-recording stand-in that
+    carries its context: task code's spans and step spans are its children)."""
+
+    @property
+    def recording(self) -> bool:
+        return self.lean is not None or self.span.is_recording()
 
 
 def _common(op: Operation) -> dict[str, AttrValue]:
@@ -192,9 +200,16 @@ def _creation_context(op: Operation) -> trace.SpanContext | None:
     return span_context if span_context.is_valid else None
 
 
-@contextmanager
-def processing(op: Operation, run_no: int) -> Iterator[None]:
+def processing(op: Operation, run_no: int) -> AbstractContextManager[None]:
     """The ``process`` span of one attempt, current while the attempt runs here."""
+    recorder = providers.current.lean
+    if recorder is not None:
+        return _LeanProcessing(recorder, op, run_no)
+    return _processing(op, run_no)
+
+
+@contextmanager
+def _processing(op: Operation, run_no: int) -> Iterator[None]:
     if not providers.current.enabled:
         # No span; the attempt is still known, for the slow-step events the console shows.
         off = _Attempt(op, run_no, trace.INVALID_SPAN)
@@ -231,19 +246,110 @@ def processing(op: Operation, run_no: int) -> Iterator[None]:
         with trace.use_span(span, end_on_exit=False, record_exception=False):
             yield
     except BaseException as exc:
-        _error(span, type(exc).__qualname__)
+        _error(state, type(exc).__qualname__)
         raise
     finally:
         _close_steps(state)
         _attempt.reset(token)
-        _report_end(span, state)
+        _report_end(state)
         span.end()
 
 
-def _report_end(span: Span, state: _Attempt) -> None:
+class _LeanProcessing:
+    """:func:`processing` on the lean path: what the SDK's tracer would do with its default
+    sampler (parent-based, always on) and id generator, recorded as a lean span. A class,
+    not a generator: this runs once per attempt on the worker's hot thread."""
+
+    __slots__ = ("_context", "_record", "_recorder", "_state", "_token")
+
+    def __init__(self, recorder: lean_path.Recorder, op: Operation, run_no: int) -> None:
+        self._recorder = recorder
+        creation = _creation_context(op)
+        parent = creation if creation is not None and op.recurrence is None else None
+        if parent is None:
+            trace_id, flags, sampled = recorder.new_trace_id(), lean_path.RANDOM_TRACE_ID, True
+        else:
+            trace_id = parent.trace_id
+            flags = parent.trace_flags & lean_path.RANDOM_TRACE_ID
+            sampled = parent.trace_flags.sampled  # an unsampled parent: no span, as the SDK's
+        span_id = recorder.new_span_id()
+        common = operation_attributes(op)
+        record = None
+        if sampled:
+            flags |= lean_path.SAMPLED
+            shared = _lean_shared(op)
+            attrs: dict[str, Any] = {"messaging.message.id": common["operationId"]}
+            if op.entry_no is not None:
+                attrs["longops.operation.entry_no"] = op.entry_no
+            attrs["longops.attempt"] = op.attempt_count
+            attrs["longops.run_no"] = run_no
+            record = lean_path.Span(
+                trace_id,
+                span_id,
+                flags,
+                0 if parent is None else parent.span_id,
+                shared["name"],  # type: ignore[arg-type]
+                shared["attributes"],  # type: ignore[arg-type]
+                attrs,
+                None if creation is None else (creation.trace_id, creation.span_id),
+            )
+        self._record = record
+        stand_in = trace.NonRecordingSpan(
+            trace.SpanContext(
+                trace_id, span_id, is_remote=False, trace_flags=trace.TraceFlags(flags)
+            )
+        )
+        self._state = _Attempt(op, run_no, stand_in, lean=record, common=common)
+        self._context = trace.set_span_in_context(stand_in)
+
+    def __enter__(self) -> None:
+        self._token = (_attempt.set(self._state), otel_context.attach(self._context))
+
+    def __exit__(self, kind: type[BaseException] | None, exc: object, _tb: object) -> None:
+        state = self._state
+        attempt_token, context_token = self._token
+        if kind is not None:
+            _error(state, kind.__qualname__)
+        _close_steps(state)
+        otel_context.detach(context_token)
+        _attempt.reset(attempt_token)
+        record = self._record
+        if record is not None:
+            _report_end(state)
+            record.end = time.time_ns()
+            self._recorder.span(record)
+
+
+_SHARED: dict[tuple[str, str, str, str | None], dict[str, object]] = {}
+
+
+def _lean_shared(op: Operation) -> dict[str, object]:
+    """The ``process`` span's name and the attributes every attempt of the same task in the
+    same queue and company has: built once, one dict (its bytes are kept on export)."""
+    key = (op.queue, op.company, op.task, op.category)
+    found = _SHARED.get(key)
+    if found is None:
+        attrs = {
+            "messaging.system": SYSTEM,
+            "messaging.destination.name": op.queue,
+            "longops.company": op.company,
+            "longops.task": op.task,
+            "messaging.operation.name": "process",
+            "messaging.operation.type": "process",
+        }
+        if op.category is not None:
+            attrs["longops.category"] = op.category
+        if len(_SHARED) >= 1024:
+            _SHARED.clear()
+        found = _SHARED[key] = {"name": f"process {op.queue}", "attributes": attrs}
+    return found
+
+
+def _report_end(state: _Attempt) -> None:
     """The attempt's outcome and what it used, on its span in one call (one lock taken and
     one attribute check, not one per attribute)."""
-    if not span.is_recording():
+    span = state.span
+    if state.lean is None and not span.is_recording():
         return
     usage = state.usage
     cpu = usage.cpu_seconds
@@ -258,7 +364,10 @@ def _report_end(span: Span, state: _Attempt) -> None:
         attrs["longops.peak_rss_bytes"] = usage.peak_rss_bytes
     if state.outcome is not None:
         attrs.update(state.outcome)
-    span.set_attributes(attrs)
+    if state.lean is not None:
+        state.lean.attributes.update(attrs)
+    else:
+        span.set_attributes(attrs)
 
 
 def child_usage(cpu_seconds: float | None, peak_rss_bytes: int | None) -> None:
@@ -277,7 +386,11 @@ def sql_used(elapsed: float) -> None:
         state.usage.sql_seconds += elapsed
 
 
-def _error(span: Span, error_type: str) -> None:
+def _error(state: _Attempt, error_type: str) -> None:
+    if state.lean is not None:
+        state.lean.error(error_type)
+        return
+    span = state.span
     if span.is_recording():
         span.set_attribute("error.type", error_type)
         # The exception's class only: its message and traceback may hold customer content.
@@ -314,7 +427,7 @@ def started(op: Operation, run_no: int, at: datetime) -> None:
     # Metric attributes stay few and of low cardinality (each one costs on every record).
     instruments = current.instruments
     instruments.started.add(1, (op.queue, op.task))
-    instruments.queue_wait.record(wait, {"queue": op.queue, "task": op.task})
+    instruments.queue_wait.record(wait, (op.queue, op.task))
 
 
 def ended(op: Operation, run_no: int, result: RunEnd, error: BaseException | None) -> None:
@@ -370,18 +483,18 @@ def ended(op: Operation, run_no: int, result: RunEnd, error: BaseException | Non
     if not current.enabled:
         return
     state = _attempt.get()
-    if state is not None and state.op.id == op.id and state.span.is_recording():
+    if state is not None and state.op.id == op.id and state.recording:
         # Set when the span ends, with the usage figures.
         state.outcome = {
             "longops.outcome": outcome.value,
             "longops.next_status": result.status.value,
         }
         if kind is not None:
-            _error(state.span, kind)
+            _error(state, kind)
     instruments = current.instruments
-    instruments.ended.add(1, (op.queue, op.task, outcome.value))
+    labels = (op.queue, op.task, outcome.value)
+    instruments.ended.add(1, labels)
     if ms is not None:
-        labels = {"queue": op.queue, "task": op.task, "outcome": outcome.value}
         instruments.duration.record(ms / 1000, labels)
 
 

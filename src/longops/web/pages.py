@@ -67,6 +67,7 @@ class Pages:
             status_text=present.status_text,
             event_words=present.event_words,
             may_set_up_notifications=present.may_set_up_notifications,
+            maintenance_now=present.maintenance_now,
             statuses=list(Status),
         )
 

@@ -19,7 +19,8 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from longops.domain.errors import ValidationError
+from longops.domain.errors import LongopsError, ValidationError
+from longops.domain.maintenance import MaintenanceMode
 from longops.domain.operation import Operation
 from longops.domain.progress import Progress
 from longops.domain.recurrence import Recurrence
@@ -133,6 +134,18 @@ def may_set_up_notifications(ctx: Context) -> bool:
     """Does the page's user see the company's Notification Setup (its admins only)?"""
     actor = ctx.view.actor
     return decide(actor, Action.LIST_NOTIFICATION_SETUP, company=ctx.company) is Verdict.ALLOWED
+
+
+def maintenance_now(ctx: Context | None) -> MaintenanceMode | None:
+    """Maintenance mode for the banner of ``ctx``'s page, or None while it is off (or when
+    it cannot be read: the banner never breaks a page)."""
+    if ctx is None:
+        return None
+    try:
+        mode = ctx.view.maintenance.status()
+    except LongopsError:
+        return None
+    return mode if mode.active else None
 
 
 def status_caption(op: Operation) -> str:

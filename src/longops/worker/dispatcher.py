@@ -29,6 +29,7 @@ from longops.worker.registry import TaskRegistry
 from longops.worker.runs import RunTable
 
 if TYPE_CHECKING:
+    from longops.worker.maintenance import MaintenanceWatch
     from longops.worker.session import WorkerOptions
 
 log = logging.getLogger("longops.worker")
@@ -89,6 +90,12 @@ class Dispatcher:
         self._last_reconcile = 0.0
         self.handed_back = 0
         """Runs found in the database that this worker never got, handed back so far."""
+        self.tasks: tuple[str, ...] | None = None
+        """The tasks the claim takes (the worker's registry, set at start; None: any)."""
+        self.held_by: str | None = None
+        """Why claiming is stopped (the schema guard's message), or None."""
+        self.maintenance: MaintenanceWatch | None = None
+        """Maintenance mode as this worker follows it (set by the worker; None: not followed)."""
 
     def reconcile_soon(self) -> None:
         """Compare with the database before the next claim (after any reconnect)."""
@@ -121,6 +128,17 @@ class Dispatcher:
         mono = time.monotonic()
         if self._reconcile_due or mono - self._last_reconcile >= opts.heartbeat_interval:
             self.reconcile()
+        # Maintenance mode (worker/maintenance.py): no claims; at the drain deadline the
+        # runs still going are handed back.
+        watch = self.maintenance
+        if watch is not None:
+            hold = watch.hold()
+            if hold is not None:
+                if self._completer is not None:
+                    self._completer.defer = False  # no claim will take the results
+                if self._wakeups.wait(hold):
+                    watch.recheck()
+                return
         if self.claim_once():
             return  # the claim filled what it asked for: claim again at once
         prefetch = self.prefetch()
@@ -136,10 +154,19 @@ class Dispatcher:
         prefetch = self.prefetch()
         return self.options.concurrency + prefetch - len(self.table) >= max(prefetch, 1)
 
+    def _current_tasks(self) -> tuple[str, ...] | None:
+        """The tasks the claim takes: the registry's, which may grow after the start (a
+        module imported later registers more); the session's record follows it."""
+        tasks = self.tasks
+        if tasks is not None and len(self.registry) != len(tasks):
+            tasks = self.tasks = tuple(t.name for t in self.registry)
+            self.store.set_session_tasks(self._session_id(), tasks)
+        return tasks
+
     def claim_once(self) -> bool:
         """Claim for the free slots (and the prefetch); True when the claim filled them."""
         free = self.options.concurrency + self.prefetch() - len(self.table)
-        if free <= 0:
+        if free <= 0 or self.held_by is not None:
             return False
         want = min(free, self.options.claim_batch)
         completer = self._completer
@@ -155,6 +182,7 @@ class Dispatcher:
                     self.clock.now(),
                     clock=self.clock,
                     companies=self.options.companies,
+                    tasks=self._current_tasks(),
                     finished=finished,
                 )
             )

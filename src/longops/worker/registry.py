@@ -71,6 +71,9 @@ class TaskDef:
     worker's setting)."""
     requires: PermissionSet | None = None
     """Enqueueing it or setting it ready needs this permission set (or more)."""
+    worker_wait: timedelta | None = None
+    """How long an operation of it may wait for a worker that has the task (None: no
+    limit); past it the operation fails with ``no_worker_for_task``."""
 
     def check_arguments(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
         """Refuse arguments that do not fit the task's signature, or whose types do not fit
@@ -135,6 +138,7 @@ class TaskRegistry:
         max_runs_per_child: int | None = None,
         max_memory_per_child: int | None = None,
         requires: PermissionSet | str | None = None,
+        worker_wait: timedelta | float | None = None,
     ) -> Callable[[F], F]: ...
 
     def task(
@@ -158,6 +162,7 @@ class TaskRegistry:
         max_runs_per_child: int | None = None,
         max_memory_per_child: int | None = None,
         requires: PermissionSet | str | None = None,
+        worker_wait: timedelta | float | None = None,
     ) -> F | Callable[[F], F]:
         """Register ``fn`` as a task; usable bare (``@task``) or with options.
 
@@ -175,6 +180,10 @@ class TaskRegistry:
             def render(ctx: RunContext, report: str) -> None: ...
             @registry.task(name="close_year", requires="JOBQUEUE-ADMIN")
             def close_year(year: int) -> None: ...   # only admins may enqueue it
+
+        ``worker_wait``: an operation of the task that waited this long (since it was due)
+        while no live worker session had the task fails with ``no_worker_for_task``
+        (default: it waits as long as it takes; see docs/apps.md).
         """
 
         def register(func: F) -> F:
@@ -196,6 +205,7 @@ class TaskRegistry:
                 max_runs_per_child=max_runs_per_child,
                 max_memory_per_child=max_memory_per_child,
                 requires=requires,
+                worker_wait=worker_wait,
             )
             return func
 
@@ -221,6 +231,7 @@ class TaskRegistry:
         max_runs_per_child: int | None = None,
         max_memory_per_child: int | None = None,
         requires: PermissionSet | str | None = None,
+        worker_wait: timedelta | float | None = None,
     ) -> TaskDef:
         task_name = name or f"{fn.__module__}.{fn.__qualname__}".removeprefix("__main__.")
         _check_name("task", task_name)
@@ -257,6 +268,11 @@ class TaskRegistry:
                 raise ValidationError(option, "must be a whole number", value)
             if value is not None and value < 1:
                 raise ValidationError(option, "must be at least 1", value)
+        wait = (
+            None
+            if worker_wait is None
+            else check_interval("worker_wait", worker_wait, low=1, high=365 * 86_400)
+        )
         sig = inspect.signature(fn)
         wants_ctx = _wants_context(sig)
         if wants_ctx:
@@ -292,6 +308,7 @@ class TaskRegistry:
             max_runs_per_child=max_runs_per_child,
             max_memory_per_child=max_memory_per_child,
             requires=None if requires is None else PermissionSet.parse(requires),
+            worker_wait=wait,
         )
         self._tasks[task_name] = task
         return task
@@ -314,6 +331,20 @@ class TaskRegistry:
             if definition.fn is task:
                 return definition
         raise ValidationError("task", "function is not registered as a task", repr(task))
+
+    def merge(self, other: TaskRegistry) -> None:
+        """Add every task of ``other`` (a worker serving several apps); a name two apps
+        both register is refused.
+
+        Example::
+
+            combined.merge(billing.registry)
+        """
+        for task in other:
+            mine = self._tasks.get(task.name)
+            if mine is not None and mine.fn is not task.fn:
+                raise ValidationError("name", f"task {task.name} is registered by two apps")
+            self._tasks[task.name] = task
 
     def __contains__(self, name: object) -> bool:
         return name in self._tasks

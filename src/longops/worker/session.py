@@ -37,15 +37,17 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from types import FrameType
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from longops.domain.apps import AppInfo
 from longops.domain.classification import LOGGED_BY_DEFAULT, DataClass, loggable
 from longops.domain.clock import Clock
 from longops.domain.ids import new_id
+from longops.domain.maintenance import MaintenanceMode
 from longops.domain.operation import (
     CancelMode,
     Outcome,
@@ -53,8 +55,10 @@ from longops.domain.operation import (
     SessionEventType,
     SessionState,
 )
+from longops.domain.status import StatusReason
 from longops.store.base import ClaimedRun, RunResult, Store
 from longops.store.faults import is_fault
+from longops.worker.apps import AppGuard, code_schema_version, code_version
 from longops.worker.completer import Completer
 from longops.worker.dispatcher import Dispatcher
 from longops.worker.executor import (
@@ -71,6 +75,7 @@ from longops.worker.health import Health
 from longops.worker.heartbeat import Heartbeat
 from longops.worker.invoke import close_thread_loop
 from longops.worker.isolation import ChildPool
+from longops.worker.maintenance import MaintenanceWatch
 from longops.worker.memory import EXIT_MEMORY, MIN_MEMORY, MemoryGuard
 from longops.worker.monitor import Monitor
 from longops.worker.registry import TaskRegistry
@@ -128,6 +133,13 @@ class WorkerOptions:
     exits with ``EXIT_MEMORY`` (worker/memory.py; None: no limit)."""
     memory_check_interval: float = 1.0
     """Seconds between two reads of the worker's resident memory (with ``max_memory``)."""
+    apps: tuple[AppInfo, ...] = ()
+    """The apps whose tasks it serves, recorded at start (``longops apps list``)."""
+    schema_check_interval: float = field(
+        default_factory=lambda: float(os.environ.get("LONGOPS_SCHEMA_CHECK_INTERVAL", "30"))
+    )
+    """Seconds between two checks of the schema version (worker/apps.py;
+    ``LONGOPS_SCHEMA_CHECK_INTERVAL``)."""
 
     def __post_init__(self) -> None:
         from longops.domain.errors import ValidationError
@@ -142,6 +154,8 @@ class WorkerOptions:
             raise ValidationError("max_runs_per_child", "must be at least 1")
         if self.max_memory is not None and self.max_memory < MIN_MEMORY:
             raise ValidationError("max_memory", "must be at least 16MiB", self.max_memory)
+        if not 0.05 <= self.schema_check_interval <= 86_400:
+            raise ValidationError("schema_check_interval", "must be between 0.05 and 86400 seconds")
         if not 0.01 <= self.memory_check_interval <= 3600:
             raise ValidationError("memory_check_interval", "must be between 0.01 and 3600 seconds")
 
@@ -166,6 +180,9 @@ def active_session(
     concurrency: int = 1,
     session_id: uuid.UUID | None = None,
     companies: tuple[str, ...] | None = None,
+    tasks: tuple[str, ...] | None = None,
+    code_version: str | None = None,
+    schema_version: int | None = None,
 ) -> Session:
     """A new session of this process, active as of ``now``, ready to register.
 
@@ -184,6 +201,9 @@ def active_session(
         last_heartbeat_at=now,
         ended_at=None,
         companies=None if companies is None else tuple(sorted(companies)),
+        tasks=tasks,
+        code_version=code_version,
+        schema_version=schema_version,
     )
 
 
@@ -253,7 +273,23 @@ class Worker:
             completer=self.completer,
             prefetch=self._prefetch,
         )
+        # Maintenance mode: the dispatcher stops claiming and hands back at the deadline.
+        self.dispatcher.maintenance = MaintenanceWatch(
+            store,
+            clock,
+            self.table,
+            interval=self.options.heartbeat_interval,
+            poll=self.options.poll_interval,
+            hand_back=self._hand_back_for_maintenance,
+        )
         self.monitor = Monitor(store, clock, self.options, self.table, None)
+        self.app_guard = AppGuard(
+            store,
+            clock,
+            self.dispatcher,
+            interval=self.options.schema_check_interval,
+            stop=self._stopped,
+        )
         self.heartbeat = Heartbeat(
             store,
             clock,
@@ -296,7 +332,15 @@ class Worker:
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> None:
-        """Register the session and start its threads; returns at once."""
+        """Register the session and start its threads; returns at once.
+
+        Raises :class:`~longops.worker.apps.SchemaTooOld` (nothing started) when the
+        database's schema is older than this code's."""
+        self.app_guard.check()
+        # Claim only what it can run; the session says which tasks (and code) it has.
+        self.dispatcher.tasks = tuple(t.name for t in self.registry)
+        if self.options.apps:
+            self.store.record_apps(self.options.apps, self.clock.now())
         self._register(self.session_id)
         self._started = True
         stuck = self.options.stuck_after
@@ -326,6 +370,12 @@ class Worker:
             self.dispatcher.step,
             self._draining,
             stuck_after=opts.poll_interval + stuck,
+        )
+        self._loops["app-guard"] = sup.spawn(
+            "app-guard",
+            self.app_guard.step,
+            self._stopped,
+            stuck_after=opts.schema_check_interval + stuck,
         )
         if self.services is not None:
             self._loops["services"] = sup.spawn(
@@ -481,14 +531,7 @@ class Worker:
             if self.table.wait_idle(min(0.05, max(deadline - time.monotonic(), 0)), writes=False):
                 break
         leftover = self.table.take_running()
-        for run in leftover:
-            # Nothing of a handed-back run may go on: code not yet begun never starts, and
-            # a child running it is dead before another worker can claim the operation.
-            child = run.abandon()
-            if child is not None:
-                child.kill()
-                child.join(5.0)
-            self.completer.submit(self._handed_back(run))
+        self._hand_back(leftover)
         leftover += queued
         self._work.stop_runners()
         # Results wait for the database until the drain's deadline (a few seconds more when
@@ -571,15 +614,45 @@ class Worker:
                 extra={"action": "thread_left_running", "loop": name},
             )
 
-    def _handed_back(self, run: RunControl) -> RunResult:
+    def _hand_back(
+        self,
+        runs: list[RunControl],
+        message: str | None = None,
+        reason: StatusReason | None = None,
+    ) -> None:
+        """Hand ``runs`` (taken out of the table) back, attempt not spent."""
+        for run in runs:
+            # Nothing of a handed-back run may go on: code not yet begun never starts, and
+            # a child running it is dead before another worker can claim the operation.
+            child = run.abandon()
+            if child is not None:
+                child.kill()
+                child.join(5.0)
+            self.completer.submit(self._handed_back(run, message, reason))
+
+    def _hand_back_for_maintenance(self, runs: list[RunControl], mode: MaintenanceMode) -> None:
+        message = mode.hand_back_message(self.session_id)
+        for run in runs:
+            # Code that watches ctx.cancelled stops now and frees its runner thread.
+            run.ask_to_stop(StopCause.FENCED, message, grace=0, force=True)
+        self._hand_back(runs, message, StatusReason.MAINTENANCE)
+
+    def _handed_back(
+        self,
+        run: RunControl,
+        message: str | None = None,
+        reason: StatusReason | None = None,
+    ) -> RunResult:
         outcome = RunOutcome(
             Outcome.INTERRUPTED,
-            error_message=self._hand_back_reason
+            error_message=message
+            or self._hand_back_reason
             or f"worker session {self.session_id} shut down before the run ended",
             # With a cancel request pending, the store ends it cancelled: say how.
             cancel_mode=CancelMode.OVERDUE if run.overdue else CancelMode.FORCED,
         )
-        return result_for(run.claimed, outcome, task=None, clock=self.clock, tz=_UTC)
+        result = result_for(run.claimed, outcome, task=None, clock=self.clock, tz=_UTC)
+        return result if reason is None else replace(result, status_reason=reason)
 
     def _retrying(self, what: str, call: Callable[[], object], *, until: float) -> None:
         """Call through database faults until ``until``; then log and go on."""
@@ -606,6 +679,9 @@ class Worker:
                 concurrency=self.options.concurrency,
                 session_id=session_id,
                 companies=self.options.companies,
+                tasks=self.dispatcher.tasks,
+                code_version=code_version(self.options.apps),
+                schema_version=code_schema_version(self.store.dialect),
             )
         )
 

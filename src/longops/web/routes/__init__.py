@@ -16,6 +16,7 @@ from longops.web.routes import (
     entries,
     entry,
     log_entries,
+    maintenance,
     new_entry,
     notification_preferences,
     notification_setup,
@@ -39,5 +40,6 @@ ROUTERS: tuple[APIRouter, ...] = (
     notifications.router,
     categories.router,
     sessions.router,
+    maintenance.router,
     stream.router,
 )
