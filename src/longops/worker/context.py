@@ -4,7 +4,9 @@ or annotated ``RunContext``).
 Progress calls change memory only; the worker writes them at most once per
 ``progress_interval`` (and at once on a step change). The cancellation signal, the
 checkpoint and the resume state work the same whether the task runs in a thread of the
-worker or in a child process.
+worker, on its event loop (an ``async def`` task) or in a child process. Progress and the
+signal are plain memory from async code too; ``await ctx.acheckpoint(state)`` is the
+checkpoint that does not hold up the event loop while it writes.
 
 Example::
 
@@ -24,6 +26,7 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
@@ -174,6 +177,15 @@ class RunContext:
         if not self._sink(text):
             self.request_stop("this run no longer holds its operation (its session was lost)")
             raise OperationCancelled(self._reason)
+
+    async def acheckpoint(self, state: Any) -> None:
+        """:meth:`checkpoint` for ``async def`` tasks: the durable write runs in a helper
+        thread, so the worker's event loop (and the other async runs on it) go on meanwhile.
+        Raises as :meth:`checkpoint` does::
+
+            await ctx.acheckpoint({"next": n + 1})
+        """
+        await asyncio.to_thread(self.checkpoint, state)
 
     @property
     def counter(self) -> ProgressCounter:

@@ -24,6 +24,7 @@ from longops.domain.operation import Outcome
 from longops.store.base import ClaimedRun, ClaimParams, RunResult, Store, Wakeups
 from longops.worker.completer import Completer, report_fenced
 from longops.worker.executor import RunControl, RunOutcome, result_for
+from longops.worker.handoff import Handoff
 from longops.worker.registry import TaskRegistry
 from longops.worker.runs import RunTable
 
@@ -208,8 +209,11 @@ class Dispatcher:
                     kill_after=self.options.kill_after,
                 )
             )
-        for c in claimed:
-            self._work.put(c)
+        if isinstance(self._work, Handoff):
+            self._work.put_batch(claimed)  # one hand-over for the batch
+        else:
+            for c in claimed:
+                self._work.put(c)
         full = len(claimed) == want
         if claimed.contended and not full:
             # Another worker's claim took rows this one chose: more is ready. Claim again

@@ -39,7 +39,7 @@ from longops.domain.runs import after_run
 from longops.domain.status import StatusReason
 from longops.store.base import ClaimedRun, RunResult, Store
 from longops.worker.context import RunContext
-from longops.worker.invoke import MAX_ERROR_LENGTH, RunOutcome, invoke
+from longops.worker.invoke import MAX_ERROR_LENGTH, RunOutcome, invoke, invoke_async
 from longops.worker.isolation import (
     Ack,
     Begun,
@@ -67,7 +67,9 @@ __all__ = [
     "RunOutcome",
     "StopCause",
     "execute",
+    "execute_async",
     "result_for",
+    "runs_on_loop",
 ]
 
 KILL_AFTER = 5.0
@@ -450,6 +452,80 @@ def _execute(
     control: RunControl | None,
     pool: ChildPool | None,
 ) -> RunResult:
+    found = _task_for(claimed, registry, clock, tz)
+    if isinstance(found, RunResult):
+        return found
+    task = found
+    control = control or RunControl(claimed, store=None, clock=clock)
+    control.task = task
+    if task.isolation == "process":
+        run = _run_in_child(control, task, pool or ChildPool(), registry.limits)
+    else:
+        ctx = _context(control, registry)
+        if not control.begin():
+            # Asked to stop (or handed back) before the code began: it does not start.
+            return result_for(claimed, control.not_started(), task=task, clock=clock, tz=tz)
+        op = claimed.operation
+        run = invoke(
+            task.fn,
+            op.args,
+            op.kwargs,
+            ctx=ctx if task.wants_context else None,
+            is_async=task.is_async,
+            on_async_task=control.attach_async,
+        )
+    return _ended(claimed, control, task, run, registry, clock, tz)
+
+
+def runs_on_loop(registry: TaskRegistry, task_name: str) -> bool:
+    """Whether runs of this task go to the worker's event loop (:func:`execute_async`): an
+    ``async def`` task that is not process-isolated."""
+    if task_name not in registry:
+        return False
+    task = registry.get(task_name)
+    return task.is_async and task.isolation != "process"
+
+
+async def execute_async(
+    claimed: ClaimedRun,
+    registry: TaskRegistry,
+    clock: Clock,
+    tz: ZoneInfo,
+    control: RunControl | None = None,
+) -> RunResult:
+    """:func:`execute` for an ``async def`` task (see :func:`runs_on_loop`), awaited on the
+    worker's event loop: the same pipeline, checks and classification, without a thread of
+    its own. A forced stop cancels the code's asyncio task.
+
+    Example::
+
+        result = await execute_async(claimed, registry, clock, ZoneInfo("UTC"), control)
+    """
+    with telemetry.processing(claimed.operation, claimed.run_no):
+        found = _task_for(claimed, registry, clock, tz)
+        if isinstance(found, RunResult):
+            return found
+        task = found
+        control = control or RunControl(claimed, store=None, clock=clock)
+        control.task = task
+        ctx = _context(control, registry)
+        if not control.begin():
+            return result_for(claimed, control.not_started(), task=task, clock=clock, tz=tz)
+        op = claimed.operation
+        run = await invoke_async(
+            task.fn,
+            op.args,
+            op.kwargs,
+            ctx=ctx if task.wants_context else None,
+            on_async_task=control.attach_async,
+        )
+        return _ended(claimed, control, task, run, registry, clock, tz)
+
+
+def _task_for(
+    claimed: ClaimedRun, registry: TaskRegistry, clock: Clock, tz: ZoneInfo
+) -> TaskDef | RunResult:
+    """The run's task, or the result that ends the run before any code does."""
     op = claimed.operation
     if (
         op.recurrence is not None
@@ -460,44 +536,45 @@ def _execute(
         # put it back at the next allowed time without spending an attempt.
         return result_for(claimed, RunOutcome(Outcome.SKIPPED), task=None, clock=clock, tz=tz)
     try:
-        task = registry.get(op.task)
+        return registry.get(op.task)
     except LookupError:
         run = RunOutcome(
             Outcome.ERROR,
             error_message=f"task {op.task!r} is not registered in this worker's application",
         )
         return result_for(claimed, run, task=None, clock=clock, tz=tz)
-    control = control or RunControl(claimed, store=None, clock=clock)
-    control.task = task
-    if task.isolation == "process":
-        run = _run_in_child(control, task, pool or ChildPool(), registry.limits)
-    else:
-        ctx = RunContext(
-            operation_id=op.id,
-            company=op.company,
-            user=op.user,
-            attempt=op.attempt_count,
-            task=op.task,
-            cancel_event=control.cancel,
-            counter=control.counter,
-            resume_state=op.checkpoint,
-            checkpoint_sink=control.save_checkpoint if control.store is not None else None,
-            on_step=control.wake_monitor,
-            max_checkpoint_bytes=registry.limits.checkpoint,
-            max_message_chars=registry.limits.progress_message,
-        )
-        control.ctx = ctx
-        if not control.begin():
-            # Asked to stop (or handed back) before the code began: it does not start.
-            return result_for(claimed, control.not_started(), task=task, clock=clock, tz=tz)
-        run = invoke(
-            task.fn,
-            op.args,
-            op.kwargs,
-            ctx=ctx if task.wants_context else None,
-            is_async=task.is_async,
-            on_async_task=control.attach_async,
-        )
+
+
+def _context(control: RunControl, registry: TaskRegistry) -> RunContext:
+    op = control.operation
+    ctx = RunContext(
+        operation_id=op.id,
+        company=op.company,
+        user=op.user,
+        attempt=op.attempt_count,
+        task=op.task,
+        cancel_event=control.cancel,
+        counter=control.counter,
+        resume_state=op.checkpoint,
+        checkpoint_sink=control.save_checkpoint if control.store is not None else None,
+        on_step=control.wake_monitor,
+        max_checkpoint_bytes=registry.limits.checkpoint,
+        max_message_chars=registry.limits.progress_message,
+    )
+    control.ctx = ctx
+    return ctx
+
+
+def _ended(
+    claimed: ClaimedRun,
+    control: RunControl,
+    task: TaskDef,
+    run: RunOutcome,
+    registry: TaskRegistry,
+    clock: Clock,
+    tz: ZoneInfo,
+) -> RunResult:
+    op = claimed.operation
     run = control.classify(_within_limit(run, registry.limits))
     log.debug(
         "run ended",

@@ -86,18 +86,53 @@ def invoke(
             value = loop.run_until_complete(task)
         else:
             value = fn(*call_args, **kwargs)
-    except OperationCancelled as exc:
+    except BaseException as exc:  # SystemExit in task code must not end the worker
+        return _failed(exc)
+    return _returned(value)
+
+
+async def invoke_async(
+    fn: Callable[..., Coroutine[Any, Any, Any]],
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any],
+    *,
+    ctx: RunContext | None,
+    on_async_task: AsyncHook | None = None,
+) -> RunOutcome:
+    """Await an ``async def`` task on the running loop (the worker's event loop thread) and
+    classify how it ended, as :func:`invoke` does.
+
+    The code runs as an asyncio task of its own, handed to ``on_async_task``: a forced stop
+    cancels that task (``CancelledError`` inside the code), never the caller."""
+    call_args: list[Any] = [ctx, *args] if ctx is not None else list(args)
+    try:
+        task = asyncio.ensure_future(fn(*call_args, **kwargs))
+        if on_async_task is not None:
+            on_async_task(asyncio.get_running_loop(), task)
+        value = await task
+    except BaseException as exc:
+        return _failed(exc)
+    return _returned(value)
+
+
+def _failed(exc: BaseException) -> RunOutcome:
+    if isinstance(exc, OperationCancelled):
         return RunOutcome(Outcome.CANCELLED, error=exc, error_message=str(exc))
-    except asyncio.CancelledError as exc:
+    if isinstance(exc, asyncio.CancelledError):
         # Only a forced stop cancels the run's own asyncio task.
         return RunOutcome(
             Outcome.CANCELLED, error=exc, error_message="stopped by force", forced=True
         )
-    except BaseException as exc:  # SystemExit in task code must not end the worker
-        message = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_LENGTH]
-        return RunOutcome(
-            Outcome.ERROR, error=exc, error_message=message, traceback=traceback.format_exc()
-        )
+    message = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_LENGTH]
+    return RunOutcome(
+        Outcome.ERROR,
+        error=exc,
+        error_message=message,
+        traceback="".join(traceback.format_exception(exc)),
+    )
+
+
+def _returned(value: Any) -> RunOutcome:
     if value is None:
         return RunOutcome(Outcome.SUCCESS)
     try:

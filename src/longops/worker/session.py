@@ -28,9 +28,9 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
-import queue
 import signal
 import socket
 import threading
@@ -61,7 +61,16 @@ from longops.store.faults import is_fault
 from longops.worker.apps import AppGuard, code_schema_version, code_version
 from longops.worker.completer import Completer
 from longops.worker.dispatcher import Dispatcher
-from longops.worker.executor import KILL_AFTER, RunControl, RunOutcome, execute, result_for
+from longops.worker.executor import (
+    KILL_AFTER,
+    RunControl,
+    RunOutcome,
+    execute,
+    execute_async,
+    result_for,
+    runs_on_loop,
+)
+from longops.worker.handoff import Handoff
 from longops.worker.health import Health
 from longops.worker.heartbeat import Heartbeat
 from longops.worker.invoke import close_thread_loop
@@ -228,7 +237,12 @@ class Worker:
         self.session_id = new_id(clock.now())
         self._zones = CompanyZones(store)
         self.table = RunTable()
-        self._work: queue.Queue[ClaimedRun | None] = queue.Queue()
+        self._work = Handoff(
+            self.options.concurrency,
+            runs_on_loop=lambda c: runs_on_loop(registry, c.operation.task),
+            run_async=self._run_async,
+            add_runner=self._add_runner,
+        )
         self._slot_freed = threading.Event()
         self._draining = threading.Event()
         self._stop_now = threading.Event()
@@ -329,12 +343,6 @@ class Worker:
             self.store.record_apps(self.options.apps, self.clock.now())
         self._register(self.session_id)
         self._started = True
-        for i in range(self.options.concurrency):
-            thread = threading.Thread(
-                target=self._runner_loop, name=f"longops-runner-{i}", daemon=True
-            )
-            thread.start()
-            self._runners.append(thread)
         stuck = self.options.stuck_after
         opts = self.options
         sup = self.supervisor
@@ -525,8 +533,7 @@ class Worker:
         leftover = self.table.take_running()
         self._hand_back(leftover)
         leftover += queued
-        for _ in range(self.options.concurrency):
-            self._work.put(None)
+        self._work.stop_runners()
         # Results wait for the database until the drain's deadline (a few seconds more when
         # the running work took the whole grace period).
         write_until = max(deadline, time.monotonic() + DRAIN_WRITE_WINDOW)
@@ -574,8 +581,9 @@ class Worker:
         for name, thread in self._loops.items():
             self._join(name, thread, until=until, left=logging.ERROR)
         until = time.monotonic() + RUNNER_JOIN_TIMEOUT
-        for thread in self._runners:
+        for thread in list(self._runners):
             self._join(thread.name, thread, until=until, left=logging.INFO)
+        self._work.close()
         log.info(
             "worker session %s stopped; %d run(s) handed back as interrupted",
             self.session_id,
@@ -677,6 +685,14 @@ class Worker:
             )
         )
 
+    def _add_runner(self) -> None:
+        # Started as sync runs need them (worker/handoff.py): async runs take no thread.
+        thread = threading.Thread(
+            target=self._runner_loop, name=f"longops-runner-{len(self._runners)}", daemon=True
+        )
+        self._runners.append(thread)
+        thread.start()
+
     def _runner_loop(self) -> None:
         try:
             self._run_claimed()
@@ -688,37 +704,71 @@ class Worker:
             claimed = self._work.get()
             if claimed is None:
                 return
+            try:
+                self._run_one(claimed)
+            finally:
+                self._work.done(sync=True)
+
+    def _run_one(self, claimed: ClaimedRun) -> None:
+        op = claimed.operation
+        run = self.table.get(op.id)
+        if run is None or run.claimed.lease_token != claimed.lease_token:
+            return  # handed back by a drain before it started
+        tz = self._zone(op.company, run)
+        if tz is None:
+            return  # handed back while the database was away; it never started
+        began = time.monotonic()
+        try:
+            result = execute(claimed, self.registry, self.clock, tz, run, self.pool)
+        except Exception as exc:
+            result = self._crashed(claimed, exc)
+        self._record(run, result, began)
+
+    async def _run_async(self, claimed: ClaimedRun) -> None:
+        """One run of an ``async def`` task, on the worker's event loop (worker/handoff.py)."""
+        try:
             op = claimed.operation
             run = self.table.get(op.id)
             if run is None or run.claimed.lease_token != claimed.lease_token:
-                continue  # handed back by a drain before it started
-            tz = self._zone(op.company, run)
-            if tz is None:
-                continue  # handed back while the database was away; it never started
+                return
+            tz = self._zones.known(op.company)
+            if tz is None:  # first run for this company: a read that may wait out faults
+                tz = await asyncio.to_thread(self._zone, op.company, run)
+                if tz is None:
+                    return
             began = time.monotonic()
             try:
-                result = execute(claimed, self.registry, self.clock, tz, run, self.pool)
+                result = await execute_async(claimed, self.registry, self.clock, tz, run)
             except Exception as exc:
-                # Not the task's failure (that is classified inside execute) but ours, e.g.
-                # the database was unreachable: record it rather than leave the run hanging.
-                log.exception("run could not be executed", extra={"action": "run_crashed"})
-                result = result_for(
-                    claimed,
-                    RunOutcome(Outcome.ERROR, error_message=f"worker error: {exc!r}"[:2048]),
-                    task=None,
-                    clock=self.clock,
-                    tz=_UTC,
-                )
-            # A run whose lease was lost leaves its operation to the rescuer: no result.
-            keep = run.cause is not StopCause.FENCED
-            # Out of the running set and into the unwritten one in one step, so the
-            # dispatcher's comparison with the database never misses the lease.
-            if self.table.finish(run, result if keep else None) and keep:
-                self.completer.enqueue(result)
-                _log_result(op.task, claimed, result, self.options.log_classes)
-            self._ran(time.monotonic() - began)
-            if self.dispatcher.refill_due():
-                self._slot_freed.set()
+                result = self._crashed(claimed, exc)
+            self._record(run, result, began)
+        finally:
+            self._work.done(sync=False)
+
+    def _crashed(self, claimed: ClaimedRun, exc: Exception) -> RunResult:
+        # Not the task's failure (that is classified inside execute) but ours, e.g.
+        # the database was unreachable: record it rather than leave the run hanging.
+        log.exception("run could not be executed", extra={"action": "run_crashed"})
+        return result_for(
+            claimed,
+            RunOutcome(Outcome.ERROR, error_message=f"worker error: {exc!r}"[:2048]),
+            task=None,
+            clock=self.clock,
+            tz=_UTC,
+        )
+
+    def _record(self, run: RunControl, result: RunResult, began: float) -> None:
+        claimed = run.claimed
+        # A run whose lease was lost leaves its operation to the rescuer: no result.
+        keep = run.cause is not StopCause.FENCED
+        # Out of the running set and into the unwritten one in one step, so the
+        # dispatcher's comparison with the database never misses the lease.
+        if self.table.finish(run, result if keep else None) and keep:
+            self.completer.enqueue(result)
+            _log_result(claimed.operation.task, claimed, result, self.options.log_classes)
+        self._ran(time.monotonic() - began)
+        if self.dispatcher.refill_due():
+            self._slot_freed.set()
 
     def _zone(self, company: str, run: RunControl) -> ZoneInfo | None:
         """The company's time zone, waiting out database faults (the run has not started:

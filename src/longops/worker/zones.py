@@ -14,6 +14,11 @@ class CompanyZones:
         self._zones: dict[str, ZoneInfo] = {}
         self._lock = threading.Lock()
 
+    def known(self, company: str) -> ZoneInfo | None:
+        """The zone if it was read already (no database call: safe on the event loop)."""
+        with self._lock:
+            return self._zones.get(company)
+
     def __call__(self, company: str) -> ZoneInfo:
         with self._lock:
             zone = self._zones.get(company)
