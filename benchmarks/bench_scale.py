@@ -47,7 +47,7 @@ import psycopg
 from longops import Longops
 from longops.domain.clock import SystemClock
 from longops.domain.operation import Outcome, Status
-from longops.store.base import ClaimParams, ClaimedRun, RunResult, Store
+from longops.store.base import ClaimedRun, ClaimParams, RunResult, Store
 from longops.testing import active_session
 
 HERE = Path(__file__).resolve().parent
@@ -107,17 +107,17 @@ def success(run: ClaimedRun, at: datetime) -> RunResult:
 
 # -- fresh databases ---------------------------------------------------------------------------
 @contextmanager
-def fresh_database(dialect: str, tag: str) -> Iterator[str]:
+def fresh_database(dialect: str, tag: str, admin: str) -> Iterator[str]:
     """A new, empty database for one size; dropped (its disk freed) afterwards."""
     if dialect == "postgres":
         name = f"bench_scale_{tag}_{os.getpid()}"
-        with psycopg.connect(ADMIN, autocommit=True) as c:
+        with psycopg.connect(admin, autocommit=True) as c:
             c.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
             c.execute(f"CREATE DATABASE {name}")
         try:
-            yield ADMIN.rsplit("/", 1)[0] + "/" + name
+            yield admin.rsplit("/", 1)[0] + "/" + name
         finally:
-            with psycopg.connect(ADMIN, autocommit=True) as c:
+            with psycopg.connect(admin, autocommit=True) as c:
                 c.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     else:
         folder = tempfile.mkdtemp(prefix=f"bench_scale_{tag}_")
@@ -211,7 +211,7 @@ def fill_postgres(url: str, template_id: str, size: Size) -> dict[str, float]:
                 " SELECT o.id, o.company, CASE WHEN k = 1 THEN o.started_at ELSE o.ended_at END,"
                 " CASE WHEN k = 1 THEN 'attempt_started' ELSE 'attempt_ended' END, 1,"
                 " CASE WHEN k = 1 THEN '{\"attempt\": 1}'::json"
-                " ELSE '{\"outcome\": \"success\", \"status\": \"finished\"}'::json END"
+                ' ELSE \'{"outcome": "success", "status": "finished"}\'::json END'
                 " FROM longops_operations o CROSS JOIN generate_series(1, 2) k"
                 " WHERE o.status = 'finished' ORDER BY o.entry_no, k"
             )
@@ -290,7 +290,7 @@ def fill_sqlite(url: str, template_id: str, size: Size) -> dict[str, float]:
                 " SELECT o.id, o.company, CASE WHEN k.k = 1 THEN o.started_at ELSE o.ended_at END,"
                 " CASE WHEN k.k = 1 THEN 'attempt_started' ELSE 'attempt_ended' END, 1,"
                 " CASE WHEN k.k = 1 THEN '{\"attempt\": 1}'"
-                " ELSE '{\"outcome\": \"success\", \"status\": \"finished\"}' END"
+                ' ELSE \'{"outcome": "success", "status": "finished"}\' END'
                 " FROM longops_operations o CROSS JOIN (SELECT 1 AS k UNION ALL SELECT 2) k"
                 " WHERE o.status = 'finished' ORDER BY o.entry_no, k.k"
             )
@@ -320,9 +320,7 @@ def fill_sqlite(url: str, template_id: str, size: Size) -> dict[str, float]:
 
 
 # -- measurement ---------------------------------------------------------------------------------
-def explain_claim(
-    url: str, store: Store, session_id: Any, limit: int, variant: str
-) -> list[str]:
+def explain_claim(url: str, store: Store, session_id: Any, limit: int, variant: str) -> list[str]:
     """EXPLAIN (ANALYZE, BUFFERS) of one claim (guard, then claim) under the generic plan,
     rolled back so the table is left as it was."""
     q = getattr(store, "q")  # noqa: B009 - the SQL stores' named queries
@@ -377,16 +375,16 @@ def measure(url: str, claims: int, samples: int) -> tuple[dict[str, Any], Store,
     return out, store, session.id, app
 
 
-def set_database_jit(url: str, value: str) -> None:
+def set_database_jit(url: str, value: str, admin: str) -> None:
     """``jit`` for every new connection to the benchmark's database (the store's pool
     connects after this), as ``SET LOCAL jit = off`` in ``claim_plan`` would for the claim."""
     name = url.rsplit("/", 1)[1]
-    with psycopg.connect(ADMIN, autocommit=True) as c:
+    with psycopg.connect(admin, autocommit=True) as c:
         c.execute(f"ALTER DATABASE {name} SET jit = {value}")
 
 
 def run_size(dialect: str, size: Size, args: argparse.Namespace) -> dict[str, Any]:
-    with fresh_database(dialect, size.label) as url:
+    with fresh_database(dialect, size.label, args.pg_admin_url) as url:
         app = Longops(url)
         app.task(name="noop")(lambda: None)
         app.migrate()
@@ -405,7 +403,7 @@ def run_size(dialect: str, size: Size, args: argparse.Namespace) -> dict[str, An
         # to cost millions, past jit_above_cost, so every execution compiles it again).
         for variant in ("shipped", "jit_off") if dialect == "postgres" else ("shipped",):
             if variant == "jit_off":
-                set_database_jit(url, "off")
+                set_database_jit(url, "off", args.pg_admin_url)
             figures, store, session_id, app = measure(url, args.claims, args.samples)
             if dialect == "postgres":
                 explain += explain_claim(url, store, session_id, 16, variant)
@@ -485,12 +483,12 @@ def write_markdown(path: Path, doc: dict[str, Any]) -> None:
                 b, g = base["figures"][variant][key], big["figures"][variant][key]
                 lines.append(
                     f"| {variant} | {label} (p50 / p95 ms) | {b['p50_ms']} / {b['p95_ms']} "
-                    f"| {g['p50_ms']} / {g['p95_ms']} | {result['ratios'][variant][key]}× |"
+                    f"| {g['p50_ms']} / {g['p95_ms']} | {result['ratios'][variant][key]}x |"
                 )
         lines += [""]
         for variant, flat in result["flat"].items():
             lines.append(
-                f"- {variant}: claim flat (p50 ratio ≤ {FLAT}× for both batch sizes): **{flat}**"
+                f"- {variant}: claim flat (p50 ratio <= {FLAT}x for both batch sizes): **{flat}**"
             )
         lines += [
             "",
@@ -503,18 +501,26 @@ def write_markdown(path: Path, doc: dict[str, Any]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--dialect", nargs="+", default=["postgres"], choices=["postgres", "sqlite"])
-    parser.add_argument("--ready", type=int, default=1_000_000)
-    parser.add_argument("--finished", type=int, default=10_000_000)
-    parser.add_argument("--base-ready", type=int, default=25_000)
-    parser.add_argument("--claims", type=int, default=500)
-    parser.add_argument("--samples", type=int, default=100)
+    parser.add_argument(
+        "--dialect", nargs="+", default=["postgres"], choices=["postgres", "sqlite"]
+    )
+    parser.add_argument("--ready", type=int, help="ready operations at size (1,000,000)")
+    parser.add_argument("--finished", type=int, help="finished operations at size (10,000,000)")
+    parser.add_argument("--base-ready", type=int, help="ready operations of the baseline (25,000)")
+    parser.add_argument("--claims", type=int, help="timed claims per batch size (500)")
+    parser.add_argument("--samples", type=int, help="timed enqueues (100)")
     parser.add_argument("--quick", action="store_true", help="10k ready / 100k finished, 50 claims")
+    parser.add_argument("--pg-admin-url", default=ADMIN)
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args(argv)
-    if args.quick:
-        args.ready, args.finished, args.claims, args.samples = 10_000, 100_000, 50, 20
-        args.base_ready = 4_000
+    # Given values win; --quick only changes the defaults.
+    args.ready = args.ready or (10_000 if args.quick else 1_000_000)
+    args.finished = (
+        args.finished if args.finished is not None else (100_000 if args.quick else 10_000_000)
+    )
+    args.base_ready = args.base_ready or (4_000 if args.quick else 25_000)
+    args.claims = args.claims or (50 if args.quick else 500)
+    args.samples = args.samples or (20 if args.quick else 100)
     # Per variant (PostgreSQL measures two), plus the explained claims.
     needed = 2 * sum((WARMUP + args.claims) * b for b in BATCHES) + 64
     if min(args.base_ready, args.ready) < needed:
