@@ -401,7 +401,7 @@ def run_size(dialect: str, size: Size, args: argparse.Namespace) -> dict[str, An
         explain: list[str] = []
         # PostgreSQL: as shipped, then with JIT off (the claim's generic plan is estimated
         # to cost millions, past jit_above_cost, so every execution compiles it again).
-        for variant in ("shipped", "jit_off") if dialect == "postgres" else ("shipped",):
+        for variant in args.variants if dialect == "postgres" else ("shipped",):
             if variant == "jit_off":
                 set_database_jit(url, "off", args.pg_admin_url)
             figures, store, session_id, app = measure(url, args.claims, args.samples)
@@ -510,6 +510,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--claims", type=int, help="timed claims per batch size (500)")
     parser.add_argument("--samples", type=int, help="timed enqueues (100)")
     parser.add_argument("--quick", action="store_true", help="10k ready / 100k finished, 50 claims")
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=["shipped", "jit_off"],
+        choices=["shipped", "jit_off"],
+        help="PostgreSQL: measure as shipped and/or with JIT off",
+    )
     parser.add_argument("--pg-admin-url", default=ADMIN)
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args(argv)
@@ -522,7 +529,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.claims = args.claims or (50 if args.quick else 500)
     args.samples = args.samples or (20 if args.quick else 100)
     # Per variant (PostgreSQL measures two), plus the explained claims.
-    needed = 2 * sum((WARMUP + args.claims) * b for b in BATCHES) + 64
+    needed = len(args.variants) * sum((WARMUP + args.claims) * b for b in BATCHES) + 64
     if min(args.base_ready, args.ready) < needed:
         parser.error(f"--base-ready and --ready must be at least {needed} (what the claims take)")
     doc: dict[str, Any] = {
