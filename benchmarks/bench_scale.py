@@ -127,6 +127,26 @@ def fresh_database(dialect: str, tag: str, admin: str) -> Iterator[str]:
             shutil.rmtree(folder, ignore_errors=True)
 
 
+def pg_uuid7(t: str) -> str:
+    """SQL for a UUIDv7-shaped id at timestamp expression ``t``: longops's ids are
+    time-ordered (domain/ids.py), so history's keys sit left of new ones in every index
+    on them; random ids would scatter each new key's B-tree page across all history."""
+    return (
+        f"(lpad(to_hex((extract(epoch FROM {t}) * 1000)::bigint), 12, '0') || '7'"
+        " || substr(md5(random()::text), 1, 3) || '8'"
+        " || substr(md5(random()::text), 1, 15))::uuid"
+    )
+
+
+def sqlite_uuid7(epoch: str) -> str:
+    """SQLite's form of :func:`pg_uuid7` (32 hex digits, no dashes), from epoch seconds."""
+    return (
+        f"printf('%012x', CAST({epoch} * 1000 AS INTEGER)) || '7'"
+        " || substr(lower(hex(randomblob(2))), 1, 3) || '8'"
+        " || substr(lower(hex(randomblob(8))), 1, 15)"
+    )
+
+
 def template_columns(columns: Sequence[str]) -> list[str]:
     """Every column but the keys the load makes itself."""
     return [c for c in columns if c not in ("id", "entry_no")]
@@ -192,7 +212,7 @@ def fill_postgres(url: str, template_id: str, size: Size) -> dict[str, float]:
             select = ", ".join(over.get(col, f"tpl.{col}") for col in cols)
             c.execute(
                 f"INSERT INTO longops_operations (id, {', '.join(cols)})"
-                f" SELECT gen_random_uuid(), {select} FROM longops_operations tpl"
+                f" SELECT {pg_uuid7('s.t')}, {select} FROM longops_operations tpl"
                 " CROSS JOIN (SELECT now() - %(span)s::interval"
                 "   + g * (%(span)s::interval / %(n)s) AS t"
                 "   FROM generate_series(1, %(n)s) g) s"
@@ -221,8 +241,9 @@ def fill_postgres(url: str, template_id: str, size: Size) -> dict[str, float]:
             select = ", ".join(f"tpl.{col}" for col in cols)
             c.execute(
                 f"INSERT INTO longops_operations (id, {', '.join(cols)})"
-                f" SELECT gen_random_uuid(), {select} FROM longops_operations tpl"
-                " CROSS JOIN generate_series(2, %(n)s) g WHERE tpl.id = %(tpl)s",
+                f" SELECT {pg_uuid7('s.t')}, {select} FROM longops_operations tpl"
+                " CROSS JOIN (SELECT now() - interval '1 hour' + g * (interval '1 hour' / %(n)s)"
+                "   AS t FROM generate_series(2, %(n)s) g) s WHERE tpl.id = %(tpl)s",
                 {"n": size.ready, "tpl": template_id},
             )
         took["ready_s"] = time.perf_counter() - began
@@ -260,7 +281,6 @@ def fill_sqlite(url: str, template_id: str, size: Size) -> dict[str, float]:
         ts = "strftime('%Y-%m-%d %H:%M:%S', {e}, 'unixepoch') || '.000000'"
         start = (datetime.now(UTC) - timedelta(days=HISTORY_DAYS)).timestamp()
         step = HISTORY_DAYS * 86400 / max(size.finished, 1)
-        uuid_expr = "lower(hex(randomblob(16)))"
         c.execute("BEGIN")
         began = time.perf_counter()
         if size.finished:
@@ -274,7 +294,7 @@ def fill_sqlite(url: str, template_id: str, size: Size) -> dict[str, float]:
             c.execute(
                 "WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < ?)"
                 f" INSERT INTO longops_operations (id, {', '.join(cols)})"
-                f" SELECT {uuid_expr}, {select} FROM longops_operations tpl"
+                f" SELECT {sqlite_uuid7('s.t')}, {select} FROM longops_operations tpl"
                 " CROSS JOIN (SELECT ? + i * ? AS t FROM g) s WHERE tpl.id = ?",
                 (size.finished, start, step, template_id),
             )
@@ -301,9 +321,9 @@ def fill_sqlite(url: str, template_id: str, size: Size) -> dict[str, float]:
             c.execute(
                 "WITH RECURSIVE g(i) AS (SELECT 2 UNION ALL SELECT i + 1 FROM g WHERE i < ?)"
                 f" INSERT INTO longops_operations (id, {', '.join(cols)})"
-                f" SELECT {uuid_expr}, {select} FROM longops_operations tpl CROSS JOIN g"
-                " WHERE tpl.id = ?",
-                (size.ready, template_id),
+                f" SELECT {sqlite_uuid7('t.t')}, {select} FROM longops_operations tpl"
+                " CROSS JOIN (SELECT ? + i * 0.001 AS t FROM g) t WHERE tpl.id = ?",
+                (size.ready, time.time() - 3600, template_id),
             )
         took["ready_s"] = time.perf_counter() - began
         began = time.perf_counter()
