@@ -80,7 +80,11 @@ SELECT pg_notify('longops_cancel', %(id)s::text);
 -- not depend on the parameters' values (every scan is an index walk bounded by LIMIT), so
 -- the claim always uses the generic plan of its prepared statement instead of re-planning
 -- (as PostgreSQL's default, plan_cache_mode = auto, would for this query on every claim).
-SELECT set_config('plan_cache_mode', 'force_generic_plan', true);
+-- JIT off for the claim's transaction: the generic plan does not know the batch size, so
+-- once autovacuum has analysed a large backlog its estimated cost passes jit_above_cost
+-- and PostgreSQL compiled it on every claim (0.2 s at 25,000 ready, 2 s at 1,000,000, for
+-- a plan that runs in 2-6 ms; benchmarks/results/scale-notes.md).
+SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('jit', 'off', true);
 
 -- name: claim_guard
 -- why: per-company advisory guard keys for category-limited claims (no advisory locks on
