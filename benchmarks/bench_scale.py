@@ -350,6 +350,7 @@ def explain_claim(url: str, store: Store, session_id: Any, limit: int, variant: 
         "limit": limit,
         "now": datetime.now(UTC),
         "companies": None,
+        "tasks": None,  # any task (the claim's filter by the worker's tasks, off)
     }
     lines: list[str] = []
     with psycopg.connect(url) as conn:
