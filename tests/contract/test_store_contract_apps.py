@@ -102,6 +102,12 @@ def test_uninstall_export_and_purge_an_apps_operations(store: Store, clock: Froz
     store.mark_app_exported("crm", exported)
     assert store.app_exported_at("crm") == exported
     assert store.app_exported_at("nothing") is None
+    # Enqueued after the export and ended: never exported, so never purged.
+    clock.advance(seconds=1)
+    late = insert(store, clock, task="sync")
+    runs = claim(store, sid, clock.advance(seconds=1))
+    assert {r.operation.id for r in runs} == {ready.id, late.id, other.id}
+    assert finish(store, next(r for r in runs if r.operation.id == late.id), clock.now())
     gone = clock.advance(seconds=1)
     store.mark_app_uninstalled("crm", gone, gone, audit=_audit(clock, "uninstall_app", "crm"))
     [app] = store.list_apps()
@@ -111,8 +117,9 @@ def test_uninstall_export_and_purge_an_apps_operations(store: Store, clock: Froz
     assert store.purge_uninstalled(clock.advance(seconds=1)) == 1
     assert store.get_operation(done.id) is None
     assert store.list_attempts(done.id) == []
-    assert get(store, ready).status is Status.READY
-    assert get(store, other).status is Status.READY
+    assert get(store, late).status is Status.FINISHED
+    assert get(store, ready).status is Status.IN_PROCESS
+    assert get(store, other).status is Status.IN_PROCESS
     assert store.purge_uninstalled(clock.now()) == 0
     # Seen again, the app is installed again.
     store.record_apps([AppInfo("crm", "3", (AppTask("sync"),))], clock.now())

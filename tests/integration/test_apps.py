@@ -198,6 +198,11 @@ def test_worker_refuses_an_older_schema(db_url: str, tmp_path: Path) -> None:
     assert f"at version {CODE_SCHEMA - 1}" in text
     assert f"needs version {CODE_SCHEMA}" in text
     assert "longops db upgrade" in text
+    assert "serving" not in text  # refused before its start banner
+    served = cli(db_url, "--app", "shop_v1:app", "serve", "--port", "1", path=(APPS,))
+    assert served.returncode == EXIT_SCHEMA_OLDER
+    assert "needs version" in served.stderr
+    assert "longops on http" not in served.stderr  # refused before its start banner
     app = Longops(db_url)
     assert app.sessions.list_sessions() == []  # nothing started
     app.close()

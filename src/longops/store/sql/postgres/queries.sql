@@ -764,9 +764,10 @@ RETURNING o.id;
 WITH gone AS (
     SELECT o.id FROM longops_operations o
      WHERE o.status IN ('finished', 'error', 'cancelled')
-       AND o.task IN (SELECT t.task FROM longops_app_tasks t
-                        JOIN longops_apps a ON a.name = t.app
-                       WHERE a.purge_at <= %(now)s)
+       -- only what an export covered: created at or before the app's last export began
+       AND EXISTS (SELECT 1 FROM longops_app_tasks t JOIN longops_apps a ON a.name = t.app
+                    WHERE t.task = o.task AND a.purge_at <= %(now)s
+                      AND o.created_at <= a.exported_at)
 ),
 events AS (
     DELETE FROM longops_operation_events WHERE operation_id IN (SELECT id FROM gone)
