@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from contract_support import category, claim, finish, get, insert, register, session
 
-from longops.domain.apps import AppInfo, AppTask
+from longops.domain.apps import AppInfo, AppTask, ServingSession
 from longops.domain.clock import FrozenClock
 from longops.domain.security import FrontEnd
 from longops.domain.status import Status, StatusReason
@@ -47,6 +47,7 @@ def test_the_registry_adds_tasks_and_knows_which_live_session_has_them(
     assert (app.name, app.version, app.seen_at, app.uninstalled_at) == ("shop", "0.9", at, None)
     assert app.tasks == (AppTask("bill"), AppTask("ship", timedelta(seconds=5)))
     assert app.served_by == (str(worker.id),)
+    assert app.serving == (ServingSession(str(worker.id), "1.0", missing_tasks=("bill",)),)
     [live] = store.list_sessions(active_only=True)
     assert (live.tasks, live.code_version, live.schema_version) == (("ship",), "1.0", 13)
     store.set_session_tasks(worker.id, ["bill", "ship"])

@@ -149,6 +149,17 @@ def test_rolling_deploy_old_worker_never_claims_the_new_task(
     for op_id in shouts:
         [attempt] = app.read_models.list_attempts("default", operation_id=op_id)
         assert attempt.attempt.session_id == new.id  # never the old worker
+    # `apps list` says, per serving session, its code and the tasks it lacks.
+    listed = cli(db_url, "apps", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    [shop] = [a for a in json.loads(listed.stdout) if a["name"] == "shop"]
+    by_session = {s["session"]: s for s in shop["serving"]}
+    assert by_session[str(old.id)]["missing_tasks"] == ["shop.shout"]
+    assert "shop 1" in by_session[str(old.id)]["code_version"]
+    assert by_session[str(new.id)]["missing_tasks"] == []
+    text = " ".join(cli(db_url, "apps", "list").stdout.split())
+    assert f"{old.id} ({old.code_version}; lacks shop.shout)" in text
+    assert f"{new.id} ({new.code_version}; all tasks)" in text
     assert app.service.count_operations().get(Status.ERROR, 0) == 0
     assert stop_workers(procs) == [0, 0]
     app.close()
