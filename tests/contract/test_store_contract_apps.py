@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from contract_support import category, claim, finish, get, insert, register, session
 
@@ -17,6 +18,7 @@ from longops.domain.clock import FrozenClock
 from longops.domain.security import FrontEnd
 from longops.domain.status import Status, StatusReason
 from longops.domain.users import AuditEntry
+from longops.domain.waiting import WaitCode, wait_reason
 from longops.store.base import ClaimParams, Store
 from longops.store.migrate import load_migrations
 
@@ -162,3 +164,27 @@ def test_maintenance_mode_stops_the_claim_until_it_stops(store: Store, clock: Fr
     assert [r.operation.id for r in claim(store, sid, clock.now())] == [op.id]
     actions = [e.action for e in store.list_audit(None, include_global=True)]
     assert sorted(actions) == ["start_maintenance", "stop_maintenance"]
+
+
+def test_a_session_that_stopped_claiming_says_why_and_serves_no_queue(
+    store: Store, clock: FrozenClock
+) -> None:
+    sid = register(store, clock.now())
+    op = insert(store, clock, task="sync")
+    why = "migration 0099 is not declared compatible with older code"
+    store.set_session_claim_stopped(sid, why)
+    [live] = store.list_sessions(active_only=True)
+    assert live.claim_stopped == why
+    ctx = store.wait_context(clock.now())
+    assert "default" not in ctx.served_queues
+    reason = wait_reason(get(store, op), ctx, ZoneInfo("UTC"))
+    assert reason is not None
+    assert reason.code is WaitCode.NO_WORKER
+    assert "stopped claiming" in reason.message
+    assert why in reason.message
+    # Claiming again: the queue is served, the operation simply due.
+    store.set_session_claim_stopped(sid, None)
+    assert store.list_sessions()[0].claim_stopped is None
+    reason = wait_reason(get(store, op), store.wait_context(clock.now()), ZoneInfo("UTC"))
+    assert reason is not None
+    assert reason.code is WaitCode.DUE

@@ -249,11 +249,29 @@ def test_schema_guard_on_a_newer_schema(
     while time.monotonic() < deadline:
         assert status(app, second) is Status.READY  # not claimed while it is there
         time.sleep(0.1)
+    # Not only in its log: the session, `sessions list` and the wait reason say why.
+    stopped = wait_for(
+        lambda: (s := live(app, "shop.greet")) and s.claim_stopped and s,
+        timeout=30,
+        what="the session records that it stopped claiming",
+    )
+    assert "not declared compatible" in stopped.claim_stopped
+    reason = app.get(str(second)).wait_reason()
+    assert reason is not None
+    assert reason.code is WaitCode.NO_WORKER
+    assert "stopped claiming" in reason.message
+    assert "not declared compatible" in reason.message
+    assert "stopped claiming" in cli(db_url, "sessions", "list", "--active").stdout
 
     # Gone again (rolled back): it claims again.
     sql(db_url, "DELETE FROM longops_migrations WHERE version = ?", (future,))
     wait_for(lambda: status(app, second) is Status.FINISHED, timeout=30, what="claims again")
     assert logged("claiming again")
+    wait_for(
+        lambda: (s := live(app, "shop.greet")) and s.claim_stopped is None,
+        timeout=30,
+        what="the session records that it claims again",
+    )
     assert stop_workers(procs) == [0]
     app.close()
 

@@ -501,7 +501,7 @@ SELECT * FROM longops_operation_events
 -- why: sessions.queues is a text[] column here (unnest), JSON text on SQLite.
 -- Which queues live sessions serve, and for which companies (NULL: every company).
 -- And the tasks each has (NULL: any task), for `no_worker_for_task`.
-SELECT DISTINCT q.name, s.companies, s.tasks
+SELECT DISTINCT q.name, s.companies, s.tasks, s.claim_stopped
   FROM longops_sessions s CROSS JOIN LATERAL unnest(s.queues) AS q(name)
  WHERE s.state = 'active';
 
@@ -522,8 +522,9 @@ SELECT
                                               'paused', paused) ORDER BY company, code), '[]')
      FROM longops_categories) AS categories,
   (SELECT coalesce(json_agg(json_build_object('name', name, 'companies', companies,
-                                              'tasks', tasks)), '[]')
-     FROM (SELECT DISTINCT q.name, s.companies, s.tasks
+                                              'tasks', tasks,
+                                              'claim_stopped', claim_stopped)), '[]')
+     FROM (SELECT DISTINCT q.name, s.companies, s.tasks, s.claim_stopped
              FROM longops_sessions s CROSS JOIN LATERAL unnest(s.queues) AS q(name)
             WHERE s.state = 'active') served) AS served,
   (SELECT coalesce(json_agg(json_build_object('company', company, 'running', running)), '[]')

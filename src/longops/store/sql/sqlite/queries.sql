@@ -313,7 +313,8 @@ SELECT * FROM longops_operation_events
 
 -- name: served_queues
 -- why: sessions.queues is JSON text here (json_each), a text[] on PostgreSQL.
-SELECT DISTINCT q.value AS name, s.companies, s.tasks FROM longops_sessions s, json_each(s.queues) q
+SELECT DISTINCT q.value AS name, s.companies, s.tasks, s.claim_stopped
+  FROM longops_sessions s, json_each(s.queues) q
  WHERE s.state = 'active';
 
 -- name: recent_durations
