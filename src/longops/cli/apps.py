@@ -118,7 +118,8 @@ def apps_uninstall(
         int | None,
         typer.Option(
             "--purge-after",
-            help="Delete its history after this many days (needs `apps export` first; --all).",
+            help="Delete its history after this many days: ended operations created before "
+            "the last `apps export` (needs one; --all).",
         ),
     ] = None,
     as_json: JsonOpt = False,
