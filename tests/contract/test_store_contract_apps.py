@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from contract_support import category, claim, finish, get, insert, register, session
 
-from longops.domain.apps import AppInfo, AppTask
+from longops.domain.apps import AppInfo, AppTask, ServingSession
 from longops.domain.clock import FrozenClock
 from longops.domain.security import FrontEnd
 from longops.domain.status import Status, StatusReason
 from longops.domain.users import AuditEntry
+from longops.domain.waiting import WaitCode, wait_reason
 from longops.store.base import ClaimParams, Store
 from longops.store.migrate import load_migrations
 
@@ -47,6 +49,7 @@ def test_the_registry_adds_tasks_and_knows_which_live_session_has_them(
     assert (app.name, app.version, app.seen_at, app.uninstalled_at) == ("shop", "0.9", at, None)
     assert app.tasks == (AppTask("bill"), AppTask("ship", timedelta(seconds=5)))
     assert app.served_by == (str(worker.id),)
+    assert app.serving == (ServingSession(str(worker.id), "1.0", missing_tasks=("bill",)),)
     [live] = store.list_sessions(active_only=True)
     assert (live.tasks, live.code_version, live.schema_version) == (("ship",), "1.0", 13)
     store.set_session_tasks(worker.id, ["bill", "ship"])
@@ -102,6 +105,12 @@ def test_uninstall_export_and_purge_an_apps_operations(store: Store, clock: Froz
     store.mark_app_exported("crm", exported)
     assert store.app_exported_at("crm") == exported
     assert store.app_exported_at("nothing") is None
+    # Enqueued after the export and ended: never exported, so never purged.
+    clock.advance(seconds=1)
+    late = insert(store, clock, task="sync")
+    runs = claim(store, sid, clock.advance(seconds=1))
+    assert {r.operation.id for r in runs} == {ready.id, late.id, other.id}
+    assert finish(store, next(r for r in runs if r.operation.id == late.id), clock.now())
     gone = clock.advance(seconds=1)
     store.mark_app_uninstalled("crm", gone, gone, audit=_audit(clock, "uninstall_app", "crm"))
     [app] = store.list_apps()
@@ -111,8 +120,9 @@ def test_uninstall_export_and_purge_an_apps_operations(store: Store, clock: Froz
     assert store.purge_uninstalled(clock.advance(seconds=1)) == 1
     assert store.get_operation(done.id) is None
     assert store.list_attempts(done.id) == []
-    assert get(store, ready).status is Status.READY
-    assert get(store, other).status is Status.READY
+    assert get(store, late).status is Status.FINISHED
+    assert get(store, ready).status is Status.IN_PROCESS
+    assert get(store, other).status is Status.IN_PROCESS
     assert store.purge_uninstalled(clock.now()) == 0
     # Seen again, the app is installed again.
     store.record_apps([AppInfo("crm", "3", (AppTask("sync"),))], clock.now())
@@ -154,3 +164,27 @@ def test_maintenance_mode_stops_the_claim_until_it_stops(store: Store, clock: Fr
     assert [r.operation.id for r in claim(store, sid, clock.now())] == [op.id]
     actions = [e.action for e in store.list_audit(None, include_global=True)]
     assert sorted(actions) == ["start_maintenance", "stop_maintenance"]
+
+
+def test_a_session_that_stopped_claiming_says_why_and_serves_no_queue(
+    store: Store, clock: FrozenClock
+) -> None:
+    sid = register(store, clock.now())
+    op = insert(store, clock, task="sync")
+    why = "migration 0099 is not declared compatible with older code"
+    store.set_session_claim_stopped(sid, why)
+    [live] = store.list_sessions(active_only=True)
+    assert live.claim_stopped == why
+    ctx = store.wait_context(clock.now())
+    assert "default" not in ctx.served_queues
+    reason = wait_reason(get(store, op), ctx, ZoneInfo("UTC"))
+    assert reason is not None
+    assert reason.code is WaitCode.NO_WORKER
+    assert "stopped claiming" in reason.message
+    assert why in reason.message
+    # Claiming again: the queue is served, the operation simply due.
+    store.set_session_claim_stopped(sid, None)
+    assert store.list_sessions()[0].claim_stopped is None
+    reason = wait_reason(get(store, op), store.wait_context(clock.now()), ZoneInfo("UTC"))
+    assert reason is not None
+    assert reason.code is WaitCode.DUE

@@ -28,6 +28,9 @@ COVERED: dict[str, tuple[str, ...]] = {
         "fail_unserved",
         "set_session_tasks",
     ),
+    "apps::test_a_session_that_stopped_claiming_says_why_and_serves_no_queue": (
+        "set_session_claim_stopped",
+    ),
     "apps::test_the_registry_adds_tasks_and_knows_which_live_session_has_them": (
         "list_apps",
         "record_apps",

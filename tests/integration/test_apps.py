@@ -149,6 +149,17 @@ def test_rolling_deploy_old_worker_never_claims_the_new_task(
     for op_id in shouts:
         [attempt] = app.read_models.list_attempts("default", operation_id=op_id)
         assert attempt.attempt.session_id == new.id  # never the old worker
+    # `apps list` says, per serving session, its code and the tasks it lacks.
+    listed = cli(db_url, "apps", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    [shop] = [a for a in json.loads(listed.stdout) if a["name"] == "shop"]
+    by_session = {s["session"]: s for s in shop["serving"]}
+    assert by_session[str(old.id)]["missing_tasks"] == ["shop.shout"]
+    assert "shop 1" in by_session[str(old.id)]["code_version"]
+    assert by_session[str(new.id)]["missing_tasks"] == []
+    text = " ".join(cli(db_url, "apps", "list").stdout.split())
+    assert f"{old.id} ({old.code_version}; lacks shop.shout)" in text
+    assert f"{new.id} ({new.code_version}; all tasks)" in text
     assert app.service.count_operations().get(Status.ERROR, 0) == 0
     assert stop_workers(procs) == [0, 0]
     app.close()
@@ -198,6 +209,11 @@ def test_worker_refuses_an_older_schema(db_url: str, tmp_path: Path) -> None:
     assert f"at version {CODE_SCHEMA - 1}" in text
     assert f"needs version {CODE_SCHEMA}" in text
     assert "longops db upgrade" in text
+    assert "serving" not in text  # refused before its start banner
+    served = cli(db_url, "--app", "shop_v1:app", "serve", "--port", "1", path=(APPS,))
+    assert served.returncode == EXIT_SCHEMA_OLDER
+    assert "needs version" in served.stderr
+    assert "longops on http" not in served.stderr  # refused before its start banner
     app = Longops(db_url)
     assert app.sessions.list_sessions() == []  # nothing started
     app.close()
@@ -233,11 +249,29 @@ def test_schema_guard_on_a_newer_schema(
     while time.monotonic() < deadline:
         assert status(app, second) is Status.READY  # not claimed while it is there
         time.sleep(0.1)
+    # Not only in its log: the session, `sessions list` and the wait reason say why.
+    stopped = wait_for(
+        lambda: (s := live(app, "shop.greet")) and s.claim_stopped and s,
+        timeout=30,
+        what="the session records that it stopped claiming",
+    )
+    assert "not declared compatible" in stopped.claim_stopped
+    reason = app.get(str(second)).wait_reason()
+    assert reason is not None
+    assert reason.code is WaitCode.NO_WORKER
+    assert "stopped claiming" in reason.message
+    assert "not declared compatible" in reason.message
+    assert "stopped claiming" in cli(db_url, "sessions", "list", "--active").stdout
 
     # Gone again (rolled back): it claims again.
     sql(db_url, "DELETE FROM longops_migrations WHERE version = ?", (future,))
     wait_for(lambda: status(app, second) is Status.FINISHED, timeout=30, what="claims again")
     assert logged("claiming again")
+    wait_for(
+        lambda: (s := live(app, "shop.greet")) and s.claim_stopped is None,
+        timeout=30,
+        what="the session records that it claims again",
+    )
     assert stop_workers(procs) == [0]
     app.close()
 

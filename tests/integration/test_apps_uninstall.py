@@ -103,16 +103,19 @@ def test_uninstall_holds_cancels_and_keeps_history_then_purges_after_export(
     ops = {r["id"]: r for r in lines if r["kind"] == "operation"}
     assert set(ops) == {str(i.id) for i in (done, running, ready, recurring)}
     assert {r["status"] for r in ops.values()} == {"finished", "cancelled", "on_hold"}
-    entries = [r for r in lines if r["kind"] == "log_entry"]
+    entries = [r for r in lines if r["kind"] == "event"]
     assert {r["operation_id"] for r in entries} >= {str(done.id), str(running.id)}
 
+    # Enqueued after the export: never exported, so never purged.
+    unexported = [crm.enqueue("crm.sync", 9, earliest_start_at=later) for _ in range(2)]
     out = cli(
         db_url, "apps", "uninstall", "crm", "--all", "--cancel", "--purge-after", "0", "--json"
     )
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
-    assert set(report["cancelled"]) == {str(ready.id), str(recurring.id)}
+    assert set(report["cancelled"]) == {str(i.id) for i in (ready, recurring, *unexported)}
     assert report["purged"] == 4
+    assert [u.refresh().status for u in unexported] == [Status.CANCELLED] * 2
     assert report["categories_removed"] == ["default/CRMSYNC"]
     assert crm.companies.list_categories() == []
     assert untouched.refresh().status is Status.READY

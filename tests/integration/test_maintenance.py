@@ -159,7 +159,9 @@ def test_a_fresh_database_upgrades_outside_maintenance(tmp_path: object) -> None
         applied = fresh.migrate()
     finally:
         fresh.close()
-    assert applied[-1] == "0013_maintenance"
+    newest = load_migrations("sqlite")[-1]  # every migration, the newest last
+    assert applied[-1] == f"{newest.version:04d}_{newest.name}"
+    assert len(applied) == len(load_migrations("sqlite"))
 
 
 # -- the command line -------------------------------------------------------------------------

@@ -58,6 +58,10 @@ def test_super_users_see_and_drain_sessions(app: Longops, browser: Make) -> None
     page = root.get("/c/CRONUS/sessions").text
     assert f'<tr data-session-id="{runner.session_id}">' in page
     assert ">Drain</button>" in page
+    assert "stopped claiming" not in page
+    app.store.set_session_claim_stopped(runner.session_id, "migration 0099 is not compatible")
+    page = root.get("/c/CRONUS/sessions").text
+    assert "stopped claiming: migration 0099 is not compatible" in page
     assert root.post(url).status_code == 303
     [session] = [s for s in app.sessions.list_sessions() if s.id == runner.session_id]
     assert session.state is SessionState.DRAINING

@@ -53,6 +53,14 @@ def apps_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
                     if a.uninstalled_at is None
                     else a.uninstalled_at.isoformat(),
                     "served_by": list(a.served_by),
+                    "serving": [
+                        {
+                            "session": s.id,
+                            "code_version": s.code_version,
+                            "missing_tasks": list(s.missing_tasks),
+                        }
+                        for s in a.serving
+                    ],
                 }
                 for a in apps
             ],
@@ -64,8 +72,14 @@ def apps_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         gone = " (uninstalled)" if a.uninstalled_at is not None else ""
         out.print(f"{a.name} {a.version or '-'}{gone}", highlight=False)
         out.print(f"  tasks: {', '.join(t.name for t in a.tasks) or '-'}", highlight=False)
-        served = ", ".join(a.served_by) if a.served_by else "no live session"
-        out.print(f"  served by: {served}", highlight=False)
+        if not a.serving:
+            out.print("  served by: no live session", highlight=False)
+            continue
+        out.print("  served by:", highlight=False)
+        for s in a.serving:
+            # In a rolling deploy an older session lacks the newer tasks: it never claims them.
+            lacks = f"; lacks {', '.join(s.missing_tasks)}" if s.missing_tasks else "; all tasks"
+            out.print(f"    {s.id} ({s.code_version or 'code unknown'}{lacks})", highlight=False)
 
 
 @app.command("export")
@@ -104,7 +118,8 @@ def apps_uninstall(
         int | None,
         typer.Option(
             "--purge-after",
-            help="Delete its history after this many days (needs `apps export` first; --all).",
+            help="Delete its history after this many days: ended operations created before "
+            "the last `apps export` (needs one; --all).",
         ),
     ] = None,
     as_json: JsonOpt = False,

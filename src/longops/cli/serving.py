@@ -77,6 +77,8 @@ def serve(
         cli.needs_tasks()
     from longops.cli.serve import serve as run_server
 
+    # Refused (an older schema, exit code 78) before announcing anything.
+    app.schema.guard_start(app.app_infos())
     cli.err.print(
         f"longops on http://{host}:{port} ({app.store.dialect}): pages at /, "
         "the API at /v1, docs at /docs"

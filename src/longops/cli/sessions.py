@@ -36,6 +36,7 @@ def sessions_list(
             f"{s.id}  {s.state.value:8}  {s.host} pid {s.pid}  queues {','.join(s.queues)}  "
             f"heartbeat {s.last_heartbeat_at:%H:%M:%S}  code {s.code_version or '-'}  "
             f"schema {s.schema_version or '-'}"
+            + (f"  stopped claiming: {s.claim_stopped}" if s.claim_stopped else "")
         )
 
 

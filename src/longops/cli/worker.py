@@ -120,6 +120,8 @@ def worker(
     if pool_size is not None:
         app.configure_store(pool_size=pool_size)
     app = cli.needs_tasks()
+    # Refused (an older schema, exit code 78) before announcing anything.
+    app.schema.guard_start(app.app_infos())
     w = app.worker(
         actor=cli.front.actor,
         companies=tuple(company) if company else None,

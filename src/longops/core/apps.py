@@ -100,8 +100,9 @@ class AppService(ActorBound):
     @acting
     def export(self, name: str, out: TextIO) -> int:
         """Write the app's operations, each followed by its log entries, as JSON Lines
-        (``{"kind": "operation", ...}``, ``{"kind": "log_entry", ...}``); returns the
-        number of operations. Audited; an uninstall may purge the history only after it.
+        (``{"kind": "operation", ...}``, ``{"kind": "event", ...}``: its timeline); returns
+        the number of operations. Audited; an uninstall's purge deletes only operations
+        created before the export began.
 
         Example::
 
@@ -110,15 +111,17 @@ class AppService(ActorBound):
         """
         require(self.actor, Action.MAINTAIN_SCHEMA, target="")
         app = self._app(name)
+        # The export's high-water mark, taken before it reads: a purge deletes only
+        # operations created at or before it (those enqueued later were never written).
+        began = self.clock.now()
         count = 0
         for op in self._operations(app, None):
             out.write(json.dumps({"kind": "operation", "app": name, **op.to_json()}) + "\n")
             for event in self.store.list_events(op.id, limit=100_000):
-                out.write(json.dumps({"kind": "log_entry", **event.to_json()}) + "\n")
+                out.write(json.dumps({"kind": "event", **event.to_json()}) + "\n")
             count += 1
         out.flush()
-        now = self.clock.now()
-        self.store.mark_app_exported(name, now)
+        self.store.mark_app_exported(name, began)
         self.store.record_audit(
             self._audit_entry(self.actor, "export_app", f"app {name}", None, {"operations": count})
         )
@@ -135,7 +138,8 @@ class AppService(ActorBound):
     ) -> UninstallReport:
         """Clean up after app ``name`` in ``companies`` (None: all): see the module
         docstring. ``cancel``: cancel its ready and held operations instead of holding
-        them. ``purge_after``: delete its history that long from now (needs an export)."""
+        them. ``purge_after``: that long from now, delete its finished, failed and
+        cancelled operations created before its last export began (needs an export)."""
         who = self.actor
         require(who, Action.MAINTAIN_SCHEMA, target="")
         if companies is not None and not companies:

@@ -56,6 +56,22 @@ class AppInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class ServingSession:
+    """A live session serving an app, as ``longops apps list`` shows it: in a rolling
+    deploy an older worker serves only some of the app's tasks.
+
+    Example::
+
+        ServingSession("0190...", "longops 0.1.0; billing 1.0", missing_tasks=("new_in_v2",))
+    """
+
+    id: str
+    code_version: str | None
+    missing_tasks: tuple[str, ...] = ()
+    """The app's recorded tasks this session does not have (it never claims them)."""
+
+
+@dataclass(frozen=True, slots=True)
 class AppRecord:
     """An app as the database knows it (``longops apps list``)."""
 
@@ -67,6 +83,8 @@ class AppRecord:
     uninstalled_at: datetime | None = None
     served_by: tuple[str, ...] = field(default_factory=tuple)
     """The live sessions that have at least one of its tasks (their ids)."""
+    serving: tuple[ServingSession, ...] = field(default_factory=tuple)
+    """The same sessions with their code version and the app's tasks each lacks."""
 
 
 class SchemaVerdict(StrEnum):

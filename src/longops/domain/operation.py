@@ -426,6 +426,9 @@ class Session:
     """Which code it runs: longops' version and each app's (``longops 1.4; billing 2.0``)."""
     schema_version: int | None = None
     """The schema version its code was written for (its newest migration)."""
+    claim_stopped: str | None = None
+    """Why it has stopped claiming while it runs (the schema guard's message); None: it
+    claims."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -442,6 +445,7 @@ class Session:
             "tasks": None if self.tasks is None else list(self.tasks),
             "code_version": self.code_version,
             "schema_version": self.schema_version,
+            "claim_stopped": self.claim_stopped,
         }
 
 

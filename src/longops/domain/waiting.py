@@ -100,6 +100,9 @@ class WaitContext:
     before sessions recorded their tasks), or nothing was read."""
     maintenance: MaintenanceMode | None = None
     """Maintenance mode as read with the rest (None: not read, taken as off)."""
+    stopped_queues: Mapping[str, str] = field(default_factory=dict)
+    """Queues live sessions serve while they have stopped claiming (the schema guard),
+    with why; they are not in ``served_queues``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +217,12 @@ def wait_reason(op: Operation, ctx: WaitContext, tz: ZoneInfo) -> WaitReason | N
     if ctx.maintenance is not None and ctx.maintenance.active:
         return WaitReason(WaitCode.MAINTENANCE, ctx.maintenance.wait_message())
     if op.queue not in ctx.served_queues:
+        why = ctx.stopped_queues.get(op.queue)
+        if why is not None:
+            return WaitReason(
+                WaitCode.NO_WORKER,
+                f"the live worker sessions serving queue {op.queue} have stopped claiming: {why}",
+            )
         return WaitReason(WaitCode.NO_WORKER, f"no live worker session serves queue {op.queue}")
     serving = ctx.served_companies.get(op.queue)
     if serving is not None and op.company not in serving:

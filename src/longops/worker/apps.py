@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from importlib import metadata
 
 from longops.domain.apps import (
@@ -95,6 +96,29 @@ class AppGuard:
         self.interval = interval
         self._stop = stop
         self.last: SchemaCheck | None = None
+        self.session_id: uuid.UUID | None = None
+        """Set once the session is registered: where it records why it stopped claiming."""
+        self._recorded: str | None = None
+
+    def attach(self, session_id: uuid.UUID) -> None:
+        """The session (a fresh row) this guard records on; records at once if it has
+        stopped claiming already (an incompatible schema at start)."""
+        self.session_id = session_id
+        self._recorded = None
+        self.record()
+
+    def record(self) -> None:
+        """Write on the session whether (and why) it stopped claiming, when that changed:
+        ``longops sessions``, the Sessions page and the wait reasons read it."""
+        held = self.dispatcher.held_by
+        if self.session_id is None or held == self._recorded:
+            return
+        try:
+            self.store.set_session_claim_stopped(self.session_id, held)
+        except Exception:  # a schema that dropped the column: the log still says why
+            log.warning("schema guard: could not record on the session", exc_info=True)
+            return
+        self._recorded = held
 
     def check(self) -> SchemaCheck:
         """Check the schema now and stop or resume claiming by the verdict."""
@@ -134,8 +158,9 @@ class AppGuard:
             )
         else:
             self._apply(check)
+        self.record()
         if self.dispatcher.held_by is not None:
-            return  # a worker that may not claim writes nothing either
+            return  # a worker that may not claim writes nothing else either
         now = self.clock.now()
         failed = self.store.fail_unserved(now)
         if failed:

@@ -342,6 +342,7 @@ class Worker:
         if self.options.apps:
             self.store.record_apps(self.options.apps, self.clock.now())
         self._register(self.session_id)
+        self.app_guard.attach(self.session_id)
         self._started = True
         stuck = self.options.stuck_after
         opts = self.options
@@ -801,6 +802,7 @@ class Worker:
             f"replaces session {old}, declared lost",
         )
         self.session_id = new
+        self.app_guard.attach(new)
         if self.services is not None:
             self.services.session_id = new
         # The old session's runs were (or will be) handed to other workers: their code must

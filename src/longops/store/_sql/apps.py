@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from longops.domain.apps import AppInfo, AppRecord, AppTask
+from longops.domain.apps import AppInfo, AppRecord, AppTask, ServingSession
 from longops.domain.operation import Operation
 from longops.domain.users import AuditEntry
 from longops.store._sql.core import SqlCore
@@ -56,7 +56,11 @@ class AppsSql(SqlCore):
                 if t["app"] == a["name"]
             )
             names = {t.name for t in mine}
-            served = tuple(str(s.id) for s in live if s.tasks is not None and names & set(s.tasks))
+            serving = tuple(
+                ServingSession(str(s.id), s.code_version, tuple(sorted(names - set(s.tasks))))
+                for s in live
+                if s.tasks is not None and names & set(s.tasks)
+            )
             out.append(
                 AppRecord(
                     a["name"],
@@ -64,7 +68,8 @@ class AppsSql(SqlCore):
                     mine,
                     self.dec_ts(a["seen_at"]),
                     self.dec_ts_opt(a["uninstalled_at"]),
-                    served,
+                    tuple(s.id for s in serving),
+                    serving,
                 )
             )
         return out

@@ -366,6 +366,7 @@ class SqlCore(ABC):
             tasks=None if r.get("tasks") is None else tuple(self.dec_list(r["tasks"])),
             code_version=r.get("code_version"),
             schema_version=None if r.get("schema_version") is None else int(r["schema_version"]),
+            claim_stopped=r.get("claim_stopped"),
         )
 
     def category(self, r: Row) -> Category:

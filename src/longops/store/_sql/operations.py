@@ -293,8 +293,13 @@ class OperationsSql(SqlCore):
             for c in (self.category(r) for r in category_rows)
         }
         served: dict[str, frozenset[str] | None] = {}
+        stopped: dict[str, str] = {}
         tasks: set[str] | None = set()
         for r in queue_rows:
+            if r.get("claim_stopped") is not None:
+                # It runs but claims nothing (the schema guard): it serves no queue.
+                stopped[r["name"]] = r["claim_stopped"]
+                continue
             if r.get("tasks") is None:
                 tasks = None  # a session that runs any task (code from before 0012)
             elif tasks is not None:
@@ -318,6 +323,7 @@ class OperationsSql(SqlCore):
             },
             users=users or None,
             served_tasks=None if tasks is None else frozenset(tasks),
+            stopped_queues=stopped,
         )
 
     def recent_durations(self, task: str, limit: int = 20) -> list[float]:

@@ -200,6 +200,13 @@ class RunsSql(SqlCore):
                 {"id": self.enc_uuid(session_id), "tasks": self.enc_list(list(tasks))},
             )
 
+    def set_session_claim_stopped(self, session_id: uuid.UUID, reason: str | None) -> None:
+        with self._tx() as cur:
+            cur.execute(
+                self.q["set_session_claim_stopped"],
+                {"id": self.enc_uuid(session_id), "reason": reason},
+            )
+
     def heartbeat(self, session_id: uuid.UUID, at: datetime) -> SessionState | None:
         with self._tx() as cur:
             cur.execute(

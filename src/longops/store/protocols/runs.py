@@ -211,6 +211,10 @@ class SessionStore(Protocol):
         """The tasks a live session can claim, as its app registry grows."""
         ...
 
+    def set_session_claim_stopped(self, session_id: uuid.UUID, reason: str | None) -> None:
+        """Why a live session stopped claiming (the schema guard); None: it claims again."""
+        ...
+
     def heartbeat(self, session_id: uuid.UUID, at: datetime) -> SessionState | None: ...
     def end_session(
         self,

@@ -12,6 +12,10 @@ VALUES (%(id)s, %(host)s, %(pid)s, %(queues)s, %(concurrency)s, %(state)s, %(sta
 -- The tasks a worker can claim, as its app registry grows (issue 15).
 UPDATE longops_sessions SET tasks = %(tasks)s WHERE id = %(id)s;
 
+-- name: set_session_claim_stopped
+-- Why a worker stopped claiming (the schema guard), NULL once it claims again.
+UPDATE longops_sessions SET claim_stopped = %(reason)s WHERE id = %(id)s;
+
 -- name: heartbeat
 -- Only a live session can beat; a lost one learns its state from the follow-up read.
 UPDATE longops_sessions SET last_heartbeat_at = %(at)s

@@ -505,7 +505,7 @@ SELECT * FROM longops_operation_events
 -- why: sessions.queues is a text[] column here (unnest), JSON text on SQLite.
 -- Which queues live sessions serve, and for which companies (NULL: every company).
 -- And the tasks each has (NULL: any task), for `no_worker_for_task`.
-SELECT DISTINCT q.name, s.companies, s.tasks
+SELECT DISTINCT q.name, s.companies, s.tasks, s.claim_stopped
   FROM longops_sessions s CROSS JOIN LATERAL unnest(s.queues) AS q(name)
  WHERE s.state = 'active';
 
@@ -526,8 +526,9 @@ SELECT
                                               'paused', paused) ORDER BY company, code), '[]')
      FROM longops_categories) AS categories,
   (SELECT coalesce(json_agg(json_build_object('name', name, 'companies', companies,
-                                              'tasks', tasks)), '[]')
-     FROM (SELECT DISTINCT q.name, s.companies, s.tasks
+                                              'tasks', tasks,
+                                              'claim_stopped', claim_stopped)), '[]')
+     FROM (SELECT DISTINCT q.name, s.companies, s.tasks, s.claim_stopped
              FROM longops_sessions s CROSS JOIN LATERAL unnest(s.queues) AS q(name)
             WHERE s.state = 'active') served) AS served,
   (SELECT coalesce(json_agg(json_build_object('company', company, 'running', running)), '[]')
@@ -768,9 +769,10 @@ RETURNING o.id;
 WITH gone AS (
     SELECT o.id FROM longops_operations o
      WHERE o.status IN ('finished', 'error', 'cancelled')
-       AND o.task IN (SELECT t.task FROM longops_app_tasks t
-                        JOIN longops_apps a ON a.name = t.app
-                       WHERE a.purge_at <= %(now)s)
+       -- only what an export covered: created at or before the app's last export began
+       AND EXISTS (SELECT 1 FROM longops_app_tasks t JOIN longops_apps a ON a.name = t.app
+                    WHERE t.task = o.task AND a.purge_at <= %(now)s
+                      AND o.created_at <= a.exported_at)
 ),
 events AS (
     DELETE FROM longops_operation_events WHERE operation_id IN (SELECT id FROM gone)

@@ -313,7 +313,8 @@ SELECT * FROM longops_operation_events
 
 -- name: served_queues
 -- why: sessions.queues is JSON text here (json_each), a text[] on PostgreSQL.
-SELECT DISTINCT q.value AS name, s.companies, s.tasks FROM longops_sessions s, json_each(s.queues) q
+SELECT DISTINCT q.value AS name, s.companies, s.tasks, s.claim_stopped
+  FROM longops_sessions s, json_each(s.queues) q
  WHERE s.state = 'active';
 
 -- name: recent_durations
@@ -468,23 +469,27 @@ RETURNING id;
 DELETE FROM longops_operation_events WHERE operation_id IN (
     SELECT o.id FROM longops_operations o
      WHERE o.status IN ('finished', 'error', 'cancelled')
-       AND o.task IN (SELECT t.task FROM longops_app_tasks t
-                        JOIN longops_apps a ON a.name = t.app WHERE a.purge_at <= :now));
+       AND EXISTS (SELECT 1 FROM longops_app_tasks t JOIN longops_apps a ON a.name = t.app
+                    WHERE t.task = o.task AND a.purge_at <= :now
+                      AND o.created_at <= a.exported_at));
 
 -- name: purge_uninstalled_attempts
 -- why: no data-modifying CTEs here (see purge_uninstalled_events).
 DELETE FROM longops_attempts WHERE operation_id IN (
     SELECT o.id FROM longops_operations o
      WHERE o.status IN ('finished', 'error', 'cancelled')
-       AND o.task IN (SELECT t.task FROM longops_app_tasks t
-                        JOIN longops_apps a ON a.name = t.app WHERE a.purge_at <= :now));
+       AND EXISTS (SELECT 1 FROM longops_app_tasks t JOIN longops_apps a ON a.name = t.app
+                    WHERE t.task = o.task AND a.purge_at <= :now
+                      AND o.created_at <= a.exported_at));
 
 -- name: purge_uninstalled
 -- why: no data-modifying CTEs here: purge_uninstalled_events and _attempts ran first.
+-- Only what an export covered: created at or before the app's last export began.
 DELETE FROM longops_operations
  WHERE status IN ('finished', 'error', 'cancelled')
-   AND task IN (SELECT t.task FROM longops_app_tasks t
-                  JOIN longops_apps a ON a.name = t.app WHERE a.purge_at <= :now)
+   AND EXISTS (SELECT 1 FROM longops_app_tasks t JOIN longops_apps a ON a.name = t.app
+                WHERE t.task = longops_operations.task AND a.purge_at <= :now
+                  AND longops_operations.created_at <= a.exported_at)
 RETURNING id;
 
 -- name: lock_maintenance
