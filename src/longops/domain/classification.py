@@ -95,6 +95,7 @@ COLUMNS: Mapping[str, DataClass] = {
             "tasks": SYSTEM,
             "code_version": SYSTEM,
             "schema_version": SYSTEM,
+            "claim_stopped": SYSTEM,  # the schema guard's reason (0014): versions, names
         },
     ),
     **_table(
