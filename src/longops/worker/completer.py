@@ -26,7 +26,9 @@ import time
 from collections import deque
 from collections.abc import Sequence
 
-from longops.store.base import RunResult, Store
+from longops.domain.classification import DataClass, loggable
+from longops.domain.operation import Outcome
+from longops.store.base import ClaimedRun, RunResult, Store
 from longops.worker.runs import RunTable
 
 log = logging.getLogger("longops.worker")
@@ -140,3 +142,34 @@ def report_fenced(batch: Sequence[RunResult], applied: Sequence[bool]) -> None:
                 "(it was rescued, or this result was already written)",
                 extra={"action": "run_fenced", "operation_id": str(res.operation_id)},
             )
+
+
+def log_failed_result(
+    task: str, claimed: ClaimedRun, result: RunResult, allowed: frozenset[DataClass]
+) -> None:
+    """Log a failed attempt: its exception type always, its message only where
+    ``allowed`` lets customer content into logs."""
+    if result.outcome not in (Outcome.ERROR, Outcome.TIMEOUT):
+        return
+    # The exception type only: its message may carry customer content, which stays out of
+    # logs unless CustomerContent is among the logged classes (it is on the attempt row).
+    kind = (result.error_message or "error").split(":", 1)[0]
+    then = (
+        f"retry at {result.earliest_start_at:%Y-%m-%d %H:%M:%S}"
+        if result.status.value == "ready" and result.earliest_start_at
+        else f"now {result.status.value}"
+    )
+    log.warning(
+        "operation %s (%s) attempt %d failed with %s; %s",
+        claimed.operation.id,
+        task,
+        claimed.operation.attempt_count,
+        kind,
+        then,
+        extra={"action": "run_failed", "operation_id": str(claimed.operation.id)},
+    )
+    log.debug(
+        "operation %s error: %s",
+        claimed.operation.id,
+        loggable("longops_attempts.error_message", result.error_message, allowed),
+    )
