@@ -83,6 +83,8 @@ NOT_REACHED = {
     "get_company": "read once per company and cached before the fault is armed",
     "record_apps": "called once at start, before any loop runs (as register_session)",
     "set_session_tasks": "called when a task is registered after the worker started",
+    "set_session_claim_stopped": "called at start and when the schema guard stops or resumes "
+    "claiming (tests/integration/test_apps.py drives it)",
 }
 
 # The notification services' own calls (services/watch.py, services/delivery.py): they need

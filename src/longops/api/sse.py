@@ -33,6 +33,7 @@ from fastapi import Request
 
 from longops.api.deps import call, services
 from longops.api.errors import ApiError
+from longops.api.presenting import present
 from longops.api.representation import camel, operation_name
 from longops.app import ActorView
 from longops.core.sse import frame as sse_frame
@@ -117,8 +118,6 @@ def _ends(e: OperationEvent) -> bool:
 
 
 async def _full(view: ActorView, op: Operation) -> dict[str, Any]:
-    from longops.api.operations import present
-
     [body] = await call(present, view, [op])
     return body
 
@@ -131,8 +130,6 @@ async def _created_texts(view: ActorView, ops: list[Operation]) -> list[str]:
     """New operations' representations as JSON, each made once however many streams send
     it (it does not depend on who asks: every reader of the company may read it), and
     those not made yet in one call (one wait-reason read serves them all)."""
-    from longops.api.operations import present
-
     loop = asyncio.get_running_loop()
     mine: list[tuple[Operation, asyncio.Future[str]]] = []
     futures: list[asyncio.Future[str]] = []
