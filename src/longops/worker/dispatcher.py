@@ -10,7 +10,6 @@ Example::
 from __future__ import annotations
 
 import logging
-import queue
 import random
 import threading
 import time
@@ -21,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from longops.domain.clock import Clock
 from longops.domain.operation import Outcome
-from longops.store.base import ClaimedRun, ClaimParams, RunResult, Store, Wakeups
+from longops.store.base import ClaimParams, RunResult, Store, Wakeups
 from longops.worker.completer import Completer, report_fenced
 from longops.worker.executor import RunControl, RunOutcome, result_for
 from longops.worker.handoff import Handoff
@@ -63,7 +62,7 @@ class Dispatcher:
         options: WorkerOptions,
         table: RunTable,
         *,
-        work: queue.Queue[ClaimedRun | None],
+        work: Handoff,
         session_id: Callable[[], uuid.UUID],
         slot_freed: threading.Event,
         wake_monitor: Callable[[], None],
@@ -209,11 +208,7 @@ class Dispatcher:
                     kill_after=self.options.kill_after,
                 )
             )
-        if isinstance(self._work, Handoff):
-            self._work.put_batch(claimed)  # one hand-over for the batch
-        else:
-            for c in claimed:
-                self._work.put(c)
+        self._work.put_batch(claimed)  # one hand-over for the batch
         full = len(claimed) == want
         if claimed.contended and not full:
             # Another worker's claim took rows this one chose: more is ready. Claim again
