@@ -71,6 +71,7 @@ class OperationService(OperationReads):
         self.builder = OperationBuilder(registry, clock, self.zones, self.limits)
         # A dict, not an attribute: actor-bound copies (as_actor) share it.
         self._durations: dict[str, tuple[float, timedelta | None]] = {}
+        self._profiles: dict[str, tuple[float, tuple[float, ...] | None]] = {}
 
     # -- enqueue ---------------------------------------------------------------------------
     @acting

@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from longops.core.access import ActorBound, acting, no_company, require
@@ -21,7 +21,13 @@ from longops.core.companies import CompanyZones
 from longops.domain.errors import NotFound, ValidationError
 from longops.domain.filters import OperationFilter
 from longops.domain.operation import Attempt, EventType, Operation, OperationEvent
-from longops.domain.progress import Progress, history_estimate
+from longops.domain.progress import (
+    Progress,
+    history_estimate,
+    profile_eta,
+    step_durations,
+    step_profile,
+)
 from longops.domain.security import Action, Actor, companies_for
 from longops.domain.status import Status
 from longops.domain.waiting import WaitReason, wait_reason
@@ -29,6 +35,9 @@ from longops.store.base import Store
 
 DURATIONS_FRESH_FOR = 60.0
 """Seconds a task's recent run durations (the ETA before any progress) are reused."""
+
+PROFILE_RUNS = 3
+"""Finished runs of a task whose steps' durations make its step profile (the ETA)."""
 
 OperationRef = uuid.UUID | str | int
 """An operation's id, or its entry number."""
@@ -40,6 +49,7 @@ class OperationReads(ActorBound):
     store: Store
     zones: CompanyZones
     _durations: dict[str, tuple[float, timedelta | None]]
+    _profiles: dict[str, tuple[float, tuple[float, ...] | None]]
 
     # -- reads -----------------------------------------------------------------------------
     @acting
@@ -182,6 +192,12 @@ class OperationReads(ActorBound):
         progress = op.progress
         if op.status is not Status.IN_PROCESS or op.started_at is None:
             return progress
+        if progress is not None and progress.step_count:
+            # Steps: each step's share of the run learned from the task's past runs.
+            profile = self._step_profile(op.task)
+            learned = None if profile is None else profile_eta(progress, op.started_at, profile)
+            if learned is not None:
+                return learned
         if progress is not None and progress.eta_at is not None:
             return progress
         typical = self._typical_duration(op.task)
@@ -197,6 +213,33 @@ class OperationReads(ActorBound):
         typical = history_estimate(self.store.recent_durations(task))
         self._durations[task] = (now, typical)
         return typical
+
+    def _step_profile(self, task: str) -> tuple[float, ...] | None:
+        """Each step's seconds in the task's last few finished runs (median per step),
+        from their progress timelines; cached like the durations."""
+        now = time.monotonic()
+        cached = self._profiles.get(task)
+        if cached is not None and now - cached[0] < DURATIONS_FRESH_FOR:
+            return cached[1]
+        past = self.store.list_operations(
+            OperationFilter(
+                task=task, statuses=(Status.FINISHED,), descending=True, limit=PROFILE_RUNS
+            )
+        )
+        runs = []
+        for op in past:
+            if op.ended_at is None or not (op.progress and op.progress.step_count):
+                continue
+            newest = self.store.list_events(
+                op.id, types=(EventType.PROGRESS,), newest_first=True, limit=5000
+            )
+            last_run = [e for e in newest if e.run_no == newest[0].run_no][::-1] if newest else []
+            steps = step_durations([_step_of(e) for e in last_run], op.ended_at)
+            if steps is not None:
+                runs.append(steps)
+        profile = step_profile(runs)
+        self._profiles[task] = (now, profile)
+        return profile
 
     @acting
     def describe(self, ops: Sequence[Operation]) -> list[dict[str, Any]]:
@@ -282,3 +325,11 @@ def operation_uuid(value: uuid.UUID | str) -> uuid.UUID:
         raise ValidationError(
             "id", "must be an operation id (a UUID) or an entry number", value
         ) from None
+
+
+def _step_of(event: OperationEvent) -> tuple[datetime, int | None, int | None]:
+    """A progress event's time and step (index, count), None where it had no step."""
+    step = event.data.get("step")
+    if not isinstance(step, dict):
+        return event.at, None, None
+    return event.at, step.get("index"), step.get("of")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -290,11 +291,29 @@ class ProgressCounter:
         )
 
 
+ETA_NOISE = 0.15
+"""How far (a share of the time left) one reading may bring the ETA earlier: a run that
+speeds up a little moves the ETA a little each reading, never a leap backwards."""
+ETA_NOISE_FLOOR = 1.0
+"""... and at least this many seconds (small jitters of a short run)."""
+
+ETA_WORDS = {"rate": "about", "steps": "from past runs", "history": "from past runs"}
+"""How sure an ETA is, in words, by its ``eta_source``: from this run's own pace alone
+("about"), or its pace weighed with the task's past runs ("from past runs")."""
+
+
 class Estimator:
     """Smoothed rate and ETA for one run, fed each reading as it is flushed.
 
     The first reading is the baseline: a run that resumes from a checkpoint reports a big
     jump first, and a rate measured from the run's start would promise it ends at once.
+
+    With steps, each step has its own rate (a new step measures afresh) and the ETA is the
+    current step's time left at its own pace plus the remaining steps' expected durations,
+    here the average of the steps this run has done (equal shares: a fast first step no
+    longer promises a fast end). Where the task has past runs, reads replace this with
+    :func:`profile_eta` (each step's share learned from them). The ETA never comes earlier
+    by more than the noise (``ETA_NOISE``) at one reading.
 
     Example::
 
@@ -306,51 +325,176 @@ class Estimator:
         self.tau = time_constant
         self._last_at: datetime | None = None
         self._last_fraction: float | None = None
+        self._last_in_step: float | None = None
         self._last_completed: float | None = None
         self._last_step: int | None = None
+        self._eta_at: datetime | None = None
         self.unit_rate: float | None = None
         self.fraction_rate: float | None = None
+        self.step_rate: float | None = None
+        """The current step's own fraction per second (of the step, 0..1)."""
 
     def observe(self, reading: Progress, at: datetime) -> Progress:
         fraction = reading.fraction
+        in_step = _in_step(reading)
         dt = 0.0 if self._last_at is None else (at - self._last_at).total_seconds()
         if self._last_at is None:
-            self._remember(reading, fraction, at)
+            self._remember(reading, fraction, in_step, at)
         elif dt > 0:
             weight = 1 - math.exp(-dt / self.tau)
             if reading.step_index != self._last_step:
                 # A new step counts from zero: its first reading is the baseline of a rate
                 # measured afresh (not a speed of zero that the average would creep up from).
                 self.unit_rate = None
-            elif reading.completed is not None:
-                inst = max(reading.completed - (self._last_completed or 0.0), 0.0) / dt
-                self.unit_rate = _ema(self.unit_rate, inst, weight)
+                self.step_rate = None
+            else:
+                if reading.completed is not None:
+                    inst = max(reading.completed - (self._last_completed or 0.0), 0.0) / dt
+                    self.unit_rate = _ema(self.unit_rate, inst, weight)
+                if in_step is not None and self._last_in_step is not None:
+                    inst = max(in_step - self._last_in_step, 0.0) / dt
+                    self.step_rate = _ema(self.step_rate, inst, weight)
             if fraction is not None and self._last_fraction is not None:
                 inst = max(fraction - self._last_fraction, 0.0) / dt
                 self.fraction_rate = _ema(self.fraction_rate, inst, weight)
-            self._remember(reading, fraction, at)
+            self._remember(reading, fraction, in_step, at)
+        left, source = self._left(reading, in_step, at)
         eta_at = None
-        if fraction is not None and self.fraction_rate:
-            remaining = (1.0 - fraction) / self.fraction_rate
-            if remaining < 10 * 365 * 86400:
-                eta_at = at + timedelta(seconds=remaining)
+        if left is not None and left < 10 * 365 * 86400:
+            eta_at = at + timedelta(seconds=left)
+            previous = self._eta_at
+            if previous is not None and eta_at < previous:
+                # Sooner than last time: by at most the noise of the time that was left.
+                noise = max(ETA_NOISE * (previous - at).total_seconds(), ETA_NOISE_FLOOR)
+                eta_at = max(eta_at, previous - timedelta(seconds=noise))
+            self._eta_at = eta_at
         return replace(
             reading,
             rate=self.unit_rate,
             eta_at=eta_at,
-            eta_source="rate" if eta_at is not None else None,
+            eta_source=source if eta_at is not None else None,
             updated_at=at,
         )
 
-    def _remember(self, reading: Progress, fraction: float | None, at: datetime) -> None:
+    def _left(
+        self, reading: Progress, in_step: float | None, at: datetime
+    ) -> tuple[float | None, str]:
+        """Seconds left, and where they come from ('rate': this run's own pace)."""
+        count, index, fraction = reading.step_count, reading.step_index, reading.fraction
+        if fraction is None or not self.fraction_rate:
+            return None, "rate"
+        if not count or not index or not self.step_rate or in_step is None:
+            # No steps, or a step that has not shown its own pace yet: the whole bar's.
+            return (1.0 - fraction) / self.fraction_rate, "rate"
+        # The current step at its own pace; each remaining step an equal share of the bar
+        # at the run's smoothed pace.
+        current_left = (1.0 - in_step) / self.step_rate
+        return current_left + (count - index) / count / self.fraction_rate, "rate"
+
+    def _remember(
+        self, reading: Progress, fraction: float | None, in_step: float | None, at: datetime
+    ) -> None:
         self._last_at = at
         self._last_fraction = fraction
+        self._last_in_step = in_step
         self._last_completed = reading.completed
         self._last_step = reading.step_index
 
 
+def _in_step(reading: Progress) -> float | None:
+    if reading.completed is None or not reading.total:
+        return None
+    return min(max(reading.completed / reading.total, 0.0), 1.0)
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values)
+
+
+def _speed(profile: Sequence[float], index: int, in_step: float, elapsed: float) -> float:
+    """How much slower (>1) or faster (<1) this run goes than the past runs, from the work
+    done so far; 1 until enough is done to tell, and bounded (one odd step is not a trend)."""
+    expected = sum(profile[: index - 1]) + profile[index - 1] * in_step
+    total = sum(profile)
+    if total <= 0 or expected < 0.05 * total or elapsed <= 0:
+        return 1.0
+    return min(max(elapsed / expected, 0.25), 4.0)
+
+
+def step_profile(runs: Sequence[Sequence[float]]) -> tuple[float, ...] | None:
+    """Each step's expected seconds from past runs' step durations (the median per step
+    over the runs with the most common step count), or None without any.
+
+    Example::
+
+        >>> step_profile([[1.0, 8.0, 1.0], [2.0, 10.0, 1.0], [1.0, 9.0, 3.0]])
+        (1.0, 9.0, 1.0)
+    """
+    counts: dict[int, int] = {}
+    for run in runs:
+        if run:
+            counts[len(run)] = counts.get(len(run), 0) + 1
+    if not counts:
+        return None
+    count = max(counts, key=lambda n: (counts[n], n))
+    same = [run for run in runs if len(run) == count]
+    return tuple(_median([run[i] for run in same]) for i in range(count))
+
+
+def step_durations(
+    readings: Sequence[tuple[datetime, int | None, int | None]], ended_at: datetime
+) -> list[float] | None:
+    """One run's seconds per step from its progress readings ``(at, step index, step
+    count)`` in time order and its end; None when it did not report steps throughout."""
+    starts: dict[int, datetime] = {}
+    count = None
+    for at, index, of in readings:
+        if index is None or of is None:
+            continue
+        count = of
+        starts.setdefault(index, at)
+    if count is None or set(starts) != set(range(1, count + 1)):
+        return None
+    bounds = [starts[i] for i in range(1, count + 1)] + [ended_at]
+    return [max((bounds[i + 1] - bounds[i]).total_seconds(), 0.0) for i in range(count)]
+
+
+def profile_eta(
+    progress: Progress, started_at: datetime, profile: Sequence[float]
+) -> Progress | None:
+    """A running step operation's reading with its ETA from the task's past runs
+    (``eta_source = "steps"``): the current step's time left at its own pace, the
+    remaining steps' past durations scaled by this run's speed; None when the reading and
+    the profile do not fit (another step count, no steps, no time of reading)."""
+    count, index, at = progress.step_count, progress.step_index, progress.updated_at
+    if not count or not index or at is None or len(profile) != count or progress.complete:
+        return None
+    in_step = _in_step(progress) or 0.0
+    elapsed = max((at - started_at).total_seconds(), 0.0)
+    speed = _speed(profile, index, in_step, elapsed)
+    if progress.rate and progress.total and progress.completed is not None:
+        current_left = max(progress.total - progress.completed, 0.0) / progress.rate
+    else:
+        current_left = profile[index - 1] * (1.0 - in_step) * speed
+    left = current_left + sum(profile[index:]) * speed
+    return replace(progress, eta_at=at + timedelta(seconds=left), eta_source="steps")
+
+
 def _ema(previous: float | None, value: float, weight: float) -> float:
     return value if previous is None else previous + weight * (value - previous)
+
+
+def _median(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def eta_words(progress: Progress | None) -> str:
+    """The ETA's confidence in words: 'about' (this run's pace) or 'from past runs'."""
+    if progress is None or progress.eta_source is None:
+        return ""
+    return ETA_WORDS.get(progress.eta_source, "about")
 
 
 def history_estimate(durations: list[float]) -> timedelta | None:

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 from longops.domain.errors import LongopsError, ValidationError
 from longops.domain.maintenance import MaintenanceMode
 from longops.domain.operation import Operation
-from longops.domain.progress import Progress
+from longops.domain.progress import Progress, eta_words
 from longops.domain.recurrence import Recurrence
 from longops.domain.security import Action, Actor, Verdict, decide, satisfies
 from longops.domain.status import DELETABLE, Status, allowed_from
@@ -247,8 +247,11 @@ def progress_view(
     if progress is not None and progress.eta_at is not None and not op.done:
         left = (progress.eta_at - now).total_seconds()
         when = local(progress.eta_at, zone)[11:]
-        guess = " (from past runs)" if progress.eta_source == "history" else ""
-        eta = f"ETA {when}, in {duration(max(left, 0))}{guess}"
+        # How sure: 'about' from this run's own pace, 'from past runs' where the task's
+        # earlier runs shaped it (its steps' shares, or its usual duration).
+        words = eta_words(progress)
+        guess = " (from past runs)" if words == "from past runs" else ""
+        eta = f"ETA {when}, in about {duration(max(left, 0))}{guess}"
     elif op.status is Status.IN_PROCESS:
         eta = "ETA unknown"
     running = op.status is Status.IN_PROCESS

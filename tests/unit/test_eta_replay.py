@@ -1,0 +1,128 @@
+"""The ETA, scored against real runs: recorded progress of multi-step runs with uneven
+steps (``fixtures/eta_runs.json``, written by ``fixtures/record_eta_runs.py`` from real
+runs of ``tests/apps/eta_app.py``) is replayed through the estimator, and the ETA shown at
+25, 50 and 75 % of each run's real duration is compared with its real end.
+
+Two ways are scored: the worker's own estimate (each step's rate, the remaining steps as
+equal shares of the bar at the run's pace) and the read-time estimate with each step's
+share learned from the task's other recorded runs (``profile_eta``, leave-one-out).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from longops.domain.progress import (
+    ETA_NOISE,
+    ETA_NOISE_FLOOR,
+    Estimator,
+    Progress,
+    profile_eta,
+    step_durations,
+    step_profile,
+)
+
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+RUNS: list[dict[str, Any]] = json.loads(
+    (Path(__file__).parent / "fixtures" / "eta_runs.json").read_text()
+)["runs"]
+POINTS = (0.25, 0.5, 0.75)
+
+
+def _at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def _durations(run: dict[str, Any]) -> list[float] | None:
+    readings = [(_at(r[0]), r[1], r[2]) for r in run["readings"]]
+    return step_durations(readings, _at(run["seconds"]))
+
+
+def _replay(run: dict[str, Any], profile: tuple[float, ...] | None) -> list[tuple[float, Any]]:
+    est = Estimator()
+    shown = []
+    for t, index, of, completed, total in run["readings"]:
+        reading = est.observe(
+            Progress(completed=completed, total=total, step_index=index, step_count=of), _at(t)
+        )
+        if profile is not None:
+            reading = profile_eta(reading, T0, profile) or reading
+        shown.append((t, reading.eta_at))
+    return shown
+
+
+def _errors(learned: bool) -> dict[float, list[float]]:
+    errors: dict[float, list[float]] = {p: [] for p in POINTS}
+    for k, run in enumerate(RUNS):
+        profile = None
+        if learned:
+            others = [
+                _durations(r) for j, r in enumerate(RUNS) if j != k and r["task"] == run["task"]
+            ]
+            profile = step_profile([d for d in others if d])
+            assert profile is not None
+        shown = _replay(run, profile)
+        end = run["seconds"]
+        for p in POINTS:
+            now = p * end
+            etas = [eta for t, eta in shown if t <= now]
+            assert etas, (run["task"], p)
+            assert etas[-1] is not None, (run["task"], p)
+            predicted = (etas[-1] - T0).total_seconds()
+            errors[p].append(abs(predicted - end) / (end - now))
+    return errors
+
+
+def test_the_fixture_holds_real_multi_step_runs_with_uneven_steps() -> None:
+    assert len(RUNS) >= 10
+    assert {r["task"] for r in RUNS} == {"eta.report", "eta.import"}
+    for run in RUNS:
+        steps = _durations(run)
+        assert steps is not None
+        assert len(steps) >= 3
+        assert max(steps) > 3 * min(steps)  # uneven: a step's share is not 1/n of the time
+
+
+@pytest.mark.parametrize("learned", [False, True], ids=["equal-shares", "learned-shares"])
+def test_median_eta_error_is_within_a_fifth_of_the_time_left(learned: bool) -> None:
+    errors = _errors(learned)
+    medians = {p: statistics.median(v) for p, v in errors.items()}
+    print(f"median ETA error ({'learned' if learned else 'equal'}):", medians)
+    for p, median in medians.items():
+        assert median <= 0.20, (p, medians)
+
+
+def test_the_worker_eta_never_comes_earlier_by_more_than_the_noise() -> None:
+    for run in RUNS:
+        previous = None
+        for t, eta in _replay(run, None):
+            if eta is not None and previous is not None:
+                noise = max(ETA_NOISE * (previous - _at(t)).total_seconds(), ETA_NOISE_FLOOR)
+                assert (previous - eta).total_seconds() <= noise + 1e-6
+            previous = eta if eta is not None else previous
+
+
+def test_a_fast_first_step_does_not_promise_a_fast_end_once_past_runs_are_known() -> None:
+    # Like the demo's report: step 1 takes 10 s, step 2 100 s, step 3 1 s (shares 1/3 each).
+    profile = step_profile([[10.0, 100.0, 1.0], [12.0, 95.0, 1.0]])
+    assert profile == (11.0, 97.5, 1.0)
+    est = Estimator()
+    reading = None
+    for second in range(11):
+        reading = est.observe(
+            Progress(completed=second * 10, total=100, step_index=1, step_count=3), _at(second)
+        )
+    assert reading is not None
+    own = (reading.eta_at - _at(10)).total_seconds()  # type: ignore[operator]
+    learned = profile_eta(reading, T0, profile)
+    assert learned is not None
+    assert learned.eta_source == "steps"
+    left = (learned.eta_at - _at(10)).total_seconds()  # type: ignore[operator]
+    assert 80 <= left <= 120, left  # the real end is ~99 s away
+    assert own < left
