@@ -87,6 +87,11 @@ def test_pages_read_models(store: Store, clock: FrozenClock) -> None:
     [run] = claim(store, sid, clock.now(), limit=1)
     assert run.operation.id == running.id
     assert store.runs_per_hour("default", since, 3) == [(0, 1, 0), (1, 0, 1)]
+    # Buckets of 20 minutes: the run that ended at +30 min is in the second (issue 17).
+    assert sorted(store.runs_per_hour("default", since, 3, bucket_seconds=1200)) == [
+        (1, 1, 0),
+        (4, 0, 1),
+    ]
     [activity] = store.category_activity("default", cap=10)
     assert (activity.code, activity.running, activity.waiting) == ("POSTING", 1, 1)
     assert [o.id for o in store.list_running("default")] == [running.id]

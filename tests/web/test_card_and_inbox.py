@@ -3,7 +3,6 @@ Notifications inbox, through HTTP on both databases."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 from web_support import Browser
@@ -20,7 +19,9 @@ def test_the_card_is_edited_only_while_on_hold(app: Longops, browser: Make) -> N
     op = app.as_user("alice").enqueue("report", company="CRONUS", description="Before").id
     b = browser("alice")
     card = b.get(f"/c/CRONUS/entries/{op}").text
-    assert re.search(r"<fieldset disabled>", card), "not on hold: the form is disabled"
+    # Not on hold: no Edit form at all (not a disabled one), a hint how to get there.
+    assert 'aria-label="Edit"' not in card
+    assert "To change its definition (description, priority, schedule…), Set On Hold first." in card
     refused = b.post(f"/c/CRONUS/entries/{op}/edit", {"description": "Too soon"})
     assert refused.status_code == 400
     assert "must be on hold to edit" in refused.text
@@ -98,14 +99,15 @@ def test_the_overview_counts_its_cues(app: Longops, browser: Make) -> None:
     assert '<span class="cue-label">My failures</span> <span class="cue-count">1</span>' in page
     assert '<span class="cue-label">In process</span> <span class="cue-count">0</span>' in page
     assert '<span class="cue-label">Stalled</span> <span class="cue-count">0</span>' in page
-    # The chart counts runs (attempts), in hours of the company's time zone, and says so.
-    assert "Runs per hour: finished and failed" in page
-    assert "hours are in the company's time zone, Europe/Amsterdam" in page
+    # The chart counts runs (attempts), in the company's time zone, and says so; every run
+    # ended just now, so its bars are of 5 minutes over 2 hours (issue 17).
+    assert "Runs per 5 minutes: finished and failed" in page
+    assert "times in the company's time zone, Europe/Amsterdam" in page
     assert (
-        'aria-label="Runs finished and failed per hour, last 24 hours, hours in Europe/Amsterdam"'
-        in page
+        'aria-label="Runs finished and failed per 5 minutes, last 2 hours, '
+        'times in Europe/Amsterdam"' in page
     )
-    assert "2 runs finished and 1 run failed in the last 24 hours (Europe/Amsterdam)" in page
+    assert "2 runs finished and 1 run failed in the last 2 hours (Europe/Amsterdam)" in page
     assert (
         '<span class="cue-label">My failures</span> <span class="cue-count">0</span>'
         in browser("bob").get("/c/CRONUS/").text

@@ -123,13 +123,13 @@ def test_the_card_toast_and_indicator_follow_a_run(app: Longops, browser: Make) 
     toast, card, indicator = seen["toast"], seen["card"], seen["indicator"]
     details = seen["card-details"]
     assert 'id="card-details"' in details
-    assert "<td>success</td>" in details, "the attempt's outcome, without a reload"
+    assert 'outcome-success">success</span>' in details, "the attempt's outcome, no reload"
     assert 'class="toast toast-succeeded" role="status"' in toast
     assert "Succeeded" in toast
     assert "Nightly report" in toast
     assert 'id="card-live"' in card
     assert 'id="background-indicator"' in indicator
-    assert "0 running" in indicator
+    assert "0 of yours running" in indicator
     assert 'data-status="finished"' in card
     assert app.service.get(op).status.value == "finished"
 

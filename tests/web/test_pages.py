@@ -230,10 +230,11 @@ def test_every_page_renders_for_every_role(app: Longops, browser: Make, user: st
             "Job Queue Entries",
             "Log Entries",
             "Categories",
-            "Sessions",
             "Notifications",
         ):
             assert f">{link}" in page.text, (url, link)
+        # Worker sessions serve every company: in the navigation of SUPER users only.
+        assert ('href="/c/CRONUS/sessions"' in page.text) is (user == "root"), url
     new = b.get("/c/CRONUS/entries/new")
     assert new.status_code == (403 if user == "viewer" else 200)
 
@@ -289,7 +290,7 @@ def test_a_failed_operation_shows_its_error_and_restarts(app: Longops, browser: 
     assert "Show error</a>" in listing
     card = b.get(f"/c/CRONUS/entries/{op}").text
     assert "the printer is on fire" in card
-    assert "<summary>Traceback</summary>" in card
+    assert '<details class="traceback" open>' in card
     assert "RuntimeError" in card
     assert b.post(f"/c/CRONUS/entries/{op}/restart").status_code == 303
     assert status_of(app, op) is Status.READY

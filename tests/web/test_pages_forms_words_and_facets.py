@@ -170,7 +170,7 @@ def test_action_notices_are_sentences_and_the_inbox_has_no_stray_space(
     inbox = b.get("/c/CRONUS/notifications").text
     # No space between the kind and its colon (the inbox row spaces its parts apart).
     assert '<span class="note-title"><strong>Succeeded:</strong> Post invoices</span>' in inbox
-    deleted = b.post(f"{card}/delete", {"next": card})
+    deleted = b.post(f"{card}/delete", {"next": card, "confirmed": "1"})
     assert deleted.headers["location"] == "/c/CRONUS/entries"
     assert f"Operation {op.entry_no} (Post invoices) deleted." in b.get("/c/CRONUS/entries").text
 

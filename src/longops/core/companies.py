@@ -20,8 +20,10 @@ from zoneinfo import ZoneInfo
 
 from longops.core.access import ActorBound, acting, no_company, require, require_in
 from longops.domain.clock import Clock
-from longops.domain.errors import NotFound, ValidationError
+from longops.domain.errors import Conflict, NotFound, ValidationError
+from longops.domain.filters import OperationFilter
 from longops.domain.operation import DEFAULT_COMPANY, Category, Company, Operation, _check_name
+from longops.domain.read_models import COUNT_CAP, format_count
 from longops.domain.security import Action, Actor, Verdict, companies_for, decide
 from longops.store.base import Store
 
@@ -187,6 +189,29 @@ class CompanyService(ActorBound):
         details = {"max_concurrent": max_concurrent, "paused": paused}
         audit = self._audit_entry(who, "set_category", f"category {code}", company, details)
         return self.store.upsert_category(category, audit=audit)
+
+    @acting
+    def delete_category(self, company: str, code: str) -> None:
+        """Delete a category no operation names (operations keep their category, so one
+        in use stays: Conflict, saying how many use it). Whoever may set categories may."""
+        who = self.actor
+        require_in(who, Action.SET_CATEGORY, company)
+        _check_name("category", code)
+        if self.store.get_category(company, code) is None:
+            raise NotFound("category", code)
+        if not self.store.delete_unused_categories(company, [code]):
+            [used] = self.store.count_capped(
+                [OperationFilter(company=company, category=code)], COUNT_CAP + 1
+            )
+            raise Conflict(
+                "CategoryInUse",
+                f"Category {code} is used by {format_count(used)} "
+                f"operation{'' if used == 1 else 's'}: it can be deleted once none names it "
+                "(delete them, or wait until they are cleaned up).",
+            )
+        self.store.record_audit(
+            self._audit_entry(who, "delete_category", f"category {code}", company, {})
+        )
 
     @acting
     def list_categories(self, company: str = DEFAULT_COMPANY) -> list[Category]:

@@ -26,6 +26,9 @@ from longops.domain.security import Action, Actor, Verdict, companies_for, decid
 from longops.domain.status import Status
 from longops.store.base import AttemptQuery, Store
 
+CHART_BUCKETS = (60, 5)
+"""Minutes per bar of the overview's chart: 24 hours by the hour, or 2 hours by 5 minutes."""
+
 
 class ReadModelService(ActorBound):
     """What the pages show at a glance, for the bound actor."""
@@ -82,7 +85,7 @@ class ReadModelService(ActorBound):
         )
 
     @acting
-    def overview(self, company: str) -> Overview:
+    def overview(self, company: str, *, bucket_minutes: int | None = None) -> Overview:
         """The company's role centre: cues (ready, in process, failed, my failures,
         stalled; capped at COUNT_CAP), runs finished and failed per hour over the last 24
         hours, and the five longest-running operations.
@@ -107,12 +110,15 @@ class ReadModelService(ActorBound):
         counts = self.store.count_capped(cues, COUNT_CAP + 1)
         ready, in_process, failed, stalled = counts[:4]
         mine = counts[4] if who.user is not None else 0
-        now = self.clock.now()
-        since = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=23)
-        found = {b: (f, e) for b, f, e in self.store.runs_per_hour(company, since, 24)}
-        per_hour = [
-            HourBucket(since + timedelta(hours=i), *found.get(i, (0, 0))) for i in range(24)
-        ]
+        if bucket_minutes is not None and bucket_minutes not in CHART_BUCKETS:
+            raise ValidationError("bucket_minutes", "must be 60 or 5", bucket_minutes)
+        per_hour = self._per_bucket(company, bucket_minutes or 60)
+        busy = {i for i, b in enumerate(per_hour) if b.finished or b.failed}
+        if bucket_minutes is None and busy and busy <= {22, 23}:
+            # Every run of the last 24 hours ended in the last two hours: bars by the hour
+            # would all stand in the last slots, so the chart shows the last 2 hours by 5
+            # minutes instead (their window always holds those two hours).
+            per_hour = self._per_bucket(company, 5)
         longest = self.store.list_running(company, companies=visible, limit=5)
         return Overview(
             company=company,
@@ -124,6 +130,24 @@ class ReadModelService(ActorBound):
             per_hour=per_hour,
             longest_running=flag_inactive(self.store, longest),
         )
+
+    def _per_bucket(self, company: str, bucket_minutes: int) -> list[HourBucket]:
+        """24 buckets: the last 24 hours by the hour, or the last 2 hours by 5 minutes."""
+        now = self.clock.now()
+        step = timedelta(minutes=bucket_minutes)
+        start = now.replace(second=0, microsecond=0)
+        start -= timedelta(minutes=start.minute % bucket_minutes)
+        since = start - step * 23
+        found = {
+            b: (f, e)
+            for b, f, e in self.store.runs_per_hour(
+                company, since, bucket_minutes * 24 // 60, bucket_seconds=bucket_minutes * 60
+            )
+        }
+        return [
+            HourBucket(since + step * i, *found.get(i, (0, 0)), minutes=bucket_minutes)
+            for i in range(24)
+        ]
 
     @acting
     def status_counts(

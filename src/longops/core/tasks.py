@@ -10,6 +10,9 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 from longops.worker.arguments import arguments_example, parameter_hints
 from longops.worker.registry import TaskDef, TaskRegistry
 
@@ -29,6 +32,26 @@ class TaskCatalog:
     def example(self, name: str) -> str:
         """The task's arguments as JSON to start editing from; NotFound for an unknown task."""
         return arguments_example(self.registry.get(name))
+
+    def blank_required(
+        self, name: str, args: Sequence[Any], kwargs: Mapping[str, Any]
+    ) -> list[str]:
+        """The task's required parameters that ``args``/``kwargs`` leave out or give as
+        blank text (the New operation form prefills ``{"batch": ""}`` for one to type).
+
+        Example::
+
+            catalog.blank_required("demo.post_invoices", [], {"batch": ""})   # ['batch']
+        """
+        schema = self.registry.get(name).arguments_schema()
+        given = dict(zip(schema["x-positional"], args, strict=False)) | dict(kwargs)
+        return [
+            p
+            for p in schema["required"]
+            if p not in given
+            or given[p] is None
+            or (isinstance(given[p], str) and not given[p].strip())
+        ]
 
     def hints(self, name: str) -> list[tuple[str, str]]:
         """Each parameter's name and what it takes, in words."""

@@ -233,7 +233,8 @@ class ProgressCounter:
             self.version += 1
 
     def step(self, name: str, index: int, of: int) -> None:
-        """Start step ``index`` of ``of``; the step's own completed/total start afresh."""
+        """Start step ``index`` of ``of``; the step's own completed/total/message start
+        afresh."""
         name = _check_text("name", name, MAX_STEP_NAME)
         for field, value in (("index", index), ("of", of)):
             if isinstance(value, bool) or not isinstance(value, int):
@@ -244,7 +245,9 @@ class ProgressCounter:
             raise ValidationError("index", f"must be between 1 and {of}", index)
         with self._lock:
             self.step_name, self.step_index, self.step_count = name, index, of
-            self.completed = self.total = self.unit = None
+            # A step's count, unit and message are its own: "ledger 4 of 4" of step 1
+            # would be a stale text during step 2.
+            self.completed = self.total = self.unit = self.message = None
             self.version += 1
             self.step_version += 1
 

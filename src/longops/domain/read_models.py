@@ -99,13 +99,15 @@ class Notification:
 
 @dataclass(frozen=True, slots=True)
 class HourBucket:
-    """One hour of the overview's chart: runs that ended in ``[start, start + 1 h)``."""
+    """One bar of the overview's chart: runs that ended in ``[start, start + minutes)``
+    (an hour, or 5 minutes when the chart shows the last 2 hours)."""
 
     start: datetime
     finished: int
     """Runs that succeeded."""
     failed: int
     """Runs that failed (an error, a timeout or a lost session)."""
+    minutes: int = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +127,8 @@ class Overview:
     stalled: int
     """Operations in process whose progress has not moved for their stall period."""
     per_hour: list[HourBucket]
-    """The last 24 hours, oldest first; the last bucket holds the current hour."""
+    """24 buckets, oldest first (the last 24 hours, or the last 2 hours by 5 minutes); the
+    last bucket holds the current one."""
     longest_running: list[Operation]
     """Up to five operations in process, the one that started first first."""
 

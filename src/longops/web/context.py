@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from longops.app import ActorView
 from longops.domain.operation import Company, Operation
-from longops.domain.security import Actor
+from longops.domain.security import Action, Actor, Verdict, decide
 from longops.web.session import SessionData
 
 
@@ -75,6 +75,12 @@ class Context:
     @property
     def user(self) -> str:
         return self.view.actor.name
+
+    @property
+    def may_list_sessions(self) -> bool:
+        """Worker sessions serve every company: only those who may list them see the page
+        in the navigation (SUPER users)."""
+        return decide(self.view.actor, Action.LIST_SESSIONS) is Verdict.ALLOWED
 
     @property
     def zone(self) -> ZoneInfo:

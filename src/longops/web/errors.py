@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from urllib.parse import unquote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -41,6 +42,10 @@ async def error_page(request: Request, status: int, message: str) -> HTMLRespons
     """The error page, with the header of the signed-in user when one was found."""
     pages: Pages = request.app.state.pages
     ctx: Context | None = getattr(request.state, "ctx", None)
+    if ctx is None and request.method == "GET":
+        # No route took the request (an unknown path): the page still has the header of
+        # whoever is signed in, in the path's company or their first one.
+        ctx = await asyncio.to_thread(_someone, pages, request)
     if ctx is not None and not ctx.header_read:
         # A form's route skips the header's reads; its error page shows the header.
         with contextlib.suppress(LongopsError):
@@ -48,6 +53,23 @@ async def error_page(request: Request, status: int, message: str) -> HTMLRespons
     return pages.render(
         "error.html", ctx, status, title=_TITLES.get(status, "Error"), message=message
     )
+
+
+def _someone(pages: Pages, request: Request) -> Context | None:
+    """The signed-in user's context for an error page no route made, or None."""
+    parts = unquote(request.url.path).split("/")
+    try:
+        session = pages.session(request)
+        view = pages.view_of(session, request)
+        companies = [c.name for c in view.companies.list_companies()]
+        allowed = [c for c in companies if view.actor.is_super or c in view.actor.companies]
+        wanted = parts[2] if len(parts) > 2 and parts[1] == "c" else None
+        company = wanted if wanted in allowed else (allowed[0] if allowed else None)
+        if company is None:
+            return None
+        return pages.context(request, company)
+    except (SignIn, PageError, LongopsError):
+        return None
 
 
 async def _sign_in(request: Request, exc: SignIn) -> Response:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from longops.domain.errors import NotFound
-from longops.domain.operation import Operation
+from longops.domain.operation import Attempt, Operation
 from longops.web import present
 from longops.web.context import Context, PageError
 from longops.web.pages import Pages
@@ -103,20 +103,41 @@ def card_live(pages: Pages, ctx: Context, op: Operation, next_path: str) -> dict
         "op": op,
         "progress": present.progress_view(op, progress, pages.app.clock.now(), ctx.zone),
         "wait": waits.get(op.id),
-        "actions": present.actions_for(ctx.actor, op),
     }
 
 
 def card_details(ctx: Context, op: Operation) -> dict[str, Any]:
-    """What the card shows below its live part: fields, checkpoint, timeline, attempts."""
+    """What the card shows below its live part: fields, checkpoint, timeline, attempts; and
+    on top, for an operation in Error, the error with its failing step and traceback."""
     svc = ctx.view.service
+    attempts = svc.attempts(op.id)
     return {
-        "attempts": svc.attempts(op.id),
+        "attempts": attempts,
         "events": svc.events(op.id, limit=500),
         "spark": present.sparkline(svc.progress_history(op.id, points=120)),
         "json": _json,
         "arguments": _json({"args": list(op.args), "kwargs": dict(op.kwargs)}),
+        **card_error(op, attempts),
     }
+
+
+def card_error(op: Operation, attempts: Sequence[Attempt]) -> dict[str, Any]:
+    """The failing step and the last failed attempt's traceback (frames sorted into the
+    task's own code and the libraries')."""
+    failed = next((a for a in reversed(attempts) if a.traceback or a.error_message), None)
+    text = None if failed is None else failed.traceback
+    step = None if op.progress is None else op.progress.step_label
+    return {
+        "failed_step": step,
+        "failure": present.traceback_of(text),
+        "traceback_text": text,
+    }
+
+
+def card_error_html(pages: Pages, ctx: Context, op: Operation) -> str:
+    return pages.fragment(
+        "_card_error.html", op=op, ctx=ctx, **card_error(op, ctx.view.service.attempts(op.id))
+    )
 
 
 def card_details_html(pages: Pages, ctx: Context, op: Operation) -> str:
@@ -133,6 +154,27 @@ def card_live_html(pages: Pages, ctx: Context, op: Operation, next_path: str) ->
         base=ctx.base,
         ctx=ctx,
         here=next_path,
+    )
+
+
+def card_actions(ctx: Context, op: Operation) -> dict[str, Any]:
+    """The card's buttons, the sentences telling the re-queue ones apart, and their key."""
+    actions = present.actions_for(ctx.actor, op)
+    return {
+        "actions": actions,
+        "help": present.action_help(actions),
+        "key": present.actions_key(actions),
+    }
+
+
+def card_actions_html(pages: Pages, ctx: Context, op: Operation, next_path: str) -> str:
+    return pages.fragment(
+        "_card_actions.html",
+        op=op,
+        csrf=ctx.session.csrf,
+        base=ctx.base,
+        here=next_path,
+        **card_actions(ctx, op),
     )
 
 

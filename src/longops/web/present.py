@@ -13,6 +13,8 @@ Example::
 from __future__ import annotations
 
 import json
+import re
+import sysconfig
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
@@ -67,12 +69,16 @@ _DONE = {
 }
 
 
+def short_name(op: Operation) -> str:
+    """The operation's description (or task) in at most 60 characters."""
+    name = op.description or op.task
+    return name[:59] + "…" if len(name) > 60 else name
+
+
 def action_notice(path: str, op: Operation, after: Operation | None) -> str:
     """The sentence a row action's redirect shows: 'Operation 18 (Post invoices) cancelled.'
     A running operation asked to cancel is still running: the sentence says it stops soon."""
-    name = op.description or op.task
-    if len(name) > 60:
-        name = name[:59] + "…"
+    name = short_name(op)
     done = _DONE[path]
     if (
         after is not None
@@ -378,3 +384,88 @@ def wait_text(wait: WaitReason | None, zone: ZoneInfo | None = None) -> str:
     if wait.until is None:
         return wait.message
     return wait.message.replace(wait.until.isoformat(), local(wait.until, zone))
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One frame of a Python traceback: where, and whether it is the task's own code."""
+
+    where: str
+    code: str
+    own: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Traceback:
+    """A traceback as the card shows it: its frames (the task's own code apart from the
+    libraries' and Python's) and the exception line(s) at its end."""
+
+    frames: list[Frame]
+    exception: str
+
+
+_FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+)(?:, in (?P<func>.+))?$')
+_LIBRARY = ("site-packages", "dist-packages", "/longops/worker/", "/longops/core/", "<frozen ")
+
+
+def own_code(path: str) -> bool:
+    """Is ``path`` the application's code (not an installed library, Python or longops)?"""
+    if any(mark in path for mark in _LIBRARY):
+        return False
+    stdlib = sysconfig.get_paths().get("stdlib", "")
+    return not (stdlib and path.startswith(stdlib))
+
+
+def traceback_of(text: str | None) -> Traceback | None:
+    """The frames of a Python traceback text, or None when it has none."""
+    if not text:
+        return None
+    frames: list[Frame] = []
+    tail: list[str] = []
+    lines = text.rstrip().splitlines()
+    i = 0
+    while i < len(lines):
+        found = _FRAME.match(lines[i])
+        if found:
+            code = ""
+            nxt = lines[i + 1] if i + 1 < len(lines) else ""
+            if nxt.startswith("    ") and not _FRAME.match(nxt):
+                code = nxt.strip()
+                i += 1
+                # Python 3.11+ marks the failing part under the code (^^^^): not shown.
+                if i + 1 < len(lines) and set(lines[i + 1].strip()) <= {"^", "~"}:
+                    i += 1
+            where = f"{found['file']}, line {found['line']}"
+            if found["func"]:
+                where += f", in {found['func']}"
+            frames.append(Frame(where, code, own_code(found["file"])))
+            tail = []
+        elif not lines[i].startswith("Traceback ("):
+            tail.append(lines[i])
+        i += 1
+    if not frames:
+        return None
+    return Traceback(frames, "\n".join(tail).strip())
+
+
+SET_READY_VS_RESTART = {
+    "set-ready": "Set Ready queues it again as it is: a saved checkpoint is kept, so the "
+    "next run resumes from it; it starts when its schedule allows.",
+    "restart": "Restart starts it over: the checkpoint is cleared and its attempts count "
+    "from zero.",
+    "run-now": "Run now starts it at the next free worker, ignoring its earliest start and "
+    "run window this once.",
+}
+"""What the actions that all send an operation back to the queue do differently (the card
+explains those it shows when it shows more than one)."""
+
+
+def action_help(actions: list[RowAction]) -> list[str]:
+    """The sentences telling the card's re-queue actions apart, when two or more show."""
+    shown = [SET_READY_VS_RESTART[a.path] for a in actions if a.path in SET_READY_VS_RESTART]
+    return shown if len(shown) > 1 else []
+
+
+def actions_key(actions: list[RowAction]) -> str:
+    """Which buttons show, as one text: the card's buttons are redrawn only when it changes."""
+    return ",".join(a.path for a in actions)

@@ -13,6 +13,12 @@ page listens for is ignored, so no event can point at a missing element:
   notification, which the hub fans out to that user only);
 - ``unread``: the header's count of unread notifications;
 - ``created``: how many operations were created since the list was shown;
+- ``overview``: the Overview's cues, chart and longest running (``view=overview``), when
+  an operation of the company changed status (at most every OVERVIEW_EVERY seconds) or,
+  less often, progressed;
+- ``card-actions``: the card's buttons, only when which buttons show changed (never
+  replaced under the pointer otherwise); ``card-error``: its error on top; ``notice``: an
+  action's notice once the card's operation is done ("asked to stop" is history then);
 - ``facets``: the list's status facets and their counts, when a status in the company
   changed or an operation was created (at most every FACETS_EVERY seconds: one count
   query each time).
@@ -40,18 +46,30 @@ from fastapi import Request
 from longops.core.sse import frame
 from longops.core.streams import Created, Item, Subscription
 from longops.domain.errors import LongopsError, NotFound, PermissionDenied
-from longops.domain.operation import EventType, Operation
+from longops.domain.operation import EventType, Operation, OperationEvent
 from longops.domain.read_models import Notification
 from longops.domain.security import FrontEnd
 from longops.web.context import Context
 from longops.web.listing import entries_filter, facets_html
-from longops.web.operations import card_details_html, card_live_html, row_html
+from longops.web.operations import (
+    card_actions_html,
+    card_details_html,
+    card_error_html,
+    card_live_html,
+    row_html,
+)
+from longops.web.overview import overview_html
 from longops.web.pages import Pages, running_of
+from longops.web.present import actions_for, actions_key
 
 FLUSH_EVERY = 0.25
 """Seconds changes are gathered before the changed operations are read and sent."""
 KEEP_ALIVE = 15.0
 RETRY_MS = 2000
+OVERVIEW_EVERY = 1.0
+"""Seconds at least between two redraws of the Overview after a status change..."""
+OVERVIEW_PROGRESS_EVERY = 10.0
+"""... and after progress only (its bars and "running for")."""
 FACETS_EVERY = 2.0
 """Seconds at least between two recounts of a list page's status facets."""
 RECHECK_EVERY = 30.0
@@ -95,12 +113,22 @@ class Watch:
     """A status changed or an operation was created since the facets were last counted."""
     facets_at: float = 0.0
     """When (monotonic) the facets were last sent."""
+    actions: str | None = None
+    """Which buttons the card shows now (``present.actions_key``)."""
+    overview_due: float | None = None
+    """The Overview page: how many seconds after its last redraw it is due again (a status
+    changed: OVERVIEW_EVERY; only progress moved: OVERVIEW_PROGRESS_EVERY), None if not."""
+    overview_at: float = 0.0
 
     def recount(self) -> None:
         if self.view == "list":
             self.facets_due = True
 
     def take(self, item: Item | Notification) -> None:
+        if self.view == "overview" and not isinstance(item, Notification):
+            progress = isinstance(item, OperationEvent) and item.type is EventType.PROGRESS
+            due = OVERVIEW_PROGRESS_EVERY if progress else OVERVIEW_EVERY
+            self.overview_due = min(self.overview_due or due, due)
         if isinstance(item, Created):
             self.fresh += 1
             self.recount()
@@ -126,6 +154,7 @@ class Watch:
             or self.fresh
             or self.indicator
             or self.facets_due
+            or self.overview_due is not None
         )
 
 
@@ -156,6 +185,8 @@ async def page_stream(
                 watch.moved.add(watch.card_id)
             watch.indicator = True
             watch.recount()
+            if watch.view == "overview":
+                watch.overview_due = OVERVIEW_EVERY
         if me is not None and watch.notes_after is not None:
             missed = await asyncio.to_thread(_missed_notes, ctx, watch.notes_after)
             watch.notes.extend(missed)
@@ -218,9 +249,7 @@ def _render(pages: Pages, ctx: Context, watch: Watch, me: str | None) -> list[st
         if watch.view == "list":
             out.append(sse(f"row-{op.id}", row_html(pages, ctx, op, watch.next_path)))
         if watch.view == "card" and op.id == watch.card_id:
-            out.append(sse("card", card_live_html(pages, ctx, op, watch.next_path)))
-            if op.id in moved:  # more than progress: the fields, timeline and attempts
-                out.append(sse("card-details", card_details_html(pages, ctx, op)))
+            out.extend(_card(pages, ctx, watch, op, op.id in moved))
     if me is not None and not refresh:
         # A status change of one of the user's operations (it started, say) moves the
         # header; whose it is takes a read, but status changes are rare beside progress.
@@ -232,6 +261,12 @@ def _render(pages: Pages, ctx: Context, watch: Watch, me: str | None) -> list[st
         watch.mine = {op.id for op in ctx.running}
         out.append(sse("indicator", pages.fragment("_indicator.html", ctx=ctx, base=ctx.base)))
         out.append(sse("unread", pages.fragment("_unread.html", ctx=ctx)))
+    due = watch.overview_due
+    if due is not None and time.monotonic() - watch.overview_at >= due:
+        # The cues, the chart and the longest running: one overview read, not per change.
+        watch.overview_due = None
+        watch.overview_at = time.monotonic()
+        out.append(sse("overview", overview_html(pages, ctx)))
     if watch.facets_due and time.monotonic() - watch.facets_at >= FACETS_EVERY:
         # The counts are of the whole filter, not of the rows shown: any status change in
         # the company may move them, so they are recounted, but not more often than this.
@@ -239,6 +274,23 @@ def _render(pages: Pages, ctx: Context, watch: Watch, me: str | None) -> list[st
         watch.facets_at = time.monotonic()
         flt = entries_filter(dict(parse_qsl(urlsplit(watch.next_path).query)))
         out.append(sse("facets", facets_html(pages, ctx, flt)))
+    return out
+
+
+def _card(pages: Pages, ctx: Context, watch: Watch, op: Operation, moved: bool) -> list[str]:
+    """A changed card: its live part; its buttons only when which buttons show changed (a
+    button is never replaced under the pointer); the rest when more than progress moved."""
+    out = [sse("card", card_live_html(pages, ctx, op, watch.next_path))]
+    key = actions_key(actions_for(ctx.actor, op))
+    if key != watch.actions:
+        watch.actions = key
+        out.append(sse("card-actions", card_actions_html(pages, ctx, op, watch.next_path)))
+    if moved:  # more than progress: the fields, timeline and attempts, the error
+        out.append(sse("card-details", card_details_html(pages, ctx, op)))
+        out.append(sse("card-error", card_error_html(pages, ctx, op)))
+        if op.done:
+            # The notice of an action taken here ("asked to stop") is history now.
+            out.append(sse("notice", pages.fragment("_notice.html", op=op)))
     return out
 
 

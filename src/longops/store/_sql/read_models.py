@@ -51,7 +51,7 @@ class ReadModelsSql(SqlCore):
         return [self.operation(r) for r in rows]
 
     def runs_per_hour(
-        self, company: str, since: datetime, hours: int
+        self, company: str, since: datetime, hours: int, *, bucket_seconds: int = 3600
     ) -> list[tuple[int, int, int]]:
         rows = self._all(
             "runs_per_hour",
@@ -59,6 +59,7 @@ class ReadModelsSql(SqlCore):
                 "company": company,
                 "since": self.enc_ts(since),
                 "until": self.enc_ts(since + timedelta(hours=hours)),
+                "bucket": int(bucket_seconds),
             },
         )
         return [(int(r["bucket"]), int(r["finished"]), int(r["failed"])) for r in rows]

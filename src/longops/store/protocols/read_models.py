@@ -54,10 +54,11 @@ class ReadModelStore(Protocol):
         ...
 
     def runs_per_hour(
-        self, company: str, since: datetime, hours: int
+        self, company: str, since: datetime, hours: int, *, bucket_seconds: int = 3600
     ) -> list[tuple[int, int, int]]:
-        """(hour index after ``since``, runs that succeeded, runs that failed) for the hours
-        that had any; index 0 is ``[since, since + 1 h)``."""
+        """(bucket index after ``since``, runs that succeeded, runs that failed) for the
+        buckets that had any, over ``hours`` hours; index 0 is ``[since, since + bucket)``
+        (an hour unless ``bucket_seconds`` says otherwise)."""
         ...
 
     def category_activity(self, company: str, cap: int) -> list[CategoryActivity]: ...

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
-from longops.domain.errors import ValidationError
+from longops.domain.errors import Conflict, ValidationError
 from longops.domain.read_models import format_count
 from longops.domain.security import Action, Verdict, decide
 from longops.web.context import Context
@@ -81,6 +81,25 @@ def save_category(
             return categories_page(pages, ctx, 400, row_error=(code, problem))
         return categories_page(pages, ctx, 400, new_error=problem)
     return pages.back(ctx, None, f"{ctx.base}/categories", f"Category {code.strip()} saved.")
+
+
+@router.post("/c/{company}/categories/delete", response_class=HTMLResponse)
+def delete_category(
+    request: Request,
+    company: str,
+    pages: PagesDep,
+    _: Csrf,
+    code: Annotated[str, Form()] = "",
+) -> Response:
+    """Delete a category no operation names; one in use comes back with why (409)."""
+    ctx = pages.context(request, company, header=False)
+    try:
+        ctx.view.companies.delete_category(company, code.strip())
+    except Conflict as exc:
+        pages.fill_header(ctx)
+        problem = FormError("code", str(exc), {})
+        return categories_page(pages, ctx, 409, row_error=(code.strip(), problem))
+    return pages.back(ctx, None, f"{ctx.base}/categories", f"Category {code.strip()} deleted.")
 
 
 def categories_page(

@@ -18,7 +18,7 @@ from longops.web import present
 from longops.web.context import PageError
 from longops.web.deps import Csrf, PagesDep
 from longops.web.forms import parse_local, whole_number
-from longops.web.operations import card_details, card_live, find, run_action
+from longops.web.operations import card_actions, card_details, card_live, find, run_action
 from longops.web.pages import here
 
 router = APIRouter()
@@ -33,13 +33,22 @@ def card(request: Request, company: str, operation_id: str, pages: PagesDep) -> 
     return pages.render(
         "entry.html",
         ctx,
-        stream=f"{ctx.base}/stream?" + urlencode({"view": "card", "op": str(op.id), "next": path}),
+        stream=f"{ctx.base}/stream?"
+        + urlencode(
+            {
+                "view": "card",
+                "op": str(op.id),
+                "next": path,
+                "acts": present.actions_key(present.actions_for(ctx.actor, op)),
+            }
+        ),
         title=op.description or op.task,
         op=op,
         live=live,
         **card_details(ctx, op),
-        # A read-only user gets no Edit form at all (no action controls), not a
-        # disabled one.
+        **card_actions(ctx, op),
+        # The Edit form shows only while the operation is on hold (a hint says how to get
+        # there otherwise); a read-only user gets neither.
         may_edit=present.may(ctx.actor, Action.UPDATE_OPERATION, op),
         editable=op.status is Status.ON_HOLD
         and present.may(ctx.actor, Action.UPDATE_OPERATION, op),
@@ -103,11 +112,30 @@ def act(
     pages: PagesDep,
     _: Csrf,
     next: Annotated[str, Form()] = "",
+    confirmed: Annotated[str, Form()] = "",
 ) -> Response:
     ctx = pages.context(request, company, header=False)
     if action not in present.ACTION_OF_PATH:
         raise PageError(404, f"There is no action {action}.")
     op = find(ctx, operation_id)
+    if action == "delete" and confirmed != "1":
+        # Deleting cannot be undone: ask first (a page, so it works without JavaScript);
+        # who may not, or a status that does not allow it, is refused before asking.
+        if not present.may(ctx.actor, Action.DELETE, op):
+            raise PageError(403, f"{ctx.user} may not delete operation {op.entry_no}.")
+        if not present.status_allows(Action.DELETE, op):
+            now = present.status_caption(op)
+            raise PageError(409, f"Operation {op.entry_no} cannot be deleted while {now}.")
+        pages.fill_header(ctx)
+        return pages.render(
+            "confirm_delete.html",
+            ctx,
+            title=f"Delete operation {op.entry_no}?",
+            op=op,
+            op_name=present.short_name(op),
+            back=next if next and next.startswith(ctx.base) else f"{ctx.base}/entries/{op.id}",
+            here=next,
+        )
     after = run_action(ctx, action, op)
     card_path = f"{ctx.base}/entries/{op.id}"
     default = f"{ctx.base}/entries" if action == "delete" else card_path

@@ -60,6 +60,15 @@ def enqueue(
         positional, keywords = parse_args(args)
         if not task:
             raise ValidationError("task", "choose a task")
+        with contextlib.suppress(NotFound):  # an unknown task: core names it below
+            blank = pages.app.tasks.blank_required(task, positional, keywords)
+            if blank:
+                raise ValidationError(
+                    ", ".join(f"args.{name}" for name in blank),
+                    "is required: give it a value in the arguments (it was left blank)"
+                    if len(blank) == 1
+                    else "are required: give each a value in the arguments (left blank)",
+                )
         request_ = EnqueueRequest(
             task=task,
             args=positional,

@@ -29,6 +29,7 @@ async def stream(
     next: str = "",
     since: Annotated[int | None, Query(ge=0)] = None,
     notes: Annotated[int | None, Query(ge=0)] = None,
+    acts: str | None = None,
 ) -> Response:
     ctx = await asyncio.to_thread(pages.context, request, company, header=False)
     card_id = operation_uuid(op) if op else None
@@ -39,6 +40,7 @@ async def stream(
         raise ValidationError("rows", "must name at most 500 operations", len(shown))
     watch = Watch(view, frozenset(shown), card_id, next if safe_path(next) else "")
     watch.since, watch.notes_after = since, notes
+    watch.actions = acts  # the card's buttons as drawn: redrawn only when they change
     return StreamingResponse(
         page_stream(pages, request, ctx, watch),
         media_type="text/event-stream",

@@ -661,8 +661,8 @@ SELECT NOT EXISTS (
 
 -- name: runs_per_hour
 -- why: time arithmetic (extract epoch) and count(*) FILTER.
--- Runs that ended since %(since)s, per hour after it (bucket 0 is the oldest hour).
-SELECT floor(extract(epoch FROM ended_at - %(since)s::timestamptz) / 3600)::int AS bucket,
+-- Runs that ended since %(since)s, per bucket of %(bucket)s seconds after it (bucket 0 is the oldest).
+SELECT floor(extract(epoch FROM ended_at - %(since)s::timestamptz) / %(bucket)s::int)::int AS bucket,
        count(*) FILTER (WHERE outcome = 'success') AS finished,
        count(*) FILTER (WHERE outcome IN ('error', 'timeout', 'lost')) AS failed
   FROM longops_attempts

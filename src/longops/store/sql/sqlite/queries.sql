@@ -358,8 +358,8 @@ UPDATE longops_operation_events SET data = json_set(data, '$.by', :pseudonym)
 
 -- name: runs_per_hour
 -- why: time arithmetic (strftime('%s')) and sums of CASE (no FILTER).
--- Runs that ended since :since, per hour after it (bucket 0 is the oldest hour).
-SELECT (CAST(strftime('%s', ended_at) AS INTEGER) - CAST(strftime('%s', :since) AS INTEGER)) / 3600 AS bucket,
+-- Runs that ended since :since, per bucket of :bucket seconds after it (bucket 0 is the oldest).
+SELECT (CAST(strftime('%s', ended_at) AS INTEGER) - CAST(strftime('%s', :since) AS INTEGER)) / :bucket AS bucket,
        sum(CASE WHEN outcome = 'success' THEN 1 ELSE 0 END) AS finished,
        sum(CASE WHEN outcome IN ('error', 'timeout', 'lost') THEN 1 ELSE 0 END) AS failed
   FROM longops_attempts
