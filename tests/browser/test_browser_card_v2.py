@@ -112,10 +112,11 @@ def test_a_toast_never_covers_a_button(server: Server, ui: UI) -> None:
     sign_in(ui, server, "admin")
     ui.goto(server.url(card(held.id)), "phone-card")
     # The card's buttons at the bottom of the screen, where toasts used to sit.
-    page.evaluate(
-        "() => { const a = document.querySelector('#card-actions');"
-        " window.scrollBy(0, a.getBoundingClientRect().bottom - window.innerHeight + 8); }"
+    bottom = page.evaluate(
+        "() => document.querySelector('#card-actions button').getBoundingClientRect().bottom"
+        " + window.scrollY"
     )
+    page.set_viewport_size({"width": 390, "height": int(bottom) + 30})
     admin.enqueue("pages.fail", company=COMPANY_A, description=f"Toast {tag}")
     toast = page.locator("#toasts .toast").filter(has_text=f"Toast {tag}")
     expect(toast).to_have_count(1, timeout=LIVE)
