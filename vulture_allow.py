@@ -69,3 +69,5 @@ online
 startedAt
 stoppedAt
 drainDeadline
+# The pages' navigation reads it in base.html (Sessions for SUPER users only, issue 17).
+may_list_sessions

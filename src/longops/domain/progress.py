@@ -410,10 +410,6 @@ def _in_step(reading: Progress) -> float | None:
     return min(max(reading.completed / reading.total, 0.0), 1.0)
 
 
-def _mean(values: Sequence[float]) -> float:
-    return sum(values) / len(values)
-
-
 def _speed(profile: Sequence[float], index: int, in_step: float, elapsed: float) -> float:
     """How much slower (>1) or faster (<1) this run goes than the past runs, from the work
     done so far; 1 until enough is done to tell, and bounded (one odd step is not a trend)."""
