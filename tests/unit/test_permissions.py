@@ -124,6 +124,7 @@ METHOD_ACTIONS: Mapping[str, str] = {
     "CompanyService.disable_company": "disable_company",
     "CompanyService.list_companies": "list_companies",
     "CompanyService.set_category": "set_category",
+    "CompanyService.delete_category": "set_category",
     "CompanyService.list_categories": "list_categories",
     "CompanyService.pause_queue": "pause_queue",
     "CompanyService.resume_queue": "pause_queue",
