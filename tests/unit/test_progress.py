@@ -203,3 +203,14 @@ def test_history_estimate_is_the_median() -> None:
     assert history_estimate([]) is None
     assert history_estimate([10.0, 50.0, 12.0]) == timedelta(seconds=12)
     assert history_estimate([10.0, 20.0]) == timedelta(seconds=15)
+
+
+def test_a_new_step_drops_the_last_steps_message() -> None:
+    # "ledger 4 of 4" belonged to step 1: shown during step 2 it is a stale text (issue 17).
+    counter = ProgressCounter()
+    counter.step("Posting ledgers", 1, 2)
+    counter.set(completed=4, total=4, unit="ledgers", message="ledger 4 of 4")
+    counter.step("Closing", 2, 2)
+    reading = counter.snapshot()
+    assert (reading.message, reading.completed, reading.unit) == (None, None, None)
+    assert reading.step_label == "Step 2 of 2: Closing"
