@@ -6,7 +6,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from longops.domain.filters import SortKey
 from longops.domain.operation import (
@@ -67,7 +67,7 @@ class OperationsSql(SqlCore):
         )
         return None if r is None else self.operation(r)
 
-    SORT_SQL: dict[SortKey, tuple[str, str]]
+    SORT_SQL: ClassVar[dict[SortKey, tuple[str, str]]]
     """Per sort key, the dialect's expression of the column and of the cursor's value
     (``:cursor_value`` / ``%(cursor_value)s``) compared with it (postgres.py, sqlite.py)."""
 
@@ -89,9 +89,7 @@ class OperationsSql(SqlCore):
             after = f"({column}, entry_no) {'<' if query.descending else '>'} ({value}, {no})"
             cursor = query.cursor.value
             params["cursor_no"] = query.cursor.entry_no
-            params["cursor_value"] = (
-                self.enc_ts(cursor) if isinstance(cursor, datetime) else cursor
-            )
+            params["cursor_value"] = self.enc_ts(cursor) if isinstance(cursor, datetime) else cursor
         sql = (
             self.q["list_operations_sorted"]
             .replace("SORT_AFTER", after)
