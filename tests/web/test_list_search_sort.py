@@ -49,7 +49,7 @@ def test_find_by_entry_number_id_prefix_words_error_and_user_prefix(
     assert str(b_op.id) not in by_prefix
     # The search box says what it finds; the facets count what the search matches.
     page = b.get("/c/CRONUS/entries?q=stock").text
-    assert "An entry number (4711 or #4711)" in page
+    assert "An entry number (#4711 finds that one only)" in page
     assert re.search(r'data-status="finished">[^<]*<span class="count">1</span>', page)
 
 

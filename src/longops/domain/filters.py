@@ -80,12 +80,14 @@ class SearchTerms:
     """What a search box's text stands for: always a case-insensitive substring of the
     description, the task name or the last error; and also an entry number when it reads
     as one (``4711``, ``#4711``), and an id prefix when it reads as one (4 or more hex
-    digits, dashes ignored: ``3f2a``, ``3f2a9c1e-77``)."""
+    digits, dashes ignored: ``3f2a``, ``3f2a9c1e-77``). A number written ``#4711`` or
+    ``No. 4711`` is that entry number only (no text search)."""
 
     text: str
     entry_no: int | None = None
     id_low: uuid.UUID | None = None
     id_high: uuid.UUID | None = None
+    number_only: bool = False
 
 
 def search_terms(text: str) -> SearchTerms:
@@ -93,19 +95,21 @@ def search_terms(text: str) -> SearchTerms:
 
     Example::
 
-        search_terms("#4711").entry_no      # 4711
+        search_terms("#4711").entry_no      # 4711 (and only that: number_only)
         search_terms("3f2a9c").id_low       # UUID('3f2a9c00-0000-0000-0000-000000000000')
     """
     raw = text.strip()
     entry_no = None
+    number_only = False
     if match := _ENTRY_NO.match(raw):
         entry_no = int(match.group(1))
+        number_only = not raw.isdigit()
     low = high = None
     compact = raw.lower().replace("-", "")
     if _ID_PREFIX.match(compact) and (len(compact) == 32 or "-" not in raw or _dashed(raw)):
         low = uuid.UUID(compact.ljust(32, "0"))
         high = uuid.UUID(compact.ljust(32, "f"))
-    return SearchTerms(raw, entry_no, low, high)
+    return SearchTerms(raw, entry_no, low, high, number_only)
 
 
 def _dashed(raw: str) -> bool:

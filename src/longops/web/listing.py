@@ -283,12 +283,23 @@ def when(value: datetime | None, now: datetime, zone: Any) -> dict[str, str]:
 
 
 PRIMARY_FIRST = ("cancel", "set-ready", "restart", "run-now", "hold")
-"""Which of a row's actions is its one button, the first it offers of these; the others go
-in its menu (Delete and Force cancel are never the one button: they are not undone)."""
+"""Which of a row's actions is its one button: the one its status suggests
+(``PRIMARY_BY_STATUS``) if offered, else the first offered of these; the others go in its
+menu (Delete and Force cancel are never the one button: they are not undone)."""
+
+PRIMARY_BY_STATUS = {
+    Status.IN_PROCESS: "cancel",
+    Status.READY: "cancel",
+    Status.ON_HOLD: "set-ready",
+    Status.ERROR: "restart",
+    Status.FINISHED: "restart",
+    Status.CANCELLED: "restart",
+}
 
 
-def split_actions(actions: Sequence[Any]) -> tuple[Any | None, list[Any]]:
+def split_actions(status: Status, actions: Sequence[Any]) -> tuple[Any | None, list[Any]]:
     """(the row's primary action, the rest in their usual order)."""
     offered = {a.path: a for a in actions}
-    primary = next((offered[p] for p in PRIMARY_FIRST if p in offered), None)
+    order = (PRIMARY_BY_STATUS.get(status, ""), *PRIMARY_FIRST)
+    primary = next((offered[p] for p in order if p in offered), None)
     return primary, [a for a in actions if a is not primary]

@@ -74,7 +74,7 @@ def rows_of(
     rows = []
     for op in ops:
         actions = present.actions_for(ctx.actor, op)
-        primary, more = listing.split_actions(actions)
+        primary, more = listing.split_actions(op.status, actions)
         rows.append(
             {
                 "op": op,

@@ -414,10 +414,12 @@ class SqlCore(ABC):
         return value
 
     def _query_params(self, query: OperationQuery) -> dict[str, Any]:
-        text = terms = None
+        text = like = terms = None
         if query.text is not None:
             terms = search_terms(query.text)
-            text = f"%{_like_escape(terms.text.lower())}%"
+            text = terms.text
+            if not terms.number_only:
+                like = f"%{_like_escape(terms.text.lower())}%"
         prefix = query.user_prefix
         return {
             "company": query.company,
@@ -434,6 +436,7 @@ class SqlCore(ABC):
             "started_after": self.enc_ts(query.started_after),
             "started_before": self.enc_ts(query.started_before),
             "text": text,
+            "text_like": like,
             "text_entry_no": None if terms is None else terms.entry_no,
             "id_low": None if terms is None else self.enc_uuid(terms.id_low),
             "id_high": None if terms is None else self.enc_uuid(terms.id_high),

@@ -18,7 +18,8 @@
 -- longops_operations_search, migration 0017, serves it), an entry number, an id prefix (a
 -- range of the primary key). The user filter is a name prefix.
 (%(text)s::text IS NULL
-    OR lower(coalesce(description, '') || ' ' || task || ' ' || coalesce(last_error, '')) LIKE %(text)s
+    OR (%(text_like)s::text IS NOT NULL
+        AND lower(coalesce(description, '') || ' ' || task || ' ' || coalesce(last_error, '')) LIKE %(text_like)s)
     OR (%(text_entry_no)s::bigint IS NOT NULL AND entry_no = %(text_entry_no)s::bigint)
     OR (%(id_low)s::uuid IS NOT NULL AND id BETWEEN %(id_low)s::uuid AND %(id_high)s::uuid))
    AND (%(user_prefix)s::text IS NULL OR lower(user_name) LIKE %(user_prefix)s)

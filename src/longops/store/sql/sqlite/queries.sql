@@ -19,7 +19,8 @@
 -- (SQLite's LIKE has no escape character unless told; no index serves it: a scan), an entry
 -- number, an id prefix (a range of the 32-hex-digit ids). The user filter is a name prefix.
 (:text IS NULL
-    OR lower(coalesce(description, '') || ' ' || task || ' ' || coalesce(last_error, '')) LIKE :text ESCAPE '\'
+    OR (:text_like IS NOT NULL
+        AND lower(coalesce(description, '') || ' ' || task || ' ' || coalesce(last_error, '')) LIKE :text_like ESCAPE '\')
     OR entry_no = :text_entry_no
     OR id BETWEEN :id_low AND :id_high)
    AND (:user_prefix IS NULL OR lower(user_name) LIKE :user_prefix ESCAPE '\')
