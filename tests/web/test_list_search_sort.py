@@ -15,7 +15,8 @@ from web_support import Browser
 
 from longops import Longops
 from longops.domain.status import Status
-from longops.testing import Runner
+from longops.store.base import ClaimParams
+from longops.testing import Runner, active_session
 
 Make = Callable[[str | None], Browser]
 
@@ -154,3 +155,28 @@ def test_the_bulk_confirmation_names_the_first_operations_and_how_many_more(
     named = re.findall(r"<li>(Named \d) \(No\. \d+\)</li>", asked.text)
     assert named == ["Named 7", "Named 6", "Named 5", "Named 4", "Named 3"]
     assert "<li>and 3 more</li>" in asked.text
+
+
+def test_waiting_for_names_the_blocking_operation_and_its_number(
+    app: Longops, browser: Make
+) -> None:
+    app.set_category("POSTING", company="CRONUS", max_concurrent=1)
+    svc = app.as_user("admin").service
+    holder = svc.get(enqueue(app, "alice", description="Holder run", category="POSTING"))
+    session = active_session(app.clock.now(), ("default",))
+    app.store.register_session(session)
+    [run] = app.store.claim(
+        ClaimParams(session_id=session.id, queues=("default",), limit=1, now=app.clock.now())
+    )
+    assert run.operation.id == holder.id
+    waiting = enqueue(app, "alice", description="Queued behind", category="POSTING")
+    b = browser("alice")
+    page = b.get("/c/CRONUS/entries?q=Queued+behind").text
+    cell = re.search(r'<td class="wait">(.*?)</td>', page, re.S)
+    assert cell, page[-3000:]
+    assert (
+        f'href="/c/CRONUS/entries/{holder.id}">Holder run (No. {holder.entry_no})</a>'
+        in cell.group(1)
+    )
+    assert str(holder.id) not in re.sub(r'href="[^"]*"', "", cell.group(1)), "no raw id shown"
+    assert waiting in page
