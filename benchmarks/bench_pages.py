@@ -22,9 +22,20 @@ Each scenario: 3 warm-up requests, then ``--requests`` (default 50) timed ones, 
 Then one more request with every SQL statement it makes timed, and ``EXPLAIN (ANALYZE,
 BUFFERS)`` of the slowest, saved to ``results/explain-pages-<scenario>.txt``.
 
-Outputs ``results/pages.json`` and ``results/pages.md`` (``--quick``: ``pages.quick.*``).
-Nothing is asserted about speed; the run fails (exit 2) when a page does not answer 200 or
-shows no rows.
+Issue 17 (search and sort) adds, from the same seed: ``sorted`` (by Ended, latest first),
+``sorted_user`` (by User, A to Z), ``sorted_next`` (the page after ``sorted``: its keyset
+cursor), ``entry_no`` (``q=`` an entry number of the company), ``id_prefix`` (``q=`` the
+first 8 hex digits of an id), ``error_text`` (``q=`` words of the last error, which 5 % of
+the operations share: a broad search).
+
+Outputs ``results/pages.json`` and ``results/pages.md`` (``--quick``: ``pages.quick.*``;
+``--tag T``: ``pages.T.*`` and ``explain-pages-T-<scenario>.txt``). Nothing is asserted
+about speed; the run fails (exit 2) when a page does not answer 200 or shows no rows.
+
+``--database NAME`` keeps the seeded database between runs (seeding 1,000,000 rows takes
+minutes): a database of that name already seeded is migrated (new migrations only) and
+reused, else it is made and seeded; it is never dropped. ``--scenarios a,b`` runs only
+those.
 """
 
 from __future__ import annotations
@@ -76,7 +87,24 @@ SCENARIOS = {
     "first_page": "/c/CRONUS/entries",
     "filtered": "/c/CRONUS/entries?task=bench.render_report&status=error",
     "text": "/c/CRONUS/entries?q=batch%204711",
+    "sorted": "/c/CRONUS/entries?sort=ended&dir=desc",
+    "sorted_user": "/c/CRONUS/entries?status=error&sort=user&dir=asc",
+    "entry_no": "/c/CRONUS/entries?q={entry_no}",
+    "id_prefix": "/c/CRONUS/entries?q={id_prefix}",
+    "error_text": "/c/CRONUS/entries?q=does%20not%20balance",
 }
+ORDER = (
+    "first_page",
+    "filtered",
+    "next_page",
+    "text",
+    "sorted",
+    "sorted_next",
+    "sorted_user",
+    "entry_no",
+    "id_prefix",
+    "error_text",
+)
 WARMUP = 3
 
 # One statement: per row a few random numbers drive company (70/20/10 %), status (80 %
@@ -234,6 +262,49 @@ def seed(url: str, rows: int) -> dict[str, Any]:
     }
 
 
+def _seeded(admin_url: str, url: str, name: str) -> bool:
+    """Does database ``name`` exist with the benchmark's user in it (a finished seed)?"""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
+            return False
+    try:
+        with psycopg.connect(url) as conn:
+            done = conn.execute("SELECT 1 FROM longops_users WHERE name = 'user50'").fetchone()
+    except psycopg.Error:
+        return False
+    return done is not None
+
+
+def _reused(url: str) -> dict[str, Any]:
+    """A seeded database brought to this code's schema (its new migrations only)."""
+    started = time.perf_counter()
+    lib = Longops(url)
+    # The seed's worker session looks live: a migration that is not online asks for
+    # maintenance mode (nothing runs here; it only lets the migration through).
+    lib.maintenance.start(reason="bench_pages: new migrations on a reused database")
+    try:
+        lib.migrate()
+    finally:
+        lib.maintenance.stop()
+        lib.close()
+    migrated = time.perf_counter() - started
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("ANALYZE longops_operations")
+        n = conn.execute("SELECT count(*) FROM longops_operations").fetchone()
+        size = conn.execute(
+            "SELECT pg_size_pretty(pg_total_relation_size('longops_operations'))"
+        ).fetchone()
+    return {
+        "rows": n[0] if n else 0,
+        "insert_s": 0.0,
+        "rows_per_s": 0,
+        "migrate_s": round(migrated, 2),
+        "reused": True,
+        "table_size": size[0] if size else None,
+        "spread": [],
+    }
+
+
 def asgi_app(lib: Longops) -> Any:
     """The application ``longops serve`` runs (REST API and pages)."""
     from longops.cli.serve import Server
@@ -344,26 +415,56 @@ async def breakdown(
     }
 
 
-async def run_pages(url: str, requests: int, out: Path, suffix: str) -> dict[str, Any]:
+def sample(url: str) -> dict[str, str]:
+    """An entry number and an id prefix of the company's operations (from the middle of
+    the table, the same ones on every run of a seeded database)."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT entry_no, id FROM longops_operations WHERE company = %s"
+            " ORDER BY entry_no OFFSET (SELECT count(*) / 2 FROM longops_operations"
+            " WHERE company = %s) LIMIT 1",
+            (COMPANY, COMPANY),
+        ).fetchone()
+    if row is None:
+        raise InvalidRunError("no operations to search for")
+    return {"entry_no": str(row[0]), "id_prefix": str(row[1])[:8]}
+
+
+async def run_pages(
+    url: str,
+    requests: int,
+    out: Path,
+    suffix: str,
+    only: set[str] | None = None,
+    allow_empty: bool = False,
+) -> dict[str, Any]:
     lib = Longops(url)
     recorder = Recorder()
     instrument(lib.store, recorder)
     results: dict[str, Any] = {}
+    found = sample(url)
     try:
         app = asgi_app(lib)
         async with running(app) as client:
             await sign_in(client)
-            scenarios = dict(SCENARIOS)
-            for name in ("first_page", "filtered", "next_page", "text"):
+            scenarios = {k: v.format(**found) for k, v in SCENARIOS.items()}
+            for name in ORDER:
                 path = scenarios.get(name)
-                if path is None:
+                if path is None or (only and name not in only):
                     continue
                 # A text search may rightly find nothing in a small (--quick) table.
-                figures = await measure(client, path, requests, need_rows=name != "text")
+                figures = await measure(
+                    client, path, requests, need_rows=name != "text" and not allow_empty
+                )
                 figures["queries"] = await breakdown(client, path, recorder, url)
                 plan = figures["queries"].pop("plan")
                 if plan:
-                    (out / f"explain-pages-{name}{suffix}.txt").write_text(
+                    explain = (
+                        f"explain-pages-{suffix[1:]}-{name}.txt"
+                        if suffix and suffix != ".quick"
+                        else f"explain-pages-{name}{suffix}.txt"
+                    )
+                    (out / explain).write_text(
                         f"-- GET {path}: the slowest statement of the request\n"
                         f"-- {figures['queries']['slowest'][0]['sql']}\n"
                         f"-- params: {figures['queries']['plan_params']}\n\n{plan}\n"
@@ -375,10 +476,11 @@ async def run_pages(url: str, requests: int, out: Path, suffix: str) -> dict[str
                     f"{figures['queries']['statements']} statements)",
                     flush=True,
                 )
-                if name == "filtered" and figures["next"]:
+                following = {"filtered": "next_page", "sorted": "sorted_next"}.get(name)
+                if following and figures["next"]:
                     # The link is relative to the page (often just "?...&after=N").
                     target = urlsplit(urljoin("http://bench.local" + path, figures["next"]))
-                    scenarios["next_page"] = f"{target.path}?{target.query}"
+                    scenarios[following] = f"{target.path}?{target.query}"
     finally:
         lib.close()
     return results
@@ -387,11 +489,19 @@ async def run_pages(url: str, requests: int, out: Path, suffix: str) -> dict[str
 def write_markdown(path: Path, doc: dict[str, Any]) -> None:
     m = doc["machine"]
     s = doc["seed"]
+    seeded = (
+        f"- {s['rows']:,} operations ({s['table_size']}), seeded in {s['insert_s']} s "
+        f"({s['rows_per_s']:,} rows/s) by one INSERT ... SELECT generate_series, then ANALYZE"
+    )
+    if s.get("reused"):
+        seeded = (
+            f"- {s['rows']:,} operations ({s['table_size']}), a database seeded by an earlier "
+            f"run and reused (its new migrations applied in {s['migrate_s']} s), then ANALYZE"
+        )
     lines = [
         "# Job Queue Entries page: server time with many operations (PostgreSQL)",
         "",
-        f"- {s['rows']:,} operations ({s['table_size']}), seeded in {s['insert_s']} s "
-        f"({s['rows_per_s']:,} rows/s) by one INSERT ... SELECT generate_series, then ANALYZE",
+        seeded,
         f"- machine: {m['nproc']} CPUs ({m['cpu_model']}), {m['postgresql']}, Python "
         f"{m['python']}; load average {m['loadavg_at_start']} at start, "
         f"{doc['loadavg_at_end']} at end; {m['date']}",
@@ -437,28 +547,44 @@ def main(argv: list[str] | None = None) -> int:
         help="a PostgreSQL URL allowed to CREATE/DROP DATABASE (default %(default)s)",
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
+    parser.add_argument("--tag", default=None, help="results as pages.TAG.* (default: pages.*)")
+    parser.add_argument("--database", default=None, help="keep and reuse this database")
+    parser.add_argument("--scenarios", default=None, help="only these pages (comma-separated)")
+    parser.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="a page may show no rows (code before the search by entry number and id)",
+    )
     args = parser.parse_args(argv)
     rows = args.rows or (20_000 if args.quick else 1_000_000)
     requests = args.requests or (10 if args.quick else 50)
-    suffix = ".quick" if args.quick else ""
+    suffix = f".{args.tag}" if args.tag else (".quick" if args.quick else "")
+    only = set(args.scenarios.split(",")) if args.scenarios else None
     args.out.mkdir(parents=True, exist_ok=True)
     machine = machine_info(args.pg_admin_url)
-    name = f"bench_pages_{os.getpid()}"
+    name = args.database or f"bench_pages_{os.getpid()}"
     url = pg_url_for(args.pg_admin_url, name)
     print(f"longops pages benchmark: {rows:,} operations; {requests} requests per page", flush=True)
-    with psycopg.connect(args.pg_admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
+    reuse = args.database is not None and _seeded(args.pg_admin_url, url, name)
+    if not reuse:
+        with psycopg.connect(args.pg_admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        seeded = seed(url, rows)
-        print(f"[pages] seeded {rows:,} in {seeded['insert_s']} s ({seeded['table_size']})")
-        results = asyncio.run(run_pages(url, requests, args.out, suffix))
+        if reuse:
+            seeded = _reused(url)
+            print(f"[pages] reusing {name}: {seeded['rows']:,} operations ({seeded['table_size']})")
+        else:
+            seeded = seed(url, rows)
+            print(f"[pages] seeded {rows:,} in {seeded['insert_s']} s ({seeded['table_size']})")
+        results = asyncio.run(run_pages(url, requests, args.out, suffix, only, args.allow_empty))
     except InvalidRunError as exc:
         print(f"invalid run: {exc}", file=sys.stderr)
         return 2
     finally:
-        with psycopg.connect(args.pg_admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if args.database is None:
+            with psycopg.connect(args.pg_admin_url, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     doc = {
         "quick": args.quick,
         "requests": requests,
@@ -469,6 +595,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     (args.out / f"pages{suffix}.json").write_text(json.dumps(doc, indent=2))
     write_markdown(args.out / f"pages{suffix}.md", doc)
+    print(f"[pages] wrote {args.out / f'pages{suffix}.md'}")
     return 0
 
 

@@ -120,6 +120,7 @@ COVERED: dict[str, tuple[str, ...]] = {
         "list_running",
         "runs_per_hour",
     ),
+    "reads::test_list_search_sort_and_grouped_counts": ("count_by_status",),
     "reads::test_request_drain_and_fleet_metrics": (
         "fleet_metrics",
         "list_session_events",

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import replace
 from datetime import timedelta
 
 from contract_support import add_company, category, claim, finish, insert, make_error, register
 
 from longops.domain.clock import FrozenClock
-from longops.domain.operation import Outcome, Priority, SessionEventType
+from longops.domain.filters import SortCursor, SortKey, sort_value
+from longops.domain.operation import Operation, Outcome, Priority, SessionEventType
 from longops.domain.security import PermissionSet
 from longops.domain.status import Status
 from longops.domain.users import ApiToken, User, UserState, WebSession, token_hash
@@ -207,3 +209,71 @@ def test_closing_a_second_store_leaves_the_database_to_the_first(
     op = insert(second, clock)
     second.close()
     assert store.get_operation(op.id) == op
+
+
+def test_list_search_sort_and_grouped_counts(store: Store, clock: FrozenClock) -> None:
+    """The list's search (text, last error, entry number, id prefix, user prefix), its
+    sorts with keyset paging (values missing included), and the per-status counts read in
+    one go."""
+    sid = register(store, clock.now())
+    ops = [
+        insert(store, clock, description=f"Batch {i}", user=("alice", "albert", None)[i % 3],
+               priority=(Priority.HIGH, Priority.NORMAL, Priority.LOW)[i % 3])
+        for i in range(7)
+    ]  # fmt: skip
+    failed = make_error(store, clock, sid, clock.advance(seconds=5), description="Failing one")
+    [run] = claim(store, sid, clock.now(), limit=1)
+    assert finish(store, run, clock.advance(seconds=3))
+    [run2] = claim(store, sid, clock.now(), limit=1)
+    assert finish(store, run2, clock.advance(seconds=1))
+    q = OperationQuery(company="default")
+
+    def ids(**kw: object) -> list[uuid.UUID]:
+        return [o.id for o in store.list_operations(replace(q, **kw))]
+
+    # Search: description, last error ("x"), entry number, id prefix (with or without dashes).
+    assert ids(text="batch 3") == [ops[3].id]
+    assert ids(text="x", statuses=(Status.ERROR,)) == [failed.id]
+    assert ids(text=f"#{ops[5].entry_no}") == [ops[5].id]
+    prefix = str(ops[4].id)[:13]
+    assert ops[4].id in ids(text=prefix)
+    assert ops[4].id in ids(text=prefix.replace("-", "").upper())
+    assert ids(text="nothing like it") == []
+    assert set(ids(user_prefix="AL")) == {o.id for o in ops if o.user}
+    assert set(ids(user_prefix="ali")) == {o.id for o in ops if o.user == "alice"}
+    assert ids(user_prefix="%") == []  # a LIKE wildcard is taken literally
+    # Sorts: every key, both directions, paged two at a time, equals Python's order.
+    every = store.list_operations(replace(q, limit=100))
+    for key in SortKey:
+        if key is SortKey.ENTRY_NO:
+            continue
+        for descending in (False, True):
+            want = sorted(every, key=lambda o, k=key: _order(k, o), reverse=descending)
+            got: list[uuid.UUID] = []
+            cursor = None
+            while True:
+                page = store.list_operations(
+                    replace(q, sort=key, descending=descending, limit=2, cursor=cursor)
+                )
+                got += [o.id for o in page]
+                if len(page) < 2:
+                    break
+                cursor = SortCursor(page[-1].entry_no, sort_value(key, page[-1]))
+            assert got == [o.id for o in want], (key, descending)
+    # Counts per status in one read, or None at the cap.
+    counts = store.count_by_status(replace(q, text="batch", statuses=(Status.READY,)), cap=100)
+    assert counts is not None
+    assert counts[Status.READY] == 5
+    assert counts[Status.FINISHED] == 2
+    assert counts[Status.ERROR] == 0
+    assert store.count_by_status(replace(q, text="batch"), cap=7) is None
+
+
+def _order(key: SortKey, op: Operation) -> tuple[int, object, int]:
+    """Python's view of a sort: a missing time or duration after every value, no user as ''."""
+    value = sort_value(key, op)
+    if key is SortKey.USER:
+        return (0, value or "", op.entry_no)
+    if value is None:
+        return (1, 0, op.entry_no)
+    return (0, value, op.entry_no)

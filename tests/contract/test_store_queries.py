@@ -39,7 +39,13 @@ def test_every_splice_is_resolved_and_every_fragment_used(dialect: str) -> None:
 def test_the_list_filter_is_one_fragment_in_every_list_and_count() -> None:
     queries, _ = sections("postgres")
     splicing = {q.name for q in queries if "{{operation_filter}}" in q.body}
-    assert splicing == {"list_operations", "list_operations_desc", "count_operations_capped"}
+    assert splicing == {
+        "list_operations",
+        "list_operations_desc",
+        "list_operations_sorted",
+        "count_operations_capped",
+        "count_operations_by_status_capped",
+    }
     for dialect in DIALECTS:
         loaded = load_queries(dialect)
         # The filter's fields reach every list and count alike.

@@ -208,7 +208,14 @@ async def list_operations(
     started_before: Annotated[str | None, TimeQuery(alias="startedBefore")] = None,
     q: Annotated[
         str | None,
-        Query(max_length=200, pattern=TEXT_PATTERN, description="Text in task or description."),
+        Query(
+            max_length=200,
+            pattern=TEXT_PATTERN,
+            description=(
+                "Text in the task, description or last error; also an entry number (#4711:"
+                " that one only) or the start of an id."
+            ),
+        ),
     ] = None,
     order_by: Annotated[OrderBy | None, Query(alias="orderBy")] = None,
     page_size: Annotated[int, Query(alias="pageSize", ge=1, le=1000)] = 50,

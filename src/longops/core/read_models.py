@@ -176,6 +176,12 @@ class ReadModelService(ActorBound):
             ),
             companies_for(who, Action.COUNT_OPERATIONS),
         )
+        if base.text is not None or base.user_prefix is not None:
+            # A search: count what it matches in one read while that is few (a scan per
+            # status would repeat the search six times).
+            grouped = self.store.count_by_status(base, COUNT_CAP + 1)
+            if grouped is not None:
+                return grouped
         statuses = list(Status)
         counts = self.store.count_capped(
             [replace(base, statuses=(s,)) for s in statuses], COUNT_CAP + 1

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -24,6 +24,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from longops import telemetry
 from longops.domain.errors import NO_SCHEMA, ConfigurationError, DatabaseBusy
+from longops.domain.filters import SortKey
 from longops.domain.operation import NewOperation, Operation
 from longops.store._sql import SqlStore, current_scope_text, in_turns
 from longops.store.base import (
@@ -49,6 +50,26 @@ class PostgresStore(SqlStore):
     """
 
     dialect = "postgres"
+    # The sort keys' expressions, as the indexes of migration 0015 have them; a missing
+    # value (not ended, no user) sorts as the largest (time, duration) or the smallest (user).
+    SORT_SQL: ClassVar[dict[SortKey, tuple[str, str]]] = {
+        SortKey.DESCRIPTION: (
+            "coalesce(nullif(description, ''), task)",
+            "%(cursor_value)s::text",
+        ),
+        SortKey.PRIORITY: ("priority", "%(cursor_value)s::integer"),
+        SortKey.USER: ("coalesce(user_name, '')", "coalesce(%(cursor_value)s::text, '')"),
+        SortKey.EARLIEST_START: ("earliest_start_at", "%(cursor_value)s::timestamptz"),
+        SortKey.ENDED: (
+            "coalesce(ended_at, 'infinity'::timestamptz)",
+            "coalesce(%(cursor_value)s::timestamptz, 'infinity'::timestamptz)",
+        ),
+        SortKey.DURATION: (
+            "coalesce((extract(epoch FROM ended_at - started_at) * 1000000)::bigint,"
+            " 9223372036854775807)",
+            "coalesce(%(cursor_value)s::bigint, 9223372036854775807)",
+        ),
+    }
 
     def __init__(
         self,

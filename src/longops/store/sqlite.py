@@ -19,7 +19,7 @@ import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from longops import telemetry
 from longops.domain.errors import (
@@ -29,6 +29,7 @@ from longops.domain.errors import (
     DatabaseFull,
     ValidationError,
 )
+from longops.domain.filters import SortKey
 from longops.domain.operation import EventType, NewOperation, Operation
 from longops.store._sql import SqlStore, in_turns
 from longops.store.base import (
@@ -80,6 +81,14 @@ def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
     return {col[0]: value for col, value in zip(cursor.description, row, strict=True)}
 
 
+def _micros(column: str) -> str:
+    """A stored time (fixed-width UTC text, _TS_FORMAT) as whole microseconds since 1970."""
+    return (
+        f"(CAST(strftime('%s', substr({column}, 1, 19)) AS INTEGER) * 1000000"
+        f" + CAST(substr({column}, 21, 6) AS INTEGER))"
+    )
+
+
 class SqliteStore(SqlStore):
     """Store on a SQLite file. ``sqlite:///longops.db`` or ``sqlite:///:memory:``.
 
@@ -90,6 +99,22 @@ class SqliteStore(SqlStore):
     """
 
     dialect = "sqlite"
+    # The sort keys' expressions (as PostgreSQL's, postgres.py); a duration in whole
+    # microseconds computed from the fixed-width time text, so that it is exact.
+    SORT_SQL: ClassVar[dict[SortKey, tuple[str, str]]] = {
+        SortKey.DESCRIPTION: ("coalesce(nullif(description, ''), task)", ":cursor_value"),
+        SortKey.PRIORITY: ("priority", ":cursor_value"),
+        SortKey.USER: ("coalesce(user_name, '')", "coalesce(:cursor_value, '')"),
+        SortKey.EARLIEST_START: ("earliest_start_at", ":cursor_value"),
+        SortKey.ENDED: (
+            "coalesce(ended_at, '9999-12-31 23:59:59.999999')",
+            "coalesce(:cursor_value, '9999-12-31 23:59:59.999999')",
+        ),
+        SortKey.DURATION: (
+            f"coalesce({_micros('ended_at')} - {_micros('started_at')}, 9223372036854775807)",
+            "coalesce(:cursor_value, 9223372036854775807)",
+        ),
+    }
 
     def __init__(
         self, url: str, *, options: StoreOptions | None = None, row_level_security: bool = False

@@ -10,12 +10,15 @@ Example::
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from longops.domain.errors import ValidationError
-from longops.domain.filters import OperationFilter
+from longops.domain.errors import LongopsError, ValidationError
+from longops.domain.filters import OperationFilter, SortCursor, SortKey, sort_value
+from longops.domain.operation import Operation
 from longops.domain.read_models import format_count
 from longops.domain.status import Status
 from longops.web.context import Context
@@ -25,10 +28,111 @@ BULK_LIMIT = 10_000
 """At most this many operations in one bulk action (all matching a filter)."""
 
 
+FILTER_KEYS = ("q", "status", "task", "category", "user", "mine", "stalled", "sort", "dir")
+"""The list's query string (its filter and its order); paging adds ``after`` (the last
+entry number shown) and, for a sort other than the entry number, ``after_value``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """A column the list sorts by: its query value, its heading, its first direction."""
+
+    key: SortKey
+    label: str
+    first_descending: bool
+
+
+SORTABLE = {
+    c.key.value: c
+    for c in (
+        Column(SortKey.ENTRY_NO, "No.", True),
+        Column(SortKey.DESCRIPTION, "Description", False),
+        Column(SortKey.PRIORITY, "Priority", False),
+        Column(SortKey.USER, "User", False),
+        Column(SortKey.EARLIEST_START, "Earliest start", True),
+        Column(SortKey.ENDED, "Ended", True),
+        Column(SortKey.DURATION, "Duration", True),
+    )
+}
+
+
 def entries_filter(params: Mapping[str, str | None]) -> dict[str, str]:
-    """The list's filter as given (only known, non-empty keys), for links and forms."""
-    keys = ("status", "task", "category", "user", "q", "mine", "stalled")
-    return {k: str(v) for k in keys if (v := params.get(k)) not in (None, "")}
+    """The list's filter and order as given (only known, non-empty keys), for links and
+    forms; the default order (newest first) is left out, so that a link stays short."""
+    out = {k: str(v).strip() for k in FILTER_KEYS if (v := params.get(k)) not in (None, "")}
+    out = {k: v for k, v in out.items() if v}
+    if out.get("sort") == SortKey.ENTRY_NO.value and out.get("dir", "desc") == "desc":
+        out.pop("sort")
+        out.pop("dir", None)
+    return out
+
+
+def sort_of(flt: Mapping[str, str]) -> tuple[SortKey, bool]:
+    """The order the filter asks for: (key, descending); 400 for an unknown one."""
+    name = flt.get("sort", SortKey.ENTRY_NO.value)
+    column = SORTABLE.get(name)
+    if column is None:
+        raise ValidationError("sort", f"must be one of {', '.join(SORTABLE)}", name)
+    direction = flt.get("dir")
+    if direction not in (None, "asc", "desc"):
+        raise ValidationError("dir", "must be asc or desc", direction)
+    if direction is None:
+        return column.key, column.key is SortKey.ENTRY_NO or column.first_descending
+    return column.key, direction == "desc"
+
+
+def cursor_of(key: SortKey, after: int | None, value: str | None) -> SortCursor | None:
+    """A sorted page's cursor from ``after`` and ``after_value`` (400 when malformed)."""
+    if after is None or key is SortKey.ENTRY_NO:
+        return None
+    text = (value or "").strip()
+    if text == "" and key not in (SortKey.DESCRIPTION, SortKey.USER):
+        return SortCursor(after, None)
+    try:
+        if key in (SortKey.PRIORITY, SortKey.DURATION):
+            return SortCursor(after, int(text))
+        if key in (SortKey.EARLIEST_START, SortKey.ENDED):
+            when = datetime.fromisoformat(text)
+            if when.tzinfo is None:
+                raise ValueError(text)
+            return SortCursor(after, when)
+    except ValueError:
+        raise ValidationError("after_value", f"is not a {key.value} value", text) from None
+    return SortCursor(after, text)
+
+
+def cursor_params(key: SortKey, op: Operation) -> dict[str, str]:
+    """The query string's paging part for the page after ``op``."""
+    out = {"after": str(op.entry_no)}
+    if key is not SortKey.ENTRY_NO:
+        value = sort_value(key, op)
+        out["after_value"] = (
+            value.isoformat()
+            if isinstance(value, datetime)
+            else ""
+            if value is None
+            else str(value)
+        )
+    return out
+
+
+def sort_headers(flt: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """Per sortable column: its link (the same filter, this order, first page), the
+    ``aria-sort`` it has now ("none" unless it is the order), and an arrow."""
+    key, descending = sort_of(flt)
+    rest = {k: v for k, v in flt.items() if k not in ("sort", "dir")}
+    out = {}
+    for name, column in SORTABLE.items():
+        current = column.key is key
+        desc = (not descending) if current else column.first_descending
+        out[name] = {
+            "href": "?" + urlencode({**rest, "sort": name, "dir": "desc" if desc else "asc"}),
+            "aria": ("descending" if descending else "ascending") if current else "none",
+            "arrow": ("▼" if descending else "▲") if current else "",
+            "label": column.label,
+            "next": "descending" if desc else "ascending",
+        }
+    return out
 
 
 def entries_query(ctx: Context, flt: Mapping[str, str], **extra: Any) -> OperationFilter:
@@ -41,19 +145,22 @@ def entries_query(ctx: Context, flt: Mapping[str, str], **extra: Any) -> Operati
             raise ValidationError(
                 "status", f"must be one of {', '.join(s.value for s in Status)}", flt["status"]
             ) from None
-    user = flt.get("user")
+    user = None
     if flt.get("mine") == "1":
         user = ctx.view.actor.user
     stalled = {"1": True, "0": False}.get(flt.get("stalled", ""))
+    key, descending = sort_of(flt)
     return OperationFilter(
         company=ctx.company,
         statuses=statuses,
         task=flt.get("task"),
         category=flt.get("category"),
         user=user,
+        user_prefix=flt.get("user"),
         text=flt.get("q"),
         stalled=stalled,
-        descending=True,
+        sort=key,
+        descending=descending,
         **extra,
     )
 
@@ -62,9 +169,10 @@ def matching_ids(ctx: Context, flt: Mapping[str, str]) -> list[uuid.UUID]:
     """Every operation the filter matches (newest first), at most BULK_LIMIT."""
     ids: list[uuid.UUID] = []
     before: int | None = None
+    newest_first = {k: v for k, v in flt.items() if k not in ("sort", "dir")}
     while len(ids) < BULK_LIMIT:
         page = ctx.view.service.list_operations(
-            entries_query(ctx, flt, limit=1000, before_entry_no=before)
+            entries_query(ctx, newest_first, limit=1000, before_entry_no=before)
         )
         ids.extend(op.id for op in page)
         if len(page) < 1000:
@@ -96,3 +204,102 @@ def facet_view(ctx: Context, flt: Mapping[str, str]) -> dict[str, Any]:
 
 def facets_html(pages: Pages, ctx: Context, flt: Mapping[str, str]) -> str:
     return pages.fragment("_facets.html", **facet_view(ctx, flt))
+
+
+def named(ctx: Context, ids: Sequence[uuid.UUID], shown: int = 5) -> tuple[list[str], int]:
+    """How a confirmation names operations: the first ``shown`` as 'Post invoices (No. 18)',
+    and how many more there are."""
+    names: list[str] = []
+    for oid in ids[:shown]:
+        try:
+            op = ctx.view.service.get(oid)
+        except LongopsError:
+            names.append(str(oid))
+            continue
+        names.append(f"{op_name(op)} (No. {op.entry_no})")
+    return names, max(len(ids) - shown, 0)
+
+
+def op_name(op: Operation, width: int = 60) -> str:
+    """An operation as a list names it: its description, else its task (shortened)."""
+    name = op.description or op.task
+    return name if len(name) <= width else name[: width - 1] + "…"
+
+
+def blocking(
+    ctx: Context, ops: Sequence[Operation], waits: Mapping[uuid.UUID, Any]
+) -> dict[uuid.UUID, tuple[str, list[tuple[str, str]]]]:
+    """For each waiting operation held back by others (a full category): the wait's
+    sentence without the raw ids, and the blocking operations as (name and number, link).
+    Each blocking operation is read once (a category has few slots)."""
+    wanted = {h for w in waits.values() for h in getattr(w, "holders", ())}
+    found: dict[uuid.UUID, Operation] = {}
+    for oid in list(wanted)[:50]:
+        try:
+            found[oid] = ctx.view.service.get(oid)
+        except LongopsError:
+            continue
+    out: dict[uuid.UUID, tuple[str, list[tuple[str, str]]]] = {}
+    for op in ops:
+        wait = waits.get(op.id)
+        holders = getattr(wait, "holders", ())
+        if wait is None or not holders:
+            continue
+        text = str(wait.message).split(": ", 1)[0].rstrip(")").rstrip()
+        links = []
+        for h in holders:
+            other = found.get(h)
+            label = f"{op_name(other, 40)} (No. {other.entry_no})" if other else str(h)[:8]
+            links.append((label, f"{ctx.base}/entries/{h}"))
+        out[op.id] = (text + ")" if "(" in text else text, links)
+    return out
+
+
+def relative(value: datetime | None, now: datetime) -> str:
+    """'3 min ago', 'in 2 h', 'just now': a time as the list shows it (its exact time in
+    the company's zone is the title)."""
+    if value is None:
+        return ""
+    seconds = (value - now).total_seconds()
+    span = abs(seconds)
+    if span < 45:
+        return "just now"
+    if span < 3_600:
+        text = f"{max(round(span / 60), 1)} min"
+    elif span < 86_400:
+        text = f"{round(span / 3_600)} h"
+    else:
+        text = f"{round(span / 86_400)} d"
+    return f"in {text}" if seconds > 0 else f"{text} ago"
+
+
+def when(value: datetime | None, now: datetime, zone: Any) -> dict[str, str]:
+    """A time cell: relative text, the exact time in the company's zone (the title, and
+    what a screen reader hears) and ISO 8601 (the ``datetime`` attribute)."""
+    if value is None:
+        return {}
+    exact = value.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z")
+    return {"text": relative(value, now), "exact": exact, "iso": value.isoformat()}
+
+
+PRIMARY_FIRST = ("cancel", "set-ready", "restart", "run-now", "hold")
+"""Which of a row's actions is its one button: the one its status suggests
+(``PRIMARY_BY_STATUS``) if offered, else the first offered of these; the others go in its
+menu (Delete and Force cancel are never the one button: they are not undone)."""
+
+PRIMARY_BY_STATUS = {
+    Status.IN_PROCESS: "cancel",
+    Status.READY: "cancel",
+    Status.ON_HOLD: "set-ready",
+    Status.ERROR: "restart",
+    Status.FINISHED: "restart",
+    Status.CANCELLED: "restart",
+}
+
+
+def split_actions(status: Status, actions: Sequence[Any]) -> tuple[Any | None, list[Any]]:
+    """(the row's primary action, the rest in their usual order)."""
+    offered = {a.path: a for a in actions}
+    order = (PRIMARY_BY_STATUS.get(status, ""), *PRIMARY_FIRST)
+    primary = next((offered[p] for p in order if p in offered), None)
+    return primary, [a for a in actions if a is not primary]

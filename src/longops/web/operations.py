@@ -18,7 +18,7 @@ from typing import Any
 
 from longops.domain.errors import NotFound
 from longops.domain.operation import Attempt, Operation
-from longops.web import present
+from longops.web import listing, present
 from longops.web.context import Context, PageError
 from longops.web.pages import Pages
 
@@ -70,15 +70,29 @@ def rows_of(
     waits = svc.wait_reasons(ops)
     progress = svc.estimated(ops)
     now = pages.app.clock.now()
-    return [
-        {
-            "op": op,
-            "progress": present.progress_view(op, progress.get(op.id), now, ctx.zone),
-            "wait": waits.get(op.id),
-            "actions": present.actions_for(ctx.actor, op),
-        }
-        for op in ops
-    ]
+    blocked = listing.blocking(ctx, ops, waits)
+    rows = []
+    for op in ops:
+        actions = present.actions_for(ctx.actor, op)
+        primary, more = listing.split_actions(op.status, actions)
+        rows.append(
+            {
+                "op": op,
+                "progress": present.progress_view(op, progress.get(op.id), now, ctx.zone),
+                "wait": waits.get(op.id),
+                "blocked": blocked.get(op.id),
+                "actions": actions,
+                "primary": primary,
+                "more": more,
+                "start": listing.when(op.earliest_start_at, now, ctx.zone),
+                "ended": listing.when(op.ended_at, now, ctx.zone),
+                "took": present.duration(op.ended_at - op.started_at)
+                if op.ended_at and op.started_at
+                else "",
+                "name": listing.op_name(op),
+            }
+        )
+    return rows
 
 
 def row_html(pages: Pages, ctx: Context, op: Operation, next_path: str) -> str:

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from longops import telemetry
+from longops.domain.filters import search_terms
 from longops.domain.operation import (
     Attempt,
     CancelMode,
@@ -413,7 +414,13 @@ class SqlCore(ABC):
         return value
 
     def _query_params(self, query: OperationQuery) -> dict[str, Any]:
-        text = None if query.text is None else f"%{_like_escape(query.text.lower())}%"
+        text = like = terms = None
+        if query.text is not None:
+            terms = search_terms(query.text)
+            text = terms.text
+            if not terms.number_only:
+                like = f"%{_like_escape(terms.text.lower())}%"
+        prefix = query.user_prefix
         return {
             "company": query.company,
             "companies": self.enc_companies(query.companies),
@@ -429,6 +436,11 @@ class SqlCore(ABC):
             "started_after": self.enc_ts(query.started_after),
             "started_before": self.enc_ts(query.started_before),
             "text": text,
+            "text_like": like,
+            "text_entry_no": None if terms is None else terms.entry_no,
+            "id_low": None if terms is None else self.enc_uuid(terms.id_low),
+            "id_high": None if terms is None else self.enc_uuid(terms.id_high),
+            "user_prefix": None if prefix is None else f"{_like_escape(prefix.lower())}%",
             "stalled": None if query.stalled is None else self.enc_bool(query.stalled),
             "limit": query.limit,
         }

@@ -6,8 +6,9 @@ import json
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
+from longops.domain.filters import SortKey
 from longops.domain.operation import (
     Attempt,
     EventType,
@@ -66,11 +67,38 @@ class OperationsSql(SqlCore):
         )
         return None if r is None else self.operation(r)
 
+    SORT_SQL: ClassVar[dict[SortKey, tuple[str, str]]]
+    """Per sort key, the dialect's expression of the column and of the cursor's value
+    (``:cursor_value`` / ``%(cursor_value)s``) compared with it (postgres.py, sqlite.py)."""
+
     def list_operations(self, query: OperationQuery) -> list[Operation]:
+        if query.sort is not SortKey.ENTRY_NO:
+            return self._list_sorted(query)
         rows = self._all(
             "list_operations_desc" if query.descending else "list_operations",
             self._query_params(query),
         )
+        return [self.operation(r) for r in rows]
+
+    def _list_sorted(self, query: OperationQuery) -> list[Operation]:
+        column, value = self.SORT_SQL[query.sort]
+        params = self._query_params(query)
+        after = "TRUE"
+        if query.cursor is not None:
+            no = "%(cursor_no)s" if self.dialect == "postgres" else ":cursor_no"
+            after = f"({column}, entry_no) {'<' if query.descending else '>'} ({value}, {no})"
+            cursor = query.cursor.value
+            params["cursor_no"] = query.cursor.entry_no
+            params["cursor_value"] = self.enc_ts(cursor) if isinstance(cursor, datetime) else cursor
+        sql = (
+            self.q["list_operations_sorted"]
+            .replace("SORT_AFTER", after)
+            .replace("SORT_KEY", column)
+            .replace("SORT_DIR", "DESC" if query.descending else "ASC")
+        )
+        with self._read() as cur:
+            cur.execute(sql, params)
+            rows = list(cur.fetchall())
         return [self.operation(r) for r in rows]
 
     def count_operations(

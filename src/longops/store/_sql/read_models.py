@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from longops.domain.operation import (
     Operation,
 )
 from longops.domain.read_models import CategoryActivity, LogEntry
+from longops.domain.status import Status
 from longops.store._sql.core import SqlCore
 from longops.store.base import (
     AttemptQuery,
@@ -30,6 +32,14 @@ class ReadModelsSql(SqlCore):
                 cur.execute(self.q[name], params)
                 out.append(int(cur.fetchone()["n"]))
         return out
+
+    def count_by_status(self, query: OperationQuery, cap: int) -> dict[Status, int] | None:
+        params = {**self._query_params(replace(query, statuses=())), "cap": cap}
+        rows = self._all("count_operations_by_status_capped", params)
+        counts = {Status(r["status"]): int(r["n"]) for r in rows}
+        if sum(counts.values()) >= cap:
+            return None
+        return {s: counts.get(s, 0) for s in Status}
 
     def list_running(
         self,

@@ -13,6 +13,7 @@ from longops.domain.operation import (
     Outcome,
 )
 from longops.domain.read_models import CategoryActivity, LogEntry
+from longops.domain.status import Status
 from longops.store.protocols.operations import Companies, OperationQuery
 
 
@@ -40,6 +41,12 @@ class ReadModelStore(Protocol):
     def count_capped(self, queries: Sequence[OperationQuery], cap: int) -> list[int]:
         """How many operations each query's filter matches (its limit and paging ignored),
         counted no further than ``cap``; one read for all of them."""
+        ...
+
+    def count_by_status(self, query: OperationQuery, cap: int) -> dict[Status, int] | None:
+        """How many operations the query's filter (its statuses, limit and paging ignored)
+        matches per status, in one read of at most ``cap`` operations; None when there are
+        ``cap`` or more (then count each status with ``count_capped``)."""
         ...
 
     def list_running(

@@ -3,17 +3,29 @@ and the bulk actions on the rows chosen or on everything the filter matches."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from longops.domain.errors import LongopsError, ValidationError
+from longops.domain.filters import SortKey
 from longops.web import present
 from longops.web.context import PageError, safe_path
 from longops.web.deps import Csrf, PagesDep
-from longops.web.listing import entries_filter, entries_query, facet_view, matching_ids
+from longops.web.listing import (
+    SORTABLE,
+    cursor_of,
+    cursor_params,
+    entries_filter,
+    entries_query,
+    facet_view,
+    matching_ids,
+    named,
+    sort_headers,
+    sort_of,
+)
 from longops.web.operations import find, operation_uuid, rows_of, run_action
 from longops.web.pages import PAGE_SIZE, here
 
@@ -26,19 +38,25 @@ def entries(
     company: str,
     pages: PagesDep,
     after: Annotated[int | None, Query(ge=0)] = None,
+    after_value: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
     ctx = pages.context(request, company)
     flt = entries_filter(request.query_params)
-    query = entries_query(ctx, flt, limit=PAGE_SIZE + 1, before_entry_no=after)
+    key, descending = sort_of(flt)
+    paging: dict[str, Any] = {"cursor": cursor_of(key, after, after_value)}
+    if key is SortKey.ENTRY_NO and after is not None:
+        paging["before_entry_no" if descending else "after_entry_no"] = after
+    query = entries_query(ctx, flt, limit=PAGE_SIZE + 1, **paging)
     ops = ctx.view.service.list_operations(query)
     more = len(ops) > PAGE_SIZE
     ops = ops[:PAGE_SIZE]
     rows = rows_of(pages, ctx, ops, here(request))
     next_link = None
     if more and ops:
-        next_link = "?" + urlencode({**flt, "after": ops[-1].entry_no})
+        next_link = "?" + urlencode({**flt, **cursor_params(key, ops[-1])})
     tasks = pages.app.tasks.names()
     categories = [c.code for c in ctx.view.companies.list_categories(company)]
+    folded = {k: v for k, v in flt.items() if k in ("task", "category", "user")}
     return pages.render(
         "entries.html",
         ctx,
@@ -60,7 +78,24 @@ def entries(
         tasks=tasks,
         categories=categories,
         here=here(request),
+        heads=sort_headers(flt),
+        folded_count=len(folded),
+        order=_order_words(key, descending),
+        sort_name=key.value,
+        sort_desc=descending,
     )
+
+
+def _order_words(key: SortKey, descending: bool) -> str:
+    """The table's caption part: 'newest first', 'by Ended, latest first'."""
+    if key is SortKey.ENTRY_NO:
+        return "newest first" if descending else "oldest first"
+    label = SORTABLE[key.value].label
+    if key in (SortKey.DESCRIPTION, SortKey.USER):
+        return f"by {label}, " + ("Z to A" if descending else "A to Z")
+    if key is SortKey.PRIORITY:
+        return f"by {label}, " + ("low first" if descending else "high first")
+    return f"by {label}, " + ("largest first" if descending else "smallest first")
 
 
 @router.post("/c/{company}/entries/bulk", response_class=HTMLResponse)
@@ -109,10 +144,14 @@ def bulk(
     if not chosen:
         return pages.back(ctx, back, f"{ctx.base}/entries", "Nothing was selected.")
     if confirmed != "1":
+        names, more = named(ctx, chosen)
+        one = len(chosen) == 1 and bool(names)
         return pages.render(
             "confirm.html",
             ctx,
-            title=f"{verb} {_count(len(chosen))}?",
+            title=f"{verb} {names[0]}?" if one else f"{verb} {_count(len(chosen))}?",
+            names=names,
+            more=more,
             verb=verb,
             action=action,
             count=len(chosen),

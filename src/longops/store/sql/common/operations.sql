@@ -51,6 +51,18 @@ SELECT * FROM longops_operations
  ORDER BY entry_no DESC
  LIMIT %(limit)s;
 
+-- name: list_operations_sorted
+-- Sorted by a column (domain.filters.SortKey), ties by entry number, both in one direction;
+-- a page goes on after the cursor's (value, entry number), keyset paging as above. The store
+-- puts the dialect's expression of the column for SORT_KEY (each has an index, migration
+-- 0015), ASC or DESC for SORT_DIR, and for SORT_AFTER the comparison with the cursor (or
+-- TRUE on a first page).
+SELECT * FROM longops_operations
+ WHERE {{operation_filter}}
+   AND SORT_AFTER
+ ORDER BY SORT_KEY SORT_DIR, entry_no SORT_DIR
+ LIMIT %(limit)s;
+
 -- name: count_operations
 SELECT status, count(*) AS n FROM longops_operations
  WHERE (%(company)s::text IS NULL OR company = %(company)s)

@@ -12,6 +12,17 @@ SELECT count(*) AS n FROM (
  LIMIT %(cap)s
 ) capped;
 
+-- name: count_operations_by_status_capped
+-- The list's filter (no status) counted per status in one read of at most %(cap)s
+-- operations: the facets of a narrow filter (a search) without one scan per status. The
+-- caller counts per status with the queries here when the cap is reached.
+SELECT status, count(*) AS n FROM (
+  SELECT status FROM longops_operations
+ WHERE {{operation_filter}}
+ LIMIT %(cap)s
+) capped
+ GROUP BY status;
+
 -- name: count_operations_capped_status
 -- The same, for one company and one status: plain equalities, so that SQLite, which does
 -- not fold bound parameters, walks the (company, status, entry_no) index (PostgreSQL plans

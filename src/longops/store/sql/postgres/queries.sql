@@ -13,8 +13,16 @@
 (cardinality(%(statuses)s::text[]) = 0 OR status = ANY(%(statuses)s::text[]))
 
 -- fragment: like_text
--- A text search; PostgreSQL's LIKE escapes with a backslash by default.
-(%(text)s::text IS NULL OR lower(task) LIKE %(text)s OR lower(description) LIKE %(text)s)
+-- A search (domain.filters.search_terms): a substring of the description, task or last error
+-- (PostgreSQL's LIKE escapes with a backslash by default; the trigram index
+-- longops_operations_search, migration 0015, serves it), an entry number, an id prefix (a
+-- range of the primary key). The user filter is a name prefix.
+(%(text)s::text IS NULL
+    OR (%(text_like)s::text IS NOT NULL
+        AND lower(coalesce(description, '') || ' ' || task || ' ' || coalesce(last_error, '')) LIKE %(text_like)s)
+    OR (%(text_entry_no)s::bigint IS NOT NULL AND entry_no = %(text_entry_no)s::bigint)
+    OR (%(id_low)s::uuid IS NOT NULL AND id BETWEEN %(id_low)s::uuid AND %(id_high)s::uuid))
+   AND (%(user_prefix)s::text IS NULL OR lower(user_name) LIKE %(user_prefix)s)
 
 -- name: list_companies
 -- why: a list parameter: a text[] bound once here (= ANY), a JSON array on SQLite (json_each).

@@ -15,8 +15,15 @@
 (:statuses = '[]' OR status IN (SELECT value FROM json_each(:statuses)))
 
 -- fragment: like_text
--- A text search; SQLite's LIKE has no escape character unless told.
-(:text IS NULL OR lower(task) LIKE :text ESCAPE '\' OR lower(description) LIKE :text ESCAPE '\')
+-- A search (domain.filters.search_terms): a substring of the description, task or last error
+-- (SQLite's LIKE has no escape character unless told; no index serves it: a scan), an entry
+-- number, an id prefix (a range of the 32-hex-digit ids). The user filter is a name prefix.
+(:text IS NULL
+    OR (:text_like IS NOT NULL
+        AND lower(coalesce(description, '') || ' ' || task || ' ' || coalesce(last_error, '')) LIKE :text_like ESCAPE '\')
+    OR entry_no = :text_entry_no
+    OR id BETWEEN :id_low AND :id_high)
+   AND (:user_prefix IS NULL OR lower(user_name) LIKE :user_prefix ESCAPE '\')
 
 -- name: list_companies
 -- why: a list parameter: a JSON array read with json_each (PostgreSQL binds a text[]).
