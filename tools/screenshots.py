@@ -82,7 +82,8 @@ class Shot:
     """One screenshot: the page at ``path`` as ``user`` sees it.
 
     ``path`` may name ``{company}`` and the demo operations ``{running}`` (the long report,
-    in process), ``{error}`` (the sync that keeps failing) and ``{held}`` (on hold)."""
+    in process), ``{error}`` (the sync that keeps failing), ``{held}`` (on hold) and
+    ``{cancelled}`` (the archive clean-up)."""
 
     name: str
     """The file name, without ``.png``."""
@@ -93,6 +94,9 @@ class Shot:
     """Who is signed in (None: nobody)."""
     viewport: tuple[int, int] = DESKTOP
     status: int = 200
+    press: str | None = None
+    """A button to press on the page (a regular expression of its accessible name, which must
+    match one button): the page it answers with is the picture."""
 
 
 PAGES: tuple[Shot, ...] = (
@@ -103,6 +107,12 @@ PAGES: tuple[Shot, ...] = (
     Shot("card-running", "Entry card, in process", "/c/{company}/entries/{running}"),
     Shot("card-error", "Entry card, in error", "/c/{company}/entries/{error}"),
     Shot("card-on-hold", "Entry card, on hold (the Edit form)", "/c/{company}/entries/{held}"),
+    Shot(
+        "confirm-delete",
+        "Delete asks first",
+        "/c/{company}/entries/{cancelled}",
+        press=r"^Delete\b",
+    ),
     Shot("new", "New operation", "/c/{company}/entries/new?task=demo.render_report"),
     Shot("log-entries", "Log Entries", "/c/{company}/log-entries"),
     Shot("notifications", "Notifications", "/c/{company}/notifications"),
@@ -235,6 +245,7 @@ def demo_operations(lib: Longops) -> dict[str, Operation] | None:
         "running": first(Status.IN_PROCESS, "demo.render_report"),
         "error": first(Status.ERROR, "demo.sync_catalogue"),
         "held": first(Status.ON_HOLD, "demo.render_report"),
+        "cancelled": first(Status.CANCELLED, "demo.clean_up"),
     }
     if any(op is None for op in found.values()):
         return None
@@ -309,6 +320,15 @@ def take(browse: Browse, shot: Shot, url: str, out: Path) -> Path:
     if shot.status >= 400:
         browse.expected.add(url)
     response = page.goto(url, wait_until="load")
+    if shot.press is not None:
+        button = page.get_by_role("button", name=re.compile(shot.press))
+        if button.count() != 1:
+            browse.problems.append(f"{shot.name}: {url} has {button.count()} {shot.press} buttons")
+            button = button.first
+        with page.expect_navigation(wait_until="load") as navigation:
+            button.click()
+        response = navigation.value
+        url = page.url
     status = response.status if response is not None else 0
     if status != shot.status:
         browse.problems.append(f"{shot.name}: {url} answered {status}, not {shot.status}")
