@@ -323,7 +323,7 @@ def take(browse: Browse, shot: Shot, url: str, out: Path) -> Path:
     if shot.press is not None:
         button = page.get_by_role("button", name=re.compile(shot.press))
         if button.count() != 1:
-            browse.problems.append(f"{shot.name}: {url} has {button.count()} {shot.press} buttons")
+            browse.problems.append(f"{shot.title}: {url} has {button.count()} {shot.press} buttons")
             button = button.first
         with page.expect_navigation(wait_until="load") as navigation:
             button.click()
@@ -331,16 +331,16 @@ def take(browse: Browse, shot: Shot, url: str, out: Path) -> Path:
         url = page.url
     status = response.status if response is not None else 0
     if status != shot.status:
-        browse.problems.append(f"{shot.name}: {url} answered {status}, not {shot.status}")
+        browse.problems.append(f"{shot.title}: {url} answered {status}, not {shot.status}")
     # The header of whoever is signed in (every page but the sign-in form has it).
     if shot.user is None:
         landmark = page.get_by_role("button", name="Sign in")
     else:
         landmark = page.get_by_role("navigation", name="Main")
     if landmark.count() != 1 or not landmark.is_visible():
-        browse.problems.append(f"{shot.name}: {url} has no header (or sign-in form)")
+        browse.problems.append(f"{shot.title}: {url} has no header (or sign-in form)")
     if page.locator("h1").count() == 0:
-        browse.problems.append(f"{shot.name}: {url} has no heading")
+        browse.problems.append(f"{shot.title}: {url} has no heading")
     path = out / f"{shot.name}.png"
     page.screenshot(path=str(path), animations="disabled", caret="hide")
     page.set_viewport_size({"width": DESKTOP[0], "height": DESKTOP[1]})
