@@ -190,8 +190,8 @@ class PostgresStore(SqlStore):
             return out
 
     def _wait_rows(self) -> list[list[Any]]:
-        """The eight reads as one statement (``wait_context``): one result of JSON to decode
-        instead of eight, and one snapshot. Rows as the eight queries give them."""
+        """The nine reads as one statement (``wait_context``): one result of JSON to decode
+        instead of nine, and one snapshot. Rows as the nine queries give them."""
         [[row]] = self._reads([("wait_context", {})])
         users = [
             {
@@ -212,6 +212,14 @@ class PostgresStore(SqlStore):
             row["companies"],
             users,
             row["members"],
+            [
+                {
+                    **m,
+                    "started_at": _json_ts(m["started_at"]),
+                    "stopped_at": _json_ts(m["stopped_at"]),
+                }
+                for m in row["maintenance"]
+            ],
         ]
 
     @contextmanager
@@ -521,6 +529,11 @@ class PostgresStore(SqlStore):
 
     def wakeups(self) -> PostgresWakeups:
         return PostgresWakeups(self.conninfo)
+
+
+def _json_ts(value: str | None) -> datetime | None:
+    """A timestamp as PostgreSQL's JSON writes it, back to a datetime."""
+    return None if value is None else datetime.fromisoformat(value)
 
 
 def _redact(url: str) -> str:

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from longops import telemetry
+from longops.domain.maintenance import MaintenanceMode
 from longops.domain.operation import (
     Attempt,
     CancelMode,
@@ -225,6 +226,15 @@ class SqlCore(ABC):
 
     def _wake(self, queue: str) -> None:
         """Tell dispatchers that ``queue`` may have work."""
+
+    def _maintenance(self, row: Row) -> MaintenanceMode:
+        return MaintenanceMode(
+            active=bool(row["active"]),
+            reason=row["reason"],
+            drain_timeout=timedelta(seconds=float(row["drain_timeout"])),
+            started_at=self.dec_ts_opt(row["started_at"]),
+            stopped_at=self.dec_ts_opt(row["stopped_at"]),
+        )
 
     def _users(self, rows: list[Row], memberships: list[Row]) -> list[User]:
         grants: dict[str, list[tuple[str, PermissionSet]]] = {}

@@ -510,11 +510,12 @@ SELECT DISTINCT q.name, s.companies, s.tasks, s.claim_stopped
  WHERE s.state = 'active';
 
 -- name: wait_context
--- why: the eight reads of a wait context in one statement and one snapshot; SQLite runs them
+-- why: the nine reads of a wait context in one statement and one snapshot; SQLite runs them
 --      one after the other in one read.
 -- What wait reasons are derived from, in one statement (one snapshot, one result): the
 -- rows of running_in_categories, list_all_categories, served_queues, running_per_company,
--- list_paused_queues, list_companies, list_users and list_memberships, as JSON arrays.
+-- list_paused_queues, list_companies, list_users and list_memberships, as JSON arrays, and
+-- get_maintenance's row (maintenance mode holds back every due operation).
 SELECT
   (SELECT coalesce(json_agg(json_build_object('company', company, 'category', category,
                                               'id', id) ORDER BY entry_no), '[]')
@@ -551,7 +552,12 @@ SELECT
   (SELECT coalesce(json_agg(json_build_object('user_name', user_name, 'company', company,
                                               'permission_set', permission_set)
                             ORDER BY user_name, company, permission_set), '[]')
-     FROM longops_memberships) AS members;
+     FROM longops_memberships) AS members,
+  (SELECT coalesce(json_agg(json_build_object('active', active, 'reason', reason,
+                                              'drain_timeout', drain_timeout,
+                                              'started_at', started_at,
+                                              'stopped_at', stopped_at)), '[]')
+     FROM longops_maintenance WHERE id = 1) AS maintenance;
 
 -- name: recent_durations
 -- why: time arithmetic: extract(epoch FROM interval).
