@@ -314,26 +314,37 @@ class PostgresStore(SqlStore):
                 self._notify_queues(cur, {op.queue for op in out})
             return out
         if len(ops) == 1 and ops[0].dedup_key is None and ops[0].request_hash is None:
-            # The common case, one plain operation: INSERT, NOTIFY and COMMIT go out as one
-            # pipelined round trip (the INSERT a prepared statement after a few calls).
-            # Without a dedup key or a client's Operation-Id nothing can conflict but a
-            # duplicate id, which _insert_with could not hand back either.
-            op = ops[0]
-
-            def send(conn: Any) -> list[Any]:
-                cur = conn.cursor()
-                cur.execute(self.q["insert_operation"], self.new_operation_params(op))
-                conn.cursor().execute(self.q["notify_ready"], {"queue": op.queue})
-                return [cur]
-
-            [rows] = self._pipelined("insert_operation", send)
-            if not rows:  # pragma: no cover - ids are new (uuid7) and never reused
-                raise RuntimeError(f"operation id {op.id} already exists")
-            return [self.operation(rows[0])]
+            # The common case, one plain operation. Without a dedup key or a client's
+            # Operation-Id nothing can conflict but a duplicate id, which _insert_with
+            # could not hand back either.
+            return [self._insert_one(ops[0])]
         with self._tx() as cur:
             out = self._insert_with(cur, ops)
             self._notify_queues(cur, {op.queue for op in out})
         return out
+
+    def _insert_one(self, op: NewOperation) -> Operation:
+        """One plain operation in one round trip: INSERT, NOTIFY and COMMIT are one
+        prepared statement in autocommit (``insert_operation_notify``), whose reply is its
+        entry number. With row-level security the scope needs a transaction of its own:
+        then the scope, the INSERT, the NOTIFY and the COMMIT go out as one pipeline."""
+        params = self.new_operation_params(op)
+        if self._rls:
+
+            def send(conn: Any) -> list[Any]:
+                cur = conn.cursor()
+                cur.execute(self.q["insert_operation"], params)
+                conn.cursor().execute(self.q["notify_ready"], {"queue": op.queue})
+                return [cur]
+
+            [rows] = self._pipelined("insert_operation", send)
+        else:
+            with self._translated(), self._autocommit() as conn, conn.cursor() as cur:
+                self.timed(cur).execute(self.q["insert_operation_notify"], params, prepare=True)
+                rows = cur.fetchall()
+        if not rows:  # pragma: no cover - ids are new (uuid7) and never reused
+            raise RuntimeError(f"operation id {op.id} already exists")
+        return self.inserted(op, int(rows[0]["entry_no"]))
 
     def insert_operations_bulk(self, ops: Iterable[NewOperation]) -> int:
         """COPY operations in as they come (no dedup keys: see ``insert_operations``).

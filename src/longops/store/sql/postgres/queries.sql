@@ -31,6 +31,19 @@ COPY longops_operations (
     stall_after_seconds, required_permission, trace_context)
 FROM STDIN;
 
+-- name: insert_operation_notify
+-- why: LISTEN/NOTIFY wake-ups (SQLite wakes in-process), and one statement instead of
+--      INSERT, NOTIFY and COMMIT: sent in autocommit, its own implicit transaction.
+-- One plain enqueue (no dedup key, no client Operation-Id): the row, and its wake-up sent
+-- when the statement commits, in one round trip. Only the entry number comes back: the
+-- caller has every other value (store._sql.core.inserted). No row: the id was taken.
+WITH ins AS (
+{{insert_new_operation}}
+ON CONFLICT DO NOTHING
+RETURNING entry_no, queue),
+woken AS (SELECT pg_notify('longops_ready', queue) FROM ins)
+SELECT ins.entry_no FROM ins, woken;
+
 -- name: notify_ready
 -- why: LISTEN/NOTIFY wake-ups; SQLite wakes in-process and polls.
 SELECT pg_notify('longops_ready', %(queue)s);
