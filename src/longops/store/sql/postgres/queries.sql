@@ -24,12 +24,13 @@ SELECT * FROM longops_companies
 
 -- name: copy_operations
 -- why: COPY FROM STDIN (bulk enqueue); SQLite inserts with executemany.
+-- Binary: no text to parse per value on the server (timestamps, uuids, numbers).
 COPY longops_operations (
     id, company, task, args, description, queue, category, priority, status,
     earliest_start_at, expires_at, max_attempts, rerun_delay, retry_policy, timeout_seconds,
     recurrence, user_name, created_at, updated_at, ready_at, dedup_key, labels,
     stall_after_seconds, required_permission, trace_context)
-FROM STDIN;
+FROM STDIN (FORMAT BINARY);
 
 -- name: insert_operation_notify
 -- why: LISTEN/NOTIFY wake-ups (SQLite wakes in-process), and one statement instead of
