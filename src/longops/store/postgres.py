@@ -342,7 +342,8 @@ class PostgresStore(SqlStore):
             [rows] = self._pipelined("insert_operation", send)
         else:
             with self._translated(), self._autocommit() as conn, conn.cursor() as cur:
-                self.timed(cur).execute(self.q["insert_operation_notify"], params, prepare=True)
+                # Prepared by psycopg after a few runs on a connection, as every statement.
+                self.timed(cur).execute(self.q["insert_operation_notify"], params)
                 rows = cur.fetchall()
         if not rows:  # pragma: no cover - ids are new (uuid7) and never reused
             raise RuntimeError(f"operation id {op.id} already exists")
