@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -52,6 +53,10 @@ PEERS_VENV = HERE / ".peers-venv"
 PEER_PACKAGES = ("procrastinate", "pgqueuer", "huey", "psycopg[binary]", "asyncpg")
 DEFAULT_PG_ADMIN_URL = "postgresql://root@127.0.0.1:5432/postgres"
 SYSTEMS = ("longops", "pgqueuer", "procrastinate", "huey")
+BEFORE = "longops-before"
+"""longops from another source tree (``--before-src``): the code before a change, run
+beside it in the same run (the same venv, that tree's ``src`` first on ``PYTHONPATH``)."""
+LONGOPS_LIKE = ("longops", BEFORE)
 WORKERS = 2
 LONGOPS_RECOMMENDED = 8
 """longops's recommended slots per worker process for short jobs (``--concurrency 8``)."""
@@ -80,11 +85,11 @@ def sizes_for(jobs: int, quick: bool) -> Sizes:
 
 # -- the systems --------------------------------------------------------------------------------
 def python_of(system: str) -> str:
-    return sys.executable if system == "longops" else str(PEERS_VENV / "bin" / "python")
+    return sys.executable if system in LONGOPS_LIKE else str(PEERS_VENV / "bin" / "python")
 
 
 def bin_of(system: str, name: str) -> str:
-    folder = Path(sys.executable).parent if system == "longops" else PEERS_VENV / "bin"
+    folder = Path(sys.executable).parent if system in LONGOPS_LIKE else PEERS_VENV / "bin"
     return str(folder / name)
 
 
@@ -92,7 +97,7 @@ def worker_command(system: str, setting: str, url: str) -> list[list[str]]:
     """The worker processes' command lines (one list per process started by the driver).
 
     ``setting`` is ``one`` (one job in flight per process) or ``recommended``."""
-    if system == "longops":
+    if system in LONGOPS_LIKE:
         slots = "1" if setting == "one" else str(LONGOPS_RECOMMENDED)
         cmd = [
             bin_of(system, "longops"),
@@ -130,9 +135,17 @@ def worker_command(system: str, setting: str, url: str) -> list[list[str]]:
     raise ValueError(f"unknown system {system!r}")
 
 
-def system_env(url: str, marks: Path) -> dict[str, str]:
+SOURCES: dict[str, Path] = {}
+"""The ``src`` folder a longops system runs when not this tree's: ``longops-before``'s
+(``--before-src``), and ``longops``'s with ``--longops-src`` (a snapshot, so that editing
+the tree during a long run changes nothing)."""
+
+
+def system_env(url: str, marks: Path, system: str = "") -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(PEERS_DIR)
+    if system in SOURCES:
+        env["PYTHONPATH"] += os.pathsep + str(SOURCES[system])
     env["BENCH_MARKS_DIR"] = str(marks)
     env["BENCH_URL"] = url
     if url.startswith("sqlite:"):
@@ -155,7 +168,7 @@ def client(
             str(count),
             str(arg),
         ],
-        env=system_env(url, marks),
+        env=system_env(url, marks, system),
         cwd=PEERS_DIR,
         capture_output=True,
         text=True,
@@ -168,7 +181,7 @@ def client(
 
 def install_schema(system: str, url: str, marks: Path) -> None:
     """Each system's schema, the way its docs say."""
-    env = system_env(url, marks)
+    env = system_env(url, marks, system)
     if system == "pgqueuer":
         cmd = [bin_of(system, "pgq"), "--pg-dsn", url, "install"]
     elif system == "procrastinate":
@@ -278,7 +291,7 @@ class Workers:
 def start_workers(
     system: str, setting: str, url: str, marks: Path, logdir: Path, tag: str
 ) -> Workers:
-    env = system_env(url, marks)
+    env = system_env(url, marks, system)
     logs = [logdir / f"{tag}-{i}.log" for i, _ in enumerate(worker_command(system, setting, url))]
     started = time.perf_counter()
     procs = []
@@ -669,6 +682,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--pg-admin-url", default=os.environ.get("LONGOPS_BENCH_PG_URL", DEFAULT_PG_ADMIN_URL)
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--before-src",
+        type=Path,
+        default=None,
+        help="also run longops from this src folder (the code before a change) as "
+        f"{BEFORE}, in the same run",
+    )
+    parser.add_argument(
+        "--longops-src",
+        type=Path,
+        default=None,
+        help="run longops from this src folder instead of this tree's",
+    )
+    parser.add_argument(
+        "--name", default=None, help="result file stem (default peers, or peers.quick)"
+    )
     args = parser.parse_args(argv)
     repeat = args.repeat or (1 if args.quick else 3)
     jobs = args.jobs or (500 if args.quick else 20_000)
@@ -681,12 +710,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             "enqueue, drain, latency"
         )
     dialects = ("postgres", "sqlite") if args.db == "both" else (args.db,)
+    if args.longops_src is not None:
+        SOURCES["longops"] = args.longops_src.resolve()
+    if args.before_src is not None:
+        SOURCES[BEFORE] = args.before_src.resolve()
+        only.append(BEFORE)
     figures = [
-        f
+        dataclasses.replace(f, systems=(f.systems[0], BEFORE, *f.systems[1:]))
+        if args.before_src is not None
+        else f
         for f in FIGURES
         if f.dialect in dialects and f.kind in kinds and any(s in only for s in f.systems)
     ]
-    if any(s != "longops" for s in only):
+    if any(s not in LONGOPS_LIKE for s in only):
         ensure_peers_venv()
     sizes = sizes_for(jobs, args.quick)
     machine = machine_info(args.pg_admin_url if "postgres" in dialects else None)
@@ -698,7 +734,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="longops-peers-"))
     ctx = Ctx(args.pg_admin_url, workdir, sizes)
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = "peers.quick" if args.quick else "peers"
+    stem = args.name or ("peers.quick" if args.quick else "peers")
     try:
         runs: list[dict[str, Any]] = []
         for i in range(repeat):

@@ -13,7 +13,8 @@ import sys
 
 def main(argv: list[str]) -> None:
     system, action, url, first, count, arg = argv
-    jobs = importlib.import_module(f"jobs_{system}")
+    # longops-before: longops from another source tree (its PYTHONPATH), the same calls.
+    jobs = importlib.import_module(f"jobs_{system.split('-')[0]}")
     if action == "prepare":
         jobs.prepare(url)
         elapsed = 0.0

@@ -257,6 +257,44 @@ def test_dedup_is_per_company_and_ignores_missing_keys(store: Store, clock: Froz
     assert sum(store.count_operations().values()) == 4
 
 
+@pytest.mark.parametrize("on_hold", [False, True])
+def test_an_inserted_operation_is_what_reading_it_back_gives(
+    store: Store, clock: FrozenClock, on_hold: bool
+) -> None:
+    """One plain enqueue on PostgreSQL gets back only its entry number and builds the rest
+    from what it sent: every field must be what the row says."""
+    category(store, "POSTING", max_concurrent=5)
+    now = clock.now()
+    new = build(
+        clock,
+        task="report",
+        args=[1, "two", [3.5], {"four": None}],
+        kwargs={"month": "2026-01", "n": (1, 2)},
+        description="monthly",
+        queue="reports",
+        category="POSTING",
+        priority="high",
+        earliest_start_at=now + timedelta(minutes=5),
+        expires_at=now + timedelta(hours=1),
+        max_attempts=3,
+        rerun_delay=7,
+        retry_policy={"kind": "business_central"},
+        timeout=90.5,
+        recurrence=Recurrence.every(5),
+        user="u",
+        labels={"team": "finance"},
+        on_hold=on_hold,
+        stall_after=timedelta(seconds=42),
+    )
+    [op] = store.insert_operations([new])
+    assert op == store.get_operation(new.id)
+    assert op.entry_no == store.last_entry_no()
+    plain = build(clock)
+    [second] = store.insert_operations([plain])
+    assert second == store.get_operation(plain.id)
+    assert second.entry_no == op.entry_no + 1
+
+
 def test_insert_operations_bulk(store: Store, clock: FrozenClock) -> None:
     category(store, "POSTING", max_concurrent=5)
     now = clock.now()

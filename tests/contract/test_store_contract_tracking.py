@@ -424,6 +424,28 @@ def test_the_wait_context_is_the_same_as_its_eight_reads(
     assert ctx == plain
 
 
+def test_the_wait_context_carries_maintenance_mode(store: Store, clock: FrozenClock) -> None:
+    """The wait reasons' one read says whether maintenance mode holds everything back (no
+    second read for it), the same in one statement (PostgreSQL) as in the plain reads."""
+    off = store.wait_context(clock.now())
+    assert off.maintenance is not None
+    assert not off.maintenance.active
+    started = clock.now()
+    assert store.start_maintenance("upgrade", timedelta(seconds=30), started) is not None
+    on = store.wait_context(clock.now())
+    assert on.maintenance == store.maintenance_mode()
+    assert on.maintenance is not None
+    assert on.maintenance.active
+    assert (on.maintenance.reason, on.maintenance.started_at) == ("upgrade", started)
+    assert on.maintenance.drain_timeout == timedelta(seconds=30)
+    clock.advance(seconds=5)
+    assert store.stop_maintenance(clock.now()) is not None
+    after = store.wait_context(clock.now())
+    assert after.maintenance is not None
+    assert not after.maintenance.active
+    assert after.maintenance.stopped_at == clock.now()
+
+
 def test_recent_durations_are_of_successful_runs_of_the_task(
     store: Store, clock: FrozenClock
 ) -> None:

@@ -240,6 +240,76 @@ def test_enqueue_many_validates_everything_first(app: Longops) -> None:
     assert len(everything(app)) == 50
 
 
+def test_enqueue_many_builds_alike_requests_as_one_by_one_would(
+    app: Longops, clock: FrozenClock
+) -> None:
+    """A bulk enqueue validates once per distinct request apart from its arguments; the
+    rows built from that must be what building each request alone gives."""
+    app.set_category("POSTING", max_concurrent=2)
+    alike = {"category": "POSTING", "priority": "high", "max_attempts": 3, "timeout": 90}
+    requests = [
+        *(EnqueueRequest(task="ok", args=(i,), **alike) for i in range(3)),  # type: ignore[arg-type]
+        EnqueueRequest(task="ok", kwargs={"x": 7}, **alike),  # type: ignore[arg-type]
+        EnqueueRequest(task="ok", args=(4,), on_hold=True),
+        EnqueueRequest(task="ok", args=(5,), delay=60),
+        EnqueueRequest(task="ok", args=(6,), labels={"team": "finance"}),
+        EnqueueRequest(task="ok"),
+        EnqueueRequest(task="ok", args=(8,), **alike),  # type: ignore[arg-type]
+    ]
+    ids = app.enqueue_many(requests)
+    stored = {op.id: op for op in everything(app)}
+    assert [stored[i].entry_no for i in ids] == sorted(stored[i].entry_no for i in ids)
+    for request, oid in zip(requests, ids, strict=True):
+        alone = app.service.build(request)
+        op = stored[oid]
+        got = (op.task, op.args, dict(op.kwargs), op.category, op.priority, op.status)
+        want = (alone.task, *_decoded(alone.args_json), alone.category, alone.priority)
+        assert got == (*want, alone.status)
+        assert (op.max_attempts, op.timeout, op.queue, op.user) == (
+            alone.max_attempts,
+            alone.timeout,
+            alone.queue,
+            alone.user,
+        )
+        assert (op.earliest_start_at, op.labels, op.expires_at) == (
+            alone.earliest_start_at,
+            alone.labels,
+            alone.expires_at,
+        )
+        assert op.created_at == clock.now()
+
+
+def _decoded(args_json: str) -> tuple[tuple[object, ...], dict[str, object]]:
+    import json
+
+    data = json.loads(args_json)
+    return tuple(data["args"]), data["kwargs"]
+
+
+@pytest.mark.parametrize(
+    ("bad", "field"),
+    [
+        (EnqueueRequest(task="ok", args=(1, 2)), "args"),
+        (EnqueueRequest(task="ok", args=("not a number",)), "args[0]"),
+        (EnqueueRequest(task="ok", kwargs={"y": 1}), "kwargs"),
+        (EnqueueRequest(task="ok", args=(float("nan"),)), "args[0]"),
+    ],
+)
+def test_enqueue_many_checks_the_arguments_of_every_row_like_another(
+    app: Longops, bad: EnqueueRequest, field: str
+) -> None:
+    """Rows like an earlier one still have their own arguments checked: the first bad one
+    names its field and nothing is written."""
+    good = [EnqueueRequest(task="ok", args=(i,)) for i in range(3)]
+    with pytest.raises(ValidationError) as raised:
+        app.enqueue_many([*good, bad, *good])
+    assert raised.value.field == field
+    with pytest.raises(ValidationError) as alone:
+        app.service.build(bad)
+    assert (alone.value.field, alone.value.rule) == (raised.value.field, raised.value.rule)
+    assert everything(app) == []
+
+
 # -- actions ------------------------------------------------------------------------------------
 def test_a_handle_reads_status_and_progress_now_not_as_enqueued(app: Longops) -> None:
     @app.task(name="steps")

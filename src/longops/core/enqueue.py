@@ -10,7 +10,7 @@ Example::
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,8 +19,15 @@ from longops.core.access import require, require_in
 from longops.core.companies import CompanyZones
 from longops.domain.clock import Clock
 from longops.domain.errors import PermissionDenied, ValidationError
+from longops.domain.ids import new_id
 from longops.domain.limits import PayloadLimits
-from longops.domain.operation import DEFAULT_COMPANY, NewOperation, Priority, _check_name
+from longops.domain.operation import (
+    DEFAULT_COMPANY,
+    NewOperation,
+    Priority,
+    _check_name,
+    encode_args,
+)
 from longops.domain.recurrence import Recurrence, initial_run_time
 from longops.domain.retry import RetryPolicy
 from longops.domain.security import Action, Actor, satisfies
@@ -141,6 +148,57 @@ class OperationBuilder:
         )
         return built
 
+    def build_many(self, requests: Iterable[EnqueueRequest], who: Actor) -> Iterator[NewOperation]:
+        """:meth:`build` for each request, in order, validated once per distinct request
+        apart from its arguments (a bulk enqueue is mostly one task, company and category
+        with different arguments). A request like one already built gets that one's
+        checked values; only what depends on its own arguments is checked again (their fit
+        to the task's signature and types, JSON, size), in the order :meth:`build` checks
+        them, so the first bad request raises what :meth:`build` would."""
+        templates: dict[tuple[Any, ...], tuple[NewOperation, TaskDef]] = {}
+        for request in requests:
+            key = _template_key(request)
+            hit = None if key is None else templates.get(key)
+            if hit is None:
+                built = self.build(request, who)
+                if key is not None:
+                    templates[key] = (built, self.registry.resolve(request.task))
+                yield built
+            else:
+                yield self._like(hit[0], hit[1], request)
+
+    def _like(self, template: NewOperation, task: TaskDef, request: EnqueueRequest) -> NewOperation:
+        """``request`` built from ``template``, the operation of a request equal to it in all
+        but its arguments (and with no value that depends on the time: see _template_key)."""
+        task.check_arguments(request.args, request.kwargs)
+        args_json = encode_args(request.args, request.kwargs)
+        PayloadLimits.check("args", args_json, self.limits.arguments, "LONGOPS_MAX_ARGUMENT_BYTES")
+        now = self.clock.now()
+        return NewOperation(
+            id=new_id(now),
+            company=template.company,
+            task=template.task,
+            args_json=args_json,
+            description=template.description,
+            queue=template.queue,
+            category=template.category,
+            priority=template.priority,
+            status=template.status,
+            earliest_start_at=now,
+            expires_at=None,
+            max_attempts=template.max_attempts,
+            rerun_delay=template.rerun_delay,
+            retry_policy=template.retry_policy,
+            timeout=template.timeout,
+            recurrence=None,
+            user=template.user,
+            created_at=now,
+            dedup_key=None,
+            labels=template.labels,
+            stall_after=template.stall_after,
+            required_permission=template.required_permission,
+        )
+
     def runs_as(self, actor: Actor, requested: str | None) -> str | None:
         """Who an operation will run on behalf of: the actor, unless SUPER names another."""
         if requested is None or requested == actor.user:
@@ -148,6 +206,44 @@ class OperationBuilder:
         _check_name("user", requested)
         require(actor, Action.ACT_ON_BEHALF, target=f"user {requested}")
         return requested
+
+
+def _template_key(request: EnqueueRequest) -> tuple[Any, ...] | None:
+    """What makes two requests build the same operation but for their arguments, id and
+    creation time; None for a request built on its own: one whose values depend on the
+    time it is built (a start, a delay, an expiry or a recurrence), is unique (a dedup key,
+    a client's Operation-Id) or carries a mapping (labels, a retry policy as JSON)."""
+    if (
+        request.earliest_start_at is not None
+        or request.delay is not None
+        or request.expires_at is not None
+        or request.recurrence is not None
+        or request.dedup_key is not None
+        or request.operation_id is not None
+        or request.request_hash is not None
+        or request.labels
+        or isinstance(request.retry_policy, Mapping)
+    ):
+        return None
+    key = (
+        request.task,
+        request.company,
+        request.description,
+        request.queue,
+        request.category,
+        request.priority,
+        request.max_attempts,
+        request.rerun_delay,
+        request.retry_policy,
+        request.timeout,
+        request.user,
+        request.on_hold,
+    )
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
 
 
 def parse_recurrence(value: Recurrence | str | Mapping[str, Any] | None) -> Recurrence | None:

@@ -123,8 +123,8 @@ class OperationService(OperationReads):
             # Rows are built while the bulk insert streams them, so validation and the
             # database's work overlap; a bad request raises inside the open transaction,
             # which then rolls back and nothing is written.
-            for request in requests:
-                op = sent.stamp(self.builder.build(request, who))
+            for built in self.builder.build_many(requests, who):
+                op = sent.stamp(built)
                 ids.append(op.id)
                 yield op
 

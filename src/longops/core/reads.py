@@ -172,9 +172,8 @@ class OperationReads(ActorBound):
         ready = [op for op in self._visible(ops) if op.status is Status.READY]
         if not ready:
             return {}
+        # One read, maintenance mode included (it holds back every due operation).
         ctx = self.store.wait_context(self.clock.now())
-        # Maintenance mode holds back every due operation (domain/maintenance.py).
-        ctx = replace(ctx, maintenance=self.store.maintenance_mode())
         out: dict[uuid.UUID, WaitReason] = {}
         for op in ready:
             reason = wait_reason(op, ctx, self.zones.zone_of(op))

@@ -10,6 +10,7 @@ dispatcher hears of an operation exactly when it becomes visible.
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -26,6 +27,7 @@ from longops import telemetry
 from longops.domain.errors import NO_SCHEMA, ConfigurationError, DatabaseBusy
 from longops.domain.filters import SortKey
 from longops.domain.operation import NewOperation, Operation
+from longops.domain.status import Status
 from longops.store._sql import SqlStore, current_scope_text, in_turns
 from longops.store.base import (
     Claimed,
@@ -211,8 +213,8 @@ class PostgresStore(SqlStore):
             return out
 
     def _wait_rows(self) -> list[list[Any]]:
-        """The eight reads as one statement (``wait_context``): one result of JSON to decode
-        instead of eight, and one snapshot. Rows as the eight queries give them."""
+        """The nine reads as one statement (``wait_context``): one result of JSON to decode
+        instead of nine, and one snapshot. Rows as the nine queries give them."""
         [[row]] = self._reads([("wait_context", {})])
         users = [
             {
@@ -233,6 +235,14 @@ class PostgresStore(SqlStore):
             row["companies"],
             users,
             row["members"],
+            [
+                {
+                    **m,
+                    "started_at": _json_ts(m["started_at"]),
+                    "stopped_at": _json_ts(m["stopped_at"]),
+                }
+                for m in row["maintenance"]
+            ],
         ]
 
     @contextmanager
@@ -327,26 +337,38 @@ class PostgresStore(SqlStore):
                 self._notify_queues(cur, {op.queue for op in out})
             return out
         if len(ops) == 1 and ops[0].dedup_key is None and ops[0].request_hash is None:
-            # The common case, one plain operation: INSERT, NOTIFY and COMMIT go out as one
-            # pipelined round trip (the INSERT a prepared statement after a few calls).
-            # Without a dedup key or a client's Operation-Id nothing can conflict but a
-            # duplicate id, which _insert_with could not hand back either.
-            op = ops[0]
-
-            def send(conn: Any) -> list[Any]:
-                cur = conn.cursor()
-                cur.execute(self.q["insert_operation"], self.new_operation_params(op))
-                conn.cursor().execute(self.q["notify_ready"], {"queue": op.queue})
-                return [cur]
-
-            [rows] = self._pipelined("insert_operation", send)
-            if not rows:  # pragma: no cover - ids are new (uuid7) and never reused
-                raise RuntimeError(f"operation id {op.id} already exists")
-            return [self.operation(rows[0])]
+            # The common case, one plain operation. Without a dedup key or a client's
+            # Operation-Id nothing can conflict but a duplicate id, which _insert_with
+            # could not hand back either.
+            return [self._insert_one(ops[0])]
         with self._tx() as cur:
             out = self._insert_with(cur, ops)
             self._notify_queues(cur, {op.queue for op in out})
         return out
+
+    def _insert_one(self, op: NewOperation) -> Operation:
+        """One plain operation in one round trip: INSERT, NOTIFY and COMMIT are one
+        prepared statement in autocommit (``insert_operation_notify``), whose reply is its
+        entry number. With row-level security the scope needs a transaction of its own:
+        then the scope, the INSERT, the NOTIFY and the COMMIT go out as one pipeline."""
+        params = self.new_operation_params(op)
+        if self._rls:
+
+            def send(conn: Any) -> list[Any]:
+                cur = conn.cursor()
+                cur.execute(self.q["insert_operation"], params)
+                conn.cursor().execute(self.q["notify_ready"], {"queue": op.queue})
+                return [cur]
+
+            [rows] = self._pipelined("insert_operation", send)
+        else:
+            with self._translated(), self._autocommit() as conn, conn.cursor() as cur:
+                # Prepared by psycopg after a few runs on a connection, as every statement.
+                self.timed(cur).execute(self.q["insert_operation_notify"], params)
+                rows = cur.fetchall()
+        if not rows:  # pragma: no cover - ids are new (uuid7) and never reused
+            raise RuntimeError(f"operation id {op.id} already exists")
+        return self.inserted(op, int(rows[0]["entry_no"]))
 
     def insert_operations_bulk(self, ops: Iterable[NewOperation]) -> int:
         """COPY operations in as they come (no dedup keys: see ``insert_operations``).
@@ -356,34 +378,31 @@ class PostgresStore(SqlStore):
         """
         if isinstance(ops, Sequence) and any(op.dedup_key is not None for op in ops):
             return len(self.insert_operations(ops))
-        columns = (
-            "id", "company", "task", "args", "description", "queue", "category", "priority",
-            "status", "earliest_start_at", "expires_at", "max_attempts", "rerun_delay",
-            "retry_policy", "timeout_seconds", "recurrence", "user_name", "created_at",
-            "created_at", "ready_at", "dedup_key", "labels", "stall_after_seconds",
-            "required_permission", "trace_context",
-        )  # fmt: skip
         queues: set[str] = set()
         count = 0
 
-        def rows() -> Iterator[dict[str, Any]]:
+        def checked() -> Iterator[NewOperation]:
             nonlocal count
             for op in ops:
                 if op.dedup_key is not None:
                     raise ConfigurationError("a streamed bulk insert takes no dedup keys")
                 queues.add(op.queue)
                 count += 1
-                yield self.new_operation_params(op)
+                yield op
 
         with self._tx() as cur:
             # One statement as long as the caller's stream of rows (and its validation).
             self._allow_long(cur)
             if self._rls:
-                cur.executemany(self.q["insert_operation"], rows())
+                cur.executemany(
+                    self.q["insert_operation"], (self.new_operation_params(op) for op in checked())
+                )
             else:
                 with cur.copy(self.q["copy_operations"]) as copy:
-                    for p in rows():
-                        copy.write_row(tuple(p[c] for c in columns))
+                    copy.set_types(_COPY_TYPES)
+                    write = copy.write_row
+                    for op in checked():
+                        write(_copy_row(op))
             self._notify_queues(cur, queues)
         return count
 
@@ -542,6 +561,58 @@ class PostgresStore(SqlStore):
 
     def wakeups(self) -> PostgresWakeups:
         return PostgresWakeups(self.conninfo)
+
+
+_READY = Status.READY
+_COPY_TYPES = (
+    "uuid", "text", "text", "text", "text", "text", "text", "int4", "text",
+    "timestamptz", "timestamptz", "int4", "int4", "text", "float8",
+    "text", "text", "timestamptz", "timestamptz", "timestamptz", "text", "text",
+    "float8", "text", "text",
+)  # fmt: skip
+"""The types ``_copy_row``'s values are sent as in binary COPY: each column's own, but
+text for the json ones (a json value's binary form is its text)."""
+
+
+def _copy_row(op: NewOperation) -> tuple[Any, ...]:
+    """``op`` as a row of ``copy_operations``: its columns in order, the values
+    ``new_operation_params`` gives (a tuple built at once: bulk enqueue is a hot path)."""
+    created = op.created_at
+    policy = op.retry_policy
+    rec = op.recurrence
+    perm = op.required_permission
+    return (
+        op.id,
+        op.company,
+        op.task,
+        op.args_json,
+        op.description,
+        op.queue,
+        op.category,
+        int(op.priority),
+        op.status.value,
+        op.earliest_start_at,
+        op.expires_at,
+        op.max_attempts,
+        op.rerun_delay,
+        None if policy is None else json.dumps(policy),
+        op.timeout.total_seconds(),
+        None if rec is None else json.dumps(rec.to_json()),
+        op.user,
+        created,
+        created,
+        created if op.status is _READY else None,
+        op.dedup_key,
+        json.dumps(dict(op.labels)) if op.labels else "{}",
+        op.stall_after.total_seconds(),
+        None if perm is None else perm.value,
+        op.trace_context,
+    )
+
+
+def _json_ts(value: str | None) -> datetime | None:
+    """A timestamp as PostgreSQL's JSON writes it, back to a datetime."""
+    return None if value is None else datetime.fromisoformat(value)
 
 
 def _redact(url: str) -> str:

@@ -78,6 +78,11 @@ class TaskDef:
     def check_arguments(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
         """Refuse arguments that do not fit the task's signature, or whose types do not fit
         its annotations (nothing is enqueued)."""
+        if kwargs or not _fits_positionally(self.signature, len(args)):
+            self._bind(args, kwargs)
+        check_types(self.fn, self.signature, args, kwargs)
+
+    def _bind(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
         try:
             self.signature.bind(*args, **kwargs)
         except TypeError as exc:
@@ -85,7 +90,6 @@ class TaskDef:
             raise ValidationError(
                 field, f"do not match task {self.name}{self.signature}: {exc}"
             ) from exc
-        check_types(self.fn, self.signature, args, kwargs)
 
     def arguments_schema(self) -> dict[str, Any]:
         """The JSON schema of the arguments (the one :meth:`check_arguments` enforces)."""
@@ -94,6 +98,39 @@ class TaskDef:
     @property
     def retry_policy(self) -> RetryPolicy | None:
         return CustomBackoff() if self.custom_retry is not None else self.retry
+
+
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+_BOUNDS: dict[int, tuple[inspect.Signature, tuple[int, float] | None]] = {}
+
+
+def _fits_positionally(sig: inspect.Signature, count: int) -> bool:
+    """Whether ``count`` positional arguments and no keyword ones bind to ``sig``: what
+    ``sig.bind(*args)`` decides, without its cost (enqueue is a hot path). False also when
+    only ``bind`` can tell (a keyword-only parameter without a default)."""
+    known = _BOUNDS.get(id(sig))
+    if known is None or known[0] is not sig:
+        known = (sig, _positional_bounds(sig))
+        if len(_BOUNDS) < 10_000:
+            _BOUNDS[id(sig)] = known  # the signature is kept: its id is not reused
+    bounds = known[1]
+    return bounds is not None and bounds[0] <= count <= bounds[1]
+
+
+def _positional_bounds(sig: inspect.Signature) -> tuple[int, float] | None:
+    """The least and most positional arguments ``sig`` takes without keywords; None when
+    no count binds without keywords (a keyword-only parameter without a default)."""
+    least, most = 0, 0.0
+    for p in sig.parameters.values():
+        if p.kind in _POSITIONAL:
+            most += 1
+            if p.default is p.empty:
+                least = int(most)
+        elif p.kind is p.VAR_POSITIONAL:
+            most = float("inf")
+        elif p.kind is p.KEYWORD_ONLY and p.default is p.empty:
+            return None
+    return least, most
 
 
 def _wants_context(sig: inspect.Signature) -> bool:

@@ -18,6 +18,7 @@ from typing import Any
 
 from longops import telemetry
 from longops.domain.filters import search_terms
+from longops.domain.maintenance import MaintenanceMode
 from longops.domain.operation import (
     Attempt,
     CancelMode,
@@ -227,6 +228,15 @@ class SqlCore(ABC):
     def _wake(self, queue: str) -> None:
         """Tell dispatchers that ``queue`` may have work."""
 
+    def _maintenance(self, row: Row) -> MaintenanceMode:
+        return MaintenanceMode(
+            active=bool(row["active"]),
+            reason=row["reason"],
+            drain_timeout=timedelta(seconds=float(row["drain_timeout"])),
+            started_at=self.dec_ts_opt(row["started_at"]),
+            stopped_at=self.dec_ts_opt(row["stopped_at"]),
+        )
+
     def _users(self, rows: list[Row], memberships: list[Row]) -> list[User]:
         grants: dict[str, list[tuple[str, PermissionSet]]] = {}
         for m in memberships:
@@ -315,6 +325,57 @@ class SqlCore(ABC):
                 if r["required_permission"] is None
                 else PermissionSet(r["required_permission"])
             ),
+        )
+
+    @staticmethod
+    def inserted(op: NewOperation, entry_no: int) -> Operation:
+        """The operation ``op`` became once inserted as entry ``entry_no``: what reading its
+        row back would give (:meth:`operation`), built without that read. Every value but
+        the entry number is the caller's (no column default or trigger fills one in)."""
+        data = json.loads(op.args_json)
+        policy = op.retry_policy
+        rec = op.recurrence
+        return Operation(
+            id=op.id,
+            entry_no=entry_no,
+            company=op.company,
+            task=op.task,
+            args=tuple(data.get("args", ())),
+            kwargs=dict(data.get("kwargs", {})),
+            description=op.description,
+            queue=op.queue,
+            category=op.category,
+            priority=Priority(int(op.priority)),
+            status=op.status,
+            status_reason=None,
+            earliest_start_at=op.earliest_start_at,
+            expires_at=op.expires_at,
+            max_attempts=op.max_attempts,
+            attempt_count=0,
+            rerun_delay=op.rerun_delay,
+            # As stored: JSON text, read back.
+            retry_policy=None if policy is None else json.loads(json.dumps(policy)),
+            timeout=timedelta(seconds=float(op.timeout.total_seconds())),
+            recurrence=None
+            if rec is None
+            else Recurrence.from_json(json.loads(json.dumps(rec.to_json()))),
+            user=op.user,
+            created_at=op.created_at,
+            updated_at=op.created_at,
+            ready_at=op.created_at if op.status is Status.READY else None,
+            started_at=None,
+            ended_at=None,
+            last_error=None,
+            result=None,
+            lease_token=None,
+            session_id=None,
+            dedup_key=op.dedup_key,
+            labels=dict(op.labels),
+            cancel_request=None,
+            stall_after=timedelta(seconds=float(op.stall_after.total_seconds())),
+            request_hash=op.request_hash,
+            trace_context=op.trace_context,
+            required_permission=op.required_permission,
         )
 
     def attempt(self, r: Row) -> Attempt:

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from longops.domain.maintenance import MaintenanceMode
 from longops.domain.users import AuditEntry
-from longops.store._sql.core import Row, SqlCore
+from longops.store._sql.core import SqlCore
 
 
 class MaintenanceSql(SqlCore):
@@ -65,12 +65,3 @@ class MaintenanceSql(SqlCore):
             mode = self._maintenance(row)
         self._wake("*")
         return mode
-
-    def _maintenance(self, row: Row) -> MaintenanceMode:
-        return MaintenanceMode(
-            active=bool(row["active"]),
-            reason=row["reason"],
-            drain_timeout=timedelta(seconds=float(row["drain_timeout"])),
-            started_at=self.dec_ts_opt(row["started_at"]),
-            stopped_at=self.dec_ts_opt(row["stopped_at"]),
-        )

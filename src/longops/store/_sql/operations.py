@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from longops.domain.filters import SortKey
+from longops.domain.maintenance import MaintenanceMode
 from longops.domain.operation import (
     Attempt,
     EventType,
@@ -282,10 +283,11 @@ class OperationsSql(SqlCore):
         return True
 
     def _wait_rows(self) -> list[list[Row]]:
-        """The eight reads wait reasons are derived from, in one go: every ready operation
+        """The nine reads wait reasons are derived from, in one go: every ready operation
         the API shows reads them. Rows of ``running_in_categories``, ``list_all_categories``,
         ``served_queues``, ``running_per_company``, ``list_paused_queues``,
-        ``list_companies``, ``list_users``, ``list_memberships``, in that order."""
+        ``list_companies``, ``list_users``, ``list_memberships`` and ``get_maintenance``,
+        in that order."""
         return self._reads(
             [
                 ("running_in_categories", {}),
@@ -296,6 +298,7 @@ class OperationsSql(SqlCore):
                 ("list_companies", {"companies": self.enc_companies(None)}),
                 ("list_users", {}),
                 ("list_memberships", {"name": None}),
+                ("get_maintenance", {}),
             ]
         )
 
@@ -309,6 +312,7 @@ class OperationsSql(SqlCore):
             company_rows,
             user_rows,
             member_rows,
+            maintenance_rows,
         ) = self._wait_rows()
         paused = frozenset(r["name"] for r in paused_rows)
         holders: dict[tuple[str, str], list[uuid.UUID]] = {}
@@ -352,6 +356,13 @@ class OperationsSql(SqlCore):
             users=users or None,
             served_tasks=None if tasks is None else frozenset(tasks),
             stopped_queues=stopped,
+            # Maintenance mode holds back every due operation (domain/maintenance.py); read
+            # with the rest (off in a database that predates it).
+            maintenance=(
+                self._maintenance(maintenance_rows[0])
+                if maintenance_rows
+                else MaintenanceMode(False)
+            ),
         )
 
     def recent_durations(self, task: str, limit: int = 20) -> list[float]:

@@ -22,3 +22,18 @@
    AND (%(started_before)s::timestamptz IS NULL OR started_at < %(started_before)s)
    AND {{like_text}}
    AND (%(stalled)s::boolean IS NULL OR (status = 'in_process' AND stalled_at IS NOT NULL) = %(stalled)s)
+
+-- fragment: insert_new_operation
+-- One new operation's row (store._sql.core.new_operation_params): insert_operation, and
+-- PostgreSQL's one-statement enqueue (insert_operation_notify).
+INSERT INTO longops_operations (
+    id, company, task, args, description, queue, category, priority, status,
+    earliest_start_at, expires_at, max_attempts, rerun_delay, retry_policy, timeout_seconds,
+    recurrence, user_name, created_at, updated_at, ready_at, dedup_key, labels,
+    stall_after_seconds, required_permission, request_hash, trace_context)
+VALUES (
+    %(id)s, %(company)s, %(task)s, %(args)s, %(description)s, %(queue)s, %(category)s,
+    %(priority)s, %(status)s, %(earliest_start_at)s, %(expires_at)s, %(max_attempts)s,
+    %(rerun_delay)s, %(retry_policy)s, %(timeout_seconds)s, %(recurrence)s, %(user_name)s,
+    %(created_at)s, %(created_at)s, %(ready_at)s, %(dedup_key)s, %(labels)s,
+    %(stall_after_seconds)s, %(required_permission)s, %(request_hash)s, %(trace_context)s)

@@ -7,17 +7,7 @@
 -- name: insert_operation
 -- A second active operation with the same dedup key in the company is not an error: the
 -- caller gets the existing one (see get_active_by_dedup).
-INSERT INTO longops_operations (
-    id, company, task, args, description, queue, category, priority, status,
-    earliest_start_at, expires_at, max_attempts, rerun_delay, retry_policy, timeout_seconds,
-    recurrence, user_name, created_at, updated_at, ready_at, dedup_key, labels,
-    stall_after_seconds, required_permission, request_hash, trace_context)
-VALUES (
-    %(id)s, %(company)s, %(task)s, %(args)s, %(description)s, %(queue)s, %(category)s,
-    %(priority)s, %(status)s, %(earliest_start_at)s, %(expires_at)s, %(max_attempts)s,
-    %(rerun_delay)s, %(retry_policy)s, %(timeout_seconds)s, %(recurrence)s, %(user_name)s,
-    %(created_at)s, %(created_at)s, %(ready_at)s, %(dedup_key)s, %(labels)s,
-    %(stall_after_seconds)s, %(required_permission)s, %(request_hash)s, %(trace_context)s)
+{{insert_new_operation}}
 -- No target: a dedup key held by an active operation, or an id a client already used
 -- (an Operation-Id sent again), both hand back the existing row (see _insert_with).
 ON CONFLICT DO NOTHING

@@ -32,12 +32,26 @@ SELECT * FROM longops_companies
 
 -- name: copy_operations
 -- why: COPY FROM STDIN (bulk enqueue); SQLite inserts with executemany.
+-- Binary: no text to parse per value on the server (timestamps, uuids, numbers).
 COPY longops_operations (
     id, company, task, args, description, queue, category, priority, status,
     earliest_start_at, expires_at, max_attempts, rerun_delay, retry_policy, timeout_seconds,
     recurrence, user_name, created_at, updated_at, ready_at, dedup_key, labels,
     stall_after_seconds, required_permission, trace_context)
-FROM STDIN;
+FROM STDIN (FORMAT BINARY);
+
+-- name: insert_operation_notify
+-- why: LISTEN/NOTIFY wake-ups (SQLite wakes in-process), and one statement instead of
+--      INSERT, NOTIFY and COMMIT: sent in autocommit, its own implicit transaction.
+-- One plain enqueue (no dedup key, no client Operation-Id): the row, and its wake-up sent
+-- when the statement commits, in one round trip. Only the entry number comes back: the
+-- caller has every other value (store._sql.core.inserted). No row: the id was taken.
+WITH ins AS (
+{{insert_new_operation}}
+ON CONFLICT DO NOTHING
+RETURNING entry_no, queue),
+woken AS (SELECT pg_notify('longops_ready', queue) FROM ins)
+SELECT ins.entry_no FROM ins, woken;
 
 -- name: notify_ready
 -- why: LISTEN/NOTIFY wake-ups; SQLite wakes in-process and polls.
@@ -518,11 +532,12 @@ SELECT DISTINCT q.name, s.companies, s.tasks, s.claim_stopped
  WHERE s.state = 'active';
 
 -- name: wait_context
--- why: the eight reads of a wait context in one statement and one snapshot; SQLite runs them
+-- why: the nine reads of a wait context in one statement and one snapshot; SQLite runs them
 --      one after the other in one read.
 -- What wait reasons are derived from, in one statement (one snapshot, one result): the
 -- rows of running_in_categories, list_all_categories, served_queues, running_per_company,
--- list_paused_queues, list_companies, list_users and list_memberships, as JSON arrays.
+-- list_paused_queues, list_companies, list_users and list_memberships, as JSON arrays, and
+-- get_maintenance's row (maintenance mode holds back every due operation).
 SELECT
   (SELECT coalesce(json_agg(json_build_object('company', company, 'category', category,
                                               'id', id) ORDER BY entry_no), '[]')
@@ -559,7 +574,12 @@ SELECT
   (SELECT coalesce(json_agg(json_build_object('user_name', user_name, 'company', company,
                                               'permission_set', permission_set)
                             ORDER BY user_name, company, permission_set), '[]')
-     FROM longops_memberships) AS members;
+     FROM longops_memberships) AS members,
+  (SELECT coalesce(json_agg(json_build_object('active', active, 'reason', reason,
+                                              'drain_timeout', drain_timeout,
+                                              'started_at', started_at,
+                                              'stopped_at', stopped_at)), '[]')
+     FROM longops_maintenance WHERE id = 1) AS maintenance;
 
 -- name: recent_durations
 -- why: time arithmetic: extract(epoch FROM interval).
