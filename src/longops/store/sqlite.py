@@ -333,7 +333,12 @@ class SqliteStore(SqlStore):
         return uuid.UUID(hex=value)
 
     def dec_ts(self, value: Any) -> datetime:
-        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+        try:
+            # Stored times are UTC text without an offset: naming it in the text is several
+            # times cheaper than replace() after (a claim decodes about six per run).
+            return datetime.fromisoformat(value + "+00:00")
+        except ValueError:  # a text that carries its own offset (or a Z)
+            return datetime.fromisoformat(value).replace(tzinfo=UTC)
 
     def dec_json(self, value: Any) -> Any:
         return json.loads(value)
