@@ -77,9 +77,7 @@ def main() -> int:
         "--concurrency", str(args.concurrency),
     ]  # fmt: skip
     started = time.time()
-    procs = [
-        subprocess.Popen(cmd, env=env, cwd=PEERS, stderr=subprocess.DEVNULL) for _ in range(2)
-    ]
+    procs = [subprocess.Popen(cmd, env=env, cwd=PEERS, stderr=subprocess.DEVNULL) for _ in range(2)]
     spy_out = work / "spy.txt"
     spy: subprocess.Popen[bytes] | None = None
     cpu_at_first: list[float] | None = None

@@ -10,7 +10,6 @@ import uuid
 from datetime import timedelta
 
 import pytest
-
 from contract_support import (
     add_company,
     attempts,

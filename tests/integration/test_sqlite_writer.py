@@ -15,11 +15,11 @@ from longops.domain.errors import DatabaseBusy
 from longops.store.base import StoreOptions
 from longops.store.sqlite import SqliteStore
 
+PAUSE = "INSERT INTO longops_paused_queues (name, paused_at) VALUES ('q', '2026-01-01 00:00:00')"
+
 
 def _store(tmp_path: Path, busy: float) -> SqliteStore:
-    store = SqliteStore(
-        f"sqlite:///{tmp_path / 'w.db'}", options=StoreOptions(busy_timeout=busy)
-    )
+    store = SqliteStore(f"sqlite:///{tmp_path / 'w.db'}", options=StoreOptions(busy_timeout=busy))
     store.migrate()
     return store
 
@@ -47,7 +47,7 @@ def test_the_writer_waits_for_the_lock_itself_and_writes_once_it_is_free(
         holder.start()
         assert held.wait(10)
         with store._tx() as cur:  # waits for the holder, then goes through
-            cur.execute("INSERT INTO longops_paused_queues (name, paused_at) VALUES ('q', '2026-01-01 00:00:00.000000')")
+            cur.execute(PAUSE)
         holder.join()
         assert [r["name"] for r in store._all("list_paused_queues")] == ["q"]
     finally:
@@ -64,7 +64,7 @@ def test_a_lock_held_past_the_busy_timeout_is_database_busy(tmp_path: Path) -> N
         assert held.wait(10)
         began = time.monotonic()
         with pytest.raises(DatabaseBusy), store._tx() as cur:
-            cur.execute("INSERT INTO longops_paused_queues (name, paused_at) VALUES ('q', '2026-01-01 00:00:00.000000')")
+            cur.execute(PAUSE)
         assert 0.15 <= time.monotonic() - began < 1.5
         holder.join()
     finally:

@@ -34,9 +34,7 @@ def is_fault(exc: BaseException) -> bool:
     # Looked up, not imported: a process that never loaded psycopg (a SQLite worker) has no
     # psycopg errors to meet, and its start-up is spared the import.
     psycopg = sys.modules.get("psycopg")
-    if psycopg is not None and isinstance(
-        exc, psycopg.OperationalError | psycopg.InterfaceError
-    ):
+    if psycopg is not None and isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
         return True
     # SQLite: "database is locked", "disk I/O error", "database or disk is full",
     # "attempt to write a readonly database" are all OperationalError.

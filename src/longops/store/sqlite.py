@@ -460,7 +460,7 @@ class SqliteStore(SqlStore):
         for params in batch:
             row = holding.get(params["id"])
             ok = row is not None and row["lease_token"] == params["lease_token"]
-            if ok:
+            if row is not None and ok:
                 # The attempt keeps the last reading written, which the entry may drop.
                 if params["progress"] is None:
                     params["last_reading"] = row["progress"]
