@@ -9,6 +9,7 @@ import threading
 import uuid
 from datetime import timedelta
 
+import pytest
 from contract_support import (
     add_company,
     attempts,
@@ -409,6 +410,30 @@ def test_finish_batch_returns_per_result_booleans(store: Store, clock: FrozenClo
     assert get(store, ops[3]).last_error == "slow"
     # the same batch again: every lease is spent
     assert store.finish_runs(batch) == [False, False, False, False]
+
+
+def test_a_result_given_twice_in_one_batch_applies_once(
+    store: Store, clock: FrozenClock, request: pytest.FixtureRequest
+) -> None:
+    """The first result of a run in a batch spends its lease; a second one for the same
+    run in the same batch is fenced, like one sent in a later batch (one attempt ending,
+    one timeline entry)."""
+    if store.dialect == "postgres":
+        # Found with SQLite's batched finish (sqlite-drain): PostgreSQL's one-statement
+        # finish reports both results applied. Left to the PostgreSQL store's owner.
+        request.applymarker(pytest.mark.xfail(strict=True, reason="PostgreSQL applies both"))
+    sid = register(store, clock.now())
+    op = insert(store, clock)
+    [run] = claim(store, sid, clock.now())
+    at = clock.advance(seconds=1)
+    first = result(run, at, result_json='{"n": 1}')
+    again = result(run, at, status=Status.ERROR, outcome=Outcome.ERROR, error_message="e")
+    assert store.finish_runs([first, again]) == [True, False]
+    back = get(store, op)
+    assert (back.status, back.result, back.last_error) == (Status.FINISHED, {"n": 1}, None)
+    assert [a.outcome for a in attempts(store, op)] == [Outcome.SUCCESS]
+    ended = [e for e in store.list_events(op.id) if e.type.value == "attempt_ended"]
+    assert [e.data["status"] for e in ended] == ["finished"]
 
 
 def test_a_pending_cancel_request_wins_over_going_back_to_ready_or_failing(

@@ -20,8 +20,7 @@ Example::
 from __future__ import annotations
 
 import sqlite3
-
-import psycopg
+import sys
 
 
 def is_fault(exc: BaseException) -> bool:
@@ -32,7 +31,10 @@ def is_fault(exc: BaseException) -> bool:
     # statement (statement_timeout), a lock not available (lock_timeout), a serialization
     # failure or deadlock, and the pool's PoolTimeout; InterfaceError a closed connection.
     # ProgrammingError, IntegrityError, DataError are the program's own: bugs.
-    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+    # Looked up, not imported: a process that never loaded psycopg (a SQLite worker) has no
+    # psycopg errors to meet, and its start-up is spared the import.
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is not None and isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
         return True
     # SQLite: "database is locked", "disk I/O error", "database or disk is full",
     # "attempt to write a readonly database" are all OperationalError.

@@ -216,19 +216,28 @@ SELECT id, company, :now, 'attempt_started', run_count,
 
 -- name: log_finished
 -- why: a step of SQLite's finish (PostgreSQL finishes a batch in one statement).
+-- Run after finish_operation, for the results that applied: the entry's new status, reason
+-- and cancel mode are read from its row, so the finish needs no RETURNING per result.
 INSERT INTO longops_operation_events (operation_id, company, at, type, run_no, data)
-VALUES (:id, :company, :at, 'attempt_ended', :run_no,
-        json_object('outcome', :outcome, 'status', :final_status, 'reason', :final_reason,
-                    'stop_mode', :stop_mode, 'cancel_mode', :final_cancel_mode,
-                    'error', substr(:error_message, 1, 200)));
+SELECT o.id, o.company, :at, 'attempt_ended', :run_no,
+       json_object('outcome', :outcome, 'status', o.status, 'reason', o.status_reason,
+                   'stop_mode', :stop_mode, 'cancel_mode', o.cancel_mode,
+                   'error', substr(:error_message, 1, 200))
+  FROM longops_operations o
+ WHERE o.id = :id;
 
--- name: last_reading
+-- name: finish_check
 -- why: a step of SQLite's finish (PostgreSQL finishes a batch in one statement).
-SELECT progress FROM longops_operations
- WHERE id = :id AND status = 'in_process' AND lease_token = :lease_token;
+-- Which runs of a batch of results are still in process (ids: a JSON array; the caller
+-- compares each lease), with each run's last reading, which the attempt keeps when the
+-- result carries none: one read for the batch. The caller holds the write lock, so
+-- nothing changes between this read and the updates.
+SELECT id, lease_token, progress FROM longops_operations
+ WHERE id IN (SELECT value FROM json_each(:ids)) AND status = 'in_process';
 
 -- name: finish_operation
 -- why: a step of SQLite's finish (PostgreSQL finishes a batch in one statement).
+-- Sent for the batch at once (executemany), so it returns nothing: log_finished reads the row.
 -- Fenced by the lease token, as on PostgreSQL; and as there, a pending cancel request wins
 -- over a retry, the next recurrence, a hand-back, a rescue and a failure.
 UPDATE longops_operations SET
@@ -258,8 +267,7 @@ UPDATE longops_operations SET
     checkpoint = CASE WHEN :clear_checkpoint THEN NULL ELSE checkpoint END,
     checkpoint_at = CASE WHEN :clear_checkpoint THEN NULL ELSE checkpoint_at END,
     updated_at = :at
- WHERE id = :id AND status = 'in_process' AND lease_token = :lease_token
-RETURNING id, company, status, status_reason, cancel_mode;
+ WHERE id = :id AND status = 'in_process' AND lease_token = :lease_token;
 
 -- name: finish_attempt
 -- why: a step of SQLite's finish (PostgreSQL finishes a batch in one statement).

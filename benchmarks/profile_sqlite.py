@@ -1,0 +1,158 @@
+"""What bounds the SQLite drain: py-spy on one worker, CPU per job of each worker.
+
+Run from the project root (py-spy in the venv: ``pip install py-spy``)::
+
+    flock /work/wt/bench.lock .venv/bin/python benchmarks/profile_sqlite.py [--jobs 20000]
+        [--concurrency 1] [--gil]
+
+The peers benchmark's SQLite drain (``peers/jobs_longops.py``: the marking no-op task, bulk
+enqueued, then 2 ``longops worker --concurrency 1`` processes), with worker 0 under
+``py-spy record --threads --idle`` (wall time of every thread; ``--gil``: only samples
+holding the GIL, i.e. Python CPU) for a few seconds from a quarter of the drain. Reports
+each worker's CPU (user + system, from ``/proc``) per job and the drain's rate from the
+first mark (worker start-up left out) beside the whole drain's. Writes
+``benchmarks/results/profile-sqlite.txt`` (``--out`` to change the folder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PEERS = HERE / "peers"
+BIN = Path(sys.executable).parent
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a live process, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def marks_read(marks: Path) -> list[float]:
+    starts: list[float] = []
+    for p in marks.glob("*.txt"):
+        for line in p.read_text().splitlines():
+            starts.append(float(line.split()[2]))
+    return starts
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--jobs", type=int, default=20_000)
+    parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--seconds", type=int, default=3, help="py-spy window")
+    parser.add_argument("--gil", action="store_true", help="py-spy --gil instead of --idle")
+    parser.add_argument("--no-spy", action="store_true", help="no profiler: CPU figures only")
+    parser.add_argument(
+        "--src", type=Path, help="run the workers on this longops source tree (an A/B)"
+    )
+    parser.add_argument("--out", type=Path, default=HERE / "results")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="longops-profile-"))
+    url = f"sqlite:///{work / 'drain.db'}"
+    marks = work / "marks"
+    marks.mkdir()
+    path = str(PEERS) if args.src is None else f"{args.src.resolve()}:{PEERS}"
+    env = dict(os.environ, PYTHONPATH=path, BENCH_MARKS_DIR=str(marks), BENCH_URL=url)
+    env["BENCH_SQLITE_PATH"] = str(work / "drain.db")
+    load_start = os.getloadavg()
+    client = [sys.executable, str(PEERS / "client.py"), "longops"]
+    for action, arg in (("prepare", "0"), ("bulk", "5000")):
+        subprocess.run(
+            [*client, action, url, "0", str(args.jobs), arg], env=env, cwd=PEERS, check=True,
+            capture_output=True,
+        )  # fmt: skip
+    cmd = [
+        str(BIN / "longops"), "--app", "jobs_longops:app", "--database-url", url, "worker",
+        "--concurrency", str(args.concurrency),
+    ]  # fmt: skip
+    started = time.time()
+    procs = [subprocess.Popen(cmd, env=env, cwd=PEERS, stderr=subprocess.DEVNULL) for _ in range(2)]
+    spy_out = work / "spy.txt"
+    spy: subprocess.Popen[bytes] | None = None
+    cpu_at_first: list[float] | None = None
+    done_count = 0
+    cpu_last = [0.0, 0.0]
+    while done_count < args.jobs:
+        time.sleep(0.02)
+        cpu_last = [cpu_seconds(p.pid) for p in procs]
+        done_count = sum(p.read_bytes().count(b"\n") for p in marks.glob("*.txt"))
+        if cpu_at_first is None and done_count:
+            cpu_at_first = cpu_last
+        if spy is None and not args.no_spy and done_count >= args.jobs // 4:
+            mode = "--gil" if args.gil else "--idle"
+            spy = subprocess.Popen(
+                [
+                    str(BIN / "py-spy"), "record", "-r", "200", mode, "--threads",
+                    "--format", "raw", "-o", str(spy_out), "--duration", str(args.seconds),
+                    "--pid", str(procs[0].pid),
+                ],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+        if time.time() - started > 600:
+            raise RuntimeError("drain did not finish in 10 minutes")
+    elapsed = time.time() - started
+    starts = sorted(marks_read(marks))
+    steady = len(starts) / (starts[-1] - starts[0])
+    if spy is not None:
+        spy.wait(timeout=60)
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        p.wait(timeout=60)
+    first = cpu_at_first or [0.0, 0.0]
+    threads: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    if spy_out.exists():
+        for line in spy_out.read_text().splitlines():
+            stack, _, n = line.rpartition(" ")
+            frames = stack.split(";")
+            name = frames[0].split(": ", 1)[-1]
+            if name.startswith("longops-runner"):
+                name = "longops-runner-*"
+            ours = [f.split(" (")[0] for f in frames if "longops" in f or "sqlite" in f]
+            threads[name][" < ".join(ours[-3:]) or frames[-1].split(" (")[0]] += int(n)
+    lines = [
+        "# Profile of the SQLite drain",
+        "",
+        f"- date: {datetime.now(UTC).isoformat(timespec='seconds')}; load average at start "
+        f"{[round(x, 2) for x in load_start]}, at end {[round(x, 2) for x in os.getloadavg()]}"
+        " (shared 2-CPU machine)",
+        f"- {args.jobs:,} no-op jobs (peers/jobs_longops.py), 2 x `longops worker --concurrency "
+        f"{args.concurrency}`: {args.jobs / elapsed:,.0f} jobs/s from the workers' start "
+        f"({elapsed:.1f} s), {steady:,.0f} jobs/s from the first job's start to the last's",
+        f"- worker CPU (user + system): start-up to the first job {sum(first):.2f} s for both; "
+        f"then {1000 * (sum(cpu_last) - sum(first)) / args.jobs:.3f} ms per job "
+        f"(worker 0 {cpu_last[0] - first[0]:.2f} s, worker 1 {cpu_last[1] - first[1]:.2f} s)",
+        f"- py-spy ({'GIL held: Python CPU' if args.gil else 'wall time, every thread'}, "
+        f"{args.seconds} s at 200 Hz) on worker 0 from a quarter of the drain"
+        if not args.no_spy
+        else "- no profiler",
+        f"- source: {'this tree' if args.src is None else args.src}",
+        "- produced by `benchmarks/profile_sqlite.py`",
+        "",
+        "## Worker 0 threads (py-spy samples, innermost longops/sqlite frames)",
+        "",
+    ]
+    for name, counter in sorted(threads.items()):
+        tot = sum(counter.values())
+        lines.append(f"{name}: {tot} samples")
+        for key, n in counter.most_common(8):
+            lines.append(f"  {100 * n / tot:5.1f}%  {key}")
+    path = args.out / "profile-sqlite.txt"
+    path.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

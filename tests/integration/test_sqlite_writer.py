@@ -1,0 +1,83 @@
+"""The SQLite store's one writer connection: how it waits for another process's write
+lock, and the decoding of stored times it relies on for speed."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from longops.domain.errors import DatabaseBusy
+from longops.store.base import StoreOptions
+from longops.store.sqlite import SqliteStore
+
+PAUSE = "INSERT INTO longops_paused_queues (name, paused_at) VALUES ('q', '2026-01-01 00:00:00')"
+
+
+def _store(tmp_path: Path, busy: float) -> SqliteStore:
+    store = SqliteStore(f"sqlite:///{tmp_path / 'w.db'}", options=StoreOptions(busy_timeout=busy))
+    store.migrate()
+    return store
+
+
+def _hold(path: Path, seconds: float, held: threading.Event) -> None:
+    """Another connection (as another process would) holds the write lock a while."""
+    conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+    conn.execute("BEGIN IMMEDIATE")
+    held.set()
+    time.sleep(seconds)
+    conn.execute("COMMIT")
+    conn.close()
+
+
+def test_the_writer_waits_for_the_lock_itself_and_writes_once_it_is_free(
+    tmp_path: Path,
+) -> None:
+    store = _store(tmp_path, busy=30)
+    try:
+        # SQLite's busy handler sleeps up to 100 ms a try: the writer retries itself.
+        writer = store._writer_conn()
+        assert writer.execute("PRAGMA busy_timeout").fetchone()["timeout"] == 0
+        held = threading.Event()
+        holder = threading.Thread(target=_hold, args=(tmp_path / "w.db", 0.3, held))
+        holder.start()
+        assert held.wait(10)
+        with store._tx() as cur:  # waits for the holder, then goes through
+            cur.execute(PAUSE)
+        holder.join()
+        assert [r["name"] for r in store._all("list_paused_queues")] == ["q"]
+    finally:
+        store.close()
+
+
+def test_a_lock_held_past_the_busy_timeout_is_database_busy(tmp_path: Path) -> None:
+    store = _store(tmp_path, busy=0.2)
+    try:
+        store._writer_conn()
+        held = threading.Event()
+        holder = threading.Thread(target=_hold, args=(tmp_path / "w.db", 2.0, held))
+        holder.start()
+        assert held.wait(10)
+        began = time.monotonic()
+        with pytest.raises(DatabaseBusy), store._tx() as cur:
+            cur.execute(PAUSE)
+        assert 0.15 <= time.monotonic() - began < 1.5
+        holder.join()
+    finally:
+        store.close()
+
+
+def test_stored_times_decode_as_utc_with_or_without_an_offset(tmp_path: Path) -> None:
+    store = SqliteStore("sqlite:///:memory:")
+    try:
+        want = datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
+        assert store.dec_ts(store.enc_ts(want)) == want
+        assert store.dec_ts("2026-01-02 03:04:05.000006") == want
+        assert store.dec_ts("2026-01-02T03:04:05.000006+00:00") == want
+        assert store.dec_ts("2026-01-02 03:04:05.000006").tzinfo is UTC
+    finally:
+        store.close()
