@@ -591,10 +591,14 @@ class Worker:
             claimed = self._work.get()
             if claimed is None:
                 return
-            try:
-                self._run_one(claimed)
-            finally:
-                self._work.done(sync=True)
+            while claimed is not None:
+                try:
+                    self._run_one(claimed)
+                except BaseException:
+                    self._work.done(sync=True)
+                    raise
+                # The next waiting run on this thread, with no hand-over (worker/handoff.py).
+                claimed = self._work.done_then_next()
 
     def _run_one(self, claimed: ClaimedRun) -> None:
         op = claimed.operation
