@@ -12,9 +12,10 @@ fresh database, ``--jobs`` operations bulk-enqueued by the variant's own code, t
 ``longops worker --concurrency C`` processes, the clock from their spawn to the N-th mark;
 every job checked run exactly once. The variants run in turn, their order rotated per round,
 so each ratio compares runs a minute apart. Beside ops/s it reports, per operation, the
-workers' CPU (user + system, read from ``/proc`` just before they are stopped), the
-CPU of the database's server processes serving them, the database's commits (``pg_stat_database.xact_commit``), and from
-``pg_stat_user_tables`` the updates of ``longops_operations`` and how many were HOT.
+workers' CPU (user + system, read from ``/proc`` just before they are stopped), the CPU
+of the database's server processes serving them, the database's commits
+(``pg_stat_database.xact_commit``), and from ``pg_stat_user_tables`` the updates of
+``longops_operations`` and how many were HOT.
 
 Results: ``--out`` (default ``benchmarks/results/drain-ab.md`` and ``.json``).
 """
@@ -22,6 +23,7 @@ Results: ``--out`` (default ``benchmarks/results/drain-ab.md`` and ``.json``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -72,10 +74,8 @@ def backends_cpu(url: str) -> float:
         ]
     total = 0.0
     for pid in pids:
-        try:
+        with contextlib.suppress(OSError):  # ended meanwhile
             total += cpu_seconds(pid)
-        except OSError:
-            pass  # ended meanwhile
     return total
 
 
@@ -89,7 +89,8 @@ def db_counters(url: str) -> dict[str, int]:
             "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables "
             "WHERE relname = 'longops_operations'"
         ).fetchone()
-    assert db is not None and tab is not None
+    assert db is not None
+    assert tab is not None
     return {"commits": int(db[0]), "updates": int(tab[0]), "hot_updates": int(tab[1])}
 
 

@@ -186,9 +186,7 @@ def calls(app: Longops, session: Any) -> list[tuple[str, Callable[[], object]]]:
         ("count", lambda: s.count_operations("default")),
         (
             "count_capped",
-            lambda: s.count_capped(
-                [f(company="default", statuses=(st,)) for st in Status], 1000
-            ),
+            lambda: s.count_capped([f(company="default", statuses=(st,)) for st in Status], 1000),
         ),
         ("list_running", lambda: s.list_running("default", limit=50)),
         ("category_activity", lambda: s.category_activity("default", 100)),
@@ -256,7 +254,8 @@ def main() -> int:
         f"- date: {datetime.now(UTC).isoformat(timespec='seconds')}; load average "
         f"{[round(x, 2) for x in os.getloadavg()]}",
         f"- {args.ready:,} ready operations (2 companies, 20 tasks, a fifth due in an hour, "
-        f"1 % in a category, 8 % of a user, 1 % expiring), {args.drained:,} run through claim and finish, then `ANALYZE`; each "
+        f"1 % in a category, 8 % of a user, 1 % expiring), {args.drained:,} run through "
+        "claim and finish, then `ANALYZE`; each "
         "statement of the store's reads and sweeps `EXPLAIN`-ed with its own parameters "
         "(custom plans); the hot path's statements under `force_generic_plan`, as workers "
         "run them",
@@ -280,6 +279,12 @@ def main() -> int:
     out.write_text("\n".join(lines))
     print("\n".join(lines))
     return 0
+
+
+NULL_COLUMNS = (
+    "reasons", "starts", "attempt_counts", "errors", "tracebacks", "results", "progresses",
+    "stop_modes", "cancel_modes", "peak_rsses",
+)  # fmt: skip
 
 
 def hot_path(app: Longops, url: str, session: Any) -> None:
@@ -309,13 +314,7 @@ def hot_path(app: Longops, url: str, session: Any) -> None:
             "ats": [datetime.now(UTC)] * n,
             "outcomes": ["success"] * n,
             "statuses": ["finished"] * n,
-            **{
-                k: [None] * n
-                for k in (
-                    "reasons", "starts", "attempt_counts", "errors", "tracebacks", "results",
-                    "progresses", "stop_modes", "cancel_modes", "peak_rsses",
-                )
-            },  # fmt: skip
+            **{k: [None] * n for k in NULL_COLUMNS},
             "run_starts": [datetime.now(UTC)] * n,
             "clear_checkpoints": [True] * n,
         }
