@@ -54,7 +54,9 @@ DEFAULT_PG_ADMIN_URL = "postgresql://root@127.0.0.1:5432/postgres"
 SYSTEMS = ("longops", "pgqueuer", "procrastinate", "huey")
 WORKERS = 2
 LONGOPS_RECOMMENDED = 8
-"""longops's recommended slots per worker process for short jobs (``--concurrency 8``)."""
+"""longops's recommended slots per worker process (``--concurrency 8``): what
+``docs/deploy.md`` ("How many slots and how many processes") tells users, not a setting
+tuned for this benchmark."""
 PHASE_TIMEOUT = 300.0
 BULK_BATCH = 5_000
 LATENCY_WARMUP = 10
