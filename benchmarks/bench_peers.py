@@ -59,7 +59,9 @@ beside it in the same run (the same venv, that tree's ``src`` first on ``PYTHONP
 LONGOPS_LIKE = ("longops", BEFORE)
 WORKERS = 2
 LONGOPS_RECOMMENDED = 8
-"""longops's recommended slots per worker process for short jobs (``--concurrency 8``)."""
+"""longops's recommended slots per worker process (``--concurrency 8``): what
+``docs/deploy.md`` ("How many slots and how many processes") tells users, not a setting
+tuned for this benchmark."""
 PHASE_TIMEOUT = 300.0
 BULK_BATCH = 5_000
 LATENCY_WARMUP = 10
@@ -609,7 +611,7 @@ def write_markdown(path: Path, doc: dict[str, Any], figures: Sequence[Figure]) -
         "`--concurrency 1` x 2 processes (latency: `--concurrency 8`) against `huey_consumer "
         "-w 2 -k process` (defaults otherwise, polling from 100 ms)",
         "- longops claims ahead while runs are short (`worker/session.py` `_prefetch`): up to "
-        "16 runs (or `--concurrency`, if more) wait in a worker's queue beyond its slots, "
+        "32 runs (or `--concurrency`, if more) wait in a worker's queue beyond its slots, "
         "claimed and with their attempt rows written; the jobs in flight stay at "
         "`--concurrency`. PgQueuer with its defaults fetches 10 per batch the same way; at "
         "`--batch-size 1` it fetches one at a time",

@@ -26,7 +26,7 @@ from contract_support import (
 from longops.domain.clock import FrozenClock
 from longops.domain.operation import Attempt, Outcome, SessionEventType, SessionState
 from longops.domain.status import Status
-from longops.store.base import OperationQuery, Store
+from longops.store.base import ClaimParams, OperationQuery, Store
 
 # -- claim -----------------------------------------------------------------------------------
 
@@ -434,6 +434,36 @@ def test_a_result_given_twice_in_one_batch_applies_once(
     assert [a.outcome for a in attempts(store, op)] == [Outcome.SUCCESS]
     ended = [e for e in store.list_events(op.id) if e.type.value == "attempt_ended"]
     assert [e.data["status"] for e in ended] == ["finished"]
+
+
+def test_finish_and_claim_writes_the_results_and_claims_in_one_call(
+    store: Store, clock: FrozenClock
+) -> None:
+    sid = register(store, clock.now())
+    ops = [insert(store, clock) for _ in range(5)]
+    first = claim(store, sid, clock.now(), limit=3)
+    at = clock.advance(seconds=1)
+    batch = [
+        result(first[0], at, result_json='{"n": 0}'),
+        result(first[1], at, lease_token=uuid.uuid4()),  # not its lease: fenced
+        result(first[2], at, status=Status.READY, outcome=Outcome.INTERRUPTED, attempt_count=0),
+    ]
+    params = ClaimParams(session_id=sid, queues=("default",), limit=10, now=at)
+    claimed = store.finish_and_claim(batch, params)
+    assert claimed.finished == [True, False, True]
+    # The run handed back is ready again in time for the claim of the same transaction.
+    assert {r.operation.id for r in claimed} == {ops[2].id, ops[3].id, ops[4].id}
+    assert get(store, ops[0]).status is Status.FINISHED
+    assert get(store, ops[0]).result == {"n": 0}
+    assert [a.outcome for a in attempts(store, ops[0])] == [Outcome.SUCCESS]
+    assert get(store, ops[1]).status is Status.IN_PROCESS
+    assert [a.outcome for a in attempts(store, ops[2])] == [Outcome.INTERRUPTED, Outcome.IN_PROCESS]
+    # The same results again (a retry after a lost reply): every lease is spent, nothing
+    # is written twice, and the claim still runs.
+    again = store.finish_and_claim(batch, params)
+    assert again.finished == [False, False, False]
+    assert list(again) == []
+    assert [a.outcome for a in attempts(store, ops[0])] == [Outcome.SUCCESS]
 
 
 def test_a_pending_cancel_request_wins_over_going_back_to_ready_or_failing(

@@ -47,6 +47,7 @@ COVERED: dict[str, tuple[str, ...]] = {
         "list_events",
     ),
     "claim::test_claim_sets_lease_and_logs_attempt": ("claim",),
+    "claim::test_finish_and_claim_writes_the_results_and_claims_in_one_call": ("finish_and_claim",),
     "claim::test_claim_skips_paused_queue_until_resumed": (
         "paused_queues",
         "set_queue_paused",

@@ -85,6 +85,8 @@ NOT_REACHED = {
     "set_session_tasks": "called when a task is registered after the worker started",
     "set_session_claim_stopped": "called at start and when the schema guard stops or resumes "
     "claiming (tests/integration/test_apps.py drives it)",
+    "finish_and_claim": "called only while claims come back full (a backlog) with results "
+    "waiting: test_a_failing_finish_and_claim_records_every_result_once drives it",
 }
 
 # The notification services' own calls (services/watch.py, services/delivery.py): they need
@@ -504,6 +506,37 @@ def test_a_claim_whose_reply_is_lost_is_handed_back_without_spending_an_attempt(
         assert time.monotonic() - lost_at < 10
         assert op.attempt_count == 1  # the lost claim spent nothing
         assert worker.dispatcher.handed_back == 1
+        assert_alive(worker)
+    finally:
+        worker.stop(grace=5)
+
+
+# -- results carried by a claim ----------------------------------------------------------------
+@pytest.mark.parametrize("reply_lost", [False, True], ids=["fails", "reply-lost"])
+def test_a_failing_finish_and_claim_records_every_result_once(
+    app: Longops, injected: Injected, reply_lost: bool
+) -> None:
+    """Results written in the claim's transaction (a backlog, one slot): when that call
+    fails, or commits and its reply is lost, the results go back to the completer and the
+    claimed runs (if any) are handed back; every operation ends once, with one success."""
+    handles = [app.enqueue("quick", i) for i in range(120)]
+    injected.arm(
+        "finish_and_claim", fault_for(app.store.dialect), times=2, commit_then_fail=reply_lost
+    )
+    worker = start(app, injected, concurrency=1)
+    try:
+        wait_for(lambda: injected.fired["finish_and_claim"] == 2, timeout=30, what="faults")
+        for h in handles:
+            assert h.wait(timeout=30).status is Status.FINISHED
+        for i, h in enumerate(handles):
+            op = h.refresh()
+            assert op.result == i
+            outcomes = [a.outcome for a in app.store.list_attempts(h.id)]
+            # A lost reply's claimed runs were handed back (attempt not spent) and ran again.
+            assert outcomes.count(Outcome.SUCCESS) == 1, outcomes
+            assert set(outcomes) <= {Outcome.SUCCESS, Outcome.INTERRUPTED}, outcomes
+            assert op.attempt_count == 1
+        assert injected.called >= {"finish_and_claim", "claim"}
         assert_alive(worker)
     finally:
         worker.stop(grace=5)

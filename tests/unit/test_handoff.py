@@ -92,3 +92,25 @@ def test_slots_are_shared_by_sync_and_async_runs() -> None:
         assert rec.started == ["a1"]
     finally:
         handoff.close()
+
+
+def test_a_runner_that_ends_a_run_takes_the_next_itself_without_waking_another() -> None:
+    rec = Recorder()
+    handoff = make(2, rec)
+    handoff.put_batch(runs("s1", "s2", "s3", "a4", "s5"))
+    assert [handoff.get_nowait(), handoff.get_nowait()] == ["s1", "s2"]
+    # s1's runner ends it and gets s3 straight back: nothing goes through the queue, whose
+    # put would wake an idle runner thread.
+    assert handoff.done_then_next() == "s3"
+    assert handoff.empty()
+    # Next in line is an async run: it starts on the loop, and the runner gets nothing.
+    assert handoff.done_then_next() is None
+    assert rec.ran.wait(5)
+    assert rec.started == ["a4"]
+    # The async run freed its slot: s5 went to the queue for whichever runner asks.
+    wait_for(lambda: not handoff.empty(), timeout=5, what="s5 queued")
+    assert handoff.get_nowait() == "s5"
+    assert handoff.done_then_next() is None  # nothing waits
+    assert rec.added == 2
+    handoff.stop_runners()
+    handoff.close()

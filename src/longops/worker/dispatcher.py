@@ -173,18 +173,20 @@ class Dispatcher:
         # completer writes results at once and a claim has none to carry.
         finished = tuple(completer.take()) if completer is not None and completer.defer else ()
         try:
-            claimed = self.store.claim(
-                ClaimParams(
-                    self._session_id(),
-                    self.options.queues,
-                    want,
-                    self.clock.now(),
-                    clock=self.clock,
-                    companies=self.options.companies,
-                    tasks=self._current_tasks(),
-                    finished=finished,
-                )
+            params = ClaimParams(
+                self._session_id(),
+                self.options.queues,
+                want,
+                self.clock.now(),
+                clock=self.clock,
+                companies=self.options.companies,
+                tasks=self._current_tasks(),
             )
+            # The results and the claim in one transaction (one commit), when there are any.
+            if finished:
+                claimed = self.store.finish_and_claim(finished, params)
+            else:
+                claimed = self.store.claim(params)
         except BaseException:
             if completer is not None:
                 completer.defer = False

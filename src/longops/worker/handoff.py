@@ -16,7 +16,8 @@ Example::
 
     handoff = Handoff(8, runs_on_loop=is_async, run_async=run_one, add_runner=spawn)
     handoff.put_batch(claimed_runs)   # the dispatcher, after a claim
-    claimed = handoff.get()           # a runner thread; then handoff.done(sync=True)
+    claimed = handoff.get()           # a runner thread; then handoff.done(sync=True),
+    claimed = handoff.done_then_next()  # or this: the next waiting run for the same thread
 """
 
 from __future__ import annotations
@@ -199,6 +200,30 @@ class Handoff(queue.Queue[ClaimedRun | None]):
                 return
             started = self._startable()
         self._start(*started)
+
+    def done_then_next(self) -> ClaimedRun | None:
+        """A sync run ended on the calling runner thread: its slot is free, and the next
+        waiting run, if it is a sync one, is returned for this same thread to run at once
+        (None: nothing for it; the thread goes back to :meth:`get`).
+
+        Without this, the next run went through the queue, whose ``put`` woke an idle
+        runner thread although the one that freed the slot was about to ask for more: with
+        short runs and ``concurrency`` > 1 every run cost a thread wake-up and a GIL
+        hand-over, and 8 slots drained slower than 1 (``benchmarks/results/
+        profile-notes.md``, hot path v3)."""
+        with self._gate:
+            self._free += 1
+            self._sync_running -= 1
+            if not self._waiting or self._stopped:
+                return None
+            mine: ClaimedRun | None = None
+            if not self._runs_on_loop(self._waiting[0]):
+                mine = self._waiting.popleft()
+                self._free -= 1
+                self._sync_running += 1
+            started = self._startable() if self._waiting else ([], [], 0)
+        self._start(*started)
+        return mine
 
     def _startable(self) -> tuple[list[ClaimedRun], list[ClaimedRun], int]:
         sync: list[ClaimedRun] = []

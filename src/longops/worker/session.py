@@ -591,10 +591,14 @@ class Worker:
             claimed = self._work.get()
             if claimed is None:
                 return
-            try:
-                self._run_one(claimed)
-            finally:
-                self._work.done(sync=True)
+            while claimed is not None:
+                try:
+                    self._run_one(claimed)
+                except BaseException:
+                    self._work.done(sync=True)
+                    raise
+                # The next waiting run on this thread, with no hand-over (worker/handoff.py).
+                claimed = self._work.done_then_next()
 
     def _run_one(self, claimed: ClaimedRun) -> None:
         op = claimed.operation
@@ -711,10 +715,14 @@ class Worker:
 _UTC = ZoneInfo("UTC")
 SHORT_RUN = 0.1
 """Seconds under which runs count as short: the worker then claims ahead (``_prefetch``)."""
-PREFETCH = 16
+PREFETCH = 32
 """Runs claimed ahead while runs are short, at least (``concurrency`` if more): about the
 number of no-op runs a runner gets through while one claim makes its round trip on a
-loaded machine, so a claim and a commit serve many runs."""
+loaded machine, so a claim and a commit serve many runs. 32, not 16: a claim's fixed
+costs (its round trip, the claim statement's start, one commit and WAL flush, the client's
+query conversion) spread over twice the runs cut the worker's CPU per no-op operation by
+about a fifth in-process (``benchmarks/results/profile-notes.md``, hot path v3); at most
+``SHORT_RUN`` x 32 = 3.2 s of work waits in one worker's queue."""
 DRAIN_WRITE_WINDOW = 5.0
 """Seconds a drain still waits for the database to record results after its grace."""
 JOIN_TIMEOUT = 10.0

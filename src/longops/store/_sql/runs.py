@@ -24,12 +24,24 @@ from longops.domain.users import (
 from longops.store._sql.core import Row, SqlCore
 from longops.store.base import (
     CancelSignal,
+    Claimed,
     ClaimedRun,
+    ClaimParams,
+    RunResult,
 )
 from longops.telemetry.prometheus import FleetSnapshot
 
 
 class RunsSql(SqlCore):
+    def claim(self, params: ClaimParams) -> Claimed:
+        raise NotImplementedError  # each dialect's (postgres.py, sqlite.py)
+
+    def finish_and_claim(self, results: Sequence[RunResult], params: ClaimParams) -> Claimed:
+        """``results`` written and the next batch claimed in one transaction: on PostgreSQL
+        one pipelined round trip and one commit; on SQLite one write transaction (finish,
+        then claim). Both dialects' ``claim`` write ``ClaimParams.finished`` first."""
+        return self.claim(replace(params, finished=tuple(results)))
+
     def cancel_requested(self, operation_ids: Sequence[uuid.UUID]) -> list[CancelSignal]:
         ids = self.enc_list([self.enc_uuid(i) for i in operation_ids])
         rows = self._all("cancel_requested", {"ids": ids})

@@ -1,6 +1,6 @@
 """What a store keeps about running: the claim and the finish, progress, worker sessions,
-the leader and the services' sweeps. The hot path is :meth:`RunStore.claim` and
-:meth:`RunStore.finish_runs`."""
+the leader and the services' sweeps. The hot path is :meth:`RunStore.claim`,
+:meth:`RunStore.finish_and_claim` and :meth:`RunStore.finish_runs`."""
 
 from __future__ import annotations
 
@@ -169,6 +169,13 @@ class RunStore(Protocol):
     """Claiming operations, finishing their runs, and what runs write as they go."""
 
     def claim(self, params: ClaimParams) -> Claimed: ...
+    def finish_and_claim(self, results: Sequence[RunResult], params: ClaimParams) -> Claimed:
+        """Write ``results`` (each under its lease, as :meth:`finish_runs`) and claim (as
+        :meth:`claim`) in one transaction, one commit: the dispatcher's call while the
+        queue is busy. Whether each result applied is ``Claimed.finished``; if the call
+        fails, none of it happened (or, reply lost, all of it: a retry is fenced)."""
+        ...
+
     def finish_runs(self, results: Sequence[RunResult]) -> list[bool]: ...
     def next_due_at(
         self, queues: Sequence[str], companies: Sequence[str] | None = None
