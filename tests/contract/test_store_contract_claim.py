@@ -9,7 +9,6 @@ import threading
 import uuid
 from datetime import timedelta
 
-import pytest
 from contract_support import (
     add_company,
     attempts,
@@ -412,16 +411,10 @@ def test_finish_batch_returns_per_result_booleans(store: Store, clock: FrozenClo
     assert store.finish_runs(batch) == [False, False, False, False]
 
 
-def test_a_result_given_twice_in_one_batch_applies_once(
-    store: Store, clock: FrozenClock, request: pytest.FixtureRequest
-) -> None:
+def test_a_result_given_twice_in_one_batch_applies_once(store: Store, clock: FrozenClock) -> None:
     """The first result of a run in a batch spends its lease; a second one for the same
     run in the same batch is fenced, like one sent in a later batch (one attempt ending,
     one timeline entry)."""
-    if store.dialect == "postgres":
-        # Found with SQLite's batched finish (sqlite-drain): PostgreSQL's one-statement
-        # finish reports both results applied. Left to the PostgreSQL store's owner.
-        request.applymarker(pytest.mark.xfail(strict=True, reason="PostgreSQL applies both"))
     sid = register(store, clock.now())
     op = insert(store, clock)
     [run] = claim(store, sid, clock.now())

@@ -497,6 +497,13 @@ class PostgresStore(SqlStore):
     def _send_finish(self, conn: Any, results: Sequence[RunResult]) -> Any:
         """Queue the statements that write ``results``; returns the cursor whose rows say
         which applied."""
+        # A run's result given twice in one batch (a retry racing its first send): the first
+        # spends the lease, as if the second came in a later batch. Sent twice, the UPDATE
+        # would take either row and the timeline would get both.
+        firsts: dict[tuple[uuid.UUID, uuid.UUID], RunResult] = {}
+        for r in results:
+            firsts.setdefault((r.operation_id, r.lease_token), r)
+        results = list(firsts.values())
         columns = {
             "ids": [r.operation_id for r in results],
             "leases": [r.lease_token for r in results],
@@ -528,7 +535,12 @@ class PostgresStore(SqlStore):
     @staticmethod
     def _applied_results(results: Sequence[RunResult], rows: list[dict[str, Any]]) -> list[bool]:
         applied = {(row["id"], row["lease_token"]) for row in rows}
-        return [(r.operation_id, r.lease_token) in applied for r in results]
+        answers = []
+        for r in results:
+            key = (r.operation_id, r.lease_token)
+            answers.append(key in applied)
+            applied.discard(key)  # only its first result in the batch was sent
+        return answers
 
     def flush_progress(self, updates: Sequence[ProgressUpdate]) -> list[bool]:
         if not updates:
