@@ -100,20 +100,38 @@ def microseconds(seconds: float) -> float:
 
 
 def traceparent(text: str | None) -> tuple[int, int, int] | None:
-    """A W3C ``traceparent`` (``00-<trace id>-<span id>-<flags>``) as (trace id, span id,
-    flags), None when it is not a valid one."""
-    parts = text.split("-") if text else ()
-    if len(parts) < 4 or len(parts[1]) != 32 or len(parts[2]) != 16 or len(parts[3]) != 2:
+    """A W3C ``traceparent`` (``00-<trace id>-<span id>-<flags>``, lowercase hex) as (trace
+    id, span id, flags), None when it is not a valid one."""
+    found = traceparent_bytes(text)
+    if found is None:
         return None
+    trace_id, span_id, flags = found
+    return int.from_bytes(trace_id, "big"), int.from_bytes(span_id, "big"), flags
+
+
+def traceparent_bytes(text: str | None) -> tuple[bytes, bytes, int] | None:
+    """:func:`traceparent`, the ids as their bytes (what the encoder writes)."""
+    if not text or len(text) < 55 or text[2] != "-" or text[35] != "-" or text[52] != "-":
+        return None
+    version = text[:2]
+    if version == "ff" or (len(text) > 55 and (version == "00" or text[55] != "-")):
+        return None
+    digits = version + text[3:35] + text[36:52] + text[53:55]
     try:
-        trace_id, span_id, flags = int(parts[1], 16), int(parts[2], 16), int(parts[3], 16)
+        raw = bytes.fromhex(digits)
     except ValueError:
         return None
-    if parts[0] == "ff" or (parts[0] == "00" and len(parts) != 4):
+    if raw.hex() != digits:  # uppercase, or spaces bytes.fromhex lets by
         return None
-    if not trace_id or not span_id:
+    trace_id, span_id = raw[1:17], raw[17:25]
+    if trace_id == _ZERO16 or span_id == _ZERO8:
         return None
-    return trace_id, span_id, flags & 0xFF
+    return trace_id, span_id, raw[25]
+
+
+_ZERO16 = bytes(16)
+_ZERO8 = bytes(8)
+_Ids = tuple[bytes, int, bytes, "tuple[bytes, bytes] | None"]
 
 
 class Attempt:
@@ -151,16 +169,19 @@ class Attempt:
     extra: dict[str, AttrValue] | None = None
     events: list[tuple[int, str, dict[str, AttrValue]]] | None = None
     status: tuple[int, str] | None = None
-    _ids: tuple[int, int, int, tuple[int, int] | None] | None = None
+    _ids: _Ids | None = None
     # Written by the export thread only.
     encoded: _Parts | None = None
+
+    cpu_started: float = 0.0
+    """The thread's CPU time when the attempt began (read only when it is exported: a
+    system call of a few microseconds)."""
 
     def __init__(self, op: Operation, run_no: int, span: trace.Span | None = None) -> None:
         self.op = op
         self.run_no = run_no
         if span is not None:
             self.span = span
-        self.cpu_started = time.thread_time()
 
     @property
     def recording(self) -> bool:
@@ -168,20 +189,22 @@ class Attempt:
             return bool(self.ids()[1] & SAMPLED)
         return self.span.is_recording()
 
-    def ids(self) -> tuple[int, int, int, tuple[int, int] | None]:
-        """(trace id, trace flags, parent span id or 0, the creation context (trace id,
-        span id) or None) of the lean span: what the SDK's tracer would decide with its
-        default sampler (parent-based, always on). Worked out when first asked (the same
-        answer on any thread: the random ids are drawn when the attempt begins)."""
+    def ids(self) -> _Ids:
+        """(trace id, trace flags, parent span id or ``b""``, the creation context (trace
+        id, span id) or None) of the lean span, the ids as their bytes: what the SDK's
+        tracer would decide with its default sampler (parent-based, always on). Worked out
+        when first asked (the same answer on any thread: the random ids are drawn when the
+        attempt begins)."""
         found = self._ids
         if found is None:
             op = self.op
-            creation = traceparent(op.trace_context)
+            creation = traceparent_bytes(op.trace_context)
             if creation is not None and op.recurrence is None:
                 trace_id, parent_id, parent_flags = creation
                 flags = (parent_flags & RANDOM_TRACE_ID) | (parent_flags & SAMPLED)
             else:
-                trace_id, parent_id, flags = self.random_trace_id, 0, RANDOM_TRACE_ID | SAMPLED
+                trace_id = self.random_trace_id.to_bytes(16, "big")
+                parent_id, flags = b"", RANDOM_TRACE_ID | SAMPLED
             link = None if creation is None else (creation[0], creation[1])
             found = self._ids = (trace_id, flags, parent_id, link)
         return found
@@ -212,7 +235,10 @@ class StandIn(trace.NonRecordingSpan):
             attempt = self._attempt
             trace_id, flags, _, _ = attempt.ids()
             found = self._built = trace.SpanContext(
-                trace_id, attempt.span_id, is_remote=False, trace_flags=trace.TraceFlags(flags)
+                int.from_bytes(trace_id, "big"),
+                attempt.span_id,
+                is_remote=False,
+                trace_flags=trace.TraceFlags(flags),
             )
         return found
 
@@ -252,13 +278,12 @@ class _Counts:
 _Group = tuple[bytes, bytes, bytes, _Counts]
 _Parts = tuple[bytes, bytes, bytes, bytes, bytes, _Group]
 _TIMES = struct.Struct("<BQBQ").pack
-_IDS = struct.Struct(">HQQHQ").pack
-_IDS_PARENT = struct.Struct(">HQQHQHQ").pack
-_LOG_CONTEXT = struct.Struct(">HQQHQ").pack
-_LINK = struct.Struct(">HHQQHQ5s").pack
+_IDS = struct.Struct(">H16sHQ").pack
+_IDS_PARENT = struct.Struct(">H16sHQH8s").pack
+_LOG_CONTEXT = struct.Struct(">H16sHQ").pack
+_LINK = struct.Struct(">HH16sH8s5s").pack
 _OBSERVED = struct.Struct("<BQ").pack
 _FIELD2 = struct.Struct("BBB").pack
-_LOW64 = (1 << 64) - 1
 _SMALL = otlp._SMALL
 _varint = otlp._varint
 _EVERY_ATTEMPT = frozenset((STARTED.id, FINISHED.id))
@@ -447,9 +472,7 @@ class _Encoder:
             trace_id, flags, _, _ = attempt.ids()
             op = attempt.op
             operation_id = str(op.id).encode()
-            context = _LOG_CONTEXT(
-                0x4A10, trace_id >> 64, trace_id & _LOW64, 0x5208, attempt.span_id
-            )
+            context = _LOG_CONTEXT(0x4A10, trace_id, 0x5208, attempt.span_id)
             if flags:
                 context = b"\x45" + _FIXED32(flags) + context
             group = self._groups.get((op.queue, op.company, op.task, op.category))
@@ -485,10 +508,9 @@ class _Encoder:
         statements = attempt.sql_statements
         entry_no = op.entry_no
         out = [
-            _IDS_PARENT(0x0A10, trace_id >> 64, trace_id & _LOW64, 0x1208, attempt.span_id,
-                        0x2208, parent_id)
+            _IDS_PARENT(0x0A10, trace_id, 0x1208, attempt.span_id, 0x2208, parent_id)
             if parent_id
-            else _IDS(0x0A10, trace_id >> 64, trace_id & _LOW64, 0x1208, attempt.span_id),
+            else _IDS(0x0A10, trace_id, 0x1208, attempt.span_id),
             name_kind,
             _TIMES(0x39, attempt.start, 0x41, attempt.end),
             shared,
@@ -534,8 +556,7 @@ class _Encoder:
                 )
                 out.append(b"\x5a" + _varint(len(body)) + body)
         if link is not None:
-            out.append(_LINK(0x6A21, 0x0A10, link[0] >> 64, link[0] & _LOW64, 0x1208, link[1],
-                             _LINK_FLAGS))  # fmt: skip
+            out.append(_LINK(0x6A21, 0x0A10, link[0], 0x1208, link[1], _LINK_FLAGS))
         if attempt.status is None:
             out.append(_STATUS_UNSET_FLAGS[1 if parent_id else 0])
         else:

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from longops.domain.operation import CancelMode, NewOperation, Operation, Outcome, StopMode
@@ -216,6 +217,7 @@ def _processing(op: Operation, run_no: int) -> Iterator[None]:
         attributes=attrs,
     )
     state = _Attempt(op, run_no, span)
+    state.cpu_started = time.thread_time()
     token = _attempt.set(state)
     try:
         with trace.use_span(span, end_on_exit=False, record_exception=False):
@@ -242,14 +244,20 @@ class _LeanAttempt(lean_path.Attempt):
         getrandbits = recorder.random.getrandbits
         self.random_trace_id = getrandbits(128) or 1
         self.span_id = getrandbits(64) or 1
-        self.span = lean_path.StandIn(self)
+        self.span = span = lean_path.StandIn(self)
+        self.cpu_started = time.thread_time()
         self.start = time.time_ns()
+        current = otel_context.get_current()
+        # As trace.set_span_in_context(span) (a copy of the current context, with the span),
+        # without the copy when there is nothing to copy (a worker's runner thread).
+        self._context = (
+            otel_context.Context({_SPAN_KEY: span})
+            if not current
+            else trace.set_span_in_context(span, current)
+        )
 
     def __enter__(self) -> None:
-        self._tokens = (
-            _attempt.set(self),
-            otel_context.attach(trace.set_span_in_context(self.span)),
-        )
+        self._tokens = (_attempt.set(self), otel_context.attach(self._context))
 
     def __exit__(self, kind: type[BaseException] | None, exc: object, _tb: object) -> None:
         attempt_token, context_token = self._tokens
