@@ -222,10 +222,10 @@ def encode_costs(ops: list[Any], results: list[Any], at: Any) -> None:
         encoder = recorder._encoder
         attempts = []
         for op, result in zip(ops, results, strict=True):
-            attempt = traces._LeanAttempt(recorder, op, 1)
+            attempt = traces._LeanProcessing(recorder, op, 1)._attempt
             attempt.started_at = at
             attempt.result = result
-            attempt.end = attempt.start + 1000
+            attempt.end_ns = attempt.start_ns + 1000
             attempts.append(attempt)
         now = time.time_ns()
         began = time.thread_time()

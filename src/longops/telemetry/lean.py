@@ -142,7 +142,7 @@ class Attempt:
     Plain attributes with class defaults (not slots): creating one sets only a few."""
 
     span: trace.Span = trace.INVALID_SPAN
-    """The SDK's span, or on the lean path a stand-in carrying the context (:class:`StandIn`)."""
+    """The SDK's span (the lean path's attempt is its own: :class:`SpanAttempt`)."""
     steps: list[tuple[Any, str, float]] | None = None
     """The open step span: span, name, monotonic start."""
     cpu_seconds: float | None = None
@@ -160,8 +160,8 @@ class Attempt:
     random_trace_id: int = 0
     """The trace id when the attempt has no parent (no creation context, or recurring)."""
     span_id: int = 0
-    start: int = 0
-    end: int = 0
+    start_ns: int = 0
+    end_ns: int = 0
     started_at: datetime | None = None
     """When the code began (``started``), for the queue wait."""
     result: Any = None
@@ -221,29 +221,32 @@ class Attempt:
         self.status = (2, error_type)
 
 
-class StandIn(trace.NonRecordingSpan):
-    """The lean span as task code and the SDK's step spans see it (their parent): a
-    non-recording span whose context is built when first asked for."""
+class SpanAttempt(Attempt, trace.NonRecordingSpan):
+    """An attempt on the lean path, which is also its span as task code and the SDK's step
+    spans see it (their parent): a non-recording span whose context is built when first
+    asked for. One object, and no reference cycle (an attempt holding a separate stand-in
+    that points back would be freed only by the garbage collector)."""
 
-    def __init__(self, attempt: Attempt) -> None:  # no super().__init__: built lazily
-        self._attempt = attempt
-        self._built: trace.SpanContext | None = None
+    _built: trace.SpanContext | None = None
+
+    @property
+    def span(self) -> trace.Span:  # type: ignore[override]
+        return self
 
     def get_span_context(self) -> trace.SpanContext:
         found = self._built
         if found is None:
-            attempt = self._attempt
-            trace_id, flags, _, _ = attempt.ids()
+            trace_id, flags, _, _ = self.ids()
             found = self._built = trace.SpanContext(
                 int.from_bytes(trace_id, "big"),
-                attempt.span_id,
+                self.span_id,
                 is_remote=False,
                 trace_flags=trace.TraceFlags(flags),
             )
         return found
 
     def __repr__(self) -> str:
-        return f"StandIn({self.get_span_context()!r})"
+        return f"SpanAttempt({self.get_span_context()!r})"
 
 
 LogRecord = tuple[
@@ -512,7 +515,7 @@ class _Encoder:
             if parent_id
             else _IDS(0x0A10, trace_id, 0x1208, attempt.span_id),
             name_kind,
-            _TIMES(0x39, attempt.start, 0x41, attempt.end),
+            _TIMES(0x39, attempt.start_ns, 0x41, attempt.end_ns),
             shared,
             _SPAN_MESSAGE_ID,
             operation_id,

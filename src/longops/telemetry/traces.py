@@ -180,7 +180,7 @@ def processing(op: Operation, run_no: int) -> AbstractContextManager[None]:
     """The ``process`` span of one attempt, current while the attempt runs here."""
     recorder = providers.current.lean
     if recorder is not None:
-        return _LeanAttempt(recorder, op, run_no)
+        return _LeanProcessing(recorder, op, run_no)
     return _processing(op, run_no)
 
 
@@ -232,44 +232,48 @@ def _processing(op: Operation, run_no: int) -> Iterator[None]:
         span.end()
 
 
-class _LeanAttempt(lean_path.Attempt):
-    """:func:`processing` on the lean path: the attempt's state is its span's record. This
-    runs once per attempt on the worker's hot thread: two random ids, two clock readings,
-    the stand-in span's context made current, the record queued at the end; everything
-    else is worked out on the export thread (``lean.py``)."""
+class _LeanProcessing:
+    """:func:`processing` on the lean path: the attempt (:class:`lean.SpanAttempt`) is its
+    span's record and the span task code sees. This runs once per attempt on the worker's
+    hot thread: two random ids, two clock and two CPU readings, the span made current, the
+    record queued at the end; everything else is worked out on the export thread
+    (``lean.py``). A class, not a generator, and apart from the attempt (no cycle)."""
+
+    __slots__ = ("_attempt", "_tokens")
 
     def __init__(self, recorder: lean_path.Recorder, op: Operation, run_no: int) -> None:
-        super().__init__(op, run_no)
-        self.recorder = recorder
+        attempt = self._attempt = lean_path.SpanAttempt(op, run_no)
+        attempt.recorder = recorder
         getrandbits = recorder.random.getrandbits
-        self.random_trace_id = getrandbits(128) or 1
-        self.span_id = getrandbits(64) or 1
-        self.span = span = lean_path.StandIn(self)
-        self.cpu_started = time.thread_time()
-        self.start = time.time_ns()
-        current = otel_context.get_current()
-        # As trace.set_span_in_context(span) (a copy of the current context, with the span),
-        # without the copy when there is nothing to copy (a worker's runner thread).
-        self._context = (
-            otel_context.Context({_SPAN_KEY: span})
-            if not current
-            else trace.set_span_in_context(span, current)
-        )
+        attempt.random_trace_id = getrandbits(128) or 1
+        attempt.span_id = getrandbits(64) or 1
+        attempt.cpu_started = time.thread_time()
+        attempt.start_ns = time.time_ns()
 
     def __enter__(self) -> None:
-        self._tokens = (_attempt.set(self), otel_context.attach(self._context))
+        attempt = self._attempt
+        current = otel_context.get_current()
+        # As trace.set_span_in_context(attempt) (a copy of the current context, with the
+        # span), without the copy when there is nothing to copy (a worker's runner thread).
+        context = (
+            otel_context.Context({_SPAN_KEY: attempt})
+            if not current
+            else trace.set_span_in_context(attempt, current)
+        )
+        self._tokens = (_attempt.set(attempt), otel_context.attach(context))
 
     def __exit__(self, kind: type[BaseException] | None, exc: object, _tb: object) -> None:
+        attempt = self._attempt
         attempt_token, context_token = self._tokens
         if kind is not None:
-            _error(self, kind.__qualname__)
-        if self.steps:
-            _close_steps(self)
+            _error(attempt, kind.__qualname__)
+        if attempt.steps:
+            _close_steps(attempt)
         otel_context.detach(context_token)
         _attempt.reset(attempt_token)
-        self.cpu_ended = time.thread_time()
-        self.end = time.time_ns()
-        self.recorder.add((0, lean_path.SPAN_MARK, self))  # type: ignore[union-attr]
+        attempt.cpu_ended = time.thread_time()
+        attempt.end_ns = time.time_ns()
+        attempt.recorder.add((0, lean_path.SPAN_MARK, attempt))  # type: ignore[union-attr]
 
 
 def _report_end(state: _Attempt) -> None:
