@@ -366,6 +366,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument(
+        "--name",
+        default="telemetry",
+        help="the results' file name, without .md/.json (default telemetry; .quick added "
+        "with --quick)",
+    )
+    parser.add_argument(
         "--before-src",
         type=Path,
         default=None,
@@ -401,7 +407,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     uptime_after = _uptime()
     args.out.mkdir(parents=True, exist_ok=True)
     suffix = ".quick" if args.quick else ""
-    (args.out / f"telemetry{suffix}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (args.out / f"{args.name}{suffix}.json").write_text(json.dumps(results, indent=2) + "\n")
     lines = report(
         results,
         repeat,
@@ -409,7 +415,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.baseline_name if BASELINE else None,
         (uptime_before, uptime_after),
     )
-    (args.out / f"telemetry{suffix}.md").write_text("\n".join(lines) + "\n")
+    (args.out / f"{args.name}{suffix}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 

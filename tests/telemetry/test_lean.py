@@ -417,3 +417,62 @@ def test_flushing_the_sdks_providers_flushes_the_lean_records(lean_otel: LeanCap
     assert len(lean_otel.logs_exporter.bodies) == 2
     assert lean_otel.event_ids() == ["LO0022", "LO0022"]
     logger_provider.shutdown()
+
+
+# -- what the attempt's thread leaves to the export thread ------------------------------------
+def test_the_metrics_count_attempts_not_exported_yet(tmp_path: Path) -> None:
+    """The attempt's thread only queues its state; the counters and histograms are counted
+    when the queue is read, which a metric collection does first."""
+    op = _operation(tmp_path)
+    began = op.created_at + timedelta(milliseconds=5)
+    done = RunResult(
+        operation_id=op.id,
+        lease_token=uuid.uuid4(),
+        run_no=1,
+        at=began + timedelta(milliseconds=40),
+        outcome=Outcome.SUCCESS,
+        status=OpStatus.FINISHED,
+        started_at=began,
+    )
+    with lean_captured() as got:
+        for _ in range(3):
+            with telemetry.processing(op, 1):
+                telemetry.started(op, 1, began)
+                telemetry.ended(op, 1, done, None)
+        assert got.spans_exporter.bodies == got.logs_exporter.bodies == []  # nothing sent
+        metrics = got.metrics()
+        assert [p.value for p in metrics["longops.attempts.started"]] == [3]
+        assert [p.value for p in metrics["longops.attempts.ended"]] == [3]
+        [duration] = metrics["messaging.process.duration"]
+        assert (duration.count, duration.sum) == (3, pytest.approx(0.12))
+        [wait] = metrics["longops.queue.wait"]
+        assert wait.count == 3
+        assert len(got.process_spans()) == 3
+        assert got.event_ids(op.id) == ["LO0003", "LO0004"] * 3
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (CREATION, (0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331, 1)),
+        (UNSAMPLED, (0x1AF7651916CD43DD8448EB211C80319C, 0xC7AD6B7169203331, 0)),
+        ("01" + CREATION[2:] + "-later-fields", (0x0AF7651916CD43DD8448EB211C80319C,
+                                                 0xB7AD6B7169203331, 1)),
+        (None, None),
+        ("", None),
+        (CREATION + "-more", None),  # version 00 has exactly four fields
+        ("ff" + CREATION[2:], None),
+        (CREATION.upper(), None),
+        (CREATION.replace("0a", " a", 1), None),
+        (CREATION[:-1], None),
+        ("00-" + "0" * 32 + "-b7ad6b7169203331-01", None),
+        ("00-0af7651916cd43dd8448eb211c80319c-" + "0" * 16 + "-01", None),
+        (CREATION.replace("-", "_"), None),
+    ],
+)  # fmt: skip
+def test_a_stored_traceparent_is_parsed_once_by_both_paths(
+    text: str | None, expected: tuple[int, int, int] | None
+) -> None:
+    assert lean.traceparent(text) == expected
+    found = lean.traceparent_bytes(text)
+    assert (None if found is None else lean.traceparent(text)) == expected

@@ -168,7 +168,9 @@ def _lean(resource: Any) -> tuple[lean.Recorder, tuple[lean.Histogram, lean.Hist
         resource,
         otlp.span_exporter(),
         otlp.log_exporter(),
-        max_queue=queue or int(env_queue or 2048),
+        # Three entries per attempt (started, finished, its span): the span queue's size
+        # in attempts.
+        max_queue=3 * (queue or int(env_queue or 2048)),
         batch=batch or int(env_batch or 512),
         delay=min(delays) / 1000,
     )

@@ -64,18 +64,22 @@ class Tally:
     reader collects (cumulative; the SDK derives deltas for an exporter that wants them).
     """
 
-    __slots__ = ("_keys", "_lock", "_totals")
+    __slots__ = ("_keys", "_lock", "_totals", "before")
 
     def __init__(self, keys: tuple[str, ...]) -> None:
         self._keys = keys
         self._lock = threading.Lock()
         self._totals: dict[tuple[str, ...], int] = {}
+        self.before: Callable[[], None] | None = None
+        """Run before each observation (the lean path's recorder counts what it queued)."""
 
     def add(self, amount: int, values: tuple[str, ...] = ()) -> None:
         with self._lock:
             self._totals[values] = self._totals.get(values, 0) + amount
 
     def observe(self, options: CallbackOptions) -> Iterable[Observation]:
+        if self.before is not None:
+            self.before()
         with self._lock:
             totals = list(self._totals.items())
         return [

@@ -44,6 +44,8 @@ _FLAGS_IS_REMOTE = 0x200
 def _varint(n: int) -> bytes:
     if 0 <= n < 128:
         return _SMALL[n]
+    if 0 < n < 16_384:  # the length of a record or an attribute: two bytes
+        return ((n & 0x7F) | 0x80 | ((n >> 7) << 8)).to_bytes(2, "little")
     if n < 0:
         n += 1 << 64  # int64 as two's complement: ten bytes
     out = bytearray()

@@ -14,7 +14,7 @@ from opentelemetry._logs import LoggerProvider
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
-from longops.telemetry.lean import Recorder
+from longops.telemetry.lean import Histogram, Recorder
 from longops.telemetry.metrics import Instruments
 
 SCOPE = "longops"
@@ -89,6 +89,14 @@ def use_lean(recorder: Recorder, instruments: Instruments) -> None:
     providers, the ``process`` spans, log records and attempt histograms go to ``recorder``
     and ``instruments``."""
     global current
+    # The attempts' counters and histograms are counted by the recorder's export thread:
+    # it reads its queue before the SDK collects them.
+    recorder.instruments = instruments
+    for tally in (instruments.started, instruments.ended):
+        tally.before = recorder.digest
+    for histogram in (instruments.duration, instruments.queue_wait):
+        if isinstance(histogram, Histogram):
+            histogram.before = recorder.digest
     current = Providers(
         tracer=current.tracer,
         logger=current.logger,

@@ -21,13 +21,15 @@ import re
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
+from time import time_ns
 from typing import Any, Protocol
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from longops.domain.operation import CancelMode, NewOperation, Operation, Outcome, StopMode
@@ -36,7 +38,7 @@ from longops.telemetry import catalogue as cat
 from longops.telemetry import lean as lean_path
 from longops.telemetry import providers
 from longops.telemetry.events import AttrValue, emit, emit_with, operation_attributes, wanted
-from longops.telemetry.resources import Usage
+from longops.telemetry.events import log as events_log
 from longops.telemetry.settings import settings
 
 SYSTEM = "longops"
@@ -146,25 +148,7 @@ class RunEnd(Protocol):
     def cancel_mode(self) -> CancelMode | None: ...
 
 
-@dataclass
-class _Attempt:
-    op: Operation
-    run_no: int
-    span: Span
-    steps: list[tuple[Span, str, float]] = field(default_factory=list)
-    """The open step span: span, name, monotonic start."""
-    usage: Usage = field(default_factory=lambda: Usage(time.thread_time()))
-    common: dict[str, AttrValue] | None = None
-    """The operation's event dimensions, built once for the attempt's events."""
-    outcome: dict[str, Any] | None = None
-    """The outcome attributes :func:`ended` decided, set on the span with the usage ones."""
-    lean: lean_path.Span | None = None
-    """The span's record on the lean path (``span`` is then a non-recording stand-in that
-    carries its context: task code's spans and step spans are its children)."""
-
-    @property
-    def recording(self) -> bool:
-        return self.lean is not None or self.span.is_recording()
+_Attempt = lean_path.Attempt
 
 
 def _common(op: Operation) -> dict[str, AttrValue]:
@@ -183,21 +167,13 @@ _attempt: contextvars.ContextVar[_Attempt | None] = contextvars.ContextVar(
 
 
 def _creation_context(op: Operation) -> trace.SpanContext | None:
-    """The stored W3C ``traceparent`` (``00-<trace id>-<span id>-<flags>``), parsed directly:
-    the propagator's extract builds and reads back a whole context for it."""
-    parts = op.trace_context.split("-") if op.trace_context else ()
-    if len(parts) < 4 or len(parts[1]) != 32 or len(parts[2]) != 16 or len(parts[3]) != 2:
+    """The stored W3C ``traceparent``, parsed directly: the propagator's extract builds and
+    reads back a whole context for it."""
+    found = lean_path.traceparent(op.trace_context)
+    if found is None:
         return None
-    try:
-        trace_id, span_id, flags = int(parts[1], 16), int(parts[2], 16), int(parts[3], 16)
-    except ValueError:
-        return None
-    if parts[0] == "ff" or (parts[0] == "00" and len(parts) != 4):
-        return None
-    span_context = trace.SpanContext(
-        trace_id, span_id, is_remote=True, trace_flags=trace.TraceFlags(flags & 0xFF)
-    )
-    return span_context if span_context.is_valid else None
+    trace_id, span_id, flags = found
+    return trace.SpanContext(trace_id, span_id, is_remote=True, trace_flags=trace.TraceFlags(flags))
 
 
 def processing(op: Operation, run_no: int) -> AbstractContextManager[None]:
@@ -241,6 +217,7 @@ def _processing(op: Operation, run_no: int) -> Iterator[None]:
         attributes=attrs,
     )
     state = _Attempt(op, run_no, span)
+    state.cpu_started = time.thread_time()
     token = _attempt.set(state)
     try:
         with trace.use_span(span, end_on_exit=False, record_exception=False):
@@ -256,139 +233,89 @@ def _processing(op: Operation, run_no: int) -> Iterator[None]:
 
 
 class _LeanProcessing:
-    """:func:`processing` on the lean path: what the SDK's tracer would do with its default
-    sampler (parent-based, always on) and id generator, recorded as a lean span. A class,
-    not a generator: this runs once per attempt on the worker's hot thread."""
+    """:func:`processing` on the lean path: the attempt (:class:`lean.SpanAttempt`) is its
+    span's record and the span task code sees. This runs once per attempt on the worker's
+    hot thread: two random ids, two clock and two CPU readings, the span made current, the
+    record queued at the end; everything else is worked out on the export thread
+    (``lean.py``). A class, not a generator, and apart from the attempt (no cycle)."""
 
-    __slots__ = ("_context", "_record", "_recorder", "_state", "_token")
+    __slots__ = ("_attempt", "_tokens")
 
     def __init__(self, recorder: lean_path.Recorder, op: Operation, run_no: int) -> None:
-        self._recorder = recorder
-        creation = _creation_context(op)
-        parent = creation if creation is not None and op.recurrence is None else None
-        if parent is None:
-            trace_id, flags, sampled = recorder.new_trace_id(), lean_path.RANDOM_TRACE_ID, True
-        else:
-            trace_id = parent.trace_id
-            flags = parent.trace_flags & lean_path.RANDOM_TRACE_ID
-            sampled = parent.trace_flags.sampled  # an unsampled parent: no span, as the SDK's
-        span_id = recorder.new_span_id()
-        common = operation_attributes(op)
-        record = None
-        if sampled:
-            flags |= lean_path.SAMPLED
-            shared = _lean_shared(op)
-            attrs: dict[str, Any] = {"messaging.message.id": common["operationId"]}
-            if op.entry_no is not None:
-                attrs["longops.operation.entry_no"] = op.entry_no
-            attrs["longops.attempt"] = op.attempt_count
-            attrs["longops.run_no"] = run_no
-            record = lean_path.Span(
-                trace_id,
-                span_id,
-                flags,
-                0 if parent is None else parent.span_id,
-                shared["name"],  # type: ignore[arg-type]
-                shared["attributes"],  # type: ignore[arg-type]
-                attrs,
-                None if creation is None else (creation.trace_id, creation.span_id),
-            )
-        self._record = record
-        stand_in = trace.NonRecordingSpan(
-            trace.SpanContext(
-                trace_id, span_id, is_remote=False, trace_flags=trace.TraceFlags(flags)
-            )
-        )
-        self._state = _Attempt(op, run_no, stand_in, lean=record, common=common)
-        self._context = trace.set_span_in_context(stand_in)
+        attempt = self._attempt = lean_path.SpanAttempt(op, run_no)
+        attempt.recorder = recorder
+        getrandbits = recorder.random.getrandbits
+        attempt.random_trace_id = getrandbits(128) or 1
+        attempt.span_id = getrandbits(64) or 1
+        attempt.cpu_started = time.thread_time()
+        attempt.start_ns = time.time_ns()
 
     def __enter__(self) -> None:
-        self._token = (_attempt.set(self._state), otel_context.attach(self._context))
+        attempt = self._attempt
+        current = otel_context.get_current()
+        # As trace.set_span_in_context(attempt) (a copy of the current context, with the
+        # span), without the copy when there is nothing to copy (a worker's runner thread).
+        context = (
+            otel_context.Context({_SPAN_KEY: attempt})
+            if not current
+            else trace.set_span_in_context(attempt, current)
+        )
+        self._tokens = (_attempt.set(attempt), otel_context.attach(context))
 
     def __exit__(self, kind: type[BaseException] | None, exc: object, _tb: object) -> None:
-        state = self._state
-        attempt_token, context_token = self._token
+        attempt = self._attempt
+        attempt_token, context_token = self._tokens
         if kind is not None:
-            _error(state, kind.__qualname__)
-        _close_steps(state)
+            _error(attempt, kind.__qualname__)
+        if attempt.steps:
+            _close_steps(attempt)
         otel_context.detach(context_token)
         _attempt.reset(attempt_token)
-        record = self._record
-        if record is not None:
-            _report_end(state)
-            record.end = time.time_ns()
-            self._recorder.span(record)
-
-
-_SHARED: dict[tuple[str, str, str, str | None], dict[str, object]] = {}
-
-
-def _lean_shared(op: Operation) -> dict[str, object]:
-    """The ``process`` span's name and the attributes every attempt of the same task in the
-    same queue and company has: built once, one dict (its bytes are kept on export)."""
-    key = (op.queue, op.company, op.task, op.category)
-    found = _SHARED.get(key)
-    if found is None:
-        attrs = {
-            "messaging.system": SYSTEM,
-            "messaging.destination.name": op.queue,
-            "longops.company": op.company,
-            "longops.task": op.task,
-            "messaging.operation.name": "process",
-            "messaging.operation.type": "process",
-        }
-        if op.category is not None:
-            attrs["longops.category"] = op.category
-        if len(_SHARED) >= 1024:
-            _SHARED.clear()
-        found = _SHARED[key] = {"name": f"process {op.queue}", "attributes": attrs}
-    return found
+        attempt.cpu_ended = time.thread_time()
+        attempt.end_ns = time.time_ns()
+        attempt.recorder.add((0, lean_path.SPAN_MARK, attempt))  # type: ignore[union-attr]
 
 
 def _report_end(state: _Attempt) -> None:
     """The attempt's outcome and what it used, on its span in one call (one lock taken and
     one attribute check, not one per attribute)."""
     span = state.span
-    if state.lean is None and not span.is_recording():
+    if not span.is_recording():
         return
-    usage = state.usage
-    cpu = usage.cpu_seconds
+    cpu = state.cpu_seconds
     if cpu is None:
-        cpu = time.thread_time() - usage.cpu_started
+        cpu = time.thread_time() - state.cpu_started
     attrs: dict[str, Any] = {
-        "longops.cpu_seconds": round(cpu, 6),
-        "longops.sql.statements": usage.sql_statements,
-        "longops.sql.seconds": round(usage.sql_seconds, 6),
+        "longops.cpu_seconds": lean_path.microseconds(cpu),
+        "longops.sql.statements": state.sql_statements,
+        "longops.sql.seconds": lean_path.microseconds(state.sql_seconds),
     }
-    if usage.peak_rss_bytes is not None:
-        attrs["longops.peak_rss_bytes"] = usage.peak_rss_bytes
+    if state.peak_rss_bytes is not None:
+        attrs["longops.peak_rss_bytes"] = state.peak_rss_bytes
     if state.outcome is not None:
         attrs.update(state.outcome)
-    if state.lean is not None:
-        state.lean.attributes.update(attrs)
-    else:
-        span.set_attributes(attrs)
+    span.set_attributes(attrs)
 
 
 def child_usage(cpu_seconds: float | None, peak_rss_bytes: int | None) -> None:
     """The resources a child process used for the current attempt (process isolation)."""
     state = _attempt.get()
     if state is not None:
-        state.usage.cpu_seconds = cpu_seconds
-        state.usage.peak_rss_bytes = peak_rss_bytes
+        state.cpu_seconds = cpu_seconds
+        state.peak_rss_bytes = peak_rss_bytes
 
 
 def sql_used(elapsed: float) -> None:
     """One of longops's statements ran on the current attempt's thread."""
     state = _attempt.get()
     if state is not None:
-        state.usage.sql_statements += 1
-        state.usage.sql_seconds += elapsed
+        state.sql_statements += 1
+        state.sql_seconds += elapsed
 
 
 def _error(state: _Attempt, error_type: str) -> None:
-    if state.lean is not None:
-        state.lean.error(error_type)
+    if state.recorder is not None:
+        state.error(error_type)
         return
     span = state.span
     if span.is_recording():
@@ -408,6 +335,20 @@ def error_type(error: BaseException | None, message: str | None) -> str:
 
 def started(op: Operation, run_no: int, at: datetime) -> None:
     """The attempt's code begins now (LO0003)."""
+    recorder = providers.current.lean
+    if recorder is not None:
+        state = _attempt.get()
+        if (
+            state is not None
+            and state.recorder is recorder
+            and state.op is op
+            and state.run_no == run_no
+            and not events_log.isEnabledFor(cat.STARTED.level)
+        ):
+            # The record, the counter and the queue wait: on the export thread.
+            state.started_at = at
+            recorder.add((time_ns(), lean_path.STARTED_MARK, state))
+            return
     due = max(op.earliest_start_at, op.ready_at or op.earliest_start_at)
     wait = max((at - due).total_seconds(), 0.0)
     if wanted(cat.STARTED):
@@ -433,6 +374,21 @@ def started(op: Operation, run_no: int, at: datetime) -> None:
 def ended(op: Operation, run_no: int, result: RunEnd, error: BaseException | None) -> None:
     """The attempt ended and where the operation goes next was decided: the event for it,
     the outcome on the ``process`` span, the attempt metrics."""
+    recorder = providers.current.lean
+    if recorder is not None and result.outcome is Outcome.SUCCESS:
+        state = _attempt.get()
+        if (
+            state is not None
+            and state.recorder is recorder
+            and state.op is op
+            and state.run_no == run_no
+            and not events_log.isEnabledFor(cat.FINISHED.level)
+        ):
+            # The record, the outcome on the span, the counter and the duration: on the
+            # export thread.
+            state.result = result
+            recorder.add((time_ns(), lean_path.FINISHED_MARK, state))
+            return
     outcome = result.outcome
     ms = (
         None
@@ -517,6 +473,8 @@ def step(name: str | None, index: int | None = None, of: int | None = None) -> N
     span = providers.current.tracer.start_span(
         f"step {name}", context=trace.set_span_in_context(state.span), attributes=attrs
     )
+    if state.steps is None:
+        state.steps = []
     state.steps.append((span, name, time.monotonic()))
 
 
@@ -527,8 +485,9 @@ def step_from(reading: Mapping[str, Any]) -> None:
 
 
 def _close_steps(state: _Attempt) -> None:
-    while state.steps:
-        span, name, began = state.steps.pop()
+    steps = state.steps
+    while steps:
+        span, name, began = steps.pop()
         span.end()
         _check_slow(state, name, time.monotonic() - began, settings().slow_step_after)
 
