@@ -12,9 +12,11 @@ from typing import Any
 
 import psycopg
 import pytest
+from argon2 import PasswordHasher
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import longops.core.security
 from longops import Longops
 from longops.domain.clock import FrozenClock
 from longops.store.base import Store, open_store
@@ -114,6 +116,24 @@ def store(db_url: str) -> Iterator[Store]:
 @pytest.fixture
 def clock() -> FrozenClock:
     return FrozenClock()
+
+
+class QuickHasher(PasswordHasher):
+    """Argon2id at its lowest cost. A hash or a check with the shipped parameters (64 MiB,
+    3 passes, 4 lanes) costs 0.2 s of CPU, and the suite signs users up and in thousands of
+    times: the tests' own processes hash with this one (what a hash is and how sign-in uses
+    it do not change; the shipped parameters are tested in tests/unit/test_password_hashing.py).
+    Processes the tests start (the CLI, ``longops serve``) hash as shipped."""
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**{"time_cost": 1, "memory_cost": 1024, "parallelism": 1, **params})
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _quick_password_hashing() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(longops.core.security, "PasswordHasher", QuickHasher)
+        yield
 
 
 @pytest.fixture(autouse=True)
