@@ -12,9 +12,11 @@ from typing import Any
 
 import psycopg
 import pytest
+from argon2 import PasswordHasher
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import longops.core.security
 from longops import Longops
 from longops.domain.clock import FrozenClock
 from longops.store.base import Store, open_store
@@ -116,6 +118,24 @@ def clock() -> FrozenClock:
     return FrozenClock()
 
 
+class QuickHasher(PasswordHasher):
+    """Argon2id at its lowest cost. A hash or a check with the shipped parameters (64 MiB,
+    3 passes, 4 lanes) costs 0.2 s of CPU, and the suite signs users up and in thousands of
+    times: the tests' own processes hash with this one (what a hash is and how sign-in uses
+    it do not change; the shipped parameters are tested in tests/unit/test_password_hashing.py).
+    Processes the tests start (the CLI, ``longops serve``) hash as shipped."""
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**{"time_cost": 1, "memory_cost": 1024, "parallelism": 1, **params})
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _quick_password_hashing() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(longops.core.security, "PasswordHasher", QuickHasher)
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _no_worker_outlives_its_app(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
@@ -156,24 +176,47 @@ def _on(worker: Worker, store: Store) -> bool:
     return False
 
 
-# -- scheduling across xdist processes (./dev test: -n 3 --dist loadscope) --------------------
-# loadscope sends a module's tests to one process, so module fixtures are made once. Three
-# changes to it, for a shorter wall time with the same tests:
+# -- scheduling across xdist processes (./dev test: -n 4 --dist loadscope) --------------------
+# loadscope sends a module's tests to one process, so module fixtures are made once. Changes
+# to it, for a shorter wall time with the same tests:
 # - a module whose tests name a dialect is two units, one per dialect: its module fixtures
 #   are per dialect anyway, and the two halves of a large module (the HTTP authorization
 #   matrix, schemathesis) can run at the same time;
+# - each document of the README/docs snippet test is a unit of its own (no module fixture;
+#   run one after the other they were the longest unit of the suite);
 # - the browser modules are one unit, so one process starts Chromium and the pages' servers;
 # - the heaviest unit goes first, so no long one starts last and runs alone. A unit weighs its
-#   number of tests times a rough per-test cost of its folder (processes, clusters and
-#   browsers cost seconds a test; unit tests milliseconds).
+#   number of tests times a rough per-test cost in seconds: its module's if listed (measured
+#   with benchmarks/suite_work.py, benchmarks/results/suite-speed.md), else its folder's.
 FOLDER_COST = {
     # In-process calls, a few milliseconds each (412 cases in 4 s; 616 HTTP cases in 25 s).
     "tests/integration/test_authorization_matrix.py": 0.01,
     "tests/api/test_http_authorization.py": 0.05,
+    # One document's snippets: CLI processes, a server, a worker (15-30 s).
+    "tests/integration/test_doc_snippets.py::": 20.0,
+    "tests/integration/test_doc_snippets.py": 0.1,
+    # Real processes started and stopped (longops serve, the CLI, demo, child processes).
+    "tests/web/test_serve": 12.0,
+    "tests/e2e/test_client_e2e.py": 12.0,
+    "tests/integration/test_status_machine.py": 10.0,
+    "tests/integration/test_bench_scale.py": 10.0,
+    "tests/web/test_demo_exit.py": 9.0,
+    "tests/integration/test_apps_uninstall.py": 7.0,
+    "tests/integration/test_cli_tracking.py": 6.0,
+    "tests/web/test_setup_pages.py": 4.0,
+    "tests/web/test_card_and_inbox.py": 4.0,
+    "tests/web/test_hardening.py": 4.0,
+    "tests/web/test_live.py": 4.0,
+    "tests/integration/test_maintenance.py": 3.0,
+    # Many quick in-process cases.
+    "tests/integration/test_pages_core.py": 0.3,
+    "tests/integration/test_company_isolation.py": 0.3,
+    "tests/integration/test_engine.py": 0.3,
+    "tests/integration/test_users_and_tokens.py": 0.3,
     "tests/stress": 20.0,
     # Mostly waiting out injected outages: 2-5 s a case (tests/fault/test_faults.py, LEASE).
-    "tests/fault": 4.0,
-    "tests/browser": 4.0,
+    "tests/fault": 2.5,
+    "tests/browser": 3.0,
     "tests/e2e": 3.0,
     "tests/telemetry": 2.0,
     "tests/web": 1.0,
@@ -183,12 +226,16 @@ FOLDER_COST = {
     "tests/unit": 0.02,
 }
 _DIALECT = re.compile(r"\[(?:.*\b)?(sqlite|postgres)\b")
+_ONE_UNIT_EACH = ("tests/integration/test_doc_snippets.py",)
+"""Modules whose parametrized tests are units of their own."""
 
 
 def _scope_of(nodeid: str) -> str:
     module = nodeid.split("::", 1)[0]
     if module.startswith("tests/browser/"):
         return "tests/browser"
+    if module in _ONE_UNIT_EACH and "[" in nodeid:
+        return nodeid
     dialect = _DIALECT.search(nodeid)
     return f"{module}[{dialect.group(1)}]" if dialect else module
 

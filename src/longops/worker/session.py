@@ -401,8 +401,9 @@ class Worker:
         )
         # No claim may land after the hand-back below takes its snapshot: wait for the
         # dispatcher to leave its loop (drain() interrupted its wait). The session is
-        # already `draining`, so a claim now takes nothing.
-        self._loops["dispatcher"].join(timeout=self.options.poll_interval + 10)
+        # already `draining`, so a claim now takes nothing. (A stuck one is waited for
+        # JOIN_TIMEOUT, then left: tests set that shorter.)
+        self._loops["dispatcher"].join(timeout=self.options.poll_interval + JOIN_TIMEOUT)
         # Runs claimed ahead (waiting for a runner, code not begun) go back at once, attempt
         # not spent, rather than start during the grace period.
         queued = self.table.take_unstarted()
