@@ -27,6 +27,7 @@ from longops.core.streams import EventHub
 from longops.domain.errors import LongopsError, ValidationError
 from longops.domain.operation import NAME_RE
 from longops.domain.security import PERMISSIONS, FrontEnd
+from longops.domain.waiting import WaitContext
 
 T = TypeVar("T")
 
@@ -152,6 +153,70 @@ class TokenCache:
         """Something may have changed who may do what: verify every token again."""
         self.generation += 1
         self._entries.clear()
+
+
+class WaitContexts:
+    """The wait context (what the wait reasons of ready operations are derived from: eight
+    reads of queues, categories, sessions, companies and users, and maintenance mode) this
+    process read in the last ``seconds``, per scope of companies, so that a poll of a
+    ready operation costs one database read, not three. The operation itself is read on
+    every request; only what its wait reason is derived from may be that old.
+
+    It ends with the API tokens' cache (``TokenCache.changed``): any state-changing request
+    this process serves (pausing a queue, a category's limit, maintenance mode, disabling a
+    user) ends it when it starts and again when it is done, so a client that changed
+    something sees it in its next read. A change made elsewhere (a worker claiming or
+    finishing, another server process, the CLI) shows at most ``seconds`` late.
+
+    Example::
+
+        waits = WaitContexts(1.0, tokens)
+        view.service.wait_reasons(ops, waits.context(view))
+    """
+
+    MAX_ENTRIES = 1_000
+
+    def __init__(
+        self, seconds: float, tokens: TokenCache, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        if not 0 <= seconds <= 60:
+            raise ValidationError("api_wait_context_seconds", "must be between 0 and 60", seconds)
+        self.seconds = seconds
+        self._tokens = tokens
+        self._clock = clock
+        self._entries: dict[frozenset[str] | None, tuple[int, float, WaitContext]] = {}
+
+    def context(self, view: ActorView) -> WaitContext | None:
+        """The caller's scope's wait context read lately, or read now (None: read it with
+        the reasons, as ever, when ``seconds`` is 0)."""
+        if not self.seconds:
+            return None
+        scope = view.actor.scope()
+        generation = self._tokens.generation
+        found = self._entries.get(scope)
+        if found is not None and found[0] == generation and self._clock() < found[1]:
+            return found[2]
+        began = self._clock()
+        read = view.service.wait_context()
+        if generation == self._tokens.generation:  # nothing changed meanwhile
+            if len(self._entries) >= self.MAX_ENTRIES:
+                self._entries.clear()
+            self._entries[scope] = (generation, began + self.seconds, read)
+        return read
+
+
+_WAITS: weakref.WeakKeyDictionary[Longops, WaitContexts] = weakref.WeakKeyDictionary()
+"""The wait contexts the API of each application keeps (``create_api`` sets it)."""
+
+
+def keep_wait_contexts(app: Longops, waits: WaitContexts) -> None:
+    _WAITS[app] = waits
+
+
+def wait_context(view: ActorView) -> WaitContext | None:
+    """The wait context the API keeps for the caller's scope (None: read one now)."""
+    waits = _WAITS.get(view.app)
+    return None if waits is None else waits.context(view)
 
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

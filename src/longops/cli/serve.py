@@ -4,6 +4,7 @@ beside them."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import secrets
@@ -152,7 +153,18 @@ def process_server() -> Server:
     from longops.cli.loading import load_app
 
     app = load_app(os.environ.get(_SPEC_ENV) or None, os.environ.get(_URL_ENV) or None)
-    return Server(app, secret=secret_key())
+    server = Server(app, secret=secret_key())
+    freeze_startup_objects()
+    return server
+
+
+def freeze_startup_objects() -> None:
+    """Take what start-up made (modules, the application, the routes and models: some
+    100,000 objects that live as long as the process) out of the garbage collector's
+    sight: its full collections then scan only what requests made, instead of pausing
+    every request of the process for tens of milliseconds each time (api-notes.md)."""
+    gc.collect()
+    gc.freeze()
 
 
 def serve(
@@ -181,6 +193,8 @@ def serve(
         os.environ[_SPEC_ENV] = app_spec or ""
         os.environ[_URL_ENV] = app.database_url
     server_app = Server(app, secret=secret_key()) if processes == 1 else None
+    if server_app is not None:
+        freeze_startup_objects()
     worker = None
     thread = None
     if workers > 0:

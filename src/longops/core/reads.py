@@ -24,7 +24,7 @@ from longops.domain.operation import Attempt, EventType, Operation, OperationEve
 from longops.domain.progress import Progress, history_estimate
 from longops.domain.security import Action, Actor, companies_for
 from longops.domain.status import Status
-from longops.domain.waiting import WaitReason, wait_reason
+from longops.domain.waiting import WaitContext, WaitReason, wait_reason
 from longops.store.base import Store
 
 DURATIONS_FRESH_FOR = 60.0
@@ -157,14 +157,27 @@ class OperationReads(ActorBound):
         return [op for op in ops if visible is None or op.company in visible]
 
     @acting
-    def wait_reasons(self, ops: Sequence[Operation]) -> dict[uuid.UUID, WaitReason]:
-        """Why each ready operation waits, derived now from one consistent read."""
+    def wait_context(self) -> WaitContext:
+        """What wait reasons are derived from, read now: one consistent read of the
+        queues, categories, worker sessions, companies and users, and maintenance mode
+        (which holds back every due operation, domain/maintenance.py). Read under the
+        actor's scope: hand it back to ``wait_reasons`` of the same scope only."""
+        ctx = self.store.wait_context(self.clock.now())
+        return replace(ctx, maintenance=self.store.maintenance_mode())
+
+    @acting
+    def wait_reasons(
+        self, ops: Sequence[Operation], context: WaitContext | None = None
+    ) -> dict[uuid.UUID, WaitReason]:
+        """Why each ready operation waits, derived now from one consistent read (or from
+        ``context``, one ``wait_context`` read lately, taken as of now)."""
         ready = [op for op in self._visible(ops) if op.status is Status.READY]
         if not ready:
             return {}
-        ctx = self.store.wait_context(self.clock.now())
-        # Maintenance mode holds back every due operation (domain/maintenance.py).
-        ctx = replace(ctx, maintenance=self.store.maintenance_mode())
+        if context is None:
+            ctx = self.wait_context()
+        else:
+            ctx = replace(context, now=self.clock.now())
         out: dict[uuid.UUID, WaitReason] = {}
         for op in ready:
             reason = wait_reason(op, ctx, self.zones.zone_of(op))
