@@ -174,10 +174,7 @@ class OperationReads(ActorBound):
         ready = [op for op in self._visible(ops) if op.status is Status.READY]
         if not ready:
             return {}
-        if context is None:
-            ctx = self.wait_context()
-        else:
-            ctx = replace(context, now=self.clock.now())
+        ctx = self.wait_context() if context is None else replace(context, now=self.clock.now())
         out: dict[uuid.UUID, WaitReason] = {}
         for op in ready:
             reason = wait_reason(op, ctx, self.zones.zone_of(op))
