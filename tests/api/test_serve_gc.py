@@ -18,7 +18,7 @@ def frozen(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """What was frozen (without freezing the test process)."""
     calls: list[str] = []
     monkeypatch.setattr(serve.gc, "freeze", lambda: calls.append("freeze"))
-    monkeypatch.setattr(serve._Uvicorn, "run", lambda self, sockets=None: None)
+    monkeypatch.setattr(serve._Uvicorn, "run", lambda *_args, **_kw: None)
     return calls
 
 

@@ -43,11 +43,13 @@ from longops.store.postgres_listen import PostgresCancelListener, PostgresWakeup
 CONNECT_TIMEOUT = 10.0
 
 
-def json_loads(data: bytes) -> Any:
+def json_loads(data: str | bytes) -> Any:
     """A json/jsonb column's value (psycopg hands bytes): orjson's parse, a few times the
     standard library's speed (operation rows and the wait context are JSON), except for
     text with a run of 19 digits or more, which the standard library reads: orjson makes an
     integer beyond 64 bits a float, and jsonb may hold one (a task's argument, say)."""
+    if isinstance(data, str):
+        data = data.encode()
     if _LONG_DIGITS.search(data) is None:
         with contextlib.suppress(orjson.JSONDecodeError):
             return orjson.loads(data)
