@@ -172,6 +172,30 @@ def cpu_seconds(pid: int, reaped: bool = False) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def backend_pids(url: str) -> list[int]:
+    """The PostgreSQL backends connected to the benchmark's database (the server's pool)."""
+    dbname = url.rpartition("/")[2]
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (dbname,),
+        ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def connection_split(port: str) -> list[int]:
+    """Established connections on the server's port per server process, largest first."""
+    out = subprocess.run(
+        ["ss", "-tnpH", "state", "established", f"( sport = :{port} )"],
+        capture_output=True,
+        text=True,
+    ).stdout
+    counts: dict[str, int] = {}
+    for found in re.finditer(r"pid=(\d+)", out):
+        counts[found.group(1)] = counts.get(found.group(1), 0) + 1
+    return sorted(counts.values(), reverse=True)
+
+
 def server_cpu(pid: int) -> float:
     """The server's CPU seconds: the process, its children now, and those it reaped (a
     server process that uvicorn's supervisor replaced under load still counts)."""
@@ -372,11 +396,24 @@ def measure(
             run_httpx(base, 2, 1.0, data["token"], data["ids"])
             with Listeners(base, data["token"], sse) if sse else contextlib.nullcontext():
                 cpu_before = server_cpu(pids[0])
+                backends = {b: cpu_seconds(b) for b in backend_pids(url)}
+                split: list[list[int]] = []
+                sampler = threading.Thread(
+                    target=lambda: (time.sleep(min(5.0, seconds / 2)),
+                                    split.append(connection_split(base.rpartition(":")[2]))),
+                    daemon=True,
+                )  # fmt: skip
+                sampler.start()
                 if os.environ.get("BENCH_CLIENT") != "httpx" and shutil_which("wrk"):
                     result = run_wrk(base, clients, seconds, data["token"], ids_file)
                 else:
                     result = run_httpx(base, clients, seconds, data["token"], data["ids"])
                 cpu = server_cpu(pids[0]) - cpu_before
+                # Backends opened meanwhile count from 0; one closed meanwhile is lost (rare:
+                # the pool keeps its connections for minutes).
+                after = {b: cpu_seconds(b) for b in backend_pids(url)}
+                db_cpu = sum(max(0.0, v - backends.get(b, 0.0)) for b, v in after.items())
+                sampler.join(5)
     result.update(
         variant=variant,
         sse_clients=sse,
@@ -386,6 +423,8 @@ def measure(
         requests_per_s=result["requests"] / result["seconds"],
         server_cpu_ms_per_request=1000 * cpu / max(1, result["requests"]),
         server_cores_used=cpu / result["seconds"],
+        db_cpu_ms_per_request=1000 * db_cpu / max(1, result["requests"]),
+        connections_per_process=split[0] if split else [],
     )
     return result
 
@@ -416,7 +455,8 @@ def shutil_which(name: str) -> str | None:
 
 def write(results: list[dict[str, Any]], args: argparse.Namespace, quick: bool) -> None:
     RESULTS.mkdir(exist_ok=True)
-    stem = ("api.quick" if quick else "api") + (f".sse{args.sse}" if args.sse else "")
+    stem = args.stem or ("api.quick" if quick else "api")
+    stem += f".sse{args.sse}" if args.sse else ""
     meta = {
         "workers": args.workers,
         "clients": args.clients,
@@ -425,6 +465,9 @@ def write(results: list[dict[str, Any]], args: argparse.Namespace, quick: bool) 
         "baseline": args.baseline,
         "cpus": os.cpu_count(),
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "current": args.current or "this tree",
+        "load_before": args.load_before,
+        "load_after": os.getloadavg(),
     }
     (RESULTS / f"{stem}.json").write_text(json.dumps({"meta": meta, "runs": results}, indent=2))
     lines = [
@@ -436,11 +479,18 @@ def write(results: list[dict[str, Any]], args: argparse.Namespace, quick: bool) 
         "whose wait reason every read derives; 4/5 single reads, 1/5 first pages of 20), "
         f"`baseline` = `{args.baseline}`, `current` = this tree, `current-Np` = this tree with "
         f"`--processes N`; {os.cpu_count()} CPUs shared with the load generator, PostgreSQL "
-        f"and other work. SSE clients attached meanwhile: {args.sse}. Run {meta['when']}.",
+        f"and other work. SSE clients attached meanwhile: {args.sse}. Run {meta['when']}"
+        + (f"; `current` = `{args.current}`" if args.current else "")
+        + ". Load average (1/5/15 min) before: "
+        + " / ".join(f"{x:.1f}" for x in args.load_before)
+        + ", after: "
+        + " / ".join(f"{x:.1f}" for x in meta["load_after"])
+        + ".",
         "",
         "| round | variant | req/s | p50 ms | p95 ms | p99 ms | non-2xx | server CPU ms/req "
-        "| server cores used | generator CPU s | load avg |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| PostgreSQL CPU ms/req | server cores used | generator CPU s | connections per "
+        "process | load avg |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     per_round = len({r["variant"] for r in results})
     for i, r in enumerate(results):
@@ -448,21 +498,26 @@ def write(results: list[dict[str, Any]], args: argparse.Namespace, quick: bool) 
             f"| {i // per_round + 1} | {r['variant']} | {r['requests_per_s']:.0f} "
             f"| {r['p50_ms']:.1f} "
             f"| {r['p95_ms']:.1f} | {r['p99_ms']:.1f} | {r['non_2xx'] + r['socket_errors']} "
-            f"| {r['server_cpu_ms_per_request']:.2f} | {r.get('server_cores_used', 0):.2f} "
-            f"| {r.get('generator_cpu_s', 0):.1f} | {r['load_average_1m']:.1f} |"
+            f"| {r['server_cpu_ms_per_request']:.2f} "
+            f"| {r.get('db_cpu_ms_per_request', 0):.2f} | {r.get('server_cores_used', 0):.2f} "
+            f"| {r.get('generator_cpu_s', 0):.1f} "
+            f"| {'/'.join(str(n) for n in r.get('connections_per_process', [])) or '-'} "
+            f"| {r['load_average_1m']:.1f} |"
         )
     lines += ["", "Ratios current / baseline per round (same run, same load):", ""]
     by_round = [results[i : i + per_round] for i in range(0, len(results), per_round)]
     for i, runs in enumerate(by_round):
-        base = next((r for r in runs if r["variant"] == "baseline"), None)
-        if base is None:
-            continue
         for cur in runs:
-            if cur is base:
+            if not cur["variant"].startswith("current"):
+                continue
+            twin = cur["variant"].replace("current", "baseline")
+            base = next((r for r in runs if r["variant"] == twin), None)
+            base = base or next((r for r in runs if r["variant"] == "baseline"), None)
+            if base is None:
                 continue
             cpu = cur["server_cpu_ms_per_request"] / base["server_cpu_ms_per_request"]
             lines.append(
-                f"- round {i + 1}, {cur['variant']}: throughput "
+                f"- round {i + 1}, {cur['variant']} / {base['variant']}: throughput "
                 f"x{cur['requests_per_s'] / base['requests_per_s']:.2f}, "
                 f"p50 x{cur['p50_ms'] / base['p50_ms']:.2f}, "
                 f"p95 x{cur['p95_ms'] / base['p95_ms']:.2f}, server CPU per request x{cpu:.2f}"
@@ -485,6 +540,15 @@ def main() -> None:
     parser.add_argument("--baseline", default="main", help="git ref of the baseline code")
     parser.add_argument("--only", choices=("baseline", "current"))
     parser.add_argument(
+        "--current", help="git ref of the current code (default: this tree's src/ as it is)"
+    )
+    parser.add_argument(
+        "--pairs",
+        action="store_true",
+        help="only baseline-Np and current-Np (both with --processes N), alternating",
+    )
+    parser.add_argument("--stem", help="result file names (default api, api.quick)")
+    parser.add_argument(
         "--sse", type=int, default=0, help="SSE clients attached to the live stream meanwhile"
     )
     parser.add_argument(
@@ -506,15 +570,22 @@ def main() -> None:
     args.clients = args.clients or (10 if args.quick else 50)
     args.seconds = args.seconds or (5.0 if args.quick else 30.0)
     args.rounds = args.rounds or (1 if args.quick else 2)
+    args.load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench_api_") as tmp:
         work = Path(tmp)
         variants = {"current": PROJECT / "src"}
+        if args.current:
+            (work / "current").mkdir()
+            variants["current"] = export_src(args.current, work / "current")
         if args.only != "current":
-            variants["baseline"] = export_src(args.baseline, work)
+            (work / "baseline").mkdir()
+            variants["baseline"] = export_src(args.baseline, work / "baseline")
         if args.only == "baseline":
             del variants["current"]
         plan = [(v, src, 1) for v, src in sorted(variants.items())]
-        if args.processes > 1 and "current" in variants:
+        if args.pairs:
+            plan = [(f"{v}-{args.processes}p", src, args.processes) for v, src, _ in plan]
+        elif args.processes > 1 and "current" in variants:
             plan.append((f"current-{args.processes}p", variants["current"], args.processes))
         results = []
         for _ in range(args.rounds):

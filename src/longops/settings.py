@@ -71,8 +71,14 @@ class ServerSettings(BaseSettings):
     session_absolute_hours: float = 12.0
     api_token_cache_seconds: float = 1.0
     """Seconds a server process trusts an API token it verified (0: check every request).
-    A token revoked, or a user disabled or re-granted, through another process or the CLI
-    is refused at most this late; through the same process at once (docs/security.md)."""
+    A token revoked, or a user disabled or re-granted, through the CLI, the library or
+    another server is refused at most this late; through the same server (any of its
+    ``--processes``) at once (docs/security.md)."""
+    api_wait_context_seconds: float = 1.0
+    """Seconds a server process derives ready operations' wait reasons from the queues,
+    categories, sessions and users it read (0: read them for every answer). A change made
+    through the same process shows at once; one made elsewhere at most this late
+    (docs/api.md)."""
 
 
 class Settings(BaseSettings):

@@ -111,3 +111,20 @@ def test_the_first_page_answers_what_the_route_answers(live: Live, fast_pages: l
     assert fast_pages == [50, 2]
     assert http.get(f"/v1/companies/{OWN}/operations?pageSize=0").status_code == 400
     assert fast_pages == [50, 2]
+
+
+def test_the_location_follows_the_host_asked_for(live: Live, fast: list[str]) -> None:
+    """The absolute URL's start is worked out once per scheme, server, Host and root path
+    (``fastpath._base``): each Host gets its own, as the route's ``url_for`` makes it."""
+    op = live.op()
+    url = f"/v1/companies/{OWN}/operations/{op.id}"
+    http = live.http(SUPER)
+    http.get(f"/v1/companies/{OWN}/operations")
+    for host in ("ops.example.test", "ops.example.test:8443", "[::1]:9000", None):
+        headers = {} if host is None else {"Host": host}
+        quick = http.get(url, headers=headers)
+        routed = http.get(url, headers={**headers, "Prefer": "x"})
+        assert quick.headers["operation-location"] == routed.headers["operation-location"]
+        if host is not None:
+            assert quick.headers["operation-location"] == f"http://{host}{url}"
+    assert len(fast) == 4

@@ -111,6 +111,7 @@ METHOD_ACTIONS: Mapping[str, str] = {
     "SessionService.drain_session": "drain_session",
     "OperationService.progress_history": "list_events",
     "OperationService.wait_reasons": "list_operations",
+    "OperationService.wait_context": "list_operations",
     "OperationService.estimated": "list_operations",
     "OperationService.describe": "list_operations",
     "OperationService.set_ready": "set_ready",

@@ -22,7 +22,13 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from longops.api import errors
-from longops.api.deps import EndsCachedTokens, Services, TokenCache
+from longops.api.deps import (
+    EndsCachedTokens,
+    Services,
+    TokenCache,
+    WaitContexts,
+    keep_wait_contexts,
+)
 from longops.api.fastpath import Polls
 from longops.api.maintenance import router as maintenance_router
 from longops.api.models import TEXT_PATTERN
@@ -88,7 +94,9 @@ def create_api(
         lifespan=lifespan,
         **_without_native_telemetry(),
     )
-    tokens = TokenCache(ServerSettings().api_token_cache_seconds)
+    settings = ServerSettings()
+    tokens = TokenCache(settings.api_token_cache_seconds)
+    keep_wait_contexts(app, WaitContexts(settings.api_wait_context_seconds, tokens))
     api.state.longops = Services(app, events, tokens)
     api.state.max_body = limit
     api.include_router(operations_router)

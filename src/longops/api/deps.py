@@ -9,6 +9,7 @@ import base64
 import binascii
 import hashlib
 import json
+import mmap
 import time
 import weakref
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from longops.core.streams import EventHub
 from longops.domain.errors import LongopsError, ValidationError
 from longops.domain.operation import NAME_RE
 from longops.domain.security import PERMISSIONS, FrontEnd
+from longops.domain.waiting import WaitContext
 
 T = TypeVar("T")
 
@@ -104,8 +106,9 @@ class TokenCache:
     so guessing fills nothing). A change of who may do what, here, ends every entry at
     once: any state-changing request this process serves (revoking a token, disabling a
     user, a grant, a sign-out on the pages) calls :meth:`changed`, and a verification that
-    began before it is not kept. A change made elsewhere (another server process, the CLI,
-    the library) is seen at most ``seconds`` late; an expired token likewise.
+    began before it is not kept; so does one served by another process of the same
+    ``longops serve --processes N`` (:meth:`share`). A change made elsewhere (the CLI, the
+    library, another server) is seen at most ``seconds`` late; an expired token likewise.
 
     Example::
 
@@ -119,9 +122,32 @@ class TokenCache:
         if not 0 <= seconds <= 60:
             raise ValidationError("api_token_cache_seconds", "must be between 0 and 60", seconds)
         self.seconds = seconds
-        self.generation = 0
+        self._generation = 0
         self._clock = clock
         self._entries: dict[bytes, tuple[float, ActorView]] = {}
+        self._shared: SharedCounter | None = None
+        self._seen = b""
+
+    def share(self, counter: SharedCounter) -> None:
+        """End the kept tokens whenever any process sharing ``counter`` (the processes of
+        one ``longops serve --processes N``) serves a state-changing request: a token
+        revoked through one of them is refused by all of them at once."""
+        self._shared = counter
+        self._seen = counter.read()
+
+    @property
+    def generation(self) -> int:
+        """Changes whenever the kept tokens end (here, or in a process sharing the count)."""
+        self._sync()
+        return self._generation
+
+    def _sync(self) -> None:
+        if self._shared is not None:
+            now = self._shared.read()
+            if now != self._seen:
+                self._seen = now
+                self._generation += 1
+                self._entries.clear()
 
     @staticmethod
     def _key(token: str) -> bytes:
@@ -130,6 +156,7 @@ class TokenCache:
     def get(self, token: str) -> ActorView | None:
         if not self.seconds:
             return None
+        self._sync()
         key = self._key(token)
         found = self._entries.get(key)
         if found is None:
@@ -149,9 +176,110 @@ class TokenCache:
         return view
 
     def changed(self) -> None:
-        """Something may have changed who may do what: verify every token again."""
-        self.generation += 1
+        """Something may have changed who may do what: verify every token again (in every
+        process sharing the count too)."""
+        self._generation += 1
         self._entries.clear()
+        if self._shared is not None:
+            self._seen = self._shared.bump()
+
+
+class SharedCounter:
+    """Eight bytes in a file that the processes of one server map and bump: a change
+    through one of them is seen by the others at their next request (a read of mapped
+    memory, no system call). Two bumps at once may count as one: what matters is that
+    the value moved.
+
+    Example::
+
+        counter = SharedCounter(path)       # the same path in every process
+        counter.bump(); counter.read()
+    """
+
+    SIZE = 8
+
+    def __init__(self, path: str) -> None:
+        with open(path, "r+b") as file:
+            self._map = mmap.mmap(file.fileno(), self.SIZE)
+
+    @classmethod
+    def create(cls, path: str) -> None:
+        """Make the file the processes will map (zeroed)."""
+        with open(path, "wb") as file:
+            file.write(bytes(cls.SIZE))
+
+    def read(self) -> bytes:
+        return self._map[: self.SIZE]
+
+    def bump(self) -> bytes:
+        value = (int.from_bytes(self._map[: self.SIZE], "little") + 1) % 2**64
+        self._map[: self.SIZE] = value.to_bytes(self.SIZE, "little")
+        return self.read()
+
+
+class WaitContexts:
+    """The wait context (what the wait reasons of ready operations are derived from: eight
+    reads of queues, categories, sessions, companies and users, and maintenance mode) this
+    process read in the last ``seconds``, per scope of companies, so that a poll of a
+    ready operation costs one database read, not three. The operation itself is read on
+    every request; only what its wait reason is derived from may be that old.
+
+    It ends with the API tokens' cache (``TokenCache.changed``): any state-changing request
+    this server serves, in any of its processes (pausing a queue, a category's limit,
+    maintenance mode, disabling a user) ends it when it starts and again when it is done,
+    so a client that changed something sees it in its next read. A change made elsewhere
+    (a worker claiming or finishing, the CLI, another server) shows at most ``seconds``
+    late.
+
+    Example::
+
+        waits = WaitContexts(1.0, tokens)
+        view.service.wait_reasons(ops, waits.context(view))
+    """
+
+    MAX_ENTRIES = 1_000
+
+    def __init__(
+        self, seconds: float, tokens: TokenCache, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        if not 0 <= seconds <= 60:
+            raise ValidationError("api_wait_context_seconds", "must be between 0 and 60", seconds)
+        self.seconds = seconds
+        self._tokens = tokens
+        self._clock = clock
+        self._entries: dict[frozenset[str] | None, tuple[int, float, WaitContext]] = {}
+
+    def context(self, view: ActorView) -> WaitContext | None:
+        """The caller's scope's wait context read lately, or read now (None: read it with
+        the reasons, as ever, when ``seconds`` is 0)."""
+        if not self.seconds:
+            return None
+        scope = view.actor.scope()
+        generation = self._tokens.generation
+        found = self._entries.get(scope)
+        if found is not None and found[0] == generation and self._clock() < found[1]:
+            return found[2]
+        began = self._clock()
+        read = view.service.wait_context()
+        if generation == self._tokens.generation:  # nothing changed meanwhile
+            if len(self._entries) >= self.MAX_ENTRIES:
+                self._entries.clear()
+            self._entries[scope] = (generation, began + self.seconds, read)
+        return read
+
+
+_WAITS: weakref.WeakKeyDictionary[Longops, WaitContexts] = weakref.WeakKeyDictionary()
+"""The wait contexts the API of each application keeps (``create_api`` sets it)."""
+
+
+def keep_wait_contexts(app: Longops, waits: WaitContexts) -> None:
+    _WAITS[app] = waits
+
+
+def wait_context(view: ActorView) -> WaitContext | None:
+    """The wait context the API keeps for the caller's scope (None: read one now)."""
+    waits = _WAITS.get(view.app)
+    return None if waits is None else waits.context(view)
 
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

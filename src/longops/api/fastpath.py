@@ -105,8 +105,7 @@ class Polls:
             await self.app(scope, receive, send)  # the route answers (404, 403, ...)
             return
         content = _json(body)
-        path = URLPath(f"/v1/companies/{company}/operations/{op.id}")
-        location = str(path.make_absolute_url(base_url=Request(scope).base_url))
+        location = _base(scope) + f"/v1/companies/{company}/operations/{op.id}"
         headers = operation_headers(location, op, body, view.app.clock.now())
         raw = [
             (b"content-length", str(len(content)).encode()),
@@ -140,6 +139,26 @@ class Polls:
         scope["route"] = self.routes[route]  # what tracing names the request by
         await send({"type": "http.response.start", "status": 200, "headers": raw})
         await send({"type": "http.response.body", "body": content})
+
+
+_BASES: dict[tuple[Any, ...], str] = {}
+_BASES_LIMIT = 256
+
+
+def _base(scope: Scope) -> str:
+    """The scheme, host and root path an absolute URL of this request starts with, as
+    Starlette's ``url_for`` makes it (from the scheme, the server, the first ``Host`` and
+    the root path), computed once per such combination."""
+    host = next((v for k, v in scope["headers"] if k == b"host"), None)
+    root = scope.get("app_root_path", scope.get("root_path", ""))
+    key = (scope.get("scheme"), scope.get("server"), host, root)
+    found = _BASES.get(key)
+    if found is None:
+        found = str(URLPath("").make_absolute_url(base_url=Request(scope).base_url))
+        if len(_BASES) >= _BASES_LIMIT:
+            _BASES.clear()
+        _BASES[key] = found
+    return found
 
 
 def _json(body: BaseModel) -> bytes:

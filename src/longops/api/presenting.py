@@ -18,7 +18,7 @@ from typing import Any
 
 from fastapi import Request, Response
 
-from longops.api.deps import call
+from longops.api.deps import call, wait_context
 from longops.api.errors import ApiError
 from longops.api.models import ErrorResponse, OperationModel
 from longops.api.representation import represent
@@ -42,7 +42,8 @@ PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait=(\d+(?:\.\d+)?)")
 def present(view: ActorView, ops: list[Operation]) -> list[dict[str, Any]]:
     """Operations as the API shows them (wait reasons and ETAs derived now), as JSON."""
     svc = view.service
-    waits = svc.wait_reasons(ops)
+    ready = any(op.status is Status.READY for op in ops)
+    waits = svc.wait_reasons(ops, wait_context(view) if ready else None)
     progress = svc.estimated(ops)
     now = view.app.clock.now()
     return [

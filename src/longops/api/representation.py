@@ -14,6 +14,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 
@@ -68,6 +69,7 @@ def camel(value: Any) -> Any:
     return value
 
 
+@functools.lru_cache(maxsize=4096)
 def _camel_key(key: str) -> str:
     if key in TIME_KEYS:
         return TIME_KEYS[key]

@@ -30,7 +30,7 @@ from longops.domain.progress import (
 )
 from longops.domain.security import Action, Actor, companies_for
 from longops.domain.status import Status
-from longops.domain.waiting import WaitReason, wait_reason
+from longops.domain.waiting import WaitContext, WaitReason, wait_reason
 from longops.store.base import Store
 
 DURATIONS_FRESH_FOR = 60.0
@@ -167,13 +167,24 @@ class OperationReads(ActorBound):
         return [op for op in ops if visible is None or op.company in visible]
 
     @acting
-    def wait_reasons(self, ops: Sequence[Operation]) -> dict[uuid.UUID, WaitReason]:
-        """Why each ready operation waits, derived now from one consistent read."""
+    def wait_context(self) -> WaitContext:
+        """What wait reasons are derived from, read now: one consistent read of the
+        queues, categories, worker sessions, companies and users, and maintenance mode
+        (which holds back every due operation, domain/maintenance.py), in one store read.
+        Read under the actor's scope: hand it back to ``wait_reasons`` of the same scope
+        only."""
+        return self.store.wait_context(self.clock.now())
+
+    @acting
+    def wait_reasons(
+        self, ops: Sequence[Operation], context: WaitContext | None = None
+    ) -> dict[uuid.UUID, WaitReason]:
+        """Why each ready operation waits, derived now from one consistent read (or from
+        ``context``, one ``wait_context`` read lately, taken as of now)."""
         ready = [op for op in self._visible(ops) if op.status is Status.READY]
         if not ready:
             return {}
-        # One read, maintenance mode included (it holds back every due operation).
-        ctx = self.store.wait_context(self.clock.now())
+        ctx = self.wait_context() if context is None else replace(context, now=self.clock.now())
         out: dict[uuid.UUID, WaitReason] = {}
         for op in ready:
             reason = wait_reason(op, ctx, self.zones.zone_of(op))

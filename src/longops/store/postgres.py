@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -18,9 +19,11 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, ClassVar
 
+import orjson
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
+from psycopg.types.json import set_json_loads
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from longops import telemetry
@@ -40,6 +43,27 @@ from longops.store.base import (
 from longops.store.postgres_listen import PostgresCancelListener, PostgresWakeups
 
 CONNECT_TIMEOUT = 10.0
+
+
+def json_loads(data: str | bytes) -> Any:
+    """A json/jsonb column's value (psycopg hands bytes): orjson's parse, a few times the
+    standard library's speed (operation rows and the wait context are JSON), except for
+    text with a run of 19 digits or more, which the standard library reads: orjson makes an
+    integer beyond 64 bits a float, and jsonb may hold one (a task's argument, say)."""
+    if isinstance(data, str):
+        data = data.encode()
+    if _LONG_DIGITS.search(data) is None:
+        with contextlib.suppress(orjson.JSONDecodeError):
+            return orjson.loads(data)
+    return json.loads(data)
+
+
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+
+
+def _fast_json(conn: psycopg.Connection[Any]) -> None:
+    """Each pooled connection decodes json/jsonb columns with ``json_loads``."""
+    set_json_loads(json_loads, conn)
 
 
 class PostgresStore(SqlStore):
@@ -99,6 +123,7 @@ class PostgresStore(SqlStore):
             min_size=1,
             max_size=self.options.pool_size,
             kwargs={"row_factory": dict_row},
+            configure=_fast_json,
             open=True,
             timeout=CONNECT_TIMEOUT,
             name="longops",
