@@ -226,15 +226,23 @@ def op_name(op: Operation, width: int = 60) -> str:
     return name if len(name) <= width else name[: width - 1] + "…"
 
 
+SHOWN_HOLDERS = 3
+MAX_HOLDER_READS = 10
+
+
 def blocking(
     ctx: Context, ops: Sequence[Operation], waits: Mapping[uuid.UUID, Any]
 ) -> dict[uuid.UUID, tuple[str, list[tuple[str, str]]]]:
     """For each waiting operation held back by others (a full category): the wait's
     sentence without the raw ids, and the blocking operations as (name and number, link).
     Each blocking operation is read once (a category has few slots)."""
-    wanted = {h for w in waits.values() for h in getattr(w, "holders", ())}
+    # At most SHOWN_HOLDERS per row and MAX_HOLDER_READS in all: a category may be held by
+    # many (more running than its slots after a change), and each is one read.
+    wanted = list(
+        dict.fromkeys(h for w in waits.values() for h in getattr(w, "holders", ())[:SHOWN_HOLDERS])
+    )
     found: dict[uuid.UUID, Operation] = {}
-    for oid in list(wanted)[:50]:
+    for oid in wanted[:MAX_HOLDER_READS]:
         try:
             found[oid] = ctx.view.service.get(oid)
         except LongopsError:
@@ -247,10 +255,17 @@ def blocking(
             continue
         text = str(wait.message).split(": ", 1)[0].rstrip(")").rstrip()
         links = []
-        for h in holders:
+        for h in holders[:SHOWN_HOLDERS]:
             other = found.get(h)
             label = f"{op_name(other, 40)} (No. {other.entry_no})" if other else str(h)[:8]
             links.append((label, f"{ctx.base}/entries/{h}"))
+        if len(holders) > SHOWN_HOLDERS:
+            links.append(
+                (
+                    f"and {len(holders) - SHOWN_HOLDERS} more",
+                    f"{ctx.base}/entries?status=in_process",
+                )
+            )
         out[op.id] = (text + ")" if "(" in text else text, links)
     return out
 
