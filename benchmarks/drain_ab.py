@@ -105,8 +105,8 @@ def drain(
     pythonpath = os.pathsep.join([*([str(src)] if src is not None else []), str(PEERS_DIR)])
     old_env = bench_peers.system_env
 
-    def env(url: str, marks: Path) -> dict[str, str]:
-        e = old_env(url, marks)
+    def env(url: str, marks: Path, system: str = "") -> dict[str, str]:
+        e = old_env(url, marks, system)
         e["PYTHONPATH"] = pythonpath
         return e
 
