@@ -71,8 +71,9 @@ def _count(monkeypatch: pytest.MonkeyPatch, calls: list[str], owner: Any, name: 
     monkeypatch.setattr(owner, name, counted)
 
 
+@pytest.mark.usefixtures("unconfigured")
 def test_unconfigured_operations_build_no_telemetry(
-    unconfigured: None, app: Longops, monkeypatch: pytest.MonkeyPatch
+    app: Longops, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert providers.get().idle
     assert type(providers.current.tracer) is trace.NoOpTracer  # not the API's proxy
@@ -99,9 +100,8 @@ def test_unconfigured_operations_build_no_telemetry(
     assert calls == []
 
 
-def test_a_provider_set_later_is_used_from_the_next_attempt(
-    unconfigured: None, app: Longops
-) -> None:
+@pytest.mark.usefixtures("unconfigured")
+def test_a_provider_set_later_is_used_from_the_next_attempt(app: Longops) -> None:
     app.task(name="noop")(lambda: None)
     app.enqueue("noop")
     assert Runner(app).run_until_idle() == 1
@@ -116,13 +116,15 @@ def test_a_provider_set_later_is_used_from_the_next_attempt(
         assert Runner(app).run_until_idle() == 1
         names = sorted(s.name for s in spans.get_finished_spans())
         assert names == ["process default", "send default"]
-        assert not providers.current.idle and providers.current.enabled
+        assert not providers.current.idle
+        assert providers.current.enabled
         assert telemetry.sql_timing()[1] is True
     finally:
         provider.shutdown()
 
 
-def test_a_logger_provider_alone_wakes_it(unconfigured: None) -> None:
+@pytest.mark.usefixtures("unconfigured")
+def test_a_logger_provider_alone_wakes_it() -> None:
     from opentelemetry.sdk._logs import LoggerProvider
     from opentelemetry.sdk._logs.export import (
         InMemoryLogRecordExporter,

@@ -146,10 +146,7 @@ def use(
     """
     global current, _chosen
     _chosen = any(p is not None for p in (tracer_provider, meter_provider, logger_provider))
-    if _chosen:
-        current = _build(tracer_provider, meter_provider, logger_provider)
-    else:
-        current = _follow()
+    current = _build(tracer_provider, meter_provider, logger_provider) if _chosen else _follow()
 
 
 def use_lean(recorder: Recorder, instruments: Instruments) -> None:
