@@ -15,6 +15,7 @@ hook on.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 
 from opentelemetry import _logs, metrics, trace
@@ -58,6 +59,7 @@ def _no_op(idle: bool) -> Providers:
 
 
 _IDLE = _no_op(idle=True)
+_waking = threading.Lock()
 _ENTRY_POINTS = (
     "OTEL_PYTHON_TRACER_PROVIDER",
     "OTEL_PYTHON_METER_PROVIDER",
@@ -97,7 +99,10 @@ def get() -> Providers:
         or _metrics_globals._METER_PROVIDER is not None
         or _logs_globals._LOGGER_PROVIDER is not None
     ):
-        found = current = _build(None, None, None)
+        with _waking:  # once, whichever thread sees it first (the instruments registered once)
+            if current.idle:
+                current = _build(None, None, None)
+            found = current
     return found
 
 
