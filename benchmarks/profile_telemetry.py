@@ -1,12 +1,13 @@
 """The per-operation cost of longops's telemetry calls, in process: what one no-op attempt
 spends in the hooks (``started``, ``processing``, ``ended``, and the timed SQL statements)
 with telemetry on (OTLP/HTTP to a local sink, as configured by the environment: the lean
-path), on through the SDK's objects (``--mode sdk``: ``LONGOPS_TELEMETRY=sdk``) and off (the
-API's no-op providers).
+path), on through the SDK's objects (``--mode sdk``: ``LONGOPS_TELEMETRY=sdk``), off (the
+API's no-op providers) and unconfigured (``LONGOPS_TELEMETRY`` unset and no exporter nor
+provider configured: the default of a process nobody set telemetry up for).
 
 Run from the project root::
 
-    .venv/bin/python benchmarks/profile_telemetry.py [--mode off|on|sdk] [-n 5000] [--profile]
+    .venv/bin/python benchmarks/profile_telemetry.py [--mode off|unconfigured|on|sdk] [-n 5000]
 
 The SDK is configured per process, so each mode runs in its own process; the figure is the
 median CPU microseconds per operation over 5 rounds: the process's, and broken down by thread
@@ -36,7 +37,7 @@ from bench_telemetry import receiver
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--mode", choices=("off", "on", "sdk"), default="on")
+    parser.add_argument("--mode", choices=("off", "unconfigured", "on", "sdk"), default="on")
     parser.add_argument("-n", type=int, default=5000)
     parser.add_argument("--profile", action="store_true", help="pyinstrument the 'on' loop")
     parser.add_argument(
@@ -58,6 +59,11 @@ def main() -> int:
         endpoint, _ = stack.enter_context(receiver())
         os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
         os.environ["LONGOPS_TELEMETRY"] = "auto" if args.mode == "on" else "sdk"
+    elif args.mode == "unconfigured":
+        os.environ.pop("LONGOPS_TELEMETRY", None)
+        for name in list(os.environ):
+            if name.startswith("OTEL_") or name == "APPLICATIONINSIGHTS_CONNECTION_STRING":
+                del os.environ[name]
     else:
         os.environ["LONGOPS_TELEMETRY"] = "off"
 

@@ -29,9 +29,9 @@ def off(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def test_off_means_no_op_objects_and_the_console_still_warns(
     off: None, caplog: pytest.LogCaptureFixture
 ) -> None:
-    assert providers.current.enabled
     assert telemetry.configure() is False
     assert not providers.current.enabled
+    assert not providers.current.idle  # off: a provider set later does not wake it
     # Not the API's proxy (a lookup of the global provider on every call).
     assert type(providers.current.tracer) is trace.NoOpTracer
     with caplog.at_level(logging.WARNING, logger="longops.events"):

@@ -30,8 +30,11 @@ class TraceContextMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not providers.current.enabled:
+        current = providers.get()
+        if scope["type"] != "http" or not (current.enabled or current.idle):
             # Telemetry off (LONGOPS_TELEMETRY=off): no span to continue, none to start.
+            # Idle (no provider set yet), the caller's context is still continued (by a
+            # no-op span), so that an operation enqueued here carries the caller's trace.
             await self.app(scope, receive, send)
             return
         carrier = {
@@ -40,7 +43,7 @@ class TraceContextMiddleware:
             if key in (b"traceparent", b"tracestate")
         }
         method = scope.get("method", "HTTP")
-        with providers.current.tracer.start_as_current_span(
+        with current.tracer.start_as_current_span(
             method,
             context=_PROPAGATOR.extract(carrier),
             kind=SpanKind.SERVER,

@@ -72,7 +72,7 @@ _ALLOWED: dict[str, frozenset[str]] = {}
 
 def wanted(event: Event) -> bool:
     """Whether :func:`emit` would send ``event`` anywhere (else nothing need be built)."""
-    return providers.current.enabled or log.isEnabledFor(event.level)
+    return providers.get().enabled or log.isEnabledFor(event.level)
 
 
 _SEVERITY_TEXT = {level: logging.getLevelName(level) for level in _SEVERITY}
@@ -84,22 +84,31 @@ def emit(event: Event, op: Operation | NewOperation | None = None, **dims: Any) 
     A dimension the catalogue does not list for the event is a programming error
     (``ValueError``): the catalogue is the contract with whoever queries the telemetry.
     """
+    if not (providers.get().enabled or log.isEnabledFor(event.level)):
+        # Nothing would receive it: nothing is built, but a dimension the catalogue does
+        # not list is still refused (a programming error, whether or not anyone listens).
+        _check(event, None, dims)
+        return
     emit_with(event, None if op is None else operation_attributes(op), dims)
 
 
-def emit_with(event: Event, common: dict[str, AttrValue] | None, dims: dict[str, Any]) -> None:
-    """:func:`emit` with the operation's dimensions already built (``common``, from
-    :func:`operation_attributes`; not changed)."""
-    current = providers.current
-    to_log = log.isEnabledFor(event.level)
-    if not (current.enabled or to_log):
-        return  # telemetry off and the console does not show it: nothing to build
+def _check(event: Event, common: dict[str, AttrValue] | None, dims: dict[str, Any]) -> None:
     allowed = _ALLOWED.get(event.id)
     if allowed is None:
         allowed = _ALLOWED[event.id] = frozenset(event.dimensions)
     if not (dims.keys() <= allowed and (common is None or common.keys() <= allowed)):
         unknown = (set(dims) | set(common or ())) - allowed
         raise ValueError(f"{event.id} ({event.name}) has no dimension {sorted(unknown)}")
+
+
+def emit_with(event: Event, common: dict[str, AttrValue] | None, dims: dict[str, Any]) -> None:
+    """:func:`emit` with the operation's dimensions already built (``common``, from
+    :func:`operation_attributes`; not changed)."""
+    current = providers.get()
+    to_log = log.isEnabledFor(event.level)
+    if not (current.enabled or to_log):
+        return  # telemetry off and the console does not show it: nothing to build
+    _check(event, common, dims)
     rest = {key: attribute(value) for key, value in dims.items() if value is not None}
     lean = current.lean
     if lean is not None and not to_log:

@@ -61,19 +61,21 @@ def maintenance(job: str, count: int) -> None:
 
 
 def claimed(count: int) -> None:
-    if count:
-        providers.current.instruments.claim_batch.record(count)
+    current = providers.get()
+    if count and current.enabled:
+        current.instruments.claim_batch.record(count)
 
 
 def progress_written(count: int) -> None:
-    if count:
-        providers.current.instruments.progress_writes.add(count)
+    current = providers.get()
+    if count and current.enabled:
+        current.instruments.progress_writes.add(count)
 
 
 def sql_timing() -> tuple[float, bool]:
     """What a timed cursor needs to know: the slow-SQL threshold in seconds, and whether
     every statement is to be reported (telemetry on) or only the slow ones."""
-    return settings().slow_sql_after, providers.current.enabled
+    return settings().slow_sql_after, providers.get().enabled
 
 
 def sql_timed(statement: str, elapsed: float) -> None:
@@ -93,7 +95,7 @@ def sql_timed(statement: str, elapsed: float) -> None:
 def loop_fault(loop: str, error_type: str, first: bool) -> None:
     """A round of a worker's ``loop`` failed on a database fault; ``first``: the loop starts
     backing off (or the kind of fault changed), LO0025."""
-    providers.current.instruments.loop_errors.add(1, {"loop": loop, "kind": "fault"})
+    providers.get().instruments.loop_errors.add(1, {"loop": loop, "kind": "fault"})
     if first:
         emit(cat.LOOP_BACKING_OFF, loop=loop, errorType=error_type)
 
@@ -105,5 +107,5 @@ def loop_recovered(loop: str, failures: int, seconds: float) -> None:
 
 def loop_died(loop: str, error_type: str) -> None:
     """A worker's ``loop`` stopped on a bug (LO0027); the worker stops."""
-    providers.current.instruments.loop_errors.add(1, {"loop": loop, "kind": "bug"})
+    providers.get().instruments.loop_errors.add(1, {"loop": loop, "kind": "bug"})
     emit(cat.LOOP_DIED, loop=loop, errorType=error_type)

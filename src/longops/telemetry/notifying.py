@@ -88,7 +88,7 @@ def notifying(
         attrs["messaging.message.id"] = str(deliveries[0][1])
     else:
         attrs["messaging.batch.message_count"] = len(deliveries)
-    with providers.current.tracer.start_as_current_span(
+    with providers.get().tracer.start_as_current_span(
         f"notify {kind}", kind=SpanKind.PRODUCER, attributes=attrs
     ) as span:
         yield Notifying(span, kind, company, deliveries)

@@ -92,7 +92,9 @@ class Sending:
                 status=op.status.value,
                 earliestStartAt=op.earliest_start_at,
             )
-            providers.current.instruments.sent.add(1, (op.queue, op.task))
+            current = providers.current
+            if current.enabled:
+                current.instruments.sent.add(1, (op.queue, op.task))
         else:
             emit(cat.NOT_ENQUEUED, op)
 
@@ -115,7 +117,7 @@ def sending(queue: str | None = None) -> Iterator[Sending]:
     }
     if queue:
         attrs["messaging.destination.name"] = queue
-    with providers.current.tracer.start_as_current_span(
+    with providers.get().tracer.start_as_current_span(
         name, kind=SpanKind.PRODUCER, attributes=attrs
     ) as span:
         carrier: dict[str, str] = {}
@@ -178,7 +180,7 @@ def _creation_context(op: Operation) -> trace.SpanContext | None:
 
 def processing(op: Operation, run_no: int) -> AbstractContextManager[None]:
     """The ``process`` span of one attempt, current while the attempt runs here."""
-    recorder = providers.current.lean
+    recorder = providers.get().lean
     if recorder is not None:
         return _LeanProcessing(recorder, op, run_no)
     return _processing(op, run_no)
@@ -335,7 +337,10 @@ def error_type(error: BaseException | None, message: str | None) -> str:
 
 def started(op: Operation, run_no: int, at: datetime) -> None:
     """The attempt's code begins now (LO0003)."""
-    recorder = providers.current.lean
+    current = providers.get()
+    if not current.enabled and not events_log.isEnabledFor(cat.STARTED.level):
+        return  # nothing would receive it (telemetry off or idle): build nothing
+    recorder = current.lean
     if recorder is not None:
         state = _attempt.get()
         if (
@@ -351,7 +356,7 @@ def started(op: Operation, run_no: int, at: datetime) -> None:
             return
     due = max(op.earliest_start_at, op.ready_at or op.earliest_start_at)
     wait = max((at - due).total_seconds(), 0.0)
-    if wanted(cat.STARTED):
+    if current.enabled or events_log.isEnabledFor(cat.STARTED.level):
         emit_with(
             cat.STARTED,
             _common(op),
@@ -374,7 +379,14 @@ def started(op: Operation, run_no: int, at: datetime) -> None:
 def ended(op: Operation, run_no: int, result: RunEnd, error: BaseException | None) -> None:
     """The attempt ended and where the operation goes next was decided: the event for it,
     the outcome on the ``process`` span, the attempt metrics."""
-    recorder = providers.current.lean
+    current = providers.get()
+    if (
+        not current.enabled
+        and result.outcome is Outcome.SUCCESS
+        and not events_log.isEnabledFor(cat.FINISHED.level)
+    ):
+        return  # nothing would receive it (telemetry off or idle): build nothing
+    recorder = current.lean
     if recorder is not None and result.outcome is Outcome.SUCCESS:
         state = _attempt.get()
         if (
