@@ -180,3 +180,11 @@ def test_waiting_for_names_the_blocking_operation_and_its_number(
     )
     assert str(holder.id) not in re.sub(r'href="[^"]*"', "", cell.group(1)), "no raw id shown"
     assert waiting in page
+    card = b.get(f"/c/CRONUS/entries/{waiting}").text  # the card names it the same way
+    live = re.search(r'<section id="card-live".*?</section>', card, re.S)
+    assert live, card[-3000:]
+    assert (
+        f'href="/c/CRONUS/entries/{holder.id}">Holder run (No. {holder.entry_no})</a>'
+        in live.group(0)
+    )
+    assert str(holder.id) not in re.sub(r'href="[^"]*"', "", live.group(0)), "no raw id shown"

@@ -117,6 +117,7 @@ def card_live(pages: Pages, ctx: Context, op: Operation, next_path: str) -> dict
         "op": op,
         "progress": present.progress_view(op, progress, pages.app.clock.now(), ctx.zone),
         "wait": waits.get(op.id),
+        "blocked": listing.blocking(ctx, [op], waits).get(op.id),
     }
 
 
