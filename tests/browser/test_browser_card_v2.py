@@ -149,3 +149,11 @@ def test_a_toast_never_covers_a_button(server: Server, ui: UI) -> None:
         timeout=30,
         what="set ready by the click",
     )
+    # The server (and its worker slots) is shared by every browser test of this process:
+    # the idle task now running would hold a slot for its 600 s.
+    admin.service.cancel(held.id)
+    wait_until(
+        lambda: server.lib.service.get(held.id).status is Status.CANCELLED,
+        timeout=30,
+        what="the released operation cancelled",
+    )
