@@ -54,12 +54,16 @@ def test_metrics_while_a_thousand_operations_drain(
         assert http.get("/metrics").status_code == 403  # the fleet is SUPER's to see
     with live.client() as http:
         assert http.get("/metrics").status_code == 401
+    # The second half waits on hold until the first half has drained: a scrape then sees the
+    # drain half way through however fast the worker is (no timing between two scrapes).
+    half = COUNT // 2
     requests = [
-        EnqueueRequest(task=TASK, kwargs={"n": i}, company=OWN, queue=QUEUE) for i in range(COUNT)
+        EnqueueRequest(task=TASK, kwargs={"n": i}, company=OWN, queue=QUEUE, on_hold=i >= half)
+        for i in range(COUNT)
     ]
-    live.app.service.enqueue_many(requests)
+    ids = live.app.service.enqueue_many(requests)
     before = scrape(live)
-    assert by_status(before) == in_database(live) == {"ready": COUNT}
+    assert by_status(before) == in_database(live) == {"ready": half, "on_hold": COUNT - half}
     ages = [
         v for labels, v in before["longops_oldest_ready_age_seconds"] if labels["queue"] == QUEUE
     ]
@@ -88,12 +92,15 @@ def test_metrics_while_a_thousand_operations_drain(
             assert sum(statuses.values()) == COUNT, statuses
             if statuses.get("finished") == COUNT or worker.poll() is not None:
                 break
+            if statuses == {"finished": half, "on_hold": COUNT - half}:
+                for operation_id in ids[half:]:
+                    live.app.service.set_ready(operation_id, company=OWN)
             pause.wait(0.2)
     finally:
         codes = stop_workers([worker])
     assert seen[-1].get("finished") == COUNT, seen[-1]
     assert codes == [0]
-    assert any(0 < s.get("finished", 0) < COUNT for s in seen), "no scrape saw the drain"
+    assert {"finished": half, "on_hold": COUNT - half} in seen, "no scrape saw the drain"
     assert max(alive) >= 1
     after = scrape(live)
     assert by_status(after) == in_database(live) == {"finished": COUNT}

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
+from collections.abc import Callable
 from types import EllipsisType
 from zoneinfo import ZoneInfo
 
@@ -27,24 +29,45 @@ from longops.domain.read_models import COUNT_CAP, format_count
 from longops.domain.security import Action, Actor, Verdict, companies_for, decide
 from longops.store.base import Store
 
+FRESH_FOR = 5.0
+"""Seconds a remembered company (exists, active, its zone) and category stay trusted. A
+change made through this process's services is seen at once (they call ``forget``); one made
+by another process (the CLI disabling a company under a running server) within this bound."""
+
 
 class CompanyZones:
-    """Which companies and categories exist, and each company's time zone, read once and
-    remembered: enqueue is a hot path. Shared by every service of one store."""
+    """Which companies and categories exist, and each company's time zone, read at most once
+    per ``fresh_for`` seconds: enqueue is a hot path. Shared by every service of one store.
 
-    def __init__(self, store: Store) -> None:
+    Example::
+
+        zones = CompanyZones(store)
+        zones.zone_to_enqueue("CRONUS", "POSTING")   # reads the company and the category
+        zones.zone_to_enqueue("CRONUS", "POSTING")   # remembered for FRESH_FOR seconds
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        fresh_for: float = FRESH_FOR,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.store = store
-        self._known: dict[tuple[str, str | None], ZoneInfo] = {}
+        self.fresh_for = fresh_for
+        self.monotonic = monotonic
+        self._known: dict[tuple[str, str | None], tuple[ZoneInfo, float]] = {}
         self._lock = threading.Lock()
 
     def zone_to_enqueue(self, company: str, category: str | None) -> ZoneInfo:
         """The time zone of ``company``, after checking that it exists and is active and
         that ``category`` (when given) is one of its categories; else ValidationError."""
         key = (company, category)
+        now = self.monotonic()
         with self._lock:
-            zone = self._known.get(key)
-        if zone is not None:
-            return zone
+            known = self._known.get(key)
+        if known is not None and now < known[1]:
+            return known[0]
         _check_name("company", company)
         found = self.store.get_company(company)
         if found is None:
@@ -59,7 +82,7 @@ class CompanyZones:
                 )
         zone = ZoneInfo(found.time_zone)
         with self._lock:
-            self._known[key] = zone
+            self._known[key] = (zone, now + self.fresh_for)
         return zone
 
     def zone_of(self, op: Operation) -> ZoneInfo:
