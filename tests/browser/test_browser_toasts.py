@@ -60,6 +60,8 @@ def test_toasts_show_on_a_full_list_and_cover_no_control(server: Server, ui: UI)
     for width, height, size in ((1366, 900, "desktop"), (390, 844, "phone")):
         page.set_viewport_size({"width": width, "height": height})
         ui.goto(server.url(f"/c/{COMPANY_A}/entries?q={tag}"), f"list-{size}")
-        expect(page.locator("tr[data-operation-id]")).to_have_count(40)
+        expect(page.locator("tr[data-operation-id]").filter(has_text=f"Row {tag} ")).to_have_count(
+            40
+        )
         page.mouse.wheel(0, 400)  # mid-page: rows above and below the screen's edges
         toast_on_the_list(server, ui, page, tag, size)
