@@ -17,6 +17,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
+from fastapi.responses import HTMLResponse
+
 from longops.domain.errors import LongopsError, ValidationError
 from longops.domain.filters import (
     OperationFilter,
@@ -274,7 +276,7 @@ def confirm_page(
     all_matching: bool,
     flt: Mapping[str, str],
     back: str,
-) -> Any:
+) -> HTMLResponse:
     """The one confirmation page of a bulk action or a Delete (of a row, the card or the
     bulk bar): what it acts on, named, and (for a Delete) what Undo can bring back."""
     verb = present.BULK_ACTIONS[action]
