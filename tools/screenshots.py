@@ -26,19 +26,15 @@ import argparse
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
 
-import httpx
 from playwright.sync_api import (
     Browser,
     BrowserContext,
@@ -49,6 +45,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
+from browser_harness import CHROMIUM, CHROMIUM_ARGS, answers, free_port, start, stop, wait_for
 from longops import Longops
 from longops.domain.filters import OperationFilter
 from longops.domain.operation import Operation
@@ -56,17 +53,6 @@ from longops.domain.status import Status
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "images" / "pages"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 DESKTOP = (1366, 900)
 PHONE = (390, 844)
 COMPANY = "CRONUS"
@@ -138,28 +124,6 @@ PAGES: tuple[Shot, ...] = (
 )
 """Every page docs/pages.md shows, in the order it shows them."""
 
-T = TypeVar("T")
-
-
-def wait_for(
-    check: Callable[[], T | None], *, timeout: float, what: str, interval: float = 0.25
-) -> T:
-    """``check()``'s first truthy answer, polled until ``timeout`` seconds have passed."""
-    deadline = time.monotonic() + timeout
-    while True:
-        answer = check()
-        if answer:
-            return answer
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"gave up after {timeout:g} s waiting for {what}")
-        time.sleep(interval)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 @dataclass
 class Demo:
@@ -189,10 +153,7 @@ class Demo:
 
     def up(self) -> bool:
         self.alive()
-        try:
-            return httpx.get(self.base_url + "/readyz", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
+        return answers(self.base_url, "/readyz") is None
 
 
 @contextmanager
@@ -207,22 +168,14 @@ def demo(seconds: float) -> Iterator[Demo]:
         sys.executable, "-m", "longops.cli.main", "demo", "--for", str(seconds),
         "--port", str(port), "--database-url", url,
     ]  # fmt: skip
-    process = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=folder, env=env
-    )
+    process = start(cmd, env, subprocess.PIPE, text=True, cwd=folder)
     running = Demo(f"http://127.0.0.1:{port}", url, process)
     reader = threading.Thread(target=running.read, daemon=True)
     reader.start()
     try:
         yield running
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop(process)
         reader.join(timeout=10)
         if process.stdout is not None:
             process.stdout.close()

@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -29,7 +28,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 from playwright.sync_api import (
     ConsoleMessage,
@@ -45,20 +43,17 @@ from procs import wait_for as wait_until  # one polling helper for every test fo
 ROOT = Path(__file__).resolve().parents[2]
 APPS = ROOT / "tests" / "apps"
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 
 sys.path.insert(0, str(APPS))
+sys.path.insert(0, str(ROOT / "tools"))
 import pages_app  # noqa: E402
+
+# One harness with the screenshot tool (tools/browser_harness.py); conftest.py takes
+# Chromium and stop() from here.
+from browser_harness import CHROMIUM as CHROMIUM  # noqa: E402
+from browser_harness import CHROMIUM_ARGS as CHROMIUM_ARGS  # noqa: E402
+from browser_harness import answers, free_port, start  # noqa: E402
+from browser_harness import stop as stop  # noqa: E402
 
 COMPANY_A = "CRONUS"
 COMPANY_B = "FABRIKAM"
@@ -71,12 +66,6 @@ USERS: dict[str, tuple[str, PermissionSet]] = {
 """Signed-in users: an admin and a viewer of company A, an admin of company B."""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class Server:
     """A running ``longops serve`` and a SUPER library instance on its database."""
@@ -85,7 +74,7 @@ class Server:
     base_url: str
     database_url: str
     lib: Longops
-    process: subprocess.Popen[bytes]
+    process: subprocess.Popen[Any]
     log: Path
 
     def url(self, path: str) -> str:
@@ -115,9 +104,8 @@ def start_server(dialect: str, database_url: str, log: Path) -> Server:
         "--workers", "2", "--log-level", "warning",
     ]  # fmt: skip
     log.parent.mkdir(parents=True, exist_ok=True)
-    out = log.open("wb")
-    process = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
-    out.close()
+    with log.open("wb") as out:
+        process = start(cmd, env, out)
     base = f"http://127.0.0.1:{port}"
 
     last: list[str] = ["no answer yet"]
@@ -127,17 +115,10 @@ def start_server(dialect: str, database_url: str, log: Path) -> Server:
             raise AssertionError(
                 f"longops serve exited with {process.returncode}:\n{log.read_text()[-4000:]}"
             )
-        try:
-            # The API's health check and the pages' sign-in form both answer.
-            for path in ("/healthz", "/login"):
-                status = httpx.get(base + path, timeout=2).status_code
-                if status != 200:
-                    last[0] = f"{path} answered {status}"
-                    return False
-        except httpx.HTTPError as exc:
-            last[0] = repr(exc)
-            return False
-        return True
+        # The API's health check and the pages' sign-in form both answer.
+        problem = answers(base, "/healthz", "/login")
+        last[0] = problem or "ready"
+        return problem is None
 
     try:
         wait_until(ready, timeout=60, what=f"longops serve on {base} ({dialect}): {last}")
@@ -146,16 +127,6 @@ def start_server(dialect: str, database_url: str, log: Path) -> Server:
         lib.close()
         raise
     return Server(dialect, base, database_url, lib, process, log)
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 _ABORTED_STREAM = re.compile(r"/c/[^/]+/stream")

@@ -78,7 +78,7 @@ def test_delete_on_the_card_asks_and_says_it_cannot_be_undone(server: Server, ui
     expect(page.get_by_role("heading", level=1)).to_have_text(
         f"Delete operation {op.operation.entry_no}?"
     )
-    expect(page.locator("main")).to_contain_text("This cannot be undone.")
+    expect(page.locator("main")).to_contain_text("Undo is offered for 30 seconds")
     assert server.lib.service.get(op.id).status is Status.ON_HOLD
     page.get_by_role("button", name=f"Delete operation {op.operation.entry_no}").click()
     page.wait_for_url(re.compile(r"/entries$"))

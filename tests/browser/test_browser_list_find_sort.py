@@ -147,16 +147,24 @@ def test_a_rows_delete_is_confirmed_at_1366(server: Server, ui: UI) -> None:
     row.locator(f"#act-delete-{op.id}").click()
     page.wait_for_url(re.compile(r"/entries/bulk$"))
     ui.shot("delete-confirm")
-    expect(page.get_by_role("heading", level=1)).to_have_text(
-        f"Delete {op.description} (No. {op.entry_no})?"
-    )
-    expect(page.get_by_text("This cannot be undone")).to_be_visible()
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"Delete operation {op.entry_no}?")
+    expect(page.get_by_text("Undo is offered for 30 seconds")).to_be_visible()
     assert server.lib.as_user("admin").service.get(op.id) is not None  # nothing yet
-    page.get_by_role("button", name="Confirm").click()
+    page.get_by_role("button", name=f"Delete operation {op.entry_no}").click()
     page.wait_for_url(listing)
     ui.shot("delete-done")
     expect(page.locator("tr[data-operation-id]")).to_have_count(2)
-    expect(page.get_by_role("status").first).to_contain_text("Deleted 1 operation.")
+    expect(page.get_by_role("status").first).to_contain_text(
+        f"Operation {op.entry_no} ({op.description}) deleted."
+    )
+    # Undo, within its seconds: the row is back, as it was.
+    page.get_by_role("button", name="Undo").click()
+    page.wait_for_url(re.compile(rf"/entries/{op.id}$"))
+    ui.shot("undone")
+    expect(page.get_by_role("status").first).to_contain_text(
+        f"Operation {op.entry_no} ({op.description}) is back, as it was."
+    )
+    assert server.lib.as_user("admin").service.get(op.id).entry_no == op.entry_no
 
 
 def test_the_list_is_cards_on_a_phone_without_sideways_scroll(server: Server, ui: UI) -> None:

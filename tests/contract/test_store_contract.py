@@ -27,7 +27,7 @@ from longops.domain.operation import CancelRequest, Outcome, Priority
 from longops.domain.recurrence import Recurrence
 from longops.domain.retry import ExponentialBackoff
 from longops.domain.status import Status, allowed_from, target_of
-from longops.store.base import ActionParams, OperationQuery, Store
+from longops.store.base import ActionParams, DeletedCopy, OperationQuery, Store
 
 # -- insert / get / list ----------------------------------------------------------------------
 
@@ -570,6 +570,46 @@ def test_delete_operation(store: Store, clock: FrozenClock) -> None:
     for op in (ready, held, failed):
         assert store.get_operation(op.id) is None
     assert [op.id for op in store.list_operations(OperationQuery())] == [running.id]
+
+
+def test_restore_operation(store: Store, clock: FrozenClock) -> None:
+    """A Delete that keeps a copy (the pages' Undo) can be put back as it was, by its
+    deleter, in time, once; the timeline stays meanwhile and goes with the copy."""
+    sid = register(store, clock.now())
+    failed = make_error(store, clock, sid, clock.now())  # a status, attempts and a timeline
+    before = get(store, failed)
+    timeline = store.list_events(failed.id)
+    assert timeline
+    now = clock.now()
+    keep = DeletedCopy(at=now, until=now + timedelta(seconds=10), by="alice")
+    assert store.delete_operation(failed.id, "default", keep=keep) is True
+    assert store.get_operation(failed.id) is None
+    assert store.list_events(failed.id) == timeline  # kept for the Undo
+    # Not by another user, not in another company, not past its time.
+    assert store.restore_operation(failed.id, "default", now, "bob") is False
+    assert store.restore_operation(failed.id, "acme", now, "alice") is False
+    late = now + timedelta(seconds=11)
+    assert store.restore_operation(failed.id, "default", now + timedelta(seconds=5), "alice")
+    restored = get(store, failed)
+    assert restored == before  # same id, entry number, status, error, everything
+    assert store.list_events(failed.id) == timeline
+    assert store.restore_operation(failed.id, "default", now, "alice") is False  # once
+    # A copy past its time is not put back, and its timeline goes when it is purged.
+    held = insert(store, clock, on_hold=True)
+    assert store.delete_operation(held.id, None, keep=keep) is True
+    assert store.restore_operation(held.id, None, late, "alice") is False
+    assert store.get_operation(held.id) is None
+    assert store.list_events(held.id) == []
+    # A plain Delete keeps nothing to put back; an operation in process is not deleted.
+    ready = insert(store, clock)
+    assert store.delete_operation(ready.id, None) is True
+    assert store.restore_operation(ready.id, None, now, None) is False
+    running = insert(store, clock)
+    claim(store, sid, clock.now())
+    assert get(store, running).status is Status.IN_PROCESS
+    assert store.delete_operation(running.id, None, keep=keep) is False
+    assert store.restore_operation(running.id, None, now, "alice") is False
+    assert get(store, running).status is Status.IN_PROCESS
 
 
 def test_delete_failed(store: Store, clock: FrozenClock) -> None:

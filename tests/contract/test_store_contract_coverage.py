@@ -59,6 +59,7 @@ COVERED: dict[str, tuple[str, ...]] = {
     "contract::test_dedup_releases_key_when_done": ("finish_runs",),
     "contract::test_delete_failed": ("delete_failed",),
     "contract::test_delete_operation": ("delete_operation",),
+    "contract::test_restore_operation": ("restore_operation",),
     "contract::test_get_operation_unknown_or_other_company_is_none": ("get_operation",),
     "contract::test_insert_get_list_round_trip_every_field": ("upsert_category",),
     "contract::test_insert_operations_bulk": ("insert_operations_bulk",),

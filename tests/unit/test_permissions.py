@@ -120,6 +120,7 @@ METHOD_ACTIONS: Mapping[str, str] = {
     "OperationService.hold": "hold",
     "OperationService.cancel": "cancel",
     "OperationService.delete": "delete",
+    "OperationService.undelete": "delete",  # its deleter only (the store matches deleted_by)
     "OperationService.remove_failed": "remove_failed",
     "CompanyService.add_company": "add_company",
     "CompanyService.disable_company": "disable_company",

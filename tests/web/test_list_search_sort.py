@@ -129,8 +129,9 @@ def test_a_rows_delete_asks_first_and_says_it_cannot_be_undone(app: Longops, bro
         {"action": "delete", "ids": [str(op.id)], "next": "/c/CRONUS/entries?q=Delete+me"},
     )
     assert asked.status_code == 200
-    assert f"<h1>Delete Delete me (No. {op.entry_no})?</h1>" in asked.text
-    assert "This cannot be undone" in asked.text
+    assert f"<h1>Delete operation {op.entry_no}?</h1>" in asked.text
+    assert f"Operation {op.entry_no} (Delete me), Cancelled, will be deleted." in asked.text
+    assert "Undo is offered for 30 seconds" in asked.text
     assert app.as_user("alice").service.get(op.id).status is Status.CANCELLED
     done = b.post(
         "/c/CRONUS/entries/bulk",

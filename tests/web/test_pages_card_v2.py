@@ -57,7 +57,7 @@ def test_delete_on_the_card_asks_first_and_says_it_cannot_be_undone(
     assert f'id="card-delete-{op.id}" class="danger">Delete…</button>' in card
     asked = b.post(f"{card_path}/delete", {"next": card_path})
     assert asked.status_code == 200
-    assert "This cannot be undone." in asked.text
+    assert "Undo is offered for 30 seconds" in asked.text
     assert f"Operation {op.operation.entry_no} (Keep me)" in asked.text
     assert 'name="confirmed" value="1"' in asked.text
     assert app.service.get(op.id).status is Status.ON_HOLD  # nothing deleted yet

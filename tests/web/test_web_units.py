@@ -78,3 +78,37 @@ def test_a_sparkline_spans_its_box() -> None:
     ]
     assert present.sparkline(points, width=100, height=10) == "0.0,10.0 50.0,5.0 100.0,0.0"
     assert present.sparkline(points[:1]) == ""
+
+
+def test_a_traceback_shows_files_without_the_servers_folders() -> None:
+    import sys
+    import sysconfig
+
+    stdlib = sysconfig.get_paths()["stdlib"]
+    root = sys.path[0] if sys.path[0] else "/srv/app"
+    assert present.shown_path("/opt/venv/lib/python3.12/site-packages/httpx/_client.py") == (
+        "httpx/_client.py"
+    )
+    assert present.shown_path(f"{stdlib}/json/decoder.py") == "python/json/decoder.py"
+    assert present.shown_path(f"{root}/myapp/tasks.py") == "myapp/tasks.py"
+    assert present.shown_path("/home/someone/checkout/x/y/z.py") == "…/x/y/z.py"
+    assert present.shown_path("<frozen runpy>") == "<frozen runpy>"
+    text = 'Traceback (most recent call last):\n  File "/home/someone/checkout/a/b/c.py", line 3'
+    scrubbed = present.scrub_paths(text)
+    assert scrubbed is not None
+    assert "/home/someone" not in scrubbed
+    assert 'File "…/a/b/c.py", line 3' in scrubbed
+    frames = present.traceback_of(text + ", in run\n    boom()\nRuntimeError: x")
+    assert frames is not None
+    assert frames.frames[0].where == "…/a/b/c.py, line 3, in run"
+
+
+def test_the_undo_ids_ride_with_the_notice_only() -> None:
+    signer = CookieSigner(KEY)
+    data = SessionData.anonymous().signed_in("alice").with_notice("Deleted.", ("a", "b"))
+    back = signer.load(signer.dump(data))
+    assert back is not None
+    assert (back.notice, back.undo) == ("Deleted.", ("a", "b"))
+    cleared = signer.load(signer.dump(back.with_notice(None)))
+    assert cleared is not None
+    assert (cleared.notice, cleared.undo) == (None, ())

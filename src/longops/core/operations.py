@@ -26,12 +26,18 @@ from types import EllipsisType
 from typing import Any
 
 from longops import telemetry
-from longops.core.access import acting, require, require_in
+from longops.core.access import acting, no_company, require, require_in
 from longops.core.companies import CompanyZones
 from longops.core.enqueue import EnqueueRequest, OperationBuilder, parse_recurrence
 from longops.core.reads import OperationReads, OperationRef, operation_target
 from longops.domain.clock import Clock
-from longops.domain.errors import Conflict, InvalidTransition, PermissionDenied, ValidationError
+from longops.domain.errors import (
+    Conflict,
+    InvalidTransition,
+    NotFound,
+    PermissionDenied,
+    ValidationError,
+)
 from longops.domain.limits import PayloadLimits
 from longops.domain.operation import (
     DEFAULT_COMPANY,
@@ -43,7 +49,7 @@ from longops.domain.operation import (
 from longops.domain.recurrence import Recurrence, initial_run_time
 from longops.domain.security import PERMISSIONS, Action, Actor, satisfies
 from longops.domain.status import ACTIONS, Status, StatusReason, allowed_from, target_of
-from longops.store.base import ActionParams, OperationEdit, Store
+from longops.store.base import ActionParams, DeletedCopy, OperationEdit, Store
 from longops.worker.registry import TaskRegistry
 
 REMOVE_FAILED_AFTER = timedelta(seconds=30)  # Business Central's filter is 30,000 ms
@@ -241,8 +247,17 @@ class OperationService(OperationReads):
             return requested or self._find(op.id, company, who, Action.GET_OPERATION)
 
     @acting
-    def delete(self, operation_id: OperationRef, *, company: str | None = None) -> None:
-        """Delete an operation and forget it. Refused while it is in process."""
+    def delete(
+        self,
+        operation_id: OperationRef,
+        *,
+        company: str | None = None,
+        undo_for: timedelta | None = None,
+    ) -> None:
+        """Delete an operation and forget it. Refused while it is in process.
+
+        With ``undo_for`` a copy of it is kept that long, and :meth:`undelete` by the same
+        user puts it back as it was (the pages' Undo); its timeline stays as long."""
         who = self.actor
         op = self._find(operation_id, company, who, Action.GET_OPERATION)
         require(who, Action.DELETE, target=operation_target(op), company=op.company, owner=op.user)
@@ -251,9 +266,36 @@ class OperationService(OperationReads):
         audit = self._audit_entry(
             who, "delete", str(op.id), op.company, {"entry_no": op.entry_no, "task": op.task}
         )
-        if not self.store.delete_operation(op.id, op.company, audit=audit):
+        keep = None
+        if undo_for is not None and undo_for > timedelta(0):
+            keep = DeletedCopy(at=audit.at, until=audit.at + undo_for, by=who.user)
+        if not self.store.delete_operation(op.id, op.company, audit=audit, keep=keep):
             current = self._find(op.id, company, who, Action.GET_OPERATION)
             raise InvalidTransition("delete", current.status.value, op.id)
+
+    @acting
+    def undelete(self, operation_id: uuid.UUID, *, company: str) -> Operation:
+        """Put back an operation this user deleted with ``undo_for``, while its time lasts:
+        as it was (same id, entry number, status, arguments, result, timeline). NotFound
+        when there is nothing to put back (not deleted so, its time is up, deleted by
+        another user, put back already); Conflict when its dedup key is taken meanwhile
+        by another operation."""
+        who = self.actor
+        # Only its deleter may put it back (the store matches deleted_by): who deleted it
+        # was allowed to; here as for an operation of their own, so that a user who may
+        # delete only their own operations may undo their deletes.
+        require(
+            who,
+            Action.DELETE,
+            target=f"operation {operation_id}",
+            company=company,
+            owner=who.user,
+            hidden=lambda: no_company(company),
+        )
+        audit = self._audit_entry(who, "undelete", str(operation_id), company)
+        if not self.store.restore_operation(operation_id, company, audit.at, who.user, audit=audit):
+            raise NotFound("deleted operation that can be put back", operation_id)
+        return self._find(operation_id, company, who, Action.GET_OPERATION)
 
     @acting
     def remove_failed(self, company: str = DEFAULT_COMPANY) -> int:

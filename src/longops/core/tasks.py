@@ -33,25 +33,26 @@ class TaskCatalog:
         """The task's arguments as JSON to start editing from; NotFound for an unknown task."""
         return arguments_example(self.registry.get(name))
 
-    def blank_required(
+    def required_gaps(
         self, name: str, args: Sequence[Any], kwargs: Mapping[str, Any]
-    ) -> list[str]:
-        """The task's required parameters that ``args``/``kwargs`` leave out or give as
-        blank text (the New operation form prefills ``{"batch": ""}`` for one to type).
+    ) -> dict[str, str]:
+        """Each required parameter ``args``/``kwargs`` leave out ("missing") or give as
+        None or blank text ("blank"), in the task's order (the New operation form prefills
+        ``{"batch": ""}`` for one to type).
 
         Example::
 
-            catalog.blank_required("demo.post_invoices", [], {"batch": ""})   # ['batch']
+            catalog.required_gaps("demo.post_invoices", [], {})   # {'batch': 'missing'}
         """
         schema = self.registry.get(name).arguments_schema()
         given = dict(zip(schema["x-positional"], args, strict=False)) | dict(kwargs)
-        return [
-            p
-            for p in schema["required"]
-            if p not in given
-            or given[p] is None
-            or (isinstance(given[p], str) and not given[p].strip())
-        ]
+        gaps = {}
+        for p in schema["required"]:
+            if p not in given:
+                gaps[p] = "missing"
+            elif given[p] is None or (isinstance(given[p], str) and not given[p].strip()):
+                gaps[p] = "blank"
+        return gaps
 
     def hints(self, name: str) -> list[tuple[str, str]]:
         """Each parameter's name and what it takes, in words."""

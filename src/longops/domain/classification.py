@@ -259,6 +259,19 @@ COLUMNS: Mapping[str, DataClass] = {
         },
     ),
     **_table(
+        "longops_deleted_operations",
+        {
+            "id": SYSTEM,
+            "company": OII,
+            "entry_no": SYSTEM,
+            "deleted_at": SYSTEM,
+            "keep_until": SYSTEM,
+            "deleted_by": EUII,
+            # The whole row as it was: its arguments, result and user among it.
+            "operation": CC,
+        },
+    ),
+    **_table(
         "longops_audit_log",
         {
             "id": SYSTEM,

@@ -32,6 +32,7 @@ from longops.store.protocols.notifications import NotificationStore
 from longops.store.protocols.operations import (
     ActionParams,
     Companies,
+    DeletedCopy,
     OperationEdit,
     OperationQuery,
     OperationStore,
@@ -70,6 +71,7 @@ __all__ = [
     "Claimed",
     "ClaimedRun",
     "Companies",
+    "DeletedCopy",
     "MaintenanceStore",
     "NotificationStore",
     "OperationEdit",

@@ -340,6 +340,38 @@ class SqliteStore(SqlStore):
             cur.close()
 
     # -- encoders -----------------------------------------------------------------------------
+    # -- a Delete's copy (migration 0018): the row's columns as JSON, read and written here
+    def _keep_copy(self, cur: Any, params: dict[str, Any]) -> None:
+        cur.execute(self.q["copy_source"], {"id": params["id"], "company": params["company"]})
+        row = cur.fetchone()
+        if row is None:
+            return
+        cur.execute(
+            self.q["keep_deleted_copy"],
+            {
+                **params,
+                "company": row["company"],
+                "entry_no": row["entry_no"],
+                "operation": json.dumps(dict(row)),
+            },
+        )
+
+    def _restore_copy(self, cur: Any, params: dict[str, Any]) -> bool:
+        cur.execute(self.q["restore_deleted_copy"], params)
+        copy = cur.fetchone()
+        if copy is None:
+            return False
+        values = json.loads(copy["operation"])
+        cur.execute("SELECT name FROM pragma_table_info('longops_operations')")
+        known = {r["name"] for r in cur.fetchall()}
+        columns = [c for c in values if c in known]  # the table's own names only
+        cur.execute(
+            f"INSERT OR IGNORE INTO longops_operations ({', '.join(columns)})"
+            f" VALUES ({', '.join(':' + c for c in columns)})",
+            {c: values[c] for c in columns},
+        )
+        return int(cur.rowcount) == 1
+
     def enc_uuid(self, value: uuid.UUID | None) -> Any:
         return None if value is None else value.hex
 

@@ -53,6 +53,14 @@ def safe_path(path: str) -> bool:
     )
 
 
+UNDO_SECONDS = 30
+"""How long after a Delete on the pages its Undo can put the operations back (a copy of
+each is kept that long: store migration 0018)."""
+UNDO_LIMIT = 20
+"""At most this many operations deleted at once get an Undo (their ids ride in the
+session cookie with the notice); a larger bulk Delete says it cannot be undone."""
+
+
 @dataclass
 class Context:
     """One request of a signed-in user in one company."""
@@ -65,6 +73,8 @@ class Context:
     running: list[Operation] = field(default_factory=list)
     running_percent: float | None = None
     notice: str | None = None
+    undo: tuple[str, ...] = ()
+    """The ids the notice's Undo button puts back (a Delete's notice)."""
     header_read: bool = False
     """Whether the header's reads (running operations, unread count) were made."""
 
@@ -101,4 +111,5 @@ class Context:
             "base": self.base,
             "user": self.user,
             "companies": self.companies,
+            "undo_seconds": UNDO_SECONDS,
         }

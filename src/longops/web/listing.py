@@ -9,6 +9,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -16,12 +17,21 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
+from fastapi.responses import HTMLResponse
+
 from longops.domain.errors import LongopsError, ValidationError
-from longops.domain.filters import OperationFilter, SortCursor, SortKey, sort_value
+from longops.domain.filters import (
+    OperationFilter,
+    SortCursor,
+    SortKey,
+    search_terms,
+    sort_value,
+)
 from longops.domain.operation import Operation
 from longops.domain.read_models import format_count
 from longops.domain.status import Status
-from longops.web.context import Context
+from longops.web import present
+from longops.web.context import UNDO_LIMIT, UNDO_SECONDS, Context
 from longops.web.pages import Pages
 
 BULK_LIMIT = 10_000
@@ -81,8 +91,11 @@ def sort_of(flt: Mapping[str, str]) -> tuple[SortKey, bool]:
     return column.key, direction == "desc"
 
 
-def cursor_of(key: SortKey, after: int | None, value: str | None) -> SortCursor | None:
-    """A sorted page's cursor from ``after`` and ``after_value`` (400 when malformed)."""
+def cursor_of(
+    key: SortKey, after: int | None, value: str | None, field: str = "after_value"
+) -> SortCursor | None:
+    """A sorted page's cursor from ``after`` and ``after_value`` (or ``before`` and
+    ``before_value``, named by ``field``; 400 when malformed)."""
     if after is None or key is SortKey.ENTRY_NO:
         return None
     text = (value or "").strip()
@@ -97,16 +110,29 @@ def cursor_of(key: SortKey, after: int | None, value: str | None) -> SortCursor 
                 raise ValueError(text)
             return SortCursor(after, when)
     except ValueError:
-        raise ValidationError("after_value", f"is not a {key.value} value", text) from None
+        raise ValidationError(field, _CURSOR_RULE[key], text) from None
     return SortCursor(after, text)
 
 
-def cursor_params(key: SortKey, op: Operation) -> dict[str, str]:
-    """The query string's paging part for the page after ``op``."""
-    out = {"after": str(op.entry_no)}
+_CURSOR_RULE = {
+    SortKey.PRIORITY: "must be a whole number: the priority of the row the page goes on from",
+    SortKey.DURATION: "must be a whole number of microseconds: the duration of the row the "
+    "page goes on from",
+    SortKey.EARLIEST_START: "must be a time with its zone offset (ISO 8601, as in "
+    "2026-12-07T14:05:00+00:00): the earliest start of the row the page goes on from",
+    SortKey.ENDED: "must be a time with its zone offset (ISO 8601, as in "
+    "2026-12-07T14:05:00+00:00): the end of the row the page goes on from",
+}
+"""Why a sorted page's cursor value was refused, per sort column (a text column takes any)."""
+
+
+def cursor_params(key: SortKey, op: Operation, side: str = "after") -> dict[str, str]:
+    """The query string's paging part for the page after ``op`` (``side="before"``: the
+    page before it)."""
+    out = {side: str(op.entry_no)}
     if key is not SortKey.ENTRY_NO:
         value = sort_value(key, op)
-        out["after_value"] = (
+        out[f"{side}_value"] = (
             value.isoformat()
             if isinstance(value, datetime)
             else ""
@@ -135,6 +161,40 @@ def sort_headers(flt: Mapping[str, str]) -> dict[str, dict[str, str]]:
     return out
 
 
+TIME_DIGITS = 12
+"""An operation id's first 12 hex digits are the millisecond it was made (UUID version 7,
+``domain.ids``): only the digits after them tell operations made together apart."""
+
+
+def id_prefix_note(q: str | None, ops: Sequence[Operation], *, more: bool) -> str | None:
+    """When the search reads as an id prefix that more than one listed operation has, why
+    (an id starts with its time) and what to type instead; None otherwise."""
+    if not q:
+        return None
+    terms = search_terms(q)
+    if terms.id_low is None or terms.id_high is None:
+        return None
+    low, high = terms.id_low, terms.id_high
+    hits = sum(1 for op in ops if low <= op.id <= high)
+    if hits < 2:
+        return None
+    digits = len(q.strip().replace("-", ""))
+    count = f"{hits} operations{' on this page' if more else ''}"
+    if digits <= TIME_DIGITS:
+        window = 16 ** (TIME_DIGITS - digits) / 1000
+        span = "millisecond" if digits == TIME_DIGITS else f"{present.duration(window)}"
+        return (
+            f"{count} have ids starting with {q.strip()}. An id starts with the time the "
+            f"operation was made: its first {digits} digits are the same for every operation "
+            f"made within the same {span}. Type {TIME_DIGITS + 1} or more digits of the id, "
+            "or search by entry number (#4711), to find one."
+        )
+    return (
+        f"{count} have ids starting with {q.strip()}. Type more digits of the id, or search "
+        "by entry number (#4711), to find one."
+    )
+
+
 def entries_query(ctx: Context, flt: Mapping[str, str], **extra: Any) -> OperationFilter:
     """The core filter the list's filter stands for, in the page's company."""
     statuses: tuple[Status, ...] = ()
@@ -150,6 +210,7 @@ def entries_query(ctx: Context, flt: Mapping[str, str], **extra: Any) -> Operati
         user = ctx.view.actor.user
     stalled = {"1": True, "0": False}.get(flt.get("stalled", ""))
     key, descending = sort_of(flt)
+    descending = extra.pop("descending", descending)
     return OperationFilter(
         company=ctx.company,
         statuses=statuses,
@@ -204,6 +265,58 @@ def facet_view(ctx: Context, flt: Mapping[str, str]) -> dict[str, Any]:
 
 def facets_html(pages: Pages, ctx: Context, flt: Mapping[str, str]) -> str:
     return pages.fragment("_facets.html", **facet_view(ctx, flt))
+
+
+def confirm_page(
+    pages: Pages,
+    ctx: Context,
+    action: str,
+    chosen: Sequence[uuid.UUID],
+    *,
+    all_matching: bool,
+    flt: Mapping[str, str],
+    back: str,
+) -> HTMLResponse:
+    """The one confirmation page of a bulk action or a Delete (of a row, the card or the
+    bulk bar): what it acts on, named, and (for a Delete) what Undo can bring back."""
+    verb = present.BULK_ACTIONS[action]
+    names, more = named(ctx, chosen)
+    single = None
+    if len(chosen) == 1 and not all_matching:
+        with contextlib.suppress(LongopsError):
+            single = ctx.view.service.get(chosen[0])
+    if single is not None:
+        title = f"{verb} operation {single.entry_no}?"
+        what = f"operation {single.entry_no}"
+    else:
+        one = len(chosen) == 1 and names
+        title = f"{verb} {names[0]}?" if one else f"{verb} {_count(len(chosen))}?"
+        what = _count(len(chosen))
+    # A Delete's button says what goes; the others' is Confirm (the title says what).
+    button = f"Delete {what}" if action == "delete" else "Confirm"
+    return pages.render(
+        "confirm.html",
+        ctx,
+        title=title,
+        button=button,
+        single=single,
+        single_name=op_name(single) if single else "",
+        names=names,
+        more=more,
+        verb=verb,
+        action=action,
+        count=len(chosen),
+        ids=[] if all_matching else list(chosen),
+        all_matching=all_matching,
+        flt=flt,
+        back=back,
+        undo_seconds=UNDO_SECONDS,
+        undo_limit=UNDO_LIMIT,
+    )
+
+
+def _count(n: int) -> str:
+    return f"{n:,} operation" + ("" if n == 1 else "s")
 
 
 def named(ctx: Context, ids: Sequence[uuid.UUID], shown: int = 5) -> tuple[list[str], int]:

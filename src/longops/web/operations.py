@@ -14,12 +14,13 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 from longops.domain.errors import NotFound
 from longops.domain.operation import Attempt, Operation
 from longops.web import listing, present
-from longops.web.context import Context, PageError
+from longops.web.context import UNDO_SECONDS, Context, PageError
 from longops.web.pages import Pages
 
 
@@ -42,8 +43,9 @@ def find(ctx: Context, operation_id: str) -> Operation:
     return op
 
 
-def run_action(ctx: Context, path: str, op: Operation) -> Operation | None:
-    """Do one row action through core, as the signed-in user."""
+def run_action(ctx: Context, path: str, op: Operation, *, undo: bool = False) -> Operation | None:
+    """Do one row action through core, as the signed-in user (a Delete with ``undo``
+    keeps a copy for UNDO_SECONDS, which the notice's Undo puts back)."""
     svc = ctx.view.service
     action = present.ACTION_OF_PATH[path]
     if action == "set_ready":
@@ -58,7 +60,7 @@ def run_action(ctx: Context, path: str, op: Operation) -> Operation | None:
         return svc.cancel(op.id, reason="cancelled from the pages")
     if action == "force_cancel":
         return svc.cancel(op.id, reason="cancelled by force from the pages", force=True)
-    svc.delete(op.id)
+    svc.delete(op.id, undo_for=timedelta(seconds=UNDO_SECONDS) if undo else None)
     return None
 
 
@@ -145,7 +147,7 @@ def card_error(op: Operation, attempts: Sequence[Attempt]) -> dict[str, Any]:
     return {
         "failed_step": step,
         "failure": present.traceback_of(text),
-        "traceback_text": text,
+        "traceback_text": present.scrub_paths(text),
     }
 
 

@@ -66,6 +66,7 @@ class Pages:
             caption=present.status_caption,
             status_text=present.status_text,
             event_words=present.event_words,
+            scrub_paths=present.scrub_paths,
             may_set_up_notifications=present.may_set_up_notifications,
             maintenance_now=present.maintenance_now,
             statuses=list(Status),
@@ -112,6 +113,7 @@ class Pages:
             raise PageError(404, f"Company {company} was not found.")
         ctx = Context(view=view, session=session, company=company, companies=companies)
         ctx.notice = session.notice
+        ctx.undo = session.undo
         if header:
             self.fill_header(ctx)
         request.state.ctx = ctx
@@ -161,13 +163,20 @@ class Pages:
         return self.env.get_template(name).render(**values)
 
     def back(
-        self, ctx: Context, path: str | None, default: str, notice: str | None = None
+        self,
+        ctx: Context,
+        path: str | None,
+        default: str,
+        notice: str | None = None,
+        *,
+        undo: tuple[str, ...] = (),
     ) -> RedirectResponse:
-        """303 to ``path`` (one of our pages) or ``default``, with a notice shown once."""
+        """303 to ``path`` (one of our pages) or ``default``, with a notice shown once (and
+        an Undo button that puts back the operations ``undo`` names)."""
         target = path if path and safe_path(path) and path.startswith(ctx.base) else default
         response = RedirectResponse(target, status_code=303)
         if notice is not None:
-            self.set_cookie(response, ctx.session.with_notice(notice))
+            self.set_cookie(response, ctx.session.with_notice(notice, undo))
         return response
 
 

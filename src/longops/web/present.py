@@ -13,7 +13,9 @@ Example::
 from __future__ import annotations
 
 import json
+import os
 import re
+import sys
 import sysconfig
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -416,6 +418,51 @@ def own_code(path: str) -> bool:
     return not (stdlib and path.startswith(stdlib))
 
 
+_INSTALLED = ("site-packages/", "dist-packages/")
+
+
+def shown_path(path: str) -> str:
+    """A frame's file as the card shows it, without the server's folders (where the
+    checkout or the virtual environment lies is no business of a page's reader): an
+    installed package's path from the package, Python's own from its library, the
+    application's from the import path it was found on, else its last three parts.
+
+    Example::
+
+        shown_path("/srv/app/.venv/lib/python3.12/site-packages/httpx/_client.py")
+        # 'httpx/_client.py'
+    """
+    if not path.startswith("/") and not re.match(r"^[A-Za-z]:[\\/]", path):
+        return path  # '<frozen runpy>', '<string>', or already relative
+    unix = path.replace("\\", "/")
+    for mark in _INSTALLED:
+        if mark in unix:
+            return unix.rsplit(mark, 1)[1]
+    stdlib = sysconfig.get_paths().get("stdlib", "").replace("\\", "/").rstrip("/")
+    if stdlib and unix.startswith(stdlib + "/"):
+        return "python/" + unix[len(stdlib) + 1 :]
+    roots = sorted(
+        (r.replace("\\", "/").rstrip("/") for r in (*sys.path, os.getcwd()) if r),
+        key=len,
+        reverse=True,
+    )
+    for root in roots:
+        if root not in ("", "/") and unix.startswith(root + "/"):
+            return unix[len(root) + 1 :]
+    parts = [p for p in unix.split("/") if p]
+    return "…/" + "/".join(parts[-3:]) if len(parts) > 3 else "/".join(parts)
+
+
+def scrub_paths(text: str | None) -> str | None:
+    """A traceback's text with each frame's file as :func:`shown_path` shows it."""
+    if not text:
+        return text
+    return _FILE_IN_TEXT.sub(lambda m: f'File "{shown_path(m.group(1))}"', text)
+
+
+_FILE_IN_TEXT = re.compile(r'File "([^"]+)"')
+
+
 def traceback_of(text: str | None) -> Traceback | None:
     """The frames of a Python traceback text, or None when it has none."""
     if not text:
@@ -435,7 +482,7 @@ def traceback_of(text: str | None) -> Traceback | None:
                 # Python 3.11+ marks the failing part under the code (^^^^): not shown.
                 if i + 1 < len(lines) and set(lines[i + 1].strip()) <= {"^", "~"}:
                     i += 1
-            where = f"{found['file']}, line {found['line']}"
+            where = f"{shown_path(found['file'])}, line {found['line']}"
             if found["func"]:
                 where += f", in {found['func']}"
             frames.append(Frame(where, code, own_code(found["file"])))

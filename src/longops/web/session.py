@@ -51,6 +51,9 @@ class SessionData:
     """A message shown once on the next page (what a bulk action did, say)."""
     sid: str | None = None
     """The server-side session's cookie text (id and secret); None before signing in."""
+    undo: tuple[str, ...] = ()
+    """With the notice of a Delete that can be undone: the deleted operations' ids (the
+    notice's Undo button puts them back)."""
 
     @classmethod
     def anonymous(cls) -> SessionData:
@@ -62,8 +65,8 @@ class SessionData:
             user=user, csrf=secrets.token_urlsafe(32), issued_at=time.time(), sid=sid
         )
 
-    def with_notice(self, notice: str | None) -> SessionData:
-        return replace(self, notice=notice)
+    def with_notice(self, notice: str | None, undo: tuple[str, ...] = ()) -> SessionData:
+        return replace(self, notice=notice, undo=undo if notice is not None else ())
 
     def csrf_ok(self, token: str | None) -> bool:
         return isinstance(token, str) and hmac.compare_digest(token, self.csrf)
@@ -83,7 +86,14 @@ class CookieSigner:
 
     def dump(self, data: SessionData) -> str:
         raw = json.dumps(
-            {"u": data.user, "s": data.sid, "c": data.csrf, "t": data.issued_at, "f": data.notice},
+            {
+                "u": data.user,
+                "s": data.sid,
+                "c": data.csrf,
+                "t": data.issued_at,
+                "f": data.notice,
+                **({"d": list(data.undo)} if data.undo else {}),
+            },
             separators=(",", ":"),
         ).encode()
         payload = base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -103,7 +113,7 @@ class CookieSigner:
         if not isinstance(data, dict):
             return None
         user, csrf, issued, notice = data.get("u"), data.get("c"), data.get("t"), data.get("f")
-        sid = data.get("s")
+        sid, undo = data.get("s"), data.get("d")
         if not isinstance(csrf, str) or not isinstance(issued, (int, float)):
             return None
         if user is not None and not isinstance(user, str):
@@ -117,4 +127,5 @@ class CookieSigner:
             issued_at=float(issued),
             notice=notice if isinstance(notice, str) else None,
             sid=sid if isinstance(sid, str) else None,
+            undo=tuple(i for i in undo if isinstance(i, str)) if isinstance(undo, list) else (),
         )

@@ -26,6 +26,7 @@ from longops.store._sql.core import Row, SqlCore, _company, _fields
 from longops.store.base import (
     ActionParams,
     Companies,
+    DeletedCopy,
     OperationEdit,
     OperationQuery,
 )
@@ -199,16 +200,71 @@ class OperationsSql(SqlCore):
         """Tell the running worker at once (PostgreSQL); SQLite's workers poll for it."""
 
     def delete_operation(
-        self, operation_id: uuid.UUID, company: str | None, *, audit: AuditEntry | None = None
+        self,
+        operation_id: uuid.UUID,
+        company: str | None,
+        *,
+        audit: AuditEntry | None = None,
+        keep: DeletedCopy | None = None,
     ) -> bool:
         with self._tx() as cur:
             key = self.enc_uuid(operation_id)
+            if keep is not None:
+                self._purge_copies(cur, keep.at)
+                self._keep_copy(
+                    cur,
+                    {
+                        "id": key,
+                        "company": company,
+                        "at": self.enc_ts(keep.at),
+                        "until": self.enc_ts(keep.until),
+                        "by": keep.by,
+                    },
+                )
             cur.execute(self.q["delete_operation"], {"id": key, "company": company})
             if cur.fetchone() is None:
+                if keep is not None:  # changed meanwhile (it started, say): nothing to undo
+                    cur.execute(self.q["forget_deleted_copy"], {"id": key})
                 return False
-            cur.execute(self.q["delete_events"], {"id": key})
+            if keep is None:
+                cur.execute(self.q["delete_events"], {"id": key})
             self._audit(cur, audit)
             return True
+
+    def restore_operation(
+        self,
+        operation_id: uuid.UUID,
+        company: str | None,
+        at: datetime,
+        by: str | None,
+        *,
+        audit: AuditEntry | None = None,
+    ) -> bool:
+        with self._tx() as cur:
+            key = self.enc_uuid(operation_id)
+            params = {"id": key, "company": company, "at": self.enc_ts(at), "by": by}
+            restored = self._restore_copy(cur, params)
+            if restored:
+                cur.execute(self.q["forget_deleted_copy"], {"id": key})
+                self._audit(cur, audit)
+            self._purge_copies(cur, at)
+            return restored
+
+    def _keep_copy(self, cur: Any, params: dict[str, Any]) -> None:
+        """Copy the row (unless in process) into longops_deleted_operations (PostgreSQL:
+        to_jsonb in SQL; SQLite overrides this, its columns read from the row)."""
+        cur.execute(self.q["keep_deleted_copy"], params)
+
+    def _restore_copy(self, cur: Any, params: dict[str, Any]) -> bool:
+        """Insert the row back from its copy; False when there is no copy to restore."""
+        cur.execute(self.q["restore_deleted_copy"], params)
+        return cur.fetchone() is not None
+
+    def _purge_copies(self, cur: Any, at: datetime) -> None:
+        """Remove the copies past their time, and the timelines they kept."""
+        cur.execute(self.q["purge_deleted_copies"], {"at": self.enc_ts(at)})
+        for r in cur.fetchall():
+            cur.execute(self.q["delete_orphan_events"], {"id": r["id"]})
 
     def delete_failed(
         self, company: str, ended_before: datetime, *, audit: AuditEntry | None = None

@@ -373,6 +373,10 @@ class RunsSql(SqlCore):
             cur.execute(self.q["prune_web_sessions"], before)
             cur.execute(self.q["prune_notify_deliveries"], before)
             cur.execute(self.q["prune_notify_outbox"], before)
+            # A Delete's copies kept for Undo (migration 0018) are removed by the next Delete
+            # or Undo once their time is up; these are the ones no Delete came after.
+            cur.execute(self.q["purge_deleted_copies"], {"at": before["before"]})
+            cur.fetchall()
         # Timelines in batches, each its own short transaction.
         for _ in range(1000):
             with self._tx() as cur:

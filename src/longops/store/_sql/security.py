@@ -335,6 +335,7 @@ class SecuritySql(SqlCore):
                 "forget_audit",
                 "forget_events",
                 "forget_notifications",
+                "forget_deleted_copies",
             ):
                 cur.execute(self.q[query], params)
                 changed += int(cur.rowcount)

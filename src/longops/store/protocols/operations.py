@@ -47,6 +47,16 @@ class OperationEdit:
 
 
 @dataclass(frozen=True, slots=True)
+class DeletedCopy:
+    """A Delete that can be undone: keep a copy of the row, deleted ``at`` by ``by``, until
+    ``until`` (migration 0018); the timeline stays as long as the copy does."""
+
+    at: datetime
+    until: datetime
+    by: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class ActionParams:
     """A guarded change of status made by a person or a service (not by a run)."""
 
@@ -102,8 +112,28 @@ class OperationStore(Protocol):
         audit: AuditEntry | None = None,
     ) -> Operation | None: ...
     def delete_operation(
-        self, operation_id: uuid.UUID, company: str | None, *, audit: AuditEntry | None = None
+        self,
+        operation_id: uuid.UUID,
+        company: str | None,
+        *,
+        audit: AuditEntry | None = None,
+        keep: DeletedCopy | None = None,
     ) -> bool: ...
+    def restore_operation(
+        self,
+        operation_id: uuid.UUID,
+        company: str | None,
+        at: datetime,
+        by: str | None,
+        *,
+        audit: AuditEntry | None = None,
+    ) -> bool:
+        """Put back, as it was, an operation deleted with ``keep`` by ``by`` whose copy is
+        kept until ``at`` or later; False when there is none (never kept, past its time,
+        deleted by another, restored already) or its dedup key is taken meanwhile. Copies
+        past their time are removed on the way."""
+        ...
+
     def delete_failed(
         self, company: str, ended_before: datetime, *, audit: AuditEntry | None = None
     ) -> int: ...

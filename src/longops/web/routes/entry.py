@@ -18,6 +18,7 @@ from longops.web import present
 from longops.web.context import PageError
 from longops.web.deps import Csrf, PagesDep
 from longops.web.forms import parse_local, whole_number
+from longops.web.listing import confirm_page
 from longops.web.operations import card_actions, card_details, card_live, find, run_action
 from longops.web.pages import here
 
@@ -127,18 +128,13 @@ def act(
             now = present.status_caption(op)
             raise PageError(409, f"Operation {op.entry_no} cannot be deleted while {now}.")
         pages.fill_header(ctx)
-        return pages.render(
-            "confirm_delete.html",
-            ctx,
-            title=f"Delete operation {op.entry_no}?",
-            op=op,
-            op_name=present.short_name(op),
-            back=next if next and next.startswith(ctx.base) else f"{ctx.base}/entries/{op.id}",
-            here=next,
-        )
-    after = run_action(ctx, action, op)
+        back = next if next and next.startswith(ctx.base) else f"{ctx.base}/entries/{op.id}"
+        return confirm_page(pages, ctx, "delete", [op.id], all_matching=False, flt={}, back=back)
+    deleting = action == "delete"
+    after = run_action(ctx, action, op, undo=deleting)
     card_path = f"{ctx.base}/entries/{op.id}"
-    default = f"{ctx.base}/entries" if action == "delete" else card_path
-    if action == "delete" and next.startswith(card_path):
+    default = f"{ctx.base}/entries" if deleting else card_path
+    if deleting and next.startswith(card_path):
         next = ""
-    return pages.back(ctx, next, default, present.action_notice(action, op, after))
+    notice = present.action_notice(action, op, after)
+    return pages.back(ctx, next, default, notice, undo=(str(op.id),) if deleting else ())

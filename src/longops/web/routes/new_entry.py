@@ -61,14 +61,9 @@ def enqueue(
         if not task:
             raise ValidationError("task", "choose a task")
         with contextlib.suppress(NotFound):  # an unknown task: core names it below
-            blank = pages.app.tasks.blank_required(task, positional, keywords)
-            if blank:
-                raise ValidationError(
-                    ", ".join(f"args.{name}" for name in blank),
-                    "is required: give it a value in the arguments (it was left blank)"
-                    if len(blank) == 1
-                    else "are required: give each a value in the arguments (left blank)",
-                )
+            gaps = pages.app.tasks.required_gaps(task, positional, keywords)
+            if gaps:
+                raise ValidationError(", ".join(f"args.{n}" for n in gaps), _gaps_rule(gaps))
         request_ = EnqueueRequest(
             task=task,
             args=positional,
@@ -86,6 +81,36 @@ def enqueue(
     return pages.back(
         ctx, None, f"{ctx.base}/entries/{op.id}", f"Operation {op.entry_no} enqueued."
     )
+
+
+def _gaps_rule(gaps: Mapping[str, str]) -> str:
+    """Why required arguments were refused: missing (the key is not there) or blank (it is
+    there, without a value), in words."""
+    missing = [n for n, why in gaps.items() if why == "missing"]
+    blank = [n for n, why in gaps.items() if why == "blank"]
+    parts = []
+    if missing:
+        keys = ", ".join(f'"{n}"' for n in missing)
+        parts.append(
+            f"{'is' if len(gaps) == 1 else 'are'} required and missing: add {keys} with a "
+            "value to the arguments"
+            if not blank
+            else f"{keys} {'is' if len(missing) == 1 else 'are'} missing (add "
+            f"{'it' if len(missing) == 1 else 'them'} with a value)"
+        )
+    if blank:
+        keys = ", ".join(f'"{n}"' for n in blank)
+        parts.append(
+            f"{'is' if len(gaps) == 1 else 'are'} required: give "
+            f"{'it' if len(blank) == 1 else 'each'} a value in the arguments "
+            f"({'it was' if len(blank) == 1 else 'they were'} left blank)"
+            if not missing
+            else f"{keys} {'is' if len(blank) == 1 else 'are'} blank (give "
+            f"{'it' if len(blank) == 1 else 'each'} a value)"
+        )
+    if missing and blank:
+        return "are required: " + "; ".join(parts)
+    return parts[0]
 
 
 def new_page(

@@ -21,55 +21,102 @@
       args.value = chosen.dataset.example || "";
     }
   });
-  // Toasts fade out after ~6 s (the inbox keeps them), stack in one corner, and never sit
-  // on a control: when one would cover a button, link or field, the stack moves to
-  // another corner (bottom right, bottom left, top right, top left), the first that is free.
+  // A Delete's Undo lasts a few seconds: past them the button says so instead of failing.
+  var undo = document.getElementById("undo-form");
+  if (undo) {
+    var seconds = parseInt(undo.getAttribute("data-undo-seconds") || "0", 10);
+    window.setTimeout(function () {
+      var button = document.getElementById("undo");
+      var left = undo.querySelector(".undo-left");
+      if (button) { button.disabled = true; }
+      if (left) { left.textContent = "(too late: Undo lasted " + seconds + " seconds)"; }
+    }, Math.max(seconds - 2, 1) * 1000);
+  }
+  // Toasts fade out after ~6 s (the inbox keeps them), stack in one place, and never sit
+  // on a control: the stack goes to the first free spot of the screen, scanning from the
+  // bottom right along the bottom edge, then upwards (narrower toasts where the full ones
+  // find no room). Where no spot is free at all (a screen full of controls), the stack
+  // shows in the page's flow above the content instead of over it.
   var TOAST_MS = 6000;
-  var CORNERS = ["corner-br", "corner-bl", "corner-tr", "corner-tl"];
+  var STEP = 8;
+  var MARGIN = 8;
+  var GAP = 6;
+  var CONTROLS = "main button, main a, main input, main select, main textarea, main summary, " +
+    "main label, header button, header a, header select, header input";
   function overlaps(a, b) {
     return a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
   }
-  function covers(box) {
-    var toasts = box.querySelectorAll(".toast");
-    if (!toasts.length) { return false; }
-    var controls = document.querySelectorAll("main button, main a, main input, main select, main textarea, header button, header a");
-    for (var i = 0; i < toasts.length; i++) {
-      var t = toasts[i].getBoundingClientRect();
-      for (var j = 0; j < controls.length; j++) {
-        var c = controls[j].getBoundingClientRect();
-        if (c.width && c.height && overlaps(t, c)) { return true; }
+  function controlBoxes() {
+    var out = [];
+    document.querySelectorAll(CONTROLS).forEach(function (el) {
+      if (el.closest("#toasts")) { return; }
+      var r = el.getBoundingClientRect();
+      if (r.width && r.height && r.bottom > 0 && r.top < window.innerHeight &&
+          r.right > 0 && r.left < window.innerWidth) {
+        // A little room around each, more than the toast's slide-in moves it.
+        out.push({ left: r.left - GAP, top: r.top - GAP, right: r.right + GAP, bottom: r.bottom + GAP });
+      }
+    });
+    return out;
+  }
+  function freeSpot(width, height, boxes) {
+    var right = window.innerWidth - MARGIN - width;
+    var bottom = window.innerHeight - MARGIN - height;
+    for (var y = bottom; y >= MARGIN; y -= STEP) {
+      for (var x = right; x >= MARGIN; x -= STEP) {
+        var spot = { left: x, top: y, right: x + width, bottom: y + height };
+        var hit = false;
+        for (var i = 0; i < boxes.length && !hit; i++) { hit = overlaps(spot, boxes[i]); }
+        if (!hit) { return spot; }
       }
     }
-    return false;
-  }
-  function tryCorners(box) {
-    for (var i = 0; i < CORNERS.length; i++) {
-      CORNERS.forEach(function (c) { box.classList.remove(c); });
-      box.classList.add(CORNERS[i]);
-      if (!covers(box)) { return true; }
-    }
-    return false;
+    return null;
   }
   function placeToasts() {
     var box = document.getElementById("toasts");
-    if (!box || !box.querySelector(".toast")) { return; }
-    box.classList.remove("compact", "waiting");
-    if (tryCorners(box)) { return; }
-    // Every corner covers a control: narrower toasts, then none shown until the page
-    // scrolls to room for them (the inbox and the unread count keep the news).
-    box.classList.add("compact");
-    if (tryCorners(box)) { return; }
-    box.classList.add("waiting");
+    if (!box) { return; }
+    if (!box.querySelector(".toast")) { return; }
+    box.classList.remove("compact", "in-flow");
+    if (box.parentElement !== document.body) { document.body.appendChild(box); }
+    box.style.left = "0px";
+    box.style.top = "0px";
+    var boxes = controlBoxes();
+    var sizes = [false, true];
+    for (var k = 0; k < sizes.length; k++) {
+      box.classList.toggle("compact", sizes[k]);
+      var spot = freeSpot(box.offsetWidth, box.offsetHeight, boxes);
+      if (spot) {
+        box.style.left = spot.left + "px";
+        box.style.top = spot.top + "px";
+        return;
+      }
+    }
+    box.classList.remove("compact");
+    box.classList.add("in-flow");
+    box.style.left = "";
+    box.style.top = "";
+    var main = document.getElementById("main");
+    if (main) { main.insertBefore(box, main.firstChild); }
+  }
+  var pending = false;
+  function placeSoon() {
+    if (pending) { return; }
+    pending = true;
+    window.requestAnimationFrame(function () { pending = false; placeToasts(); });
   }
   document.addEventListener("htmx:sseMessage", function () {
     var toasts = document.querySelectorAll("#toasts .toast:not([data-timed])");
     toasts.forEach(function (toast) {
       toast.setAttribute("data-timed", "1");
       window.setTimeout(function () { toast.classList.add("leaving"); }, TOAST_MS - 600);
-      window.setTimeout(function () { toast.remove(); }, TOAST_MS);
+      window.setTimeout(function () { toast.remove(); placeSoon(); }, TOAST_MS);
     });
     placeToasts();
   });
-  window.addEventListener("scroll", placeToasts, { passive: true });
-  window.addEventListener("resize", placeToasts);
+  // Toasts leaving, rows redrawn, a menu opened, the page scrolled: look again.
+  document.addEventListener("htmx:afterSettle", placeSoon);
+  document.addEventListener("toggle", placeSoon, true);
+  document.addEventListener("transitionend", placeSoon);
+  window.addEventListener("scroll", placeSoon, { passive: true });
+  window.addEventListener("resize", placeSoon);
 })();

@@ -92,6 +92,21 @@ RETURNING id;
 -- name: delete_events
 DELETE FROM longops_operation_events WHERE operation_id = %(id)s;
 
+-- name: forget_deleted_copy
+-- A Delete's copy (migration 0018) once restored, or when the Delete did not happen.
+DELETE FROM longops_deleted_operations WHERE id = %(id)s;
+
+-- name: purge_deleted_copies
+-- Copies kept for an Undo whose time is up (the caller then drops their timelines).
+DELETE FROM longops_deleted_operations WHERE keep_until < %(at)s
+RETURNING id;
+
+-- name: delete_orphan_events
+-- The timeline of an operation that is gone (kept for a Delete's Undo until its copy went).
+DELETE FROM longops_operation_events
+ WHERE operation_id = %(id)s
+   AND NOT EXISTS (SELECT 1 FROM longops_operations WHERE id = %(id)s);
+
 -- name: delete_failed
 -- "Remove Failed Entries": non-recurring entries in error whose last run ended before the cut.
 DELETE FROM longops_operations

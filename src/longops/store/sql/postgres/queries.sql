@@ -53,6 +53,39 @@ RETURNING entry_no, queue),
 woken AS (SELECT pg_notify('longops_ready', queue) FROM ins)
 SELECT ins.entry_no FROM ins, woken;
 
+-- name: keep_deleted_copy
+-- why: a whole row as JSON (to_jsonb) in SQL; SQLite reads the row and writes its columns'
+--      JSON itself (SqliteStore._keep_copy).
+-- A Delete that can be undone (migration 0018) keeps the row as it is, as one JSON value:
+-- whatever columns the table has then, so a later migration's column comes back too.
+INSERT INTO longops_deleted_operations
+    (id, company, entry_no, deleted_at, keep_until, deleted_by, operation)
+SELECT o.id, o.company, o.entry_no, %(at)s, %(until)s, %(by)s::text, to_jsonb(o)
+  FROM longops_operations o
+ WHERE o.id = %(id)s
+   AND (%(company)s::text IS NULL OR o.company = %(company)s)
+   AND o.status <> 'in_process'
+ON CONFLICT (id) DO UPDATE SET
+    company = EXCLUDED.company, entry_no = EXCLUDED.entry_no, deleted_at = EXCLUDED.deleted_at,
+    keep_until = EXCLUDED.keep_until, deleted_by = EXCLUDED.deleted_by,
+    operation = EXCLUDED.operation;
+
+-- name: restore_deleted_copy
+-- why: a row back from JSON (jsonb_populate_record) and its identity entry number kept
+--      (OVERRIDING SYSTEM VALUE); SQLite inserts the copy's columns (SqliteStore._restore_copy).
+-- Undo: the row as it was (same id and entry number), by whoever deleted it, in time; none
+-- when its dedup key is taken meanwhile (ON CONFLICT: the copy stays until its time).
+INSERT INTO longops_operations OVERRIDING SYSTEM VALUE
+SELECT r.*
+  FROM longops_deleted_operations d,
+       jsonb_populate_record(NULL::longops_operations, d.operation) AS r
+ WHERE d.id = %(id)s
+   AND (%(company)s::text IS NULL OR d.company = %(company)s)
+   AND d.keep_until >= %(at)s
+   AND d.deleted_by IS NOT DISTINCT FROM %(by)s::text
+ON CONFLICT DO NOTHING
+RETURNING id;
+
 -- name: notify_ready
 -- why: LISTEN/NOTIFY wake-ups; SQLite wakes in-process and polls.
 SELECT pg_notify('longops_ready', %(queue)s);
@@ -640,6 +673,8 @@ ALTER TABLE longops_notify_mutes ENABLE ROW LEVEL SECURITY;
 ALTER TABLE longops_notify_mutes FORCE ROW LEVEL SECURITY;
 ALTER TABLE longops_notify_deliveries ENABLE ROW LEVEL SECURITY;
 ALTER TABLE longops_notify_deliveries FORCE ROW LEVEL SECURITY;
+ALTER TABLE longops_deleted_operations ENABLE ROW LEVEL SECURITY;
+ALTER TABLE longops_deleted_operations FORCE ROW LEVEL SECURITY;
 
 -- name: list_audit
 -- why: a list parameter: a text[] bound once here (= ANY), a JSON array on SQLite (json_each).
@@ -817,3 +852,11 @@ RETURNING id;
 -- it commits: this waits for claims in flight, and claims that start meanwhile wait for
 -- the switch and then see it. So once maintenance mode is on, no claim lands after.
 LOCK TABLE longops_maintenance IN ACCESS EXCLUSIVE MODE;
+
+-- name: forget_deleted_copies
+-- why: JSON operators (->>); SQLite reads the copy with json_extract.
+-- Copies kept for a Delete's Undo (migration 0018) that name the user go at once.
+DELETE FROM longops_deleted_operations
+ WHERE deleted_by = %(name)s
+    OR operation->>'user_name' = %(name)s
+    OR operation->>'cancel_requested_by' = %(name)s;

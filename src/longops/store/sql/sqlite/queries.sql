@@ -511,3 +511,34 @@ RETURNING id;
 -- why: BEGIN IMMEDIATE already orders the switch after any claim in flight; PostgreSQL
 --      takes a table lock.
 SELECT 1;
+
+-- name: keep_deleted_copy
+-- why: PostgreSQL copies the row as JSON in SQL (to_jsonb); here SqliteStore._keep_copy reads
+--      the row (copy_source) and writes its columns' JSON itself.
+INSERT INTO longops_deleted_operations
+    (id, company, entry_no, deleted_at, keep_until, deleted_by, operation)
+VALUES (:id, :company, :entry_no, :at, :until, :by, :operation)
+ON CONFLICT (id) DO UPDATE SET
+    company = excluded.company, entry_no = excluded.entry_no, deleted_at = excluded.deleted_at,
+    keep_until = excluded.keep_until, deleted_by = excluded.deleted_by,
+    operation = excluded.operation;
+
+-- name: copy_source
+-- why: PostgreSQL copies the row in one statement (keep_deleted_copy).
+SELECT * FROM longops_operations
+ WHERE id = :id AND (:company IS NULL OR company = :company) AND status <> 'in_process';
+
+-- name: restore_deleted_copy
+-- why: PostgreSQL puts the row back in SQL (jsonb_populate_record); here
+--      SqliteStore._restore_copy reads the copy and inserts its columns.
+SELECT operation FROM longops_deleted_operations
+ WHERE id = :id AND (:company IS NULL OR company = :company)
+   AND keep_until >= :at AND deleted_by IS :by;
+
+-- name: forget_deleted_copies
+-- why: JSON read with json_extract; PostgreSQL uses its JSON operators (->>).
+-- Copies kept for a Delete's Undo (migration 0018) that name the user go at once.
+DELETE FROM longops_deleted_operations
+ WHERE deleted_by = :name
+    OR json_extract(operation, '$.user_name') = :name
+    OR json_extract(operation, '$.cancel_requested_by') = :name;
