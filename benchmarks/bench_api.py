@@ -447,6 +447,11 @@ def due_ones_done(url: str, timeout: float = 120.0) -> None:
             time.sleep(0.2)
 
 
+def uptime() -> str:
+    """The machine's ``uptime`` line (its load), as the result files record it."""
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
 def shutil_which(name: str) -> str | None:
     import shutil
 
@@ -468,6 +473,8 @@ def write(results: list[dict[str, Any]], args: argparse.Namespace, quick: bool) 
         "current": args.current or "this tree",
         "load_before": args.load_before,
         "load_after": os.getloadavg(),
+        "uptime_before": args.uptime_before,
+        "uptime_after": uptime(),
     }
     (RESULTS / f"{stem}.json").write_text(json.dumps({"meta": meta, "runs": results}, indent=2))
     lines = [
@@ -486,6 +493,9 @@ def write(results: list[dict[str, Any]], args: argparse.Namespace, quick: bool) 
         + ", after: "
         + " / ".join(f"{x:.1f}" for x in meta["load_after"])
         + ".",
+        "",
+        f"`uptime` before: `{args.uptime_before}`; after: `{meta['uptime_after']}`. Under load "
+        "only the ratios of variants measured in the same run mean anything.",
         "",
         "| round | variant | req/s | p50 ms | p95 ms | p99 ms | non-2xx | server CPU ms/req "
         "| PostgreSQL CPU ms/req | server cores used | generator CPU s | connections per "
@@ -571,6 +581,7 @@ def main() -> None:
     args.seconds = args.seconds or (5.0 if args.quick else 30.0)
     args.rounds = args.rounds or (1 if args.quick else 2)
     args.load_before = os.getloadavg()
+    args.uptime_before = uptime()
     with tempfile.TemporaryDirectory(prefix="bench_api_") as tmp:
         work = Path(tmp)
         variants = {"current": PROJECT / "src"}
