@@ -15,6 +15,8 @@ temporary folder; ``current``: this tree), alternating A/B for ``--rounds`` roun
    with a company BENCH, 1,000 operations of ``bench.noop`` (half to run now, half scheduled
    for tomorrow: ready, so their wait reason is derived on every read), a user with
    JOBQUEUE-VIEW in BENCH and an API token, all made by the variant's own code;
+   ``ANALYZE`` once the server's worker has run the due ones (statistics, as a database
+   in service has them);
 2. one ``longops serve --workers W`` (``--workers``, default 2: a worker session with that
    many slots in the server, as the issue asks) on loopback, a free port; the measurement
    starts once the worker has run the operations due now;
@@ -391,6 +393,7 @@ def measure(
         with serving(src, url, processes, workers) as (base, pids):
             if workers:
                 due_ones_done(url)
+            analyze(url)
             load = os.getloadavg()[0]
             # A short warm-up (imports, connections in the pool) that is not measured.
             run_httpx(base, 2, 1.0, data["token"], data["ids"])
@@ -427,6 +430,16 @@ def measure(
         connections_per_process=split[0] if split else [],
     )
     return result
+
+
+def analyze(url: str) -> None:
+    """Give the planner the statistics a database in service has (autovacuum analyzes a
+    table a minute or so after it changed; the load would otherwise start on a table just
+    filled, never analyzed): without them PostgreSQL listed the first page by reading
+    every operation of the company and sorting them, about 2 ms of its CPU a page instead
+    of about 0.5, and whether autovacuum came by during a run decided the figures."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("ANALYZE")
 
 
 def due_ones_done(url: str, timeout: float = 120.0) -> None:
