@@ -37,6 +37,12 @@ _.obj  # Typer's context object: commands find the root's CliState there
 __getattr__  # module attributes on first use (PEP 562): longops/__init__.py
 __dir__
 _.capture_signals
+# uvicorn's Multiprocess calls these of SpreadProcesses (cli/serve.py) by name.
+_.init_processes
+_.keep_subprocess_alive
+_.restart_all
+_.handle_ttin
+_.handle_ttou
 process_server
 child_entry
 _._keeper  # keeps the in-memory database's keeper connection alive

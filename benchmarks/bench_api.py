@@ -15,6 +15,8 @@ temporary folder; ``current``: this tree), alternating A/B for ``--rounds`` roun
    with a company BENCH, 1,000 operations of ``bench.noop`` (half to run now, half scheduled
    for tomorrow: ready, so their wait reason is derived on every read), a user with
    JOBQUEUE-VIEW in BENCH and an API token, all made by the variant's own code;
+   ``ANALYZE`` once the server's worker has run the due ones (statistics, as a database
+   in service has them);
 2. one ``longops serve --workers W`` (``--workers``, default 2: a worker session with that
    many slots in the server, as the issue asks) on loopback, a free port; the measurement
    starts once the worker has run the operations due now;
@@ -391,6 +393,7 @@ def measure(
         with serving(src, url, processes, workers) as (base, pids):
             if workers:
                 due_ones_done(url)
+            analyze(url)
             load = os.getloadavg()[0]
             # A short warm-up (imports, connections in the pool) that is not measured.
             run_httpx(base, 2, 1.0, data["token"], data["ids"])
@@ -429,6 +432,16 @@ def measure(
     return result
 
 
+def analyze(url: str) -> None:
+    """Give the planner the statistics a database in service has (autovacuum analyzes a
+    table a minute or so after it changed; the load would otherwise start on a table just
+    filled, never analyzed): without them PostgreSQL listed the first page by reading
+    every operation of the company and sorting them, about 2 ms of its CPU a page instead
+    of about 0.5, and whether autovacuum came by during a run decided the figures."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("ANALYZE")
+
+
 def due_ones_done(url: str, timeout: float = 120.0) -> None:
     """Wait until the server's worker has run every operation that was due (the ones
     scheduled for tomorrow stay ready)."""
@@ -445,6 +458,11 @@ def due_ones_done(url: str, timeout: float = 120.0) -> None:
             if time.monotonic() > deadline:
                 raise SystemExit(f"the worker left {row[0] if row else '?'} due operations")
             time.sleep(0.2)
+
+
+def uptime() -> str:
+    """The machine's ``uptime`` line (its load), as the result files record it."""
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
 def shutil_which(name: str) -> str | None:
@@ -468,6 +486,8 @@ def write(results: list[dict[str, Any]], args: argparse.Namespace, quick: bool) 
         "current": args.current or "this tree",
         "load_before": args.load_before,
         "load_after": os.getloadavg(),
+        "uptime_before": args.uptime_before,
+        "uptime_after": uptime(),
     }
     (RESULTS / f"{stem}.json").write_text(json.dumps({"meta": meta, "runs": results}, indent=2))
     lines = [
@@ -486,6 +506,9 @@ def write(results: list[dict[str, Any]], args: argparse.Namespace, quick: bool) 
         + ", after: "
         + " / ".join(f"{x:.1f}" for x in meta["load_after"])
         + ".",
+        "",
+        f"`uptime` before: `{args.uptime_before}`; after: `{meta['uptime_after']}`. Under load "
+        "only the ratios of variants measured in the same run mean anything.",
         "",
         "| round | variant | req/s | p50 ms | p95 ms | p99 ms | non-2xx | server CPU ms/req "
         "| PostgreSQL CPU ms/req | server cores used | generator CPU s | connections per "
@@ -571,6 +594,7 @@ def main() -> None:
     args.seconds = args.seconds or (5.0 if args.quick else 30.0)
     args.rounds = args.rounds or (1 if args.quick else 2)
     args.load_before = os.getloadavg()
+    args.uptime_before = uptime()
     with tempfile.TemporaryDirectory(prefix="bench_api_") as tmp:
         work = Path(tmp)
         variants = {"current": PROJECT / "src"}

@@ -80,6 +80,7 @@ def main() -> int:
             ids_file.write_text("\n".join(data["ids"]) + "\n")
             with bench_api.serving(src, url, 1, 2) as (base, pids):
                 bench_api.due_ones_done(url)
+                bench_api.analyze(url)
                 bench_api.run_httpx(base, 2, 1.0, data["token"], data["ids"])
                 collapsed = work / "profile.txt"
                 load = bench_api.os.getloadavg()

@@ -9,6 +9,8 @@ import logging
 import os
 import secrets
 import signal
+import socket
+import sys
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -17,7 +19,9 @@ from typing import Any
 
 import uvicorn
 from starlette.types import Receive, Scope, Send
+from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
+from uvicorn.supervisors.multiprocess import Process
 
 from longops.api import create_api
 from longops.api.deps import EndsCachedTokens, Services, SharedCounter
@@ -235,8 +239,13 @@ def serve(
     )
     try:
         if server_app is None:
-            # uvicorn's supervisor: it starts, watches and stops the server processes.
-            Multiprocess(config, sockets=[config.bind_socket()]).run()
+            # uvicorn's supervisor: it starts, watches and stops the server processes,
+            # each on a listening socket of its own where the kernel spreads connections.
+            if spreads_connections():
+                sockets = listening_sockets(host, port, processes)
+                SpreadProcesses(config, sockets).run()
+            else:
+                Multiprocess(config, sockets=[config.bind_socket()]).run()
         else:
             _Uvicorn(config).run()
     finally:
@@ -247,3 +256,106 @@ def serve(
             worker.drain()
             thread.join(timeout=worker.options.grace_period + 30)
     return 0
+
+
+def spreads_connections() -> bool:
+    """Whether the kernel spreads new connections over listening sockets that share a port
+    (``SO_REUSEPORT`` on Linux; elsewhere it may hand them all to one)."""
+    return sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
+
+
+def listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
+    """``count`` sockets bound to ``host``:``port`` with ``SO_REUSEPORT``: the kernel hands
+    each new connection to one of them by a hash of its addresses, so the processes of
+    ``--processes N`` (one socket each) get about even shares of the clients. With one
+    shared socket, whichever process happens to be accepting takes the connections that
+    arrive together (48 of 50 seen in api-notes.md), and a keep-alive client stays on it.
+
+    The port must be free as ever: it is first bound without ``SO_REUSEPORT`` (a server
+    already listening there, even one with such sockets, is refused: "address already in
+    use", exit 3, as uvicorn's own binding says). Port 0 binds a free port for all of them.
+
+    Example::
+
+        sockets = listening_sockets("127.0.0.1", 8000, 2)
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            logging.getLogger("uvicorn.error").error(exc)
+            sys.exit(STARTUP_FAILURE)
+        port = probe.getsockname()[1]
+    made: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+            made.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((host, port))
+            sock.set_inheritable(True)
+    except OSError as exc:
+        for sock in made:
+            sock.close()
+        logging.getLogger("uvicorn.error").error(exc)
+        sys.exit(STARTUP_FAILURE)
+    log.info("longops serve on http://%s:%d, %d processes", host, port, count)
+    return made
+
+
+class SpreadProcesses(Multiprocess):
+    """uvicorn's supervisor, except that server process i accepts on ``sockets[i]`` only
+    (``listening_sockets``: the kernel spreads connections over them). A replacement for
+    a process that died takes over its socket (this process keeps them all open): the
+    connections waiting on it are served once the replacement has started, not refused.
+    Changing the number of processes while running (SIGTTIN/SIGTTOU) is not offered."""
+
+    def __init__(self, config: uvicorn.Config, sockets: list[socket.socket]) -> None:
+        super().__init__(config, sockets)
+        self.processes_num = len(sockets)
+
+    def _started(self, index: int) -> Process:
+        process = Process(self.config, [self.sockets[index]])
+        process.start()
+        return process
+
+    def init_processes(self) -> None:
+        self.processes = [self._started(i) for i in range(self.processes_num)]
+
+    def keep_subprocess_alive(self) -> None:
+        if self.should_exit.is_set():
+            return
+        for index, process in enumerate(self.processes):
+            if process.is_alive(timeout=self.config.timeout_worker_healthcheck):
+                continue
+            process.kill()  # hung, or gone
+            process.join()
+            if process.exitcode == STARTUP_FAILURE:
+                # Broken before it served (the application, the database): a restart
+                # would fail the same way.
+                log.error("server process %s failed to start; stopping", process.pid)
+                self.should_exit.set()
+                return
+            if self.should_exit.is_set():
+                return
+            log.warning("server process %s died; starting another on its socket", process.pid)
+            self.processes[index] = self._started(index)
+
+    def restart_all(self) -> None:
+        """SIGHUP: replace each process. The replacement shares its predecessor's socket,
+        so a connection arriving while it starts waits for it instead of being refused."""
+        for index, old in enumerate(self.processes):
+            if self.should_exit.is_set():
+                return
+            self.processes[index] = self._started(index)
+            old.terminate()  # it finishes the requests it holds
+            old.join()
+
+    def handle_ttin(self) -> None:
+        log.warning("SIGTTIN ignored: longops serve runs a fixed number of processes")
+
+    def handle_ttou(self) -> None:
+        log.warning("SIGTTOU ignored: longops serve runs a fixed number of processes")
