@@ -107,10 +107,12 @@ def success(run: ClaimedRun, at: datetime) -> RunResult:
 
 # -- fresh databases ---------------------------------------------------------------------------
 @contextmanager
-def fresh_database(dialect: str, tag: str, admin: str) -> Iterator[str]:
+def fresh_database(
+    dialect: str, tag: str, admin: str, prefix: str = "bench_scale"
+) -> Iterator[str]:
     """A new, empty database for one size; dropped (its disk freed) afterwards."""
     if dialect == "postgres":
-        name = f"bench_scale_{tag}_{os.getpid()}"
+        name = f"{prefix}_{tag}_{os.getpid()}"
         with psycopg.connect(admin, autocommit=True) as c:
             c.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
             c.execute(f"CREATE DATABASE {name}")
@@ -120,7 +122,7 @@ def fresh_database(dialect: str, tag: str, admin: str) -> Iterator[str]:
             with psycopg.connect(admin, autocommit=True) as c:
                 c.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     else:
-        folder = tempfile.mkdtemp(prefix=f"bench_scale_{tag}_")
+        folder = tempfile.mkdtemp(prefix=f"{prefix}_{tag}_")
         try:
             yield f"sqlite:///{folder}/longops.db"
         finally:
@@ -340,18 +342,23 @@ def fill_sqlite(url: str, template_id: str, size: Size) -> dict[str, float]:
 
 
 # -- measurement ---------------------------------------------------------------------------------
+def claim_params(session_id: Any, limit: int, now: datetime) -> dict[str, Any]:
+    """The claim's parameters as a worker of every queue and task sends them."""
+    return {
+        "session_id": session_id,
+        "queues": ["default"],
+        "limit": limit,
+        "now": now,
+        "companies": None,
+        "tasks": None,  # any task (the claim's filter by the worker's tasks, off)
+    }
+
+
 def explain_claim(url: str, store: Store, session_id: Any, limit: int, variant: str) -> list[str]:
     """EXPLAIN (ANALYZE, BUFFERS) of one claim (guard, then claim) under the generic plan,
     rolled back so the table is left as it was."""
     q = getattr(store, "q")  # noqa: B009 - the SQL stores' named queries
-    params = {
-        "session_id": session_id,
-        "queues": ["default"],
-        "limit": limit,
-        "now": datetime.now(UTC),
-        "companies": None,
-        "tasks": None,  # any task (the claim's filter by the worker's tasks, off)
-    }
+    params = claim_params(session_id, limit, datetime.now(UTC))
     lines: list[str] = []
     with psycopg.connect(url) as conn:
         conn.execute("SET plan_cache_mode = force_generic_plan")

@@ -21,43 +21,46 @@ import json
 import os
 import sys
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
+from bench_scale import (
+    ADMIN,
+    HERE,
+    claim_params,
+    fresh_database,
+    success,
+)
 from longops import EnqueueRequest, Longops
 from longops.domain.clock import SystemClock
-from longops.domain.operation import Outcome, Status
 from longops.store.base import ClaimParams, RunResult
 from longops.testing import active_session
 
-HERE = Path(__file__).resolve().parent
-ADMIN = os.environ.get("LONGOPS_BENCH_PG_URL", "postgresql://root@127.0.0.1:5432/postgres")
+NULL_COLUMNS = (
+    "reasons", "starts", "attempt_counts", "errors", "tracebacks", "results", "progresses",
+    "stop_modes", "cancel_modes", "peak_rsses",
+)  # fmt: skip
 
 
-def success(run: Any, at: datetime) -> RunResult:
-    return RunResult(
-        operation_id=run.operation.id,
-        lease_token=run.lease_token,
-        run_no=run.run_no,
-        at=at,
-        outcome=Outcome.SUCCESS,
-        status=Status.FINISHED,
-        status_reason=None,
-        earliest_start_at=None,
-        attempt_count=None,
-        error_message=None,
-        traceback=None,
-        result_json=None,
-        started_at=at,
-        progress_json=None,
-        stop_mode=None,
-        cancel_mode=None,
-        clear_checkpoint=True,
-        peak_rss=None,
-    )
+def finish_params(rows: Sequence[Sequence[Any]], now: datetime) -> dict[str, list[Any]]:
+    """``finish_runs``' parameters: each run of ``rows`` (id, lease token, run number)
+    finished successfully at ``now``."""
+    n = len(rows)
+    return {
+        "ids": [r[0] for r in rows],
+        "leases": [r[1] for r in rows],
+        "run_nos": [r[2] for r in rows],
+        "ats": [now] * n,
+        "outcomes": ["success"] * n,
+        "statuses": ["finished"] * n,
+        **{k: [None] * n for k in NULL_COLUMNS},
+        "run_starts": [now] * n,
+        "clear_checkpoints": [True] * n,
+    }
 
 
 def main() -> int:
@@ -66,12 +69,8 @@ def main() -> int:
     parser.add_argument("--drained", type=int, default=5_000)
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()
-    db = f"explain_hotpath_{os.getpid()}"
-    with psycopg.connect(ADMIN, autocommit=True) as c:
-        c.execute(f"CREATE DATABASE {db}")
-    url = ADMIN.rsplit("/", 1)[0] + "/" + db
     lines: list[str] = []
-    try:
+    with fresh_database("postgres", "hotpath", ADMIN, prefix="explain") as url:
         app = Longops(url)
         app.task(name="noop")(lambda: None)
         app.migrate()
@@ -103,13 +102,7 @@ def main() -> int:
             "",
         ]
         q = store.q
-        params = {
-            "session_id": session.id,
-            "queues": ["default"],
-            "limit": 16,
-            "now": clock.now(),
-            "companies": None,
-        }
+        params = claim_params(session.id, 16, clock.now())
         with psycopg.connect(url) as conn:
             conn.execute("SET plan_cache_mode = force_generic_plan")
             for name in ("claim_guard", "claim_operations"):
@@ -120,27 +113,7 @@ def main() -> int:
                 "SELECT id, lease_token, run_count FROM longops_operations "
                 "WHERE status = 'in_process' ORDER BY entry_no LIMIT 16"
             ).fetchall()
-            now = clock.now()
-            finish = {
-                "ids": [r[0] for r in rows],
-                "leases": [r[1] for r in rows],
-                "run_nos": [r[2] for r in rows],
-                "ats": [now] * len(rows),
-                "outcomes": ["success"] * len(rows),
-                "statuses": ["finished"] * len(rows),
-                "reasons": [None] * len(rows),
-                "starts": [None] * len(rows),
-                "attempt_counts": [None] * len(rows),
-                "errors": [None] * len(rows),
-                "tracebacks": [None] * len(rows),
-                "results": [None] * len(rows),
-                "run_starts": [now] * len(rows),
-                "progresses": [None] * len(rows),
-                "stop_modes": [None] * len(rows),
-                "cancel_modes": [None] * len(rows),
-                "clear_checkpoints": [True] * len(rows),
-                "peak_rsses": [None] * len(rows),
-            }
+            finish = finish_params(rows, clock.now())
             plan = conn.execute(f"EXPLAIN (ANALYZE, BUFFERS) {q['finish_runs']}", finish).fetchall()
             lines += ["## finish_runs (16 results)", "", *(r[0] for r in plan), ""]
             conn.commit()
@@ -167,9 +140,6 @@ def main() -> int:
             "",
         ]
         app.close()
-    finally:
-        with psycopg.connect(ADMIN, autocommit=True) as c:
-            c.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
     path = args.out / "explain-hotpath-postgres.txt"
     path.write_text("\n".join(lines))
     print(json.dumps({"written": str(path)}))

@@ -31,19 +31,24 @@ from typing import Any
 
 import psycopg
 
+from bench_scale import (
+    ADMIN,
+    HERE,
+    HOT_TABLES,
+    claim_params,
+    fresh_database,
+    success,
+)
+from explain_hotpath import finish_params
 from longops import EnqueueRequest, Longops
 from longops.domain.clock import SystemClock
 from longops.domain.filters import OperationFilter
-from longops.domain.operation import Category, Outcome
+from longops.domain.operation import Category
 from longops.domain.status import Status
 from longops.store._sql import core
 from longops.store.base import ClaimParams, RunResult
 from longops.store.protocols.read_models import AttemptQuery
 from longops.testing import active_session
-
-HERE = Path(__file__).resolve().parent
-ADMIN = os.environ.get("LONGOPS_BENCH_PG_URL", "postgresql://root@127.0.0.1:5432/postgres")
-HOT_TABLES = ("longops_operations", "longops_attempts", "longops_operation_events")
 
 USED: dict[str, set[str]] = defaultdict(set)
 """Index name -> the queries (store names) whose plans use it."""
@@ -100,19 +105,6 @@ def watch() -> Callable[[], None]:
         core.TimedCursor._timed = original  # type: ignore[method-assign]
 
     return undo
-
-
-def success(run: Any, at: datetime) -> RunResult:
-    return RunResult(
-        operation_id=run.operation.id,
-        lease_token=run.lease_token,
-        run_no=run.run_no,
-        at=at,
-        outcome=Outcome.SUCCESS,
-        status=Status.FINISHED,
-        started_at=at,
-        clear_checkpoint=True,
-    )
 
 
 def fill(app: Longops, ready: int, drained: int) -> Any:
@@ -213,12 +205,8 @@ def main() -> int:
     parser.add_argument("--drained", type=int, default=2_000)
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()
-    db = f"explain_indexes_{os.getpid()}"
-    with psycopg.connect(ADMIN, autocommit=True) as c:
-        c.execute(f"CREATE DATABASE {db}")
-    url = ADMIN.rsplit("/", 1)[0] + "/" + db
     failed: list[str] = []
-    try:
+    with fresh_database("postgres", "indexes", ADMIN, prefix="explain") as url:
         app = Longops(url)
         for t in range(20):
             app.task(name=f"noop{t}")(lambda: None)
@@ -245,9 +233,6 @@ def main() -> int:
                 [list(HOT_TABLES)],
             ).fetchall()
         app.close()
-    finally:
-        with psycopg.connect(ADMIN, autocommit=True) as c:
-            c.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
     lines = [
         "# Which query uses each index of the hot tables (PostgreSQL)",
         "",
@@ -281,23 +266,10 @@ def main() -> int:
     return 0
 
 
-NULL_COLUMNS = (
-    "reasons", "starts", "attempt_counts", "errors", "tracebacks", "results", "progresses",
-    "stop_modes", "cancel_modes", "peak_rsses",
-)  # fmt: skip
-
-
 def hot_path(app: Longops, url: str, session: Any) -> None:
     """The pipelined statements, explained under the generic plan workers use."""
     q = app.store.q
-    params = {
-        "session_id": session.id,
-        "queues": ["default"],
-        "limit": 16,
-        "now": datetime.now(UTC),
-        "companies": None,
-        "tasks": None,
-    }
+    params = claim_params(session.id, 16, datetime.now(UTC))
     with psycopg.connect(url) as conn, conn.cursor() as cur:
         cur.execute("SET plan_cache_mode = force_generic_plan")
         for name in ("claim_guard", "claim_operations", "next_due_at"):
@@ -306,18 +278,7 @@ def hot_path(app: Longops, url: str, session: Any) -> None:
             "SELECT id, lease_token, run_count FROM longops_operations "
             "WHERE status = 'in_process' LIMIT 1"
         ).fetchall()
-        n = len(rows)
-        finish = {
-            "ids": [r[0] for r in rows],
-            "leases": [r[1] for r in rows],
-            "run_nos": [r[2] for r in rows],
-            "ats": [datetime.now(UTC)] * n,
-            "outcomes": ["success"] * n,
-            "statuses": ["finished"] * n,
-            **{k: [None] * n for k in NULL_COLUMNS},
-            "run_starts": [datetime.now(UTC)] * n,
-            "clear_checkpoints": [True] * n,
-        }
+        finish = finish_params(rows, datetime.now(UTC))
         explain(cur, "finish_runs", q["finish_runs"], finish)
         explain(cur, "notify_finished", q["notify_finished"], {"ids": finish["ids"]})
         conn.rollback()

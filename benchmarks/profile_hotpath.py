@@ -33,6 +33,58 @@ ADMIN = os.environ.get("LONGOPS_BENCH_PG_URL", "postgresql://root@127.0.0.1:5432
 BIN = Path(sys.executable).parent
 
 
+def prepare_drain(url: str, env: dict[str, str], jobs: int) -> None:
+    """The peers' client makes the schema and bulk-enqueues ``jobs`` marking no-op jobs."""
+    client = [sys.executable, str(PEERS / "client.py"), "longops"]
+    for action, arg in (("prepare", "0"), ("bulk", "5000")):
+        subprocess.run(
+            [*client, action, url, "0", str(jobs), arg], env=env, cwd=PEERS, check=True,
+            capture_output=True,
+        )  # fmt: skip
+
+
+def start_workers(url: str, env: dict[str, str], concurrency: int) -> list[subprocess.Popen[bytes]]:
+    """The drain's two ``longops worker`` processes on the peers' app."""
+    cmd = [
+        str(BIN / "longops"), "--app", "jobs_longops:app", "--database-url", url, "worker",
+        "--concurrency", str(concurrency),
+    ]  # fmt: skip
+    return [subprocess.Popen(cmd, env=env, cwd=PEERS, stderr=subprocess.DEVNULL) for _ in range(2)]
+
+
+def done_jobs(marks: Path) -> int:
+    """How many jobs have marked their run so far."""
+    return sum(p.read_bytes().count(b"\n") for p in marks.glob("*.txt"))
+
+
+def start_spy(pid: int, out: Path, seconds: int, mode: str = "--idle") -> subprocess.Popen[bytes]:
+    """``py-spy record`` of every thread of ``pid`` at 200 Hz, raw (folded) output."""
+    return subprocess.Popen(
+        [
+            str(BIN / "py-spy"), "record", "-r", "200", mode, "--threads", "--format", "raw",
+            "-o", str(out), "--duration", str(seconds), "--pid", str(pid),
+        ],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def spy_threads(out: Path, library: str) -> dict[str, collections.Counter[str]]:
+    """py-spy's samples per thread (the runners as one), keyed by the innermost three frames
+    of longops or ``library`` (the thread's last frame when none)."""
+    threads: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    if not out.exists():
+        return threads
+    for line in out.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        frames = stack.split(";")
+        name = frames[0].split(": ", 1)[-1]
+        if name.startswith("longops-runner"):
+            name = "longops-runner-*"
+        ours = [f.split(" (")[0] for f in frames if "longops" in f or library in f]
+        threads[name][" < ".join(ours[-3:]) or frames[-1].split(" (")[0]] += int(n)
+    return threads
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--jobs", type=int, default=20_000)
@@ -50,20 +102,9 @@ def main() -> int:
         c.execute(f"CREATE DATABASE {db}")
     load_start = os.getloadavg()
     try:
-        client = [sys.executable, str(PEERS / "client.py"), "longops"]
-        for action, arg in (("prepare", "0"), ("bulk", "5000")):
-            subprocess.run(
-                [*client, action, url, "0", str(args.jobs), arg], env=env, cwd=PEERS, check=True,
-                capture_output=True,
-            )  # fmt: skip
-        cmd = [
-            str(BIN / "longops"), "--app", "jobs_longops:app", "--database-url", url, "worker",
-            "--concurrency", str(args.concurrency),
-        ]  # fmt: skip
+        prepare_drain(url, env, args.jobs)
         started = time.perf_counter()
-        procs = [
-            subprocess.Popen(cmd, env=env, cwd=PEERS, stderr=subprocess.DEVNULL) for _ in range(2)
-        ]
+        procs = start_workers(url, env, args.concurrency)
         waits: collections.Counter[str] = collections.Counter()
         stop = threading.Event()
 
@@ -88,16 +129,9 @@ def main() -> int:
         spy: subprocess.Popen[bytes] | None = None
         while done_count < args.jobs:
             time.sleep(0.05)
-            done_count = sum(p.read_bytes().count(b"\n") for p in marks.glob("*.txt"))
+            done_count = done_jobs(marks)
             if spy is None and done_count >= args.jobs // 4:
-                spy = subprocess.Popen(
-                    [
-                        str(BIN / "py-spy"), "record", "-r", "200", "--idle", "--threads",
-                        "--format", "raw", "-o", str(spy_out), "--duration", str(args.seconds),
-                        "--pid", str(procs[0].pid),
-                    ],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                )  # fmt: skip
+                spy = start_spy(procs[0].pid, spy_out, args.seconds)
             if time.perf_counter() - started > 600:
                 raise RuntimeError("drain did not finish in 10 minutes")
         elapsed = time.perf_counter() - started
@@ -111,16 +145,7 @@ def main() -> int:
     finally:
         with psycopg.connect(ADMIN, autocommit=True) as c:
             c.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
-    threads: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
-    if spy_out.exists():
-        for line in spy_out.read_text().splitlines():
-            stack, _, n = line.rpartition(" ")
-            frames = stack.split(";")
-            name = frames[0].split(": ", 1)[-1]
-            if name.startswith("longops-runner"):
-                name = "longops-runner-*"
-            ours = [f.split(" (")[0] for f in frames if "longops" in f or "psycopg" in f]
-            threads[name][" < ".join(ours[-3:]) or frames[-1].split(" (")[0]] += int(n)
+    threads = spy_threads(spy_out, "psycopg")
     lines = [
         "# Profile of the PostgreSQL drain (hot path v2)",
         "",

@@ -17,7 +17,6 @@ first mark (worker start-up left out) beside the whole drain's. Writes
 from __future__ import annotations
 
 import argparse
-import collections
 import os
 import subprocess
 import sys
@@ -26,9 +25,16 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-PEERS = HERE / "peers"
-BIN = Path(sys.executable).parent
+from profile_hotpath import (
+    HERE,
+    PEERS,
+    done_jobs,
+    prepare_drain,
+    spy_threads,
+    start_spy,
+    start_workers,
+)
+
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -66,18 +72,9 @@ def main() -> int:
     env = dict(os.environ, PYTHONPATH=path, BENCH_MARKS_DIR=str(marks), BENCH_URL=url)
     env["BENCH_SQLITE_PATH"] = str(work / "drain.db")
     load_start = os.getloadavg()
-    client = [sys.executable, str(PEERS / "client.py"), "longops"]
-    for action, arg in (("prepare", "0"), ("bulk", "5000")):
-        subprocess.run(
-            [*client, action, url, "0", str(args.jobs), arg], env=env, cwd=PEERS, check=True,
-            capture_output=True,
-        )  # fmt: skip
-    cmd = [
-        str(BIN / "longops"), "--app", "jobs_longops:app", "--database-url", url, "worker",
-        "--concurrency", str(args.concurrency),
-    ]  # fmt: skip
+    prepare_drain(url, env, args.jobs)
     started = time.time()
-    procs = [subprocess.Popen(cmd, env=env, cwd=PEERS, stderr=subprocess.DEVNULL) for _ in range(2)]
+    procs = start_workers(url, env, args.concurrency)
     spy_out = work / "spy.txt"
     spy: subprocess.Popen[bytes] | None = None
     cpu_at_first: list[float] | None = None
@@ -86,19 +83,11 @@ def main() -> int:
     while done_count < args.jobs:
         time.sleep(0.02)
         cpu_last = [cpu_seconds(p.pid) for p in procs]
-        done_count = sum(p.read_bytes().count(b"\n") for p in marks.glob("*.txt"))
+        done_count = done_jobs(marks)
         if cpu_at_first is None and done_count:
             cpu_at_first = cpu_last
         if spy is None and not args.no_spy and done_count >= args.jobs // 4:
-            mode = "--gil" if args.gil else "--idle"
-            spy = subprocess.Popen(
-                [
-                    str(BIN / "py-spy"), "record", "-r", "200", mode, "--threads",
-                    "--format", "raw", "-o", str(spy_out), "--duration", str(args.seconds),
-                    "--pid", str(procs[0].pid),
-                ],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )  # fmt: skip
+            spy = start_spy(procs[0].pid, spy_out, args.seconds, "--gil" if args.gil else "--idle")
         if time.time() - started > 600:
             raise RuntimeError("drain did not finish in 10 minutes")
     elapsed = time.time() - started
@@ -111,16 +100,7 @@ def main() -> int:
     for p in procs:
         p.wait(timeout=60)
     first = cpu_at_first or [0.0, 0.0]
-    threads: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
-    if spy_out.exists():
-        for line in spy_out.read_text().splitlines():
-            stack, _, n = line.rpartition(" ")
-            frames = stack.split(";")
-            name = frames[0].split(": ", 1)[-1]
-            if name.startswith("longops-runner"):
-                name = "longops-runner-*"
-            ours = [f.split(" (")[0] for f in frames if "longops" in f or "sqlite" in f]
-            threads[name][" < ".join(ours[-3:]) or frames[-1].split(" (")[0]] += int(n)
+    threads = spy_threads(spy_out, "sqlite")
     lines = [
         "# Profile of the SQLite drain",
         "",

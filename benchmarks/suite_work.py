@@ -31,6 +31,7 @@ def _cpu(who: int) -> float:
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, None, None]:
     out = os.environ.get("SUITE_WORK_OUT")
+    started = time.time()
     wall, own, kids = (
         time.perf_counter(),
         _cpu(resource.RUSAGE_SELF),
@@ -41,6 +42,7 @@ def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, None, None]:
         return
     row = {
         "id": item.nodeid,
+        "start": started,
         "wall": time.perf_counter() - wall,
         "cpu": _cpu(resource.RUSAGE_SELF) - own,
         "children": _cpu(resource.RUSAGE_CHILDREN) - kids,

@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import socket
 import threading
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -27,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 import uvicorn
 from fastapi import FastAPI
@@ -205,13 +203,9 @@ def database(request: pytest.FixtureRequest, dialect: str, tmp: Path) -> Iterato
         store.close()
         yield url
         return
-    admin: str = request.getfixturevalue("pg_admin_url")
-    template: str = request.getfixturevalue("pg_template")
-    name = f"longops_api_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    databases = request.getfixturevalue("pg_databases")
+    name = databases.take()
     try:
-        yield f"{admin.rpartition('/')[0]}/{name}"
+        yield databases.url(name)
     finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        databases.release(name)

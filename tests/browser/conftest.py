@@ -10,11 +10,9 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 from browser_support import (
     ARTIFACTS,
@@ -44,16 +42,12 @@ def server(
         url = f"sqlite:///{tmp_path_factory.mktemp('pages') / 'longops.db'}"
         drop: Callable[[], None] = lambda: None  # noqa: E731
     else:
-        admin: str = request.getfixturevalue("pg_admin_url")
-        template: str = request.getfixturevalue("pg_template")
-        name = f"longops_pages_{uuid.uuid4().hex[:10]}"
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-        url = admin.rpartition("/")[0] + "/" + name
+        databases = request.getfixturevalue("pg_databases")
+        name = databases.take()
+        url = databases.url(name)
 
         def drop() -> None:
-            with psycopg.connect(admin, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            databases.release(name)
 
     srv = start_server(dialect, url, log)
     try:

@@ -11,7 +11,6 @@ notification must still arrive exactly once.
 
 from __future__ import annotations
 
-import os
 import re
 import sqlite3
 import threading
@@ -738,13 +737,9 @@ def notify_world(
         store.migrate()
         store.close()
     else:
-        admin = request.getfixturevalue("pg_admin_url")
-        template = request.getfixturevalue("pg_template")
-        name = f"longops_t_notify_{os.getpid()}"
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-        url = f"{admin.rpartition('/')[0]}/{name}"
+        databases = request.getfixturevalue("pg_databases")
+        name = databases.take()
+        url = databases.url(name)
     with webhook() as hook, smtp_sink() as sink:
         app = Longops(url, secret_key=KEY, base_url="http://ops.example.test")
         app.add_company(COMPANY)
@@ -802,8 +797,7 @@ def notify_world(
             worker.stop(grace=5)
             app.close()
             if request.param != "sqlite":
-                with psycopg.connect(admin, autocommit=True) as conn:
-                    conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                databases.release(name)
 
 
 @pytest.mark.parametrize("method", NOTIFY_METHODS)

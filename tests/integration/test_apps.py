@@ -20,6 +20,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from cli_inprocess import run_longops
 from longops import Longops, Status
 from longops.domain.apps import EXIT_SCHEMA_OLDER
 from longops.domain.operation import Session
@@ -58,16 +59,12 @@ def start(
 
 
 def cli(db_url: str, *args: str, path: tuple[Path, ...] = ()) -> subprocess.CompletedProcess[str]:
+    """The command in this process unless it starts one (``serve``): these tests are about
+    what it prints and its exit code."""
     environ = dict(os.environ)
     environ.pop("LONGOPS_APP", None)
     environ["PYTHONPATH"] = os.pathsep.join([*map(str, path), environ.get("PYTHONPATH", "")])
-    return subprocess.run(
-        [sys.executable, "-m", "longops.cli.main", "--database-url", db_url, *args],
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_longops(["--database-url", db_url, *args], env=environ)
 
 
 def sql(db_url: str, statement: str, params: tuple[Any, ...] = ()) -> None:

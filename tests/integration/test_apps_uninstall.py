@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from apps import crm_app
+from cli_inprocess import run_longops
 from longops import Longops, Status
 from longops.domain.operation import CancelMode
 from longops.domain.recurrence import Recurrence
@@ -25,15 +25,10 @@ from procs import wait_for
 
 
 def cli(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """The command in this process: these tests are about what it prints and its exit code."""
     environ = dict(os.environ)
     environ.pop("LONGOPS_APP", None)
-    return subprocess.run(
-        [sys.executable, "-m", "longops.cli.main", "--database-url", db_url, *args],
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_longops(["--database-url", db_url, *args], env=environ)
 
 
 @pytest.fixture

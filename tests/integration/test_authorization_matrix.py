@@ -18,12 +18,10 @@ the matrix fails.
 from __future__ import annotations
 
 import itertools
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg
 import pytest
 
 from longops import EnqueueRequest, FrozenClock, Longops, NotFound, ValidationError
@@ -146,16 +144,12 @@ def world(
         yield w
         w.app.close()
         return
-    admin: str = request.getfixturevalue("pg_admin_url")
-    template: str = request.getfixturevalue("pg_template")
-    name = f"longops_matrix_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    w = _world(f"{admin.rpartition('/')[0]}/{name}")
+    databases = request.getfixturevalue("pg_databases")
+    name = databases.take()
+    w = _world(databases.url(name))
     yield w
     w.app.close()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    databases.release(name)
 
 
 # -- running one case -----------------------------------------------------------------------------

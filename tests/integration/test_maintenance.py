@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Iterator
 
 import psycopg
 import pytest
 
+from cli_inprocess import run_longops
 from longops import Longops
 from longops.domain.errors import ConfigurationError, Conflict, PermissionDenied, ValidationError
 from longops.domain.security import PermissionSet
@@ -168,8 +168,8 @@ def test_a_fresh_database_upgrades_outside_maintenance(tmp_path: object) -> None
 
 
 def longops(*args: str, db: str) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "longops.cli.main", "--database-url", db, *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+    """The command in this process: these tests are about what it prints and its exit code."""
+    return run_longops(["--database-url", db, *args])
 
 
 def test_cli_start_status_stop(app: Longops, db_url: str) -> None:
