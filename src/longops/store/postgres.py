@@ -390,7 +390,8 @@ class PostgresStore(SqlStore):
 
             [rows] = self._pipelined("insert_operation", send)
         else:
-            with self._translated(), self._autocommit() as conn, conn.cursor() as cur:
+            with self._translated(), self._autocommit() as conn:
+                cur = _enqueue_cursor(conn)
                 # Prepared by psycopg after a few runs on a connection, as every statement.
                 self.timed(cur).execute(self.q["insert_operation_notify"], params)
                 rows = cur.fetchall()
@@ -660,6 +661,17 @@ def _copy_row(op: NewOperation) -> tuple[Any, ...]:
         None if perm is None else perm.value,
         op.trace_context,
     )
+
+
+def _enqueue_cursor(conn: psycopg.Connection[Any]) -> psycopg.Cursor[Any]:
+    """The pooled connection's own cursor for one-by-one enqueues, made on its first: a new
+    cursor sets up its parameters' adapters anew, some 40 us of the client's CPU on each
+    call (a third of psycopg's share of an enqueue). It lives as long as its connection."""
+    cur: psycopg.Cursor[Any] | None = getattr(conn, "_longops_enqueue", None)
+    if cur is None or cur.closed:
+        cur = conn.cursor()
+        conn._longops_enqueue = cur  # type: ignore[attr-defined]
+    return cur
 
 
 _NAMED = re.compile(r"%%|%\((\w+)\)s")
