@@ -101,8 +101,8 @@ def measure(
 
     # prepare_threshold 0: the one-by-one INSERT is a prepared statement from the start.
     with psycopg.connect(url, autocommit=True, row_factory=dict_row, prepare_threshold=0) as conn:
-        if drop is not None:
-            conn.execute(drop)
+        for statement in [] if drop is None else drop.split("; "):
+            conn.execute(statement)
         pid = conn.info.backend_pid
         out: dict[str, float] = {}
         # Bulk: BULK_BATCHES transactions of BULK rows each.
