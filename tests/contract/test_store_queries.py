@@ -59,3 +59,21 @@ def test_a_common_query_is_not_written_again_by_a_dialect() -> None:
         own = [q.name for q in sections(dialect)[0] if not q.where.startswith("common/")]
         assert sorted(set(own) & common) == []
         assert len(own) == len(set(own))
+
+
+def test_native_placeholders_send_what_psycopg_would() -> None:
+    # The long hot statements go out pre-converted (PostgresStore._native): the text, and so
+    # the prepared statement, must be psycopg's own conversion, parameters in its order.
+    from psycopg._queries import _query2pg_nocache
+
+    from longops.store.postgres import native_placeholders
+
+    for name, sql in load_queries("postgres").items():
+        text, names = native_placeholders(sql)
+        query, _formats, order, _parts = _query2pg_nocache(sql.encode(), "utf-8")
+        assert text.encode() == query, name
+        assert names == tuple(order or ()), name
+    assert native_placeholders("SELECT %(a)s, %(b)s, %(a)s LIKE 'x%%'") == (
+        "SELECT $1, $2, $1 LIKE 'x%'",
+        ("a", "b"),
+    )

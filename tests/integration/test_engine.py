@@ -541,3 +541,24 @@ def test_task_calling_sys_exit_fails_its_run_not_the_worker(app: Longops) -> Non
         assert good.wait(timeout=20).result == 5
     finally:
         worker.stop(grace=5)
+
+
+def test_one_by_one_enqueue_after_a_refused_insert_on_the_same_connection(pg_url: str) -> None:
+    # A plain enqueue runs on its pooled connection's own cursor (postgres._enqueue_cursor),
+    # kept across calls: a statement the server refused must not spoil the next one.
+    from longops.domain.operation import NewOperation
+
+    app = Longops(pg_url)
+    app.task(name="ok")(lambda n: None)
+    store = app.store
+    first = app.enqueue("ok", 1).operation
+    orphan = NewOperation.build(task="ok", now=datetime.now(UTC), company="no_such_company")
+    with pytest.raises(psycopg.errors.ForeignKeyViolation):
+        store.insert_operations([orphan])
+    after = [app.enqueue("ok", n).operation for n in (2, 3)]
+    assert [op.entry_no for op in after] == sorted(op.entry_no for op in after)
+    assert after[0].entry_no > first.entry_no
+    for op in [first, *after]:
+        assert store.get_operation(op.id) == op
+    assert store.get_operation(orphan.id) is None
+    app.close()

@@ -139,6 +139,9 @@ class PostgresStore(SqlStore):
         # Scope every transaction when asked to, and also when the database already enforces
         # the policies: unscoped, a transaction would see no rows at all.
         self._rls = row_level_security or self._rls_enabled()
+        self._natives = {
+            name: native_placeholders(self.q[name]) for name in ("claim_operations", "finish_runs")
+        }
 
     @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
@@ -387,7 +390,8 @@ class PostgresStore(SqlStore):
 
             [rows] = self._pipelined("insert_operation", send)
         else:
-            with self._translated(), self._autocommit() as conn, conn.cursor() as cur:
+            with self._translated(), self._autocommit() as conn:
+                cur = _enqueue_cursor(conn)
                 # Prepared by psycopg after a few runs on a connection, as every statement.
                 self.timed(cur).execute(self.q["insert_operation_notify"], params)
                 rows = cur.fetchall()
@@ -496,8 +500,7 @@ class PostgresStore(SqlStore):
             cur = conn.cursor()
             cur.execute(self.q["claim_plan"])
             cur.execute(self.q["claim_guard"], args)
-            cur.execute(self.q["claim_operations"], args)
-            return [*cursors, cur]
+            return [*cursors, self._native(conn, "claim_operations", args)]
 
         # One round trip for the results, the claim's turns (if any) and the commit: a
         # turn is held for the server's work only, not for client round trips.
@@ -551,10 +554,23 @@ class PostgresStore(SqlStore):
             "clear_checkpoints": [r.clear_checkpoint for r in results],
             "peak_rsses": [r.peak_rss for r in results],
         }
-        cur = conn.cursor()
-        cur.execute(self.q["finish_runs"], columns)
+        cur = self._native(conn, "finish_runs", columns)
         # A wake-up only when it can let another dispatcher claim (see notify_finished).
         conn.cursor().execute(self.q["notify_finished"], {"ids": columns["ids"]})
+        return cur
+
+    def _native(self, conn: Any, name: str, params: Mapping[str, Any]) -> Any:
+        """Execute the query ``name`` in PostgreSQL's own ``$n`` placeholders, converted
+        once (:func:`native_placeholders`), on a new raw cursor; returns the cursor.
+
+        For the hot statements longer than psycopg caches: psycopg converts a ``%(name)s``
+        query to ``$n`` on every execute, and caches the conversion only for queries of up
+        to 4,096 characters. ``claim_operations`` (9.5 kB) and ``finish_runs`` (4.5 kB)
+        cost 170 and 110 us of the client's CPU per call that way, on every claim. The text
+        sent, hence the prepared statement, is the same as psycopg's conversion gives."""
+        sql, names = self._natives[name]
+        cur = psycopg.RawCursor(conn, row_factory=dict_row)
+        cur.execute(sql, [params[n] for n in names])
         return cur
 
     @staticmethod
@@ -645,6 +661,43 @@ def _copy_row(op: NewOperation) -> tuple[Any, ...]:
         None if perm is None else perm.value,
         op.trace_context,
     )
+
+
+def _enqueue_cursor(conn: psycopg.Connection[Any]) -> psycopg.Cursor[Any]:
+    """The pooled connection's own cursor for one-by-one enqueues, made on its first: a new
+    cursor sets up its parameters' adapters anew, some 40 us of the client's CPU on each
+    call (a third of psycopg's share of an enqueue). It lives as long as its connection."""
+    cur: psycopg.Cursor[Any] | None = getattr(conn, "_longops_enqueue", None)
+    if cur is None or cur.closed:
+        cur = conn.cursor()
+        conn._longops_enqueue = cur  # type: ignore[attr-defined]
+    return cur
+
+
+_NAMED = re.compile(r"%%|%\((\w+)\)s")
+
+
+def native_placeholders(sql: str) -> tuple[str, tuple[str, ...]]:
+    """``sql`` (psycopg's ``%(name)s`` style) with PostgreSQL's own placeholders: each name
+    becomes ``$n``, numbered by its first appearance, as psycopg numbers them; ``%%``
+    becomes ``%``. Also returns the names in ``$n`` order.
+
+    Example::
+
+        native_placeholders("SELECT %(a)s, %(b)s, %(a)s")
+        # ('SELECT $1, $2, $1', ('a', 'b'))
+    """
+    names: list[str] = []
+
+    def replace(m: re.Match[str]) -> str:
+        name = m[1]
+        if name is None:
+            return "%"
+        if name not in names:
+            names.append(name)
+        return f"${names.index(name) + 1}"
+
+    return _NAMED.sub(replace, sql), tuple(names)
 
 
 def _json_ts(value: str | None) -> datetime | None:

@@ -109,6 +109,11 @@ def sending(queue: str | None = None) -> Iterator[Sending]:
             [op] = store.insert_operations([s.stamp(new)])
             s.sent(op, new)
     """
+    if not providers.get().enabled and not trace.get_current_span().get_span_context().is_valid:
+        # Telemetry off and no trace to continue: the no-op tracer's span would be the
+        # invalid one and the context to stamp empty. Skip making them (a hot path).
+        yield Sending(trace.INVALID_SPAN, None)
+        return
     name = f"send {queue}" if queue else "send"
     attrs: dict[str, Any] = {
         "messaging.system": SYSTEM,

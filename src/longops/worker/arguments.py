@@ -135,6 +135,16 @@ def _problem(value: Any, hint: Any, where: str) -> tuple[str, str, Any] | None:
     return None if ok else (where, f"must be {words}", value)
 
 
+_PLAIN_FITS: dict[Any, Callable[[Any], bool]] = {
+    int: lambda v: type(v) is int,
+    float: lambda v: type(v) is float or type(v) is int,
+    str: lambda v: type(v) is str,
+    bool: lambda v: type(v) is bool,
+}
+"""A plain hint's test for values that surely fit it (exact types: what it does not pass
+goes to ``_problem``, which decides, and says why)."""
+
+
 def _shown(value: Any) -> Any:
     # Only plain, short values go into the message: arguments may be customer content.
     if isinstance(value, bool | int | float) or (isinstance(value, str) and len(value) <= 40):
@@ -173,6 +183,9 @@ def check_types(
         for where, value in given:
             if value is None and param.default is None:
                 continue
+            plain = _PLAIN_FITS.get(hint)
+            if plain is not None and plain(value):
+                continue  # the common case, decided without building _problem's words
             found = _problem(value, hint, where)
             if found is not None:
                 field, rule, bad = found
