@@ -20,6 +20,7 @@ from longops.domain.errors import ValidationError
 from longops.hosting import (
     EXIT_MEMORY,
     HEARTBEAT_INTERVAL,
+    MEMORY_HAND_BACKS,
     RESCUER_INTERVAL,
     SESSION_TIMEOUT,
     parse_size,
@@ -74,6 +75,13 @@ def worker(
             f"back and exits with code {EXIT_MEMORY}, for its supervisor to start a fresh one."
         ),
     ] = None,
+    memory_hand_backs: Annotated[
+        int,
+        typer.Option(
+            help="An operation in flight at this many --max-memory exits in a row fails "
+            "instead of being handed back again."
+        ),
+    ] = MEMORY_HAND_BACKS,
     health_port: Annotated[
         int,
         typer.Option(help="Serve /livez and /readyz on this TCP port for supervisors (0: off)."),
@@ -138,6 +146,7 @@ def worker(
         max_memory_per_child=None if max_memory_per_child is None else max_memory_per_child * 2**20,
         log_classes=classes,
         max_memory=memory_limit,
+        memory_hand_backs=memory_hand_backs,
     )
     served = "all companies" if w.options.companies is None else ", ".join(w.options.companies)
     cli.err.print(
