@@ -11,7 +11,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-
 from contract_support import (
     attempts,
     claim,
