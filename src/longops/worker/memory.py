@@ -85,7 +85,11 @@ def parse_size(text: str, field: str = "max_memory") -> int:
 
     K, M, G, T (with or without ``i``/``iB``) are powers of 1024, as systemd's
     ``MemoryMax=`` and Kubernetes' ``Mi``/``Gi`` mean them; KB, MB, GB, TB are powers of 1000;
-    a bare number is bytes. Case does not matter.
+    a bare number is bytes. Case does not matter. At least 16MiB (:data:`MIN_MEMORY`).
+
+    The one rule for every memory limit: the worker's ``--max-memory`` and
+    ``--max-memory-per-child``, and a task's ``max_memory_per_child`` given as text (as a
+    whole number it is bytes, see :func:`memory_size`).
 
     Example::
 
@@ -105,6 +109,18 @@ def parse_size(text: str, field: str = "max_memory") -> int:
     if size < MIN_MEMORY:
         raise ValidationError(field, "must be at least 16MiB (a bare number is bytes)", text)
     return size
+
+
+def memory_size(value: int | str, field: str) -> int:
+    """Bytes of a memory limit given in code: a whole number is bytes (any, from 1), text
+    is a size as :func:`parse_size` reads it (``"512MiB"``, ``"2G"``)."""
+    if isinstance(value, str):
+        return parse_size(value, field)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(field, "must be a whole number of bytes or a size such as 512MiB")
+    if value < 1:
+        raise ValidationError(field, "must be at least 1", value)
+    return value
 
 
 class MemoryGuard:
