@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from longops.domain.classification import DataClass
 from longops.domain.errors import LongopsError
-from longops.worker.memory import EXIT_MEMORY, parse_size
+from longops.worker.memory import EXIT_MEMORY, MEMORY_HAND_BACKS, parse_size
 from longops.worker.timings import HEARTBEAT_INTERVAL, RESCUER_INTERVAL, SESSION_TIMEOUT
 
 if TYPE_CHECKING:
@@ -60,6 +60,7 @@ def run_worker(worker: Worker, *, health_host: str, health_port: int) -> int:
 __all__ = [
     "EXIT_MEMORY",
     "HEARTBEAT_INTERVAL",
+    "MEMORY_HAND_BACKS",
     "RESCUER_INTERVAL",
     "SESSION_TIMEOUT",
     "parse_size",

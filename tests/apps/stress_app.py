@@ -131,6 +131,18 @@ def leak(secret: str, fail: bool = False) -> dict[str, str]:
 _hoard: list[bytes] = []
 
 
+@app.task(name="stress.grow_always")
+def grow_always(ctx: RunContext, up_to_mib: int) -> str:
+    """Leaks memory in this worker's process on every run, 8 MiB at a time up to
+    ``up_to_mib``, then holds it: it never finishes under a lower ``--max-memory``."""
+    while len(_hoard) * 8 < up_to_mib:
+        _hoard.append(b"\x02" * (8 * 2**20))
+        time.sleep(0.02)
+    while not ctx.cancelled:
+        time.sleep(0.05)
+    return "cancelled"
+
+
 @app.task(name="stress.hoard")
 def hoard(ctx: RunContext, folder: str, up_to_mib: int) -> str:
     """Leaks memory in this worker's process, 8 MiB at a time up to ``up_to_mib``, then holds

@@ -5,8 +5,12 @@ Every test takes the ``store`` fixture and so runs on SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
+from typing import Any
 
+import pytest
 from contract_support import (
     attempts,
     claim,
@@ -260,6 +264,80 @@ def test_prune_removes_only_old_finished_and_cancelled(store: Store, clock: Froz
     assert [a.outcome for a in attempts(store, new_finished)] == [Outcome.SUCCESS]
     assert store.prune(cut) == 0
     assert len(store.list_operations(OperationQuery())) == 6
+
+
+class _Counting:
+    """A cursor that notes each DELETE's table and rows deleted."""
+
+    def __init__(self, inner: Any, deletes: list[tuple[str, int]]) -> None:
+        self._inner, self._deletes = inner, deletes
+
+    def execute(self, sql: str, params: Any = None) -> Any:
+        out = self._inner.execute(sql, params)
+        if "DELETE FROM" in sql:
+            table = sql[sql.index("DELETE FROM") :].split()[2]
+            self._deletes.append((table, int(self._inner.rowcount)))
+        return out
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def test_prune_deletes_in_batches_each_its_own_transaction(
+    store: Store, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    t0 = clock.now()
+    sid = register(store, t0)
+    old = [insert(store, clock) for _ in range(7)]
+    for run in claim(store, sid, t0):
+        assert finish(store, run, t0)
+    old_error = make_error(store, clock, sid, t0)
+    stopped = register(store, t0)
+    store.end_session(stopped, SessionState.STOPPED, t0, SessionEventType.LOGOFF)
+    cut = clock.advance(timedelta(days=31))
+    new = insert(store, clock)
+    [run] = claim(store, sid, cut)
+    assert finish(store, run, cut)
+    events_before = {op.id: len(store.list_events(op.id)) for op in [*old, old_error, new]}
+    assert all(events_before.values())
+
+    impl: Any = store
+    impl.prune_batch = 3
+    deletes: list[tuple[str, int]] = []
+    transactions = 0
+    tx = impl._tx
+
+    @contextmanager
+    def counted() -> Iterator[Any]:
+        nonlocal transactions
+        transactions += 1
+        with tx() as cur:
+            yield _Counting(cur, deletes)
+
+    monkeypatch.setattr(impl, "_tx", counted)
+    assert store.prune(cut) == 7
+    by_table: dict[str, list[int]] = {}
+    for table, rows in deletes:
+        by_table.setdefault(table, []).append(rows)
+    # Never more than a batch a statement, and each batch its own transaction.
+    assert all(rows <= 3 for _, rows in deletes), deletes
+    assert transactions == len(deletes)
+    assert by_table["longops_operations"] == [3, 3, 1]
+    assert by_table["longops_attempts"] == [3, 3, 1]  # the error's attempt is kept
+    timeline = sum(events_before[op.id] for op in old)
+    assert sum(by_table["longops_operation_events"]) == timeline
+    assert len(by_table["longops_operation_events"]) == timeline // 3 + 1
+    # What is left is what an unbatched prune leaves.
+    assert all(store.get_operation(op.id) is None for op in old)
+    assert all(store.list_attempts(op.id) == [] for op in old)
+    assert all(store.list_events(op.id) == [] for op in old)
+    assert get(store, old_error).status is Status.ERROR
+    assert [a.outcome for a in attempts(store, old_error)] == [Outcome.ERROR]
+    assert len(store.list_events(old_error.id)) == events_before[old_error.id]
+    assert get(store, new).status is Status.FINISHED
+    assert len(store.list_events(new.id)) == events_before[new.id]
+    assert [s.id for s in store.list_sessions()] == [sid]
+    assert store.prune(cut) == 0
 
 
 def test_prune_removes_old_ended_sessions(store: Store, clock: FrozenClock) -> None:

@@ -84,6 +84,9 @@ NOT_REACHED = {
     "set_session_tasks": "called when a task is registered after the worker started",
     "set_session_claim_stopped": "called at start and when the schema guard stops or resumes "
     "claiming (tests/integration/test_apps.py drives it)",
+    "list_attempts": "called by a drain past --max-memory only, to count an operation's "
+    "memory hand-backs (one try: a fault hands the run back uncounted, as before); "
+    "tests/stress/test_memory_limit.py drives it with real workers",
     "finish_and_claim": "called only while claims come back full (a backlog) with results "
     "waiting: test_a_failing_finish_and_claim_records_every_result_once drives it",
 }

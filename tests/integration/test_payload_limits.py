@@ -3,8 +3,10 @@ attempt, on both databases; and the 20 MB payloads on PostgreSQL with a real wor
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,6 +28,10 @@ def _app(url: str, limits: PayloadLimits) -> Longops:
     @app.task(name="sized_result", max_attempts=2)
     def sized_result(n: int) -> str:
         return "x" * n
+
+    @app.task(name="umlauts")
+    def umlauts(n: int, tail: str = "") -> str:
+        return "ü" * n + tail
 
     @app.task(name="saves")
     def saves(ctx: RunContext, n: int) -> None:
@@ -184,3 +190,45 @@ def test_20_mb_payloads_on_postgres_are_recorded_under_raised_limits(pg_url: str
         assert len(results["sized_result"]) == TWENTY_MB
     finally:
         app.close()
+
+
+def _stored_bytes(app: Longops, column: str, op_id: object) -> int:
+    """Bytes of the JSON the database holds in ``column`` of the operation's row."""
+    store: Any = app.store
+    if store.dialect == "postgres":
+        sql = f"SELECT octet_length({column}::text) AS n FROM longops_operations WHERE id = %s"
+        with store._connection() as conn:
+            return int(conn.execute(sql, [op_id]).fetchone()["n"])
+    sql = f"SELECT length(CAST({column} AS BLOB)) AS n FROM longops_operations WHERE id = ?"
+    conn = sqlite3.connect(store.path)
+    try:
+        return int(conn.execute(sql, [store.enc_uuid(op_id)]).fetchone()[0])
+    finally:
+        conn.close()
+
+
+def test_non_ascii_payloads_count_their_utf8_bytes_as_stored(app: Longops) -> None:
+    # {"args":["…"],"kwargs":{}} is 25 bytes of framing; "é" is 2 bytes of UTF-8 and "€" 3
+    # (as \u escapes they were 6 each, and these were refused at a sixth of the limit).
+    fits = "é" * 498 + "€"  # 25 + 996 + 3 = 1024 bytes: the limit exactly
+    op = app.enqueue("echo", fits).operation
+    assert _stored_bytes(app, "args", op.id) == 1024
+    assert app.service.get(op.id).args == (fits,)
+    with pytest.raises(ValidationError) as caught:
+        app.enqueue("echo", "é" * 499 + "€")  # one byte over
+    assert caught.value.field == "args"
+    assert caught.value.value == 1026
+    # A result: "…" quoted, in UTF-8 bytes (limit 1024).
+    result = app.enqueue("umlauts", 511).operation  # 2 + 1022 bytes
+    over = app.enqueue("umlauts", 511, "x").operation  # 1025 bytes
+    Runner(app).run_until_idle()
+    done = app.service.get(result.id)
+    assert (done.status, done.result) == (Status.FINISHED, "ü" * 511)
+    assert _stored_bytes(app, "result", result.id) == 1024
+    failed = app.service.get(over.id)
+    assert failed.status is Status.ERROR
+    [attempt] = app.service.attempts(over.id)
+    assert "(1025 bytes)" in (attempt.error_message or "")
+    # A lone surrogate, which UTF-8 cannot carry, keeps its escape (as before).
+    odd = app.enqueue("echo", "\ud800").operation
+    assert app.service.get(odd.id).args == ("\ud800",)

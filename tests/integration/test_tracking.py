@@ -698,3 +698,40 @@ def test_every_wait_reason(db_url: str) -> None:
         runner.close()
     finally:
         app.close()
+
+
+def test_memory_exits_count_only_the_runs_that_shared_the_workers_memory(
+    app: Longops, tmp_path: Path
+) -> None:
+    # A thread task in flight counts a memory hand-back at each exit and fails at the bound
+    # (2 here); a process-isolated run (its child's memory is its own) is handed back
+    # uncounted every time (worker/memory.py). The guard's reading is stood in for.
+    thread_op = app.enqueue("track.until_cancelled", str(tmp_path)).id
+    child_op = app.enqueue("track.spin", str(tmp_path)).id
+    for exit_no in (1, 2):
+        (tmp_path / "started").unlink(missing_ok=True)
+        (tmp_path / "spin-1").unlink(missing_ok=True)
+        w = start_worker(app, concurrency=3, max_memory=2**30, memory_hand_backs=2)
+        try:
+            wait_for(
+                lambda: (tmp_path / "started").exists() and (tmp_path / "spin-1").exists(),
+                timeout=30,
+                what="both running",
+            )
+            w._memory_exceeded(3 * 2**30)
+        finally:
+            w.stop(grace=5)
+        thread_last = app.service.attempts(thread_op)[-1]
+        child_last = app.service.attempts(child_op)[-1]
+        assert child_last.outcome is Outcome.INTERRUPTED
+        assert "not counted against this run" in (child_last.error_message or "")
+        assert app.service.get(child_op).status is Status.READY
+        if exit_no == 1:
+            assert thread_last.outcome is Outcome.INTERRUPTED
+            assert "memory hand-back 1 of at most 1" in (thread_last.error_message or "")
+            assert app.service.get(thread_op).status is Status.READY
+    failed = app.service.get(thread_op)
+    assert (failed.status, thread_last.outcome) == (Status.ERROR, Outcome.ERROR)
+    assert "(max_memory 1024 MiB; 3072 MiB resident)" in (thread_last.error_message or "")
+    assert "2 times in a row" in (thread_last.error_message or "")
+    app.service.cancel(child_op)

@@ -91,3 +91,52 @@ def test_the_worker_command_refuses_a_bad_size_before_it_starts(tmp_path: Path) 
     assert done.returncode == 2
     assert "--max-memory" in done.stderr
     assert "must be a size such as 512MiB" in done.stderr
+
+
+def test_an_operation_that_leaks_on_every_run_fails_after_its_memory_hand_backs(
+    app: Longops, db_url: str, tmp_path: Path
+) -> None:
+    # Without the bound, each fresh worker would claim it, pass the limit and exit 75 again:
+    # the fleet restarting forever. The third exit in a row with it in flight fails it.
+    marks = db_url if db_url.startswith("postgresql") else str(tmp_path / "marks.db")
+    create_marks_table(marks)
+    handle = app.enqueue("stress.grow_always", 400)
+    messages: list[str] = []
+    for exit_no in (1, 2, 3):
+        worker = start_worker(db_url, marks, concurrency=2, extra=("--max-memory", "200MiB"))
+        try:
+            code = worker.wait(timeout=60)
+            stderr = worker.stderr.read().decode() if worker.stderr else ""
+        finally:
+            stop_workers([worker])
+        assert code == EXIT_MEMORY, stderr
+        op = handle.refresh()
+        attempts = app.service.attempts(op.id)
+        assert len(attempts) == exit_no
+        messages.append(attempts[-1].error_message or "")
+        if exit_no < 3:
+            assert (op.status, op.status_reason, op.attempt_count) == (
+                Status.READY, "interrupted", 0,
+            )  # fmt: skip
+            assert attempts[-1].outcome is Outcome.INTERRUPTED
+            assert f"memory hand-back {exit_no} of at most 2" in messages[-1]
+    assert "went past its limit (max_memory 200 MiB)" in messages[0]
+    assert (op.status, op.status_reason) == (Status.ERROR, "error")
+    assert [a.outcome for a in attempts] == [
+        Outcome.INTERRUPTED, Outcome.INTERRUPTED, Outcome.ERROR,
+    ]  # fmt: skip
+    assert messages[-1].startswith("MemoryLimitExceeded: the worker's memory went past its limit")
+    assert "(max_memory 200 MiB;" in messages[-1]
+    assert "3 times in a row" in messages[-1]
+    # A person's restart begins a new row: the next memory exit hands it back again.
+    app.service.restart(op.id)
+    worker = start_worker(db_url, marks, concurrency=2, extra=("--max-memory", "200MiB"))
+    try:
+        code = worker.wait(timeout=60)
+    finally:
+        stop_workers([worker])
+    assert code == EXIT_MEMORY
+    again = handle.refresh()
+    assert (again.status, again.status_reason) == (Status.READY, "interrupted")
+    last = app.service.attempts(op.id)[-1].error_message or ""
+    assert "memory hand-back 1 of at most 2" in last

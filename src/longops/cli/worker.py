@@ -20,6 +20,7 @@ from longops.domain.errors import ValidationError
 from longops.hosting import (
     EXIT_MEMORY,
     HEARTBEAT_INTERVAL,
+    MEMORY_HAND_BACKS,
     RESCUER_INTERVAL,
     SESSION_TIMEOUT,
     parse_size,
@@ -64,8 +65,11 @@ def worker(
         int, typer.Option(help="Runs after which a process-isolation child is replaced.")
     ] = 100,
     max_memory_per_child: Annotated[
-        int | None,
-        typer.Option(help="MiB of resident memory after which a child is replaced."),
+        str | None,
+        typer.Option(
+            help="Resident memory after which a process-isolation child is replaced (e.g. "
+            "512MiB; units as --max-memory, a bare number is bytes)."
+        ),
     ] = None,
     max_memory: Annotated[
         str | None,
@@ -74,6 +78,13 @@ def worker(
             f"back and exits with code {EXIT_MEMORY}, for its supervisor to start a fresh one."
         ),
     ] = None,
+    memory_hand_backs: Annotated[
+        int,
+        typer.Option(
+            help="An operation in flight at this many --max-memory exits in a row fails "
+            "instead of being handed back again."
+        ),
+    ] = MEMORY_HAND_BACKS,
     health_port: Annotated[
         int,
         typer.Option(help="Serve /livez and /readyz on this TCP port for supervisors (0: off)."),
@@ -106,6 +117,11 @@ def worker(
         raise ValidationError("log_level", "must be debug, info, warning or error", log_level)
     classes = LOGGED_BY_DEFAULT | {_data_class(c) for c in log_class or ()}
     memory_limit = None if max_memory is None else parse_size(max_memory, "--max-memory")
+    child_limit = (
+        None
+        if max_memory_per_child is None
+        else parse_size(max_memory_per_child, "--max-memory-per-child")
+    )
     if not 0 <= health_port <= 65535:
         raise ValidationError("--health-port", "must be between 0 and 65535 (0: off)", health_port)
     logging.basicConfig(
@@ -135,9 +151,10 @@ def worker(
         retention=timedelta(days=retention_days),
         progress_interval=progress_interval,
         max_runs_per_child=max_runs_per_child,
-        max_memory_per_child=None if max_memory_per_child is None else max_memory_per_child * 2**20,
+        max_memory_per_child=child_limit,
         log_classes=classes,
         max_memory=memory_limit,
+        memory_hand_backs=memory_hand_backs,
     )
     served = "all companies" if w.options.companies is None else ", ".join(w.options.companies)
     cli.err.print(

@@ -19,7 +19,10 @@ Example::
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from longops.domain.errors import ValidationError
 from longops.domain.progress import MAX_MESSAGE
@@ -39,8 +42,36 @@ CEILING_MESSAGE_CHARS = 16 * KIB
 
 
 def json_size(text: str) -> int:
-    """Bytes of ``text`` as UTF-8 (the JSON longops writes is ASCII, so usually its length)."""
-    return len(text) if text.isascii() else len(text.encode())
+    """Bytes of ``text`` as UTF-8: what the database stores (longops writes its JSON with
+    non-ASCII characters as themselves, see :func:`dumps`, so "é" counts 2 bytes and "€"
+    3, not the 6 of a ``\\u`` escape). ASCII text is its length."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+def _encoders(**options: Any) -> tuple[Callable[[Any], str], Callable[[Any], str]]:
+    plain = json.JSONEncoder(allow_nan=False, ensure_ascii=False, **options).encode
+    escaped = json.JSONEncoder(allow_nan=False, **options).encode
+    return plain, escaped
+
+
+_COMPACT = _encoders(separators=(",", ":"))
+_SPACED = _encoders()
+
+
+def dumps(value: Any, *, compact: bool = True) -> str:
+    """The JSON text longops stores for arguments, results and checkpoints: non-ASCII
+    characters as themselves (UTF-8 in the database, what :func:`json_size` measures), not
+    as ``\\u`` escapes six bytes each. Text with a lone surrogate, which UTF-8 cannot
+    carry, keeps its escapes. Raises TypeError/ValueError as ``json.dumps`` does (NaN and
+    infinities are refused). ``compact``: no spaces after ``,`` and ``:``."""
+    plain, escaped = _COMPACT if compact else _SPACED
+    text = plain(value)
+    if not text.isascii():
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            return escaped(value)
+    return text
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,6 @@ Example::
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from collections.abc import Mapping, Sequence
@@ -23,6 +22,7 @@ from typing import Any
 
 from longops.domain.errors import ValidationError
 from longops.domain.ids import new_id
+from longops.domain.limits import dumps
 from longops.domain.progress import DEFAULT_STALL_AFTER, Progress
 from longops.domain.recurrence import Recurrence
 from longops.domain.retry import RetryPolicy, policy_from_json
@@ -597,8 +597,9 @@ class NewOperation:
 
 
 _NO_ARGS = '{"args":[],"kwargs":{}}'
-_encode = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
-"""``json.dumps`` with these options, without building an encoder per call (a hot path)."""
+_encode = dumps
+"""Compact, non-ASCII characters as themselves (their UTF-8 bytes count against the
+argument limit, not six bytes of ``\\u`` escape each: ``domain.limits.dumps``)."""
 
 
 def encode_args(args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:

@@ -1,6 +1,8 @@
 """The pruner: deletes finished and cancelled operations, attempts, and ended sessions
 older than the retention period (default 30 days). Operations in error, and their attempts,
-stay until a person restarts or removes them."""
+stay until a person restarts or removes them. The store deletes in batches of 5,000 rows
+(``store._sql.runs.PRUNE_BATCH``), each its own short transaction, so a large history
+never holds locks for one long one."""
 
 from __future__ import annotations
 

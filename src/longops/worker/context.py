@@ -27,7 +27,6 @@ Example::
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import threading
 import uuid
@@ -37,7 +36,7 @@ from typing import Any
 
 from longops import telemetry
 from longops.domain.errors import OperationCancelled, ValidationError
-from longops.domain.limits import DEFAULT_MAX_CHECKPOINT_BYTES, PayloadLimits
+from longops.domain.limits import DEFAULT_MAX_CHECKPOINT_BYTES, PayloadLimits, dumps
 from longops.domain.progress import ProgressCounter
 
 CheckpointSink = Callable[[str], bool]
@@ -168,7 +167,7 @@ class RunContext:
         declared lost and rescued): the work should stop.
         """
         try:
-            text = json.dumps(state, allow_nan=False, separators=(",", ":"))
+            text = dumps(state)  # as stored: non-ASCII text as UTF-8, not \\u escapes
         except (TypeError, ValueError) as exc:
             raise ValidationError("state", f"must be JSON-serialisable: {exc}") from exc
         PayloadLimits.check("state", text, self._max_checkpoint, "LONGOPS_MAX_CHECKPOINT_BYTES")

@@ -4,7 +4,6 @@ child processes (which import nothing heavier than this, the context and the dom
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 import traceback
 from collections.abc import Callable, Coroutine, Mapping, Sequence
@@ -12,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from longops.domain.errors import OperationCancelled
+from longops.domain.limits import dumps
 from longops.domain.operation import CancelMode, Outcome, StopMode
 from longops.worker.context import RunContext
 
@@ -136,7 +136,7 @@ def _returned(value: Any) -> RunOutcome:
     if value is None:
         return RunOutcome(Outcome.SUCCESS)
     try:
-        return RunOutcome(Outcome.SUCCESS, result_json=json.dumps(value, allow_nan=False))
+        return RunOutcome(Outcome.SUCCESS, result_json=dumps(value, compact=False))
     except (TypeError, ValueError):
         # A result JSON cannot carry is kept as its text rather than failing work that was done.
-        return RunOutcome(Outcome.SUCCESS, result_json=json.dumps(repr(value)))
+        return RunOutcome(Outcome.SUCCESS, result_json=dumps(repr(value), compact=False))

@@ -20,7 +20,7 @@ from longops.domain.errors import ValidationError
 from longops.domain.ids import new_id
 from longops.domain.operation import Session, SessionState
 from longops.worker.control import KILL_AFTER
-from longops.worker.memory import MIN_MEMORY
+from longops.worker.memory import MEMORY_HAND_BACKS, MIN_MEMORY
 from longops.worker.timings import HEARTBEAT_INTERVAL, RESCUER_INTERVAL, SESSION_TIMEOUT
 
 
@@ -58,6 +58,9 @@ class WorkerOptions:
     exits with ``EXIT_MEMORY`` (worker/memory.py; None: no limit)."""
     memory_check_interval: float = 1.0
     """Seconds between two reads of the worker's resident memory (with ``max_memory``)."""
+    memory_hand_backs: int = MEMORY_HAND_BACKS
+    """An operation in flight at this many memory exits in a row (``max_memory``) fails
+    at the last instead of being handed back again (worker/memory.py)."""
     apps: tuple[AppInfo, ...] = ()
     """The apps whose tasks it serves, recorded at start (``longops apps list``)."""
     schema_check_interval: float = field(
@@ -81,6 +84,10 @@ class WorkerOptions:
             raise ValidationError("schema_check_interval", "must be between 0.05 and 86400 seconds")
         if not 0.01 <= self.memory_check_interval <= 3600:
             raise ValidationError("memory_check_interval", "must be between 0.01 and 3600 seconds")
+        if not 1 <= self.memory_hand_backs <= 100:
+            raise ValidationError(
+                "memory_hand_backs", "must be between 1 and 100", self.memory_hand_backs
+            )
 
         if not 1 <= self.concurrency <= 1000:
             raise ValidationError("concurrency", "must be between 1 and 1000", self.concurrency)

@@ -31,6 +31,7 @@ from longops.domain.retry import CustomBackoff, CustomRetry, RetryPolicy
 from longops.domain.security import PermissionSet
 from longops.worker.arguments import arguments_schema, check_types
 from longops.worker.context import RunContext
+from longops.worker.memory import memory_size
 
 F = TypeVar("F", bound=Callable[..., Any])
 Isolation = Literal["thread", "process"]
@@ -173,7 +174,7 @@ class TaskRegistry:
         stall_after: timedelta | float = DEFAULT_STALL_AFTER,
         progress_interval: timedelta | float | None = None,
         max_runs_per_child: int | None = None,
-        max_memory_per_child: int | None = None,
+        max_memory_per_child: int | str | None = None,
         requires: PermissionSet | str | None = None,
         worker_wait: timedelta | float | None = None,
     ) -> Callable[[F], F]: ...
@@ -197,7 +198,7 @@ class TaskRegistry:
         stall_after: timedelta | float = DEFAULT_STALL_AFTER,
         progress_interval: timedelta | float | None = None,
         max_runs_per_child: int | None = None,
-        max_memory_per_child: int | None = None,
+        max_memory_per_child: int | str | None = None,
         requires: PermissionSet | str | None = None,
         worker_wait: timedelta | float | None = None,
     ) -> F | Callable[[F], F]:
@@ -217,6 +218,9 @@ class TaskRegistry:
             def render(ctx: RunContext, report: str) -> None: ...
             @registry.task(name="close_year", requires="JOBQUEUE-ADMIN")
             def close_year(year: int) -> None: ...   # only admins may enqueue it
+
+        ``max_memory_per_child``: bytes (a whole number) or a size such as ``"512MiB"``
+        (``worker.memory.parse_size``: the units of ``--max-memory``).
 
         ``worker_wait``: an operation of the task that waited this long (since it was due)
         while no live worker session had the task fails with ``no_worker_for_task``
@@ -266,7 +270,7 @@ class TaskRegistry:
         stall_after: timedelta | float = DEFAULT_STALL_AFTER,
         progress_interval: timedelta | float | None = None,
         max_runs_per_child: int | None = None,
-        max_memory_per_child: int | None = None,
+        max_memory_per_child: int | str | None = None,
         requires: PermissionSet | str | None = None,
         worker_wait: timedelta | float | None = None,
     ) -> TaskDef:
@@ -297,14 +301,20 @@ class TaskRegistry:
             if progress_interval is None
             else check_interval("progress_interval", progress_interval, low=0.01, high=3600)
         )
-        for option, value in (
-            ("max_runs_per_child", max_runs_per_child),
-            ("max_memory_per_child", max_memory_per_child),
-        ):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-                raise ValidationError(option, "must be a whole number", value)
-            if value is not None and value < 1:
-                raise ValidationError(option, "must be at least 1", value)
+        if max_runs_per_child is not None:
+            if isinstance(max_runs_per_child, bool) or not isinstance(max_runs_per_child, int):
+                raise ValidationError(
+                    "max_runs_per_child", "must be a whole number", max_runs_per_child
+                )
+            if max_runs_per_child < 1:
+                raise ValidationError(
+                    "max_runs_per_child", "must be at least 1", max_runs_per_child
+                )
+        child_memory = (
+            None
+            if max_memory_per_child is None
+            else memory_size(max_memory_per_child, "max_memory_per_child")
+        )
         wait = (
             None
             if worker_wait is None
@@ -343,7 +353,7 @@ class TaskRegistry:
             stall_after=stall,
             progress_interval=interval,
             max_runs_per_child=max_runs_per_child,
-            max_memory_per_child=max_memory_per_child,
+            max_memory_per_child=child_memory,
             requires=None if requires is None else PermissionSet.parse(requires),
             worker_wait=wait,
         )

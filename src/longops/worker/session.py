@@ -69,7 +69,13 @@ from longops.worker.heartbeat import Heartbeat
 from longops.worker.invoke import close_thread_loop
 from longops.worker.isolation import ChildPool
 from longops.worker.maintenance import MaintenanceWatch
-from longops.worker.memory import EXIT_MEMORY, MemoryGuard
+from longops.worker.memory import (
+    EXIT_MEMORY,
+    MemoryGuard,
+    failed_message,
+    hand_back_message,
+    memory_hand_backs,
+)
 from longops.worker.monitor import Monitor
 from longops.worker.options import WorkerOptions, active_session
 from longops.worker.registry import TaskRegistry
@@ -140,6 +146,9 @@ class Worker:
         self._grace = self.options.grace_period
         self.exit_code = 0
         self._memory: MemoryGuard | None = None  # --max-memory: see _memory_exceeded
+        self._memory_resident: int | None = None
+        """The resident memory past the limit, once the guard found it (then the drain
+        hands back as _hand_back_past_memory says)."""
         self._hand_back_reason: str | None = None
         self._run_seconds: float | None = None
         """Moving average of how long the runs took, from claim to result (see _prefetch)."""
@@ -301,12 +310,14 @@ class Worker:
 
     def _memory_exceeded(self, resident: int) -> None:
         # A leaking thread task cannot be stopped, and waiting out the grace period lets it
-        # grow: hand every run back now (no attempt spent) and exit for a fresh worker.
+        # grow: hand every run back now (no attempt spent) and exit for a fresh worker. The
+        # runs in flight are counted (_hand_back_past_memory); these words are for the rest.
         self._hand_back_reason = (
-            f"worker session {self.session_id} handed the run back: its memory "
-            f"({resident // 2**20} MiB) went past its limit (max_memory "
-            f"{(self.options.max_memory or 0) // 2**20} MiB)"
+            f"worker session {self.session_id} handed the run back: the worker's memory "
+            f"({resident // 2**20} MiB) went past its --max-memory limit (not counted "
+            "against this run: its code had not begun, or ran in a child process)"
         )
+        self._memory_resident = resident
         self._stop_now.set()
         self.drain()
 
@@ -419,7 +430,10 @@ class Worker:
             if self.table.wait_idle(min(0.05, max(deadline - time.monotonic(), 0)), writes=False):
                 break
         leftover = self.table.take_running()
-        self._hand_back(leftover)
+        if self._memory_resident is None:
+            self._hand_back(leftover)
+        else:
+            self._hand_back_past_memory(leftover, self._memory_resident)
         leftover += queued
         self._work.stop_runners()
         # Results wait for the database until the drain's deadline (a few seconds more when
@@ -517,6 +531,59 @@ class Worker:
                 child.kill()
                 child.join(5.0)
             self.completer.submit(self._handed_back(run, message, reason))
+
+    def _hand_back_past_memory(self, runs: list[RunControl], resident: int) -> None:
+        """Past ``--max-memory``: hand ``runs`` back, each run of a thread or async task
+        (whose code shared the worker's memory) counted as a memory hand-back of its
+        operation, and the one that would be its ``memory_hand_backs``-th in a row failed
+        instead (worker/memory.py). A run whose count cannot be read (the database is
+        away) is handed back uncounted, as before."""
+        for run in runs:
+            child = run.abandon()
+            if child is not None:
+                child.kill()
+                child.join(5.0)
+        limit = self.options.max_memory or 0
+        bound = self.options.memory_hand_backs
+        for run in runs:
+            task = run.task
+            if task is not None and task.isolation == "process":
+                self.completer.submit(self._handed_back(run))
+                continue
+            op = run.operation
+            try:
+                count = memory_hand_backs(self.store.list_attempts(op.id)) + 1
+            except Exception as exc:
+                if not is_fault(exc):
+                    raise
+                log.error(
+                    "could not count the memory hand-backs of %s: %s",
+                    op.id,
+                    exc,
+                    extra={"action": "memory_count_failed", "operation_id": str(op.id)},
+                )
+                self.completer.submit(self._handed_back(run))
+                continue
+            if count < bound:
+                message = hand_back_message(self.session_id, resident, limit, count, bound)
+                self.completer.submit(self._handed_back(run, message))
+                continue
+            log.warning(
+                "operation %s failed: in flight at %d memory exits in a row",
+                op.id,
+                count,
+                extra={"action": "memory_failed", "operation_id": str(op.id), "count": count},
+            )
+            # Its attempts spent as if this were the last (a recurring one with
+            # on_error="continue" keeps its schedule, as after any last failure).
+            claimed = replace(run.claimed, operation=replace(op, max_attempts=op.attempt_count))
+            message = failed_message(resident, limit, count)
+            outcome = RunOutcome(Outcome.ERROR, error_message=message)
+            tz = self._zones.known(op.company) or _UTC
+            result = result_for(
+                claimed, outcome, task=None, clock=self.clock, tz=tz, started_at=run.started_at
+            )
+            self.completer.submit(result)
 
     def _hand_back_for_maintenance(self, runs: list[RunControl], mode: MaintenanceMode) -> None:
         message = mode.hand_back_message(self.session_id)

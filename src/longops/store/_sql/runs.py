@@ -31,6 +31,11 @@ from longops.store.base import (
 )
 from longops.telemetry.prometheus import FleetSnapshot
 
+PRUNE_BATCH = 5000
+"""Rows pruning deletes per statement, each batch its own transaction: short enough that
+no lock is held for long (a few tens of milliseconds a batch), long enough that a large
+history goes in few round trips."""
+
 
 class RunsSql(SqlCore):
     def claim(self, params: ClaimParams) -> Claimed:
@@ -360,30 +365,45 @@ class RunsSql(SqlCore):
                 )
         return [self.dec_uuid(r["id"]) for r in rows]
 
+    prune_batch: int = PRUNE_BATCH
+    """Rows :meth:`prune` deletes per statement and transaction (tests lower it)."""
+
     def prune(self, older_than: datetime) -> int:
-        before = {"before": self.enc_ts(older_than)}
+        before = self.enc_ts(older_than)
+        removed = self._prune_batches("prune_operations", before)
+        # Deliveries before the outbox entries they came from (an entry goes with its last).
+        for query in (
+            "prune_attempts",
+            "prune_session_events",
+            "prune_sessions",
+            "prune_notifications",
+            "prune_web_sessions",
+            "prune_notify_deliveries",
+            "prune_notify_outbox",
+            "prune_operation_events",
+        ):
+            self._prune_batches(query, before)
+        # A Delete's copies kept for Undo (migration 0018) are removed by the next Delete
+        # or Undo once their time is up; these are the ones no Delete came after (few: one
+        # statement).
         with self._tx() as cur:
-            self._allow_long(cur)  # the first prune of a large backlog deletes many rows
-            cur.execute(self.q["prune_operations"], before)
-            removed = int(cur.rowcount)
-            cur.execute(self.q["prune_attempts"], before)
-            cur.execute(self.q["prune_session_events"], before)
-            cur.execute(self.q["prune_sessions"], before)
-            cur.execute(self.q["prune_notifications"], before)
-            cur.execute(self.q["prune_web_sessions"], before)
-            cur.execute(self.q["prune_notify_deliveries"], before)
-            cur.execute(self.q["prune_notify_outbox"], before)
-            # A Delete's copies kept for Undo (migration 0018) are removed by the next Delete
-            # or Undo once their time is up; these are the ones no Delete came after.
-            cur.execute(self.q["purge_deleted_copies"], {"at": before["before"]})
+            cur.execute(self.q["purge_deleted_copies"], {"at": before})
             cur.fetchall()
-        # Timelines in batches, each its own short transaction.
-        for _ in range(1000):
-            with self._tx() as cur:
-                cur.execute(self.q["prune_operation_events"], before)
-                if cur.rowcount < 10_000:
-                    break
         return removed
+
+    def _prune_batches(self, query: str, before: Any) -> int:
+        """Run a prune statement a batch at a time, each batch its own short transaction,
+        until one deletes fewer than a batch; the rows deleted."""
+        batch = self.prune_batch
+        removed = 0
+        while True:
+            with self._tx() as cur:
+                self._allow_long(cur)  # a batch may still walk past rows it keeps
+                cur.execute(self.q[query], {"before": before, "batch": batch})
+                count = int(cur.rowcount)
+            removed += count
+            if count < batch:
+                return removed
 
     def try_lead(self, name: str, session_id: uuid.UUID, now: datetime, ttl: timedelta) -> bool:
         r = self._write_one(

@@ -73,21 +73,31 @@ UPDATE longops_operations SET status = 'cancelled', status_reason = 'expired',
 RETURNING id, company, run_count;
 
 -- name: prune_operations
+-- Pruning deletes in batches (PRUNE_BATCH rows), each statement its own transaction
+-- (the caller repeats until a batch comes back short): the keys of the oldest rows due,
+-- found by an index, then those rows by their key. So a large history is never one long
+-- transaction holding its locks (ServiceStore.prune).
 DELETE FROM longops_operations
- WHERE status IN ('finished', 'cancelled') AND ended_at < %(before)s;
+ WHERE id IN (SELECT id FROM longops_operations
+               WHERE status IN ('finished', 'cancelled') AND ended_at < %(before)s
+               ORDER BY ended_at
+               LIMIT %(batch)s);
 
 -- name: prune_attempts
 -- An operation in error keeps its history until someone restarts or removes it.
-DELETE FROM longops_attempts AS a
- WHERE a.ended_at < %(before)s
-   AND NOT EXISTS (SELECT 1 FROM longops_operations o
-                    WHERE o.id = a.operation_id AND o.status = 'error');
+DELETE FROM longops_attempts
+ WHERE entry_no IN (
+    SELECT a.entry_no FROM longops_attempts a
+     WHERE a.ended_at < %(before)s
+       AND NOT EXISTS (SELECT 1 FROM longops_operations o
+                        WHERE o.id = a.operation_id AND o.status = 'error')
+     ORDER BY a.ended_at
+     LIMIT %(batch)s);
 
 -- name: prune_operation_events
 -- As with attempts, an operation in error (or still running) keeps its timeline. Ids
 -- follow time, so the cut is found by walking the key from the oldest event: no index on
--- the time is paid for in the hot path. At most 10,000 rows a statement (the caller
--- repeats), so a large backlog never holds one long transaction.
+-- the time is paid for in the hot path. A batch at a time, as the others.
 DELETE FROM longops_operation_events
  WHERE id IN (
     SELECT e.id FROM longops_operation_events e
@@ -96,13 +106,18 @@ DELETE FROM longops_operation_events
        AND NOT EXISTS (SELECT 1 FROM longops_operations o
                         WHERE o.id = e.operation_id AND o.status IN ('error', 'in_process'))
      ORDER BY e.id
-     LIMIT 10000);
+     LIMIT %(batch)s);
 
 -- name: prune_session_events
-DELETE FROM longops_session_events WHERE at < %(before)s;
+DELETE FROM longops_session_events
+ WHERE id IN (SELECT id FROM longops_session_events WHERE at < %(before)s
+               ORDER BY id LIMIT %(batch)s);
 
 -- name: prune_sessions
-DELETE FROM longops_sessions WHERE state IN ('stopped', 'lost') AND ended_at < %(before)s;
+DELETE FROM longops_sessions
+ WHERE id IN (SELECT id FROM longops_sessions
+               WHERE state IN ('stopped', 'lost') AND ended_at < %(before)s
+               LIMIT %(batch)s);
 
 -- name: try_lead
 INSERT INTO longops_leaders (name, session_id, expires_at)
@@ -153,20 +168,29 @@ RETURNING *;
 
 -- name: prune_notifications
 -- With the operations they tell of: past the retention period, read or not.
-DELETE FROM longops_notifications WHERE created_at < %(before)s;
+DELETE FROM longops_notifications
+ WHERE id IN (SELECT id FROM longops_notifications WHERE created_at < %(before)s
+               ORDER BY id LIMIT %(batch)s);
 
 -- name: prune_web_sessions
-DELETE FROM longops_web_sessions WHERE expires_at < %(before)s;
+DELETE FROM longops_web_sessions
+ WHERE id IN (SELECT id FROM longops_web_sessions WHERE expires_at < %(before)s
+               LIMIT %(batch)s);
 
 -- == notifications (migration 8) ==
 
 -- name: prune_notify_deliveries
 -- Deliveries done with (sent, digested, dead) past the retention period; pending ones stay.
 DELETE FROM longops_notify_deliveries
- WHERE status <> 'pending' AND created_at < %(before)s;
+ WHERE id IN (SELECT id FROM longops_notify_deliveries
+               WHERE status <> 'pending' AND created_at < %(before)s
+               ORDER BY id LIMIT %(batch)s);
 
 -- name: prune_notify_outbox
 -- Expanded outbox entries past the retention period with no delivery left.
 DELETE FROM longops_notify_outbox
- WHERE expanded_at IS NOT NULL AND at < %(before)s
-   AND NOT EXISTS (SELECT 1 FROM longops_notify_deliveries d WHERE d.outbox_id = longops_notify_outbox.id);
+ WHERE id IN (SELECT o.id FROM longops_notify_outbox o
+               WHERE o.expanded_at IS NOT NULL AND o.at < %(before)s
+                 AND NOT EXISTS (SELECT 1 FROM longops_notify_deliveries d
+                                  WHERE d.outbox_id = o.id)
+               ORDER BY o.id LIMIT %(batch)s);
