@@ -8,15 +8,16 @@
 -- A claim (ready -> in_process) changes status, an indexed column, so its new row version
 -- is never HOT: it enters every index whose predicate it meets. The lists' and counts'
 -- indexes (filters, sorts, search) had no predicate on status, so each claim wrote a new
--- entry into eleven of them (migration 0015's seven alone cost +35 % server CPU per
--- operation, benchmarks/results/drain-ab.list-indexes.md), and the finish into them again.
--- Here they leave running operations out (status <> 'in_process'): a claim's row version
--- enters only the primary key, the entry number's key and longops_operations_running
--- (longops_operations_busy too when it has a category). The lists and counts read the
--- running operations, few by nature (at most the workers' slots), through a second branch
--- on status = 'in_process': the fragment listed_operations (sql/postgres/queries.sql) is
--- the table as the two branches, and each branch's own predicate lets it use its indexes.
--- An index added later for the lists (a filter, a sort) should carry the same predicate.
+-- entry into nine of them (eleven with a category and a user; migration 0015's seven alone
+-- cost +35 % server CPU per operation, benchmarks/results/drain-ab.list-indexes.md), and
+-- the finish into them again. Here they leave running operations out (status <>
+-- 'in_process'): a claim's row version enters only the primary key, the entry number's
+-- key and longops_operations_running (longops_operations_busy too when it has a
+-- category): 3 entries, not 12. The lists and counts read the running operations, few by
+-- nature (at most the workers' slots), in a second branch on status = 'in_process' (the
+-- list queries and the fragment listed_operations, sql/postgres/queries.sql): each
+-- branch's own predicate lets it use its indexes, under generic plans too. An index added
+-- later for the lists (a filter, a sort) should carry the same predicate.
 DROP INDEX longops_operations_company_status;
 CREATE INDEX longops_operations_company_status ON longops_operations (company, status, entry_no)
     WHERE status <> 'in_process';

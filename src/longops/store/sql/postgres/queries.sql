@@ -29,7 +29,7 @@
 -- then the running ones, as two branches of one UNION ALL that the planner flattens (the
 -- caller's conditions reach each branch; an ORDER BY ... LIMIT merges two ordered scans).
 -- The lists' indexes leave running operations out (migration 0016: a claim then enters
--- three indexes, not fourteen), and only a branch that says `status <> 'in_process'` may
+-- three indexes, not twelve), and only a branch that says `status <> 'in_process'` may
 -- use them, under custom and generic plans alike; the running ones, few by nature, are
 -- read through longops_operations_running. SQLite's is the table itself. Used as
 -- `FROM {{listed_operations}} o`.
