@@ -24,6 +24,7 @@ import argparse
 import contextlib
 import json
 import os
+import statistics
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -163,7 +164,9 @@ def main() -> int:
     return 0
 
 
-def write(args: argparse.Namespace, results: dict[str, list[dict[str, Any]]], load: list[float]) -> None:
+def write(
+    args: argparse.Namespace, results: dict[str, list[dict[str, Any]]], load: list[float]
+) -> None:
     names = list(results)
     first = {n: results[n][0] for n in names}
     indexes = sorted(set().union(*(first[n]["enqueued"] for n in names)))
@@ -210,8 +213,6 @@ def write(args: argparse.Namespace, results: dict[str, list[dict[str, Any]]], lo
         "| tree | claim | finish |",
         "|---|---|---|",
     ]
-    import statistics
-
     for n in names:
         c = [r["claim_cpu_ms_per_op"] for r in results[n]]
         f = [r["finish_cpu_ms_per_op"] for r in results[n]]

@@ -162,9 +162,7 @@ def main() -> int:
         store = PostgresStore(url)
         store.migrate()
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(
-                "INSERT INTO longops_companies (name, display_name) VALUES ('B', 'B')"
-            )
+            conn.execute("INSERT INTO longops_companies (name, display_name) VALUES ('B', 'B')")
         store.upsert_category(Category("default", "CAT", "a category", 2))
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(FILL, {"rows": args.rows})

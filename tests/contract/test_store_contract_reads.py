@@ -261,7 +261,8 @@ def test_list_search_sort_and_grouped_counts(store: Store, clock: FrozenClock) -
         assert got == sorted((o.entry_no for o in [*ops, failed]), reverse=descending)
     # Sorts: every key, both directions, paged two at a time, equals Python's order.
     every = store.list_operations(replace(q, limit=100))
-    assert r.id in {o.id for o in every} and len(every) == 8
+    assert r.id in {o.id for o in every}
+    assert len(every) == 8
     for key in SortKey:
         if key is SortKey.ENTRY_NO:
             continue
