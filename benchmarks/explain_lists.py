@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import replace
@@ -147,6 +148,22 @@ def _next_page(s: PostgresStore, q: OperationFilter, key: SortKey) -> Callable[[
     return run
 
 
+SCAN = re.compile(
+    r"((?:Parallel )?(?:Index Only Scan|Index Scan Backward|Index Scan|Bitmap Index Scan|Seq Scan))"
+    r" (?:using|on) (\w+)"
+)
+
+
+def _scans(plan: str) -> str:
+    """The scans of a plan, in order: kind and index (or table)."""
+    return ", ".join(f"{kind} {name}" for kind, name in SCAN.findall(plan))
+
+
+def _ms(plan: str) -> str:
+    found = re.search(r"Execution Time: ([\d.]+) ms", plan)
+    return found[1] if found else "?"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=200_000)
@@ -158,6 +175,7 @@ def main() -> int:
     url = ADMIN.rsplit("/", 1)[0] + "/" + db
     sections: list[str] = []
     seq_scans: list[str] = []
+    summary: list[tuple[str, str, str]] = []
     try:
         store = PostgresStore(url)
         store.migrate()
@@ -182,6 +200,7 @@ def main() -> int:
                     plan = "\n".join(r[0] for r in rows)
                     if "Seq Scan on longops_operations" in plan:
                         seq_scans.append(label)
+                    summary.append((label, _scans(plan), _ms(plan)))
                     sections += [f"## {label}", "", "```", plan, "```", ""]
         store.close()
     finally:
@@ -198,6 +217,10 @@ def main() -> int:
         "with its own parameters (custom plans); times are under the load above",
         "- produced by `benchmarks/explain_lists.py`",
         f"- sequential scans of longops_operations: {', '.join(seq_scans) or 'none'}",
+        "",
+        "| call | scans (per branch) | execution ms |",
+        "|---|---|---|",
+        *(f"| {label} | {scans} | {ms} |" for label, scans, ms in summary),
         "",
     ]
     out = args.out / "explain-lists-postgres.md"
