@@ -42,7 +42,7 @@ from bench_scale import (
 from explain_hotpath import finish_params
 from longops import EnqueueRequest, Longops
 from longops.domain.clock import SystemClock
-from longops.domain.filters import OperationFilter
+from longops.domain.filters import OperationFilter, SortKey
 from longops.domain.operation import Category
 from longops.domain.status import Status
 from longops.store._sql import core
@@ -89,13 +89,24 @@ def explain(cur: Any, name: str, query: str, params: Any) -> None:
         USED[index].add(name)
 
 
+def _built_name(query: str) -> str:
+    """The name of a statement the store builds from a named template (a sorted list puts
+    its sort's expressions in), by the template's opening."""
+    from longops.store.queries import load_queries
+
+    for name in ("list_operations_sorted",):
+        if query[:40] == load_queries("postgres")[name][:40]:
+            return name
+    return "(unnamed)"
+
+
 def watch() -> Callable[[], None]:
     """Explain every statement a TimedCursor sends, before it runs."""
     original = core.TimedCursor._timed
 
     def timed(self: Any, run: Any, query: Any, args: Any, kwargs: Any) -> Any:
         if isinstance(query, str) and args and run.__name__ == "execute":
-            name = self._names.get(query, "(unnamed)")
+            name = self._names.get(query) or _built_name(query)
             explain(self._cur, name, query, args[0])
         return original(self, run, query, args, kwargs)
 
@@ -175,6 +186,19 @@ def calls(app: Longops, session: Any) -> list[tuple[str, Callable[[], object]]]:
             ),
         ),
         ("list: every company", lambda: s.list_operations(f(limit=20))),
+        ("list: search", lambda: s.list_operations(f(company="default", text="noop1", limit=20))),
+        *(
+            (
+                f"list: sort {key.value}",
+                lambda k=key: s.list_operations(f(company="default", sort=k, limit=20)),
+            )
+            for key in SortKey
+            if key is not SortKey.ENTRY_NO
+        ),
+        (
+            "count_by_status: search",
+            lambda: s.count_by_status(f(company="default", text="noop1"), 1000),
+        ),
         ("count", lambda: s.count_operations("default")),
         (
             "count_capped",

@@ -1,5 +1,5 @@
 """Issue 17's open items on the pages, as routes: a Delete that can be undone for a few
-seconds (durably: a copy in the database, migration 0018), one confirmation page for every
+seconds (durably: a copy in the database, migration 0017), one confirmation page for every
 Delete, Previous pages (keyset backwards, sort and filter kept), an id prefix that matches
 several operations explained, and the small texts (a sort cursor's rule, a missing argument,
 a delete notice that names the operation, no empty progress bar on an Error card, no

@@ -76,8 +76,9 @@ class PostgresStore(SqlStore):
     """
 
     dialect = "postgres"
-    # The sort keys' expressions, as the indexes of migration 0015 have them; a missing
-    # value (not ended, no user) sorts as the largest (time, duration) or the smallest (user).
+    # The sort keys' expressions, as the indexes of migrations 0015 and 0016 have them; a
+    # missing value (not ended, no user) sorts as the largest (time, duration) or the
+    # smallest (user).
     SORT_SQL: ClassVar[dict[SortKey, tuple[str, str]]] = {
         SortKey.DESCRIPTION: (
             "coalesce(nullif(description, ''), task)",

@@ -340,7 +340,7 @@ class SqliteStore(SqlStore):
             cur.close()
 
     # -- encoders -----------------------------------------------------------------------------
-    # -- a Delete's copy (migration 0018): the row's columns as JSON, read and written here
+    # -- a Delete's copy (migration 0017): the row's columns as JSON, read and written here
     def _keep_copy(self, cur: Any, params: dict[str, Any]) -> None:
         cur.execute(self.q["copy_source"], {"id": params["id"], "company": params["company"]})
         row = cur.fetchone()

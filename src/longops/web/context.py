@@ -55,7 +55,7 @@ def safe_path(path: str) -> bool:
 
 UNDO_SECONDS = 30
 """How long after a Delete on the pages its Undo can put the operations back (a copy of
-each is kept that long: store migration 0018)."""
+each is kept that long: store migration 0017)."""
 UNDO_LIMIT = 20
 """At most this many operations deleted at once get an Undo (their ids ride in the
 session cookie with the notice); a larger bulk Delete says it cannot be undone."""

@@ -383,7 +383,7 @@ class RunsSql(SqlCore):
             "prune_operation_events",
         ):
             self._prune_batches(query, before)
-        # A Delete's copies kept for Undo (migration 0018) are removed by the next Delete
+        # A Delete's copies kept for Undo (migration 0017) are removed by the next Delete
         # or Undo once their time is up; these are the ones no Delete came after (few: one
         # statement).
         with self._tx() as cur:

@@ -49,7 +49,7 @@ class OperationEdit:
 @dataclass(frozen=True, slots=True)
 class DeletedCopy:
     """A Delete that can be undone: keep a copy of the row, deleted ``at`` by ``by``, until
-    ``until`` (migration 0018); the timeline stays as long as the copy does."""
+    ``until`` (migration 0017); the timeline stays as long as the copy does."""
 
     at: datetime
     until: datetime

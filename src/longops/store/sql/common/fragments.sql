@@ -23,6 +23,11 @@
    AND {{like_text}}
    AND (%(stalled)s::boolean IS NULL OR (status = 'in_process' AND stalled_at IS NOT NULL) = %(stalled)s)
 
+-- fragment: entry_no_window
+-- A list page's keyset window on the entry number (list_operations, list_operations_desc).
+(%(after_entry_no)s::bigint IS NULL OR entry_no > %(after_entry_no)s)
+   AND (%(before_entry_no)s::bigint IS NULL OR entry_no < %(before_entry_no)s)
+
 -- fragment: insert_new_operation
 -- One new operation's row (store._sql.core.new_operation_params): insert_operation, and
 -- PostgreSQL's one-statement enqueue (insert_operation_notify).

@@ -23,38 +23,8 @@ SELECT * FROM longops_operations
  WHERE id = %(id)s AND (%(company)s::text IS NULL OR company = %(company)s)
    AND {{in_companies}};
 
--- name: list_operations
--- Oldest first; a page goes on after the last entry number it showed (keyset paging).
-SELECT * FROM longops_operations
- WHERE {{operation_filter}}
-   AND (%(after_entry_no)s::bigint IS NULL OR entry_no > %(after_entry_no)s)
-   AND (%(before_entry_no)s::bigint IS NULL OR entry_no < %(before_entry_no)s)
- ORDER BY entry_no
- LIMIT %(limit)s;
-
--- name: list_operations_desc
--- Newest first (dashboards); a page goes on before the last entry number it showed.
-SELECT * FROM longops_operations
- WHERE {{operation_filter}}
-   AND (%(after_entry_no)s::bigint IS NULL OR entry_no > %(after_entry_no)s)
-   AND (%(before_entry_no)s::bigint IS NULL OR entry_no < %(before_entry_no)s)
- ORDER BY entry_no DESC
- LIMIT %(limit)s;
-
--- name: list_operations_sorted
--- Sorted by a column (domain.filters.SortKey), ties by entry number, both in one direction;
--- a page goes on after the cursor's (value, entry number), keyset paging as above. The store
--- puts the dialect's expression of the column for SORT_KEY (each has an index, migration
--- 0015), ASC or DESC for SORT_DIR, and for SORT_AFTER the comparison with the cursor (or
--- TRUE on a first page).
-SELECT * FROM longops_operations
- WHERE {{operation_filter}}
-   AND SORT_AFTER
- ORDER BY SORT_KEY SORT_DIR, entry_no SORT_DIR
- LIMIT %(limit)s;
-
 -- name: count_operations
-SELECT status, count(*) AS n FROM longops_operations
+SELECT status, count(*) AS n FROM {{listed_operations}} o
  WHERE (%(company)s::text IS NULL OR company = %(company)s)
    AND {{in_companies}}
  GROUP BY status;
@@ -93,7 +63,7 @@ RETURNING id;
 DELETE FROM longops_operation_events WHERE operation_id = %(id)s;
 
 -- name: forget_deleted_copy
--- A Delete's copy (migration 0018) once restored, or when the Delete did not happen.
+-- A Delete's copy (migration 0017) once restored, or when the Delete did not happen.
 DELETE FROM longops_deleted_operations WHERE id = %(id)s;
 
 -- name: purge_deleted_copies

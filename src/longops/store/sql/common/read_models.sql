@@ -7,7 +7,7 @@
 -- name: count_operations_capped
 -- The list's filter, counted no further than %(cap)s (facets and cues stop at "10,000+").
 SELECT count(*) AS n FROM (
-  SELECT 1 FROM longops_operations
+  SELECT 1 FROM {{listed_operations}} o
  WHERE {{operation_filter}}
  LIMIT %(cap)s
 ) capped;
@@ -17,7 +17,7 @@ SELECT count(*) AS n FROM (
 -- operations: the facets of a narrow filter (a search) without one scan per status. The
 -- caller counts per status with the queries here when the cap is reached.
 SELECT status, count(*) AS n FROM (
-  SELECT status FROM longops_operations
+  SELECT status FROM {{listed_operations}} o
  WHERE {{operation_filter}}
  LIMIT %(cap)s
 ) capped
@@ -28,7 +28,7 @@ SELECT status, count(*) AS n FROM (
 -- not fold bound parameters, walks the (company, status, entry_no) index (PostgreSQL plans
 -- either form alike).
 SELECT count(*) AS n FROM (
-  SELECT 1 FROM longops_operations
+  SELECT 1 FROM {{listed_operations}} o
  WHERE company = %(company)s AND status = %(status)s
    AND {{in_companies}}
    AND {{operation_details}}

@@ -24,6 +24,77 @@
     OR (%(id_low)s::uuid IS NOT NULL AND id BETWEEN %(id_low)s::uuid AND %(id_high)s::uuid))
    AND (%(user_prefix)s::text IS NULL OR lower(user_name) LIKE %(user_prefix)s)
 
+-- fragment: listed_operations
+-- longops_operations as the lists and their counts read it: the operations not running,
+-- then the running ones, as two branches of one UNION ALL that the planner flattens (the
+-- caller's conditions reach each branch; an ORDER BY ... LIMIT merges two ordered scans).
+-- The lists' indexes leave running operations out (migration 0016: a claim then enters
+-- three indexes, not twelve), and only a branch that says `status <> 'in_process'` may
+-- use them, under custom and generic plans alike; the running ones, few by nature, are
+-- read through longops_operations_running. SQLite's is the table itself. Used as
+-- `FROM {{listed_operations}} o`.
+(SELECT * FROM longops_operations WHERE status <> 'in_process'
+ UNION ALL
+ SELECT * FROM longops_operations WHERE status = 'in_process')
+
+-- name: list_operations
+-- why: the running operations are read apart, each branch ordered and cut on its own
+--      (migration 0016: the lists' indexes leave them out; see listed_operations, whose
+--      flattened UNION ALL cannot carry an order into a branch with its own WHERE);
+--      SQLite reads the table.
+-- Oldest first; a page goes on after the last entry number it showed (keyset paging).
+SELECT * FROM (
+    (SELECT * FROM longops_operations
+      WHERE status <> 'in_process' AND {{operation_filter}} AND {{entry_no_window}}
+      ORDER BY entry_no
+      LIMIT %(limit)s)
+    UNION ALL
+    (SELECT * FROM longops_operations
+      WHERE status = 'in_process' AND {{operation_filter}} AND {{entry_no_window}}
+      ORDER BY entry_no
+      LIMIT %(limit)s)
+) o
+ ORDER BY entry_no
+ LIMIT %(limit)s;
+
+-- name: list_operations_desc
+-- why: the running operations are read apart (see list_operations).
+-- Newest first (dashboards); a page goes on before the last entry number it showed.
+SELECT * FROM (
+    (SELECT * FROM longops_operations
+      WHERE status <> 'in_process' AND {{operation_filter}} AND {{entry_no_window}}
+      ORDER BY entry_no DESC
+      LIMIT %(limit)s)
+    UNION ALL
+    (SELECT * FROM longops_operations
+      WHERE status = 'in_process' AND {{operation_filter}} AND {{entry_no_window}}
+      ORDER BY entry_no DESC
+      LIMIT %(limit)s)
+) o
+ ORDER BY entry_no DESC
+ LIMIT %(limit)s;
+
+-- name: list_operations_sorted
+-- why: the running operations are read apart (see list_operations).
+-- Sorted by a column (domain.filters.SortKey), ties by entry number, both in one direction;
+-- a page goes on after the cursor's (value, entry number), keyset paging as above. The store
+-- puts the dialect's expression of the column for SORT_KEY (each has an index, migrations
+-- 0015 and 0016), ASC or DESC for SORT_DIR, and for SORT_AFTER the comparison with the
+-- cursor (or TRUE on a first page), in each branch and in the merge of the two.
+SELECT * FROM (
+    (SELECT * FROM longops_operations
+      WHERE status <> 'in_process' AND {{operation_filter}} AND SORT_AFTER
+      ORDER BY SORT_KEY SORT_DIR, entry_no SORT_DIR
+      LIMIT %(limit)s)
+    UNION ALL
+    (SELECT * FROM longops_operations
+      WHERE status = 'in_process' AND {{operation_filter}} AND SORT_AFTER
+      ORDER BY SORT_KEY SORT_DIR, entry_no SORT_DIR
+      LIMIT %(limit)s)
+) o
+ ORDER BY SORT_KEY SORT_DIR, entry_no SORT_DIR
+ LIMIT %(limit)s;
+
 -- name: list_companies
 -- why: a list parameter: a text[] bound once here (= ANY), a JSON array on SQLite (json_each).
 SELECT * FROM longops_companies
@@ -56,7 +127,7 @@ SELECT ins.entry_no FROM ins, woken;
 -- name: keep_deleted_copy
 -- why: a whole row as JSON (to_jsonb) in SQL; SQLite reads the row and writes its columns'
 --      JSON itself (SqliteStore._keep_copy).
--- A Delete that can be undone (migration 0018) keeps the row as it is, as one JSON value:
+-- A Delete that can be undone (migration 0017) keeps the row as it is, as one JSON value:
 -- whatever columns the table has then, so a later migration's column comes back too.
 INSERT INTO longops_deleted_operations
     (id, company, entry_no, deleted_at, keep_until, deleted_by, operation)
@@ -804,10 +875,16 @@ SELECT * FROM longops_operations
 -- name: delete_unused_categories
 -- why: a list parameter: a text[] bound once here (= ANY), a JSON array on SQLite (json_each).
 -- Operations keep their category (a foreign key): one any operation still names stays.
+-- Running operations apart: longops_operations_category_status leaves them out (migration
+-- 0016), longops_operations_busy holds them.
 DELETE FROM longops_categories c
  WHERE c.company = %(company)s AND c.code = ANY(%(codes)s::text[])
    AND NOT EXISTS (SELECT 1 FROM longops_operations o
-                    WHERE o.company = c.company AND o.category = c.code)
+                    WHERE o.company = c.company AND o.category = c.code
+                      AND o.status <> 'in_process')
+   AND NOT EXISTS (SELECT 1 FROM longops_operations o
+                    WHERE o.company = c.company AND o.category = c.code
+                      AND o.status = 'in_process')
 RETURNING c.code;
 
 -- name: fail_unserved
@@ -855,7 +932,7 @@ LOCK TABLE longops_maintenance IN ACCESS EXCLUSIVE MODE;
 
 -- name: forget_deleted_copies
 -- why: JSON operators (->>); SQLite reads the copy with json_extract.
--- Copies kept for a Delete's Undo (migration 0018) that name the user go at once.
+-- Copies kept for a Delete's Undo (migration 0017) that name the user go at once.
 DELETE FROM longops_deleted_operations
  WHERE deleted_by = %(name)s
     OR operation->>'user_name' = %(name)s

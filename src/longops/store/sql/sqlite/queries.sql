@@ -25,6 +25,45 @@
     OR id BETWEEN :id_low AND :id_high)
    AND (:user_prefix IS NULL OR lower(user_name) LIKE :user_prefix ESCAPE '\')
 
+-- fragment: listed_operations
+-- longops_operations as the lists and their counts read it: on SQLite the table itself
+-- (PostgreSQL's splits off the running operations, whose indexes leave them out; SQLite
+-- rewrites only the indexes whose columns an UPDATE sets, so its claim does not pay for
+-- the lists' indexes). Used as `FROM {{listed_operations}} o`.
+longops_operations
+
+-- name: list_operations
+-- why: one read of the table; PostgreSQL reads the running operations apart (its lists'
+--      indexes leave them out, migration 0016; SQLite's claim does not rewrite them).
+-- Oldest first; a page goes on after the last entry number it showed (keyset paging).
+SELECT * FROM longops_operations
+ WHERE {{operation_filter}}
+   AND {{entry_no_window}}
+ ORDER BY entry_no
+ LIMIT :limit;
+
+-- name: list_operations_desc
+-- why: one read of the table (see list_operations).
+-- Newest first (dashboards); a page goes on before the last entry number it showed.
+SELECT * FROM longops_operations
+ WHERE {{operation_filter}}
+   AND {{entry_no_window}}
+ ORDER BY entry_no DESC
+ LIMIT :limit;
+
+-- name: list_operations_sorted
+-- why: one read of the table (see list_operations).
+-- Sorted by a column (domain.filters.SortKey), ties by entry number, both in one direction;
+-- a page goes on after the cursor's (value, entry number), keyset paging as above. The store
+-- puts the dialect's expression of the column for SORT_KEY (each has an index, migration
+-- 0015), ASC or DESC for SORT_DIR, and for SORT_AFTER the comparison with the cursor (or
+-- TRUE on a first page).
+SELECT * FROM longops_operations
+ WHERE {{operation_filter}}
+   AND SORT_AFTER
+ ORDER BY SORT_KEY SORT_DIR, entry_no SORT_DIR
+ LIMIT :limit;
+
 -- name: list_companies
 -- why: a list parameter: a JSON array read with json_each (PostgreSQL binds a text[]).
 SELECT * FROM longops_companies
@@ -537,7 +576,7 @@ SELECT operation FROM longops_deleted_operations
 
 -- name: forget_deleted_copies
 -- why: JSON read with json_extract; PostgreSQL uses its JSON operators (->>).
--- Copies kept for a Delete's Undo (migration 0018) that name the user go at once.
+-- Copies kept for a Delete's Undo (migration 0017) that name the user go at once.
 DELETE FROM longops_deleted_operations
  WHERE deleted_by = :name
     OR json_extract(operation, '$.user_name') = :name
