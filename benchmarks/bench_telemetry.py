@@ -402,8 +402,12 @@ def report(
         "worker process, not per operation) and how far apart the two workers start, which "
         "on a loaded machine is a good part of a drain of a few seconds; the middle half is "
         "the steady state, both workers at work. The workers' CPU per operation counts "
-        "everything, the start and the export thread included. Where the remaining cost "
-        "goes: [telemetry-notes.md](telemetry-notes.md).",
+        "everything, the start and the export thread included; its middle half is the "
+        "workers' CPU (read from /proc every 20 ms) between the moments the 25th and the "
+        "75th percentile operation ended, over the operations that ended in between: what "
+        "each operation costs once the workers are up, the export thread included, the "
+        "start and the exit (final flush) not. Where the remaining cost goes: "
+        "[telemetry-notes.md](telemetry-notes.md).",
         "",
         f"| database | operations | measure | off | on | on cost | within {TARGET_PERCENT:.0f} % |"
         + (" before | off cost vs before |" if before else "")
