@@ -4,7 +4,8 @@ worker thread's CPU read from ``/proc`` just before the workers are stopped.
 
 Run from the project root (``py-spy`` installed in the venv)::
 
-    .venv/bin/python benchmarks/spy_telemetry.py [--db sqlite|postgres] [--ops 10000]
+    .venv/bin/python benchmarks/spy_telemetry.py [--db sqlite|postgres] [--ops 10000] \
+        [--diag benchmarks/spy_diag]
 
 Writes ``<out>/<db>-<mode>-w<n>.txt`` (py-spy's raw, collapsed stacks per thread) and
 prints the threads' CPU and the functions with the most samples, by mode. py-spy samples
@@ -127,7 +128,12 @@ def main() -> int:
     parser.add_argument("--modes", default="off,on")
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples/s (0: no py-spy)")
     parser.add_argument("--top", type=int, default=25)
-    parser.add_argument("--diag", default="", help="a directory with a sitecustomize.py")
+    parser.add_argument(
+        "--diag",
+        default="",
+        help="a directory with a sitecustomize.py the workers load (spy_diag/: the GC's "
+        "passes and each thread's CPU by name, printed after the drains)",
+    )
     parser.add_argument("--out", type=Path, default=Path(tempfile.mkdtemp(prefix="tel-spy-")))
     args = parser.parse_args()
     sizes = replace(FULL, bulk_total=args.ops)
