@@ -568,11 +568,7 @@ class _Encoder:
             body = b"\x12" + _varint(len(raw)) + raw + b"\x18" + _varint(code)
             out.append(b"\x7a" + _varint(len(body)) + body)
             out.append(_SPAN_FLAGS[1 if parent_id else 0])
-        record = b"".join(out)
-        size = len(record)
-        if 128 <= size < 16_384:
-            return _FIELD2(0x12, (size & 0x7F) | 0x80, size >> 7) + record
-        return b"\x12" + _varint(size) + record
+        return _framed(b"".join(out))
 
     def _body(self, event: Event) -> bytes | None:
         """The bytes of the body field of ``event``'s records up to the operation id, for a
@@ -595,7 +591,6 @@ class _Encoder:
         parts = attempt.encoded
         if parts is None:
             parts = self._parts(attempt)
-        operation_id, context, common, numbers, _, _ = parts
         op = attempt.op
         due = op.earliest_start_at
         ready = op.ready_at
@@ -621,33 +616,14 @@ class _Encoder:
                     self._sessions.clear()
                 session_bytes = _LOG_SESSION_ID + str(session).encode()
                 self._sessions[session] = session_bytes
-        head, body, ids, tail = self._fast[0]
-        record = b"".join(
-            (
-                head,
-                body,
-                operation_id,
-                ids,
-                common,
-                numbers,
-                session_bytes,
-                _LOG_SMALL_QUEUE_WAIT[ms] if ms < 128 else _int(_LOG_QUEUE_WAIT, ms),
-                context,
-                _OBSERVED(0x59, observed),
-                tail,
-            )
-        )
-        size = len(record)
-        if 128 <= size < 16_384:
-            return _FIELD2(0x12, (size & 0x7F) | 0x80, size >> 7) + record
-        return b"\x12" + _varint(size) + record
+        wait_bytes = _LOG_SMALL_QUEUE_WAIT[ms] if ms < 128 else _int(_LOG_QUEUE_WAIT, ms)
+        return _attempt_record(self._fast[0], parts, session_bytes, wait_bytes, observed)
 
     def finished(self, attempt: Attempt, observed: int) -> bytes:
         """LO0004 of the attempt (it succeeded); its duration kept on it, for the histogram."""
         parts = attempt.encoded
         if parts is None:
             parts = self._parts(attempt)
-        operation_id, context, common, numbers, _, _ = parts
         result = attempt.result
         began = result.started_at
         if began is None:
@@ -668,26 +644,7 @@ class _Encoder:
         if next_status is None:
             next_status = self.attribute(b"\x32", "nextStatus", status.value)
             self._next_status[status] = next_status
-        head, body, ids, tail = self._fast[1]
-        record = b"".join(
-            (
-                head,
-                body,
-                operation_id,
-                ids,
-                common,
-                numbers,
-                took,
-                next_status,
-                context,
-                _OBSERVED(0x59, observed),
-                tail,
-            )
-        )
-        size = len(record)
-        if 128 <= size < 16_384:
-            return _FIELD2(0x12, (size & 0x7F) | 0x80, size >> 7) + record
-        return b"\x12" + _varint(size) + record
+        return _attempt_record(self._fast[1], parts, took, next_status, observed)
 
     # -- any other event ------------------------------------------------------------------
     def _event(self, event: Event) -> tuple[bytes, bytes, bytes]:
@@ -762,7 +719,23 @@ class _Encoder:
 
 def _framed(record: bytes) -> bytes:
     """A span or log record as field 2 of Scope{Spans,Logs} (the same number in both)."""
-    return b"\x12" + _varint(len(record)) + record
+    size = len(record)
+    if 128 <= size < 16_384:  # most records: a two-byte length, packed at once
+        return _FIELD2(0x12, (size & 0x7F) | 0x80, size >> 7) + record
+    return b"\x12" + _varint(size) + record
+
+
+def _attempt_record(
+    fast: tuple[bytes, bytes, bytes, bytes], parts: _Parts, own: bytes, more: bytes, observed: int
+) -> bytes:
+    """LO0003's or LO0004's record (``fast``: the event's head, body up to the operation id,
+    ids, tail), joined once from what the attempt's records share (``parts``) and the
+    event's own dimensions (``own``, ``more``: bytes of attributes, or ``b""``)."""
+    head, body, ids, tail = fast
+    operation_id, context, common, numbers, _, _ = parts
+    record = b"".join((head, body, operation_id, ids, common, numbers, own, more, context,
+                       _OBSERVED(0x59, observed), tail))  # fmt: skip
+    return _framed(record)
 
 
 def _request(resource: bytes, scope: bytes, records: list[bytes]) -> bytes:
@@ -779,6 +752,10 @@ def _request(resource: bytes, scope: bytes, records: list[bytes]) -> bytes:
 
 
 # -- the recorder -----------------------------------------------------------------------------
+_CHUNK = 63
+"""The export thread yields the GIL after each 64 entries it encodes (about 0.3 ms)."""
+
+
 class Recorder:
     """The queue of lean records, and the thread that exports them.
 
@@ -867,7 +844,13 @@ class Recorder:
         spans, logs = self._spans_out, self._logs_out
         popleft = queue.popleft
         common: dict[int, bytes] = {}
-        for _ in range(len(queue)):  # what is there now; more may come meanwhile
+        pause = time.sleep
+        for n in range(len(queue)):  # what is there now; more may come meanwhile
+            if n & _CHUNK == _CHUNK:
+                # Between chunks, let the worker's threads have the GIL: a batch's encoding
+                # takes milliseconds, which a dispatcher back from the database would wait
+                # (up to the interpreter's switch interval, 5 ms), claiming less each round.
+                pause(0)
             entry = popleft()
             if len(entry) == 3:
                 at, mark, attempt = entry

@@ -340,25 +340,38 @@ def error_type(error: BaseException | None, message: str | None) -> str:
     return head if _IDENT.match(head) else "_OTHER"
 
 
+def _queued(
+    recorder: lean_path.Recorder | None, op: Operation, run_no: int, event: cat.Event
+) -> _Attempt | None:
+    """The current attempt, when ``event`` of ``op``'s run ``run_no`` can be queued for the
+    lean ``recorder`` as a reference to it (the export thread builds the record); None: the
+    general way (no lean path, another attempt's thread, or a ``logging`` handler shows the
+    event and wants its record now)."""
+    if recorder is None:
+        return None
+    state = _attempt.get()
+    if (
+        state is not None
+        and state.recorder is recorder
+        and state.op is op
+        and state.run_no == run_no
+        and not events_log.isEnabledFor(event.level)
+    ):
+        return state
+    return None
+
+
 def started(op: Operation, run_no: int, at: datetime) -> None:
     """The attempt's code begins now (LO0003)."""
     current = providers.get()
     if not current.enabled and not events_log.isEnabledFor(cat.STARTED.level):
         return  # nothing would receive it (telemetry off or idle): build nothing
-    recorder = current.lean
-    if recorder is not None:
-        state = _attempt.get()
-        if (
-            state is not None
-            and state.recorder is recorder
-            and state.op is op
-            and state.run_no == run_no
-            and not events_log.isEnabledFor(cat.STARTED.level)
-        ):
-            # The record, the counter and the queue wait: on the export thread.
-            state.started_at = at
-            recorder.add((time_ns(), lean_path.STARTED_MARK, state))
-            return
+    state = _queued(current.lean, op, run_no, cat.STARTED)
+    if state is not None:
+        # The record, the counter and the queue wait: on the export thread.
+        state.started_at = at
+        state.recorder.add((time_ns(), lean_path.STARTED_MARK, state))  # type: ignore[union-attr]
+        return
     due = max(op.earliest_start_at, op.ready_at or op.earliest_start_at)
     wait = max((at - due).total_seconds(), 0.0)
     if current.enabled or events_log.isEnabledFor(cat.STARTED.level):
@@ -391,20 +404,13 @@ def ended(op: Operation, run_no: int, result: RunEnd, error: BaseException | Non
         and not events_log.isEnabledFor(cat.FINISHED.level)
     ):
         return  # nothing would receive it (telemetry off or idle): build nothing
-    recorder = current.lean
-    if recorder is not None and result.outcome is Outcome.SUCCESS:
-        state = _attempt.get()
-        if (
-            state is not None
-            and state.recorder is recorder
-            and state.op is op
-            and state.run_no == run_no
-            and not events_log.isEnabledFor(cat.FINISHED.level)
-        ):
+    if result.outcome is Outcome.SUCCESS:
+        state = _queued(current.lean, op, run_no, cat.FINISHED)
+        if state is not None:
             # The record, the outcome on the span, the counter and the duration: on the
             # export thread.
             state.result = result
-            recorder.add((time_ns(), lean_path.FINISHED_MARK, state))
+            state.recorder.add((time_ns(), lean_path.FINISHED_MARK, state))  # type: ignore[union-attr]
             return
     outcome = result.outcome
     ms = (
