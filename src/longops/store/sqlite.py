@@ -87,8 +87,19 @@ def _is_busy(exc: sqlite3.Error) -> bool:
     return name.startswith("SQLITE_BUSY") or "database is locked" in str(exc)
 
 
+_names: tuple[Any, tuple[str, ...]] = ((), ())
+"""The column names of the last description seen (a cursor's rows share one): one tuple,
+replaced whole, so threads never read one description's names for another's."""
+
+
 def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
-    return {col[0]: value for col, value in zip(cursor.description, row, strict=True)}
+    global _names
+    description = cursor.description
+    seen, names = _names
+    if seen is not description:
+        names = tuple(col[0] for col in description)
+        _names = (description, names)
+    return dict(zip(names, row, strict=True))
 
 
 def _micros(column: str) -> str:
