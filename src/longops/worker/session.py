@@ -158,6 +158,7 @@ class Worker:
             hand_back=self.completer.submit,
             completer=self.completer,
             prefetch=self._prefetch,
+            reserve=_reserve,
         )
         # Maintenance mode: the dispatcher stops claiming and hands back at the deadline.
         self.dispatcher.maintenance = MaintenanceWatch(
@@ -724,6 +725,17 @@ costs (its round trip, the claim statement's start, one commit and WAL flush, th
 query conversion) spread over twice the runs cut the worker's CPU per no-op operation by
 about a fifth in-process (``benchmarks/results/profile-notes.md``, hot path v3); at most
 ``SHORT_RUN`` x 32 = 3.2 s of work waits in one worker's queue."""
+
+
+def _reserve(prefetch: int) -> int:
+    """Runs claimed ahead that still wait for a slot when the dispatcher claims the next
+    batch: half a batch, which keeps the runners busy through the claim (its wait for the
+    database's write turn, its transaction) instead of idle until its reply. With none, a
+    worker ran its batch dry before claiming again and its runner idled through every
+    claim (``benchmarks/results/profile-notes.md``, the SQLite drain)."""
+    return prefetch // 2
+
+
 DRAIN_WRITE_WINDOW = 5.0
 """Seconds a drain still waits for the database to record results after its grace."""
 JOIN_TIMEOUT = 10.0
