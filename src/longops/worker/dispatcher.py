@@ -45,7 +45,7 @@ class Dispatcher:
     A claim also writes the results waiting in the completer, in its own transaction (one
     commit for both). While runs are short (``prefetch()`` > 0) it claims ahead of the free
     slots in batches of ``prefetch`` runs, and claims the next batch while ``reserve()``
-    runs still wait in the runners' queue: one claim (and one wake-up) per batch, not per
+    runs (a batch) still wait in the runners' queue: one claim (and one wake-up) per batch, not per
     run, and a runner never waits for a claim's round trip (the reserve keeps it busy
     while the claim waits for the database and makes its trip). Never a claim for fewer
     than a batch while prefetching: a claim's fixed costs (a transaction, a commit, the
