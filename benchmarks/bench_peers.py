@@ -625,8 +625,9 @@ def write_markdown(path: Path, doc: dict[str, Any], figures: Sequence[Figure]) -
         "procrastinate its default (one job at a time, listen/notify). SQLite: longops "
         "`--concurrency 1` x 2 processes (latency: `--concurrency 8`) against `huey_consumer "
         "-w 2 -k process` (defaults otherwise, polling from 100 ms)",
-        "- longops claims ahead while runs are short (`worker/session.py` `_prefetch`): up to "
-        "32 runs (or `--concurrency`, if more) wait in a worker's queue beyond its slots, "
+        "- longops claims ahead while runs are short (`worker/session.py` `_prefetch`): in "
+        "batches of 32 runs (or `--concurrency`, if more), the next claimed while a batch still "
+        "waits, so up to 64 wait in a worker's queue beyond its slots, "
         "claimed and with their attempt rows written; the jobs in flight stay at "
         "`--concurrency`. PgQueuer with its defaults fetches 10 per batch the same way; at "
         "`--batch-size 1` it fetches one at a time",
