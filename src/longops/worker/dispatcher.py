@@ -45,11 +45,12 @@ class Dispatcher:
     A claim also writes the results waiting in the completer, in its own transaction (one
     commit for both). While runs are short (``prefetch()`` > 0) it claims ahead of the free
     slots in batches of ``prefetch`` runs, and claims the next batch while ``reserve()``
-    runs (a batch) still wait in the runners' queue: one claim (and one wake-up) per batch, not per
-    run, and a runner never waits for a claim's round trip (the reserve keeps it busy
-    while the claim waits for the database and makes its trip). Never a claim for fewer
-    than a batch while prefetching: a claim's fixed costs (a transaction, a commit, the
-    claim statement's start) are the same for one run as for a batch.
+    runs (a batch) still wait in the runners' queue: one claim (and one wake-up) per
+    batch, not per run, and a runner never waits for a claim's round trip (the reserve
+    keeps it busy while the claim waits for the database and makes its trip). A claim
+    takes exactly a batch then: never fewer (its fixed costs, a transaction, a commit and
+    the claim statement's start, are the same for one run as for a batch), never more
+    (a claim numbers its runs' attempts in entry order, see ``claim_once``).
 
     Every ``heartbeat_interval``, and at once after a failure (the connection may have
     broken after a claim committed), it compares the operations the database says this
@@ -158,7 +159,7 @@ class Dispatcher:
 
         Runs long or not yet known: the free slots, and one. Runs short (``prefetch()`` >
         0): the worker holds up to ``concurrency + prefetch + reserve(prefetch)`` runs
-        (running or waiting for a slot) and claims a batch of at least ``prefetch``."""
+        (running or waiting for a slot) and claims a batch of ``prefetch``."""
         prefetch = self.prefetch()
         held = len(self.table)
         if not prefetch:
@@ -185,6 +186,11 @@ class Dispatcher:
         if free < least or self.held_by is not None:
             return False
         want = min(free, self.options.claim_batch)
+        if least > 1:
+            # One batch per claim while claiming ahead, the next at once if there is room:
+            # a claim's runs are numbered (their attempts) in entry order, so a claim of two
+            # batches would number a second company's runs after the first's whole batch.
+            want = least
         completer = self._completer
         # Only while claims come back full (more work): when the queue is idle the
         # completer writes results at once and a claim has none to carry.
