@@ -202,6 +202,21 @@ def install_schema(system: str, url: str, marks: Path) -> None:
         raise InvalidRunError(f"{system} schema failed:\n{out.stdout[-2000:]}{out.stderr[-2000:]}")
 
 
+def compile_sources(trees: Sequence[Path]) -> None:
+    """Byte-compile the longops source trees (and the jobs' modules) before anything is
+    timed, as installing a package does. The peers arrive from PyPI compiled by pip; longops
+    runs from its source tree (an editable install), whose modules a process otherwise
+    compiles at every start where ``PYTHONDONTWRITEBYTECODE`` is set (it is on the machines
+    these runs were measured on): about 0.5 s of CPU per worker process, paid again by every
+    worker start of every drain."""
+    for tree in trees:
+        subprocess.run(
+            [sys.executable, "-m", "compileall", "-q", "-j", "0", str(tree)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+
+
 def ensure_peers_venv() -> None:
     """Create ``benchmarks/.peers-venv`` with the peers from PyPI, once."""
     if (PEERS_VENV / "bin" / "pgq").exists() and (PEERS_VENV / "bin" / "huey_consumer").exists():
@@ -610,11 +625,14 @@ def write_markdown(path: Path, doc: dict[str, Any], figures: Sequence[Figure]) -
         "procrastinate its default (one job at a time, listen/notify). SQLite: longops "
         "`--concurrency 1` x 2 processes (latency: `--concurrency 8`) against `huey_consumer "
         "-w 2 -k process` (defaults otherwise, polling from 100 ms)",
-        "- longops claims ahead while runs are short (`worker/session.py` `_prefetch`): up to "
-        "32 runs (or `--concurrency`, if more) wait in a worker's queue beyond its slots, "
+        "- longops claims ahead while runs are short (`worker/session.py` `_prefetch`): in "
+        "batches of 32 runs (or `--concurrency`, if more), the next claimed while a batch still "
+        "waits, so up to 64 wait in a worker's queue beyond its slots, "
         "claimed and with their attempt rows written; the jobs in flight stay at "
         "`--concurrency`. PgQueuer with its defaults fetches 10 per batch the same way; at "
         "`--batch-size 1` it fetches one at a time",
+        "- longops's source tree is byte-compiled before the run (`compile_sources`), as "
+        "an installed package is; the peers come compiled from PyPI",
         "- produced by `benchmarks/bench_peers.py`; see `benchmarks/README.md`",
         "",
         "| figure | system | median | every repetition |",
@@ -726,6 +744,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     if any(s not in LONGOPS_LIKE for s in only):
         ensure_peers_venv()
+    compile_sources([PROJECT / "src", *SOURCES.values(), PEERS_DIR])
     sizes = sizes_for(jobs, args.quick)
     machine = machine_info(args.pg_admin_url if "postgres" in dialects else None)
     print(

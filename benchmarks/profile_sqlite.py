@@ -52,6 +52,21 @@ def marks_read(marks: Path) -> list[float]:
     return starts
 
 
+def claim_batches(db: Path) -> dict[str, object]:
+    """How many claims took runs, and how many runs each (the claim's time is its
+    ``attempt_started`` entries' time)."""
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    rows = conn.execute(
+        "SELECT n, count(*) FROM (SELECT at, count(*) AS n FROM longops_operation_events"
+        " WHERE type = 'attempt_started' GROUP BY at) GROUP BY n ORDER BY 2 DESC"
+    ).fetchall()
+    conn.close()
+    sizes = ", ".join(f"{n} x{k}" for n, k in rows[:6])
+    return {"claims": sum(k for _, k in rows), "sizes": sizes}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--jobs", type=int, default=20_000)
@@ -71,6 +86,14 @@ def main() -> int:
     path = str(PEERS) if args.src is None else f"{args.src.resolve()}:{PEERS}"
     env = dict(os.environ, PYTHONPATH=path, BENCH_MARKS_DIR=str(marks), BENCH_URL=url)
     env["BENCH_SQLITE_PATH"] = str(work / "drain.db")
+    # As bench_peers.compile_sources: the workers start from compiled modules, as an
+    # installed package's do (not compiling the tree at every start).
+    tree = HERE.parent / "src" if args.src is None else args.src
+    for folder in (tree, PEERS):
+        subprocess.run(
+            [sys.executable, "-m", "compileall", "-q", "-j", "0", str(folder)],
+            check=True, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
     load_start = os.getloadavg()
     prepare_drain(url, env, args.jobs)
     started = time.time()
@@ -100,6 +123,7 @@ def main() -> int:
     for p in procs:
         p.wait(timeout=60)
     first = cpu_at_first or [0.0, 0.0]
+    claims = claim_batches(work / "drain.db")
     threads = spy_threads(spy_out, "sqlite")
     lines = [
         "# Profile of the SQLite drain",
@@ -117,6 +141,8 @@ def main() -> int:
         f"{args.seconds} s at 200 Hz) on worker 0 from a quarter of the drain"
         if not args.no_spy
         else "- no profiler",
+        f"- claims that took runs: {claims['claims']:,} ({args.jobs / max(claims['claims'], 1):.1f}"
+        f" runs each; sizes {claims['sizes']})",
         f"- source: {'this tree' if args.src is None else args.src}",
         "- produced by `benchmarks/profile_sqlite.py`",
         "",

@@ -13,6 +13,7 @@ Example::
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Set
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,10 @@ from longops.worker.timings import HEARTBEAT_INTERVAL, RESCUER_INTERVAL, SESSION
 
 if TYPE_CHECKING:
     from longops.worker.session import Worker
+
+SWITCH_INTERVAL = 0.0005
+"""Seconds a thread of a worker process may hold the interpreter while another waits for
+it (``sys.setswitchinterval``; Python's default 0.005)."""
 
 # The health server and the log filter are imported where they are used: the command line
 # imports this module to show the defaults above in ``longops worker --help``.
@@ -41,6 +46,11 @@ def run_worker(worker: Worker, *, health_host: str, health_port: int) -> int:
     /livez and /readyz on ``health_port`` meanwhile (0: no endpoint)."""
     from longops.worker.health import HealthServer
 
+    # The process is the worker's: its dispatcher must get the interpreter soon after it
+    # is woken (a claim is due), or a runner busy with short tasks runs the claimed-ahead
+    # runs dry while the dispatcher waits its turn, by default up to 5 ms
+    # (``benchmarks/results/profile-notes.md``, the SQLite drain).
+    sys.setswitchinterval(SWITCH_INTERVAL)
     server = None
     if health_port:
         try:

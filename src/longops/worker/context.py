@@ -87,10 +87,22 @@ class RunContext:
         self._sink = checkpoint_sink
         self._on_step = on_step
         self._max_checkpoint = max_checkpoint_bytes
-        self.logger: logging.LoggerAdapter[logging.Logger] = _OperationAdapter(
-            logging.getLogger(f"longops.task.{task}"),
-            {"operation_id": str(operation_id), "attempt": attempt, "action": "task_log"},
-        )
+        self._logger: logging.LoggerAdapter[logging.Logger] | None = None
+
+    @property
+    def logger(self) -> logging.LoggerAdapter[logging.Logger]:
+        """A logger for the task's own lines (``longops.task.<task>``), each tagged with the
+        operation and the attempt. Made on first use: most runs never log."""
+        if self._logger is None:
+            self._logger = _OperationAdapter(
+                logging.getLogger(f"longops.task.{self.task}"),
+                {
+                    "operation_id": str(self.operation_id),
+                    "attempt": self.attempt,
+                    "action": "task_log",
+                },
+            )
+        return self._logger
 
     # -- cancellation ---------------------------------------------------------------------
     @property

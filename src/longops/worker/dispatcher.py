@@ -44,9 +44,13 @@ class Dispatcher:
 
     A claim also writes the results waiting in the completer, in its own transaction (one
     commit for both). While runs are short (``prefetch()`` > 0) it claims ahead of the free
-    slots, up to ``prefetch`` runs waiting in the runners' queue, and claims again only
-    once that many slots are free: one claim (and one wake-up) per batch, not per run, and
-    a runner never waits for a claim's round trip.
+    slots in batches of ``prefetch`` runs, and claims the next batch while ``reserve()``
+    runs (a batch) still wait in the runners' queue: one claim (and one wake-up) per
+    batch, not per run, and a runner never waits for a claim's round trip (the reserve
+    keeps it busy while the claim waits for the database and makes its trip). A claim
+    takes exactly a batch then: never fewer (its fixed costs, a transaction, a commit and
+    the claim statement's start, are the same for one run as for a batch), never more
+    (a claim numbers its runs' attempts in entry order, see ``claim_once``).
 
     Every ``heartbeat_interval``, and at once after a failure (the connection may have
     broken after a claim committed), it compares the operations the database says this
@@ -69,6 +73,7 @@ class Dispatcher:
         hand_back: Callable[[RunResult], None],
         completer: Completer | None = None,
         prefetch: Callable[[], int] = lambda: 0,
+        reserve: Callable[[int], int] = lambda prefetch: 0,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -83,6 +88,7 @@ class Dispatcher:
         self._completer = completer
         self._contended = 0
         self.prefetch = prefetch
+        self.reserve = reserve
         self._wakeups: Wakeups | None = None
         self._interrupted = False
         self._reconcile_due = True
@@ -139,19 +145,31 @@ class Dispatcher:
                     watch.recheck()
                 return
         if self.claim_once():
-            return  # the claim filled what it asked for: claim again at once
-        prefetch = self.prefetch()
-        if opts.concurrency + prefetch - len(self.table) < max(prefetch, 1):
+            return  # the claim filled what it asked for: claim again once there is room
+        free, least = self.room()
+        if free < least:
             # Woken once that many slots are free (see refill_due), or after a poll.
             self._slot_freed.wait(opts.poll_interval)
             self._slot_freed.clear()
             return
         self._wakeups.wait(self._idle_wait())
 
-    def refill_due(self) -> bool:
-        """Whether enough slots are free for the next claim (a runner asks after a run)."""
+    def room(self) -> tuple[int, int]:
+        """How many runs the next claim may take, and the fewest worth a claim.
+
+        Runs long or not yet known: the free slots, and one. Runs short (``prefetch()`` >
+        0): the worker holds up to ``concurrency + prefetch + reserve(prefetch)`` runs
+        (running or waiting for a slot) and claims a batch of ``prefetch``."""
         prefetch = self.prefetch()
-        return self.options.concurrency + prefetch - len(self.table) >= max(prefetch, 1)
+        held = len(self.table)
+        if not prefetch:
+            return self.options.concurrency - held, 1
+        return self.options.concurrency + prefetch + self.reserve(prefetch) - held, prefetch
+
+    def refill_due(self) -> bool:
+        """Whether there is room for the next claim (a runner asks after a run)."""
+        free, least = self.room()
+        return free >= least
 
     def _current_tasks(self) -> tuple[str, ...] | None:
         """The tasks the claim takes: the registry's, which may grow after the start (a
@@ -163,11 +181,16 @@ class Dispatcher:
         return tasks
 
     def claim_once(self) -> bool:
-        """Claim for the free slots (and the prefetch); True when the claim filled them."""
-        free = self.options.concurrency + self.prefetch() - len(self.table)
-        if free <= 0 or self.held_by is not None:
+        """Claim for the room there is (:meth:`room`); True when the claim filled it."""
+        free, least = self.room()
+        if free < least or self.held_by is not None:
             return False
         want = min(free, self.options.claim_batch)
+        if least > 1:
+            # One batch per claim while claiming ahead, the next at once if there is room:
+            # a claim's runs are numbered (their attempts) in entry order, so a claim of two
+            # batches would number a second company's runs after the first's whole batch.
+            want = least
         completer = self._completer
         # Only while claims come back full (more work): when the queue is idle the
         # completer writes results at once and a claim has none to carry.

@@ -167,6 +167,7 @@ class Worker:
             hand_back=self.completer.submit,
             completer=self.completer,
             prefetch=self._prefetch,
+            reserve=_reserve,
         )
         # Maintenance mode: the dispatcher stops claiming and hands back at the deadline.
         self.dispatcher.maintenance = MaintenanceWatch(
@@ -789,8 +790,22 @@ number of no-op runs a runner gets through while one claim makes its round trip 
 loaded machine, so a claim and a commit serve many runs. 32, not 16: a claim's fixed
 costs (its round trip, the claim statement's start, one commit and WAL flush, the client's
 query conversion) spread over twice the runs cut the worker's CPU per no-op operation by
-about a fifth in-process (``benchmarks/results/profile-notes.md``, hot path v3); at most
-``SHORT_RUN`` x 32 = 3.2 s of work waits in one worker's queue."""
+about a fifth in-process (``benchmarks/results/profile-notes.md``, hot path v3). With the
+reserve (``_reserve``: the next batch is claimed while a batch still waits) at most
+``SHORT_RUN`` x 64 = 6.4 s of work waits in one worker's queue."""
+
+
+def _reserve(prefetch: int) -> int:
+    """Runs claimed ahead that still wait for a slot when the dispatcher claims the next
+    batch: a whole batch, which keeps the runner busy through the claim (the dispatcher's
+    wait for the interpreter and for the database's write turn, its transaction). With
+    none, a worker ran its batch dry before it claimed again and its runner idled through
+    every claim; with half a batch, a runner of no-op tasks still ran dry in a third of the
+    claims of a 2-process SQLite drain (``benchmarks/results/profile-notes.md``, the SQLite
+    drain)."""
+    return prefetch
+
+
 DRAIN_WRITE_WINDOW = 5.0
 """Seconds a drain still waits for the database to record results after its grace."""
 JOIN_TIMEOUT = 10.0
