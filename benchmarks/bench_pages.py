@@ -8,8 +8,9 @@ Run from the project root::
 It creates a database ``bench_pages_<pid>`` (dropped at the end, also on failure), migrates
 it, seeds the operations in one ``INSERT ... SELECT generate_series`` (a realistic spread of
 companies, statuses, tasks, categories, users and priorities; see ``SEED_SQL``), runs
-``VACUUM (ANALYZE)`` (as autovacuum would soon after such a load) and then requests the page in-process (the same ASGI application ``longops
-serve`` runs, through ``httpx.ASGITransport``: no sockets, so the time is the server's),
+``VACUUM (ANALYZE)`` (as autovacuum would soon after such a load) and then requests the
+page in-process (the same ASGI application ``longops serve`` runs, through
+``httpx.ASGITransport``: no sockets, so the time is the server's),
 signed in through the login form as an admin of the largest company. Scenarios:
 
 - ``first_page``: ``/c/CRONUS/entries`` (no filter);

@@ -27,9 +27,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import fastapi.routing
+
 from bench_core import DEFAULT_PG_ADMIN_URL, pg_url_for
 from bench_pages import Recorder, _one_line, asgi_app, instrument, running, sign_in
-
 from longops import Longops
 
 PROFILE = cProfile.Profile()
@@ -77,7 +77,7 @@ async def _profile(url: str, paths: list[str], requests: int, top: int) -> None:
                 out = io.StringIO()
                 stats = pstats.Stats(PROFILE, stream=out)
                 stats.sort_stats("cumulative").print_stats(top)
-                print(f"== {path}: {wall:.1f} ms a request, {count:.0f} statements, {sql:.1f} ms SQL")
+                print(f"== {path}: {wall:.1f} ms a request, {count:.0f} statements, {sql:.1f} ms")
                 per: dict[str, list[float]] = {}
                 for st in recorder.statements:
                     per.setdefault(_one_line(st.sql)[:150], []).append(st.seconds * 1000)

@@ -591,7 +591,8 @@ def test_a_broad_search_is_counted_in_its_first_matches_only(
     # At most COUNT_CAP + 1 matches read: their statuses, each a lower bound.
     assert broad.lower_bounds
     assert sum(broad.values()) == 4
-    assert broad[Status.READY] <= 4 and broad[Status.ON_HOLD] <= 1
+    assert broad[Status.READY] <= 4
+    assert broad[Status.ON_HOLD] <= 1
     assert broad[Status.FINISHED] == 0
     narrow = views.status_counts("A", query=OperationQuery(text="narrow"))
     assert not narrow.lower_bounds

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-
 from web_support import Browser
 
 from longops import Longops

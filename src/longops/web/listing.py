@@ -254,7 +254,7 @@ def blocking(
         dict.fromkeys(
             op.category
             for op in ops
-            if op.category is not None and getattr(waits.get(op.id), "holders", ())
+            if op.category is not None and len(getattr(waits.get(op.id), "holders", ())) > 0
         )
     )
     found: dict[uuid.UUID, Operation] = {}
