@@ -76,7 +76,7 @@ async def _profile(url: str, paths: list[str], requests: int, top: int) -> None:
                 count = len(recorder.statements) / requests
                 out = io.StringIO()
                 stats = pstats.Stats(PROFILE, stream=out)
-                stats.sort_stats("cumulative").print_stats(top)
+                stats.sort_stats(os.environ.get("PROFILE_SORT", "cumulative")).print_stats(top)
                 print(f"== {path}: {wall:.1f} ms a request, {count:.0f} statements, {sql:.1f} ms")
                 per: dict[str, list[float]] = {}
                 for st in recorder.statements:
