@@ -29,8 +29,14 @@ class ReadModelsSql(SqlCore):
                 name = "count_operations_capped_status"
                 params["status"] = query.statuses[0].value
             statements.append((name, params))
-        # Independent reads: one round trip on PostgreSQL (the facets' six counts).
-        return [int(rows[0]["n"]) for rows in self._reads(statements)] if statements else []
+        # One statement after another on one connection, not pipelined: a pipelined
+        # statement is not prepared, and these repeat on every list page.
+        out: list[int] = []
+        with self._read() as cur:
+            for name, params in statements:
+                cur.execute(self.q[name], params)
+                out.append(int(cur.fetchone()["n"]))
+        return out
 
     def count_by_status(self, query: OperationQuery, cap: int) -> dict[Status, int]:
         params = {**self._query_params(replace(query, statuses=())), "cap": cap}
