@@ -279,18 +279,20 @@ def test_list_search_sort_and_grouped_counts(store: Store, clock: FrozenClock) -
                     break
                 cursor = SortCursor(page[-1].entry_no, sort_value(key, page[-1]))
             assert got == [o.id for o in want], (key, descending)
-    # Counts per status in one read, or None at the cap.
+    # Counts per status in one read of at most `cap` matches (then lower bounds).
     counts = store.count_by_status(replace(q, text="batch", statuses=(Status.READY,)), cap=100)
-    assert counts is not None
     assert counts[Status.READY] == 4
     assert counts[Status.IN_PROCESS] == 1
     assert counts[Status.FINISHED] == 2
     assert counts[Status.ERROR] == 0
+    assert sum(counts.values()) == 7
     assert store.count_capped(
         [replace(q, text="batch"), replace(q, statuses=(Status.IN_PROCESS,)), replace(q)], 100
     ) == [7, 1, 8]
     assert store.count_operations("default")[Status.IN_PROCESS] == 1
-    assert store.count_by_status(replace(q, text="batch"), cap=7) is None
+    capped = store.count_by_status(replace(q, text="batch"), cap=6)
+    assert sum(capped.values()) == 6
+    assert all(capped[s] <= counts[s] for s in Status)
 
 
 def _order(key: SortKey, op: Operation) -> tuple[int, object, int]:

@@ -576,6 +576,34 @@ def test_status_counts_stop_at_the_cap(world: World) -> None:
     assert world.viewer.read_models.overview("A").ready == COUNT_CAP + 1
 
 
+def test_a_broad_search_is_counted_in_its_first_matches_only(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import longops.core.read_models as core_read_models
+
+    for _ in range(4):
+        world.op(description="broad search")
+    world.op(on_hold=True, description="broad search")
+    world.op(on_hold=True, description="narrow search")
+    monkeypatch.setattr(core_read_models, "COUNT_CAP", 3)
+    views = world.viewer.read_models
+    broad = views.status_counts("A", query=OperationQuery(text="broad"))
+    # At most COUNT_CAP + 1 matches read: their statuses, each a lower bound.
+    assert broad.lower_bounds
+    assert sum(broad.values()) == 4
+    assert broad[Status.READY] <= 4
+    assert broad[Status.ON_HOLD] <= 1
+    assert broad[Status.FINISHED] == 0
+    narrow = views.status_counts("A", query=OperationQuery(text="narrow"))
+    assert not narrow.lower_bounds
+    assert narrow == {**dict.fromkeys(Status, 0), Status.ON_HOLD: 1}
+    # Without a search every status is counted (capped), exactly.
+    plain = views.status_counts("A")
+    assert not plain.lower_bounds
+    assert plain[Status.READY] == 4  # COUNT_CAP + 1: "more than COUNT_CAP"
+    assert plain[Status.ON_HOLD] == 2
+
+
 def test_the_stalled_filter(world: World) -> None:
     world.op()
     world.op()

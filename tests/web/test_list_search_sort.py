@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 from web_support import Browser
 
 from longops import Longops
@@ -52,6 +53,25 @@ def test_find_by_entry_number_id_prefix_words_error_and_user_prefix(
     page = b.get("/c/CRONUS/entries?q=stock").text
     assert "An entry number (#4711 finds that one only)" in page
     assert re.search(r'data-status="finished">[^<]*<span class="count">1</span>', page)
+
+
+def test_a_broad_searchs_facets_say_they_are_lower_bounds(
+    app: Longops, browser: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import longops.core.read_models as core_read_models
+
+    for i in range(4):
+        enqueue(app, "alice", description=f"Broad {i}")
+    monkeypatch.setattr(core_read_models, "COUNT_CAP", 2)  # 3 matches read at most
+    b = browser("admin")
+    page = b.get("/c/CRONUS/entries?q=Broad").text
+    assert "The search matches more than" in page
+    assert re.search(r'data-status="ready">[^<]*<span class="count">3\+</span>', page)
+    assert re.search(r'data-status="finished">[^<]*<span class="count">\?</span>', page)
+    assert len(rows(page)) == 4
+    narrow = b.get("/c/CRONUS/entries?q=Broad+1").text
+    assert "The search matches more than" not in narrow
+    assert re.search(r'data-status="ready">[^<]*<span class="count">1</span>', narrow)
 
 
 def test_sort_by_two_columns_with_keyset_pages_and_the_order_in_the_url(

@@ -21,7 +21,14 @@ from longops.domain.clock import Clock
 from longops.domain.errors import ValidationError
 from longops.domain.filters import OperationFilter
 from longops.domain.operation import Operation, Outcome, _check_name
-from longops.domain.read_models import COUNT_CAP, CategoryActivity, HourBucket, LogEntry, Overview
+from longops.domain.read_models import (
+    COUNT_CAP,
+    CategoryActivity,
+    HourBucket,
+    LogEntry,
+    Overview,
+    StatusCounts,
+)
 from longops.domain.security import Action, Actor, Verdict, companies_for, decide
 from longops.domain.status import Status
 from longops.store.base import AttemptQuery, Store
@@ -155,10 +162,14 @@ class ReadModelService(ActorBound):
         company: str,
         *,
         query: OperationFilter | None = None,
-    ) -> dict[Status, int]:
+    ) -> StatusCounts:
         """Facet counts: for each status, how many operations match ``query``'s filter with
         its status filter (and paging) replaced by that status. Each count stops at
-        COUNT_CAP + 1, which reads "10,000+" (``domain.read_models.format_count``).
+        COUNT_CAP + 1, which reads "10,000+" (``domain.read_models.format_count``). A
+        search (text or user prefix) is counted in one read of at most COUNT_CAP + 1
+        matches; when it matches more, the counts are those matches' (lower bounds,
+        ``lower_bounds`` set): counting each status would read every match once per
+        status.
 
         Example::
 
@@ -177,16 +188,16 @@ class ReadModelService(ActorBound):
             companies_for(who, Action.COUNT_OPERATIONS),
         )
         if base.text is not None or base.user_prefix is not None:
-            # A search: count what it matches in one read while that is few (a scan per
-            # status would repeat the search six times).
+            # A search: count what it matches in one read of at most COUNT_CAP + 1 (a
+            # count per status would repeat the search six times, each reading every match
+            # of a broad one: its index cannot tell the statuses apart).
             grouped = self.store.count_by_status(base, COUNT_CAP + 1)
-            if grouped is not None:
-                return grouped
+            return StatusCounts(grouped, lower_bounds=sum(grouped.values()) > COUNT_CAP)
         statuses = list(Status)
         counts = self.store.count_capped(
             [replace(base, statuses=(s,)) for s in statuses], COUNT_CAP + 1
         )
-        return dict(zip(statuses, counts, strict=True))
+        return StatusCounts(dict(zip(statuses, counts, strict=True)))
 
     @acting
     def running_for_user(self, company: str) -> list[Operation]:

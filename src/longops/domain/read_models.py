@@ -41,6 +41,41 @@ def format_count(n: int, cap: int = COUNT_CAP) -> str:
     return f"{cap:,}+" if n > cap else f"{n:,}"
 
 
+class StatusCounts(dict[Status, int]):
+    """Operations per status, each count capped at ``COUNT_CAP + 1`` (the facets).
+
+    ``lower_bounds`` is True for a broad search (one matching more than COUNT_CAP): it
+    is not counted per status (a scan of every match per status), so each count is how
+    many of its first ``COUNT_CAP + 1`` matches have that status, at least that many (a
+    status with none among them may still have some; see ``format_bound``).
+
+    Example::
+
+        counts = views.status_counts("CRONUS", query=OperationFilter(text="error"))
+        [format_bound(n, counts.lower_bounds) for n in counts.values()]
+    """
+
+    lower_bounds: bool = False
+
+    def __init__(self, counts: dict[Status, int], *, lower_bounds: bool = False) -> None:
+        super().__init__(counts)
+        self.lower_bounds = lower_bounds
+
+
+def format_bound(n: int, lower_bound: bool, cap: int = COUNT_CAP) -> str:
+    """A facet's count as people read it, a lower bound with a "+", none with a "?".
+
+    Example::
+
+        format_bound(42, False)     # '42'
+        format_bound(42, True)      # '42+'
+        format_bound(0, True)       # '?'
+    """
+    if not lower_bound or n > cap:
+        return format_count(n, cap)
+    return f"{n:,}+" if n else "?"
+
+
 class NotificationKind(StrEnum):
     """How the operation ended, in the words the inbox and the toast use."""
 

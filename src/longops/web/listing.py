@@ -28,7 +28,7 @@ from longops.domain.filters import (
     sort_value,
 )
 from longops.domain.operation import Operation
-from longops.domain.read_models import format_count
+from longops.domain.read_models import COUNT_CAP, format_bound
 from longops.domain.status import Status
 from longops.web import present
 from longops.web.context import UNDO_LIMIT, UNDO_SECONDS, Context
@@ -242,15 +242,26 @@ def matching_ids(ctx: Context, flt: Mapping[str, str]) -> list[uuid.UUID]:
     return ids[:BULK_LIMIT]
 
 
-def facet_counts(ctx: Context, flt: Mapping[str, str]) -> dict[Status, str]:
-    """Per status, how many operations the rest of the filter matches ("10,000+" past the cap)."""
+BOUNDS_NOTE = (
+    f"The search matches more than {COUNT_CAP:,} operations: each status shows how many of"
+    f" the first {COUNT_CAP + 1:,} have it (at least that many; ? where none of them has it)."
+)
+"""The facets' note when their counts are lower bounds (a broad search)."""
+
+
+def facet_counts(ctx: Context, flt: Mapping[str, str]) -> tuple[dict[Status, str], str | None]:
+    """Per status, how many operations the rest of the filter matches ("10,000+" past the
+    cap; "1,234+" and "?" for a broad search, counted in its first matches only), and the
+    note that says so (None when every count is exact)."""
     counts = ctx.view.read_models.status_counts(ctx.company, query=entries_query(ctx, flt))
-    return {s: format_count(counts.get(s, 0)) for s in Status}
+    bounds = counts.lower_bounds
+    shown = {s: format_bound(counts.get(s, 0), bounds) for s in Status}
+    return shown, BOUNDS_NOTE if bounds else None
 
 
 def facet_view(ctx: Context, flt: Mapping[str, str]) -> dict[str, Any]:
     """What the status facets show: per status its count and link, and the All link."""
-    counts = facet_counts(ctx, flt)
+    counts, note = facet_counts(ctx, flt)
     rest = {k: v for k, v in flt.items() if k != "status"}
     links = [
         (s, counts[s], "?" + urlencode({**rest, "status": s.value}), flt.get("status") == s.value)
@@ -258,6 +269,7 @@ def facet_view(ctx: Context, flt: Mapping[str, str]) -> dict[str, Any]:
     ]
     return {
         "facets": links,
+        "facets_note": note,
         "all_link": "?" + urlencode(rest),
         "all_active": "status" not in flt,
     }
@@ -341,6 +353,7 @@ def op_name(op: Operation, width: int = 60) -> str:
 
 SHOWN_HOLDERS = 3
 MAX_HOLDER_READS = 10
+"""At most this many reads of blocking operations per page: one per full category."""
 
 
 def blocking(
@@ -348,18 +361,29 @@ def blocking(
 ) -> dict[uuid.UUID, tuple[str, list[tuple[str, str]]]]:
     """For each waiting operation held back by others (a full category): the wait's
     sentence without the raw ids, and the blocking operations as (name and number, link).
-    Each blocking operation is read once (a category has few slots)."""
-    # At most SHOWN_HOLDERS per row and MAX_HOLDER_READS in all: a category may be held by
-    # many (more running than its slots after a change), and each is one read.
-    wanted = list(
-        dict.fromkeys(h for w in waits.values() for h in getattr(w, "holders", ())[:SHOWN_HOLDERS])
+    One read per full category: its first SHOWN_HOLDERS holders, the oldest first (as
+    wait reasons list them; a holder that ended meanwhile is named by its id)."""
+    full = list(
+        dict.fromkeys(
+            op.category
+            for op in ops
+            if op.category is not None and len(getattr(waits.get(op.id), "holders", ())) > 0
+        )
     )
     found: dict[uuid.UUID, Operation] = {}
-    for oid in wanted[:MAX_HOLDER_READS]:
+    for category in full[:MAX_HOLDER_READS]:
         try:
-            found[oid] = ctx.view.service.get(oid)
+            running = ctx.view.service.list_operations(
+                OperationFilter(
+                    company=ctx.company,
+                    statuses=(Status.IN_PROCESS,),
+                    category=category,
+                    limit=SHOWN_HOLDERS,
+                )
+            )
         except LongopsError:
             continue
+        found.update((other.id, other) for other in running)
     out: dict[uuid.UUID, tuple[str, list[tuple[str, str]]]] = {}
     for op in ops:
         wait = waits.get(op.id)

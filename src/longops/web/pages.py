@@ -54,6 +54,9 @@ class Pages:
         self.options = options or WebOptions()
         self.env = Environment(
             loader=FileSystemLoader(HERE / "templates"),
+            # The templates ship with the code: no stat() of each one on every use (a list
+            # page uses its row template fifty times) to see whether it changed on disk.
+            auto_reload=False,
             autoescape=select_autoescape(["html"]),
             trim_blocks=True,
             lstrip_blocks=True,

@@ -482,9 +482,14 @@ class SqlCore(ABC):
             if not terms.number_only:
                 like = f"%{_like_escape(terms.text.lower())}%"
         prefix = query.user_prefix
+        companies = query.companies
+        if query.company is not None and companies is not None and query.company in companies:
+            # One company among those the actor may read: the company alone says it (the
+            # planner would count the company twice, and misjudge every plan by its share).
+            companies = None
         return {
             "company": query.company,
-            "companies": self.enc_companies(query.companies),
+            "companies": self.enc_companies(companies),
             "statuses": self.enc_list([s.value for s in query.statuses]),
             "task": query.task,
             "category": query.category,

@@ -21,24 +21,27 @@ from longops.store.base import (
 
 class ReadModelsSql(SqlCore):
     def count_capped(self, queries: Sequence[OperationQuery], cap: int) -> list[int]:
+        statements = []
+        for query in queries:
+            params = {**self._query_params(query), "cap": cap}
+            name = "count_operations_capped"
+            if query.company is not None and len(query.statuses) == 1:
+                name = "count_operations_capped_status"
+                params["status"] = query.statuses[0].value
+            statements.append((name, params))
+        # One statement after another on one connection, not pipelined: a pipelined
+        # statement is not prepared, and these repeat on every list page.
         out: list[int] = []
         with self._read() as cur:
-            for query in queries:
-                params = {**self._query_params(query), "cap": cap}
-                name = "count_operations_capped"
-                if query.company is not None and len(query.statuses) == 1:
-                    name = "count_operations_capped_status"
-                    params["status"] = query.statuses[0].value
+            for name, params in statements:
                 cur.execute(self.q[name], params)
                 out.append(int(cur.fetchone()["n"]))
         return out
 
-    def count_by_status(self, query: OperationQuery, cap: int) -> dict[Status, int] | None:
+    def count_by_status(self, query: OperationQuery, cap: int) -> dict[Status, int]:
         params = {**self._query_params(replace(query, statuses=())), "cap": cap}
         rows = self._all("count_operations_by_status_capped", params)
         counts = {Status(r["status"]): int(r["n"]) for r in rows}
-        if sum(counts.values()) >= cap:
-            return None
         return {s: counts.get(s, 0) for s in Status}
 
     def list_running(

@@ -87,18 +87,20 @@ class SecuritySql(SqlCore):
         return self._token(tokens[0]), tokens[0]["token_hash"], user
 
     def web_session_user(self, session_id: uuid.UUID) -> tuple[WebSession, str, User] | None:
-        found = self._row_with_user("get_web_session", session_id)
-        if found is None:
+        # The session, its user and the user's grants, all keyed by the session: one round
+        # trip on PostgreSQL (every page starts here), as token_user for the API.
+        key = {"id": self.enc_uuid(session_id)}
+        sessions, users, members = self._reads(
+            [
+                ("get_web_session", key),
+                ("get_web_session_user", key),
+                ("list_web_session_memberships", key),
+            ]
+        )
+        if not sessions or not users:
             return None
-        return self._web_session(found[0]), found[0]["secret_hash"], found[1]
-
-    def _row_with_user(self, query: str, key: uuid.UUID) -> tuple[Row, User] | None:
-        """A credential's row and its user with grants, in one read transaction."""
-        with self._read() as cur:
-            cur.execute(self.q[query], {"id": self.enc_uuid(key)})
-            r = cur.fetchone()
-            user = None if r is None else self._user_in(cur, r["user_name"])
-        return None if r is None or user is None else (r, user)
+        [user] = self._users(users, members)
+        return self._web_session(sessions[0]), sessions[0]["secret_hash"], user
 
     def list_users(self) -> list[User]:
         with self._read() as cur:

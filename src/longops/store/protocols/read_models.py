@@ -43,10 +43,11 @@ class ReadModelStore(Protocol):
         counted no further than ``cap``; one read for all of them."""
         ...
 
-    def count_by_status(self, query: OperationQuery, cap: int) -> dict[Status, int] | None:
+    def count_by_status(self, query: OperationQuery, cap: int) -> dict[Status, int]:
         """How many operations the query's filter (its statuses, limit and paging ignored)
-        matches per status, in one read of at most ``cap`` operations; None when there are
-        ``cap`` or more (then count each status with ``count_capped``)."""
+        matches per status, in one read of at most ``cap`` operations: when the counts add
+        up to ``cap``, the filter may match more, and each is a lower bound (a status
+        without any may still have some)."""
         ...
 
     def list_running(

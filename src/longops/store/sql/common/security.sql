@@ -141,6 +141,19 @@ SELECT s.*, u.state AS user_state
   FROM longops_web_sessions s JOIN longops_users u ON u.name = s.user_name
  WHERE s.id = %(id)s;
 
+-- name: get_web_session_user
+-- The user a web session belongs to (as get_user reads it), keyed by the session.
+SELECT u.name, u.display_name, u.state, u.is_super, u.created_at, u.disabled_at,
+       u.password_hash IS NOT NULL AS has_password
+  FROM longops_web_sessions s JOIN longops_users u ON u.name = s.user_name
+ WHERE s.id = %(id)s;
+
+-- name: list_web_session_memberships
+SELECT m.user_name, m.company, m.permission_set
+  FROM longops_web_sessions s JOIN longops_memberships m ON m.user_name = s.user_name
+ WHERE s.id = %(id)s
+ ORDER BY m.user_name, m.company, m.permission_set;
+
 -- name: touch_web_session
 -- At most one write per session per interval, however many pages it reads.
 UPDATE longops_web_sessions SET last_seen_at = %(at)s
