@@ -256,9 +256,13 @@ def progress_view(
         left = (progress.eta_at - now).total_seconds()
         when = local(progress.eta_at, zone)[11:]
         # How sure: 'about' from this run's own pace, 'from past runs' where the task's
-        # earlier runs shaped it (its steps' shares, or its usual duration).
+        # earlier runs shaped it (its steps' shares, or its usual duration), 'a guess'
+        # where steps are left that no finished run has sized yet.
         words = eta_words(progress)
-        guess = " (from past runs)" if words == "from past runs" else ""
+        guess = {
+            "from past runs": " (from past runs)",
+            "a guess": " (a guess: no finished run to size the steps left)",
+        }.get(words, "")
         eta = f"ETA {when}, in about {duration(max(left, 0))}{guess}"
     elif op.status is Status.IN_PROCESS:
         eta = "ETA unknown"
