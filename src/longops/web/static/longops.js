@@ -32,6 +32,43 @@
       if (left) { left.textContent = "(too late: Undo lasted " + seconds + " seconds)"; }
     }, Math.max(seconds - 2, 1) * 1000);
   }
+  // An ETA's time left counts down between updates, and once passed says by how much it is
+  // overdue (the same words as present.eta_relative): a frozen "in about 5.0 s" 20 s after
+  // it told nothing. Each element counts from when it was drawn (no clock skew).
+  var etaSeen = new WeakMap();
+  function duration(seconds) {
+    if (seconds < 0) { seconds = 0; }
+    if (seconds < 10) { return seconds.toFixed(1) + " s"; }
+    var whole = Math.round(seconds);
+    var hours = Math.floor(whole / 3600);
+    var minutes = Math.floor((whole % 3600) / 60);
+    var secs = whole % 60;
+    var two = function (n) { return (n < 10 ? "0" : "") + n; };
+    if (hours) { return hours + " h " + two(minutes) + " min"; }
+    if (minutes) { return minutes + " min " + two(secs) + " s"; }
+    return secs + " s";
+  }
+  function tickEtas() {
+    var now = Date.now();
+    document.querySelectorAll("[data-eta-left]").forEach(function (el) {
+      var drawn = etaSeen.get(el);
+      if (drawn === undefined) { drawn = now; etaSeen.set(el, now); }
+      var left = parseFloat(el.getAttribute("data-eta-left")) - (now - drawn) / 1000;
+      if (isNaN(left)) { return; }
+      var note = el.getAttribute("data-eta-note") || "";
+      var text;
+      if (left > 0) {
+        text = "in about " + duration(left) + (note ? " (" + note + ")" : "");
+      } else {
+        text = "overdue by " + duration(-left) +
+          (note === "from past runs" ? " (taking longer than usual)" : "");
+      }
+      if (el.textContent !== text) { el.textContent = text; }
+    });
+  }
+  tickEtas();
+  window.setInterval(tickEtas, 1000);
+  document.addEventListener("htmx:afterSettle", tickEtas);
   // Toasts fade out after ~6 s (the inbox keeps them), stack in one place, and never sit
   // on a control: the stack goes to the first free spot of the screen, scanning from the
   // bottom right along the bottom edge, then upwards (narrower toasts where the full ones
