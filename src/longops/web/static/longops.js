@@ -71,8 +71,8 @@
   document.addEventListener("htmx:afterSettle", tickEtas);
   // Toasts fade out after ~6 s (the inbox keeps them), stack in one place, and never sit
   // on a control: the stack goes to the first free spot of the screen, scanning from the
-  // bottom right along the bottom edge, then upwards (narrower toasts where the full ones
-  // find no room). Where no spot is free at all (a screen full of controls), the stack
+  // bottom right along the bottom edge, then upwards (narrower toasts, then the newest
+  // alone, then as one line, where the full ones find no room). Where no spot is free at all (a screen full of controls), the stack
   // shows in the page's flow above the content instead of over it.
   var TOAST_MS = 6000;
   var STEP = 8;
@@ -113,14 +113,29 @@
     var box = document.getElementById("toasts");
     if (!box) { return; }
     if (!box.querySelector(".toast")) { return; }
-    box.classList.remove("compact", "in-flow");
+    box.classList.remove("compact", "newest", "line", "in-flow");
+    box.style.width = "";
     if (box.parentElement !== document.body) { document.body.appendChild(box); }
     box.style.left = "0px";
     box.style.top = "0px";
     var boxes = controlBoxes();
-    var sizes = [false, true];
-    for (var k = 0; k < sizes.length; k++) {
-      box.classList.toggle("compact", sizes[k]);
+    // Ever smaller until one fits: the stack, the stack compact, the newest toast alone
+    // (the others wait their turn; the inbox keeps them all), then the newest as one
+    // line as wide as a free band of the screen allows (a phone's list has such bands
+    // between its rows' controls, where no corner is free).
+    var line = window.innerWidth - 2 * MARGIN;
+    var tries = [
+      { classes: [] },
+      { classes: ["compact"] },
+      { classes: ["compact", "newest"] },
+      { classes: ["line", "newest"], width: line },
+      { classes: ["line", "newest"], width: Math.min(line, 256) },
+      { classes: ["line", "newest"], width: Math.min(line, 160) }
+    ];
+    for (var k = 0; k < tries.length; k++) {
+      box.classList.remove("compact", "newest", "line");
+      tries[k].classes.forEach(function (c) { box.classList.add(c); });
+      box.style.width = tries[k].width ? tries[k].width + "px" : "";
       var spot = freeSpot(box.offsetWidth, box.offsetHeight, boxes);
       if (spot) {
         box.style.left = spot.left + "px";
@@ -128,7 +143,8 @@
         return;
       }
     }
-    box.classList.remove("compact");
+    box.classList.remove("compact", "newest", "line");
+    box.style.width = "";
     box.classList.add("in-flow");
     box.style.left = "";
     box.style.top = "";
