@@ -3,11 +3,15 @@ id-prefix note's count, the Sessions page's Maintenance link, and deleting a cat
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
 
 from web_support import Browser
 
 from longops import Longops
+from longops.web.listing import id_prefix_note
 
 Make = Callable[[str | None], Browser]
 
@@ -26,3 +30,18 @@ def test_a_card_url_with_an_entry_number_opens_that_entry(app: Longops, browser:
     missing = b.get("/c/CRONUS/entries/987654")
     assert missing.status_code == 404
     assert "entry number 987654" in missing.text
+
+
+def test_the_id_prefix_note_does_not_pass_a_page_for_the_whole_count() -> None:
+    # 73 matched and the note said "50 operations on this page have ids starting with …".
+    prefix = "0190a1b2"
+    ops: list[Any] = [
+        SimpleNamespace(id=uuid.UUID(f"{prefix}-0000-7000-8000-{i:012x}")) for i in range(50)
+    ]
+    paged = id_prefix_note(prefix, ops, more=True)
+    assert paged is not None
+    assert paged.startswith(f"At least 50 operations have ids starting with {prefix}."), paged
+    assert "on this page" not in paged
+    whole = id_prefix_note(prefix, ops, more=False)
+    assert whole is not None
+    assert whole.startswith(f"50 operations have ids starting with {prefix}."), whole
