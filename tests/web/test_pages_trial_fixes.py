@@ -45,3 +45,14 @@ def test_the_id_prefix_note_does_not_pass_a_page_for_the_whole_count() -> None:
     whole = id_prefix_note(prefix, ops, more=False)
     assert whole is not None
     assert whole.startswith(f"50 operations have ids starting with {prefix}."), whole
+
+
+def test_the_sessions_page_offers_maintenance_mode_only_to_who_may_start_it(
+    browser: Make,
+) -> None:
+    for user in ("admin", "viewer", "alice"):
+        page = browser(user).get("/c/CRONUS/sessions")
+        assert page.status_code == 200, user
+        assert "/maintenance\">Maintenance mode</a>" not in page.text, user
+    root = browser("root").get("/c/CRONUS/sessions")
+    assert "/maintenance\">Maintenance mode</a>" in root.text
