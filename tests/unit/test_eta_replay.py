@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import statistics
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -170,3 +171,21 @@ def test_a_first_run_eta_says_it_is_a_guess_while_steps_are_left() -> None:
             sources.append((index, reading.eta_source))
     assert (2, "guess") in sources
     assert {source for index, source in sources if index == 3} <= {"rate"}
+
+
+def test_the_bar_fills_the_learned_step_shares_the_eta_uses() -> None:
+    # Issue 17 P1: equal thirds on the bar while the ETA used the past runs' shares.
+    profile = (10.0, 80.0, 10.0)
+    reading = Progress(
+        completed=50, total=100, step_index=2, step_count=3, updated_at=_at(50), rate=1.0
+    )
+    assert reading.percent == 50.0  # equal thirds: 1/3 + 1/2 * 1/3
+    learned = profile_eta(reading, T0, profile)
+    assert learned is not None
+    assert learned.percent == 50.0  # (10 + 40) / 100
+    later = profile_eta(replace(reading, completed=25), T0, profile)
+    assert later is not None
+    assert later.percent == 30.0  # (10 + 20) / 100, not 41.67
+    assert replace(reading, step_index=3, completed=None).percent == pytest.approx(66.67)
+    last = profile_eta(replace(reading, step_index=3, completed=None), T0, profile)
+    assert last is not None and last.percent == 90.0

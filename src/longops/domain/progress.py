@@ -60,6 +60,10 @@ class Progress:
     updated_at: datetime | None = None
     complete: bool = False
     """The run finished its work: the bar is full whatever the last count said."""
+    step_shares: tuple[float, ...] | None = None
+    """Each step's expected seconds, learned from past runs (set at read time by
+    :func:`profile_eta`, never stored): the bar fills each step's share of the time, as the
+    ETA counts it, instead of equal shares."""
 
     @property
     def fraction(self) -> float | None:
@@ -71,6 +75,10 @@ class Progress:
             in_step = min(max(self.completed / self.total, 0.0), 1.0)
         if self.step_count:
             index = self.step_index or 1
+            shares = self.step_shares
+            if shares and len(shares) == self.step_count and sum(shares) > 0:
+                done = sum(shares[: index - 1]) + shares[index - 1] * (in_step or 0.0)
+                return min(done / sum(shares), 1.0)
             return min(((index - 1) + (in_step or 0.0)) / self.step_count, 1.0)
         return in_step
 
@@ -499,7 +507,12 @@ def profile_eta(
     else:
         current_left = profile[index - 1] * (1.0 - in_step) * speed
     left = current_left + sum(profile[index:]) * speed
-    return replace(progress, eta_at=at + timedelta(seconds=left), eta_source="steps")
+    return replace(
+        progress,
+        eta_at=at + timedelta(seconds=left),
+        eta_source="steps",
+        step_shares=tuple(profile),
+    )
 
 
 def _ema(previous: float | None, value: float, weight: float) -> float:
