@@ -42,6 +42,6 @@ def test_a_passed_eta_turns_overdue_without_a_new_reading(browser: Browser) -> N
         )
         assert first.inner_text().endswith("(taking longer than usual)"), first.inner_text()
         later = page.locator(".eta-left").nth(1).inner_text()
-        assert later.startswith("in about 9 min 5") or later.startswith("in about 10 min"), later
+        assert later.startswith(("in about 9 min 5", "in about 10 min")), later
     finally:
         page.close()

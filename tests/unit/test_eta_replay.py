@@ -188,4 +188,5 @@ def test_the_bar_fills_the_learned_step_shares_the_eta_uses() -> None:
     assert later.percent == 30.0  # (10 + 20) / 100, not 41.67
     assert replace(reading, step_index=3, completed=None).percent == pytest.approx(66.67)
     last = profile_eta(replace(reading, step_index=3, completed=None), T0, profile)
-    assert last is not None and last.percent == 90.0
+    assert last is not None
+    assert last.percent == 90.0

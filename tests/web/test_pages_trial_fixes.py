@@ -53,6 +53,6 @@ def test_the_sessions_page_offers_maintenance_mode_only_to_who_may_start_it(
     for user in ("admin", "viewer", "alice"):
         page = browser(user).get("/c/CRONUS/sessions")
         assert page.status_code == 200, user
-        assert "/maintenance\">Maintenance mode</a>" not in page.text, user
+        assert '/maintenance">Maintenance mode</a>' not in page.text, user
     root = browser("root").get("/c/CRONUS/sessions")
-    assert "/maintenance\">Maintenance mode</a>" in root.text
+    assert '/maintenance">Maintenance mode</a>' in root.text

@@ -329,8 +329,9 @@ class Estimator:
     With steps, each step has its own rate (a new step measures afresh) and the ETA is the
     current step's time left at its own pace plus the remaining steps' expected durations,
     here the average of the steps this run has finished (in the first step, the first
-    step's own expected length); ``eta_source = "guess"`` while steps remain. Where the task has past runs, reads replace this with
-    :func:`profile_eta` (each step's share learned from them). The ETA never comes earlier
+    step's own expected length); ``eta_source = "guess"`` while steps remain. Where the
+    task has past runs, reads replace this with :func:`profile_eta` (each step's share
+    learned from them). The ETA never comes earlier
     by more than the noise (``ETA_NOISE``) at one reading.
 
     Example::

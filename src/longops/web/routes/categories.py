@@ -99,7 +99,8 @@ def delete_category(
         pages.fill_header(ctx)
         if decide(ctx.actor, Action.SET_CATEGORY, company=ctx.company) is not Verdict.ALLOWED:
             raise PageError(403, "Only an ADMIN of this company may delete its categories.")
-        found = [c for c in ctx.view.companies.list_categories(ctx.company) if c.code == code.strip()]
+        listed = ctx.view.companies.list_categories(ctx.company)
+        found = [c for c in listed if c.code == code.strip()]
         if not found:
             raise PageError(404, f"Category {code.strip()} was not found.")
         activity = ctx.view.read_models.category_activity(ctx.company).get(found[0].code)
