@@ -250,3 +250,28 @@ def test_events_command_and_watch_input_checks(app: Longops, db_url: str) -> Non
     unknown = longops("ops", "show", "nonsense", db=db_url)
     assert unknown.returncode == 2
     assert "id: must be an operation id (a UUID) or an entry number" in unknown.stderr
+
+
+def test_show_gives_one_eta_in_the_row_and_the_detail(
+    app: Longops, worker: object, db_url: str, tmp_path: Path
+) -> None:
+    # Issue 17: the row said "7m04s left" and the detail "ETA: 2m05s left (typical)" for the
+    # same running operation: the row used the stored reading, the detail the estimate.
+    past, now = tmp_path / "past", tmp_path / "now"
+    past.mkdir()
+    now.mkdir()
+    go(past, "go-1-1")
+    done = app.enqueue("track.paced", str(past), steps=1, items=1)
+    assert done.wait(timeout=60).status is Status.FINISHED
+    running = app.enqueue("track.paced", str(now), steps=1, items=2)
+    try:
+        wait_for(lambda: running.refresh().progress is not None, timeout=30, what="progress")
+        human = longops("ops", "show", str(running.id), db=db_url).stdout
+        detail = [line for line in human.splitlines() if line.strip().startswith("ETA:")]
+        assert len(detail) == 1, human
+        assert "(typical)" in detail[0], human  # the task's past run sized it
+        assert human.count("(typical)") == 2, human  # the row says the same
+    finally:
+        go(now, "go-1-1")
+        go(now, "go-1-2")
+        running.wait(timeout=60)

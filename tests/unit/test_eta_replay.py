@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import statistics
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -126,3 +127,66 @@ def test_a_fast_first_step_does_not_promise_a_fast_end_once_past_runs_are_known(
     left = (learned.eta_at - _at(10)).total_seconds()  # type: ignore[operator]
     assert 80 <= left <= 120, left  # the real end is ~99 s away
     assert own < left
+
+
+def _demo_report_run(pages: int = 90, seconds_per_page: float = 1.0) -> dict[str, Any]:
+    """The readings of ``demo.render_report`` (4 ledgers at half a page each, the pages, a
+    one-page publish), as the worker flushes them: the shape of issue 17's first run."""
+    readings: list[list[Any]] = []
+    t = 0.0
+    for part in range(1, 5):
+        readings.append([t, 1, 3, part, 4])
+        t += seconds_per_page / 2
+    readings.append([t, 2, 3, 0, pages])
+    for page in range(1, pages + 1):
+        t += seconds_per_page
+        readings.append([t, 2, 3, page, pages])
+    readings.append([t, 3, 3, None, None])
+    return {"task": "demo.render_report", "seconds": t + seconds_per_page, "readings": readings}
+
+
+def test_a_first_run_with_a_long_middle_step_converges_on_its_end() -> None:
+    # No finished run to learn the shares from: the worker's own estimate is all there is.
+    # It used to size the steps left like the long current one at the run's pace, so the
+    # ETA drifted later all through the long step (230 % off at 75 %).
+    run = _demo_report_run()
+    shown = _replay(run, None)
+    end = run["seconds"]
+    for p in (0.25, 0.5, 0.75, 0.9):
+        now = p * end
+        eta = [e for t, e in shown if t <= now][-1]
+        assert eta is not None
+        error = abs((eta - T0).total_seconds() - end) / (end - now)
+        assert error <= 0.20, (p, error)
+
+
+def test_a_first_run_eta_says_it_is_a_guess_while_steps_are_left() -> None:
+    est = Estimator()
+    sources = []
+    for t, index, of, completed, total in _demo_report_run(pages=10)["readings"]:
+        reading = est.observe(
+            Progress(completed=completed, total=total, step_index=index, step_count=of), _at(t)
+        )
+        if reading.eta_at is not None:
+            sources.append((index, reading.eta_source))
+    assert (2, "guess") in sources
+    assert {source for index, source in sources if index == 3} <= {"rate"}
+
+
+def test_the_bar_fills_the_learned_step_shares_the_eta_uses() -> None:
+    # Issue 17 P1: equal thirds on the bar while the ETA used the past runs' shares.
+    profile = (10.0, 80.0, 10.0)
+    reading = Progress(
+        completed=50, total=100, step_index=2, step_count=3, updated_at=_at(50), rate=1.0
+    )
+    assert reading.percent == 50.0  # equal thirds: 1/3 + 1/2 * 1/3
+    learned = profile_eta(reading, T0, profile)
+    assert learned is not None
+    assert learned.percent == 50.0  # (10 + 40) / 100
+    later = profile_eta(replace(reading, completed=25), T0, profile)
+    assert later is not None
+    assert later.percent == 30.0  # (10 + 20) / 100, not 41.67
+    assert replace(reading, step_index=3, completed=None).percent == pytest.approx(66.67)
+    last = profile_eta(replace(reading, step_index=3, completed=None), T0, profile)
+    assert last is not None
+    assert last.percent == 90.0

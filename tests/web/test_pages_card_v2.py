@@ -209,7 +209,14 @@ def test_a_category_is_deleted_when_unused_and_refused_clearly_otherwise(
     admin = browser("admin")
     page = admin.get("/c/CRONUS/categories").text
     assert 'aria-label="Delete SPARE"' in page
-    used = admin.post("/c/CRONUS/categories/delete", {"code": "POSTING"})
+    # Issue 17 P2: a Delete asks first, as an operation's does; nothing goes until confirmed.
+    asked = admin.post("/c/CRONUS/categories/delete", {"code": "SPARE"})
+    assert asked.status_code == 200
+    assert "<h1>Delete category SPARE?</h1>" in asked.text
+    assert 'name="confirmed" value="1"' in asked.text
+    assert {c.code for c in app.companies.list_categories("CRONUS")} == {"POSTING", "SPARE"}
+    yes = {"confirmed": "1"}
+    used = admin.post("/c/CRONUS/categories/delete", {"code": "POSTING", **yes})
     assert used.status_code == 409
     assert "Category POSTING is used by 1 operation: it can be deleted once none names it" in (
         used.text
@@ -219,8 +226,10 @@ def test_a_category_is_deleted_when_unused_and_refused_clearly_otherwise(
     alice = browser("alice")
     alice.get("/c/CRONUS/categories")
     assert alice.post("/c/CRONUS/categories/delete", {"code": "SPARE"}).status_code == 403
-    done = admin.post("/c/CRONUS/categories/delete", {"code": "SPARE"})
+    assert alice.post("/c/CRONUS/categories/delete", {"code": "SPARE", **yes}).status_code == 403
+    done = admin.post("/c/CRONUS/categories/delete", {"code": "SPARE", **yes})
     assert done.status_code == 303
     assert {c.code for c in app.companies.list_categories("CRONUS")} == {"POSTING"}
     assert "Category SPARE deleted." in admin.get("/c/CRONUS/categories").text
+    assert admin.post("/c/CRONUS/categories/delete", {"code": "SPARE", **yes}).status_code == 404
     assert admin.post("/c/CRONUS/categories/delete", {"code": "SPARE"}).status_code == 404

@@ -98,7 +98,13 @@ def ops_show(ctx: typer.Context, operation_id: str, as_json: JsonOpt = False) ->
     now = cli.app.clock.now()
     waits = service.wait_reasons([op])
     reading = service.estimated([op]).get(op.id)
-    out.print(operations_table([op], title=f"Operation {op.id}", waits=waits, now=now))
+    # One reading for the row and the lines below it: the ETA read with the task's past
+    # runs (the stored reading's own ETA would give a second, different one).
+    out.print(
+        operations_table(
+            [op], title=f"Operation {op.id}", waits=waits, progress={op.id: reading}, now=now
+        )
+    )
     for line in progress_lines(op, reading, now):
         out.print(line, markup=False)
     if op.id in waits:

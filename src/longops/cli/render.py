@@ -62,7 +62,9 @@ def eta_text(progress: Progress | None, now: datetime) -> str:
     if progress is None or progress.eta_at is None:
         return ""
     left = (progress.eta_at - now).total_seconds()
-    source = " (typical)" if progress.eta_source in ("history", "steps") else ""
+    source = {"history": " (typical)", "steps": " (typical)", "guess": " (guess)"}.get(
+        progress.eta_source or "", ""
+    )
     return f"{duration(left)} left{source}" if left > 0 else f"past its ETA{source}"
 
 

@@ -60,6 +60,10 @@ class Progress:
     updated_at: datetime | None = None
     complete: bool = False
     """The run finished its work: the bar is full whatever the last count said."""
+    step_shares: tuple[float, ...] | None = None
+    """Each step's expected seconds, learned from past runs (set at read time by
+    :func:`profile_eta`, never stored): the bar fills each step's share of the time, as the
+    ETA counts it, instead of equal shares."""
 
     @property
     def fraction(self) -> float | None:
@@ -71,6 +75,10 @@ class Progress:
             in_step = min(max(self.completed / self.total, 0.0), 1.0)
         if self.step_count:
             index = self.step_index or 1
+            shares = self.step_shares
+            if shares and len(shares) == self.step_count and sum(shares) > 0:
+                done = sum(shares[: index - 1]) + shares[index - 1] * (in_step or 0.0)
+                return min(done / sum(shares), 1.0)
             return min(((index - 1) + (in_step or 0.0)) / self.step_count, 1.0)
         return in_step
 
@@ -300,9 +308,16 @@ speeds up a little moves the ETA a little each reading, never a leap backwards."
 ETA_NOISE_FLOOR = 1.0
 """... and at least this many seconds (small jitters of a short run)."""
 
-ETA_WORDS = {"rate": "about", "steps": "from past runs", "history": "from past runs"}
+ETA_WORDS = {
+    "rate": "about",
+    "guess": "a guess",
+    "steps": "from past runs",
+    "history": "from past runs",
+}
 """How sure an ETA is, in words, by its ``eta_source``: from this run's own pace alone
-("about"), or its pace weighed with the task's past runs ("from past runs")."""
+("about"), a guess (``"guess"``: steps are left whose length nothing told yet, sized like
+this run's finished steps), or its pace weighed with the task's past runs ("from past
+runs")."""
 
 
 class Estimator:
@@ -313,9 +328,10 @@ class Estimator:
 
     With steps, each step has its own rate (a new step measures afresh) and the ETA is the
     current step's time left at its own pace plus the remaining steps' expected durations,
-    here the average of the steps this run has done (equal shares: a fast first step no
-    longer promises a fast end). Where the task has past runs, reads replace this with
-    :func:`profile_eta` (each step's share learned from them). The ETA never comes earlier
+    here the average of the steps this run has finished (in the first step, the first
+    step's own expected length); ``eta_source = "guess"`` while steps remain. Where the
+    task has past runs, reads replace this with :func:`profile_eta` (each step's share
+    learned from them). The ETA never comes earlier
     by more than the noise (``ETA_NOISE``) at one reading.
 
     Example::
@@ -332,6 +348,8 @@ class Estimator:
         self._last_completed: float | None = None
         self._last_step: int | None = None
         self._eta_at: datetime | None = None
+        self._step_at: datetime | None = None
+        self._done_steps: list[float] = []
         self.unit_rate: float | None = None
         self.fraction_rate: float | None = None
         self.step_rate: float | None = None
@@ -342,10 +360,14 @@ class Estimator:
         in_step = _in_step(reading)
         dt = 0.0 if self._last_at is None else (at - self._last_at).total_seconds()
         if self._last_at is None:
+            self._step_at = at
             self._remember(reading, fraction, in_step, at)
         elif dt > 0:
             weight = 1 - math.exp(-dt / self.tau)
             if reading.step_index != self._last_step:
+                if self._step_at is not None and self._last_step is not None:
+                    self._done_steps.append((at - self._step_at).total_seconds())
+                self._step_at = at
                 # A new step counts from zero: its first reading is the baseline of a rate
                 # measured afresh (not a speed of zero that the average would creep up from).
                 self.unit_rate = None
@@ -392,7 +414,17 @@ class Estimator:
         # The current step at its own pace; each remaining step an equal share of the bar
         # at the run's smoothed pace.
         current_left = (1.0 - in_step) / self.step_rate
-        return current_left + (count - index) / count / self.fraction_rate, "rate"
+        if index >= count:
+            return current_left, "rate"
+        # Each remaining step: as long as the finished steps of this run took on average
+        # (in the first step, as long as it is going to take). Not the run's smoothed pace:
+        # that forgets a short first step and comes to size every later step like the long
+        # current one, so the ETA drifts later the longer the long step lasts. Without past
+        # runs the later steps' lengths are unknown: the ETA says it is a guess.
+        done = self._done_steps
+        current = (at - (self._step_at or at)).total_seconds() + current_left
+        each = sum(done) / len(done) if done else current
+        return current_left + (count - index) * each, "guess"
 
     def _remember(
         self, reading: Progress, fraction: float | None, in_step: float | None, at: datetime
@@ -476,7 +508,12 @@ def profile_eta(
     else:
         current_left = profile[index - 1] * (1.0 - in_step) * speed
     left = current_left + sum(profile[index:]) * speed
-    return replace(progress, eta_at=at + timedelta(seconds=left), eta_source="steps")
+    return replace(
+        progress,
+        eta_at=at + timedelta(seconds=left),
+        eta_source="steps",
+        step_shares=tuple(profile),
+    )
 
 
 def _ema(previous: float | None, value: float, weight: float) -> float:

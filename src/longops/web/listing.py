@@ -179,7 +179,9 @@ def id_prefix_note(q: str | None, ops: Sequence[Operation], *, more: bool) -> st
     if hits < 2:
         return None
     digits = len(q.strip().replace("-", ""))
-    count = f"{hits} operations{' on this page' if more else ''}"
+    # With more pages the matches there are not counted (a count of a range scan per page
+    # view would cost more than the note is worth): what is known is a lower bound.
+    count = f"At least {hits} operations" if more else f"{hits} operations"
     if digits <= TIME_DIGITS:
         window = 16 ** (TIME_DIGITS - digits) / 1000
         span = "millisecond" if digits == TIME_DIGITS else f"{present.duration(window)}"

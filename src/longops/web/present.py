@@ -237,6 +237,15 @@ class ProgressView:
     message: str | None
     rate: str | None
     counts: str | None
+    eta_when: str = ""
+    """The ETA's clock time ('16:10:59'); ``eta`` is 'ETA <when>, <eta_left_text>'."""
+    eta_left_text: str = ""
+    """'in about 5.0 s (from past runs)', or once passed 'overdue by 20 s (taking longer
+    than usual)': the part the page's script keeps live between updates."""
+    eta_left: float | None = None
+    """Seconds to the ETA when rendered (negative: overdue), for the script."""
+    eta_note: str = ""
+    """The note after the time left ('from past runs', 'a guess: ...'), without brackets."""
 
     @property
     def value(self) -> str:
@@ -251,20 +260,29 @@ def progress_view(
     if op.status is Status.FINISHED:
         percent = 100.0
     text = "" if percent is None else f"{percent:.0f}%"
-    eta = ""
+    eta = eta_when = eta_left_text = eta_note = ""
+    eta_left: float | None = None
     if progress is not None and progress.eta_at is not None and not op.done:
         left = (progress.eta_at - now).total_seconds()
         when = local(progress.eta_at, zone)[11:]
         # How sure: 'about' from this run's own pace, 'from past runs' where the task's
-        # earlier runs shaped it (its steps' shares, or its usual duration).
+        # earlier runs shaped it (its steps' shares, or its usual duration), 'a guess'
+        # where steps are left that no finished run has sized yet.
         words = eta_words(progress)
-        guess = " (from past runs)" if words == "from past runs" else ""
-        eta = f"ETA {when}, in about {duration(max(left, 0))}{guess}"
+        note = {
+            "from past runs": "from past runs",
+            "a guess": "a guess: no finished run to size the steps left",
+        }.get(words, "")
+        eta_when, eta_left, eta_note = when, left, note
+        eta_left_text = eta_relative(left, note)
+        eta = f"ETA {when}, {eta_left_text}"
     elif op.status is Status.IN_PROCESS:
         eta = "ETA unknown"
     running = op.status is Status.IN_PROCESS
     if not running:
-        eta = ""  # a stopped run has no time left, and its last rate is history
+        # A stopped run has no time left, and its last rate is history.
+        eta = eta_when = eta_left_text = eta_note = ""
+        eta_left = None
     rate = None
     counts = None
     if progress is not None:
@@ -282,7 +300,27 @@ def progress_view(
         message=None if progress is None else progress.message,
         rate=rate,
         counts=counts,
+        eta_when=eta_when,
+        eta_left_text=eta_left_text,
+        eta_left=eta_left,
+        eta_note=eta_note,
     )
+
+
+def eta_relative(left: float, note: str = "") -> str:
+    """The time to an ETA in words: 'in about 5.0 s (from past runs)'; once it has passed,
+    'overdue by 20 s', with '(taking longer than usual)' where past runs set it. The
+    pages' script (``longops.js``) words it the same way as the seconds go by.
+
+    Example::
+
+        >>> eta_relative(-20.0, "from past runs")
+        'overdue by 20 s (taking longer than usual)'
+    """
+    if left > 0:
+        return f"in about {duration(left)}" + (f" ({note})" if note else "")
+    usual = " (taking longer than usual)" if note == "from past runs" else ""
+    return f"overdue by {duration(-left)}{usual}"
 
 
 def sparkline(points: list[dict[str, Any]], width: int = 240, height: int = 40) -> str:

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 from longops.domain.errors import Conflict, ValidationError
 from longops.domain.read_models import format_count
 from longops.domain.security import Action, Verdict, decide
-from longops.web.context import Context
+from longops.web.context import Context, PageError
 from longops.web.deps import Csrf, PagesDep
 from longops.web.forms import FormError
 from longops.web.pages import Pages
@@ -90,9 +90,28 @@ def delete_category(
     pages: PagesDep,
     _: Csrf,
     code: Annotated[str, Form()] = "",
+    confirmed: Annotated[str, Form()] = "",
 ) -> Response:
-    """Delete a category no operation names; one in use comes back with why (409)."""
+    """Delete a category no operation names, once confirmed (the first post shows what is
+    asked, as an operation's Delete does); one in use comes back with why (409)."""
     ctx = pages.context(request, company, header=False)
+    if confirmed != "1":
+        pages.fill_header(ctx)
+        if decide(ctx.actor, Action.SET_CATEGORY, company=ctx.company) is not Verdict.ALLOWED:
+            raise PageError(403, "Only an ADMIN of this company may delete its categories.")
+        listed = ctx.view.companies.list_categories(ctx.company)
+        found = [c for c in listed if c.code == code.strip()]
+        if not found:
+            raise PageError(404, f"Category {code.strip()} was not found.")
+        activity = ctx.view.read_models.category_activity(ctx.company).get(found[0].code)
+        return pages.render(
+            "confirm_category.html",
+            ctx,
+            title=f"Delete category {found[0].code}?",
+            category=found[0],
+            running=0 if activity is None else activity.running,
+            waiting=0 if activity is None else activity.waiting,
+        )
     try:
         ctx.view.companies.delete_category(company, code.strip())
     except Conflict as exc:

@@ -9,8 +9,9 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from longops.domain.errors import NotFound
 from longops.domain.operation import Priority
 from longops.domain.security import Action
 from longops.domain.status import Status
@@ -28,6 +29,14 @@ router = APIRouter()
 @router.get("/c/{company}/entries/{operation_id}", response_class=HTMLResponse)
 def card(request: Request, company: str, operation_id: str, pages: PagesDep) -> Response:
     ctx = pages.context(request, company)
+    if operation_id.isascii() and operation_id.isdigit():
+        # An entry number (No. 12, as the lists and the CLI show it): to the card's own URL.
+        try:
+            by_no = ctx.view.service.get(int(operation_id), ctx.company)
+        except NotFound:
+            raise PageError(404, f"No operation with entry number {operation_id}.") from None
+        query = f"?{request.url.query}" if request.url.query else ""
+        return RedirectResponse(f"{ctx.base}/entries/{by_no.id}{query}", status_code=303)
     op = find(ctx, operation_id)
     path = here(request)
     live = card_live(pages, ctx, op, path)

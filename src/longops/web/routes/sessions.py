@@ -20,8 +20,12 @@ router = APIRouter()
 def sessions(request: Request, company: str, pages: PagesDep) -> Response:
     ctx = pages.context(request, company)
     svc = ctx.view.sessions
+    # The Maintenance mode link only for who may start it (the others read the banner).
+    may_maintain = decide(ctx.actor, Action.SET_MAINTENANCE) is Verdict.ALLOWED
     if decide(ctx.actor, Action.LIST_SESSIONS) is not Verdict.ALLOWED:
-        return pages.render("sessions.html", ctx, title="Sessions", allowed=False)
+        return pages.render(
+            "sessions.html", ctx, title="Sessions", allowed=False, may_maintain=may_maintain
+        )
     listed = svc.list_sessions()
     by_session = svc.session_operations()
     events = svc.session_events()
@@ -37,6 +41,7 @@ def sessions(request: Request, company: str, pages: PagesDep) -> Response:
         current=by_session,
         events=events_by,
         can_drain=decide(ctx.actor, Action.DRAIN_SESSION) is Verdict.ALLOWED,
+        may_maintain=may_maintain,
     )
 
 

@@ -32,10 +32,47 @@
       if (left) { left.textContent = "(too late: Undo lasted " + seconds + " seconds)"; }
     }, Math.max(seconds - 2, 1) * 1000);
   }
+  // An ETA's time left counts down between updates, and once passed says by how much it is
+  // overdue (the same words as present.eta_relative): a frozen "in about 5.0 s" 20 s after
+  // it told nothing. Each element counts from when it was drawn (no clock skew).
+  var etaSeen = new WeakMap();
+  function duration(seconds) {
+    if (seconds < 0) { seconds = 0; }
+    if (seconds < 10) { return seconds.toFixed(1) + " s"; }
+    var whole = Math.round(seconds);
+    var hours = Math.floor(whole / 3600);
+    var minutes = Math.floor((whole % 3600) / 60);
+    var secs = whole % 60;
+    var two = function (n) { return (n < 10 ? "0" : "") + n; };
+    if (hours) { return hours + " h " + two(minutes) + " min"; }
+    if (minutes) { return minutes + " min " + two(secs) + " s"; }
+    return secs + " s";
+  }
+  function tickEtas() {
+    var now = Date.now();
+    document.querySelectorAll("[data-eta-left]").forEach(function (el) {
+      var drawn = etaSeen.get(el);
+      if (drawn === undefined) { drawn = now; etaSeen.set(el, now); }
+      var left = parseFloat(el.getAttribute("data-eta-left")) - (now - drawn) / 1000;
+      if (isNaN(left)) { return; }
+      var note = el.getAttribute("data-eta-note") || "";
+      var text;
+      if (left > 0) {
+        text = "in about " + duration(left) + (note ? " (" + note + ")" : "");
+      } else {
+        text = "overdue by " + duration(-left) +
+          (note === "from past runs" ? " (taking longer than usual)" : "");
+      }
+      if (el.textContent !== text) { el.textContent = text; }
+    });
+  }
+  tickEtas();
+  window.setInterval(tickEtas, 1000);
+  document.addEventListener("htmx:afterSettle", tickEtas);
   // Toasts fade out after ~6 s (the inbox keeps them), stack in one place, and never sit
   // on a control: the stack goes to the first free spot of the screen, scanning from the
-  // bottom right along the bottom edge, then upwards (narrower toasts where the full ones
-  // find no room). Where no spot is free at all (a screen full of controls), the stack
+  // bottom right along the bottom edge, then upwards (narrower toasts, then the newest
+  // alone, then as one line, where the full ones find no room). Where no spot is free at all (a screen full of controls), the stack
   // shows in the page's flow above the content instead of over it.
   var TOAST_MS = 6000;
   var STEP = 8;
@@ -76,14 +113,29 @@
     var box = document.getElementById("toasts");
     if (!box) { return; }
     if (!box.querySelector(".toast")) { return; }
-    box.classList.remove("compact", "in-flow");
+    box.classList.remove("compact", "newest", "line", "in-flow");
+    box.style.width = "";
     if (box.parentElement !== document.body) { document.body.appendChild(box); }
     box.style.left = "0px";
     box.style.top = "0px";
     var boxes = controlBoxes();
-    var sizes = [false, true];
-    for (var k = 0; k < sizes.length; k++) {
-      box.classList.toggle("compact", sizes[k]);
+    // Ever smaller until one fits: the stack, the stack compact, the newest toast alone
+    // (the others wait their turn; the inbox keeps them all), then the newest as one
+    // line as wide as a free band of the screen allows (a phone's list has such bands
+    // between its rows' controls, where no corner is free).
+    var line = window.innerWidth - 2 * MARGIN;
+    var tries = [
+      { classes: [] },
+      { classes: ["compact"] },
+      { classes: ["compact", "newest"] },
+      { classes: ["line", "newest"], width: line },
+      { classes: ["line", "newest"], width: Math.min(line, 256) },
+      { classes: ["line", "newest"], width: Math.min(line, 160) }
+    ];
+    for (var k = 0; k < tries.length; k++) {
+      box.classList.remove("compact", "newest", "line");
+      tries[k].classes.forEach(function (c) { box.classList.add(c); });
+      box.style.width = tries[k].width ? tries[k].width + "px" : "";
       var spot = freeSpot(box.offsetWidth, box.offsetHeight, boxes);
       if (spot) {
         box.style.left = spot.left + "px";
@@ -91,7 +143,8 @@
         return;
       }
     }
-    box.classList.remove("compact");
+    box.classList.remove("compact", "newest", "line");
+    box.style.width = "";
     box.classList.add("in-flow");
     box.style.left = "";
     box.style.top = "";
