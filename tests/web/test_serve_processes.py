@@ -66,6 +66,18 @@ def connected(port: int, count: int) -> list[socket.socket]:
     return made
 
 
+def both_accepting(port: int) -> bool:
+    """True once each server process has accepted one of a burst of connections: under
+    load a process exists (and holds its socket) a while before its loop accepts, and
+    connections hashed to it wait in its queue meanwhile."""
+    made = connected(port, 16)
+    try:
+        return len(established_per_process(port)) == 2
+    finally:
+        for sock in made:
+            sock.close()
+
+
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_connections_that_arrive_together_are_spread_and_a_dead_process_is_replaced(
     db_url: str,
@@ -75,6 +87,7 @@ def test_connections_that_arrive_together_are_spread_and_a_dead_process_is_repla
         # A supervisor and two server processes, each listening (the first may answer
         # before the second has started).
         wait_for(lambda: len(server_pids(port)) == 3, timeout=60, what="both processes")
+        wait_for(lambda: both_accepting(port), timeout=60, what="both processes accepting")
         made = connected(port, 40)
         try:
             split = established_per_process(port)
@@ -93,6 +106,7 @@ def test_connections_that_arrive_together_are_spread_and_a_dead_process_is_repla
             interval=0.2,
             what="a replacement on the dead process's socket",
         )
+        wait_for(lambda: both_accepting(port), timeout=60, what="the replacement accepting")
         # Connections hashed to the replacement's socket are served too (none refused).
         began = time.monotonic()
         made = connected(port, 40)
