@@ -150,7 +150,10 @@ FULL: dict[str, Any] = {
     "leader": ChaosParams(kill_for=80.0, min_kills=20, leader_every=2),
 }
 QUICK: dict[str, Any] = {
-    "restart": RestartParams(ops=400),
+    # Enough that work is left to claim after each fault: each of the 3 workers may hold
+    # 4 runs + a claimed-ahead batch of 32 + one in reserve (worker/dispatcher.py), 204 in
+    # all, and 40 % of the operations (the part after pg_terminate_backend) must be more.
+    "restart": RestartParams(ops=1_000),
     "chaos-postgres": ChaosParams(ops=400, kill_for=20.0, spare_leader=True),
     "chaos-sqlite": ChaosParams(
         dialect="sqlite",
@@ -571,12 +574,12 @@ def run_restart(cluster: ThrowawayCluster, params: RestartParams, workdir: Path)
         drained = wait_progress(db, params.ops, params.stall_timeout)
         idle = cluster.restart("fast")
         print(f"  restart (idle): back {idle.back - idle.down:.2f} s after going down")
-        # More runs than the workers back first can hold, slots and claimed-ahead queue
-        # (the runs before were short, so they claim ahead), and long enough that they
-        # cannot drain them before a healthy straggler reconnects: a worker that claims
-        # none of them is really stuck.
-        extra = params.workers * (params.concurrency + PREFETCH)
-        enqueue(db_url, extra, max(params.task_seconds, 2.0))
+        # More runs than the workers back first can hold, slots, a claimed-ahead batch and
+        # one in reserve (the runs before were short, so they claim ahead), and long enough
+        # that they cannot drain them before a healthy straggler reconnects: a worker that
+        # claims none of them is really stuck.
+        extra = params.workers * (params.concurrency + 2 * PREFETCH)
+        enqueue(db_url, extra, max(params.task_seconds, 1.0))
         total = params.ops + extra
         all_done = wait_progress(db, total, params.stall_timeout)
 
