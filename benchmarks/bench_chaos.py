@@ -154,7 +154,8 @@ QUICK: dict[str, Any] = {
     # 4 runs + a claimed-ahead batch of 32 + one in reserve (worker/dispatcher.py), 204 in
     # all, and 40 % of the operations (the part after pg_terminate_backend) must be more.
     "restart": RestartParams(ops=1_000),
-    "chaos-postgres": ChaosParams(ops=400, kill_for=20.0, spare_leader=True),
+    # 800 due evenly over the 20 s: about 8 runs in flight, so most kills hit running work.
+    "chaos-postgres": ChaosParams(ops=800, kill_for=20.0, spare_leader=True),
     "chaos-sqlite": ChaosParams(
         dialect="sqlite",
         ops=400,
