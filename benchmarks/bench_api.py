@@ -157,6 +157,16 @@ def env_for(src: Path) -> dict[str, str]:
     return env
 
 
+def seed(url: str, src: Path) -> dict[str, Any]:
+    """Fill ``url`` with the benchmark's operations (SEED, run from ``src``); what it reports."""
+    out = subprocess.run(
+        [sys.executable, "-c", SEED, url, str(OPERATIONS)],
+        env=env_for(src), capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    data: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return data
+
+
 def children(pid: int) -> list[int]:
     found = Path(f"/proc/{pid}/task/{pid}/children")
     return [int(p) for p in found.read_text().split()] if found.exists() else []
@@ -383,11 +393,7 @@ def measure(
 ) -> dict[str, Any]:
     name = f"bench_api_{os.getpid()}_{variant.replace('-', '_')}"
     with database(admin_url, name) as url:
-        seeded = subprocess.run(
-            [sys.executable, "-c", SEED, url, str(OPERATIONS)],
-            env=env_for(src), capture_output=True, text=True, check=True,
-        ).stdout  # fmt: skip
-        data = json.loads(seeded.strip().splitlines()[-1])
+        data = seed(url, src)
         ids_file = work / f"ids-{variant}.txt"
         ids_file.write_text("\n".join(data["ids"]) + "\n")
         with serving(src, url, processes, workers) as (base, pids):

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import subprocess
 import sys
 import tempfile
@@ -71,11 +70,7 @@ def main() -> int:
         work = Path(tmp)
         name = f"profile_api_{id(work)}"
         with bench_api.database(args.pg_admin_url, name) as url:
-            seeded = subprocess.run(
-                [sys.executable, "-c", bench_api.SEED, url, str(bench_api.OPERATIONS)],
-                env=bench_api.env_for(src), capture_output=True, text=True, check=True,
-            ).stdout  # fmt: skip
-            data = json.loads(seeded.strip().splitlines()[-1])
+            data = bench_api.seed(url, src)
             ids_file = work / "ids.txt"
             ids_file.write_text("\n".join(data["ids"]) + "\n")
             with bench_api.serving(src, url, 1, 2) as (base, pids):

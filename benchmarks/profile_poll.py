@@ -20,11 +20,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
-import json
 import os
 import pstats
 import random
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -111,11 +109,7 @@ def main() -> int:
         "",
     ]
     with bench_api.database(args.pg_admin_url, name) as url:
-        seeded = subprocess.run(
-            [sys.executable, "-c", bench_api.SEED, url, str(bench_api.OPERATIONS)],
-            env=bench_api.env_for(src), capture_output=True, text=True, check=True,
-        ).stdout  # fmt: skip
-        data = json.loads(seeded.strip().splitlines()[-1])
+        data = bench_api.seed(url, src)
         from bench_app import make_app
 
         longops = make_app(url)
