@@ -4,15 +4,20 @@ databases: each bug the operator's trial found has a test here that failed befor
 
 from __future__ import annotations
 
+import html
 import re
+import uuid
 from collections.abc import Callable
 
 from test_live import stream
-from web_support import Browser
+from web_support import SECRET, Browser
 
 from longops import Longops, RunContext
+from longops.cli.serve import Server
 from longops.domain.status import Status
 from longops.testing import Runner
+from longops.web.session import COOKIE, CookieSigner, SessionData
+from procs import wait_for
 
 Make = Callable[[str | None], Browser]
 
@@ -140,6 +145,81 @@ def test_the_notice_of_an_action_follows_the_operation_once_it_is_done(
         app.as_user("alice").service.cancel(op.id)
         notice = events.next_matching("notice")
     assert f"Operation {op.operation.entry_no} (Stop me) is now Cancelled." in notice
+
+
+def cancel_on_the_card_while_it_runs(
+    app: Longops, b: Browser, *, then_draw_the_card: bool
+) -> tuple[str, SessionData | None, str]:
+    """Run an operation whose run is cancelled from its card (the card's Cancel button,
+    posted while it runs: "asked to stop") and then stops; with ``then_draw_the_card``,
+    the redirected card is drawn while it still runs. The operation's id, the session the
+    Cancel answered with, and the card drawn while it ran (or "")."""
+    drawn: list[str] = []
+    answered: list[SessionData | None] = []
+
+    @app.task(name="cancelled_on_its_card")
+    def cancelled_on_its_card(ctx: RunContext) -> None:
+        card = f"/c/CRONUS/entries/{ctx.operation_id}"
+        b.get(card)
+        posted = b.post(f"{card}/cancel", {"next": card})
+        assert posted.status_code == 303, posted.text[-300:]
+        answered.append(CookieSigner(SECRET).load(b.client.cookies.get(COOKIE)))
+        if then_draw_the_card:
+            drawn.append(b.get(card).text)
+        ctx.request_stop("cancelled")  # what the worker's monitor does on a cancel
+        ctx.check_cancelled()
+
+    op = app.as_user("alice").enqueue("cancelled_on_its_card", company="CRONUS")
+    Runner(app).run_until_idle()
+    assert app.service.get(op.id).status is Status.CANCELLED
+    return str(op.id), answered[0] if answered else None, drawn[0] if drawn else ""
+
+
+def test_a_stop_notice_carried_to_the_card_of_an_ended_run_says_it_was_cancelled(
+    app: Longops, browser: Make
+) -> None:
+    # The run was cancelled between the Cancel's redirect and the card's read: the card is
+    # drawn Cancelled, and its notice says so, not "asked to stop" (no transition is left
+    # for its stream to see).
+    b = browser("alice")
+    op_id, answered, _ = cancel_on_the_card_while_it_runs(app, b, then_draw_the_card=False)
+    entry_no = app.service.get(uuid.UUID(op_id)).entry_no
+    assert answered is not None
+    assert answered.notice is not None
+    assert "asked to stop" in answered.notice, "the Cancel said the run stops soon"
+    assert answered.about == op_id
+    page = b.get(f"/c/CRONUS/entries/{op_id}").text
+    assert 'data-status="cancelled"' in page
+    notice = re.search(r'<div id="notice"[^>]*><p class="notice" role="status">([^<]*)', page)
+    assert notice is not None, page[-2000:]
+    assert notice.group(1) == f"Operation {entry_no} (cancelled_on_its_card) is now Cancelled."
+    assert "asked to stop" not in page
+    assert "notice=awaits" not in page, "nothing left for the stream to replace"
+
+
+def test_a_stop_notice_is_replaced_when_the_run_ends_before_the_stream_subscribes(
+    app: Longops, server: Server, browser: Make
+) -> None:
+    # The card was read while the run still ran ("asked to stop"), and the run ended before
+    # the page's stream subscribed, its end already handed out by the hub when the page
+    # took its watermark (the hub moved on between the card's read and the render; or the
+    # page came from another server process, whose hub stood further on): no transition
+    # reaches the stream, and its first read of the card replaces the notice.
+    b = browser("alice")
+    op_id, _, page = cancel_on_the_card_while_it_runs(app, b, then_draw_the_card=True)
+    entry_no = app.service.get(uuid.UUID(op_id)).entry_no
+    assert 'data-status="in_process"' in page
+    assert "asked to stop" in page
+    found = re.search(r'sse-connect="([^"]+)"', page)
+    assert found is not None
+    url = html.unescape(found.group(1))
+    assert "notice=awaits" in url
+    end = app.store.last_event_id()
+    wait_for(lambda: server.hub.watermark >= end, timeout=20, what="the hub to pass the end")
+    url = re.sub(r"since=\d+", f"since={server.hub.watermark}", url)
+    with stream(b, url) as events:
+        notice = events.next_matching("notice", timeout=10)
+    assert f"Operation {entry_no} (cancelled_on_its_card) is now Cancelled." in notice
 
 
 def test_the_card_buttons_are_sent_only_when_they_change(app: Longops, browser: Make) -> None:

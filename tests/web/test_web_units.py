@@ -112,3 +112,14 @@ def test_the_undo_ids_ride_with_the_notice_only() -> None:
     cleared = signer.load(signer.dump(back.with_notice(None)))
     assert cleared is not None
     assert (cleared.notice, cleared.undo) == (None, ())
+
+
+def test_the_operation_a_notice_awaits_rides_with_the_notice_only() -> None:
+    signer = CookieSigner(KEY)
+    data = SessionData.anonymous().signed_in("alice").with_notice("Asked to stop.", about="op")
+    back = signer.load(signer.dump(data))
+    assert back is not None
+    assert (back.notice, back.about) == ("Asked to stop.", "op")
+    cleared = signer.load(signer.dump(back.with_notice(None, about="op")))
+    assert cleared is not None
+    assert (cleared.notice, cleared.about) == (None, None)

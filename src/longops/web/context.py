@@ -75,6 +75,8 @@ class Context:
     notice: str | None = None
     undo: tuple[str, ...] = ()
     """The ids the notice's Undo button puts back (a Delete's notice)."""
+    notice_about: str | None = None
+    """The operation whose end the notice awaits ("asked to stop"), if it does."""
     header_read: bool = False
     """Whether the header's reads (running operations, unread count) were made."""
 

@@ -68,6 +68,7 @@ class Pages:
             wait_text=present.wait_text,
             caption=present.status_caption,
             status_text=present.status_text,
+            ended_notice=present.ended_notice,
             event_words=present.event_words,
             scrub_paths=present.scrub_paths,
             may_set_up_notifications=present.may_set_up_notifications,
@@ -117,6 +118,7 @@ class Pages:
         ctx = Context(view=view, session=session, company=company, companies=companies)
         ctx.notice = session.notice
         ctx.undo = session.undo
+        ctx.notice_about = session.about
         if header:
             self.fill_header(ctx)
         request.state.ctx = ctx
@@ -173,13 +175,15 @@ class Pages:
         notice: str | None = None,
         *,
         undo: tuple[str, ...] = (),
+        about: str | None = None,
     ) -> RedirectResponse:
         """303 to ``path`` (one of our pages) or ``default``, with a notice shown once (and
-        an Undo button that puts back the operations ``undo`` names)."""
+        an Undo button that puts back the operations ``undo`` names; ``about``: the
+        operation whose end the notice foretells, ``present.notice_now``)."""
         target = path if path and safe_path(path) and path.startswith(ctx.base) else default
         response = RedirectResponse(target, status_code=303)
         if notice is not None:
-            self.set_cookie(response, ctx.session.with_notice(notice, undo))
+            self.set_cookie(response, ctx.session.with_notice(notice, undo, about))
         return response
 
 

@@ -82,17 +82,42 @@ def action_notice(path: str, op: Operation, after: Operation | None) -> str:
     A running operation asked to cancel is still running: the sentence says it stops soon."""
     name = short_name(op)
     done = _DONE[path]
-    if (
-        after is not None
-        and after.status is Status.IN_PROCESS
-        and path in ("cancel", "force-cancel")
-    ):
+    if notice_awaits_end(path, after):
         done = (
             "asked to stop; it is cancelled when its task next checks"
             if path == "cancel"
             else ("being stopped by force")
         )
     return f"Operation {op.entry_no} ({name}) {done}."
+
+
+def notice_awaits_end(path: str, after: Operation | None) -> bool:
+    """Does the notice of ``path`` (``action_notice``) foretell an end that has not come
+    yet ("asked to stop")? Then it is history once the operation is done: the card
+    re-renders it (``notice_now``) and its live stream replaces it."""
+    return (
+        after is not None
+        and after.status is Status.IN_PROCESS
+        and path in ("cancel", "force-cancel")
+    )
+
+
+def ended_notice(op: Operation) -> str:
+    """What a done operation's card says in place of "asked to stop": what did happen
+    ('Operation 18 (Post invoices) is now Cancelled.'); the live stream sends the same."""
+    return f"Operation {op.entry_no} ({op.description or op.task}) is now {status_caption(op)}."
+
+
+def notice_now(notice: str | None, about: str | None, op: Operation) -> tuple[str | None, bool]:
+    """A carried notice as the card of ``op`` shows it now, and whether it still awaits the
+    operation's end (the stream then reads the operation once it subscribes). A notice
+    about ``op`` that foretold its end ("asked to stop") says what happened once it is
+    done, whenever the run ended: before this page, or before its stream subscribed."""
+    if notice is None or about != str(op.id):
+        return notice, False
+    if op.done:
+        return ended_notice(op), False
+    return notice, True
 
 
 def may(actor: Actor, action: Action, op: Operation) -> bool:

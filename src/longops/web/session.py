@@ -1,7 +1,8 @@
 """The pages' session: a signed cookie naming the signed-in user, with its CSRF token.
 
 The cookie holds ``{"u": user or null, "s": the server-side session's id and secret, "c":
-csrf token, "t": issued at, "f": a one-time notice}`` as JSON, then an HMAC-SHA256 of it
+csrf token, "t": issued at, "f": a one-time notice, "o": the operation a notice awaits the
+end of}`` as JSON, then an HMAC-SHA256 of it
 under the server's key. A changed or foreign cookie is treated as no cookie at all. The
 session itself lives in the store (``core.security.start_session``): signing out, "sign out
 everywhere" and disabling the user end it there, so a copied cookie stops working at once.
@@ -54,6 +55,9 @@ class SessionData:
     undo: tuple[str, ...] = ()
     """With the notice of a Delete that can be undone: the deleted operations' ids (the
     notice's Undo button puts them back)."""
+    about: str | None = None
+    """With a notice that foretells an operation's end ("asked to stop"): that operation's
+    id (its card says what happened instead once it is done)."""
 
     @classmethod
     def anonymous(cls) -> SessionData:
@@ -65,8 +69,13 @@ class SessionData:
             user=user, csrf=secrets.token_urlsafe(32), issued_at=time.time(), sid=sid
         )
 
-    def with_notice(self, notice: str | None, undo: tuple[str, ...] = ()) -> SessionData:
-        return replace(self, notice=notice, undo=undo if notice is not None else ())
+    def with_notice(
+        self, notice: str | None, undo: tuple[str, ...] = (), about: str | None = None
+    ) -> SessionData:
+        kept = notice is not None
+        return replace(
+            self, notice=notice, undo=undo if kept else (), about=about if kept else None
+        )
 
     def csrf_ok(self, token: str | None) -> bool:
         return isinstance(token, str) and hmac.compare_digest(token, self.csrf)
@@ -93,6 +102,7 @@ class CookieSigner:
                 "t": data.issued_at,
                 "f": data.notice,
                 **({"d": list(data.undo)} if data.undo else {}),
+                **({"o": data.about} if data.about else {}),
             },
             separators=(",", ":"),
         ).encode()
@@ -113,7 +123,7 @@ class CookieSigner:
         if not isinstance(data, dict):
             return None
         user, csrf, issued, notice = data.get("u"), data.get("c"), data.get("t"), data.get("f")
-        sid, undo = data.get("s"), data.get("d")
+        sid, undo, about = data.get("s"), data.get("d"), data.get("o")
         if not isinstance(csrf, str) or not isinstance(issued, (int, float)):
             return None
         if user is not None and not isinstance(user, str):
@@ -128,4 +138,5 @@ class CookieSigner:
             notice=notice if isinstance(notice, str) else None,
             sid=sid if isinstance(sid, str) else None,
             undo=tuple(i for i in undo if isinstance(i, str)) if isinstance(undo, list) else (),
+            about=about if isinstance(about, str) else None,
         )

@@ -18,7 +18,9 @@ page listens for is ignored, so no event can point at a missing element:
   less often, progressed;
 - ``card-actions``: the card's buttons, only when which buttons show changed (never
   replaced under the pointer otherwise); ``card-error``: its error on top; ``notice``: an
-  action's notice once the card's operation is done ("asked to stop" is history then);
+  action's notice once the card's operation is done ("asked to stop" is history then; a
+  card drawn with such a notice, ``notice=awaits``, is read as soon as its stream
+  subscribes, so a run that ended before that is not missed);
 - ``facets``: the list's status facets and their counts, when a status in the company
   changed or an operation was created (at most every FACETS_EVERY seconds: one count
   query each time).
@@ -119,6 +121,9 @@ class Watch:
     """The Overview page: how many seconds after its last redraw it is due again (a status
     changed: OVERVIEW_EVERY; only progress moved: OVERVIEW_PROGRESS_EVERY), None if not."""
     overview_at: float = 0.0
+    notice_awaits: bool = False
+    """The card was drawn with a notice awaiting its operation's end ("asked to stop"): the
+    stream reads the operation once subscribed, and replaces the notice if it is done."""
 
     def recount(self) -> None:
         if self.view == "list":
@@ -187,6 +192,12 @@ async def page_stream(
             watch.recount()
             if watch.view == "overview":
                 watch.overview_due = OVERVIEW_EVERY
+        if watch.notice_awaits and watch.card_id is not None:
+            # The run may have ended between the page's read and this subscription, with
+            # no transition left for this stream to see (handed out before it subscribed,
+            # or the page drawn by another server process): read the card now.
+            watch.dirty.add(watch.card_id)
+            watch.moved.add(watch.card_id)
         if me is not None and watch.notes_after is not None:
             missed = await asyncio.to_thread(_missed_notes, ctx, watch.notes_after)
             watch.notes.extend(missed)

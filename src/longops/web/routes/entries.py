@@ -199,6 +199,7 @@ def bulk(
             pages, ctx, action, chosen, all_matching=all_matching == "1", flt=flt, back=back
         )
     done, refused = 0, 0
+    about: str | None = None
     reasons: dict[str, int] = {}
     acted: list[tuple[Operation, Operation | None]] = []
     undo = action == "delete" and len(chosen) <= UNDO_LIMIT
@@ -215,6 +216,8 @@ def bulk(
         # One operation (a row's or the card's Delete, say): named as a row action names it.
         [(op, after)] = acted
         notice = present.action_notice(action, op, after)
+        if present.notice_awaits_end(action, after):
+            about = str(op.id)
     else:
         past = {"Cancel": "Cancelled", "Restart": "Restarted", "Delete": "Deleted"}[verb]
         notice = f"{past} {_count(done)}."
@@ -228,7 +231,7 @@ def bulk(
     if any(back.startswith(card) for card in gone):
         back = f"{ctx.base}/entries"  # the card of a deleted operation is gone
     kept = tuple(str(op.id) for op, _ in acted) if undo else ()
-    return pages.back(ctx, back, f"{ctx.base}/entries", notice, undo=kept)
+    return pages.back(ctx, back, f"{ctx.base}/entries", notice, undo=kept, about=about)
 
 
 @router.post("/c/{company}/entries/undelete")

@@ -40,18 +40,22 @@ def card(request: Request, company: str, operation_id: str, pages: PagesDep) -> 
     op = find(ctx, operation_id)
     path = here(request)
     live = card_live(pages, ctx, op, path)
+    # A notice carried from an action here ("asked to stop") as of this read: a done
+    # operation's card says what happened; otherwise the stream reads it once subscribed
+    # (the run may end before that, and no transition would then reach this page).
+    ctx.notice, awaits = present.notice_now(ctx.notice, ctx.notice_about, op)
+    stream_query = {
+        "view": "card",
+        "op": str(op.id),
+        "next": path,
+        "acts": present.actions_key(present.actions_for(ctx.actor, op)),
+    }
+    if awaits:
+        stream_query["notice"] = "awaits"
     return pages.render(
         "entry.html",
         ctx,
-        stream=f"{ctx.base}/stream?"
-        + urlencode(
-            {
-                "view": "card",
-                "op": str(op.id),
-                "next": path,
-                "acts": present.actions_key(present.actions_for(ctx.actor, op)),
-            }
-        ),
+        stream=f"{ctx.base}/stream?" + urlencode(stream_query),
         title=op.description or op.task,
         op=op,
         live=live,
@@ -146,4 +150,7 @@ def act(
     if deleting and next.startswith(card_path):
         next = ""
     notice = present.action_notice(action, op, after)
-    return pages.back(ctx, next, default, notice, undo=(str(op.id),) if deleting else ())
+    about = str(op.id) if present.notice_awaits_end(action, after) else None
+    return pages.back(
+        ctx, next, default, notice, undo=(str(op.id),) if deleting else (), about=about
+    )

@@ -30,6 +30,7 @@ async def stream(
     since: Annotated[int | None, Query(ge=0)] = None,
     notes: Annotated[int | None, Query(ge=0)] = None,
     acts: str | None = None,
+    notice: str = "",
 ) -> Response:
     ctx = await asyncio.to_thread(pages.context, request, company, header=False)
     card_id = operation_uuid(op) if op else None
@@ -41,6 +42,8 @@ async def stream(
     watch = Watch(view, frozenset(shown), card_id, next if safe_path(next) else "")
     watch.since, watch.notes_after = since, notes
     watch.actions = acts  # the card's buttons as drawn: redrawn only when they change
+    # The card was drawn with a notice awaiting its operation's end ("asked to stop").
+    watch.notice_awaits = notice == "awaits" and card_id is not None and view == "card"
     return StreamingResponse(
         page_stream(pages, request, ctx, watch),
         media_type="text/event-stream",
