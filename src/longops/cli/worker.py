@@ -156,6 +156,9 @@ def worker(
         max_memory=memory_limit,
         memory_hand_backs=memory_hand_backs,
     )
+    # The signals drain it before it says it serves: a supervisor (or test) may send TERM
+    # the moment it reads that line.
+    w.install_signals()
     served = "all companies" if w.options.companies is None else ", ".join(w.options.companies)
     cli.err.print(
         f"longops worker {w.session_id} serving {', '.join(w.options.queues)} "

@@ -299,8 +299,7 @@ class Worker:
         exit code: 0, or :data:`EXIT_LOOP_DIED` when a loop stopped by a bug (or stuck)
         stopped the worker."""
         if install_signals:
-            signal.signal(signal.SIGTERM, self._on_signal)
-            signal.signal(signal.SIGINT, self._on_signal)
+            self.install_signals()
         self.start()
         while not self._draining.wait(0.2):
             pass
@@ -308,6 +307,14 @@ class Worker:
         if self.exit_code == 0 and self._memory is not None and self._memory.exceeded:
             return EXIT_MEMORY
         return self.exit_code
+
+    def install_signals(self) -> None:
+        """SIGTERM/SIGINT drain this worker from now on (a second one stops at once). A
+        process that runs the worker calls this before it says it has started: a signal
+        sent the moment it does is then a drain (exit code 0), not Python's default (-15);
+        one that comes before :meth:`run` has started the session drains it at once."""
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
 
     def _memory_exceeded(self, resident: int) -> None:
         # A leaking thread task cannot be stopped, and waiting out the grace period lets it
