@@ -16,6 +16,7 @@ from contextlib import contextmanager
 import httpx
 
 from longops import Longops
+from longops.domain.operation import SessionState
 from longops.domain.security import PermissionSet
 from procs import wait_for
 
@@ -132,3 +133,40 @@ def test_the_access_log_is_written_only_when_asked(db_url: str) -> None:
     assert line not in logs[False][0]
     assert "longops on http://" in logs[False][0]  # it did log, at INFO, but no requests
     assert line in logs[True][0]
+
+
+def test_a_term_sent_the_moment_serve_announces_itself_stops_it_cleanly(db_url: str) -> None:
+    # "longops on http://..." comes before uvicorn takes the signals over; a TERM sent on
+    # that line used to meet Python's default handler (-15, the embedded worker's session
+    # left active for the rescuer). Now the server stops as soon as it has started, and
+    # the worker is drained.
+    env = {k: v for k, v in os.environ.items() if k != "LONGOPS_SECRET_KEY"}
+    env["LONGOPS_SECRET_KEY"] = KEY
+    for attempt in range(5):
+        cmd = [sys.executable, "-m", "longops.cli.main", "--app", APP, "--database-url", db_url,
+               "serve", "--port", str(free_port()), "--workers", "1"]  # fmt: skip
+        proc = subprocess.Popen(
+            cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        assert proc.stderr is not None
+        seen = ""
+        try:
+            for line in proc.stderr:  # until it announces itself (or ends: EOF)
+                seen += line
+                if "longops on http://" in line:
+                    proc.send_signal(signal.SIGTERM)  # at once, as a supervisor may
+                    break
+            _, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        assert "longops on http://" in seen, seen
+        assert proc.returncode == 0, (attempt, proc.returncode, seen + err)
+    app = Longops(db_url)
+    try:
+        states = [s.state for s in app.store.list_sessions()]
+    finally:
+        app.close()
+    assert states, "the embedded worker started each time"
+    assert set(states) == {SessionState.STOPPED}, states

@@ -192,14 +192,19 @@ def _pages_demo(
 ) -> int:
     import uvicorn
 
-    from longops.cli.serve import Server
+    from longops.cli.serve import EarlySignals, Server, _Uvicorn
 
     app.close()
     app.database_url = database_url
     app.migrate()
     users = seed_demo(app)
     worker = app.worker(concurrency=6, heartbeat_interval=1, session_timeout=10, grace_period=5)
-    server = uvicorn.Server(uvicorn.Config(Server(app), host=host, port=port, log_level="warning"))
+    # uvicorn's own Server raises a SIGTERM again once it has shut down, which ended the
+    # demo with -15 before its worker stopped and its temporary folder went; and a TERM
+    # sent as soon as the sign-ins are printed would meet Python's default handler.
+    server = _Uvicorn(uvicorn.Config(Server(app), host=host, port=port, log_level="warning"))
+    early = EarlySignals()
+    early.hand_to(server)
     timer = None
     if seconds is not None:
         # uvicorn ends its serve loop (and the lifespan) when should_exit turns true.
@@ -220,6 +225,7 @@ def _pages_demo(
             timer.start()
         server.run()
     finally:
+        early.close()
         if timer is not None:
             timer.cancel()
         worker.stop(grace=5)

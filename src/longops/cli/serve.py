@@ -15,6 +15,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -136,6 +137,56 @@ class _Uvicorn(uvicorn.Server):
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
+class EarlySignals:
+    """SIGTERM and SIGINT from the moment a command says it serves until uvicorn takes
+    them over: noted and handed to the server, which then stops as soon as it has
+    started (the embedded worker drained on the way out, exit code 0), instead of
+    Python's default ending the process at once (-15, the worker not drained).
+
+    Made (in the main thread) before the announcement; :meth:`hand_to` the server once
+    it exists; :meth:`close` puts the previous handlers back.
+
+    Example::
+
+        early = EarlySignals()
+        print("serving on ...")
+        server = _Uvicorn(config)
+        early.hand_to(server)
+        try:
+            server.run()
+        finally:
+            early.close()
+    """
+
+    def __init__(self) -> None:
+        self.signals: list[int] = []
+        self._server: uvicorn.Server | None = None
+        self._previous: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {sig: signal.signal(sig, self._note) for sig in _SIGNALS}
+
+    def _note(self, sig: int, frame: FrameType | None) -> None:
+        self.signals.append(sig)
+        if self._server is not None:
+            self._server.handle_exit(sig, frame)
+
+    def hand_to(self, server: uvicorn.Server) -> None:
+        """The server stops on the signals noted so far, and on those until it runs."""
+        self._server = server
+        for sig in self.signals:
+            server.handle_exit(sig, None)
+
+    def hand_to_supervisor(self, supervisor: Multiprocess) -> None:
+        """The same for uvicorn's supervisor of ``--processes`` (its handlers are in place
+        from its construction on: only the signals noted before then are handed over)."""
+        supervisor.signal_queue.extend(self.signals)
+
+    def close(self) -> None:
+        previous, self._previous = self._previous, {}
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def secret_key() -> bytes | None:
     """The key that signs session cookies (``LONGOPS_SECRET_KEY``); None: a random one,
     so sign-ins end when the server restarts."""
@@ -190,6 +241,7 @@ def serve(
     processes: int = 1,
     app_spec: str | None = None,
     access_log: bool = False,
+    early: EarlySignals | None = None,
 ) -> int:
     """Serve the API and the pages until SIGINT/SIGTERM; with ``workers`` > 0 a worker
     session with that many slots runs in this process too (single-machine use), drained on
@@ -197,7 +249,39 @@ def serve(
     workers), each with its own event hub and database pool; they share the cookie key
     (``LONGOPS_SECRET_KEY``, or one made now for all of them). ``access_log``: a line per
     request on stderr (off by default: at a thousand requests a second the lines cost more
-    than the requests)."""
+    than the requests). ``early``: the signal handlers the command installed before it
+    announced itself (else they are installed here)."""
+    early = early or EarlySignals()
+    try:
+        return _serve(
+            app,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+            worker_options=worker_options,
+            processes=processes,
+            app_spec=app_spec,
+            access_log=access_log,
+            early=early,
+        )
+    finally:
+        early.close()
+
+
+def _serve(
+    app: Longops,
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    log_level: str,
+    worker_options: dict[str, Any] | None,
+    processes: int,
+    app_spec: str | None,
+    access_log: bool,
+    early: EarlySignals,
+) -> int:
     app.schema.guard_start(app.app_infos())  # an older schema: refused, exit code 78
     if processes > 1:
         if not os.environ.get("LONGOPS_SECRET_KEY"):
@@ -243,12 +327,19 @@ def serve(
             # each on a listening socket of its own where the kernel spreads connections.
             if spreads_connections():
                 sockets = listening_sockets(host, port, processes)
-                SpreadProcesses(config, sockets).run()
+                supervisor: Multiprocess = SpreadProcesses(config, sockets)
             else:
-                Multiprocess(config, sockets=[config.bind_socket()]).run()
+                supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+            early.hand_to_supervisor(supervisor)
+            supervisor.run()
         else:
-            _Uvicorn(config).run()
+            server = _Uvicorn(config)
+            early.hand_to(server)
+            server.run()
     finally:
+        # From here on as before: a signal during the embedded worker's drain ends the
+        # process (the server, which drained on the first, is gone).
+        early.close()
         if processes > 1:
             with contextlib.suppress(OSError):
                 os.unlink(os.environ.pop(_SHARED_ENV, ""))

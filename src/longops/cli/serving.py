@@ -75,10 +75,13 @@ def serve(
         app.configure_store(pool_size=pool_size)
     if workers:
         cli.needs_tasks()
+    from longops.cli.serve import EarlySignals
     from longops.cli.serve import serve as run_server
 
     # Refused (an older schema, exit code 78) before announcing anything.
     app.schema.guard_start(app.app_infos())
+    # A TERM sent the moment it says where it serves stops it cleanly (exit code 0).
+    early = EarlySignals()
     cli.err.print(
         f"longops on http://{host}:{port} ({app.store.dialect}): pages at /, "
         "the API at /v1, docs at /docs"
@@ -93,6 +96,7 @@ def serve(
             processes=processes,
             app_spec=cli.app_spec,
             access_log=access_log,
+            early=early,
         )
     )
 
