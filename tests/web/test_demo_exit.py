@@ -33,10 +33,13 @@ def free_port() -> int:
 class Demo:
     """``longops demo ARGS`` in its own process, with TMPDIR pointed at ``tmp``."""
 
-    def __init__(self, tmp: Path, *args: str, term_on: str | None = None) -> None:
+    def __init__(
+        self, tmp: Path, *args: str, term_on: str | None = None, sig: int = signal.SIGTERM
+    ) -> None:
         self.tmp = tmp
         self.term_on = term_on
-        """SIGTERM the demo the moment it prints a line with this text."""
+        """Signal the demo (``sig``) the moment it prints a line with this text."""
+        self.sig = sig
         self.port = free_port()
         self.lines: list[str] = []
         env = dict(os.environ, TMPDIR=str(tmp))
@@ -56,7 +59,7 @@ class Demo:
         assert self.process.stdout is not None
         for line in self.process.stdout:
             if self.term_on is not None and self.term_on in line:
-                self.process.send_signal(signal.SIGTERM)
+                self.process.send_signal(self.sig)
                 self.term_on = None
             self.lines.append(line.rstrip("\n"))
 
@@ -137,18 +140,25 @@ def test_a_database_the_user_names_is_kept(tmp: Path) -> None:
     assert db.exists()
 
 
-@pytest.mark.parametrize("when", ["announced", "up"])
-def test_a_term_stops_the_demo_cleanly(tmp: Path, when: str) -> None:
+@pytest.mark.parametrize(
+    ("when", "sig", "code"),
+    [
+        ("announced", signal.SIGTERM, 0),
+        ("up", signal.SIGTERM, 0),
+        ("announced", signal.SIGINT, 130),
+    ],
+)
+def test_a_signal_stops_the_demo_cleanly(tmp: Path, when: str, sig: int, code: int) -> None:
     # uvicorn's own server raised a SIGTERM again once it had shut down: the demo ended
     # with -15, its worker not stopped and its folder left; and a TERM sent as soon as the
-    # sign-ins are printed met Python's default handler.
+    # sign-ins are printed met Python's default handler. Ctrl-C stays exit code 130.
     for _ in range(3 if when == "announced" else 1):
         if when == "announced":
-            demo = Demo(tmp, term_on="stops the demo")
+            demo = Demo(tmp, term_on="stops the demo", sig=sig)
         else:
             demo = Demo(tmp)
             wait_for(demo.up, timeout=60, what="the demo's pages")
-            demo.process.send_signal(signal.SIGTERM)
-        assert demo.end() == 0, demo.output
+            demo.process.send_signal(sig)
+        assert demo.end() == code, demo.output
         assert "Demo stopped:" in demo.output
         assert demo.folders() == [], demo.output

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
+import signal
 import tempfile
 import threading
 import time
@@ -233,4 +234,6 @@ def _pages_demo(
         shown = ", ".join(f"{n} {s.caption}" for s, n in counts.items() if n)
         console.print(f"Demo stopped: {shown}.", highlight=False)
         app.close()
+    if signal.SIGINT in server.stopped_by:
+        raise KeyboardInterrupt  # Ctrl-C: exit code 130, once everything above is done
     return 0

@@ -119,7 +119,16 @@ def web_options(settings: ServerSettings) -> WebOptions:
 class _Uvicorn(uvicorn.Server):
     """uvicorn, except that SIGTERM and SIGINT only stop the server: uvicorn raises the
     signal again once it has shut down, which would end the process before the embedded
-    worker drains (and exit with -15 instead of 0, as ``longops worker`` does)."""
+    worker drains (and exit with -15 instead of 0, as ``longops worker`` does).
+    ``stopped_by``: the signals that stopped it, in order."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.stopped_by: list[int] = []
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.stopped_by.append(sig)
+        super().handle_exit(sig, frame)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
