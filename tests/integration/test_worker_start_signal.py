@@ -21,7 +21,7 @@ from procs import APPS
 pytestmark = pytest.mark.timeout(600)
 
 ANNOUNCED = re.compile(r"longops worker ([0-9a-f-]{36}) serving ")
-TIMES = 10
+TIMES = 5  # the race showed at the first or second start; five keeps the suite short
 
 
 def _worker(url: str) -> subprocess.Popen[str]:

@@ -142,7 +142,7 @@ def test_a_term_sent_the_moment_serve_announces_itself_stops_it_cleanly(db_url: 
     # the worker is drained.
     env = {k: v for k, v in os.environ.items() if k != "LONGOPS_SECRET_KEY"}
     env["LONGOPS_SECRET_KEY"] = KEY
-    for attempt in range(5):
+    for attempt in range(3):
         cmd = [sys.executable, "-m", "longops.cli.main", "--app", APP, "--database-url", db_url,
                "serve", "--port", str(free_port()), "--workers", "1"]  # fmt: skip
         proc = subprocess.Popen(
