@@ -77,3 +77,7 @@ stoppedAt
 drainDeadline
 # The pages' navigation reads it in base.html (Sessions for SUPER users only, issue 17).
 may_list_sessions
+# A schemathesis test built where it runs (tests/api/conftest.py): inspect (pytest's fixture
+# names) and Hypothesis' pytest plugin read these.
+_.__signature__
+_.is_hypothesis_test

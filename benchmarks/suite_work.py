@@ -53,6 +53,37 @@ def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, None, None]:
         f.write(json.dumps(row) + "\n")
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Each process's CPU up to the end of its collection (start-up, plugins, conftests,
+    every test module imported), as a row ``collection:<worker>``."""
+    out = os.environ.get("SUITE_WORK_OUT")
+    if not out:
+        return
+    name = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    row = {
+        "id": f"collection:{name}",
+        "start": time.time(),
+        "wall": time.time() - _started(),
+        "cpu": _cpu(resource.RUSAGE_SELF),
+        "children": _cpu(resource.RUSAGE_CHILDREN),
+        "items": len(session.items),
+    }
+    Path(out).mkdir(parents=True, exist_ok=True)
+    with (Path(out) / f"{name}-{os.getpid()}.jsonl").open("a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def _started() -> float:
+    """When this process started (Linux: from /proc)."""
+    ticks = int(Path("/proc/self/stat").read_text().rpartition(")")[2].split()[19])
+    boot = next(
+        float(line.split()[1])
+        for line in Path("/proc/stat").read_text().splitlines()
+        if line.startswith("btime")
+    )
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
+
+
 def load(folder: str) -> dict[str, dict[str, float]]:
     rows: dict[str, dict[str, float]] = {}
     for path in Path(folder).glob("*.jsonl"):
@@ -60,6 +91,12 @@ def load(folder: str) -> dict[str, dict[str, float]]:
             row = json.loads(line)
             rows[row.pop("id")] = row
     return rows
+
+
+def collections(rows: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """The ``collection:<worker>`` rows, taken out of ``rows``."""
+    found = {k: rows.pop(k) for k in [k for k in rows if k.startswith("collection:")]}
+    return dict(sorted(found.items()))
 
 
 def group(nodeid: str, depth: int) -> str:
@@ -80,6 +117,9 @@ def summary(rows: dict[str, dict[str, float]], depth: int) -> dict[str, list[flo
 
 def main(argv: list[str]) -> None:
     runs = [load(f) for f in argv]
+    for folder, run in zip(argv, runs, strict=True):
+        for key, c in collections(run).items():
+            print(f"{folder}: {key}: {c['cpu']:.1f} s CPU, {c['wall']:.1f} s wall")
     depth = int(os.environ.get("DEPTH", "2"))
     print(
         "| group | "

@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from types import EllipsisType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from longops import telemetry
 from longops.core import (
@@ -64,14 +64,13 @@ from longops.domain.retry import RetryPolicy
 from longops.domain.security import Actor, FrontEnd
 from longops.domain.status import Status
 from longops.domain.waiting import WaitReason
-from longops.notify.secrets import SecretBox
-from longops.services.delivery import DeliveryService
-from longops.services.leader import maintenance_for
-from longops.services.watch import NotificationWatch
 from longops.settings import Settings
 from longops.store.base import Store, StoreOptions, open_store
 from longops.worker.registry import TaskDef, TaskRegistry
-from longops.worker.session import Worker, WorkerOptions
+
+if TYPE_CHECKING:
+    from longops.services.delivery import DeliveryService
+    from longops.worker.session import Worker
 
 
 class OperationHandle:
@@ -630,6 +629,12 @@ class Longops(Front):
         ``companies=[...]`` serves only those companies (default: all). Running a worker
         needs SUPER (``actor``, default the local super actor).
         """
+        # Imported here, not at the top: the worker's room and the services (a tenth of a
+        # command line's start-up) are for the processes that run a worker.
+        from longops.services.leader import maintenance_for
+        from longops.services.watch import NotificationWatch
+        from longops.worker.session import Worker, WorkerOptions
+
         if "queues" in options:
             options["queues"] = tuple(options["queues"])
         if options.get("companies") is not None:
@@ -657,6 +662,9 @@ class Longops(Front):
 
             app.delivery_service().run_once()
         """
+        from longops.notify.secrets import SecretBox
+        from longops.services.delivery import DeliveryService
+
         secrets = SecretBox(self.secret_key, self.previous_secret_keys) if self.secret_key else None
         options.setdefault("customer_content", self.notify_customer_content)
         return DeliveryService(

@@ -62,3 +62,22 @@ def test_help_loads_neither_the_application_nor_the_web_stack() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_command_loads_neither_the_worker_room_nor_the_services() -> None:
+    """A command that reads or changes things (``companies list``) loads the application,
+    not what only a worker runs: the dispatcher, its executor and process isolation, the
+    worker session, the services (each command line would pay their imports)."""
+    code = (
+        "import sys; from longops.cli.main import main\n"
+        "sys.argv = ['longops', '--database-url', 'sqlite:///:memory:', 'companies', 'list']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "worker = ('longops.worker.dispatcher', 'longops.worker.executor',"
+        " 'longops.worker.isolation', 'longops.worker.session', 'longops.services')\n"
+        "print('longops.app' in sys.modules,"
+        " sorted(m for m in sys.modules if m.startswith(worker)))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert done.stdout.strip().splitlines()[-1] == "True []", done.stdout + done.stderr

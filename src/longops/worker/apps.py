@@ -21,6 +21,7 @@ import logging
 import threading
 import uuid
 from importlib import metadata
+from typing import TYPE_CHECKING
 
 from longops.domain.apps import (
     EXIT_SCHEMA_OLDER,
@@ -33,7 +34,11 @@ from longops.domain.clock import Clock
 from longops.domain.errors import ConfigurationError
 from longops.store.base import Store
 from longops.store.migrate import load_migrations
-from longops.worker.dispatcher import Dispatcher
+
+if TYPE_CHECKING:
+    # Only named here: the schema checks (and so every command line, through core) do
+    # without the dispatcher's room (its executor, isolation, asyncio).
+    from longops.worker.dispatcher import Dispatcher
 
 log = logging.getLogger("longops.worker")
 

@@ -35,7 +35,6 @@ from collections.abc import Callable, Sequence
 
 from longops.domain.errors import ValidationError
 from longops.domain.operation import Attempt, Outcome
-from longops.worker.isolation import resident_bytes
 
 log = logging.getLogger("longops.worker")
 
@@ -133,12 +132,18 @@ class MemoryGuard:
         on_exceeded: Callable[[int], None],
         *,
         interval: float = 1.0,
-        read: Callable[[], int] = resident_bytes,
+        read: Callable[[], int] | None = None,
     ) -> None:
+        if read is None:
+            # Imported here: `longops.hosting` (and so every command line) imports this module
+            # for its constants; the isolation module is the worker's.
+            from longops.worker.isolation import resident_bytes
+
+            read = resident_bytes
         self.limit = limit
         self.on_exceeded = on_exceeded
         self.interval = interval
-        self.read = read
+        self.read: Callable[[], int] = read
         self.exceeded: int | None = None
         """The resident memory that was past the limit (None: never past it)."""
         self._stop = threading.Event()
