@@ -234,7 +234,7 @@ def represent(
     body: dict[str, Any] = {
         "name": f"companies/{company}/operations/{op_id}",
         "id": op_id,
-        "status": "Running" if retrying else AZURE_STATUS[status],
+        "status": azure_status(op),
         "done": done,
         "percentComplete": percent,
         "metadata": metadata,
