@@ -7,6 +7,7 @@ optionally profiles them (cProfile).
 Run from the project root::
 
     .venv/bin/python benchmarks/profile_poll.py [--requests 2000] [--profile single|page]
+        [--concurrency 25]
 
 It seeds a fresh PostgreSQL database as ``bench_api.py`` does (1,000 operations, half done,
 half ready for tomorrow), then sends each request ``--requests`` times and prints the CPU
@@ -79,23 +80,38 @@ async def request(app: Any, path: str, query: bytes, token: str) -> tuple[int, b
     return status, body
 
 
-async def run(app: Any, kind: str, n: int, token: str, ids: list[str]) -> float:
-    """CPU seconds per request of ``n`` requests of ``kind``."""
+async def run(
+    app: Any, kind: str, n: int, token: str, ids: list[str], concurrency: int = 1
+) -> float:
+    """CPU seconds per request of ``n`` requests of ``kind`` (``mix``: four polls to a
+    page, as the load benchmark), ``concurrency`` of them in flight at a time (as under
+    load: the thread hand-offs' wake-ups are shared)."""
     base = f"/v1/companies/{bench_api.COMPANY}/operations"
+
+    async def client(count: int) -> None:
+        for i in range(count):
+            if kind == "single" or (kind == "mix" and i % 5 != 4):
+                status, _ = await request(app, f"{base}/{random.choice(ids)}", b"", token)
+            else:
+                status, _ = await request(app, base, b"pageSize=20", token)
+            assert status == 200, status
+
     began = time.process_time()
-    for _ in range(n):
-        if kind == "single":
-            status, _ = await request(app, f"{base}/{random.choice(ids)}", b"", token)
-        else:
-            status, _ = await request(app, base, b"pageSize=20", token)
-        assert status == 200, status
-    return (time.process_time() - began) / n
+    each = n // concurrency
+    await asyncio.gather(*(client(each) for _ in range(concurrency)))
+    return (time.process_time() - began) / (each * concurrency)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--profile", choices=("single", "page"))
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=0,
+        help="also the mix (4 polls : 1 page) with this many requests in flight",
+    )
     parser.add_argument("--top", type=int, default=45)
     parser.add_argument("--pg-admin-url", default=bench_api.DEFAULT_PG_ADMIN_URL)
     parser.add_argument("--out", type=Path)
@@ -135,6 +151,12 @@ def main() -> int:
                         f"{kind}: {cpu * 1e6:.0f} us CPU per request, "
                         f"{statements:.2f} statements per request"
                     )
+                if args.concurrency:
+                    n = args.concurrency
+                    for kind in ("mix", "single", "page"):
+                        await run(server, kind, 5 * n, data["token"], data["ids"], n)  # warm
+                        cpu = await run(server, kind, args.requests, data["token"], data["ids"], n)
+                        lines.append(f"{kind}, {n} in flight: {cpu * 1e6:.0f} us CPU per request")
                 if args.profile:
                     # The thread's work in this thread, where cProfile sees it.
                     async def inline(fn: Any, /, *a: Any, **k: Any) -> Any:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
 
 from longops.api import errors
 from longops.api.deps import (
@@ -84,7 +85,7 @@ def create_api(
         finally:
             await events.stop()
 
-    api = FastAPI(
+    api = _Api(
         title="longops",
         version="1",
         description=DESCRIPTION,
@@ -106,6 +107,8 @@ def create_api(
     # Innermost (added first): the common poll answered without routing (api/fastpath.py).
     routes = {getattr(r, "name", ""): r for r in errors.flat_routes(api.routes)}
     api.add_middleware(Polls, services=api.state.longops, routes=routes)
+    # The same polls before the middleware stack, when it has nothing to do for them.
+    api.lean = Polls(api, services=api.state.longops, routes=routes).lean
     api.add_middleware(EndsCachedTokens, cache=tokens)
     api.add_middleware(BodyLimit, limit=lambda scope: limit, reject=errors.too_large)
     api.add_middleware(TraceContextMiddleware)  # continue the caller's trace (traceparent)
@@ -125,6 +128,21 @@ def create_api(
 
     api.openapi = openapi  # type: ignore[method-assign]
     return api
+
+
+class _Api(FastAPI):
+    """FastAPI, except that the common polls are answered before its middleware stack
+    when it has nothing to do for them (``fastpath.Polls.lean``)."""
+
+    lean: Callable[[Scope, Receive, Send], Awaitable[bool]] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        lean = self.lean
+        if lean is not None and not self.root_path:
+            scope["app"] = self
+            if await lean(scope, receive, send):
+                return
+        await super().__call__(scope, receive, send)
 
 
 STATIC = Path(__file__).parent / "static"

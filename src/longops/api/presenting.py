@@ -16,6 +16,7 @@ import time
 from datetime import datetime
 from typing import Any
 
+import orjson
 from fastapi import Request, Response
 
 from longops.api.deps import call, wait_context
@@ -60,7 +61,7 @@ def etag(op: Operation) -> str:
     return f'"{op.entry_no}-{int(op.updated_at.timestamp() * 1_000_000)}-{op.status.value}"'
 
 
-def retry_after(op: Operation, body: OperationModel, now: datetime) -> int | None:
+def retry_after(op: Operation, body: OperationModel | dict[str, Any], now: datetime) -> int | None:
     """How long a poller should wait before asking again: sooner near the end."""
     if op.done:
         return None
@@ -68,7 +69,8 @@ def retry_after(op: Operation, body: OperationModel, now: datetime) -> int | Non
         return int(min(max((op.earliest_start_at - now).total_seconds(), 1), 60))
     if op.status is Status.ON_HOLD:
         return 30
-    progress = body.metadata.get("progress") or {}
+    metadata = body["metadata"] if isinstance(body, dict) else body.metadata
+    progress = metadata.get("progress") or {}
     eta = progress.get("etaTime")
     if eta:
         left = (datetime.fromisoformat(eta) - now).total_seconds()
@@ -77,7 +79,7 @@ def retry_after(op: Operation, body: OperationModel, now: datetime) -> int | Non
 
 
 def operation_headers(
-    location: str, op: Operation, body: OperationModel, now: datetime
+    location: str, op: Operation, body: OperationModel | dict[str, Any], now: datetime
 ) -> dict[str, str]:
     """The headers of an answer that is one operation at ``location`` (its URL)."""
     headers = {
@@ -105,6 +107,41 @@ def found_and_presented(
     op = in_company(view.service.get(operation_id), company, operation_id)
     [body] = presented(view, [op])
     return op, body
+
+
+def found_and_shown(
+    view: ActorView, company: str, operation_id: str
+) -> tuple[Operation, dict[str, Any]]:
+    """The operation and its representation as JSON (``present``), in one trip to a thread:
+    ``found_and_presented`` without the model (the fast path writes the JSON itself,
+    ``operation_json``)."""
+    op = in_company(view.service.get(operation_id), company, operation_id)
+    [body] = present(view, [op])
+    return op, body
+
+
+def operation_json(body: dict[str, Any]) -> bytes:
+    """The bytes FastAPI sends for ``OperationModel.model_validate(body)`` as a route's
+    response model (``exclude_unset``): the representation's keys are the model's fields
+    in the model's order, its values already JSON; only ``percentComplete`` (a float
+    field) is coerced, as validation does. orjson writes them (the same bytes as
+    pydantic-core's writer: both print floats the shortest way and escape the same
+    characters; ``tests/api/test_fast_poll.py`` compares them). What orjson refuses (an
+    integer beyond 64 bits in a result, say) goes through the model, as before."""
+    try:
+        return orjson.dumps(_coerced(body))
+    except TypeError:
+        model = OperationModel.model_validate(body)
+        return model.__pydantic_serializer__.to_json(model, exclude_unset=True, by_alias=True)
+
+
+def _coerced(body: dict[str, Any]) -> dict[str, Any]:
+    percent = body.get("percentComplete")
+    if percent is None or type(percent) is float:
+        return body
+    if isinstance(percent, bool) or not isinstance(percent, int | float):
+        raise TypeError("percentComplete is not a number")  # the model decides
+    return {**body, "percentComplete": float(percent)}
 
 
 async def find(view: ActorView, company: str, operation_id: str) -> Operation:

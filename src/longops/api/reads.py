@@ -8,7 +8,7 @@ import asyncio
 import hashlib
 import json
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -45,6 +45,7 @@ from longops.api.presenting import (
     find,
     found_and_presented,
     prefer_wait,
+    present,
     presented,
     reply,
 )
@@ -229,6 +230,44 @@ async def list_operations(
         "startedAfter": started_after, "startedBefore": started_before, "q": q,
         "orderBy": order_by,
     }  # fmt: skip
+    plan = page_plan(company, params, page_size, page_token)
+    ops, shown = await call(_listed_and_presented, view, plan.query, page_size)
+    next_token = plan.next_token(ops)
+    response.headers["Cache-Control"] = "no-store"
+    if next_token is None:
+        return OperationList(operations=shown, nextPageToken=None, nextLink=None)
+    next_link = str(request.url.include_query_params(pageToken=next_token))
+    return OperationList(operations=shown, nextPageToken=next_token, nextLink=next_link)
+
+
+NO_FILTER: dict[str, Any] = dict.fromkeys(
+    ("status", "task", "category", "queue", "user", "createdAfter", "createdBefore",
+     "startedAfter", "startedBefore", "q", "orderBy")
+)  # fmt: skip
+"""The list's filter parameters, none given (the first page the fast path answers)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PagePlan:
+    """A page of the list: what to read and how its next page token is made."""
+
+    query: OperationFilter
+    fingerprint: str
+    page_size: int
+    limit: int
+
+    def next_token(self, ops: list[Operation]) -> str | None:
+        """The next page's token, when ``ops`` (what ``query`` read) show one follows."""
+        more = len(ops) > self.page_size or len(ops) == self.limit == self.page_size
+        if not more:
+            return None
+        return encode_token({"e": ops[: self.page_size][-1].entry_no, "f": self.fingerprint})
+
+
+def page_plan(
+    company: str, params: dict[str, Any], page_size: int, page_token: str | None
+) -> PagePlan:
+    """The read of a page of the list (its filter from ``params``, the query parameters)."""
     query = build_query(company, params)
     fingerprint = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
     after: int | None = None
@@ -251,15 +290,15 @@ async def list_operations(
         after_entry_no=None if query.descending else after,
         before_entry_no=after if query.descending else None,
     )
-    ops, shown = await call(_listed_and_presented, view, query, page_size)
-    more = len(ops) > page_size or len(ops) == limit == page_size
-    ops = ops[:page_size]
-    response.headers["Cache-Control"] = "no-store"
-    if not more:
-        return OperationList(operations=shown, nextPageToken=None, nextLink=None)
-    next_token = encode_token({"e": ops[-1].entry_no, "f": fingerprint})
-    next_link = str(request.url.include_query_params(pageToken=next_token))
-    return OperationList(operations=shown, nextPageToken=next_token, nextLink=next_link)
+    return PagePlan(query, fingerprint, page_size, limit)
+
+
+def listed_and_shown(
+    view: ActorView, query: OperationFilter, page_size: int
+) -> tuple[list[Operation], list[dict[str, Any]]]:
+    """``_listed_and_presented`` without the models (the fast path writes the JSON)."""
+    ops = view.service.list_operations(query)
+    return ops, present(view, ops[:page_size])
 
 
 @router.get(

@@ -20,7 +20,7 @@ from typing import Any
 
 from longops.domain.operation import Attempt, Operation, OperationEvent
 from longops.domain.progress import Progress
-from longops.domain.status import Status, StatusReason
+from longops.domain.status import TERMINAL, Status, StatusReason
 from longops.domain.waiting import WaitReason
 
 METADATA_TYPE = "type.longops.dev/longops.v1.OperationMetadata"
@@ -157,6 +157,11 @@ def _error(op: Operation) -> dict[str, Any] | None:
     return None
 
 
+_PRIORITY_LABELS: dict[Any, str] = {}
+"""Each priority's label, looked up once (``Priority.label`` reads the enum's name)."""
+_CAPTIONS = {s: s.caption for s in Status}
+
+
 def represent(
     op: Operation,
     *,
@@ -165,45 +170,61 @@ def represent(
     now: datetime,
 ) -> dict[str, Any]:
     """The canonical JSON of an operation (conventions §7.2)."""
+    status = op.status
+    done = status in TERMINAL
     reading = progress if progress is not None else op.progress
     percent = reading.percent if reading is not None else None
-    if op.status is Status.FINISHED:
+    if status is Status.FINISHED:
         percent = 100.0
     partial = []
-    if op.status is Status.READY and op.status_reason is StatusReason.RETRY and op.last_error:
+    retrying = status is Status.READY and op.status_reason is StatusReason.RETRY
+    if retrying and op.last_error:
         partial.append({"code": "Internal", "message": op.last_error, "rpcCode": 13})
+    priority = op.priority
+    label = _PRIORITY_LABELS.get(priority)
+    if label is None:
+        label = _PRIORITY_LABELS.setdefault(priority, priority.label)
+    cancel_request = op.cancel_request
+    started_at, ended_at, expires_at = op.started_at, op.ended_at, op.expires_at
+    stalled_at, checkpoint_at = op.stalled_at, op.checkpoint_at
+    company = op.company
+    op_id = str(op.id)
     metadata: dict[str, Any] = {
         "@type": METADATA_TYPE,
-        "company": op.company,
+        "company": company,
         "entryNo": op.entry_no,
         "task": op.task,
         "description": op.description,
         "queue": op.queue,
         "category": op.category,
-        "priority": op.priority.label,
+        "priority": label,
         "state": state(op, now),
-        "statusDetail": op.status.value,
-        "statusCaption": "Cancelling" if op.cancelling else op.status.caption,
+        "statusDetail": status.value,
+        "statusCaption": "Cancelling"
+        if status is Status.IN_PROCESS and cancel_request is not None
+        else _CAPTIONS[status],
         "statusReason": op.status_reason,
         "attempt": op.attempt_count,
         "maxAttempts": op.max_attempts,
-        "createTime": iso(op.created_at),
-        "scheduleTime": iso(op.earliest_start_at),
-        "startTime": iso(op.started_at),
-        "updateTime": iso(op.updated_at),
-        "endTime": iso(op.ended_at) if op.done else None,
-        "expireTime": iso(op.expires_at),
+        "createTime": op.created_at.isoformat(),
+        "scheduleTime": op.earliest_start_at.isoformat(),
+        "startTime": None if started_at is None else started_at.isoformat(),
+        "updateTime": op.updated_at.isoformat(),
+        "endTime": ended_at.isoformat() if done and ended_at is not None else None,
+        "expireTime": None if expires_at is None else expires_at.isoformat(),
         "timeoutSeconds": op.timeout.total_seconds(),
-        "recurring": op.recurring,
+        "recurring": op.recurrence is not None,
         "progress": None if reading is None else camel(reading.to_json()),
         "statusMessage": (reading.message if reading is not None else None)
         or (wait.message if wait is not None else None),
         "waitReason": None if wait is None else camel(wait.to_json()),
-        "cancelRequested": op.cancel_request is not None and not op.done,
-        "cancelRequest": camel(op.cancellation_json()),
-        "stalled": op.stalled_at is not None,
-        "stalledTime": iso(op.stalled_at),
-        "checkpointTime": iso(op.checkpoint_at),
+        "cancelRequested": cancel_request is not None and not done,
+        "cancelRequest": None
+        if cancel_request is None and op.cancel_mode is None
+        else camel(op.cancellation_json()),
+        "stalled": stalled_at is not None,
+        "stalledTime": None if stalled_at is None else stalled_at.isoformat(),
+        "checkpointTime": None if checkpoint_at is None else checkpoint_at.isoformat(),
         "labels": dict(op.labels),
         "createdBy": op.user,
         "userInactive": op.user_inactive,
@@ -211,19 +232,18 @@ def represent(
         "apiVersion": "v1",
     }
     body: dict[str, Any] = {
-        "name": operation_name(op.company, op.id),
-        "id": str(op.id),
+        "name": f"companies/{company}/operations/{op_id}",
+        "id": op_id,
         "status": azure_status(op),
-        "done": op.done,
+        "done": done,
         "percentComplete": percent,
         "metadata": metadata,
     }
-    if op.status is Status.FINISHED:
+    if status is Status.FINISHED:
         body["result"] = op.result
         body["response"] = op.result
-    error = _error(op)
-    if error is not None:
-        body["error"] = error
+    if status is Status.CANCELLED or status is Status.ERROR:
+        body["error"] = _error(op)
     return body
 
 

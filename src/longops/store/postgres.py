@@ -53,8 +53,10 @@ def json_loads(data: str | bytes) -> Any:
     if isinstance(data, str):
         data = data.encode()
     if _LONG_DIGITS.search(data) is None:
-        with contextlib.suppress(orjson.JSONDecodeError):
+        try:  # not contextlib.suppress: making one costs twice the parse of a small value
             return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass
     return json.loads(data)
 
 
@@ -146,9 +148,18 @@ class PostgresStore(SqlStore):
 
     @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
-        """A pooled connection. When one turns out broken (server restarted, backend
-        terminated, network cut) the idle ones are most likely dead too: the pool drops
-        them all and opens fresh ones, so the next calls do not each meet a dead one."""
+        """A pooled connection whose statements make a transaction (committed when the
+        block ends, rolled back on an exception)."""
+        with self._pooled() as conn:
+            if conn.autocommit:  # last used for reads (``_autocommit``)
+                conn.autocommit = False
+            yield conn
+
+    @contextmanager
+    def _pooled(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+        """A pooled connection as it was left. When one turns out broken (server restarted,
+        backend terminated, network cut) the idle ones are most likely dead too: the pool
+        drops them all and opens fresh ones, so the next calls do not each meet a dead one."""
         conn: psycopg.Connection[dict[str, Any]] | None = None
         try:
             with self._pool.connection() as conn:
@@ -209,18 +220,29 @@ class PostgresStore(SqlStore):
             with self._tx() as cur:
                 yield cur
             return
-        with self._translated(), self._autocommit() as conn, conn.cursor() as cur:
-            yield self.timed(cur)
+        with self._translated(), self._autocommit() as conn:
+            yield self.timed(_read_cursor(conn))
 
     @contextmanager
     def _autocommit(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
-        with self._connection() as conn:
-            conn.autocommit = True
-            try:
-                yield conn
-            finally:
-                if not conn.closed:
-                    conn.autocommit = False
+        """A pooled connection in autocommit. It stays so in the pool (switching costs two
+        of psycopg's waits, ~10 us each): a read after a read switches nothing, and
+        ``_connection`` switches it back for a transaction."""
+        # Not through the pool's ``connection()``: its commit at the end has nothing to
+        # commit in autocommit (one more of psycopg's waits).
+        conn = self._pool.getconn()
+        broken = False
+        try:
+            if not conn.autocommit:
+                conn.autocommit = True
+            yield conn
+        except psycopg.OperationalError:
+            broken = conn.broken
+            raise
+        finally:
+            self._pool.putconn(conn)
+            if broken:
+                self._pool.drain()  # as ``_pooled`` does
 
     def _reads(self, statements: Sequence[tuple[str, Mapping[str, Any]]]) -> list[list[Any]]:
         """The reads pipelined: sent together, answered together, one round trip (two with
@@ -326,6 +348,10 @@ class PostgresStore(SqlStore):
     def dec_ts(self, value: Any) -> datetime:
         assert isinstance(value, datetime)
         return value
+
+    def dec_ts_opt(self, value: Any) -> datetime | None:
+        # psycopg hands timestamptz columns as aware datetimes (the row decoding's hot spot).
+        return value  # type: ignore[no-any-return]
 
     def dec_json(self, value: Any) -> Any:
         # psycopg has already decoded json columns (a JSON string arrives as a Python str
@@ -662,6 +688,17 @@ def _copy_row(op: NewOperation) -> tuple[Any, ...]:
         None if perm is None else perm.value,
         op.trace_context,
     )
+
+
+def _read_cursor(conn: psycopg.Connection[Any]) -> psycopg.Cursor[Any]:
+    """The pooled connection's own cursor for reads in autocommit (``_read``), made on its
+    first, for the reason ``_enqueue_cursor`` gives (a new cursor's adapters, ~40 us a
+    read). Each read executes on it anew, which drops the previous read's result."""
+    cur: psycopg.Cursor[Any] | None = getattr(conn, "_longops_read", None)
+    if cur is None or cur.closed:
+        cur = conn.cursor()
+        conn._longops_read = cur  # type: ignore[attr-defined]
+    return cur
 
 
 def _enqueue_cursor(conn: psycopg.Connection[Any]) -> psycopg.Cursor[Any]:

@@ -268,6 +268,9 @@ class SqlCore(ABC):
         progress = r["progress"]
         checkpoint = r["checkpoint"]
         cancel_mode = r["cancel_mode"]
+        reason = r["status_reason"]
+        permission = r["required_permission"]
+        ts, ts_opt, uuid_opt = self.dec_ts, self.dec_ts_opt, self.dec_uuid_opt
         return Operation(
             id=self.dec_uuid(r["id"]),
             entry_no=int(r["entry_no"]),
@@ -278,11 +281,11 @@ class SqlCore(ABC):
             description=r["description"],
             queue=r["queue"],
             category=r["category"],
-            priority=Priority(int(r["priority"])),
-            status=Status(r["status"]),
-            status_reason=_reason(r["status_reason"]),
-            earliest_start_at=self.dec_ts(r["earliest_start_at"]),
-            expires_at=self.dec_ts_opt(r["expires_at"]),
+            priority=_priority(r["priority"]),
+            status=_status(r["status"]),
+            status_reason=_reason(reason),
+            earliest_start_at=ts(r["earliest_start_at"]),
+            expires_at=ts_opt(r["expires_at"]),
             max_attempts=int(r["max_attempts"]),
             attempt_count=int(r["attempt_count"]),
             rerun_delay=int(r["rerun_delay"]),
@@ -290,22 +293,22 @@ class SqlCore(ABC):
             timeout=timedelta(seconds=float(r["timeout_seconds"])),
             recurrence=None if rec is None else Recurrence.from_json(self.dec_json(rec)),
             user=r["user_name"],
-            created_at=self.dec_ts(r["created_at"]),
-            updated_at=self.dec_ts(r["updated_at"]),
-            ready_at=self.dec_ts_opt(r["ready_at"]),
-            started_at=self.dec_ts_opt(r["started_at"]),
-            ended_at=self.dec_ts_opt(r["ended_at"]),
+            created_at=ts(r["created_at"]),
+            updated_at=ts(r["updated_at"]),
+            ready_at=ts_opt(r["ready_at"]),
+            started_at=ts_opt(r["started_at"]),
+            ended_at=ts_opt(r["ended_at"]),
             last_error=r["last_error"],
             result=None if result is None else self.dec_json(result),
-            lease_token=self.dec_uuid_opt(r["lease_token"]),
-            session_id=self.dec_uuid_opt(r["session_id"]),
+            lease_token=uuid_opt(r["lease_token"]),
+            session_id=uuid_opt(r["session_id"]),
             dedup_key=r["dedup_key"],
             labels=self.dec_json(labels) if labels is not None else {},
             cancel_request=(
                 None
                 if cancel_at is None
                 else CancelRequest(
-                    self.dec_ts(cancel_at),
+                    ts(cancel_at),
                     r["cancel_requested_by"],
                     r["cancel_reason"],
                     bool(r["cancel_force"]),
@@ -313,18 +316,14 @@ class SqlCore(ABC):
             ),
             progress=None if progress is None else Progress.from_json(self.dec_json(progress)),
             stall_after=timedelta(seconds=float(r["stall_after_seconds"])),
-            stalled_at=self.dec_ts_opt(r["stalled_at"]),
+            stalled_at=ts_opt(r["stalled_at"]),
             checkpoint=None if checkpoint is None else self.dec_json(checkpoint),
-            checkpoint_at=self.dec_ts_opt(r["checkpoint_at"]),
+            checkpoint_at=ts_opt(r["checkpoint_at"]),
             cancel_mode=None if cancel_mode is None else CancelMode(cancel_mode),
-            cancel_overdue_at=self.dec_ts_opt(r["cancel_overdue_at"]),
+            cancel_overdue_at=ts_opt(r["cancel_overdue_at"]),
             request_hash=r["request_hash"],
             trace_context=r["trace_context"],
-            required_permission=(
-                None
-                if r["required_permission"] is None
-                else PermissionSet(r["required_permission"])
-            ),
+            required_permission=None if permission is None else PermissionSet(permission),
         )
 
     @staticmethod
@@ -585,5 +584,24 @@ def in_turns(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for _, r in sorted(zip(turns, ordered, strict=True), key=lambda t: t[0])]
 
 
+_PRIORITIES = {int(p): p for p in Priority}
+_STATUSES: dict[Any, Status] = {s.value: s for s in Status}
+_STATUS_REASONS: dict[Any, StatusReason] = {r.value: r for r in StatusReason}
+
+
+def _priority(value: Any) -> Priority:
+    """``Priority(int(value))``, looked up (an enum's call costs a microsecond a column)."""
+    found = _PRIORITIES.get(value)
+    return Priority(int(value)) if found is None else found
+
+
+def _status(value: Any) -> Status:
+    found = _STATUSES.get(value)
+    return Status(value) if found is None else found
+
+
 def _reason(value: str | None) -> StatusReason | None:
-    return None if value is None else StatusReason(value)
+    if value is None:
+        return None
+    found = _STATUS_REASONS.get(value)
+    return StatusReason(value) if found is None else found
