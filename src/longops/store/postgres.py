@@ -394,15 +394,16 @@ class PostgresStore(SqlStore):
             entry_no = rows[0]["entry_no"] if rows else None
         else:
             sql, names = self._natives["insert_operation_notify"]
-            began = time.perf_counter()
-            try:
-                with self._translated(), self._autocommit() as conn:
-                    cur = _enqueue_cursor(conn)
+            with self._translated(), self._autocommit() as conn:
+                cur = _enqueue_cursor(conn)
+                began = time.perf_counter()
+                try:
                     # Prepared by psycopg after a few runs on a connection, as every statement.
                     cur.execute(sql, [params[n] for n in names])
-                    row = cur.fetchone()
-            finally:
-                _batch_timed("insert_operation_notify", began)
+                finally:
+                    # Timed as a TimedCursor times it: the statement, not the pool's wait.
+                    _batch_timed("insert_operation_notify", began)
+                row = cur.fetchone()
             entry_no = None if row is None else row[0]
         if entry_no is None:  # pragma: no cover - ids are new (uuid7) and never reused
             raise RuntimeError(f"operation id {op.id} already exists")
