@@ -13,6 +13,7 @@ import html
 import re
 from collections.abc import Callable
 from contextlib import ExitStack
+from typing import Any
 
 import pytest
 from test_live import Events, stream
@@ -22,6 +23,7 @@ from longops import Longops, RunContext
 from longops.cli.serve import Server
 from longops.domain.status import Status
 from longops.testing import Runner
+from longops.web.pages import Pages
 from longops.web.session import COOKIE, CookieSigner, SessionData
 from procs import wait_for
 
@@ -137,3 +139,62 @@ def test_a_stop_notice_on_the_list_is_replaced_when_the_run_ends_before_the_stre
     with stream(b, url) as events:
         notice = events.next_matching("notice", timeout=10)
     assert f"Operation {entry_no} (stopped_from_a_page) is now Cancelled." in notice
+
+
+def pages_of(server: Server) -> Pages:
+    found: Pages = server.pages.state.pages
+    return found
+
+
+@pytest.fixture
+def changed_before_the_render(
+    app: Longops, server: Server, monkeypatch: pytest.MonkeyPatch
+) -> list[Callable[[], None]]:
+    """Put a change (a callable) in the list returned: the next page drawn makes it after
+    its reads, just before it renders, and waits until the hub has handed it out."""
+    pages = pages_of(server)
+    real = pages.render
+    pending: list[Callable[[], None]] = []
+
+    def render(name: str, *args: Any, **kw: Any) -> Any:
+        if pending and name in ("entries.html", "entry.html"):
+            pending.pop()()
+            top = app.store.last_event_id()
+            wait_for(lambda: server.hub.watermark >= top, timeout=20, what="the hub to pass it")
+        return real(name, *args, **kw)
+
+    monkeypatch.setattr(pages, "render", render)
+    return pending
+
+
+@pytest.mark.parametrize("view", ["list", "card"])
+def test_a_change_during_the_pages_reads_reaches_its_stream(
+    app: Longops, browser: Make, changed_before_the_render: list[Callable[[], None]], view: str
+) -> None:
+    # The operation is put on hold after the page read it (Ready) and before it renders,
+    # and the hub hands the hold out before the render: the stream must still send it.
+    alice = app.as_user("alice")
+    op = alice.enqueue("report", company="CRONUS", description="Changes unseen").id
+    b = browser("alice")
+    changed_before_the_render.append(lambda: alice.service.hold(op))
+    page = b.get(LIST if view == "list" else f"/c/CRONUS/entries/{op}").text
+    assert not changed_before_the_render, "the change was made during the page"
+    shown = 'data-status="ready"'
+    assert shown in page, "drawn as read, before the hold"
+    assert app.service.get(op).status is Status.ON_HOLD
+    with stream(b, stream_url(page)) as events:
+        sent = events.next_matching(f"row-{op}" if view == "list" else "card", timeout=10)
+    assert 'data-status="on_hold"' in sent
+
+
+def test_the_stream_of_a_page_starts_where_the_hub_stood_before_its_reads(
+    app: Longops, server: Server, browser: Make, changed_before_the_render: list[Any]
+) -> None:
+    alice = app.as_user("alice")
+    op = alice.enqueue("report", company="CRONUS").id
+    b = browser("alice")
+    before = server.hub.watermark
+    changed_before_the_render.append(lambda: alice.service.hold(op))
+    url = stream_url(b.get(LIST).text)
+    since = int(re.search(r"since=(\d+)", url).group(1))  # type: ignore[union-attr]
+    assert before <= since < server.hub.watermark

@@ -80,6 +80,11 @@ class Context:
     notice is settled (``Pages.settle_notice``), only while it still awaits it."""
     notice_settled: bool = False
     """Whether the notice was read against its operation (``Pages.settle_notice``)."""
+    since: int = 0
+    """The hub's event watermark taken before the page read anything: the page's stream
+    catches up on whatever the hub handed out after it (``Pages.context``)."""
+    notes_since: int = 0
+    """The hub's notification watermark, taken at the same moment."""
     header_read: bool = False
     """Whether the header's reads (running operations, unread count) were made."""
 

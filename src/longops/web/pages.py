@@ -106,7 +106,13 @@ class Pages:
         return self.app.as_actor(actor)
 
     def context(self, request: Request, company: str, *, header: bool = True) -> Context:
-        """The request's user in ``company``; 404 for a company the user holds nothing in."""
+        """The request's user in ``company``; 404 for a company the user holds nothing in.
+
+        The hub's watermarks are taken first, before the page reads anything: whatever
+        the hub hands out after them may be missing from the page, and its stream catches
+        up on it (taken at the render, an event handed out between a read and the render
+        would be neither in the page nor sent)."""
+        since, notes_since = self.hub.watermark, self.hub.notification_watermark
         session = self.session(request)
         view = self.view_of(session, request)
         assert session is not None
@@ -120,6 +126,7 @@ class Pages:
         ctx.notice = session.notice
         ctx.undo = session.undo
         ctx.notice_about = session.about
+        ctx.since, ctx.notes_since = since, notes_since
         if header:
             self.fill_header(ctx)
         request.state.ctx = ctx
@@ -170,12 +177,14 @@ class Pages:
         if ctx is not None and stream is None:
             stream = f"{ctx.base}/stream"
         if stream is not None:
-            # Where the hub stood when the page was drawn: the stream sends what happened
-            # between this render and its own subscription (a form's redirect, say).
-            marks: dict[str, Any] = {
-                "since": self.hub.watermark,
-                "notes": self.hub.notification_watermark,
-            }
+            # Where the hub stood before the page read anything (``context``; a page
+            # without one, now): the stream sends what happened between then and its own
+            # subscription (during the page's reads, or a form's redirect, say).
+            marks: dict[str, Any] = (
+                {"since": self.hub.watermark, "notes": self.hub.notification_watermark}
+                if ctx is None
+                else {"since": ctx.since, "notes": ctx.notes_since}
+            )
             if ctx is not None and ctx.notice_about is not None:
                 marks["notice"] = ctx.notice_about  # replaced once that operation is done
             stream += ("&" if "?" in stream else "?") + urlencode(marks)

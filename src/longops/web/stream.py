@@ -108,9 +108,9 @@ class Watch:
     fresh: int = 0
     created: int = 0
     since: int | None = None
-    """The hub's event watermark when the page was drawn."""
+    """The hub's event watermark before the page read anything (``Pages.context``)."""
     notes_after: int | None = None
-    """The hub's notification watermark when the page was drawn."""
+    """The hub's notification watermark, taken with ``since``."""
     replayed: set[int] = field(default_factory=set)
     """Notifications toasted from the catch-up read (the feed may bring them again)."""
     facets_due: bool = False
@@ -190,8 +190,10 @@ async def page_stream(
         # stream open reaches it.
         yield frame(retry=RETRY_MS)
         watch.mine = {op.id for op in await asyncio.to_thread(running_of, ctx)}
-        # The feed starts now, not when the page was drawn: what moved in between (an
-        # operation that ended while a form's redirect loaded the page) would be lost.
+        # The feed starts now, not when the page began to read: what moved in between (an
+        # operation that changed during the page's reads, or ended while a form's redirect
+        # loaded the page) would be lost. Event ids are the database's, so this holds
+        # when another server process drew the page: its hub's mark is a lower bound too.
         if watch.since is not None and hub.watermark > watch.since:
             watch.dirty |= watch.shown
             if watch.card_id is not None:
