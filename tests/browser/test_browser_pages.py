@@ -124,6 +124,11 @@ def test_sign_in_enqueue_watch_progress_cancel_and_toast(server: Server, ui: UI)
     target.get_by_role("button", name="Cancel", exact=True).click()
     expect(row(page, op_id)).to_have_attribute("data-status", "cancelled", timeout=LIVE)
     expect(row(page, op_id)).to_contain_text("Cancelled")
+    # The Cancel's "asked to stop" is history once the row is Cancelled (issue 17).
+    notice = page.locator("#notice")
+    ended = f"Operation {get(server, op_id).entry_no} ({description}) is now Cancelled."
+    expect(notice).to_have_text(ended, timeout=LIVE)
+    expect(notice).not_to_contain_text("asked to stop")
     toast = page.locator("#toasts .toast[role=status]").filter(has_text=description)
     expect(toast).to_contain_text("Cancelled", timeout=LIVE)
     ui.shot("cancelled-with-toast")

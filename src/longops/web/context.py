@@ -76,7 +76,15 @@ class Context:
     undo: tuple[str, ...] = ()
     """The ids the notice's Undo button puts back (a Delete's notice)."""
     notice_about: str | None = None
-    """The operation whose end the notice awaits ("asked to stop"), if it does."""
+    """The operation whose end the notice awaits ("asked to stop"), if it does; once the
+    notice is settled (``Pages.settle_notice``), only while it still awaits it."""
+    notice_settled: bool = False
+    """Whether the notice was read against its operation (``Pages.settle_notice``)."""
+    since: int = 0
+    """The hub's event watermark taken before the page read anything: the page's stream
+    catches up on whatever the hub handed out after it (``Pages.context``)."""
+    notes_since: int = 0
+    """The hub's notification watermark, taken at the same moment."""
     header_read: bool = False
     """Whether the header's reads (running operations, unread count) were made."""
 

@@ -14,6 +14,7 @@ Example::
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -24,7 +25,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from longops.app import ActorView, Longops
 from longops.core.streams import EventHub
-from longops.domain.errors import NotFound, PermissionDenied
+from longops.domain.errors import LongopsError, NotFound, PermissionDenied
 from longops.domain.operation import Operation
 from longops.domain.security import FrontEnd
 from longops.domain.status import Status
@@ -105,7 +106,13 @@ class Pages:
         return self.app.as_actor(actor)
 
     def context(self, request: Request, company: str, *, header: bool = True) -> Context:
-        """The request's user in ``company``; 404 for a company the user holds nothing in."""
+        """The request's user in ``company``; 404 for a company the user holds nothing in.
+
+        The hub's watermarks are taken first, before the page reads anything: whatever
+        the hub hands out after them may be missing from the page, and its stream catches
+        up on it (taken at the render, an event handed out between a read and the render
+        would be neither in the page nor sent)."""
+        since, notes_since = self.hub.watermark, self.hub.notification_watermark
         session = self.session(request)
         view = self.view_of(session, request)
         assert session is not None
@@ -119,6 +126,7 @@ class Pages:
         ctx.notice = session.notice
         ctx.undo = session.undo
         ctx.notice_about = session.about
+        ctx.since, ctx.notes_since = since, notes_since
         if header:
             self.fill_header(ctx)
         request.state.ctx = ctx
@@ -136,6 +144,23 @@ class Pages:
         ]
         ctx.running_percent = sum(percents) / len(percents) if percents else None
 
+    def settle_notice(self, ctx: Context, op: Operation | None = None) -> None:
+        """Read a carried notice that awaits an operation's end ("asked to stop") against
+        that operation (``op`` when the page has read it, else one read): once it is done,
+        the notice says what happened (``present.notice_now``); while it is not,
+        ``ctx.notice_about`` stays, and the page's stream replaces the notice when it ends."""
+        if ctx.notice_settled or ctx.notice_about is None:
+            return
+        ctx.notice_settled = True
+        if op is None or str(op.id) != ctx.notice_about:
+            op = _visible(ctx, ctx.notice_about)
+        if op is None:  # deleted, or out of sight: the notice stays as it was said
+            ctx.notice_about = None
+            return
+        ctx.notice, awaits = present.notice_now(ctx.notice, ctx.notice_about, op)
+        if not awaits:
+            ctx.notice_about = None
+
     # -- rendering -------------------------------------------------------------------------
     def render(
         self,
@@ -146,16 +171,23 @@ class Pages:
         stream: str | None = None,
         **values: Any,
     ) -> HTMLResponse:
+        if ctx is not None:
+            self.settle_notice(ctx)
         data: dict[str, Any] = {} if ctx is None else ctx.template_vars()
         if ctx is not None and stream is None:
             stream = f"{ctx.base}/stream"
         if stream is not None:
-            # Where the hub stood when the page was drawn: the stream sends what happened
-            # between this render and its own subscription (a form's redirect, say).
-            mark = urlencode(
+            # Where the hub stood before the page read anything (``context``; a page
+            # without one, now): the stream sends what happened between then and its own
+            # subscription (during the page's reads, or a form's redirect, say).
+            marks: dict[str, Any] = (
                 {"since": self.hub.watermark, "notes": self.hub.notification_watermark}
+                if ctx is None
+                else {"since": ctx.since, "notes": ctx.notes_since}
             )
-            stream += ("&" if "?" in stream else "?") + mark
+            if ctx is not None and ctx.notice_about is not None:
+                marks["notice"] = ctx.notice_about  # replaced once that operation is done
+            stream += ("&" if "?" in stream else "?") + urlencode(marks)
         data["stream_url"] = stream
         data.update(values)
         html = self.env.get_template(name).render(**data)
@@ -191,6 +223,15 @@ class Pages:
 def running_of(ctx: Context) -> list[Operation]:
     """The signed-in user's operations in process in this company."""
     return ctx.view.read_models.running_for_user(ctx.company)
+
+
+def _visible(ctx: Context, operation_id: str) -> Operation | None:
+    """The operation of this company, if the user may read it (None otherwise)."""
+    try:
+        op = ctx.view.service.get(uuid.UUID(operation_id))
+    except (ValueError, LongopsError):
+        return None
+    return op if op.company == ctx.company else None
 
 
 def unread_of(ctx: Context) -> int:

@@ -109,8 +109,8 @@ def ended_notice(op: Operation) -> str:
 
 
 def notice_now(notice: str | None, about: str | None, op: Operation) -> tuple[str | None, bool]:
-    """A carried notice as the card of ``op`` shows it now, and whether it still awaits the
-    operation's end (the stream then reads the operation once it subscribes). A notice
+    """A carried notice as a page shows it now that ``op`` reads so, and whether it still
+    awaits the operation's end (the page's stream then replaces it once it is). A notice
     about ``op`` that foretold its end ("asked to stop") says what happened once it is
     done, whenever the run ended: before this page, or before its stream subscribed."""
     if notice is None or about != str(op.id):

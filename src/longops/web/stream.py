@@ -17,10 +17,12 @@ page listens for is ignored, so no event can point at a missing element:
   an operation of the company changed status (at most every OVERVIEW_EVERY seconds) or,
   less often, progressed;
 - ``card-actions``: the card's buttons, only when which buttons show changed (never
-  replaced under the pointer otherwise); ``card-error``: its error on top; ``notice``: an
-  action's notice once the card's operation is done ("asked to stop" is history then; a
-  card drawn with such a notice, ``notice=awaits``, is read as soon as its stream
-  subscribes, so a run that ended before that is not missed);
+  replaced under the pointer otherwise); ``card-error``: its error on top;
+- ``notice``: an action's notice once the card's operation is done ("asked to stop" is
+  history then); on any page drawn with a notice awaiting an operation's end
+  (``notice=<id>``: a row's Cancel of a running operation, say), once that one is done:
+  read when the stream subscribes (it may have ended since the page's read), then on
+  each of its transitions;
 - ``facets``: the list's status facets and their counts, when a status in the company
   changed or an operation was created (at most every FACETS_EVERY seconds: one count
   query each time).
@@ -106,9 +108,9 @@ class Watch:
     fresh: int = 0
     created: int = 0
     since: int | None = None
-    """The hub's event watermark when the page was drawn."""
+    """The hub's event watermark before the page read anything (``Pages.context``)."""
     notes_after: int | None = None
-    """The hub's notification watermark when the page was drawn."""
+    """The hub's notification watermark, taken with ``since``."""
     replayed: set[int] = field(default_factory=set)
     """Notifications toasted from the catch-up read (the feed may bring them again)."""
     facets_due: bool = False
@@ -121,9 +123,12 @@ class Watch:
     """The Overview page: how many seconds after its last redraw it is due again (a status
     changed: OVERVIEW_EVERY; only progress moved: OVERVIEW_PROGRESS_EVERY), None if not."""
     overview_at: float = 0.0
-    notice_awaits: bool = False
-    """The card was drawn with a notice awaiting its operation's end ("asked to stop"): the
-    stream reads the operation once subscribed, and replaces the notice if it is done."""
+    notice_for: uuid.UUID | None = None
+    """The page was drawn with a notice awaiting this operation's end ("asked to stop"):
+    the stream reads it once subscribed and after each of its transitions, and replaces
+    the notice once it is done."""
+    notice_due: bool = False
+    """``notice_for`` is to be read at the next flush."""
 
     def recount(self) -> None:
         if self.view == "list":
@@ -147,6 +152,8 @@ class Watch:
             if item.type is not EventType.PROGRESS:
                 self.moved.add(oid)
                 self.recount()
+                if oid == self.notice_for:
+                    self.notice_due = True
             elif oid in self.mine:
                 self.indicator = True
 
@@ -159,6 +166,7 @@ class Watch:
             or self.fresh
             or self.indicator
             or self.facets_due
+            or self.notice_due
             or self.overview_due is not None
         )
 
@@ -182,8 +190,10 @@ async def page_stream(
         # stream open reaches it.
         yield frame(retry=RETRY_MS)
         watch.mine = {op.id for op in await asyncio.to_thread(running_of, ctx)}
-        # The feed starts now, not when the page was drawn: what moved in between (an
-        # operation that ended while a form's redirect loaded the page) would be lost.
+        # The feed starts now, not when the page began to read: what moved in between (an
+        # operation that changed during the page's reads, or ended while a form's redirect
+        # loaded the page) would be lost. Event ids are the database's, so this holds
+        # when another server process drew the page: its hub's mark is a lower bound too.
         if watch.since is not None and hub.watermark > watch.since:
             watch.dirty |= watch.shown
             if watch.card_id is not None:
@@ -192,12 +202,10 @@ async def page_stream(
             watch.recount()
             if watch.view == "overview":
                 watch.overview_due = OVERVIEW_EVERY
-        if watch.notice_awaits and watch.card_id is not None:
-            # The run may have ended between the page's read and this subscription, with
-            # no transition left for this stream to see (handed out before it subscribed,
-            # or the page drawn by another server process): read the card now.
-            watch.dirty.add(watch.card_id)
-            watch.moved.add(watch.card_id)
+        if watch.notice_for is not None:
+            # The run may have ended between the page's read and this subscription: one
+            # read now, whatever the watermarks say (one operation, only on such a page).
+            watch.notice_due = True
         if me is not None and watch.notes_after is not None:
             missed = await asyncio.to_thread(_missed_notes, ctx, watch.notes_after)
             watch.notes.extend(missed)
@@ -272,6 +280,14 @@ def _render(pages: Pages, ctx: Context, watch: Watch, me: str | None) -> list[st
         watch.mine = {op.id for op in ctx.running}
         out.append(sse("indicator", pages.fragment("_indicator.html", ctx=ctx, base=ctx.base)))
         out.append(sse("unread", pages.fragment("_unread.html", ctx=ctx)))
+    if watch.notice_due and watch.notice_for is not None:
+        watch.notice_due = False
+        op = get(watch.notice_for)
+        if op is None or op.done:
+            # Done: the notice says what happened (sent once); gone: nothing to say.
+            watch.notice_for = None
+            if op is not None:
+                out.append(sse("notice", pages.fragment("_notice.html", op=op)))
     due = watch.overview_due
     if due is not None and time.monotonic() - watch.overview_at >= due:
         # The cues, the chart and the longest running: one overview read, not per change.
@@ -299,8 +315,9 @@ def _card(pages: Pages, ctx: Context, watch: Watch, op: Operation, moved: bool) 
     if moved:  # more than progress: the fields, timeline and attempts, the error
         out.append(sse("card-details", card_details_html(pages, ctx, op)))
         out.append(sse("card-error", card_error_html(pages, ctx, op)))
-        if op.done:
-            # The notice of an action taken here ("asked to stop") is history now.
+        if op.done and op.id != watch.notice_for:
+            # The notice of an action taken here is history now (the one awaiting this
+            # end, ``notice_for``, is sent by ``_render`` alike, once).
             out.append(sse("notice", pages.fragment("_notice.html", op=op)))
     return out
 

@@ -41,21 +41,20 @@ def card(request: Request, company: str, operation_id: str, pages: PagesDep) -> 
     path = here(request)
     live = card_live(pages, ctx, op, path)
     # A notice carried from an action here ("asked to stop") as of this read: a done
-    # operation's card says what happened; otherwise the stream reads it once subscribed
-    # (the run may end before that, and no transition would then reach this page).
-    ctx.notice, awaits = present.notice_now(ctx.notice, ctx.notice_about, op)
-    stream_query = {
-        "view": "card",
-        "op": str(op.id),
-        "next": path,
-        "acts": present.actions_key(present.actions_for(ctx.actor, op)),
-    }
-    if awaits:
-        stream_query["notice"] = "awaits"
+    # operation's card says what happened; otherwise the stream replaces it once it is.
+    pages.settle_notice(ctx, op)
     return pages.render(
         "entry.html",
         ctx,
-        stream=f"{ctx.base}/stream?" + urlencode(stream_query),
+        stream=f"{ctx.base}/stream?"
+        + urlencode(
+            {
+                "view": "card",
+                "op": str(op.id),
+                "next": path,
+                "acts": present.actions_key(present.actions_for(ctx.actor, op)),
+            }
+        ),
         title=op.description or op.task,
         op=op,
         live=live,

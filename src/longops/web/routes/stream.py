@@ -42,8 +42,8 @@ async def stream(
     watch = Watch(view, frozenset(shown), card_id, next if safe_path(next) else "")
     watch.since, watch.notes_after = since, notes
     watch.actions = acts  # the card's buttons as drawn: redrawn only when they change
-    # The card was drawn with a notice awaiting its operation's end ("asked to stop").
-    watch.notice_awaits = notice == "awaits" and card_id is not None and view == "card"
+    # The page was drawn with a notice awaiting this operation's end ("asked to stop").
+    watch.notice_for = operation_uuid(notice) if notice else None
     return StreamingResponse(
         page_stream(pages, request, ctx, watch),
         media_type="text/event-stream",
