@@ -13,7 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from longops.domain.clock import FrozenClock
 from longops.domain.errors import DatabaseBusy
+from longops.domain.operation import NewOperation
+from longops.store import sqlite as sqlite_module
 from longops.store.base import StoreOptions
 from longops.store.sqlite import SqliteStore
 
@@ -126,3 +129,26 @@ def test_stored_ids_decode_as_the_same_uuid_as_the_uuid_module_makes() -> None:
             store.dec_uuid("g" * 32)
     finally:
         store.close()
+
+
+def test_the_wal_starts_over_while_one_process_writes_without_a_pause(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One-by-one enqueues back to back: every commit lands while the background
+    checkpoint copies, so unless it finishes the copy with this process's writers held
+    off, the WAL is never all copied, never starts over, and grows by every commit (here
+    about 30 MB; 160 MB for 3,000 enqueues of the peers benchmark)."""
+    monkeypatch.setattr(sqlite_module, "CHECKPOINT_COMMITS", 20, raising=False)
+    monkeypatch.setattr(sqlite_module, "CHECKPOINT_RESTART_FRAMES", 100, raising=False)
+    clock = FrozenClock(datetime(2026, 1, 2, tzinfo=UTC))
+    store = _store(tmp_path, busy=5.0)
+    wal = tmp_path / "w.db-wal"
+    try:
+        for _ in range(600):
+            store.insert_operations([NewOperation.build(task="t", now=clock.now())])
+        grown = wal.stat().st_size
+    finally:
+        store.close()
+    # Started over: the file keeps the size it reached before a restart (2-10 MB here;
+    # 30 MB without the held-off copy).
+    assert grown < 15_000_000, f"the WAL grew to {grown:,} bytes"

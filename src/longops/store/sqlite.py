@@ -49,6 +49,12 @@ _TS_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 POLL_SECONDS = 0.01
 CHECKPOINT_SECONDS = 1.0
 """How often the background checkpointer copies the WAL back into the database file."""
+CHECKPOINT_COMMITS = 100
+"""... or sooner, after this many commits of this process (a burst of enqueues: 100 of them
+add about 5 MB to the WAL)."""
+CHECKPOINT_RESTART_FRAMES = 1000
+"""A WAL this long (pages; SQLite's own automatic checkpoint starts at 1,000) is started
+over: see _checkpoint_loop."""
 BEGIN_RETRY_FIRST = 0.0001
 BEGIN_RETRY_MAX = 0.001
 BEGIN_RETRY_PATIENT = 0.05
@@ -212,6 +218,7 @@ class SqliteStore(SqlStore):
         # waits for, or blocks, a writer) once a second after commits.
         self._commits = 0
         self._stopped = threading.Event()
+        self._checkpoint_due = threading.Event()
         self._checkpoint_lock = threading.Lock()
         self._checkpointer: threading.Thread | None = None
         # Keep one connection open for the store's life: an in-memory database lives only
@@ -267,6 +274,7 @@ class SqliteStore(SqlStore):
     def close(self) -> None:
         self._closed = True
         self._stopped.set()
+        self._checkpoint_due.set()
         with self._checkpoint_lock, self._lock:  # not while the checkpointer uses its own
             conns, self._connections = self._connections, []
         for conn in conns:
@@ -290,11 +298,24 @@ class SqliteStore(SqlStore):
         return self._writer
 
     def _checkpoint_loop(self) -> None:
+        """Copy the WAL back into the database file, beside the writers (PASSIVE: it
+        neither waits for nor blocks them), once a second or after ``CHECKPOINT_COMMITS``
+        commits. A write transaction starts the WAL over from its beginning only if
+        everything in it was copied; while writers commit without a pause, a commit
+        always lands during the copy and the WAL grows without end (160 MB after 3,000
+        one-by-one enqueues, and the file keeps that size). So once the WAL holds
+        ``CHECKPOINT_RESTART_FRAMES`` pages, what was committed during the copy (a few
+        pages) is copied again with this process's writers held off for that moment, and
+        the next write starts the WAL over, unless another process wrote meanwhile (a
+        RESTART checkpoint, which holds every process's writers off, halved the drain of
+        two worker processes: benchmarks/results/profile-notes.md)."""
         try:
             conn = self._connect()
         except Exception:  # closed meanwhile, or the file went away: writers checkpoint
             return
-        while not self._stopped.wait(CHECKPOINT_SECONDS):
+        while not self._stopped.is_set():
+            self._checkpoint_due.wait(CHECKPOINT_SECONDS)
+            self._checkpoint_due.clear()
             if not self._commits:
                 continue
             self._commits = 0
@@ -303,7 +324,15 @@ class SqliteStore(SqlStore):
                     return
                 # A fault (busy, disk full) is retried at the next round.
                 with contextlib.suppress(sqlite3.Error):
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    row = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    if row is None or row["log"] < CHECKPOINT_RESTART_FRAMES:
+                        continue
+                    if not self._write_lock.acquire(timeout=self.options.busy_timeout):
+                        continue
+                    try:
+                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    finally:
+                        self._write_lock.release()
 
     @contextmanager
     def _tx(self) -> Iterator[Any]:
@@ -325,6 +354,8 @@ class SqliteStore(SqlStore):
                 yield self.timed(cur)
                 cur.execute("COMMIT")  # may meet a full disk
                 self._commits += 1
+                if self._commits >= CHECKPOINT_COMMITS:
+                    self._checkpoint_due.set()
             except sqlite3.OperationalError as exc:
                 with contextlib.suppress(sqlite3.Error):
                     conn.rollback()
