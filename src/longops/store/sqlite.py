@@ -306,9 +306,10 @@ class SqliteStore(SqlStore):
         one-by-one enqueues, and the file keeps that size). So once the WAL holds
         ``CHECKPOINT_RESTART_FRAMES`` pages, what was committed during the copy (a few
         pages) is copied again with this process's writers held off for that moment, and
-        the next write starts the WAL over, unless another process wrote meanwhile (a
-        RESTART checkpoint, which holds every process's writers off, halved the drain of
-        two worker processes: benchmarks/results/profile-notes.md)."""
+        the next write starts the WAL over, unless another process wrote meanwhile or a
+        reader still reads the WAL (then at a later round; a RESTART checkpoint, which
+        holds every process's writers off, halved the drain of two worker processes:
+        benchmarks/results/profile-notes.md)."""
         try:
             conn = self._connect()
         except Exception:  # closed meanwhile, or the file went away: writers checkpoint
@@ -327,7 +328,8 @@ class SqliteStore(SqlStore):
                     row = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                     if row is None or row["log"] < CHECKPOINT_RESTART_FRAMES:
                         continue
-                    if not self._write_lock.acquire(timeout=self.options.busy_timeout):
+                    # A writer holding on: this round is skipped (close() waits for it).
+                    if not self._write_lock.acquire(timeout=CHECKPOINT_SECONDS):
                         continue
                     try:
                         conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
