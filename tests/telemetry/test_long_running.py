@@ -68,8 +68,8 @@ def test_slow_sql_names_the_statement_never_its_parameters(
     app.enqueue("echo", SECRET)
     statements = {r["statement"] for r in otel.logs() if r["eventId"] == "LO0024"}
     # PostgreSQL sends a plain enqueue as one statement with its wake-up (and without
-    # the Python-side pipeline's name); SQLite's is the INSERT itself.
-    assert statements & {"insert_operation", "insert_operation_notify"}
+    # the Python-side pipeline's name); SQLite's is the INSERT itself (insert_operation_one).
+    assert statements & {"insert_operation", "insert_operation_notify", "insert_operation_one"}
     assert all(r["bcEventId"] == "RT0005" for r in otel.logs() if r["eventId"] == "LO0024")
     assert SECRET not in repr(otel.logs())
 

@@ -49,6 +49,12 @@ _TS_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 POLL_SECONDS = 0.01
 CHECKPOINT_SECONDS = 1.0
 """How often the background checkpointer copies the WAL back into the database file."""
+CHECKPOINT_COMMITS = 100
+"""... or sooner, after this many commits of this process (a burst of enqueues: 100 of them
+add about 5 MB to the WAL)."""
+CHECKPOINT_RESTART_FRAMES = 1000
+"""A WAL this long (pages; SQLite's own automatic checkpoint starts at 1,000) is started
+over: see _checkpoint_loop."""
 BEGIN_RETRY_FIRST = 0.0001
 BEGIN_RETRY_MAX = 0.001
 BEGIN_RETRY_PATIENT = 0.05
@@ -101,6 +107,19 @@ def _loads(text: str) -> Any:
 _LONG_NUMBER = re.compile(r"\d{19}")
 """19 digits in a row: possibly an integer past 64 bits, which orjson reads as a float
 (``json.loads`` as an exact int)."""
+
+
+def _uuid_of_int(number: int) -> uuid.UUID:
+    """``uuid.UUID(int=number)`` without its checks (``number`` comes from 32 hex digits, so
+    it is in range); the same object in every way (value, hash, order, pickling)."""
+    value = _new_object(uuid.UUID)
+    _set_attribute(value, "int", number)
+    _set_attribute(value, "is_safe", uuid.SafeUUID.unknown)
+    return value
+
+
+_new_object = object.__new__
+_set_attribute = object.__setattr__
 
 
 def _is_busy(exc: sqlite3.Error) -> bool:
@@ -199,6 +218,7 @@ class SqliteStore(SqlStore):
         # waits for, or blocks, a writer) once a second after commits.
         self._commits = 0
         self._stopped = threading.Event()
+        self._checkpoint_due = threading.Event()
         self._checkpoint_lock = threading.Lock()
         self._checkpointer: threading.Thread | None = None
         # Keep one connection open for the store's life: an in-memory database lives only
@@ -254,6 +274,7 @@ class SqliteStore(SqlStore):
     def close(self) -> None:
         self._closed = True
         self._stopped.set()
+        self._checkpoint_due.set()
         with self._checkpoint_lock, self._lock:  # not while the checkpointer uses its own
             conns, self._connections = self._connections, []
         for conn in conns:
@@ -277,11 +298,25 @@ class SqliteStore(SqlStore):
         return self._writer
 
     def _checkpoint_loop(self) -> None:
+        """Copy the WAL back into the database file, beside the writers (PASSIVE: it
+        neither waits for nor blocks them), once a second or after ``CHECKPOINT_COMMITS``
+        commits. A write transaction starts the WAL over from its beginning only if
+        everything in it was copied; while writers commit without a pause, a commit
+        always lands during the copy and the WAL grows without end (160 MB after 3,000
+        one-by-one enqueues, and the file keeps that size). So once the WAL holds
+        ``CHECKPOINT_RESTART_FRAMES`` pages, what was committed during the copy (a few
+        pages) is copied again with this process's writers held off for that moment, and
+        the next write starts the WAL over, unless another process wrote meanwhile or a
+        reader still reads the WAL (then at a later round; a RESTART checkpoint, which
+        holds every process's writers off, halved the drain of two worker processes:
+        benchmarks/results/profile-notes.md)."""
         try:
             conn = self._connect()
         except Exception:  # closed meanwhile, or the file went away: writers checkpoint
             return
-        while not self._stopped.wait(CHECKPOINT_SECONDS):
+        while not self._stopped.is_set():
+            self._checkpoint_due.wait(CHECKPOINT_SECONDS)
+            self._checkpoint_due.clear()
             if not self._commits:
                 continue
             self._commits = 0
@@ -290,7 +325,16 @@ class SqliteStore(SqlStore):
                     return
                 # A fault (busy, disk full) is retried at the next round.
                 with contextlib.suppress(sqlite3.Error):
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    row = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    if row is None or row["log"] < CHECKPOINT_RESTART_FRAMES:
+                        continue
+                    # A writer holding on: this round is skipped (close() waits for it).
+                    if not self._write_lock.acquire(timeout=CHECKPOINT_SECONDS):
+                        continue
+                    try:
+                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    finally:
+                        self._write_lock.release()
 
     @contextmanager
     def _tx(self) -> Iterator[Any]:
@@ -312,6 +356,8 @@ class SqliteStore(SqlStore):
                 yield self.timed(cur)
                 cur.execute("COMMIT")  # may meet a full disk
                 self._commits += 1
+                if self._commits >= CHECKPOINT_COMMITS:
+                    self._checkpoint_due.set()
             except sqlite3.OperationalError as exc:
                 with contextlib.suppress(sqlite3.Error):
                     conn.rollback()
@@ -410,7 +456,13 @@ class SqliteStore(SqlStore):
     def enc_ts(self, value: datetime | None) -> Any:
         if value is None:
             return None
-        return value.astimezone(UTC).strftime(_TS_FORMAT)
+        if value.tzinfo is not UTC:
+            value = value.astimezone(UTC)
+        if value.year < 1000:  # strftime's %Y has no leading zeros there: as stored before
+            return value.strftime(_TS_FORMAT)
+        # _TS_FORMAT, several times cheaper than strftime (an enqueue encodes three times,
+        # a result up to three): "YYYY-MM-DD HH:MM:SS.ffffff" and the "+00:00" cut off.
+        return value.isoformat(" ", "microseconds")[:26]
 
     def enc_list(self, value: Sequence[str]) -> Any:
         return json.dumps(list(value))
@@ -419,6 +471,11 @@ class SqliteStore(SqlStore):
         return 1 if value else 0
 
     def dec_uuid(self, value: Any) -> uuid.UUID:
+        if len(value) == 32:
+            # The stored form (enc_uuid: 32 hex digits) built straight from its number: a
+            # claim decodes three per run, and UUID(hex=) first cleans up the text it is
+            # given (braces, dashes, "urn:uuid:"), which a stored id never has.
+            return _uuid_of_int(int(value, 16))
         return uuid.UUID(hex=value)
 
     def dec_ts(self, value: Any) -> datetime:
@@ -448,6 +505,19 @@ class SqliteStore(SqlStore):
                 "transactional enqueue (connection=...) needs PostgreSQL; "
                 "SQLite has one writer and no shared connection to join"
             )
+        if len(ops) == 1 and ops[0].dedup_key is None and ops[0].request_hash is None:
+            # The common case, one plain operation: nothing can conflict but a duplicate id
+            # (uuid7, never reused), so only its entry number is read back (the rowid) and
+            # the rest is what was sent (store._sql.core.inserted), not a 48-column row.
+            op = ops[0]
+            params = self.new_operation_params(op)  # before the write lock
+            with self._tx() as cur:
+                cur.execute(self.q["insert_operation_one"], params)
+                if cur.rowcount != 1:  # pragma: no cover - ids are new and never reused
+                    raise RuntimeError(f"operation id {op.id} already exists")
+                entry_no = int(cur.lastrowid)
+            self._wake(op.queue)
+            return [self.inserted(op, entry_no)]
         with self._tx() as cur:
             out = self._insert_with(cur, ops)
         for queue in {op.queue for op in out}:

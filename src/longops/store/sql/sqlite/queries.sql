@@ -100,6 +100,14 @@ UPDATE longops_operations SET
    AND status IN (SELECT value FROM json_each(:allowed_from))
 RETURNING *;
 
+-- name: insert_operation_one
+-- why: the caller reads the new entry number from the connection (the rowid) instead of
+--      RETURNING the row; PostgreSQL sends the INSERT with its NOTIFY (insert_operation_notify).
+-- One plain enqueue (no dedup key, no client Operation-Id): nothing can conflict but the
+-- id, which is new; the caller has every other value (store._sql.core.inserted).
+{{insert_new_operation}}
+ON CONFLICT DO NOTHING;
+
 -- name: claim_operations
 -- why: the hot path: SQLite's single writer claims in steps (this pick, then
 --      insert_claimed_attempts, log_claimed, mark_companies_served); PostgreSQL in one statement.
