@@ -560,9 +560,10 @@ class PostgresStore(SqlStore):
                 for r in results
             ]
         ).decode()
-        cur = self._native(conn, "finish_runs", {"rows": rows})
-        # A wake-up only when it can let another dispatcher claim (see notify_finished).
+        # The ids as an array literal (a uuid needs no quoting), read as uuid[].
         ids = "{" + ",".join([str(r.operation_id) for r in results]) + "}"
+        cur = self._native(conn, "finish_runs", {"rows": rows, "ids": ids})
+        # A wake-up only when it can let another dispatcher claim (see notify_finished).
         conn.cursor().execute(self.q["notify_finished"], {"ids": ids})
         return cur
 

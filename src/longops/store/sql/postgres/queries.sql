@@ -495,6 +495,9 @@ op AS (
      -- walking longops_operations_running (whose predicate `status = 'in_process'` would
      -- otherwise match), which read thousands of entries per batch as the table aged.
      WHERE o.id = i.id AND (o.status = 'in_process') IS TRUE AND o.lease_token = i.lease_token
+       -- The ids once more as an array: the planner takes a function's rows for 100, so
+       -- without it the generic plan hashed the input and scanned the whole table for it.
+       AND o.id = ANY(%(ids)s::uuid[])
     RETURNING o.id, o.company, i.lease_token, o.status, o.status_reason, o.cancel_mode
 ),
 att AS (
