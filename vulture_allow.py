@@ -77,3 +77,5 @@ stoppedAt
 drainDeadline
 # The pages' navigation reads it in base.html (Sessions for SUPER users only, issue 17).
 may_list_sessions
+# queue.Queue bookkeeping that Handoff._start keeps as Queue.put would (task_done, join).
+unfinished_tasks
