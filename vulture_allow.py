@@ -81,3 +81,5 @@ may_list_sessions
 # names) and Hypothesis' pytest plugin read these.
 _.__signature__
 _.is_hypothesis_test
+# queue.Queue bookkeeping that Handoff._start keeps as Queue.put would (task_done, join).
+unfinished_tasks

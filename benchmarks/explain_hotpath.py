@@ -40,27 +40,25 @@ from longops.domain.clock import SystemClock
 from longops.store.base import ClaimParams, RunResult
 from longops.testing import active_session
 
-NULL_COLUMNS = (
-    "reasons", "starts", "attempt_counts", "errors", "tracebacks", "results", "progresses",
-    "stop_modes", "cancel_modes", "peak_rsses",
-)  # fmt: skip
 
-
-def finish_params(rows: Sequence[Sequence[Any]], now: datetime) -> dict[str, list[Any]]:
+def finish_params(rows: Sequence[Sequence[Any]], now: datetime) -> dict[str, Any]:
     """``finish_runs``' parameters: each run of ``rows`` (id, lease token, run number)
-    finished successfully at ``now``."""
-    n = len(rows)
-    return {
-        "ids": [r[0] for r in rows],
-        "leases": [r[1] for r in rows],
-        "run_nos": [r[2] for r in rows],
-        "ats": [now] * n,
-        "outcomes": ["success"] * n,
-        "statuses": ["finished"] * n,
-        **{k: [None] * n for k in NULL_COLUMNS},
-        "run_starts": [now] * n,
-        "clear_checkpoints": [True] * n,
-    }
+    finished successfully at ``now`` (one JSON array of results, as the store sends it);
+    ``ids`` for ``notify_finished``."""
+    results = [
+        {
+            "id": str(r[0]),
+            "lease_token": str(r[1]),
+            "run_no": r[2],
+            "at": now.isoformat(),
+            "outcome": "success",
+            "status": "finished",
+            "run_started_at": now.isoformat(),
+            "clear_checkpoint": True,
+        }
+        for r in rows
+    ]
+    return {"rows": json.dumps(results), "ids": "{" + ",".join(str(r[0]) for r in rows) + "}"}
 
 
 def main() -> int:

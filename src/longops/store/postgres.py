@@ -568,31 +568,38 @@ class PostgresStore(SqlStore):
         for r in results:
             firsts.setdefault((r.operation_id, r.lease_token), r)
         results = list(firsts.values())
-        columns = {
-            "ids": [r.operation_id for r in results],
-            "leases": [r.lease_token for r in results],
-            "run_nos": [r.run_no for r in results],
-            "ats": [r.at for r in results],
-            "outcomes": [r.outcome.value for r in results],
-            "statuses": [r.status.value for r in results],
-            "reasons": [r.status_reason for r in results],
-            "starts": [r.earliest_start_at for r in results],
-            "attempt_counts": [r.attempt_count for r in results],
-            "errors": [r.error_message for r in results],
-            "tracebacks": [r.traceback for r in results],
-            "results": [r.result_json for r in results],
-            "run_starts": [r.started_at for r in results],
-            "progresses": [r.progress_json for r in results],
-            "stop_modes": [None if r.stop_mode is None else r.stop_mode.value for r in results],
-            "cancel_modes": [
-                None if r.cancel_mode is None else r.cancel_mode.value for r in results
-            ],
-            "clear_checkpoints": [r.clear_checkpoint for r in results],
-            "peak_rsses": [r.peak_rss for r in results],
-        }
-        cur = self._native(conn, "finish_runs", columns)
+        # One JSON parameter for the batch (orjson writes uuids and aware datetimes itself:
+        # RFC 3339, which timestamptz reads), not 18 arrays: see finish_runs.
+        rows = orjson.dumps(
+            [
+                {
+                    "id": r.operation_id,
+                    "lease_token": r.lease_token,
+                    "run_no": r.run_no,
+                    "at": r.at,
+                    "outcome": r.outcome.value,
+                    "status": r.status.value,
+                    "status_reason": r.status_reason,
+                    "earliest_start_at": r.earliest_start_at,
+                    "attempt_count": r.attempt_count,
+                    "error_message": r.error_message,
+                    "traceback": r.traceback,
+                    "result": r.result_json,
+                    "run_started_at": r.started_at,
+                    "progress": r.progress_json,
+                    "stop_mode": None if r.stop_mode is None else r.stop_mode.value,
+                    "cancel_mode": None if r.cancel_mode is None else r.cancel_mode.value,
+                    "clear_checkpoint": r.clear_checkpoint,
+                    "peak_rss": r.peak_rss,
+                }
+                for r in results
+            ]
+        ).decode()
+        # The ids as an array literal (a uuid needs no quoting), read as uuid[].
+        ids = "{" + ",".join([str(r.operation_id) for r in results]) + "}"
+        cur = self._native(conn, "finish_runs", {"rows": rows, "ids": ids})
         # A wake-up only when it can let another dispatcher claim (see notify_finished).
-        conn.cursor().execute(self.q["notify_finished"], {"ids": columns["ids"]})
+        conn.cursor().execute(self.q["notify_finished"], {"ids": ids})
         return cur
 
     def _native(self, conn: Any, name: str, params: Mapping[str, Any]) -> Any:

@@ -35,7 +35,14 @@ log = logging.getLogger("longops.worker")
 
 CONTENDED_RETRIES = 5
 """Claims in a row that come back short because a concurrent claim took their rows, after
-which the dispatcher waits for a wake-up (or its poll) as after any short claim."""
+which the dispatcher waits for a wake-up, at most ``CONTENDED_WAIT`` (doubling with each
+further contended claim, up to its poll)."""
+CONTENDED_WAIT = 0.05
+"""The first wait after ``CONTENDED_RETRIES`` contended claims. Not the poll: a contended
+claim means work is ready, and nothing will say so when the other claim commits (a plain
+finish sends no notification). The retries' jitter adds up to 30 ms, less than one loaded
+claim transaction (finish, claim, commit) can hold its rows, so a worker draining a backlog
+beside another used to idle a whole poll (1 s) now and then."""
 
 
 class Dispatcher:
@@ -283,6 +290,11 @@ class Dispatcher:
 
     def _idle_wait(self) -> float:
         poll = self.options.poll_interval
+        beyond = self._contended - CONTENDED_RETRIES
+        if beyond > 0:
+            # Work is ready but another claim held it: soon again, backing off (a row held
+            # for long by someone else, an operator's open transaction, ends at the poll).
+            return min(poll, CONTENDED_WAIT * float(2 ** (beyond - 1)))
         due = self.store.next_due_at(self.options.queues, self.options.companies)
         if due is None:
             return poll
