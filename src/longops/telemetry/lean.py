@@ -492,7 +492,7 @@ class _Encoder:
             if group is None:
                 group = self._group(op)
             span_numbers, log_numbers = self._numbers_of(attempt)
-            entry_no = op.entry_no
+            entry_no: int | None = op.entry_no  # guarded as the SDK path is
             if entry_no is None:
                 common = _LOG_OPERATION_ID + operation_id + group[2]
             else:
