@@ -10,7 +10,7 @@ from longops.telemetry import catalogue as cat
 from longops.telemetry import providers
 from longops.telemetry.events import emit
 from longops.telemetry.settings import settings
-from longops.telemetry.traces import sql_used
+from longops.telemetry.traces import in_attempt, sql_used
 
 _SESSION_EVENTS = {
     SessionEventType.LOGON: cat.SESSION_LOGON,
@@ -74,8 +74,10 @@ def progress_written(count: int) -> None:
 
 def sql_timing() -> tuple[float, bool]:
     """What a timed cursor needs to know: the slow-SQL threshold in seconds, and whether
-    every statement is to be reported (telemetry on) or only the slow ones."""
-    return settings().slow_sql_after, providers.get().enabled
+    every statement is to be reported (telemetry on, and an attempt runs on this thread:
+    its span counts them) or only the slow ones (elsewhere, e.g. the dispatcher's claims
+    and the completer's finishes, a statement counts for no attempt)."""
+    return settings().slow_sql_after, providers.get().enabled and in_attempt()
 
 
 def sql_timed(statement: str, elapsed: float) -> None:

@@ -131,6 +131,9 @@ def traceparent_bytes(text: str | None) -> tuple[bytes, bytes, int] | None:
 
 _ZERO16 = bytes(16)
 _ZERO8 = bytes(8)
+_PARSED: dict[str | None, tuple[bytes, bytes, int] | None] = {}
+"""Stored ``traceparent`` texts parsed (:meth:`Attempt.ids`), by their text."""
+_UNPARSED: Any = object()
 _Ids = tuple[bytes, int, bytes, "tuple[bytes, bytes] | None"]
 
 
@@ -198,7 +201,14 @@ class Attempt:
         found = self._ids
         if found is None:
             op = self.op
-            creation = traceparent_bytes(op.trace_context)
+            text = op.trace_context
+            # The operations of one enqueue share its ``send`` span's context: parsed once.
+            creation = _PARSED.get(text, _UNPARSED)
+            if creation is _UNPARSED:
+                creation = traceparent_bytes(text)
+                if len(_PARSED) >= 4096:
+                    _PARSED.clear()
+                _PARSED[text] = creation
             if creation is not None and op.recurrence is None:
                 trace_id, parent_id, parent_flags = creation
                 flags = (parent_flags & RANDOM_TRACE_ID) | (parent_flags & SAMPLED)
@@ -481,14 +491,20 @@ class _Encoder:
             group = self._groups.get((op.queue, op.company, op.task, op.category))
             if group is None:
                 group = self._group(op)
-            common = _LOG_OPERATION_ID + operation_id
-            if op.entry_no is not None:
-                common += _int(_LOG_ENTRY_NO, op.entry_no)
             span_numbers, log_numbers = self._numbers_of(attempt)
+            entry_no: int | None = op.entry_no  # guarded as the SDK path is
+            if entry_no is None:
+                common = _LOG_OPERATION_ID + operation_id + group[2]
+            else:
+                # The entry number's varint once, for the records and for the span.
+                raw = _SMALL[entry_no] if 0 <= entry_no < 128 else _varint(entry_no)
+                size = len(raw)
+                common = _LOG_OPERATION_ID + operation_id + _LOG_ENTRY_NO[size] + raw + group[2]
+                span_numbers = _SPAN_ENTRY_NO[size] + raw + span_numbers
             found = attempt.encoded = (
                 operation_id,
                 context,
-                common + group[2],
+                common,
                 log_numbers,
                 span_numbers,
                 group,
@@ -504,12 +520,10 @@ class _Encoder:
         if parts is None:
             parts = self._parts(attempt)
         operation_id, _, _, _, numbers, (name_kind, shared, _, _) = parts
-        op = attempt.op
         cpu = attempt.cpu_seconds
         if cpu is None:
             cpu = attempt.cpu_ended - attempt.cpu_started
         statements = attempt.sql_statements
-        entry_no = op.entry_no
         out = [
             _IDS_PARENT(0x0A10, trace_id, 0x1208, attempt.span_id, 0x2208, parent_id)
             if parent_id
@@ -519,8 +533,7 @@ class _Encoder:
             shared,
             _SPAN_MESSAGE_ID,
             operation_id,
-            b"" if entry_no is None else _int(_SPAN_ENTRY_NO, entry_no),
-            numbers,
+            numbers,  # the entry number (if any), the attempt and run numbers
             _SPAN_SMALL_SQL_STATEMENTS[statements]
             if 0 <= statements < 128
             else _int(_SPAN_SQL_STATEMENTS, statements),
@@ -610,12 +623,13 @@ class _Encoder:
         if session is None:
             session_bytes = b""
         else:
-            session_bytes = self._sessions.get(session, b"")
+            key = session.int  # hashed in C (a UUID's own hash is Python code)
+            session_bytes = self._sessions.get(key, b"")
             if not session_bytes:
                 if len(self._sessions) >= 1024:
                     self._sessions.clear()
                 session_bytes = _LOG_SESSION_ID + str(session).encode()
-                self._sessions[session] = session_bytes
+                self._sessions[key] = session_bytes
         wait_bytes = _LOG_SMALL_QUEUE_WAIT[ms] if ms < 128 else _int(_LOG_QUEUE_WAIT, ms)
         return _attempt_record(self._fast[0], parts, session_bytes, wait_bytes, observed)
 
@@ -735,7 +749,10 @@ def _attempt_record(
     operation_id, context, common, numbers, _, _ = parts
     record = b"".join((head, body, operation_id, ids, common, numbers, own, more, context,
                        _OBSERVED(0x59, observed), tail))  # fmt: skip
-    return _framed(record)
+    size = len(record)
+    if 128 <= size < 16_384:  # as _framed, without the call
+        return _FIELD2(0x12, (size & 0x7F) | 0x80, size >> 7) + record
+    return b"\x12" + _varint(size) + record
 
 
 def _request(resource: bytes, scope: bytes, records: list[bytes]) -> bytes:

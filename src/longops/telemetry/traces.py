@@ -312,6 +312,11 @@ def child_usage(cpu_seconds: float | None, peak_rss_bytes: int | None) -> None:
         state.peak_rss_bytes = peak_rss_bytes
 
 
+def in_attempt() -> bool:
+    """Whether an attempt runs in this context (its statements count on its span)."""
+    return _attempt.get() is not None
+
+
 def sql_used(elapsed: float) -> None:
     """One of longops's statements ran on the current attempt's thread."""
     state = _attempt.get()
