@@ -41,3 +41,18 @@ def is_fault(exc: BaseException) -> bool:
     if isinstance(exc, sqlite3.OperationalError):
         return True
     return isinstance(exc, OSError)
+
+
+def is_data_error(exc: BaseException) -> bool:
+    """True when ``exc`` says the database (or its driver) refused a value the program
+    sent: text it cannot hold (PostgreSQL's ``DataError`` family, e.g. a NUL in ``text``),
+    text UTF-8 cannot encode (a lone surrogate). Not a fault (retrying the same write fails
+    the same way) and not a reason to stop a worker: the caller writes the rows one by one
+    and records the one refused without its text."""
+    if isinstance(exc, UnicodeError | sqlite3.DataError):
+        return True
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is not None and isinstance(exc, psycopg.DataError):
+        return True
+    orjson = sys.modules.get("orjson")
+    return orjson is not None and isinstance(exc, orjson.JSONEncodeError)
