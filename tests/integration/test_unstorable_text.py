@@ -95,3 +95,33 @@ def test_nul_and_lone_surrogates_are_stored_escaped_and_spare_the_other_runs(
 
     for op in ops.values():
         assert "lost" not in (op.last_error or "")
+
+
+def test_a_result_the_database_still_refuses_is_recorded_as_an_error_without_its_text(
+    app: Longops, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The defence behind the rule: with the escaping switched off, the raw text reaches the
+    # database (PostgreSQL refuses a NUL in text; neither driver can send a lone
+    # surrogate). The batch is written one by one, the refused result is recorded as an
+    # Error that says so, and the worker and its other runs go on.
+    import longops.store.protocols.runs as runs
+
+    monkeypatch.setattr(runs, "storable_text", lambda text: text)
+    names = ["surrogate_error"] + (["nul_error"] if db_url.startswith("postgres") else [])
+    bad = [app.enqueue(name) for name in names]
+    plain = [app.enqueue("plain", n) for n in range(5)]
+    worker = app.worker(concurrency=8, poll_interval=0.05, run_services=False)
+    worker.start()
+    try:
+        ops = {h.id: h.wait(timeout=30) for h in [*bad, *plain]}
+        assert worker.health().alive, worker.health().loops
+    finally:
+        worker.stop()
+    for n, h in enumerate(plain):
+        assert ops[h.id].status is Status.FINISHED, ops[h.id].last_error
+        assert ops[h.id].result == n * 2
+    for h in bad:
+        op = ops[h.id]
+        assert op.status is Status.ERROR
+        assert op.last_error is not None
+        assert op.last_error.startswith("the run's result could not be stored"), op.last_error

@@ -1,0 +1,164 @@
+"""The completer's defence against a result the database refuses (a data error): the batch
+is one statement, so one bad row fails it whole; the completer then writes the results one
+by one, and a result still refused is recorded as an Error saying its text could not be
+stored. The others land, none is lost or written twice, and the loop goes on. Also the
+unit rule of ``longops.domain.text`` and ``store.faults.is_data_error``."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+
+from longops.domain.operation import Outcome
+from longops.domain.progress import ProgressCounter
+from longops.domain.status import Status
+from longops.domain.text import storable_text
+from longops.store.base import RunResult
+from longops.store.faults import is_data_error, is_fault
+from longops.worker.completer import Completer
+
+AT = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+POISON = "poison"
+
+
+def _result(message: str | None = None, *, outcome: Outcome = Outcome.SUCCESS) -> RunResult:
+    return RunResult(
+        operation_id=uuid.uuid4(),
+        lease_token=uuid.uuid4(),
+        run_no=1,
+        at=AT,
+        outcome=outcome,
+        status=Status.FINISHED if outcome is Outcome.SUCCESS else Status.ERROR,
+        error_message=message,
+        traceback=None if message is None else f"Traceback ...\n{message}\n",
+        result_json=None if outcome is not Outcome.SUCCESS else "7",
+    )
+
+
+class RefusingStore:
+    """``finish_runs`` fails whole, as PostgreSQL's one statement does, when any row holds
+    :data:`POISON` in its message; records every batch it was asked to write."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.calls: list[list[RunResult]] = []
+        self.written: list[RunResult] = []
+
+    def finish_runs(self, results: Sequence[RunResult]) -> list[bool]:
+        self.calls.append(list(results))
+        if any(POISON in (r.error_message or "") for r in results):
+            raise self.error
+        self.written += results
+        return [True] * len(results)
+
+
+class Table:
+    """The run table's two calls the completer makes."""
+
+    def __init__(self) -> None:
+        self.done: list[RunResult] = []
+
+    def unwritten(self, result: RunResult) -> None:
+        pass
+
+    def written(self, results: Sequence[RunResult]) -> None:
+        self.done += results
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        psycopg.errors.UntranslatableCharacter("\\u0000 cannot be converted to text"),
+        psycopg.DataError("value too long"),
+        UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed"),
+        sqlite3.DataError("string or blob too big"),
+    ],
+)
+def test_one_refused_result_does_not_fail_the_batch(error: Exception) -> None:
+    store = RefusingStore(error)
+    table = Table()
+    completer = Completer(store, table)  # type: ignore[arg-type]
+    good = [_result() for _ in range(5)]
+    bad = _result(f"ValueError: {POISON}", outcome=Outcome.ERROR)
+    batch = [good[0], good[1], bad, good[2], good[3], good[4]]
+    for r in batch:
+        completer.submit(r)
+
+    completer.step()  # no exception: the loop goes on
+
+    assert len(store.calls[0]) == 6  # the batch first, refused whole
+    landed = {r.operation_id: r for r in store.written}
+    assert set(landed) == {r.operation_id for r in batch}  # every one, once
+    assert len(store.written) == 6
+    for g in good:
+        assert landed[g.operation_id] is g  # the others as they were
+    kept = landed[bad.operation_id]
+    assert kept.outcome is Outcome.ERROR and kept.status is Status.ERROR
+    assert kept.lease_token == bad.lease_token  # still under its lease
+    assert kept.error_message is not None
+    assert "could not be stored" in kept.error_message
+    assert type(error).__name__ in kept.error_message
+    assert kept.traceback is None and kept.result_json is None
+    assert not completer.take()  # nothing left waiting, nothing to write again
+    assert table.done == batch  # the table forgets them as written
+
+
+def test_a_fault_in_the_batch_still_raises_for_the_supervisor() -> None:
+    store = RefusingStore(psycopg.OperationalError("server closed the connection"))
+    completer = Completer(store, Table())  # type: ignore[arg-type]
+    completer.submit(_result(f"x {POISON}", outcome=Outcome.ERROR))
+    with pytest.raises(psycopg.OperationalError):
+        completer.step()
+    assert len(store.calls) == 1  # not split: a fault is waited out and the batch retried
+
+
+@pytest.mark.parametrize(
+    ("exc", "data"),
+    [
+        (psycopg.errors.UntranslatableCharacter("nul"), True),
+        (psycopg.DataError("x"), True),
+        (UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed"), True),
+        (sqlite3.DataError("x"), True),
+        (psycopg.OperationalError("x"), False),
+        (psycopg.errors.UniqueViolation("x"), False),
+        (TypeError("x"), False),
+    ],
+)
+def test_is_data_error(exc: Exception, data: bool) -> None:
+    assert is_data_error(exc) is data
+    if data:
+        assert not is_fault(exc)
+
+
+@pytest.mark.parametrize(
+    ("text", "stored"),
+    [
+        ("plain", "plain"),
+        ("bad\x00nul", "bad\\x00nul"),
+        ("\x00", "\\x00"),
+        ("a\ud800b", "a\\ud800b"),
+        ("é\x00\udfff€", "é\\x00\\udfff€"),
+        ("pair \U0001f600 kept", "pair \U0001f600 kept"),
+        ("already \\x00 escaped", "already \\x00 escaped"),
+    ],
+)
+def test_storable_text(text: str, stored: str) -> None:
+    assert storable_text(text) == stored
+    storable_text(text).encode()  # UTF-8 can carry it
+    assert storable_text(None) is None
+
+
+def test_run_result_and_progress_apply_the_rule() -> None:
+    r = _result("ValueError: a\x00b\ud800", outcome=Outcome.ERROR)
+    assert r.error_message == "ValueError: a\\x00b\\ud800"
+    assert r.traceback is not None and "\x00" not in r.traceback
+    counter = ProgressCounter()
+    counter.step("s\x00", 1, 2)
+    counter.set(completed=1, total=2, unit="u\x00", message="m\x00\udc80")
+    reading = counter.snapshot()
+    assert (reading.message, reading.unit, reading.step_name) == ("m\\x00\\udc80", "u\\x00", "s\\x00")
