@@ -7,20 +7,28 @@ unit rule of ``longops.domain.text`` and ``store.faults.is_data_error``."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any, cast
 
 import psycopg
 import pytest
 
+from longops.domain.clock import FrozenClock
 from longops.domain.operation import Outcome
 from longops.domain.progress import ProgressCounter
 from longops.domain.status import Status
 from longops.domain.text import storable_text
-from longops.store.base import RunResult
+from longops.store.base import Claimed, RunResult, Store
 from longops.store.faults import is_data_error, is_fault
 from longops.worker.completer import Completer
+from longops.worker.dispatcher import Dispatcher
+from longops.worker.handoff import Handoff
+from longops.worker.options import WorkerOptions
+from longops.worker.registry import TaskRegistry
+from longops.worker.runs import RunTable
 
 AT = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 POISON = "poison"
@@ -162,3 +170,52 @@ def test_run_result_and_progress_apply_the_rule() -> None:
     counter.set(completed=1, total=2, unit="u\x00", message="m\x00\udc80")
     reading = counter.snapshot()
     assert (reading.message, reading.unit, reading.step_name) == ("m\\x00\\udc80", "u\\x00", "s\\x00")
+
+
+class ClaimRefusingStore(RefusingStore):
+    """A claim that carries results (``finish_and_claim``) fails on a refused row, as the
+    one transaction does on PostgreSQL; a plain claim finds nothing."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(error)
+        self.claims = 0
+
+    def finish_and_claim(self, results: Sequence[RunResult], params: Any) -> Claimed:
+        self.claims += 1
+        if any(POISON in (r.error_message or "") for r in results):
+            raise self.error
+        raise AssertionError("not reached")
+
+    def claim(self, params: Any) -> Claimed:
+        self.claims += 1
+        return Claimed()
+
+
+def test_a_claim_carrying_a_refused_result_hands_them_back_to_the_completer() -> None:
+    store = ClaimRefusingStore(psycopg.errors.UntranslatableCharacter("nul"))
+    table = RunTable()
+    completer = Completer(cast(Store, store), table)
+    d = Dispatcher(
+        cast(Store, store),
+        TaskRegistry(),
+        FrozenClock(),
+        WorkerOptions(concurrency=2, poll_interval=1.0),
+        table,
+        work=Handoff(2, runs_on_loop=lambda c: False, run_async=None, add_runner=lambda: None),  # type: ignore[arg-type]
+        session_id=uuid.uuid4,
+        slot_freed=threading.Event(),
+        wake_monitor=lambda: None,
+        hand_back=lambda r: None,
+        completer=completer,
+    )
+    batch = [_result(), _result(f"ValueError: {POISON}", outcome=Outcome.ERROR), _result()]
+    for r in batch:
+        completer.enqueue(r)
+    completer.defer = True  # claims came back full: the next claim carries the results
+
+    assert d.claim_once() is False  # no exception: the dispatcher loop goes on
+    assert completer.defer is False  # the completer writes them itself now
+    assert store.written == []
+    completer.step()
+    assert [r.operation_id for r in store.written] == [r.operation_id for r in batch]
+    assert "could not be stored" in (store.written[1].error_message or "")
