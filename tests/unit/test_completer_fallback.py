@@ -21,11 +21,12 @@ from longops.domain.operation import Outcome
 from longops.domain.progress import ProgressCounter
 from longops.domain.status import Status
 from longops.domain.text import storable_text
-from longops.store.base import Claimed, RunResult, Store
+from longops.store.base import Claimed, ProgressUpdate, RunResult, Store
 from longops.store.faults import is_data_error, is_fault
 from longops.worker.completer import Completer
 from longops.worker.dispatcher import Dispatcher
 from longops.worker.handoff import Handoff
+from longops.worker.monitor import Monitor
 from longops.worker.options import WorkerOptions
 from longops.worker.registry import TaskRegistry
 from longops.worker.runs import RunTable
@@ -219,3 +220,28 @@ def test_a_claim_carrying_a_refused_result_hands_them_back_to_the_completer() ->
     completer.step()
     assert [r.operation_id for r in store.written] == [r.operation_id for r in batch]
     assert "could not be stored" in (store.written[1].error_message or "")
+
+
+class ProgressRefusingStore:
+    def __init__(self) -> None:
+        self.calls: list[list[ProgressUpdate]] = []
+
+    def flush_progress(self, updates: Sequence[ProgressUpdate]) -> list[bool]:
+        self.calls.append(list(updates))
+        if any(POISON in u.progress_json for u in updates):
+            raise psycopg.errors.UntranslatableCharacter("nul")
+        return [True] * len(updates)
+
+
+def test_a_refused_progress_reading_is_skipped_and_the_others_written() -> None:
+    store = ProgressRefusingStore()
+    monitor = Monitor(
+        cast(Store, store), FrozenClock(), WorkerOptions(), RunTable(), listener=None
+    )
+    updates = [
+        ProgressUpdate(uuid.uuid4(), uuid.uuid4(), AT, text, moved=True)
+        for text in ('{"message":"a"}', f'{{"message":"{POISON}"}}', '{"message":"b"}')
+    ]
+    # Skipped counts as applied: the run is not stopped as if fenced.
+    assert monitor._write_progress(updates) == [True, True, True]
+    assert [len(c) for c in store.calls] == [3, 1, 1, 1]
