@@ -79,7 +79,8 @@ def test_nul_and_lone_surrogates_are_stored_escaped_and_spare_the_other_runs(
     assert surrogate.last_error == "ValueError: bad\\ud800sur"
     [attempt] = app.service.attempts(nul.id)
     assert attempt.error_message == "ValueError: bad\\x00nul"
-    assert attempt.traceback is not None and "bad\\x00nul" in attempt.traceback
+    assert attempt.traceback is not None
+    assert "bad\\x00nul" in attempt.traceback
     assert "\x00" not in attempt.traceback
 
     done = ops[progress.id]

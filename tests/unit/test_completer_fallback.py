@@ -107,12 +107,14 @@ def test_one_refused_result_does_not_fail_the_batch(error: Exception) -> None:
     for g in good:
         assert landed[g.operation_id] is g  # the others as they were
     kept = landed[bad.operation_id]
-    assert kept.outcome is Outcome.ERROR and kept.status is Status.ERROR
+    assert kept.outcome is Outcome.ERROR
+    assert kept.status is Status.ERROR
     assert kept.lease_token == bad.lease_token  # still under its lease
     assert kept.error_message is not None
     assert "could not be stored" in kept.error_message
     assert type(error).__name__ in kept.error_message
-    assert kept.traceback is None and kept.result_json is None
+    assert kept.traceback is None
+    assert kept.result_json is None
     assert not completer.take()  # nothing left waiting, nothing to write again
     assert table.done == batch  # the table forgets them as written
 
@@ -165,12 +167,17 @@ def test_storable_text(text: str, stored: str) -> None:
 def test_run_result_and_progress_apply_the_rule() -> None:
     r = _result("ValueError: a\x00b\ud800", outcome=Outcome.ERROR)
     assert r.error_message == "ValueError: a\\x00b\\ud800"
-    assert r.traceback is not None and "\x00" not in r.traceback
+    assert r.traceback is not None
+    assert "\x00" not in r.traceback
     counter = ProgressCounter()
     counter.step("s\x00", 1, 2)
     counter.set(completed=1, total=2, unit="u\x00", message="m\x00\udc80")
     reading = counter.snapshot()
-    assert (reading.message, reading.unit, reading.step_name) == ("m\\x00\\udc80", "u\\x00", "s\\x00")
+    assert (reading.message, reading.unit, reading.step_name) == (
+        "m\\x00\\udc80",
+        "u\\x00",
+        "s\\x00",
+    )
 
 
 class ClaimRefusingStore(RefusingStore):
@@ -235,9 +242,7 @@ class ProgressRefusingStore:
 
 def test_a_refused_progress_reading_is_skipped_and_the_others_written() -> None:
     store = ProgressRefusingStore()
-    monitor = Monitor(
-        cast(Store, store), FrozenClock(), WorkerOptions(), RunTable(), listener=None
-    )
+    monitor = Monitor(cast(Store, store), FrozenClock(), WorkerOptions(), RunTable(), listener=None)
     updates = [
         ProgressUpdate(uuid.uuid4(), uuid.uuid4(), AT, text, moved=True)
         for text in ('{"message":"a"}', f'{{"message":"{POISON}"}}', '{"message":"b"}')
