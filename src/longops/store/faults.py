@@ -51,8 +51,7 @@ def is_data_error(exc: BaseException) -> bool:
     and records the one refused without its text."""
     if isinstance(exc, UnicodeError | sqlite3.DataError):
         return True
+    # (orjson's JSONEncodeError is TypeError itself, too broad to read as one: the
+    # PostgreSQL store raises the DataError it means, see PostgresStore._send_finish.)
     psycopg = sys.modules.get("psycopg")
-    if psycopg is not None and isinstance(exc, psycopg.DataError):
-        return True
-    orjson = sys.modules.get("orjson")
-    return orjson is not None and isinstance(exc, orjson.JSONEncodeError)
+    return psycopg is not None and isinstance(exc, psycopg.DataError)
