@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from longops.domain.errors import ValidationError
+from longops.domain.text import storable_text
 
 DEFAULT_STALL_AFTER = timedelta(minutes=10)
 MAX_MESSAGE = 500
@@ -162,7 +163,8 @@ def _check_text(field: str, value: Any, limit: int) -> str:
         raise ValidationError(field, "must be a string", value)
     if len(value) > limit:
         raise ValidationError(field, f"must be at most {limit} characters")
-    return value
+    # Task code's text: NUL and lone surrogates as visible escapes (longops.domain.text).
+    return storable_text(value)
 
 
 class ProgressCounter:

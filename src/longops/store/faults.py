@@ -41,3 +41,17 @@ def is_fault(exc: BaseException) -> bool:
     if isinstance(exc, sqlite3.OperationalError):
         return True
     return isinstance(exc, OSError)
+
+
+def is_data_error(exc: BaseException) -> bool:
+    """True when ``exc`` says the database (or its driver) refused a value the program
+    sent: text it cannot hold (PostgreSQL's ``DataError`` family, e.g. a NUL in ``text``),
+    text UTF-8 cannot encode (a lone surrogate). Not a fault (retrying the same write fails
+    the same way) and not a reason to stop a worker: the caller writes the rows one by one
+    and records the one refused without its text."""
+    if isinstance(exc, UnicodeError | sqlite3.DataError):
+        return True
+    # (orjson's JSONEncodeError is TypeError itself, too broad to read as one: the
+    # PostgreSQL store raises the DataError it means, see PostgresStore._send_finish.)
+    psycopg = sys.modules.get("psycopg")
+    return psycopg is not None and isinstance(exc, psycopg.DataError)

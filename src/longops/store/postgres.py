@@ -568,33 +568,14 @@ class PostgresStore(SqlStore):
         for r in results:
             firsts.setdefault((r.operation_id, r.lease_token), r)
         results = list(firsts.values())
-        # One JSON parameter for the batch (orjson writes uuids and aware datetimes itself:
-        # RFC 3339, which timestamptz reads), not 18 arrays: see finish_runs.
-        rows = orjson.dumps(
-            [
-                {
-                    "id": r.operation_id,
-                    "lease_token": r.lease_token,
-                    "run_no": r.run_no,
-                    "at": r.at,
-                    "outcome": r.outcome.value,
-                    "status": r.status.value,
-                    "status_reason": r.status_reason,
-                    "earliest_start_at": r.earliest_start_at,
-                    "attempt_count": r.attempt_count,
-                    "error_message": r.error_message,
-                    "traceback": r.traceback,
-                    "result": r.result_json,
-                    "run_started_at": r.started_at,
-                    "progress": r.progress_json,
-                    "stop_mode": None if r.stop_mode is None else r.stop_mode.value,
-                    "cancel_mode": None if r.cancel_mode is None else r.cancel_mode.value,
-                    "clear_checkpoint": r.clear_checkpoint,
-                    "peak_rss": r.peak_rss,
-                }
-                for r in results
-            ]
-        ).decode()
+        # One JSON parameter for the batch, not 18 arrays: see finish_runs.
+        try:
+            rows = _encode_rows(results)
+        except TypeError as exc:
+            # orjson's JSONEncodeError is TypeError itself: text UTF-8 cannot encode (a lone
+            # surrogate). Raised as the data error it is (store.faults.is_data_error), as
+            # the server's refusal of a value would be.
+            raise psycopg.DataError(f"a run result could not be encoded: {exc}") from exc
         # The ids as an array literal (a uuid needs no quoting), read as uuid[].
         ids = "{" + ",".join([str(r.operation_id) for r in results]) + "}"
         cur = self._native(conn, "finish_runs", {"rows": rows, "ids": ids})
@@ -801,3 +782,33 @@ def _batch_timed(name: str, began: float) -> None:
     slow_after, every = telemetry.sql_timing()
     if every or elapsed >= slow_after:
         telemetry.sql_timed(name, elapsed)
+
+
+def _encode_rows(results: Sequence[RunResult]) -> str:
+    """``results`` as finish_runs' one JSON parameter (orjson writes uuids and aware
+    datetimes itself: RFC 3339, which timestamptz reads)."""
+    return orjson.dumps(
+        [
+            {
+                "id": r.operation_id,
+                "lease_token": r.lease_token,
+                "run_no": r.run_no,
+                "at": r.at,
+                "outcome": r.outcome.value,
+                "status": r.status.value,
+                "status_reason": r.status_reason,
+                "earliest_start_at": r.earliest_start_at,
+                "attempt_count": r.attempt_count,
+                "error_message": r.error_message,
+                "traceback": r.traceback,
+                "result": r.result_json,
+                "run_started_at": r.started_at,
+                "progress": r.progress_json,
+                "stop_mode": None if r.stop_mode is None else r.stop_mode.value,
+                "cancel_mode": None if r.cancel_mode is None else r.cancel_mode.value,
+                "clear_checkpoint": r.clear_checkpoint,
+                "peak_rss": r.peak_rss,
+            }
+            for r in results
+        ]
+    ).decode()

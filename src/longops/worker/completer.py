@@ -25,10 +25,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import replace
 
 from longops.domain.classification import DataClass, loggable
 from longops.domain.operation import Outcome
+from longops.domain.status import Status
 from longops.store.base import ClaimedRun, RunResult, Store
+from longops.store.faults import is_data_error
 from longops.worker.runs import RunTable
 
 log = logging.getLogger("longops.worker")
@@ -129,8 +132,53 @@ class Completer:
         # A fault raises out of here: the batch stays, the supervisor backs off and the
         # next step writes it again. If the first try committed and only its reply was
         # lost, the retry matches no lease and changes nothing.
-        applied = self.store.finish_runs(batch)
+        try:
+            applied = self.store.finish_runs(batch)
+        except Exception as exc:
+            if not is_data_error(exc):
+                raise
+            # The database refused a value of one result (text it cannot hold): the batch
+            # is one statement, so none was written. One by one, the others land; the one
+            # refused is recorded without its text (never lost, never run again).
+            applied = [self._write_alone(res) for res in batch]
         report_fenced(batch, applied)
+
+    def _write_alone(self, res: RunResult) -> bool:
+        """Write one result; if the database refuses its values, write it as an Error that
+        says its text could not be stored. A fault raises (the batch is retried whole; a
+        result already written is fenced the second time)."""
+        try:
+            [applied] = self.store.finish_runs([res])
+        except Exception as exc:
+            if not is_data_error(exc):
+                raise
+            log.error(
+                "run result refused by the database (%s); recorded as an error without its text",
+                type(exc).__name__,
+                extra={"action": "run_result_refused", "operation_id": str(res.operation_id)},
+            )
+            [applied] = self.store.finish_runs([unstorable(res, exc)])
+        return applied
+
+
+def unstorable(res: RunResult, exc: BaseException) -> RunResult:
+    """``res`` as an Error without the text the database refused (message, traceback,
+    result, progress): its message says so and names the refusal."""
+    return replace(
+        res,
+        outcome=Outcome.ERROR,
+        status=Status.ERROR,
+        status_reason=None,
+        earliest_start_at=None,
+        error_message=(
+            f"the run's result could not be stored (the database refused its text: "
+            f"{type(exc).__name__})"
+        ),
+        traceback=None,
+        result_json=None,
+        progress_json=None,
+        clear_checkpoint=False,
+    )
 
 
 def report_fenced(batch: Sequence[RunResult], applied: Sequence[bool]) -> None:

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 from longops.domain.clock import Clock
 from longops.domain.operation import Outcome
 from longops.store.base import ClaimParams, RunResult, Store, Wakeups
+from longops.store.faults import is_data_error
 from longops.worker.completer import Completer, report_fenced
 from longops.worker.executor import RunControl, RunOutcome, result_for
 from longops.worker.handoff import Handoff
@@ -217,12 +218,16 @@ class Dispatcher:
                 claimed = self.store.finish_and_claim(finished, params)
             else:
                 claimed = self.store.claim(params)
-        except BaseException:
+        except BaseException as exc:
             if completer is not None:
                 completer.defer = False
                 if finished:
                     # Not written (or written with the reply lost: the retry is fenced).
                     completer.requeue(finished)
+                    if is_data_error(exc):
+                        # A result's text the database refused: the completer writes them
+                        # one by one (Completer._write); the claim is tried again.
+                        return False
             raise
         if finished:
             report_fenced(finished, claimed.finished)

@@ -28,6 +28,7 @@ from longops.domain.clock import Clock
 from longops.domain.operation import EventType, StopMode
 from longops.domain.progress import Progress
 from longops.store.base import CancelListener, CancelSignal, ProgressUpdate, Store
+from longops.store.faults import is_data_error
 from longops.worker.executor import RunControl
 from longops.worker.registry import DEFAULT_CANCEL_GRACE
 from longops.worker.runs import RunTable, StopCause
@@ -202,6 +203,30 @@ class Monitor:
             op.id, run.claimed.lease_token, now, {"cause": run.cause, "reason": run.reason}
         )
 
+    def _write_progress(self, updates: list[ProgressUpdate]) -> list[bool]:
+        """Write the readings; if the database refuses a value (``is_data_error``), one by
+        one, and a reading still refused is skipped (logged; the run goes on, its next
+        reading is written): one bad reading never stops the monitor."""
+        try:
+            return self.store.flush_progress(updates)
+        except Exception as exc:
+            if not is_data_error(exc):
+                raise
+        applied: list[bool] = []
+        for update in updates:
+            try:
+                applied += self.store.flush_progress([update])
+            except Exception as exc:
+                if not is_data_error(exc):
+                    raise
+                log.error(
+                    "progress reading refused by the database (%s); skipped",
+                    type(exc).__name__,
+                    extra={"action": "progress_refused", "operation_id": str(update.operation_id)},
+                )
+                applied.append(True)
+        return applied
+
     def _flush_progress(self, runs: list[RunControl]) -> None:
         mono = time.monotonic()
         candidates: list[RunControl] = []
@@ -247,7 +272,7 @@ class Monitor:
                 due.append((run, versions, reading, update))
             if not due:
                 return
-            applied = self.store.flush_progress([u for *_, u in due])
+            applied = self._write_progress([u for *_, u in due])
             for (run, versions, reading, _), ok in zip(due, applied, strict=True):
                 run.flushed, run.flushed_reading = versions, reading
                 run.last_flush = mono

@@ -23,6 +23,7 @@ from longops.domain.operation import (
     StopMode,
 )
 from longops.domain.status import Status
+from longops.domain.text import storable_text
 from longops.domain.users import AuditEntry
 from longops.telemetry.prometheus import FleetSnapshot
 
@@ -115,6 +116,17 @@ class RunResult:
     """A run that finished its work leaves no checkpoint for the next one."""
     peak_rss: int | None = None
     """Peak resident memory of the attempt's child process, in bytes (process isolation)."""
+
+    def __post_init__(self) -> None:
+        # The boundary where task code's text (an exception's message and traceback)
+        # becomes what the worker writes: NUL and lone surrogates as visible escapes
+        # (``longops.domain.text``), so no database refuses the row, nor the batch with it.
+        for name in ("error_message", "traceback"):
+            value = getattr(self, name)
+            if value is not None:
+                clean = storable_text(value)
+                if clean is not value:
+                    object.__setattr__(self, name, clean)
 
 
 @dataclass(frozen=True, slots=True)
