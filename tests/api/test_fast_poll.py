@@ -18,6 +18,7 @@ from longops.api import fastpath
 from longops.api.models import OperationModel
 from longops.api.presenting import operation_json
 from longops.domain.security import PermissionSet
+from procs import wait_for
 
 SUPER = PermissionSet.SUPER.value
 VARYING = ("date", "server")
@@ -198,6 +199,13 @@ def test_with_telemetry_recording_the_poll_goes_through_the_trace_context(
     telemetry.use(tracer_provider=provider)
     try:
         assert http.get(url).status_code == 200
+        # The server's span ends after the client has its answer: wait for it before the
+        # provider is shut down (a span ended after that is dropped).
+        wait_for(
+            lambda: any(s.kind is SpanKind.SERVER for s in spans.get_finished_spans()),
+            timeout=10,
+            what="the poll's SERVER span",
+        )
     finally:
         telemetry.use()
         provider.shutdown()
