@@ -1,0 +1,56 @@
+"""What the pages say around Cancel: a task that ignores it (cancel overdue), the bulk
+notice, the Cancelled line, the toasts and a stale tab's Cancel (route tests, both
+databases)."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable
+
+from web_support import Browser
+
+from longops import Longops, RunContext
+from longops.testing import Runner
+
+Make = Callable[[str | None], Browser]
+
+
+def live_part(page: str) -> str:
+    start = page.index('id="card-live"')
+    return html.unescape(re.sub(r"<[^>]+>", " ", page[start : page.index("</section>", start)]))
+
+
+def test_a_task_that_ignores_cancel_is_said_so_and_its_eta_is_hidden(
+    app: Longops, browser: Make
+) -> None:
+    drawn: dict[str, str] = {}
+    b = browser("admin")
+
+    @app.task(name="ignores_cancel", description="Ignore the cancel")
+    def ignores_cancel(ctx: RunContext) -> None:
+        card = f"/c/CRONUS/entries/{ctx.operation_id}"
+        b.get(card)
+        assert b.post(f"{card}/cancel", {"next": card}).status_code == 303
+        drawn["asked"] = b.get(card).text
+        op = app.service.get(ctx.operation_id)
+        assert op.lease_token is not None
+        app.store.mark_cancel_overdue(op.id, op.lease_token, app.clock.now(), {})
+        drawn["overdue"] = b.get(card).text
+        assert b.post(f"{card}/force-cancel", {"next": card}).status_code == 303
+        drawn["forced"] = b.get(card).text
+
+    app.as_user("admin").enqueue("ignores_cancel", company="CRONUS")
+    Runner(app).run_until_idle()
+    asked = live_part(drawn["asked"])
+    assert "it stops when its task next checks" in asked
+    assert "ETA" not in asked  # no "overdue by 12 s" count while Cancelling
+    assert "/force-cancel" in drawn["asked"], "Force cancel stays offered while Cancelling"
+    overdue = live_part(drawn["overdue"])
+    assert "it stops when its task next checks" not in overdue
+    assert "did not stop when asked" in overdue
+    assert "marked Cancelled and its result is discarded" in overdue
+    assert "Nothing more can be done" not in overdue
+    forced = live_part(drawn["forced"])
+    assert "did not stop when asked" in forced
+    assert "Nothing more can be done from here" in forced
