@@ -11,7 +11,9 @@ from collections.abc import Callable
 from web_support import Browser
 
 from longops import Longops, RunContext
-from longops.testing import Runner
+from longops.domain.status import Status
+from longops.store.base import ClaimParams
+from longops.testing import Runner, active_session
 
 Make = Callable[[str | None], Browser]
 
@@ -54,3 +56,27 @@ def test_a_task_that_ignores_cancel_is_said_so_and_its_eta_is_hidden(
     forced = live_part(drawn["forced"])
     assert "did not stop when asked" in forced
     assert "Nothing more can be done from here" in forced
+
+
+def test_a_bulk_cancel_says_which_were_cancelled_and_which_only_asked_to_stop(
+    app: Longops, browser: Make
+) -> None:
+    alice = app.as_user("alice")
+    running = [alice.enqueue("report", company="CRONUS", description=f"run {i}").id for i in (1, 2)]
+    session = active_session(app.clock.now(), ("default",))
+    app.store.register_session(session)
+    claimed = app.store.claim(
+        ClaimParams(session_id=session.id, queues=("default",), limit=2, now=app.clock.now())
+    )
+    assert sorted(r.operation.id for r in claimed) == sorted(running)
+    ready = alice.enqueue("report", company="CRONUS", description="run 3").id
+    b = browser("alice")
+    b.get("/c/CRONUS/entries")
+    b.post(
+        "/c/CRONUS/entries/bulk",
+        {"action": "cancel", "ids": [str(i) for i in [*running, ready]], "confirmed": "1"},
+    )
+    assert app.service.get(ready).status is Status.CANCELLED
+    assert all(app.service.get(i).cancelling for i in running)
+    listing = b.get("/c/CRONUS/entries").text
+    assert "Cancelled 1 operation; asked 2 running operations to stop." in listing
