@@ -8,6 +8,7 @@ import html
 import re
 from collections.abc import Callable
 
+from test_live import stream
 from web_support import Browser
 
 from longops import Longops, RunContext
@@ -80,3 +81,16 @@ def test_a_bulk_cancel_says_which_were_cancelled_and_which_only_asked_to_stop(
     assert all(app.service.get(i).cancelling for i in running)
     listing = b.get("/c/CRONUS/entries").text
     assert "Cancelled 1 operation; asked 2 running operations to stop." in listing
+
+
+def test_a_cancel_toast_names_the_entry_number(app: Longops, browser: Make) -> None:
+    alice = app.as_user("alice")
+    first = alice.enqueue("report", company="CRONUS", description="Year-end report").operation
+    b = browser("alice")
+    b.get("/c/CRONUS/entries")
+    with stream(b, "/c/CRONUS/stream") as events:
+        alice.service.cancel(first.id)
+        toast = events.next_matching("toast")
+    assert "toast-cancelled" in toast
+    text = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", toast)).split())
+    assert f"Cancelled: #{first.entry_no} Year-end report" in text
