@@ -94,3 +94,19 @@ def test_a_cancel_toast_names_the_entry_number(app: Longops, browser: Make) -> N
     assert "toast-cancelled" in toast
     text = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", toast)).split())
     assert f"Cancelled: #{first.entry_no} Year-end report" in text
+
+
+def test_a_stale_tabs_action_on_an_ended_operation_goes_back_with_a_notice(
+    app: Longops, browser: Make
+) -> None:
+    alice = app.as_user("alice")
+    op = alice.enqueue("report", company="CRONUS", description="Year-end report").operation
+    b = browser("alice")
+    b.get("/c/CRONUS/entries")  # the tab is drawn; the operation is cancelled elsewhere
+    alice.service.cancel(op.id)
+    for action in ("cancel", "hold", "run-now"):
+        answer = b.post(f"/c/CRONUS/entries/{op.id}/{action}", {"next": "/c/CRONUS/entries"})
+        assert answer.status_code == 303, answer.text[-300:]
+        assert answer.headers["location"].startswith("/c/CRONUS/entries")
+        listing = html.unescape(b.get(answer.headers["location"]).text)
+        assert f"Operation {op.entry_no} (Year-end report) is already Cancelled." in listing
