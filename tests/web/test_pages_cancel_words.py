@@ -55,6 +55,9 @@ def test_a_task_that_ignores_cancel_is_said_so_and_its_eta_is_hidden(
     assert "marked Cancelled and its result is discarded" in overdue
     assert "Nothing more can be done" not in overdue
     forced = live_part(drawn["forced"])
+    # The force's own time, not the first request's with "(by force)".
+    assert re.search(r"Cancel requested\s+[\d-]+ [\d:]+ by admin; forced [\d-]+ [\d:]+", forced)
+    assert "(by force)" not in forced
     assert "did not stop when asked" in forced
     assert "Nothing more can be done from here" in forced
 
