@@ -113,3 +113,20 @@ def test_a_stale_tabs_action_on_an_ended_operation_goes_back_with_a_notice(
         assert answer.headers["location"].startswith("/c/CRONUS/entries")
         listing = html.unescape(b.get(answer.headers["location"]).text)
         assert f"Operation {op.entry_no} (Year-end report) is already Cancelled." in listing
+
+
+def test_the_cards_stream_says_so_when_cancel_turns_overdue(app: Longops, browser: Make) -> None:
+    op = app.as_user("alice").enqueue("report", company="CRONUS", description="Spin").operation
+    session = active_session(app.clock.now(), ("default",))
+    app.store.register_session(session)
+    [run] = app.store.claim(
+        ClaimParams(session_id=session.id, queues=("default",), limit=1, now=app.clock.now())
+    )
+    app.as_user("alice").service.cancel(op.id)
+    b = browser("alice")
+    b.get(f"/c/CRONUS/entries/{op.id}")
+    with stream(b, f"/c/CRONUS/stream?view=card&op={op.id}") as events:
+        app.store.mark_cancel_overdue(op.id, run.lease_token, app.clock.now(), {})
+        card = events.next_matching("card")
+    assert "did not stop when asked" in card
+    assert "its result is discarded" in card
