@@ -278,7 +278,8 @@ def test_enqueue_hold_ready_and_cancel_with_plain_forms(app: Longops, browser: M
     listing = b.get("/c/CRONUS/entries")
     assert f'data-operation-id="{op}" data-status="cancelled"' in listing.text
     again = b.post(f"{card_url}/cancel")
-    assert again.status_code == 409, "a cancelled operation cannot be cancelled"
+    assert again.status_code == 303, "a cancelled operation cannot be cancelled: back, said so"
+    assert "is already Cancelled." in b.get(again.headers["location"]).text
 
 
 def test_a_failed_operation_shows_its_error_and_restarts(app: Longops, browser: Make) -> None:

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from longops.domain.errors import NotFound
-from longops.domain.operation import Attempt, Operation
+from longops.domain.errors import LongopsError, NotFound
+from longops.domain.operation import Attempt, EventType, Operation, OperationEvent
 from longops.web import listing, present
 from longops.web.context import UNDO_SECONDS, Context, PageError
 from longops.web.pages import Pages
@@ -120,7 +120,25 @@ def card_live(pages: Pages, ctx: Context, op: Operation, next_path: str) -> dict
         "progress": present.progress_view(op, progress, pages.app.clock.now(), ctx.zone),
         "wait": waits.get(op.id),
         "blocked": listing.blocking(ctx, [op], waits).get(op.id),
+        "forced": forced_request(ctx, op),
     }
+
+
+def forced_request(ctx: Context, op: Operation) -> OperationEvent | None:
+    """The Force cancel that followed a Cancel of a running operation (its request keeps
+    the first one's time and who): its own event, for the card's 'forced 19:27:21'. None
+    unless Cancelling by force after a plain Cancel (one read, only then)."""
+    request = op.cancel_request
+    if not op.cancelling or request is None or not request.force:
+        return None
+    try:
+        asked = ctx.view.service.events(op.id, types=(EventType.CANCEL_REQUESTED,), limit=100)
+    except LongopsError:
+        return None
+    forced = [e for e in asked if e.data.get("force")]
+    if not forced or forced[-1].at <= request.requested_at:
+        return None  # forced from the first request on: "(by force)" says it
+    return forced[-1]
 
 
 def card_details(ctx: Context, op: Operation) -> dict[str, Any]:

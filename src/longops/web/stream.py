@@ -274,7 +274,11 @@ def _render(pages: Pages, ctx: Context, watch: Watch, me: str | None) -> list[st
         # header; whose it is takes a read, but status changes are rare beside progress.
         refresh = any(oid in watch.mine or _owner(get(oid)) == me for oid in moved)
     for note in toasts:
-        out.append(sse("toast", pages.fragment("_toast.html", note=note, base=ctx.base)))
+        # Named with its entry number: two operations of the same name are told apart.
+        of = get(note.operation_id)
+        entry_no = None if of is None else of.entry_no
+        html = pages.fragment("_toast.html", note=note, entry_no=entry_no, base=ctx.base)
+        out.append(sse("toast", html))
     if refresh:
         pages.fill_header(ctx)
         watch.mine = {op.id for op in ctx.running}

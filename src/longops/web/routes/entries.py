@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, Response
 from longops.domain.errors import LongopsError, ValidationError
 from longops.domain.filters import OperationFilter, SortCursor, SortKey
 from longops.domain.operation import Operation
+from longops.domain.status import Status
 from longops.web import present
 from longops.web.context import UNDO_LIMIT, UNDO_SECONDS, Context, PageError, safe_path
 from longops.web.deps import Csrf, PagesDep
@@ -218,6 +219,8 @@ def bulk(
         notice = present.action_notice(action, op, after)
         if present.notice_awaits_end(action, after):
             about = str(op.id)
+    elif action == "cancel":
+        notice = _cancel_notice([after for _, after in acted])
     else:
         past = {"Cancel": "Cancelled", "Restart": "Restarted", "Delete": "Deleted"}[verb]
         notice = f"{past} {_count(done)}."
@@ -232,6 +235,19 @@ def bulk(
         back = f"{ctx.base}/entries"  # the card of a deleted operation is gone
     kept = tuple(str(op.id) for op, _ in acted) if undo else ()
     return pages.back(ctx, back, f"{ctx.base}/entries", notice, undo=kept, about=about)
+
+
+def _cancel_notice(after: list[Operation | None]) -> str:
+    """A bulk Cancel's notice by what happened: ready or on-hold operations are cancelled
+    at once, running ones only asked to stop ('Cancelled 1 operation; asked 2 running
+    operations to stop.')."""
+    asked = sum(1 for op in after if op is not None and op.status is Status.IN_PROCESS)
+    cancelled = len(after) - asked
+    parts = [f"Cancelled {_count(cancelled)}"] if cancelled or not asked else []
+    if asked:
+        parts.append(f"asked {asked:,} running operation{'' if asked == 1 else 's'} to stop")
+    text = "; ".join(parts)
+    return text[0].upper() + text[1:] + "."
 
 
 @router.post("/c/{company}/entries/undelete")

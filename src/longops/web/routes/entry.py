@@ -11,17 +11,17 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from longops.domain.errors import NotFound
-from longops.domain.operation import Priority
+from longops.domain.errors import InvalidTransition, NotFound
+from longops.domain.operation import Operation, Priority
 from longops.domain.security import Action
 from longops.domain.status import Status
 from longops.web import present
-from longops.web.context import PageError
+from longops.web.context import Context, PageError
 from longops.web.deps import Csrf, PagesDep
 from longops.web.forms import parse_local, whole_number
 from longops.web.listing import confirm_page
 from longops.web.operations import card_actions, card_details, card_live, find, run_action
-from longops.web.pages import here
+from longops.web.pages import Pages, here
 
 router = APIRouter()
 
@@ -137,13 +137,17 @@ def act(
         if not present.may(ctx.actor, Action.DELETE, op):
             raise PageError(403, f"{ctx.user} may not delete operation {op.entry_no}.")
         if not present.status_allows(Action.DELETE, op):
-            now = present.status_caption(op)
-            raise PageError(409, f"Operation {op.entry_no} cannot be deleted while {now}.")
+            return _not_now(pages, ctx, next, op)
         pages.fill_header(ctx)
         back = next if next and next.startswith(ctx.base) else f"{ctx.base}/entries/{op.id}"
         return confirm_page(pages, ctx, "delete", [op.id], all_matching=False, flt={}, back=back)
     deleting = action == "delete"
-    after = run_action(ctx, action, op, undo=deleting)
+    try:
+        after = run_action(ctx, action, op, undo=deleting)
+    except InvalidTransition:
+        # A stale tab (the operation ended or changed since it was drawn): back where the
+        # user was, saying how it is now (the API answers 409).
+        return _not_now(pages, ctx, next, find(ctx, operation_id))
     card_path = f"{ctx.base}/entries/{op.id}"
     default = f"{ctx.base}/entries" if deleting else card_path
     if deleting and next.startswith(card_path):
@@ -153,3 +157,16 @@ def act(
     return pages.back(
         ctx, next, default, notice, undo=(str(op.id),) if deleting else (), about=about
     )
+
+
+def _not_now(pages: Pages, ctx: Context, next: str, op: Operation) -> Response:
+    """Back where the user was, with a notice of the status that refused the action:
+    'Operation 31 (Render the year-end report) is already Cancelled.'"""
+    caption = present.status_caption(op)
+    name = f"Operation {op.entry_no} ({present.short_name(op)})"
+    notice = (
+        f"{name} is already {caption}."
+        if op.done
+        else f"{name} is {caption} now: that is not possible, nothing was changed."
+    )
+    return pages.back(ctx, next, f"{ctx.base}/entries/{op.id}", notice)
