@@ -200,10 +200,25 @@ def _pages_demo(
     app.migrate()
     users = seed_demo(app)
     worker = app.worker(concurrency=6, heartbeat_interval=1, session_timeout=10, grace_period=5)
+
+    def announce() -> None:
+        # Once the pages accept connections: the address printed can be opened at once.
+        console.print(f"[bold]longops demo[/] on {database_url}", highlight=False)
+        console.print(f"Open http://{host}:{port}/ and sign in as:", highlight=False)
+        for user in users:
+            console.print(f"  {user.name} / {user.password}   ({user.summary})", highlight=False)
+        if seconds is not None:
+            console.print(f"The demo stops after {seconds:g} s (Ctrl-C stops it sooner).")
+        else:
+            console.print("Ctrl-C stops the demo.")
+        console.file.flush()
+
     # uvicorn's own Server raises a SIGTERM again once it has shut down, which ended the
     # demo with -15 before its worker stopped and its temporary folder went; and a TERM
     # sent as soon as the sign-ins are printed would meet Python's default handler.
-    server = _Uvicorn(uvicorn.Config(Server(app), host=host, port=port, log_level="warning"))
+    server = _Uvicorn(
+        uvicorn.Config(Server(app), host=host, port=port, log_level="warning"), on_ready=announce
+    )
     early = EarlySignals()
     early.hand_to(server)
     timer = None
@@ -211,15 +226,6 @@ def _pages_demo(
         # uvicorn ends its serve loop (and the lifespan) when should_exit turns true.
         timer = threading.Timer(seconds, lambda: setattr(server, "should_exit", True))
         timer.daemon = True
-    console.print(f"[bold]longops demo[/] on {database_url}", highlight=False)
-    console.print(f"Open http://{host}:{port}/ and sign in as:", highlight=False)
-    for user in users:
-        console.print(f"  {user.name} / {user.password}   ({user.summary})", highlight=False)
-    if seconds is not None:
-        console.print(f"The demo stops after {seconds:g} s (Ctrl-C stops it sooner).")
-    else:
-        console.print("Ctrl-C stops the demo.")
-    console.file.flush()
     worker.start()
     try:
         if timer is not None:

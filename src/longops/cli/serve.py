@@ -13,7 +13,7 @@ import socket
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from types import FrameType
 from typing import Any
@@ -120,11 +120,18 @@ class _Uvicorn(uvicorn.Server):
     """uvicorn, except that SIGTERM and SIGINT only stop the server: uvicorn raises the
     signal again once it has shut down, which would end the process before the embedded
     worker drains (and exit with -15 instead of 0, as ``longops worker`` does).
-    ``stopped_by``: the signals that stopped it, in order."""
+    ``stopped_by``: the signals that stopped it, in order. ``on_ready``: called once it
+    accepts connections (the application started, the socket listening), to announce it."""
 
-    def __init__(self, config: uvicorn.Config) -> None:
+    def __init__(self, config: uvicorn.Config, on_ready: Callable[[], None] | None = None) -> None:
         super().__init__(config)
         self.stopped_by: list[int] = []
+        self.on_ready = on_ready
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and not self.should_exit and self.on_ready is not None:
+            self.on_ready()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self.stopped_by.append(sig)
@@ -251,6 +258,7 @@ def serve(
     app_spec: str | None = None,
     access_log: bool = False,
     early: EarlySignals | None = None,
+    announce: Callable[[], None] | None = None,
 ) -> int:
     """Serve the API and the pages until SIGINT/SIGTERM; with ``workers`` > 0 a worker
     session with that many slots runs in this process too (single-machine use), drained on
@@ -259,7 +267,9 @@ def serve(
     (``LONGOPS_SECRET_KEY``, or one made now for all of them). ``access_log``: a line per
     request on stderr (off by default: at a thousand requests a second the lines cost more
     than the requests). ``early``: the signal handlers the command installed before it
-    announced itself (else they are installed here)."""
+    announced itself (else they are installed here). ``announce``: called once the server
+    accepts connections (with ``processes`` > 1: once every process does), so whoever
+    reads what it says can connect at once."""
     early = early or EarlySignals()
     try:
         return _serve(
@@ -273,6 +283,7 @@ def serve(
             app_spec=app_spec,
             access_log=access_log,
             early=early,
+            announce=announce,
         )
     finally:
         early.close()
@@ -290,6 +301,7 @@ def _serve(
     app_spec: str | None,
     access_log: bool,
     early: EarlySignals,
+    announce: Callable[[], None] | None,
 ) -> int:
     app.schema.guard_start(app.app_infos())  # an older schema: refused, exit code 78
     if processes > 1:
@@ -336,13 +348,13 @@ def _serve(
             # each on a listening socket of its own where the kernel spreads connections.
             if spreads_connections():
                 sockets = listening_sockets(host, port, processes)
-                supervisor: Multiprocess = SpreadProcesses(config, sockets)
+                supervisor: Multiprocess = SpreadProcesses(config, sockets, announce)
             else:
-                supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+                supervisor = AnnouncingProcesses(config, [config.bind_socket()], announce)
             early.hand_to_supervisor(supervisor)
             supervisor.run()
         else:
-            server = _Uvicorn(config)
+            server = _Uvicorn(config, on_ready=announce)
             early.hand_to(server)
             server.run()
     finally:
@@ -406,15 +418,70 @@ def listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
     return made
 
 
-class SpreadProcesses(Multiprocess):
+def listening(sock: socket.socket) -> bool:
+    """Whether a server process listens on ``sock`` (this process's copy of it shares the
+    state): uvicorn listens only once the application's start-up is done, so a connection
+    made then is served at once."""
+    return bool(sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN))
+
+
+class AnnouncingProcesses(Multiprocess):
+    """uvicorn's supervisor, which calls ``announce`` once its processes accept: once each
+    of its sockets listens (one shared socket: once the first process accepts on it; the
+    others take connections from it as they start). Until then it starts nothing else but
+    stops on SIGTERM/SIGINT, and a process that ends meanwhile is left to
+    :meth:`keep_subprocess_alive` (announced when its replacement listens)."""
+
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        sockets: list[socket.socket],
+        announce: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__(config, sockets)
+        self.announce = announce
+
+    def init_processes(self) -> None:
+        super().init_processes()
+        self.announce_when_listening()
+
+    def announce_when_listening(self) -> None:
+        if self.announce is None:
+            return
+        # A short poll of the kernel's state (no protocol with the processes): the start of
+        # a server process takes seconds of imports, the poll microseconds each time.
+        while not self.should_exit.wait(0.02):
+            self.handle_signals()
+            if self.should_exit.is_set():
+                return
+            if all(listening(sock) for sock in self.sockets):
+                announce, self.announce = self.announce, None
+                announce()
+                return
+            if not all(process.process.is_alive() for process in self.processes):
+                return  # keep_subprocess_alive replaces it, then announces
+
+    def keep_subprocess_alive(self) -> None:
+        super().keep_subprocess_alive()
+        if self.announce is not None and not self.should_exit.is_set():
+            self.announce_when_listening()
+
+
+class SpreadProcesses(AnnouncingProcesses):
     """uvicorn's supervisor, except that server process i accepts on ``sockets[i]`` only
     (``listening_sockets``: the kernel spreads connections over them). A replacement for
     a process that died takes over its socket (this process keeps them all open): the
     connections waiting on it are served once the replacement has started, not refused.
-    Changing the number of processes while running (SIGTTIN/SIGTTOU) is not offered."""
+    Changing the number of processes while running (SIGTTIN/SIGTTOU) is not offered.
+    ``announce``: called once every process listens on its socket."""
 
-    def __init__(self, config: uvicorn.Config, sockets: list[socket.socket]) -> None:
-        super().__init__(config, sockets)
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        sockets: list[socket.socket],
+        announce: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__(config, sockets, announce)
         self.processes_num = len(sockets)
 
     def _started(self, index: int) -> Process:
@@ -424,8 +491,14 @@ class SpreadProcesses(Multiprocess):
 
     def init_processes(self) -> None:
         self.processes = [self._started(i) for i in range(self.processes_num)]
+        self.announce_when_listening()
 
     def keep_subprocess_alive(self) -> None:
+        self.replace_dead()
+        if self.announce is not None and not self.should_exit.is_set():
+            self.announce_when_listening()
+
+    def replace_dead(self) -> None:
         if self.should_exit.is_set():
             return
         for index, process in enumerate(self.processes):

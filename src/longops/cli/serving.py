@@ -82,10 +82,16 @@ def serve(
     app.schema.guard_start(app.app_infos())
     # A TERM sent the moment it says where it serves stops it cleanly (exit code 0).
     early = EarlySignals()
-    cli.err.print(
-        f"longops on http://{host}:{port} ({app.store.dialect}): pages at /, "
-        "the API at /v1, docs at /docs"
-    )
+
+    def announce() -> None:
+        # Once it accepts connections (every process of --processes): whoever reads the
+        # line can connect at once.
+        cli.err.print(
+            f"longops on http://{host}:{port} ({app.store.dialect}): pages at /, "
+            "the API at /v1, docs at /docs"
+        )
+        cli.err.file.flush()
+
     raise typer.Exit(
         run_server(
             app,
@@ -97,6 +103,7 @@ def serve(
             app_spec=cli.app_spec,
             access_log=access_log,
             early=early,
+            announce=announce,
         )
     )
 
