@@ -43,7 +43,7 @@ from longops.testing import active_session
 from longops.worker import session as session_module
 from longops.worker.registry import TaskRegistry
 from longops.worker.session import Worker, WorkerOptions
-from longops.worker.supervise import EXIT_LOOP_DIED
+from longops.worker.supervise import EXIT_LOOP_DIED, Supervisor
 from notify_receivers import SmtpSink, Webhook, smtp_sink, webhook
 from procs import wait_for
 
@@ -646,6 +646,24 @@ def test_a_stuck_dispatcher_stops_the_heartbeat_and_the_worker(
     # The stop waits this long for each loop before it leaves a stuck one running (10 s as
     # shipped): a second here, the stuck dispatcher is left running all the same.
     monkeypatch.setattr(session_module, "JOIN_TIMEOUT", 1.0)
+    # Only the dispatcher gets the short stuck_after: on a loaded machine another loop's
+    # round (a heartbeat's statement, say) can take a second, and it would be the one
+    # reported stuck (seen once in CI: the worker not alive, the dispatcher still "ok").
+    spawn = Supervisor.spawn
+
+    def generous_but_the_dispatcher(
+        sup: Supervisor,
+        name: str,
+        step: Any,
+        stop: threading.Event,
+        *,
+        stuck_after: float | None = None,
+    ) -> threading.Thread:
+        if name != "dispatcher" and stuck_after is not None:
+            stuck_after += 30
+        return spawn(sup, name, step, stop, stuck_after=stuck_after)
+
+    monkeypatch.setattr(Supervisor, "spawn", generous_but_the_dispatcher)
     worker = faulty_worker(
         app, injected, concurrency=1, heartbeat_interval=0.2, session_timeout=20,
         poll_interval=0.2, grace_period=1, run_services=False, stuck_after=1.0,
